@@ -1,0 +1,13 @@
+//! The pure domain: money, the chart of accounts, entries and their posting
+//! rules, rule packs. No I/O, no clock, no floats: callers pass `now` in.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod accounts;
+pub mod books;
+pub mod chain;
+pub mod entry;
+pub mod error;
+pub mod ids;
+pub mod money;
+pub mod policy;
+pub mod registry;

@@ -1,0 +1,593 @@
+//! The books of the institutions one batch touches, in memory: turning each
+//! request into an entry (the posting rules), checking every invariant the
+//! entry could break, and advancing totals, counters and the hash chain.
+//!
+//! The store loads a `Books`, runs every request of a batch through
+//! [`Books::execute`] and writes back what changed; nothing here does I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::accounts::{AccountCode, Side, Totals};
+use crate::domain::chain::{entry_hash, request_hash, truncate_to_micros};
+use crate::domain::entry::{
+    check_balanced, Command, Entry, EntryKind, Phase, Posting, RefundSource, Request,
+};
+use crate::domain::error::LedgerError;
+use crate::domain::ids::{ClientId, EnrollmentId, InstitutionId, JurisdictionCode};
+use crate::domain::money::{add_minor, Amount};
+use crate::domain::policy::{self, RulePack};
+use crate::domain::registry::{EnrollmentState, Institution, InstitutionStatus};
+
+/// The tip of an institution's hash chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    pub last_seq: i64,
+    pub last_hash: String,
+    pub last_recorded_at: Option<DateTime<Utc>>,
+}
+
+/// An entry known to the batch, and the kind of the later entry that already
+/// confirmed, voided or reversed it.
+#[derive(Debug, Clone)]
+pub struct KnownEntry {
+    pub entry: Entry,
+    pub referred_by: Option<EntryKind>,
+}
+
+/// The enrollment counters the ledger keeps beside the accounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollmentBook {
+    pub state: EnrollmentState,
+    /// Tuition paid towards the price so far (payments, collections and
+    /// attributed receipts, less their reversals).
+    pub paid_minor: i64,
+}
+
+/// One institution's slice of the books, as far as a batch needs it.
+#[derive(Debug, Clone)]
+pub struct InstitutionBook {
+    pub institution: Institution,
+    pub created_at: DateTime<Utc>,
+    pub head: ChainHead,
+    pub accounts: BTreeMap<AccountCode, Totals>,
+    pub enrollments: BTreeMap<EnrollmentId, EnrollmentBook>,
+    pub entries: BTreeMap<ClientId, KnownEntry>,
+    /// Root first, the institution's own jurisdiction last.
+    pub jurisdiction_chain: Vec<JurisdictionCode>,
+    pub rule_packs: Vec<RulePack>,
+    pub dirty_accounts: BTreeSet<AccountCode>,
+    pub dirty_enrollments: BTreeSet<EnrollmentId>,
+}
+
+/// The totals of one account right after one posting (kept per posting so
+/// any past balance is a single lookup).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostingEffect {
+    pub account: AccountCode,
+    pub totals_after: Totals,
+}
+
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// A new entry, with the account totals after each of its postings.
+    Recorded {
+        entry: Entry,
+        effects: Vec<PostingEffect>,
+    },
+    /// A replay of an entry already recorded: nothing changes.
+    Replayed(Entry),
+}
+
+impl Outcome {
+    pub fn entry(&self) -> &Entry {
+        match self {
+            Outcome::Recorded { entry, .. } | Outcome::Replayed(entry) => entry,
+        }
+    }
+}
+
+struct Plan {
+    kind: EntryKind,
+    enrollment: Option<EnrollmentId>,
+    hours: Option<u32>,
+    refers_to: Option<ClientId>,
+    rule_pack: Option<String>,
+    flags: Vec<String>,
+    postings: Vec<Posting>,
+    /// Change to the enrollment's consumed hours and paid tuition.
+    hours_delta: u32,
+    paid_delta: i64,
+}
+
+impl Plan {
+    fn simple(kind: EntryKind, debit: AccountCode, credit: AccountCode, amount: Amount) -> Plan {
+        Plan {
+            kind,
+            enrollment: None,
+            hours: None,
+            refers_to: None,
+            rule_pack: None,
+            flags: vec![],
+            postings: vec![
+                Posting::new(&debit, Side::Debit, amount),
+                Posting::new(&credit, Side::Credit, amount),
+            ],
+            hours_delta: 0,
+            paid_delta: 0,
+        }
+    }
+}
+
+impl InstitutionBook {
+    fn enrollment(&self, id: &EnrollmentId) -> Result<&EnrollmentBook, LedgerError> {
+        self.enrollments
+            .get(id)
+            .ok_or_else(|| LedgerError::UnknownEnrollment {
+                institution: self.institution.id.to_string(),
+                enrollment: id.to_string(),
+            })
+    }
+
+    fn totals(&self, account: &AccountCode) -> Result<Totals, LedgerError> {
+        self.accounts
+            .get(account)
+            .copied()
+            .ok_or_else(|| LedgerError::UnknownAccount {
+                institution: self.institution.id.to_string(),
+                account: account.to_string(),
+            })
+    }
+
+    fn known(&self, client_id: &ClientId) -> Result<&KnownEntry, LedgerError> {
+        self.entries
+            .get(client_id)
+            .ok_or_else(|| LedgerError::UnknownEntry {
+                institution: self.institution.id.to_string(),
+                client_id: client_id.to_string(),
+            })
+    }
+
+    fn require_active(&self) -> Result<(), LedgerError> {
+        if self.institution.status != InstitutionStatus::Active {
+            return Err(LedgerError::InstitutionNotActive {
+                institution: self.institution.id.to_string(),
+                status: self.institution.status.code().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A charge towards an enrollment: caps of the rule pack in force on the
+    /// day, and never more than the price.
+    fn plan_charge(
+        &self,
+        request: &Request,
+        kind: EntryKind,
+        debit: AccountCode,
+        enrollment_id: &EnrollmentId,
+        amount_minor: i64,
+    ) -> Result<Plan, LedgerError> {
+        self.require_active()?;
+        let book = self.enrollment(enrollment_id)?;
+        let amount = Amount::from_minor(amount_minor)?;
+        let day = request.occurred_at.date_naive();
+        let rules = policy::resolve(&self.jurisdiction_chain, &self.rule_packs, day);
+        let flags = policy::check_charge(
+            &rules,
+            &book.state.enrollment,
+            self.institution.category,
+            day,
+        )?;
+        let paid_after = add_minor(book.paid_minor, amount_minor)?;
+        let price = book.state.enrollment.price.minor();
+        if paid_after > price {
+            return Err(LedgerError::PaymentExceedsPrice {
+                enrollment: enrollment_id.to_string(),
+                amount_minor,
+                paid_minor: book.paid_minor,
+                price_minor: price,
+            });
+        }
+        let mut plan = Plan::simple(
+            kind,
+            debit,
+            AccountCode::Prepaid(enrollment_id.clone()),
+            amount,
+        );
+        plan.enrollment = Some(enrollment_id.clone());
+        plan.rule_pack = Some(rules.version);
+        plan.flags = flags.into_iter().map(str::to_string).collect();
+        plan.paid_delta = amount_minor;
+        Ok(plan)
+    }
+
+    fn plan(&self, request: &Request) -> Result<Plan, LedgerError> {
+        use AccountCode::*;
+        let amount = |minor: i64| Amount::from_minor(minor);
+        Ok(match &request.command {
+            Command::PayTuition {
+                enrollment,
+                amount_minor,
+            } => self.plan_charge(
+                request,
+                EntryKind::TuitionPaid,
+                EscrowCash,
+                enrollment,
+                *amount_minor,
+            )?,
+            Command::CollectOutsideEscrow {
+                enrollment,
+                amount_minor,
+            } => self.plan_charge(
+                request,
+                EntryKind::TuitionCollectedOutside,
+                HeldByInstitution,
+                enrollment,
+                *amount_minor,
+            )?,
+            Command::AttributeReceipt {
+                enrollment,
+                amount_minor,
+            } => self.plan_charge(
+                request,
+                EntryKind::ReceiptAttributed,
+                Unidentified,
+                enrollment,
+                *amount_minor,
+            )?,
+            Command::ConsumeLessons { enrollment, hours } => {
+                let book = self.enrollment(enrollment)?;
+                let e = &book.state.enrollment;
+                let consumed = book.state.hours_consumed;
+                let remaining = e.total_hours().saturating_sub(consumed);
+                if *hours == 0 {
+                    return Err(LedgerError::HoursMustBePositive { hours: 0 });
+                }
+                if *hours > remaining {
+                    return Err(LedgerError::EnrollmentHoursExhausted {
+                        enrollment: enrollment.to_string(),
+                        remaining,
+                        requested: *hours,
+                    });
+                }
+                let earned = e.earned_after(consumed + hours) - e.earned_after(consumed);
+                let postings = match Amount::from_minor(earned) {
+                    Ok(amount) => vec![
+                        Posting::new(&Prepaid(enrollment.clone()), Side::Debit, amount),
+                        Posting::new(&Releasable, Side::Credit, amount),
+                    ],
+                    // Bonus hours (or hours worth less than a fen so far)
+                    // earn nothing: the entry records the hours alone.
+                    Err(_) => vec![],
+                };
+                Plan {
+                    kind: EntryKind::LessonsConsumed,
+                    enrollment: Some(enrollment.clone()),
+                    hours: Some(*hours),
+                    refers_to: None,
+                    rule_pack: None,
+                    flags: vec![],
+                    postings,
+                    hours_delta: *hours,
+                    paid_delta: 0,
+                }
+            }
+            Command::InstructRelease { amount_minor } => Plan::simple(
+                EntryKind::ReleaseInstructed,
+                Releasable,
+                EscrowCash,
+                amount(*amount_minor)?,
+            ),
+            Command::ApproveRefund {
+                enrollment,
+                amount_minor,
+            } => {
+                self.enrollment(enrollment)?;
+                let prepaid = Prepaid(enrollment.clone());
+                let refundable = self.totals(&prepaid)?.available(prepaid.account_type());
+                let requested = amount_minor.unwrap_or(refundable);
+                if requested > refundable || requested <= 0 {
+                    return Err(LedgerError::RefundExceedsRefundable {
+                        enrollment: enrollment.to_string(),
+                        requested_minor: requested,
+                        refundable_minor: refundable,
+                    });
+                }
+                let mut plan = Plan::simple(
+                    EntryKind::RefundApproved,
+                    prepaid,
+                    RefundPayable,
+                    amount(requested)?,
+                );
+                plan.enrollment = Some(enrollment.clone());
+                plan
+            }
+            Command::InstructRefundPayment {
+                amount_minor,
+                source,
+            } => Plan::simple(
+                EntryKind::RefundPaymentInstructed,
+                RefundPayable,
+                match source {
+                    RefundSource::Escrow => EscrowCash,
+                    RefundSource::Deposit => DepositCash,
+                },
+                amount(*amount_minor)?,
+            ),
+            Command::RecordUnidentifiedReceipt { amount_minor } => Plan::simple(
+                EntryKind::UnidentifiedReceipt,
+                EscrowCash,
+                Unidentified,
+                amount(*amount_minor)?,
+            ),
+            Command::PayInDeposit { amount_minor } => Plan::simple(
+                EntryKind::DepositPaidIn,
+                DepositCash,
+                DepositPayable,
+                amount(*amount_minor)?,
+            ),
+            Command::InstructDepositReturn { amount_minor } => Plan::simple(
+                EntryKind::DepositReturnInstructed,
+                DepositPayable,
+                DepositCash,
+                amount(*amount_minor)?,
+            ),
+            Command::ConfirmPending { pending } | Command::VoidPending { pending } => {
+                let target = self.known(pending)?;
+                if target.entry.kind.phase() != Phase::Pending {
+                    return Err(LedgerError::NotPending {
+                        client_id: pending.to_string(),
+                    });
+                }
+                if let Some(by) = target.referred_by {
+                    return Err(LedgerError::AlreadyResolved {
+                        client_id: pending.to_string(),
+                        outcome: if by == EntryKind::PendingConfirmed {
+                            "confirmed"
+                        } else {
+                            "voided"
+                        },
+                    });
+                }
+                let kind = if matches!(request.command, Command::ConfirmPending { .. }) {
+                    EntryKind::PendingConfirmed
+                } else {
+                    EntryKind::PendingVoided
+                };
+                Plan {
+                    kind,
+                    enrollment: target.entry.enrollment.clone(),
+                    hours: None,
+                    refers_to: Some(pending.clone()),
+                    rule_pack: None,
+                    flags: vec![],
+                    postings: target.entry.postings.clone(),
+                    hours_delta: 0,
+                    paid_delta: 0,
+                }
+            }
+            Command::Reverse { entry } => {
+                let target = self.known(entry)?;
+                let cannot = |reason: &str| LedgerError::CannotReverse {
+                    client_id: entry.to_string(),
+                    reason: reason.to_string(),
+                };
+                match target.entry.kind {
+                    EntryKind::LessonsConsumed => {
+                        return Err(cannot(
+                            "a lesson consumption earns tuition cumulatively; correct it with a refund",
+                        ))
+                    }
+                    EntryKind::Reversal => return Err(cannot("it is itself a reversal")),
+                    kind if kind.phase() != Phase::Posted => {
+                        return Err(cannot(
+                            "it moves money at the bank; void the pending entry or instruct a new movement",
+                        ))
+                    }
+                    _ => {}
+                }
+                if target.referred_by.is_some() {
+                    return Err(cannot("it was already reversed"));
+                }
+                let paid_delta = match target.entry.kind {
+                    EntryKind::TuitionPaid
+                    | EntryKind::TuitionCollectedOutside
+                    | EntryKind::ReceiptAttributed => -target
+                        .entry
+                        .postings
+                        .iter()
+                        .filter(|p| p.side == Side::Debit)
+                        .map(|p| p.amount_minor)
+                        .sum::<i64>(),
+                    _ => 0,
+                };
+                Plan {
+                    kind: EntryKind::Reversal,
+                    enrollment: target.entry.enrollment.clone(),
+                    hours: None,
+                    refers_to: Some(entry.clone()),
+                    rule_pack: None,
+                    flags: vec![],
+                    postings: target
+                        .entry
+                        .postings
+                        .iter()
+                        .map(|p| Posting {
+                            account: p.account.clone(),
+                            side: p.side.opposite(),
+                            amount_minor: p.amount_minor,
+                        })
+                        .collect(),
+                    hours_delta: 0,
+                    paid_delta,
+                }
+            }
+        })
+    }
+
+    /// Applies the postings to copies of the totals and checks every floor.
+    fn apply_postings(
+        &self,
+        phase: Phase,
+        postings: &[Posting],
+    ) -> Result<Vec<PostingEffect>, LedgerError> {
+        let mut working: BTreeMap<AccountCode, Totals> = BTreeMap::new();
+        let mut effects = Vec::with_capacity(postings.len());
+        for p in postings {
+            let account = AccountCode::parse(&p.account)?;
+            let mut totals = match working.get(&account) {
+                Some(t) => *t,
+                None => self.totals(&account)?,
+            };
+            match phase {
+                Phase::Posted => totals.add(p.side, false, p.amount_minor)?,
+                Phase::Pending => totals.add(p.side, true, p.amount_minor)?,
+                Phase::PostPending => {
+                    totals.remove_pending(p.side, p.amount_minor)?;
+                    totals.add(p.side, false, p.amount_minor)?;
+                }
+                Phase::VoidPending => totals.remove_pending(p.side, p.amount_minor)?,
+            }
+            // Invariant 4: no account of the chart goes below zero on its
+            // normal side, pending debits included.
+            let available = totals.available(account.account_type());
+            if available < 0 {
+                let before = working
+                    .get(&account)
+                    .copied()
+                    .map_or_else(|| self.totals(&account), Ok)?;
+                return Err(LedgerError::WouldOverdraw {
+                    account: account.to_string(),
+                    available_minor: before.available(account.account_type()),
+                    requested_minor: p.amount_minor,
+                });
+            }
+            working.insert(account.clone(), totals);
+            effects.push(PostingEffect {
+                account,
+                totals_after: totals,
+            });
+        }
+        Ok(effects)
+    }
+
+    /// Turns one request into an entry, or recognises it as a replay.
+    /// On error nothing in `self` has changed.
+    pub fn execute(
+        &mut self,
+        request: &Request,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, LedgerError> {
+        let request_hash = request_hash(request);
+        if let Some(known) = self.entries.get(&request.client_id) {
+            if known.entry.request_hash == request_hash {
+                return Ok(Outcome::Replayed(known.entry.clone()));
+            }
+            return Err(LedgerError::ExistsWithDifferentFields {
+                what: "entry",
+                id: request.client_id.to_string(),
+            });
+        }
+        if request.currency != self.institution.currency {
+            return Err(LedgerError::CurrencyMismatch {
+                expected: self.institution.currency,
+                found: request.currency,
+            });
+        }
+        let plan = self.plan(request)?;
+        if !(plan.kind == EntryKind::LessonsConsumed && plan.postings.is_empty()) {
+            check_balanced(&plan.postings)?;
+        }
+        let effects = self.apply_postings(plan.kind.phase(), &plan.postings)?;
+
+        let refers_to_seq = match &plan.refers_to {
+            Some(id) => Some(self.known(id)?.entry.seq),
+            None => None,
+        };
+        let now = truncate_to_micros(now);
+        let recorded_at = match self.head.last_recorded_at {
+            Some(last) if last > now => last,
+            _ => now,
+        };
+        let mut entry = Entry {
+            institution: self.institution.id.clone(),
+            seq: self.head.last_seq + 1,
+            client_id: request.client_id.clone(),
+            kind: plan.kind,
+            currency: request.currency,
+            occurred_at: request.occurred_at,
+            recorded_at,
+            external_ref: request.external_ref.clone(),
+            enrollment: plan.enrollment.clone(),
+            hours: plan.hours,
+            refers_to_seq,
+            rule_pack: plan.rule_pack,
+            flags: plan.flags,
+            postings: plan.postings,
+            request_hash,
+            prev_hash: self.head.last_hash.clone(),
+            hash: String::new(),
+        };
+        entry.hash = entry_hash(&entry.prev_hash, &entry);
+
+        // Everything checked: commit to the in-memory books.
+        if let Some(id) = &plan.enrollment {
+            if plan.hours_delta != 0 || plan.paid_delta != 0 {
+                let book = self
+                    .enrollments
+                    .get_mut(id)
+                    .expect("the plan looked the enrollment up");
+                book.state.hours_consumed += plan.hours_delta;
+                book.paid_minor = add_minor(book.paid_minor, plan.paid_delta)?;
+                self.dirty_enrollments.insert(id.clone());
+            }
+        }
+        for effect in &effects {
+            self.accounts
+                .insert(effect.account.clone(), effect.totals_after);
+            self.dirty_accounts.insert(effect.account.clone());
+        }
+        if let Some(id) = &plan.refers_to {
+            if let Some(target) = self.entries.get_mut(id) {
+                target.referred_by = Some(plan.kind);
+            }
+        }
+        self.head = ChainHead {
+            last_seq: entry.seq,
+            last_hash: entry.hash.clone(),
+            last_recorded_at: Some(recorded_at),
+        };
+        self.entries.insert(
+            entry.client_id.clone(),
+            KnownEntry {
+                entry: entry.clone(),
+                referred_by: None,
+            },
+        );
+        Ok(Outcome::Recorded { entry, effects })
+    }
+}
+
+/// The books of every institution a batch touches.
+#[derive(Debug, Clone, Default)]
+pub struct Books {
+    pub institutions: BTreeMap<InstitutionId, InstitutionBook>,
+}
+
+impl Books {
+    pub fn execute(
+        &mut self,
+        request: &Request,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, LedgerError> {
+        let book = self
+            .institutions
+            .get_mut(&request.institution)
+            .ok_or_else(|| LedgerError::UnknownInstitution {
+                institution: request.institution.to_string(),
+            })?;
+        book.execute(request, now)
+    }
+}

@@ -1,0 +1,146 @@
+//! Identifier newtypes: parsed once at the edge, so the rest of the code can
+//! trust them (no '/', bounded length, printable ASCII).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::error::LedgerError;
+
+fn check_id(what: &'static str, value: &str, max_len: usize) -> Result<(), LedgerError> {
+    let invalid = |reason| LedgerError::InvalidId {
+        what,
+        value: value.to_string(),
+        reason,
+    };
+    if value.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if value.len() > max_len {
+        return Err(invalid("it is too long"));
+    }
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+    {
+        return Err(invalid(
+            "only ASCII letters, digits and '-', '_', '.', ':' are allowed",
+        ));
+    }
+    Ok(())
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $max:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(value: impl Into<String>) -> Result<Self, LedgerError> {
+                let value = value.into();
+                check_id($what, &value, $max)?;
+                Ok(Self(value))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl TryFrom<String> for $name {
+            type Error = LedgerError;
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::parse(value)
+            }
+        }
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An institution, e.g. its platform id `INS-410922-0001`.
+    InstitutionId, "institution id", 64
+);
+id_type!(
+    /// One contract of one student with one institution.
+    EnrollmentId, "enrollment id", 64
+);
+id_type!(
+    /// The caller's id for an entry: its idempotency key within the institution.
+    ClientId, "client id", 128
+);
+
+/// An administrative division code (six digits, e.g. `410922`; `000000` is national).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct JurisdictionCode(String);
+
+impl JurisdictionCode {
+    pub const NATIONAL: &'static str = "000000";
+
+    pub fn parse(value: impl Into<String>) -> Result<Self, LedgerError> {
+        let value = value.into();
+        if value.len() != 6 || !value.chars().all(|c| c.is_ascii_digit()) {
+            return Err(LedgerError::InvalidId {
+                what: "jurisdiction code",
+                value,
+                reason: "it must be six digits (an administrative division code)",
+            });
+        }
+        Ok(Self(value))
+    }
+
+    pub fn national() -> Self {
+        Self(Self::NATIONAL.to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for JurisdictionCode {
+    type Error = LedgerError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(value)
+    }
+}
+impl From<JurisdictionCode> for String {
+    fn from(id: JurisdictionCode) -> String {
+        id.0
+    }
+}
+impl fmt::Display for JurisdictionCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_reject_empty_long_and_slashed_values() {
+        assert!(InstitutionId::parse("INS-1").is_ok());
+        for bad in ["", "a/b", "with space", &"x".repeat(65)] {
+            assert_eq!(
+                InstitutionId::parse(bad).map_err(|e| e.code()),
+                Err("invalid_id"),
+                "{bad:?}"
+            );
+        }
+        assert!(JurisdictionCode::parse("410922").is_ok());
+        assert!(JurisdictionCode::parse("41092").is_err());
+        assert!(JurisdictionCode::parse("41092a").is_err());
+    }
+}

@@ -1,0 +1,456 @@
+//! The store: the books on PostgreSQL (system of record) or SQLite (embedded
+//! default), chosen by URL scheme. One batch is one database transaction:
+//! lock the chain heads of its institutions in id order, load the slice of the
+//! books it touches, run the pure domain over it, write back what changed.
+
+mod clock;
+mod postgres;
+mod report;
+mod rows;
+mod sqlite;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use tracing::instrument;
+
+use crate::domain::accounts::{AccountCode, Totals};
+use crate::domain::books::{
+    Books, ChainHead, EnrollmentBook, InstitutionBook, KnownEntry, Outcome,
+};
+use crate::domain::entry::{Entry, Request};
+use crate::domain::error::LedgerError;
+use crate::domain::ids::{ClientId, EnrollmentId, InstitutionId, JurisdictionCode};
+use crate::domain::policy::RulePack;
+use crate::domain::registry::{Enrollment, Institution, Jurisdiction};
+
+pub use clock::Clock;
+pub use postgres::PgStore;
+pub use report::{AccountBalance, BalanceSheet, VerifyFailure, VerifyReport};
+pub use sqlite::SqliteStore;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://escrow-ledger.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A rule of the ledger refused the request; `index` is its position in
+    /// the batch, when it came in one.
+    #[error("{}{error}", index.map(|i| format!("request {i} of the batch: ")).unwrap_or_default())]
+    Rejected {
+        index: Option<usize>,
+        error: LedgerError,
+    },
+    #[error("database URL {url:?} is not supported: use postgres://… or sqlite://…")]
+    UnsupportedUrl { url: String },
+    #[error("stored data is not what this version can read: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Rejected { error, .. } => error.code(),
+            StoreError::UnsupportedUrl { .. } => "unsupported_database_url",
+            StoreError::Corrupt(_) => "corrupt_data",
+            StoreError::Database(_) | StoreError::Migration(_) => "database_error",
+        }
+    }
+
+    /// The ledger rule that refused the request, if that is what happened.
+    pub fn rejection(&self) -> Option<&LedgerError> {
+        match self {
+            StoreError::Rejected { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<LedgerError> for StoreError {
+    fn from(error: LedgerError) -> Self {
+        StoreError::Rejected { index: None, error }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What one batch changed, for the dialect to write.
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    pub entries: Vec<Entry>,
+    /// (index into `entries`, leg, totals of the account after the posting)
+    pub postings: Vec<(usize, usize, Totals)>,
+    pub accounts: Vec<(InstitutionId, AccountCode, Totals)>,
+    pub enrollments: Vec<(InstitutionId, EnrollmentId, u32, i64)>,
+    pub heads: Vec<(InstitutionId, ChainHead)>,
+}
+
+/// An institution as loaded under its lock.
+pub(crate) struct LockedInstitution {
+    pub institution: Institution,
+    pub created_at: DateTime<Utc>,
+    pub head: ChainHead,
+}
+
+/// What a dialect does inside one batch transaction.
+pub(crate) trait BatchTx {
+    /// Locks the chain heads of `ids` (sorted, distinct) in that order.
+    async fn lock_institutions(&mut self, ids: &[InstitutionId]) -> Result<Vec<LockedInstitution>>;
+    async fn load_accounts(
+        &mut self,
+        keys: &[(InstitutionId, String)],
+    ) -> Result<Vec<(InstitutionId, AccountCode, Totals)>>;
+    async fn load_enrollments(
+        &mut self,
+        keys: &[(InstitutionId, EnrollmentId)],
+    ) -> Result<Vec<EnrollmentBook>>;
+    async fn load_entries(&mut self, keys: &[(InstitutionId, ClientId)])
+        -> Result<Vec<KnownEntry>>;
+    async fn load_rules(
+        &mut self,
+        jurisdiction: &JurisdictionCode,
+    ) -> Result<(Vec<JurisdictionCode>, Vec<RulePack>)>;
+    async fn write(&mut self, changes: &Changes) -> Result<()>;
+}
+
+/// Runs a batch over a dialect's transaction: the one place where the books
+/// are loaded, changed by the domain and written back.
+pub(crate) async fn run_batch(
+    tx: &mut impl BatchTx,
+    requests: &[Request],
+    now: DateTime<Utc>,
+) -> Result<(Vec<Outcome>, Changes)> {
+    let reject = |index: usize| {
+        move |error: LedgerError| StoreError::Rejected {
+            index: Some(index),
+            error,
+        }
+    };
+
+    let ids: BTreeSet<InstitutionId> = requests.iter().map(|r| r.institution.clone()).collect();
+    let ids: Vec<InstitutionId> = ids.into_iter().collect();
+    let locked = tx.lock_institutions(&ids).await?;
+    let mut books = Books::default();
+    let mut loaded_seq = BTreeMap::new();
+    for l in locked {
+        loaded_seq.insert(l.institution.id.clone(), l.head.last_seq);
+        books.institutions.insert(
+            l.institution.id.clone(),
+            InstitutionBook {
+                institution: l.institution,
+                created_at: l.created_at,
+                head: l.head,
+                accounts: BTreeMap::new(),
+                enrollments: BTreeMap::new(),
+                entries: BTreeMap::new(),
+                jurisdiction_chain: vec![],
+                rule_packs: vec![],
+                dirty_accounts: BTreeSet::new(),
+                dirty_enrollments: BTreeSet::new(),
+            },
+        );
+    }
+    for (i, r) in requests.iter().enumerate() {
+        if !books.institutions.contains_key(&r.institution) {
+            return Err(reject(i)(LedgerError::UnknownInstitution {
+                institution: r.institution.to_string(),
+            }));
+        }
+    }
+
+    // The slice of the books this batch can touch.
+    let mut account_keys = BTreeSet::new();
+    let mut enrollment_keys = BTreeSet::new();
+    let mut entry_keys = BTreeSet::new();
+    for id in &ids {
+        for code in AccountCode::FIXED {
+            account_keys.insert((id.clone(), code.to_string()));
+        }
+    }
+    for r in requests {
+        entry_keys.insert((r.institution.clone(), r.client_id.clone()));
+        if let Some(target) = r.command.refers_to() {
+            entry_keys.insert((r.institution.clone(), target.clone()));
+        }
+        if let Some(e) = r.command.enrollment() {
+            enrollment_keys.insert((r.institution.clone(), e.clone()));
+            account_keys.insert((
+                r.institution.clone(),
+                AccountCode::Prepaid(e.clone()).to_string(),
+            ));
+        }
+    }
+    let account_keys: Vec<_> = account_keys.into_iter().collect();
+    let enrollment_keys: Vec<_> = enrollment_keys.into_iter().collect();
+    let entry_keys: Vec<_> = entry_keys.into_iter().collect();
+    for (institution, code, totals) in tx.load_accounts(&account_keys).await? {
+        if let Some(book) = books.institutions.get_mut(&institution) {
+            book.accounts.insert(code, totals);
+        }
+    }
+    for e in tx.load_enrollments(&enrollment_keys).await? {
+        if let Some(book) = books.institutions.get_mut(&e.state.enrollment.institution) {
+            book.enrollments.insert(e.state.enrollment.id.clone(), e);
+        }
+    }
+    let known = tx.load_entries(&entry_keys).await?;
+    let mut extra_accounts = BTreeSet::new();
+    for k in known {
+        if let Some(book) = books.institutions.get_mut(&k.entry.institution) {
+            for p in &k.entry.postings {
+                if let Ok(code) = AccountCode::parse(&p.account) {
+                    if !book.accounts.contains_key(&code) {
+                        extra_accounts.insert((k.entry.institution.clone(), p.account.clone()));
+                    }
+                }
+            }
+            book.entries.insert(k.entry.client_id.clone(), k);
+        }
+    }
+    // Confirmations and reversals act on the enrollment of their target.
+    let mut extra_enrollments = BTreeSet::new();
+    for (id, book) in &books.institutions {
+        for known in book.entries.values() {
+            if let Some(e) = &known.entry.enrollment {
+                if !book.enrollments.contains_key(e) {
+                    extra_enrollments.insert((id.clone(), e.clone()));
+                }
+            }
+        }
+    }
+    if !extra_enrollments.is_empty() {
+        let keys: Vec<_> = extra_enrollments.into_iter().collect();
+        for e in tx.load_enrollments(&keys).await? {
+            if let Some(book) = books.institutions.get_mut(&e.state.enrollment.institution) {
+                book.enrollments.insert(e.state.enrollment.id.clone(), e);
+            }
+        }
+    }
+    if !extra_accounts.is_empty() {
+        let keys: Vec<_> = extra_accounts.into_iter().collect();
+        for (institution, code, totals) in tx.load_accounts(&keys).await? {
+            if let Some(book) = books.institutions.get_mut(&institution) {
+                book.accounts.insert(code, totals);
+            }
+        }
+    }
+    let mut charged = BTreeSet::new();
+    for r in requests {
+        if r.command.is_charge() {
+            charged.insert(r.institution.clone());
+        }
+    }
+    for id in charged {
+        let book = books.institutions.get_mut(&id).expect("locked above");
+        let (chain, packs) = tx.load_rules(&book.institution.jurisdiction).await?;
+        book.jurisdiction_chain = chain;
+        book.rule_packs = packs;
+    }
+
+    let mut outcomes = Vec::with_capacity(requests.len());
+    let mut changes = Changes::default();
+    for (i, r) in requests.iter().enumerate() {
+        let outcome = books.execute(r, now).map_err(reject(i))?;
+        if let Outcome::Recorded { entry, effects } = &outcome {
+            let index = changes.entries.len();
+            changes.entries.push(entry.clone());
+            for (leg, effect) in effects.iter().enumerate() {
+                changes.postings.push((index, leg, effect.totals_after));
+            }
+        }
+        outcomes.push(outcome);
+    }
+    for (id, book) in &books.institutions {
+        for code in &book.dirty_accounts {
+            changes
+                .accounts
+                .push((id.clone(), code.clone(), book.accounts[code]));
+        }
+        for e in &book.dirty_enrollments {
+            let eb = &book.enrollments[e];
+            changes.enrollments.push((
+                id.clone(),
+                e.clone(),
+                eb.state.hours_consumed,
+                eb.paid_minor,
+            ));
+        }
+        if loaded_seq.get(id) != Some(&book.head.last_seq) {
+            changes.heads.push((id.clone(), book.head.clone()));
+        }
+    }
+    if !changes.entries.is_empty() {
+        tx.write(&changes).await?;
+    }
+    Ok((outcomes, changes))
+}
+
+/// The ledger's storage, on one of two backends.
+#[derive(Clone)]
+pub enum Store {
+    Postgres(PgStore),
+    Sqlite(SqliteStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $body:expr) => {
+        match $self {
+            Store::Postgres($s) => $body,
+            Store::Sqlite($s) => $body,
+        }
+    };
+}
+
+impl Store {
+    /// Connects by URL scheme; a SQLite file is created if missing. Does not
+    /// migrate: call [`Store::migrate`].
+    pub async fn connect(url: &str) -> Result<Store> {
+        Self::connect_with(url, Clock::System).await
+    }
+
+    pub async fn connect_with(url: &str, clock: Clock) -> Result<Store> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(PgStore::connect(url, clock).await?))
+        } else if url.starts_with("sqlite:") {
+            Ok(Store::Sqlite(SqliteStore::connect(url, clock).await?))
+        } else {
+            Err(StoreError::UnsupportedUrl {
+                url: url.to_string(),
+            })
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        dispatch!(self, _s => if matches!(self, Store::Postgres(_)) { "postgres" } else { "sqlite" })
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        dispatch!(self, s => s.migrate().await)
+    }
+
+    pub async fn close(&self) {
+        dispatch!(self, s => s.close().await)
+    }
+
+    pub async fn create_jurisdiction(&self, j: &Jurisdiction) -> Result<()> {
+        dispatch!(self, s => s.create_jurisdiction(j).await)
+    }
+
+    /// Adds a rule pack version (idempotent); never rewrites an earlier one.
+    pub async fn put_rule_pack(&self, pack: &RulePack) -> Result<()> {
+        pack.params.validate()?;
+        dispatch!(self, s => s.put_rule_pack(pack).await)
+    }
+
+    /// Registers an institution with its chart of accounts (idempotent).
+    pub async fn create_institution(&self, institution: &Institution) -> Result<()> {
+        institution.validate()?;
+        dispatch!(self, s => s.create_institution(institution).await)
+    }
+
+    /// Registers an enrollment and opens its `prepaid/{enrollment}` account
+    /// (idempotent).
+    pub async fn create_enrollment(&self, enrollment: &Enrollment) -> Result<()> {
+        enrollment.validate()?;
+        dispatch!(self, s => s.create_enrollment(enrollment).await)
+    }
+
+    pub async fn institution(&self, id: &InstitutionId) -> Result<Institution> {
+        dispatch!(self, s => s.institution(id).await)
+    }
+
+    pub async fn institutions(&self) -> Result<Vec<Institution>> {
+        dispatch!(self, s => s.institutions().await)
+    }
+
+    /// Records one request (a batch of one).
+    pub async fn execute(&self, request: Request) -> Result<Entry> {
+        let mut entries = self
+            .execute_batch(vec![request])
+            .await
+            .map_err(|e| match e {
+                StoreError::Rejected { error, .. } => StoreError::Rejected { index: None, error },
+                other => other,
+            })?;
+        Ok(entries.remove(0))
+    }
+
+    /// Records many requests in one database transaction: all or nothing.
+    /// Returns one entry per request (the original one for a replay).
+    #[instrument(skip_all, fields(backend = self.backend(), requests = requests.len()))]
+    pub async fn execute_batch(&self, requests: Vec<Request>) -> Result<Vec<Entry>> {
+        let requests = requests
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                r.validated().map_err(|error| StoreError::Rejected {
+                    index: Some(i),
+                    error,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let outcomes = dispatch!(self, s => s.execute_batch(&requests).await)?;
+        Ok(outcomes
+            .into_iter()
+            .map(|o| match o {
+                Outcome::Recorded { entry, .. } | Outcome::Replayed(entry) => entry,
+            })
+            .collect())
+    }
+
+    /// Current balances of every account of an institution.
+    pub async fn balances(&self, id: &InstitutionId) -> Result<BalanceSheet> {
+        dispatch!(self, s => s.balances(id).await)
+    }
+
+    /// Balances as the books stood at instant `at` (by recorded time).
+    pub async fn balances_at(&self, id: &InstitutionId, at: DateTime<Utc>) -> Result<BalanceSheet> {
+        dispatch!(self, s => s.balances_at(id, at).await)
+    }
+
+    /// An institution's entries in chain order, after `after_seq`, at most `limit`.
+    pub async fn entries(
+        &self,
+        id: &InstitutionId,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<Entry>> {
+        dispatch!(self, s => s.entries(id, after_seq, limit).await)
+    }
+
+    /// Recomputes every institution's hash chain and running totals from the
+    /// stored entries and reports the first entry that does not match.
+    pub async fn verify(&self) -> Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        for institution in self.institutions().await? {
+            report::verify_institution(self, &institution.id, &mut report).await?;
+            if !report.failures.is_empty() {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    pub(crate) async fn account_rows(
+        &self,
+        id: &InstitutionId,
+    ) -> Result<Vec<(AccountCode, Totals)>> {
+        dispatch!(self, s => s.account_rows(id).await)
+    }
+
+    pub(crate) async fn posting_snapshots(
+        &self,
+        id: &InstitutionId,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, i64, Totals)>> {
+        dispatch!(self, s => s.posting_snapshots(id, after_seq, limit).await)
+    }
+
+    pub(crate) async fn head(&self, id: &InstitutionId) -> Result<ChainHead> {
+        dispatch!(self, s => s.head(id).await)
+    }
+}

@@ -1,0 +1,742 @@
+//! The store contract: the same test bodies on PostgreSQL and on SQLite.
+
+mod support {
+    pub mod county;
+    pub mod db;
+}
+
+use ledger_core::store::StoreError;
+use ledger_core::{
+    Cap, CapAction, Command, Currency, EntryKind, RefundSource, RulePack, RuleParams,
+};
+use support::county::*;
+use support::db::{Backend, TestDb};
+
+contract!(
+    payments_lessons_and_releases_move_money_through_the_books,
+    lesson_consumption_releases_tuition_at_the_price_actually_paid,
+    refunds_return_the_unconsumed_part_and_never_the_bonus_hours,
+    pending_releases_count_against_the_floor_until_confirmed_or_voided,
+    replays_return_the_original_and_conflicting_reuse_is_refused,
+    every_rejection_names_its_rule_and_changes_nothing,
+    a_batch_is_all_or_nothing,
+    registration_is_idempotent_and_conflicts_are_refused,
+    rule_packs_flag_or_reject_charges_and_entries_record_the_version,
+    balances_at_past_instants_are_exact_and_never_invented,
+    verify_passes_on_sound_books_and_names_a_tampered_entry,
+    reversals_mirror_the_original_and_happen_once,
+    unidentified_receipts_wait_in_suspense_until_attributed,
+    entries_page_in_chain_order,
+);
+
+async fn payments_lessons_and_releases_move_money_through_the_books(db: &TestDb) {
+    let s = &db.store;
+    seeded(s).await;
+    s.execute(req("I1", "pay-1", pay("E1", 400_000)))
+        .await
+        .unwrap();
+    s.execute(req("I1", "pay-2", pay("E2", 100_000)))
+        .await
+        .unwrap();
+    s.execute(req("I1", "les-1", consume("E1", 10)))
+        .await
+        .unwrap();
+    let release = s
+        .execute(req(
+            "I1",
+            "rel-1",
+            Command::InstructRelease {
+                amount_minor: 100_000,
+            },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(release.kind, EntryKind::ReleaseInstructed);
+    s.execute(req(
+        "I1",
+        "rel-1-ok",
+        Command::ConfirmPending {
+            pending: cid("rel-1"),
+        },
+    ))
+    .await
+    .unwrap();
+
+    let b = s.balances(&iid("I1")).await.unwrap();
+    assert_eq!(b.balance("escrow_cash"), 400_000);
+    assert_eq!(b.balance("prepaid/E1"), 300_000);
+    assert_eq!(b.balance("prepaid/E2"), 100_000);
+    assert_eq!(b.balance("releasable"), 0);
+    assert_eq!(b.owed_to_families_minor(), 400_000);
+    assert_eq!(b.coverage_basis_points(), Some(10_000));
+    assert_eq!(b.imbalance_minor(), 0);
+    assert!(s.verify().await.unwrap().ok());
+}
+
+async fn lesson_consumption_releases_tuition_at_the_price_actually_paid(db: &TestDb) {
+    let s = &db.store;
+    seeded(s).await;
+    // 1,000.00 for 3 paid hours: 333.33, 333.33, 333.34 (cumulative floor).
+    let mut e = enrollment("I1", "E3", 100_000);
+    e.hours_bought = 3;
+    e.bonus_hours = 1;
+    s.create_enrollment(&e).await.unwrap();
+    s.execute(req("I1", "p", pay("E3", 100_000))).await.unwrap();
+    let mut released = vec![];
+    for h in 1..=4 {
+        let entry = s
+            .execute(req("I1", &format!("l{h}"), consume("E3", 1)))
+            .await
+            .unwrap();
+        assert_eq!(entry.hours, Some(1));
+        released.push(entry.postings.first().map_or(0, |p| p.amount_minor));
+    }
+    assert_eq!(
+        released,
+        vec![33_333, 33_333, 33_334, 0],
+        "the bonus hour earns nothing"
+    );
+    let err = s
+        .execute(req("I1", "l5", consume("E3", 1)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "enrollment_hours_exhausted");
+    assert_eq!(
+        s.balances(&iid("I1")).await.unwrap().balance("releasable"),
+        100_000
+    );
+}
+
+async fn refunds_return_the_unconsumed_part_and_never_the_bonus_hours(db: &TestDb) {
+    let s = &db.store;
+    seeded(s).await;
+    s.execute(req("I1", "p", pay("E1", 400_000))).await.unwrap();
+    s.execute(req("I1", "l", consume("E1", 30))).await.unwrap();
+    // refund = paid − consumed × price per hour = 4,000 − 30 × 100 = 1,000
+    let approved = s
+        .execute(req(
+            "I1",
+            "r",
+            Command::ApproveRefund {
+                enrollment: eid("E1"),
+                amount_minor: None,
+            },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(approved.postings[0].amount_minor, 100_000);
+    s.execute(req(
+        "I1",
+        "r-pay",
+        Command::InstructRefundPayment {
+            amount_minor: 100_000,
+            source: RefundSource::Escrow,
+        },
+    ))
+    .await
+    .unwrap();
+    s.execute(req(
+        "I1",
+        "r-paid",
+        Command::ConfirmPending {
+            pending: cid("r-pay"),
+        },
+    ))
+    .await
+    .unwrap();
+    let b = s.balances(&iid("I1")).await.unwrap();
+    assert_eq!(b.balance("prepaid/E1"), 0);
+    assert_eq!(b.balance("refund_payable"), 0);
+    assert_eq!(b.balance("escrow_cash"), 300_000);
+    assert_eq!(b.balance("releasable"), 300_000);
+    // The 4 bonus hours and the remaining 10 paid hours are gone as money.
+    let err = s
+        .execute(req(
+            "I1",
+            "r2",
+            Command::ApproveRefund {
+                enrollment: eid("E1"),
+                amount_minor: Some(1),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "refund_exceeds_refundable");
+}
+
+async fn pending_releases_count_against_the_floor_until_confirmed_or_voided(db: &TestDb) {
+    let s = &db.store;
+    seeded(s).await;
+    s.execute(req("I1", "p", pay("E1", 400_000))).await.unwrap();
+    s.execute(req("I1", "l", consume("E1", 40))).await.unwrap();
+    s.execute(req(
+        "I1",
+        "rel-a",
+        Command::InstructRelease {
+            amount_minor: 300_000,
+        },
+    ))
+    .await
+    .unwrap();
+    // Only 1,000.00 of releasable is not already promised.
+    let err = s
+        .execute(req(
+            "I1",
+            "rel-b",
+            Command::InstructRelease {
+                amount_minor: 100_001,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "would_overdraw");
+    let b = s.balances(&iid("I1")).await.unwrap();
+    assert_eq!(b.balance("escrow_cash"), 400_000, "pending is not posted");
+    let escrow = b
+        .accounts
+        .iter()
+        .find(|a| a.account == "escrow_cash")
+        .unwrap();
+    assert_eq!(escrow.available_minor, 100_000);
+
+    s.execute(req(
+        "I1",
+        "rel-a-void",
+        Command::VoidPending {
+            pending: cid("rel-a"),
+        },
+    ))
+    .await
+    .unwrap();
+    let err = s
+        .execute(req(
+            "I1",
+            "rel-a-ok",
+            Command::ConfirmPending {
+                pending: cid("rel-a"),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "already_resolved");
+    s.execute(req(
+        "I1",
+        "rel-c",
+        Command::InstructRelease {
+            amount_minor: 400_000,
+        },
+    ))
+    .await
+    .unwrap();
+    s.execute(req(
+        "I1",
+        "rel-c-ok",
+        Command::ConfirmPending {
+            pending: cid("rel-c"),
+        },
+    ))
+    .await
+    .unwrap();
+    let b = s.balances(&iid("I1")).await.unwrap();
+    assert_eq!(b.balance("escrow_cash"), 0);
+    assert_eq!(b.balance("releasable"), 0);
+    let err = s
+        .execute(req(
+            "I1",
+            "x",
+            Command::ConfirmPending { pending: cid("p") },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "not_pending");
+}
+
+async fn replays_return_the_original_and_conflicting_reuse_is_refused(db: &TestDb) {
+    let s = &db.store;
+    seeded(s).await;
+    let first = s
+        .execute(req("I1", "pay-1", pay("E1", 100_000)))
+        .await
+        .unwrap();
+    db.advance(60);
+    let again = s
+        .execute(req("I1", "pay-1", pay("E1", 100_000)))
+        .await
+        .unwrap();
+    assert_eq!(
+        first, again,
+        "a replay returns the original entry, recorded time included"
+    );
+    let before = db.dump().await;
+    let err = s
+        .execute(req("I1", "pay-1", pay("E1", 100_001)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "exists_with_different_fields");
+    assert_eq!(db.dump().await, before);
+    assert_eq!(
+        s.balances(&iid("I1")).await.unwrap().balance("escrow_cash"),
+        100_000
+    );
+}
+
+async fn every_rejection_names_its_rule_and_changes_nothing(db: &TestDb) {
+    let s = &db.store;
+    seeded(s).await;
+    s.create_institution(&{
+        let mut i = institution("I-CLOSED");
+        i.status = ledger_core::InstitutionStatus::Closed;
+        i
+    })
+    .await
+    .unwrap();
+    s.execute(req("I1", "p", pay("E1", 100_000))).await.unwrap();
+    s.execute(req(
+        "I1",
+        "rel",
+        Command::InstructRelease { amount_minor: 1 },
+    ))
+    .await
+    .unwrap_err();
+    let before = db.dump().await;
+
+    let mut hkd = req("I1", "c1", pay("E1", 100));
+    hkd.currency = Currency::Hkd;
+    let cases: Vec<(&str, ledger_core::Request)> = vec![
+        ("amount_must_be_positive", req("I1", "c2", pay("E1", -100))),
+        ("amount_must_be_positive", req("I1", "c3", pay("E1", 0))),
+        ("currency_mismatch", hkd),
+        ("unknown_enrollment", req("I1", "c4", pay("NOPE", 100))),
+        ("unknown_institution", req("I-NOPE", "c5", pay("E1", 100))),
+        ("hours_must_be_positive", req("I1", "c6", consume("E1", 0))),
+        (
+            "enrollment_hours_exhausted",
+            req("I1", "c7", consume("E1", 45)),
+        ),
+        ("would_overdraw", req("I1", "c8", consume("E2", 1))),
+        (
+            "would_overdraw",
+            req("I1", "c9", Command::InstructRelease { amount_minor: 1 }),
+        ),
+        (
+            "exists_with_different_fields",
+            req("I1", "p", pay("E1", 99)),
+        ),
+        (
+            "payment_exceeds_price",
+            req("I1", "c10", pay("E1", 300_001)),
+        ),
+        (
+            "refund_exceeds_refundable",
+            req(
+                "I1",
+                "c11",
+                Command::ApproveRefund {
+                    enrollment: eid("E1"),
+                    amount_minor: Some(100_001),
+                },
+            ),
+        ),
+        (
+            "unknown_entry",
+            req(
+                "I1",
+                "c12",
+                Command::ConfirmPending {
+                    pending: cid("nope"),
+                },
+            ),
+        ),
+        (
+            "not_pending",
+            req("I1", "c13", Command::VoidPending { pending: cid("p") }),
+        ),
+        (
+            "cannot_reverse",
+            req(
+                "I1",
+                "c14",
+                Command::Reverse {
+                    entry: cid("p-missing"),
+                },
+            ),
+        ),
+        (
+            "institution_not_active",
+            req("I-CLOSED", "c15", pay("E1", 1)),
+        ),
+    ];
+    for (code, request) in cases {
+        let client_id = request.client_id.to_string();
+        let err = s.execute(request).await.unwrap_err();
+        let expected = if client_id == "c14" {
+            "unknown_entry"
+        } else {
+            code
+        };
+        assert_eq!(err.code(), expected, "request {client_id}: {err}");
+        assert!(!err.to_string().is_empty());
+        assert_eq!(
+            db.dump().await,
+            before,
+            "request {client_id} changed the books"
+        );
+    }
+}
+
+async fn a_batch_is_all_or_nothing(db: &TestDb) {
+    let s = &db.store;
+    seeded(s).await;
+    let before = db.dump().await;
+    let err = s
+        .execute_batch(vec![
+            req("I1", "b1", pay("E1", 100_000)),
+            req("I1", "b2", consume("E1", 10)),
+            req("I1", "b3", consume("E2", 1)), // nothing paid for E2
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "would_overdraw");
+    assert!(
+        matches!(err, StoreError::Rejected { index: Some(2), .. }),
+        "{err}"
+    );
+    assert_eq!(db.dump().await, before);
+
+    let entries = s
+        .execute_batch(vec![
+            req("I1", "b1", pay("E1", 100_000)),
+            req("I1", "b2", consume("E1", 10)),
+            req("I1", "b1", pay("E1", 100_000)), // a replay inside the batch
+        ])
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[0], entries[2]);
+    assert_eq!(entries[1].seq, 2);
+    assert_eq!(
+        s.balances(&iid("I1")).await.unwrap().balance("releasable"),
+        100_000
+    );
+}
+
+async fn registration_is_idempotent_and_conflicts_are_refused(db: &TestDb) {
+    let s = &db.store;
+    seeded(s).await;
+    s.create_institution(&institution("I1")).await.unwrap();
+    s.create_enrollment(&enrollment("I1", "E1", 400_000))
+        .await
+        .unwrap();
+    let before = db.dump().await;
+    let mut renamed = institution("I1");
+    renamed.name = "Another".into();
+    assert_eq!(
+        s.create_institution(&renamed).await.unwrap_err().code(),
+        "exists_with_different_fields"
+    );
+    assert_eq!(
+        s.create_enrollment(&enrollment("I1", "E1", 400_001))
+            .await
+            .unwrap_err()
+            .code(),
+        "exists_with_different_fields"
+    );
+    assert_eq!(
+        s.create_enrollment(&enrollment("I-NOPE", "E1", 1))
+            .await
+            .unwrap_err()
+            .code(),
+        "unknown_institution"
+    );
+    let mut lost = institution("I9");
+    lost.jurisdiction = jc("999999");
+    assert_eq!(
+        s.create_institution(&lost).await.unwrap_err().code(),
+        "unknown_jurisdiction"
+    );
+    let mut hkd = enrollment("I1", "E9", 1);
+    hkd.currency = Currency::Hkd;
+    assert_eq!(
+        s.create_enrollment(&hkd).await.unwrap_err().code(),
+        "currency_mismatch"
+    );
+    let mut empty = enrollment("I1", "E9", 1);
+    empty.hours_bought = 0;
+    assert_eq!(
+        s.create_enrollment(&empty).await.unwrap_err().code(),
+        "invalid_enrollment"
+    );
+    assert_eq!(db.dump().await, before);
+}
+
+async fn rule_packs_flag_or_reject_charges_and_entries_record_the_version(db: &TestDb) {
+    let s = &db.store;
+    seeded(s).await;
+    // Nationally the 5,000 cap binds only non-subject training: 6,000 is refused.
+    s.create_enrollment(&enrollment("I1", "BIG", 600_000))
+        .await
+        .unwrap();
+    let err = s
+        .execute(req("I1", "big-1", pay("BIG", 100)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "charge_exceeds_cap");
+    assert!(err.to_string().contains("national@builtin"), "{err}");
+
+    // The county relaxes it to a flag from 2026-08-01.
+    s.put_rule_pack(&RulePack {
+        jurisdiction: jc(COUNTY),
+        version: 1,
+        effective_from: day("2026-08-01"),
+        params: RuleParams {
+            max_amount_per_charge_minor: Some(Cap {
+                limit: 500_000,
+                action: CapAction::Flag,
+            }),
+            ..Default::default()
+        },
+    })
+    .await
+    .unwrap();
+    let entry = s
+        .execute(req("I1", "big-2", pay("BIG", 100)))
+        .await
+        .unwrap();
+    assert_eq!(entry.flags, vec!["max_amount_per_charge"]);
+    assert_eq!(
+        entry.rule_pack.as_deref(),
+        Some("national@builtin>410922@1")
+    );
+
+    // A rule pack version is never rewritten.
+    let err = s
+        .put_rule_pack(&RulePack {
+            jurisdiction: jc(COUNTY),
+            version: 1,
+            effective_from: day("2026-09-01"),
+            params: RuleParams::default(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "exists_with_different_fields");
+}
+
+async fn balances_at_past_instants_are_exact_and_never_invented(db: &TestDb) {
+    let s = &db.store;
+    seeded(s).await;
+    let t0 = db.advance(10);
+    db.advance(10);
+    s.execute(req("I1", "p1", pay("E1", 100_000)))
+        .await
+        .unwrap();
+    let t1 = db.advance(10);
+    db.advance(10);
+    s.execute(req("I1", "p2", pay("E1", 50_000))).await.unwrap();
+    db.advance(10);
+    s.execute(req("I1", "l1", consume("E1", 5))).await.unwrap();
+
+    let i1 = iid("I1");
+    let at = |t| s.balances_at(&i1, t);
+    assert_eq!(at(t0).await.unwrap().balance("escrow_cash"), 0);
+    assert_eq!(at(t1).await.unwrap().balance("escrow_cash"), 100_000);
+    let now = at(db.clock.now()).await.unwrap();
+    assert_eq!(now.balance("escrow_cash"), 150_000);
+    assert_eq!(now.balance("releasable"), 50_000);
+    assert_eq!(now.accounts, s.balances(&iid("I1")).await.unwrap().accounts);
+
+    let before = "2020-01-01T00:00:00Z".parse().unwrap();
+    assert_eq!(
+        at(before).await.unwrap_err().code(),
+        "before_institution_existed"
+    );
+    assert_eq!(
+        s.balances_at(&iid("NOPE"), t1).await.unwrap_err().code(),
+        "unknown_institution"
+    );
+}
+
+async fn verify_passes_on_sound_books_and_names_a_tampered_entry(db: &TestDb) {
+    let s = &db.store;
+    seeded(s).await;
+    s.execute(req("I1", "p1", pay("E1", 100_000)))
+        .await
+        .unwrap();
+    s.execute(req("I1", "p2", pay("E2", 100_000)))
+        .await
+        .unwrap();
+    s.execute(req("I1", "l1", consume("E1", 4))).await.unwrap();
+    let report = s.verify().await.unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.entries, 3);
+
+    // The database itself refuses edits ...
+    let refused = match &s {
+        ledger_core::Store::Postgres(p) => {
+            sqlx::query("update postings set amount_minor = 1 where seq = 2")
+                .execute(p.pool())
+                .await
+                .is_err()
+        }
+        ledger_core::Store::Sqlite(q) => {
+            sqlx::query("update postings set amount_minor = 1 where seq = 2")
+                .execute(q.pool())
+                .await
+                .is_err()
+        }
+    };
+    assert!(refused, "postings are append-only in the database");
+    // ... so the tamperer removes the guard first, and verify still finds it.
+    match db.backend {
+        Backend::Postgres => {
+            db.raw("alter table postings disable trigger postings_append_only")
+                .await;
+            db.raw("update postings set amount_minor = 99999 where institution_id = 'I1' and seq = 2 and leg = 0").await;
+        }
+        Backend::Sqlite => {
+            db.raw("drop trigger postings_no_update").await;
+            db.raw("update postings set amount_minor = 99999 where institution_id = 'I1' and seq = 2 and leg = 0").await;
+        }
+    }
+    let report = s.verify().await.unwrap();
+    assert_eq!(report.failures.len(), 1, "{report:?}");
+    let failure = &report.failures[0];
+    assert_eq!(failure.seq, Some(2));
+    assert_eq!(failure.client_id.as_deref(), Some("p2"));
+    assert!(failure.reason.contains("hash"), "{}", failure.reason);
+}
+
+async fn reversals_mirror_the_original_and_happen_once(db: &TestDb) {
+    let s = &db.store;
+    seeded(s).await;
+    s.execute(req("I1", "p1", pay("E1", 100_000)))
+        .await
+        .unwrap();
+    s.execute(req("I1", "l1", consume("E1", 1))).await.unwrap();
+    let rev = s
+        .execute(req("I1", "p1-undo", Command::Reverse { entry: cid("p1") }))
+        .await;
+    // Lessons were consumed from that payment: reversing it would overdraw.
+    assert_eq!(rev.unwrap_err().code(), "would_overdraw");
+    s.execute(req("I1", "p2", pay("E2", 50_000))).await.unwrap();
+    let rev = s
+        .execute(req("I1", "p2-undo", Command::Reverse { entry: cid("p2") }))
+        .await
+        .unwrap();
+    assert_eq!(rev.kind, EntryKind::Reversal);
+    assert_eq!(rev.refers_to_seq, Some(3));
+    assert_eq!(rev.postings[0].side, ledger_core::Side::Credit);
+    let again = s
+        .execute(req(
+            "I1",
+            "p2-undo-2",
+            Command::Reverse { entry: cid("p2") },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), "cannot_reverse");
+    let lesson = s
+        .execute(req("I1", "l1-undo", Command::Reverse { entry: cid("l1") }))
+        .await
+        .unwrap_err();
+    assert_eq!(lesson.code(), "cannot_reverse");
+    // The reversed payment no longer counts towards the price.
+    s.execute(req("I1", "p3", pay("E2", 300_000)))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.balances(&iid("I1")).await.unwrap().balance("prepaid/E2"),
+        300_000
+    );
+}
+
+async fn unidentified_receipts_wait_in_suspense_until_attributed(db: &TestDb) {
+    let s = &db.store;
+    seeded(s).await;
+    s.execute(req(
+        "I1",
+        "u1",
+        Command::RecordUnidentifiedReceipt {
+            amount_minor: 70_000,
+        },
+    ))
+    .await
+    .unwrap();
+    s.execute(req(
+        "I1",
+        "a1",
+        Command::AttributeReceipt {
+            enrollment: eid("E2"),
+            amount_minor: 50_000,
+        },
+    ))
+    .await
+    .unwrap();
+    let err = s
+        .execute(req(
+            "I1",
+            "a2",
+            Command::AttributeReceipt {
+                enrollment: eid("E1"),
+                amount_minor: 20_001,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "would_overdraw");
+    let b = s.balances(&iid("I1")).await.unwrap();
+    assert_eq!(b.balance("unidentified"), 20_000);
+    assert_eq!(b.balance("prepaid/E2"), 50_000);
+    assert_eq!(b.balance("escrow_cash"), 70_000);
+
+    // The risk deposit: paid in, returned through the bank.
+    s.execute(req(
+        "I1",
+        "d1",
+        Command::PayInDeposit {
+            amount_minor: 1_000_000,
+        },
+    ))
+    .await
+    .unwrap();
+    s.execute(req(
+        "I1",
+        "d2",
+        Command::InstructDepositReturn {
+            amount_minor: 400_000,
+        },
+    ))
+    .await
+    .unwrap();
+    s.execute(req(
+        "I1",
+        "d2-ok",
+        Command::ConfirmPending { pending: cid("d2") },
+    ))
+    .await
+    .unwrap();
+    let b = s.balances(&iid("I1")).await.unwrap();
+    assert_eq!(b.deposit_minor(), 600_000);
+    assert_eq!(b.balance("deposit_payable"), 600_000);
+    assert_eq!(b.imbalance_minor(), 0);
+}
+
+async fn entries_page_in_chain_order(db: &TestDb) {
+    let s = &db.store;
+    seeded(s).await;
+    let batch = (0..25)
+        .map(|i| req("I1", &format!("p{i}"), pay("E1", 1_000)))
+        .collect();
+    s.execute_batch(batch).await.unwrap();
+    let mut seen = vec![];
+    let mut after = 0;
+    loop {
+        let page = s.entries(&iid("I1"), after, 10).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().unwrap().seq;
+        seen.extend(page.into_iter().map(|e| e.client_id.to_string()));
+    }
+    let expected: Vec<String> = (0..25).map(|i| format!("p{i}")).collect();
+    assert_eq!(seen, expected);
+}
