@@ -11,3 +11,4 @@ pub mod ids;
 pub mod money;
 pub mod policy;
 pub mod registry;
+pub mod wire;

@@ -61,6 +61,17 @@ struct Recorded {
     resolved: bool,
 }
 
+type Accounts = BTreeMap<(String, String), T>;
+type Legs = Vec<(String, bool, i64)>;
+/// What a request does: kind, phase, legs, enrollment, the entry it acts on.
+type Effect = (
+    &'static str,
+    &'static str,
+    Legs,
+    Option<String>,
+    Option<(String, String)>,
+);
+
 #[derive(Default)]
 struct Model {
     accounts: BTreeMap<(String, String), T>,
@@ -127,13 +138,7 @@ impl Model {
                 Err("exists_with_different_fields")
             };
         }
-        let (kind, phase, legs, enrollment, target): (
-            &'static str,
-            &str,
-            Vec<_>,
-            Option<String>,
-            Option<(String, String)>,
-        ) = match &r.command {
+        let (kind, phase, legs, enrollment, target): Effect = match &r.command {
             Command::PayTuition {
                 enrollment,
                 amount_minor,
@@ -352,7 +357,7 @@ fn random_request(rng: &mut SmallRng, model: &Model, n: usize) -> Request {
         return r;
     }
     let command = match rng.gen_range(0..14) {
-        0 | 1 | 2 => pay(&e, amount(rng)),
+        0..=2 => pay(&e, amount(rng)),
         3 => Command::CollectOutsideEscrow {
             enrollment: eid(&e),
             amount_minor: amount(rng),
@@ -480,7 +485,7 @@ async fn run_model(backend: Backend) {
         }
     }
     let mut outcomes: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let mut snapshots: Vec<(DateTime<Utc>, BTreeMap<(String, String), T>)> = vec![];
+    let mut snapshots: Vec<(DateTime<Utc>, Accounts)> = vec![];
     for step in 0..STEPS {
         db.advance(rng.gen_range(1..120));
         let request = random_request(&mut rng, &model, step);

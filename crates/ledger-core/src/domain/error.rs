@@ -118,6 +118,10 @@ pub enum LedgerError {
         at: String,
         created_at: String,
     },
+    #[error("{op} needs the field {field}")]
+    MissingField { op: String, field: &'static str },
+    #[error("field {field}: {reason}")]
+    InvalidField { field: &'static str, reason: String },
     #[error("institution {institution} is {status} and takes no new entries")]
     InstitutionNotActive { institution: String, status: String },
 }
@@ -158,6 +162,8 @@ impl LedgerError {
             CannotReverse { .. } => "cannot_reverse",
             BeforeInstitutionExisted { .. } => "before_institution_existed",
             InstitutionNotActive { .. } => "institution_not_active",
+            MissingField { .. } => "missing_field",
+            InvalidField { .. } => "invalid_field",
         }
     }
 }

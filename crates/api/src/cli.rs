@@ -1,0 +1,196 @@
+//! The command line: one subcommand per job, `--database-url` on all of them.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use ledger_core::domain::wire::WireRequest;
+use ledger_core::store::DEFAULT_DATABASE_URL;
+use ledger_core::{InstitutionId, Store, StoreError};
+
+use crate::{bench, demo, report};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "escrow-ledger",
+    version,
+    about = "Supervised prepaid-tuition escrow ledger"
+)]
+pub struct Cli {
+    /// postgres://… or sqlite://… (created if missing).
+    #[arg(long, global = true, env = "ESCROW_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or upgrade the schema.
+    Migrate,
+    /// Build the demo county (idempotent) and print its summary.
+    Demo {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per-institution summary, or one institution's accounts.
+    Balances {
+        /// Show every account of this institution.
+        #[arg(long)]
+        institution: Option<String>,
+        /// The books as they stood at this instant (RFC 3339), by recorded time.
+        #[arg(long)]
+        at: Option<DateTime<Utc>>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record requests from a JSON-lines file ("-" for stdin) in one
+    /// all-or-nothing batch; amounts are decimal strings ("1234.50").
+    Post {
+        file: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recompute every hash chain and running total; exit 1 on the first mismatch.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmarks (see BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCommand,
+    },
+}
+
+async fn open(url: &str) -> anyhow::Result<Store> {
+    let store = Store::connect(url)
+        .await
+        .with_context(|| format!("cannot open the database at {url}"))?;
+    store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
+    Ok(store)
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let url = cli.database_url.as_str();
+    match cli.command {
+        Command::Migrate => {
+            open(url).await?;
+            println!("database at {url} is migrated");
+        }
+        Command::Demo { json } => {
+            let store = open(url).await?;
+            demo::build(&store).await?;
+            report::summary(&store, None, json).await?;
+            if !json {
+                println!("\ndatabase: {url}; try `escrow-ledger balances --institution INS-410922-004` or `escrow-ledger verify`");
+            }
+        }
+        Command::Balances {
+            institution,
+            at,
+            json,
+        } => {
+            let store = open(url).await?;
+            match institution {
+                Some(id) => {
+                    let id = InstitutionId::parse(id)?;
+                    report::accounts(&store, &id, at, json).await?;
+                }
+                None => report::summary(&store, at, json).await?,
+            }
+        }
+        Command::Post { file, json } => {
+            let store = open(url).await?;
+            return post(&store, &file, json).await;
+        }
+        Command::Verify { json } => {
+            let store = open(url).await?;
+            let result = store.verify().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&result)?);
+            } else if result.ok() {
+                println!(
+                    "verified: {} institutions, {} entries; every hash chain and running total matches",
+                    result.institutions, result.entries
+                );
+            } else {
+                for f in &result.failures {
+                    println!(
+                        "MISMATCH institution {} entry {} ({}): {}",
+                        f.institution,
+                        f.seq.map_or("-".into(), |s| s.to_string()),
+                        f.client_id.as_deref().unwrap_or("-"),
+                        f.reason
+                    );
+                }
+            }
+            if !result.ok() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Bench { what } => bench::run(what, url).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a JSON-lines file of wire requests and records them as one batch.
+async fn post(store: &Store, file: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let text = if file == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?
+    };
+    let mut lines = Vec::new();
+    let mut requests = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = format!("{file} line {}", n + 1);
+        let wire: WireRequest = serde_json::from_str(line)
+            .map_err(|e| anyhow::anyhow!("{at}: [malformed_json] {e}"))?;
+        let request = wire
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{at}: [{}] {e}", e.code()))?;
+        lines.push(n + 1);
+        requests.push(request);
+    }
+    anyhow::ensure!(!requests.is_empty(), "{file}: no requests");
+    let entries = match store.execute_batch(requests).await {
+        Ok(entries) => entries,
+        Err(StoreError::Rejected { index, error }) => {
+            let line = index
+                .and_then(|i| lines.get(i))
+                .map_or(String::new(), |l| format!(" line {l}"));
+            anyhow::bail!(
+                "{file}{line}: [{}] {error}; nothing was recorded",
+                error.code()
+            );
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+    } else {
+        for e in &entries {
+            println!(
+                "{} #{} {} {}",
+                e.institution,
+                e.seq,
+                e.client_id,
+                e.kind.code()
+            );
+        }
+        println!(
+            "{} requests recorded (replays return the original entry)",
+            entries.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,289 @@
+//! The demo county: four institutions over an autumn term, built through the
+//! same typed operations a real caller uses. Deterministic client ids make it
+//! idempotent: a second run replays every request and changes nothing.
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use ledger_core::{
+    Amount, Category, ClientId, Command, Currency, Enrollment, EnrollmentId, Institution,
+    InstitutionId, InstitutionStatus, Jurisdiction, JurisdictionCode, RefundSource, Request,
+    RulePack, RuleParams, Store, SupervisionMode,
+};
+use ledger_core::{Cap, CapAction};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+pub const COUNTY: &str = "410922";
+
+struct Plan {
+    id: &'static str,
+    name: &'static str,
+    mode: SupervisionMode,
+    enrollments: usize,
+    /// Of each enrollment's fee, paid into escrow (the rest collected outside).
+    into_escrow_every: usize,
+    deposit_percent: i64,
+    consumed_hours: std::ops::Range<u32>,
+    price_yuan: std::ops::Range<i64>,
+}
+
+const PLANS: [Plan; 4] = [
+    Plan {
+        id: "INS-410922-001",
+        name: "Sunrise Music School",
+        mode: SupervisionMode::Custody,
+        enrollments: 14,
+        into_escrow_every: 1,
+        deposit_percent: 10,
+        consumed_hours: 8..24,
+        price_yuan: 2_400..3_600,
+    },
+    Plan {
+        id: "INS-410922-002",
+        name: "Inkstone Calligraphy",
+        mode: SupervisionMode::Both,
+        enrollments: 10,
+        into_escrow_every: 1,
+        deposit_percent: 20,
+        consumed_hours: 10..30,
+        price_yuan: 1_800..3_000,
+    },
+    Plan {
+        id: "INS-410922-003",
+        name: "Little Chess Masters",
+        mode: SupervisionMode::Deposit,
+        enrollments: 8,
+        into_escrow_every: 0,
+        deposit_percent: 110,
+        consumed_hours: 6..20,
+        price_yuan: 2_000..2_800,
+    },
+    // Pre-sells heavily at the caps and keeps most of the money itself.
+    Plan {
+        id: "INS-410922-004",
+        name: "Golden Path Education",
+        mode: SupervisionMode::Both,
+        enrollments: 40,
+        into_escrow_every: 5,
+        deposit_percent: 5,
+        consumed_hours: 1..4,
+        price_yuan: 4_600..5_001,
+    },
+];
+
+fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, day).expect("demo dates are valid")
+}
+
+fn t(day: NaiveDate, hour: u32) -> DateTime<Utc> {
+    Utc.from_utc_datetime(&day.and_hms_opt(hour, 0, 0).expect("valid hour"))
+}
+
+pub async fn build(store: &Store) -> anyhow::Result<()> {
+    let j = |c: &str| JurisdictionCode::parse(c);
+    for (code, name, parent) in [
+        ("000000", "National", None),
+        ("410000", "Henan Province", Some("000000")),
+        ("410900", "Puyang City", Some("410000")),
+        (COUNTY, "Qingfeng County", Some("410900")),
+    ] {
+        store
+            .create_jurisdiction(&Jurisdiction {
+                code: j(code)?,
+                name: name.into(),
+                parent: parent.map(j).transpose()?,
+            })
+            .await?;
+    }
+    // The county applies the 5,000 cap to subject training too, and charges
+    // may start at most one month before the course.
+    store
+        .put_rule_pack(&RulePack {
+            jurisdiction: j(COUNTY)?,
+            version: 1,
+            effective_from: d(2026, 1, 1),
+            params: RuleParams {
+                amount_cap_applies_to_subject: Some(true),
+                earliest_charge_months_before_start: Some(Cap {
+                    limit: 1,
+                    action: CapAction::Reject,
+                }),
+                ..Default::default()
+            },
+        })
+        .await?;
+
+    let mut rng = SmallRng::seed_from_u64(2026);
+    for plan in &PLANS {
+        build_institution(store, plan, &mut rng).await?;
+    }
+    Ok(())
+}
+
+async fn build_institution(store: &Store, plan: &Plan, rng: &mut SmallRng) -> anyhow::Result<()> {
+    let institution = InstitutionId::parse(plan.id)?;
+    store
+        .create_institution(&Institution {
+            id: institution.clone(),
+            name: plan.name.into(),
+            licence_no: format!("JY{}", &plan.id[4..]),
+            jurisdiction: JurisdictionCode::parse(COUNTY)?,
+            mode: plan.mode,
+            category: Category::NonSubject,
+            status: InstitutionStatus::Active,
+            currency: Currency::Cny,
+        })
+        .await?;
+
+    let mut requests = Vec::new();
+    let request =
+        |client_id: String, at: DateTime<Utc>, command: Command| -> anyhow::Result<Request> {
+            Ok(Request {
+                institution: institution.clone(),
+                client_id: ClientId::parse(client_id)?,
+                currency: Currency::Cny,
+                occurred_at: at,
+                external_ref: None,
+                command,
+            })
+        };
+    let start = d(2026, 9, 1);
+    let mut fees = 0;
+    let mut earned = 0;
+    let mut enrollments = Vec::new();
+    for n in 0..plan.enrollments {
+        let price = rng.gen_range(plan.price_yuan.clone()) * 100;
+        let e = Enrollment {
+            institution: institution.clone(),
+            id: EnrollmentId::parse(format!("{}-E{n:03}", &plan.id[4..]))?,
+            student_ref: format!("S{:06}", rng.gen_range(0..1_000_000)),
+            hours_bought: 48,
+            bonus_hours: 12,
+            price: Amount::from_minor(price)?,
+            currency: Currency::Cny,
+            course_start: start,
+            course_end: d(2026, 11, 30),
+        };
+        store.create_enrollment(&e).await?;
+        fees += price;
+        let paid_on = t(d(2026, 8, 10) + Duration::days(n as i64 % 20), 10);
+        let into_escrow = plan.into_escrow_every > 0 && n % plan.into_escrow_every == 0;
+        let command = if into_escrow {
+            Command::PayTuition {
+                enrollment: e.id.clone(),
+                amount_minor: price,
+            }
+        } else {
+            Command::CollectOutsideEscrow {
+                enrollment: e.id.clone(),
+                amount_minor: price,
+            }
+        };
+        requests.push(request(format!("pay-{}", e.id), paid_on, command)?);
+        enrollments.push(e);
+    }
+    requests.push(request(
+        "deposit-1".into(),
+        t(d(2026, 8, 5), 9),
+        Command::PayInDeposit {
+            amount_minor: fees * plan.deposit_percent / 100,
+        },
+    )?);
+    for (n, e) in enrollments.iter().enumerate() {
+        let hours = rng.gen_range(plan.consumed_hours.clone());
+        for (k, chunk) in [hours / 2, hours - hours / 2].into_iter().enumerate() {
+            if chunk == 0 {
+                continue;
+            }
+            requests.push(request(
+                format!("lessons-{}-{k}", e.id),
+                t(
+                    start + Duration::days(14 + 30 * k as i64 + n as i64 % 7),
+                    18,
+                ),
+                Command::ConsumeLessons {
+                    enrollment: e.id.clone(),
+                    hours: chunk,
+                },
+            )?);
+        }
+        earned += e.earned_after(hours);
+    }
+    // Release what escrow can pay of the earned tuition; the bank confirms.
+    let escrowed: i64 = enrollments
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| plan.into_escrow_every > 0 && n % plan.into_escrow_every == 0)
+        .map(|(_, e)| e.price.minor())
+        .sum();
+    let release = earned.min(escrowed) * 8 / 10;
+    if release > 0 {
+        let at = t(d(2026, 10, 31), 16);
+        requests.push(request(
+            "release-2026-10".into(),
+            at,
+            Command::InstructRelease {
+                amount_minor: release,
+            },
+        )?);
+        requests.push(request(
+            "release-2026-10-confirmed".into(),
+            at + Duration::hours(20),
+            Command::ConfirmPending {
+                pending: ClientId::parse("release-2026-10")?,
+            },
+        )?);
+    }
+    // One family asks for its unconsumed tuition back.
+    if let Some(e) = enrollments.last() {
+        let at = t(d(2026, 11, 3), 11);
+        requests.push(request(
+            format!("refund-{}", e.id),
+            at,
+            Command::ApproveRefund {
+                enrollment: e.id.clone(),
+                amount_minor: None,
+            },
+        )?);
+        let refundable = if plan.into_escrow_every > 0
+            && (enrollments.len() - 1) % plan.into_escrow_every == 0
+        {
+            Some(RefundSource::Escrow)
+        } else if plan.mode != SupervisionMode::Custody {
+            Some(RefundSource::Deposit)
+        } else {
+            None
+        };
+        if let Some(source) = refundable {
+            let hours_used: u32 = requests
+                .iter()
+                .filter_map(|r| match &r.command {
+                    Command::ConsumeLessons { enrollment, hours } if enrollment == &e.id => {
+                        Some(*hours)
+                    }
+                    _ => None,
+                })
+                .sum();
+            let amount = e.price.minor() - e.earned_after(hours_used);
+            requests.push(request(
+                format!("refund-{}-paid", e.id),
+                at + Duration::days(2),
+                Command::InstructRefundPayment {
+                    amount_minor: amount,
+                    source,
+                },
+            )?);
+            // Golden Path never gets its refund paid: it stays pending.
+            if plan.deposit_percent > 5 {
+                requests.push(request(
+                    format!("refund-{}-paid-confirmed", e.id),
+                    at + Duration::days(3),
+                    Command::ConfirmPending {
+                        pending: ClientId::parse(format!("refund-{}-paid", e.id))?,
+                    },
+                )?);
+            }
+        }
+    }
+    store.execute_batch(requests).await?;
+    Ok(())
+}

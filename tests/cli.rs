@@ -1,0 +1,232 @@
+//! End to end: the `escrow-ledger` binary as a newcomer and a bank job use it,
+//! against a fresh SQLite file and a fresh PostgreSQL database.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use sqlx::{Connection, Executor, PgConnection};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_escrow-ledger"));
+    c.env_remove("ESCROW_DATABASE_URL").env("RUST_LOG", "error");
+    c
+}
+
+fn run(url: &str, args: &[&str]) -> Output {
+    let out = bin()
+        .arg("--database-url")
+        .arg(url)
+        .args(args)
+        .output()
+        .unwrap();
+    out
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("county.db").display())
+}
+
+struct Pg {
+    url: String,
+    name: String,
+}
+
+impl Pg {
+    async fn new(tag: &str) -> Pg {
+        let admin_url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let name = format!("el_test_cli_{tag}_{}", std::process::id());
+        let mut admin = PgConnection::connect(&admin_url).await.unwrap();
+        admin
+            .execute(format!("drop database if exists {name} with (force)").as_str())
+            .await
+            .unwrap();
+        admin
+            .execute(format!("create database {name}").as_str())
+            .await
+            .unwrap();
+        let root = admin_url.rsplit_once('/').unwrap().0;
+        Pg {
+            url: format!("{root}/{name}"),
+            name,
+        }
+    }
+
+    async fn drop(self) {
+        let admin_url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let mut admin = PgConnection::connect(&admin_url).await.unwrap();
+        admin
+            .execute(format!("drop database if exists {} with (force)", self.name).as_str())
+            .await
+            .unwrap();
+    }
+}
+
+fn demo_summary(url: &str) -> serde_json::Value {
+    let out = run(url, &["demo", "--json"]);
+    assert!(out.status.success(), "demo failed: {}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+fn check_demo(url: &str) {
+    let first = demo_summary(url);
+    let institutions = first["institutions"].as_array().unwrap();
+    assert_eq!(institutions.len(), 4);
+    for i in institutions {
+        let ratio: rust_decimal::Decimal = i["coverage_ratio"].as_str().unwrap().parse().unwrap();
+        let running_off = i["id"] == "INS-410922-004";
+        assert_eq!(ratio < rust_decimal::Decimal::ONE, running_off, "{i}");
+    }
+    // The demo is idempotent: a second run replays every request.
+    assert_eq!(demo_summary(url), first);
+    let verify = run(url, &["verify"]);
+    assert!(verify.status.success(), "{}", stdout(&verify));
+    assert!(
+        stdout(&verify).contains("4 institutions"),
+        "{}",
+        stdout(&verify)
+    );
+}
+
+#[test]
+fn the_demo_builds_a_county_whose_books_verify_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    check_demo(&sqlite_url(dir.path()));
+}
+
+#[tokio::test]
+async fn the_demo_builds_a_county_whose_books_verify_on_postgres() {
+    let pg = Pg::new("demo").await;
+    check_demo(&pg.url);
+    pg.drop().await;
+}
+
+#[test]
+fn balances_show_one_institution_now_and_refuse_a_time_before_it_existed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    demo_summary(&url);
+    let out = run(
+        &url,
+        &["balances", "--institution", "INS-410922-004", "--json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["id"], "INS-410922-004");
+    let accounts = doc["accounts"].as_array().unwrap();
+    assert!(accounts
+        .iter()
+        .any(|a| a["account"] == "held_by_institution" && a["balance"] != "0.00"));
+
+    let out = run(
+        &url,
+        &[
+            "balances",
+            "--institution",
+            "INS-410922-004",
+            "--at",
+            "2001-01-01T00:00:00Z",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("did not exist"), "{}", stderr(&out));
+    let out = run(&url, &["balances", "--institution", "NOPE"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("institution NOPE does not exist"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn write(dir: &Path, name: &str, lines: &[&str]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    path.display().to_string()
+}
+
+const HEAD: &str =
+    r#""institution":"INS-410922-001","currency":"CNY","occurred_at":"2026-08-25T10:00:00Z""#;
+
+#[test]
+fn malformed_requests_are_refused_with_their_line_and_code_and_record_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    demo_summary(&url);
+    let before = stdout(&run(&url, &["balances", "--json"]));
+    let good = format!(
+        r#"{{{HEAD},"client_id":"x-good","op":"record_unidentified_receipt","amount":"10.00"}}"#
+    );
+    let cases = [
+        (format!(r#"{{{HEAD},"client_id":"x1","op":"record_unidentified_receipt","amount":"10.005"}}"#), "too_many_decimals"),
+        (format!(r#"{{{HEAD},"client_id":"x1","op":"record_unidentified_receipt","amount":"ten"}}"#), "invalid_amount"),
+        (format!(r#"{{{HEAD},"client_id":"x1","op":"consume_lessons","enrollment":"410922-001-E000","hours":-3}}"#), "hours_must_be_positive"),
+        (format!(r#"{{{HEAD},"client_id":"x1","op":"pay_tuition","enrollment":"NO-SUCH","amount":"1.00"}}"#), "unknown_enrollment"),
+        (
+            r#"{"institution":"INS-410922-001","currency":"HKD","occurred_at":"2026-08-25T10:00:00Z","client_id":"x1","op":"pay_in_deposit","amount":"1.00"}"#.to_string(),
+            "currency_mismatch",
+        ),
+        (format!(r#"{{{HEAD},"client_id":"x1","op":"record_unidentified_receipt""#), "malformed_json"),
+    ];
+    for (bad, code) in cases {
+        let file = write(dir.path(), "batch.jsonl", &[&good, &bad]);
+        let out = run(&url, &["post", &file]);
+        assert!(!out.status.success(), "{bad} was accepted");
+        let err = stderr(&out);
+        assert!(err.contains(&format!("line 2: [{code}]")), "{code}: {err}");
+        assert_eq!(
+            stdout(&run(&url, &["balances", "--json"])),
+            before,
+            "{code} changed the books"
+        );
+    }
+    // The good line alone is recorded, and a replay of the file changes nothing.
+    let file = write(dir.path(), "good.jsonl", &[&good]);
+    assert!(run(&url, &["post", &file]).status.success());
+    let after = stdout(&run(&url, &["balances", "--json"]));
+    assert_ne!(after, before);
+    assert!(run(&url, &["post", &file]).status.success());
+    assert_eq!(stdout(&run(&url, &["balances", "--json"])), after);
+}
+
+#[tokio::test]
+async fn verify_names_the_tampered_entry_and_fails() {
+    let pg = Pg::new("tamper").await;
+    demo_summary(&pg.url);
+    let mut conn = PgConnection::connect(&pg.url).await.unwrap();
+    conn.execute("alter table entries disable trigger entries_append_only")
+        .await
+        .unwrap();
+    conn.execute("update entries set external_ref = 'edited' where institution_id = 'INS-410922-002' and seq = 5")
+        .await
+        .unwrap();
+    drop(conn);
+    let out = run(&pg.url, &["verify"]);
+    assert!(!out.status.success());
+    let text = stdout(&out);
+    assert!(
+        text.contains("MISMATCH institution INS-410922-002 entry 5"),
+        "{text}"
+    );
+    pg.drop().await;
+}
+
+#[test]
+fn an_unsupported_database_url_is_refused_plainly() {
+    let out = run("mysql://localhost/x", &["verify"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("use postgres://… or sqlite://…"),
+        "{}",
+        stderr(&out)
+    );
+}
