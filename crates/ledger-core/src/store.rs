@@ -77,6 +77,9 @@ impl From<LedgerError> for StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Each jurisdiction's ancestry, root first.
+pub(crate) type Chains = BTreeMap<JurisdictionCode, Vec<JurisdictionCode>>;
+
 /// What one batch changed, for the dialect to write.
 #[derive(Debug, Default)]
 pub(crate) struct Changes {
@@ -109,10 +112,15 @@ pub(crate) trait BatchTx {
     ) -> Result<Vec<EnrollmentBook>>;
     async fn load_entries(&mut self, keys: &[(InstitutionId, ClientId)])
         -> Result<Vec<KnownEntry>>;
+    /// For each jurisdiction its ancestry (root first), and the rule packs of
+    /// every jurisdiction in those ancestries.
     async fn load_rules(
         &mut self,
-        jurisdiction: &JurisdictionCode,
-    ) -> Result<(Vec<JurisdictionCode>, Vec<RulePack>)>;
+        jurisdictions: &[JurisdictionCode],
+    ) -> Result<(
+        BTreeMap<JurisdictionCode, Vec<JurisdictionCode>>,
+        Vec<RulePack>,
+    )>;
     async fn write(&mut self, changes: &Changes) -> Result<()>;
 }
 
@@ -122,7 +130,7 @@ pub(crate) async fn run_batch(
     tx: &mut impl BatchTx,
     requests: &[Request],
     now: DateTime<Utc>,
-) -> Result<(Vec<Outcome>, Changes)> {
+) -> Result<Vec<Entry>> {
     let reject = |index: usize| {
         move |error: LedgerError| StoreError::Rejected {
             index: Some(index),
@@ -165,12 +173,10 @@ pub(crate) async fn run_batch(
     let mut account_keys = BTreeSet::new();
     let mut enrollment_keys = BTreeSet::new();
     let mut entry_keys = BTreeSet::new();
-    for id in &ids {
-        for code in AccountCode::FIXED {
-            account_keys.insert((id.clone(), code.to_string()));
-        }
-    }
     for r in requests {
+        for code in r.command.fixed_accounts() {
+            account_keys.insert((r.institution.clone(), code.to_string()));
+        }
         entry_keys.insert((r.institution.clone(), r.client_id.clone()));
         if let Some(target) = r.command.refers_to() {
             entry_keys.insert((r.institution.clone(), target.clone()));
@@ -243,25 +249,44 @@ pub(crate) async fn run_batch(
             charged.insert(r.institution.clone());
         }
     }
-    for id in charged {
-        let book = books.institutions.get_mut(&id).expect("locked above");
-        let (chain, packs) = tx.load_rules(&book.institution.jurisdiction).await?;
-        book.jurisdiction_chain = chain;
-        book.rule_packs = packs;
+    if !charged.is_empty() {
+        let jurisdictions: BTreeSet<JurisdictionCode> = charged
+            .iter()
+            .map(|id| books.institutions[id].institution.jurisdiction.clone())
+            .collect();
+        let jurisdictions: Vec<_> = jurisdictions.into_iter().collect();
+        let (chains, packs) = tx.load_rules(&jurisdictions).await?;
+        for id in charged {
+            let book = books.institutions.get_mut(&id).expect("locked above");
+            let chain = chains
+                .get(&book.institution.jurisdiction)
+                .cloned()
+                .unwrap_or_default();
+            book.rule_packs = packs
+                .iter()
+                .filter(|p| chain.contains(&p.jurisdiction))
+                .cloned()
+                .collect();
+            book.jurisdiction_chain = chain;
+        }
     }
 
-    let mut outcomes = Vec::with_capacity(requests.len());
+    // Each request's answer: a new entry (by its index in the changes) or
+    // the original of a replay.
+    let mut answers = Vec::with_capacity(requests.len());
     let mut changes = Changes::default();
     for (i, r) in requests.iter().enumerate() {
-        let outcome = books.execute(r, now).map_err(reject(i))?;
-        if let Outcome::Recorded { entry, effects } = &outcome {
-            let index = changes.entries.len();
-            changes.entries.push(entry.clone());
-            for (leg, effect) in effects.iter().enumerate() {
-                changes.postings.push((index, leg, effect.totals_after));
+        match books.execute(r, now).map_err(reject(i))? {
+            Outcome::Recorded { entry, effects } => {
+                let index = changes.entries.len();
+                for (leg, effect) in effects.iter().enumerate() {
+                    changes.postings.push((index, leg, effect.totals_after));
+                }
+                changes.entries.push(entry);
+                answers.push(Err(index));
             }
+            Outcome::Replayed(entry) => answers.push(Ok(entry)),
         }
-        outcomes.push(outcome);
     }
     for (id, book) in &books.institutions {
         for code in &book.dirty_accounts {
@@ -285,7 +310,16 @@ pub(crate) async fn run_batch(
     if !changes.entries.is_empty() {
         tx.write(&changes).await?;
     }
-    Ok((outcomes, changes))
+    let mut written: Vec<Option<Entry>> = changes.entries.into_iter().map(Some).collect();
+    Ok(answers
+        .into_iter()
+        .map(|a| match a {
+            Ok(replayed) => replayed,
+            Err(index) => written[index]
+                .take()
+                .expect("each new entry answers one request"),
+        })
+        .collect())
 }
 
 /// The ledger's storage, on one of two backends.
@@ -392,13 +426,7 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let outcomes = dispatch!(self, s => s.execute_batch(&requests).await)?;
-        Ok(outcomes
-            .into_iter()
-            .map(|o| match o {
-                Outcome::Recorded { entry, .. } | Outcome::Replayed(entry) => entry,
-            })
-            .collect())
+        dispatch!(self, s => s.execute_batch(&requests).await)
     }
 
     /// Current balances of every account of an institution.

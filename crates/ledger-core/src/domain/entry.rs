@@ -172,6 +172,29 @@ impl Command {
         }
     }
 
+    /// The institution-level accounts this command posts to (its
+    /// `prepaid/{enrollment}` aside; commands acting on an earlier entry post
+    /// to that entry's accounts).
+    pub fn fixed_accounts(&self) -> &'static [AccountCode] {
+        use AccountCode::*;
+        match self {
+            Command::PayTuition { .. } => &[EscrowCash],
+            Command::CollectOutsideEscrow { .. } => &[HeldByInstitution],
+            Command::AttributeReceipt { .. } => &[Unidentified],
+            Command::ConsumeLessons { .. } => &[Releasable],
+            Command::InstructRelease { .. } => &[Releasable, EscrowCash],
+            Command::ApproveRefund { .. } => &[RefundPayable],
+            Command::InstructRefundPayment { .. } => &[RefundPayable, EscrowCash, DepositCash],
+            Command::RecordUnidentifiedReceipt { .. } => &[EscrowCash, Unidentified],
+            Command::PayInDeposit { .. } | Command::InstructDepositReturn { .. } => {
+                &[DepositCash, DepositPayable]
+            }
+            Command::ConfirmPending { .. }
+            | Command::VoidPending { .. }
+            | Command::Reverse { .. } => &[],
+        }
+    }
+
     pub fn is_charge(&self) -> bool {
         matches!(
             self,

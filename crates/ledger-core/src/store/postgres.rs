@@ -9,7 +9,7 @@ use sqlx::{Postgres, Row, Transaction};
 use tracing::instrument;
 
 use crate::domain::accounts::{AccountCode, Totals};
-use crate::domain::books::{ChainHead, EnrollmentBook, KnownEntry, Outcome};
+use crate::domain::books::{ChainHead, EnrollmentBook, KnownEntry};
 use crate::domain::chain::GENESIS_HASH;
 use crate::domain::entry::{Entry, Request};
 use crate::domain::error::LedgerError;
@@ -18,7 +18,9 @@ use crate::domain::policy::RulePack;
 use crate::domain::registry::{Enrollment, Institution, Jurisdiction};
 use crate::store::report::{AccountBalance, BalanceSheet};
 use crate::store::rows::{self, EnrollmentRow, EntryRow, InstitutionRow, PostingRow};
-use crate::store::{run_batch, BatchTx, Changes, Clock, LockedInstitution, Result, StoreError};
+use crate::store::{
+    run_batch, BatchTx, Chains, Changes, Clock, LockedInstitution, Result, StoreError,
+};
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -223,38 +225,42 @@ impl BatchTx for PgTx<'_> {
 
     async fn load_rules(
         &mut self,
-        jurisdiction: &JurisdictionCode,
-    ) -> Result<(Vec<JurisdictionCode>, Vec<RulePack>)> {
-        let chain = sqlx::query(
-            "with recursive up(code, parent_code, depth) as ( \
-               select code, parent_code, 0 from jurisdictions where code = $1 \
+        jurisdictions: &[JurisdictionCode],
+    ) -> Result<(Chains, Vec<RulePack>)> {
+        let codes: Vec<&str> = jurisdictions.iter().map(|j| j.as_str()).collect();
+        let rows = sqlx::query(
+            "with recursive up(start, code, parent_code, depth) as ( \
+               select code, code, parent_code, 0 from jurisdictions where code = any($1) \
                union all \
-               select j.code, j.parent_code, up.depth + 1 from jurisdictions j join up on j.code = up.parent_code \
-             ) select code from up order by depth desc",
+               select up.start, j.code, j.parent_code, up.depth + 1 \
+               from jurisdictions j join up on j.code = up.parent_code \
+             ) select start, code from up order by start, depth desc",
         )
-        .bind(jurisdiction.as_str())
+        .bind(&codes)
         .fetch_all(&mut *self.tx)
         .await?;
-        let chain: Vec<String> = chain
+        let pairs = rows
             .iter()
-            .map(|r| r.try_get("code"))
-            .collect::<Result<_, _>>()?;
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>("start")?,
+                    r.try_get::<String, _>("code")?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (chains, all) = rows::chains(pairs)?;
         let packs = sqlx::query(
             "select jurisdiction_code, version, effective_from, params from rule_packs \
              where jurisdiction_code = any($1)",
         )
-        .bind(&chain)
+        .bind(&all)
         .fetch_all(&mut *self.tx)
         .await?;
         let packs = packs
             .iter()
             .map(rule_pack_row)
             .collect::<Result<Vec<_>>>()?;
-        let chain = chain
-            .into_iter()
-            .map(|c| JurisdictionCode::parse(c).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .collect::<Result<Vec<_>>>()?;
-        Ok((chain, packs))
+        Ok((chains, packs))
     }
 
     async fn write(&mut self, c: &Changes) -> Result<()> {
@@ -668,13 +674,13 @@ impl PgStore {
     }
 
     #[instrument(skip_all, fields(requests = requests.len()))]
-    pub async fn execute_batch(&self, requests: &[Request]) -> Result<Vec<Outcome>> {
+    pub async fn execute_batch(&self, requests: &[Request]) -> Result<Vec<Entry>> {
         loop {
             let tx = self.pool.begin().await?;
             let mut tx = PgTx { tx };
             match run_batch(&mut tx, requests, self.clock.now()).await {
-                Ok((outcomes, _)) => match tx.tx.commit().await {
-                    Ok(()) => return Ok(outcomes),
+                Ok(entries) => match tx.tx.commit().await {
+                    Ok(()) => return Ok(entries),
                     Err(e) => return Err(e.into()),
                 },
                 // A concurrent first write of the same client id raced us

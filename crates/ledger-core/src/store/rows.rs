@@ -207,3 +207,17 @@ pub(crate) fn assemble<T>(
         })
         .collect()
 }
+
+/// Groups (start, ancestor) rows, ordered root first per start, into chains;
+/// also returns every code seen.
+pub(crate) fn chains(pairs: Vec<(String, String)>) -> Result<(crate::store::Chains, Vec<String>)> {
+    let parse = |c: String| JurisdictionCode::parse(c).map_err(|e| corrupt("jurisdiction", e));
+    let mut chains: std::collections::BTreeMap<JurisdictionCode, Vec<JurisdictionCode>> =
+        std::collections::BTreeMap::new();
+    let mut all = std::collections::BTreeSet::new();
+    for (start, code) in pairs {
+        all.insert(code.clone());
+        chains.entry(parse(start)?).or_default().push(parse(code)?);
+    }
+    Ok((chains, all.into_iter().collect()))
+}

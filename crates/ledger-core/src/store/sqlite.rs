@@ -14,7 +14,7 @@ use sqlx::{Row, Sqlite, Transaction};
 use tracing::instrument;
 
 use crate::domain::accounts::{AccountCode, AccountType, Totals};
-use crate::domain::books::{ChainHead, EnrollmentBook, KnownEntry, Outcome};
+use crate::domain::books::{ChainHead, EnrollmentBook, KnownEntry};
 use crate::domain::chain::GENESIS_HASH;
 use crate::domain::entry::{Entry, Request};
 use crate::domain::error::LedgerError;
@@ -23,7 +23,9 @@ use crate::domain::policy::RulePack;
 use crate::domain::registry::{Enrollment, Institution, Jurisdiction};
 use crate::store::report::{AccountBalance, BalanceSheet};
 use crate::store::rows::{self, EnrollmentRow, EntryRow, InstitutionRow, PostingRow};
-use crate::store::{run_batch, BatchTx, Changes, Clock, LockedInstitution, Result, StoreError};
+use crate::store::{
+    run_batch, BatchTx, Chains, Changes, Clock, LockedInstitution, Result, StoreError,
+};
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -282,38 +284,43 @@ impl BatchTx for SqliteTx<'_> {
 
     async fn load_rules(
         &mut self,
-        jurisdiction: &JurisdictionCode,
-    ) -> Result<(Vec<JurisdictionCode>, Vec<RulePack>)> {
-        let chain = sqlx::query(
-            "with recursive up(code, parent_code, depth) as ( \
-               select code, parent_code, 0 from jurisdictions where code = ? \
+        jurisdictions: &[JurisdictionCode],
+    ) -> Result<(Chains, Vec<RulePack>)> {
+        let codes: Vec<&str> = jurisdictions.iter().map(|j| j.as_str()).collect();
+        let rows = sqlx::query(
+            "with recursive up(start, code, parent_code, depth) as ( \
+               select code, code, parent_code, 0 from jurisdictions \
+                 where code in (select value from json_each(?)) \
                union all \
-               select j.code, j.parent_code, up.depth + 1 from jurisdictions j join up on j.code = up.parent_code \
-             ) select code from up order by depth desc",
+               select up.start, j.code, j.parent_code, up.depth + 1 \
+               from jurisdictions j join up on j.code = up.parent_code \
+             ) select start, code from up order by start, depth desc",
         )
-        .bind(jurisdiction.as_str())
+        .bind(serde_json::to_string(&codes).expect("strings serialize"))
         .fetch_all(&mut *self.tx)
         .await?;
-        let chain: Vec<String> = chain
+        let pairs = rows
             .iter()
-            .map(|r| r.try_get("code"))
-            .collect::<Result<_, _>>()?;
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>("start")?,
+                    r.try_get::<String, _>("code")?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (chains, all) = rows::chains(pairs)?;
         let packs = sqlx::query(
             "select jurisdiction_code, version, effective_from, params from rule_packs \
              where jurisdiction_code in (select value from json_each(?))",
         )
-        .bind(serde_json::to_string(&chain).expect("strings serialize"))
+        .bind(serde_json::to_string(&all).expect("strings serialize"))
         .fetch_all(&mut *self.tx)
         .await?;
         let packs = packs
             .iter()
             .map(rule_pack_row)
             .collect::<Result<Vec<_>>>()?;
-        let chain = chain
-            .into_iter()
-            .map(|c| JurisdictionCode::parse(c).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .collect::<Result<Vec<_>>>()?;
-        Ok((chain, packs))
+        Ok((chains, packs))
     }
 
     async fn write(&mut self, c: &Changes) -> Result<()> {
@@ -668,12 +675,12 @@ impl SqliteStore {
     }
 
     #[instrument(skip_all, fields(requests = requests.len()))]
-    pub async fn execute_batch(&self, requests: &[Request]) -> Result<Vec<Outcome>> {
+    pub async fn execute_batch(&self, requests: &[Request]) -> Result<Vec<Entry>> {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut tx = SqliteTx { tx };
-        let (outcomes, _) = run_batch(&mut tx, requests, self.clock.now()).await?;
+        let entries = run_batch(&mut tx, requests, self.clock.now()).await?;
         tx.tx.commit().await?;
-        Ok(outcomes)
+        Ok(entries)
     }
 
     pub async fn balances(&self, id: &InstitutionId) -> Result<BalanceSheet> {
