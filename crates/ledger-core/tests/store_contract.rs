@@ -27,6 +27,7 @@ contract!(
     reversals_mirror_the_original_and_happen_once,
     unidentified_receipts_wait_in_suspense_until_attributed,
     entries_page_in_chain_order,
+    malformed_wire_requests_are_refused_before_the_books,
 );
 
 async fn payments_lessons_and_releases_move_money_through_the_books(db: &TestDb) {
@@ -739,4 +740,56 @@ async fn entries_page_in_chain_order(db: &TestDb) {
     }
     let expected: Vec<String> = (0..25).map(|i| format!("p{i}")).collect();
     assert_eq!(seen, expected);
+}
+
+async fn malformed_wire_requests_are_refused_before_the_books(db: &TestDb) {
+    use ledger_core::domain::wire::WireRequest;
+    let s = &db.store;
+    seeded(s).await;
+    s.execute(req("I1", "p", pay("E1", 100_000))).await.unwrap();
+    let before = db.dump().await;
+    let head = r#""institution":"I1","client_id":"w1","occurred_at":"2026-08-25T10:00:00Z""#;
+    let cases = [
+        (
+            r#""currency":"CNY","op":"pay_tuition","enrollment":"E1","amount":"12.345""#,
+            "too_many_decimals",
+        ),
+        (
+            r#""currency":"CNY","op":"pay_tuition","enrollment":"E1","amount":"12.3.4""#,
+            "invalid_amount",
+        ),
+        (
+            r#""currency":"CNY","op":"pay_tuition","enrollment":"E1","amount":"-1.00""#,
+            "amount_must_be_positive",
+        ),
+        (
+            r#""currency":"CNY","op":"pay_tuition","enrollment":"E404","amount":"1.00""#,
+            "unknown_enrollment",
+        ),
+        (
+            r#""currency":"CNY","op":"consume_lessons","enrollment":"E1","hours":-1"#,
+            "hours_must_be_positive",
+        ),
+        (
+            r#""currency":"USD","op":"pay_tuition","enrollment":"E1","amount":"1.00""#,
+            "currency_mismatch",
+        ),
+        (
+            r#""currency":"XYZ","op":"pay_tuition","enrollment":"E1","amount":"1.00""#,
+            "unsupported_currency",
+        ),
+        (
+            r#""currency":"CNY","op":"pay_tuition","amount":"1.00""#,
+            "missing_field",
+        ),
+    ];
+    for (rest, code) in cases {
+        let wire: WireRequest = serde_json::from_str(&format!("{{{head},{rest}}}")).unwrap();
+        let got = match wire.parse() {
+            Err(e) => e.code(),
+            Ok(request) => s.execute(request).await.unwrap_err().code(),
+        };
+        assert_eq!(got, code, "{rest}");
+        assert_eq!(db.dump().await, before, "{rest} changed the books");
+    }
 }

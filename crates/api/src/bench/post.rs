@@ -423,14 +423,18 @@ async fn baseline_pg(pool: &PgPool, rows: &[RawEntry]) -> anyhow::Result<()> {
 async fn baseline_sqlite(pool: &SqlitePool, rows: &[RawEntry]) -> anyhow::Result<()> {
     let at = occurred().timestamp_micros();
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut accounts: HashMap<(&str, &str), [i64; 4]> = HashMap::new();
+    let mut last: HashMap<&str, &RawEntry> = HashMap::new();
     for r in rows {
+        let hash = format!("{:064x}", r.seq * 7919 + r.client_id.len() as i64);
         sqlx::query(
             "insert into entries (institution_id, seq, client_id, kind, currency, occurred_at, recorded_at, \
-               hours, flags, request_hash, prev_hash, hash, enrollment_id) \
-             values (?, ?, ?, ?, 'CNY', ?, ?, ?, '', ?, ?, ?, 'E')",
+               hours, flags, request_hash, prev_hash, hash, enrollment_id, rule_pack) \
+             values (?, ?, ?, ?, 'CNY', ?, ?, ?, '', ?, ?, ?, 'E', ?)",
         )
         .bind(&r.institution).bind(r.seq).bind(&r.client_id).bind(r.kind).bind(at).bind(at)
-        .bind(r.hours).bind(HASH).bind(HASH).bind(HASH)
+        .bind(r.hours).bind(&hash).bind(&hash).bind(&hash)
+        .bind(r.hours.is_none().then_some("national@builtin"))
         .execute(&mut *tx)
         .await?;
         for (l, leg) in r.legs.iter().enumerate() {
@@ -443,23 +447,30 @@ async fn baseline_sqlite(pool: &SqlitePool, rows: &[RawEntry]) -> anyhow::Result
             .bind(leg.3[0]).bind(leg.3[1]).bind(leg.3[2]).bind(leg.3[3])
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "update accounts set posted_debits_minor = ?, posted_credits_minor = ? \
-                 where institution_id = ? and account_code = ?",
-            )
-            .bind(leg.3[0])
-            .bind(leg.3[1])
-            .bind(&r.institution)
-            .bind(leg.0)
-            .execute(&mut *tx)
-            .await?;
+            accounts.insert((r.institution.as_str(), leg.0), leg.3);
         }
+        last.insert(r.institution.as_str(), r);
+    }
+    // Like the ledger: each touched account, enrollment and head once per batch.
+    for ((institution, account), t) in &accounts {
+        sqlx::query(
+            "update accounts set posted_debits_minor = ?, posted_credits_minor = ? \
+             where institution_id = ? and account_code = ?",
+        )
+        .bind(t[0])
+        .bind(t[1])
+        .bind(institution)
+        .bind(account)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for (institution, r) in &last {
         sqlx::query("update enrollments set hours_consumed = ?, paid_minor = ? where institution_id = ? and enrollment_id = 'E'")
-            .bind(r.counters.0).bind(r.counters.1).bind(&r.institution)
+            .bind(r.counters.0).bind(r.counters.1).bind(institution)
             .execute(&mut *tx)
             .await?;
         sqlx::query("update chain_heads set last_seq = ?, last_hash = ?, last_recorded_at = ? where institution_id = ?")
-            .bind(r.seq).bind(HASH).bind(at).bind(&r.institution)
+            .bind(r.seq).bind(HASH).bind(at).bind(institution)
             .execute(&mut *tx)
             .await?;
     }

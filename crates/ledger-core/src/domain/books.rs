@@ -591,3 +591,95 @@ impl Books {
         book.execute(request, now)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::chain::GENESIS_HASH;
+    use crate::domain::money::Currency;
+    use crate::domain::registry::{Category, SupervisionMode};
+
+    fn book(accounts: &[AccountCode]) -> InstitutionBook {
+        InstitutionBook {
+            institution: Institution {
+                id: InstitutionId::parse("I").unwrap(),
+                name: "I".into(),
+                licence_no: "L".into(),
+                jurisdiction: JurisdictionCode::national(),
+                mode: SupervisionMode::Custody,
+                category: Category::Subject,
+                status: InstitutionStatus::Active,
+                currency: Currency::Cny,
+            },
+            created_at: DateTime::<Utc>::MIN_UTC,
+            head: ChainHead {
+                last_seq: 0,
+                last_hash: GENESIS_HASH.into(),
+                last_recorded_at: None,
+            },
+            accounts: accounts
+                .iter()
+                .map(|a| (a.clone(), Totals::default()))
+                .collect(),
+            enrollments: BTreeMap::new(),
+            entries: BTreeMap::new(),
+            jurisdiction_chain: vec![JurisdictionCode::national()],
+            rule_packs: vec![],
+            dirty_accounts: BTreeSet::new(),
+            dirty_enrollments: BTreeSet::new(),
+        }
+    }
+
+    fn request(command: Command) -> Request {
+        Request {
+            institution: InstitutionId::parse("I").unwrap(),
+            client_id: ClientId::parse("c").unwrap(),
+            currency: Currency::Cny,
+            occurred_at: DateTime::<Utc>::MIN_UTC,
+            external_ref: None,
+            command,
+        }
+    }
+
+    #[test]
+    fn a_posting_to_an_account_the_books_do_not_have_is_unknown_account() {
+        let mut b = book(&[AccountCode::EscrowCash]);
+        let err = b
+            .execute(
+                &request(Command::RecordUnidentifiedReceipt { amount_minor: 5 }),
+                DateTime::<Utc>::MIN_UTC,
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), "unknown_account");
+        assert!(
+            b.dirty_accounts.is_empty() && b.head.last_seq == 0,
+            "a refusal changes nothing"
+        );
+    }
+
+    #[test]
+    fn recorded_time_never_runs_backwards_within_an_institution() {
+        let mut b = book(&[AccountCode::DepositCash, AccountCode::DepositPayable]);
+        let later: DateTime<Utc> = "2026-09-01T00:00:00Z".parse().unwrap();
+        let earlier: DateTime<Utc> = "2026-08-01T00:00:00Z".parse().unwrap();
+        let first = b
+            .execute(&request(Command::PayInDeposit { amount_minor: 5 }), later)
+            .unwrap();
+        let mut second = request(Command::PayInDeposit { amount_minor: 5 });
+        second.client_id = ClientId::parse("d").unwrap();
+        let second = b.execute(&second, earlier).unwrap();
+        assert_eq!(first.entry().recorded_at, later);
+        assert_eq!(second.entry().recorded_at, later);
+        assert_eq!(second.entry().prev_hash, first.entry().hash);
+    }
+
+    #[test]
+    fn an_institution_with_an_empty_name_is_invalid() {
+        let mut i = book(&[]).institution;
+        i.name = " ".into();
+        assert_eq!(
+            i.validate().map_err(|e| e.code()),
+            Err("invalid_institution")
+        );
+    }
+}

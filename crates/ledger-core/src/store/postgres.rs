@@ -228,39 +228,35 @@ impl BatchTx for PgTx<'_> {
         jurisdictions: &[JurisdictionCode],
     ) -> Result<(Chains, Vec<RulePack>)> {
         let codes: Vec<&str> = jurisdictions.iter().map(|j| j.as_str()).collect();
+        // Ancestries and their rule packs in one round trip.
         let rows = sqlx::query(
             "with recursive up(start, code, parent_code, depth) as ( \
                select code, code, parent_code, 0 from jurisdictions where code = any($1) \
                union all \
                select up.start, j.code, j.parent_code, up.depth + 1 \
                from jurisdictions j join up on j.code = up.parent_code \
-             ) select start, code from up order by start, depth desc",
+             ) select up.start, up.code, p.jurisdiction_code, p.version, p.effective_from, p.params \
+               from up left join rule_packs p on p.jurisdiction_code = up.code \
+               order by up.start, up.depth desc",
         )
         .bind(&codes)
         .fetch_all(&mut *self.tx)
         .await?;
-        let pairs = rows
+        let rows = rows
             .iter()
             .map(|r| {
+                let pack = match r.try_get::<Option<i32>, _>("version")? {
+                    Some(_) => Some(rule_pack_row(r)?),
+                    None => None,
+                };
                 Ok((
                     r.try_get::<String, _>("start")?,
                     r.try_get::<String, _>("code")?,
+                    pack,
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
-        let (chains, all) = rows::chains(pairs)?;
-        let packs = sqlx::query(
-            "select jurisdiction_code, version, effective_from, params from rule_packs \
-             where jurisdiction_code = any($1)",
-        )
-        .bind(&all)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        let packs = packs
-            .iter()
-            .map(rule_pack_row)
-            .collect::<Result<Vec<_>>>()?;
-        Ok((chains, packs))
+        rows::rule_context(rows)
     }
 
     async fn write(&mut self, c: &Changes) -> Result<()> {

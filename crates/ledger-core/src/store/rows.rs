@@ -8,6 +8,7 @@ use crate::domain::books::{EnrollmentBook, KnownEntry};
 use crate::domain::entry::{Entry, EntryKind, Posting};
 use crate::domain::ids::{ClientId, EnrollmentId, InstitutionId, JurisdictionCode};
 use crate::domain::money::{Amount, Currency};
+use crate::domain::policy::RulePack;
 use crate::domain::registry::{
     Category, Enrollment, EnrollmentState, Institution, InstitutionStatus, SupervisionMode,
 };
@@ -208,16 +209,24 @@ pub(crate) fn assemble<T>(
         .collect()
 }
 
-/// Groups (start, ancestor) rows, ordered root first per start, into chains;
-/// also returns every code seen.
-pub(crate) fn chains(pairs: Vec<(String, String)>) -> Result<(crate::store::Chains, Vec<String>)> {
+/// Groups (start, ancestor, rule pack of the ancestor) rows, ordered root
+/// first per start, into each jurisdiction's chain and the distinct packs.
+pub(crate) fn rule_context(
+    rows: Vec<(String, String, Option<RulePack>)>,
+) -> Result<(crate::store::Chains, Vec<RulePack>)> {
     let parse = |c: String| JurisdictionCode::parse(c).map_err(|e| corrupt("jurisdiction", e));
-    let mut chains: std::collections::BTreeMap<JurisdictionCode, Vec<JurisdictionCode>> =
-        std::collections::BTreeMap::new();
-    let mut all = std::collections::BTreeSet::new();
-    for (start, code) in pairs {
-        all.insert(code.clone());
-        chains.entry(parse(start)?).or_default().push(parse(code)?);
+    let mut chains = crate::store::Chains::new();
+    let mut packs = std::collections::BTreeMap::new();
+    for (start, code, pack) in rows {
+        let chain = chains.entry(parse(start)?).or_default();
+        let code = parse(code)?;
+        // An ancestor with several packs appears once per pack.
+        if chain.last() != Some(&code) {
+            chain.push(code);
+        }
+        if let Some(p) = pack {
+            packs.insert((p.jurisdiction.clone(), p.version), p);
+        }
     }
-    Ok((chains, all.into_iter().collect()))
+    Ok((chains, packs.into_values().collect()))
 }
