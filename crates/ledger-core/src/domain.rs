@@ -7,6 +7,7 @@ pub mod books;
 pub mod chain;
 pub mod entry;
 pub mod error;
+pub mod feeds;
 pub mod ids;
 pub mod money;
 pub mod policy;

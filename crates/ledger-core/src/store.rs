@@ -4,6 +4,7 @@
 //! books it touches, run the pure domain over it, write back what changed.
 
 mod clock;
+mod feeds;
 mod postgres;
 mod report;
 mod rows;
@@ -476,6 +477,11 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<(i64, i64, Totals)>> {
         dispatch!(self, s => s.posting_snapshots(id, after_seq, limit).await)
+    }
+
+    /// The store's clock (the system clock, or a test's).
+    pub fn now(&self) -> DateTime<Utc> {
+        dispatch!(self, s => s.clock().now())
     }
 
     pub(crate) async fn head(&self, id: &InstitutionId) -> Result<ChainHead> {

@@ -118,6 +118,16 @@ pub enum LedgerError {
         at: String,
         created_at: String,
     },
+    #[error("bank {bank} is not registered")]
+    UnknownBank { bank: String },
+    #[error("account {account} at bank {bank} is not a registered supervised account")]
+    UnknownBankAccount { bank: String, account: String },
+    #[error("account {account} at bank {bank} already belongs to institution {institution}")]
+    BankAccountTaken {
+        bank: String,
+        account: String,
+        institution: String,
+    },
     #[error("{op} needs the field {field}")]
     MissingField { op: String, field: &'static str },
     #[error("field {field}: {reason}")]
@@ -163,6 +173,9 @@ impl LedgerError {
             BeforeInstitutionExisted { .. } => "before_institution_existed",
             InstitutionNotActive { .. } => "institution_not_active",
             MissingField { .. } => "missing_field",
+            UnknownBank { .. } => "unknown_bank",
+            UnknownBankAccount { .. } => "unknown_bank_account",
+            BankAccountTaken { .. } => "bank_account_taken",
             InvalidField { .. } => "invalid_field",
         }
     }

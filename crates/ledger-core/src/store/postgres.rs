@@ -426,6 +426,10 @@ impl PgStore {
         &self.pool
     }
 
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     pub async fn migrate(&self) -> Result<()> {
         sqlx::migrate!("../../migrations/postgres")
             .run(&self.pool)

@@ -429,6 +429,10 @@ impl SqliteStore {
         &self.pool
     }
 
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     pub async fn migrate(&self) -> Result<()> {
         sqlx::migrate!("../../migrations/sqlite")
             .run(&self.pool)

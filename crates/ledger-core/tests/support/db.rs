@@ -96,6 +96,11 @@ impl TestDb {
             "accounts",
             "entries",
             "postings",
+            "banks",
+            "bank_accounts",
+            "feed_files",
+            "bank_statements",
+            "bank_lines",
         ];
         let mut out = Vec::new();
         for table in tables {
