@@ -230,3 +230,142 @@ fn an_unsupported_database_url_is_refused_plainly() {
         stderr(&out)
     );
 }
+
+const MAPPING: &str = r#"{
+  "bank": "PYB",
+  "encoding": "gbk",
+  "skip_lines": 1,
+  "date_format": "%Y%m%d",
+  "thousands_separator": ",",
+  "account": "6222000011112222",
+  "currency": "CNY",
+  "booking_date": "交易日期",
+  "amount": {"style": "debit_credit", "debit": "借方发生额", "credit": "贷方发生额"},
+  "balance_after": "余额",
+  "bank_ref": "流水号",
+  "remittance": "摘要",
+  "counterparty_name": "对方户名"
+}"#;
+
+const EXPORT: &str = "账户明细查询\n交易日期,流水号,摘要,对方户名,借方发生额,贷方发生额,余额\n\
+    20260901,A001,学费,张三,,\"4,800.00\",\"4,800.00\"\n\
+    20260902,A002,拨付,青峰音乐,1200.50,,3599.50\n";
+
+fn gbk_file(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, encoding_rs::GBK.encode(text).0).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn feed_parse_prints_normalized_statements_and_refuses_what_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = write(dir.path(), "mapping.json", &[MAPPING]);
+    let file = gbk_file(dir.path(), "export.csv", EXPORT);
+    let out = bin()
+        .args(["feed", "parse", "--mapping", &mapping, "--json", &file])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let s = &doc["statements"][0];
+    assert_eq!(s["format"], "csv");
+    assert_eq!(s["opening_balance"]["amount"], "0.00");
+    assert_eq!(s["closing_balance"]["amount"], "3599.50");
+    assert_eq!(s["lines"][0]["amount"], "4800.00");
+    assert_eq!(s["lines"][1]["amount"], "-1200.50");
+    assert_eq!(s["lines"][0]["counterparty_name"], "张三");
+
+    let junk = write(
+        dir.path(),
+        "junk.bin",
+        &["\u{1}\u{2}garbage without any structure"],
+    );
+    let out = bin().args(["feed", "parse", &junk]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("[unknown_format]"),
+        "{}",
+        stderr(&out)
+    );
+    let broken = gbk_file(
+        dir.path(),
+        "broken.csv",
+        &EXPORT.replace("3599.50", "3599.51"),
+    );
+    let out = bin()
+        .args(["feed", "parse", "--mapping", &mapping, &broken])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("running balance"), "{}", stderr(&out));
+}
+
+#[test]
+fn feed_ingest_stores_a_file_once_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    demo_summary(&url);
+    let mapping = write(dir.path(), "mapping.json", &[MAPPING]);
+    let file = gbk_file(dir.path(), "export.csv", EXPORT);
+    let ingest = |f: &str| {
+        run(
+            &url,
+            &["feed", "ingest", "--bank", "PYB", "--mapping", &mapping, f],
+        )
+    };
+
+    let out = ingest(&file);
+    assert!(!out.status.success(), "an unregistered bank is refused");
+    assert!(stderr(&out).contains("[unknown_bank]"), "{}", stderr(&out));
+    assert!(run(
+        &url,
+        &["bank", "add", "--id", "PYB", "--name", "Puyang Bank"]
+    )
+    .status
+    .success());
+    let out = ingest(&file);
+    assert!(
+        stderr(&out).contains("[unknown_bank_account]"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(
+        &url,
+        &[
+            "bank",
+            "account",
+            "--bank",
+            "PYB",
+            "--account",
+            "6222000011112222",
+            "--institution",
+            "INS-410922-001",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = ingest(&file);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("1 statements stored (2 lines)"),
+        "{}",
+        stdout(&out)
+    );
+    let out = ingest(&file);
+    assert!(
+        stdout(&out).contains("already ingested"),
+        "{}",
+        stdout(&out)
+    );
+    // The same statement inside another file is recognised as already held.
+    let copy = gbk_file(dir.path(), "copy.csv", &format!("{EXPORT}\n"));
+    let out = ingest(&copy);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("0 statements stored (0 lines), 1 already held"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(run(&url, &["verify"]).status.success());
+}

@@ -1,4 +1,48 @@
-//! `escrow-ledger bench post`: entries per second through the ledger, and in
-//! the same run a raw-SQL baseline writing the same rows without the domain.
-pub use self::post::{run, BenchCommand};
+//! Benchmarks: `bench post` (entries per second through the ledger against a
+//! raw-SQL baseline) and `bench parse` (statement parsing throughput and
+//! memory against a plain scan of the same bytes).
+mod parse;
 mod post;
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+pub use post::PostArgs;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Entries per second through the ledger and through raw SQL.
+    Post(PostArgs),
+    /// Parsing throughput and peak memory for large MT940 and camt.053 files.
+    Parse {
+        /// Transaction lines per generated file.
+        #[arg(long, default_value_t = 1_000_000)]
+        lines: usize,
+        /// Where to write the generated files (default: the temp folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// (internal) Parse one file and report timings and peak memory as JSON.
+    #[command(hide = true)]
+    ParseFile {
+        file: PathBuf,
+        #[arg(long)]
+        format: String,
+    },
+}
+
+pub async fn run(command: BenchCommand, url: &str) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Post(args) => post::run(args, url).await,
+        BenchCommand::Parse { lines, dir } => parse::run(lines, dir),
+        BenchCommand::ParseFile { file, format } => {
+            let format = match format.as_str() {
+                "mt940" => bank_adapter::Format::Mt940,
+                "camt053" => bank_adapter::Format::Camt053,
+                other => anyhow::bail!("no benchmark for format {other}"),
+            };
+            parse::parse_file(&file, format)
+        }
+    }
+}

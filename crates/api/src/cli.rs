@@ -9,7 +9,7 @@ use ledger_core::domain::wire::WireRequest;
 use ledger_core::store::DEFAULT_DATABASE_URL;
 use ledger_core::{InstitutionId, Store, StoreError};
 
-use crate::{bench, demo, report};
+use crate::{bench, demo, feed, report};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,6 +57,16 @@ pub enum Command {
     Verify {
         #[arg(long)]
         json: bool,
+    },
+    /// Bank statement files: parse, ingest.
+    Feed {
+        #[command(subcommand)]
+        what: feed::FeedCommand,
+    },
+    /// Supervising banks and the supervised accounts they hold.
+    Bank {
+        #[command(subcommand)]
+        what: feed::BankCommand,
     },
     /// Benchmarks (see BENCHMARKS.md).
     Bench {
@@ -135,6 +145,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Bench { what } => bench::run(what, url).await?,
+        Command::Feed { what } => {
+            return match what {
+                feed::FeedCommand::Parse {
+                    file,
+                    format,
+                    mapping,
+                    json,
+                } => feed::parse(file, format, mapping, json).await,
+                feed::FeedCommand::Ingest {
+                    bank,
+                    files,
+                    format,
+                    mapping,
+                    json,
+                } => {
+                    let store = open(url).await?;
+                    feed::ingest(&store, &bank, files, format, mapping, json).await
+                }
+            };
+        }
+        Command::Bank { what } => {
+            let store = open(url).await?;
+            return feed::bank(&store, what).await;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
-use clap::Subcommand;
+use clap::Args;
 use ledger_core::{
     Amount, Category, ClientId, Command, Currency, Enrollment, EnrollmentId, Institution,
     InstitutionId, InstitutionStatus, Jurisdiction, JurisdictionCode, Request, Store,
@@ -23,25 +23,22 @@ use ledger_core::{
 use serde::Serialize;
 use sqlx::{Executor, PgPool, SqlitePool};
 
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Entries per second through the ledger and through raw SQL.
-    Post {
-        /// Institutions the entries are spread over.
-        #[arg(long, default_value_t = 1000)]
-        institutions: usize,
-        /// Entries per configuration.
-        #[arg(long, default_value_t = 10_000)]
-        entries: usize,
-        /// Batch sizes (entries per database transaction).
-        #[arg(long, value_delimiter = ',', default_values_t = vec![1, 100, 1000])]
-        batch: Vec<usize>,
-        /// Concurrent writers.
-        #[arg(long, value_delimiter = ',', default_values_t = vec![1, 16])]
-        writers: Vec<usize>,
-        #[arg(long)]
-        json: bool,
-    },
+#[derive(Debug, Args)]
+pub struct PostArgs {
+    /// Institutions the entries are spread over.
+    #[arg(long, default_value_t = 1000)]
+    institutions: usize,
+    /// Entries per configuration.
+    #[arg(long, default_value_t = 10_000)]
+    entries: usize,
+    /// Batch sizes (entries per database transaction).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 100, 1000])]
+    batch: Vec<usize>,
+    /// Concurrent writers.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 16])]
+    writers: Vec<usize>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -517,14 +514,14 @@ fn per_second(entries: usize, elapsed: Duration) -> u64 {
     u64::try_from(entries as u128 * 1_000_000 / micros).unwrap_or(u64::MAX)
 }
 
-pub async fn run(command: BenchCommand, url: &str) -> anyhow::Result<()> {
-    let BenchCommand::Post {
+pub async fn run(args: PostArgs, url: &str) -> anyhow::Result<()> {
+    let PostArgs {
         institutions,
         entries,
         batch,
         writers,
         json,
-    } = command;
+    } = args;
     anyhow::ensure!(
         institutions > 0 && entries > 0,
         "--institutions and --entries must be positive"

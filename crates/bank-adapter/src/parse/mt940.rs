@@ -1,0 +1,152 @@
+//! SWIFT MT940 (statement) and MT942 (interim report): bytes in, one
+//! `Statement` per message (per page, for multi-page statements) out.
+//!
+//! The file is read in one pass, line by line, without regex and without
+//! copying lines: `text` says what each line is (a tag, a continuation, the
+//! end of a message, envelope noise), `message` assembles one message's
+//! fields into statements, `statement_line` and `information` read `:61:`
+//! and `:86:`, `fields` the dates, amounts and balances everything is made
+//! of. A message ends at `-`, `-}`, `$`, the next `:20:` or the end of the
+//! file, whichever the bank chose.
+
+mod fields;
+mod information;
+mod message;
+mod statement_line;
+mod text;
+
+use message::Message;
+use text::Row;
+
+use super::{FileContext, ParseError};
+use crate::model::{Format, ParseOutput, Warning};
+
+/// Warnings kept per file; past this they are counted, not stored, so a
+/// hostile file cannot grow memory through its warnings.
+const MAX_WARNINGS: usize = 200;
+
+/// Warnings of one file, bounded.
+#[derive(Default)]
+struct Notes {
+    list: Vec<Warning>,
+    dropped: usize,
+}
+
+impl Notes {
+    fn warn(&mut self, at: String, message: String) {
+        if self.list.len() < MAX_WARNINGS {
+            self.list.push(Warning { at, message });
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    fn into_vec(mut self) -> Vec<Warning> {
+        if self.dropped > 0 {
+            self.list.push(Warning {
+                at: "file".into(),
+                message: format!("{} more warnings were not recorded", self.dropped),
+            });
+        }
+        self.list
+    }
+}
+
+/// The field being read: its tag, first line and continuation lines. The
+/// continuation buffer is reused from field to field.
+#[derive(Default)]
+struct Field<'a> {
+    open: bool,
+    tag: &'a str,
+    line: u32,
+    first: &'a str,
+    more: Vec<&'a str>,
+}
+
+impl<'a> Field<'a> {
+    fn start(&mut self, tag: &'a str, line: u32, first: &'a str) {
+        self.open = true;
+        self.tag = tag;
+        self.line = line;
+        self.first = first;
+        self.more.clear();
+    }
+
+    fn flush(
+        &mut self,
+        message: Option<&mut Message<'_>>,
+        notes: &mut Notes,
+    ) -> Result<(), ParseError> {
+        if let (true, Some(m)) = (std::mem::take(&mut self.open), message) {
+            m.field(self.tag, self.line, self.first, &self.more, notes)?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses an MT940 or MT942 file (`format` says which rules apply: MT940
+/// requires opening and closing balances, MT942 does not).
+pub fn parse(bytes: &[u8], format: Format, ctx: &FileContext) -> Result<ParseOutput, ParseError> {
+    let mut notes = Notes::default();
+    let (text, lossy) = text::decode(bytes);
+    if let Some(w) = lossy {
+        notes.warn(w.at, w.message);
+    }
+    let mut statements = Vec::new();
+    let mut current: Option<Message<'_>> = None;
+    let mut field = Field::default();
+    let mut messages = 0u32;
+    for (number, raw) in text::lines(&text) {
+        match text::classify(raw) {
+            Row::Tag { tag, value } => {
+                field.flush(current.as_mut(), &mut notes)?;
+                if tag == "20" || current.is_none() {
+                    if let Some(done) = current.take() {
+                        statements.extend(done.finish()?);
+                    }
+                    if tag != "20" {
+                        notes.warn(
+                            format!("line {number} (:{tag}:)"),
+                            "a message starts without a :20: transaction reference".into(),
+                        );
+                    }
+                    current = Some(Message::new(format, ctx, messages, number));
+                    messages = messages.saturating_add(1);
+                }
+                field.start(tag, number, value);
+            }
+            Row::More(line) => {
+                if field.open {
+                    field.more.push(line);
+                } else if !text::is_preamble(line) {
+                    notes.warn(
+                        format!("line {number}"),
+                        "text outside a message was ignored".into(),
+                    );
+                }
+            }
+            Row::End => {
+                field.flush(current.as_mut(), &mut notes)?;
+                if let Some(done) = current.take() {
+                    statements.extend(done.finish()?);
+                }
+            }
+            Row::Skip => {}
+        }
+    }
+    field.flush(current.as_mut(), &mut notes)?;
+    if let Some(done) = current.take() {
+        statements.extend(done.finish()?);
+    }
+    if statements.is_empty() {
+        return Err(ParseError::malformed(
+            format,
+            "line 1",
+            "no message found: expected a :20: transaction reference followed by :25: and the statement",
+        ));
+    }
+    Ok(ParseOutput {
+        statements,
+        warnings: notes.into_vec(),
+    })
+}

@@ -1,0 +1,221 @@
+//! Golden tests of the MT940/MT942 parser: every good fixture in
+//! `tests/fixtures/mt940` parses (with the format given and detected) to
+//! exactly the JSON in `tests/golden/mt940`; every broken one fails with the
+//! right code and names where. `UPDATE_GOLDEN=1` rewrites the golden files;
+//! read the diff before committing it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use bank_adapter::parse::{parse, ParseOptions};
+use bank_adapter::{Format, ParseOutput};
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests")
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = dir().join("fixtures/mt940").join(name);
+    fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+fn parse_as(bytes: &[u8], format: Option<Format>) -> ParseOutput {
+    let options = ParseOptions {
+        format,
+        ..ParseOptions::default()
+    };
+    parse(bytes, &options).unwrap_or_else(|e| panic!("{format:?}: {e}"))
+}
+
+/// Parses a good fixture both ways and compares with its golden JSON.
+#[track_caller]
+fn check(name: &str, format: Format) -> ParseOutput {
+    let bytes = fixture(name);
+    let explicit = parse_as(&bytes, Some(format));
+    let detected = parse_as(&bytes, None);
+    assert_eq!(
+        explicit, detected,
+        "{name}: detection chose another reading"
+    );
+    let json = serde_json::to_string_pretty(&explicit).unwrap_or_default() + "\n";
+    let golden = dir()
+        .join("golden/mt940")
+        .join(Path::new(name).with_extension("json"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        fs::write(&golden, &json).unwrap_or_else(|e| panic!("{}: {e}", golden.display()));
+    }
+    let want = fs::read_to_string(&golden).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            golden.display()
+        )
+    });
+    assert_eq!(json, want, "{name} no longer matches {}", golden.display());
+    explicit
+}
+
+/// A broken fixture fails with `code`, and the message names `at` and says
+/// `says`.
+#[track_caller]
+fn check_broken(name: &str, format: Format, code: &str, at: &str, says: &str) {
+    let options = ParseOptions {
+        format: Some(format),
+        ..ParseOptions::default()
+    };
+    match parse(&fixture(name), &options) {
+        Ok(out) => panic!("{name} parsed: {out:?}"),
+        Err(e) => {
+            assert_eq!(e.code(), code, "{name}: {e}");
+            assert!(
+                e.to_string().contains(at),
+                "{name}: '{e}' does not name {at}"
+            );
+            assert!(
+                e.to_string().contains(says),
+                "{name}: '{e}' does not say {says}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_chinese_bank_statement_in_cny_matches_its_golden_file() {
+    check("chinese_cny.sta", Format::Mt940);
+}
+
+#[test]
+fn german_question_mark_subfields_are_read_into_counterparty_and_eref() {
+    let out = check("german_nn.sta", Format::Mt940);
+    let line = &out.statements[0].lines[0];
+    assert_eq!(line.end_to_end_id.as_deref(), Some("KURS-2026-HERBST-0042"));
+    assert_eq!(line.counterparty_name.as_deref(), Some("Muster, Erika"));
+}
+
+#[test]
+fn dutch_trtp_fields_are_read_into_counterparty_and_eref() {
+    let out = check("dutch_trtp.sta", Format::Mt940);
+    let line = &out.statements[0].lines[1];
+    assert_eq!(line.end_to_end_id.as_deref(), Some("INC-2026-09-0033"));
+    assert_eq!(
+        line.counterparty_account.as_deref(),
+        Some("NL91ABNA0417164300")
+    );
+}
+
+#[test]
+fn a_multi_page_statement_is_one_statement_per_page() {
+    let out = check("multi_page.sta", Format::Mt940);
+    let sequences: Vec<_> = out
+        .statements
+        .iter()
+        .map(|s| s.sequence.as_deref())
+        .collect();
+    assert_eq!(sequences, [Some("42/1"), Some("42/2"), Some("42/3")]);
+    assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+}
+
+#[test]
+fn three_messages_with_different_end_markers_are_three_statements() {
+    let out = check("three_messages.sta", Format::Mt940);
+    assert_eq!(out.statements.len(), 3);
+}
+
+#[test]
+fn crlf_and_lf_files_give_the_same_statements() {
+    let mut lf = check("simple_lf.sta", Format::Mt940);
+    let crlf = check("simple_crlf.sta", Format::Mt940);
+    for s in &mut lf.statements {
+        s.source
+            .file_sha256
+            .clone_from(&crlf.statements[0].source.file_sha256);
+        for l in &mut s.lines {
+            l.source
+                .file_sha256
+                .clone_from(&crlf.statements[0].source.file_sha256);
+        }
+    }
+    assert_eq!(lf, crlf);
+}
+
+#[test]
+fn a_swift_block_envelope_is_read_through() {
+    let out = check("swift_envelope.sta", Format::Mt940);
+    assert_eq!(out.statements.len(), 2);
+}
+
+#[test]
+fn reversals_are_flagged_and_signed_against_what_they_reverse() {
+    check("reversals.sta", Format::Mt940);
+}
+
+#[test]
+fn entry_dates_across_new_year_get_the_right_year() {
+    check("year_rollover.sta", Format::Mt940);
+}
+
+#[test]
+fn an_mt942_interim_report_has_booked_lines_and_no_balances() {
+    let out = check("mt942_interim.sta", Format::Mt942);
+    assert_eq!(out.statements[0].opening_balance, None);
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_read_with_a_warning() {
+    let out = check("latin1_umlaut.sta", Format::Mt940);
+    assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
+}
+
+#[test]
+fn an_amount_with_a_dot_is_refused_with_its_line() {
+    check_broken(
+        "broken_amount_dot.sta",
+        Format::Mt940,
+        "malformed_feed",
+        "line 5 (:61:)",
+        "uses a dot",
+    );
+}
+
+#[test]
+fn a_balance_in_another_currency_is_refused_with_its_line() {
+    check_broken(
+        "broken_currency_mismatch.sta",
+        Format::Mt940,
+        "malformed_feed",
+        "line 6 (:62F:)",
+        "differs from the statement's currency CNY",
+    );
+}
+
+#[test]
+fn a_statement_that_does_not_add_up_is_refused_with_the_statement() {
+    check_broken(
+        "broken_unbalanced.sta",
+        Format::Mt940,
+        "statement_does_not_add_up",
+        "statement BAD0903",
+        "closing balance is 112.35",
+    );
+}
+
+#[test]
+fn a_message_without_an_account_is_refused_with_its_line() {
+    check_broken(
+        "broken_missing_25.sta",
+        Format::Mt940,
+        "malformed_feed",
+        "line 1 (:20:)",
+        "no :25:",
+    );
+}
+
+#[test]
+fn a_truncated_statement_line_is_refused_with_its_line() {
+    check_broken(
+        "broken_truncated_61.sta",
+        Format::Mt940,
+        "malformed_feed",
+        "line 5 (:61:)",
+        "line ends there",
+    );
+}
