@@ -7,6 +7,8 @@ pub mod camt;
 pub mod csv;
 pub mod mt940;
 
+use std::io::BufRead;
+
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
@@ -134,16 +136,52 @@ pub fn detect(bytes: &[u8]) -> Result<Format, ParseError> {
     })
 }
 
-/// Parses a file into normalized statements and checks them.
+/// Parses a file in memory into normalized statements and checks them.
 pub fn parse(bytes: &[u8], options: &ParseOptions) -> Result<ParseOutput, ParseError> {
+    let ctx = FileContext::of(bytes);
+    let mut statements = Vec::new();
+    let warnings = parse_stream(bytes, &ctx, options, &mut |s| {
+        statements.push(s);
+        Ok(())
+    })?;
+    Ok(ParseOutput {
+        statements,
+        warnings,
+    })
+}
+
+/// Parses a file from a reader, handing each checked statement to `sink` as
+/// soon as it is complete, so memory does not grow with the file (camt and
+/// MT are streamed; a CSV export is read whole). `ctx` carries the file's
+/// SHA-256, which the caller computes (e.g. in a first pass over the file).
+pub fn parse_stream<R: BufRead>(
+    mut reader: R,
+    ctx: &FileContext,
+    options: &ParseOptions,
+    sink: &mut dyn FnMut(Statement) -> Result<(), ParseError>,
+) -> Result<Vec<Warning>, ParseError> {
     let format = match options.format {
         Some(f) => f,
-        None => detect(bytes)?,
+        None => detect(reader.fill_buf().map_err(read_error)?)?,
     };
-    let ctx = FileContext::of(bytes);
-    let mut out = match format {
-        Format::Camt052 | Format::Camt053 | Format::Camt054 => camt::parse(bytes, format, &ctx)?,
-        Format::Mt940 | Format::Mt942 => mt940::parse(bytes, format, &ctx)?,
+    let mut chain = ChainCheck::default();
+    let mut chain_warnings = Vec::new();
+    let mut emit = |s: Statement| -> Result<(), ParseError> {
+        check_adds_up(&s)?;
+        chain_warnings.extend(chain.next(&s));
+        sink(s)
+    };
+    let mut warnings = match format {
+        Format::Camt052 | Format::Camt053 | Format::Camt054 => {
+            let mut bytes = Vec::new();
+            reader.read_to_end(&mut bytes).map_err(read_error)?;
+            let out = camt::parse(&bytes, format, ctx)?;
+            for s in out.statements {
+                emit(s)?;
+            }
+            out.warnings
+        }
+        Format::Mt940 | Format::Mt942 => mt940_stream(reader, format, ctx, &mut emit)?,
         Format::Csv => {
             let mapping = options
                 .csv
@@ -151,15 +189,91 @@ pub fn parse(bytes: &[u8], options: &ParseOptions) -> Result<ParseOutput, ParseE
                 .ok_or_else(|| ParseError::UnknownFormat {
                     reason: "a CSV export needs the bank's column mapping (--mapping)".into(),
                 })?;
-            csv::parse(bytes, mapping, &ctx)?
+            let mut bytes = Vec::new();
+            reader.read_to_end(&mut bytes).map_err(read_error)?;
+            let out = csv::parse(&bytes, mapping, ctx)?;
+            for s in out.statements {
+                emit(s)?;
+            }
+            out.warnings
         }
     };
-    for s in &out.statements {
-        check_adds_up(s)?;
+    warnings.extend(chain_warnings);
+    Ok(warnings)
+}
+
+fn read_error(e: std::io::Error) -> ParseError {
+    ParseError::Encoding {
+        at: "file".into(),
+        message: format!("cannot be read: {e}"),
     }
-    let chain = check_chain(&out.statements);
-    out.warnings.extend(chain);
-    Ok(out)
+}
+
+/// Size of the parts an MT file is cut into (at message boundaries).
+const MT_PART_BYTES: usize = 4 << 20;
+/// Warnings kept per file.
+const MAX_WARNINGS: usize = 200;
+
+/// Feeds an MT940/MT942 file to the parser in parts of a few MiB, each cut
+/// right before a line that starts a message (`:20:` or a SWIFT `{1:`
+/// block), so no message is ever split.
+fn mt940_stream<R: BufRead>(
+    mut reader: R,
+    format: Format,
+    ctx: &FileContext,
+    emit: &mut dyn FnMut(Statement) -> Result<(), ParseError>,
+) -> Result<Vec<Warning>, ParseError> {
+    let mut warnings = Vec::new();
+    let mut dropped = 0usize;
+    let mut part: Vec<u8> = Vec::new();
+    let mut line: Vec<u8> = Vec::new();
+    let mut at = mt940::Offsets::default();
+    let mut lines_in_part = 0u32;
+    let mut any = false;
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).map_err(read_error)?;
+        let starts_message = {
+            let t = line.trim_ascii_start();
+            t.starts_with(b":20:") || t.starts_with(b"{1:")
+        };
+        if n == 0 || (part.len() >= MT_PART_BYTES && starts_message) {
+            if !part.iter().all(u8::is_ascii_whitespace) {
+                let out = mt940::parse_part(&part, format, ctx, at)?;
+                for s in out.statements {
+                    at.message = at.message.max(s.source.message.saturating_add(1));
+                    emit(s)?;
+                }
+                for w in out.warnings {
+                    if warnings.len() < MAX_WARNINGS {
+                        warnings.push(w);
+                    } else {
+                        dropped += 1;
+                    }
+                }
+                any = true;
+            }
+            at.line = at.line.saturating_add(lines_in_part);
+            lines_in_part = 0;
+            part.clear();
+            if n == 0 {
+                break;
+            }
+        }
+        part.extend_from_slice(&line);
+        lines_in_part = lines_in_part.saturating_add(1);
+    }
+    if !any {
+        // The parser's own words for a file without a message.
+        mt940::parse_part(b"", format, ctx, mt940::Offsets::default())?;
+    }
+    if dropped > 0 {
+        warnings.push(Warning {
+            at: "file".into(),
+            message: format!("{dropped} more warnings were not recorded"),
+        });
+    }
+    Ok(warnings)
 }
 
 /// Ours, not the bank's: opening + booked lines = closing, exactly.
@@ -197,45 +311,77 @@ pub fn check_adds_up(s: &Statement) -> Result<(), ParseError> {
 }
 
 /// Consecutive statements of one account in one file must chain: each
-/// opening balance equals the previous closing balance. A break is reported,
-/// never papered over.
+/// opening balance equals the previous closing balance, and sequence numbers
+/// continue. A break is reported, never papered over.
 pub fn check_chain(statements: &[Statement]) -> Vec<Warning> {
-    let mut warnings = Vec::new();
-    let mut last: std::collections::HashMap<(&str, &str), &Statement> = Default::default();
-    for s in statements {
-        let key = (s.account.as_str(), s.currency.as_str());
-        if let (Some(prev), Some(opening)) = (last.get(&key), &s.opening_balance) {
-            if let Some(closing) = &prev.closing_balance {
-                if closing.amount != opening.amount {
+    let mut check = ChainCheck::default();
+    statements.iter().flat_map(|s| check.next(s)).collect()
+}
+
+/// What the chain check remembers of each account's last statement: only
+/// its id, closing balance and sequence, so streaming stays small.
+#[derive(Default)]
+pub struct ChainCheck {
+    /// Per (account, currency).
+    last: std::collections::HashMap<(String, String), LastStatement>,
+}
+
+struct LastStatement {
+    id: String,
+    closing: Option<Decimal>,
+    sequence: Option<String>,
+}
+
+impl ChainCheck {
+    pub fn next(&mut self, s: &Statement) -> Vec<Warning> {
+        let mut warnings = Vec::new();
+        let key = (s.account.clone(), s.currency.clone());
+        let at = || format!("statement {} of account {}", s.statement_id, s.account);
+        if let Some(LastStatement {
+            id: prev_id,
+            closing: prev_closing,
+            sequence: prev_sequence,
+        }) = self.last.get(&key)
+        {
+            if let (Some(closing), Some(opening)) = (prev_closing, &s.opening_balance) {
+                if *closing != opening.amount {
                     warnings.push(Warning {
-                        at: format!("statement {} of account {}", s.statement_id, s.account),
+                        at: at(),
                         message: format!(
-                            "opening balance {} does not continue the previous statement {}'s closing balance {}: a statement is missing or wrong",
-                            opening.amount, prev.statement_id, closing.amount
+                            "opening balance {} does not continue the previous statement {prev_id}'s closing balance {closing}: a statement is missing or wrong",
+                            opening.amount
                         ),
                     });
                 }
             }
-        }
-        if let (Some(prev), Some(next)) = (last.get(&key), s.sequence.as_deref()) {
-            if let (Some(a), Some(b)) =
-                (prev.sequence.as_deref().and_then(sequence), sequence(next))
-            {
-                let continues = b == (a.0, a.1 + 1) || (b.0 == a.0 + 1 && b.1 <= 1);
-                if !continues {
-                    warnings.push(Warning {
-                        at: format!("statement {} of account {}", s.statement_id, s.account),
-                        message: format!(
-                            "sequence {next} does not follow {}: a statement or page is missing",
-                            prev.sequence.as_deref().unwrap_or("")
-                        ),
-                    });
+            if let (Some(a), Some(next)) = (
+                prev_sequence.as_deref().and_then(sequence),
+                s.sequence.as_deref(),
+            ) {
+                if let Some(b) = sequence(next) {
+                    let continues = b == (a.0, a.1 + 1) || (b.0 == a.0 + 1 && b.1 <= 1);
+                    if !continues {
+                        warnings.push(Warning {
+                            at: at(),
+                            message: format!(
+                                "sequence {next} does not follow {}: a statement or page is missing",
+                                prev_sequence.as_deref().unwrap_or("")
+                            ),
+                        });
+                    }
                 }
             }
         }
-        last.insert(key, s);
+        self.last.insert(
+            key,
+            LastStatement {
+                id: s.statement_id.clone(),
+                closing: s.closing_balance.as_ref().map(|b| b.amount),
+                sequence: s.sequence.clone(),
+            },
+        );
+        warnings
     }
-    warnings
 }
 
 /// A statement sequence "N" or "N/P" as (number, page); page 0 when absent.

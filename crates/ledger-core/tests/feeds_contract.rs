@@ -18,6 +18,7 @@ contract!(
     statements_of_unregistered_accounts_or_currencies_store_nothing,
     a_statement_that_does_not_continue_the_last_one_is_reported,
     an_account_number_belongs_to_one_institution,
+    an_intraday_report_and_the_end_of_day_statement_are_both_kept_apart,
 );
 
 fn line(amount_minor: i64, e2e: &str) -> FeedLine {
@@ -258,4 +259,50 @@ async fn an_account_number_belongs_to_one_institution(db: &TestDb) {
         s.register_bank_account(&other).await.unwrap_err().code(),
         "exists_with_different_fields"
     );
+}
+
+async fn an_intraday_report_and_the_end_of_day_statement_are_both_kept_apart(db: &TestDb) {
+    registered(db).await;
+    let s = &db.store;
+    s.ingest_file(
+        "ICBC-PY",
+        "f0",
+        "camt053",
+        1,
+        &[statement("S0", 0, &[100], "2026-08-31")],
+    )
+    .await
+    .unwrap();
+    // 10:00 an intraday report with the first payment, provisional.
+    let mut intraday = statement("RPT-0901-1", 100, &[480_000], "2026-09-01");
+    intraday.format = "camt052".into();
+    intraday.provisional = true;
+    intraday.opening = None;
+    intraday.closing = None;
+    let r = s
+        .ingest_file("ICBC-PY", "f1", "camt052", 1, &[intraday.clone()])
+        .await
+        .unwrap();
+    assert_eq!(r.statements_stored, 1);
+    // The same report delivered again in another file is held once.
+    let r = s
+        .ingest_file("ICBC-PY", "f1-again", "camt052", 1, &[intraday])
+        .await
+        .unwrap();
+    assert_eq!((r.statements_stored, r.statements_already_held), (0, 1));
+    // End of day: the statement confirms it and continues the chain from
+    // S0; the provisional report does not count as a link of the chain.
+    let eod = s
+        .ingest_file(
+            "ICBC-PY",
+            "f2",
+            "camt053",
+            1,
+            &[statement("S1", 100, &[480_000, -2_000], "2026-09-01")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(eod.statements_stored, 1);
+    assert!(eod.warnings.is_empty(), "{:?}", eod.warnings);
+    assert_eq!(s.bank_line_count(&iid("I1")).await.unwrap(), 1 + 1 + 2);
 }

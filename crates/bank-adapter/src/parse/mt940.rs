@@ -87,6 +87,25 @@ impl<'a> Field<'a> {
 /// Parses an MT940 or MT942 file (`format` says which rules apply: MT940
 /// requires opening and closing balances, MT942 does not).
 pub fn parse(bytes: &[u8], format: Format, ctx: &FileContext) -> Result<ParseOutput, ParseError> {
+    parse_part(bytes, format, ctx, Offsets::default())
+}
+
+/// Where a part of a larger file starts: lines before it, messages before it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Offsets {
+    pub line: u32,
+    pub message: u32,
+}
+
+/// Parses one part of a file that was cut at message boundaries (the
+/// streaming reader feeds parts of a few MiB), numbering lines and messages
+/// as in the whole file.
+pub fn parse_part(
+    bytes: &[u8],
+    format: Format,
+    ctx: &FileContext,
+    at: Offsets,
+) -> Result<ParseOutput, ParseError> {
     let mut notes = Notes::default();
     let (text, lossy) = text::decode(bytes);
     if let Some(w) = lossy {
@@ -95,8 +114,9 @@ pub fn parse(bytes: &[u8], format: Format, ctx: &FileContext) -> Result<ParseOut
     let mut statements = Vec::new();
     let mut current: Option<Message<'_>> = None;
     let mut field = Field::default();
-    let mut messages = 0u32;
+    let mut messages = at.message;
     for (number, raw) in text::lines(&text) {
+        let number = number.saturating_add(at.line);
         match text::classify(raw) {
             Row::Tag { tag, value } => {
                 field.flush(current.as_mut(), &mut notes)?;
@@ -141,7 +161,7 @@ pub fn parse(bytes: &[u8], format: Format, ctx: &FileContext) -> Result<ParseOut
     if statements.is_empty() {
         return Err(ParseError::malformed(
             format,
-            "line 1",
+            format!("line {}", at.line.saturating_add(1)),
             "no message found: expected a :20: transaction reference followed by :25: and the statement",
         ));
     }
