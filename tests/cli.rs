@@ -369,3 +369,115 @@ fn feed_ingest_stores_a_file_once_and_says_so() {
     );
     assert!(run(&url, &["verify"]).status.success());
 }
+
+/// A supervising bank that really listens on loopback, for `feed pull`.
+async fn bank_with_statements() -> bank_adapter::fake_bank::FakeBank {
+    let bank = bank_adapter::fake_bank::FakeBank::start().await;
+    let mt940 = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../bank-adapter/tests/fixtures/mt940/chinese_cny.sta"
+    ))
+    .unwrap();
+    bank.add_statement(
+        "CMBCCNBS/755912345610801",
+        bank_adapter::Format::Mt940,
+        mt940,
+    );
+    bank
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_pull_fetches_from_a_failing_bank_stores_once_and_resumes() {
+    use bank_adapter::fake_bank::Failure;
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    demo_summary(&url);
+    assert!(run(
+        &url,
+        &[
+            "bank",
+            "add",
+            "--id",
+            "CMB",
+            "--name",
+            "China Merchants Bank"
+        ]
+    )
+    .status
+    .success());
+    assert!(run(
+        &url,
+        &[
+            "bank",
+            "account",
+            "--bank",
+            "CMB",
+            "--account",
+            "CMBCCNBS/755912345610801",
+            "--institution",
+            "INS-410922-002"
+        ],
+    )
+    .status
+    .success());
+    let bank = bank_with_statements().await;
+    let checkpoint = dir.path().join("cmb.checkpoint").display().to_string();
+    let pull = |url: &str, bank_url: &str| {
+        let out = bin()
+            .args([
+                "--database-url",
+                url,
+                "feed",
+                "pull",
+                "--bank",
+                "CMB",
+                "--url",
+                bank_url,
+            ])
+            .args([
+                "--account",
+                "CMBCCNBS/755912345610801",
+                "--checkpoint",
+                &checkpoint,
+            ])
+            .args(["--timeout-ms", "2000", "--retries", "2"])
+            .env(
+                "ESCROW_BANK_CREDENTIAL",
+                bank_adapter::fake_bank::DEFAULT_CREDENTIAL,
+            )
+            .output()
+            .unwrap();
+        out
+    };
+
+    // The bank fails twice with 503, then answers: retried, stored once.
+    bank.fail_next(2, Failure::Status(503));
+    let out = tokio::task::block_in_place(|| pull(&url, bank.url()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("1 statements stored (4 lines)"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("1 new feeds pulled"),
+        "{}",
+        stdout(&out)
+    );
+    // A re-run fetches nothing twice.
+    let out = tokio::task::block_in_place(|| pull(&url, bank.url()));
+    assert!(
+        stdout(&out).contains("0 new feeds pulled"),
+        "{}",
+        stdout(&out)
+    );
+    // A bank that refuses our credential is not retried and says who and what.
+    bank.fail_next(1, Failure::Status(401));
+    let before = bank.count_requests("GET", "/v1/accounts");
+    let out = tokio::task::block_in_place(|| pull(&url, bank.url()));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("CMB"), "{}", stderr(&out));
+    assert_eq!(bank.count_requests("GET", "/v1/accounts"), before + 1);
+    assert!(run(&url, &["verify"]).status.success());
+    bank.stop().await;
+}

@@ -153,6 +153,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     mapping,
                     json,
                 } => feed::parse(file, format, mapping, json).await,
+                feed::FeedCommand::Pull {
+                    bank,
+                    url: bank_url,
+                    credential,
+                    accounts,
+                    checkpoint,
+                    timeout_ms,
+                    retries,
+                    mapping,
+                } => {
+                    let store = open(url).await?;
+                    let pull = feed::Pull {
+                        bank,
+                        url: bank_url,
+                        credential,
+                        accounts,
+                        checkpoint,
+                        timeout_ms,
+                        retries,
+                        mapping,
+                    };
+                    feed::pull(&store, pull).await
+                }
                 feed::FeedCommand::Ingest {
                     bank,
                     files,

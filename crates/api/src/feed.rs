@@ -51,6 +51,31 @@ pub enum FeedCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Pull new statements from a bank's API and store them; a checkpoint
+    /// file makes a re-run fetch nothing twice and a crash lose nothing.
+    Pull {
+        /// Our id of the bank (registered with `bank add`).
+        #[arg(long)]
+        bank: String,
+        /// The bank API's base URL.
+        #[arg(long)]
+        url: String,
+        /// The bank API credential.
+        #[arg(long, env = "ESCROW_BANK_CREDENTIAL", hide_env_values = true)]
+        credential: String,
+        /// Supervised accounts to pull, in order.
+        #[arg(long = "account", required = true)]
+        accounts: Vec<String>,
+        #[arg(long)]
+        checkpoint: PathBuf,
+        #[arg(long, default_value_t = 30_000)]
+        timeout_ms: u64,
+        #[arg(long, default_value_t = 4)]
+        retries: u32,
+        /// For CSV feeds: the bank's column mapping.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+    },
     /// Store statement files of one bank (idempotent: the same file or the
     /// same statement twice changes nothing, and says so).
     Ingest {
@@ -297,4 +322,140 @@ pub async fn bank(store: &Store, command: BankCommand) -> anyhow::Result<ExitCod
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Stores each pulled page before the checkpoint moves past it: a feed that
+/// cannot be parsed or stored fails the page, so it comes again next run.
+struct StoreSink<'a> {
+    store: &'a Store,
+    bank: String,
+    options: ParseOptions,
+    stored: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct SinkError(String);
+
+impl bank_adapter::client::FeedSink for StoreSink<'_> {
+    type Error = SinkError;
+
+    async fn accept(
+        &mut self,
+        feeds: Vec<bank_adapter::client::FetchedFeed>,
+    ) -> Result<(), SinkError> {
+        for feed in feeds {
+            let mut options = self.options.clone();
+            options.format = options.format.or(feed.format);
+            let parsed = bank_adapter::parse(&feed.content, &options).map_err(|e| {
+                SinkError(format!(
+                    "item {} of account {}: [{}] {e}",
+                    feed.id,
+                    feed.account,
+                    e.code()
+                ))
+            })?;
+            let statements = parsed
+                .statements
+                .iter()
+                .map(|s| bank_adapter::ingest::to_feed(&self.bank, s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| SinkError(format!("item {}: [{}] {e}", feed.id, e.code())))?;
+            let format = parsed
+                .statements
+                .first()
+                .map_or("empty", |s| s.format.code());
+            let report = self
+                .store
+                .ingest_file(
+                    &self.bank,
+                    &feed.sha256,
+                    format,
+                    feed.content.len() as u64,
+                    &statements,
+                )
+                .await
+                .map_err(|e| SinkError(format!("item {}: [{}] {e}", feed.id, e.code())))?;
+            let mut line = format!(
+                "{} item {}: {} statements stored ({} lines), {} already held{}",
+                feed.account,
+                feed.id,
+                report.statements_stored,
+                report.lines_stored,
+                report.statements_already_held,
+                if report.file_seen_before {
+                    ", file seen before"
+                } else {
+                    ""
+                }
+            );
+            for w in parsed
+                .warnings
+                .iter()
+                .map(|w| format!("{}: {}", w.at, w.message))
+                .chain(report.warnings)
+            {
+                line.push_str(&format!("\n  warning: {w}"));
+            }
+            self.stored.push(line);
+        }
+        Ok(())
+    }
+}
+
+/// What `feed pull` was asked to do.
+pub struct Pull {
+    pub bank: String,
+    pub url: String,
+    pub credential: String,
+    pub accounts: Vec<String>,
+    pub checkpoint: PathBuf,
+    pub timeout_ms: u64,
+    pub retries: u32,
+    pub mapping: Option<PathBuf>,
+}
+
+pub async fn pull(store: &Store, pull: Pull) -> anyhow::Result<ExitCode> {
+    let Pull {
+        bank,
+        url,
+        credential,
+        accounts,
+        checkpoint,
+        timeout_ms,
+        retries,
+        mapping,
+    } = pull;
+    use bank_adapter::client::{BankClient, BankConfig, FileCheckpoint, RetryPolicy, Secret};
+    let mut config = BankConfig::new(bank.clone(), url, Secret::new(credential));
+    config.accounts = accounts;
+    config.timeout = std::time::Duration::from_millis(timeout_ms);
+    config.retry = RetryPolicy {
+        max_retries: retries,
+        ..RetryPolicy::default()
+    };
+    let client = BankClient::new(config).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    let mut checkpoint = FileCheckpoint::new(checkpoint);
+    let mut sink = StoreSink {
+        store,
+        bank,
+        options: options(FormatArg::Auto, &mapping)?,
+        stored: Vec::new(),
+    };
+    let result = client
+        .fetch_statements_into(&mut checkpoint, &mut sink)
+        .await;
+    for line in &sink.stored {
+        println!("{line}");
+    }
+    match result {
+        Ok(n) => {
+            println!("{n} new feeds pulled");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(anyhow::anyhow!(
+            "[{}] {e}; what was stored above is kept, the rest comes next run",
+            e.code()
+        )),
+    }
 }

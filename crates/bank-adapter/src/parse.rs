@@ -152,7 +152,8 @@ pub fn parse(bytes: &[u8], options: &ParseOptions) -> Result<ParseOutput, ParseE
 
 /// Parses a file from a reader, handing each checked statement to `sink` as
 /// soon as it is complete, so memory does not grow with the file (camt and
-/// MT are streamed; a CSV export is read whole). `ctx` carries the file's
+/// MT are streamed; a CSV export is read whole). A statement is handed out
+/// whole, so one statement is held at a time. `ctx` carries the file's
 /// SHA-256, which the caller computes (e.g. in a first pass over the file).
 pub fn parse_stream<R: BufRead>(
     mut reader: R,
@@ -173,13 +174,7 @@ pub fn parse_stream<R: BufRead>(
     };
     let mut warnings = match format {
         Format::Camt052 | Format::Camt053 | Format::Camt054 => {
-            let mut bytes = Vec::new();
-            reader.read_to_end(&mut bytes).map_err(read_error)?;
-            let out = camt::parse(&bytes, format, ctx)?;
-            for s in out.statements {
-                emit(s)?;
-            }
-            out.warnings
+            camt::parse_reader(reader, format, ctx, &mut emit)?
         }
         Format::Mt940 | Format::Mt942 => mt940_stream(reader, format, ctx, &mut emit)?,
         Format::Csv => {

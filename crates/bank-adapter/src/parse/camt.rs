@@ -2,12 +2,15 @@
 //! (debit/credit notification), every version from 001.02 to 001.13. A
 //! streaming reader that matches local element names, never one namespace,
 //! and builds one statement at a time: memory holds the statement being read
-//! and the output, never a tree of the document.
+//! and the current XML event, never the document, a tree of it, or the
+//! statements already handed on.
 
 mod entry;
 mod path;
 mod statement;
 mod value;
+
+use std::io::{self, BufRead, Read};
 
 use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::Reader;
@@ -15,7 +18,7 @@ use quick_xml::Reader;
 use self::entry::{EntryBuilder, TxBuilder};
 use self::path::{ElementPath, MAX_DEPTH};
 use self::statement::{BalanceBuilder, StatementBuilder};
-use crate::model::{Format, ParseOutput};
+use crate::model::{Format, ParseOutput, Statement, Warning};
 use crate::parse::{FileContext, ParseError};
 
 pub use self::entry::keys;
@@ -58,13 +61,11 @@ const KINDS: [(Format, Kind); 3] = [
 ];
 
 /// Where a value is being read: enough to say in an error which element of
-/// which line the bank got wrong. The line is counted only when an error is
-/// actually made.
+/// which line the bank got wrong.
 struct Here<'a> {
     format: Format,
     path: &'a ElementPath,
-    bytes: &'a [u8],
-    pos: usize,
+    line: u32,
 }
 
 impl Here<'_> {
@@ -76,46 +77,124 @@ impl Here<'_> {
         ParseError::malformed(
             self.format,
             self.path(),
-            format!(
-                "{} (line {})",
-                message.into(),
-                line_of(self.bytes, self.pos)
-            ),
+            format!("{} (line {})", message.into(), self.line),
         )
     }
 }
 
-fn count_lines(bytes: &[u8]) -> u32 {
+fn count_newlines(bytes: &[u8]) -> u64 {
     let n = bytes.iter().filter(|b| **b == b'\n').count();
-    u32::try_from(n).unwrap_or(u32::MAX)
+    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
-/// 1-based line of a byte offset.
-fn line_of(bytes: &[u8], pos: usize) -> u32 {
-    count_lines(bytes.get(..pos).unwrap_or(bytes)).saturating_add(1)
+/// 1-based line after `newlines` newlines.
+fn line_after(newlines: u64) -> u32 {
+    u32::try_from(newlines.saturating_add(1)).unwrap_or(u32::MAX)
 }
 
-/// Line numbers for the elements we keep, counted once over the file as
-/// the reader moves forward.
-struct LineCounter {
-    pos: usize,
-    line: u32,
+/// The input as quick-xml consumes it, counting newlines on the way: every
+/// message can then name its line without keeping or rescanning the file.
+struct CountingInput<R> {
+    inner: R,
+    newlines: u64,
 }
 
-impl LineCounter {
-    fn at(&mut self, bytes: &[u8], pos: usize) -> u32 {
-        if let Some(skipped) = bytes.get(self.pos..pos) {
-            self.line = self.line.saturating_add(count_lines(skipped));
-            self.pos = pos;
-        }
-        self.line
+impl<R: BufRead> Read for CountingInput<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let available = self.fill_buf()?;
+            let n = available.len().min(out.len());
+            for (to, from) in out.iter_mut().zip(available) {
+                *to = *from;
+            }
+            n
+        };
+        self.consume(n);
+        Ok(n)
     }
 }
 
-/// Parses a camt.052, camt.053 or camt.054 document into statements (one
-/// per `Rpt`, `Stmt` or `Ntfctn`). Checks that are ours, not the bank's
-/// (balances add up, statements chain), are made by the caller.
+impl<R: BufRead> BufRead for CountingInput<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        // `amt` bytes were just handed out by `fill_buf`; a reader returns the
+        // same unconsumed bytes again without reading, so this costs no I/O.
+        if let Ok(available) = self.inner.fill_buf() {
+            let taken = available.get(..amt).unwrap_or(available);
+            self.newlines = self.newlines.saturating_add(count_newlines(taken));
+        }
+        self.inner.consume(amt);
+    }
+}
+
+/// Warnings kept per file: a million entries that each earn a warning must
+/// not grow memory with the file; the rest are counted.
+const MAX_WARNINGS: usize = 200;
+
+#[derive(Default)]
+struct Warnings {
+    kept: Vec<Warning>,
+    dropped: u64,
+}
+
+impl Warnings {
+    fn push(&mut self, warning: Warning) {
+        if self.kept.len() < MAX_WARNINGS {
+            self.kept.push(warning);
+        } else {
+            self.dropped = self.dropped.saturating_add(1);
+        }
+    }
+
+    fn into_vec(self) -> Vec<Warning> {
+        let mut kept = self.kept;
+        if self.dropped > 0 {
+            kept.push(Warning {
+                at: "file".into(),
+                message: format!("{} more warnings were not recorded", self.dropped),
+            });
+        }
+        kept
+    }
+}
+
+fn read_error(e: &io::Error) -> ParseError {
+    ParseError::Encoding {
+        at: "file".into(),
+        message: format!("cannot be read: {e}"),
+    }
+}
+
+/// Parses a camt.052, camt.053 or camt.054 document in memory into
+/// statements (one per `Rpt`, `Stmt` or `Ntfctn`). Checks that are ours, not
+/// the bank's (balances add up, statements chain), are made by the caller.
 pub fn parse(bytes: &[u8], format: Format, ctx: &FileContext) -> Result<ParseOutput, ParseError> {
+    let mut statements = Vec::new();
+    let warnings = parse_reader(bytes, format, ctx, &mut |s| {
+        statements.push(s);
+        Ok(())
+    })?;
+    Ok(ParseOutput {
+        statements,
+        warnings,
+    })
+}
+
+/// Parses a camt.052, camt.053 or camt.054 document from a reader, handing
+/// each statement to `sink` as soon as its element closes. Memory holds the
+/// statement being read and the current XML event, never the document, so
+/// a file of any size parses in bounded memory. An error from `sink` stops
+/// the parse and is returned as is. Returns the warnings: the first 200,
+/// then one that counts the rest.
+pub fn parse_reader<R: BufRead>(
+    mut reader: R,
+    format: Format,
+    ctx: &FileContext,
+    sink: &mut dyn FnMut(Statement) -> Result<(), ParseError>,
+) -> Result<Vec<Warning>, ParseError> {
     let kind = KINDS
         .iter()
         .find(|(f, _)| *f == format)
@@ -127,8 +206,15 @@ pub fn parse(bytes: &[u8], format: Format, ctx: &FileContext) -> Result<ParseOut
                 "the camt parser reads camt.052, camt.053 and camt.054 only",
             )
         })?;
-    let body = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
-    if body.starts_with(b"\xFE\xFF") || body.starts_with(b"\xFF\xFE") {
+    // A BOM and the two bytes after it, read whole: a reader may hand them
+    // out a byte at a time.
+    let mut head = Vec::with_capacity(UTF8_BOM.len() + 2);
+    (&mut reader)
+        .take(5)
+        .read_to_end(&mut head)
+        .map_err(|e| read_error(&e))?;
+    let rest = head.strip_prefix(UTF8_BOM).unwrap_or(&head);
+    if rest.starts_with(b"\xFE\xFF") || rest.starts_with(b"\xFF\xFE") {
         return Err(ParseError::Encoding {
             at: "document".into(),
             message: format!(
@@ -137,22 +223,39 @@ pub fn parse(bytes: &[u8], format: Format, ctx: &FileContext) -> Result<ParseOut
             ),
         });
     }
-    let mut reader = Reader::from_reader(body);
+    let input = CountingInput {
+        inner: io::Cursor::new(rest.to_vec()).chain(reader),
+        newlines: 0,
+    };
+    let mut reader = Reader::from_reader(input);
     // `<Amt/>` then reads like `<Amt></Amt>`: one code path for both.
     reader.config_mut().expand_empty_elements = true;
-    let mut doc = Document::new(format, kind, ctx, body);
+    let mut doc = Document::new(format, kind, ctx, sink);
+    let mut buf = Vec::new();
     loop {
-        let event = match reader.read_event() {
+        buf.clear();
+        let before_pos = reader.buffer_position();
+        let before_newlines = reader.get_ref().newlines;
+        let event = match reader.read_event_into(&mut buf) {
             Ok(event) => event,
             Err(e) => {
-                let pos = usize::try_from(reader.error_position()).unwrap_or(usize::MAX);
-                return Err(doc.xml_error(&e, pos));
+                // The error may lie before the end of what was read (an
+                // unclosed tag is reported at its `<`). Everything read in
+                // this call, but for the `<` `>` `&` `;` around markup, is in
+                // `buf`, so the newlines before the error are counted there.
+                let into = reader.error_position().saturating_sub(before_pos);
+                let into = usize::try_from(into).unwrap_or(usize::MAX);
+                let read = buf.get(..into).unwrap_or(&buf);
+                let line = line_after(before_newlines.saturating_add(count_newlines(read)));
+                return Err(doc.xml_error(&e, line));
             }
         };
-        let pos = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+        // quick-xml consumes exactly up to the end of the event it returns,
+        // so this is the line the event ends on.
+        let line = line_after(reader.get_ref().newlines);
         match event {
-            Event::Start(e) => doc.start(&e, pos)?,
-            Event::End(_) => doc.end(pos)?,
+            Event::Start(e) => doc.start(&e, line)?,
+            Event::End(_) => doc.end(line)?,
             Event::Text(t) if doc.wants_text() => match t.xml_content() {
                 Ok(text) => doc.text.push_str(&text),
                 Err(_) => return Err(doc.not_utf8()),
@@ -161,8 +264,8 @@ pub fn parse(bytes: &[u8], format: Format, ctx: &FileContext) -> Result<ParseOut
                 Ok(text) => doc.text.push_str(&text),
                 Err(_) => return Err(doc.not_utf8()),
             },
-            Event::GeneralRef(r) => doc.reference(&r, pos)?,
-            Event::Eof => return doc.finish(),
+            Event::GeneralRef(r) => doc.reference(&r, line)?,
+            Event::Eof => return doc.finish(line),
             _ => {}
         }
     }
@@ -174,7 +277,6 @@ struct Document<'a> {
     format: Format,
     kind: Kind,
     file_sha256: &'a str,
-    bytes: &'a [u8],
     path: ElementPath,
     /// Text of the innermost element since its start or its last child.
     text: String,
@@ -187,17 +289,23 @@ struct Document<'a> {
     entry: Option<EntryBuilder>,
     tx: Option<TxBuilder>,
     messages: u32,
-    lines: LineCounter,
-    out: ParseOutput,
+    /// Whether any statement was finished: a document without one is refused.
+    finished_any: bool,
+    sink: &'a mut dyn FnMut(Statement) -> Result<(), ParseError>,
+    warnings: Warnings,
 }
 
 impl<'a> Document<'a> {
-    fn new(format: Format, kind: Kind, ctx: &'a FileContext, bytes: &'a [u8]) -> Self {
+    fn new(
+        format: Format,
+        kind: Kind,
+        ctx: &'a FileContext,
+        sink: &'a mut dyn FnMut(Statement) -> Result<(), ParseError>,
+    ) -> Self {
         Document {
             format,
             kind,
             file_sha256: &ctx.sha256,
-            bytes,
             path: ElementPath::default(),
             text: String::new(),
             ccy: None,
@@ -208,8 +316,9 @@ impl<'a> Document<'a> {
             entry: None,
             tx: None,
             messages: 0,
-            lines: LineCounter { pos: 0, line: 1 },
-            out: ParseOutput::default(),
+            finished_any: false,
+            sink,
+            warnings: Warnings::default(),
         }
     }
 
@@ -218,20 +327,21 @@ impl<'a> Document<'a> {
         self.stmt.is_some()
     }
 
-    fn here(&self, pos: usize) -> Here<'_> {
+    fn here(&self, line: u32) -> Here<'_> {
         Here {
             format: self.format,
             path: &self.path,
-            bytes: self.bytes,
-            pos,
+            line,
         }
     }
 
-    fn xml_error(&self, e: &quick_xml::Error, pos: usize) -> ParseError {
-        if let quick_xml::Error::Encoding(_) = e {
-            return self.not_utf8();
+    fn xml_error(&self, e: &quick_xml::Error, line: u32) -> ParseError {
+        match e {
+            quick_xml::Error::Encoding(_) => return self.not_utf8(),
+            quick_xml::Error::Io(e) => return read_error(e),
+            _ => {}
         }
-        self.here(pos)
+        self.here(line)
             .error(format!("the XML is not well formed: {e}"))
     }
 
@@ -247,7 +357,7 @@ impl<'a> Document<'a> {
 
     /// `&amp;` and friends, and character references; a document may not
     /// define entities of its own (that is how XML bombs are built).
-    fn reference(&mut self, r: &BytesRef<'_>, pos: usize) -> Result<(), ParseError> {
+    fn reference(&mut self, r: &BytesRef<'_>, line: u32) -> Result<(), ParseError> {
         if !self.wants_text() {
             return Ok(());
         }
@@ -257,25 +367,25 @@ impl<'a> Document<'a> {
                 Ok(Some(c)) => self.text.push(c),
                 _ => {
                     return Err(self
-                        .here(pos)
+                        .here(line)
                         .error(format!("&{name}; is not a valid character reference")))
                 }
             }
         } else if let Some(s) = quick_xml::escape::resolve_predefined_entity(&name) {
             self.text.push_str(s);
         } else {
-            return Err(self.here(pos).error(format!(
+            return Err(self.here(line).error(format!(
                 "unknown entity &{name};: expected one of &amp; &lt; &gt; &quot; &apos; or a character reference"
             )));
         }
         Ok(())
     }
 
-    fn start(&mut self, e: &BytesStart<'_>, pos: usize) -> Result<(), ParseError> {
+    fn start(&mut self, e: &BytesStart<'_>, line: u32) -> Result<(), ParseError> {
         let local = e.local_name();
         let name = std::str::from_utf8(local.as_ref()).map_err(|_| self.not_utf8())?;
         if !self.path.push(name) {
-            return Err(self.here(pos).error(format!(
+            return Err(self.here(line).error(format!(
                 "elements nested deeper than {MAX_DEPTH} levels: expected a {} document",
                 self.kind.name
             )));
@@ -287,7 +397,7 @@ impl<'a> Document<'a> {
         let Some((wrapper_level, _)) = &self.wrapper else {
             if let Some((_, found)) = KINDS.iter().find(|(_, k)| k.wrapper == name) {
                 if found.wrapper != self.kind.wrapper {
-                    return Err(self.here(pos).error(format!(
+                    return Err(self.here(line).error(format!(
                         "this is a {} document ({}): expected {} for {}",
                         found.name, found.wrapper, self.kind.wrapper, self.kind.name
                     )));
@@ -300,7 +410,6 @@ impl<'a> Document<'a> {
         };
         let Some(stmt) = &self.stmt else {
             if level == wrapper_level + 1 && name == self.kind.statement {
-                let line = self.lines.at(self.bytes, pos);
                 self.stmt = Some(StatementBuilder::new(
                     level,
                     self.messages,
@@ -312,15 +421,12 @@ impl<'a> Document<'a> {
             return Ok(());
         };
         if name == "Amt" {
-            self.ccy = ccy_attribute(e).map_err(|err| self.xml_error(&err, pos))?;
+            self.ccy = ccy_attribute(e).map_err(|err| self.xml_error(&err, line))?;
         }
         if self.bal.is_none() && self.entry.is_none() && level == stmt.level + 1 {
             match name {
                 "Bal" => self.bal = Some(BalanceBuilder::new(level)),
-                "Ntry" => {
-                    let line = self.lines.at(self.bytes, pos);
-                    self.entry = Some(EntryBuilder::new(level, self.path.render(), line));
-                }
+                "Ntry" => self.entry = Some(EntryBuilder::new(level, self.path.render(), line)),
                 _ => {}
             }
         } else if let Some(entry) = &self.entry {
@@ -333,9 +439,9 @@ impl<'a> Document<'a> {
         Ok(())
     }
 
-    fn end(&mut self, pos: usize) -> Result<(), ParseError> {
+    fn end(&mut self, line: u32) -> Result<(), ParseError> {
         let level = self.path.depth().saturating_sub(1);
-        self.close(level, pos)?;
+        self.close(level, line)?;
         self.path.pop();
         self.text.clear();
         self.ccy = None;
@@ -344,16 +450,15 @@ impl<'a> Document<'a> {
 
     /// Hands the closing element's text to the innermost open builder, or
     /// finishes that builder when its own element closes.
-    fn close(&mut self, level: usize, pos: usize) -> Result<(), ParseError> {
+    fn close(&mut self, level: usize, line: u32) -> Result<(), ParseError> {
         let here = Here {
             format: self.format,
             path: &self.path,
-            bytes: self.bytes,
-            pos,
+            line,
         };
         let text = self.text.trim();
         let ccy = self.ccy.as_deref();
-        let warnings = &mut self.out.warnings;
+        let warnings = &mut self.warnings;
 
         if let (Some(tx), Some(entry), Some(stmt)) =
             (self.tx.as_mut(), self.entry.as_mut(), self.stmt.as_ref())
@@ -403,7 +508,8 @@ impl<'a> Document<'a> {
             }
             if let Some(stmt) = self.stmt.take() {
                 let statement = stmt.finish(self.format, self.file_sha256, &here)?;
-                self.out.statements.push(statement);
+                self.finished_any = true;
+                (self.sink)(statement)?;
             }
             return Ok(());
         }
@@ -413,10 +519,10 @@ impl<'a> Document<'a> {
         Ok(())
     }
 
-    fn finish(self) -> Result<ParseOutput, ParseError> {
+    fn finish(self, line: u32) -> Result<Vec<Warning>, ParseError> {
         if self.path.depth() > 0 {
             let level = self.path.depth() - 1;
-            return Err(self.here(self.bytes.len()).error(format!(
+            return Err(self.here(line).error(format!(
                 "the file ends inside <{}>: expected </{}> and the rest of the document; the file is truncated",
                 self.path.name(level),
                 self.path.name(level)
@@ -432,14 +538,14 @@ impl<'a> Document<'a> {
                 ),
             ));
         };
-        if self.out.statements.is_empty() {
+        if !self.finished_any {
             return Err(ParseError::malformed(
                 self.format,
                 wrapper,
                 format!("no {} element: expected at least one", self.kind.statement),
             ));
         }
-        Ok(self.out)
+        Ok(self.warnings.into_vec())
     }
 }
 

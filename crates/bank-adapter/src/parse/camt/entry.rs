@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 
 use super::statement::AccountCurrency;
 use super::value::{self, Direction};
-use super::Here;
+use super::{Here, Warnings};
 use crate::model::{Line, LineDetail, LineStatus, SourceRef, Warning};
 use crate::parse::ParseError;
 
@@ -173,7 +173,7 @@ impl TxBuilder {
         self,
         currency: &AccountCurrency,
         here: &Here<'_>,
-        warnings: &mut Vec<Warning>,
+        warnings: &mut Warnings,
     ) -> Transaction {
         let in_account = |a: &Option<(Decimal, String)>| match (a, currency.code()) {
             (Some((amount, ccy)), Some(account)) if ccy == account => Some(*amount),
@@ -303,7 +303,7 @@ impl EntryBuilder {
         tx: TxBuilder,
         currency: &AccountCurrency,
         here: &Here<'_>,
-        warnings: &mut Vec<Warning>,
+        warnings: &mut Warnings,
     ) {
         self.transactions.push(tx.finish(currency, here, warnings));
     }
@@ -326,7 +326,7 @@ impl EntryBuilder {
         message: u32,
         file_sha256: &str,
         here: &Here<'_>,
-        warnings: &mut Vec<Warning>,
+        warnings: &mut Warnings,
     ) -> Result<Line, ParseError> {
         let unsigned = self.amount.ok_or_else(|| {
             here.error("the entry has no Amt: expected its amount with a Ccy attribute")

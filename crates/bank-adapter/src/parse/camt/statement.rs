@@ -5,7 +5,7 @@
 use rust_decimal::Decimal;
 
 use super::value::{self, Direction};
-use super::Here;
+use super::{Here, Warnings};
 use crate::model::{Balance, Format, Line, SourceRef, Statement, Warning};
 use crate::parse::ParseError;
 
@@ -211,7 +211,7 @@ impl StatementBuilder {
         &mut self,
         bal: BalanceBuilder,
         here: &Here<'_>,
-        warnings: &mut Vec<Warning>,
+        warnings: &mut Warnings,
     ) -> Result<(), ParseError> {
         let Some(code) = bal.code.as_deref().and_then(BalanceCode::of) else {
             return Ok(());
