@@ -481,3 +481,38 @@ async fn feed_pull_fetches_from_a_failing_bank_stores_once_and_resumes() {
     assert!(run(&url, &["verify"]).status.success());
     bank.stop().await;
 }
+
+#[test]
+fn a_gbk_mt940_file_is_read_with_its_encoding_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let utf8 = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../bank-adapter/tests/fixtures/mt940/chinese_cny.sta"
+    ))
+    .unwrap();
+    let path = dir.path().join("gbk.sta");
+    std::fs::write(&path, encoding_rs::GBK.encode(&utf8).0).unwrap();
+    let file = path.display().to_string();
+    let out = bin()
+        .args(["feed", "parse", "--encoding", "gbk", "--json", &file])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let remittance = doc["statements"][0]["lines"][0]["remittance"]
+        .as_str()
+        .unwrap();
+    assert!(remittance.contains("张三"), "{remittance}");
+    assert!(
+        doc["warnings"].as_array().unwrap().is_empty(),
+        "{}",
+        doc["warnings"]
+    );
+    // Without the encoding the parser still reads it, and says it could not decode.
+    let out = bin()
+        .args(["feed", "parse", "--json", &file])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(!doc["warnings"].as_array().unwrap().is_empty());
+}

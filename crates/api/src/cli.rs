@@ -151,8 +151,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     file,
                     format,
                     mapping,
+                    encoding,
                     json,
-                } => feed::parse(file, format, mapping, json).await,
+                } => feed::parse(file, format, mapping, encoding, json).await,
                 feed::FeedCommand::Pull {
                     bank,
                     url: bank_url,
@@ -181,10 +182,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     files,
                     format,
                     mapping,
+                    encoding,
                     json,
                 } => {
                     let store = open(url).await?;
-                    feed::ingest(&store, &bank, files, format, mapping, json).await
+                    feed::ingest(&store, &bank, files, format, mapping, encoding, json).await
                 }
             };
         }

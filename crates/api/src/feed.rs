@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use bank_adapter::parse::csv::CsvMapping;
+use bank_adapter::parse::csv::{CsvEncoding, CsvMapping};
 use bank_adapter::parse::ParseOptions;
 use bank_adapter::Format;
 use clap::{Subcommand, ValueEnum};
@@ -48,6 +48,10 @@ pub enum FeedCommand {
         /// The bank's CSV column mapping (JSON), for CSV exports.
         #[arg(long)]
         mapping: Option<PathBuf>,
+        /// The file's text encoding when it is not UTF-8 (e.g. a GBK
+        /// host-to-host export); for CSV it overrides the mapping's.
+        #[arg(long, value_enum)]
+        encoding: Option<EncodingArg>,
         #[arg(long)]
         json: bool,
     },
@@ -87,9 +91,53 @@ pub enum FeedCommand {
         format: FormatArg,
         #[arg(long)]
         mapping: Option<PathBuf>,
+        #[arg(long, value_enum)]
+        encoding: Option<EncodingArg>,
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EncodingArg {
+    Utf8,
+    Gbk,
+    Gb18030,
+}
+
+impl EncodingArg {
+    fn csv(self) -> CsvEncoding {
+        match self {
+            EncodingArg::Utf8 => CsvEncoding::Utf8,
+            EncodingArg::Gbk => CsvEncoding::Gbk,
+            EncodingArg::Gb18030 => CsvEncoding::Gb18030,
+        }
+    }
+}
+
+/// The bytes a parser sees: CSV decodes by its mapping; any other format in
+/// a legacy encoding is transcoded to UTF-8 first, refusing bytes that are
+/// not valid in it.
+fn transcode(
+    bytes: Vec<u8>,
+    encoding: Option<EncodingArg>,
+    options: &ParseOptions,
+) -> anyhow::Result<Vec<u8>> {
+    let is_csv = options.format == Some(Format::Csv)
+        || (options.format.is_none()
+            && bank_adapter::parse::detect(&bytes).ok() == Some(Format::Csv));
+    let enc = match encoding {
+        Some(EncodingArg::Gbk) if !is_csv => encoding_rs::GBK,
+        Some(EncodingArg::Gb18030) if !is_csv => encoding_rs::GB18030,
+        _ => return Ok(bytes),
+    };
+    match enc.decode_without_bom_handling_and_without_replacement(&bytes) {
+        Some(text) => Ok(text.into_owned().into_bytes()),
+        None => anyhow::bail!(
+            "[bad_encoding] the file has bytes that are not valid {}",
+            enc.name()
+        ),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,8 +164,12 @@ pub enum BankCommand {
     },
 }
 
-fn options(format: FormatArg, mapping: &Option<PathBuf>) -> anyhow::Result<ParseOptions> {
-    let csv = match mapping {
+fn options(
+    format: FormatArg,
+    mapping: &Option<PathBuf>,
+    encoding: Option<EncodingArg>,
+) -> anyhow::Result<ParseOptions> {
+    let mut csv = match mapping {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
@@ -128,9 +180,46 @@ fn options(format: FormatArg, mapping: &Option<PathBuf>) -> anyhow::Result<Parse
         }
         None => None,
     };
+    if let (Some(m), Some(e)) = (csv.as_mut(), encoding) {
+        m.encoding = e.csv();
+    }
     Ok(ParseOptions {
         format: format.format(),
         csv,
+    })
+}
+
+/// A file as read: its size and SHA-256 as received, and its statements.
+struct ReadFile {
+    len: u64,
+    sha256: String,
+    out: bank_adapter::ParseOutput,
+}
+
+fn read_and_parse(
+    file: &std::path::Path,
+    options: &ParseOptions,
+    encoding: Option<EncodingArg>,
+) -> anyhow::Result<ReadFile> {
+    let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    // The file is known by what the bank sent, before any transcoding.
+    let ctx = bank_adapter::parse::FileContext::of(&raw);
+    let len = raw.len() as u64;
+    let bytes = transcode(raw, encoding, options)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let mut statements = Vec::new();
+    let warnings = bank_adapter::parse::parse_stream(&bytes[..], &ctx, options, &mut |s| {
+        statements.push(s);
+        Ok(())
+    })
+    .map_err(|e| anyhow::anyhow!("{}: [{}] {e}", file.display(), e.code()))?;
+    Ok(ReadFile {
+        len,
+        sha256: ctx.sha256,
+        out: bank_adapter::ParseOutput {
+            statements,
+            warnings,
+        },
     })
 }
 
@@ -138,11 +227,10 @@ pub async fn parse(
     file: PathBuf,
     format: FormatArg,
     mapping: Option<PathBuf>,
+    encoding: Option<EncodingArg>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let out = bank_adapter::parse(&bytes, &options(format, &mapping)?)
-        .map_err(|e| anyhow::anyhow!("{}: [{}] {e}", file.display(), e.code()))?;
+    let out = read_and_parse(&file, &options(format, &mapping, encoding)?, encoding)?.out;
     if json {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
@@ -194,9 +282,10 @@ pub async fn ingest(
     files: Vec<PathBuf>,
     format: FormatArg,
     mapping: Option<PathBuf>,
+    encoding: Option<EncodingArg>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let options = options(format, &mapping)?;
+    let options = options(format, &mapping, encoding)?;
     let total: u64 = files
         .iter()
         .filter_map(|f| std::fs::metadata(f).ok())
@@ -210,15 +299,9 @@ pub async fn ingest(
     let mut reports = Vec::new();
     for file in &files {
         bar.set_message(file.display().to_string());
-        let bytes =
-            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let parsed = bank_adapter::parse(&bytes, &options).map_err(|e| {
-            anyhow::anyhow!(
-                "{}: [{}] {e}; nothing from this file was stored",
-                file.display(),
-                e.code()
-            )
-        })?;
+        let read = read_and_parse(file, &options, encoding)
+            .map_err(|e| anyhow::anyhow!("{e}; nothing from this file was stored"))?;
+        let parsed = read.out;
         let statements = parsed
             .statements
             .iter()
@@ -235,9 +318,8 @@ pub async fn ingest(
             .statements
             .first()
             .map_or("empty", |s| s.format.code());
-        let sha = bank_adapter::parse::FileContext::of(&bytes).sha256;
         let report = match store
-            .ingest_file(bank, &sha, format, bytes.len() as u64, &statements)
+            .ingest_file(bank, &read.sha256, format, read.len, &statements)
             .await
         {
             Ok(r) => r,
@@ -254,7 +336,7 @@ pub async fn ingest(
             }
             Err(e) => return Err(e.into()),
         };
-        bar.inc(bytes.len() as u64);
+        bar.inc(read.len);
         let mut warnings: Vec<String> = parsed
             .warnings
             .iter()
@@ -439,7 +521,7 @@ pub async fn pull(store: &Store, pull: Pull) -> anyhow::Result<ExitCode> {
     let mut sink = StoreSink {
         store,
         bank,
-        options: options(FormatArg::Auto, &mapping)?,
+        options: options(FormatArg::Auto, &mapping, None)?,
         stored: Vec::new(),
     };
     let result = client
