@@ -1,5 +1,6 @@
 //! The pure domain: money, the chart of accounts, entries and their posting
-//! rules, rule packs. No I/O, no clock, no floats: callers pass `now` in.
+//! rules, rule packs, bank feed records and run-off risk signals. No I/O, no
+//! clock, no floats: callers pass `now` in.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod accounts;
@@ -12,4 +13,5 @@ pub mod ids;
 pub mod money;
 pub mod policy;
 pub mod registry;
+pub mod risk;
 pub mod wire;

@@ -41,6 +41,61 @@ pub struct RuleParams {
     pub earliest_charge_months_before_start: Option<Cap<u32>>,
     /// The risk deposit must cover this many months of fees.
     pub deposit_floor_months: Option<u32>,
+
+    // Risk thresholds (domain/risk.rs). Ratios are basis points (10000 =
+    // 100%) or whole percents, amounts minor units, spans days: no floats.
+    /// Windows: the recent window (`lookback_days`, ending on the day
+    /// assessed) and the baseline window just before it (`baseline_days`).
+    pub lookback_days: Option<u32>,
+    pub baseline_days: Option<u32>,
+    /// Shortfall: bank-confirmed escrow + deposit must cover at least this
+    /// share of what families are owed (10000: all of it) ...
+    pub coverage_min_bp: Option<u32>,
+    /// ... and below this share the shortfall is red.
+    pub coverage_red_bp: Option<u32>,
+    /// Minimum balance as a share of the last 12 months' collections.
+    pub min_balance_share_bp: Option<u32>,
+    /// Minimum balance as a fixed amount set by the bureau (the larger of
+    /// the two minimums applies).
+    pub min_balance_fixed_minor: Option<i64>,
+    /// Deposit below floor turns red below this share of the floor.
+    pub deposit_floor_red_bp: Option<u32>,
+    /// Diverted collection: reported sales may take this many days to
+    /// arrive in escrow ...
+    pub diverted_grace_days: Option<u32>,
+    /// ... and a missing share above this is yellow ...
+    pub diverted_tolerance_bp: Option<u32>,
+    /// ... above this red.
+    pub diverted_red_bp: Option<u32>,
+    /// Collection spike: the recent daily rate of collections at least this
+    /// percentage of the baseline daily rate (300: three times).
+    pub collection_spike_multiple_pct: Option<u32>,
+    /// Collection spike: the share of packages sold at the caps rose by at
+    /// least this many basis points over the baseline ...
+    pub cap_share_spike_bp: Option<u32>,
+    /// ... counted only once this many packages were sold recently.
+    pub cap_share_min_packages: Option<u32>,
+    /// Delivery stall: the recent daily rate of consumed hours fell by at
+    /// least this percentage of the baseline rate.
+    pub delivery_stall_drop_pct: Option<u32>,
+    /// Refunds: a request unanswered this many working days is overdue (and
+    /// deemed agreed) ...
+    pub refund_answer_working_days: Option<u32>,
+    /// ... and an approved (or deemed agreed) refund unpaid this many
+    /// working days after approval is overdue.
+    pub refund_pay_working_days: Option<u32>,
+    /// Outflow warning: bank debits over this many days ...
+    pub outflow_period_days: Option<u32>,
+    /// ... above this amount are yellow ...
+    pub outflow_period_yellow_minor: Option<i64>,
+    /// ... above this one red.
+    pub outflow_period_red_minor: Option<i64>,
+    /// Outflow warning: one debit above this share of the balance before it.
+    pub single_debit_share_bp: Option<u32>,
+    /// Feed silence: no statement for more than this many days is yellow ...
+    pub feed_silence_days: Option<u32>,
+    /// ... for more than this many red.
+    pub feed_silence_red_days: Option<u32>,
 }
 
 impl RuleParams {
@@ -62,6 +117,30 @@ impl RuleParams {
             amount_cap_applies_to_subject: Some(false),
             earliest_charge_months_before_start: None,
             deposit_floor_months: Some(3),
+            lookback_days: Some(30),
+            baseline_days: Some(90),
+            coverage_min_bp: Some(10_000),
+            coverage_red_bp: Some(8_000),
+            min_balance_share_bp: Some(500),
+            // A fixed minimum and outflow presets are set by a bureau, never
+            // nationally: there is no amount that fits every institution.
+            min_balance_fixed_minor: None,
+            deposit_floor_red_bp: Some(5_000),
+            diverted_grace_days: Some(3),
+            diverted_tolerance_bp: Some(200),
+            diverted_red_bp: Some(2_000),
+            collection_spike_multiple_pct: Some(300),
+            cap_share_spike_bp: Some(2_000),
+            cap_share_min_packages: Some(20),
+            delivery_stall_drop_pct: Some(50),
+            refund_answer_working_days: Some(5),
+            refund_pay_working_days: Some(15),
+            outflow_period_days: Some(30),
+            outflow_period_yellow_minor: None,
+            outflow_period_red_minor: None,
+            single_debit_share_bp: Some(1_000),
+            feed_silence_days: Some(3),
+            feed_silence_red_days: Some(7),
         }
     }
 
@@ -75,7 +154,29 @@ impl RuleParams {
             max_amount_per_charge_minor,
             amount_cap_applies_to_subject,
             earliest_charge_months_before_start,
-            deposit_floor_months
+            deposit_floor_months,
+            lookback_days,
+            baseline_days,
+            coverage_min_bp,
+            coverage_red_bp,
+            min_balance_share_bp,
+            min_balance_fixed_minor,
+            deposit_floor_red_bp,
+            diverted_grace_days,
+            diverted_tolerance_bp,
+            diverted_red_bp,
+            collection_spike_multiple_pct,
+            cap_share_spike_bp,
+            cap_share_min_packages,
+            delivery_stall_drop_pct,
+            refund_answer_working_days,
+            refund_pay_working_days,
+            outflow_period_days,
+            outflow_period_yellow_minor,
+            outflow_period_red_minor,
+            single_debit_share_bp,
+            feed_silence_days,
+            feed_silence_red_days
         );
     }
 
@@ -91,6 +192,74 @@ impl RuleParams {
         }
         if matches!(self.max_amount_per_charge_minor, Some(c) if c.limit <= 0) {
             return Err(bad("max_amount_per_charge_minor must be positive"));
+        }
+        // Spans are bounded so that the risk engine's exact rational
+        // comparisons (i128) can never overflow: ten years of days.
+        for (name, days) in [
+            ("lookback_days", self.lookback_days),
+            ("baseline_days", self.baseline_days),
+            ("outflow_period_days", self.outflow_period_days),
+        ] {
+            if matches!(days, Some(d) if d == 0 || d > 3_660) {
+                return Err(bad(&format!("{name} must be 1 to 3660")));
+            }
+        }
+        for (name, bp) in [
+            ("coverage_min_bp", self.coverage_min_bp),
+            ("coverage_red_bp", self.coverage_red_bp),
+            ("min_balance_share_bp", self.min_balance_share_bp),
+            ("deposit_floor_red_bp", self.deposit_floor_red_bp),
+            ("diverted_tolerance_bp", self.diverted_tolerance_bp),
+            ("diverted_red_bp", self.diverted_red_bp),
+            ("cap_share_spike_bp", self.cap_share_spike_bp),
+            ("single_debit_share_bp", self.single_debit_share_bp),
+        ] {
+            if matches!(bp, Some(b) if b == 0 || b > 1_000_000) {
+                return Err(bad(&format!("{name} must be 1 to 1000000 basis points")));
+            }
+        }
+        if matches!(self.delivery_stall_drop_pct, Some(p) if p == 0 || p > 100) {
+            return Err(bad("delivery_stall_drop_pct must be 1 to 100"));
+        }
+        if matches!(self.collection_spike_multiple_pct, Some(p) if p <= 100 || p > 100_000) {
+            return Err(bad("collection_spike_multiple_pct must be 101 to 100000"));
+        }
+        let in_order = |lower: Option<u32>, upper: Option<u32>| match (lower, upper) {
+            (Some(l), Some(u)) => l <= u,
+            _ => true,
+        };
+        if !in_order(self.coverage_red_bp, self.coverage_min_bp) {
+            return Err(bad("coverage_red_bp must not exceed coverage_min_bp"));
+        }
+        if !in_order(self.diverted_tolerance_bp, self.diverted_red_bp) {
+            return Err(bad("diverted_tolerance_bp must not exceed diverted_red_bp"));
+        }
+        if !in_order(self.feed_silence_days, self.feed_silence_red_days) {
+            return Err(bad(
+                "feed_silence_days must not exceed feed_silence_red_days",
+            ));
+        }
+        for (name, minor) in [
+            ("min_balance_fixed_minor", self.min_balance_fixed_minor),
+            (
+                "outflow_period_yellow_minor",
+                self.outflow_period_yellow_minor,
+            ),
+            ("outflow_period_red_minor", self.outflow_period_red_minor),
+        ] {
+            if matches!(minor, Some(m) if m <= 0) {
+                return Err(bad(&format!("{name} must be positive")));
+            }
+        }
+        if let (Some(y), Some(r)) = (
+            self.outflow_period_yellow_minor,
+            self.outflow_period_red_minor,
+        ) {
+            if y > r {
+                return Err(bad(
+                    "outflow_period_yellow_minor must not exceed outflow_period_red_minor",
+                ));
+            }
         }
         Ok(())
     }
@@ -366,6 +535,114 @@ mod tests {
         assert_eq!(
             params.validate().map_err(|e| e.code()),
             Err("invalid_rule_pack")
+        );
+    }
+
+    #[test]
+    fn national_defaults_set_every_risk_threshold_but_the_bureau_presets() {
+        let p = RuleParams::national_defaults();
+        assert_eq!(p.validate(), Ok(()));
+        assert_eq!(p.coverage_min_bp, Some(10_000));
+        assert_eq!(p.coverage_red_bp, Some(8_000));
+        assert_eq!(p.refund_answer_working_days, Some(5));
+        assert_eq!(p.refund_pay_working_days, Some(15));
+        assert_eq!(p.min_balance_fixed_minor, None);
+        assert_eq!(p.outflow_period_yellow_minor, None);
+        assert_eq!(p.outflow_period_red_minor, None);
+    }
+
+    #[test]
+    fn risk_thresholds_are_inherited_down_the_tree_like_the_caps() {
+        let packs = vec![
+            RulePack {
+                jurisdiction: code("410000"),
+                version: 3,
+                effective_from: day("2026-01-01"),
+                params: RuleParams {
+                    refund_answer_working_days: Some(7),
+                    outflow_period_yellow_minor: Some(1_000_000),
+                    ..Default::default()
+                },
+            },
+            RulePack {
+                jurisdiction: code("410922"),
+                version: 1,
+                effective_from: day("2026-01-01"),
+                params: RuleParams {
+                    outflow_period_red_minor: Some(5_000_000),
+                    ..Default::default()
+                },
+            },
+        ];
+        let chain = [code("000000"), code("410000"), code("410922")];
+        let rules = resolve(&chain, &packs, day("2026-10-01"));
+        assert_eq!(rules.params.refund_answer_working_days, Some(7));
+        assert_eq!(rules.params.refund_pay_working_days, Some(15));
+        assert_eq!(rules.params.outflow_period_yellow_minor, Some(1_000_000));
+        assert_eq!(rules.params.outflow_period_red_minor, Some(5_000_000));
+        assert_eq!(rules.params.feed_silence_days, Some(3));
+    }
+
+    #[test]
+    fn rule_packs_with_out_of_range_or_inverted_risk_thresholds_are_invalid() {
+        #[track_caller]
+        fn check(params: RuleParams, reason: &str) {
+            match params.validate() {
+                Err(LedgerError::InvalidRulePack { reason: r }) => assert_eq!(r, reason),
+                other => panic!("expected {reason:?}, got {other:?}"),
+            }
+        }
+        check(
+            RuleParams {
+                lookback_days: Some(0),
+                ..Default::default()
+            },
+            "lookback_days must be 1 to 3660",
+        );
+        check(
+            RuleParams {
+                coverage_min_bp: Some(8_000),
+                coverage_red_bp: Some(9_000),
+                ..Default::default()
+            },
+            "coverage_red_bp must not exceed coverage_min_bp",
+        );
+        check(
+            RuleParams {
+                delivery_stall_drop_pct: Some(101),
+                ..Default::default()
+            },
+            "delivery_stall_drop_pct must be 1 to 100",
+        );
+        check(
+            RuleParams {
+                collection_spike_multiple_pct: Some(100),
+                ..Default::default()
+            },
+            "collection_spike_multiple_pct must be 101 to 100000",
+        );
+        check(
+            RuleParams {
+                outflow_period_yellow_minor: Some(2),
+                outflow_period_red_minor: Some(1),
+                ..Default::default()
+            },
+            "outflow_period_yellow_minor must not exceed outflow_period_red_minor",
+        );
+        check(
+            RuleParams {
+                feed_silence_days: Some(8),
+                feed_silence_red_days: Some(7),
+                ..Default::default()
+            },
+            "feed_silence_days must not exceed feed_silence_red_days",
+        );
+        check(
+            RuleParams {
+                min_balance_fixed_minor: Some(0),
+                ..Default::default()
+            },
+            "min_balance_fixed_minor must be positive",
         );
     }
 }

@@ -1,0 +1,386 @@
+//! The signals about money moving: diverted collection, collection spike,
+//! release ahead of delivery and delivery stall.
+
+use chrono::Days;
+
+use crate::domain::feeds::AccountKind;
+use crate::domain::risk::text::{percent, ratio_bp};
+use crate::domain::risk::{
+    less, rule, Ctx, Evidence, Out, ReleaseIssue, Severity, SignalKind, Window,
+};
+
+/// Reported sales that never reached the supervised account: over the
+/// recent window, the days old enough to be past the grace period, the
+/// unarrived part of each day's sales (a day's surplus never hides
+/// another day's gap) against what was reported.
+pub(super) fn diverted_collection(ctx: &Ctx, out: &mut Out) {
+    let kind = SignalKind::DivertedCollection;
+    // In deposit mode the institution collects itself by design.
+    if !ctx.mode_requires(AccountKind::Escrow) {
+        return;
+    }
+    let (Some(recent), Some(grace), Some(tolerance)) = (
+        ctx.recent,
+        ctx.p.diverted_grace_days,
+        ctx.p.diverted_tolerance_bp,
+    ) else {
+        return;
+    };
+    let Some(cutoff) = ctx.as_of.checked_sub_days(Days::new(u64::from(grace))) else {
+        return;
+    };
+    let counted =
+        |d: &&crate::domain::risk::DayFigures| recent.contains(d.date) && d.date <= cutoff;
+    let days: Vec<_> = ctx.input.days.iter().filter(counted).collect();
+    let reported: i128 = days
+        .iter()
+        .map(|d| i128::from(d.collections_reported_minor))
+        .sum();
+    let missing: i128 = days
+        .iter()
+        .map(|d| {
+            (i128::from(d.collections_reported_minor) - i128::from(d.collections_into_escrow_minor))
+                .max(0)
+        })
+        .sum();
+    if missing <= 0 || reported <= 0 {
+        return;
+    }
+    let above = |bp: u32| less(&[reported, i128::from(bp)], &[missing, 10_000]);
+    let Some(yellow) = above(tolerance) else {
+        return out.skip(kind, "figures out of range for exact comparison".into());
+    };
+    if !yellow {
+        return;
+    }
+    let red = ctx.p.diverted_red_bp.and_then(above).unwrap_or(false);
+    let share = ratio_bp(missing, reported).unwrap_or_default();
+    let first_gap = days
+        .iter()
+        .filter(|d| d.collections_reported_minor > d.collections_into_escrow_minor)
+        .map(|d| d.date)
+        .min();
+    let mut evidence = vec![
+        Evidence::Amount {
+            name: "reported",
+            minor: reported,
+        },
+        Evidence::Amount {
+            name: "not_arrived",
+            minor: missing,
+        },
+        Evidence::Ratio {
+            name: "not_arrived_share",
+            bp: share,
+        },
+        Evidence::Date {
+            name: "counted_through",
+            date: cutoff,
+        },
+        rule("diverted_grace_days", grace),
+        rule("diverted_tolerance_bp", tolerance),
+    ];
+    if let Some(date) = first_gap {
+        evidence.push(Evidence::Date {
+            name: "first_gap",
+            date,
+        });
+    }
+    if let Some(bp) = ctx.p.diverted_red_bp {
+        evidence.push(rule("diverted_red_bp", bp));
+    }
+    out.signal(
+        kind,
+        if red { Severity::Red } else { Severity::Yellow },
+        "diverted_collection".into(),
+        format!(
+            "{} of the {} in sales reported from {} to {} ({}) never arrived in the supervised account within {} days",
+            ctx.money_wide(missing),
+            ctx.money_wide(reported),
+            recent.first,
+            cutoff,
+            percent(share),
+            grace
+        ),
+        evidence,
+    );
+}
+
+/// Recent collections far above the institution's own baseline rate, and
+/// a rising share of packages sold at the caps; both together are red.
+pub(super) fn collection_spike(ctx: &Ctx, out: &mut Out) {
+    let kind = SignalKind::CollectionSpike;
+    let (Some(recent), Some(baseline)) = (ctx.recent, ctx.baseline) else {
+        return;
+    };
+    if !ctx.knows(baseline) {
+        return out.skip(
+            kind,
+            format!(
+                "history starts {}, after the baseline start {}",
+                ctx.input.history_from, baseline.first
+            ),
+        );
+    }
+    let mut evidence = Vec::new();
+    let mut sentences = Vec::new();
+
+    let now = ctx.sum(recent, |d| i128::from(d.collections_reported_minor));
+    let before = ctx.sum(baseline, |d| i128::from(d.collections_reported_minor));
+    // Rates per day compared by cross-multiplying: now / recent days ≥
+    // multiple × before / baseline days. No baseline, no spike to measure.
+    let rate_spike = match ctx.p.collection_spike_multiple_pct {
+        Some(pct) if before > 0 => !less(
+            &[now, i128::from(baseline.days), 100],
+            &[before, i128::from(recent.days), i128::from(pct)],
+        )
+        .unwrap_or(true),
+        _ => false,
+    };
+    if rate_spike {
+        let pct = ctx.p.collection_spike_multiple_pct.unwrap_or_default();
+        let multiple_bp = ratio_bp(
+            now * i128::from(baseline.days),
+            before * i128::from(recent.days),
+        )
+        .unwrap_or_default();
+        evidence.extend([
+            Evidence::Amount {
+                name: "collections_recent",
+                minor: now,
+            },
+            Evidence::Amount {
+                name: "collections_baseline",
+                minor: before,
+            },
+            Evidence::Ratio {
+                name: "rate_multiple",
+                bp: multiple_bp,
+            },
+            rule("collection_spike_multiple_pct", pct),
+        ]);
+        sentences.push(format!(
+            "{} collected in the last {} days is {}× the daily rate of the {} days before ({} then; rule: {}×)",
+            ctx.money_wide(now),
+            recent.days,
+            multiple_text(multiple_bp),
+            baseline.days,
+            ctx.money_wide(before),
+            multiple_text(i128::from(pct) * 100)
+        ));
+    }
+
+    let k = ctx.input.packages;
+    let cap_spike = match (ctx.p.cap_share_spike_bp, ctx.p.cap_share_min_packages) {
+        (Some(spike), min) if k.recent_sold >= min.unwrap_or(1).max(1) && k.baseline_sold > 0 => {
+            // recent_at_cap / recent_sold − baseline_at_cap / baseline_sold ≥ spike / 10000
+            let (ra, rs) = (i128::from(k.recent_at_cap), i128::from(k.recent_sold));
+            let (ba, bs) = (i128::from(k.baseline_at_cap), i128::from(k.baseline_sold));
+            (ra * bs - ba * rs) * 10_000 >= i128::from(spike) * rs * bs
+        }
+        _ => false,
+    };
+    if cap_spike {
+        let recent_share =
+            ratio_bp(k.recent_at_cap.into(), k.recent_sold.into()).unwrap_or_default();
+        let baseline_share =
+            ratio_bp(k.baseline_at_cap.into(), k.baseline_sold.into()).unwrap_or_default();
+        evidence.extend([
+            Evidence::Count {
+                name: "recent_sold",
+                value: k.recent_sold.into(),
+            },
+            Evidence::Count {
+                name: "recent_at_cap",
+                value: k.recent_at_cap.into(),
+            },
+            Evidence::Count {
+                name: "baseline_sold",
+                value: k.baseline_sold.into(),
+            },
+            Evidence::Count {
+                name: "baseline_at_cap",
+                value: k.baseline_at_cap.into(),
+            },
+            rule(
+                "cap_share_spike_bp",
+                ctx.p.cap_share_spike_bp.unwrap_or_default(),
+            ),
+        ]);
+        sentences.push(format!(
+            "{} of the {} packages sold recently are at the caps, against {} before (rule: a rise of {})",
+            percent(recent_share),
+            k.recent_sold,
+            percent(baseline_share),
+            percent(ctx.p.cap_share_spike_bp.unwrap_or_default().into())
+        ));
+    }
+
+    if sentences.is_empty() {
+        return;
+    }
+    out.signal(
+        kind,
+        if rate_spike && cap_spike {
+            Severity::Red
+        } else {
+            Severity::Yellow
+        },
+        "collection_spike".into(),
+        sentences.join("; "),
+        evidence,
+    );
+}
+
+/// `31250` bp → `"3.12"`: a multiple with two decimals, rounded down.
+fn multiple_text(bp: i128) -> String {
+    let text = percent(bp);
+    text.trim_end_matches('%').to_string()
+}
+
+/// Releases without confirmation or ahead of schedule in the recent window
+/// (yellow); red when the ledger has released more than was earned.
+pub(super) fn release_ahead_of_delivery(ctx: &Ctx, out: &mut Out) {
+    let kind = SignalKind::ReleaseAheadOfDelivery;
+    let in_window = |d| ctx.recent.is_none_or(|w: Window| w.contains(d));
+    let findings: Vec<_> = ctx
+        .input
+        .release_findings
+        .iter()
+        .filter(|f| f.date <= ctx.as_of && in_window(f.date))
+        .collect();
+    let overdrawn = ctx.input.ledger.releasable_minor < 0;
+    if findings.is_empty() && !overdrawn {
+        return;
+    }
+    let mut sentences = Vec::new();
+    for (issue, what) in [
+        (
+            ReleaseIssue::Unconfirmed,
+            "without the parents' confirmation",
+        ),
+        (
+            ReleaseIssue::AheadOfSchedule,
+            "ahead of the enrollment's schedule",
+        ),
+    ] {
+        let of_issue: Vec<_> = findings.iter().filter(|f| f.issue == issue).collect();
+        if of_issue.is_empty() {
+            continue;
+        }
+        let total: i128 = of_issue.iter().map(|f| i128::from(f.amount_minor)).sum();
+        let first = of_issue.iter().map(|f| f.date).min().unwrap_or(ctx.as_of);
+        sentences.push(format!(
+            "{} released {what} in {} release{} since {first}",
+            ctx.money_wide(total),
+            of_issue.len(),
+            if of_issue.len() == 1 { "" } else { "s" }
+        ));
+    }
+    let mut evidence: Vec<Evidence> = findings
+        .iter()
+        .map(|f| Evidence::Release {
+            finding: (*f).clone(),
+        })
+        .collect();
+    if overdrawn {
+        evidence.push(Evidence::Amount {
+            name: "releasable",
+            minor: ctx.input.ledger.releasable_minor.into(),
+        });
+        sentences.push(format!(
+            "releases exceed earned tuition by {}",
+            ctx.money_wide(-i128::from(ctx.input.ledger.releasable_minor))
+        ));
+    }
+    out.signal(
+        kind,
+        if overdrawn {
+            Severity::Red
+        } else {
+            Severity::Yellow
+        },
+        "release_ahead_of_delivery".into(),
+        sentences.join("; "),
+        evidence,
+    );
+}
+
+/// Consumed hours fell by `delivery_stall_drop_pct` against the baseline
+/// rate while unearned tuition is still at least what the old pace would
+/// deliver in the recent window; red when teaching stopped altogether.
+pub(super) fn delivery_stall(ctx: &Ctx, out: &mut Out) {
+    let kind = SignalKind::DeliveryStall;
+    let (Some(recent), Some(baseline), Some(drop)) =
+        (ctx.recent, ctx.baseline, ctx.p.delivery_stall_drop_pct)
+    else {
+        return;
+    };
+    if !ctx.knows(baseline) {
+        return out.skip(
+            kind,
+            format!(
+                "history starts {}, after the baseline start {}",
+                ctx.input.history_from, baseline.first
+            ),
+        );
+    }
+    let hours_now = ctx.sum(recent, |d| i128::from(d.consumed_hours));
+    let hours_before = ctx.sum(baseline, |d| i128::from(d.consumed_hours));
+    let earned_before = ctx.sum(baseline, |d| i128::from(d.consumed_minor));
+    if hours_before <= 0 {
+        return;
+    }
+    let (r, b) = (i128::from(recent.days), i128::from(baseline.days));
+    // hours_now / r ≤ (100 − drop)% × hours_before / b
+    let fell = hours_now * b * 100 <= hours_before * r * (100 - i128::from(drop.min(100)));
+    let unearned = i128::from(ctx.input.ledger.unearned_prepaid_minor);
+    // unearned ≥ earned_before / b × r: families still wait for at least a
+    // window's worth of lessons at the old pace.
+    let still_owed = unearned > 0 && unearned * b >= earned_before * r;
+    if !(fell && still_owed) {
+        return;
+    }
+    let change_bp = ratio_bp(hours_now * b, hours_before * r).unwrap_or_default();
+    out.signal(
+        kind,
+        if hours_now == 0 {
+            Severity::Red
+        } else {
+            Severity::Yellow
+        },
+        "delivery_stall".into(),
+        format!(
+            "{} class hours taught in the last {} days, {} of the pace of the {} days before ({} hours), while families still hold {} of unconsumed tuition",
+            hours_now,
+            recent.days,
+            percent(change_bp),
+            baseline.days,
+            hours_before,
+            ctx.money(ctx.input.ledger.unearned_prepaid_minor)
+        ),
+        vec![
+            Evidence::Count {
+                name: "hours_recent",
+                value: u64::try_from(hours_now).unwrap_or_default(),
+            },
+            Evidence::Count {
+                name: "hours_baseline",
+                value: u64::try_from(hours_before).unwrap_or_default(),
+            },
+            Evidence::Ratio {
+                name: "pace_vs_baseline",
+                bp: change_bp,
+            },
+            Evidence::Amount {
+                name: "unearned_prepaid",
+                minor: unearned,
+            },
+            Evidence::Amount {
+                name: "earned_baseline",
+                minor: earned_before,
+            },
+            rule("delivery_stall_drop_pct", drop),
+        ],
+    );
+}

@@ -1,0 +1,218 @@
+//! The snapshot the risk engine reads: one institution on one day, as the
+//! store (ledger, reconciliation, feeds) knows it. Filling it is the
+//! store's job; every field says what it must hold.
+//!
+//! Conventions: amounts are minor units of the institution's currency;
+//! dated items after `as_of` are ignored (the engine never looks ahead, so a
+//! snapshot may safely carry more than it needs); absent data is `None` or
+//! an empty list and is reported as such, never read as zero.
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::domain::feeds::AccountKind;
+use crate::domain::ids::{ClientId, EnrollmentId};
+use crate::domain::policy::ResolvedRules;
+use crate::domain::registry::Institution;
+use crate::domain::risk::calendar::HolidayCalendar;
+
+/// Everything the risk engine knows about one institution on one day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RiskInput {
+    /// The day assessed (end of day); the engine never reads the clock.
+    pub as_of: NaiveDate,
+    /// Id, name, jurisdiction, status, supervision mode, category, currency.
+    pub institution: Institution,
+    /// The rule pack in force on `as_of` and its version chain.
+    pub rules: ResolvedRules,
+    /// The rule pack's working-day calendar (held here until rule packs
+    /// carry it).
+    pub calendar: HolidayCalendar,
+    /// The first day the ledger has figures for this institution (its first
+    /// day of business, or the first day the store kept): days before it
+    /// are unknown, so baselines reaching back before it are not evaluated.
+    pub history_from: NaiveDate,
+    pub ledger: LedgerFigures,
+    /// Supervised accounts on file with what their banks reported.
+    pub accounts: Vec<SupervisedAccount>,
+    /// Daily figures covering at least `baseline_days + lookback_days`
+    /// before `as_of`; a day absent here had no activity in the ledger.
+    pub days: Vec<DayFigures>,
+    pub packages: PackageCounts,
+    /// Individual bank debits on supervised accounts over at least the
+    /// outflow period (for the single-debit warning).
+    pub bank_debits: Vec<BankLine>,
+    /// Bank debits that reconciliation matched to no instruction of ours,
+    /// still unresolved.
+    pub unauthorized_outflows: Vec<BankLine>,
+    /// The latest reconciled statement day of each account whose bank
+    /// closing differs from the ledger (none when they agree).
+    pub balance_mismatches: Vec<BalanceMismatch>,
+    /// Releases executed without a (deemed) confirmation or ahead of the
+    /// enrollment's schedule, over at least the recent window.
+    pub release_findings: Vec<ReleaseFinding>,
+    /// Refund requests not yet paid on `as_of` (paid ones may be included).
+    pub refund_requests: Vec<RefundRequest>,
+    /// Cap breaches recorded on entries (caps the rule pack flags), over at
+    /// least the recent window.
+    pub cap_flags: Vec<CapFlag>,
+    pub events: Vec<InstitutionEvent>,
+}
+
+/// The ledger's balances at the end of `as_of` (posted, minor units).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerFigures {
+    /// Sum of every `prepaid/{enrollment}`: unearned tuition.
+    pub unearned_prepaid_minor: i64,
+    pub refund_payable_minor: i64,
+    pub releasable_minor: i64,
+    pub unidentified_minor: i64,
+    pub escrow_cash_minor: i64,
+    pub deposit_cash_minor: i64,
+    pub held_by_institution_minor: i64,
+    /// Releases instructed and not yet confirmed by the bank: money already
+    /// promised to the institution, so not available to families.
+    pub pending_release_minor: i64,
+    /// Refunds instructed and not yet confirmed by the bank.
+    pub pending_refund_minor: i64,
+    /// Tuition collected (everywhere) over the 365 days ending on `as_of`:
+    /// the base of the minimum-balance rule.
+    pub collections_12m_minor: i64,
+}
+
+/// A supervised account (escrow or risk deposit) and the closing balances
+/// its bank sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupervisedAccount {
+    pub kind: AccountKind,
+    pub account_no: String,
+    /// End-of-day closings the bank reported, any order. Must include the
+    /// latest one on or before `as_of` however old it is: an account with
+    /// none is an account that has never sent a statement.
+    pub closings: Vec<Closing>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Closing {
+    pub date: NaiveDate,
+    pub balance_minor: i64,
+}
+
+/// One day of activity (minor units, consumed hours).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DayFigures {
+    pub date: NaiveDate,
+    /// Tuition the platform or institution reported collected that day.
+    pub collections_reported_minor: i64,
+    /// Of the tuition reported collected that day, the part the bank has
+    /// confirmed arriving in the supervised account by `as_of`. Attributed to
+    /// the day of the report, not of arrival, so that settlement lag never
+    /// hides (or fakes) a missing payment.
+    pub collections_into_escrow_minor: i64,
+    /// Tuition earned by lessons consumed that day.
+    pub consumed_minor: i64,
+    pub consumed_hours: u32,
+    pub released_minor: i64,
+    pub refunds_paid_minor: i64,
+    /// Bank-confirmed debits and credits on the supervised accounts.
+    pub bank_debits_minor: i64,
+    pub bank_credits_minor: i64,
+}
+
+/// Packages (charges) sold, and how many of them at a cap (months, hours or
+/// amount), in the recent and the baseline windows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PackageCounts {
+    pub recent_sold: u32,
+    pub recent_at_cap: u32,
+    pub baseline_sold: u32,
+    pub baseline_at_cap: u32,
+}
+
+/// One bank statement line that took money out of a supervised account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BankLine {
+    pub line_id: String,
+    pub account: AccountKind,
+    pub bank_ref: Option<String>,
+    pub date: NaiveDate,
+    /// Positive: the amount debited.
+    pub amount_minor: i64,
+    /// The account's balance just before this debit, when the bank says.
+    pub balance_before_minor: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BalanceMismatch {
+    pub account: AccountKind,
+    pub account_no: String,
+    pub date: NaiveDate,
+    pub bank_closing_minor: i64,
+    pub ledger_balance_minor: i64,
+}
+
+/// A journal entry, as an officer can look it up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EntryRef {
+    pub seq: i64,
+    pub client_id: ClientId,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseIssue {
+    /// Released with neither the parent's confirmation nor the deemed one.
+    Unconfirmed,
+    /// Consumed (and released) faster than the enrollment's schedule allows.
+    AheadOfSchedule,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReleaseFinding {
+    pub entry: EntryRef,
+    pub date: NaiveDate,
+    pub amount_minor: i64,
+    pub issue: ReleaseIssue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefundRequest {
+    pub enrollment: EnrollmentId,
+    pub amount_minor: i64,
+    pub requested_on: NaiveDate,
+    pub approved_on: Option<NaiveDate>,
+    pub paid_on: Option<NaiveDate>,
+    /// The approval entry, once there is one.
+    pub entry: Option<EntryRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CapFlag {
+    pub entry: EntryRef,
+    pub date: NaiveDate,
+    /// The cap broken, as recorded on the entry (e.g. `max_amount_per_charge`).
+    pub rule: String,
+    pub enrollment: Option<EnrollmentId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    LegalRepresentativeChange,
+    ClosureNotice,
+}
+
+impl EventKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            EventKind::LegalRepresentativeChange => "legal_representative_change",
+            EventKind::ClosureNotice => "closure_notice",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstitutionEvent {
+    pub kind: EventKind,
+    pub date: NaiveDate,
+}

@@ -1,0 +1,940 @@
+//! The risk engine on hand-built snapshots (pure, no database): a healthy
+//! institution raises nothing on any day, and each signal fires on the
+//! first day its evidence allows, at the right severity, alone, and not the
+//! day before.
+
+use chrono::{Days, NaiveDate};
+use ledger_core::domain::feeds::AccountKind;
+use ledger_core::domain::ids::{ClientId, EnrollmentId, InstitutionId, JurisdictionCode};
+use ledger_core::domain::money::Currency;
+use ledger_core::domain::policy::{resolve, RulePack, RuleParams};
+use ledger_core::domain::registry::{Category, Institution, InstitutionStatus, SupervisionMode};
+use ledger_core::domain::risk::{
+    evaluate, rank, score, Assessment, BalanceMismatch, BankLine, CapFlag, Closing, DayFigures,
+    EntryRef, EventKind, HolidayCalendar, InstitutionEvent, LedgerFigures, PackageCounts,
+    RefundRequest, ReleaseFinding, ReleaseIssue, RiskInput, Severity, Signal, SignalKind,
+    SupervisedAccount,
+};
+
+const ESCROW_NO: &str = "6222-0001";
+const DEPOSIT_NO: &str = "6222-0002";
+/// 10,000.00 a day: collected, arrived, consumed, released.
+const DAILY: i64 = 1_000_000;
+const ESCROW_BALANCE: i64 = 47_000_000;
+const DEPOSIT_BALANCE: i64 = 300_000_000;
+
+fn d(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+fn days_from(first: &str, last: NaiveDate) -> impl Iterator<Item = NaiveDate> {
+    d(first).iter_days().take_while(move |day| *day <= last)
+}
+
+fn entry(seq: i64) -> EntryRef {
+    EntryRef {
+        seq,
+        client_id: ClientId::parse(format!("c-{seq}")).unwrap(),
+    }
+}
+
+/// Shaped like China's 2026 National Day: 1–7 October off, Sunday 20
+/// September and Saturday 10 October worked instead.
+fn calendar() -> HolidayCalendar {
+    let holidays = days_from("2026-10-01", d("2026-10-07"));
+    HolidayCalendar::new(holidays, [d("2026-09-20"), d("2026-10-10")]).unwrap()
+}
+
+fn debit(id: &str, date: NaiveDate, amount_minor: i64, before: i64) -> BankLine {
+    BankLine {
+        line_id: id.into(),
+        account: AccountKind::Escrow,
+        bank_ref: Some(format!("REF-{id}")),
+        date,
+        amount_minor,
+        balance_before_minor: Some(before),
+    }
+}
+
+/// A steady institution (custody and deposit): 10,000.00 collected into
+/// escrow, taught and released every day, 450,000.00 owed to families,
+/// 470,000.00 in escrow and 3,000,000.00 of deposit, statements daily up
+/// to the day before `as_of`, refunds answered and paid in time.
+fn healthy(as_of: NaiveDate) -> RiskInput {
+    let county = JurisdictionCode::parse("410922").unwrap();
+    let chain = [JurisdictionCode::national(), county.clone()];
+    let last_statement = as_of.pred_opt().unwrap();
+    let closings = |balance_minor| {
+        days_from("2026-09-01", last_statement)
+            .map(|date| Closing {
+                date,
+                balance_minor,
+            })
+            .collect()
+    };
+    RiskInput {
+        as_of,
+        institution: Institution {
+            id: InstitutionId::parse("INS-410922-0001").unwrap(),
+            name: "Sunrise Arts".into(),
+            licence_no: "L-1".into(),
+            jurisdiction: county,
+            mode: SupervisionMode::Both,
+            category: Category::NonSubject,
+            status: InstitutionStatus::Active,
+            currency: Currency::Cny,
+        },
+        rules: resolve(&chain, &[], as_of),
+        calendar: calendar(),
+        history_from: d("2026-01-01"),
+        ledger: LedgerFigures {
+            unearned_prepaid_minor: 45_000_000,
+            refund_payable_minor: 0,
+            releasable_minor: 2_000_000,
+            unidentified_minor: 0,
+            escrow_cash_minor: ESCROW_BALANCE,
+            deposit_cash_minor: DEPOSIT_BALANCE,
+            held_by_institution_minor: 0,
+            pending_release_minor: 0,
+            pending_refund_minor: 0,
+            collections_12m_minor: 365 * DAILY,
+        },
+        accounts: vec![
+            SupervisedAccount {
+                kind: AccountKind::Escrow,
+                account_no: ESCROW_NO.into(),
+                closings: closings(ESCROW_BALANCE),
+            },
+            SupervisedAccount {
+                kind: AccountKind::Deposit,
+                account_no: DEPOSIT_NO.into(),
+                closings: closings(DEPOSIT_BALANCE),
+            },
+        ],
+        days: days_from("2026-01-01", d("2026-12-31"))
+            .map(|date| DayFigures {
+                date,
+                collections_reported_minor: DAILY,
+                collections_into_escrow_minor: DAILY,
+                consumed_minor: DAILY,
+                consumed_hours: 50,
+                released_minor: DAILY,
+                refunds_paid_minor: 0,
+                bank_debits_minor: DAILY,
+                bank_credits_minor: DAILY,
+            })
+            .collect(),
+        packages: PackageCounts {
+            recent_sold: 100,
+            recent_at_cap: 10,
+            baseline_sold: 300,
+            baseline_at_cap: 30,
+        },
+        bank_debits: days_from("2026-09-01", d("2026-12-31"))
+            .map(|date| debit(&format!("REL-{date}"), date, DAILY, ESCROW_BALANCE + DAILY))
+            .collect(),
+        unauthorized_outflows: vec![],
+        balance_mismatches: vec![],
+        release_findings: vec![],
+        refund_requests: vec![
+            // Answered and paid in time.
+            RefundRequest {
+                enrollment: EnrollmentId::parse("E-1").unwrap(),
+                amount_minor: 120_000,
+                requested_on: d("2026-09-01"),
+                approved_on: Some(d("2026-09-03")),
+                paid_on: Some(d("2026-09-10")),
+                entry: Some(entry(7)),
+            },
+            // Approved the day before, payment not yet due.
+            RefundRequest {
+                enrollment: EnrollmentId::parse("E-2").unwrap(),
+                amount_minor: 80_000,
+                requested_on: as_of.checked_sub_days(Days::new(2)).unwrap(),
+                approved_on: Some(last_statement),
+                paid_on: None,
+                entry: Some(entry(8)),
+            },
+        ],
+        cap_flags: vec![],
+        events: vec![],
+    }
+}
+
+fn day_mut<'a>(input: &'a mut RiskInput, date: &str) -> &'a mut DayFigures {
+    let date = d(date);
+    input.days.iter_mut().find(|f| f.date == date).unwrap()
+}
+
+fn account_mut<'a>(input: &'a mut RiskInput, account_no: &str) -> &'a mut SupervisedAccount {
+    input
+        .accounts
+        .iter_mut()
+        .find(|a| a.account_no == account_no)
+        .unwrap()
+}
+
+fn describe(a: &Assessment) -> String {
+    let mut text: Vec<String> = a
+        .signals
+        .iter()
+        .map(|s| format!("{:?} {:?} {}", s.kind, s.severity, s.summary))
+        .collect();
+    text.extend(
+        a.not_evaluated
+            .iter()
+            .map(|n| format!("not evaluated {:?}: {}", n.kind, n.reason)),
+    );
+    text.join("\n")
+}
+
+struct Case {
+    name: &'static str,
+    first_day: &'static str,
+    mutate: fn(&mut RiskInput),
+    kind: SignalKind,
+    severity: Severity,
+    /// The same kind's severity the day before (`None`: no signal at all).
+    before: Option<Severity>,
+}
+
+/// Evaluates the healthy institution with `case.mutate` applied on the day
+/// before the first day and on the first day itself.
+#[track_caller]
+fn check(case: &Case) {
+    let first = d(case.first_day);
+    let day_before = first.pred_opt().unwrap();
+    for (day, expected) in [(day_before, case.before), (first, Some(case.severity))] {
+        let mut input = healthy(day);
+        (case.mutate)(&mut input);
+        let a = evaluate(&input);
+        let seen = describe(&a);
+        match expected {
+            None => assert!(
+                a.signals.is_empty(),
+                "{}: expected nothing on {day}, got\n{seen}",
+                case.name
+            ),
+            Some(severity) => {
+                assert!(
+                    !a.signals.is_empty() && a.signals.iter().all(|s| s.kind == case.kind),
+                    "{}: expected only {:?} on {day}, got\n{seen}",
+                    case.name,
+                    case.kind
+                );
+                let worst = a.signals.iter().map(|s| s.severity).max();
+                assert_eq!(worst, Some(severity), "{} on {day}:\n{seen}", case.name);
+            }
+        }
+        assert!(
+            a.not_evaluated.is_empty() || case.kind == SignalKind::FeedSilence,
+            "{}: {seen}",
+            case.name
+        );
+    }
+}
+
+#[test]
+fn a_healthy_institution_raises_no_signal_on_any_day_of_the_term() {
+    for day in days_from("2026-09-02", d("2026-12-31")) {
+        let a = evaluate(&healthy(day));
+        assert!(
+            a.signals.is_empty() && a.not_evaluated.is_empty() && a.score == 0,
+            "{day}:\n{}",
+            describe(&a)
+        );
+    }
+}
+
+#[test]
+fn each_signal_fires_on_the_first_day_its_evidence_allows_and_not_the_day_before() {
+    use Severity::{Red, Yellow};
+    let cases = [
+        Case {
+            name: "escrow emptied below what families are owed",
+            first_day: "2026-10-15",
+            mutate: |i| {
+                i.institution.mode = SupervisionMode::Custody;
+                i.accounts.retain(|a| a.kind == AccountKind::Escrow);
+                i.ledger.unearned_prepaid_minor = 18_338_022;
+                for c in &mut account_mut(i, ESCROW_NO).closings {
+                    if c.date >= d("2026-10-15") {
+                        c.balance_minor = 3_178_978;
+                    }
+                }
+                account_mut(i, ESCROW_NO).closings.push(Closing {
+                    date: d("2026-10-15"),
+                    balance_minor: 3_178_978,
+                });
+            },
+            kind: SignalKind::Shortfall,
+            severity: Red,
+            before: None,
+        },
+        Case {
+            name: "deposit under three months of fees after a sales day",
+            first_day: "2026-10-15",
+            mutate: |i| {
+                for c in &mut account_mut(i, DEPOSIT_NO).closings {
+                    c.balance_minor = 92_000_000;
+                }
+                let day = day_mut(i, "2026-10-15");
+                day.collections_reported_minor += DAILY;
+                day.collections_into_escrow_minor += DAILY;
+            },
+            kind: SignalKind::DepositBelowFloor,
+            severity: Yellow,
+            before: None,
+        },
+        Case {
+            name: "a debit nobody instructed",
+            first_day: "2026-10-15",
+            mutate: |i| {
+                let line = debit("L-9", d("2026-10-15"), 8_800_000, ESCROW_BALANCE);
+                // Also a large single debit: left to the stronger signal.
+                i.bank_debits.push(line.clone());
+                i.unauthorized_outflows.push(line);
+            },
+            kind: SignalKind::UnauthorizedOutflow,
+            severity: Red,
+            before: None,
+        },
+        Case {
+            name: "the bank holds less than the ledger",
+            first_day: "2026-10-15",
+            mutate: |i| {
+                i.balance_mismatches.push(BalanceMismatch {
+                    account: AccountKind::Escrow,
+                    account_no: ESCROW_NO.into(),
+                    date: d("2026-10-15"),
+                    bank_closing_minor: ESCROW_BALANCE - 10_000,
+                    ledger_balance_minor: ESCROW_BALANCE,
+                })
+            },
+            kind: SignalKind::BalanceMismatch,
+            severity: Red,
+            before: None,
+        },
+        Case {
+            name: "one day's sales never arrive: seen when the grace period ends",
+            first_day: "2026-10-15",
+            mutate: |i| day_mut(i, "2026-10-12").collections_reported_minor += DAILY,
+            kind: SignalKind::DivertedCollection,
+            severity: Yellow,
+            before: None,
+        },
+        Case {
+            name: "sales paid elsewhere from 1 October: red past a fifth of the sales",
+            first_day: "2026-10-09",
+            mutate: |i| {
+                for f in i.days.iter_mut().filter(|f| f.date >= d("2026-10-01")) {
+                    f.collections_into_escrow_minor = 0;
+                }
+            },
+            kind: SignalKind::DivertedCollection,
+            severity: Red,
+            before: Some(Yellow),
+        },
+        Case {
+            name: "a top-up drive triples the collection rate",
+            first_day: "2026-10-15",
+            mutate: |i| {
+                let day = day_mut(i, "2026-10-15");
+                day.collections_reported_minor += 60 * DAILY;
+                day.collections_into_escrow_minor += 60 * DAILY;
+            },
+            kind: SignalKind::CollectionSpike,
+            severity: Yellow,
+            before: None,
+        },
+        Case {
+            name: "a top-up drive with packages at the caps",
+            first_day: "2026-10-15",
+            mutate: |i| {
+                i.packages.recent_at_cap = 40;
+                let day = day_mut(i, "2026-10-15");
+                day.collections_reported_minor += 60 * DAILY;
+                day.collections_into_escrow_minor += 60 * DAILY;
+            },
+            kind: SignalKind::CollectionSpike,
+            severity: Red,
+            before: Some(Yellow),
+        },
+        Case {
+            name: "a release ahead of the schedule",
+            first_day: "2026-10-15",
+            mutate: |i| {
+                i.release_findings.push(ReleaseFinding {
+                    entry: entry(42),
+                    date: d("2026-10-15"),
+                    amount_minor: 500_000,
+                    issue: ReleaseIssue::AheadOfSchedule,
+                })
+            },
+            kind: SignalKind::ReleaseAheadOfDelivery,
+            severity: Yellow,
+            before: None,
+        },
+        Case {
+            name: "teaching slows to a fifth from 20 September",
+            first_day: "2026-10-08",
+            mutate: |i| {
+                for f in i.days.iter_mut().filter(|f| f.date >= d("2026-09-20")) {
+                    f.consumed_hours = 10;
+                    f.consumed_minor = DAILY / 5;
+                }
+            },
+            kind: SignalKind::DeliveryStall,
+            severity: Yellow,
+            before: None,
+        },
+        Case {
+            name: "teaching stops on 10 September: red once a whole window is silent",
+            first_day: "2026-10-09",
+            mutate: |i| {
+                for f in i.days.iter_mut().filter(|f| f.date >= d("2026-09-10")) {
+                    f.consumed_hours = 0;
+                    f.consumed_minor = 0;
+                }
+            },
+            kind: SignalKind::DeliveryStall,
+            severity: Red,
+            before: Some(Yellow),
+        },
+        Case {
+            name: "a request on the Friday before National Day goes unanswered",
+            // 5 working days: 28, 29, 30 September, 8 and 9 October.
+            first_day: "2026-10-10",
+            mutate: |i| {
+                i.refund_requests.push(RefundRequest {
+                    enrollment: EnrollmentId::parse("E-3").unwrap(),
+                    amount_minor: 250_000,
+                    requested_on: d("2026-09-25"),
+                    approved_on: None,
+                    paid_on: None,
+                    entry: None,
+                })
+            },
+            kind: SignalKind::RefundBacklog,
+            severity: Yellow,
+            before: None,
+        },
+        Case {
+            name: "an approved refund unpaid for 15 working days",
+            // 15 working days after Monday 14 September, counting the
+            // make-up Sunday 20 September: Friday 9 October.
+            first_day: "2026-10-10",
+            mutate: |i| {
+                i.refund_requests.push(RefundRequest {
+                    enrollment: EnrollmentId::parse("E-4").unwrap(),
+                    amount_minor: 250_000,
+                    requested_on: d("2026-09-11"),
+                    approved_on: Some(d("2026-09-14")),
+                    paid_on: None,
+                    entry: Some(entry(51)),
+                })
+            },
+            kind: SignalKind::RefundBacklog,
+            severity: Red,
+            before: None,
+        },
+        Case {
+            name: "silence is consent: an unanswered request falls due for payment",
+            // Answer due 18 September; 15 working days later: 14 October.
+            first_day: "2026-10-15",
+            mutate: |i| {
+                i.refund_requests.push(RefundRequest {
+                    enrollment: EnrollmentId::parse("E-5").unwrap(),
+                    amount_minor: 250_000,
+                    requested_on: d("2026-09-11"),
+                    approved_on: None,
+                    paid_on: None,
+                    entry: None,
+                })
+            },
+            kind: SignalKind::RefundBacklog,
+            severity: Red,
+            before: Some(Yellow),
+        },
+        Case {
+            name: "a flagged charge above the amount cap",
+            first_day: "2026-10-15",
+            mutate: |i| {
+                i.cap_flags.push(CapFlag {
+                    entry: entry(77),
+                    date: d("2026-10-15"),
+                    rule: "max_amount_per_charge".into(),
+                    enrollment: Some(EnrollmentId::parse("E-6").unwrap()),
+                })
+            },
+            kind: SignalKind::CapBreach,
+            severity: Yellow,
+            before: None,
+        },
+        Case {
+            name: "a month's outflow above the county's yellow preset",
+            first_day: "2026-10-15",
+            mutate: |i| {
+                i.rules.params.outflow_period_yellow_minor = Some(35_000_000);
+                i.rules.params.outflow_period_red_minor = Some(50_000_000);
+                day_mut(i, "2026-10-15").bank_debits_minor += 6 * DAILY;
+                for id in ["X-1", "X-2"] {
+                    i.bank_debits
+                        .push(debit(id, d("2026-10-15"), 3 * DAILY, ESCROW_BALANCE));
+                }
+            },
+            kind: SignalKind::OutflowWarning,
+            severity: Yellow,
+            before: None,
+        },
+        Case {
+            name: "one debit above a tenth of the balance",
+            first_day: "2026-10-15",
+            mutate: |i| {
+                i.bank_debits
+                    .push(debit("X-3", d("2026-10-15"), 4_700_001, ESCROW_BALANCE));
+                day_mut(i, "2026-10-15").bank_debits_minor += 4_700_001;
+            },
+            kind: SignalKind::OutflowWarning,
+            severity: Yellow,
+            before: None,
+        },
+        Case {
+            name: "the escrow bank stops sending statements after 2 October",
+            first_day: "2026-10-06",
+            mutate: |i| {
+                account_mut(i, ESCROW_NO)
+                    .closings
+                    .retain(|c| c.date <= d("2026-10-02"))
+            },
+            kind: SignalKind::FeedSilence,
+            severity: Yellow,
+            before: None,
+        },
+        Case {
+            name: "a week of silence is red",
+            first_day: "2026-10-10",
+            mutate: |i| {
+                account_mut(i, ESCROW_NO)
+                    .closings
+                    .retain(|c| c.date <= d("2026-10-02"))
+            },
+            kind: SignalKind::FeedSilence,
+            severity: Red,
+            before: Some(Yellow),
+        },
+        Case {
+            name: "a closure notice",
+            first_day: "2026-10-15",
+            mutate: |i| {
+                i.events.push(InstitutionEvent {
+                    kind: EventKind::ClosureNotice,
+                    date: d("2026-10-15"),
+                })
+            },
+            kind: SignalKind::InstitutionEvent,
+            severity: Red,
+            before: None,
+        },
+        Case {
+            name: "a new legal representative",
+            first_day: "2026-10-15",
+            mutate: |i| {
+                i.events.push(InstitutionEvent {
+                    kind: EventKind::LegalRepresentativeChange,
+                    date: d("2026-10-15"),
+                })
+            },
+            kind: SignalKind::InstitutionEvent,
+            severity: Yellow,
+            before: None,
+        },
+    ];
+    for case in &cases {
+        check(case);
+    }
+    // Every kind is exercised by at least one case.
+    for kind in SignalKind::ALL {
+        assert!(cases.iter().any(|c| c.kind == kind), "{kind:?} has no case");
+    }
+}
+
+fn only(a: &Assessment) -> &Signal {
+    assert_eq!(a.signals.len(), 1, "{}", describe(a));
+    &a.signals[0]
+}
+
+#[test]
+fn a_shortfall_explains_itself_with_the_figures_and_the_rule_pack() {
+    let mut input = healthy(d("2026-10-15"));
+    input.institution.mode = SupervisionMode::Custody;
+    input.accounts.retain(|a| a.kind == AccountKind::Escrow);
+    input.ledger.unearned_prepaid_minor = 18_338_022;
+    account_mut(&mut input, ESCROW_NO).closings.push(Closing {
+        date: d("2026-10-15"),
+        balance_minor: 3_178_978,
+    });
+    let a = evaluate(&input);
+    let s = only(&a);
+    assert_eq!(
+        s.summary,
+        "escrow and deposit 31,789.78 cover 17.33% of the 183,380.22 families are owed \
+         (rule: at least 100.00%, red below 80.00%); they are below the minimum balance \
+         182,500.00 (5.00% of the last 12 months' collections 3,650,000.00)"
+    );
+    assert_eq!(s.rule_pack, "national@builtin");
+    assert_eq!(s.severity, Severity::Red);
+    assert_eq!(a.score, 60);
+}
+
+#[test]
+fn coverage_is_compared_exactly_at_the_yellow_and_red_lines() {
+    #[track_caller]
+    fn check(escrow_minor: i64, pending_release_minor: i64, expected: Option<Severity>) {
+        let mut input = healthy(d("2026-10-15"));
+        input.institution.mode = SupervisionMode::Custody;
+        input.accounts.retain(|a| a.kind == AccountKind::Escrow);
+        input.ledger.collections_12m_minor = 0; // coverage alone
+        input.ledger.unearned_prepaid_minor = 1_000_000;
+        input.ledger.refund_payable_minor = 200_000; // owed: 12,000.00
+        input.ledger.pending_release_minor = pending_release_minor;
+        account_mut(&mut input, ESCROW_NO).closings.push(Closing {
+            date: d("2026-10-15"),
+            balance_minor: escrow_minor,
+        });
+        let a = evaluate(&input);
+        let got = a
+            .signals
+            .iter()
+            .find(|s| s.kind == SignalKind::Shortfall)
+            .map(|s| s.severity);
+        assert_eq!(got, expected, "escrow {escrow_minor}:\n{}", describe(&a));
+    }
+    check(1_200_000, 0, None); // exactly what is owed
+    check(1_199_999, 0, Some(Severity::Yellow));
+    check(960_000, 0, Some(Severity::Yellow)); // exactly 80%
+    check(959_999, 0, Some(Severity::Red));
+    check(1_300_000, 100_000, None); // a release in flight is not the families'
+    check(1_300_000, 100_001, Some(Severity::Yellow));
+}
+
+#[test]
+fn the_minimum_balance_is_the_larger_of_the_share_and_the_fixed_amount() {
+    #[track_caller]
+    fn check(fixed_minor: Option<i64>, escrow_minor: i64, fires: bool) {
+        let mut input = healthy(d("2026-10-15"));
+        input.institution.mode = SupervisionMode::Custody;
+        input.accounts.retain(|a| a.kind == AccountKind::Escrow);
+        input.ledger.unearned_prepaid_minor = 0;
+        input.ledger.collections_12m_minor = 10_000_000; // 5%: 5,000.00
+        input.rules.params.min_balance_fixed_minor = fixed_minor;
+        account_mut(&mut input, ESCROW_NO).closings.push(Closing {
+            date: d("2026-10-15"),
+            balance_minor: escrow_minor,
+        });
+        let a = evaluate(&input);
+        let got: Vec<_> = a.signals.iter().map(|s| (s.kind, s.severity)).collect();
+        let expected = if fires {
+            vec![(SignalKind::Shortfall, Severity::Yellow)]
+        } else {
+            vec![]
+        };
+        assert_eq!(got, expected, "{}", describe(&a));
+    }
+    check(None, 500_000, false);
+    check(None, 499_999, true);
+    check(Some(800_000), 799_999, true);
+    check(Some(800_000), 800_000, false);
+    check(Some(100_000), 499_999, true); // the share is larger
+}
+
+#[test]
+fn the_share_of_packages_at_the_caps_counts_only_with_enough_sales_and_a_baseline() {
+    #[track_caller]
+    fn check(packages: PackageCounts, fires: bool) {
+        let mut input = healthy(d("2026-10-15"));
+        input.packages = packages;
+        let got = evaluate(&input)
+            .signals
+            .iter()
+            .any(|s| s.kind == SignalKind::CollectionSpike);
+        assert_eq!(got, fires, "{packages:?}");
+    }
+    let counts = |recent_sold, recent_at_cap, baseline_sold, baseline_at_cap| PackageCounts {
+        recent_sold,
+        recent_at_cap,
+        baseline_sold,
+        baseline_at_cap,
+    };
+    check(counts(100, 30, 300, 30), true); // 30% against 10%: exactly +20 points
+    check(counts(100, 29, 300, 30), false);
+    check(counts(20, 20, 300, 30), true);
+    check(counts(19, 19, 300, 30), false); // too few sales to mean anything
+    check(counts(100, 100, 0, 0), false); // no baseline to rise from
+}
+
+#[test]
+fn a_negative_releasable_balance_is_a_red_release_ahead_of_delivery() {
+    for (releasable, expected) in [(0, None), (-1, Some(Severity::Red))] {
+        let mut input = healthy(d("2026-10-15"));
+        input.ledger.releasable_minor = releasable;
+        let a = evaluate(&input);
+        let got = a.signals.first().map(|s| (s.kind, s.severity));
+        assert_eq!(
+            got,
+            expected.map(|s| (SignalKind::ReleaseAheadOfDelivery, s)),
+            "{}",
+            describe(&a)
+        );
+    }
+}
+
+#[test]
+fn an_account_that_never_sent_a_statement_is_red_and_nothing_is_computed_on_a_zero() {
+    let mut input = healthy(d("2026-10-15"));
+    account_mut(&mut input, ESCROW_NO).closings.clear();
+    let a = evaluate(&input);
+    let s = only(&a);
+    assert_eq!(
+        (s.kind, s.severity, s.summary.as_str()),
+        (
+            SignalKind::FeedSilence,
+            Severity::Red,
+            "escrow account 6222-0001 has never sent a statement"
+        )
+    );
+    let skipped: Vec<_> = a.not_evaluated.iter().map(|n| n.kind).collect();
+    assert_eq!(skipped, vec![SignalKind::Shortfall]);
+}
+
+#[test]
+fn a_required_account_missing_from_the_file_is_red() {
+    let mut input = healthy(d("2026-10-15"));
+    input.accounts.retain(|a| a.kind == AccountKind::Escrow);
+    let a = evaluate(&input);
+    let got: Vec<_> = a
+        .signals
+        .iter()
+        .map(|s| (s.kind, s.severity, s.key.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(
+            SignalKind::FeedSilence,
+            Severity::Red,
+            "feed_silence:deposit:none"
+        )]
+    );
+    let skipped: Vec<_> = a.not_evaluated.iter().map(|n| n.kind).collect();
+    assert_eq!(
+        skipped,
+        vec![SignalKind::Shortfall, SignalKind::DepositBelowFloor]
+    );
+}
+
+#[test]
+fn the_feed_silence_summary_says_since_when() {
+    let mut input = healthy(d("2026-10-13"));
+    account_mut(&mut input, ESCROW_NO)
+        .closings
+        .retain(|c| c.date <= d("2026-10-02"));
+    let s = only(&evaluate(&input)).clone();
+    assert_eq!(
+        s.summary,
+        "no statement since 2026-10-02 from escrow account 6222-0001 (11 days)"
+    );
+}
+
+#[test]
+fn a_short_history_leaves_baseline_signals_unevaluated_rather_than_guessed() {
+    let mut input = healthy(d("2026-10-15"));
+    input.history_from = d("2026-08-01");
+    // A new institution selling fast and not yet teaching much.
+    for f in input.days.iter_mut().filter(|f| f.date < d("2026-08-01")) {
+        *f = DayFigures {
+            date: f.date,
+            ..Default::default()
+        };
+    }
+    let a = evaluate(&input);
+    assert!(a.signals.is_empty(), "{}", describe(&a));
+    let skipped: Vec<_> = a.not_evaluated.iter().map(|n| n.kind).collect();
+    assert_eq!(
+        skipped,
+        vec![SignalKind::CollectionSpike, SignalKind::DeliveryStall]
+    );
+}
+
+#[test]
+fn sales_collected_outside_escrow_are_expected_in_deposit_mode() {
+    let mut input = healthy(d("2026-10-15"));
+    input.institution.mode = SupervisionMode::Deposit;
+    input.accounts.retain(|a| a.kind == AccountKind::Deposit);
+    for f in &mut input.days {
+        f.collections_into_escrow_minor = 0;
+    }
+    let a = evaluate(&input);
+    assert!(a.signals.is_empty(), "{}", describe(&a));
+}
+
+#[test]
+fn a_county_rule_pack_moves_the_deadline_and_is_named_on_the_signal() {
+    let county = JurisdictionCode::parse("410922").unwrap();
+    let packs = [RulePack {
+        jurisdiction: county.clone(),
+        version: 2,
+        effective_from: d("2026-01-01"),
+        params: RuleParams {
+            refund_answer_working_days: Some(7),
+            ..Default::default()
+        },
+    }];
+    let request = RefundRequest {
+        enrollment: EnrollmentId::parse("E-3").unwrap(),
+        amount_minor: 250_000,
+        requested_on: d("2026-09-25"),
+        approved_on: None,
+        paid_on: None,
+        entry: None,
+    };
+    // 7 working days: 28, 29, 30 September, 8, 9, 10 (make-up), 12 October.
+    for (day, fires) in [("2026-10-12", false), ("2026-10-13", true)] {
+        let mut input = healthy(d(day));
+        input.rules = resolve(
+            &[JurisdictionCode::national(), county.clone()],
+            &packs,
+            d(day),
+        );
+        input.refund_requests.push(request.clone());
+        let a = evaluate(&input);
+        assert_eq!(!a.signals.is_empty(), fires, "{day}: {}", describe(&a));
+        if fires {
+            let s = only(&a);
+            assert_eq!(s.rule_pack, "national@builtin>410922@2");
+            assert_eq!(
+                s.summary,
+                "1 refund unanswered past 7 working days (2,500.00, oldest requested 2026-09-25)"
+            );
+        }
+    }
+}
+
+fn signal(kind: SignalKind, severity: Severity) -> Signal {
+    Signal {
+        kind,
+        severity,
+        key: kind.code().into(),
+        summary: String::new(),
+        evidence: vec![],
+        rule_pack: "national@builtin".into(),
+    }
+}
+
+#[test]
+fn the_score_counts_each_kind_once_at_its_worst_and_caps_at_100() {
+    use Severity::{Red, Yellow};
+    use SignalKind::*;
+    #[track_caller]
+    fn check(signals: &[(SignalKind, Severity)], expected: u32) {
+        let signals: Vec<Signal> = signals.iter().map(|(k, s)| signal(*k, *s)).collect();
+        assert_eq!(score(&signals), expected, "{signals:?}");
+    }
+    check(&[], 0);
+    check(&[(CapBreach, Yellow)], 10);
+    check(&[(FeedSilence, Red)], 40);
+    check(&[(Shortfall, Yellow)], 20);
+    check(&[(Shortfall, Red)], 60);
+    check(&[(UnauthorizedOutflow, Red); 3], 60);
+    check(&[(OutflowWarning, Yellow), (OutflowWarning, Red)], 40);
+    check(&[(OutflowWarning, Yellow); 5], 10);
+    check(
+        &[
+            (CapBreach, Yellow),
+            (RefundBacklog, Red),
+            (DeliveryStall, Yellow),
+        ],
+        60,
+    );
+    check(&[(Shortfall, Red), (UnauthorizedOutflow, Red)], 100);
+}
+
+#[test]
+fn signals_list_red_first_and_evaluation_is_deterministic() {
+    let mut input = healthy(d("2026-10-15"));
+    input.cap_flags.push(CapFlag {
+        entry: entry(77),
+        date: d("2026-10-15"),
+        rule: "max_hours_per_charge".into(),
+        enrollment: None,
+    });
+    input
+        .unauthorized_outflows
+        .push(debit("L-2", d("2026-10-14"), 100, ESCROW_BALANCE));
+    input
+        .unauthorized_outflows
+        .push(debit("L-1", d("2026-10-15"), 100, ESCROW_BALANCE));
+    let a = evaluate(&input);
+    assert_eq!(a, evaluate(&input));
+    let keys: Vec<_> = a.signals.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            "unauthorized_outflow:L-1",
+            "unauthorized_outflow:L-2",
+            "cap_breach"
+        ]
+    );
+    assert_eq!(a.score, 70);
+    assert_eq!(
+        a.signals[0].summary,
+        "1.00 left the escrow account on 2026-10-15 (bank ref REF-L-1) matching no \
+         instruction of ours: bank line L-1"
+    );
+}
+
+#[test]
+fn a_jurisdiction_ranks_by_score_then_by_institution_id() {
+    let assessed = |id: &str, score: u32| Assessment {
+        institution: InstitutionId::parse(id).unwrap(),
+        name: id.into(),
+        jurisdiction: JurisdictionCode::parse("410922").unwrap(),
+        as_of: d("2026-10-15"),
+        score,
+        signals: vec![],
+        not_evaluated: vec![],
+    };
+    let ranked = rank(vec![
+        assessed("B", 40),
+        assessed("C", 100),
+        assessed("A", 40),
+        assessed("D", 0),
+    ]);
+    let order: Vec<_> = ranked
+        .iter()
+        .map(|a| (a.institution.as_str(), a.score))
+        .collect();
+    assert_eq!(order, vec![("C", 100), ("A", 40), ("B", 40), ("D", 0)]);
+}
+
+#[test]
+fn a_delivery_stall_fires_exactly_at_half_the_baseline_pace() {
+    #[track_caller]
+    fn check(extra_hour: bool, fires: bool) {
+        let mut input = healthy(d("2026-10-15"));
+        // 30 recent days at 25 hours: exactly half of the baseline's 50.
+        for f in input.days.iter_mut().filter(|f| f.date >= d("2026-09-16")) {
+            f.consumed_hours = 25;
+        }
+        if extra_hour {
+            day_mut(&mut input, "2026-10-01").consumed_hours += 1;
+        }
+        let a = evaluate(&input);
+        let got = a
+            .signals
+            .iter()
+            .any(|s| s.kind == SignalKind::DeliveryStall);
+        assert_eq!(got, fires, "{}", describe(&a));
+    }
+    check(false, true);
+    check(true, false);
+}
