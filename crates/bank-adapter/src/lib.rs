@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod instruction;
 pub mod model;
 pub mod parse;
+pub mod reconcile;
 pub mod render;
 pub mod secret;
 pub mod signature;
