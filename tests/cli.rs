@@ -516,3 +516,103 @@ fn a_gbk_mt940_file_is_read_with_its_encoding_named() {
     let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert!(!doc["warnings"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn reconcile_matches_bank_lines_to_the_ledger_and_names_an_unauthorized_outflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    demo_summary(&url);
+    assert!(run(
+        &url,
+        &["bank", "add", "--id", "PYB", "--name", "Puyang Bank"]
+    )
+    .status
+    .success());
+    assert!(run(
+        &url,
+        &[
+            "bank",
+            "account",
+            "--bank",
+            "PYB",
+            "--account",
+            "6222000011112222",
+            "--institution",
+            "INS-410922-001"
+        ],
+    )
+    .status
+    .success());
+    let at =
+        r#""institution":"INS-410922-001","currency":"CNY","occurred_at":"2026-11-02T09:00:00Z""#;
+    let requests = write(
+        dir.path(),
+        "requests.jsonl",
+        &[
+            &format!(
+                r#"{{{at},"client_id":"rcpt-1","external_ref":"ORD-20261101-42","op":"record_unidentified_receipt","amount":"88.00"}}"#
+            ),
+            &format!(
+                r#"{{{at},"client_id":"RL-2026-11","op":"instruct_release","amount":"50.00"}}"#
+            ),
+        ],
+    );
+    let out = run(&url, &["post", &requests]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let statement = write(
+        dir.path(),
+        "pyb.sta",
+        &[
+            ":20:STMT1101",
+            ":25:6222000011112222",
+            ":28C:00001/001",
+            ":60F:C261101CNY1000,00",
+            ":61:2611021102C88,00NTRFNONREF//B001",
+            ":86:学费 订单 ORD-20261101-42",
+            ":61:2611021102D50,00NTRFRL-2026-11//B002",
+            ":86:拨付",
+            ":61:2611031103D999,00NTRFNONREF//B003",
+            ":86:转出",
+            ":62F:C261103CNY39,00",
+            "-",
+        ],
+    );
+    let out = run(&url, &["feed", "ingest", "--bank", "PYB", &statement]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = run(
+        &url,
+        &["reconcile", "--institution", "INS-410922-001", "--json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let account = &doc["accounts"][0];
+    assert_eq!(account["bank_closing"]["amount"], "39.00");
+    let matches = account["matches"].as_array().unwrap();
+    let by_line = |amount: &str| {
+        matches
+            .iter()
+            .find(|m| m["lines"][0]["amount"] == amount)
+            .unwrap_or_else(|| panic!("no match for {amount}: {matches:?}"))
+    };
+    let release = by_line("-50.00");
+    assert_eq!(release["pass"], "identifier");
+    assert_eq!(release["entries"][0]["client_id"], "RL-2026-11");
+    let receipt = by_line("88.00");
+    assert_eq!(receipt["pass"], "reference");
+    assert_eq!(receipt["entries"][0]["client_id"], "rcpt-1");
+    let outflow = account["unmatched_lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["amount"] == "-999.00")
+        .expect("the unknown debit is unmatched");
+    assert_eq!(outflow["unauthorized_outflow"], true);
+    assert_eq!(outflow["reason"], "unmatched_debit");
+
+    let text = stdout(&run(
+        &url,
+        &["reconcile", "--institution", "INS-410922-001"],
+    ));
+    assert!(text.contains("UNAUTHORIZED OUTFLOW"), "{text}");
+}

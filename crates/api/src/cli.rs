@@ -9,7 +9,7 @@ use ledger_core::domain::wire::WireRequest;
 use ledger_core::store::DEFAULT_DATABASE_URL;
 use ledger_core::{InstitutionId, Store, StoreError};
 
-use crate::{bench, demo, feed, report};
+use crate::{bench, demo, feed, reconcile, report};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,6 +55,15 @@ pub enum Command {
     },
     /// Recompute every hash chain and running total; exit 1 on the first mismatch.
     Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Match each supervised account's bank lines against the ledger and
+    /// show the bank's, the ledger's and the owed figures (a report; it
+    /// records nothing yet).
+    Reconcile {
+        #[arg(long)]
+        institution: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -189,6 +198,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     feed::ingest(&store, &bank, files, format, mapping, encoding, json).await
                 }
             };
+        }
+        Command::Reconcile { institution, json } => {
+            let store = open(url).await?;
+            return reconcile::run(&store, institution, json).await;
         }
         Command::Bank { what } => {
             let store = open(url).await?;

@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod demo;
 mod feed;
+mod reconcile;
 mod report;
 mod telemetry;
 

@@ -75,6 +75,7 @@ mod assign;
 mod calendar;
 mod engine;
 mod group;
+pub mod ledger;
 mod normalize;
 
 use chrono::NaiveDate;

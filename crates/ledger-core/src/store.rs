@@ -26,6 +26,7 @@ use crate::domain::policy::RulePack;
 use crate::domain::registry::{Enrollment, Institution, Jurisdiction};
 
 pub use clock::Clock;
+pub use feeds::{StatementLines, StoredLine};
 pub use postgres::PgStore;
 pub use report::{AccountBalance, BalanceSheet, VerifyFailure, VerifyReport};
 pub use sqlite::SqliteStore;

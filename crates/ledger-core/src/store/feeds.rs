@@ -14,6 +14,31 @@ use crate::store::{Result, Store, StoreError};
 /// The closing balance of the newest final statement stored for an account.
 type LastClosing = Option<(String, i64, NaiveDate)>;
 
+/// One stored bank line, as reconciliation reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLine {
+    pub statement_key: String,
+    pub line_no: i64,
+    pub amount_minor: i64,
+    pub booking_date: Option<NaiveDate>,
+    pub value_date: Option<NaiveDate>,
+    pub status: String,
+    pub bank_ref: Option<String>,
+    pub end_to_end_id: Option<String>,
+    pub remittance: Option<String>,
+    pub counterparty_name: Option<String>,
+    pub counterparty_account: Option<String>,
+    pub reversal: bool,
+}
+
+/// An account's end-of-day lines and its latest closing balance
+/// (statement key, minor units, date).
+#[derive(Debug, Clone, Default)]
+pub struct StatementLines {
+    pub lines: Vec<StoredLine>,
+    pub closing: LastClosing,
+}
+
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
@@ -238,6 +263,106 @@ impl Store {
                 .await
             }
         }
+    }
+
+    /// The supervised accounts of an institution, by bank and number.
+    pub async fn supervised_accounts(
+        &self,
+        institution: &InstitutionId,
+    ) -> Result<Vec<BankAccount>> {
+        let sql = "select bank_id, account_no, kind, currency from bank_accounts \
+                   where institution_id = $1 order by bank_id, account_no";
+        let rows: Vec<(String, String, String, String)> = match self {
+            Store::Postgres(s) => {
+                sqlx::query_as(sql)
+                    .bind(institution.as_str())
+                    .fetch_all(s.pool())
+                    .await?
+            }
+            Store::Sqlite(s) => {
+                sqlx::query_as(sql)
+                    .bind(institution.as_str())
+                    .fetch_all(s.pool())
+                    .await?
+            }
+        };
+        rows.into_iter()
+            .map(|(bank, account_no, kind, currency)| {
+                Ok(BankAccount {
+                    institution: institution.clone(),
+                    bank,
+                    account_no,
+                    kind: AccountKind::parse(&kind).map_err(corrupt)?,
+                    currency: currency.parse::<Currency>().map_err(corrupt)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The lines of an account's end-of-day statements (provisional reports
+    /// left out), oldest first, with the latest closing balance.
+    pub async fn statement_lines(&self, account: &BankAccount) -> Result<StatementLines> {
+        let args = (
+            account.institution.as_str(),
+            account.bank.as_str(),
+            account.account_no.as_str(),
+        );
+        let lines_sql = "select l.statement_key, l.line_no, l.amount_minor, l.booking_date, l.value_date, l.status, \
+               l.bank_ref, l.end_to_end_id, l.remittance, l.counterparty_name, l.counterparty_account, \
+               l.reversal from bank_lines l join bank_statements s on s.institution_id = l.institution_id \
+               and s.bank_id = l.bank_id and s.account_no = l.account_no and s.statement_key = l.statement_key \
+             where l.institution_id = $1 and l.bank_id = $2 and l.account_no = $3 and s.provisional = $4 \
+             order by s.closing_date, l.statement_key, l.line_no";
+        let closing_sql = "select statement_key, closing_minor, closing_date from bank_statements \
+             where institution_id = $1 and bank_id = $2 and account_no = $3 and provisional = $4 \
+               and closing_minor is not null order by closing_date desc, received_at desc limit 1";
+        macro_rules! fetch {
+            ($pool:expr) => {{
+                let rows = sqlx::query(lines_sql)
+                    .bind(args.0)
+                    .bind(args.1)
+                    .bind(args.2)
+                    .bind(false)
+                    .fetch_all($pool)
+                    .await?;
+                let mut lines = Vec::with_capacity(rows.len());
+                for r in rows {
+                    lines.push(StoredLine {
+                        statement_key: r.try_get(0)?,
+                        line_no: r
+                            .try_get::<i32, _>(1)
+                            .map(i64::from)
+                            .or_else(|_| r.try_get::<i64, _>(1))?,
+                        amount_minor: r.try_get(2)?,
+                        booking_date: r.try_get(3)?,
+                        value_date: r.try_get(4)?,
+                        status: r.try_get(5)?,
+                        bank_ref: r.try_get(6)?,
+                        end_to_end_id: r.try_get(7)?,
+                        remittance: r.try_get(8)?,
+                        counterparty_name: r.try_get(9)?,
+                        counterparty_account: r.try_get(10)?,
+                        reversal: r.try_get(11)?,
+                    });
+                }
+                let closing = sqlx::query(closing_sql)
+                    .bind(args.0)
+                    .bind(args.1)
+                    .bind(args.2)
+                    .bind(false)
+                    .fetch_optional($pool)
+                    .await?
+                    .map(|r| -> Result<(String, i64, NaiveDate)> {
+                        Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
+                    })
+                    .transpose()?;
+                StatementLines { lines, closing }
+            }};
+        }
+        Ok(match self {
+            Store::Postgres(s) => fetch!(s.pool()),
+            Store::Sqlite(s) => fetch!(s.pool()),
+        })
     }
 
     /// Number of bank lines held for an institution (all its accounts).

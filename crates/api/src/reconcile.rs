@@ -1,0 +1,185 @@
+//! `escrow-ledger reconcile`: for each supervised account, the three figures
+//! (the bank's closing balance, the ledger's balance, what the books say is
+//! owed) and every bank line matched to the ledger, suggested, or left
+//! unmatched with its reason. A report: it records nothing yet (persisting
+//! matches and their consequences is the next step of issue 4).
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use bank_adapter::reconcile::{self, ledger, MatchConfig};
+use ledger_core::domain::feeds::{AccountKind, BankAccount};
+use ledger_core::domain::money::format_minor;
+use ledger_core::{Entry, InstitutionId, Store};
+use serde_json::{json, Value};
+
+async fn all_entries(store: &Store, id: &InstitutionId) -> anyhow::Result<Vec<Entry>> {
+    let mut entries = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.entries(id, after, 1_000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        entries.extend(page);
+    }
+    Ok(entries)
+}
+
+async fn account_report(store: &Store, account: &BankAccount) -> anyhow::Result<Value> {
+    let c = account.currency;
+    let money = |minor: i64| format_minor(minor, c);
+    let stored = store.statement_lines(account).await?;
+    let entries = all_entries(store, &account.institution).await?;
+    let (lines, undated) = ledger::bank_lines(&stored.lines);
+    let transfers = ledger::transfers(&entries, account.kind);
+    let outcome = reconcile::reconcile(&lines, &transfers, &MatchConfig::default())
+        .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+
+    let by_seq: BTreeMap<i64, &Entry> = entries.iter().map(|e| (e.seq, e)).collect();
+    let line = |id: u64| {
+        let l = &stored.lines[id as usize];
+        json!({ "statement": l.statement_key, "line": l.line_no, "amount": money(l.amount_minor),
+                "date": l.booking_date, "end_to_end_id": l.end_to_end_id, "bank_ref": l.bank_ref })
+    };
+    let entry = |id: u64| {
+        let e = by_seq.get(&(id as i64));
+        json!({ "seq": id, "client_id": e.map(|e| e.client_id.to_string()), "kind": e.map(|e| e.kind.code()) })
+    };
+    let matches = |list: &[reconcile::Match]| -> Vec<Value> {
+        list.iter()
+            .map(|m| {
+                json!({ "pass": m.pass.code(), "lines": m.lines.iter().map(|i| line(*i)).collect::<Vec<_>>(),
+                        "entries": m.transfers.iter().map(|i| entry(*i)).collect::<Vec<_>>(),
+                        "explanation": m.explanation })
+            })
+            .collect()
+    };
+    let sheet = store.balances(&account.institution).await?;
+    let (cash, owed) = match account.kind {
+        AccountKind::Escrow => (
+            sheet.escrow_minor(),
+            sheet.prepaid_minor()
+                + sheet.balance("releasable")
+                + sheet.balance("refund_payable")
+                + sheet.balance("unidentified"),
+        ),
+        AccountKind::Deposit => (sheet.deposit_minor(), sheet.balance("deposit_payable")),
+    };
+    let bank = stored.closing.as_ref().map(
+        |(key, minor, date)| json!({ "statement": key, "amount": money(*minor), "date": date }),
+    );
+    Ok(json!({
+        "institution": account.institution,
+        "bank": account.bank,
+        "account": account.account_no,
+        "kind": account.kind.code(),
+        "bank_closing": bank,
+        "ledger_balance": money(cash),
+        "owed": money(owed),
+        "bank_minus_ledger": stored.closing.as_ref().map(|(_, minor, _)| money(minor - cash)),
+        "matches": matches(&outcome.matches),
+        "suggestions": matches(&outcome.suggestions),
+        "unmatched_lines": outcome.unmatched_lines.iter().map(|(id, reason)| {
+            let mut v = line(*id);
+            v["reason"] = json!(reason.code());
+            v["unauthorized_outflow"] = json!(reason.is_unauthorized_outflow());
+            v
+        }).chain(undated.iter().map(|i| {
+            let mut v = line(*i as u64);
+            v["reason"] = json!("undated");
+            v["unauthorized_outflow"] = json!(false);
+            v
+        })).collect::<Vec<_>>(),
+        "unmatched_entries": outcome.unmatched_transfers.iter().map(|(id, reason)| {
+            let mut v = entry(*id);
+            v["reason"] = json!(reason.code());
+            v
+        }).collect::<Vec<_>>(),
+    }))
+}
+
+pub async fn run(
+    store: &Store,
+    institution: Option<String>,
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
+    let ids = match institution {
+        Some(id) => vec![InstitutionId::parse(id)?],
+        None => store
+            .institutions()
+            .await?
+            .into_iter()
+            .map(|i| i.id)
+            .collect(),
+    };
+    let mut reports = Vec::new();
+    for id in &ids {
+        store.institution(id).await?;
+        for account in store.supervised_accounts(id).await? {
+            reports.push(account_report(store, &account).await?);
+        }
+    }
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "accounts": reports }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if reports.is_empty() {
+        println!("no supervised accounts registered (see `escrow-ledger bank account`)");
+    }
+    for r in &reports {
+        println!(
+            "{} {} account {} at {}: bank closing {} | ledger {} | owed {} | bank - ledger {}",
+            r["institution"].as_str().unwrap_or(""),
+            r["kind"].as_str().unwrap_or(""),
+            r["account"].as_str().unwrap_or(""),
+            r["bank"].as_str().unwrap_or(""),
+            r["bank_closing"]["amount"]
+                .as_str()
+                .map_or("none received".to_string(), |a| {
+                    format!(
+                        "{a} on {}",
+                        r["bank_closing"]["date"].as_str().unwrap_or("")
+                    )
+                }),
+            r["ledger_balance"].as_str().unwrap_or(""),
+            r["owed"].as_str().unwrap_or(""),
+            r["bank_minus_ledger"].as_str().unwrap_or("-"),
+        );
+        for (label, list) in [("matched", &r["matches"]), ("suggested", &r["suggestions"])] {
+            for m in list.as_array().into_iter().flatten() {
+                println!(
+                    "  {label:<9} [{}] {}",
+                    m["pass"].as_str().unwrap_or(""),
+                    m["explanation"].as_str().unwrap_or("")
+                );
+            }
+        }
+        for l in r["unmatched_lines"].as_array().into_iter().flatten() {
+            let flag = if l["unauthorized_outflow"] == json!(true) {
+                "  << UNAUTHORIZED OUTFLOW"
+            } else {
+                ""
+            };
+            println!(
+                "  unmatched line {} #{} {} on {}: {}{flag}",
+                l["statement"].as_str().unwrap_or(""),
+                l["line"],
+                l["amount"].as_str().unwrap_or(""),
+                l["date"].as_str().unwrap_or("-"),
+                l["reason"].as_str().unwrap_or("")
+            );
+        }
+        for e in r["unmatched_entries"].as_array().into_iter().flatten() {
+            println!(
+                "  no bank line yet for entry {} ({}): {}",
+                e["client_id"].as_str().unwrap_or(""),
+                e["kind"].as_str().unwrap_or(""),
+                e["reason"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

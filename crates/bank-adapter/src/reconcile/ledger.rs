@@ -1,0 +1,93 @@
+//! The matcher's inputs from what the ledger holds: stored bank lines of a
+//! supervised account, and the entries that move money through that account
+//! (receipts in, releases, refunds and deposit returns out). Pure.
+
+use std::collections::BTreeSet;
+
+use ledger_core::domain::feeds::AccountKind;
+use ledger_core::store::StoredLine;
+use ledger_core::{Entry, EntryKind, Side};
+
+use crate::model::LineStatus;
+use crate::reconcile::{BankLine, LedgerTransfer, TransferKind};
+
+/// Bank lines with ids 0.. in the order given (the caller keeps the order
+/// to map ids back). Lines without a booking date fall back to the value
+/// date; a line with neither is left out and returned by index.
+pub fn bank_lines(stored: &[StoredLine]) -> (Vec<BankLine>, Vec<usize>) {
+    let mut lines = Vec::with_capacity(stored.len());
+    let mut undated = Vec::new();
+    for (i, l) in stored.iter().enumerate() {
+        let Some(date) = l.booking_date.or(l.value_date) else {
+            undated.push(i);
+            continue;
+        };
+        lines.push(BankLine {
+            id: i as u64,
+            amount_minor: l.amount_minor,
+            booking_date: date,
+            value_date: l.value_date,
+            status: match l.status.as_str() {
+                "booked" => LineStatus::Booked,
+                "pending" => LineStatus::Pending,
+                _ => LineStatus::Info,
+            },
+            end_to_end_id: l.end_to_end_id.clone(),
+            bank_ref: l.bank_ref.clone(),
+            remittance: l.remittance.clone(),
+            counterparty_name: l.counterparty_name.clone(),
+            counterparty_account: l.counterparty_account.clone(),
+            reversal: l.reversal,
+        });
+    }
+    (lines, undated)
+}
+
+/// The ledger transfers through one supervised account: entries that post
+/// to its cash account (`escrow_cash` or `deposit_cash`), less what was
+/// voided or reversed; transfer ids are entry seqs.
+pub fn transfers(entries: &[Entry], kind: AccountKind) -> Vec<LedgerTransfer> {
+    let cash = match kind {
+        AccountKind::Escrow => "escrow_cash",
+        AccountKind::Deposit => "deposit_cash",
+    };
+    // Entries whose movement was undone: voided instructions, reversed receipts.
+    let undone: BTreeSet<i64> = entries
+        .iter()
+        .filter(|e| matches!(e.kind, EntryKind::PendingVoided | EntryKind::Reversal))
+        .filter_map(|e| e.refers_to_seq)
+        .collect();
+    let mut out = Vec::new();
+    for e in entries {
+        if undone.contains(&e.seq) {
+            continue;
+        }
+        let transfer_kind = match e.kind {
+            EntryKind::TuitionPaid | EntryKind::UnidentifiedReceipt | EntryKind::DepositPaidIn => {
+                TransferKind::Receipt
+            }
+            EntryKind::ReleaseInstructed => TransferKind::Release,
+            EntryKind::RefundPaymentInstructed => TransferKind::Refund,
+            EntryKind::DepositReturnInstructed => TransferKind::DepositReturn,
+            _ => continue,
+        };
+        let Some(posting) = e.postings.iter().find(|p| p.account == cash) else {
+            continue;
+        };
+        let amount_minor = match posting.side {
+            Side::Debit => posting.amount_minor,
+            Side::Credit => -posting.amount_minor,
+        };
+        let mut references = vec![e.client_id.to_string()];
+        references.extend(e.external_ref.clone());
+        out.push(LedgerTransfer {
+            id: e.seq as u64,
+            amount_minor,
+            date: e.occurred_at.date_naive(),
+            references,
+            counterparty: None,
+            kind: transfer_kind,
+        });
+    }
+    out
+}
