@@ -616,3 +616,78 @@ fn reconcile_matches_bank_lines_to_the_ledger_and_names_an_unauthorized_outflow(
     ));
     assert!(text.contains("UNAUTHORIZED OUTFLOW"), "{text}");
 }
+
+#[test]
+fn the_demo_county_flags_exactly_the_institution_that_is_running_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    demo_summary(&url);
+    let out = run(
+        &url,
+        &[
+            "risk",
+            "--jurisdiction",
+            "410922",
+            "--as-of",
+            "2026-11-07",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let institutions = doc["institutions"].as_array().unwrap();
+    assert_eq!(
+        institutions.len(),
+        4,
+        "every institution in scope is listed"
+    );
+    let first = &institutions[0];
+    assert_eq!(first["id"], "INS-410922-004");
+    let kinds: Vec<&str> = first["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    for expected in ["shortfall", "unauthorized_outflow", "balance_mismatch"] {
+        assert!(
+            kinds.contains(&expected),
+            "{expected} missing from {kinds:?}"
+        );
+    }
+    let outflow = first["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "unauthorized_outflow")
+        .unwrap();
+    assert_eq!(outflow["severity"], "red");
+    assert!(
+        outflow["summary"].as_str().unwrap().contains("30,000.00"),
+        "{}",
+        outflow["summary"]
+    );
+    for healthy in &institutions[1..] {
+        assert_eq!(
+            healthy["signals"],
+            serde_json::json!([]),
+            "{} was flagged",
+            healthy["id"]
+        );
+        assert_eq!(healthy["score"], 0);
+    }
+    // Out of scope is out of sight.
+    let out = run(
+        &url,
+        &[
+            "risk",
+            "--jurisdiction",
+            "410100",
+            "--as-of",
+            "2026-11-07",
+            "--json",
+        ],
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["institutions"], serde_json::json!([]));
+}

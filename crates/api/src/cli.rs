@@ -9,7 +9,7 @@ use ledger_core::domain::wire::WireRequest;
 use ledger_core::store::DEFAULT_DATABASE_URL;
 use ledger_core::{InstitutionId, Store, StoreError};
 
-use crate::{bench, demo, feed, reconcile, report};
+use crate::{bench, demo, feed, reconcile, report, risk};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -67,6 +67,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Evaluate the run-off risk signals of every institution in a
+    /// jurisdiction (and below it), riskiest first.
+    Risk {
+        /// A jurisdiction code (default: national, everything).
+        #[arg(long)]
+        jurisdiction: Option<String>,
+        /// The day assessed (default: today).
+        #[arg(long)]
+        as_of: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Bank statement files: parse, ingest.
     Feed {
         #[command(subcommand)]
@@ -107,7 +119,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             demo::build(&store).await?;
             report::summary(&store, None, json).await?;
             if !json {
-                println!("\ndatabase: {url}; try `escrow-ledger balances --institution INS-410922-004` or `escrow-ledger verify`");
+                let (y, m, d) = demo::LAST_DAY;
+                let last_day = chrono::NaiveDate::from_ymd_opt(y, m, d);
+                println!();
+                risk::run(&store, Some(demo::COUNTY.to_string()), last_day, false).await?;
+                println!("\ndatabase: {url}; try `escrow-ledger reconcile --institution INS-410922-004`, `escrow-ledger risk --as-of {y}-{m:02}-{d:02} --json` or `escrow-ledger verify`");
             }
         }
         Command::Balances {
@@ -202,6 +218,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reconcile { institution, json } => {
             let store = open(url).await?;
             return reconcile::run(&store, institution, json).await;
+        }
+        Command::Risk {
+            jurisdiction,
+            as_of,
+            json,
+        } => {
+            let store = open(url).await?;
+            return risk::run(&store, jurisdiction, as_of, json).await;
         }
         Command::Bank { what } => {
             let store = open(url).await?;

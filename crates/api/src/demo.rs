@@ -12,7 +12,12 @@ use ledger_core::{Cap, CapAction};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+mod feeds;
+
 pub const COUNTY: &str = "410922";
+
+/// The last day of the demo's bank statements: assess risk as of this day.
+pub const LAST_DAY: (i32, u32, u32) = (2026, 11, 7);
 
 struct Plan {
     id: &'static str,
@@ -43,7 +48,7 @@ const PLANS: [Plan; 4] = [
         mode: SupervisionMode::Both,
         enrollments: 10,
         into_escrow_every: 1,
-        deposit_percent: 20,
+        deposit_percent: 110,
         consumed_hours: 10..30,
         price_yuan: 1_800..3_000,
     },
@@ -116,6 +121,7 @@ pub async fn build(store: &Store) -> anyhow::Result<()> {
     for plan in &PLANS {
         build_institution(store, plan, &mut rng).await?;
     }
+    feeds::send(store).await?;
     Ok(())
 }
 

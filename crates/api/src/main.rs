@@ -7,6 +7,7 @@ mod demo;
 mod feed;
 mod reconcile;
 mod report;
+mod risk;
 mod telemetry;
 
 use clap::Parser;

@@ -13,7 +13,7 @@ use ledger_core::domain::money::format_minor;
 use ledger_core::{Entry, InstitutionId, Store};
 use serde_json::{json, Value};
 
-async fn all_entries(store: &Store, id: &InstitutionId) -> anyhow::Result<Vec<Entry>> {
+pub async fn all_entries(store: &Store, id: &InstitutionId) -> anyhow::Result<Vec<Entry>> {
     let mut entries = Vec::new();
     let mut after = 0;
     loop {
@@ -25,15 +25,39 @@ async fn all_entries(store: &Store, id: &InstitutionId) -> anyhow::Result<Vec<En
     Ok(entries)
 }
 
+/// One account's stored lines matched against the institution's entries.
+pub struct Matched {
+    pub stored: ledger_core::store::StatementLines,
+    pub undated: Vec<usize>,
+    pub outcome: reconcile::ReconcileOutcome,
+}
+
+pub async fn match_account(
+    store: &Store,
+    account: &BankAccount,
+    entries: &[Entry],
+) -> anyhow::Result<Matched> {
+    let stored = store.statement_lines(account).await?;
+    let (lines, undated) = ledger::bank_lines(&stored.lines);
+    let transfers = ledger::transfers(entries, account.kind);
+    let outcome = reconcile::reconcile(&lines, &transfers, &MatchConfig::default())
+        .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    Ok(Matched {
+        stored,
+        undated,
+        outcome,
+    })
+}
+
 async fn account_report(store: &Store, account: &BankAccount) -> anyhow::Result<Value> {
     let c = account.currency;
     let money = |minor: i64| format_minor(minor, c);
-    let stored = store.statement_lines(account).await?;
     let entries = all_entries(store, &account.institution).await?;
-    let (lines, undated) = ledger::bank_lines(&stored.lines);
-    let transfers = ledger::transfers(&entries, account.kind);
-    let outcome = reconcile::reconcile(&lines, &transfers, &MatchConfig::default())
-        .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    let Matched {
+        stored,
+        undated,
+        outcome,
+    } = match_account(store, account, &entries).await?;
 
     let by_seq: BTreeMap<i64, &Entry> = entries.iter().map(|e| (e.seq, e)).collect();
     let line = |id: u64| {

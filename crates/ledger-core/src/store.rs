@@ -480,6 +480,31 @@ impl Store {
         dispatch!(self, s => s.posting_snapshots(id, after_seq, limit).await)
     }
 
+    /// The rules in force for an institution on a day (its jurisdiction's
+    /// rule packs down from the national defaults).
+    pub async fn rules_for(
+        &self,
+        institution: &Institution,
+        day: chrono::NaiveDate,
+    ) -> Result<crate::domain::policy::ResolvedRules> {
+        let jurisdictions = vec![institution.jurisdiction.clone()];
+        let (chains, packs) = match self {
+            Store::Postgres(s) => {
+                let mut tx = postgres::read_tx(s).await?;
+                tx.load_rules(&jurisdictions).await?
+            }
+            Store::Sqlite(s) => {
+                let mut tx = sqlite::read_tx(s).await?;
+                tx.load_rules(&jurisdictions).await?
+            }
+        };
+        let chain = chains
+            .get(&institution.jurisdiction)
+            .cloned()
+            .unwrap_or_default();
+        Ok(crate::domain::policy::resolve(&chain, &packs, day))
+    }
+
     /// The store's clock (the system clock, or a test's).
     pub fn now(&self) -> DateTime<Utc> {
         dispatch!(self, s => s.clock().now())

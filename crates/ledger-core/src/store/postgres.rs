@@ -99,7 +99,14 @@ fn is_fk_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23503"))
 }
 
-struct PgTx<'a> {
+/// A transaction for reads that share the batch loaders (rolled back on drop).
+pub(crate) async fn read_tx(store: &PgStore) -> Result<PgTx<'static>> {
+    Ok(PgTx {
+        tx: store.pool.begin().await?,
+    })
+}
+
+pub(crate) struct PgTx<'a> {
     tx: Transaction<'a, Postgres>,
 }
 

@@ -163,7 +163,14 @@ fn constraint(e: &sqlx::Error, code: &str) -> bool {
 const FOREIGN_KEY: &str = "787";
 const CHECK: &str = "275";
 
-struct SqliteTx<'a> {
+/// A transaction for reads that share the batch loaders (rolled back on drop).
+pub(crate) async fn read_tx(store: &SqliteStore) -> Result<SqliteTx<'static>> {
+    Ok(SqliteTx {
+        tx: store.pool.begin().await?,
+    })
+}
+
+pub(crate) struct SqliteTx<'a> {
     tx: Transaction<'a, Sqlite>,
 }
 

@@ -1,0 +1,230 @@
+//! The demo county's supervising bank: it registers every supervised
+//! account and sends one end-of-term statement per account, built from what
+//! really moved through it (receipts, confirmed releases and refunds,
+//! deposits), as real MT940 and camt.053 files that go through the same
+//! parse and ingest path as any bank's. Golden Path's bank also shows what
+//! its books do not: money moved out of escrow that nobody instructed.
+
+use std::collections::BTreeMap;
+
+use bank_adapter::model::{Balance, Format, Line, LineStatus, SourceRef, Statement};
+use bank_adapter::parse::ParseOptions;
+use chrono::NaiveDate;
+use ledger_core::domain::feeds::{AccountKind, BankAccount};
+use ledger_core::domain::money::minor_to_decimal;
+use ledger_core::{Currency, Entry, EntryKind, Side, Store, SupervisionMode};
+
+pub const BANK: &str = "PYB-DEMO";
+
+/// The run-off: 30,000.00 moved out of Golden Path's escrow on 2026-11-05.
+const DIVERTED: (&str, i64, (i32, u32, u32)) = ("INS-410922-004", 3_000_000, (2026, 11, 5));
+
+fn day((y, m, d): (i32, u32, u32)) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default()
+}
+
+fn account_no(institution: &str, kind: AccountKind) -> String {
+    let n = &institution[institution.len().saturating_sub(3)..];
+    match kind {
+        AccountKind::Escrow => format!("62220409220{n}01"),
+        AccountKind::Deposit => format!("62220409220{n}02"),
+    }
+}
+
+fn line(
+    amount_minor: i64,
+    date: NaiveDate,
+    e2e: Option<String>,
+    bank_ref: String,
+    remittance: &str,
+) -> Line {
+    Line {
+        amount: minor_to_decimal(amount_minor, Currency::Cny),
+        booking_date: Some(date),
+        value_date: Some(date),
+        status: LineStatus::Booked,
+        bank_ref: Some(bank_ref),
+        end_to_end_id: e2e,
+        remittance: Some(remittance.to_string()),
+        counterparty_name: None,
+        counterparty_account: None,
+        bank_tx_code: Some("NTRF".into()),
+        reversal: false,
+        return_reason: None,
+        children: vec![],
+        structured: BTreeMap::new(),
+        source: SourceRef {
+            file_sha256: String::new(),
+            message: 0,
+            line: None,
+            path: None,
+        },
+    }
+}
+
+/// What the bank saw on one account, from the ledger's own entries.
+fn movements(
+    entries: &[Entry],
+    kind: AccountKind,
+) -> Vec<(NaiveDate, i64, Option<String>, String)> {
+    let cash = match kind {
+        AccountKind::Escrow => "escrow_cash",
+        AccountKind::Deposit => "deposit_cash",
+    };
+    let by_seq: BTreeMap<i64, &Entry> = entries.iter().map(|e| (e.seq, e)).collect();
+    let mut out = Vec::new();
+    for e in entries {
+        let Some(p) = e.postings.iter().find(|p| p.account == cash) else {
+            continue;
+        };
+        let signed = if p.side == Side::Debit {
+            p.amount_minor
+        } else {
+            -p.amount_minor
+        };
+        let date = e.occurred_at.date_naive();
+        match e.kind {
+            // A family's transfer names the order in its remittance text.
+            EntryKind::TuitionPaid => {
+                out.push((date, signed, None, format!("学费 tuition {}", e.client_id)))
+            }
+            EntryKind::DepositPaidIn => out.push((
+                date,
+                signed,
+                Some(e.client_id.to_string()),
+                "风险保证金 deposit".into(),
+            )),
+            // The bank executes our instruction: its id comes back as end-to-end id.
+            EntryKind::PendingConfirmed => {
+                let Some(target) = e.refers_to_seq.and_then(|s| by_seq.get(&s)) else {
+                    continue;
+                };
+                let text = match target.kind {
+                    EntryKind::ReleaseInstructed => "拨付 release",
+                    _ => "退费 refund",
+                };
+                out.push((
+                    date,
+                    signed,
+                    Some(target.client_id.to_string()),
+                    text.into(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    out.sort_by_key(|m| m.0);
+    out
+}
+
+fn statement(
+    institution: &str,
+    kind: AccountKind,
+    moves: &[(NaiveDate, i64, Option<String>, String)],
+) -> Statement {
+    let opening = day((2026, 8, 1));
+    let mut total = 0;
+    let mut lines = Vec::new();
+    for (i, (date, amount, e2e, text)) in moves.iter().enumerate() {
+        total += amount;
+        lines.push(line(
+            *amount,
+            *date,
+            e2e.clone(),
+            format!("PYB{:08}", i + 1),
+            text,
+        ));
+    }
+    let mut extra = 0;
+    if kind == AccountKind::Escrow && institution == DIVERTED.0 {
+        extra = -DIVERTED.1;
+        lines.push(line(
+            extra,
+            day(DIVERTED.2),
+            None,
+            "PYB99000001".into(),
+            "转账 transfer",
+        ));
+    }
+    let account = account_no(institution, kind);
+    Statement {
+        format: Format::Mt940,
+        account: account.clone(),
+        currency: "CNY".into(),
+        statement_id: format!("{}-TERM", &account[account.len() - 5..]),
+        sequence: Some("1/1".into()),
+        opening_balance: Some(Balance {
+            amount: minor_to_decimal(0, Currency::Cny),
+            date: opening,
+        }),
+        closing_balance: Some(Balance {
+            amount: minor_to_decimal(total + extra, Currency::Cny),
+            date: day(super::LAST_DAY),
+        }),
+        lines,
+        source: SourceRef {
+            file_sha256: String::new(),
+            message: 0,
+            line: None,
+            path: None,
+        },
+    }
+}
+
+pub async fn send(store: &Store) -> anyhow::Result<()> {
+    store.register_bank(BANK, "Puyang Bank (demo)").await?;
+    for institution in store.institutions().await? {
+        let kinds: &[AccountKind] = match institution.mode {
+            SupervisionMode::Custody => &[AccountKind::Escrow],
+            SupervisionMode::Deposit => &[AccountKind::Deposit],
+            SupervisionMode::Both => &[AccountKind::Escrow, AccountKind::Deposit],
+        };
+        let mut entries = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = store.entries(&institution.id, after, 1_000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            entries.extend(page);
+        }
+        for (k, kind) in kinds.iter().enumerate() {
+            let account = BankAccount {
+                institution: institution.id.clone(),
+                bank: BANK.into(),
+                account_no: account_no(institution.id.as_str(), *kind),
+                kind: *kind,
+                currency: Currency::Cny,
+            };
+            store.register_bank_account(&account).await?;
+            let s = statement(institution.id.as_str(), *kind, &movements(&entries, *kind));
+            // Half the accounts report in MT940, half in camt.053.
+            let bytes = if k % 2 == 0 {
+                bank_adapter::render::mt940::mt940(&[s])
+            } else {
+                bank_adapter::render::camt053::camt053(&[Statement {
+                    format: Format::Camt053,
+                    ..s
+                }])
+            }
+            .into_bytes();
+            let parsed = bank_adapter::parse(&bytes, &ParseOptions::default()).map_err(|e| {
+                anyhow::anyhow!("demo statement of {}: [{}] {e}", institution.id, e.code())
+            })?;
+            let feeds = parsed
+                .statements
+                .iter()
+                .map(|s| bank_adapter::ingest::to_feed(BANK, s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow::anyhow!("demo statement of {}: {e}", institution.id))?;
+            let sha = bank_adapter::parse::FileContext::of(&bytes).sha256;
+            let format = parsed
+                .statements
+                .first()
+                .map_or("empty", |s| s.format.code());
+            store
+                .ingest_file(BANK, &sha, format, bytes.len() as u64, &feeds)
+                .await?;
+        }
+    }
+    Ok(())
+}
