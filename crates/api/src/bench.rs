@@ -1,8 +1,10 @@
 //! Benchmarks: `bench post` (entries per second through the ledger against a
 //! raw-SQL baseline) and `bench parse` (statement parsing throughput and
-//! memory against a plain scan of the same bytes).
+//! memory against a plain scan of the same bytes), `bench reconcile` (the
+//! matcher against a plain hash join).
 mod parse;
 mod post;
+mod recon;
 
 use std::path::PathBuf;
 
@@ -23,6 +25,11 @@ pub enum BenchCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// The reconciliation matcher on N generated bank lines and transfers.
+    Reconcile {
+        #[arg(long, default_value_t = 1_000_000)]
+        lines: usize,
+    },
     /// (internal) Parse one file and report timings and peak memory as JSON.
     #[command(hide = true)]
     ParseFile {
@@ -36,6 +43,7 @@ pub async fn run(command: BenchCommand, url: &str) -> anyhow::Result<()> {
     match command {
         BenchCommand::Post(args) => post::run(args, url).await,
         BenchCommand::Parse { lines, dir } => parse::run(lines, dir),
+        BenchCommand::Reconcile { lines } => recon::reconcile_bench(lines),
         BenchCommand::ParseFile { file, format } => {
             let format = match format.as_str() {
                 "mt940" => bank_adapter::Format::Mt940,
