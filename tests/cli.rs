@@ -691,3 +691,96 @@ fn the_demo_county_flags_exactly_the_institution_that_is_running_off() {
     let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(doc["institutions"], serde_json::json!([]));
 }
+
+#[test]
+fn recorded_risk_runs_keep_one_alert_per_condition_that_officers_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    demo_summary(&url);
+    let record = || {
+        run(
+            &url,
+            &[
+                "risk",
+                "--jurisdiction",
+                "410922",
+                "--as-of",
+                "2026-11-07",
+                "--record",
+                "--json",
+            ],
+        )
+    };
+    let out = record();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = record();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let golden = doc["recorded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["institution"] == "INS-410922-004")
+        .unwrap();
+    assert_eq!(
+        golden["alerts"]["raised"], 0,
+        "the second run raises nothing new"
+    );
+    assert!(golden["alerts"]["unchanged"].as_u64().unwrap() >= 3);
+
+    let out = run(&url, &["alert", "list", "--status", "open", "--json"]);
+    let alerts: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let alerts = alerts["alerts"].as_array().unwrap();
+    assert!(
+        alerts.iter().all(|a| a["institution"] == "INS-410922-004"),
+        "only the run-off is alerted"
+    );
+    let outflow = alerts
+        .iter()
+        .find(|a| a["kind"] == "unauthorized_outflow")
+        .unwrap();
+    let key = outflow["key"].as_str().unwrap();
+
+    let act = |action: &str, extra: &[&str]| {
+        let mut args = vec![
+            "alert",
+            "act",
+            "--institution",
+            "INS-410922-004",
+            "--key",
+            key,
+            "--action",
+            action,
+            "--actor",
+            "officer-wang",
+        ];
+        args.extend_from_slice(extra);
+        run(&url, &args)
+    };
+    assert!(act("acknowledge", &["--comment", "calling the bank"])
+        .status
+        .success());
+    let out = act("rectify", &[]);
+    assert!(stderr(&out).contains("[missing_field]"), "{}", stderr(&out));
+    assert!(act("rectify", &["--due", "2026-11-20"]).status.success());
+    assert!(act("resolve", &["--comment", "money returned"])
+        .status
+        .success());
+    let out = act("acknowledge", &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("[invalid_alert_transition]"),
+        "{}",
+        stderr(&out)
+    );
+    // The condition is still there on the next run: the alert reopens.
+    let out = record();
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let golden = doc["recorded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["institution"] == "INS-410922-004")
+        .unwrap();
+    assert_eq!(golden["alerts"]["reopened"], 1);
+}

@@ -9,7 +9,7 @@ use ledger_core::domain::wire::WireRequest;
 use ledger_core::store::DEFAULT_DATABASE_URL;
 use ledger_core::{InstitutionId, Store, StoreError};
 
-use crate::{bench, demo, feed, reconcile, report, risk};
+use crate::{alerts, bench, demo, feed, reconcile, report, risk};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -76,8 +76,16 @@ pub enum Command {
         /// The day assessed (default: today).
         #[arg(long)]
         as_of: Option<chrono::NaiveDate>,
+        /// Record the signals as alerts (the same condition updates its alert).
+        #[arg(long)]
+        record: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// Alerts: list them, act on them.
+    Alert {
+        #[command(subcommand)]
+        what: alerts::AlertCommand,
     },
     /// Bank statement files: parse, ingest.
     Feed {
@@ -222,10 +230,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Risk {
             jurisdiction,
             as_of,
+            record,
             json,
         } => {
             let store = open(url).await?;
-            return risk::run(&store, jurisdiction, as_of, json).await;
+            return risk::run_and_record(&store, jurisdiction, as_of, json, record).await;
+        }
+        Command::Alert { what } => {
+            let store = open(url).await?;
+            return alerts::run(&store, what).await;
         }
         Command::Bank { what } => {
             let store = open(url).await?;

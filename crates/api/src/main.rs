@@ -1,6 +1,7 @@
 //! The `escrow-ledger` binary: parses the command line, sets up logging and
 //! hands over to the command.
 
+mod alerts;
 mod bench;
 mod cli;
 mod demo;

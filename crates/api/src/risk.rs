@@ -264,11 +264,41 @@ fn within(code: &JurisdictionCode, scope: &JurisdictionCode) -> bool {
     scope.as_str() == JurisdictionCode::NATIONAL || code.as_str().starts_with(prefix)
 }
 
+/// The alerts a run leaves: each signal as a finding keyed by its condition.
+fn findings(a: &Assessment) -> anyhow::Result<Vec<ledger_core::domain::alerts::Finding>> {
+    a.signals
+        .iter()
+        .map(|s| {
+            Ok(ledger_core::domain::alerts::Finding {
+                key: s.key.clone(),
+                kind: s.kind.code().to_string(),
+                severity: serde_json::to_value(s.severity)?
+                    .as_str()
+                    .unwrap_or("red")
+                    .to_string(),
+                summary: s.summary.clone(),
+                evidence: serde_json::to_string(&s.evidence)?,
+                rule_pack: s.rule_pack.clone(),
+            })
+        })
+        .collect()
+}
+
 pub async fn run(
     store: &Store,
     jurisdiction: Option<String>,
     as_of: Option<NaiveDate>,
     json_out: bool,
+) -> anyhow::Result<ExitCode> {
+    run_and_record(store, jurisdiction, as_of, json_out, false).await
+}
+
+pub async fn run_and_record(
+    store: &Store,
+    jurisdiction: Option<String>,
+    as_of: Option<NaiveDate>,
+    json_out: bool,
+    record: bool,
 ) -> anyhow::Result<ExitCode> {
     let as_of = as_of.unwrap_or_else(|| store.now().date_naive());
     let scope = match jurisdiction {
@@ -282,6 +312,15 @@ pub async fn run(
         }
     }
     let ranked = risk::rank(assessments);
+    let mut recorded = Vec::new();
+    if record {
+        for a in &ranked {
+            let report = store
+                .record_findings(&a.institution, as_of, &findings(a)?)
+                .await?;
+            recorded.push((a.institution.clone(), report));
+        }
+    }
     if json_out {
         let institutions: Vec<_> = ranked
             .iter()
@@ -297,10 +336,14 @@ pub async fn run(
                 })
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "as_of": as_of, "institutions": institutions }))?
-        );
+        let mut doc = json!({ "as_of": as_of, "institutions": institutions });
+        if record {
+            doc["recorded"] = json!(recorded
+                .iter()
+                .map(|(i, r)| json!({ "institution": i, "alerts": r }))
+                .collect::<Vec<_>>());
+        }
+        println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!("risk as of {as_of}, jurisdiction {scope}, riskiest first");
@@ -313,6 +356,14 @@ pub async fn run(
             println!(
                 "       ({} checks could not run for lack of data; --json says which and why)",
                 a.not_evaluated.len()
+            );
+        }
+    }
+    for (institution, r) in &recorded {
+        if !json_out && (r.raised + r.updated + r.reopened) > 0 {
+            println!(
+                "alerts of {institution}: {} raised, {} updated, {} reopened, {} unchanged",
+                r.raised, r.updated, r.reopened, r.unchanged
             );
         }
     }

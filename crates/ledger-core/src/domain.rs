@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod accounts;
+pub mod alerts;
 pub mod books;
 pub mod chain;
 pub mod entry;

@@ -3,6 +3,7 @@
 //! lock the chain heads of its institutions in id order, load the slice of the
 //! books it touches, run the pure domain over it, write back what changed.
 
+mod alerts;
 mod clock;
 mod feeds;
 mod postgres;

@@ -128,6 +128,13 @@ pub enum LedgerError {
         account: String,
         institution: String,
     },
+    #[error("institution {institution} has no alert {key}")]
+    UnknownAlert { institution: String, key: String },
+    #[error("an alert that is {from} cannot be {action}")]
+    InvalidAlertTransition {
+        from: &'static str,
+        action: &'static str,
+    },
     #[error("{op} needs the field {field}")]
     MissingField { op: String, field: &'static str },
     #[error("field {field}: {reason}")]
@@ -173,6 +180,8 @@ impl LedgerError {
             BeforeInstitutionExisted { .. } => "before_institution_existed",
             InstitutionNotActive { .. } => "institution_not_active",
             MissingField { .. } => "missing_field",
+            UnknownAlert { .. } => "unknown_alert",
+            InvalidAlertTransition { .. } => "invalid_alert_transition",
             UnknownBank { .. } => "unknown_bank",
             UnknownBankAccount { .. } => "unknown_bank_account",
             BankAccountTaken { .. } => "bank_account_taken",

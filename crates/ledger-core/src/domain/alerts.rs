@@ -1,0 +1,161 @@
+//! Alerts: a risk signal that an officer works, with its lifecycle. Open →
+//! acknowledged → rectification requested (with a due date) → resolved; a
+//! resolved alert whose condition comes back is reopened, never duplicated.
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::domain::error::LedgerError;
+use crate::domain::ids::InstitutionId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    Open,
+    Acknowledged,
+    RectificationRequested,
+    Resolved,
+}
+
+impl AlertStatus {
+    pub fn code(self) -> &'static str {
+        match self {
+            AlertStatus::Open => "open",
+            AlertStatus::Acknowledged => "acknowledged",
+            AlertStatus::RectificationRequested => "rectification_requested",
+            AlertStatus::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, LedgerError> {
+        [
+            AlertStatus::Open,
+            AlertStatus::Acknowledged,
+            AlertStatus::RectificationRequested,
+            AlertStatus::Resolved,
+        ]
+        .into_iter()
+        .find(|s| s.code() == text)
+        .ok_or_else(|| LedgerError::InvalidField {
+            field: "status",
+            reason: format!(
+                "{text:?} is not open, acknowledged, rectification_requested or resolved"
+            ),
+        })
+    }
+}
+
+/// What an officer does to an alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertAction {
+    Acknowledge,
+    RequestRectification { due: NaiveDate },
+    Resolve,
+}
+
+impl AlertAction {
+    pub fn code(&self) -> &'static str {
+        match self {
+            AlertAction::Acknowledge => "acknowledged",
+            AlertAction::RequestRectification { .. } => "rectification_requested",
+            AlertAction::Resolve => "resolved",
+        }
+    }
+}
+
+/// The status an action leads to, or why it may not be taken.
+pub fn transition(from: AlertStatus, action: &AlertAction) -> Result<AlertStatus, LedgerError> {
+    use AlertStatus::*;
+    let to = match (from, action) {
+        (Open, AlertAction::Acknowledge) => Acknowledged,
+        (
+            Open | Acknowledged | RectificationRequested,
+            AlertAction::RequestRectification { .. },
+        ) => RectificationRequested,
+        (Open | Acknowledged | RectificationRequested, AlertAction::Resolve) => Resolved,
+        _ => {
+            return Err(LedgerError::InvalidAlertTransition {
+                from: from.code(),
+                action: action.code(),
+            })
+        }
+    };
+    Ok(to)
+}
+
+/// One finding of a risk run, as an alert records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Stable across runs for the same condition (e.g. `unauthorized_outflow:<line>`).
+    pub key: String,
+    pub kind: String,
+    /// yellow or red
+    pub severity: String,
+    pub summary: String,
+    /// The evidence, as JSON.
+    pub evidence: String,
+    pub rule_pack: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Alert {
+    pub institution: InstitutionId,
+    pub key: String,
+    pub kind: String,
+    pub severity: String,
+    pub summary: String,
+    pub evidence: String,
+    pub rule_pack: String,
+    pub status: AlertStatus,
+    pub rectification_due: Option<NaiveDate>,
+    pub first_seen_on: NaiveDate,
+    pub last_seen_on: NaiveDate,
+}
+
+/// What a risk run did to the alerts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RecordReport {
+    pub raised: u32,
+    pub updated: u32,
+    pub reopened: u32,
+    pub unchanged: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(from: AlertStatus, action: AlertAction, expected: Result<AlertStatus, &str>) {
+        assert_eq!(transition(from, &action).map_err(|e| e.code()), expected);
+    }
+
+    #[test]
+    fn alerts_move_forward_and_a_resolved_one_takes_no_action() {
+        use AlertStatus::*;
+        let due = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        check(Open, AlertAction::Acknowledge, Ok(Acknowledged));
+        check(
+            Acknowledged,
+            AlertAction::RequestRectification { due },
+            Ok(RectificationRequested),
+        );
+        check(RectificationRequested, AlertAction::Resolve, Ok(Resolved));
+        check(Open, AlertAction::Resolve, Ok(Resolved));
+        check(
+            Acknowledged,
+            AlertAction::Acknowledge,
+            Err("invalid_alert_transition"),
+        );
+        check(
+            Resolved,
+            AlertAction::Resolve,
+            Err("invalid_alert_transition"),
+        );
+        check(
+            Resolved,
+            AlertAction::Acknowledge,
+            Err("invalid_alert_transition"),
+        );
+    }
+}

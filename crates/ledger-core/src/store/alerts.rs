@@ -1,0 +1,303 @@
+//! Alerts in the store, both dialects: a risk run's findings become alerts
+//! (raised, updated in place, or reopened), officers act on them, and every
+//! change leaves an event in the append-only trail.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::Row;
+
+use crate::domain::alerts::{transition, Alert, AlertAction, AlertStatus, Finding, RecordReport};
+use crate::domain::error::LedgerError;
+use crate::domain::ids::InstitutionId;
+use crate::store::{Result, Store, StoreError};
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+const SELECT: &str =
+    "select institution_id, alert_key, kind, severity, summary, evidence, rule_pack, status, \
+     rectification_due, first_seen_on, last_seen_on from alerts";
+
+type AlertRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<NaiveDate>,
+    NaiveDate,
+    NaiveDate,
+);
+
+fn alert(r: AlertRow) -> Result<Alert> {
+    Ok(Alert {
+        institution: InstitutionId::parse(r.0).map_err(corrupt)?,
+        key: r.1,
+        kind: r.2,
+        severity: r.3,
+        summary: r.4,
+        evidence: r.5,
+        rule_pack: r.6,
+        status: AlertStatus::parse(&r.7).map_err(corrupt)?,
+        rectification_due: r.8,
+        first_seen_on: r.9,
+        last_seen_on: r.10,
+    })
+}
+
+/// Runs the same statements on either pool; `$now` is bound as each
+/// dialect stores time.
+macro_rules! on_pool {
+    ($store:expr, |$tx:ident, $now:ident| $body:block) => {
+        match $store {
+            Store::Postgres(s) => {
+                let $now: DateTime<Utc> = s.clock().now();
+                let mut $tx = s.pool().begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            Store::Sqlite(s) => {
+                let $now: i64 = s.clock().now().timestamp_micros();
+                let mut $tx = s.pool().begin_with("BEGIN IMMEDIATE").await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+
+macro_rules! event {
+    ($tx:ident, $now:ident, $institution:expr, $key:expr, $actor:expr, $action:expr, $comment:expr) => {{
+        let seq: i64 = sqlx::query_scalar(
+            "select cast(coalesce(max(seq), 0) + 1 as bigint) from alert_events where institution_id = $1 and alert_key = $2",
+        )
+        .bind($institution)
+        .bind($key)
+        .fetch_one(&mut *$tx)
+        .await?;
+        sqlx::query(
+            "insert into alert_events (institution_id, alert_key, seq, at, actor, action, comment) \
+             values ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind($institution)
+        .bind($key)
+        .bind(seq as i32)
+        .bind($now)
+        .bind($actor)
+        .bind($action)
+        .bind($comment)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+
+impl Store {
+    /// Records a risk run's findings for one institution on `as_of`.
+    pub async fn record_findings(
+        &self,
+        institution: &InstitutionId,
+        as_of: NaiveDate,
+        findings: &[Finding],
+    ) -> Result<RecordReport> {
+        self.institution(institution).await?;
+        let id = institution.as_str();
+        let mut report = RecordReport::default();
+        on_pool!(self, |tx, now| {
+            for f in findings {
+                let held: Option<(String, String, String)> = sqlx::query_as(
+                    "select status, severity, summary from alerts where institution_id = $1 and alert_key = $2",
+                )
+                .bind(id)
+                .bind(&f.key)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let action = match &held {
+                    None => {
+                        sqlx::query(
+                            "insert into alerts (institution_id, alert_key, kind, severity, summary, evidence, \
+                               rule_pack, status, rectification_due, first_seen_on, last_seen_on, updated_at) \
+                             values ($1, $2, $3, $4, $5, $6, $7, 'open', null, $8, $8, $9)",
+                        )
+                        .bind(id).bind(&f.key).bind(&f.kind).bind(&f.severity).bind(&f.summary)
+                        .bind(&f.evidence).bind(&f.rule_pack).bind(as_of).bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                        report.raised += 1;
+                        Some("raised")
+                    }
+                    Some((status, severity, summary)) => {
+                        let reopen = status == "resolved";
+                        let changed = severity != &f.severity || summary != &f.summary;
+                        sqlx::query(
+                            "update alerts set severity = $3, summary = $4, evidence = $5, rule_pack = $6, \
+                               status = case when status = 'resolved' then 'open' else status end, \
+                               last_seen_on = $7, updated_at = $8 \
+                             where institution_id = $1 and alert_key = $2",
+                        )
+                        .bind(id).bind(&f.key).bind(&f.severity).bind(&f.summary).bind(&f.evidence)
+                        .bind(&f.rule_pack).bind(as_of).bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                        if reopen {
+                            report.reopened += 1;
+                            Some("reopened")
+                        } else if changed {
+                            report.updated += 1;
+                            Some("updated")
+                        } else {
+                            report.unchanged += 1;
+                            None
+                        }
+                    }
+                };
+                if let Some(action) = action {
+                    event!(
+                        tx,
+                        now,
+                        id,
+                        &f.key,
+                        "risk-engine",
+                        action,
+                        Some(f.summary.as_str())
+                    );
+                }
+            }
+        });
+        Ok(report)
+    }
+
+    /// An officer acts on an alert; the transition is checked and recorded.
+    pub async fn act_on_alert(
+        &self,
+        institution: &InstitutionId,
+        key: &str,
+        action: &AlertAction,
+        actor: &str,
+        comment: Option<&str>,
+    ) -> Result<Alert> {
+        if actor.trim().is_empty() {
+            return Err(LedgerError::InvalidField {
+                field: "actor",
+                reason: "who acts must be named".into(),
+            }
+            .into());
+        }
+        let id = institution.as_str();
+        on_pool!(self, |tx, now| {
+            let status: Option<String> = sqlx::query_scalar(
+                "select status from alerts where institution_id = $1 and alert_key = $2",
+            )
+            .bind(id)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(status) = status else {
+                return Err(LedgerError::UnknownAlert {
+                    institution: id.to_string(),
+                    key: key.to_string(),
+                }
+                .into());
+            };
+            let to = transition(AlertStatus::parse(&status).map_err(corrupt)?, action)?;
+            let due = match action {
+                AlertAction::RequestRectification { due } => Some(*due),
+                _ => None,
+            };
+            sqlx::query(
+                "update alerts set status = $3, rectification_due = coalesce($4, rectification_due), updated_at = $5 \
+                 where institution_id = $1 and alert_key = $2",
+            )
+            .bind(id).bind(key).bind(to.code()).bind(due).bind(now)
+            .execute(&mut *tx)
+            .await?;
+            event!(tx, now, id, key, actor, action.code(), comment);
+        });
+        self.alerts(Some(institution), None)
+            .await?
+            .into_iter()
+            .find(|a| a.key == key)
+            .ok_or_else(|| corrupt("alert vanished"))
+    }
+
+    /// Alerts, of one institution or all, optionally of one status.
+    pub async fn alerts(
+        &self,
+        institution: Option<&InstitutionId>,
+        status: Option<AlertStatus>,
+    ) -> Result<Vec<Alert>> {
+        let sql = format!(
+            "{SELECT} where ($1 is null or institution_id = $1) and ($2 is null or status = $2) \
+             order by institution_id, alert_key"
+        );
+        let i = institution.map(|i| i.as_str().to_string());
+        let st = status.map(|s| s.code().to_string());
+        let rows: Vec<AlertRow> = match self {
+            Store::Postgres(s) => {
+                sqlx::query_as(
+                    &sql.replace("$1 is null", "$1::text is null")
+                        .replace("$2 is null", "$2::text is null"),
+                )
+                .bind(i)
+                .bind(st)
+                .fetch_all(s.pool())
+                .await?
+            }
+            Store::Sqlite(s) => {
+                sqlx::query_as(&sql)
+                    .bind(i)
+                    .bind(st)
+                    .fetch_all(s.pool())
+                    .await?
+            }
+        };
+        rows.into_iter().map(alert).collect()
+    }
+
+    /// An alert's trail: (seq, actor, action, comment), oldest first.
+    pub async fn alert_trail(
+        &self,
+        institution: &InstitutionId,
+        key: &str,
+    ) -> Result<Vec<(i64, String, String, Option<String>)>> {
+        let sql = "select seq, actor, action, comment from alert_events \
+                   where institution_id = $1 and alert_key = $2 order by seq";
+        let rows = match self {
+            Store::Postgres(s) => sqlx::query(sql)
+                .bind(institution.as_str())
+                .bind(key)
+                .fetch_all(s.pool())
+                .await?
+                .into_iter()
+                .map(|r| {
+                    Ok((
+                        i64::from(r.try_get::<i32, _>(0)?),
+                        r.try_get(1)?,
+                        r.try_get(2)?,
+                        r.try_get(3)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?,
+            Store::Sqlite(s) => sqlx::query(sql)
+                .bind(institution.as_str())
+                .bind(key)
+                .fetch_all(s.pool())
+                .await?
+                .into_iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get::<i64, _>(0)?,
+                        r.try_get(1)?,
+                        r.try_get(2)?,
+                        r.try_get(3)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?,
+        };
+        Ok(rows)
+    }
+}
