@@ -30,6 +30,11 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1_000_000)]
         lines: usize,
     },
+    /// The risk engine on N generated institutions, one snapshot at a time.
+    Risk {
+        #[arg(long, default_value_t = 100_000)]
+        institutions: usize,
+    },
     /// (internal) Parse one file and report timings and peak memory as JSON.
     #[command(hide = true)]
     ParseFile {
@@ -44,6 +49,7 @@ pub async fn run(command: BenchCommand, url: &str) -> anyhow::Result<()> {
         BenchCommand::Post(args) => post::run(args, url).await,
         BenchCommand::Parse { lines, dir } => parse::run(lines, dir),
         BenchCommand::Reconcile { lines } => recon::reconcile_bench(lines),
+        BenchCommand::Risk { institutions } => recon::risk_bench(institutions),
         BenchCommand::ParseFile { file, format } => {
             let format = match format.as_str() {
                 "mt940" => bank_adapter::Format::Mt940,

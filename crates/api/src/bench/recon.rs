@@ -108,3 +108,131 @@ pub fn reconcile_bench(n: usize) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// One generated institution's snapshot: 120 days of activity, both
+/// supervised accounts reporting daily, 1 in 100 with money gone uninstructed.
+fn risk_input(n: usize, as_of: NaiveDate) -> anyhow::Result<ledger_core::domain::risk::RiskInput> {
+    use ledger_core::domain::feeds::AccountKind;
+    use ledger_core::domain::risk::{
+        BankLine as RiskLine, Closing, DayFigures, HolidayCalendar, LedgerFigures, PackageCounts,
+        RiskInput, SupervisedAccount,
+    };
+    use ledger_core::{
+        Category, Currency, Institution, InstitutionId, InstitutionStatus, JurisdictionCode,
+        SupervisionMode,
+    };
+    let daily = 100_000 + (n % 50) as i64 * 1_000;
+    let escrow = 40_000_000;
+    let first = as_of - Days::new(119);
+    let days: Vec<DayFigures> = (0..120)
+        .map(|k| DayFigures {
+            date: first + Days::new(k),
+            collections_reported_minor: daily,
+            collections_into_escrow_minor: daily,
+            consumed_minor: daily,
+            consumed_hours: 40,
+            released_minor: daily,
+            refunds_paid_minor: 0,
+            bank_debits_minor: daily,
+            bank_credits_minor: daily,
+        })
+        .collect();
+    let closings = |balance_minor| {
+        vec![Closing {
+            date: as_of,
+            balance_minor,
+        }]
+    };
+    let chain = [JurisdictionCode::national()];
+    Ok(RiskInput {
+        as_of,
+        institution: Institution {
+            id: InstitutionId::parse(format!("BENCH-{n:06}"))?,
+            name: format!("Bench {n}"),
+            licence_no: "L".into(),
+            jurisdiction: JurisdictionCode::parse("410922")?,
+            mode: SupervisionMode::Both,
+            category: Category::NonSubject,
+            status: InstitutionStatus::Active,
+            currency: Currency::Cny,
+        },
+        rules: ledger_core::domain::policy::resolve(&chain, &[], as_of),
+        calendar: HolidayCalendar::new(Vec::<NaiveDate>::new(), Vec::<NaiveDate>::new())?,
+        history_from: first,
+        ledger: LedgerFigures {
+            unearned_prepaid_minor: 30_000_000,
+            releasable_minor: 1_000_000,
+            escrow_cash_minor: escrow,
+            deposit_cash_minor: 20_000_000,
+            collections_12m_minor: 365 * daily,
+            ..Default::default()
+        },
+        accounts: vec![
+            SupervisedAccount {
+                kind: AccountKind::Escrow,
+                account_no: "E".into(),
+                closings: closings(escrow),
+            },
+            SupervisedAccount {
+                kind: AccountKind::Deposit,
+                account_no: "D".into(),
+                closings: closings(20_000_000),
+            },
+        ],
+        days,
+        packages: PackageCounts {
+            recent_sold: 100,
+            recent_at_cap: 10,
+            baseline_sold: 300,
+            baseline_at_cap: 30,
+        },
+        bank_debits: vec![],
+        unauthorized_outflows: if n % 100 == 7 {
+            vec![RiskLine {
+                line_id: format!("L-{n}"),
+                account: AccountKind::Escrow,
+                bank_ref: None,
+                date: as_of,
+                amount_minor: 3_000_000,
+                balance_before_minor: Some(escrow),
+            }]
+        } else {
+            vec![]
+        },
+        balance_mismatches: vec![],
+        release_findings: vec![],
+        refund_requests: vec![],
+        cap_flags: vec![],
+        events: vec![],
+    })
+}
+
+pub fn risk_bench(n: usize) -> anyhow::Result<()> {
+    let as_of = NaiveDate::from_ymd_opt(2026, 11, 7).unwrap_or_default();
+    let (mut build, mut evaluate) = (0u128, 0u128);
+    let mut flagged = 0usize;
+    let mut signals = 0usize;
+    for i in 0..n {
+        let started = Instant::now();
+        let input = risk_input(i, as_of)?;
+        build += started.elapsed().as_nanos();
+        let started = Instant::now();
+        let a = ledger_core::domain::risk::evaluate(&input);
+        evaluate += started.elapsed().as_nanos();
+        flagged += usize::from(a.score > 0);
+        signals += a.signals.len();
+    }
+    println!("| institutions | flagged | signals | evaluate seconds | institutions/s | build snapshot seconds | evaluate / build | peak RSS MiB |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {n} | {flagged} | {signals} | {}.{:03} | {} | {}.{:03} | {}% | {} |",
+        evaluate / 1_000_000_000,
+        (evaluate / 1_000_000) % 1_000,
+        rate(n, evaluate / 1_000),
+        build / 1_000_000_000,
+        (build / 1_000_000) % 1_000,
+        evaluate * 100 / build.max(1),
+        peak_rss_mib()
+    );
+    Ok(())
+}
