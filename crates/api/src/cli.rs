@@ -60,10 +60,14 @@ pub enum Command {
     },
     /// Match each supervised account's bank lines against the ledger and
     /// show the bank's, the ledger's and the owed figures (a report; it
-    /// records nothing yet).
+    /// records nothing unless --record).
     Reconcile {
         #[arg(long)]
         institution: Option<String>,
+        /// Keep the matches (each bank line and entry claimed once) and
+        /// confirm the pending instructions the bank settled.
+        #[arg(long)]
+        record: bool,
         #[arg(long)]
         json: bool,
     },
@@ -223,9 +227,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
         }
-        Command::Reconcile { institution, json } => {
+        Command::Reconcile {
+            institution,
+            record,
+            json,
+        } => {
             let store = open(url).await?;
-            return reconcile::run(&store, institution, json).await;
+            return if record {
+                reconcile::record(&store, institution, json).await
+            } else {
+                reconcile::run(&store, institution, json).await
+            };
         }
         Command::Risk {
             jurisdiction,

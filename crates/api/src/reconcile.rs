@@ -207,3 +207,157 @@ pub async fn run(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `reconcile --record`: keeps each account's automatic matches (their
+/// claims make a re-run skip what is settled), its suggestions for an
+/// officer, and posts what the bank confirmed: a pending release, refund or
+/// deposit return matched automatically to a bank debit is confirmed.
+async fn record_account(store: &Store, account: &BankAccount) -> anyhow::Result<Value> {
+    use ledger_core::store::MatchRecord;
+    use ledger_core::{ClientId, Command, EntryKind, Request};
+    let entries = all_entries(store, &account.institution).await?;
+    let (claimed_lines, claimed_entries) = store
+        .claimed(&account.institution, &account.bank, &account.account_no)
+        .await?;
+    let stored = store.statement_lines(account).await?;
+    let open_lines: Vec<_> = stored
+        .lines
+        .iter()
+        .filter(|l| !claimed_lines.contains(&(l.statement_key.clone(), l.line_no)))
+        .cloned()
+        .collect();
+    let open_entries: Vec<Entry> = entries
+        .iter()
+        .filter(|e| !claimed_entries.contains(&e.seq))
+        .cloned()
+        .collect();
+    let (lines, _) = ledger::bank_lines(&open_lines);
+    let transfers = ledger::transfers(&open_entries, account.kind);
+    let outcome = reconcile::reconcile(&lines, &transfers, &MatchConfig::default())
+        .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    let key = |id: u64| {
+        let l = &open_lines[id as usize];
+        (l.statement_key.clone(), l.line_no)
+    };
+    let record = |m: &reconcile::Match, automatic: bool| {
+        let lines: Vec<(String, i64)> = m.lines.iter().map(|i| key(*i)).collect();
+        let ids: Vec<String> = lines.iter().map(|(k, n)| format!("{k}#{n}")).collect();
+        MatchRecord {
+            match_id: format!("{}/{}/{}", account.bank, account.account_no, ids.join(",")),
+            bank: account.bank.clone(),
+            account_no: account.account_no.clone(),
+            pass: m.pass.code().to_string(),
+            automatic,
+            explanation: m.explanation.clone(),
+            lines,
+            entries: m.transfers.iter().map(|t| *t as i64).collect(),
+        }
+    };
+    let records: Vec<MatchRecord> = outcome
+        .matches
+        .iter()
+        .map(|m| record(m, true))
+        .chain(outcome.suggestions.iter().map(|m| record(m, false)))
+        .collect();
+    let kept = store.record_matches(&account.institution, &records).await?;
+
+    // What the bank executed: confirm the pending instructions it settled.
+    let resolved: std::collections::BTreeSet<i64> = entries
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EntryKind::PendingConfirmed | EntryKind::PendingVoided
+            )
+        })
+        .filter_map(|e| e.refers_to_seq)
+        .collect();
+    let by_seq: BTreeMap<i64, &Entry> = entries.iter().map(|e| (e.seq, e)).collect();
+    let mut confirmations = Vec::new();
+    for m in &outcome.matches {
+        let date = m
+            .lines
+            .first()
+            .map(|i| open_lines[*i as usize].booking_date);
+        for t in &m.transfers {
+            let Some(e) = by_seq.get(&(*t as i64)) else {
+                continue;
+            };
+            let pending = matches!(
+                e.kind,
+                EntryKind::ReleaseInstructed
+                    | EntryKind::RefundPaymentInstructed
+                    | EntryKind::DepositReturnInstructed
+            );
+            if pending && !resolved.contains(&e.seq) {
+                let on = date.flatten().unwrap_or_else(|| e.occurred_at.date_naive());
+                confirmations.push(Request {
+                    institution: account.institution.clone(),
+                    client_id: ClientId::parse(format!("recon-confirm-{}", e.seq))?,
+                    currency: account.currency,
+                    occurred_at: on.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc(),
+                    external_ref: None,
+                    command: Command::ConfirmPending {
+                        pending: e.client_id.clone(),
+                    },
+                });
+            }
+        }
+    }
+    let confirmed = confirmations.len();
+    if !confirmations.is_empty() {
+        store.execute_batch(confirmations).await?;
+    }
+    Ok(json!({
+        "institution": account.institution,
+        "bank": account.bank,
+        "account": account.account_no,
+        "matches_kept": kept.stored,
+        "matches_already_kept": kept.already_held,
+        "instructions_confirmed": confirmed,
+        "unauthorized_outflows": outcome.unmatched_lines.iter().filter(|(_, r)| r.is_unauthorized_outflow()).count(),
+    }))
+}
+
+pub async fn record(
+    store: &Store,
+    institution: Option<String>,
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
+    let ids = match institution {
+        Some(id) => vec![InstitutionId::parse(id)?],
+        None => store
+            .institutions()
+            .await?
+            .into_iter()
+            .map(|i| i.id)
+            .collect(),
+    };
+    let mut reports = Vec::new();
+    for id in &ids {
+        store.institution(id).await?;
+        for account in store.supervised_accounts(id).await? {
+            reports.push(record_account(store, &account).await?);
+        }
+    }
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "accounts": reports }))?
+        );
+    } else {
+        for r in &reports {
+            println!(
+                "{} account {} at {}: {} matches kept ({} kept before), {} instructions confirmed by the bank, {} unauthorized outflows",
+                r["institution"].as_str().unwrap_or(""),
+                r["account"].as_str().unwrap_or(""),
+                r["bank"].as_str().unwrap_or(""),
+                r["matches_kept"],
+                r["matches_already_kept"],
+                r["instructions_confirmed"],
+                r["unauthorized_outflows"]
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

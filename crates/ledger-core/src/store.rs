@@ -7,6 +7,7 @@ mod alerts;
 mod clock;
 mod feeds;
 mod postgres;
+mod recon;
 mod report;
 mod rows;
 mod sqlite;
@@ -29,6 +30,7 @@ use crate::domain::registry::{Enrollment, Institution, Jurisdiction};
 pub use clock::Clock;
 pub use feeds::{StatementLines, StoredLine};
 pub use postgres::PgStore;
+pub use recon::{Claimed, MatchRecord, RecordedMatches};
 pub use report::{AccountBalance, BalanceSheet, VerifyFailure, VerifyReport};
 pub use sqlite::SqliteStore;
 

@@ -135,6 +135,8 @@ pub enum LedgerError {
         from: &'static str,
         action: &'static str,
     },
+    #[error("{what} is already claimed by another reconciliation match; {by} cannot claim it")]
+    AlreadyClaimed { what: String, by: String },
     #[error("{op} needs the field {field}")]
     MissingField { op: String, field: &'static str },
     #[error("field {field}: {reason}")]
@@ -180,6 +182,7 @@ impl LedgerError {
             BeforeInstitutionExisted { .. } => "before_institution_existed",
             InstitutionNotActive { .. } => "institution_not_active",
             MissingField { .. } => "missing_field",
+            AlreadyClaimed { .. } => "already_claimed",
             UnknownAlert { .. } => "unknown_alert",
             InvalidAlertTransition { .. } => "invalid_alert_transition",
             UnknownBank { .. } => "unknown_bank",

@@ -101,6 +101,11 @@ impl TestDb {
             "feed_files",
             "bank_statements",
             "bank_lines",
+            "alerts",
+            "alert_events",
+            "recon_matches",
+            "recon_line_claims",
+            "recon_entry_claims",
         ];
         let mut out = Vec::new();
         for table in tables {

@@ -1,0 +1,176 @@
+//! Reconciliation outcomes in the store, both dialects: matches and the
+//! claims that keep every bank line and every entry matched at most once.
+//! The database's primary keys enforce it; a conflicting claim is refused.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::domain::error::LedgerError;
+use crate::domain::ids::InstitutionId;
+use crate::store::{Result, Store, StoreError};
+
+/// One match to keep: automatic ones claim their lines and entries,
+/// suggestions wait for an officer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MatchRecord {
+    /// Deterministic (from its bank lines), so a re-run finds it again.
+    pub match_id: String,
+    pub bank: String,
+    pub account_no: String,
+    pub pass: String,
+    pub automatic: bool,
+    pub explanation: String,
+    /// (statement key, line number)
+    pub lines: Vec<(String, i64)>,
+    /// Entry seqs.
+    pub entries: Vec<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RecordedMatches {
+    pub stored: u32,
+    pub already_held: u32,
+}
+
+/// What is already claimed on one account: lines (statement key, line
+/// number) and, institution-wide, entry seqs.
+pub type Claimed = (BTreeSet<(String, i64)>, BTreeSet<i64>);
+
+fn claim_conflict(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("23505") | Some("1555") | Some("2067")))
+}
+
+macro_rules! in_tx {
+    ($store:expr, |$tx:ident, $now:ident| $body:block) => {
+        match $store {
+            Store::Postgres(s) => {
+                let $now: DateTime<Utc> = s.clock().now();
+                let mut $tx = s.pool().begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            Store::Sqlite(s) => {
+                let $now: i64 = s.clock().now().timestamp_micros();
+                let mut $tx = s.pool().begin_with("BEGIN IMMEDIATE").await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+
+impl Store {
+    pub async fn claimed(
+        &self,
+        institution: &InstitutionId,
+        bank: &str,
+        account_no: &str,
+    ) -> Result<Claimed> {
+        let id = institution.as_str();
+        let lines_sql = "select statement_key, cast(line_no as bigint) from recon_line_claims \
+                         where institution_id = $1 and bank_id = $2 and account_no = $3";
+        let entries_sql = "select entry_seq from recon_entry_claims where institution_id = $1";
+        let (lines, entries): (Vec<(String, i64)>, Vec<i64>) = match self {
+            Store::Postgres(s) => (
+                sqlx::query_as(lines_sql)
+                    .bind(id)
+                    .bind(bank)
+                    .bind(account_no)
+                    .fetch_all(s.pool())
+                    .await?,
+                sqlx::query_scalar(entries_sql)
+                    .bind(id)
+                    .fetch_all(s.pool())
+                    .await?,
+            ),
+            Store::Sqlite(s) => (
+                sqlx::query_as(lines_sql)
+                    .bind(id)
+                    .bind(bank)
+                    .bind(account_no)
+                    .fetch_all(s.pool())
+                    .await?,
+                sqlx::query_scalar(entries_sql)
+                    .bind(id)
+                    .fetch_all(s.pool())
+                    .await?,
+            ),
+        };
+        Ok((lines.into_iter().collect(), entries.into_iter().collect()))
+    }
+
+    /// Keeps a reconciliation run's matches in one transaction: a match
+    /// already held is skipped; an automatic match whose line or entry
+    /// another match holds is refused (`already_claimed`), whole run.
+    pub async fn record_matches(
+        &self,
+        institution: &InstitutionId,
+        matches: &[MatchRecord],
+    ) -> Result<RecordedMatches> {
+        self.institution(institution).await?;
+        let id = institution.as_str();
+        let mut report = RecordedMatches::default();
+        in_tx!(self, |tx, now| {
+            for m in matches {
+                let inserted = sqlx::query(
+                    "insert into recon_matches (institution_id, match_id, bank_id, account_no, pass, status, explanation, created_at) \
+                     values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict do nothing",
+                )
+                .bind(id).bind(&m.match_id).bind(&m.bank).bind(&m.account_no).bind(&m.pass)
+                .bind(if m.automatic { "automatic" } else { "suggested" })
+                .bind(&m.explanation).bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if inserted.rows_affected() == 0 {
+                    report.already_held += 1;
+                    continue;
+                }
+                report.stored += 1;
+                if !m.automatic {
+                    continue;
+                }
+                let refused = |what: String| -> StoreError {
+                    LedgerError::AlreadyClaimed {
+                        what,
+                        by: m.match_id.clone(),
+                    }
+                    .into()
+                };
+                for (key, line) in &m.lines {
+                    let r = sqlx::query(
+                        "insert into recon_line_claims (institution_id, bank_id, account_no, statement_key, line_no, match_id) \
+                         values ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(id).bind(&m.bank).bind(&m.account_no).bind(key).bind(*line as i32).bind(&m.match_id)
+                    .execute(&mut *tx)
+                    .await;
+                    match r {
+                        Err(e) if claim_conflict(&e) => {
+                            return Err(refused(format!("bank line {key}#{line}")))
+                        }
+                        other => other?,
+                    };
+                }
+                for seq in &m.entries {
+                    let r = sqlx::query(
+                        "insert into recon_entry_claims (institution_id, entry_seq, match_id) values ($1, $2, $3)",
+                    )
+                    .bind(id).bind(*seq).bind(&m.match_id)
+                    .execute(&mut *tx)
+                    .await;
+                    match r {
+                        Err(e) if claim_conflict(&e) => {
+                            return Err(refused(format!("entry {seq}")))
+                        }
+                        other => other?,
+                    };
+                }
+            }
+        });
+        Ok(report)
+    }
+}
