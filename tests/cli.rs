@@ -573,7 +573,9 @@ fn reconcile_matches_bank_lines_to_the_ledger_and_names_an_unauthorized_outflow(
             ":86:拨付",
             ":61:2611031103D999,00NTRFNONREF//B003",
             ":86:转出",
-            ":62F:C261103CNY39,00",
+            ":61:2611031103C12,34NTRFNONREF//B004",
+            ":86:来款",
+            ":62F:C261103CNY51,34",
             "-",
         ],
     );
@@ -587,7 +589,7 @@ fn reconcile_matches_bank_lines_to_the_ledger_and_names_an_unauthorized_outflow(
     assert!(out.status.success(), "{}", stderr(&out));
     let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let account = &doc["accounts"][0];
-    assert_eq!(account["bank_closing"]["amount"], "39.00");
+    assert_eq!(account["bank_closing"]["amount"], "51.34");
     let matches = account["matches"].as_array().unwrap();
     let by_line = |amount: &str| {
         matches

@@ -259,6 +259,62 @@ async fn record_account(store: &Store, account: &BankAccount) -> anyhow::Result<
         .map(|m| record(m, true))
         .chain(outcome.suggestions.iter().map(|m| record(m, false)))
         .collect();
+    let mut records = records;
+
+    // A credit nobody can attribute is still money held for families: it
+    // is booked to suspense (unidentified) and its line claimed by that entry.
+    let mut receipts = Vec::new();
+    let mut suspense_lines = Vec::new();
+    for (id, reason) in &outcome.unmatched_lines {
+        let l = &open_lines[*id as usize];
+        let unattributed = matches!(reason, reconcile::Reason::NoCandidate)
+            && l.amount_minor > 0
+            && l.status == "booked";
+        if !unattributed || account.kind != AccountKind::Escrow {
+            continue;
+        }
+        let line_key = format!(
+            "{}/{}/{}#{}",
+            account.bank, account.account_no, l.statement_key, l.line_no
+        );
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(line_key.as_bytes()));
+        receipts.push(Request {
+            institution: account.institution.clone(),
+            client_id: ClientId::parse(format!("suspense-{}", &digest[..32]))?,
+            currency: account.currency,
+            occurred_at: l
+                .booking_date
+                .or(l.value_date)
+                .unwrap_or_default()
+                .and_hms_opt(0, 0, 0)
+                .unwrap_or_default()
+                .and_utc(),
+            external_ref: l.bank_ref.clone().or(l.end_to_end_id.clone()),
+            command: Command::RecordUnidentifiedReceipt {
+                amount_minor: l.amount_minor,
+            },
+        });
+        suspense_lines.push((line_key, l.statement_key.clone(), l.line_no));
+    }
+    let suspended = receipts.len();
+    if !receipts.is_empty() {
+        let posted = store.execute_batch(receipts).await?;
+        for (entry, (line_key, statement_key, line_no)) in posted.iter().zip(suspense_lines) {
+            records.push(MatchRecord {
+                match_id: line_key,
+                bank: account.bank.clone(),
+                account_no: account.account_no.clone(),
+                pass: "suspense".into(),
+                automatic: true,
+                explanation: format!(
+                    "no entry matches this credit: booked to unidentified as {}",
+                    entry.client_id
+                ),
+                lines: vec![(statement_key, line_no)],
+                entries: vec![entry.seq],
+            });
+        }
+    }
     let kept = store.record_matches(&account.institution, &records).await?;
 
     // What the bank executed: confirm the pending instructions it settled.
@@ -315,6 +371,7 @@ async fn record_account(store: &Store, account: &BankAccount) -> anyhow::Result<
         "matches_kept": kept.stored,
         "matches_already_kept": kept.already_held,
         "instructions_confirmed": confirmed,
+        "credits_to_suspense": suspended,
         "unauthorized_outflows": outcome.unmatched_lines.iter().filter(|(_, r)| r.is_unauthorized_outflow()).count(),
     }))
 }
@@ -348,13 +405,14 @@ pub async fn record(
     } else {
         for r in &reports {
             println!(
-                "{} account {} at {}: {} matches kept ({} kept before), {} instructions confirmed by the bank, {} unauthorized outflows",
+                "{} account {} at {}: {} matches kept ({} kept before), {} instructions confirmed by the bank, {} credits booked to suspense, {} unauthorized outflows",
                 r["institution"].as_str().unwrap_or(""),
                 r["account"].as_str().unwrap_or(""),
                 r["bank"].as_str().unwrap_or(""),
                 r["matches_kept"],
                 r["matches_already_kept"],
                 r["instructions_confirmed"],
+                r["credits_to_suspense"],
                 r["unauthorized_outflows"]
             );
         }
