@@ -786,3 +786,126 @@ fn recorded_risk_runs_keep_one_alert_per_condition_that_officers_work() {
         .unwrap();
     assert_eq!(golden["alerts"]["reopened"], 1);
 }
+
+#[test]
+fn an_officer_confirms_a_suggested_match_and_it_is_final() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    demo_summary(&url);
+    assert!(run(
+        &url,
+        &["bank", "add", "--id", "PYB", "--name", "Puyang Bank"]
+    )
+    .status
+    .success());
+    assert!(run(
+        &url,
+        &[
+            "bank",
+            "account",
+            "--bank",
+            "PYB",
+            "--account",
+            "6222000011119999",
+            "--institution",
+            "INS-410922-002"
+        ],
+    )
+    .status
+    .success());
+    let at =
+        r#""institution":"INS-410922-002","currency":"CNY","occurred_at":"2026-11-02T09:00:00Z""#;
+    let requests = write(
+        dir.path(),
+        "requests.jsonl",
+        &[&format!(
+            r#"{{{at},"client_id":"walk-in-cash","op":"record_unidentified_receipt","amount":"77.00"}}"#
+        )],
+    );
+    assert!(run(&url, &["post", &requests]).status.success());
+    let statement = write(
+        dir.path(),
+        "pyb.sta",
+        &[
+            ":20:STMT1102",
+            ":25:6222000011119999",
+            ":28C:00001/001",
+            ":60F:C261101CNY0,00",
+            ":61:2611021102C77,00NTRFNONREF//C001",
+            ":86:现金存入",
+            ":62F:C261102CNY77,00",
+            "-",
+        ],
+    );
+    assert!(run(&url, &["feed", "ingest", "--bank", "PYB", &statement])
+        .status
+        .success());
+    let out = run(
+        &url,
+        &[
+            "reconcile",
+            "--institution",
+            "INS-410922-002",
+            "--record",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        doc["accounts"][0]["credits_to_suspense"], 0,
+        "a suggestion is not suspense"
+    );
+
+    let list = || {
+        stdout(&run(
+            &url,
+            &["suggestion", "list", "--institution", "INS-410922-002"],
+        ))
+    };
+    let listed = list();
+    let match_id = listed
+        .split_whitespace()
+        .next()
+        .expect("one suggestion")
+        .to_string();
+    assert!(listed.contains("[amount_date]"), "{listed}");
+    let decide = |verb: &str| {
+        run(
+            &url,
+            &[
+                "suggestion",
+                verb,
+                "--institution",
+                "INS-410922-002",
+                "--match",
+                &match_id,
+                "--actor",
+                "officer-wang",
+            ],
+        )
+    };
+    let out = decide("confirm");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(list().trim().is_empty());
+    let out = decide("reject");
+    assert!(
+        stderr(&out).contains("[suggestion_decided]"),
+        "{}",
+        stderr(&out)
+    );
+    // Confirmed, its line is settled: a re-run neither suggests nor suspends it.
+    let out = run(
+        &url,
+        &[
+            "reconcile",
+            "--institution",
+            "INS-410922-002",
+            "--record",
+            "--json",
+        ],
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["accounts"][0]["matches_kept"], 0);
+    assert_eq!(doc["accounts"][0]["credits_to_suspense"], 0);
+}

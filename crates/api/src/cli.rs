@@ -86,6 +86,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Reconciliation suggestions: list them, confirm or reject them.
+    Suggestion {
+        #[command(subcommand)]
+        what: SuggestionCommand,
+    },
     /// Alerts: list them, act on them.
     Alert {
         #[command(subcommand)]
@@ -105,6 +110,37 @@ pub enum Command {
     Bench {
         #[command(subcommand)]
         what: bench::BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SuggestionCommand {
+    /// The suggestions of an institution waiting for an officer.
+    List {
+        #[arg(long)]
+        institution: String,
+    },
+    /// Confirm a suggestion: it claims its bank lines and entries.
+    Confirm {
+        #[arg(long)]
+        institution: String,
+        #[arg(long = "match")]
+        match_id: String,
+        #[arg(long)]
+        actor: String,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Reject a suggestion.
+    Reject {
+        #[arg(long)]
+        institution: String,
+        #[arg(long = "match")]
+        match_id: String,
+        #[arg(long)]
+        actor: String,
+        #[arg(long)]
+        comment: Option<String>,
     },
 }
 
@@ -247,6 +283,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let store = open(url).await?;
             return risk::run_and_record(&store, jurisdiction, as_of, json, record).await;
+        }
+        Command::Suggestion { what } => {
+            let store = open(url).await?;
+            let (institution, match_id, actor, comment, confirm) = match what {
+                SuggestionCommand::List { institution } => {
+                    let id = InstitutionId::parse(institution)?;
+                    for (match_id, pass, explanation) in store.suggestions(&id).await? {
+                        println!("{match_id} [{pass}] {explanation}");
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
+                SuggestionCommand::Confirm {
+                    institution,
+                    match_id,
+                    actor,
+                    comment,
+                } => (institution, match_id, actor, comment, true),
+                SuggestionCommand::Reject {
+                    institution,
+                    match_id,
+                    actor,
+                    comment,
+                } => (institution, match_id, actor, comment, false),
+            };
+            let id = InstitutionId::parse(institution)?;
+            store
+                .decide_suggestion(&id, &match_id, confirm, &actor, comment.as_deref())
+                .await
+                .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+            println!(
+                "suggestion {match_id} {}",
+                if confirm { "confirmed" } else { "rejected" }
+            );
         }
         Command::Alert { what } => {
             let store = open(url).await?;

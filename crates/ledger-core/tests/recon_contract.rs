@@ -17,6 +17,7 @@ use support::db::TestDb;
 contract!(
     a_match_is_kept_once_and_claims_its_line_and_entry,
     a_second_match_cannot_claim_what_another_holds,
+    officers_confirm_or_reject_suggestions_once_and_the_decision_is_kept,
 );
 
 async fn with_a_statement(db: &TestDb) -> String {
@@ -123,4 +124,70 @@ async fn a_second_match_cannot_claim_what_another_holds(db: &TestDb) {
         .unwrap_err();
     assert_eq!(err.code(), "already_claimed");
     assert_eq!(db.dump().await, before);
+}
+
+async fn officers_confirm_or_reject_suggestions_once_and_the_decision_is_kept(db: &TestDb) {
+    let key = with_a_statement(db).await;
+    let s = &db.store;
+    let mut first = record("B/A1/S1#0", &key, 0, vec![1]);
+    first.automatic = false;
+    let mut second = record("B/A1/S1#1", &key, 1, vec![1]);
+    second.automatic = false;
+    s.record_matches(&iid("I1"), &[first, second])
+        .await
+        .unwrap();
+    assert_eq!(s.suggestions(&iid("I1")).await.unwrap().len(), 2);
+    assert!(
+        s.claimed(&iid("I1"), "B", "A1").await.unwrap().1.is_empty(),
+        "suggestions claim nothing"
+    );
+
+    s.decide_suggestion(
+        &iid("I1"),
+        "B/A1/S1#0",
+        true,
+        "officer-wang",
+        Some("same order"),
+    )
+    .await
+    .unwrap();
+    assert!(s
+        .claimed(&iid("I1"), "B", "A1")
+        .await
+        .unwrap()
+        .1
+        .contains(&1));
+    let before = db.dump().await;
+    // The other suggestion wants the same entry: confirming it is refused.
+    let err = s
+        .decide_suggestion(&iid("I1"), "B/A1/S1#1", true, "officer-li", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "already_claimed");
+    let err = s
+        .decide_suggestion(&iid("I1"), "B/A1/S1#0", false, "officer-li", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "suggestion_decided");
+    let err = s
+        .decide_suggestion(&iid("I1"), "nope", true, "officer-li", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "unknown_suggestion");
+    let err = s
+        .decide_suggestion(&iid("I1"), "B/A1/S1#1", false, "", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_field");
+    assert_eq!(db.dump().await, before);
+    s.decide_suggestion(
+        &iid("I1"),
+        "B/A1/S1#1",
+        false,
+        "officer-li",
+        Some("not ours"),
+    )
+    .await
+    .unwrap();
+    assert!(s.suggestions(&iid("I1")).await.unwrap().is_empty());
 }

@@ -137,6 +137,13 @@ pub enum LedgerError {
     },
     #[error("{what} is already claimed by another reconciliation match; {by} cannot claim it")]
     AlreadyClaimed { what: String, by: String },
+    #[error("institution {institution} has no reconciliation suggestion {match_id}")]
+    UnknownSuggestion {
+        institution: String,
+        match_id: String,
+    },
+    #[error("suggestion {match_id} was already decided ({status})")]
+    SuggestionDecided { match_id: String, status: String },
     #[error("{op} needs the field {field}")]
     MissingField { op: String, field: &'static str },
     #[error("field {field}: {reason}")]
@@ -182,6 +189,8 @@ impl LedgerError {
             BeforeInstitutionExisted { .. } => "before_institution_existed",
             InstitutionNotActive { .. } => "institution_not_active",
             MissingField { .. } => "missing_field",
+            UnknownSuggestion { .. } => "unknown_suggestion",
+            SuggestionDecided { .. } => "suggestion_decided",
             AlreadyClaimed { .. } => "already_claimed",
             UnknownAlert { .. } => "unknown_alert",
             InvalidAlertTransition { .. } => "invalid_alert_transition",

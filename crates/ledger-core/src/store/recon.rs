@@ -63,6 +63,51 @@ macro_rules! in_tx {
     };
 }
 
+/// Inserts a match's claims inside the transaction; a line or entry that
+/// another match holds refuses it (`already_claimed`).
+macro_rules! claim {
+    ($tx:ident, $id:expr, $m:expr) => {{
+        let m: &MatchRecord = $m;
+        let refused = |what: String| -> StoreError {
+            LedgerError::AlreadyClaimed {
+                what,
+                by: m.match_id.clone(),
+            }
+            .into()
+        };
+        for (key, line) in &m.lines {
+            let r = sqlx::query(
+                "insert into recon_line_claims (institution_id, bank_id, account_no, statement_key, line_no, match_id) \
+                 values ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind($id)
+            .bind(&m.bank)
+            .bind(&m.account_no)
+            .bind(key)
+            .bind(*line as i32)
+            .bind(&m.match_id)
+            .execute(&mut *$tx)
+            .await;
+            match r {
+                Err(e) if claim_conflict(&e) => return Err(refused(format!("bank line {key}#{line}"))),
+                other => other?,
+            };
+        }
+        for seq in &m.entries {
+            let r = sqlx::query("insert into recon_entry_claims (institution_id, entry_seq, match_id) values ($1, $2, $3)")
+                .bind($id)
+                .bind(*seq)
+                .bind(&m.match_id)
+                .execute(&mut *$tx)
+                .await;
+            match r {
+                Err(e) if claim_conflict(&e) => return Err(refused(format!("entry {seq}"))),
+                other => other?,
+            };
+        }
+    }};
+}
+
 impl Store {
     pub async fn claimed(
         &self,
@@ -116,13 +161,22 @@ impl Store {
         let mut report = RecordedMatches::default();
         in_tx!(self, |tx, now| {
             for m in matches {
+                let members =
+                    serde_json::json!({ "lines": m.lines, "entries": m.entries }).to_string();
                 let inserted = sqlx::query(
-                    "insert into recon_matches (institution_id, match_id, bank_id, account_no, pass, status, explanation, created_at) \
-                     values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict do nothing",
+                    "insert into recon_matches (institution_id, match_id, bank_id, account_no, pass, status, \
+                       explanation, created_at, members) \
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9) on conflict do nothing",
                 )
-                .bind(id).bind(&m.match_id).bind(&m.bank).bind(&m.account_no).bind(&m.pass)
+                .bind(id)
+                .bind(&m.match_id)
+                .bind(&m.bank)
+                .bind(&m.account_no)
+                .bind(&m.pass)
                 .bind(if m.automatic { "automatic" } else { "suggested" })
-                .bind(&m.explanation).bind(now)
+                .bind(&m.explanation)
+                .bind(now)
+                .bind(members)
                 .execute(&mut *tx)
                 .await?;
                 if inserted.rows_affected() == 0 {
@@ -130,47 +184,125 @@ impl Store {
                     continue;
                 }
                 report.stored += 1;
-                if !m.automatic {
-                    continue;
-                }
-                let refused = |what: String| -> StoreError {
-                    LedgerError::AlreadyClaimed {
-                        what,
-                        by: m.match_id.clone(),
-                    }
-                    .into()
-                };
-                for (key, line) in &m.lines {
-                    let r = sqlx::query(
-                        "insert into recon_line_claims (institution_id, bank_id, account_no, statement_key, line_no, match_id) \
-                         values ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(id).bind(&m.bank).bind(&m.account_no).bind(key).bind(*line as i32).bind(&m.match_id)
-                    .execute(&mut *tx)
-                    .await;
-                    match r {
-                        Err(e) if claim_conflict(&e) => {
-                            return Err(refused(format!("bank line {key}#{line}")))
-                        }
-                        other => other?,
-                    };
-                }
-                for seq in &m.entries {
-                    let r = sqlx::query(
-                        "insert into recon_entry_claims (institution_id, entry_seq, match_id) values ($1, $2, $3)",
-                    )
-                    .bind(id).bind(*seq).bind(&m.match_id)
-                    .execute(&mut *tx)
-                    .await;
-                    match r {
-                        Err(e) if claim_conflict(&e) => {
-                            return Err(refused(format!("entry {seq}")))
-                        }
-                        other => other?,
-                    };
+                if m.automatic {
+                    claim!(tx, id, m);
                 }
             }
         });
         Ok(report)
+    }
+
+    /// An officer confirms a suggestion (it then claims its lines and
+    /// entries, refused if another match holds one) or rejects it. Each
+    /// decision is kept with who and when; a decided suggestion is final.
+    pub async fn decide_suggestion(
+        &self,
+        institution: &InstitutionId,
+        match_id: &str,
+        confirm: bool,
+        actor: &str,
+        comment: Option<&str>,
+    ) -> Result<()> {
+        if actor.trim().is_empty() {
+            return Err(LedgerError::InvalidField {
+                field: "actor",
+                reason: "who decides must be named".into(),
+            }
+            .into());
+        }
+        let id = institution.as_str();
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("match members: {e}"));
+        in_tx!(self, |tx, now| {
+            let row: Option<(String, String, String, String)> = sqlx::query_as(
+                "select status, bank_id, account_no, members from recon_matches \
+                 where institution_id = $1 and match_id = $2",
+            )
+            .bind(id)
+            .bind(match_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((status, bank, account_no, members)) = row else {
+                return Err(LedgerError::UnknownSuggestion {
+                    institution: id.to_string(),
+                    match_id: match_id.to_string(),
+                }
+                .into());
+            };
+            if status != "suggested" {
+                return Err(LedgerError::SuggestionDecided {
+                    match_id: match_id.to_string(),
+                    status,
+                }
+                .into());
+            }
+            let members: serde_json::Value = serde_json::from_str(&members).map_err(corrupt)?;
+            let m = MatchRecord {
+                match_id: match_id.to_string(),
+                bank,
+                account_no,
+                pass: String::new(),
+                automatic: true,
+                explanation: String::new(),
+                lines: serde_json::from_value(members["lines"].clone()).map_err(corrupt)?,
+                entries: serde_json::from_value(members["entries"].clone()).map_err(corrupt)?,
+            };
+            let decision = if confirm { "confirmed" } else { "rejected" };
+            if confirm {
+                claim!(tx, id, &m);
+            }
+            sqlx::query(
+                "update recon_matches set status = $3 where institution_id = $1 and match_id = $2",
+            )
+            .bind(id)
+            .bind(match_id)
+            .bind(decision)
+            .execute(&mut *tx)
+            .await?;
+            let seq: i64 = sqlx::query_scalar(
+                "select cast(coalesce(max(seq), 0) + 1 as bigint) from recon_decisions \
+                 where institution_id = $1 and match_id = $2",
+            )
+            .bind(id)
+            .bind(match_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query(
+                "insert into recon_decisions (institution_id, match_id, seq, decision, decided_by, comment, decided_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(id)
+            .bind(match_id)
+            .bind(seq as i32)
+            .bind(decision)
+            .bind(actor)
+            .bind(comment)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Suggestions waiting for an officer: (match id, pass, explanation).
+    pub async fn suggestions(
+        &self,
+        institution: &InstitutionId,
+    ) -> Result<Vec<(String, String, String)>> {
+        let sql = "select match_id, pass, explanation from recon_matches \
+                   where institution_id = $1 and status = 'suggested' order by match_id";
+        Ok(match self {
+            Store::Postgres(s) => {
+                sqlx::query_as(sql)
+                    .bind(institution.as_str())
+                    .fetch_all(s.pool())
+                    .await?
+            }
+            Store::Sqlite(s) => {
+                sqlx::query_as(sql)
+                    .bind(institution.as_str())
+                    .fetch_all(s.pool())
+                    .await?
+            }
+        })
     }
 }

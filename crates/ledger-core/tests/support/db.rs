@@ -106,6 +106,7 @@ impl TestDb {
             "recon_matches",
             "recon_line_claims",
             "recon_entry_claims",
+            "recon_decisions",
         ];
         let mut out = Vec::new();
         for table in tables {
