@@ -909,3 +909,92 @@ fn an_officer_confirms_a_suggested_match_and_it_is_final() {
     assert_eq!(doc["accounts"][0]["matches_kept"], 0);
     assert_eq!(doc["accounts"][0]["credits_to_suspense"], 0);
 }
+
+#[test]
+fn a_release_the_bank_returned_is_voided_in_the_books() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    demo_summary(&url);
+    assert!(run(
+        &url,
+        &["bank", "add", "--id", "PYB", "--name", "Puyang Bank"]
+    )
+    .status
+    .success());
+    assert!(run(
+        &url,
+        &[
+            "bank",
+            "account",
+            "--bank",
+            "PYB",
+            "--account",
+            "6222000011118888",
+            "--institution",
+            "INS-410922-001"
+        ],
+    )
+    .status
+    .success());
+    let at =
+        r#""institution":"INS-410922-001","currency":"CNY","occurred_at":"2026-11-02T09:00:00Z""#;
+    let requests = write(
+        dir.path(),
+        "requests.jsonl",
+        &[&format!(
+            r#"{{{at},"client_id":"RL-RET-1","op":"instruct_release","amount":"40.00"}}"#
+        )],
+    );
+    assert!(run(&url, &["post", &requests]).status.success());
+    let statement = write(
+        dir.path(),
+        "pyb.sta",
+        &[
+            ":20:STMT1103",
+            ":25:6222000011118888",
+            ":28C:00001/001",
+            ":60F:C261101CNY100,00",
+            ":61:2611021102D40,00NTRFRL-RET-1//R001",
+            ":86:拨付",
+            ":61:2611031103RD40,00NTRFRL-RET-1//R002",
+            ":86:退回 account closed",
+            ":62F:C261103CNY100,00",
+            "-",
+        ],
+    );
+    let out = run(&url, &["feed", "ingest", "--bank", "PYB", &statement]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(
+        &url,
+        &[
+            "reconcile",
+            "--institution",
+            "INS-410922-001",
+            "--record",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        doc["accounts"][0]["instructions_voided_as_returned"], 1,
+        "{doc}"
+    );
+    assert_eq!(doc["accounts"][0]["instructions_confirmed"], 0);
+    let out = run(
+        &url,
+        &["balances", "--institution", "INS-410922-001", "--json"],
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let releasable = doc["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["account"] == "releasable")
+        .unwrap();
+    assert_eq!(
+        releasable["pending_debits"], "0.00",
+        "the returned release no longer holds money back"
+    );
+    assert!(run(&url, &["verify"]).status.success());
+}

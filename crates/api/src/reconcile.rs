@@ -360,7 +360,38 @@ async fn record_account(store: &Store, account: &BankAccount) -> anyhow::Result<
             }
         }
     }
-    let confirmed = confirmations.len();
+    // What the bank returned (the line came and was reversed): the
+    // instruction did not execute, so its pending entry is voided.
+    let mut voids = Vec::new();
+    for (t, reason) in &outcome.unmatched_transfers {
+        if !matches!(reason, reconcile::Reason::Returned { .. }) {
+            continue;
+        }
+        let Some(e) = by_seq.get(&(*t as i64)) else {
+            continue;
+        };
+        let pending = matches!(
+            e.kind,
+            EntryKind::ReleaseInstructed
+                | EntryKind::RefundPaymentInstructed
+                | EntryKind::DepositReturnInstructed
+        );
+        if pending && !resolved.contains(&e.seq) {
+            voids.push(Request {
+                institution: account.institution.clone(),
+                client_id: ClientId::parse(format!("recon-void-{}", e.seq))?,
+                currency: account.currency,
+                occurred_at: e.occurred_at,
+                external_ref: None,
+                command: Command::VoidPending {
+                    pending: e.client_id.clone(),
+                },
+            });
+        }
+    }
+    let voided = voids.len();
+    confirmations.extend(voids);
+    let confirmed = confirmations.len() - voided;
     if !confirmations.is_empty() {
         store.execute_batch(confirmations).await?;
     }
@@ -372,6 +403,7 @@ async fn record_account(store: &Store, account: &BankAccount) -> anyhow::Result<
         "matches_already_kept": kept.already_held,
         "instructions_confirmed": confirmed,
         "credits_to_suspense": suspended,
+        "instructions_voided_as_returned": voided,
         "unauthorized_outflows": outcome.unmatched_lines.iter().filter(|(_, r)| r.is_unauthorized_outflow()).count(),
     }))
 }
