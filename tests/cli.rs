@@ -517,32 +517,36 @@ fn a_gbk_mt940_file_is_read_with_its_encoding_named() {
     assert!(!doc["warnings"].as_array().unwrap().is_empty());
 }
 
-#[test]
-fn reconcile_matches_bank_lines_to_the_ledger_and_names_an_unauthorized_outflow() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(dir.path());
-    demo_summary(&url);
+/// Registers the demo's Puyang Bank and one supervised account with it.
+fn supervised_by_pyb(url: &str, account: &str, institution: &str) {
     assert!(run(
-        &url,
+        url,
         &["bank", "add", "--id", "PYB", "--name", "Puyang Bank"]
     )
     .status
     .success());
-    assert!(run(
-        &url,
+    let out = run(
+        url,
         &[
             "bank",
             "account",
             "--bank",
             "PYB",
             "--account",
-            "6222000011112222",
+            account,
             "--institution",
-            "INS-410922-001"
+            institution,
         ],
-    )
-    .status
-    .success());
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn reconcile_matches_bank_lines_to_the_ledger_and_names_an_unauthorized_outflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    demo_summary(&url);
+    supervised_by_pyb(&url, "6222000011112222", "INS-410922-001");
     let at =
         r#""institution":"INS-410922-001","currency":"CNY","occurred_at":"2026-11-02T09:00:00Z""#;
     let requests = write(
@@ -792,27 +796,7 @@ fn an_officer_confirms_a_suggested_match_and_it_is_final() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(dir.path());
     demo_summary(&url);
-    assert!(run(
-        &url,
-        &["bank", "add", "--id", "PYB", "--name", "Puyang Bank"]
-    )
-    .status
-    .success());
-    assert!(run(
-        &url,
-        &[
-            "bank",
-            "account",
-            "--bank",
-            "PYB",
-            "--account",
-            "6222000011119999",
-            "--institution",
-            "INS-410922-002"
-        ],
-    )
-    .status
-    .success());
+    supervised_by_pyb(&url, "6222000011119999", "INS-410922-002");
     let at =
         r#""institution":"INS-410922-002","currency":"CNY","occurred_at":"2026-11-02T09:00:00Z""#;
     let requests = write(
@@ -915,27 +899,7 @@ fn a_release_the_bank_returned_is_voided_in_the_books() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(dir.path());
     demo_summary(&url);
-    assert!(run(
-        &url,
-        &["bank", "add", "--id", "PYB", "--name", "Puyang Bank"]
-    )
-    .status
-    .success());
-    assert!(run(
-        &url,
-        &[
-            "bank",
-            "account",
-            "--bank",
-            "PYB",
-            "--account",
-            "6222000011118888",
-            "--institution",
-            "INS-410922-001"
-        ],
-    )
-    .status
-    .success());
+    supervised_by_pyb(&url, "6222000011118888", "INS-410922-001");
     let at =
         r#""institution":"INS-410922-001","currency":"CNY","occurred_at":"2026-11-02T09:00:00Z""#;
     let requests = write(

@@ -122,11 +122,11 @@ async fn account_report(store: &Store, account: &BankAccount) -> anyhow::Result<
     }))
 }
 
-pub async fn run(
+/// The supervised accounts of one institution (which must exist) or of all.
+async fn accounts_in_scope(
     store: &Store,
     institution: Option<String>,
-    json_out: bool,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Vec<BankAccount>> {
     let ids = match institution {
         Some(id) => vec![InstitutionId::parse(id)?],
         None => store
@@ -136,12 +136,22 @@ pub async fn run(
             .map(|i| i.id)
             .collect(),
     };
-    let mut reports = Vec::new();
+    let mut accounts = Vec::new();
     for id in &ids {
         store.institution(id).await?;
-        for account in store.supervised_accounts(id).await? {
-            reports.push(account_report(store, &account).await?);
-        }
+        accounts.extend(store.supervised_accounts(id).await?);
+    }
+    Ok(accounts)
+}
+
+pub async fn run(
+    store: &Store,
+    institution: Option<String>,
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut reports = Vec::new();
+    for account in accounts_in_scope(store, institution).await? {
+        reports.push(account_report(store, &account).await?);
     }
     if json_out {
         println!(
@@ -413,21 +423,9 @@ pub async fn record(
     institution: Option<String>,
     json_out: bool,
 ) -> anyhow::Result<ExitCode> {
-    let ids = match institution {
-        Some(id) => vec![InstitutionId::parse(id)?],
-        None => store
-            .institutions()
-            .await?
-            .into_iter()
-            .map(|i| i.id)
-            .collect(),
-    };
     let mut reports = Vec::new();
-    for id in &ids {
-        store.institution(id).await?;
-        for account in store.supervised_accounts(id).await? {
-            reports.push(record_account(store, &account).await?);
-        }
+    for account in accounts_in_scope(store, institution).await? {
+        reports.push(record_account(store, &account).await?);
     }
     if json_out {
         println!(
