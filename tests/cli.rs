@@ -962,3 +962,53 @@ fn a_release_the_bank_returned_is_voided_in_the_books() {
     );
     assert!(run(&url, &["verify"]).status.success());
 }
+
+#[test]
+fn a_bank_that_stops_sending_statements_is_noticed_on_the_first_day_past_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    demo_summary(&url);
+    let silence = |as_of: &str| -> Vec<(String, String)> {
+        let out = run(
+            &url,
+            &[
+                "risk",
+                "--jurisdiction",
+                "410922",
+                "--as-of",
+                as_of,
+                "--json",
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        doc["institutions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|i| {
+                let id = i["id"].as_str().unwrap().to_string();
+                i["signals"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|s| s["kind"] == "feed_silence")
+                    .map(move |s| (id.clone(), s["severity"].as_str().unwrap().to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    // The demo's statements end on 2026-11-07; the national rule allows 3 days.
+    assert!(silence("2026-11-10").is_empty());
+    let yellow = silence("2026-11-11");
+    assert_eq!(
+        yellow.len(),
+        6,
+        "every supervised account of the county: {yellow:?}"
+    );
+    assert!(yellow.iter().all(|(_, severity)| severity == "yellow"));
+    // More than 7 days without a statement is red.
+    assert!(silence("2026-11-15")
+        .iter()
+        .all(|(_, severity)| severity == "red"));
+}
