@@ -541,35 +541,74 @@ fn supervised_by_pyb(url: &str, account: &str, institution: &str) {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
+/// The demo county, one institution's supervised account at Puyang Bank,
+/// requests it recorded on 2026-11-02 (the fields after the common ones)
+/// and the bank's MT940 statement of that account (balances and lines),
+/// posted and ingested. Returns the database URL.
+fn bank_scenario(
+    dir: &Path,
+    institution: &str,
+    account: &str,
+    requests: &[&str],
+    statement: &[&str],
+) -> String {
+    let url = sqlite_url(dir);
+    demo_summary(&url);
+    supervised_by_pyb(&url, account, institution);
+    let head = format!(
+        r#""institution":"{institution}","currency":"CNY","occurred_at":"2026-11-02T09:00:00Z""#
+    );
+    let lines: Vec<String> = requests.iter().map(|r| format!("{{{head},{r}}}")).collect();
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let out = run(&url, &["post", &write(dir, "requests.jsonl", &lines)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let header = [
+        ":20:STMT-PYB".to_string(),
+        format!(":25:{account}"),
+        ":28C:00001/001".to_string(),
+    ];
+    let mut mt940: Vec<&str> = header.iter().map(String::as_str).collect();
+    mt940.extend_from_slice(statement);
+    mt940.push("-");
+    let out = run(
+        &url,
+        &[
+            "feed",
+            "ingest",
+            "--bank",
+            "PYB",
+            &write(dir, "pyb.sta", &mt940),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    url
+}
+
+/// One account of an institution, from `balances --json`.
+fn account_balance(url: &str, institution: &str, account: &str) -> serde_json::Value {
+    let out = run(url, &["balances", "--institution", institution, "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    doc["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["account"] == account)
+        .unwrap()
+        .clone()
+}
+
 #[test]
 fn reconcile_matches_bank_lines_to_the_ledger_and_names_an_unauthorized_outflow() {
     let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(dir.path());
-    demo_summary(&url);
-    supervised_by_pyb(&url, "6222000011112222", "INS-410922-001");
-    let at =
-        r#""institution":"INS-410922-001","currency":"CNY","occurred_at":"2026-11-02T09:00:00Z""#;
-    let requests = write(
+    let url = bank_scenario(
         dir.path(),
-        "requests.jsonl",
+        "INS-410922-001",
+        "6222000011112222",
         &[
-            &format!(
-                r#"{{{at},"client_id":"rcpt-1","external_ref":"ORD-20261101-42","op":"record_unidentified_receipt","amount":"88.00"}}"#
-            ),
-            &format!(
-                r#"{{{at},"client_id":"RL-2026-11","op":"instruct_release","amount":"50.00"}}"#
-            ),
+            r#""client_id":"rcpt-1","external_ref":"ORD-20261101-42","op":"record_unidentified_receipt","amount":"88.00""#,
+            r#""client_id":"RL-2026-11","op":"instruct_release","amount":"50.00""#,
         ],
-    );
-    let out = run(&url, &["post", &requests]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let statement = write(
-        dir.path(),
-        "pyb.sta",
         &[
-            ":20:STMT1101",
-            ":25:6222000011112222",
-            ":28C:00001/001",
             ":60F:C261101CNY1000,00",
             ":61:2611021102C88,00NTRFNONREF//B001",
             ":86:学费 订单 ORD-20261101-42",
@@ -580,11 +619,8 @@ fn reconcile_matches_bank_lines_to_the_ledger_and_names_an_unauthorized_outflow(
             ":61:2611031103C12,34NTRFNONREF//B004",
             ":86:来款",
             ":62F:C261103CNY51,34",
-            "-",
         ],
     );
-    let out = run(&url, &["feed", "ingest", "--bank", "PYB", &statement]);
-    assert!(out.status.success(), "{}", stderr(&out));
 
     let out = run(
         &url,
@@ -621,6 +657,47 @@ fn reconcile_matches_bank_lines_to_the_ledger_and_names_an_unauthorized_outflow(
         &["reconcile", "--institution", "INS-410922-001"],
     ));
     assert!(text.contains("UNAUTHORIZED OUTFLOW"), "{text}");
+
+    // Recorded: the matches are kept, the bank's execution of the release
+    // confirms it in the books, the credit nobody can attribute goes to
+    // suspense; a re-run finds nothing new.
+    let pending =
+        || account_balance(&url, "INS-410922-001", "releasable")["pending_debits"].clone();
+    assert_eq!(pending(), "50.00");
+    let record = || {
+        let out = run(
+            &url,
+            &[
+                "reconcile",
+                "--institution",
+                "INS-410922-001",
+                "--record",
+                "--json",
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        doc["accounts"][0].clone()
+    };
+    let first = record();
+    assert_eq!(first["instructions_confirmed"], 1, "{first}");
+    assert!(first["matches_kept"].as_u64().unwrap() >= 2, "{first}");
+    assert_eq!(first["unauthorized_outflows"], 1);
+    assert_eq!(
+        first["credits_to_suspense"], 1,
+        "the 12.34 nobody can attribute"
+    );
+    assert_eq!(pending(), "0.00");
+    assert_eq!(
+        account_balance(&url, "INS-410922-001", "unidentified")["balance"],
+        "100.34",
+        "88.00 recorded before + 12.34 from the bank"
+    );
+    let again = record();
+    assert_eq!(again["matches_kept"], 0, "{again}");
+    assert_eq!(again["instructions_confirmed"], 0);
+    assert_eq!(again["credits_to_suspense"], 0);
+    assert!(run(&url, &["verify"]).status.success());
 }
 
 #[test]
@@ -794,36 +871,18 @@ fn recorded_risk_runs_keep_one_alert_per_condition_that_officers_work() {
 #[test]
 fn an_officer_confirms_a_suggested_match_and_it_is_final() {
     let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(dir.path());
-    demo_summary(&url);
-    supervised_by_pyb(&url, "6222000011119999", "INS-410922-002");
-    let at =
-        r#""institution":"INS-410922-002","currency":"CNY","occurred_at":"2026-11-02T09:00:00Z""#;
-    let requests = write(
+    let url = bank_scenario(
         dir.path(),
-        "requests.jsonl",
-        &[&format!(
-            r#"{{{at},"client_id":"walk-in-cash","op":"record_unidentified_receipt","amount":"77.00"}}"#
-        )],
-    );
-    assert!(run(&url, &["post", &requests]).status.success());
-    let statement = write(
-        dir.path(),
-        "pyb.sta",
+        "INS-410922-002",
+        "6222000011119999",
+        &[r#""client_id":"walk-in-cash","op":"record_unidentified_receipt","amount":"77.00""#],
         &[
-            ":20:STMT1102",
-            ":25:6222000011119999",
-            ":28C:00001/001",
             ":60F:C261101CNY0,00",
             ":61:2611021102C77,00NTRFNONREF//C001",
             ":86:现金存入",
             ":62F:C261102CNY77,00",
-            "-",
         ],
     );
-    assert!(run(&url, &["feed", "ingest", "--bank", "PYB", &statement])
-        .status
-        .success());
     let out = run(
         &url,
         &[
@@ -897,37 +956,20 @@ fn an_officer_confirms_a_suggested_match_and_it_is_final() {
 #[test]
 fn a_release_the_bank_returned_is_voided_in_the_books() {
     let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(dir.path());
-    demo_summary(&url);
-    supervised_by_pyb(&url, "6222000011118888", "INS-410922-001");
-    let at =
-        r#""institution":"INS-410922-001","currency":"CNY","occurred_at":"2026-11-02T09:00:00Z""#;
-    let requests = write(
+    let url = bank_scenario(
         dir.path(),
-        "requests.jsonl",
-        &[&format!(
-            r#"{{{at},"client_id":"RL-RET-1","op":"instruct_release","amount":"40.00"}}"#
-        )],
-    );
-    assert!(run(&url, &["post", &requests]).status.success());
-    let statement = write(
-        dir.path(),
-        "pyb.sta",
+        "INS-410922-001",
+        "6222000011118888",
+        &[r#""client_id":"RL-RET-1","op":"instruct_release","amount":"40.00""#],
         &[
-            ":20:STMT1103",
-            ":25:6222000011118888",
-            ":28C:00001/001",
             ":60F:C261101CNY100,00",
             ":61:2611021102D40,00NTRFRL-RET-1//R001",
             ":86:拨付",
             ":61:2611031103RD40,00NTRFRL-RET-1//R002",
             ":86:退回 account closed",
             ":62F:C261103CNY100,00",
-            "-",
         ],
     );
-    let out = run(&url, &["feed", "ingest", "--bank", "PYB", &statement]);
-    assert!(out.status.success(), "{}", stderr(&out));
     let out = run(
         &url,
         &[
@@ -945,17 +987,7 @@ fn a_release_the_bank_returned_is_voided_in_the_books() {
         "{doc}"
     );
     assert_eq!(doc["accounts"][0]["instructions_confirmed"], 0);
-    let out = run(
-        &url,
-        &["balances", "--institution", "INS-410922-001", "--json"],
-    );
-    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let releasable = doc["accounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["account"] == "releasable")
-        .unwrap();
+    let releasable = account_balance(&url, "INS-410922-001", "releasable");
     assert_eq!(
         releasable["pending_debits"], "0.00",
         "the returned release no longer holds money back"

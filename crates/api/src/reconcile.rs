@@ -1,8 +1,9 @@
 //! `escrow-ledger reconcile`: for each supervised account, the three figures
 //! (the bank's closing balance, the ledger's balance, what the books say is
 //! owed) and every bank line matched to the ledger, suggested, or left
-//! unmatched with its reason. A report: it records nothing yet (persisting
-//! matches and their consequences is the next step of issue 4).
+//! unmatched with its reason. The report records nothing; `--record` keeps
+//! the matches (claims), confirms what the bank executed, voids what it
+//! returned and books unattributed credits to suspense.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
