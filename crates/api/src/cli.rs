@@ -106,6 +106,13 @@ pub enum Command {
         #[command(subcommand)]
         what: feed::BankCommand,
     },
+    /// Run the HTTP service (see /docs once it is up).
+    Serve(crate::serve::ServeArgs),
+    /// API tokens: create (shown once), revoke, list.
+    Token {
+        #[command(subcommand)]
+        what: crate::token::TokenCommand,
+    },
     /// Benchmarks (see BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
@@ -144,7 +151,7 @@ pub enum SuggestionCommand {
     },
 }
 
-async fn open(url: &str) -> anyhow::Result<Store> {
+pub async fn open(url: &str) -> anyhow::Result<Store> {
     let store = Store::connect(url)
         .await
         .with_context(|| format!("cannot open the database at {url}"))?;
@@ -218,6 +225,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Bench { what } => bench::run(what, url).await?,
+        Command::Serve(args) => crate::serve::run(url, args).await?,
+        Command::Token { what } => {
+            let store = open(url).await?;
+            return crate::token::run(&store, what).await;
+        }
         Command::Feed { what } => {
             return match what {
                 feed::FeedCommand::Parse {

@@ -1,16 +1,7 @@
 //! The `escrow-ledger` binary: parses the command line, sets up logging and
 //! hands over to the command.
 
-mod alerts;
-mod bench;
-mod cli;
-mod demo;
-mod feed;
-mod reconcile;
-mod report;
-mod risk;
-mod telemetry;
-
+use api::{cli, telemetry};
 use clap::Parser;
 
 #[tokio::main]

@@ -258,12 +258,6 @@ async fn snapshot(
     })
 }
 
-fn within(code: &JurisdictionCode, scope: &JurisdictionCode) -> bool {
-    // Administrative codes nest by prefix: 410000 ⊃ 410900 ⊃ 410922.
-    let prefix = scope.as_str().trim_end_matches('0');
-    scope.as_str() == JurisdictionCode::NATIONAL || code.as_str().starts_with(prefix)
-}
-
 /// The alerts a run leaves: each signal as a finding keyed by its condition.
 fn findings(a: &Assessment) -> anyhow::Result<Vec<ledger_core::domain::alerts::Finding>> {
     a.signals
@@ -282,6 +276,44 @@ fn findings(a: &Assessment) -> anyhow::Result<Vec<ledger_core::domain::alerts::F
             })
         })
         .collect()
+}
+
+/// Keeps each assessment's signals as alerts (the same condition updates
+/// its alert).
+pub async fn record_alerts(
+    store: &Store,
+    ranked: &[Assessment],
+    as_of: NaiveDate,
+) -> anyhow::Result<
+    Vec<(
+        ledger_core::InstitutionId,
+        ledger_core::domain::alerts::RecordReport,
+    )>,
+> {
+    let mut recorded = Vec::new();
+    for a in ranked {
+        let report = store
+            .record_findings(&a.institution, as_of, &findings(a)?)
+            .await?;
+        recorded.push((a.institution.clone(), report));
+    }
+    Ok(recorded)
+}
+
+/// Every institution in `scope` (and below it) evaluated as of a day,
+/// riskiest first.
+pub async fn assess(
+    store: &Store,
+    scope: &JurisdictionCode,
+    as_of: NaiveDate,
+) -> anyhow::Result<Vec<Assessment>> {
+    let mut assessments: Vec<Assessment> = Vec::new();
+    for institution in store.institutions().await? {
+        if scope.covers(&institution.jurisdiction) {
+            assessments.push(risk::evaluate(&snapshot(store, &institution, as_of).await?));
+        }
+    }
+    Ok(risk::rank(assessments))
 }
 
 pub async fn run(
@@ -305,21 +337,10 @@ pub async fn run_and_record(
         Some(code) => JurisdictionCode::parse(code)?,
         None => JurisdictionCode::national(),
     };
-    let mut assessments: Vec<Assessment> = Vec::new();
-    for institution in store.institutions().await? {
-        if within(&institution.jurisdiction, &scope) {
-            assessments.push(risk::evaluate(&snapshot(store, &institution, as_of).await?));
-        }
-    }
-    let ranked = risk::rank(assessments);
+    let ranked = assess(store, &scope, as_of).await?;
     let mut recorded = Vec::new();
     if record {
-        for a in &ranked {
-            let report = store
-                .record_findings(&a.institution, as_of, &findings(a)?)
-                .await?;
-            recorded.push((a.institution.clone(), report));
-        }
+        recorded = record_alerts(store, &ranked, as_of).await?;
     }
     if json_out {
         let institutions: Vec<_> = ranked

@@ -3,6 +3,7 @@
 //! lock the chain heads of its institutions in id order, load the slice of the
 //! books it touches, run the pure domain over it, write back what changed.
 
+mod access;
 mod alerts;
 mod clock;
 mod feeds;
@@ -27,6 +28,7 @@ use crate::domain::ids::{ClientId, EnrollmentId, InstitutionId, JurisdictionCode
 use crate::domain::policy::RulePack;
 use crate::domain::registry::{Enrollment, Institution, Jurisdiction};
 
+pub use access::{AuditRecord, KeptAnswer, TokenRecord};
 pub use clock::Clock;
 pub use feeds::{StatementLines, StoredLine};
 pub use postgres::PgStore;

@@ -162,6 +162,10 @@ async fn every_institution_table_is_keyed_by_institution_first_and_never_spans_t
         "rule_packs",
         "banks",
         "feed_files",
+        // API access: tokens, the audit log, kept idempotent answers.
+        "api_tokens",
+        "audit_log",
+        "idempotent_answers",
         "_sqlx_migrations",
     ]
     .into();

@@ -103,6 +103,18 @@ impl JurisdictionCode {
         Self(Self::NATIONAL.to_string())
     }
 
+    /// Whether `other` is this division or lies below it. Administrative
+    /// division codes nest by pairs of digits (GB/T 2260): province `41`0000
+    /// ⊃ city `4109`00 ⊃ county `410922`, and `000000` is the nation.
+    pub fn covers(&self, other: &JurisdictionCode) -> bool {
+        let b = self.0.as_bytes();
+        let significant = (0..3)
+            .rev()
+            .find(|&pair| &b[2 * pair..2 * pair + 2] != b"00")
+            .map_or(0, |pair| 2 * pair + 2);
+        other.0.as_bytes()[..significant] == b[..significant]
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -127,6 +139,19 @@ impl fmt::Display for JurisdictionCode {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_division_covers_itself_and_what_lies_below_it() {
+        let code = |c: &str| JurisdictionCode::parse(c).unwrap();
+        assert!(code("000000").covers(&code("410922")));
+        assert!(code("410000").covers(&code("410922")));
+        assert!(code("410900").covers(&code("410922")));
+        assert!(code("410922").covers(&code("410922")));
+        assert!(!code("410922").covers(&code("410900")));
+        assert!(!code("410900").covers(&code("410100")));
+        assert!(!code("410000").covers(&code("420922")));
+        assert!(!code("410922").covers(&code("410923")));
+    }
+
     use super::*;
 
     #[test]

@@ -1,0 +1,141 @@
+//! `escrow-ledger serve`: the HTTP service. The router, the middleware stack
+//! (request id, logs, metrics, timeout, body limit, authentication, audit,
+//! idempotency) and the server's lifecycle live here; handlers live in
+//! `routes`, scope in `guard`, errors in `problem`.
+
+pub mod auth;
+pub mod guard;
+pub mod metrics;
+pub mod openapi;
+pub mod problem;
+pub mod record;
+pub mod routes;
+pub mod views;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderName, Request};
+use axum::middleware::from_fn_with_state;
+use axum::Router;
+use ledger_core::Store;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use metrics::Metrics;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            request_timeout: Duration::from_secs(30),
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: Config) -> AppState {
+        AppState {
+            store,
+            metrics: Arc::new(Metrics::default()),
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// The `/v1` API with its OpenAPI document, collected from the handlers.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(openapi::base())
+        .merge(routes::registry::router())
+        .merge(routes::books::router())
+        .merge(routes::flows::router())
+        .merge(routes::oversight::router())
+        .merge(routes::feeds::router())
+        .split_for_parts()
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = api();
+    let doc = Arc::new(doc);
+    // Innermost first: idempotency sees the caller authentication found;
+    // audit sees the caller and the outcome on the response.
+    let api = api
+        .layer(from_fn_with_state(state.clone(), record::idempotent))
+        .layer(from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(from_fn_with_state(state.clone(), record::audit));
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(routes::ops::router(doc))
+        .merge(api)
+        .fallback(routes::ops::not_found)
+        .layer(from_fn_with_state(state.clone(), metrics::track))
+        .layer(RequestBodyLimitLayer::new(state.config.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            state.config.request_timeout,
+        ))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

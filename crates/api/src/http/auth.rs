@@ -1,0 +1,79 @@
+//! Bearer tokens in, a `Caller` out. Runs before every `/v1` handler; the
+//! caller is also left on the response for the audit log.
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::access::{Caller, Role, Scope};
+use crate::http::problem::ApiError;
+use crate::http::AppState;
+use crate::token;
+
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let caller = match caller(&state, request.headers()).await {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    request.extensions_mut().insert(caller.clone());
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(caller);
+    response
+}
+
+async fn caller(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Caller, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("no Authorization header: send `Authorization: Bearer <token>` (escrow-ledger token create)"))?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::unauthorized("the Authorization header is not `Bearer <token>`")
+        })?;
+    let record = state
+        .store
+        .token_by_hash(&token::hash(token))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the bearer token is not known"))?;
+    if record.revoked_at.is_some() {
+        return Err(ApiError::unauthorized(format!(
+            "the bearer token {} was revoked",
+            record.id
+        )));
+    }
+    let corrupt = |what: String| {
+        tracing::error!(token = %record.id, "{what}");
+        ApiError::internal()
+    };
+    let role =
+        Role::parse(&record.role).ok_or_else(|| corrupt(format!("role {:?}", record.role)))?;
+    let scope = Scope::parse(&record.scope_kind, record.scope_id.as_deref()).map_err(corrupt)?;
+    Ok(Caller {
+        token_id: record.id,
+        name: record.name,
+        role,
+        scope,
+    })
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::unauthorized("this route needs a bearer token"))
+    }
+}

@@ -1,0 +1,125 @@
+//! Scope, enforced in one place: every handler loads its target through
+//! these, which answer 404 for what the caller cannot see (so out of scope
+//! and absent look the same) and 403 for what it can see but may not do.
+
+use ledger_core::{Institution, InstitutionId, JurisdictionCode};
+
+use crate::access::{permits, Action, Caller, Scope};
+use crate::http::problem::{ApiError, ApiResult};
+use crate::http::AppState;
+
+fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::ReadBooks => "read the books",
+        Action::Oversee => "read oversight reports",
+        Action::WorkAlerts => "work alerts",
+        Action::Register => "register institutions or jurisdictions",
+        Action::RecordTeaching => "record enrollments or lessons",
+        Action::RecordPayments => "record payments",
+        Action::RequestRefund => "request refunds",
+        Action::ApproveRefund => "approve refunds",
+        Action::SendFeeds => "send bank feeds",
+    }
+}
+
+fn permitted(caller: &Caller, action: Action) -> ApiResult<()> {
+    if permits(caller.role, action) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            caller.role.as_str(),
+            action_name(action),
+        ))
+    }
+}
+
+/// An institution the caller may act on.
+pub async fn institution(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    action: Action,
+) -> ApiResult<Institution> {
+    let not_found = || ApiError::not_found(format!("institution {id:?}"));
+    let id = InstitutionId::parse(id).map_err(|_| not_found())?;
+    let institution = match state.store.institution(&id).await {
+        Ok(i) => i,
+        Err(e) if e.code() == "unknown_institution" => return Err(not_found()),
+        Err(e) => return Err(e.into()),
+    };
+    let banked_here = match &caller.scope {
+        Scope::Bank(bank) => state
+            .store
+            .supervised_accounts(&institution.id)
+            .await?
+            .iter()
+            .any(|a| a.bank == *bank),
+        _ => false,
+    };
+    if !caller.sees_institution(&institution, banked_here) {
+        return Err(not_found());
+    }
+    permitted(caller, action)?;
+    Ok(institution)
+}
+
+/// A jurisdiction the caller may act on.
+pub async fn jurisdiction(
+    state: &AppState,
+    caller: &Caller,
+    code: &str,
+    action: Action,
+) -> ApiResult<ledger_core::Jurisdiction> {
+    let not_found = || ApiError::not_found(format!("jurisdiction {code:?}"));
+    let code = JurisdictionCode::parse(code).map_err(|_| not_found())?;
+    if !caller.sees_jurisdiction(&code) {
+        return Err(not_found());
+    }
+    let jurisdiction = state
+        .store
+        .jurisdictions()
+        .await?
+        .into_iter()
+        .find(|j| j.code == code)
+        .ok_or_else(not_found)?;
+    permitted(caller, action)?;
+    Ok(jurisdiction)
+}
+
+/// A bank the caller may act for.
+pub async fn bank(state: &AppState, caller: &Caller, bank: &str, action: Action) -> ApiResult<()> {
+    let not_found = || ApiError::not_found(format!("bank {bank:?}"));
+    if !caller.sees_bank(bank) || !state.store.banks().await?.iter().any(|b| b == bank) {
+        return Err(not_found());
+    }
+    permitted(caller, action)
+}
+
+/// The institutions the caller can see, for lists.
+pub async fn visible_institutions(
+    state: &AppState,
+    caller: &Caller,
+) -> ApiResult<Vec<Institution>> {
+    let all = state.store.institutions().await?;
+    let mut out = Vec::new();
+    for i in all {
+        let banked_here = match &caller.scope {
+            Scope::Bank(bank) => state
+                .store
+                .supervised_accounts(&i.id)
+                .await?
+                .iter()
+                .any(|a| a.bank == *bank),
+            _ => false,
+        };
+        if caller.sees_institution(&i, banked_here) {
+            out.push(i);
+        }
+    }
+    Ok(out)
+}
+
+/// A permission check for actions without a loaded target (lists).
+pub fn may(caller: &Caller, action: Action) -> ApiResult<()> {
+    permitted(caller, action)
+}

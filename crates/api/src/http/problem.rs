@@ -1,0 +1,266 @@
+//! Errors as `application/problem+json` (RFC 9457) with the stable `code`
+//! from the domain, a human message and, for validation errors, the field.
+//! Bad input is never a 500, and a 500 never carries SQL or internals: those
+//! go to the log under the request id.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ledger_core::{LedgerError, StoreError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The code an error answered with, left on the response for the audit log
+/// and the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    pub field: Option<String>,
+}
+
+/// An error, as every endpoint reports it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem (`urn:escrow-ledger:problem:<code>`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    /// Stable, machine-readable: branch on this.
+    pub code: String,
+    /// What went wrong, where and why, for a person.
+    pub detail: String,
+    /// The request field at fault, for validation errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            detail: detail.into(),
+            field: None,
+        }
+    }
+
+    pub fn on_field(mut self, field: impl Into<String>) -> ApiError {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    pub fn invalid(field: &str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", detail).on_field(field)
+    }
+
+    /// Out of scope and absent look the same.
+    pub fn not_found(what: impl std::fmt::Display) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} does not exist or is not yours to see"),
+        )
+    }
+
+    pub fn forbidden(role: &str, action: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("a {role} token may not {action}"),
+        )
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+
+    pub fn internal() -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the service could not complete the request; the log has the details under this request's id",
+        )
+    }
+
+    pub fn problem(&self) -> Problem {
+        Problem {
+            kind: format!("urn:escrow-ledger:problem:{}", self.code),
+            title: self
+                .status
+                .canonical_reason()
+                .unwrap_or("Error")
+                .to_string(),
+            status: self.status.as_u16(),
+            code: self.code.to_string(),
+            detail: self.detail.clone(),
+            field: self.field.clone(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        let mut response = (self.status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response.extensions_mut().insert(ErrorCode(self.code));
+        response
+    }
+}
+
+/// The status a refusal of the ledger answers with.
+fn ledger_status(error: &LedgerError) -> StatusCode {
+    match error.code() {
+        "unknown_institution"
+        | "unknown_enrollment"
+        | "unknown_entry"
+        | "unknown_jurisdiction"
+        | "unknown_alert"
+        | "unknown_suggestion"
+        | "unknown_bank"
+        | "unknown_bank_account"
+        | "unknown_account" => StatusCode::NOT_FOUND,
+        "exists_with_different_fields"
+        | "already_resolved"
+        | "already_claimed"
+        | "suggestion_decided"
+        | "not_pending"
+        | "bank_account_taken"
+        | "invalid_alert_transition" => StatusCode::CONFLICT,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+fn ledger_field(error: &LedgerError) -> Option<String> {
+    match error {
+        LedgerError::MissingField { field, .. } | LedgerError::InvalidField { field, .. } => {
+            Some(field.to_string())
+        }
+        _ => None,
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(error: LedgerError) -> ApiError {
+        ApiError {
+            status: ledger_status(&error),
+            code: error.code(),
+            field: ledger_field(&error),
+            detail: error.to_string(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match error {
+            StoreError::Rejected { index, error } => {
+                let mut e = ApiError::from(error);
+                if let Some(i) = index {
+                    e.detail = format!("item {i} of the batch: {}", e.detail);
+                    e.field = Some(match e.field {
+                        Some(f) => format!("items[{i}].{f}"),
+                        None => format!("items[{i}]"),
+                    });
+                }
+                e
+            }
+            other => {
+                tracing::error!(error = %other, "store failure");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(error: anyhow::Error) -> ApiError {
+        match error.downcast::<StoreError>() {
+            Ok(e) => e.into(),
+            Err(error) => match error.downcast::<LedgerError>() {
+                Ok(e) => e.into(),
+                Err(error) => {
+                    tracing::error!(error = %format!("{error:#}"), "request failed");
+                    ApiError::internal()
+                }
+            },
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> ApiError {
+        let code = match &rejection {
+            JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
+            JsonRejection::JsonSyntaxError(_) => "malformed_json",
+            JsonRejection::JsonDataError(_) => "invalid_body",
+            _ => "unreadable_body",
+        };
+        let status = match code {
+            "unsupported_media_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_body" => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let detail = rejection.body_text();
+        let mut e = ApiError::new(status, code, detail.clone());
+        // serde names the field first: "…: missing field `amount` at line 1 column 2".
+        if let Some(field) = detail
+            .split('`')
+            .nth(1)
+            .filter(|_| detail.contains("field `"))
+        {
+            e.field = Some(field.to_string());
+        } else if let Some((path, _)) = detail
+            .split_once(": ")
+            .and_then(|(_, rest)| rest.split_once(": "))
+        {
+            if !path.contains(' ') {
+                e.field = Some(path.to_string());
+            }
+        }
+        e
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> ApiError {
+        ApiError::bad_request("invalid_query", rejection.body_text())
+    }
+}
+
+/// `axum::Json`, with refusals as problems.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Json<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// `axum::extract::Query`, with refusals as problems.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+pub type ApiResult<T> = Result<T, ApiError>;

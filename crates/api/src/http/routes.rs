@@ -1,0 +1,8 @@
+//! The handlers, one module per area of the API.
+
+pub mod books;
+pub mod feeds;
+pub mod flows;
+pub mod ops;
+pub mod oversight;
+pub mod registry;

@@ -1,0 +1,145 @@
+//! A bank uploads a statement file (camt.052/053/054, MT940/942) for the
+//! accounts it holds. The file is parsed whole and stored whole, or refused
+//! whole with where and why; the same file twice changes nothing.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use bank_adapter::parse::{FileContext, ParseOptions};
+use ledger_core::domain::feeds::IngestReport;
+use ledger_core::StoreError;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::access::{Action, Caller, Scope};
+use crate::http::problem::{ApiError, ApiResult, Json, Problem, Query};
+use crate::http::{guard, AppState};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(upload))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FeedQuery {
+    /// The sending bank; a bank token's own bank by default.
+    pub bank: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedReceipt {
+    pub bank: String,
+    /// SHA-256 of the file as received.
+    pub sha256: String,
+    pub format: String,
+    /// The file had been received before: nothing was stored.
+    pub file_seen_before: bool,
+    pub statements_stored: u32,
+    pub statements_already_held: u32,
+    pub lines_stored: u64,
+    /// Layout oddities and balance-chain breaks, said, not hidden.
+    pub warnings: Vec<String>,
+}
+
+/// Upload a statement file; the body is the file itself.
+#[utoipa::path(post, path = "/v1/feeds", tag = "feeds", params(FeedQuery,
+        ("Idempotency-Key" = String, Header, description = "Repeats get the first answer")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+                 description = "camt.052/053/054 XML or MT940/MT942 text, detected by content"),
+    responses((status = 201, body = FeedReceipt), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn upload(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<FeedQuery>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<FeedReceipt>)> {
+    let bank = match (q.bank, &caller.scope) {
+        (Some(b), _) => b,
+        (None, Scope::Bank(b)) => b.clone(),
+        (None, _) => {
+            return Err(ApiError::invalid(
+                "bank",
+                "name the sending bank with ?bank=…",
+            ))
+        }
+    };
+    guard::bank(&state, &caller, &bank, Action::SendFeeds).await?;
+    if body.is_empty() {
+        return Err(ApiError::invalid(
+            "body",
+            "the body is empty: send the statement file",
+        ));
+    }
+    let ctx = FileContext::of(&body);
+    let mut statements = Vec::new();
+    let options = ParseOptions {
+        format: None,
+        csv: None,
+    };
+    let mut parse_warnings =
+        bank_adapter::parse::parse_stream(&body[..], &ctx, &options, &mut |s| {
+            statements.push(s);
+            Ok(())
+        })
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                e.code(),
+                format!("{e}; nothing from this file was stored"),
+            )
+            .on_field("body")
+        })?
+        .into_iter()
+        .map(|w| format!("{}: {}", w.at, w.message))
+        .collect::<Vec<_>>();
+    let feed = statements
+        .iter()
+        .map(|s| bank_adapter::ingest::to_feed(&bank, s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                e.code(),
+                format!("{e}; nothing from this file was stored"),
+            )
+            .on_field("body")
+        })?;
+    let format = statements.first().map_or("empty", |s| s.format.code());
+    let report: IngestReport = state
+        .store
+        .ingest_file(&bank, &ctx.sha256, format, body.len() as u64, &feed)
+        .await
+        .map_err(|e| match e {
+            StoreError::Rejected { index, error } => {
+                let which = index
+                    .and_then(|i| feed.get(i))
+                    .map(|s| format!("statement {} of account {}: ", s.statement_id, s.account_no))
+                    .unwrap_or_default();
+                let mut e = ApiError::from(error);
+                e.detail = format!("{which}{}; nothing from this file was stored", e.detail);
+                e
+            }
+            other => other.into(),
+        })?;
+    state
+        .metrics
+        .feed_lines_ingested
+        .fetch_add(report.lines_stored, std::sync::atomic::Ordering::Relaxed);
+    parse_warnings.extend(report.warnings.iter().cloned());
+    Ok((
+        StatusCode::CREATED,
+        Json(FeedReceipt {
+            bank,
+            sha256: ctx.sha256,
+            format: format.to_string(),
+            file_seen_before: report.file_seen_before,
+            statements_stored: report.statements_stored,
+            statements_already_held: report.statements_already_held,
+            lines_stored: report.lines_stored,
+            warnings: parse_warnings,
+        }),
+    ))
+}

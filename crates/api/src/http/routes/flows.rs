@@ -1,0 +1,322 @@
+//! The flows of money and teaching: enrollments, tuition payments, lesson
+//! consumption, one at a time or in an all-or-nothing batch. A request's
+//! Idempotency-Key is its client id in the ledger, so a repeat, even one
+//! that raced past the kept answer, is a replay there too.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Extension;
+use chrono::{DateTime, NaiveDate, Utc};
+use ledger_core::domain::wire::WireRequest;
+use ledger_core::{Amount, ClientId, Command, Enrollment, EnrollmentId, Institution, Request};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::access::{Action, Caller};
+use crate::http::problem::{ApiError, ApiResult, Json, Problem};
+use crate::http::views::{money, EnrollmentView, EntryView};
+use crate::http::{guard, AppState};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_enrollment))
+        .routes(routes!(record_payment))
+        .routes(routes!(record_consumption))
+        .routes(routes!(post_batch))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEnrollment {
+    #[schema(example = "ENR-0001")]
+    pub id: String,
+    /// A pseudonymous reference to the student; no personal data.
+    pub student_ref: String,
+    pub hours_bought: u32,
+    #[serde(default)]
+    pub bonus_hours: u32,
+    /// The price actually paid for `hours_bought`, a decimal string.
+    #[schema(example = "3000.00")]
+    pub price: String,
+    pub course_start: NaiveDate,
+    pub course_end: NaiveDate,
+}
+
+/// Record an enrollment (a package of class hours sold).
+#[utoipa::path(post, path = "/v1/institutions/{id}/enrollments", tag = "flows",
+    request_body = NewEnrollment,
+    params(("id" = String, Path, description = "Institution id"),
+           ("Idempotency-Key" = String, Header, description = "Repeats get the first answer")),
+    responses((status = 201, body = EnrollmentView), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_enrollment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<NewEnrollment>,
+) -> ApiResult<(StatusCode, Json<EnrollmentView>)> {
+    let i = guard::institution(&state, &caller, &id, Action::RecordTeaching).await?;
+    let price =
+        Amount::parse(&body.price, i.currency).map_err(|e| ApiError::from(e).on_field("price"))?;
+    let enrollment = Enrollment {
+        institution: i.id.clone(),
+        id: EnrollmentId::parse(body.id).map_err(|e| ApiError::from(e).on_field("id"))?,
+        student_ref: body.student_ref,
+        hours_bought: body.hours_bought,
+        bonus_hours: body.bonus_hours,
+        price,
+        currency: i.currency,
+        course_start: body.course_start,
+        course_end: body.course_end,
+    };
+    state.store.create_enrollment(&enrollment).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(EnrollmentView {
+            institution: i.id.to_string(),
+            id: enrollment.id.to_string(),
+            student_ref: enrollment.student_ref,
+            hours_bought: enrollment.hours_bought,
+            bonus_hours: enrollment.bonus_hours,
+            price: money(price.minor(), i.currency),
+            currency: i.currency.code().to_string(),
+            course_start: enrollment.course_start,
+            course_end: enrollment.course_end,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPayment {
+    #[schema(example = "ENR-0001")]
+    pub enrollment: String,
+    /// Decimal string in the institution's currency.
+    #[schema(example = "1500.00")]
+    pub amount: String,
+    /// When the family paid; default now.
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// The platform's order number or the bank's reference.
+    pub external_ref: Option<String>,
+}
+
+async fn execute(state: &AppState, request: Request) -> ApiResult<(StatusCode, Json<EntryView>)> {
+    let entry = state.store.execute(request.validated()?).await?;
+    state.metrics.entries_posted(1);
+    Ok((StatusCode::CREATED, Json(EntryView::from(&entry))))
+}
+
+fn request(
+    state: &AppState,
+    i: &Institution,
+    key: ClientId,
+    occurred_at: Option<DateTime<Utc>>,
+    external_ref: Option<String>,
+    command: Command,
+) -> Request {
+    Request {
+        institution: i.id.clone(),
+        client_id: key,
+        currency: i.currency,
+        occurred_at: occurred_at.unwrap_or_else(|| state.store.now()),
+        external_ref,
+        command,
+    }
+}
+
+/// Record tuition paid into the supervised account.
+#[utoipa::path(post, path = "/v1/institutions/{id}/payments", tag = "flows",
+    request_body = NewPayment,
+    params(("id" = String, Path, description = "Institution id"),
+           ("Idempotency-Key" = String, Header, description = "Also the entry's client id")),
+    responses((status = 201, body = EntryView), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn record_payment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Extension(key): Extension<ClientId>,
+    Path(id): Path<String>,
+    Json(body): Json<NewPayment>,
+) -> ApiResult<(StatusCode, Json<EntryView>)> {
+    let i = guard::institution(&state, &caller, &id, Action::RecordPayments).await?;
+    let command = Command::PayTuition {
+        enrollment: EnrollmentId::parse(body.enrollment)
+            .map_err(|e| ApiError::from(e).on_field("enrollment"))?,
+        amount_minor: Amount::parse(&body.amount, i.currency)
+            .map_err(|e| ApiError::from(e).on_field("amount"))?
+            .minor(),
+    };
+    let r = request(
+        &state,
+        &i,
+        key,
+        body.occurred_at,
+        body.external_ref,
+        command,
+    );
+    execute(&state, r).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewConsumption {
+    #[schema(example = "ENR-0001")]
+    pub enrollment: String,
+    /// Class hours delivered (positive).
+    pub hours: u32,
+    /// When the lessons were delivered; default now.
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub external_ref: Option<String>,
+}
+
+/// Record lessons delivered (课消): earns tuition at the price paid.
+#[utoipa::path(post, path = "/v1/institutions/{id}/consumptions", tag = "flows",
+    request_body = NewConsumption,
+    params(("id" = String, Path, description = "Institution id"),
+           ("Idempotency-Key" = String, Header, description = "Also the entry's client id")),
+    responses((status = 201, body = EntryView), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn record_consumption(
+    State(state): State<AppState>,
+    caller: Caller,
+    Extension(key): Extension<ClientId>,
+    Path(id): Path<String>,
+    Json(body): Json<NewConsumption>,
+) -> ApiResult<(StatusCode, Json<EntryView>)> {
+    let i = guard::institution(&state, &caller, &id, Action::RecordTeaching).await?;
+    if body.hours == 0 {
+        return Err(ApiError::invalid("hours", "hours must be positive"));
+    }
+    let command = Command::ConsumeLessons {
+        enrollment: EnrollmentId::parse(body.enrollment)
+            .map_err(|e| ApiError::from(e).on_field("enrollment"))?,
+        hours: body.hours,
+    };
+    let r = request(
+        &state,
+        &i,
+        key,
+        body.occurred_at,
+        body.external_ref,
+        command,
+    );
+    execute(&state, r).await
+}
+
+/// One item of a batch: the ledger's wire form, restricted to payments and
+/// consumptions.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchItem {
+    pub institution: String,
+    /// Unique per institution: a repeat is a replay.
+    pub client_id: String,
+    /// `pay_tuition` or `consume_lessons`.
+    pub op: String,
+    pub enrollment: String,
+    /// For pay_tuition: a decimal string.
+    pub amount: Option<String>,
+    /// For consume_lessons.
+    pub hours: Option<i64>,
+    pub occurred_at: DateTime<Utc>,
+    pub external_ref: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// Up to 10,000 items, all recorded or none.
+    pub items: Vec<BatchItem>,
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct BatchResult {
+    pub entries: Vec<EntryView>,
+}
+
+pub const MAX_BATCH: usize = 10_000;
+
+/// Record many payments and consumptions across institutions at once, all
+/// or nothing; a refusal names the item.
+#[utoipa::path(post, path = "/v1/batches", tag = "flows", request_body = Batch,
+    params(("Idempotency-Key" = String, Header, description = "Repeats get the first answer")),
+    responses((status = 201, body = BatchResult), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn post_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(batch): Json<Batch>,
+) -> ApiResult<(StatusCode, Json<BatchResult>)> {
+    if batch.items.is_empty() || batch.items.len() > MAX_BATCH {
+        return Err(ApiError::invalid(
+            "items",
+            format!(
+                "a batch holds 1 to {MAX_BATCH} items, not {}",
+                batch.items.len()
+            ),
+        ));
+    }
+    let mut institutions: std::collections::BTreeMap<String, Institution> = Default::default();
+    let mut requests = Vec::with_capacity(batch.items.len());
+    for (n, item) in batch.items.into_iter().enumerate() {
+        let at = |e: ApiError| {
+            let field = match &e.field {
+                Some(f) => format!("items[{n}].{f}"),
+                None => format!("items[{n}]"),
+            };
+            ApiError {
+                detail: format!("item {n}: {}", e.detail),
+                field: Some(field),
+                ..e
+            }
+        };
+        let action = match item.op.as_str() {
+            "pay_tuition" => Action::RecordPayments,
+            "consume_lessons" => Action::RecordTeaching,
+            other => {
+                return Err(at(ApiError::invalid(
+                    "op",
+                    format!("{other:?} is not pay_tuition or consume_lessons"),
+                )))
+            }
+        };
+        let i = match institutions.get(&item.institution) {
+            Some(i) => i.clone(),
+            None => {
+                let i = guard::institution(&state, &caller, &item.institution, action)
+                    .await
+                    .map_err(at)?;
+                institutions.insert(item.institution.clone(), i.clone());
+                i
+            }
+        };
+        // The guard ran for this institution with one action; check the
+        // role for this item's action too.
+        guard::may(&caller, action).map_err(at)?;
+        let wire = WireRequest {
+            institution: item.institution,
+            client_id: item.client_id,
+            currency: i.currency.code().to_string(),
+            occurred_at: item.occurred_at,
+            external_ref: item.external_ref,
+            op: item.op,
+            enrollment: Some(item.enrollment),
+            amount: item.amount,
+            hours: item.hours,
+            source: None,
+            pending: None,
+            entry: None,
+        };
+        requests.push(wire.parse().map_err(|e| at(ApiError::from(e)))?);
+    }
+    let entries = state.store.execute_batch(requests).await?;
+    state.metrics.entries_posted(entries.len());
+    Ok((
+        StatusCode::CREATED,
+        Json(BatchResult {
+            entries: entries.iter().map(EntryView::from).collect(),
+        }),
+    ))
+}

@@ -1,0 +1,82 @@
+//! Operations: liveness, readiness, metrics, the API document and its page.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use utoipa::openapi::OpenApi;
+
+use crate::http::problem::ApiError;
+use crate::http::{openapi, AppState};
+
+pub fn router(doc: Arc<OpenApi>) -> Router<AppState> {
+    let json = serde_json::to_string_pretty(&*doc).unwrap_or_default();
+    let page = openapi::page(&doc);
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let json = json.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], json) }
+            }),
+        )
+        .route(
+            "/docs",
+            get(move || {
+                let page = page.clone();
+                async move { Html(page) }
+            }),
+        )
+}
+
+/// Ready when the database answers and every migration is applied.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.pending_migrations().await {
+        Ok(0) => (StatusCode::OK, "ready\n").into_response(),
+        Ok(n) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {n} migrations not applied (escrow-ledger migrate)\n"),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: database unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the database does not answer\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let mut open: BTreeMap<String, i64> = BTreeMap::new();
+    match state.store.alerts(None, None).await {
+        Ok(alerts) => {
+            for a in alerts.iter().filter(|a| a.status.code() != "resolved") {
+                *open.entry(a.severity.clone()).or_default() += 1;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: alerts unreadable"),
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(&open),
+    )
+        .into_response()
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_such_route",
+        "no such route: see /openapi.json or /docs for the API",
+    )
+}

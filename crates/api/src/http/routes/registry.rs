@@ -1,0 +1,321 @@
+//! Jurisdictions and institutions: register, list, look up, and the
+//! jurisdiction overview officers start their day with.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use ledger_core::{
+    Category, Currency, Institution, InstitutionId, InstitutionStatus, Jurisdiction,
+    JurisdictionCode, SupervisionMode,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::access::{Action, Caller};
+use crate::http::problem::{ApiError, ApiResult, Json, Problem, Query};
+use crate::http::views::{Figures, InstitutionPage, InstitutionView, PageParams};
+use crate::http::{guard, AppState};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_jurisdictions, create_jurisdiction))
+        .routes(routes!(overview))
+        .routes(routes!(list_institutions, create_institution))
+        .routes(routes!(get_institution))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JurisdictionView {
+    #[schema(example = "410922")]
+    pub code: String,
+    pub name: String,
+    pub parent: Option<String>,
+}
+
+impl From<&Jurisdiction> for JurisdictionView {
+    fn from(j: &Jurisdiction) -> Self {
+        JurisdictionView {
+            code: j.code.to_string(),
+            name: j.name.clone(),
+            parent: j.parent.as_ref().map(|p| p.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewJurisdiction {
+    /// Six digits (GB/T 2260 administrative division code).
+    #[schema(example = "410922")]
+    pub code: String,
+    pub name: String,
+    /// The division above it; `000000` is the nation.
+    #[schema(example = "410900")]
+    pub parent: String,
+}
+
+/// The jurisdictions the caller can see.
+#[utoipa::path(get, path = "/v1/jurisdictions", tag = "registry",
+    responses((status = 200, body = Vec<JurisdictionView>), (status = 401, body = Problem)))]
+async fn list_jurisdictions(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<JurisdictionView>>> {
+    guard::may(&caller, Action::ReadBooks).or_else(|_| guard::may(&caller, Action::Oversee))?;
+    let all = state.store.jurisdictions().await?;
+    Ok(Json(
+        all.iter()
+            .filter(|j| caller.sees_jurisdiction(&j.code))
+            .map(JurisdictionView::from)
+            .collect(),
+    ))
+}
+
+/// Register a jurisdiction below one the caller oversees.
+#[utoipa::path(post, path = "/v1/jurisdictions", tag = "registry", request_body = NewJurisdiction,
+    params(("Idempotency-Key" = String, Header, description = "Repeats get the first answer")),
+    responses((status = 201, body = JurisdictionView), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_jurisdiction(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<NewJurisdiction>,
+) -> ApiResult<(StatusCode, Json<JurisdictionView>)> {
+    let code =
+        JurisdictionCode::parse(&body.code).map_err(|e| ApiError::from(e).on_field("code"))?;
+    let parent =
+        JurisdictionCode::parse(&body.parent).map_err(|e| ApiError::from(e).on_field("parent"))?;
+    guard::jurisdiction(&state, &caller, parent.as_str(), Action::Register).await?;
+    if !parent.covers(&code) || parent == code {
+        return Err(ApiError::invalid(
+            "parent",
+            format!("{code} does not lie below {parent}"),
+        ));
+    }
+    if body.name.trim().is_empty() {
+        return Err(ApiError::invalid("name", "the name is empty"));
+    }
+    let j = Jurisdiction {
+        code,
+        name: body.name,
+        parent: Some(parent),
+    };
+    state.store.create_jurisdiction(&j).await?;
+    Ok((StatusCode::CREATED, Json(JurisdictionView::from(&j))))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OverviewRow {
+    pub institution: InstitutionView,
+    pub figures: Figures,
+    pub open_alerts: u32,
+    pub red_alerts: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Overview {
+    pub jurisdiction: JurisdictionView,
+    /// Totals per currency, over the institutions below.
+    pub totals: Vec<CurrencyTotals>,
+    pub institutions: Vec<OverviewRow>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CurrencyTotals {
+    pub currency: String,
+    pub owed_to_families: String,
+    pub escrow: String,
+    pub deposit: String,
+    pub open_alerts: u32,
+}
+
+/// Totals and per-institution owed / escrow / deposit / coverage / open
+/// alerts for a jurisdiction and everything below it.
+#[utoipa::path(get, path = "/v1/jurisdictions/{code}/overview", tag = "oversight",
+    params(("code" = String, Path, description = "Jurisdiction code")),
+    responses((status = 200, body = Overview), (status = 404, body = Problem)))]
+async fn overview(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(code): Path<String>,
+) -> ApiResult<Json<Overview>> {
+    let j = guard::jurisdiction(&state, &caller, &code, Action::Oversee).await?;
+    let alerts = state.store.alerts(None, None).await?;
+    let mut rows = Vec::new();
+    let mut totals: std::collections::BTreeMap<Currency, (i64, i64, i64, u32)> = Default::default();
+    for i in state.store.institutions().await? {
+        if !j.code.covers(&i.jurisdiction) {
+            continue;
+        }
+        let sheet = state.store.balances(&i.id).await?;
+        let open: Vec<_> = alerts
+            .iter()
+            .filter(|a| a.institution == i.id && a.status.code() != "resolved")
+            .collect();
+        let t = totals.entry(i.currency).or_default();
+        t.0 += sheet.owed_to_families_minor();
+        t.1 += sheet.escrow_minor();
+        t.2 += sheet.deposit_minor();
+        t.3 += open.len() as u32;
+        rows.push(OverviewRow {
+            institution: InstitutionView::from(&i),
+            figures: Figures::from(&sheet),
+            open_alerts: open.len() as u32,
+            red_alerts: open.iter().filter(|a| a.severity == "red").count() as u32,
+        });
+    }
+    let money = crate::http::views::money;
+    Ok(Json(Overview {
+        jurisdiction: JurisdictionView::from(&j),
+        totals: totals
+            .into_iter()
+            .map(|(c, t)| CurrencyTotals {
+                currency: c.code().to_string(),
+                owed_to_families: money(t.0, c),
+                escrow: money(t.1, c),
+                deposit: money(t.2, c),
+                open_alerts: t.3,
+            })
+            .collect(),
+        institutions: rows,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InstitutionFilter {
+    /// Only this jurisdiction and below.
+    pub jurisdiction: Option<String>,
+    /// active, suspended or closed.
+    pub status: Option<String>,
+    /// custody, deposit or both.
+    pub mode: Option<String>,
+    pub cursor: Option<String>,
+    /// 1 to 500; default 50.
+    pub limit: Option<u32>,
+}
+
+/// The institutions the caller can see, by id.
+#[utoipa::path(get, path = "/v1/institutions", tag = "registry", params(InstitutionFilter),
+    responses((status = 200, body = InstitutionPage), (status = 400, body = Problem), (status = 422, body = Problem)))]
+async fn list_institutions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(filter): Query<InstitutionFilter>,
+) -> ApiResult<Json<InstitutionPage>> {
+    guard::may(&caller, Action::ReadBooks)?;
+    let limit = PageParams {
+        cursor: None,
+        limit: filter.limit,
+    }
+    .limit()?;
+    let jurisdiction = filter
+        .jurisdiction
+        .as_deref()
+        .map(|c| JurisdictionCode::parse(c).map_err(|e| ApiError::from(e).on_field("jurisdiction")))
+        .transpose()?;
+    let status = filter
+        .status
+        .as_deref()
+        .map(|s| parse_text::<InstitutionStatus>("status", s, "active, suspended or closed"))
+        .transpose()?;
+    let mode = filter
+        .mode
+        .as_deref()
+        .map(|s| parse_text::<SupervisionMode>("mode", s, "custody, deposit or both"))
+        .transpose()?;
+    let mut visible: Vec<Institution> = guard::visible_institutions(&state, &caller)
+        .await?
+        .into_iter()
+        .filter(|i| {
+            jurisdiction
+                .as_ref()
+                .is_none_or(|j| j.covers(&i.jurisdiction))
+        })
+        .filter(|i| status.is_none_or(|s| i.status == s))
+        .filter(|i| mode.is_none_or(|m| i.mode == m))
+        .filter(|i| filter.cursor.as_deref().is_none_or(|c| i.id.as_str() > c))
+        .collect();
+    visible.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    let next_cursor = (visible.len() > limit).then(|| visible[limit - 1].id.to_string());
+    visible.truncate(limit);
+    Ok(Json(InstitutionPage {
+        items: visible.iter().map(InstitutionView::from).collect(),
+        next_cursor,
+    }))
+}
+
+pub fn parse_text<T: serde::de::DeserializeOwned>(
+    field: &str,
+    value: &str,
+    expected: &str,
+) -> ApiResult<T> {
+    serde_json::from_value(serde_json::Value::String(value.to_string()))
+        .map_err(|_| ApiError::invalid(field, format!("{value:?} is not one of: {expected}")))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewInstitution {
+    #[schema(example = "INS-410922-009")]
+    pub id: String,
+    pub name: String,
+    pub licence_no: String,
+    #[schema(example = "410922")]
+    pub jurisdiction: String,
+    /// custody, deposit or both.
+    pub mode: String,
+    /// subject or non_subject.
+    pub category: String,
+    /// Default CNY.
+    pub currency: Option<String>,
+}
+
+/// Register an institution in a jurisdiction the caller oversees.
+#[utoipa::path(post, path = "/v1/institutions", tag = "registry", request_body = NewInstitution,
+    params(("Idempotency-Key" = String, Header, description = "Repeats get the first answer")),
+    responses((status = 201, body = InstitutionView), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_institution(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<NewInstitution>,
+) -> ApiResult<(StatusCode, Json<InstitutionView>)> {
+    guard::jurisdiction(&state, &caller, &body.jurisdiction, Action::Register).await?;
+    let institution = Institution {
+        id: InstitutionId::parse(body.id).map_err(|e| ApiError::from(e).on_field("id"))?,
+        name: body.name,
+        licence_no: body.licence_no,
+        jurisdiction: JurisdictionCode::parse(body.jurisdiction)
+            .map_err(|e| ApiError::from(e).on_field("jurisdiction"))?,
+        mode: parse_text("mode", &body.mode, "custody, deposit or both")?,
+        category: parse_text::<Category>("category", &body.category, "subject or non_subject")?,
+        status: InstitutionStatus::Active,
+        currency: body
+            .currency
+            .as_deref()
+            .unwrap_or("CNY")
+            .parse::<Currency>()
+            .map_err(|e| ApiError::from(e).on_field("currency"))?,
+    };
+    institution.validate()?;
+    state.store.create_institution(&institution).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(InstitutionView::from(&institution)),
+    ))
+}
+
+/// One institution.
+#[utoipa::path(get, path = "/v1/institutions/{id}", tag = "registry",
+    params(("id" = String, Path, description = "Institution id")),
+    responses((status = 200, body = InstitutionView), (status = 404, body = Problem)))]
+async fn get_institution(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<InstitutionView>> {
+    let i = guard::institution(&state, &caller, &id, Action::ReadBooks).await?;
+    Ok(Json(InstitutionView::from(&i)))
+}

@@ -1,0 +1,73 @@
+//! `escrow-ledger serve`: opens the store, optionally seeds the demo county,
+//! listens, and shuts down gracefully on Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use ledger_core::JurisdictionCode;
+
+use crate::access::{Role, Scope};
+use crate::http::{self, AppState, Config};
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "ESCROW_LISTEN")]
+    pub listen: SocketAddr,
+    /// Seed the demo county if it is not there yet and print an officer
+    /// token and a first request to try.
+    #[arg(long)]
+    pub demo: bool,
+    /// Give up on a request after this many seconds (answers 408).
+    #[arg(long, default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Refuse request bodies larger than this many bytes (answers 413).
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+pub async fn run(url: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let store = crate::cli::open(url).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    if args.demo {
+        crate::demo::build(&store).await?;
+        let county = JurisdictionCode::parse(crate::demo::COUNTY)?;
+        let (token, _) = crate::token::create(
+            &store,
+            Role::Officer,
+            Scope::Jurisdiction(county.clone()),
+            Some("demo county officer".into()),
+        )
+        .await?;
+        let (y, m, d) = crate::demo::LAST_DAY;
+        // The officer's first look: the demo term's risk run, kept as alerts.
+        let last_day = chrono::NaiveDate::from_ymd_opt(y, m, d).context("demo day")?;
+        let ranked = crate::risk::assess(&store, &county, last_day).await?;
+        crate::risk::record_alerts(&store, &ranked, last_day).await?;
+        println!("demo county {county} is ready on {url}");
+        println!("officer token (shown once): {token}");
+        println!("try:");
+        println!("  curl -s -H 'Authorization: Bearer {token}' http://{addr}/v1/jurisdictions/{county}/overview");
+        println!("  curl -s -H 'Authorization: Bearer {token}' 'http://{addr}/v1/jurisdictions/{county}/risk?as_of={y}-{m:02}-{d:02}'");
+        println!(
+            "  curl -s -H 'Authorization: Bearer {token}' 'http://{addr}/v1/alerts?severity=red'"
+        );
+        println!("API documentation: http://{addr}/docs");
+    }
+    println!("listening on http://{addr}");
+    tracing::info!(%addr, backend = store.backend(), "serving");
+    let state = AppState::new(
+        store.clone(),
+        Config {
+            request_timeout: Duration::from_secs(args.request_timeout_secs),
+            max_body_bytes: args.max_body_bytes,
+        },
+    );
+    http::serve(listener, state, http::shutdown_signal()).await?;
+    store.close().await;
+    Ok(())
+}

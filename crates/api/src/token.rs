@@ -1,0 +1,169 @@
+//! Bearer tokens: `el_<id>_<secret>`, shown once when created, kept only as
+//! the SHA-256 of the whole token, revocable.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use ledger_core::store::TokenRecord;
+use ledger_core::{InstitutionId, JurisdictionCode, Store};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::access::{check_grant, Role, Scope};
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (the only time it is shown).
+    Create {
+        #[arg(long, value_enum)]
+        role: crate::access::Role,
+        /// Officers and platforms: the jurisdiction (a city covers its counties).
+        #[arg(long, conflicts_with_all = ["institution", "bank"])]
+        jurisdiction: Option<String>,
+        /// Institution tokens: the institution.
+        #[arg(long, conflicts_with = "bank")]
+        institution: Option<String>,
+        /// Bank tokens: the supervising bank's id.
+        #[arg(long)]
+        bank: Option<String>,
+        /// Who holds it (shown in the audit log).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id (the part after `el_`, before the second `_`).
+    Revoke { id: String },
+    /// List tokens (never their secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A fresh token and the record to keep of it.
+pub fn mint(
+    store: &Store,
+    role: Role,
+    scope: Scope,
+    name: Option<String>,
+) -> anyhow::Result<(String, TokenRecord)> {
+    check_grant(role, &scope).map_err(anyhow::Error::msg)?;
+    let mut id = [0u8; 6];
+    let mut secret = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut id);
+    rand::thread_rng().fill_bytes(&mut secret);
+    let id = hex::encode(id);
+    let token = format!("el_{id}_{}", hex::encode(secret));
+    let name = name.unwrap_or_else(|| match scope.id() {
+        Some(s) => format!("{} {s}", role.as_str()),
+        None => role.as_str().to_string(),
+    });
+    let record = TokenRecord {
+        id,
+        name,
+        role: role.as_str().to_string(),
+        scope_kind: scope.kind().to_string(),
+        scope_id: scope.id(),
+        created_at: store.now(),
+        revoked_at: None,
+    };
+    Ok((token, record))
+}
+
+/// Creates and keeps a token; returns the token itself.
+pub async fn create(
+    store: &Store,
+    role: Role,
+    scope: Scope,
+    name: Option<String>,
+) -> anyhow::Result<(String, TokenRecord)> {
+    match &scope {
+        Scope::Jurisdiction(code) => {
+            if !store.jurisdictions().await?.iter().any(|j| j.code == *code) {
+                anyhow::bail!("jurisdiction {code} does not exist");
+            }
+        }
+        Scope::Institution(id) => {
+            store.institution(id).await?;
+        }
+        Scope::Bank(bank) => {
+            if !store.banks().await?.iter().any(|b| b == bank) {
+                anyhow::bail!("bank {bank:?} is not registered (escrow-ledger bank add)");
+            }
+        }
+        Scope::All => {}
+    }
+    let (token, record) = mint(store, role, scope, name)?;
+    store.create_token(&record, &hash(&token)).await?;
+    Ok((token, record))
+}
+
+pub async fn run(store: &Store, command: TokenCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        TokenCommand::Create {
+            role,
+            jurisdiction,
+            institution,
+            bank,
+            name,
+            json,
+        } => {
+            let scope = match (jurisdiction, institution, bank) {
+                (Some(j), _, _) => Scope::Jurisdiction(JurisdictionCode::parse(j)?),
+                (_, Some(i), _) => Scope::Institution(InstitutionId::parse(i)?),
+                (_, _, Some(b)) => Scope::Bank(b),
+                _ => Scope::All,
+            };
+            let (token, record) = create(store, role, scope, name).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "token": token, "id": record.id, "role": record.role,
+                        "scope": record.scope_kind, "scope_id": record.scope_id, "name": record.name })
+                );
+            } else {
+                println!("{token}");
+                eprintln!(
+                    "token {} ({}, {}) created; it is not shown again. Use it as `Authorization: Bearer <token>`.",
+                    record.id, record.role, record.name
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            if store.revoke_token(&id).await? {
+                println!("token {id} revoked");
+            } else {
+                eprintln!("error: no live token with id {id:?}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        TokenCommand::List { json } => {
+            let tokens = store.tokens().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tokens)?);
+            } else {
+                for t in tokens {
+                    println!(
+                        "{}  {:<11} {:<12} {:<16} {}{}",
+                        t.id,
+                        t.role,
+                        t.scope_kind,
+                        t.scope_id.as_deref().unwrap_or("-"),
+                        t.name,
+                        if t.revoked_at.is_some() {
+                            "  (revoked)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

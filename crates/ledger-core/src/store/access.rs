@@ -1,0 +1,394 @@
+//! API access in the store, both dialects: bearer tokens (only a hash of the
+//! secret is kept), the append-only audit log of mutating requests, and the
+//! answers kept for `Idempotency-Key` replays. Roles and scopes are the API's
+//! business; here they are plain text the table's checks constrain.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::ids::JurisdictionCode;
+use crate::domain::registry::Jurisdiction;
+use crate::store::{Result, Store, StoreError};
+
+/// A token as stored: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub scope_kind: String,
+    pub scope_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// One mutating request, as the audit log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditRecord {
+    pub request_id: String,
+    pub token_id: Option<String>,
+    pub role: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    /// `ok`, or the stable code of the error answered.
+    pub outcome: String,
+}
+
+/// The answer given to the first request with an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptAnswer {
+    /// A hash of what was asked (method, path, body): a key reused for a
+    /// different request is refused, not replayed.
+    pub request_hash: String,
+    pub status: u16,
+    pub body: String,
+}
+
+fn time_from_micros(micros: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| StoreError::Corrupt(format!("time {micros} µs is out of range")))
+}
+
+type TokenRow<T> = (String, String, String, String, Option<String>, T, Option<T>);
+
+const TOKEN_COLUMNS: &str =
+    "select token_id, name, role, scope_kind, scope_id, created_at, revoked_at from api_tokens";
+
+/// Migrations applied; a database never migrated has none (and no table).
+macro_rules! applied {
+    ($pool:expr) => {
+        match sqlx::query_scalar::<_, i64>(
+            "select cast(count(*) as bigint) from _sqlx_migrations where success",
+        )
+        .fetch_one($pool)
+        .await
+        {
+            Ok(n) => n,
+            Err(sqlx::Error::Database(e)) if e.message().contains("_sqlx_migrations") => 0,
+            Err(e) => return Err(e.into()),
+        }
+    };
+}
+
+impl Store {
+    /// Keeps a new token; `secret_hash` is the SHA-256 of the whole token.
+    pub async fn create_token(&self, token: &TokenRecord, secret_hash: &str) -> Result<()> {
+        let sql = "insert into api_tokens \
+                   (token_id, name, role, scope_kind, scope_id, secret_hash, created_at) \
+                   values ($1, $2, $3, $4, $5, $6, $7)";
+        match self {
+            Store::Postgres(s) => {
+                sqlx::query(sql)
+                    .bind(&token.id)
+                    .bind(&token.name)
+                    .bind(&token.role)
+                    .bind(&token.scope_kind)
+                    .bind(&token.scope_id)
+                    .bind(secret_hash)
+                    .bind(token.created_at)
+                    .execute(s.pool())
+                    .await?;
+            }
+            Store::Sqlite(s) => {
+                sqlx::query(sql)
+                    .bind(&token.id)
+                    .bind(&token.name)
+                    .bind(&token.role)
+                    .bind(&token.scope_kind)
+                    .bind(&token.scope_id)
+                    .bind(secret_hash)
+                    .bind(token.created_at.timestamp_micros())
+                    .execute(s.pool())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The token whose secret hashes to `secret_hash`, revoked or not.
+    pub async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<TokenRecord>> {
+        let sql = format!("{TOKEN_COLUMNS} where secret_hash = $1");
+        Ok(self.tokens_where(&sql, Some(secret_hash)).await?.pop())
+    }
+
+    /// Every token, oldest first.
+    pub async fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        let sql = format!("{TOKEN_COLUMNS} order by created_at, token_id");
+        self.tokens_where(&sql, None).await
+    }
+
+    async fn tokens_where(&self, sql: &str, arg: Option<&str>) -> Result<Vec<TokenRecord>> {
+        let record = |r: TokenRow<DateTime<Utc>>| TokenRecord {
+            id: r.0,
+            name: r.1,
+            role: r.2,
+            scope_kind: r.3,
+            scope_id: r.4,
+            created_at: r.5,
+            revoked_at: r.6,
+        };
+        match self {
+            Store::Postgres(s) => {
+                let mut q = sqlx::query_as::<_, TokenRow<DateTime<Utc>>>(sql);
+                if let Some(arg) = arg {
+                    q = q.bind(arg);
+                }
+                Ok(q.fetch_all(s.pool())
+                    .await?
+                    .into_iter()
+                    .map(record)
+                    .collect())
+            }
+            Store::Sqlite(s) => {
+                let mut q = sqlx::query_as::<_, TokenRow<i64>>(sql);
+                if let Some(arg) = arg {
+                    q = q.bind(arg);
+                }
+                q.fetch_all(s.pool())
+                    .await?
+                    .into_iter()
+                    .map(|r| {
+                        Ok(record((
+                            r.0,
+                            r.1,
+                            r.2,
+                            r.3,
+                            r.4,
+                            time_from_micros(r.5)?,
+                            r.6.map(time_from_micros).transpose()?,
+                        )))
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Revokes a token; `false` if there is no such token or it was revoked
+    /// already (the first revocation time stands).
+    pub async fn revoke_token(&self, id: &str) -> Result<bool> {
+        let sql =
+            "update api_tokens set revoked_at = $2 where token_id = $1 and revoked_at is null";
+        let done = match self {
+            Store::Postgres(s) => sqlx::query(sql)
+                .bind(id)
+                .bind(s.clock().now())
+                .execute(s.pool())
+                .await?
+                .rows_affected(),
+            Store::Sqlite(s) => sqlx::query(sql)
+                .bind(id)
+                .bind(s.clock().now().timestamp_micros())
+                .execute(s.pool())
+                .await?
+                .rows_affected(),
+        };
+        Ok(done == 1)
+    }
+
+    /// Appends one mutating request to the audit log.
+    pub async fn append_audit(&self, record: &AuditRecord) -> Result<()> {
+        let sql = "insert into audit_log (at, request_id, token_id, role, method, path, status, outcome) \
+                   values ($1, $2, $3, $4, $5, $6, $7, $8)";
+        macro_rules! insert {
+            ($pool:expr, $now:expr) => {
+                sqlx::query(sql)
+                    .bind($now)
+                    .bind(&record.request_id)
+                    .bind(&record.token_id)
+                    .bind(&record.role)
+                    .bind(&record.method)
+                    .bind(&record.path)
+                    .bind(i32::from(record.status))
+                    .bind(&record.outcome)
+                    .execute($pool)
+                    .await?
+                    .rows_affected()
+            };
+        }
+        match self {
+            Store::Postgres(s) => insert!(s.pool(), s.clock().now()),
+            Store::Sqlite(s) => insert!(s.pool(), s.clock().now().timestamp_micros()),
+        };
+        Ok(())
+    }
+
+    /// The audit log after sequence number `after`, oldest first.
+    pub async fn audit_log(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, DateTime<Utc>, AuditRecord)>> {
+        let sql = "select seq, at, request_id, token_id, role, method, path, status, outcome \
+                   from audit_log where seq > $1 order by seq limit $2";
+        type Row<T> = (
+            i64,
+            T,
+            String,
+            Option<String>,
+            Option<String>,
+            String,
+            String,
+            i32,
+            String,
+        );
+        let record = |r: Row<DateTime<Utc>>| -> Result<(i64, DateTime<Utc>, AuditRecord)> {
+            Ok((
+                r.0,
+                r.1,
+                AuditRecord {
+                    request_id: r.2,
+                    token_id: r.3,
+                    role: r.4,
+                    method: r.5,
+                    path: r.6,
+                    status: u16::try_from(r.7)
+                        .map_err(|_| StoreError::Corrupt(format!("status {}", r.7)))?,
+                    outcome: r.8,
+                },
+            ))
+        };
+        match self {
+            Store::Postgres(s) => sqlx::query_as::<_, Row<DateTime<Utc>>>(sql)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(s.pool())
+                .await?
+                .into_iter()
+                .map(record)
+                .collect(),
+            Store::Sqlite(s) => sqlx::query_as::<_, Row<i64>>(sql)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(s.pool())
+                .await?
+                .into_iter()
+                .map(|r| {
+                    record((
+                        r.0,
+                        time_from_micros(r.1)?,
+                        r.2,
+                        r.3,
+                        r.4,
+                        r.5,
+                        r.6,
+                        r.7,
+                        r.8,
+                    ))
+                })
+                .collect(),
+        }
+    }
+
+    /// The answer kept for this caller's key, if any.
+    pub async fn kept_answer(&self, token_id: &str, key: &str) -> Result<Option<KeptAnswer>> {
+        let sql = "select request_hash, status, body from idempotent_answers \
+                   where token_id = $1 and idem_key = $2";
+        let row: Option<(String, i32, String)> = match self {
+            Store::Postgres(s) => {
+                sqlx::query_as(sql)
+                    .bind(token_id)
+                    .bind(key)
+                    .fetch_optional(s.pool())
+                    .await?
+            }
+            Store::Sqlite(s) => {
+                sqlx::query_as(sql)
+                    .bind(token_id)
+                    .bind(key)
+                    .fetch_optional(s.pool())
+                    .await?
+            }
+        };
+        row.map(|(request_hash, status, body)| {
+            Ok(KeptAnswer {
+                request_hash,
+                status: u16::try_from(status)
+                    .map_err(|_| StoreError::Corrupt(format!("status {status}")))?,
+                body,
+            })
+        })
+        .transpose()
+    }
+
+    /// Keeps the answer to a key's first request. When two requests with one
+    /// key race, the first kept answer wins and is returned to both.
+    pub async fn keep_answer(
+        &self,
+        token_id: &str,
+        key: &str,
+        answer: &KeptAnswer,
+    ) -> Result<KeptAnswer> {
+        let sql = "insert into idempotent_answers \
+                   (token_id, idem_key, request_hash, status, body, created_at) \
+                   values ($1, $2, $3, $4, $5, $6) on conflict (token_id, idem_key) do nothing";
+        macro_rules! insert {
+            ($pool:expr, $now:expr) => {
+                sqlx::query(sql)
+                    .bind(token_id)
+                    .bind(key)
+                    .bind(&answer.request_hash)
+                    .bind(i32::from(answer.status))
+                    .bind(&answer.body)
+                    .bind($now)
+                    .execute($pool)
+                    .await?
+                    .rows_affected()
+            };
+        }
+        match self {
+            Store::Postgres(s) => insert!(s.pool(), s.clock().now()),
+            Store::Sqlite(s) => insert!(s.pool(), s.clock().now().timestamp_micros()),
+        };
+        self.kept_answer(token_id, key)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("answer for key {key:?} vanished")))
+    }
+
+    /// Migrations this build knows that the database has not applied (an
+    /// error if the database cannot be reached).
+    pub async fn pending_migrations(&self) -> Result<usize> {
+        let (known, applied): (usize, i64) = match self {
+            Store::Postgres(s) => (
+                sqlx::migrate!("../../migrations/postgres").iter().count(),
+                applied!(s.pool()),
+            ),
+            Store::Sqlite(s) => (
+                sqlx::migrate!("../../migrations/sqlite").iter().count(),
+                applied!(s.pool()),
+            ),
+        };
+        Ok(known.saturating_sub(usize::try_from(applied).unwrap_or(0)))
+    }
+
+    /// The ids of every registered bank.
+    pub async fn banks(&self) -> Result<Vec<String>> {
+        let sql = "select bank_id from banks order by bank_id";
+        Ok(match self {
+            Store::Postgres(s) => sqlx::query_scalar(sql).fetch_all(s.pool()).await?,
+            Store::Sqlite(s) => sqlx::query_scalar(sql).fetch_all(s.pool()).await?,
+        })
+    }
+
+    /// Every jurisdiction, by code.
+    pub async fn jurisdictions(&self) -> Result<Vec<Jurisdiction>> {
+        let sql = "select code, name, parent_code from jurisdictions order by code";
+        let rows: Vec<(String, String, Option<String>)> = match self {
+            Store::Postgres(s) => sqlx::query_as(sql).fetch_all(s.pool()).await?,
+            Store::Sqlite(s) => sqlx::query_as(sql).fetch_all(s.pool()).await?,
+        };
+        rows.into_iter()
+            .map(|(code, name, parent)| {
+                let corrupt =
+                    |e: crate::domain::error::LedgerError| StoreError::Corrupt(e.to_string());
+                Ok(Jurisdiction {
+                    code: JurisdictionCode::parse(code).map_err(corrupt)?,
+                    name,
+                    parent: parent
+                        .map(JurisdictionCode::parse)
+                        .transpose()
+                        .map_err(corrupt)?,
+                })
+            })
+            .collect()
+    }
+}

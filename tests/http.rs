@@ -1,0 +1,986 @@
+//! The HTTP service end to end: a real server on 127.0.0.1:0, a real
+//! database (both backends), a real HTTP client.
+
+#[macro_use]
+#[path = "http/support.rs"]
+mod support;
+
+use api::access::{Role, Scope};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use support::*;
+
+const CNY_STATEMENT: &[u8] =
+    include_bytes!("../crates/bank-adapter/tests/fixtures/mt940/chinese_cny.sta");
+
+/// One county with one institution, its enrollment and the tokens of each
+/// role scoped to it.
+struct County {
+    admin: String,
+    officer: String,
+    platform: String,
+    school: String,
+    institution: ledger_core::InstitutionId,
+}
+
+async fn county(server: &Server) -> County {
+    jurisdictions(&server.store).await;
+    let institution = institution(&server.store, "INS-A", "410922").await;
+    enrollment(&server.store, &institution, "E-1", 40, 400_000).await;
+    County {
+        admin: server.admin().await,
+        officer: server
+            .token(Role::Officer, Scope::Jurisdiction(code("410922")))
+            .await,
+        platform: server
+            .token(Role::Platform, Scope::Jurisdiction(code("410900")))
+            .await,
+        school: server
+            .token(Role::Institution, Scope::Institution(institution.clone()))
+            .await,
+        institution,
+    }
+}
+
+async fn operations_answer(backend: Backend) {
+    let server = Server::start(backend).await;
+    let c = county(&server).await;
+    let (status, body) = send(server.request(Method::GET, None, "/healthz")).await;
+    assert_eq!((status, body), (StatusCode::OK, json!("ok\n")));
+    let (status, _) = send(server.request(Method::GET, None, "/readyz")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Requests are counted by route template, never by raw path.
+    let (status, _) = server
+        .get(&c.officer, "/v1/institutions/INS-A/balances")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, metrics) = send(server.request(Method::GET, None, "/metrics")).await;
+    let metrics = metrics.as_str().unwrap().to_string();
+    assert!(
+        metrics.contains(r#"http_requests_total{route="/v1/institutions/{id}/balances",method="GET",status="200"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("http_request_duration_seconds_bucket{route=\"/v1/institutions/{id}/balances\",method=\"GET\",le=\"+Inf\"} 1"));
+    assert!(metrics.contains("open_alerts{severity=\"red\"} 0"));
+    assert!(metrics.contains("ledger_entries_posted_total 0"));
+
+    // The document lists every /v1 route the router serves.
+    let (status, doc) = send(server.request(Method::GET, None, "/openapi.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for p in [
+        "/v1/jurisdictions",
+        "/v1/jurisdictions/{code}/overview",
+        "/v1/jurisdictions/{code}/risk",
+        "/v1/institutions",
+        "/v1/institutions/{id}",
+        "/v1/institutions/{id}/balances",
+        "/v1/institutions/{id}/entries",
+        "/v1/institutions/{id}/enrollments",
+        "/v1/institutions/{id}/payments",
+        "/v1/institutions/{id}/consumptions",
+        "/v1/batches",
+        "/v1/feeds",
+        "/v1/alerts",
+        "/v1/institutions/{id}/alerts/{key}",
+        "/v1/institutions/{id}/alerts/{key}/actions",
+    ] {
+        assert!(paths.contains(&p), "{p} missing from {paths:?}");
+    }
+    // Every schema a response names exists.
+    let text = doc.to_string();
+    for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap();
+        assert!(
+            doc["components"]["schemas"].get(name).is_some(),
+            "schema {name} missing"
+        );
+    }
+    let (status, page) = send(server.request(Method::GET, None, "/docs")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page
+        .as_str()
+        .unwrap()
+        .contains("/v1/institutions/{id}/balances"));
+
+    let (status, body) = send(server.request(Method::GET, None, "/v2/nothing")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "no_such_route");
+    server.stop().await;
+}
+both!(operations_answer);
+
+#[tokio::test]
+async fn not_ready_until_migrated() {
+    let server = Server::start_with(Backend::Sqlite, Default::default(), false).await;
+    let (status, body) = send(server.request(Method::GET, None, "/readyz")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        body.as_str().unwrap().contains("migrations not applied"),
+        "{body}"
+    );
+    server.store.migrate().await.unwrap();
+    let (status, _) = send(server.request(Method::GET, None, "/readyz")).await;
+    assert_eq!(status, StatusCode::OK);
+    server.stop().await;
+}
+
+async fn tokens_are_checked_and_revocable(backend: Backend) {
+    let server = Server::start(backend).await;
+    let c = county(&server).await;
+    let path = "/v1/institutions/INS-A";
+    let (status, body) = send(server.request(Method::GET, None, path)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], "unauthorized");
+    let (status, _) = send(server.request(Method::GET, Some("el_nope_nope"), path)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = server.get(&c.officer, path).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["name"], "INS-A School");
+
+    let id = c.officer.split('_').nth(1).unwrap();
+    assert!(server.store.revoke_token(id).await.unwrap());
+    let (status, body) = server.get(&c.officer, path).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["detail"].as_str().unwrap().contains("revoked"),
+        "{body}"
+    );
+
+    // Mutating requests are audited whatever their outcome, with who.
+    let (status, _) = server
+        .post(
+            &c.officer,
+            "/v1/institutions/INS-A/payments",
+            "k-1",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = server
+        .post(
+            &c.school,
+            "/v1/institutions/INS-A/consumptions",
+            "k-2",
+            json!({"enrollment": "E-1", "hours": 0}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let log = server.store.audit_log(0, 100).await.unwrap();
+    let outcomes: Vec<_> = log
+        .iter()
+        .map(|(_, _, r)| {
+            (
+                r.method.as_str(),
+                r.path.as_str(),
+                r.status,
+                r.outcome.as_str(),
+                r.role.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            (
+                "POST",
+                "/v1/institutions/INS-A/payments",
+                401,
+                "unauthorized",
+                None
+            ),
+            (
+                "POST",
+                "/v1/institutions/INS-A/consumptions",
+                422,
+                "invalid_field",
+                Some("institution")
+            ),
+        ]
+    );
+    assert!(log.iter().all(|(_, _, r)| !r.request_id.is_empty()));
+    server.stop().await;
+}
+both!(tokens_are_checked_and_revocable);
+
+async fn teaching_and_payments_reach_the_books(backend: Backend) {
+    let server = Server::start(backend).await;
+    let c = county(&server).await;
+    // An officer registers an institution; the institution records a sale,
+    // the platform the payment, the institution the lessons.
+    let (status, body) = server
+        .post(
+            &c.officer,
+            "/v1/institutions",
+            "reg-1",
+            json!({
+                "id": "INS-NEW", "name": "Maple Art", "licence_no": "L-9", "jurisdiction": "410922",
+                "mode": "custody", "category": "non_subject"
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let school = server
+        .token(
+            Role::Institution,
+            Scope::Institution(ledger_core::InstitutionId::parse("INS-NEW").unwrap()),
+        )
+        .await;
+    let (status, body) = server
+        .post(
+            &school,
+            "/v1/institutions/INS-NEW/enrollments",
+            "enr-1",
+            json!({
+                "id": "E-7", "student_ref": "S-7", "hours_bought": 30, "bonus_hours": 2,
+                "price": "3000.00", "course_start": "2026-09-01", "course_end": "2026-11-30"
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["price"], "3000.00");
+    let (status, paid) = server
+        .post(
+            &c.platform,
+            "/v1/institutions/INS-NEW/payments",
+            "pay-1",
+            json!({
+                "enrollment": "E-7", "amount": "3000.00", "occurred_at": "2026-09-01T09:00:00Z",
+                "external_ref": "ORDER-77"
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{paid}");
+    assert_eq!(paid["kind"], "tuition_paid");
+    assert_eq!(paid["client_id"], "pay-1");
+    assert_eq!(paid["seq"], 1);
+    let after_payment = paid["recorded_at"].as_str().unwrap().to_string();
+    let (status, used) = server
+        .post(
+            &school,
+            "/v1/institutions/INS-NEW/consumptions",
+            "use-1",
+            json!({"enrollment": "E-7", "hours": 3}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{used}");
+    assert_eq!(used["postings"][0]["amount"], "300.00");
+
+    let (status, b) = server
+        .get(&c.officer, "/v1/institutions/INS-NEW/balances")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(b["figures"]["owed_to_families"], "2700.00");
+    assert_eq!(b["figures"]["escrow"], "3000.00");
+    assert_eq!(b["figures"]["releasable"], "300.00");
+    assert_eq!(b["figures"]["coverage_ratio"], "1.1111");
+    // The books as they stood right after the payment.
+    let (status, then) = server
+        .get(
+            &c.officer,
+            &format!(
+                "/v1/institutions/INS-NEW/balances?at={}",
+                after_payment.replace('+', "%2B")
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{then}");
+    assert_eq!(then["figures"]["owed_to_families"], "3000.00");
+    let (status, csv) = server
+        .get(&c.officer, "/v1/institutions/INS-NEW/balances?format=csv")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let csv = csv.as_str().unwrap();
+    assert!(csv.starts_with("institution,currency,account,"), "{csv}");
+    assert!(
+        csv.contains("INS-NEW,CNY,escrow_cash,asset,3000.00,"),
+        "{csv}"
+    );
+
+    // Entries a page at a time, and filtered.
+    let (_, page1) = server
+        .get(&school, "/v1/institutions/INS-NEW/entries?limit=1")
+        .await;
+    assert_eq!(page1["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page1["items"][0]["kind"], "tuition_paid");
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    let (_, page2) = server
+        .get(
+            &school,
+            &format!("/v1/institutions/INS-NEW/entries?limit=1&cursor={cursor}"),
+        )
+        .await;
+    assert_eq!(page2["items"][0]["kind"], "lessons_consumed");
+    assert_eq!(page2["next_cursor"], Value::Null);
+    let (_, only) = server
+        .get(
+            &school,
+            "/v1/institutions/INS-NEW/entries?kind=lessons_consumed",
+        )
+        .await;
+    assert_eq!(only["items"].as_array().unwrap().len(), 1);
+    let (status, csv) = server
+        .get(&school, "/v1/institutions/INS-NEW/entries?format=csv")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(csv.as_str().unwrap().lines().count(), 1 + 2 + 2, "{csv}");
+
+    // Lists: filtered by jurisdiction and paged.
+    let (_, list) = server.get(&c.officer, "/v1/institutions?limit=1").await;
+    assert_eq!(list["items"][0]["id"], "INS-A");
+    let (_, list2) = server
+        .get(
+            &c.officer,
+            &format!(
+                "/v1/institutions?limit=1&cursor={}",
+                list["next_cursor"].as_str().unwrap()
+            ),
+        )
+        .await;
+    assert_eq!(list2["items"][0]["id"], "INS-NEW");
+    assert_eq!(list2["next_cursor"], Value::Null);
+    let (_, none) = server
+        .get(&c.admin, "/v1/institutions?jurisdiction=420000")
+        .await;
+    assert_eq!(none["items"], json!([]));
+
+    let (_, metrics) = send(server.request(Method::GET, None, "/metrics")).await;
+    assert!(metrics
+        .as_str()
+        .unwrap()
+        .contains("ledger_entries_posted_total 2"));
+    server.stop().await;
+}
+both!(teaching_and_payments_reach_the_books);
+
+async fn a_repeat_gets_the_first_answer_and_changes_nothing(backend: Backend) {
+    let server = Server::start(backend).await;
+    let c = county(&server).await;
+    let path = "/v1/institutions/INS-A/payments";
+    let body =
+        json!({"enrollment": "E-1", "amount": "100.00", "occurred_at": "2026-09-03T10:00:00Z"});
+    let first = server
+        .request(Method::POST, Some(&c.platform), path)
+        .header("Idempotency-Key", "pay-42")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+    let before = counts(&server.store).await;
+
+    // Eight repeats at once: one entry, the same answer to each.
+    let mut repeats = Vec::new();
+    for _ in 0..8 {
+        repeats.push(
+            server
+                .request(Method::POST, Some(&c.platform), path)
+                .header("Idempotency-Key", "pay-42")
+                .json(&body)
+                .send(),
+        );
+    }
+    for r in futures_join(repeats).await {
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(r.headers()["idempotent-replayed"], "true");
+        let again: Value = r.json().await.unwrap();
+        assert_eq!(again, first);
+    }
+    assert_eq!(counts(&server.store).await, before);
+
+    // The same key for something else is refused, and changes nothing.
+    let (status, problem) = server
+        .post(
+            &c.platform,
+            path,
+            "pay-42",
+            json!({"enrollment": "E-1", "amount": "999.00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(problem["code"], "idempotency_key_reused");
+    assert_eq!(problem["field"], "Idempotency-Key");
+    assert_eq!(counts(&server.store).await, before);
+
+    // New keys racing for one new payment: each its own entry.
+    let (s1, a) = server.post(&c.platform, path, "pay-43", body.clone()).await;
+    let (s2, b) = server.post(&c.platform, path, "pay-44", body.clone()).await;
+    assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::CREATED));
+    assert_ne!(a["seq"], b["seq"]);
+    server.stop().await;
+}
+both!(a_repeat_gets_the_first_answer_and_changes_nothing);
+
+async fn futures_join(
+    requests: Vec<
+        impl std::future::Future<Output = reqwest::Result<reqwest::Response>> + Send + 'static,
+    >,
+) -> Vec<reqwest::Response> {
+    let handles: Vec<_> = requests.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap().unwrap());
+    }
+    out
+}
+
+/// What is wrong, path, idempotency key, body, status, code, field.
+type BadCase = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Value,
+    u16,
+    &'static str,
+    Option<&'static str>,
+);
+
+async fn bad_input_is_refused_precisely_and_changes_nothing(backend: Backend) {
+    let server = Server::start_with(
+        backend,
+        api::http::Config {
+            max_body_bytes: 64 * 1024,
+            ..Default::default()
+        },
+        true,
+    )
+    .await;
+    let c = county(&server).await;
+    pay(&server.store, &c.institution, "E-1", "seed-pay", 400_000).await;
+    let before = counts(&server.store).await;
+    let pay_path = "/v1/institutions/INS-A/payments";
+    // (what, path, key, body, status, code, field)
+    let cases: Vec<BadCase> = vec![
+        (
+            "too many decimals",
+            pay_path,
+            Some("b1"),
+            json!({"enrollment": "E-1", "amount": "10.005"}),
+            422,
+            "too_many_decimals",
+            Some("amount"),
+        ),
+        (
+            "not a number",
+            pay_path,
+            Some("b2"),
+            json!({"enrollment": "E-1", "amount": "ten"}),
+            422,
+            "invalid_amount",
+            Some("amount"),
+        ),
+        (
+            "negative",
+            pay_path,
+            Some("b3"),
+            json!({"enrollment": "E-1", "amount": "-5.00"}),
+            422,
+            "amount_must_be_positive",
+            Some("amount"),
+        ),
+        (
+            "a float, not a string",
+            pay_path,
+            Some("b4"),
+            json!({"enrollment": "E-1", "amount": 10.5}),
+            422,
+            "invalid_body",
+            Some("amount"),
+        ),
+        (
+            "missing amount",
+            pay_path,
+            Some("b5"),
+            json!({"enrollment": "E-1"}),
+            422,
+            "invalid_body",
+            Some("amount"),
+        ),
+        (
+            "unknown field",
+            pay_path,
+            Some("b6"),
+            json!({"enrollment": "E-1", "amount": "1.00", "amonut": "1.00"}),
+            422,
+            "invalid_body",
+            Some("amonut"),
+        ),
+        (
+            "unknown enrollment",
+            pay_path,
+            Some("b7"),
+            json!({"enrollment": "E-404", "amount": "1.00"}),
+            404,
+            "unknown_enrollment",
+            None,
+        ),
+        (
+            "paid beyond the price",
+            pay_path,
+            Some("b8"),
+            json!({"enrollment": "E-1", "amount": "0.01"}),
+            422,
+            "payment_exceeds_price",
+            None,
+        ),
+        (
+            "no idempotency key",
+            pay_path,
+            None,
+            json!({"enrollment": "E-1", "amount": "1.00"}),
+            400,
+            "missing_idempotency_key",
+            Some("Idempotency-Key"),
+        ),
+        (
+            "bad idempotency key",
+            pay_path,
+            Some("spaces are not allowed"),
+            json!({"enrollment": "E-1", "amount": "1.00"}),
+            400,
+            "invalid_idempotency_key",
+            Some("Idempotency-Key"),
+        ),
+        (
+            "unknown institution",
+            "/v1/institutions/INS-404/payments",
+            Some("b9"),
+            json!({"enrollment": "E-1", "amount": "1.00"}),
+            404,
+            "not_found",
+            None,
+        ),
+        (
+            "too many hours",
+            "/v1/institutions/INS-A/consumptions",
+            Some("b10"),
+            json!({"enrollment": "E-1", "hours": 41}),
+            422,
+            "enrollment_hours_exhausted",
+            None,
+        ),
+        (
+            "zero hours",
+            "/v1/institutions/INS-A/consumptions",
+            Some("b11"),
+            json!({"enrollment": "E-1", "hours": 0}),
+            422,
+            "invalid_field",
+            Some("hours"),
+        ),
+        (
+            "bad price",
+            "/v1/institutions/INS-A/enrollments",
+            Some("b12"),
+            json!({"id": "E-2", "student_ref": "S", "hours_bought": 10, "price": "1,000.00", "course_start": "2026-09-01", "course_end": "2026-12-01"}),
+            422,
+            "invalid_amount",
+            Some("price"),
+        ),
+        (
+            "course ends before it starts",
+            "/v1/institutions/INS-A/enrollments",
+            Some("b13"),
+            json!({"id": "E-2", "student_ref": "S", "hours_bought": 10, "price": "1000.00", "course_start": "2026-09-01", "course_end": "2026-08-01"}),
+            422,
+            "invalid_enrollment",
+            None,
+        ),
+        (
+            "bad mode",
+            "/v1/institutions",
+            Some("b14"),
+            json!({"id": "INS-Z", "name": "Z", "licence_no": "L", "jurisdiction": "410922", "mode": "cash", "category": "subject"}),
+            422,
+            "invalid_field",
+            Some("mode"),
+        ),
+        (
+            "empty batch",
+            "/v1/batches",
+            Some("b15"),
+            json!({"items": []}),
+            422,
+            "invalid_field",
+            Some("items"),
+        ),
+    ];
+    for (what, path, key, body, status, code, field) in cases {
+        let token = if path == "/v1/institutions" {
+            &c.officer
+        } else if path.ends_with("payments") {
+            &c.platform
+        } else {
+            &c.school
+        };
+        let mut r = server.request(Method::POST, Some(token), path).json(&body);
+        if let Some(k) = key {
+            r = r.header("Idempotency-Key", k);
+        }
+        let (got, problem) = send(r).await;
+        assert_eq!(got.as_u16(), status, "{what}: {problem}");
+        assert_eq!(problem["code"], code, "{what}: {problem}");
+        assert_eq!(problem["field"].as_str(), field, "{what}: {problem}");
+        assert_eq!(problem["status"], status, "{what}");
+        assert!(!problem["detail"].as_str().unwrap().is_empty(), "{what}");
+        let text = problem.to_string().to_lowercase();
+        assert!(
+            !text.contains("sqlx") && !text.contains("select ") && !text.contains("insert "),
+            "{what}: {problem}"
+        );
+    }
+    // Malformed JSON, the wrong media type, an oversized body, a bad query.
+    let raw = |body: &'static str, content_type: &'static str| {
+        server
+            .request(Method::POST, Some(&c.platform), pay_path)
+            .header("Idempotency-Key", format!("raw-{}", body.len()))
+            .header("content-type", content_type)
+            .body(body)
+    };
+    let (status, p) = send(raw("{\"enrollment\": ", "application/json")).await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("malformed_json")),
+        "{p}"
+    );
+    let (status, p) = send(raw("enrollment=E-1", "application/x-www-form-urlencoded")).await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Some("unsupported_media_type")
+        ),
+        "{p}"
+    );
+    let big = "x".repeat(100 * 1024);
+    let (status, _) = send(
+        server
+            .request(Method::POST, Some(&c.platform), pay_path)
+            .header("Idempotency-Key", "big")
+            .header("content-type", "application/json")
+            .body(big),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    for (path, field) in [
+        ("/v1/institutions?limit=0", "limit"),
+        ("/v1/institutions?status=open", "status"),
+        ("/v1/institutions/INS-A/entries?cursor=abc", "cursor"),
+        ("/v1/institutions/INS-A/balances?format=xml", "format"),
+        (
+            "/v1/institutions/INS-A/balances?at=2020-01-01T00:00:00Z",
+            "at",
+        ),
+    ] {
+        let (status, p) = server.get(&c.officer, path).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {p}");
+        assert_eq!(p["field"], field, "{path}: {p}");
+    }
+    let (status, p) = server
+        .get(&c.officer, "/v1/institutions/INS-A/balances?at=yesterday")
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_query")),
+        "{p}"
+    );
+    assert_eq!(
+        counts(&server.store).await,
+        before,
+        "bad input changed the database"
+    );
+    server.stop().await;
+}
+both!(bad_input_is_refused_precisely_and_changes_nothing);
+
+async fn a_batch_is_all_or_nothing(backend: Backend) {
+    let server = Server::start(backend).await;
+    let c = county(&server).await;
+    enrollment(&server.store, &c.institution, "E-2", 10, 100_000).await;
+    let item = |id: &str, op: &str, enrollment: &str, amount: Option<&str>, hours: Option<i64>| {
+        json!({"institution": "INS-A", "client_id": id, "op": op, "enrollment": enrollment,
+               "amount": amount, "hours": hours, "occurred_at": "2026-09-05T08:00:00Z"})
+    };
+    let before = counts(&server.store).await;
+    let (status, p) = server
+        .post(
+            &c.platform,
+            "/v1/batches",
+            "batch-1",
+            json!({"items": [
+                item("i1", "pay_tuition", "E-1", Some("100.00"), None),
+                item("i2", "pay_tuition", "E-2", Some("100.00"), None),
+                item("i3", "pay_tuition", "E-2", Some("1000.00"), None),
+            ]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert_eq!(p["code"], "payment_exceeds_price");
+    assert_eq!(p["field"], "items[2]");
+    assert_eq!(counts(&server.store).await, before);
+    let (status, p) = server
+        .post(
+            &c.platform,
+            "/v1/batches",
+            "batch-2",
+            json!({"items": [
+                item("i1", "pay_tuition", "E-1", Some("100.00"), None),
+                item("i2", "refund", "E-2", Some("100.00"), None),
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("items[1].op")),
+        "{p}"
+    );
+
+    let (status, done) = server
+        .post(
+            &c.platform,
+            "/v1/batches",
+            "batch-3",
+            json!({"items": [
+                item("i1", "pay_tuition", "E-1", Some("100.00"), None),
+                item("i2", "pay_tuition", "E-2", Some("1000.00"), None),
+                item("i3", "consume_lessons", "E-2", None, Some(2)),
+            ]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{done}");
+    let kinds: Vec<_> = done["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["tuition_paid", "tuition_paid", "lessons_consumed"]);
+    let (_, b) = server
+        .get(&c.officer, "/v1/institutions/INS-A/balances")
+        .await;
+    assert_eq!(b["figures"]["escrow"], "1100.00");
+    assert_eq!(b["figures"]["releasable"], "200.00");
+    // An institution may record lessons but not payments, even in a batch.
+    let (status, p) = server
+        .post(
+            &c.school,
+            "/v1/batches",
+            "batch-4",
+            json!({"items": [item("i9", "pay_tuition", "E-1", Some("1.00"), None)]}),
+        )
+        .await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::FORBIDDEN, Some("items[0]")),
+        "{p}"
+    );
+    server.stop().await;
+}
+both!(a_batch_is_all_or_nothing);
+
+async fn a_bank_uploads_statements_for_its_own_accounts(backend: Backend) {
+    let server = Server::start(backend).await;
+    let c = county(&server).await;
+    let account = account_of("CMB", CNY_STATEMENT);
+    bank_account(&server.store, "CMB", &c.institution, &account).await;
+    server
+        .store
+        .register_bank("ICBC", "ICBC bank")
+        .await
+        .unwrap();
+    let cmb = server.token(Role::Bank, Scope::Bank("CMB".into())).await;
+    let icbc = server.token(Role::Bank, Scope::Bank("ICBC".into())).await;
+    let upload = |token: &str, path: &str, key: &str, body: &'static [u8]| {
+        send(
+            server
+                .request(Method::POST, Some(token), path)
+                .header("Idempotency-Key", key)
+                .header("content-type", "application/octet-stream")
+                .body(body),
+        )
+    };
+    let (status, receipt) = upload(&cmb, "/v1/feeds", "f1", CNY_STATEMENT).await;
+    assert_eq!(status, StatusCode::CREATED, "{receipt}");
+    assert_eq!(receipt["format"], "mt940");
+    assert_eq!(receipt["lines_stored"], 4);
+    assert_eq!(receipt["file_seen_before"], false);
+    let (status, again) = upload(&cmb, "/v1/feeds", "f2", CNY_STATEMENT).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(again["file_seen_before"], true);
+    assert_eq!(again["lines_stored"], 0);
+
+    let before = counts(&server.store).await;
+    // Another bank cannot send for CMB, nor for an account it does not hold.
+    let (status, p) = upload(&icbc, "/v1/feeds?bank=CMB", "f3", CNY_STATEMENT).await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found")),
+        "{p}"
+    );
+    let (status, p) = upload(&icbc, "/v1/feeds", "f4", CNY_STATEMENT).await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_bank_account")),
+        "{p}"
+    );
+    // A damaged file is refused whole, with where and why.
+    let broken: &'static [u8] =
+        include_bytes!("../crates/bank-adapter/tests/fixtures/mt940/broken_unbalanced.sta");
+    let (status, p) = upload(&cmb, "/v1/feeds", "f5", broken).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("nothing from this file was stored"),
+        "{p}"
+    );
+    let (status, p) = upload(&cmb, "/v1/feeds", "f6", b"").await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("body")),
+        "{p}"
+    );
+    // Officers read; they do not send feeds.
+    let (status, _) = upload(&c.officer, "/v1/feeds?bank=CMB", "f7", CNY_STATEMENT).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(counts(&server.store).await, before);
+    server.stop().await;
+}
+both!(a_bank_uploads_statements_for_its_own_accounts);
+
+async fn officers_see_risk_and_work_alerts(backend: Backend) {
+    let server = Server::start(backend).await;
+    api::demo::build(&server.store).await.unwrap();
+    let county = code(api::demo::COUNTY);
+    let officer = server
+        .token(Role::Officer, Scope::Jurisdiction(county.clone()))
+        .await;
+    let as_of = day(2026, 11, 7);
+    let (status, risk) = server
+        .get(&officer, "/v1/jurisdictions/410922/risk?as_of=2026-11-07")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{risk}");
+    let ranked = risk["institutions"].as_array().unwrap();
+    assert_eq!(ranked.len(), 4);
+    assert_eq!(ranked[0]["id"], "INS-410922-004");
+    let shortfall = ranked[0]["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "shortfall")
+        .expect("a shortfall signal");
+    assert_eq!(shortfall["severity"], "red");
+    // Evidence amounts are decimal strings like every amount on the wire.
+    let evidence = shortfall["evidence"].to_string();
+    assert!(!evidence.contains("\"minor\""), "{evidence}");
+    assert!(evidence.contains("\"amount\":\"1789.78\""), "{evidence}");
+
+    let ranked_core = api::risk::assess(&server.store, &county, as_of)
+        .await
+        .unwrap();
+    api::risk::record_alerts(&server.store, &ranked_core, as_of)
+        .await
+        .unwrap();
+    let (status, alerts) = server
+        .get(&officer, "/v1/alerts?severity=red&limit=500")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let red = alerts["items"].as_array().unwrap();
+    assert!(!red.is_empty());
+    assert!(
+        red.iter().all(|a| a["institution"] == "INS-410922-004"),
+        "{alerts}"
+    );
+    let key = red[0]["key"].as_str().unwrap().to_string();
+    let alert_path = format!(
+        "/v1/institutions/INS-410922-004/alerts/{}",
+        key.replace(':', "%3A")
+    );
+
+    let (status, p) = server
+        .post(
+            &officer,
+            &format!("{alert_path}/actions"),
+            "a1",
+            json!({"action": "request_rectification"}),
+        )
+        .await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("due")),
+        "{p}"
+    );
+    let (status, acted) = server
+        .post(&officer, &format!("{alert_path}/actions"), "a2",
+              json!({"action": "request_rectification", "due": "2026-11-30", "comment": "top up escrow"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{acted}");
+    assert_eq!(acted["alert"]["status"], "rectification_requested");
+    assert_eq!(acted["alert"]["rectification_due"], "2026-11-30");
+    let last = acted["trail"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["action"], "rectification_requested");
+    assert_eq!(last["comment"], "top up escrow");
+    assert!(
+        last["actor"].as_str().unwrap().contains("officer"),
+        "{last}"
+    );
+    let (status, _) = server
+        .post(
+            &officer,
+            &format!("{alert_path}/actions"),
+            "a3",
+            json!({"action": "resolve"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, p) = server
+        .post(
+            &officer,
+            &format!("{alert_path}/actions"),
+            "a4",
+            json!({"action": "acknowledge"}),
+        )
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::CONFLICT, Some("invalid_alert_transition")),
+        "{p}"
+    );
+    let (status, detail) = server.get(&officer, &alert_path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(detail["alert"]["status"], "resolved");
+
+    let (status, overview) = server
+        .get(&officer, "/v1/jurisdictions/410922/overview")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(overview["institutions"].as_array().unwrap().len(), 4);
+    assert_eq!(overview["totals"][0]["currency"], "CNY");
+    let golden = overview["institutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["institution"]["id"] == "INS-410922-004")
+        .unwrap();
+    assert!(golden["red_alerts"].as_u64().unwrap() >= 1, "{golden}");
+    let (_, metrics) = send(server.request(Method::GET, None, "/metrics")).await;
+    assert!(!metrics
+        .as_str()
+        .unwrap()
+        .contains("open_alerts{severity=\"red\"} 0"));
+    server.stop().await;
+}
+both!(officers_see_risk_and_work_alerts);
+
+#[path = "http/matrix.rs"]
+mod matrix;

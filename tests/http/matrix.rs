@@ -1,0 +1,366 @@
+//! The authorization matrix: every endpoint × every role × a target in the
+//! token's scope and one outside it, generated from two tables written down
+//! from the specification (who may do what; who can see what), not from the
+//! code. Outside the scope must look exactly like absent (404).
+
+use api::access::{Role, Scope};
+use ledger_core::domain::alerts::Finding;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Target {
+    Institution,
+    Jurisdiction,
+    /// A city (new jurisdictions are registered below one).
+    City,
+    Bank,
+    /// Lists: filtered by scope, never refused for it.
+    Nothing,
+}
+
+struct Endpoint {
+    name: &'static str,
+    method: Method,
+    /// `{i}` institution, `{j}` jurisdiction or city, `{b}` bank, `{n}` a
+    /// number unique to the case.
+    path: &'static str,
+    target: Target,
+    /// The roles the specification lets do this.
+    allowed: &'static [Role],
+    body: fn(&Fixture, usize) -> Option<Value>,
+    success: StatusCode,
+}
+
+use Role::*;
+
+const READERS: &[Role] = &[Officer, Platform, Institution, Admin];
+
+fn endpoints() -> Vec<Endpoint> {
+    let none = |_: &Fixture, _: usize| None;
+    vec![
+        Endpoint {
+            name: "get institution",
+            method: Method::GET,
+            path: "/v1/institutions/{i}",
+            target: Target::Institution,
+            allowed: READERS,
+            body: none,
+            success: StatusCode::OK,
+        },
+        Endpoint {
+            name: "balances",
+            method: Method::GET,
+            path: "/v1/institutions/{i}/balances",
+            target: Target::Institution,
+            allowed: READERS,
+            body: none,
+            success: StatusCode::OK,
+        },
+        Endpoint {
+            name: "entries",
+            method: Method::GET,
+            path: "/v1/institutions/{i}/entries",
+            target: Target::Institution,
+            allowed: READERS,
+            body: none,
+            success: StatusCode::OK,
+        },
+        Endpoint {
+            name: "list institutions",
+            method: Method::GET,
+            path: "/v1/institutions",
+            target: Target::Nothing,
+            allowed: READERS,
+            body: none,
+            success: StatusCode::OK,
+        },
+        Endpoint {
+            name: "enroll",
+            method: Method::POST,
+            path: "/v1/institutions/{i}/enrollments",
+            target: Target::Institution,
+            allowed: &[Institution, Platform, Admin],
+            body: |_, n| {
+                Some(
+                    json!({"id": format!("E-M{n}"), "student_ref": "S", "hours_bought": 10, "price": "100.00",
+                                     "course_start": "2026-09-01", "course_end": "2026-11-30"}),
+                )
+            },
+            success: StatusCode::CREATED,
+        },
+        Endpoint {
+            name: "pay",
+            method: Method::POST,
+            path: "/v1/institutions/{i}/payments",
+            target: Target::Institution,
+            allowed: &[Platform, Bank, Admin],
+            body: |_, _| Some(json!({"enrollment": "E-PAY", "amount": "1.00"})),
+            success: StatusCode::CREATED,
+        },
+        Endpoint {
+            name: "consume",
+            method: Method::POST,
+            path: "/v1/institutions/{i}/consumptions",
+            target: Target::Institution,
+            allowed: &[Institution, Platform, Admin],
+            body: |_, _| Some(json!({"enrollment": "E-USE", "hours": 1})),
+            success: StatusCode::CREATED,
+        },
+        Endpoint {
+            name: "batch",
+            method: Method::POST,
+            path: "/v1/batches",
+            target: Target::Institution,
+            allowed: &[Platform, Bank, Admin],
+            body: |f, n| {
+                Some(
+                    json!({"items": [{"institution": f.target_institution, "client_id": format!("b-{n}"),
+                "op": "pay_tuition", "enrollment": "E-PAY", "amount": "1.00", "occurred_at": "2026-09-10T00:00:00Z"}]}),
+                )
+            },
+            success: StatusCode::CREATED,
+        },
+        Endpoint {
+            name: "overview",
+            method: Method::GET,
+            path: "/v1/jurisdictions/{j}/overview",
+            target: Target::Jurisdiction,
+            allowed: &[Officer, Admin],
+            body: none,
+            success: StatusCode::OK,
+        },
+        Endpoint {
+            name: "risk",
+            method: Method::GET,
+            path: "/v1/jurisdictions/{j}/risk?as_of=2026-11-01",
+            target: Target::Jurisdiction,
+            allowed: &[Officer, Admin],
+            body: none,
+            success: StatusCode::OK,
+        },
+        Endpoint {
+            name: "list alerts",
+            method: Method::GET,
+            path: "/v1/alerts",
+            target: Target::Nothing,
+            allowed: &[Officer, Admin],
+            body: none,
+            success: StatusCode::OK,
+        },
+        Endpoint {
+            name: "get alert",
+            method: Method::GET,
+            path: "/v1/institutions/{i}/alerts/m-{n}",
+            target: Target::Institution,
+            allowed: &[Officer, Admin],
+            body: none,
+            success: StatusCode::OK,
+        },
+        Endpoint {
+            name: "act on alert",
+            method: Method::POST,
+            path: "/v1/institutions/{i}/alerts/m-{n}/actions",
+            target: Target::Institution,
+            allowed: &[Officer, Admin],
+            body: |_, _| Some(json!({"action": "acknowledge", "comment": "seen"})),
+            success: StatusCode::OK,
+        },
+        Endpoint {
+            name: "register institution",
+            method: Method::POST,
+            path: "/v1/institutions",
+            target: Target::Jurisdiction,
+            allowed: &[Officer, Admin],
+            body: |f, n| {
+                Some(
+                    json!({"id": format!("INS-M{n}"), "name": "M", "licence_no": "L", "jurisdiction": f.target_jurisdiction,
+                                     "mode": "custody", "category": "subject"}),
+                )
+            },
+            success: StatusCode::CREATED,
+        },
+        Endpoint {
+            name: "register jurisdiction",
+            method: Method::POST,
+            path: "/v1/jurisdictions",
+            target: Target::City,
+            allowed: &[Officer, Admin],
+            body: |f, n| {
+                Some(
+                    json!({"code": format!("{}{:02}", &f.target_city[..4], 30 + n % 60), "name": "New county", "parent": f.target_city}),
+                )
+            },
+            success: StatusCode::CREATED,
+        },
+        Endpoint {
+            name: "upload feed",
+            method: Method::POST,
+            path: "/v1/feeds?bank={b}",
+            target: Target::Bank,
+            allowed: &[Bank, Admin],
+            body: |_, _| None,
+            success: StatusCode::CREATED,
+        },
+    ]
+}
+
+/// What each role's token can see, in scope: the specification's scopes.
+fn sees_in_scope(role: Role, target: Target) -> bool {
+    match target {
+        Target::Nothing => true,
+        // A bank sees the institutions whose supervised accounts it holds.
+        Target::Institution => true,
+        Target::Jurisdiction | Target::City => matches!(role, Officer | Platform | Admin),
+        Target::Bank => matches!(role, Bank | Admin),
+    }
+}
+
+/// What a case targets, per side of the scope line.
+struct Fixture {
+    target_institution: &'static str,
+    target_jurisdiction: &'static str,
+    target_city: &'static str,
+    target_bank: &'static str,
+}
+
+const INSIDE: Fixture = Fixture {
+    target_institution: "INS-IN",
+    target_jurisdiction: "410922",
+    target_city: "410900",
+    target_bank: "BANK-IN",
+};
+const OUTSIDE: Fixture = Fixture {
+    target_institution: "INS-OUT",
+    target_jurisdiction: "420922",
+    target_city: "420900",
+    target_bank: "BANK-OUT",
+};
+
+const IN_FILE: &[u8] =
+    include_bytes!("../../crates/bank-adapter/tests/fixtures/mt940/chinese_cny.sta");
+const OUT_FILE: &[u8] =
+    include_bytes!("../../crates/bank-adapter/tests/fixtures/mt940/simple_lf.sta");
+
+async fn setup(server: &Server, cases: usize) -> Vec<(Role, String)> {
+    jurisdictions(&server.store).await;
+    for (f, county, file) in [(&INSIDE, "410922", IN_FILE), (&OUTSIDE, "420922", OUT_FILE)] {
+        let id = institution(&server.store, f.target_institution, county).await;
+        enrollment(&server.store, &id, "E-PAY", 10, 500_000).await;
+        enrollment(&server.store, &id, "E-USE", 60, 500_000).await;
+        pay(&server.store, &id, "E-USE", "prepay", 500_000).await;
+        bank_account(
+            &server.store,
+            f.target_bank,
+            &id,
+            &account_of(f.target_bank, file),
+        )
+        .await;
+        let findings: Vec<Finding> = (0..=cases)
+            .map(|n| Finding {
+                key: format!("m-{n}"),
+                kind: "feed_silence".into(),
+                severity: "yellow".into(),
+                summary: "no statement".into(),
+                evidence: "[]".into(),
+                rule_pack: "national".into(),
+            })
+            .collect();
+        server
+            .store
+            .record_findings(&id, day(2026, 11, 1), &findings)
+            .await
+            .unwrap();
+    }
+    let inside = ledger_core::InstitutionId::parse(INSIDE.target_institution).unwrap();
+    let mut tokens = Vec::new();
+    for (role, scope) in [
+        (Officer, Scope::Jurisdiction(code("410900"))),
+        (Platform, Scope::Jurisdiction(code("410900"))),
+        (Institution, Scope::Institution(inside)),
+        (Bank, Scope::Bank(INSIDE.target_bank.into())),
+        (Admin, Scope::All),
+    ] {
+        tokens.push((role, server.token(role, scope).await));
+    }
+    tokens
+}
+
+async fn every_endpoint_by_every_role_in_and_out_of_scope(backend: Backend) {
+    let server = Server::start(backend).await;
+    let endpoints = endpoints();
+    let cases = endpoints.len() * Role::ALL.len() * 2;
+    let tokens = setup(&server, cases).await;
+    let mut n = 0;
+    let mut failures = Vec::new();
+    for e in &endpoints {
+        for (role, token) in &tokens {
+            for (inside, f) in [(true, &INSIDE), (false, &OUTSIDE)] {
+                n += 1;
+                let path = e
+                    .path
+                    .replace("{i}", f.target_institution)
+                    .replace(
+                        "{j}",
+                        if e.target == Target::City {
+                            f.target_city
+                        } else {
+                            f.target_jurisdiction
+                        },
+                    )
+                    .replace("{b}", f.target_bank)
+                    .replace("{n}", &n.to_string());
+                let mut request = server.request(e.method.clone(), Some(token), &path);
+                if e.method == Method::POST {
+                    request = request.header("Idempotency-Key", format!("m-{n}"));
+                    request = match (e.body)(f, n) {
+                        Some(body) => request.json(&body),
+                        None => request
+                            .header("content-type", "application/octet-stream")
+                            .body(if inside { IN_FILE } else { OUT_FILE }),
+                    };
+                }
+                let (status, body) = send(request).await;
+                let visible = *role == Admin
+                    || e.target == Target::Nothing
+                    || (inside && sees_in_scope(*role, e.target));
+                let expected = if !visible {
+                    StatusCode::NOT_FOUND
+                } else if e.allowed.contains(role) {
+                    e.success
+                } else {
+                    StatusCode::FORBIDDEN
+                };
+                if status != expected {
+                    failures.push(format!(
+                        "{} as {role:?} {}: expected {expected}, got {status}: {body}",
+                        e.name,
+                        if inside { "inside" } else { "outside" }
+                    ));
+                }
+                if status == StatusCode::NOT_FOUND {
+                    // Out of scope says nothing an absent thing would not.
+                    assert!(
+                        body["detail"]
+                            .as_str()
+                            .unwrap_or("")
+                            .contains("does not exist or is not yours to see"),
+                        "{} as {role:?}: {body}",
+                        e.name
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {n} cases wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(n, cases);
+    server.stop().await;
+}
+crate::both!(every_endpoint_by_every_role_in_and_out_of_scope);
