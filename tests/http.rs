@@ -984,3 +984,5 @@ both!(officers_see_risk_and_work_alerts);
 
 #[path = "http/matrix.rs"]
 mod matrix;
+#[path = "http/refunds.rs"]
+mod refunds;

@@ -110,6 +110,19 @@ fn endpoints() -> Vec<Endpoint> {
             success: StatusCode::CREATED,
         },
         Endpoint {
+            name: "request refund",
+            method: Method::POST,
+            path: "/v1/institutions/{i}/refunds",
+            target: Target::Institution,
+            allowed: &[Officer, Platform, Institution, Admin],
+            body: |_, _| {
+                Some(
+                    json!({"enrollment": "E-PAY", "payee": {"name": "Li", "account": "6222", "bank": "CMBCCNBS"}}),
+                )
+            },
+            success: StatusCode::CREATED,
+        },
+        Endpoint {
             name: "batch",
             method: Method::POST,
             path: "/v1/batches",

@@ -64,9 +64,31 @@ impl Server {
     }
 
     pub async fn start_with(backend: Backend, config: Config, migrate: bool) -> Server {
+        Server::start_full(backend, config, migrate, ledger_core::store::Clock::System).await
+    }
+
+    /// A server whose store reads the time from `clock` (a test moves it).
+    pub async fn start_clocked(backend: Backend, clock: ledger_core::store::Clock) -> Server {
+        Server::start_full(backend, Config::default(), true, clock).await
+    }
+
+    async fn start_full(
+        backend: Backend,
+        config: Config,
+        migrate: bool,
+        clock: ledger_core::store::Clock,
+    ) -> Server {
+        // The service's logs go with the test's output (shown on failure).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_test_writer()
+            .try_init();
         let dir = tempfile::tempdir().unwrap();
         let (url, pg) = database(backend, dir.path()).await;
-        let store = Store::connect(&url).await.unwrap();
+        let store = Store::connect_with(&url, clock).await.unwrap();
         if migrate {
             store.migrate().await.unwrap();
         }

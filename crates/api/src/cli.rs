@@ -108,6 +108,17 @@ pub enum Command {
     },
     /// Run the HTTP service (see /docs once it is up).
     Serve(crate::serve::ServeArgs),
+    /// Background jobs, one pass (for cron) or on a loop: deemed refund
+    /// approvals, refunds into the books, bank instructions sent and
+    /// followed up, overdue refunds flagged.
+    Jobs {
+        /// How to reach the supervising banks (a JSON file).
+        #[arg(long)]
+        banks: Option<std::path::PathBuf>,
+        /// Repeat every this many seconds instead of one pass.
+        #[arg(long)]
+        every_secs: Option<u64>,
+    },
     /// API tokens: create (shown once), revoke, list.
     Token {
         #[command(subcommand)]
@@ -226,6 +237,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench { what } => bench::run(what, url).await?,
         Command::Serve(args) => crate::serve::run(url, args).await?,
+        Command::Jobs { banks, every_secs } => {
+            let store = open(url).await?;
+            let banks = match banks {
+                Some(path) => crate::workflow::BankDirectory::load(&path)?,
+                None => crate::workflow::BankDirectory::default(),
+            };
+            match every_secs {
+                None => {
+                    let t = crate::workflow::tick(&store, &banks).await?;
+                    println!("{}", serde_json::to_string(&t)?);
+                }
+                Some(secs) => {
+                    let (stop, stopped) = tokio::sync::watch::channel(false);
+                    let runner = tokio::spawn(crate::workflow::run(
+                        store.clone(),
+                        banks,
+                        std::time::Duration::from_secs(secs.max(1)),
+                        stopped,
+                    ));
+                    crate::http::shutdown_signal().await;
+                    let _ = stop.send(true);
+                    let _ = runner.await;
+                }
+            }
+        }
         Command::Token { what } => {
             let store = open(url).await?;
             return crate::token::run(&store, what).await;

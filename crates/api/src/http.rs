@@ -68,6 +68,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::flows::router())
         .merge(routes::oversight::router())
         .merge(routes::feeds::router())
+        .merge(routes::refunds::router())
         .split_for_parts()
 }
 

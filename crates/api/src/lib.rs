@@ -14,3 +14,4 @@ pub mod risk;
 pub mod serve;
 pub mod telemetry;
 pub mod token;
+pub mod workflow;

@@ -9,6 +9,7 @@ use ledger_core::JurisdictionCode;
 
 use crate::access::{Role, Scope};
 use crate::http::{self, AppState, Config};
+use crate::workflow::{self, BankDirectory};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -25,6 +26,16 @@ pub struct ServeArgs {
     /// Refuse request bodies larger than this many bytes (answers 413).
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Run the refund workflow and outbox dispatch inside this process
+    /// (several processes on one PostgreSQL database share the work safely).
+    #[arg(long)]
+    pub jobs: bool,
+    /// How to reach the supervising banks, for the jobs (a JSON file).
+    #[arg(long)]
+    pub banks: Option<std::path::PathBuf>,
+    /// Seconds between job passes.
+    #[arg(long, default_value_t = 5)]
+    pub jobs_every_secs: u64,
 }
 
 pub async fn run(url: &str, args: ServeArgs) -> anyhow::Result<()> {
@@ -67,7 +78,26 @@ pub async fn run(url: &str, args: ServeArgs) -> anyhow::Result<()> {
             max_body_bytes: args.max_body_bytes,
         },
     );
+    let (stop_jobs, stopped) = tokio::sync::watch::channel(false);
+    let jobs = if args.jobs {
+        let banks = match &args.banks {
+            Some(path) => BankDirectory::load(path)?,
+            None => BankDirectory::default(),
+        };
+        Some(tokio::spawn(workflow::run(
+            store.clone(),
+            banks,
+            Duration::from_secs(args.jobs_every_secs.max(1)),
+            stopped,
+        )))
+    } else {
+        None
+    };
     http::serve(listener, state, http::shutdown_signal()).await?;
+    let _ = stop_jobs.send(true);
+    if let Some(jobs) = jobs {
+        let _ = jobs.await;
+    }
     store.close().await;
     Ok(())
 }

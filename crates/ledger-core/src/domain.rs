@@ -13,6 +13,7 @@ pub mod feeds;
 pub mod ids;
 pub mod money;
 pub mod policy;
+pub mod refunds;
 pub mod registry;
 pub mod risk;
 pub mod wire;

@@ -12,6 +12,7 @@ mod recon;
 mod report;
 mod rows;
 mod sqlite;
+mod workflow;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -26,6 +26,7 @@ use crate::http::problem::Problem;
         (name = "flows", description = "Enrollments, payments, lesson consumption"),
         (name = "oversight", description = "Overviews, risk and alerts"),
         (name = "feeds", description = "Bank statement files"),
+        (name = "refunds", description = "The refund workflow"),
     )
 )]
 struct Base;

@@ -5,4 +5,5 @@ pub mod feeds;
 pub mod flows;
 pub mod ops;
 pub mod oversight;
+pub mod refunds;
 pub mod registry;

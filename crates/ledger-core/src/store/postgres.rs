@@ -11,7 +11,7 @@ use tracing::instrument;
 use crate::domain::accounts::{AccountCode, Totals};
 use crate::domain::books::{ChainHead, EnrollmentBook, KnownEntry};
 use crate::domain::chain::GENESIS_HASH;
-use crate::domain::entry::{Entry, Request};
+use crate::domain::entry::{Entry, Phase, Request};
 use crate::domain::error::LedgerError;
 use crate::domain::ids::{ClientId, EnrollmentId, InstitutionId, JurisdictionCode};
 use crate::domain::policy::RulePack;
@@ -267,6 +267,26 @@ impl BatchTx for PgTx<'_> {
     }
 
     async fn write(&mut self, c: &Changes) -> Result<()> {
+        // Money the bank must move goes into the outbox with its entry.
+        for e in c
+            .entries
+            .iter()
+            .filter(|e| e.kind.phase() == Phase::Pending)
+        {
+            sqlx::query(
+                "insert into outbox (institution_id, instruction_id, kind, amount_minor, currency, state, \
+               attempts, next_attempt_at, created_at, updated_at) \
+             values ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, $6)",
+            )
+            .bind(e.institution.as_str())
+            .bind(e.client_id.as_str())
+            .bind(e.kind.code())
+            .bind(e.postings.first().map_or(0, |p| p.amount_minor))
+            .bind(e.currency.code())
+            .bind(e.recorded_at)
+            .execute(&mut *self.tx)
+            .await?;
+        }
         let e = &c.entries;
         sqlx::query(
             "insert into entries (institution_id, seq, client_id, kind, currency, occurred_at, \

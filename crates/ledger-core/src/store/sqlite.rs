@@ -16,7 +16,7 @@ use tracing::instrument;
 use crate::domain::accounts::{AccountCode, AccountType, Totals};
 use crate::domain::books::{ChainHead, EnrollmentBook, KnownEntry};
 use crate::domain::chain::GENESIS_HASH;
-use crate::domain::entry::{Entry, Request};
+use crate::domain::entry::{Entry, Phase, Request};
 use crate::domain::error::LedgerError;
 use crate::domain::ids::{ClientId, EnrollmentId, InstitutionId, JurisdictionCode};
 use crate::domain::policy::RulePack;
@@ -326,6 +326,26 @@ impl BatchTx for SqliteTx<'_> {
     }
 
     async fn write(&mut self, c: &Changes) -> Result<()> {
+        // Money the bank must move goes into the outbox with its entry.
+        for e in c
+            .entries
+            .iter()
+            .filter(|e| e.kind.phase() == Phase::Pending)
+        {
+            sqlx::query(
+                "insert into outbox (institution_id, instruction_id, kind, amount_minor, currency, state, \
+               attempts, next_attempt_at, created_at, updated_at) \
+             values (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+            )
+            .bind(e.institution.as_str())
+            .bind(e.client_id.as_str())
+            .bind(e.kind.code())
+            .bind(e.postings.first().map_or(0, |p| p.amount_minor))
+            .bind(e.currency.code())
+            .bind(micros(e.recorded_at)).bind(micros(e.recorded_at)).bind(micros(e.recorded_at))
+            .execute(&mut *self.tx)
+            .await?;
+        }
         for e in &c.entries {
             sqlx::query(
                 "insert into entries (institution_id, seq, client_id, kind, currency, occurred_at, \

@@ -1,0 +1,322 @@
+//! Refunds over HTTP: a request (by the institution, the platform or an
+//! officer), an officer's approval or refusal, and the refund with every
+//! state it passed through. The job runner does the rest (see `workflow`).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, NaiveDate, Utc};
+use ledger_core::domain::money::format_minor;
+use ledger_core::domain::refunds::{Payee, Refund, RefundState};
+use ledger_core::{Amount, Currency, EnrollmentId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::access::{Action, Caller};
+use crate::http::problem::{ApiError, ApiResult, Json, Problem};
+use crate::http::{guard, AppState};
+use crate::workflow;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(request_refund))
+        .routes(routes!(get_refund))
+        .routes(routes!(approve_refund))
+        .routes(routes!(decline_refund))
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayeeBody {
+    /// The family member the money goes back to.
+    pub name: String,
+    pub account: String,
+    /// Their bank: a BIC or a domestic code (CNAPS).
+    pub bank: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRefund {
+    #[schema(example = "ENR-0001")]
+    pub enrollment: String,
+    /// A decimal string; omit to refund everything not yet consumed.
+    pub amount: Option<String>,
+    pub payee: PayeeBody,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundStep {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    /// requested, approved, instructed, paid, returned or declined.
+    pub state: String,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundView {
+    #[schema(example = "RF0123456789AB")]
+    pub id: String,
+    pub institution: String,
+    pub enrollment: String,
+    /// Null: everything not yet consumed.
+    pub amount: Option<String>,
+    pub currency: String,
+    pub payee: PayeeBody,
+    pub reason: Option<String>,
+    pub state: String,
+    pub requested_by: String,
+    pub requested_on: NaiveDate,
+    /// Deemed approved if not answered by the end of this day.
+    pub answer_by: NaiveDate,
+    /// Overdue if not paid by the end of this day.
+    pub pay_by: Option<NaiveDate>,
+    /// The bank instruction's id (its idempotency key and end-to-end id).
+    pub instruction_id: Option<String>,
+    /// Every state it passed through, oldest first.
+    pub history: Vec<RefundStep>,
+}
+
+async fn view(state: &AppState, r: &Refund, currency: Currency) -> ApiResult<RefundView> {
+    let history = state
+        .store
+        .refund_trail(&r.institution, &r.id)
+        .await?
+        .into_iter()
+        .map(|e| RefundStep {
+            seq: e.seq,
+            at: e.at,
+            actor: e.actor,
+            state: e.state,
+            detail: e.detail,
+        })
+        .collect();
+    Ok(RefundView {
+        id: r.id.clone(),
+        institution: r.institution.to_string(),
+        enrollment: r.enrollment.to_string(),
+        amount: r.amount_minor.map(|m| format_minor(m, currency)),
+        currency: currency.code().to_string(),
+        payee: PayeeBody {
+            name: r.payee.name.clone(),
+            account: r.payee.account.clone(),
+            bank: r.payee.bank.clone(),
+        },
+        reason: r.reason.clone(),
+        state: r.state.code().to_string(),
+        requested_by: r.requested_by.clone(),
+        requested_on: r.requested_on,
+        answer_by: r.answer_by,
+        pay_by: r.pay_by,
+        instruction_id: r.instruction_id.clone(),
+        history,
+    })
+}
+
+fn actor(caller: &Caller) -> String {
+    format!(
+        "{} ({} token {})",
+        caller.name,
+        caller.role.as_str(),
+        caller.token_id
+    )
+}
+
+/// Ask for a refund of unconsumed tuition.
+#[utoipa::path(post, path = "/v1/institutions/{id}/refunds", tag = "refunds", request_body = NewRefund,
+    params(("id" = String, Path, description = "Institution id"),
+           ("Idempotency-Key" = String, Header, description = "Repeats get the first answer")),
+    responses((status = 201, body = RefundView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn request_refund(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<NewRefund>,
+) -> ApiResult<(StatusCode, Json<RefundView>)> {
+    let i = guard::institution(&state, &caller, &id, Action::RequestRefund).await?;
+    let enrollment = EnrollmentId::parse(body.enrollment)
+        .map_err(|e| ApiError::from(e).on_field("enrollment"))?;
+    let amount_minor = body
+        .amount
+        .as_deref()
+        .map(|a| Amount::parse(a, i.currency).map(|a| a.minor()))
+        .transpose()
+        .map_err(|e| ApiError::from(e).on_field("amount"))?;
+    for (field, value) in [
+        ("payee.name", &body.payee.name),
+        ("payee.account", &body.payee.account),
+        ("payee.bank", &body.payee.bank),
+    ] {
+        if value.trim().is_empty() || value.len() > 70 {
+            return Err(ApiError::invalid(
+                field,
+                format!("{field} must be 1 to 70 characters"),
+            ));
+        }
+    }
+    let today = workflow::today(&state.store);
+    let refund = Refund {
+        institution: i.id.clone(),
+        id: workflow::new_refund_id(),
+        enrollment,
+        amount_minor,
+        payee: Payee {
+            name: body.payee.name,
+            account: body.payee.account,
+            bank: body.payee.bank,
+        },
+        reason: body.reason,
+        requested_by: actor(&caller),
+        requested_on: today,
+        answer_by: workflow::answer_by(&state.store, &i, today).await?,
+        state: RefundState::Requested,
+        pay_by: None,
+        instruction_id: None,
+    };
+    state.store.create_refund(&refund).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&state, &refund, i.currency).await?),
+    ))
+}
+
+async fn find(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    action: Action,
+) -> ApiResult<(Refund, Currency)> {
+    let not_found = || ApiError::not_found(format!("refund {id:?}"));
+    let r = state.store.refund_by_id(id).await?.ok_or_else(not_found)?;
+    let i = guard::institution(state, caller, r.institution.as_str(), action)
+        .await
+        .map_err(|e| {
+            if e.status == StatusCode::NOT_FOUND {
+                not_found()
+            } else {
+                e
+            }
+        })?;
+    Ok((r, i.currency))
+}
+
+/// A refund and every state it passed through.
+#[utoipa::path(get, path = "/v1/refunds/{id}", tag = "refunds",
+    params(("id" = String, Path, description = "Refund id")),
+    responses((status = 200, body = RefundView), (status = 404, body = Problem)))]
+async fn get_refund(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RefundView>> {
+    let (r, currency) = find(&state, &caller, &id, Action::ReadBooks).await?;
+    Ok(Json(view(&state, &r, currency).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    pub comment: Option<String>,
+}
+
+/// Approve a requested refund: it enters the books and the bank is
+/// instructed by the job runner.
+#[utoipa::path(post, path = "/v1/refunds/{id}/approve", tag = "refunds", request_body = Decision,
+    params(("id" = String, Path, description = "Refund id"),
+           ("Idempotency-Key" = String, Header, description = "Repeats get the first answer")),
+    responses((status = 200, body = RefundView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn approve_refund(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<Decision>,
+) -> ApiResult<Json<RefundView>> {
+    let (r, currency) = find(&state, &caller, &id, Action::ApproveRefund).await?;
+    decide(
+        &state,
+        &caller,
+        &r,
+        RefundState::Approved,
+        body.comment.as_deref(),
+    )
+    .await?;
+    if let Some(approved) = state.store.refund(&r.institution, &r.id).await? {
+        if approved.state == RefundState::Approved {
+            workflow::instruct(&state.store, &approved, workflow::today(&state.store)).await?;
+        }
+    }
+    let now = state
+        .store
+        .refund(&r.institution, &r.id)
+        .await?
+        .unwrap_or(r);
+    Ok(Json(view(&state, &now, currency).await?))
+}
+
+/// Decline a requested refund, with the reason.
+#[utoipa::path(post, path = "/v1/refunds/{id}/decline", tag = "refunds", request_body = Decision,
+    params(("id" = String, Path, description = "Refund id"),
+           ("Idempotency-Key" = String, Header, description = "Repeats get the first answer")),
+    responses((status = 200, body = RefundView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn decline_refund(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<Decision>,
+) -> ApiResult<Json<RefundView>> {
+    let (r, currency) = find(&state, &caller, &id, Action::ApproveRefund).await?;
+    decide(
+        &state,
+        &caller,
+        &r,
+        RefundState::Declined,
+        body.comment.as_deref(),
+    )
+    .await?;
+    let now = state
+        .store
+        .refund(&r.institution, &r.id)
+        .await?
+        .unwrap_or(r);
+    Ok(Json(view(&state, &now, currency).await?))
+}
+
+async fn decide(
+    state: &AppState,
+    caller: &Caller,
+    r: &Refund,
+    to: RefundState,
+    comment: Option<&str>,
+) -> ApiResult<()> {
+    let moved = r.state == RefundState::Requested
+        && state
+            .store
+            .move_refund(
+                &r.institution,
+                &r.id,
+                RefundState::Requested,
+                to,
+                &actor(caller),
+                comment,
+                None,
+                None,
+            )
+            .await?;
+    if moved {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "refund_already_decided",
+            format!(
+                "refund {} is {}, not waiting for a decision",
+                r.id,
+                r.state.code()
+            ),
+        ))
+    }
+}

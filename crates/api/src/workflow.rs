@@ -1,0 +1,602 @@
+//! The refund workflow and the outbox dispatcher, as steps a job runner
+//! repeats. Every step reads its work from the database and is safe to run
+//! again after a crash at any point: ledger entries carry client ids fixed
+//! by the refund (a repeat is a replay), state moves are conditional (a
+//! repeat moves nothing), and an instruction goes to the bank under its
+//! idempotency key (a resend is answered with the original receipt).
+//!
+//! request → approve (officer, or deemed when unanswered past the rule
+//! pack's working days) → ledger: refund approved + payment instructed
+//! (pending; its outbox row in the same transaction) → the bank is sent the
+//! instruction → the bank executes (entry confirmed, refund paid) or rejects
+//! (entry voided, refund returned, alert) → unpaid past the deadline: alert.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration as StdDuration;
+
+use anyhow::Context;
+use bank_adapter::client::{BankClient, BankConfig, ClientError, RetryPolicy, Secret};
+use bank_adapter::instruction::{
+    Creditor, Instruction, InstructionId, InstructionKind, InstructionSpec, InstructionStatus,
+};
+use chrono::{Duration, NaiveDate, Utc};
+use ledger_core::domain::alerts::Finding;
+use ledger_core::domain::feeds::AccountKind;
+use ledger_core::domain::refunds::{retry_delay, OutboxItem, OutboxState, Refund, RefundState};
+use ledger_core::domain::risk::HolidayCalendar;
+use ledger_core::{
+    Amount, ClientId, Command, Currency, Entry, Institution, RefundSource, Request, Store,
+};
+use serde::Deserialize;
+
+/// How to reach each supervising bank, from a JSON file:
+/// `[{"bank": "PYB", "url": "https://…", "credential": "…"}]`.
+#[derive(Default)]
+pub struct BankDirectory {
+    clients: BTreeMap<String, BankClient>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BankEntry {
+    bank: String,
+    url: String,
+    credential: String,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+impl BankDirectory {
+    pub fn load(path: &Path) -> anyhow::Result<BankDirectory> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the bank directory {}", path.display()))?;
+        let entries: Vec<BankEntry> = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a bank directory", path.display()))?;
+        let mut dir = BankDirectory::default();
+        for e in entries {
+            dir.add(&e.bank, &e.url, &e.credential, e.timeout_ms)?;
+        }
+        Ok(dir)
+    }
+
+    pub fn add(
+        &mut self,
+        bank: &str,
+        url: &str,
+        credential: &str,
+        timeout_ms: Option<u64>,
+    ) -> anyhow::Result<()> {
+        let mut config = BankConfig::new(bank, url, Secret::new(credential.to_string()));
+        config.timeout = StdDuration::from_millis(timeout_ms.unwrap_or(10_000));
+        // The job runner retries on its own schedule (outbox backoff), so a
+        // bank that is down does not hold the runner up.
+        config.retry = RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        };
+        let client = BankClient::new(config).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+        self.clients.insert(bank.to_string(), client);
+        Ok(())
+    }
+
+    fn get(&self, bank: &str) -> Option<&BankClient> {
+        self.clients.get(bank)
+    }
+}
+
+/// What one pass of the runner did, for logs and tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Tick {
+    pub deemed_approved: u32,
+    pub instructed: u32,
+    pub declined_by_books: u32,
+    pub sent: u32,
+    pub send_failures: u32,
+    pub executed: u32,
+    pub returned: u32,
+    pub overdue_alerts: u32,
+}
+
+/// Working days by the rule pack's calendar (weekends; holiday calendars
+/// in rule packs are not modelled yet).
+fn working_days_after(day: NaiveDate, n: u32) -> anyhow::Result<NaiveDate> {
+    let calendar = HolidayCalendar::new(Vec::<NaiveDate>::new(), Vec::<NaiveDate>::new())?;
+    calendar
+        .add_working_days(day, n)
+        .context("working-day arithmetic ran off the calendar")
+}
+
+/// The day a request is deemed approved if nobody answers.
+pub async fn answer_by(
+    store: &Store,
+    institution: &Institution,
+    day: NaiveDate,
+) -> anyhow::Result<NaiveDate> {
+    let rules = store.rules_for(institution, day).await?;
+    working_days_after(day, rules.params.refund_answer_working_days.unwrap_or(5))
+}
+
+pub fn new_refund_id() -> String {
+    let mut bytes = [0u8; 6];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+    format!("RF{}", hex::encode_upper(bytes))
+}
+
+fn postings_amount(entry: &Entry) -> i64 {
+    entry.postings.first().map_or(0, |p| p.amount_minor)
+}
+
+/// Approved → instructed: the refund enters the books (approved, then the
+/// payment instructed, pending) and so the outbox.
+pub async fn instruct(store: &Store, refund: &Refund, today: NaiveDate) -> anyhow::Result<bool> {
+    let institution = store.institution(&refund.institution).await?;
+    // The entries occur when the refund was approved: a step repeated after
+    // a crash, however much later, is then the same request (a replay).
+    let approved_at = store
+        .refund_trail(&refund.institution, &refund.id)
+        .await?
+        .into_iter()
+        .rev()
+        .find(|e| e.state == RefundState::Approved.code())
+        .map_or_else(|| store.now(), |e| e.at);
+    let request = |client_id: String, command: Command| -> anyhow::Result<Request> {
+        Ok(Request {
+            institution: refund.institution.clone(),
+            client_id: ClientId::parse(client_id)?,
+            currency: institution.currency,
+            occurred_at: approved_at,
+            external_ref: Some(refund.id.clone()),
+            command,
+        })
+    };
+    let approved = store
+        .execute(request(
+            refund.approval_client_id(),
+            Command::ApproveRefund {
+                enrollment: refund.enrollment.clone(),
+                amount_minor: refund.amount_minor,
+            },
+        )?)
+        .await;
+    let approved = match approved {
+        Ok(e) => e,
+        Err(e) if e.rejection().is_some() => {
+            // The books refuse it (nothing left to refund, say): say why.
+            store
+                .move_refund(
+                    &refund.institution,
+                    &refund.id,
+                    RefundState::Approved,
+                    RefundState::Declined,
+                    "ledger",
+                    Some(&format!("the books refused the refund: [{}] {e}", e.code())),
+                    None,
+                    None,
+                )
+                .await?;
+            return Ok(false);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let payment = store
+        .execute(request(
+            refund.instruction_client_id(),
+            Command::InstructRefundPayment {
+                amount_minor: postings_amount(&approved),
+                source: RefundSource::Escrow,
+            },
+        )?)
+        .await?;
+    let rules = store.rules_for(&institution, today).await?;
+    let pay_by = working_days_after(today, rules.params.refund_pay_working_days.unwrap_or(15))?;
+    store
+        .move_refund(
+            &refund.institution,
+            &refund.id,
+            RefundState::Approved,
+            RefundState::Instructed,
+            "workflow",
+            Some(&format!(
+                "refund of {} {} owed; payment instruction {} queued for the bank",
+                ledger_core::domain::money::format_minor(
+                    postings_amount(&payment),
+                    institution.currency
+                ),
+                institution.currency.code(),
+                payment.client_id
+            )),
+            Some(pay_by),
+            Some(payment.client_id.as_str()),
+        )
+        .await
+        .map_err(Into::into)
+}
+
+/// Sends one due instruction to its bank.
+async fn send(
+    store: &Store,
+    banks: &BankDirectory,
+    item: &OutboxItem,
+    today: NaiveDate,
+) -> anyhow::Result<Result<(), String>> {
+    let institution = store.institution(&item.institution).await?;
+    let kind = if item.kind == "deposit_return_instructed" {
+        AccountKind::Deposit
+    } else {
+        AccountKind::Escrow
+    };
+    let Some(account) = store
+        .supervised_accounts(&item.institution)
+        .await?
+        .into_iter()
+        .find(|a| a.kind == kind)
+    else {
+        return Ok(Err(format!(
+            "{} has no supervised {kind:?} account on file",
+            item.institution
+        )));
+    };
+    let Some(client) = banks.get(&account.bank) else {
+        return Ok(Err(format!(
+            "no connection is configured for bank {:?} (--banks)",
+            account.bank
+        )));
+    };
+    let (instruction_kind, creditor) = match item.kind.as_str() {
+        "refund_payment_instructed" => {
+            let refund = store
+                .refunds(Some(&item.institution), None)
+                .await?
+                .into_iter()
+                .find(|r| r.instruction_id.as_deref() == Some(item.instruction_id.as_str()));
+            match refund {
+                Some(r) => (
+                    InstructionKind::Refund,
+                    Creditor {
+                        name: r.payee.name,
+                        account: r.payee.account,
+                        bank: r.payee.bank,
+                    },
+                ),
+                None => return Ok(Err(format!(
+                    "refund payment {} was not made through the refund workflow: no payee on file",
+                    item.instruction_id
+                ))),
+            }
+        }
+        other => {
+            return Ok(Err(format!(
+                "{other} {}: no payee account is on file for {} (releases and deposit returns are not dispatched yet)",
+                item.instruction_id, institution.name
+            )))
+        }
+    };
+    let currency: Currency = item.currency.parse()?;
+    let instruction = Instruction::new(InstructionSpec {
+        id: InstructionId::parse(item.instruction_id.clone())
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        kind: instruction_kind,
+        institution: item.institution.clone(),
+        debtor_account: account.account_no.clone(),
+        creditor,
+        amount: Amount::from_minor(item.amount_minor)?,
+        currency,
+        requested_date: today,
+        remittance: Some(format!("{} {}", item.kind, item.instruction_id)),
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    match client.send_instruction(&instruction).await {
+        Ok(receipt) => {
+            let state = match receipt.status {
+                InstructionStatus::Rejected => {
+                    settle(store, item, false, receipt.reason.as_deref()).await?;
+                    return Ok(Ok(()));
+                }
+                _ => OutboxState::Accepted,
+            };
+            store
+                .update_outbox(&item.institution, &item.instruction_id, state, Some(&receipt.bank_ref), None, None)
+                .await?;
+            Ok(Ok(()))
+        }
+        Err(e @ ClientError::InstructionConflict { .. }) => Ok(Err(format!(
+            "[{}] {e}: the bank holds different content under this id; nothing was paid twice, a person must look",
+            e.code()
+        ))),
+        Err(e) => Ok(Err(format!("[{}] {e}", e.code()))),
+    }
+}
+
+/// The bank executed (`true`) or rejected/returned (`false`) an instruction:
+/// the books follow, then the refund, then (on a return) an alert.
+async fn settle(
+    store: &Store,
+    item: &OutboxItem,
+    executed: bool,
+    reason: Option<&str>,
+) -> anyhow::Result<()> {
+    let institution = store.institution(&item.institution).await?;
+    let pending = ClientId::parse(item.instruction_id.clone())?;
+    let (suffix, command) = if executed {
+        ("C", Command::ConfirmPending { pending })
+    } else {
+        ("V", Command::VoidPending { pending })
+    };
+    let result = store
+        .execute(Request {
+            institution: item.institution.clone(),
+            client_id: ClientId::parse(format!("{}-{suffix}", item.instruction_id))?,
+            currency: institution.currency,
+            occurred_at: store.now(),
+            external_ref: item.bank_ref.clone(),
+            command,
+        })
+        .await;
+    match result {
+        Ok(_) => {}
+        // Reconciliation of the bank's statement got there first, or a
+        // runner that died after this entry (at another time) did.
+        Err(e)
+            if matches!(
+                e.code(),
+                "already_resolved" | "exists_with_different_fields"
+            ) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let state = if executed {
+        OutboxState::Executed
+    } else {
+        OutboxState::Rejected
+    };
+    store
+        .update_outbox(
+            &item.institution,
+            &item.instruction_id,
+            state,
+            None,
+            reason,
+            None,
+        )
+        .await?;
+    let refund = store
+        .refunds(Some(&item.institution), Some(RefundState::Instructed))
+        .await?
+        .into_iter()
+        .find(|r| r.instruction_id.as_deref() == Some(item.instruction_id.as_str()));
+    if let Some(r) = refund {
+        let (to, detail) = if executed {
+            (
+                RefundState::Paid,
+                format!(
+                    "the bank paid it (ref {})",
+                    item.bank_ref.as_deref().unwrap_or("-")
+                ),
+            )
+        } else {
+            (
+                RefundState::Returned,
+                format!(
+                    "the bank rejected or returned it: {}",
+                    reason.unwrap_or("no reason given")
+                ),
+            )
+        };
+        store
+            .move_refund(
+                &r.institution,
+                &r.id,
+                RefundState::Instructed,
+                to,
+                "bank",
+                Some(&detail),
+                None,
+                None,
+            )
+            .await?;
+    }
+    if !executed {
+        let finding = Finding {
+            key: format!("instruction_returned:{}", item.instruction_id),
+            kind: "instruction_returned".into(),
+            severity: "red".into(),
+            summary: format!(
+                "the bank rejected or returned {} {} ({} {}): {}; the pending entry was voided, the money is still owed",
+                item.kind,
+                item.instruction_id,
+                ledger_core::domain::money::format_minor(item.amount_minor, institution.currency),
+                item.currency,
+                reason.unwrap_or("no reason given")
+            ),
+            evidence: serde_json::json!([{"type": "instruction", "id": item.instruction_id, "bank_ref": item.bank_ref}]).to_string(),
+            rule_pack: "workflow".into(),
+        };
+        store
+            .record_findings(&item.institution, store.now().date_naive(), &[finding])
+            .await?;
+    }
+    Ok(())
+}
+
+/// One pass over everything due. Safe to run from several processes at once
+/// and again after a crash anywhere.
+pub async fn tick(store: &Store, banks: &BankDirectory) -> anyhow::Result<Tick> {
+    let mut t = Tick::default();
+    let today = store.now().date_naive();
+
+    // Deemed approvals: unanswered past the deadline.
+    for r in store.refunds(None, Some(RefundState::Requested)).await? {
+        if r.answer_by < today
+            && store
+                .move_refund(
+                    &r.institution,
+                    &r.id,
+                    RefundState::Requested,
+                    RefundState::Approved,
+                    "workflow",
+                    Some(&format!("deemed approved: not answered by {}", r.answer_by)),
+                    None,
+                    None,
+                )
+                .await?
+        {
+            t.deemed_approved += 1;
+        }
+    }
+    // Approved refunds enter the books (and the outbox).
+    for r in store.refunds(None, Some(RefundState::Approved)).await? {
+        if instruct(store, &r, today).await? {
+            t.instructed += 1;
+        } else {
+            t.declined_by_books += 1;
+        }
+    }
+    // Instructions to send.
+    let lease = Duration::seconds(60);
+    for item in store.claim_outbox(OutboxState::Pending, 100, lease).await? {
+        match send(store, banks, &item, today).await? {
+            Ok(()) => t.sent += 1,
+            Err(error) => {
+                t.send_failures += 1;
+                tracing::warn!(instruction = %item.instruction_id, %error, "instruction not sent");
+                store
+                    .update_outbox(
+                        &item.institution,
+                        &item.instruction_id,
+                        OutboxState::Pending,
+                        None,
+                        Some(&error),
+                        Some(retry_delay(item.attempts + 1)),
+                    )
+                    .await?;
+            }
+        }
+    }
+    // Instructions the bank accepted: has it carried them out?
+    for item in store
+        .claim_outbox(OutboxState::Accepted, 100, lease)
+        .await?
+    {
+        let status = match outcome(store, banks, &item).await? {
+            Ok(s) => s,
+            Err(error) => {
+                store
+                    .update_outbox(
+                        &item.institution,
+                        &item.instruction_id,
+                        OutboxState::Accepted,
+                        None,
+                        Some(&error),
+                        Some(retry_delay(item.attempts + 1)),
+                    )
+                    .await?;
+                continue;
+            }
+        };
+        match status.0 {
+            InstructionStatus::Executed => {
+                settle(store, &item, true, None).await?;
+                t.executed += 1;
+            }
+            InstructionStatus::Rejected => {
+                settle(store, &item, false, status.1.as_deref()).await?;
+                t.returned += 1;
+            }
+            InstructionStatus::Accepted => {
+                // Not yet: look again shortly.
+                store
+                    .update_outbox(
+                        &item.institution,
+                        &item.instruction_id,
+                        OutboxState::Accepted,
+                        None,
+                        None,
+                        Some(Duration::seconds(30)),
+                    )
+                    .await?;
+            }
+        }
+    }
+    // Refunds past their payment deadline.
+    for r in store.refunds(None, Some(RefundState::Instructed)).await? {
+        if let Some(pay_by) = r.pay_by.filter(|d| *d < today) {
+            let finding = Finding {
+                key: format!("refund_overdue:{}", r.id),
+                kind: "refund_overdue".into(),
+                severity: "red".into(),
+                summary: format!(
+                    "refund {} of enrollment {} was due to be paid by {pay_by} and is not",
+                    r.id, r.enrollment
+                ),
+                evidence: serde_json::json!([{"type": "refund", "id": r.id, "pay_by": pay_by}])
+                    .to_string(),
+                rule_pack: "refund_pay_working_days".into(),
+            };
+            let report = store
+                .record_findings(&r.institution, today, &[finding])
+                .await?;
+            t.overdue_alerts += report.raised + report.reopened;
+        }
+    }
+    Ok(t)
+}
+
+async fn outcome(
+    store: &Store,
+    banks: &BankDirectory,
+    item: &OutboxItem,
+) -> anyhow::Result<Result<(InstructionStatus, Option<String>), String>> {
+    let kind = if item.kind == "deposit_return_instructed" {
+        AccountKind::Deposit
+    } else {
+        AccountKind::Escrow
+    };
+    let Some(account) = store
+        .supervised_accounts(&item.institution)
+        .await?
+        .into_iter()
+        .find(|a| a.kind == kind)
+    else {
+        return Ok(Err("no supervised account on file".into()));
+    };
+    let Some(client) = banks.get(&account.bank) else {
+        return Ok(Err(format!(
+            "no connection is configured for bank {:?}",
+            account.bank
+        )));
+    };
+    let id =
+        InstructionId::parse(item.instruction_id.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(match client.instruction_status(&id).await {
+        Ok(r) => Ok((r.status, r.reason)),
+        Err(e) => Err(format!("[{}] {e}", e.code())),
+    })
+}
+
+/// Runs `tick` every `every` until `stop` resolves.
+pub async fn run(
+    store: Store,
+    banks: BankDirectory,
+    every: StdDuration,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut stop = stop;
+    loop {
+        match tick(&store, &banks).await {
+            Ok(t) if t != Tick::default() => tracing::info!(?t, "jobs"),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "job pass failed; next pass retries")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Today's date by the store's clock, for handlers.
+pub fn today(store: &Store) -> NaiveDate {
+    store.now().with_timezone(&Utc).date_naive()
+}

@@ -1,0 +1,503 @@
+//! The refund workflow and the outbox in the store, both dialects. Every
+//! move is a conditional update (`where state = <from>`): when two job
+//! runners race, exactly one makes it, the other sees zero rows and moves on.
+//! Outbox items are claimed with a lease, so two runners never send the same
+//! instruction at once (and if one dies mid-send, the lease runs out and the
+//! other sends it again under the same idempotency key).
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+use crate::domain::error::LedgerError;
+use crate::domain::ids::{EnrollmentId, InstitutionId};
+use crate::domain::refunds::{OutboxItem, OutboxState, Payee, Refund, RefundEvent, RefundState};
+use crate::store::{Result, Store, StoreError};
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn micros_to_time(micros: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(micros).ok_or_else(|| corrupt(format!("time {micros}")))
+}
+
+/// Runs `$body` in a transaction of either dialect with `$now` bound as that
+/// dialect stores time.
+macro_rules! in_tx {
+    ($store:expr, |$tx:ident, $now:ident| $body:block) => {
+        match $store {
+            Store::Postgres(s) => {
+                let $now: DateTime<Utc> = s.clock().now();
+                let mut $tx = s.pool().begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            Store::Sqlite(s) => {
+                let $now: i64 = s.clock().now().timestamp_micros();
+                let mut $tx = s.pool().begin_with("BEGIN IMMEDIATE").await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+
+macro_rules! refund_event {
+    ($tx:ident, $now:ident, $institution:expr, $refund:expr, $actor:expr, $state:expr, $detail:expr) => {{
+        let seq: i64 = sqlx::query_scalar(
+            "select cast(coalesce(max(seq), 0) + 1 as bigint) from refund_events \
+             where institution_id = $1 and refund_id = $2",
+        )
+        .bind($institution)
+        .bind($refund)
+        .fetch_one(&mut *$tx)
+        .await?;
+        sqlx::query(
+            "insert into refund_events (institution_id, refund_id, seq, at, actor, state, detail) \
+             values ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind($institution)
+        .bind($refund)
+        .bind(seq as i32)
+        .bind($now)
+        .bind($actor)
+        .bind($state)
+        .bind($detail)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+
+const REFUND_COLUMNS: &str = "select institution_id, refund_id, enrollment_id, amount_minor, \
+    payee_name, payee_account, payee_bank, reason, requested_by, requested_on, answer_by, state, \
+    pay_by, instruction_id from refunds";
+
+type RefundRow = (
+    String,
+    String,
+    String,
+    Option<i64>,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    NaiveDate,
+    NaiveDate,
+    String,
+    Option<NaiveDate>,
+    Option<String>,
+);
+
+fn refund(r: RefundRow) -> Result<Refund> {
+    Ok(Refund {
+        institution: InstitutionId::parse(r.0).map_err(corrupt)?,
+        id: r.1,
+        enrollment: EnrollmentId::parse(r.2).map_err(corrupt)?,
+        amount_minor: r.3,
+        payee: Payee {
+            name: r.4,
+            account: r.5,
+            bank: r.6,
+        },
+        reason: r.7,
+        requested_by: r.8,
+        requested_on: r.9,
+        answer_by: r.10,
+        state: RefundState::parse(&r.11).map_err(corrupt)?,
+        pay_by: r.12,
+        instruction_id: r.13,
+    })
+}
+
+const OUTBOX_COLUMNS: &str =
+    "select institution_id, instruction_id, kind, amount_minor, currency, \
+    state, attempts, next_attempt_at, bank_ref, last_error from outbox";
+
+type OutboxRow<T> = (
+    String,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    i32,
+    T,
+    Option<String>,
+    Option<String>,
+);
+
+fn outbox_item(r: OutboxRow<DateTime<Utc>>) -> Result<OutboxItem> {
+    Ok(OutboxItem {
+        institution: InstitutionId::parse(r.0).map_err(corrupt)?,
+        instruction_id: r.1,
+        kind: r.2,
+        amount_minor: r.3,
+        currency: r.4,
+        state: OutboxState::parse(&r.5).map_err(corrupt)?,
+        attempts: r.6,
+        next_attempt_at: r.7,
+        bank_ref: r.8,
+        last_error: r.9,
+    })
+}
+
+fn sqlite_outbox(r: OutboxRow<i64>) -> Result<OutboxItem> {
+    outbox_item((
+        r.0,
+        r.1,
+        r.2,
+        r.3,
+        r.4,
+        r.5,
+        r.6,
+        micros_to_time(r.7)?,
+        r.8,
+        r.9,
+    ))
+}
+
+impl Store {
+    /// Records a refund request (state `requested`) and its first event.
+    pub async fn create_refund(&self, r: &Refund) -> Result<()> {
+        self.institution(&r.institution).await?;
+        let institution = r.institution.as_str();
+        in_tx!(self, |tx, now| {
+            let inserted = sqlx::query(
+                "insert into refunds (institution_id, refund_id, enrollment_id, amount_minor, \
+                   payee_name, payee_account, payee_bank, reason, requested_by, requested_on, \
+                   answer_by, state, updated_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'requested', $12)",
+            )
+            .bind(institution)
+            .bind(&r.id)
+            .bind(r.enrollment.as_str())
+            .bind(r.amount_minor)
+            .bind(&r.payee.name)
+            .bind(&r.payee.account)
+            .bind(&r.payee.bank)
+            .bind(&r.reason)
+            .bind(&r.requested_by)
+            .bind(r.requested_on)
+            .bind(r.answer_by)
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                    return Err(LedgerError::UnknownEnrollment {
+                        institution: institution.to_string(),
+                        enrollment: r.enrollment.to_string(),
+                    }
+                    .into())
+                }
+                other => other?,
+            };
+            refund_event!(
+                tx,
+                now,
+                institution,
+                &r.id,
+                &r.requested_by,
+                "requested",
+                r.reason.as_deref()
+            );
+        });
+        Ok(())
+    }
+
+    pub async fn refund(&self, institution: &InstitutionId, id: &str) -> Result<Option<Refund>> {
+        let sql = format!("{REFUND_COLUMNS} where institution_id = $1 and refund_id = $2");
+        let row: Option<RefundRow> = match self {
+            Store::Postgres(s) => {
+                sqlx::query_as(&sql)
+                    .bind(institution.as_str())
+                    .bind(id)
+                    .fetch_optional(s.pool())
+                    .await?
+            }
+            Store::Sqlite(s) => {
+                sqlx::query_as(&sql)
+                    .bind(institution.as_str())
+                    .bind(id)
+                    .fetch_optional(s.pool())
+                    .await?
+            }
+        };
+        row.map(refund).transpose()
+    }
+
+    /// A refund by its id alone (ids are unique across institutions).
+    pub async fn refund_by_id(&self, id: &str) -> Result<Option<Refund>> {
+        let sql = format!("{REFUND_COLUMNS} where refund_id = $1");
+        let row: Option<RefundRow> = match self {
+            Store::Postgres(s) => {
+                sqlx::query_as(&sql)
+                    .bind(id)
+                    .fetch_optional(s.pool())
+                    .await?
+            }
+            Store::Sqlite(s) => {
+                sqlx::query_as(&sql)
+                    .bind(id)
+                    .fetch_optional(s.pool())
+                    .await?
+            }
+        };
+        row.map(refund).transpose()
+    }
+
+    /// Refunds in a state, of one institution or all, oldest first.
+    pub async fn refunds(
+        &self,
+        institution: Option<&InstitutionId>,
+        state: Option<RefundState>,
+    ) -> Result<Vec<Refund>> {
+        let sql = format!(
+            "{REFUND_COLUMNS} where ($1 is null or institution_id = $1) and ($2 is null or state = $2) \
+             order by requested_on, institution_id, refund_id"
+        );
+        let i = institution.map(|i| i.as_str().to_string());
+        let st = state.map(|s| s.code());
+        let rows: Vec<RefundRow> = match self {
+            Store::Postgres(s) => {
+                sqlx::query_as(&sql)
+                    .bind(i)
+                    .bind(st)
+                    .fetch_all(s.pool())
+                    .await?
+            }
+            Store::Sqlite(s) => {
+                sqlx::query_as(&sql)
+                    .bind(i)
+                    .bind(st)
+                    .fetch_all(s.pool())
+                    .await?
+            }
+        };
+        rows.into_iter().map(refund).collect()
+    }
+
+    /// Moves a refund from `from` to `to` with an event; `false` when it was
+    /// not in `from` any more (another runner, or an officer, got there first).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn move_refund(
+        &self,
+        institution: &InstitutionId,
+        id: &str,
+        from: RefundState,
+        to: RefundState,
+        actor: &str,
+        detail: Option<&str>,
+        pay_by: Option<NaiveDate>,
+        instruction_id: Option<&str>,
+    ) -> Result<bool> {
+        if !from.may_become(to) {
+            return Err(LedgerError::InvalidField {
+                field: "state",
+                reason: format!("a {} refund cannot become {}", from.code(), to.code()),
+            }
+            .into());
+        }
+        let institution = institution.as_str();
+        Ok(in_tx!(self, |tx, now| {
+            let moved = sqlx::query(
+                "update refunds set state = $3, updated_at = $4, \
+                   pay_by = coalesce($5, pay_by), instruction_id = coalesce($6, instruction_id) \
+                 where institution_id = $1 and refund_id = $2 and state = $7",
+            )
+            .bind(institution)
+            .bind(id)
+            .bind(to.code())
+            .bind(now)
+            .bind(pay_by)
+            .bind(instruction_id)
+            .bind(from.code())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if moved {
+                refund_event!(tx, now, institution, id, actor, to.code(), detail);
+            }
+            moved
+        }))
+    }
+
+    /// Every move of a refund, oldest first.
+    pub async fn refund_trail(
+        &self,
+        institution: &InstitutionId,
+        id: &str,
+    ) -> Result<Vec<RefundEvent>> {
+        let sql = "select cast(seq as bigint), at, actor, state, detail from refund_events \
+                   where institution_id = $1 and refund_id = $2 order by seq";
+        match self {
+            Store::Postgres(s) => {
+                sqlx::query_as::<_, (i64, DateTime<Utc>, String, String, Option<String>)>(sql)
+                    .bind(institution.as_str())
+                    .bind(id)
+                    .fetch_all(s.pool())
+                    .await?
+                    .into_iter()
+                    .map(|r| {
+                        Ok(RefundEvent {
+                            seq: r.0,
+                            at: r.1,
+                            actor: r.2,
+                            state: r.3,
+                            detail: r.4,
+                        })
+                    })
+                    .collect()
+            }
+            Store::Sqlite(s) => {
+                sqlx::query_as::<_, (i64, i64, String, String, Option<String>)>(sql)
+                    .bind(institution.as_str())
+                    .bind(id)
+                    .fetch_all(s.pool())
+                    .await?
+                    .into_iter()
+                    .map(|r| {
+                        Ok(RefundEvent {
+                            seq: r.0,
+                            at: micros_to_time(r.1)?,
+                            actor: r.2,
+                            state: r.3,
+                            detail: r.4,
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Claims up to `limit` outbox items in `state` that are due, for
+    /// `lease`: nobody else claims them until it runs out.
+    pub async fn claim_outbox(
+        &self,
+        state: OutboxState,
+        limit: i64,
+        lease: Duration,
+    ) -> Result<Vec<OutboxItem>> {
+        match self {
+            Store::Postgres(s) => {
+                let now = s.clock().now();
+                let sql = format!(
+                    "update outbox set lease_until = $1 where (institution_id, instruction_id) in ( \
+                       select institution_id, instruction_id from outbox \
+                       where state = $2 and next_attempt_at <= $3 and (lease_until is null or lease_until <= $3) \
+                       order by next_attempt_at limit $4 for update skip locked) \
+                     returning {}",
+                    OUTBOX_COLUMNS.trim_start_matches("select ").split(" from ").next().unwrap_or("*")
+                );
+                sqlx::query_as::<_, OutboxRow<DateTime<Utc>>>(&sql)
+                    .bind(now + lease)
+                    .bind(state.code())
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(s.pool())
+                    .await?
+                    .into_iter()
+                    .map(outbox_item)
+                    .collect()
+            }
+            Store::Sqlite(s) => {
+                // One writer at a time: the immediate transaction is the lock.
+                let now = s.clock().now().timestamp_micros();
+                let mut tx = s.pool().begin_with("BEGIN IMMEDIATE").await?;
+                let rows: Vec<OutboxRow<i64>> = sqlx::query_as(&format!(
+                    "{OUTBOX_COLUMNS} where state = $1 and next_attempt_at <= $2 \
+                     and (lease_until is null or lease_until <= $2) order by next_attempt_at limit $3"
+                ))
+                .bind(state.code())
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                for r in &rows {
+                    sqlx::query("update outbox set lease_until = $1 where institution_id = $2 and instruction_id = $3")
+                        .bind(now + lease.num_microseconds().unwrap_or(i64::MAX / 2))
+                        .bind(&r.0)
+                        .bind(&r.1)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                rows.into_iter().map(sqlite_outbox).collect()
+            }
+        }
+    }
+
+    /// Records what came of an attempt: the new state, the bank's reference,
+    /// an error and when to try next. Releases the lease.
+    pub async fn update_outbox(
+        &self,
+        institution: &InstitutionId,
+        instruction_id: &str,
+        state: OutboxState,
+        bank_ref: Option<&str>,
+        error: Option<&str>,
+        retry_after: Option<Duration>,
+    ) -> Result<()> {
+        let sql =
+            "update outbox set state = $3, bank_ref = coalesce($4, bank_ref), last_error = $5, \
+                     attempts = attempts + case when $5 is null then 0 else 1 end, \
+                     next_attempt_at = $6, lease_until = null, updated_at = $7 \
+                   where institution_id = $1 and instruction_id = $2";
+        match self {
+            Store::Postgres(s) => {
+                let now = s.clock().now();
+                sqlx::query(sql)
+                    .bind(institution.as_str())
+                    .bind(instruction_id)
+                    .bind(state.code())
+                    .bind(bank_ref)
+                    .bind(error)
+                    .bind(now + retry_after.unwrap_or_else(Duration::zero))
+                    .bind(now)
+                    .execute(s.pool())
+                    .await?;
+            }
+            Store::Sqlite(s) => {
+                let now = s.clock().now();
+                sqlx::query(sql)
+                    .bind(institution.as_str())
+                    .bind(instruction_id)
+                    .bind(state.code())
+                    .bind(bank_ref)
+                    .bind(error)
+                    .bind((now + retry_after.unwrap_or_else(Duration::zero)).timestamp_micros())
+                    .bind(now.timestamp_micros())
+                    .execute(s.pool())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Outbox items, of one institution or all, by instruction id.
+    pub async fn outbox(&self, institution: Option<&InstitutionId>) -> Result<Vec<OutboxItem>> {
+        let sql = format!(
+            "{OUTBOX_COLUMNS} where ($1 is null or institution_id = $1) order by institution_id, instruction_id"
+        );
+        let i = institution.map(|i| i.as_str().to_string());
+        match self {
+            Store::Postgres(s) => sqlx::query_as::<_, OutboxRow<DateTime<Utc>>>(&sql)
+                .bind(i)
+                .fetch_all(s.pool())
+                .await?
+                .into_iter()
+                .map(outbox_item)
+                .collect(),
+            Store::Sqlite(s) => sqlx::query_as::<_, OutboxRow<i64>>(&sql)
+                .bind(i)
+                .fetch_all(s.pool())
+                .await?
+                .into_iter()
+                .map(sqlite_outbox)
+                .collect(),
+        }
+    }
+}

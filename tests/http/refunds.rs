@@ -1,0 +1,540 @@
+//! The refund workflow end to end: HTTP requests and decisions, the job
+//! runner, a real (fake) bank that fails and recovers, and crashes between
+//! every step (the runner's state dropped and a fresh one started).
+
+use api::access::{Role, Scope};
+use api::workflow::{tick, BankDirectory, Tick};
+use bank_adapter::fake_bank::{Failure, FakeBank, DEFAULT_CREDENTIAL};
+use bank_adapter::instruction::InstructionStatus;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use ledger_core::domain::refunds::{OutboxState, RefundState};
+use ledger_core::store::Clock;
+use ledger_core::{ClientId, Command, Currency, EntryKind, InstitutionId, Request};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+struct Setup {
+    server: Server,
+    clock: Clock,
+    bank: FakeBank,
+    school: String,
+    officer: String,
+    institution: InstitutionId,
+}
+
+fn start_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 9, 1, 0, 0, 0).unwrap()
+}
+
+/// INS-A sold E-1 (40 hours, 4,000.00), was paid in full and taught 10
+/// hours: 3,000.00 is refundable. Its escrow account is at the fake bank.
+async fn setup(backend: Backend) -> Setup {
+    let clock = Clock::manual(start_time());
+    let server = Server::start_clocked(backend, clock.clone()).await;
+    jurisdictions(&server.store).await;
+    let institution = institution(&server.store, "INS-A", "410922").await;
+    enrollment(&server.store, &institution, "E-1", 40, 400_000).await;
+    clock.set(Utc.with_ymd_and_hms(2026, 9, 2, 9, 0, 0).unwrap());
+    pay(&server.store, &institution, "E-1", "pay-1", 400_000).await;
+    server
+        .store
+        .execute(Request {
+            institution: institution.clone(),
+            client_id: ClientId::parse("use-1").unwrap(),
+            currency: Currency::Cny,
+            occurred_at: Utc.with_ymd_and_hms(2026, 9, 2, 10, 0, 0).unwrap(),
+            external_ref: None,
+            command: Command::ConsumeLessons {
+                enrollment: ledger_core::EnrollmentId::parse("E-1").unwrap(),
+                hours: 10,
+            },
+        })
+        .await
+        .unwrap();
+    bank_account(&server.store, "FAKE", &institution, "6222000000000001").await;
+    // Tuesday 15 September 2026.
+    clock.set(Utc.with_ymd_and_hms(2026, 9, 15, 9, 0, 0).unwrap());
+    let bank = FakeBank::start().await;
+    let school = server
+        .token(Role::Institution, Scope::Institution(institution.clone()))
+        .await;
+    let officer = server
+        .token(Role::Officer, Scope::Jurisdiction(code("410922")))
+        .await;
+    Setup {
+        server,
+        clock,
+        bank,
+        school,
+        officer,
+        institution,
+    }
+}
+
+impl Setup {
+    /// A job runner as a freshly started process would build it.
+    fn runner(&self) -> BankDirectory {
+        let mut banks = BankDirectory::default();
+        banks
+            .add("FAKE", self.bank.url(), DEFAULT_CREDENTIAL, Some(500))
+            .unwrap();
+        banks
+    }
+
+    async fn tick(&self) -> Tick {
+        tick(&self.server.store, &self.runner()).await.unwrap()
+    }
+
+    fn later(&self, by: Duration) {
+        self.clock.set(self.server.store.now() + by);
+    }
+
+    async fn request(&self) -> Value {
+        let (status, body) = self
+            .server
+            .post(&self.school, "/v1/institutions/INS-A/refunds", "rf-1", json!({
+                "enrollment": "E-1",
+                "payee": {"name": "Zhang San", "account": "6214830100123456", "bank": "CMBCCNBS"},
+                "reason": "moving away"
+            }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    async fn refund(&self, id: &str) -> Value {
+        let (status, body) = self
+            .server
+            .get(&self.officer, &format!("/v1/refunds/{id}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    async fn kinds(&self) -> Vec<EntryKind> {
+        self.server
+            .store
+            .entries(&self.institution, 0, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+
+    async fn balance(&self, account: &str) -> String {
+        let (_, b) = self
+            .server
+            .get(&self.officer, "/v1/institutions/INS-A/balances")
+            .await;
+        b["figures"][account].as_str().unwrap().to_string()
+    }
+
+    async fn stop(self) {
+        self.bank.stop().await;
+        self.server.stop().await;
+    }
+}
+
+fn states(refund: &Value) -> Vec<String> {
+    refund["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["state"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn a_refund_is_paid_once_through_a_failing_bank(backend: Backend) {
+    let s = setup(backend).await;
+    let requested = s.request().await;
+    assert_eq!(requested["state"], "requested");
+    assert_eq!(requested["answer_by"], "2026-09-22", "five working days");
+    let id = requested["id"].as_str().unwrap().to_string();
+
+    let (status, approved) = s
+        .server
+        .post(
+            &s.officer,
+            &format!("/v1/refunds/{id}/approve"),
+            "ok-1",
+            json!({"comment": "documents checked"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    assert_eq!(approved["state"], "instructed");
+    assert_eq!(approved["pay_by"], "2026-10-06", "fifteen working days");
+    let instruction = approved["instruction_id"].as_str().unwrap().to_string();
+    assert_eq!(s.balance("refund_payable").await, "3000.00");
+    // The instruction waits in the outbox, written with its entry.
+    let outbox = s.server.store.outbox(None).await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(
+        (outbox[0].instruction_id.as_str(), outbox[0].state),
+        (instruction.as_str(), OutboxState::Pending)
+    );
+    assert_eq!(outbox[0].amount_minor, 300_000);
+
+    // The bank is down: nothing is paid, the runner will try again.
+    s.bank.fail_next(1, Failure::Status(503));
+    let t = s.tick().await;
+    assert_eq!((t.sent, t.send_failures), (0, 1));
+    assert!(s.bank.payments().is_empty());
+    let item = &s.server.store.outbox(None).await.unwrap()[0];
+    assert_eq!((item.state, item.attempts), (OutboxState::Pending, 1));
+    assert!(
+        item.last_error.as_deref().unwrap().contains("503"),
+        "{item:?}"
+    );
+    // Not before the back-off has passed.
+    assert_eq!(s.tick().await, Tick::default());
+
+    // The bank takes it but the answer never arrives: it paid, we do not know.
+    s.later(Duration::seconds(6));
+    s.bank.fail_next(1, Failure::Timeout);
+    let t = s.tick().await;
+    assert_eq!(t.send_failures, 1);
+    assert_eq!(s.bank.payments().len(), 1);
+    // The resend carries the same key: the bank answers with its receipt.
+    s.later(Duration::seconds(11));
+    let t = s.tick().await;
+    assert_eq!(t.sent, 1, "{t:?}");
+    assert_eq!(s.bank.payments().len(), 1, "paid twice");
+    assert_eq!(s.bank.payments()[0].instruction_id, instruction);
+    assert_eq!(s.bank.payments()[0].amount, "3000.00");
+    assert_eq!(
+        s.server.store.outbox(None).await.unwrap()[0].state,
+        OutboxState::Accepted
+    );
+
+    // Executed at the bank: the books and the refund follow.
+    s.later(Duration::seconds(31));
+    assert_eq!(
+        s.tick().await,
+        Tick::default(),
+        "the bank has not executed it yet"
+    );
+    assert!(s
+        .bank
+        .set_instruction_status(&instruction, InstructionStatus::Executed, None));
+    s.later(Duration::seconds(31));
+    let t = s.tick().await;
+    assert_eq!(t.executed, 1, "{t:?}");
+    let paid = s.refund(&id).await;
+    assert_eq!(paid["state"], "paid");
+    assert_eq!(
+        states(&paid),
+        ["requested", "approved", "instructed", "paid"]
+    );
+    assert!(paid["history"][1]["actor"]
+        .as_str()
+        .unwrap()
+        .contains("officer"));
+    assert_eq!(paid["history"][1]["detail"], "documents checked");
+    assert_eq!(s.balance("refund_payable").await, "0.00");
+    assert_eq!(s.balance("escrow").await, "1000.00");
+    assert_eq!(
+        s.kinds().await,
+        [
+            EntryKind::TuitionPaid,
+            EntryKind::LessonsConsumed,
+            EntryKind::RefundApproved,
+            EntryKind::RefundPaymentInstructed,
+            EntryKind::PendingConfirmed
+        ]
+    );
+    // Nothing left to do, and doing nothing twice pays nothing twice.
+    s.later(Duration::hours(1));
+    assert_eq!(s.tick().await, Tick::default());
+    assert_eq!(s.bank.payments().len(), 1);
+    s.stop().await;
+}
+both!(a_refund_is_paid_once_through_a_failing_bank);
+
+/// The last step the previous process finished before it died.
+#[derive(Debug, Clone, Copy)]
+enum Crash {
+    Approval,
+    RefundEntry,
+    PaymentEntry,
+    Sending,
+}
+
+async fn a_crash_anywhere_is_picked_up_by_the_next_runner(backend: Backend) {
+    for crash in [
+        Crash::Approval,
+        Crash::RefundEntry,
+        Crash::PaymentEntry,
+        Crash::Sending,
+    ] {
+        let s = setup(backend).await;
+        let id = s.request().await["id"].as_str().unwrap().to_string();
+        let refund = s
+            .server
+            .store
+            .refund(&s.institution, &id)
+            .await
+            .unwrap()
+            .unwrap();
+        // Redo, by hand, the steps the dead process had completed.
+        s.server
+            .store
+            .move_refund(
+                &s.institution,
+                &id,
+                RefundState::Requested,
+                RefundState::Approved,
+                "officer",
+                None,
+                None,
+                None,
+            )
+            .await
+            .unwrap();
+        let entry = |client_id: String, command: Command| Request {
+            institution: s.institution.clone(),
+            client_id: ClientId::parse(client_id).unwrap(),
+            currency: Currency::Cny,
+            occurred_at: s.server.store.now(),
+            external_ref: Some(id.clone()),
+            command,
+        };
+        if !matches!(crash, Crash::Approval) {
+            s.server
+                .store
+                .execute(entry(
+                    refund.approval_client_id(),
+                    Command::ApproveRefund {
+                        enrollment: refund.enrollment.clone(),
+                        amount_minor: None,
+                    },
+                ))
+                .await
+                .unwrap();
+        }
+        if matches!(crash, Crash::PaymentEntry | Crash::Sending) {
+            s.server
+                .store
+                .execute(entry(
+                    refund.instruction_client_id(),
+                    Command::InstructRefundPayment {
+                        amount_minor: 300_000,
+                        source: ledger_core::RefundSource::Escrow,
+                    },
+                ))
+                .await
+                .unwrap();
+        }
+        if matches!(crash, Crash::Sending) {
+            // The first runner got as far as the bank, then died.
+            let t = s.tick().await;
+            assert_eq!(t.sent, 1, "{crash:?}");
+            s.server
+                .store
+                .update_outbox(
+                    &s.institution,
+                    &refund.instruction_client_id(),
+                    OutboxState::Pending,
+                    None,
+                    Some("runner killed"),
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+        // A fresh runner, started some minutes later, finishes the job.
+        s.later(Duration::minutes(5));
+        let t = s.tick().await;
+        assert_eq!(t.sent, 1, "{crash:?}: {t:?}");
+        assert!(s.bank.set_instruction_status(
+            &refund.instruction_client_id(),
+            InstructionStatus::Executed,
+            None
+        ));
+        s.later(Duration::seconds(31));
+        assert_eq!(s.tick().await.executed, 1, "{crash:?}");
+        assert_eq!(s.refund(&id).await["state"], "paid", "{crash:?}");
+        assert_eq!(s.bank.payments().len(), 1, "{crash:?}: paid twice");
+        let kinds = s.kinds().await;
+        for once in [
+            EntryKind::RefundApproved,
+            EntryKind::RefundPaymentInstructed,
+            EntryKind::PendingConfirmed,
+        ] {
+            assert_eq!(
+                kinds.iter().filter(|k| **k == once).count(),
+                1,
+                "{crash:?}: {kinds:?}"
+            );
+        }
+        s.stop().await;
+    }
+}
+both!(a_crash_anywhere_is_picked_up_by_the_next_runner);
+
+async fn a_returned_refund_is_voided_and_raises_an_alert(backend: Backend) {
+    let s = setup(backend).await;
+    let id = s.request().await["id"].as_str().unwrap().to_string();
+    let (status, approved) = s
+        .server
+        .post(
+            &s.officer,
+            &format!("/v1/refunds/{id}/approve"),
+            "ok-1",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let instruction = approved["instruction_id"].as_str().unwrap().to_string();
+    assert_eq!(s.tick().await.sent, 1);
+    s.bank.set_instruction_status(
+        &instruction,
+        InstructionStatus::Rejected,
+        Some("payee account closed"),
+    );
+    s.later(Duration::seconds(31));
+    assert_eq!(s.tick().await.returned, 1);
+    let returned = s.refund(&id).await;
+    assert_eq!(returned["state"], "returned");
+    assert!(returned["history"][3]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("payee account closed"));
+    // Still owed to the family; the escrow was never debited.
+    assert_eq!(s.balance("refund_payable").await, "3000.00");
+    assert_eq!(s.balance("escrow").await, "4000.00");
+    let (_, alerts) = s.server.get(&s.officer, "/v1/alerts?severity=red").await;
+    let alert = &alerts["items"][0];
+    assert_eq!(alert["kind"], "instruction_returned", "{alerts}");
+    assert!(alert["summary"]
+        .as_str()
+        .unwrap()
+        .contains("payee account closed"));
+    s.stop().await;
+}
+both!(a_returned_refund_is_voided_and_raises_an_alert);
+
+async fn silence_is_approval_and_late_payment_is_flagged(backend: Backend) {
+    let s = setup(backend).await;
+    let id = s.request().await["id"].as_str().unwrap().to_string();
+    // Answer deadline (22 Sep) not yet passed.
+    s.later(Duration::days(7));
+    assert_eq!(s.tick().await.deemed_approved, 0);
+    s.later(Duration::days(1));
+    let t = tick(&s.server.store, &BankDirectory::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (t.deemed_approved, t.instructed, t.send_failures),
+        (1, 1, 1),
+        "{t:?}"
+    );
+    let refund = s.refund(&id).await;
+    assert_eq!(states(&refund), ["requested", "approved", "instructed"]);
+    assert!(refund["history"][1]["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("deemed approved"));
+    let item = &s.server.store.outbox(None).await.unwrap()[0];
+    assert!(item
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("no connection is configured for bank \"FAKE\""));
+    // Fifteen working days on, still unpaid: a red alert, once.
+    s.later(Duration::days(25));
+    let t = tick(&s.server.store, &BankDirectory::default())
+        .await
+        .unwrap();
+    assert_eq!(t.overdue_alerts, 1);
+    let t = tick(&s.server.store, &BankDirectory::default())
+        .await
+        .unwrap();
+    assert_eq!(t.overdue_alerts, 0, "the same condition updates its alert");
+    let (_, alerts) = s.server.get(&s.officer, "/v1/alerts?severity=red").await;
+    assert_eq!(alerts["items"][0]["kind"], "refund_overdue", "{alerts}");
+    s.stop().await;
+}
+both!(silence_is_approval_and_late_payment_is_flagged);
+
+async fn only_the_right_people_move_a_refund(backend: Backend) {
+    let s = setup(backend).await;
+    let id = s.request().await["id"].as_str().unwrap().to_string();
+    let bank = s.server.token(Role::Bank, Scope::Bank("FAKE".into())).await;
+    let elsewhere = s
+        .server
+        .token(Role::Officer, Scope::Jurisdiction(code("420922")))
+        .await;
+    let approve = format!("/v1/refunds/{id}/approve");
+    let (status, p) = s.server.post(&s.school, &approve, "x1", json!({})).await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden")),
+        "{p}"
+    );
+    let (status, _) = s.server.post(&elsewhere, &approve, "x2", json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = s.server.get(&elsewhere, &format!("/v1/refunds/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = s
+        .server
+        .post(
+            &bank,
+            "/v1/institutions/INS-A/refunds",
+            "x3",
+            json!({"enrollment": "E-1", "payee": {"name": "a", "account": "b", "bank": "c"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, p) = s
+        .server
+        .post(
+            &s.school,
+            "/v1/institutions/INS-A/refunds",
+            "x4",
+            json!({"enrollment": "E-404", "payee": {"name": "a", "account": "b", "bank": "c"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_enrollment")),
+        "{p}"
+    );
+    let (status, p) = s
+        .server
+        .post(
+            &s.school,
+            "/v1/institutions/INS-A/refunds",
+            "x5",
+            json!({"enrollment": "E-1", "payee": {"name": " ", "account": "b", "bank": "c"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("payee.name")),
+        "{p}"
+    );
+    let (status, declined) = s
+        .server
+        .post(
+            &s.officer,
+            &format!("/v1/refunds/{id}/decline"),
+            "x6",
+            json!({"comment": "course already finished"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(declined["state"], "declined");
+    let (status, p) = s.server.post(&s.officer, &approve, "x7", json!({})).await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::CONFLICT, Some("refund_already_decided")),
+        "{p}"
+    );
+    assert_eq!(s.tick().await, Tick::default());
+    assert!(s.server.store.outbox(None).await.unwrap().is_empty());
+    s.stop().await;
+}
+both!(only_the_right_people_move_a_refund);
