@@ -1044,3 +1044,183 @@ fn a_bank_that_stops_sending_statements_is_noticed_on_the_first_day_past_the_rul
         .iter()
         .all(|(_, severity)| severity == "red"));
 }
+
+/// A running `serve` process: its address and what it printed at start.
+struct Served {
+    child: std::process::Child,
+    addr: String,
+    printed: Vec<String>,
+}
+
+fn serve(url: &str, extra: &[&str]) -> Served {
+    use std::io::BufRead;
+    let mut child = bin()
+        .arg("--database-url")
+        .arg(url)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("serve exited before it listened")
+            .unwrap();
+        printed.push(line.clone());
+        if let Some(addr) = line.strip_prefix("listening on http://") {
+            break addr.to_string();
+        }
+    };
+    Served {
+        child,
+        addr,
+        printed,
+    }
+}
+
+impl Served {
+    /// SIGTERM, then the exit status (bounded: a hung shutdown fails).
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("serve did not stop within 10 s of SIGTERM");
+    }
+}
+
+#[tokio::test]
+async fn serve_demo_gives_a_newcomer_a_token_real_balances_and_a_red_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let served = serve(&url, &["--demo"]);
+    let token_line = served
+        .printed
+        .iter()
+        .find(|l| l.starts_with("officer token"))
+        .expect("an officer token is printed")
+        .clone();
+    let token = token_line.rsplit(' ').next().unwrap().to_string();
+    assert!(
+        served
+            .printed
+            .iter()
+            .any(|l| l.contains("curl") && l.contains(&token)),
+        "a first request to try: {:?}",
+        served.printed
+    );
+    let client = reqwest::Client::new();
+    let get = |path: &str| {
+        client
+            .get(format!("http://{}{path}", served.addr))
+            .bearer_auth(&token)
+            .send()
+    };
+    let overview: serde_json::Value = get("/v1/jurisdictions/410922/overview")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(overview["institutions"].as_array().unwrap().len(), 4);
+    let red: serde_json::Value = get("/v1/alerts?severity=red")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let red = red["items"].as_array().unwrap();
+    assert!(
+        red.iter()
+            .any(|a| a["institution"] == "INS-410922-004" && a["kind"] == "shortfall"),
+        "{red:?}"
+    );
+    let status = served.terminate();
+    assert!(status.success(), "{status:?}");
+
+    // A second start keeps the data and gives a fresh token.
+    let again = serve(&url, &["--demo"]);
+    let second = again
+        .printed
+        .iter()
+        .find(|l| l.starts_with("officer token"))
+        .unwrap()
+        .clone();
+    assert_ne!(second, token_line);
+    let list = run(&url, &["token", "list", "--json"]);
+    let tokens: serde_json::Value = serde_json::from_str(&stdout(&list)).unwrap();
+    assert_eq!(tokens.as_array().unwrap().len(), 2);
+    assert!(again.terminate().success());
+}
+
+#[test]
+fn tokens_are_created_once_listed_without_secrets_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    assert!(run(&url, &["demo"]).status.success());
+    let out = run(
+        &url,
+        &[
+            "token",
+            "create",
+            "--role",
+            "officer",
+            "--jurisdiction",
+            "410922",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let created: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let secret = created["token"].as_str().unwrap();
+    let id = created["id"].as_str().unwrap();
+    let list = stdout(&run(&url, &["token", "list"]));
+    assert!(list.contains(id) && !list.contains(secret), "{list}");
+    // A role with the wrong kind of scope, or an unknown scope, is refused.
+    let out = run(
+        &url,
+        &[
+            "token",
+            "create",
+            "--role",
+            "bank",
+            "--jurisdiction",
+            "410922",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("scoped by bank"), "{}", stderr(&out));
+    let out = run(
+        &url,
+        &[
+            "token",
+            "create",
+            "--role",
+            "officer",
+            "--jurisdiction",
+            "999999",
+        ],
+    );
+    assert!(
+        stderr(&out).contains("jurisdiction 999999 does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(run(&url, &["token", "revoke", id]).status.success());
+    let list = stdout(&run(&url, &["token", "list"]));
+    assert!(list.contains("(revoked)"), "{list}");
+    assert!(!run(&url, &["token", "revoke", id]).status.success());
+}

@@ -613,6 +613,15 @@ async fn bad_input_is_refused_precisely_and_changes_nothing(backend: Backend) {
             "invalid_field",
             Some("items"),
         ),
+        (
+            "NUL in text",
+            pay_path,
+            Some("b16"),
+            json!({"enrollment": "E-1", "amount": "1.00", "external_ref": "A\u{0}B"}),
+            422,
+            "invalid_text",
+            Some("external_ref"),
+        ),
     ];
     for (what, path, key, body, status, code, field) in cases {
         let token = if path == "/v1/institutions" {
@@ -842,6 +851,12 @@ async fn a_bank_uploads_statements_for_its_own_accounts(backend: Backend) {
             .as_str()
             .unwrap()
             .contains("nothing from this file was stored"),
+        "{p}"
+    );
+    let (status, p) = upload(&cmb, "/v1/feeds", "f8", b":20:X\0\n").await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("body")),
         "{p}"
     );
     let (status, p) = upload(&cmb, "/v1/feeds", "f6", b"").await;

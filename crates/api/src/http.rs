@@ -62,14 +62,16 @@ impl AppState {
 
 /// The `/v1` API with its OpenAPI document, collected from the handlers.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(openapi::base())
+    let (router, mut doc) = OpenApiRouter::with_openapi(openapi::base())
         .merge(routes::registry::router())
         .merge(routes::books::router())
         .merge(routes::flows::router())
         .merge(routes::oversight::router())
         .merge(routes::feeds::router())
         .merge(routes::refunds::router())
-        .split_for_parts()
+        .split_for_parts();
+    openapi::common_answers(&mut doc);
+    (router, doc)
 }
 
 pub fn router(state: AppState) -> Router {

@@ -47,6 +47,68 @@ pub fn base() -> OpenApi {
     Base::openapi()
 }
 
+/// The answers every `/v1` operation can give besides its own: a missing
+/// or revoked token, a role that may not, malformed input, and for POSTs a
+/// missing Idempotency-Key, a body too large or of the wrong type.
+pub fn common_answers(doc: &mut OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let problem = |what: &str| {
+        ResponseBuilder::new()
+            .description(what)
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build()
+    };
+    let reads = [
+        ("400", "Malformed query"),
+        ("401", "No token, or a revoked one"),
+        ("403", "The token's role may not do this"),
+        ("404", "Absent, or out of the token's scope"),
+        ("408", "The request took too long"),
+        ("422", "Invalid field"),
+    ];
+    let writes = [
+        (
+            "409",
+            "Conflicts with what exists (or the Idempotency-Key was used for another request)",
+        ),
+        ("413", "Body too large"),
+        ("415", "Body of the wrong media type"),
+    ];
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        for (is_write, op) in [(false, item.get.as_mut()), (true, item.post.as_mut())]
+            .into_iter()
+            .filter_map(|(w, op)| op.map(|op| (w, op)))
+        {
+            // Errors are problem documents, whatever the handler declared.
+            for (status, response) in op.responses.responses.iter_mut() {
+                if let (false, utoipa::openapi::RefOr::T(r)) = (status.starts_with('2'), response) {
+                    if let Some(content) = r.content.shift_remove("application/json") {
+                        r.content
+                            .insert("application/problem+json".to_string(), content);
+                    }
+                }
+            }
+            let extra = reads
+                .iter()
+                .chain(if is_write { writes.iter() } else { [].iter() });
+            for (status, what) in extra {
+                op.responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| problem(what).into());
+            }
+        }
+    }
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")

@@ -73,6 +73,12 @@ async fn upload(
             "the body is empty: send the statement file",
         ));
     }
+    if let Some(at) = body.iter().position(|b| *b == 0) {
+        return Err(ApiError::invalid(
+            "body",
+            format!("byte {at} of the file is NUL: statement files are text (camt XML, MT940/942); nothing was stored"),
+        ));
+    }
     let ctx = FileContext::of(&body);
     let mut statements = Vec::new();
     let options = ParseOptions {

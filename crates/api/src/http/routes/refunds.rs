@@ -191,6 +191,10 @@ async fn find(
     action: Action,
 ) -> ApiResult<(Refund, Currency)> {
     let not_found = || ApiError::not_found(format!("refund {id:?}"));
+    // Refund ids are ours ("RF" and hex); anything else cannot exist.
+    if id.len() > 32 || !id.starts_with("RF") || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(not_found());
+    }
     let r = state.store.refund_by_id(id).await?.ok_or_else(not_found)?;
     let i = guard::institution(state, caller, r.institution.as_str(), action)
         .await
