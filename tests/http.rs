@@ -88,7 +88,12 @@ async fn operations_answer(backend: Backend) {
         "/v1/institutions/{id}/consumptions",
         "/v1/batches",
         "/v1/feeds",
+        "/v1/banks/{bank}/notifications",
         "/v1/alerts",
+        "/v1/institutions/{id}/reconciliation",
+        "/v1/institutions/{id}/suggestions",
+        "/v1/jurisdictions/{code}/rule-packs",
+        "/v1/refunds/{id}",
         "/v1/institutions/{id}/alerts/{key}",
         "/v1/institutions/{id}/alerts/{key}/actions",
     ] {
@@ -872,6 +877,212 @@ async fn a_bank_uploads_statements_for_its_own_accounts(backend: Backend) {
     server.stop().await;
 }
 both!(a_bank_uploads_statements_for_its_own_accounts);
+
+async fn a_bank_pushes_signed_notifications(backend: Backend) {
+    use bank_adapter::secret::Secret;
+    use bank_adapter::signature::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+    let mut banks = api::workflow::BankDirectory::default();
+    banks.set_push_secret("CMB", "push-secret-of-cmb");
+    let server = Server::start_with_banks(backend, banks).await;
+    let c = county(&server).await;
+    let account = account_of("CMB", CNY_STATEMENT);
+    bank_account(&server.store, "CMB", &c.institution, &account).await;
+    let secret = Secret::new("push-secret-of-cmb".to_string());
+    let now = chrono::Utc::now().timestamp();
+    let push = |path: &str, timestamp: Option<i64>, signature: Option<String>| {
+        let mut r = server
+            .request(Method::POST, None, path)
+            .header("content-type", "application/octet-stream")
+            .body(CNY_STATEMENT);
+        if let Some(t) = timestamp {
+            r = r.header(TIMESTAMP_HEADER, t.to_string());
+        }
+        if let Some(s) = signature {
+            r = r.header(SIGNATURE_HEADER, s);
+        }
+        send(r)
+    };
+    let path = "/v1/banks/CMB/notifications";
+    let before = counts(&server.store).await;
+    for (what, timestamp, signature, code) in [
+        ("unsigned", None, None, "missing_timestamp"),
+        (
+            "signed with another secret",
+            Some(now),
+            Some(sign(&Secret::new("guess"), now, CNY_STATEMENT)),
+            "bad_signature",
+        ),
+        (
+            "signed over another body",
+            Some(now),
+            Some(sign(&secret, now, b"other")),
+            "bad_signature",
+        ),
+        (
+            "replayed ten minutes late",
+            Some(now - 600),
+            Some(sign(&secret, now - 600, CNY_STATEMENT)),
+            "timestamp_outside_window",
+        ),
+    ] {
+        let (status, p) = push(path, timestamp, signature).await;
+        assert_eq!(
+            (status, p["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some(code)),
+            "{what}: {p}"
+        );
+    }
+    let (status, p) = push(
+        "/v1/banks/ICBC/notifications",
+        Some(now),
+        Some(sign(&secret, now, CNY_STATEMENT)),
+    )
+    .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found")),
+        "{p}"
+    );
+    assert_eq!(counts(&server.store).await, before);
+
+    let (status, receipt) = push(path, Some(now), Some(sign(&secret, now, CNY_STATEMENT))).await;
+    assert_eq!(status, StatusCode::CREATED, "{receipt}");
+    assert_eq!(receipt["lines_stored"], 4);
+    let (status, again) = push(path, Some(now), Some(sign(&secret, now, CNY_STATEMENT))).await;
+    assert_eq!(
+        (status, again["file_seen_before"].as_bool()),
+        (StatusCode::CREATED, Some(true))
+    );
+    let log = server.store.audit_log(0, 100).await.unwrap();
+    let outcomes: Vec<_> = log
+        .iter()
+        .map(|(_, _, r)| (r.status, r.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (401, "missing_timestamp"),
+            (401, "bad_signature"),
+            (401, "bad_signature"),
+            (401, "timestamp_outside_window"),
+            (404, "not_found"),
+            (201, "ok"),
+            (201, "ok")
+        ]
+    );
+    server.stop().await;
+}
+both!(a_bank_pushes_signed_notifications);
+
+async fn officers_reconcile_and_set_rules(backend: Backend) {
+    let server = Server::start(backend).await;
+    api::demo::build(&server.store).await.unwrap();
+    let officer = server
+        .token(Role::Officer, Scope::Jurisdiction(code("410922")))
+        .await;
+    let platform = server
+        .token(Role::Platform, Scope::Jurisdiction(code("410922")))
+        .await;
+    let (status, recon) = server
+        .get(&officer, "/v1/institutions/INS-410922-004/reconciliation")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{recon}");
+    let accounts = recon["accounts"].as_array().unwrap();
+    assert_eq!(accounts.len(), 2, "escrow and deposit");
+    let outflows: Vec<&Value> = accounts
+        .iter()
+        .flat_map(|a| a["unmatched_lines"].as_array().unwrap())
+        .filter(|l| l["unauthorized_outflow"] == json!(true))
+        .collect();
+    assert_eq!(outflows.len(), 1, "{recon}");
+    let (status, _) = server
+        .get(&platform, "/v1/institutions/INS-410922-004/reconciliation")
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, list) = server
+        .get(&officer, "/v1/institutions/INS-410922-004/suggestions")
+        .await;
+    assert_eq!((status, list.is_array()), (StatusCode::OK, true), "{list}");
+    let (status, p) = server
+        .post(
+            &officer,
+            "/v1/institutions/INS-410922-004/suggestions/M-404",
+            "s1",
+            json!({"decision": "confirm"}),
+        )
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_suggestion")),
+        "{p}"
+    );
+    let (status, p) = server
+        .post(
+            &officer,
+            "/v1/institutions/INS-410922-004/suggestions/M-404",
+            "s2",
+            json!({"decision": "maybe"}),
+        )
+        .await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("decision")),
+        "{p}"
+    );
+
+    // A new version of the county's rule pack; versions never change.
+    let pack = json!({"version": 2, "effective_from": "2027-01-01", "params": {"refund_answer_working_days": 7}});
+    let (status, set) = server
+        .post(&officer, "/v1/jurisdictions/410922/rule-packs", "r1", pack)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{set}");
+    assert_eq!(set["params"]["refund_answer_working_days"], 7);
+    let (status, p) = server
+        .post(&officer, "/v1/jurisdictions/410922/rule-packs", "r2",
+              json!({"version": 2, "effective_from": "2027-01-01", "params": {"refund_answer_working_days": 9}}))
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::CONFLICT, Some("exists_with_different_fields")),
+        "{p}"
+    );
+    let (status, p) = server
+        .post(&officer, "/v1/jurisdictions/410922/rule-packs", "r3",
+              json!({"version": 3, "effective_from": "2027-01-01", "params": {"refund_answer_days": 9}}))
+        .await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("params")),
+        "{p}"
+    );
+    assert!(
+        p["detail"].as_str().unwrap().contains("refund_answer_days"),
+        "{p}"
+    );
+    let (status, _) = server
+        .post(
+            &platform,
+            "/v1/jurisdictions/410922/rule-packs",
+            "r4",
+            json!({"version": 3, "effective_from": "2027-01-01", "params": {}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let institution = server
+        .store
+        .institution(&ledger_core::InstitutionId::parse("INS-410922-001").unwrap())
+        .await
+        .unwrap();
+    let rules = server
+        .store
+        .rules_for(&institution, day(2027, 1, 2))
+        .await
+        .unwrap();
+    assert_eq!(rules.params.refund_answer_working_days, Some(7));
+    server.stop().await;
+}
+both!(officers_reconcile_and_set_rules);
 
 async fn officers_see_risk_and_work_alerts(backend: Backend) {
     let server = Server::start(backend).await;

@@ -64,12 +64,31 @@ impl Server {
     }
 
     pub async fn start_with(backend: Backend, config: Config, migrate: bool) -> Server {
-        Server::start_full(backend, config, migrate, ledger_core::store::Clock::System).await
+        Server::start_full(
+            backend,
+            config,
+            migrate,
+            ledger_core::store::Clock::System,
+            Default::default(),
+        )
+        .await
+    }
+
+    /// A server that knows these banks (push secrets, connections).
+    pub async fn start_with_banks(backend: Backend, banks: api::workflow::BankDirectory) -> Server {
+        Server::start_full(
+            backend,
+            Config::default(),
+            true,
+            ledger_core::store::Clock::System,
+            banks,
+        )
+        .await
     }
 
     /// A server whose store reads the time from `clock` (a test moves it).
     pub async fn start_clocked(backend: Backend, clock: ledger_core::store::Clock) -> Server {
-        Server::start_full(backend, Config::default(), true, clock).await
+        Server::start_full(backend, Config::default(), true, clock, Default::default()).await
     }
 
     async fn start_full(
@@ -77,6 +96,7 @@ impl Server {
         config: Config,
         migrate: bool,
         clock: ledger_core::store::Clock,
+        banks: api::workflow::BankDirectory,
     ) -> Server {
         // The service's logs go with the test's output (shown on failure).
         let _ = tracing_subscriber::fmt()
@@ -95,7 +115,7 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let state = AppState::new(store.clone(), config);
+        let state = AppState::with_banks(store.clone(), config, banks);
         let task = tokio::spawn(async move {
             api::http::serve(listener, state, async {
                 let _ = rx.await;

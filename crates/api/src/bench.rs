@@ -1,7 +1,9 @@
 //! Benchmarks: `bench post` (entries per second through the ledger against a
 //! raw-SQL baseline) and `bench parse` (statement parsing throughput and
 //! memory against a plain scan of the same bytes), `bench reconcile` (the
-//! matcher against a plain hash join).
+//! matcher against a plain hash join), `bench http` (the service under load,
+//! against ledger-core directly).
+mod http;
 mod parse;
 mod post;
 mod recon;
@@ -16,6 +18,9 @@ pub use post::PostArgs;
 pub enum BenchCommand {
     /// Entries per second through the ledger and through raw SQL.
     Post(PostArgs),
+    /// The HTTP service under load: balance and overview queries from
+    /// concurrent clients, batched payments against ledger-core directly.
+    Http(http::HttpArgs),
     /// Parsing throughput and peak memory for large MT940 and camt.053 files.
     Parse {
         /// Transaction lines per generated file.
@@ -47,6 +52,7 @@ pub enum BenchCommand {
 pub async fn run(command: BenchCommand, url: &str) -> anyhow::Result<()> {
     match command {
         BenchCommand::Post(args) => post::run(args, url).await,
+        BenchCommand::Http(args) => http::run(args, url).await,
         BenchCommand::Parse { lines, dir } => parse::run(lines, dir),
         BenchCommand::Reconcile { lines } => recon::reconcile_bench(lines),
         BenchCommand::Risk { institutions } => recon::risk_bench(institutions),

@@ -48,20 +48,35 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
+    /// The banks' push secrets (and connections, for the jobs).
+    pub banks: Arc<crate::workflow::BankDirectory>,
 }
 
 impl AppState {
     pub fn new(store: Store, config: Config) -> AppState {
+        AppState::with_banks(store, config, Default::default())
+    }
+
+    pub fn with_banks(
+        store: Store,
+        config: Config,
+        banks: crate::workflow::BankDirectory,
+    ) -> AppState {
         AppState {
             store,
             metrics: Arc::new(Metrics::default()),
             config: Arc::new(config),
+            banks: Arc::new(banks),
         }
     }
 }
 
-/// The `/v1` API with its OpenAPI document, collected from the handlers.
-pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+/// The `/v1` API (token-authenticated, and signature-authenticated bank
+/// pushes) with its OpenAPI document, collected from the handlers.
+pub fn api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+    let (pushed, pushed_doc) = OpenApiRouter::new()
+        .merge(routes::feeds::pushed())
+        .split_for_parts();
     let (router, mut doc) = OpenApiRouter::with_openapi(openapi::base())
         .merge(routes::registry::router())
         .merge(routes::books::router())
@@ -69,13 +84,15 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::oversight::router())
         .merge(routes::feeds::router())
         .merge(routes::refunds::router())
+        .merge(routes::reconciliation::router())
         .split_for_parts();
+    doc.merge(pushed_doc);
     openapi::common_answers(&mut doc);
-    (router, doc)
+    (router, pushed, doc)
 }
 
 pub fn router(state: AppState) -> Router {
-    let (api, doc) = api();
+    let (api, pushed, doc) = api();
     let doc = Arc::new(doc);
     // Innermost first: idempotency sees the caller authentication found;
     // audit sees the caller and the outcome on the response.
@@ -83,10 +100,13 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), record::idempotent))
         .layer(from_fn_with_state(state.clone(), auth::authenticate))
         .layer(from_fn_with_state(state.clone(), record::audit));
+    // Bank pushes are authenticated by their signature, not a token.
+    let pushed = pushed.layer(from_fn_with_state(state.clone(), record::audit));
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(routes::ops::router(doc))
         .merge(api)
+        .merge(pushed)
         .fallback(routes::ops::not_found)
         .layer(from_fn_with_state(state.clone(), metrics::track))
         .layer(RequestBodyLimitLayer::new(state.config.max_body_bytes))

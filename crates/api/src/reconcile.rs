@@ -50,7 +50,7 @@ pub async fn match_account(
     })
 }
 
-async fn account_report(store: &Store, account: &BankAccount) -> anyhow::Result<Value> {
+pub async fn account_report(store: &Store, account: &BankAccount) -> anyhow::Result<Value> {
     let c = account.currency;
     let money = |minor: i64| format_minor(minor, c);
     let entries = all_entries(store, &account.institution).await?;

@@ -30,7 +30,8 @@ pub struct ServeArgs {
     /// (several processes on one PostgreSQL database share the work safely).
     #[arg(long)]
     pub jobs: bool,
-    /// How to reach the supervising banks, for the jobs (a JSON file).
+    /// How to reach the supervising banks (a JSON file): connections for
+    /// the jobs, push secrets for signed notifications.
     #[arg(long)]
     pub banks: Option<std::path::PathBuf>,
     /// Seconds between job passes.
@@ -71,19 +72,23 @@ pub async fn run(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     }
     println!("listening on http://{addr}");
     tracing::info!(%addr, backend = store.backend(), "serving");
-    let state = AppState::new(
+    let directory = || -> anyhow::Result<BankDirectory> {
+        Ok(match &args.banks {
+            Some(path) => BankDirectory::load(path)?,
+            None => BankDirectory::default(),
+        })
+    };
+    let state = AppState::with_banks(
         store.clone(),
         Config {
             request_timeout: Duration::from_secs(args.request_timeout_secs),
             max_body_bytes: args.max_body_bytes,
         },
+        directory()?,
     );
     let (stop_jobs, stopped) = tokio::sync::watch::channel(false);
     let jobs = if args.jobs {
-        let banks = match &args.banks {
-            Some(path) => BankDirectory::load(path)?,
-            None => BankDirectory::default(),
-        };
+        let banks = directory()?;
         Some(tokio::spawn(workflow::run(
             store.clone(),
             banks,

@@ -32,9 +32,12 @@ use serde::Deserialize;
 
 /// How to reach each supervising bank, from a JSON file:
 /// `[{"bank": "PYB", "url": "https://…", "credential": "…"}]`.
+/// A bank's `push_secret`, when given, is the HMAC key its pushed
+/// notifications are signed with (see `bank_adapter::signature`).
 #[derive(Default)]
 pub struct BankDirectory {
     clients: BTreeMap<String, BankClient>,
+    push_secrets: BTreeMap<String, Secret>,
 }
 
 #[derive(Deserialize)]
@@ -45,6 +48,8 @@ struct BankEntry {
     credential: String,
     #[serde(default)]
     timeout_ms: Option<u64>,
+    #[serde(default)]
+    push_secret: Option<String>,
 }
 
 impl BankDirectory {
@@ -56,6 +61,9 @@ impl BankDirectory {
         let mut dir = BankDirectory::default();
         for e in entries {
             dir.add(&e.bank, &e.url, &e.credential, e.timeout_ms)?;
+            if let Some(secret) = e.push_secret {
+                dir.set_push_secret(&e.bank, &secret);
+            }
         }
         Ok(dir)
     }
@@ -78,6 +86,15 @@ impl BankDirectory {
         let client = BankClient::new(config).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
         self.clients.insert(bank.to_string(), client);
         Ok(())
+    }
+
+    pub fn set_push_secret(&mut self, bank: &str, secret: &str) {
+        self.push_secrets
+            .insert(bank.to_string(), Secret::new(secret.to_string()));
+    }
+
+    pub fn push_secret(&self, bank: &str) -> Option<&Secret> {
+        self.push_secrets.get(bank)
     }
 
     fn get(&self, bank: &str) -> Option<&BankClient> {

@@ -442,6 +442,37 @@ impl Store {
         dispatch!(self, s => s.balances(id).await)
     }
 
+    /// Current balances of institutions already loaded, in one round trip.
+    pub async fn balance_sheets(
+        &self,
+        institutions: &[Institution],
+    ) -> Result<BTreeMap<InstitutionId, BalanceSheet>> {
+        let ids: Vec<InstitutionId> = institutions.iter().map(|i| i.id.clone()).collect();
+        let rows = dispatch!(self, s => s.account_rows_of(&ids).await)?;
+        let mut sheets: BTreeMap<InstitutionId, BalanceSheet> = institutions
+            .iter()
+            .map(|i| {
+                (
+                    i.id.clone(),
+                    BalanceSheet {
+                        institution: i.id.clone(),
+                        currency: i.currency,
+                        as_of: None,
+                        accounts: Vec::new(),
+                    },
+                )
+            })
+            .collect();
+        for (id, code, totals) in rows {
+            if let Some(sheet) = sheets.get_mut(&id) {
+                sheet
+                    .accounts
+                    .push(report::AccountBalance::new(&code, totals));
+            }
+        }
+        Ok(sheets)
+    }
+
     /// Balances as the books stood at instant `at` (by recorded time).
     pub async fn balances_at(&self, id: &InstitutionId, at: DateTime<Utc>) -> Result<BalanceSheet> {
         dispatch!(self, s => s.balances_at(id, at).await)

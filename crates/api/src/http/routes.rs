@@ -5,5 +5,6 @@ pub mod feeds;
 pub mod flows;
 pub mod ops;
 pub mod oversight;
+pub mod reconciliation;
 pub mod refunds;
 pub mod registry;

@@ -732,6 +732,30 @@ impl PgStore {
         })
     }
 
+    /// The accounts of many institutions in one round trip.
+    pub async fn account_rows_of(
+        &self,
+        ids: &[InstitutionId],
+    ) -> Result<Vec<(InstitutionId, AccountCode, Totals)>> {
+        let ids: Vec<&str> = ids.iter().map(InstitutionId::as_str).collect();
+        let rows = sqlx::query(
+            "select * from accounts where institution_id = any($1) order by institution_id, account_code",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    InstitutionId::parse(r.try_get::<String, _>("institution_id")?)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    rows::account_code(r.try_get("account_code")?)?,
+                    totals_of(r, "_minor")?,
+                ))
+            })
+            .collect()
+    }
+
     pub async fn account_rows(&self, id: &InstitutionId) -> Result<Vec<(AccountCode, Totals)>> {
         let rows =
             sqlx::query("select * from accounts where institution_id = $1 order by account_code")

@@ -723,6 +723,35 @@ impl SqliteStore {
         })
     }
 
+    /// The accounts of many institutions in one round trip.
+    pub async fn account_rows_of(
+        &self,
+        ids: &[InstitutionId],
+    ) -> Result<Vec<(InstitutionId, AccountCode, Totals)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; ids.len()].join(", ");
+        let sql = format!(
+            "select * from accounts where institution_id in ({marks}) order by institution_id, account_code"
+        );
+        let mut query = sqlx::query(&sql);
+        for id in ids {
+            query = query.bind(id.as_str());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    InstitutionId::parse(r.try_get::<String, _>("institution_id")?)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    rows::account_code(r.try_get("account_code")?)?,
+                    totals_of(r, "_minor")?,
+                ))
+            })
+            .collect()
+    }
+
     pub async fn account_rows(&self, id: &InstitutionId) -> Result<Vec<(AccountCode, Totals)>> {
         let rows =
             sqlx::query("select * from accounts where institution_id = ? order by account_code")

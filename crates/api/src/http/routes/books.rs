@@ -79,7 +79,12 @@ async fn balances(
             .balances_at(&i.id, at)
             .await
             .map_err(|e| ApiError::from(e).on_field("at"))?,
-        None => state.store.balances(&i.id).await?,
+        None => state
+            .store
+            .balance_sheets(std::slice::from_ref(&i))
+            .await?
+            .remove(&i.id)
+            .ok_or_else(ApiError::internal)?,
     };
     let view = BalancesView::from(&sheet);
     if !csv {

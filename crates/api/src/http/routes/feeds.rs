@@ -67,6 +67,14 @@ async fn upload(
         }
     };
     guard::bank(&state, &caller, &bank, Action::SendFeeds).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ingest(&state, bank, &body).await?),
+    ))
+}
+
+/// Parses a whole file and stores it whole, or refuses it whole.
+async fn ingest(state: &AppState, bank: String, body: &[u8]) -> ApiResult<FeedReceipt> {
     if body.is_empty() {
         return Err(ApiError::invalid(
             "body",
@@ -79,28 +87,27 @@ async fn upload(
             format!("byte {at} of the file is NUL: statement files are text (camt XML, MT940/942); nothing was stored"),
         ));
     }
-    let ctx = FileContext::of(&body);
+    let ctx = FileContext::of(body);
     let mut statements = Vec::new();
     let options = ParseOptions {
         format: None,
         csv: None,
     };
-    let mut parse_warnings =
-        bank_adapter::parse::parse_stream(&body[..], &ctx, &options, &mut |s| {
-            statements.push(s);
-            Ok(())
-        })
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                e.code(),
-                format!("{e}; nothing from this file was stored"),
-            )
-            .on_field("body")
-        })?
-        .into_iter()
-        .map(|w| format!("{}: {}", w.at, w.message))
-        .collect::<Vec<_>>();
+    let mut parse_warnings = bank_adapter::parse::parse_stream(body, &ctx, &options, &mut |s| {
+        statements.push(s);
+        Ok(())
+    })
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            e.code(),
+            format!("{e}; nothing from this file was stored"),
+        )
+        .on_field("body")
+    })?
+    .into_iter()
+    .map(|w| format!("{}: {}", w.at, w.message))
+    .collect::<Vec<_>>();
     let feed = statements
         .iter()
         .map(|s| bank_adapter::ingest::to_feed(&bank, s))
@@ -135,17 +142,57 @@ async fn upload(
         .feed_lines_ingested
         .fetch_add(report.lines_stored, std::sync::atomic::Ordering::Relaxed);
     parse_warnings.extend(report.warnings.iter().cloned());
+    Ok(FeedReceipt {
+        bank,
+        sha256: ctx.sha256,
+        format: format.to_string(),
+        file_seen_before: report.file_seen_before,
+        statements_stored: report.statements_stored,
+        statements_already_held: report.statements_already_held,
+        lines_stored: report.lines_stored,
+        warnings: parse_warnings,
+    })
+}
+
+/// The bank-push routes: authenticated by the bank's signature, not a token.
+pub fn pushed() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(notification))
+}
+
+/// A bank pushes a notification or intraday report (camt.054/052, MT942),
+/// signed: `X-Escrow-Timestamp` (unix seconds) and `X-Escrow-Signature:
+/// sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>`, within five
+/// minutes of our clock. Stored like an upload; the same file twice changes
+/// nothing.
+#[utoipa::path(post, path = "/v1/banks/{bank}/notifications", tag = "feeds", security(()),
+    params(("bank" = String, Path, description = "The pushing bank"),
+           ("X-Escrow-Timestamp" = String, Header, description = "Unix seconds"),
+           ("X-Escrow-Signature" = String, Header, description = "sha256=<64 hex>")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 201, body = FeedReceipt), (status = 401, body = Problem),
+              (status = 404, body = Problem), (status = 409, body = Problem),
+              (status = 413, body = Problem), (status = 422, body = Problem)))]
+async fn notification(
+    State(state): State<AppState>,
+    axum::extract::Path(bank): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<FeedReceipt>)> {
+    let secret = state
+        .banks
+        .push_secret(&bank)
+        .ok_or_else(|| ApiError::not_found(format!("bank {bank:?}")))?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    bank_adapter::signature::verify(
+        secret,
+        header(bank_adapter::signature::TIMESTAMP_HEADER),
+        header(bank_adapter::signature::SIGNATURE_HEADER),
+        &body,
+        state.store.now(),
+    )
+    .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string()))?;
     Ok((
         StatusCode::CREATED,
-        Json(FeedReceipt {
-            bank,
-            sha256: ctx.sha256,
-            format: format.to_string(),
-            file_seen_before: report.file_seen_before,
-            statements_stored: report.statements_stored,
-            statements_already_held: report.statements_already_held,
-            lines_stored: report.lines_stored,
-            warnings: parse_warnings,
-        }),
+        Json(ingest(&state, bank, &body).await?),
     ))
 }

@@ -23,6 +23,69 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(overview))
         .routes(routes!(list_institutions, create_institution))
         .routes(routes!(get_institution))
+        .routes(routes!(put_rule_pack))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRulePack {
+    /// The next version of this jurisdiction's pack (1, 2, …); a version
+    /// once set never changes.
+    pub version: u32,
+    pub effective_from: chrono::NaiveDate,
+    /// The parameters this pack sets; any left out inherit from the pack
+    /// above (up to the national defaults). See RuleParams in the docs.
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RulePackView {
+    pub jurisdiction: String,
+    pub version: u32,
+    pub effective_from: chrono::NaiveDate,
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
+}
+
+/// Set a version of the jurisdiction's rule pack (officers of it or above).
+#[utoipa::path(post, path = "/v1/jurisdictions/{code}/rule-packs", tag = "registry",
+    request_body = NewRulePack,
+    params(("code" = String, Path, description = "Jurisdiction code"),
+           ("Idempotency-Key" = String, Header, description = "Repeats get the first answer")),
+    responses((status = 201, body = RulePackView), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn put_rule_pack(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(code): Path<String>,
+    Json(body): Json<NewRulePack>,
+) -> ApiResult<(StatusCode, Json<RulePackView>)> {
+    let j = guard::jurisdiction(&state, &caller, &code, Action::Register).await?;
+    if body.version == 0 {
+        return Err(ApiError::invalid("version", "versions start at 1"));
+    }
+    let params: ledger_core::RuleParams = serde_json::from_value(body.params.clone())
+        .map_err(|e| ApiError::invalid("params", format!("params: {e}")))?;
+    params
+        .validate()
+        .map_err(|e| ApiError::from(e).on_field("params"))?;
+    let pack = ledger_core::RulePack {
+        jurisdiction: j.code.clone(),
+        version: body.version,
+        effective_from: body.effective_from,
+        params,
+    };
+    state.store.put_rule_pack(&pack).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(RulePackView {
+            jurisdiction: j.code.to_string(),
+            version: pack.version,
+            effective_from: pack.effective_from,
+            params: serde_json::to_value(&pack.params).unwrap_or_default(),
+        }),
+    ))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -144,11 +207,18 @@ async fn overview(
     let alerts = state.store.alerts(None, None).await?;
     let mut rows = Vec::new();
     let mut totals: std::collections::BTreeMap<Currency, (i64, i64, i64, u32)> = Default::default();
-    for i in state.store.institutions().await? {
-        if !j.code.covers(&i.jurisdiction) {
+    let covered: Vec<Institution> = state
+        .store
+        .institutions()
+        .await?
+        .into_iter()
+        .filter(|i| j.code.covers(&i.jurisdiction))
+        .collect();
+    let sheets = state.store.balance_sheets(&covered).await?;
+    for i in covered {
+        let Some(sheet) = sheets.get(&i.id) else {
             continue;
-        }
-        let sheet = state.store.balances(&i.id).await?;
+        };
         let open: Vec<_> = alerts
             .iter()
             .filter(|a| a.institution == i.id && a.status.code() != "resolved")
@@ -160,7 +230,7 @@ async fn overview(
         t.3 += open.len() as u32;
         rows.push(OverviewRow {
             institution: InstitutionView::from(&i),
-            figures: Figures::from(&sheet),
+            figures: Figures::from(sheet),
             open_alerts: open.len() as u32,
             red_alerts: open.iter().filter(|a| a.severity == "red").count() as u32,
         });

@@ -1,0 +1,349 @@
+//! `bench http`: the service under load over loopback, with the direct
+//! ledger-core rate in the same run as the baseline. The load generator runs
+//! in the same process as the server (they share the machine's cores, as a
+//! sidecar would); every figure is printed with its conditions.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use ledger_core::{
+    Amount, Category, ClientId, Command, Currency, Enrollment, EnrollmentId, Institution,
+    InstitutionId, InstitutionStatus, JurisdictionCode, Request, Store, SupervisionMode,
+};
+use serde_json::json;
+use sqlx::Executor;
+
+use crate::access::{Role, Scope};
+use crate::http::{AppState, Config};
+
+#[derive(Debug, clap::Args)]
+pub struct HttpArgs {
+    /// Concurrent clients for the query phases.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// Seconds per query phase.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// The paced phase's target rate (requests per second, all clients).
+    #[arg(long, default_value_t = 2_000)]
+    pub rate: u64,
+    /// Payment batches posted (over HTTP, and directly for the baseline).
+    #[arg(long, default_value_t = 20)]
+    pub batches: usize,
+    /// Payments per batch.
+    #[arg(long, default_value_t = 1_000)]
+    pub batch: usize,
+    /// Institutions the payments spread over (per side).
+    #[arg(long, default_value_t = 200)]
+    pub institutions: usize,
+}
+
+/// A scratch store: a `bench_http` schema on PostgreSQL, a sibling file on
+/// SQLite.
+async fn scratch(url: &str) -> anyhow::Result<Store> {
+    let url = if url.starts_with("postgres") {
+        let admin = sqlx::PgPool::connect(url).await?;
+        admin
+            .execute("drop schema if exists bench_http cascade")
+            .await?;
+        admin.execute("create schema bench_http").await?;
+        admin.close().await;
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}options=-c%20search_path%3Dbench_http")
+    } else {
+        let path = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:")
+            .split('?')
+            .next()
+            .unwrap_or("escrow-ledger.db")
+            .to_string();
+        let file = format!("{path}.bench-http");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{file}{suffix}"));
+        }
+        format!("sqlite://{file}")
+    };
+    let store = Store::connect(&url).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+async fn payees(store: &Store, prefix: &str, n: usize) -> anyhow::Result<()> {
+    for k in 0..n {
+        let id = InstitutionId::parse(format!("{prefix}-{k:05}"))?;
+        store
+            .create_institution(&Institution {
+                id: id.clone(),
+                name: format!("bench {prefix} {k}"),
+                licence_no: format!("B-{prefix}-{k}"),
+                jurisdiction: JurisdictionCode::parse(crate::demo::COUNTY)?,
+                mode: SupervisionMode::Custody,
+                category: Category::NonSubject,
+                status: InstitutionStatus::Active,
+                currency: Currency::Cny,
+            })
+            .await?;
+        store
+            .create_enrollment(&Enrollment {
+                institution: id,
+                id: EnrollmentId::parse("E")?,
+                student_ref: "S".into(),
+                hours_bought: 60,
+                bonus_hours: 0,
+                price: Amount::from_minor(500_000)?,
+                currency: Currency::Cny,
+                course_start: chrono::NaiveDate::from_ymd_opt(2026, 9, 1).unwrap_or_default(),
+                course_end: chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap_or_default(),
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+struct Latencies {
+    micros: Vec<u64>,
+    errors: usize,
+    elapsed: Duration,
+}
+
+impl Latencies {
+    fn quantile(&self, q: usize) -> String {
+        if self.micros.is_empty() {
+            return "-".into();
+        }
+        let i = (self.micros.len() * q / 100).min(self.micros.len() - 1);
+        let us = self.micros[i];
+        format!("{}.{:02} ms", us / 1000, (us % 1000) / 10)
+    }
+
+    fn rate(&self) -> u64 {
+        let ms = self.elapsed.as_millis().max(1) as u64;
+        self.micros.len() as u64 * 1000 / ms
+    }
+}
+
+/// `clients` tasks GET `paths` round-robin for `seconds`; `pace` spaces
+/// each client's requests (None: as fast as answers come).
+async fn load(
+    base: &str,
+    token: &str,
+    paths: &[String],
+    clients: usize,
+    seconds: u64,
+    pace: Option<Duration>,
+) -> anyhow::Result<Latencies> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()?;
+    let paths = Arc::new(paths.to_vec());
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let client = client.clone();
+        let paths = paths.clone();
+        let base = base.to_string();
+        let token = token.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut micros = Vec::new();
+            let mut errors = 0usize;
+            let mut k = c;
+            let mut ticker = pace.map(|p| {
+                let mut t = tokio::time::interval(p);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            });
+            while Instant::now() < deadline {
+                if let Some(t) = ticker.as_mut() {
+                    t.tick().await;
+                }
+                let path = &paths[k % paths.len()];
+                k += 1;
+                let sent = Instant::now();
+                let ok = client
+                    .get(format!("{base}{path}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false);
+                if ok {
+                    micros.push(u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX));
+                } else {
+                    errors += 1;
+                }
+            }
+            (micros, errors)
+        }));
+    }
+    let mut all = Latencies {
+        micros: Vec::new(),
+        errors: 0,
+        elapsed: Duration::ZERO,
+    };
+    for t in tasks {
+        let (m, e) = t.await?;
+        all.micros.extend(m);
+        all.errors += e;
+    }
+    all.elapsed = started.elapsed();
+    all.micros.sort_unstable();
+    Ok(all)
+}
+
+fn payment(prefix: &str, b: usize, i: usize, institutions: usize) -> (String, String) {
+    let n = (b * 7919 + i) % institutions;
+    (format!("{prefix}-{n:05}"), format!("b{b}-i{i}"))
+}
+
+pub async fn run(args: HttpArgs, url: &str) -> anyhow::Result<()> {
+    let store = scratch(url).await?;
+    crate::demo::build(&store).await?;
+    payees(&store, "BH", args.institutions).await?;
+    payees(&store, "BD", args.institutions).await?;
+    let (token, _) =
+        crate::token::create(&store, Role::Admin, Scope::All, Some("bench".into())).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::http::serve(
+        listener,
+        AppState::new(store.clone(), Config::default()),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    println!(
+        "bench http on {} ({} cores), {} clients, {} s per phase",
+        store.backend(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        args.clients,
+        args.seconds
+    );
+    let institutions: Vec<String> = store
+        .institutions()
+        .await?
+        .into_iter()
+        .filter(|i| i.id.as_str().starts_with("INS-"))
+        .map(|i| format!("/v1/institutions/{}/balances", i.id))
+        .collect();
+    let overview = vec![format!(
+        "/v1/jurisdictions/{}/overview",
+        crate::demo::COUNTY
+    )];
+
+    println!("| phase | requests | errors | throughput | p50 | p99 |");
+    println!("|---|---|---|---|---|---|");
+    let row = |name: &str, l: &Latencies| {
+        println!(
+            "| {name} | {} | {} | {}/s | {} | {} |",
+            l.micros.len(),
+            l.errors,
+            l.rate(),
+            l.quantile(50),
+            l.quantile(99)
+        );
+    };
+    let pace = Duration::from_micros(1_000_000 * args.clients as u64 / args.rate.max(1));
+    let paced = load(
+        &base,
+        &token,
+        &institutions,
+        args.clients,
+        args.seconds,
+        Some(pace),
+    )
+    .await?;
+    row(&format!("balances, paced at {}/s", args.rate), &paced);
+    let open = load(
+        &base,
+        &token,
+        &institutions,
+        args.clients,
+        args.seconds,
+        None,
+    )
+    .await?;
+    row("balances, as fast as answered", &open);
+    let ov = load(&base, &token, &overview, args.clients, args.seconds, None).await?;
+    let county = store.institutions().await?.len();
+    row(
+        &format!("overview of a {county}-institution county, as fast as answered"),
+        &ov,
+    );
+
+    // Batched payments: directly through ledger-core, then over HTTP.
+    let occurred = Utc
+        .with_ymd_and_hms(2026, 9, 10, 9, 0, 0)
+        .single()
+        .unwrap_or_default();
+    let started = Instant::now();
+    for b in 0..args.batches {
+        let mut requests = Vec::with_capacity(args.batch);
+        for i in 0..args.batch {
+            let (institution, client_id) = payment("BD", b, i, args.institutions);
+            requests.push(Request {
+                institution: InstitutionId::parse(institution)?,
+                client_id: ClientId::parse(client_id)?,
+                currency: Currency::Cny,
+                occurred_at: occurred,
+                external_ref: None,
+                command: Command::PayTuition {
+                    enrollment: EnrollmentId::parse("E")?,
+                    amount_minor: 100,
+                },
+            });
+        }
+        store.execute_batch(requests).await?;
+    }
+    let direct = started.elapsed();
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    for b in 0..args.batches {
+        let items: Vec<_> = (0..args.batch)
+            .map(|i| {
+                let (institution, client_id) = payment("BH", b, i, args.institutions);
+                json!({"institution": institution, "client_id": client_id, "op": "pay_tuition",
+                       "enrollment": "E", "amount": "1.00", "occurred_at": occurred})
+            })
+            .collect();
+        let response = client
+            .post(format!("{base}/v1/batches"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", format!("bench-{b}"))
+            .json(&json!({ "items": items }))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "batch {b}: {} {}",
+            response.status(),
+            response.text().await.unwrap_or_default()
+        );
+    }
+    let over_http = started.elapsed();
+    let entries = (args.batches * args.batch) as u128;
+    let per_s = |d: Duration| entries * 1000 / d.as_millis().max(1);
+    println!();
+    println!(
+        "| payments, {} batches of {} | entries/s |",
+        args.batches, args.batch
+    );
+    println!("|---|---|");
+    println!(
+        "| ledger-core `execute_batch` (baseline) | {} |",
+        per_s(direct)
+    );
+    println!("| HTTP `POST /v1/batches` | {} |", per_s(over_http));
+    println!(
+        "| HTTP / baseline | {}% |",
+        per_s(over_http) * 100 / per_s(direct).max(1)
+    );
+    let report = store.verify().await?;
+    anyhow::ensure!(report.ok(), "the scratch books do not verify: {report:?}");
+    let _ = stop.send(());
+    let _ = server.await;
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! Reconciliation over HTTP: each supervised account's three figures (the
+//! bank's closing balance, the ledger's, what is owed) with every bank line
+//! matched, suggested or unmatched and why; and the suggestions an officer
+//! confirms or rejects (each decision kept with who and when).
+
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::access::{Action, Caller};
+use crate::http::problem::{ApiError, ApiResult, Json, Problem};
+use crate::http::{guard, AppState};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(reconciliation))
+        .routes(routes!(suggestions))
+        .routes(routes!(decide))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reconciliation {
+    pub institution: String,
+    /// One report per supervised account: `bank_closing`, `ledger_balance`,
+    /// `owed`, `bank_minus_ledger`, `matches`, `suggestions`,
+    /// `unmatched_lines` (with `unauthorized_outflow`), `unmatched_entries`.
+    #[schema(value_type = Vec<Object>)]
+    pub accounts: Vec<serde_json::Value>,
+}
+
+/// The institution's supervised accounts reconciled against its books (a
+/// report: it records nothing).
+#[utoipa::path(get, path = "/v1/institutions/{id}/reconciliation", tag = "oversight",
+    params(("id" = String, Path, description = "Institution id")),
+    responses((status = 200, body = Reconciliation), (status = 404, body = Problem)))]
+async fn reconciliation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Reconciliation>> {
+    let i = guard::institution(&state, &caller, &id, Action::Oversee).await?;
+    let mut accounts = Vec::new();
+    for account in state.store.supervised_accounts(&i.id).await? {
+        accounts.push(crate::reconcile::account_report(&state.store, &account).await?);
+    }
+    Ok(Json(Reconciliation {
+        institution: i.id.to_string(),
+        accounts,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Suggestion {
+    /// The match's id, for confirm or reject.
+    pub id: String,
+    /// The matching pass that suggested it.
+    pub pass: String,
+    pub explanation: String,
+}
+
+/// Matches reconciliation only suggested, waiting for an officer.
+#[utoipa::path(get, path = "/v1/institutions/{id}/suggestions", tag = "oversight",
+    params(("id" = String, Path, description = "Institution id")),
+    responses((status = 200, body = Vec<Suggestion>), (status = 404, body = Problem)))]
+async fn suggestions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<Suggestion>>> {
+    let i = guard::institution(&state, &caller, &id, Action::Oversee).await?;
+    Ok(Json(
+        state
+            .store
+            .suggestions(&i.id)
+            .await?
+            .into_iter()
+            .map(|(id, pass, explanation)| Suggestion {
+                id,
+                pass,
+                explanation,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuggestionDecision {
+    /// `confirm` (the match claims its lines and entries) or `reject`.
+    pub decision: String,
+    pub comment: Option<String>,
+}
+
+/// Confirm or reject a suggested match.
+#[utoipa::path(post, path = "/v1/institutions/{id}/suggestions/{match_id}", tag = "oversight",
+    request_body = SuggestionDecision,
+    params(("id" = String, Path, description = "Institution id"),
+           ("match_id" = String, Path, description = "Suggestion id"),
+           ("Idempotency-Key" = String, Header, description = "Repeats get the first answer")),
+    responses((status = 200, body = Vec<Suggestion>, description = "The suggestions still waiting"),
+              (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn decide(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, match_id)): Path<(String, String)>,
+    Json(body): Json<SuggestionDecision>,
+) -> ApiResult<Json<Vec<Suggestion>>> {
+    let i = guard::institution(&state, &caller, &id, Action::WorkAlerts).await?;
+    let confirm = match body.decision.as_str() {
+        "confirm" => true,
+        "reject" => false,
+        other => {
+            return Err(ApiError::invalid(
+                "decision",
+                format!("{other:?} is not confirm or reject"),
+            ))
+        }
+    };
+    let actor = format!(
+        "{} ({} token {})",
+        caller.name,
+        caller.role.as_str(),
+        caller.token_id
+    );
+    state
+        .store
+        .decide_suggestion(&i.id, &match_id, confirm, &actor, body.comment.as_deref())
+        .await?;
+    suggestions(State(state), caller, Path(id)).await
+}
