@@ -137,6 +137,26 @@ fn endpoints() -> Vec<Endpoint> {
             success: StatusCode::CREATED,
         },
         Endpoint {
+            name: "set payee",
+            method: Method::PUT,
+            path: "/v1/institutions/{i}/payee",
+            target: Target::Institution,
+            allowed: &[Officer, Admin],
+            body: |_, _| {
+                Some(json!({"name": "School", "account": "6222000011112222", "bank": "CMBCCNBS"}))
+            },
+            success: StatusCode::OK,
+        },
+        Endpoint {
+            name: "release",
+            method: Method::POST,
+            path: "/v1/institutions/{i}/releases",
+            target: Target::Institution,
+            allowed: &[Officer, Admin],
+            body: |_, _| Some(json!({"amount": "1.00"})),
+            success: StatusCode::CREATED,
+        },
+        Endpoint {
             name: "request refund",
             method: Method::POST,
             path: "/v1/institutions/{i}/refunds",
@@ -291,6 +311,24 @@ async fn setup(server: &Server, cases: usize) -> Vec<(Role, String)> {
         enrollment(&server.store, &id, "E-PAY", 10, 500_000).await;
         enrollment(&server.store, &id, "E-USE", 60, 500_000).await;
         pay(&server.store, &id, "E-USE", "prepay", 500_000).await;
+        let taught = ledger_core::Request {
+            institution: id.clone(),
+            client_id: ledger_core::ClientId::parse("taught").unwrap(),
+            currency: ledger_core::Currency::Cny,
+            occurred_at: chrono::Utc::now(),
+            external_ref: None,
+            command: ledger_core::Command::ConsumeLessons {
+                enrollment: ledger_core::EnrollmentId::parse("E-USE").unwrap(),
+                hours: 6,
+            },
+        };
+        server.store.execute(taught).await.unwrap();
+        let payee = ledger_core::domain::refunds::Payee {
+            name: "School".into(),
+            account: "6222000011112222".into(),
+            bank: "CMBCCNBS".into(),
+        };
+        server.store.set_payee(&id, &payee, "setup").await.unwrap();
         bank_account(
             &server.store,
             f.target_bank,
@@ -353,7 +391,7 @@ async fn every_endpoint_by_every_role_in_and_out_of_scope(backend: Backend) {
                     .replace("{b}", f.target_bank)
                     .replace("{n}", &n.to_string());
                 let mut request = server.request(e.method.clone(), Some(token), &path);
-                if e.method == Method::POST {
+                if e.method != Method::GET {
                     request = request.header("Idempotency-Key", format!("m-{n}"));
                     request = match (e.body)(f, n) {
                         Some(body) => request.json(&body),

@@ -3,7 +3,7 @@
 //! every step (the runner's state dropped and a fresh one started).
 
 use api::access::{Role, Scope};
-use api::workflow::{tick, BankDirectory, Tick};
+use api::workflow::{tick_jobs, BankDirectory, Job, Tick};
 use bank_adapter::fake_bank::{Failure, FakeBank, DEFAULT_CREDENTIAL};
 use bank_adapter::instruction::InstructionStatus;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -83,8 +83,11 @@ impl Setup {
         banks
     }
 
+    /// One pass of the refund workflow and the outbox.
     async fn tick(&self) -> Tick {
-        tick(&self.server.store, &self.runner()).await.unwrap()
+        tick_jobs(&self.server.store, &self.runner(), &[Job::Workflow])
+            .await
+            .unwrap()
     }
 
     fn later(&self, by: Duration) {
@@ -423,7 +426,7 @@ async fn silence_is_approval_and_late_payment_is_flagged(backend: Backend) {
     s.later(Duration::days(7));
     assert_eq!(s.tick().await.deemed_approved, 0);
     s.later(Duration::days(1));
-    let t = tick(&s.server.store, &BankDirectory::default())
+    let t = tick_jobs(&s.server.store, &BankDirectory::default(), &[Job::Workflow])
         .await
         .unwrap();
     assert_eq!(
@@ -445,11 +448,11 @@ async fn silence_is_approval_and_late_payment_is_flagged(backend: Backend) {
         .contains("no connection is configured for bank \"FAKE\""));
     // Fifteen working days on, still unpaid: a red alert, once.
     s.later(Duration::days(25));
-    let t = tick(&s.server.store, &BankDirectory::default())
+    let t = tick_jobs(&s.server.store, &BankDirectory::default(), &[Job::Workflow])
         .await
         .unwrap();
     assert_eq!(t.overdue_alerts, 1);
-    let t = tick(&s.server.store, &BankDirectory::default())
+    let t = tick_jobs(&s.server.store, &BankDirectory::default(), &[Job::Workflow])
         .await
         .unwrap();
     assert_eq!(t.overdue_alerts, 0, "the same condition updates its alert");
@@ -538,3 +541,133 @@ async fn only_the_right_people_move_a_refund(backend: Backend) {
     s.stop().await;
 }
 both!(only_the_right_people_move_a_refund);
+
+async fn two_runners_never_do_the_same_job_twice(backend: Backend) {
+    let s = setup(backend).await;
+    let id = s.request().await["id"].as_str().unwrap().to_string();
+    let (status, _) = s
+        .server
+        .post(
+            &s.officer,
+            &format!("/v1/refunds/{id}/approve"),
+            "ok-1",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // A second process on the same database.
+    let other = ledger_core::Store::connect_with(&s.server.url, s.clock.clone())
+        .await
+        .unwrap();
+    let (a, b) = (s.runner(), s.runner());
+    let (one, two) = tokio::join!(
+        tick_jobs(&s.server.store, &a, &Job::ALL),
+        tick_jobs(&other, &b, &Job::ALL)
+    );
+    let (one, two) = (one.unwrap(), two.unwrap());
+    assert_eq!(one.risk_scans + two.risk_scans, 1, "{one:?} {two:?}");
+    assert_eq!(
+        one.reconciled_accounts + two.reconciled_accounts,
+        1,
+        "{one:?} {two:?}"
+    );
+    assert_eq!(one.sent + two.sent, 1, "{one:?} {two:?}");
+    assert_eq!(s.bank.payments().len(), 1);
+    // The same day and hour again: nothing to do for either.
+    let again = tick_jobs(&other, &s.runner(), &[Job::Risk, Job::Reconcile])
+        .await
+        .unwrap();
+    assert_eq!(again, Tick::default());
+    // The next day, the scan runs again, once.
+    s.later(Duration::days(1));
+    let (one, two) = tokio::join!(
+        tick_jobs(&s.server.store, &a, &[Job::Risk]),
+        tick_jobs(&other, &b, &[Job::Risk])
+    );
+    assert_eq!(one.unwrap().risk_scans + two.unwrap().risk_scans, 1);
+    other.close().await;
+    s.stop().await;
+}
+both!(two_runners_never_do_the_same_job_twice);
+
+async fn a_release_is_paid_to_the_payee_on_file(backend: Backend) {
+    let s = setup(backend).await;
+    let path = "/v1/institutions/INS-A/releases";
+    let (status, p) = s
+        .server
+        .post(&s.officer, path, "REL-1", json!({"amount": "500.00"}))
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::CONFLICT, Some("no_payee_on_file")),
+        "{p}"
+    );
+    let payee = json!({"name": "INS-A School", "account": "6222000011112222", "bank": "CMBCCNBS"});
+    let put = |token: &str| {
+        send(
+            s.server
+                .request(
+                    reqwest::Method::PUT,
+                    Some(token),
+                    "/v1/institutions/INS-A/payee",
+                )
+                .json(&payee),
+        )
+    };
+    let (status, _) = put(&s.school).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, set) = put(&s.officer).await;
+    assert_eq!((status, &set), (StatusCode::OK, &payee));
+    let (status, got) = s
+        .server
+        .get(&s.school, "/v1/institutions/INS-A/payee")
+        .await;
+    assert_eq!((status, &got), (StatusCode::OK, &payee));
+
+    let (status, p) = s
+        .server
+        .post(&s.officer, path, "REL:1", json!({"amount": "500.00"}))
+        .await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("Idempotency-Key")),
+        "{p}"
+    );
+    let (status, p) = s
+        .server
+        .post(&s.officer, path, "REL-2", json!({"amount": "1000.01"}))
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("would_overdraw")),
+        "{p}"
+    );
+    let (status, entry) = s
+        .server
+        .post(&s.officer, path, "REL-1", json!({"amount": "500.00"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{entry}");
+    assert_eq!(entry["kind"], "release_instructed");
+
+    assert_eq!(s.tick().await.sent, 1);
+    let paid = s.bank.payments();
+    assert_eq!(paid.len(), 1);
+    assert_eq!(
+        (paid[0].instruction_id.as_str(), paid[0].amount.as_str()),
+        ("REL-1", "500.00")
+    );
+    assert!(
+        paid[0].body.to_string().contains("6222000011112222"),
+        "{:?}",
+        paid[0].body
+    );
+    assert!(s
+        .bank
+        .set_instruction_status("REL-1", InstructionStatus::Executed, None));
+    s.later(Duration::seconds(31));
+    assert_eq!(s.tick().await.executed, 1);
+    assert_eq!(s.balance("releasable").await, "500.00");
+    assert_eq!(s.balance("escrow").await, "3500.00");
+    s.stop().await;
+}
+both!(a_release_is_paid_to_the_payee_on_file);

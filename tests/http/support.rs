@@ -24,6 +24,8 @@ pub enum Backend {
 
 pub struct Server {
     pub base: String,
+    /// The database the server runs on.
+    pub url: String,
     pub store: Store,
     client: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -125,6 +127,7 @@ impl Server {
         });
         Server {
             base,
+            url,
             store,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))

@@ -137,6 +137,8 @@ pub enum Action {
     ApproveRefund,
     /// Statement files and pushed notifications.
     SendFeeds,
+    /// Release earned tuition to the institution (拨付), and say where.
+    Release,
 }
 
 /// The permission table: which role may take which action on what it can
@@ -147,7 +149,7 @@ pub fn permits(role: Role, action: Action) -> bool {
         Role::Admin => true,
         Role::Officer => matches!(
             action,
-            ReadBooks | Oversee | WorkAlerts | Register | RequestRefund | ApproveRefund
+            ReadBooks | Oversee | WorkAlerts | Register | RequestRefund | ApproveRefund | Release
         ),
         Role::Platform => matches!(
             action,

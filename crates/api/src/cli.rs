@@ -108,9 +108,10 @@ pub enum Command {
     },
     /// Run the HTTP service (see /docs once it is up).
     Serve(crate::serve::ServeArgs),
-    /// Background jobs, one pass (for cron) or on a loop: deemed refund
-    /// approvals, refunds into the books, bank instructions sent and
-    /// followed up, overdue refunds flagged.
+    /// Background jobs, one pass (for cron) or on a loop: the refund
+    /// workflow and the outbox (deemed approvals, refunds into the books,
+    /// instructions sent and followed up, overdue refunds flagged), the
+    /// daily risk scan and the hourly reconciliation, each recorded.
     Jobs {
         /// How to reach the supervising banks (a JSON file).
         #[arg(long)]
@@ -118,6 +119,9 @@ pub enum Command {
         /// Repeat every this many seconds instead of one pass.
         #[arg(long)]
         every_secs: Option<u64>,
+        /// Only these jobs (default: all).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<crate::workflow::Job>,
     },
     /// API tokens: create (shown once), revoke, list.
     Token {
@@ -237,7 +241,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench { what } => bench::run(what, url).await?,
         Command::Serve(args) => crate::serve::run(url, args).await?,
-        Command::Jobs { banks, every_secs } => {
+        Command::Jobs {
+            banks,
+            every_secs,
+            only,
+        } => {
+            let only = if only.is_empty() {
+                crate::workflow::Job::ALL.to_vec()
+            } else {
+                only
+            };
             let store = open(url).await?;
             let banks = match banks {
                 Some(path) => crate::workflow::BankDirectory::load(&path)?,
@@ -245,7 +258,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             match every_secs {
                 None => {
-                    let t = crate::workflow::tick(&store, &banks).await?;
+                    let t = crate::workflow::tick_jobs(&store, &banks, &only).await?;
                     println!("{}", serde_json::to_string(&t)?);
                 }
                 Some(secs) => {
@@ -253,6 +266,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let runner = tokio::spawn(crate::workflow::run(
                         store.clone(),
                         banks,
+                        only,
                         std::time::Duration::from_secs(secs.max(1)),
                         stopped,
                     ));

@@ -223,7 +223,7 @@ pub async fn run(
 /// claims make a re-run skip what is settled), its suggestions for an
 /// officer, and posts what the bank confirmed: a pending release, refund or
 /// deposit return matched automatically to a bank debit is confirmed.
-async fn record_account(store: &Store, account: &BankAccount) -> anyhow::Result<Value> {
+pub async fn record_account(store: &Store, account: &BankAccount) -> anyhow::Result<Value> {
     use ledger_core::store::MatchRecord;
     use ledger_core::{ClientId, Command, EntryKind, Request};
     let entries = all_entries(store, &account.institution).await?;

@@ -26,10 +26,11 @@ pub struct ServeArgs {
     /// Refuse request bodies larger than this many bytes (answers 413).
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
-    /// Run the refund workflow and outbox dispatch inside this process
-    /// (several processes on one PostgreSQL database share the work safely).
-    #[arg(long)]
-    pub jobs: bool,
+    /// Run jobs inside this process: `--jobs` for all, or a list
+    /// (`--jobs workflow,risk`). Several processes on one database share
+    /// the work and never do the same job twice.
+    #[arg(long, value_enum, value_delimiter = ',', num_args = 0.., default_missing_value = "workflow,risk,reconcile")]
+    pub jobs: Option<Vec<workflow::Job>>,
     /// How to reach the supervising banks (a JSON file): connections for
     /// the jobs, push secrets for signed notifications.
     #[arg(long)]
@@ -87,11 +88,17 @@ pub async fn run(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         directory()?,
     );
     let (stop_jobs, stopped) = tokio::sync::watch::channel(false);
-    let jobs = if args.jobs {
+    let jobs = if let Some(jobs) = args.jobs.clone() {
         let banks = directory()?;
+        let jobs = if jobs.is_empty() {
+            workflow::Job::ALL.to_vec()
+        } else {
+            jobs
+        };
         Some(tokio::spawn(workflow::run(
             store.clone(),
             banks,
+            jobs,
             Duration::from_secs(args.jobs_every_secs.max(1)),
             stopped,
         )))

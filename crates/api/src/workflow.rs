@@ -102,9 +102,28 @@ impl BankDirectory {
     }
 }
 
+/// Which jobs a runner does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Job {
+    /// Refunds (deemed approvals, into the books, overdue) and the outbox.
+    Workflow,
+    /// The daily risk scan of every institution, recorded as alerts.
+    Risk,
+    /// The hourly reconciliation of every supervised account, recorded.
+    Reconcile,
+}
+
+impl Job {
+    pub const ALL: [Job; 3] = [Job::Workflow, Job::Risk, Job::Reconcile];
+}
+
 /// What one pass of the runner did, for logs and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Tick {
+    /// The daily risk scan ran in this pass (1) or not (0).
+    pub risk_scans: u32,
+    /// Supervised accounts reconciled and recorded in this pass.
+    pub reconciled_accounts: u32,
     pub deemed_approved: u32,
     pub instructed: u32,
     pub declined_by_books: u32,
@@ -282,10 +301,26 @@ async fn send(
                 ))),
             }
         }
+        "release_instructed" => match store.payee(&item.institution).await? {
+            Some(p) => (
+                InstructionKind::Release,
+                Creditor {
+                    name: p.name,
+                    account: p.account,
+                    bank: p.bank,
+                },
+            ),
+            None => {
+                return Ok(Err(format!(
+                    "release {}: no payee account is on file for {} (PUT /v1/institutions/{}/payee)",
+                    item.instruction_id, institution.name, item.institution
+                )))
+            }
+        },
         other => {
             return Ok(Err(format!(
-                "{other} {}: no payee account is on file for {} (releases and deposit returns are not dispatched yet)",
-                item.instruction_id, institution.name
+                "{other} {}: deposit returns are not dispatched yet; the bank must be instructed by hand",
+                item.instruction_id
             )))
         }
     };
@@ -435,11 +470,41 @@ async fn settle(
     Ok(())
 }
 
-/// One pass over everything due. Safe to run from several processes at once
-/// and again after a crash anywhere.
+/// One pass of every job.
 pub async fn tick(store: &Store, banks: &BankDirectory) -> anyhow::Result<Tick> {
+    tick_jobs(store, banks, &Job::ALL).await
+}
+
+/// One pass over everything due, for the given jobs. Safe to run from
+/// several processes at once and again after a crash anywhere.
+pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> anyhow::Result<Tick> {
     let mut t = Tick::default();
     let today = store.now().date_naive();
+    let me = format!("pid {}", std::process::id());
+    if jobs.contains(&Job::Reconcile) {
+        let hour = store.now().format("%Y-%m-%dT%H").to_string();
+        if store.claim_job_run("reconcile", &hour, &me).await? {
+            for i in store.institutions().await? {
+                for account in store.supervised_accounts(&i.id).await? {
+                    crate::reconcile::record_account(store, &account).await?;
+                    t.reconciled_accounts += 1;
+                }
+            }
+        }
+    }
+    if jobs.contains(&Job::Risk)
+        && store
+            .claim_job_run("risk_scan", &today.to_string(), &me)
+            .await?
+    {
+        let national = ledger_core::JurisdictionCode::national();
+        let ranked = crate::risk::assess(store, &national, today).await?;
+        crate::risk::record_alerts(store, &ranked, today).await?;
+        t.risk_scans = 1;
+    }
+    if !jobs.contains(&Job::Workflow) {
+        return Ok(t);
+    }
 
     // Deemed approvals: unanswered past the deadline.
     for r in store.refunds(None, Some(RefundState::Requested)).await? {
@@ -590,16 +655,17 @@ async fn outcome(
     })
 }
 
-/// Runs `tick` every `every` until `stop` resolves.
+/// Runs `tick_jobs` every `every` until `stop` resolves.
 pub async fn run(
     store: Store,
     banks: BankDirectory,
+    jobs: Vec<Job>,
     every: StdDuration,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut stop = stop;
     loop {
-        match tick(&store, &banks).await {
+        match tick_jobs(&store, &banks, &jobs).await {
             Ok(t) if t != Tick::default() => tracing::info!(?t, "jobs"),
             Ok(_) => {}
             Err(e) => {

@@ -166,6 +166,8 @@ async fn every_institution_table_is_keyed_by_institution_first_and_never_spans_t
         "api_tokens",
         "audit_log",
         "idempotent_answers",
+        // Scheduled job runs: deployment-wide, not any institution's.
+        "job_runs",
         "_sqlx_migrations",
     ]
     .into();

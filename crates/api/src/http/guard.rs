@@ -19,6 +19,7 @@ fn action_name(action: Action) -> &'static str {
         Action::RequestRefund => "request refunds",
         Action::ApproveRefund => "approve refunds",
         Action::SendFeeds => "send bank feeds",
+        Action::Release => "release tuition or set where it is paid",
     }
 }
 

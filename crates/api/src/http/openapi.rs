@@ -83,9 +83,13 @@ pub fn common_answers(doc: &mut OpenApi) {
         if !path.starts_with("/v1/") {
             continue;
         }
-        for (is_write, op) in [(false, item.get.as_mut()), (true, item.post.as_mut())]
-            .into_iter()
-            .filter_map(|(w, op)| op.map(|op| (w, op)))
+        for (is_write, op) in [
+            (false, item.get.as_mut()),
+            (true, item.post.as_mut()),
+            (true, item.put.as_mut()),
+        ]
+        .into_iter()
+        .filter_map(|(w, op)| op.map(|op| (w, op)))
         {
             // Errors are problem documents, whatever the handler declared.
             for (status, response) in op.responses.responses.iter_mut() {

@@ -8,3 +8,4 @@ pub mod oversight;
 pub mod reconciliation;
 pub mod refunds;
 pub mod registry;
+pub mod releases;

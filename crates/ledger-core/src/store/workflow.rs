@@ -477,6 +477,93 @@ impl Store {
         Ok(())
     }
 
+    /// Records where the institution's releases are paid from now on (a new
+    /// version; earlier ones stay).
+    pub async fn set_payee(
+        &self,
+        institution: &InstitutionId,
+        payee: &Payee,
+        by: &str,
+    ) -> Result<i64> {
+        self.institution(institution).await?;
+        let id = institution.as_str();
+        Ok(in_tx!(self, |tx, now| {
+            let version: i64 = sqlx::query_scalar(
+                "select cast(coalesce(max(version), 0) + 1 as bigint) from institution_payees \
+                 where institution_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query(
+                "insert into institution_payees (institution_id, version, name, account, bank, set_by, set_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(id)
+            .bind(version as i32)
+            .bind(&payee.name)
+            .bind(&payee.account)
+            .bind(&payee.bank)
+            .bind(by)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            version
+        }))
+    }
+
+    /// Where the institution's releases are paid, if an officer has said.
+    pub async fn payee(&self, institution: &InstitutionId) -> Result<Option<Payee>> {
+        let sql = "select name, account, bank from institution_payees where institution_id = $1 \
+                   order by version desc limit 1";
+        let row: Option<(String, String, String)> = match self {
+            Store::Postgres(s) => {
+                sqlx::query_as(sql)
+                    .bind(institution.as_str())
+                    .fetch_optional(s.pool())
+                    .await?
+            }
+            Store::Sqlite(s) => {
+                sqlx::query_as(sql)
+                    .bind(institution.as_str())
+                    .fetch_optional(s.pool())
+                    .await?
+            }
+        };
+        Ok(row.map(|(name, account, bank)| Payee {
+            name,
+            account,
+            bank,
+        }))
+    }
+
+    /// Claims a scheduled job's run for a slot (a day, an hour); `false` if
+    /// another process (or an earlier pass) already has it.
+    pub async fn claim_job_run(&self, job: &str, slot: &str, by: &str) -> Result<bool> {
+        let sql =
+            "insert into job_runs (job, slot, claimed_by, claimed_at) values ($1, $2, $3, $4) \
+                   on conflict (job, slot) do nothing";
+        let n = match self {
+            Store::Postgres(s) => sqlx::query(sql)
+                .bind(job)
+                .bind(slot)
+                .bind(by)
+                .bind(s.clock().now())
+                .execute(s.pool())
+                .await?
+                .rows_affected(),
+            Store::Sqlite(s) => sqlx::query(sql)
+                .bind(job)
+                .bind(slot)
+                .bind(by)
+                .bind(s.clock().now().timestamp_micros())
+                .execute(s.pool())
+                .await?
+                .rows_affected(),
+        };
+        Ok(n == 1)
+    }
+
     /// Outbox items, of one institution or all, by instruction id.
     pub async fn outbox(&self, institution: Option<&InstitutionId>) -> Result<Vec<OutboxItem>> {
         let sql = format!(
