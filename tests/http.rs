@@ -211,6 +211,18 @@ async fn tokens_are_checked_and_revocable(backend: Backend) {
         ]
     );
     assert!(log.iter().all(|(_, _, r)| !r.request_id.is_empty()));
+    // Admins read it over HTTP too, a page at a time; nobody else does.
+    let (status, page) = server.get(&c.admin, "/v1/audit?limit=1").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["items"][0]["outcome"], "unauthorized");
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, rest) = server
+        .get(&c.admin, &format!("/v1/audit?cursor={cursor}"))
+        .await;
+    assert_eq!(rest["items"][0]["role"], "institution");
+    assert_eq!(rest["next_cursor"], Value::Null);
+    let (status, _) = server.get(&c.school, "/v1/audit").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     server.stop().await;
 }
 both!(tokens_are_checked_and_revocable);

@@ -157,6 +157,15 @@ fn endpoints() -> Vec<Endpoint> {
             success: StatusCode::CREATED,
         },
         Endpoint {
+            name: "audit log",
+            method: Method::GET,
+            path: "/v1/audit",
+            target: Target::Nothing,
+            allowed: &[Admin],
+            body: none,
+            success: StatusCode::OK,
+        },
+        Endpoint {
             name: "request refund",
             method: Method::POST,
             path: "/v1/institutions/{i}/refunds",

@@ -671,3 +671,64 @@ async fn a_release_is_paid_to_the_payee_on_file(backend: Backend) {
     s.stop().await;
 }
 both!(a_release_is_paid_to_the_payee_on_file);
+
+async fn the_runner_pulls_new_statements_once(backend: Backend) {
+    use ledger_core::domain::feeds::{AccountKind, BankAccount};
+    let s = setup(backend).await;
+    let statement: &[u8] =
+        include_bytes!("../../crates/bank-adapter/tests/fixtures/mt940/chinese_cny.sta");
+    // Its own bank id: the fake bank knows only the accounts it has statements for.
+    s.server.store.register_bank("FAKE2", "FAKE2 bank").await.unwrap();
+    let account = account_of("FAKE2", statement);
+    s.server
+        .store
+        .register_bank_account(&BankAccount {
+            institution: s.institution.clone(),
+            bank: "FAKE2".into(),
+            account_no: account.clone(),
+            kind: AccountKind::Deposit,
+            currency: Currency::Cny,
+        })
+        .await
+        .unwrap();
+    s.bank
+        .add_statement(&account, bank_adapter::Format::Mt940, statement.to_vec());
+    let dir = tempfile::tempdir().unwrap();
+    let mut banks = s.runner();
+    banks.pull_from(
+        "FAKE2",
+        s.bank.url(),
+        DEFAULT_CREDENTIAL,
+        Some(500),
+        dir.path().join("fake.json"),
+    );
+    let pull = || tick_jobs(&s.server.store, &banks, &[Job::Pull]);
+    let t = pull().await.unwrap();
+    assert_eq!((t.feeds_pulled, t.pull_failures), (1, 0), "{t:?}");
+    assert_eq!(
+        s.server
+            .store
+            .bank_line_count(&s.institution)
+            .await
+            .unwrap(),
+        4
+    );
+    // At most once a minute per bank, and nothing twice.
+    assert_eq!(pull().await.unwrap(), Tick::default());
+    s.later(Duration::seconds(61));
+    assert_eq!(pull().await.unwrap(), Tick::default());
+    // A bank that is down: the pass says so and the next one resumes.
+    s.bank.fail_next(10, Failure::Status(503));
+    s.later(Duration::seconds(61));
+    assert_eq!(pull().await.unwrap().pull_failures, 1);
+    assert_eq!(
+        s.server
+            .store
+            .bank_line_count(&s.institution)
+            .await
+            .unwrap(),
+        4
+    );
+    s.stop().await;
+}
+both!(the_runner_pulls_new_statements_once);

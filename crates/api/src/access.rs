@@ -139,6 +139,8 @@ pub enum Action {
     SendFeeds,
     /// Release earned tuition to the institution (拨付), and say where.
     Release,
+    /// The audit log (admins only).
+    ReadAudit,
 }
 
 /// The permission table: which role may take which action on what it can

@@ -268,6 +268,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         banks,
                         only,
                         std::time::Duration::from_secs(secs.max(1)),
+                        None,
                         stopped,
                     ));
                     crate::http::shutdown_signal().await;

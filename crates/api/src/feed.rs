@@ -508,7 +508,7 @@ pub async fn pull(store: &Store, pull: Pull) -> anyhow::Result<ExitCode> {
         retries,
         mapping,
     } = pull;
-    use bank_adapter::client::{BankClient, BankConfig, FileCheckpoint, RetryPolicy, Secret};
+    use bank_adapter::client::{BankConfig, RetryPolicy, Secret};
     let mut config = BankConfig::new(bank.clone(), url, Secret::new(credential));
     config.accounts = accounts;
     config.timeout = std::time::Duration::from_millis(timeout_ms);
@@ -516,18 +516,8 @@ pub async fn pull(store: &Store, pull: Pull) -> anyhow::Result<ExitCode> {
         max_retries: retries,
         ..RetryPolicy::default()
     };
-    let client = BankClient::new(config).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
-    let mut checkpoint = FileCheckpoint::new(checkpoint);
-    let mut sink = StoreSink {
-        store,
-        bank,
-        options: options(FormatArg::Auto, &mapping, None)?,
-        stored: Vec::new(),
-    };
-    let result = client
-        .fetch_statements_into(&mut checkpoint, &mut sink)
-        .await;
-    for line in &sink.stored {
+    let (stored, result) = pull_into_store(store, config, &checkpoint, mapping.as_ref()).await?;
+    for line in &stored {
         println!("{line}");
     }
     match result {
@@ -536,8 +526,33 @@ pub async fn pull(store: &Store, pull: Pull) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => Err(anyhow::anyhow!(
-            "[{}] {e}; what was stored above is kept, the rest comes next run",
-            e.code()
+            "{e}; what was stored above is kept, the rest comes next run"
         )),
     }
+}
+
+/// Pulls a bank's new statements into the store, page by page, the
+/// checkpoint moving only past what is stored. Returns what was stored and
+/// how the pull ended (the number of new feeds, or why it stopped).
+pub async fn pull_into_store(
+    store: &Store,
+    config: bank_adapter::client::BankConfig,
+    checkpoint: &std::path::Path,
+    mapping: Option<&PathBuf>,
+) -> anyhow::Result<(Vec<String>, Result<usize, String>)> {
+    use bank_adapter::client::{BankClient, FileCheckpoint};
+    let bank = config.bank_id.clone();
+    let client = BankClient::new(config).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    let mut checkpoint = FileCheckpoint::new(checkpoint.to_path_buf());
+    let mut sink = StoreSink {
+        store,
+        bank,
+        options: options(FormatArg::Auto, &mapping.cloned(), None)?,
+        stored: Vec::new(),
+    };
+    let result = client
+        .fetch_statements_into(&mut checkpoint, &mut sink)
+        .await
+        .map_err(|e| format!("[{}] {e}", e.code()));
+    Ok((sink.stored, result))
 }

@@ -27,9 +27,9 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
     /// Run jobs inside this process: `--jobs` for all, or a list
-    /// (`--jobs workflow,risk`). Several processes on one database share
+    /// (`--jobs pull,workflow,risk,reconcile`). Several processes on one database share
     /// the work and never do the same job twice.
-    #[arg(long, value_enum, value_delimiter = ',', num_args = 0.., default_missing_value = "workflow,risk,reconcile")]
+    #[arg(long, value_enum, value_delimiter = ',', num_args = 0..)]
     pub jobs: Option<Vec<workflow::Job>>,
     /// How to reach the supervising banks (a JSON file): connections for
     /// the jobs, push secrets for signed notifications.
@@ -100,6 +100,7 @@ pub async fn run(url: &str, args: ServeArgs) -> anyhow::Result<()> {
             banks,
             jobs,
             Duration::from_secs(args.jobs_every_secs.max(1)),
+            Some(state.metrics.clone()),
             stopped,
         )))
     } else {

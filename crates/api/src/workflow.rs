@@ -38,6 +38,9 @@ use serde::Deserialize;
 pub struct BankDirectory {
     clients: BTreeMap<String, BankClient>,
     push_secrets: BTreeMap<String, Secret>,
+    /// Banks whose statements the runner pulls: the connection (its
+    /// accounts filled in at each pull) and the checkpoint file.
+    pulls: BTreeMap<String, (BankConfig, std::path::PathBuf)>,
 }
 
 #[derive(Deserialize)]
@@ -50,6 +53,9 @@ struct BankEntry {
     timeout_ms: Option<u64>,
     #[serde(default)]
     push_secret: Option<String>,
+    /// Pull this bank's statements, remembering progress in this file.
+    #[serde(default)]
+    checkpoint: Option<std::path::PathBuf>,
 }
 
 impl BankDirectory {
@@ -63,6 +69,9 @@ impl BankDirectory {
             dir.add(&e.bank, &e.url, &e.credential, e.timeout_ms)?;
             if let Some(secret) = e.push_secret {
                 dir.set_push_secret(&e.bank, &secret);
+            }
+            if let Some(checkpoint) = e.checkpoint {
+                dir.pull_from(&e.bank, &e.url, &e.credential, e.timeout_ms, checkpoint);
             }
         }
         Ok(dir)
@@ -88,6 +97,24 @@ impl BankDirectory {
         Ok(())
     }
 
+    /// Pulls this bank's statements on every pass of the `pull` job.
+    pub fn pull_from(
+        &mut self,
+        bank: &str,
+        url: &str,
+        credential: &str,
+        timeout_ms: Option<u64>,
+        checkpoint: std::path::PathBuf,
+    ) {
+        let mut config = BankConfig::new(bank, url, Secret::new(credential.to_string()));
+        config.timeout = StdDuration::from_millis(timeout_ms.unwrap_or(10_000));
+        config.retry = RetryPolicy {
+            max_retries: 1,
+            ..RetryPolicy::default()
+        };
+        self.pulls.insert(bank.to_string(), (config, checkpoint));
+    }
+
     pub fn set_push_secret(&mut self, bank: &str, secret: &str) {
         self.push_secrets
             .insert(bank.to_string(), Secret::new(secret.to_string()));
@@ -111,19 +138,30 @@ pub enum Job {
     Risk,
     /// The hourly reconciliation of every supervised account, recorded.
     Reconcile,
+    /// New statements pulled from the banks that offer them (each bank at
+    /// most once a minute).
+    Pull,
 }
 
 impl Job {
-    pub const ALL: [Job; 3] = [Job::Workflow, Job::Risk, Job::Reconcile];
+    pub const ALL: [Job; 4] = [Job::Pull, Job::Workflow, Job::Risk, Job::Reconcile];
 }
 
 /// What one pass of the runner did, for logs and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Tick {
+    /// New statement feeds pulled from the banks and stored.
+    pub feeds_pulled: u32,
+    /// Banks whose pull stopped early (it resumes from its checkpoint).
+    pub pull_failures: u32,
     /// The daily risk scan ran in this pass (1) or not (0).
     pub risk_scans: u32,
     /// Supervised accounts reconciled and recorded in this pass.
     pub reconciled_accounts: u32,
+    /// What the recorded reconciliation did, by outcome (matches kept,
+    /// instructions confirmed or voided, credits to suspense, unauthorized
+    /// outflows seen).
+    pub reconcile_outcomes: BTreeMap<String, u64>,
     pub deemed_approved: u32,
     pub instructed: u32,
     pub declined_by_books: u32,
@@ -481,13 +519,58 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> an
     let mut t = Tick::default();
     let today = store.now().date_naive();
     let me = format!("pid {}", std::process::id());
+    if jobs.contains(&Job::Pull) {
+        let minute = store.now().format("%Y-%m-%dT%H:%M").to_string();
+        for (bank, (config, checkpoint)) in &banks.pulls {
+            if !store
+                .claim_job_run(&format!("pull:{bank}"), &minute, &me)
+                .await?
+            {
+                continue;
+            }
+            let mut accounts = Vec::new();
+            for i in store.institutions().await? {
+                for a in store.supervised_accounts(&i.id).await? {
+                    if a.bank == *bank {
+                        accounts.push(a.account_no);
+                    }
+                }
+            }
+            let mut config = config.clone();
+            config.accounts = accounts;
+            let (stored, result) =
+                crate::feed::pull_into_store(store, config, checkpoint, None).await?;
+            for line in stored {
+                tracing::info!(%bank, "{line}");
+            }
+            match result {
+                Ok(n) => t.feeds_pulled += u32::try_from(n).unwrap_or(u32::MAX),
+                Err(error) => {
+                    t.pull_failures += 1;
+                    tracing::warn!(%bank, %error, "pull stopped; the next pass resumes from the checkpoint");
+                }
+            }
+        }
+    }
     if jobs.contains(&Job::Reconcile) {
         let hour = store.now().format("%Y-%m-%dT%H").to_string();
         if store.claim_job_run("reconcile", &hour, &me).await? {
             for i in store.institutions().await? {
                 for account in store.supervised_accounts(&i.id).await? {
-                    crate::reconcile::record_account(store, &account).await?;
+                    let report = crate::reconcile::record_account(store, &account).await?;
                     t.reconciled_accounts += 1;
+                    for outcome in [
+                        "matches_kept",
+                        "instructions_confirmed",
+                        "instructions_voided_as_returned",
+                        "credits_to_suspense",
+                        "unauthorized_outflows",
+                    ] {
+                        let n = report[outcome].as_u64().unwrap_or(0);
+                        if n > 0 {
+                            *t.reconcile_outcomes.entry(outcome.to_string()).or_default() += n;
+                        }
+                    }
                 }
             }
         }
@@ -661,12 +744,20 @@ pub async fn run(
     banks: BankDirectory,
     jobs: Vec<Job>,
     every: StdDuration,
+    metrics: Option<std::sync::Arc<crate::http::Metrics>>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut stop = stop;
     loop {
         match tick_jobs(&store, &banks, &jobs).await {
-            Ok(t) if t != Tick::default() => tracing::info!(?t, "jobs"),
+            Ok(t) if t != Tick::default() => {
+                if let Some(m) = &metrics {
+                    for (outcome, n) in &t.reconcile_outcomes {
+                        m.reconciled(outcome, *n);
+                    }
+                }
+                tracing::info!(?t, "jobs")
+            }
             Ok(_) => {}
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "job pass failed; next pass retries")

@@ -20,6 +20,7 @@ fn action_name(action: Action) -> &'static str {
         Action::ApproveRefund => "approve refunds",
         Action::SendFeeds => "send bank feeds",
         Action::Release => "release tuition or set where it is paid",
+        Action::ReadAudit => "read the audit log",
     }
 }
 

@@ -1,5 +1,6 @@
 //! The handlers, one module per area of the API.
 
+pub mod audit;
 pub mod books;
 pub mod feeds;
 pub mod flows;
