@@ -123,6 +123,26 @@ async fn operations_answer(backend: Backend) {
 both!(operations_answer);
 
 #[tokio::test]
+async fn a_request_that_takes_too_long_is_cut_off() {
+    let server = Server::start_with(
+        Backend::Sqlite,
+        api::http::Config {
+            request_timeout: std::time::Duration::from_millis(1),
+            ..Default::default()
+        },
+        true,
+    )
+    .await;
+    api::demo::build(&server.store).await.unwrap();
+    let officer = server.admin().await;
+    let (status, _) = server
+        .get(&officer, "/v1/jurisdictions/410922/risk?as_of=2026-11-07")
+        .await;
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn not_ready_until_migrated() {
     let server = Server::start_with(Backend::Sqlite, Default::default(), false).await;
     let (status, body) = send(server.request(Method::GET, None, "/readyz")).await;

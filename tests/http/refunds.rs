@@ -678,7 +678,11 @@ async fn the_runner_pulls_new_statements_once(backend: Backend) {
     let statement: &[u8] =
         include_bytes!("../../crates/bank-adapter/tests/fixtures/mt940/chinese_cny.sta");
     // Its own bank id: the fake bank knows only the accounts it has statements for.
-    s.server.store.register_bank("FAKE2", "FAKE2 bank").await.unwrap();
+    s.server
+        .store
+        .register_bank("FAKE2", "FAKE2 bank")
+        .await
+        .unwrap();
     let account = account_of("FAKE2", statement);
     s.server
         .store
@@ -732,3 +736,76 @@ async fn the_runner_pulls_new_statements_once(backend: Backend) {
     s.stop().await;
 }
 both!(the_runner_pulls_new_statements_once);
+
+async fn a_deposit_return_goes_out_of_the_deposit_account(backend: Backend) {
+    use ledger_core::domain::feeds::{AccountKind, BankAccount};
+    let s = setup(backend).await;
+    s.server
+        .store
+        .register_bank_account(&BankAccount {
+            institution: s.institution.clone(),
+            bank: "FAKE".into(),
+            account_no: "6222000000000009".into(),
+            kind: AccountKind::Deposit,
+            currency: Currency::Cny,
+        })
+        .await
+        .unwrap();
+    let request = |client_id: &str, command: Command| Request {
+        institution: s.institution.clone(),
+        client_id: ClientId::parse(client_id).unwrap(),
+        currency: Currency::Cny,
+        occurred_at: s.server.store.now(),
+        external_ref: None,
+        command,
+    };
+    s.server
+        .store
+        .execute(request(
+            "dep-in",
+            Command::PayInDeposit {
+                amount_minor: 100_000,
+            },
+        ))
+        .await
+        .unwrap();
+    s.server
+        .store
+        .execute(request(
+            "DEP-RET-1",
+            Command::InstructDepositReturn {
+                amount_minor: 40_000,
+            },
+        ))
+        .await
+        .unwrap();
+    // Without the institution's account on file it cannot go anywhere.
+    let t = s.tick().await;
+    assert_eq!(t.send_failures, 1);
+    let error = s.server.store.outbox(None).await.unwrap()[0]
+        .last_error
+        .clone()
+        .unwrap();
+    assert!(error.contains("no payee account is on file"), "{error}");
+    let payee = ledger_core::domain::refunds::Payee {
+        name: "INS-A School".into(),
+        account: "6222000011112222".into(),
+        bank: "CMBCCNBS".into(),
+    };
+    s.server
+        .store
+        .set_payee(&s.institution, &payee, "officer")
+        .await
+        .unwrap();
+    s.later(Duration::seconds(6));
+    assert_eq!(s.tick().await.sent, 1);
+    let paid = s.bank.payments();
+    assert_eq!((paid.len(), paid[0].amount.as_str()), (1, "400.00"));
+    let body = paid[0].body.to_string();
+    assert!(
+        body.contains("6222000000000009") && body.contains("6222000011112222"),
+        "{body}"
+    );
+    s.stop().await;
+}
+both!(a_deposit_return_goes_out_of_the_deposit_account);

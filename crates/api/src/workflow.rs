@@ -333,31 +333,37 @@ async fn send(
                         bank: r.payee.bank,
                     },
                 ),
-                None => return Ok(Err(format!(
+                None => {
+                    return Ok(Err(format!(
                     "refund payment {} was not made through the refund workflow: no payee on file",
                     item.instruction_id
-                ))),
+                )))
+                }
             }
         }
-        "release_instructed" => match store.payee(&item.institution).await? {
-            Some(p) => (
-                InstructionKind::Release,
-                Creditor {
-                    name: p.name,
-                    account: p.account,
-                    bank: p.bank,
-                },
-            ),
-            None => {
-                return Ok(Err(format!(
-                    "release {}: no payee account is on file for {} (PUT /v1/institutions/{}/payee)",
-                    item.instruction_id, institution.name, item.institution
-                )))
+        // Released tuition and a returned deposit both go to the
+        // institution's own account on file.
+        "release_instructed" | "deposit_return_instructed" => {
+            match store.payee(&item.institution).await? {
+                Some(p) => (
+                    InstructionKind::Release,
+                    Creditor {
+                        name: p.name,
+                        account: p.account,
+                        bank: p.bank,
+                    },
+                ),
+                None => {
+                    return Ok(Err(format!(
+                        "{} {}: no payee account is on file for {} (PUT /v1/institutions/{}/payee)",
+                        item.kind, item.instruction_id, institution.name, item.institution
+                    )))
+                }
             }
-        },
+        }
         other => {
             return Ok(Err(format!(
-                "{other} {}: deposit returns are not dispatched yet; the bank must be instructed by hand",
+                "{other} {}: not an instruction kind the runner sends",
                 item.instruction_id
             )))
         }
