@@ -458,6 +458,22 @@ async fn silence_is_approval_and_late_payment_is_flagged(backend: Backend) {
     assert_eq!(t.overdue_alerts, 0, "the same condition updates its alert");
     let (_, alerts) = s.server.get(&s.officer, "/v1/alerts?severity=red").await;
     assert_eq!(alerts["items"][0]["kind"], "refund_overdue", "{alerts}");
+    // The risk engine sees the same backlog, from the workflow's dates.
+    let today = s.server.store.now().date_naive();
+    let ranked = api::risk::assess(&s.server.store, &code("410922"), today)
+        .await
+        .unwrap();
+    let backlog = ranked[0]
+        .signals
+        .iter()
+        .find(|x| x.kind.code() == "refund_backlog")
+        .expect("a refund backlog signal");
+    assert!(
+        backlog.summary.contains("approved and unpaid"),
+        "{}",
+        backlog.summary
+    );
+    assert!(backlog.summary.contains("3,000.00"), "{}", backlog.summary);
     s.stop().await;
 }
 both!(silence_is_approval_and_late_payment_is_flagged);

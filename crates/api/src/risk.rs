@@ -226,6 +226,7 @@ async fn snapshot(
         .map(|e| e.occurred_at.date_naive())
         .min()
         .unwrap_or(as_of);
+    let refund_requests = refund_requests(store, institution, &entries).await?;
     Ok(RiskInput {
         as_of,
         institution: institution.clone(),
@@ -252,10 +253,52 @@ async fn snapshot(
         unauthorized_outflows,
         balance_mismatches,
         release_findings: vec![],
-        refund_requests: vec![],
+        refund_requests,
         cap_flags,
         events: vec![],
     })
+}
+
+/// The refund workflow's requests as the risk engine sees them: when each
+/// was asked, approved (or deemed approved) and paid. Declined requests owe
+/// nothing; a returned one is still owed.
+async fn refund_requests(
+    store: &Store,
+    institution: &Institution,
+    entries: &[Entry],
+) -> anyhow::Result<Vec<risk::RefundRequest>> {
+    use ledger_core::domain::refunds::RefundState;
+    let mut out = Vec::new();
+    for r in store.refunds(Some(&institution.id), None).await? {
+        if r.state == RefundState::Declined {
+            continue;
+        }
+        let trail = store.refund_trail(&r.institution, &r.id).await?;
+        let on = |state: RefundState| {
+            trail
+                .iter()
+                .find(|e| e.state == state.code())
+                .map(|e| e.at.date_naive())
+        };
+        let approval = entries
+            .iter()
+            .find(|e| e.client_id.as_str() == r.approval_client_id());
+        out.push(risk::RefundRequest {
+            enrollment: r.enrollment.clone(),
+            amount_minor: approval
+                .map(|e| e.postings.first().map_or(0, |p| p.amount_minor))
+                .or(r.amount_minor)
+                .unwrap_or(0),
+            requested_on: r.requested_on,
+            approved_on: on(RefundState::Approved),
+            paid_on: on(RefundState::Paid),
+            entry: approval.map(|e| EntryRef {
+                seq: e.seq,
+                client_id: e.client_id.clone(),
+            }),
+        });
+    }
+    Ok(out)
 }
 
 /// The alerts a run leaves: each signal as a finding keyed by its condition.
