@@ -1227,6 +1227,47 @@ async fn officers_see_risk_and_work_alerts(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(detail["alert"]["status"], "resolved");
 
+    // A closure notice, reported by the officer, puts a healthy school in red.
+    let (status, p) = server
+        .post(
+            &officer,
+            "/v1/institutions/INS-410922-001/events",
+            "ev0",
+            json!({"kind": "bankruptcy", "occurred_on": "2026-11-05"}),
+        )
+        .await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("kind")),
+        "{p}"
+    );
+    let (status, event) = server
+        .post(&officer, "/v1/institutions/INS-410922-001/events", "ev1",
+              json!({"kind": "closure_notice", "occurred_on": "2026-11-05", "note": "notice posted at the door"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{event}");
+    let (_, events) = server
+        .get(&officer, "/v1/institutions/INS-410922-001/events")
+        .await;
+    assert_eq!(events[0]["kind"], "closure_notice");
+    let (_, risk) = server
+        .get(&officer, "/v1/jurisdictions/410922/risk?as_of=2026-11-07")
+        .await;
+    let sunrise = risk["institutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "INS-410922-001")
+        .unwrap();
+    assert!(
+        sunrise["signals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["kind"] == "institution_event" && s["severity"] == "red"),
+        "{sunrise}"
+    );
+
     let (status, overview) = server
         .get(&officer, "/v1/jurisdictions/410922/overview")
         .await;

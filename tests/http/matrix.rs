@@ -166,6 +166,26 @@ fn endpoints() -> Vec<Endpoint> {
             success: StatusCode::OK,
         },
         Endpoint {
+            name: "list events",
+            method: Method::GET,
+            path: "/v1/institutions/{i}/events",
+            target: Target::Institution,
+            allowed: READERS,
+            body: none,
+            success: StatusCode::OK,
+        },
+        Endpoint {
+            name: "report event",
+            method: Method::POST,
+            path: "/v1/institutions/{i}/events",
+            target: Target::Institution,
+            allowed: &[Officer, Platform, Admin],
+            body: |_, _| {
+                Some(json!({"kind": "legal_representative_change", "occurred_on": "2026-11-01"}))
+            },
+            success: StatusCode::CREATED,
+        },
+        Endpoint {
             name: "request refund",
             method: Method::POST,
             path: "/v1/institutions/{i}/refunds",

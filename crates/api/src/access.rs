@@ -141,6 +141,8 @@ pub enum Action {
     Release,
     /// The audit log (admins only).
     ReadAudit,
+    /// Events outside the books: a new legal representative, a closure notice.
+    ReportEvents,
 }
 
 /// The permission table: which role may take which action on what it can
@@ -151,11 +153,18 @@ pub fn permits(role: Role, action: Action) -> bool {
         Role::Admin => true,
         Role::Officer => matches!(
             action,
-            ReadBooks | Oversee | WorkAlerts | Register | RequestRefund | ApproveRefund | Release
+            ReadBooks
+                | Oversee
+                | WorkAlerts
+                | Register
+                | RequestRefund
+                | ApproveRefund
+                | Release
+                | ReportEvents
         ),
         Role::Platform => matches!(
             action,
-            ReadBooks | RecordTeaching | RecordPayments | RequestRefund
+            ReadBooks | RecordTeaching | RecordPayments | RequestRefund | ReportEvents
         ),
         Role::Institution => matches!(action, ReadBooks | RecordTeaching | RequestRefund),
         Role::Bank => matches!(action, RecordPayments | SendFeeds),

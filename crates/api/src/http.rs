@@ -84,6 +84,7 @@ pub fn api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::oversight::router())
         .merge(routes::feeds::router())
         .merge(routes::refunds::router())
+        .merge(routes::events::router())
         .merge(routes::audit::router())
         .merge(routes::releases::router())
         .merge(routes::reconciliation::router())

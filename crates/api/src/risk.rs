@@ -227,6 +227,19 @@ async fn snapshot(
         .min()
         .unwrap_or(as_of);
     let refund_requests = refund_requests(store, institution, &entries).await?;
+    let events = store
+        .events(&institution.id)
+        .await?
+        .into_iter()
+        .filter_map(|(_, kind, date, _, _)| {
+            let kind = match kind.as_str() {
+                "legal_representative_change" => risk::EventKind::LegalRepresentativeChange,
+                "closure_notice" => risk::EventKind::ClosureNotice,
+                _ => return None,
+            };
+            Some(risk::InstitutionEvent { kind, date })
+        })
+        .collect();
     Ok(RiskInput {
         as_of,
         institution: institution.clone(),
@@ -255,7 +268,7 @@ async fn snapshot(
         release_findings: vec![],
         refund_requests,
         cap_flags,
-        events: vec![],
+        events,
     })
 }
 

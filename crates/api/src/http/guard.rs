@@ -21,6 +21,7 @@ fn action_name(action: Action) -> &'static str {
         Action::SendFeeds => "send bank feeds",
         Action::Release => "release tuition or set where it is paid",
         Action::ReadAudit => "read the audit log",
+        Action::ReportEvents => "report institution events",
     }
 }
 

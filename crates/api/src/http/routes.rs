@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod books;
+pub mod events;
 pub mod feeds;
 pub mod flows;
 pub mod ops;

@@ -537,6 +537,67 @@ impl Store {
         }))
     }
 
+    /// Records an event of the institution (`kind` as the table allows).
+    pub async fn record_event(
+        &self,
+        institution: &InstitutionId,
+        kind: &str,
+        occurred_on: NaiveDate,
+        note: Option<&str>,
+        by: &str,
+    ) -> Result<i64> {
+        self.institution(institution).await?;
+        let id = institution.as_str();
+        Ok(in_tx!(self, |tx, now| {
+            let seq: i64 = sqlx::query_scalar(
+                "select cast(coalesce(max(seq), 0) + 1 as bigint) from institution_events \
+                 where institution_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query(
+                "insert into institution_events \
+                 (institution_id, seq, kind, occurred_on, note, recorded_by, recorded_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(id)
+            .bind(seq as i32)
+            .bind(kind)
+            .bind(occurred_on)
+            .bind(note)
+            .bind(by)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            seq
+        }))
+    }
+
+    /// The institution's events, in the order recorded:
+    /// (seq, kind, occurred on, note, recorded by).
+    pub async fn events(
+        &self,
+        institution: &InstitutionId,
+    ) -> Result<Vec<(i64, String, NaiveDate, Option<String>, String)>> {
+        let sql = "select cast(seq as bigint), kind, occurred_on, note, recorded_by \
+                   from institution_events where institution_id = $1 order by seq";
+        Ok(match self {
+            Store::Postgres(s) => {
+                sqlx::query_as(sql)
+                    .bind(institution.as_str())
+                    .fetch_all(s.pool())
+                    .await?
+            }
+            Store::Sqlite(s) => {
+                sqlx::query_as(sql)
+                    .bind(institution.as_str())
+                    .fetch_all(s.pool())
+                    .await?
+            }
+        })
+    }
+
     /// Claims a scheduled job's run for a slot (a day, an hour); `false` if
     /// another process (or an earlier pass) already has it.
     pub async fn claim_job_run(&self, job: &str, slot: &str, by: &str) -> Result<bool> {

@@ -1,0 +1,16 @@
+-- What happened to an institution outside its books that bears on run-off
+-- risk (a change of legal representative, a notice of closure), as an
+-- officer or the platform reported it. Append-only.
+create table institution_events (
+    institution_id text not null references institutions (institution_id),
+    seq            integer not null check (seq > 0),
+    kind           text not null check (kind in ('legal_representative_change', 'closure_notice')),
+    occurred_on    date not null,
+    note           text,
+    recorded_by    text not null,
+    recorded_at    timestamptz not null,
+    primary key (institution_id, seq)
+);
+
+create trigger institution_events_append_only before update or delete on institution_events
+    for each row execute function forbid_change();
