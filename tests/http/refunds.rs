@@ -825,3 +825,39 @@ async fn a_deposit_return_goes_out_of_the_deposit_account(backend: Backend) {
     s.stop().await;
 }
 both!(a_deposit_return_goes_out_of_the_deposit_account);
+
+async fn deadlines_skip_the_rule_packs_holidays(backend: Backend) {
+    let s = setup(backend).await;
+    // The county names two holidays right after the request.
+    let (status, p) = s
+        .server
+        .post(&s.officer, "/v1/jurisdictions/410922/rule-packs", "hol-1", json!({
+            "version": 1, "effective_from": "2026-09-01",
+            "params": {"holidays": ["2026-09-16", "2026-09-17"], "makeup_working_days": ["2026-09-19"]}
+        }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    let (status, p) = s
+        .server
+        .post(
+            &s.officer,
+            "/v1/jurisdictions/410922/rule-packs",
+            "hol-2",
+            json!({
+                "version": 2, "effective_from": "2026-09-01",
+                "params": {"holidays": ["2026-09-19"], "makeup_working_days": ["2026-09-19"]}
+            }),
+        )
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_rule_pack")),
+        "{p}"
+    );
+    // Tuesday 15 September + 5 working days: 18 (Fri), 19 (Sat, worked),
+    // 21, 22, 23; 16 and 17 are holidays.
+    let requested = s.request().await;
+    assert_eq!(requested["answer_by"], "2026-09-23");
+    s.stop().await;
+}
+both!(deadlines_skip_the_rule_packs_holidays);

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use chrono::{Duration, NaiveDate};
 use ledger_core::domain::feeds::AccountKind;
 use ledger_core::domain::risk::{
-    self, Assessment, BankLine, CapFlag, Closing, DayFigures, EntryRef, HolidayCalendar,
-    LedgerFigures, RiskInput, SupervisedAccount,
+    self, Assessment, BankLine, CapFlag, Closing, DayFigures, EntryRef, LedgerFigures, RiskInput,
+    SupervisedAccount,
 };
 use ledger_core::{Entry, EntryKind, Institution, JurisdictionCode, Store};
 use serde_json::json;
@@ -227,6 +227,7 @@ async fn snapshot(
         .min()
         .unwrap_or(as_of);
     let refund_requests = refund_requests(store, institution, &entries).await?;
+    let rules = store.rules_for(institution, as_of).await?;
     let events = store
         .events(&institution.id)
         .await?
@@ -243,9 +244,8 @@ async fn snapshot(
     Ok(RiskInput {
         as_of,
         institution: institution.clone(),
-        rules: store.rules_for(institution, as_of).await?,
-        // Weekends only until rule packs carry their holiday calendar.
-        calendar: HolidayCalendar::new(Vec::<NaiveDate>::new(), Vec::<NaiveDate>::new())?,
+        calendar: rules.params.calendar()?,
+        rules,
         history_from,
         ledger: LedgerFigures {
             unearned_prepaid_minor: prepaid,

@@ -24,7 +24,6 @@ use chrono::{Duration, NaiveDate, Utc};
 use ledger_core::domain::alerts::Finding;
 use ledger_core::domain::feeds::AccountKind;
 use ledger_core::domain::refunds::{retry_delay, OutboxItem, OutboxState, Refund, RefundState};
-use ledger_core::domain::risk::HolidayCalendar;
 use ledger_core::{
     Amount, ClientId, Command, Currency, Entry, Institution, RefundSource, Request, Store,
 };
@@ -172,11 +171,16 @@ pub struct Tick {
     pub overdue_alerts: u32,
 }
 
-/// Working days by the rule pack's calendar (weekends; holiday calendars
-/// in rule packs are not modelled yet).
-fn working_days_after(day: NaiveDate, n: u32) -> anyhow::Result<NaiveDate> {
-    let calendar = HolidayCalendar::new(Vec::<NaiveDate>::new(), Vec::<NaiveDate>::new())?;
-    calendar
+/// Working days by the rule pack's calendar: weekends, the pack's public
+/// holidays and its make-up working days.
+fn working_days_after(
+    rules: &ledger_core::domain::policy::ResolvedRules,
+    day: NaiveDate,
+    n: u32,
+) -> anyhow::Result<NaiveDate> {
+    rules
+        .params
+        .calendar()?
         .add_working_days(day, n)
         .context("working-day arithmetic ran off the calendar")
 }
@@ -188,7 +192,8 @@ pub async fn answer_by(
     day: NaiveDate,
 ) -> anyhow::Result<NaiveDate> {
     let rules = store.rules_for(institution, day).await?;
-    working_days_after(day, rules.params.refund_answer_working_days.unwrap_or(5))
+    let n = rules.params.refund_answer_working_days.unwrap_or(5);
+    working_days_after(&rules, day, n)
 }
 
 pub fn new_refund_id() -> String {
@@ -263,7 +268,11 @@ pub async fn instruct(store: &Store, refund: &Refund, today: NaiveDate) -> anyho
         )?)
         .await?;
     let rules = store.rules_for(&institution, today).await?;
-    let pay_by = working_days_after(today, rules.params.refund_pay_working_days.unwrap_or(15))?;
+    let pay_by = working_days_after(
+        &rules,
+        today,
+        rules.params.refund_pay_working_days.unwrap_or(15),
+    )?;
     store
         .move_refund(
             &refund.institution,

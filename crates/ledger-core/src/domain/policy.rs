@@ -96,6 +96,11 @@ pub struct RuleParams {
     pub feed_silence_days: Option<u32>,
     /// ... for more than this many red.
     pub feed_silence_red_days: Option<u32>,
+    /// Public holidays, for working-day deadlines (refunds); a pack that
+    /// sets the list replaces its parent's whole.
+    pub holidays: Option<Vec<NaiveDate>>,
+    /// Weekend days worked instead of a holiday (调休), likewise.
+    pub makeup_working_days: Option<Vec<NaiveDate>>,
 }
 
 impl RuleParams {
@@ -141,7 +146,19 @@ impl RuleParams {
             single_debit_share_bp: Some(1_000),
             feed_silence_days: Some(3),
             feed_silence_red_days: Some(7),
+            // Weekends only, until a pack names its holidays.
+            holidays: None,
+            makeup_working_days: None,
         }
+    }
+
+    /// The working-day calendar these rules set (weekends, the holidays,
+    /// the make-up working days).
+    pub fn calendar(&self) -> Result<crate::domain::risk::HolidayCalendar, LedgerError> {
+        crate::domain::risk::HolidayCalendar::new(
+            self.holidays.clone().unwrap_or_default(),
+            self.makeup_working_days.clone().unwrap_or_default(),
+        )
     }
 
     fn overlay(&mut self, child: &RuleParams) {
@@ -178,12 +195,22 @@ impl RuleParams {
             feed_silence_days,
             feed_silence_red_days
         );
+        if child.holidays.is_some() {
+            self.holidays.clone_from(&child.holidays);
+        }
+        if child.makeup_working_days.is_some() {
+            self.makeup_working_days
+                .clone_from(&child.makeup_working_days);
+        }
     }
 
     pub fn validate(&self) -> Result<(), LedgerError> {
         let bad = |reason: &str| LedgerError::InvalidRulePack {
             reason: reason.to_string(),
         };
+        if let Err(LedgerError::InvalidField { reason, .. }) = self.calendar() {
+            return Err(bad(&reason));
+        }
         if matches!(self.max_months_per_charge, Some(c) if c.limit == 0) {
             return Err(bad("max_months_per_charge must be positive"));
         }
@@ -390,6 +417,42 @@ pub fn check_charge(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_pack_that_names_holidays_replaces_its_parents_and_shapes_working_days() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let mut rules = RuleParams::national_defaults();
+        rules.overlay(&RuleParams {
+            holidays: Some(vec![d("2026-10-01"), d("2026-10-02"), d("2026-10-05")]),
+            makeup_working_days: Some(vec![d("2026-10-10")]),
+            ..Default::default()
+        });
+        let cal = rules.calendar().unwrap();
+        // Wednesday 30 September + 2 working days: 1, 2 and 5 October are
+        // holidays, 3 and 4 a weekend.
+        assert_eq!(
+            cal.add_working_days(d("2026-09-30"), 2),
+            Some(d("2026-10-07"))
+        );
+        assert!(cal.is_working_day(d("2026-10-10")));
+        rules.overlay(&RuleParams {
+            holidays: Some(vec![]),
+            ..Default::default()
+        });
+        assert_eq!(
+            rules
+                .calendar()
+                .unwrap()
+                .add_working_days(d("2026-09-30"), 2),
+            Some(d("2026-10-02"))
+        );
+        let both = RuleParams {
+            holidays: Some(vec![d("2026-10-10")]),
+            makeup_working_days: Some(vec![d("2026-10-10")]),
+            ..Default::default()
+        };
+        assert_eq!(both.validate().unwrap_err().code(), "invalid_rule_pack");
+    }
+
     use super::*;
     use crate::domain::ids::{EnrollmentId, InstitutionId};
     use crate::domain::money::{Amount, Currency};
