@@ -749,6 +749,24 @@ async fn the_runner_pulls_new_statements_once(backend: Backend) {
             .unwrap(),
         4
     );
+    // An account the bank does not know holds up no other account.
+    s.bank.clear_failures();
+    s.server
+        .store
+        .register_bank_account(&BankAccount {
+            institution: s.institution.clone(),
+            bank: "FAKE2".into(),
+            account_no: "6222000000000000".into(),
+            kind: AccountKind::Escrow,
+            currency: Currency::Cny,
+        })
+        .await
+        .unwrap();
+    s.bank
+        .add_statement(&account, bank_adapter::Format::Mt940, statement.to_vec());
+    s.later(Duration::seconds(61));
+    let t = pull().await.unwrap();
+    assert_eq!((t.feeds_pulled, t.pull_failures), (1, 1), "{t:?}");
     s.stop().await;
 }
 both!(the_runner_pulls_new_statements_once);

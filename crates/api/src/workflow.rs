@@ -551,18 +551,22 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> an
                     }
                 }
             }
-            let mut config = config.clone();
-            config.accounts = accounts;
-            let (stored, result) =
-                crate::feed::pull_into_store(store, config, checkpoint, None).await?;
-            for line in stored {
-                tracing::info!(%bank, "{line}");
-            }
-            match result {
-                Ok(n) => t.feeds_pulled += u32::try_from(n).unwrap_or(u32::MAX),
-                Err(error) => {
-                    t.pull_failures += 1;
-                    tracing::warn!(%bank, %error, "pull stopped; the next pass resumes from the checkpoint");
+            // One account at a time: an account the bank refuses does not
+            // hold up the others (the checkpoint keeps a cursor per account).
+            for account in accounts {
+                let mut config = config.clone();
+                config.accounts = vec![account.clone()];
+                let (stored, result) =
+                    crate::feed::pull_into_store(store, config, checkpoint, None).await?;
+                for line in stored {
+                    tracing::info!(%bank, "{line}");
+                }
+                match result {
+                    Ok(n) => t.feeds_pulled += u32::try_from(n).unwrap_or(u32::MAX),
+                    Err(error) => {
+                        t.pull_failures += 1;
+                        tracing::warn!(%bank, %account, %error, "pull stopped; the next pass resumes from the checkpoint");
+                    }
                 }
             }
         }
