@@ -330,6 +330,14 @@ async fn teaching_and_payments_reach_the_books(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::OK, "{then}");
     assert_eq!(then["figures"]["owed_to_families"], "3000.00");
+    let (status, p) = server
+        .get(&c.admin, "/v1/institutions/INS-404/balances")
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found")),
+        "{p}"
+    );
     let (status, csv) = server
         .get(&c.officer, "/v1/institutions/INS-NEW/balances?format=csv")
         .await;

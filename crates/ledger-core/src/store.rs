@@ -442,6 +442,14 @@ impl Store {
         dispatch!(self, s => s.balances(id).await)
     }
 
+    /// An institution and its current balances, in one round trip.
+    pub async fn institution_with_balances(
+        &self,
+        id: &InstitutionId,
+    ) -> Result<(Institution, BalanceSheet)> {
+        dispatch!(self, s => s.institution_with_balances(id).await)
+    }
+
     /// Current balances of institutions already loaded, in one round trip.
     pub async fn balance_sheets(
         &self,

@@ -44,12 +44,43 @@ pub async fn institution(
     action: Action,
 ) -> ApiResult<Institution> {
     let not_found = || ApiError::not_found(format!("institution {id:?}"));
-    let id = InstitutionId::parse(id).map_err(|_| not_found())?;
-    let institution = match state.store.institution(&id).await {
+    let parsed = InstitutionId::parse(id).map_err(|_| not_found())?;
+    let institution = match state.store.institution(&parsed).await {
         Ok(i) => i,
         Err(e) if e.code() == "unknown_institution" => return Err(not_found()),
         Err(e) => return Err(e.into()),
     };
+    check_institution(state, caller, institution, action).await
+}
+
+/// An institution the caller may act on, with its current balances, read
+/// in one round trip (the balance query is the API's busiest).
+pub async fn institution_with_balances(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    action: Action,
+) -> ApiResult<(Institution, ledger_core::store::BalanceSheet)> {
+    let not_found = || ApiError::not_found(format!("institution {id:?}"));
+    let parsed = InstitutionId::parse(id).map_err(|_| not_found())?;
+    let (institution, sheet) = match state.store.institution_with_balances(&parsed).await {
+        Ok(found) => found,
+        Err(e) if e.code() == "unknown_institution" => return Err(not_found()),
+        Err(e) => return Err(e.into()),
+    };
+    // The balances are only handed out once the checks pass.
+    let institution = check_institution(state, caller, institution, action).await?;
+    Ok((institution, sheet))
+}
+
+async fn check_institution(
+    state: &AppState,
+    caller: &Caller,
+    institution: Institution,
+    action: Action,
+) -> ApiResult<Institution> {
+    let id = institution.id.to_string();
+    let not_found = || ApiError::not_found(format!("institution {id:?}"));
     let banked_here = match &caller.scope {
         Scope::Bank(bank) => state
             .store

@@ -693,6 +693,44 @@ impl PgStore {
         institution_row(&row)
     }
 
+    /// An institution and its current balances in one round trip.
+    pub async fn institution_with_balances(
+        &self,
+        id: &InstitutionId,
+    ) -> Result<(Institution, BalanceSheet)> {
+        let rows = sqlx::query(
+            "select i.*, a.account_code, a.posted_debits_minor, a.posted_credits_minor, \
+               a.pending_debits_minor, a.pending_credits_minor \
+             from institutions i left join accounts a on a.institution_id = i.institution_id \
+             where i.institution_id = $1 order by a.account_code",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        let first = rows
+            .first()
+            .ok_or_else(|| LedgerError::UnknownInstitution {
+                institution: id.to_string(),
+            })?;
+        let institution = institution_row(first)?;
+        let mut accounts = Vec::new();
+        for r in &rows {
+            if let Some(code) = r.try_get::<Option<String>, _>("account_code")? {
+                accounts.push(AccountBalance::new(
+                    &rows::account_code(&code)?,
+                    totals_of(r, "_minor")?,
+                ));
+            }
+        }
+        let sheet = BalanceSheet {
+            institution: id.clone(),
+            currency: institution.currency,
+            as_of: None,
+            accounts,
+        };
+        Ok((institution, sheet))
+    }
+
     pub async fn institutions(&self) -> Result<Vec<Institution>> {
         let rows = sqlx::query("select * from institutions order by institution_id")
             .fetch_all(&self.pool)

@@ -72,19 +72,17 @@ async fn balances(
     Query(q): Query<BalancesQuery>,
 ) -> ApiResult<Response> {
     let csv = wants_csv(&q.format)?;
-    let i = guard::institution(&state, &caller, &id, Action::ReadBooks).await?;
-    let sheet = match q.at {
-        Some(at) => state
-            .store
-            .balances_at(&i.id, at)
-            .await
-            .map_err(|e| ApiError::from(e).on_field("at"))?,
-        None => state
-            .store
-            .balance_sheets(std::slice::from_ref(&i))
-            .await?
-            .remove(&i.id)
-            .ok_or_else(ApiError::internal)?,
+    let (i, sheet) = match q.at {
+        Some(at) => {
+            let i = guard::institution(&state, &caller, &id, Action::ReadBooks).await?;
+            let sheet = state
+                .store
+                .balances_at(&i.id, at)
+                .await
+                .map_err(|e| ApiError::from(e).on_field("at"))?;
+            (i, sheet)
+        }
+        None => guard::institution_with_balances(&state, &caller, &id, Action::ReadBooks).await?,
     };
     let view = BalancesView::from(&sheet);
     if !csv {
