@@ -3,6 +3,32 @@
 //! lock the chain heads of its institutions in id order, load the slice of the
 //! books it touches, run the pure domain over it, write back what changed.
 
+/// Runs `$body` in one transaction of either dialect, with `$now` bound as
+/// that dialect stores time (timestamptz, or integer microseconds). SQLite
+/// transactions begin IMMEDIATE so that a read-then-write cannot deadlock.
+/// Defined before the modules so that every dialect-neutral store module
+/// uses this one.
+macro_rules! in_tx {
+    ($store:expr, |$tx:ident, $now:ident| $body:block) => {
+        match $store {
+            $crate::store::Store::Postgres(s) => {
+                let $now: chrono::DateTime<chrono::Utc> = s.clock().now();
+                let mut $tx = s.pool().begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            $crate::store::Store::Sqlite(s) => {
+                let $now: i64 = s.clock().now().timestamp_micros();
+                let mut $tx = s.pool().begin_with("BEGIN IMMEDIATE").await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+
 mod access;
 mod alerts;
 mod clock;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::ids::JurisdictionCode;
 use crate::domain::registry::Jurisdiction;
+use crate::store::sqlite::from_micros;
 use crate::store::{Result, Store, StoreError};
 
 /// A token as stored: never its secret.
@@ -42,11 +43,6 @@ pub struct KeptAnswer {
     pub request_hash: String,
     pub status: u16,
     pub body: String,
-}
-
-fn time_from_micros(micros: i64) -> Result<DateTime<Utc>> {
-    DateTime::from_timestamp_micros(micros)
-        .ok_or_else(|| StoreError::Corrupt(format!("time {micros} µs is out of range")))
 }
 
 type TokenRow<T> = (String, String, String, String, Option<String>, T, Option<T>);
@@ -154,8 +150,8 @@ impl Store {
                             r.2,
                             r.3,
                             r.4,
-                            time_from_micros(r.5)?,
-                            r.6.map(time_from_micros).transpose()?,
+                            from_micros(r.5)?,
+                            r.6.map(from_micros).transpose()?,
                         )))
                     })
                     .collect()
@@ -262,19 +258,7 @@ impl Store {
                 .fetch_all(s.pool())
                 .await?
                 .into_iter()
-                .map(|r| {
-                    record((
-                        r.0,
-                        time_from_micros(r.1)?,
-                        r.2,
-                        r.3,
-                        r.4,
-                        r.5,
-                        r.6,
-                        r.7,
-                        r.8,
-                    ))
-                })
+                .map(|r| record((r.0, from_micros(r.1)?, r.2, r.3, r.4, r.5, r.6, r.7, r.8)))
                 .collect(),
         }
     }

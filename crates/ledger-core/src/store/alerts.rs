@@ -2,7 +2,7 @@
 //! (raised, updated in place, or reopened), officers act on them, and every
 //! change leaves an event in the append-only trail.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use sqlx::Row;
 
 use crate::domain::alerts::{transition, Alert, AlertAction, AlertStatus, Finding, RecordReport};
@@ -48,29 +48,6 @@ fn alert(r: AlertRow) -> Result<Alert> {
     })
 }
 
-/// Runs the same statements on either pool; `$now` is bound as each
-/// dialect stores time.
-macro_rules! on_pool {
-    ($store:expr, |$tx:ident, $now:ident| $body:block) => {
-        match $store {
-            Store::Postgres(s) => {
-                let $now: DateTime<Utc> = s.clock().now();
-                let mut $tx = s.pool().begin().await?;
-                let out = $body;
-                $tx.commit().await?;
-                out
-            }
-            Store::Sqlite(s) => {
-                let $now: i64 = s.clock().now().timestamp_micros();
-                let mut $tx = s.pool().begin_with("BEGIN IMMEDIATE").await?;
-                let out = $body;
-                $tx.commit().await?;
-                out
-            }
-        }
-    };
-}
-
 macro_rules! event {
     ($tx:ident, $now:ident, $institution:expr, $key:expr, $actor:expr, $action:expr, $comment:expr) => {{
         let seq: i64 = sqlx::query_scalar(
@@ -107,7 +84,7 @@ impl Store {
         self.institution(institution).await?;
         let id = institution.as_str();
         let mut report = RecordReport::default();
-        on_pool!(self, |tx, now| {
+        in_tx!(self, |tx, now| {
             for f in findings {
                 let held: Option<(String, String, String)> = sqlx::query_as(
                     "select status, severity, summary from alerts where institution_id = $1 and alert_key = $2",
@@ -188,7 +165,7 @@ impl Store {
             .into());
         }
         let id = institution.as_str();
-        on_pool!(self, |tx, now| {
+        in_tx!(self, |tx, now| {
             let status: Option<String> = sqlx::query_scalar(
                 "select status from alerts where institution_id = $1 and alert_key = $2",
             )

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::domain::error::LedgerError;
@@ -40,27 +39,6 @@ pub type Claimed = (BTreeSet<(String, i64)>, BTreeSet<i64>);
 
 fn claim_conflict(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("23505") | Some("1555") | Some("2067")))
-}
-
-macro_rules! in_tx {
-    ($store:expr, |$tx:ident, $now:ident| $body:block) => {
-        match $store {
-            Store::Postgres(s) => {
-                let $now: DateTime<Utc> = s.clock().now();
-                let mut $tx = s.pool().begin().await?;
-                let out = $body;
-                $tx.commit().await?;
-                out
-            }
-            Store::Sqlite(s) => {
-                let $now: i64 = s.clock().now().timestamp_micros();
-                let mut $tx = s.pool().begin_with("BEGIN IMMEDIATE").await?;
-                let out = $body;
-                $tx.commit().await?;
-                out
-            }
-        }
-    };
 }
 
 /// Inserts a match's claims inside the transaction; a line or entry that

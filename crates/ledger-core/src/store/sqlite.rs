@@ -37,7 +37,9 @@ fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
-fn from_micros(us: i64) -> Result<DateTime<Utc>> {
+/// A time as SQLite stores it (integer microseconds), back; every store
+/// module reads SQLite times through this.
+pub(crate) fn from_micros(us: i64) -> Result<DateTime<Utc>> {
     DateTime::from_timestamp_micros(us)
         .ok_or_else(|| StoreError::Corrupt(format!("timestamp {us} is out of range")))
 }

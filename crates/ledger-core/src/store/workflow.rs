@@ -10,37 +10,11 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use crate::domain::error::LedgerError;
 use crate::domain::ids::{EnrollmentId, InstitutionId};
 use crate::domain::refunds::{OutboxItem, OutboxState, Payee, Refund, RefundEvent, RefundState};
+use crate::store::sqlite::from_micros;
 use crate::store::{Result, Store, StoreError};
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
-}
-
-fn micros_to_time(micros: i64) -> Result<DateTime<Utc>> {
-    DateTime::from_timestamp_micros(micros).ok_or_else(|| corrupt(format!("time {micros}")))
-}
-
-/// Runs `$body` in a transaction of either dialect with `$now` bound as that
-/// dialect stores time.
-macro_rules! in_tx {
-    ($store:expr, |$tx:ident, $now:ident| $body:block) => {
-        match $store {
-            Store::Postgres(s) => {
-                let $now: DateTime<Utc> = s.clock().now();
-                let mut $tx = s.pool().begin().await?;
-                let out = $body;
-                $tx.commit().await?;
-                out
-            }
-            Store::Sqlite(s) => {
-                let $now: i64 = s.clock().now().timestamp_micros();
-                let mut $tx = s.pool().begin_with("BEGIN IMMEDIATE").await?;
-                let out = $body;
-                $tx.commit().await?;
-                out
-            }
-        }
-    };
 }
 
 macro_rules! refund_event {
@@ -152,7 +126,7 @@ fn sqlite_outbox(r: OutboxRow<i64>) -> Result<OutboxItem> {
         r.4,
         r.5,
         r.6,
-        micros_to_time(r.7)?,
+        from_micros(r.7)?,
         r.8,
         r.9,
     ))
@@ -362,7 +336,7 @@ impl Store {
                     .map(|r| {
                         Ok(RefundEvent {
                             seq: r.0,
-                            at: micros_to_time(r.1)?,
+                            at: from_micros(r.1)?,
                             actor: r.2,
                             state: r.3,
                             detail: r.4,
