@@ -748,6 +748,30 @@ async fn bad_input_is_refused_precisely_and_changes_nothing(backend: Backend) {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {p}");
         assert_eq!(p["field"], field, "{path}: {p}");
     }
+    for (path, field) in [
+        ("/v1/institutions/INS-A/entries?enrollment=%00", "query"),
+        ("/v1/institutions/INS-A/suggestions/M%00", "path"),
+    ] {
+        let (status, p) = server.get(&c.officer, path).await;
+        assert_eq!(
+            (status, p["code"].as_str(), p["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_uri"), Some(field)),
+            "{path}: {p}"
+        );
+    }
+    let (status, p) = server
+        .post(
+            &c.officer,
+            "/v1/institutions/INS-A/suggestions/M%00",
+            "nul",
+            json!({"decision": "reject"}),
+        )
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_uri")),
+        "{p}"
+    );
     let (status, p) = server
         .get(&c.officer, "/v1/institutions/INS-A/balances?at=yesterday")
         .await;
@@ -880,6 +904,14 @@ async fn a_bank_uploads_statements_for_its_own_accounts(backend: Backend) {
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(again["file_seen_before"], true);
     assert_eq!(again["lines_stored"], 0);
+    let (_, metrics) = send(server.request(Method::GET, None, "/metrics")).await;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("feed_lines_ingested_total 4\n"),
+        "{metrics}"
+    );
 
     let before = counts(&server.store).await;
     // Another bank cannot send for CMB, nor for an account it does not hold.

@@ -111,6 +111,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(pushed)
         .fallback(routes::ops::not_found)
+        .layer(axum::middleware::from_fn(problem::refuse_nul_in_uri))
         .layer(from_fn_with_state(state.clone(), metrics::track))
         .layer(RequestBodyLimitLayer::new(state.config.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(

@@ -334,3 +334,26 @@ impl<T: Serialize> IntoResponse for Json<T> {
 pub struct Query<T>(pub T);
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A NUL character (`%00`) anywhere in the path or query is refused before
+/// any handler runs: no database can hold it, and no id of ours contains it.
+pub async fn refuse_nul_in_uri(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let uri = request.uri().to_string();
+    if uri.to_ascii_lowercase().contains("%00") {
+        let field = if request.uri().path().contains("%00") {
+            "path"
+        } else {
+            "query"
+        };
+        return ApiError::bad_request(
+            "invalid_uri",
+            format!("the {field} contains a NUL character (%00)"),
+        )
+        .on_field(field)
+        .into_response();
+    }
+    next.run(request).await
+}
