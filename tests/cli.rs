@@ -22,6 +22,13 @@ fn run(url: &str, args: &[&str]) -> Output {
     out
 }
 
+/// Runs a command that must succeed and prints JSON; its document.
+fn run_json(url: &str, args: &[&str]) -> serde_json::Value {
+    let out = run(url, args);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -115,12 +122,10 @@ fn balances_show_one_institution_now_and_refuse_a_time_before_it_existed() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(dir.path());
     demo_summary(&url);
-    let out = run(
+    let doc = run_json(
         &url,
         &["balances", "--institution", "INS-410922-004", "--json"],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(doc["id"], "INS-410922-004");
     let accounts = doc["accounts"].as_array().unwrap();
     assert!(accounts
@@ -622,12 +627,10 @@ fn reconcile_matches_bank_lines_to_the_ledger_and_names_an_unauthorized_outflow(
         ],
     );
 
-    let out = run(
+    let doc = run_json(
         &url,
         &["reconcile", "--institution", "INS-410922-001", "--json"],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let account = &doc["accounts"][0];
     assert_eq!(account["bank_closing"]["amount"], "51.34");
     let matches = account["matches"].as_array().unwrap();
@@ -665,7 +668,7 @@ fn reconcile_matches_bank_lines_to_the_ledger_and_names_an_unauthorized_outflow(
         || account_balance(&url, "INS-410922-001", "releasable")["pending_debits"].clone();
     assert_eq!(pending(), "50.00");
     let record = || {
-        let out = run(
+        let doc = run_json(
             &url,
             &[
                 "reconcile",
@@ -675,8 +678,6 @@ fn reconcile_matches_bank_lines_to_the_ledger_and_names_an_unauthorized_outflow(
                 "--json",
             ],
         );
-        assert!(out.status.success(), "{}", stderr(&out));
-        let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
         doc["accounts"][0].clone()
     };
     let first = record();
@@ -705,7 +706,7 @@ fn the_demo_county_flags_exactly_the_institution_that_is_running_off() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(dir.path());
     demo_summary(&url);
-    let out = run(
+    let doc = run_json(
         &url,
         &[
             "risk",
@@ -716,8 +717,6 @@ fn the_demo_county_flags_exactly_the_institution_that_is_running_off() {
             "--json",
         ],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let institutions = doc["institutions"].as_array().unwrap();
     assert_eq!(
         institutions.len(),
@@ -883,7 +882,7 @@ fn an_officer_confirms_a_suggested_match_and_it_is_final() {
             ":62F:C261102CNY77,00",
         ],
     );
-    let out = run(
+    let doc = run_json(
         &url,
         &[
             "reconcile",
@@ -893,8 +892,6 @@ fn an_officer_confirms_a_suggested_match_and_it_is_final() {
             "--json",
         ],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(
         doc["accounts"][0]["credits_to_suspense"], 0,
         "a suggestion is not suspense"
@@ -970,7 +967,7 @@ fn a_release_the_bank_returned_is_voided_in_the_books() {
             ":62F:C261103CNY100,00",
         ],
     );
-    let out = run(
+    let doc = run_json(
         &url,
         &[
             "reconcile",
@@ -980,8 +977,6 @@ fn a_release_the_bank_returned_is_voided_in_the_books() {
             "--json",
         ],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(
         doc["accounts"][0]["instructions_voided_as_returned"], 1,
         "{doc}"
@@ -1001,7 +996,7 @@ fn a_bank_that_stops_sending_statements_is_noticed_on_the_first_day_past_the_rul
     let url = sqlite_url(dir.path());
     demo_summary(&url);
     let silence = |as_of: &str| -> Vec<(String, String)> {
-        let out = run(
+        let doc = run_json(
             &url,
             &[
                 "risk",
@@ -1012,8 +1007,6 @@ fn a_bank_that_stops_sending_statements_is_noticed_on_the_first_day_past_the_rul
                 "--json",
             ],
         );
-        assert!(out.status.success(), "{}", stderr(&out));
-        let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
         doc["institutions"]
             .as_array()
             .unwrap()
@@ -1171,7 +1164,7 @@ fn tokens_are_created_once_listed_without_secrets_and_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(dir.path());
     assert!(run(&url, &["demo"]).status.success());
-    let out = run(
+    let created = run_json(
         &url,
         &[
             "token",
@@ -1183,8 +1176,6 @@ fn tokens_are_created_once_listed_without_secrets_and_revoked() {
             "--json",
         ],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let created: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let secret = created["token"].as_str().unwrap();
     let id = created["id"].as_str().unwrap();
     let list = stdout(&run(&url, &["token", "list"]));

@@ -107,6 +107,17 @@ impl Setup {
         body
     }
 
+    /// An officer approves the refund; its state afterwards.
+    async fn approve(&self, id: &str) -> Value {
+        let path = format!("/v1/refunds/{id}/approve");
+        let (status, body) = self
+            .server
+            .post(&self.officer, &path, "ok-1", json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
     async fn refund(&self, id: &str) -> Value {
         let (status, body) = self
             .server
@@ -380,16 +391,7 @@ both!(a_crash_anywhere_is_picked_up_by_the_next_runner);
 async fn a_returned_refund_is_voided_and_raises_an_alert(backend: Backend) {
     let s = setup(backend).await;
     let id = s.request().await["id"].as_str().unwrap().to_string();
-    let (status, approved) = s
-        .server
-        .post(
-            &s.officer,
-            &format!("/v1/refunds/{id}/approve"),
-            "ok-1",
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    let approved = s.approve(&id).await;
     let instruction = approved["instruction_id"].as_str().unwrap().to_string();
     assert_eq!(s.tick().await.sent, 1);
     s.bank.set_instruction_status(
@@ -561,16 +563,7 @@ both!(only_the_right_people_move_a_refund);
 async fn two_runners_never_do_the_same_job_twice(backend: Backend) {
     let s = setup(backend).await;
     let id = s.request().await["id"].as_str().unwrap().to_string();
-    let (status, _) = s
-        .server
-        .post(
-            &s.officer,
-            &format!("/v1/refunds/{id}/approve"),
-            "ok-1",
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    s.approve(&id).await;
     // A second process on the same database.
     let other = ledger_core::Store::connect_with(&s.server.url, s.clock.clone())
         .await

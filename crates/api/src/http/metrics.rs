@@ -32,8 +32,8 @@ struct Histogram {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<(String, String), Histogram>>,
-    pub entries_posted: AtomicU64,
-    pub feed_lines_ingested: AtomicU64,
+    entries_posted: AtomicU64,
+    feed_lines_ingested: AtomicU64,
     reconciliation: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -71,6 +71,10 @@ impl Metrics {
 
     pub fn entries_posted(&self, n: usize) {
         self.entries_posted.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn feed_lines_ingested(&self, n: u64) {
+        self.feed_lines_ingested.fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn reconciled(&self, outcome: &str, n: u64) {

@@ -137,10 +137,7 @@ async fn ingest(state: &AppState, bank: String, body: &[u8]) -> ApiResult<FeedRe
             }
             other => other.into(),
         })?;
-    state
-        .metrics
-        .feed_lines_ingested
-        .fetch_add(report.lines_stored, std::sync::atomic::Ordering::Relaxed);
+    state.metrics.feed_lines_ingested(report.lines_stored);
     parse_warnings.extend(report.warnings.iter().cloned());
     Ok(FeedReceipt {
         bank,
