@@ -64,6 +64,10 @@ pub enum Command {
     Reconcile {
         #[arg(long)]
         institution: Option<String>,
+        /// Reconcile as things stood at the end of this day (YYYY-MM-DD):
+        /// statements, lines and entries after it are left out.
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
         /// Keep the matches (each bank line and entry claimed once) and
         /// confirm the pending instructions the bank settled.
         #[arg(long)]
@@ -328,14 +332,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Reconcile {
             institution,
+            date,
             record,
             json,
         } => {
             let store = open(url).await?;
             return if record {
-                reconcile::record(&store, institution, json).await
+                reconcile::record(&store, institution, date, json).await
             } else {
-                reconcile::run(&store, institution, json).await
+                reconcile::run(&store, institution, date, json).await
             };
         }
         Command::Risk {

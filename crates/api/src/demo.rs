@@ -154,7 +154,6 @@ async fn build_institution(store: &Store, plan: &Plan, rng: &mut SmallRng) -> an
         };
     let start = d(2026, 9, 1);
     let mut fees = 0;
-    let mut earned = 0;
     let mut enrollments = Vec::new();
     for n in 0..plan.enrollments {
         let price = rng.gen_range(plan.price_yuan.clone()) * 100;
@@ -194,50 +193,47 @@ async fn build_institution(store: &Store, plan: &Plan, rng: &mut SmallRng) -> an
             amount_minor: fees * plan.deposit_percent / 100,
         },
     )?);
+    // Lessons in two chunks; tuition paid into escrow is released chunk by
+    // chunk the day after (the second chunk's earnings wait for the next
+    // settlement, after the demo's term), and the bank confirms it the
+    // next day.
     for (n, e) in enrollments.iter().enumerate() {
         let hours = rng.gen_range(plan.consumed_hours.clone());
+        let escrowed = plan.into_escrow_every > 0 && n % plan.into_escrow_every == 0;
+        let mut taught = 0;
         for (k, chunk) in [hours / 2, hours - hours / 2].into_iter().enumerate() {
             if chunk == 0 {
                 continue;
             }
+            let on = start + Duration::days(14 + 30 * k as i64 + n as i64 % 7);
             requests.push(request(
                 format!("lessons-{}-{k}", e.id),
-                t(
-                    start + Duration::days(14 + 30 * k as i64 + n as i64 % 7),
-                    18,
-                ),
+                t(on, 18),
                 Command::ConsumeLessons {
                     enrollment: e.id.clone(),
                     hours: chunk,
                 },
             )?);
+            let earned = e.earned_after(taught + chunk) - e.earned_after(taught);
+            taught += chunk;
+            if escrowed && earned > 0 && k == 0 {
+                let id = format!("release-{}-{k}", e.id);
+                requests.push(request(
+                    id.clone(),
+                    t(on + Duration::days(1), 16),
+                    Command::InstructRelease {
+                        amount_minor: earned,
+                    },
+                )?);
+                requests.push(request(
+                    format!("{id}-confirmed"),
+                    t(on + Duration::days(2), 12),
+                    Command::ConfirmPending {
+                        pending: ClientId::parse(id)?,
+                    },
+                )?);
+            }
         }
-        earned += e.earned_after(hours);
-    }
-    // Release what escrow can pay of the earned tuition; the bank confirms.
-    let escrowed: i64 = enrollments
-        .iter()
-        .enumerate()
-        .filter(|(n, _)| plan.into_escrow_every > 0 && n % plan.into_escrow_every == 0)
-        .map(|(_, e)| e.price.minor())
-        .sum();
-    let release = earned.min(escrowed) * 8 / 10;
-    if release > 0 {
-        let at = t(d(2026, 10, 31), 16);
-        requests.push(request(
-            "release-2026-10".into(),
-            at,
-            Command::InstructRelease {
-                amount_minor: release,
-            },
-        )?);
-        requests.push(request(
-            "release-2026-10-confirmed".into(),
-            at + Duration::hours(20),
-            Command::ConfirmPending {
-                pending: ClientId::parse("release-2026-10")?,
-            },
-        )?);
     }
     // One family asks for its unconsumed tuition back.
     if let Some(e) = enrollments.last() {

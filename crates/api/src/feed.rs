@@ -276,6 +276,31 @@ pub async fn parse(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Parses one file the bank sent (any supported format, detected) and
+/// stores its statements: the path every generated statement takes.
+pub async fn ingest_bytes(
+    store: &Store,
+    bank: &str,
+    bytes: &[u8],
+) -> anyhow::Result<ledger_core::domain::feeds::IngestReport> {
+    let parsed = bank_adapter::parse(bytes, &ParseOptions::default())
+        .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    let feeds = parsed
+        .statements
+        .iter()
+        .map(|s| bank_adapter::ingest::to_feed(bank, s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    let sha = bank_adapter::parse::FileContext::of(bytes).sha256;
+    let format = parsed
+        .statements
+        .first()
+        .map_or("empty", |s| s.format.code());
+    Ok(store
+        .ingest_file(bank, &sha, format, bytes.len() as u64, &feeds)
+        .await?)
+}
+
 pub async fn ingest(
     store: &Store,
     bank: &str,

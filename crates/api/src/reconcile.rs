@@ -1,16 +1,24 @@
-//! `escrow-ledger reconcile`: for each supervised account, the three figures
-//! (the bank's closing balance, the ledger's balance, what the books say is
-//! owed) and every bank line matched to the ledger, suggested, or left
-//! unmatched with its reason. The report records nothing; `--record` keeps
-//! the matches (claims), confirms what the bank executed, voids what it
-//! returned and books unattributed credits to suspense.
+//! `escrow-ledger reconcile`: for each supervised account and each
+//! statement day, the three figures (the bank's closing balance, the
+//! ledger's balance at the end of that day, what the books say is owed),
+//! and every bank line matched to the ledger, suggested, or left unmatched
+//! with its reason. Statements that do not chain quarantine the account
+//! from the missing day on; intraday lines are matched provisionally until
+//! the end-of-day statement confirms them. The report records nothing;
+//! `--record` keeps the matches (claims), confirms what the bank executed,
+//! voids what it returned and books unattributed credits to suspense, from
+//! end-of-day lines outside quarantine only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 
 use bank_adapter::reconcile::{self, ledger, MatchConfig};
+use chrono::NaiveDate;
 use ledger_core::domain::feeds::{AccountKind, BankAccount};
 use ledger_core::domain::money::format_minor;
+use ledger_core::domain::replay::BooksOn;
+use ledger_core::domain::statements::{self, ChainBreak};
+use ledger_core::store::StoredLine;
 use ledger_core::{Entry, InstitutionId, Store};
 use serde_json::{json, Value};
 
@@ -26,39 +34,176 @@ pub async fn all_entries(store: &Store, id: &InstitutionId) -> anyhow::Result<Ve
     Ok(entries)
 }
 
-/// One account's stored lines matched against the institution's entries.
+fn line_day(l: &StoredLine) -> Option<NaiveDate> {
+    l.booking_date.or(l.value_date)
+}
+
+/// One account's stored lines matched against the institution's entries,
+/// as they stood at the end of `until` (everything, without it).
 pub struct Matched {
     pub stored: ledger_core::store::StatementLines,
     pub undated: Vec<usize>,
     pub outcome: reconcile::ReconcileOutcome,
+    /// Where the statements stop chaining, and the statements from there on.
+    pub quarantine: Option<(ChainBreak, BTreeSet<String>)>,
+    /// Intraday lines of days no end-of-day statement covers yet, matched
+    /// against what the end-of-day lines left open.
+    pub provisional: Vec<StoredLine>,
+    pub provisional_outcome: reconcile::ReconcileOutcome,
+}
+
+impl Matched {
+    pub fn quarantined(&self, line: &StoredLine) -> bool {
+        self.quarantine
+            .as_ref()
+            .is_some_and(|(_, keys)| keys.contains(&line.statement_key))
+    }
+}
+
+fn run_matcher(
+    lines: &[StoredLine],
+    entries: &[&Entry],
+    kind: AccountKind,
+) -> anyhow::Result<(Vec<usize>, reconcile::ReconcileOutcome)> {
+    let (bank, undated) = ledger::bank_lines(lines);
+    let owned: Vec<Entry> = entries.iter().map(|e| (*e).clone()).collect();
+    let transfers = ledger::transfers(&owned, kind);
+    let outcome = reconcile::reconcile(&bank, &transfers, &MatchConfig::default())
+        .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    Ok((undated, outcome))
+}
+
+/// The first break in an account's statement chain and the statements
+/// from it on (issue order), which wait in quarantine.
+fn quarantine(
+    list: &[ledger_core::domain::statements::StatementBalances],
+) -> Option<(ChainBreak, BTreeSet<String>)> {
+    let b = statements::first_break(list)?;
+    let mut ordered = list.to_vec();
+    statements::in_order(&mut ordered);
+    let from = ordered.iter().position(|s| s.key == b.before).unwrap_or(0);
+    let keys = ordered[from..].iter().map(|s| s.key.clone()).collect();
+    Some((b, keys))
 }
 
 pub async fn match_account(
     store: &Store,
     account: &BankAccount,
     entries: &[Entry],
+    until: Option<NaiveDate>,
 ) -> anyhow::Result<Matched> {
-    let stored = store.statement_lines(account).await?;
-    let (lines, undated) = ledger::bank_lines(&stored.lines);
-    let transfers = ledger::transfers(entries, account.kind);
-    let outcome = reconcile::reconcile(&lines, &transfers, &MatchConfig::default())
-        .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+    let mut stored = store.statement_lines(account).await?;
+    if let Some(day) = until {
+        let known = |l: &StoredLine| line_day(l).is_none_or(|d| d <= day);
+        stored.lines.retain(known);
+        stored.intraday.retain(known);
+        stored
+            .statements
+            .retain(|s| s.closing.or(s.opening).is_none_or(|(_, d)| d <= day));
+        stored.closing = stored
+            .statements
+            .iter()
+            .filter_map(|s| s.closing.map(|(minor, date)| (s.key.clone(), minor, date)))
+            .max_by_key(|c| c.2);
+    }
+    let entries: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| until.is_none_or(|d| e.occurred_at.date_naive() <= d))
+        .collect();
+    let (undated, outcome) = run_matcher(&stored.lines, &entries, account.kind)?;
+
+    let quarantine = quarantine(&stored.statements);
+
+    // Days an end-of-day statement covers supersede their intraday lines.
+    let covered_through = stored
+        .statements
+        .iter()
+        .filter_map(|s| s.closing.map(|c| c.1))
+        .max();
+    let provisional: Vec<StoredLine> = stored
+        .intraday
+        .iter()
+        .filter(|l| line_day(l).is_some_and(|d| covered_through.is_none_or(|c| d > c)))
+        .cloned()
+        .collect();
+    let settled: BTreeSet<u64> = outcome
+        .matches
+        .iter()
+        .chain(&outcome.suggestions)
+        .flat_map(|m| m.transfers.iter().copied())
+        .collect();
+    let open: Vec<&Entry> = entries
+        .iter()
+        .copied()
+        .filter(|e| !settled.contains(&(e.seq as u64)))
+        .collect();
+    let (_, provisional_outcome) = run_matcher(&provisional, &open, account.kind)?;
     Ok(Matched {
         stored,
         undated,
         outcome,
+        quarantine,
+        provisional,
+        provisional_outcome,
     })
 }
 
-pub async fn account_report(store: &Store, account: &BankAccount) -> anyhow::Result<Value> {
+/// Each end-of-day statement's day: the bank's closing, the ledger's
+/// balance of that account at the end of the day, what the books owed, and
+/// whether the day can be trusted (quarantined from a chain break on).
+fn statement_days(account: &BankAccount, matched: &Matched, entries: &[Entry]) -> Vec<Value> {
+    let c = account.currency;
+    let money = |minor: i64| format_minor(minor, c);
+    let mut ordered = matched.stored.statements.clone();
+    statements::in_order(&mut ordered);
+    ordered
+        .iter()
+        .filter_map(|s| s.closing.map(|(minor, date)| (s, minor, date)))
+        .map(|(s, bank, date)| {
+            let books = BooksOn::replay(entries, date);
+            let (ledger_minor, owed) = match account.kind {
+                AccountKind::Escrow => (books.balance("escrow_cash"), books.owed_from_escrow()),
+                AccountKind::Deposit => (
+                    books.balance("deposit_cash"),
+                    books.balance("deposit_payable"),
+                ),
+            };
+            let quarantined = matched
+                .quarantine
+                .as_ref()
+                .is_some_and(|(_, keys)| keys.contains(&s.key));
+            let status = if quarantined {
+                "quarantined"
+            } else if bank == ledger_minor {
+                "agrees"
+            } else {
+                "differs"
+            };
+            json!({ "date": date, "statement": s.key, "bank_closing": money(bank),
+                    "ledger_balance": money(ledger_minor), "owed": money(owed),
+                    "bank_minus_ledger": money(bank - ledger_minor), "status": status })
+        })
+        .collect()
+}
+
+pub async fn account_report(
+    store: &Store,
+    account: &BankAccount,
+    until: Option<NaiveDate>,
+) -> anyhow::Result<Value> {
     let c = account.currency;
     let money = |minor: i64| format_minor(minor, c);
     let entries = all_entries(store, &account.institution).await?;
+    let matched = match_account(store, account, &entries, until).await?;
+    let days = statement_days(account, &matched, &entries);
     let Matched {
         stored,
         undated,
         outcome,
-    } = match_account(store, account, &entries).await?;
+        quarantine,
+        provisional,
+        provisional_outcome,
+    } = matched;
 
     let by_seq: BTreeMap<i64, &Entry> = entries.iter().map(|e| (e.seq, e)).collect();
     let line = |id: u64| {
@@ -79,16 +224,18 @@ pub async fn account_report(store: &Store, account: &BankAccount) -> anyhow::Res
             })
             .collect()
     };
-    let sheet = store.balances(&account.institution).await?;
+    let books = BooksOn::replay(&entries, until.unwrap_or(NaiveDate::MAX));
     let (cash, owed) = match account.kind {
-        AccountKind::Escrow => (
-            sheet.escrow_minor(),
-            sheet.prepaid_minor()
-                + sheet.balance("releasable")
-                + sheet.balance("refund_payable")
-                + sheet.balance("unidentified"),
+        AccountKind::Escrow => (books.balance("escrow_cash"), books.owed_from_escrow()),
+        AccountKind::Deposit => (
+            books.balance("deposit_cash"),
+            books.balance("deposit_payable"),
         ),
-        AccountKind::Deposit => (sheet.deposit_minor(), sheet.balance("deposit_payable")),
+    };
+    let provisional_line = |id: u64| {
+        let l = &provisional[id as usize];
+        json!({ "statement": l.statement_key, "line": l.line_no, "amount": money(l.amount_minor),
+                "date": l.booking_date, "end_to_end_id": l.end_to_end_id, "bank_ref": l.bank_ref })
     };
     let bank = stored.closing.as_ref().map(
         |(key, minor, date)| json!({ "statement": key, "amount": money(*minor), "date": date }),
@@ -102,12 +249,36 @@ pub async fn account_report(store: &Store, account: &BankAccount) -> anyhow::Res
         "ledger_balance": money(cash),
         "owed": money(owed),
         "bank_minus_ledger": stored.closing.as_ref().map(|(_, minor, _)| money(minor - cash)),
+        "days": days,
+        "quarantine": quarantine.as_ref().map(|(b, _)| json!({
+            "from": b.quarantined_from,
+            "explanation": format!(
+                "statement {} opens at {} on {} but the statement before it, {}, closed at {} on {}: a statement is missing or wrong, so nothing the bank reported from {} on is booked until the gap is filled",
+                b.before, money(b.opening_minor), b.opening_date, b.after,
+                money(b.after_closing_minor), b.after_closing_date, b.quarantined_from),
+            "after": b.after, "before": b.before,
+        })),
+        "provisional": {
+            "note": "intraday lines of days no end-of-day statement covers yet: nothing is booked from them until the statement confirms them",
+            "matches": provisional_outcome.matches.iter().chain(&provisional_outcome.suggestions).map(|m| json!({
+                "pass": m.pass.code(),
+                "lines": m.lines.iter().map(|i| provisional_line(*i)).collect::<Vec<_>>(),
+                "entries": m.transfers.iter().map(|i| entry(*i)).collect::<Vec<_>>(),
+                "explanation": m.explanation })).collect::<Vec<_>>(),
+            "unmatched_lines": provisional_outcome.unmatched_lines.iter().map(|(id, reason)| {
+                let mut v = provisional_line(*id);
+                v["reason"] = json!(reason.code());
+                v["unauthorized_outflow"] = json!(reason.is_unauthorized_outflow());
+                v
+            }).collect::<Vec<_>>(),
+        },
         "matches": matches(&outcome.matches),
         "suggestions": matches(&outcome.suggestions),
         "unmatched_lines": outcome.unmatched_lines.iter().map(|(id, reason)| {
             let mut v = line(*id);
             v["reason"] = json!(reason.code());
             v["unauthorized_outflow"] = json!(reason.is_unauthorized_outflow());
+            v["quarantined"] = json!(quarantine.as_ref().is_some_and(|(_, keys)| keys.contains(&stored.lines[*id as usize].statement_key)));
             v
         }).chain(undated.iter().map(|i| {
             let mut v = line(*i as u64);
@@ -148,11 +319,12 @@ async fn accounts_in_scope(
 pub async fn run(
     store: &Store,
     institution: Option<String>,
+    until: Option<NaiveDate>,
     json_out: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut reports = Vec::new();
     for account in accounts_in_scope(store, institution).await? {
-        reports.push(account_report(store, &account).await?);
+        reports.push(account_report(store, &account, until).await?);
     }
     if json_out {
         println!(
@@ -183,6 +355,30 @@ pub async fn run(
             r["owed"].as_str().unwrap_or(""),
             r["bank_minus_ledger"].as_str().unwrap_or("-"),
         );
+        if let Some(q) = r["quarantine"]["explanation"].as_str() {
+            println!(
+                "  QUARANTINED from {}: {q}",
+                r["quarantine"]["from"].as_str().unwrap_or("")
+            );
+        }
+        for d in r["days"].as_array().into_iter().flatten() {
+            println!(
+                "  {} bank {:>14} | ledger {:>14} | owed {:>14} | bank - ledger {:>12}  {}",
+                d["date"].as_str().unwrap_or(""),
+                d["bank_closing"].as_str().unwrap_or(""),
+                d["ledger_balance"].as_str().unwrap_or(""),
+                d["owed"].as_str().unwrap_or(""),
+                d["bank_minus_ledger"].as_str().unwrap_or(""),
+                d["status"].as_str().unwrap_or("")
+            );
+        }
+        for m in r["provisional"]["matches"].as_array().into_iter().flatten() {
+            println!(
+                "  provisional [{}] {} (until the end-of-day statement confirms it)",
+                m["pass"].as_str().unwrap_or(""),
+                m["explanation"].as_str().unwrap_or("")
+            );
+        }
         for (label, list) in [("matched", &r["matches"]), ("suggested", &r["suggestions"])] {
             for m in list.as_array().into_iter().flatten() {
                 println!(
@@ -223,18 +419,41 @@ pub async fn run(
 /// claims make a re-run skip what is settled), its suggestions for an
 /// officer, and posts what the bank confirmed: a pending release, refund or
 /// deposit return matched automatically to a bank debit is confirmed.
-pub async fn record_account(store: &Store, account: &BankAccount) -> anyhow::Result<Value> {
+pub async fn record_account(
+    store: &Store,
+    account: &BankAccount,
+    until: Option<NaiveDate>,
+) -> anyhow::Result<Value> {
     use ledger_core::store::MatchRecord;
     use ledger_core::{ClientId, Command, EntryKind, Request};
-    let entries = all_entries(store, &account.institution).await?;
+    let entries: Vec<Entry> = all_entries(store, &account.institution)
+        .await?
+        .into_iter()
+        .filter(|e| until.is_none_or(|d| e.occurred_at.date_naive() <= d))
+        .collect();
     let (claimed_lines, claimed_entries) = store
         .claimed(&account.institution, &account.bank, &account.account_no)
         .await?;
-    let stored = store.statement_lines(account).await?;
+    let mut stored = store.statement_lines(account).await?;
+    if let Some(day) = until {
+        stored
+            .lines
+            .retain(|l| line_day(l).is_none_or(|d| d <= day));
+        stored
+            .statements
+            .retain(|s| s.closing.or(s.opening).is_none_or(|(_, d)| d <= day));
+    }
+    // Lines from a chain break on wait in quarantine: nothing is booked
+    // from them until the missing statement arrives.
+    let (quarantine, quarantined) = match quarantine(&stored.statements) {
+        Some((b, keys)) => (Some(b), keys),
+        None => (None, BTreeSet::new()),
+    };
     let open_lines: Vec<_> = stored
         .lines
         .iter()
         .filter(|l| !claimed_lines.contains(&(l.statement_key.clone(), l.line_no)))
+        .filter(|l| !quarantined.contains(&l.statement_key))
         .cloned()
         .collect();
     let open_entries: Vec<Entry> = entries
@@ -416,17 +635,19 @@ pub async fn record_account(store: &Store, account: &BankAccount) -> anyhow::Res
         "credits_to_suspense": suspended,
         "instructions_voided_as_returned": voided,
         "unauthorized_outflows": outcome.unmatched_lines.iter().filter(|(_, r)| r.is_unauthorized_outflow()).count(),
+        "quarantined_from": quarantine.map(|b| b.quarantined_from),
     }))
 }
 
 pub async fn record(
     store: &Store,
     institution: Option<String>,
+    until: Option<NaiveDate>,
     json_out: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut reports = Vec::new();
     for account in accounts_in_scope(store, institution).await? {
-        reports.push(record_account(store, &account).await?);
+        reports.push(record_account(store, &account, until).await?);
     }
     if json_out {
         println!(

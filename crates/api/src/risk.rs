@@ -2,14 +2,15 @@
 //! store (books, bank statements, the reconciliation outcome) and evaluates
 //! it; prints the jurisdiction's institutions riskiest first.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 
 use chrono::{Duration, NaiveDate};
-use ledger_core::domain::feeds::AccountKind;
+use ledger_core::domain::feeds::{AccountKind, BankAccount};
+use ledger_core::domain::replay::BooksOn;
 use ledger_core::domain::risk::{
-    self, Assessment, BankLine, CapFlag, Closing, DayFigures, EntryRef, LedgerFigures, RiskInput,
-    SupervisedAccount,
+    self, schedule, Assessment, BankLine, CapFlag, Closing, DayFigures, EntryRef, LedgerFigures,
+    RiskInput, SupervisedAccount,
 };
 use ledger_core::{Entry, EntryKind, Institution, JurisdictionCode, Store};
 use serde_json::json;
@@ -27,48 +28,147 @@ fn amount_to(entry: &Entry, account: &str) -> i64 {
         .sum()
 }
 
-/// One account's totals, signed, for books replayed by occurred date.
-#[derive(Default)]
-struct Replayed {
-    posted_debits: i64,
-    posted_credits: i64,
-    pending_debits: i64,
+/// What the bank showed of one supervised account up to `as_of`.
+struct AccountSeen {
+    account: SupervisedAccount,
+    /// Entries a bank line settles (matched or suggested): tuition that
+    /// arrived, instructions executed.
+    settled: BTreeSet<i64>,
+    debits: Vec<BankLine>,
+    unauthorized: Vec<BankLine>,
+    /// (date, debits, credits) of each bank line.
+    movements: Vec<(NaiveDate, i64)>,
+    mismatch: Option<risk::BalanceMismatch>,
 }
 
-impl Replayed {
-    fn balance(&self, account: &str) -> i64 {
-        match ledger_core::AccountCode::parse(account).map(|c| c.account_type()) {
-            Ok(ledger_core::AccountType::Asset) => self.posted_debits - self.posted_credits,
-            _ => self.posted_credits - self.posted_debits,
+async fn account_seen(
+    store: &Store,
+    account: &BankAccount,
+    entries: &[Entry],
+    as_of: NaiveDate,
+) -> anyhow::Result<AccountSeen> {
+    let matched = match_account(store, account, entries, Some(as_of)).await?;
+    let lines = &matched.stored.lines;
+    // The balance before each line: its statement's opening plus the lines
+    // before it on that statement (lines come in statement order).
+    let openings: BTreeMap<&str, i64> = matched
+        .stored
+        .statements
+        .iter()
+        .filter_map(|s| s.opening.map(|(minor, _)| (s.key.as_str(), minor)))
+        .collect();
+    let mut running: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut before = Vec::with_capacity(lines.len());
+    for l in lines {
+        let start = openings.get(l.statement_key.as_str()).copied();
+        let so_far = running.entry(l.statement_key.as_str()).or_insert(0);
+        before.push(start.map(|o| o + *so_far));
+        *so_far += l.amount_minor;
+    }
+    let line_of = |i: usize| -> Option<BankLine> {
+        let l = lines.get(i)?;
+        Some(BankLine {
+            line_id: format!("{}/{}#{}", account.account_no, l.statement_key, l.line_no),
+            account: account.kind,
+            bank_ref: l.bank_ref.clone(),
+            date: l.booking_date.or(l.value_date)?,
+            amount_minor: -l.amount_minor,
+            balance_before_minor: before.get(i).copied().flatten(),
+        })
+    };
+    let mut seen = AccountSeen {
+        account: SupervisedAccount {
+            kind: account.kind,
+            account_no: account.account_no.clone(),
+            closings: matched
+                .stored
+                .statements
+                .iter()
+                .filter_map(|s| s.closing)
+                .map(|(balance_minor, date)| Closing {
+                    date,
+                    balance_minor,
+                })
+                .collect(),
+            chain_break: matched.quarantine.as_ref().map(|(b, _)| b.clone()),
+        },
+        settled: matched
+            .outcome
+            .matches
+            .iter()
+            .chain(&matched.outcome.suggestions)
+            .flat_map(|m| m.transfers.iter().map(|t| *t as i64))
+            .collect(),
+        debits: Vec::new(),
+        unauthorized: Vec::new(),
+        movements: Vec::new(),
+        mismatch: None,
+    };
+    for (i, l) in lines.iter().enumerate() {
+        let Some(date) = l.booking_date.or(l.value_date) else {
+            continue;
+        };
+        seen.movements.push((date, l.amount_minor));
+        if l.amount_minor < 0 {
+            seen.debits.extend(line_of(i));
         }
     }
+    for (id, reason) in &matched.outcome.unmatched_lines {
+        if reason.is_unauthorized_outflow() {
+            seen.unauthorized.extend(line_of(*id as usize));
+        }
+    }
+    // The latest statement day, against the ledger at the end of that day.
+    if let Some((_, bank, date)) = &matched.stored.closing {
+        let books = BooksOn::replay(entries, *date);
+        let ledger = match account.kind {
+            AccountKind::Escrow => books.balance("escrow_cash"),
+            AccountKind::Deposit => books.balance("deposit_cash"),
+        };
+        if *bank != ledger {
+            seen.mismatch = Some(risk::BalanceMismatch {
+                account: account.kind,
+                account_no: account.account_no.clone(),
+                date: *date,
+                bank_closing_minor: *bank,
+                ledger_balance_minor: ledger,
+            });
+        }
+    }
+    Ok(seen)
 }
 
-/// The books replayed from the entries that happened on or before `day`.
-fn books_on(entries: &[Entry], day: NaiveDate) -> BTreeMap<String, Replayed> {
-    use ledger_core::Phase;
-    let mut books: BTreeMap<String, Replayed> = BTreeMap::new();
-    for e in entries.iter().filter(|e| e.occurred_at.date_naive() <= day) {
-        for p in &e.postings {
-            let t = books.entry(p.account.clone()).or_default();
-            let debit = p.side == ledger_core::Side::Debit;
-            let amount = p.amount_minor;
-            match (e.kind.phase(), debit) {
-                (Phase::Posted, true) => t.posted_debits += amount,
-                (Phase::Posted, false) => t.posted_credits += amount,
-                (Phase::Pending, true) => t.pending_debits += amount,
-                (Phase::Pending, false) => {}
-                (Phase::PostPending, true) => {
-                    t.pending_debits -= amount;
-                    t.posted_debits += amount;
-                }
-                (Phase::PostPending, false) => t.posted_credits += amount,
-                (Phase::VoidPending, true) => t.pending_debits -= amount,
-                (Phase::VoidPending, false) => {}
+/// Each enrollment sold (its first charge) and whether at the caps.
+fn packages_sold(
+    institution: &Institution,
+    rules: &ledger_core::domain::policy::ResolvedRules,
+    enrollments: &[ledger_core::Enrollment],
+    entries: &[Entry],
+) -> Vec<schedule::PackageSold> {
+    let mut first_charge: BTreeMap<&str, NaiveDate> = BTreeMap::new();
+    for e in entries {
+        if matches!(
+            e.kind,
+            EntryKind::TuitionPaid | EntryKind::TuitionCollectedOutside
+        ) {
+            if let Some(id) = &e.enrollment {
+                let day = e.occurred_at.date_naive();
+                first_charge
+                    .entry(id.as_str())
+                    .and_modify(|d| *d = (*d).min(day))
+                    .or_insert(day);
             }
         }
     }
-    books
+    enrollments
+        .iter()
+        .filter_map(|en| {
+            Some(schedule::PackageSold {
+                date: *first_charge.get(en.id.as_str())?,
+                at_caps: ledger_core::domain::policy::at_caps(rules, en, institution.category),
+            })
+        })
+        .collect()
 }
 
 async fn snapshot(
@@ -76,58 +176,83 @@ async fn snapshot(
     institution: &Institution,
     as_of: NaiveDate,
 ) -> anyhow::Result<RiskInput> {
-    let entries = all_entries(store, &institution.id).await?;
+    let all = all_entries(store, &institution.id).await?;
+    // Nothing after the day assessed: a past day reads as it was lived.
+    let entries: Vec<Entry> = all
+        .into_iter()
+        .filter(|e| e.occurred_at.date_naive() <= as_of)
+        .collect();
     let by_seq: BTreeMap<i64, &Entry> = entries.iter().map(|e| (e.seq, e)).collect();
-    // The books as they stand for what happened up to the end of the day
-    // assessed (by occurred date, so a past day reads as it was lived).
-    let books = books_on(&entries, as_of);
-    let balance = |account: &str| books.get(account).map_or(0, |t| t.balance(account));
-    let prepaid: i64 = books
-        .iter()
-        .filter(|(a, _)| a.starts_with("prepaid/"))
-        .map(|(a, t)| t.balance(a))
-        .sum();
-    let pending = |account: &str| books.get(account).map_or(0, |t| t.pending_debits);
+    let books = BooksOn::replay(&entries, as_of);
+
+    let mut accounts = Vec::new();
+    let mut bank_debits = Vec::new();
+    let mut unauthorized_outflows = Vec::new();
+    let mut balance_mismatches = Vec::new();
+    let mut arrived = BTreeSet::new();
+    let mut movements = Vec::new();
+    for account in store.supervised_accounts(&institution.id).await? {
+        let seen = account_seen(store, &account, &entries, as_of).await?;
+        if account.kind == AccountKind::Escrow {
+            arrived.extend(seen.settled);
+        }
+        accounts.push(seen.account);
+        bank_debits.extend(seen.debits);
+        unauthorized_outflows.extend(seen.unauthorized);
+        balance_mismatches.extend(seen.mismatch);
+        movements.extend(seen.movements);
+    }
+
     let mut days: BTreeMap<NaiveDate, DayFigures> = BTreeMap::new();
+    fn day(days: &mut BTreeMap<NaiveDate, DayFigures>, date: NaiveDate) -> &mut DayFigures {
+        days.entry(date).or_insert_with(|| DayFigures {
+            date,
+            ..Default::default()
+        })
+    }
+    for (date, amount) in movements {
+        if amount < 0 {
+            day(&mut days, date).bank_debits_minor += -amount;
+        } else {
+            day(&mut days, date).bank_credits_minor += amount;
+        }
+    }
     let mut collections_12m = 0i64;
     let mut cap_flags = Vec::new();
     for e in &entries {
         let date = e.occurred_at.date_naive();
-        if date > as_of {
-            continue;
-        }
-        let day = days.entry(date).or_insert_with(|| DayFigures {
-            date,
-            ..Default::default()
-        });
+        let d = day(&mut days, date);
         match e.kind {
             EntryKind::TuitionPaid | EntryKind::ReceiptAttributed => {
                 let amount = amount_to(e, "prepaid/");
-                day.collections_reported_minor += amount;
-                day.collections_into_escrow_minor += amount;
+                d.collections_reported_minor += amount;
+                // Attributed receipts arrived as bank credits already.
+                if e.kind == EntryKind::ReceiptAttributed || arrived.contains(&e.seq) {
+                    d.collections_into_escrow_minor += amount;
+                }
                 if date > as_of - Duration::days(365) {
                     collections_12m += amount;
                 }
             }
             EntryKind::TuitionCollectedOutside => {
                 let amount = amount_to(e, "prepaid/");
-                day.collections_reported_minor += amount;
+                d.collections_reported_minor += amount;
                 if date > as_of - Duration::days(365) {
                     collections_12m += amount;
                 }
             }
             EntryKind::LessonsConsumed => {
-                day.consumed_minor += amount_to(e, "releasable");
-                day.consumed_hours += e.hours.unwrap_or(0);
+                d.consumed_minor += amount_to(e, "releasable");
+                d.consumed_hours += e.hours.unwrap_or(0);
             }
             EntryKind::PendingConfirmed => {
                 let target = e.refers_to_seq.and_then(|s| by_seq.get(&s));
                 match target.map(|t| t.kind) {
                     Some(EntryKind::ReleaseInstructed) => {
-                        day.released_minor += amount_to(e, "releasable")
+                        d.released_minor += amount_to(e, "releasable")
                     }
                     Some(EntryKind::RefundPaymentInstructed) => {
-                        day.refunds_paid_minor += amount_to(e, "refund_payable")
+                        d.refunds_paid_minor += amount_to(e, "refund_payable")
                     }
                     _ => {}
                 }
@@ -147,80 +272,6 @@ async fn snapshot(
         }
     }
 
-    let mut accounts = Vec::new();
-    let mut bank_debits = Vec::new();
-    let mut unauthorized_outflows = Vec::new();
-    let mut balance_mismatches = Vec::new();
-    for account in store.supervised_accounts(&institution.id).await? {
-        let matched = match_account(store, &account, &entries).await?;
-        let lines = &matched.stored.lines;
-        let line_of = |i: usize, amount: i64| -> Option<BankLine> {
-            let l = lines.get(i)?;
-            Some(BankLine {
-                line_id: format!("{}/{}#{}", account.account_no, l.statement_key, l.line_no),
-                account: account.kind,
-                bank_ref: l.bank_ref.clone(),
-                date: l.booking_date.or(l.value_date)?,
-                amount_minor: amount,
-                balance_before_minor: None,
-            })
-        };
-        for (i, l) in lines.iter().enumerate() {
-            let Some(date) = l.booking_date.or(l.value_date) else {
-                continue;
-            };
-            if date > as_of {
-                continue;
-            }
-            let day = days.entry(date).or_insert_with(|| DayFigures {
-                date,
-                ..Default::default()
-            });
-            if l.amount_minor < 0 {
-                day.bank_debits_minor += -l.amount_minor;
-                bank_debits.extend(line_of(i, -l.amount_minor));
-            } else {
-                day.bank_credits_minor += l.amount_minor;
-            }
-        }
-        for (id, reason) in &matched.outcome.unmatched_lines {
-            if reason.is_unauthorized_outflow() {
-                let i = *id as usize;
-                if let Some(l) = lines.get(i) {
-                    unauthorized_outflows.extend(line_of(i, -l.amount_minor));
-                }
-            }
-        }
-        let closings: Vec<Closing> = matched
-            .stored
-            .closing
-            .iter()
-            .map(|(_, minor, date)| Closing {
-                date: *date,
-                balance_minor: *minor,
-            })
-            .collect();
-        let ledger_cash = match account.kind {
-            AccountKind::Escrow => balance("escrow_cash"),
-            AccountKind::Deposit => balance("deposit_cash"),
-        };
-        if let Some((_, minor, date)) = &matched.stored.closing {
-            if *minor != ledger_cash && *date <= as_of {
-                balance_mismatches.push(risk::BalanceMismatch {
-                    account: account.kind,
-                    account_no: account.account_no.clone(),
-                    date: *date,
-                    bank_closing_minor: *minor,
-                    ledger_balance_minor: ledger_cash,
-                });
-            }
-        }
-        accounts.push(SupervisedAccount {
-            kind: account.kind,
-            account_no: account.account_no.clone(),
-            closings,
-        });
-    }
     let history_from = entries
         .iter()
         .map(|e| e.occurred_at.date_naive())
@@ -228,6 +279,13 @@ async fn snapshot(
         .unwrap_or(as_of);
     let refund_requests = refund_requests(store, institution, &entries).await?;
     let rules = store.rules_for(institution, as_of).await?;
+    let enrollments = store.enrollments(&institution.id).await?;
+    let packages = schedule::package_counts(
+        &packages_sold(institution, &rules, &enrollments, &entries),
+        as_of,
+        &rules.params,
+    );
+    let release_findings = schedule::releases_ahead_of_schedule(&enrollments, &entries);
     let events = store
         .events(&institution.id)
         .await?
@@ -248,24 +306,24 @@ async fn snapshot(
         rules,
         history_from,
         ledger: LedgerFigures {
-            unearned_prepaid_minor: prepaid,
-            refund_payable_minor: balance("refund_payable"),
-            releasable_minor: balance("releasable"),
-            unidentified_minor: balance("unidentified"),
-            escrow_cash_minor: balance("escrow_cash"),
-            deposit_cash_minor: balance("deposit_cash"),
-            held_by_institution_minor: balance("held_by_institution"),
-            pending_release_minor: pending("releasable"),
-            pending_refund_minor: pending("refund_payable"),
+            unearned_prepaid_minor: books.prepaid(),
+            refund_payable_minor: books.balance("refund_payable"),
+            releasable_minor: books.balance("releasable"),
+            unidentified_minor: books.balance("unidentified"),
+            escrow_cash_minor: books.balance("escrow_cash"),
+            deposit_cash_minor: books.balance("deposit_cash"),
+            held_by_institution_minor: books.balance("held_by_institution"),
+            pending_release_minor: books.pending_debits("releasable"),
+            pending_refund_minor: books.pending_debits("refund_payable"),
             collections_12m_minor: collections_12m,
         },
         accounts,
         days: days.into_values().collect(),
-        packages: Default::default(),
+        packages,
         bank_debits,
         unauthorized_outflows,
         balance_mismatches,
-        release_findings: vec![],
+        release_findings,
         refund_requests,
         cap_flags,
         events,

@@ -576,7 +576,7 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> an
         if store.claim_job_run("reconcile", &hour, &me).await? {
             for i in store.institutions().await? {
                 for account in store.supervised_accounts(&i.id).await? {
-                    let report = crate::reconcile::record_account(store, &account).await?;
+                    let report = crate::reconcile::record_account(store, &account, None).await?;
                     t.reconciled_accounts += 1;
                     for outcome in [
                         "matches_kept",

@@ -15,5 +15,7 @@ pub mod money;
 pub mod policy;
 pub mod refunds;
 pub mod registry;
+pub mod replay;
 pub mod risk;
+pub mod statements;
 pub mod wire;

@@ -430,6 +430,11 @@ impl Store {
         dispatch!(self, s => s.institution(id).await)
     }
 
+    /// An institution's enrollments (contracts), by id.
+    pub async fn enrollments(&self, id: &InstitutionId) -> Result<Vec<Enrollment>> {
+        dispatch!(self, s => s.enrollments(id).await)
+    }
+
     pub async fn institutions(&self) -> Result<Vec<Institution>> {
         dispatch!(self, s => s.institutions().await)
     }

@@ -104,11 +104,13 @@ fn healthy(as_of: NaiveDate) -> RiskInput {
                 kind: AccountKind::Escrow,
                 account_no: ESCROW_NO.into(),
                 closings: closings(ESCROW_BALANCE),
+                chain_break: None,
             },
             SupervisedAccount {
                 kind: AccountKind::Deposit,
                 account_no: DEPOSIT_NO.into(),
                 closings: closings(DEPOSIT_BALANCE),
+                chain_break: None,
             },
         ],
         days: days_from("2026-01-01", d("2026-12-31"))
@@ -316,8 +318,11 @@ fn each_signal_fires_on_the_first_day_its_evidence_allows_and_not_the_day_before
             before: None,
         },
         Case {
-            name: "one day's sales never arrive: seen when the grace period ends",
-            first_day: "2026-10-15",
+            // The grace ends on 10-15; the statement that shows the 15th is
+            // the next day's (statements run a day behind in this input).
+            name:
+                "one day's sales never arrive: seen when the statement after the grace period comes",
+            first_day: "2026-10-16",
             mutate: |i| day_mut(i, "2026-10-12").collections_reported_minor += DAILY,
             kind: SignalKind::DivertedCollection,
             severity: Yellow,
@@ -325,7 +330,7 @@ fn each_signal_fires_on_the_first_day_its_evidence_allows_and_not_the_day_before
         },
         Case {
             name: "sales paid elsewhere from 1 October: red past a fifth of the sales",
-            first_day: "2026-10-09",
+            first_day: "2026-10-10",
             mutate: |i| {
                 for f in i.days.iter_mut().filter(|f| f.date >= d("2026-10-01")) {
                     f.collections_into_escrow_minor = 0;
@@ -704,7 +709,11 @@ fn an_account_that_never_sent_a_statement_is_red_and_nothing_is_computed_on_a_ze
         )
     );
     let skipped: Vec<_> = a.not_evaluated.iter().map(|n| n.kind).collect();
-    assert_eq!(skipped, vec![SignalKind::Shortfall]);
+    // Diverted collection cannot be judged without the bank's word either.
+    assert_eq!(
+        skipped,
+        vec![SignalKind::Shortfall, SignalKind::DivertedCollection]
+    );
 }
 
 #[test]

@@ -172,11 +172,13 @@ fn risk_input(n: usize, as_of: NaiveDate) -> anyhow::Result<ledger_core::domain:
                 kind: AccountKind::Escrow,
                 account_no: "E".into(),
                 closings: closings(escrow),
+                chain_break: None,
             },
             SupervisedAccount {
                 kind: AccountKind::Deposit,
                 account_no: "D".into(),
                 closings: closings(20_000_000),
+                chain_break: None,
             },
         ],
         days,

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 
 use bank_adapter::model::{Balance, Format, Line, LineStatus, SourceRef, Statement};
-use bank_adapter::parse::ParseOptions;
 use chrono::NaiveDate;
 use ledger_core::domain::feeds::{AccountKind, BankAccount};
 use ledger_core::domain::money::minor_to_decimal;
@@ -207,23 +206,9 @@ pub async fn send(store: &Store) -> anyhow::Result<()> {
                 }])
             }
             .into_bytes();
-            let parsed = bank_adapter::parse(&bytes, &ParseOptions::default()).map_err(|e| {
-                anyhow::anyhow!("demo statement of {}: [{}] {e}", institution.id, e.code())
-            })?;
-            let feeds = parsed
-                .statements
-                .iter()
-                .map(|s| bank_adapter::ingest::to_feed(BANK, s))
-                .collect::<Result<Vec<_>, _>>()
+            crate::feed::ingest_bytes(store, BANK, &bytes)
+                .await
                 .map_err(|e| anyhow::anyhow!("demo statement of {}: {e}", institution.id))?;
-            let sha = bank_adapter::parse::FileContext::of(&bytes).sha256;
-            let format = parsed
-                .statements
-                .first()
-                .map_or("empty", |s| s.format.code());
-            store
-                .ingest_file(BANK, &sha, format, bytes.len() as u64, &feeds)
-                .await?;
         }
     }
     Ok(())

@@ -415,6 +415,30 @@ pub fn check_charge(
     Ok(flags)
 }
 
+/// Whether a package sells at (or within a tenth of) a cap: class hours
+/// or price at least nine tenths of the cap, or a course within ten days of
+/// the longest period one charge may cover. A rising share of such
+/// packages is how pre-selling before a run-off shows in the contracts.
+pub fn at_caps(rules: &ResolvedRules, enrollment: &Enrollment, category: Category) -> bool {
+    let p = &rules.params;
+    let near = |value: i64, limit: i64| value * 10 >= limit * 9;
+    let months = p.max_months_per_charge.is_some_and(|cap| {
+        enrollment
+            .course_start
+            .checked_add_months(Months::new(cap.limit))
+            .and_then(|end| end.checked_sub_days(chrono::Days::new(10)))
+            .is_some_and(|near_end| enrollment.course_end >= near_end)
+    });
+    let hours = p
+        .max_hours_per_charge
+        .is_some_and(|cap| near(i64::from(enrollment.total_hours()), i64::from(cap.limit)));
+    let amount = p.max_amount_per_charge_minor.is_some_and(|cap| {
+        (category == Category::NonSubject || p.amount_cap_applies_to_subject.unwrap_or(false))
+            && near(enrollment.price.minor(), cap.limit)
+    });
+    months || hours || amount
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -20,6 +20,7 @@ mod duties;
 mod flows;
 mod funds;
 mod input;
+pub mod schedule;
 mod text;
 
 use std::collections::BTreeMap;
@@ -398,7 +399,7 @@ enum Confirmed {
     Missing(String),
 }
 
-fn latest_closing(account: &SupervisedAccount, as_of: NaiveDate) -> Option<Closing> {
+pub(crate) fn latest_closing(account: &SupervisedAccount, as_of: NaiveDate) -> Option<Closing> {
     account
         .closings
         .iter()

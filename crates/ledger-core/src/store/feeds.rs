@@ -9,6 +9,7 @@ use crate::domain::error::LedgerError;
 use crate::domain::feeds::{AccountKind, BankAccount, FeedStatement, IngestReport};
 use crate::domain::ids::InstitutionId;
 use crate::domain::money::Currency;
+use crate::domain::statements::StatementBalances;
 use crate::store::{Result, Store, StoreError};
 
 /// The closing balance of the newest final statement stored for an account.
@@ -32,11 +33,16 @@ pub struct StoredLine {
 }
 
 /// An account's end-of-day lines and its latest closing balance
-/// (statement key, minor units, date).
+/// (statement key, minor units, date), the balances of every end-of-day
+/// statement (for the chain check and the per-day figures), and the lines
+/// of intraday reports (provisional until an end-of-day statement confirms
+/// them).
 #[derive(Debug, Clone, Default)]
 pub struct StatementLines {
     pub lines: Vec<StoredLine>,
     pub closing: LastClosing,
+    pub statements: Vec<StatementBalances>,
+    pub intraday: Vec<StoredLine>,
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -299,8 +305,9 @@ impl Store {
             .collect()
     }
 
-    /// The lines of an account's end-of-day statements (provisional reports
-    /// left out), oldest first, with the latest closing balance.
+    /// The lines of an account's end-of-day statements, oldest first, with
+    /// the latest closing balance and every statement's balances; the lines
+    /// of intraday reports apart.
     pub async fn statement_lines(&self, account: &BankAccount) -> Result<StatementLines> {
         let args = (
             account.institution.as_str(),
@@ -309,10 +316,14 @@ impl Store {
         );
         let lines_sql = "select l.statement_key, l.line_no, l.amount_minor, l.booking_date, l.value_date, l.status, \
                l.bank_ref, l.end_to_end_id, l.remittance, l.counterparty_name, l.counterparty_account, \
-               l.reversal from bank_lines l join bank_statements s on s.institution_id = l.institution_id \
+               l.reversal, s.provisional from bank_lines l join bank_statements s on s.institution_id = l.institution_id \
                and s.bank_id = l.bank_id and s.account_no = l.account_no and s.statement_key = l.statement_key \
-             where l.institution_id = $1 and l.bank_id = $2 and l.account_no = $3 and s.provisional = $4 \
-             order by s.closing_date, l.statement_key, l.line_no";
+             where l.institution_id = $1 and l.bank_id = $2 and l.account_no = $3 \
+             order by s.provisional, s.closing_date, l.statement_key, l.line_no";
+        let statements_sql =
+            "select statement_key, opening_minor, opening_date, closing_minor, closing_date \
+             from bank_statements where institution_id = $1 and bank_id = $2 and account_no = $3 \
+               and provisional = $4 order by closing_date, statement_key";
         let closing_sql = "select statement_key, closing_minor, closing_date from bank_statements \
              where institution_id = $1 and bank_id = $2 and account_no = $3 and provisional = $4 \
                and closing_minor is not null order by closing_date desc, received_at desc limit 1";
@@ -322,12 +333,18 @@ impl Store {
                     .bind(args.0)
                     .bind(args.1)
                     .bind(args.2)
-                    .bind(false)
                     .fetch_all($pool)
                     .await?;
                 let mut lines = Vec::with_capacity(rows.len());
+                let mut intraday = Vec::new();
                 for r in rows {
-                    lines.push(StoredLine {
+                    let provisional: bool = r.try_get(12)?;
+                    let into = if provisional {
+                        &mut intraday
+                    } else {
+                        &mut lines
+                    };
+                    into.push(StoredLine {
                         statement_key: r.try_get(0)?,
                         line_no: r
                             .try_get::<i32, _>(1)
@@ -356,7 +373,28 @@ impl Store {
                         Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
                     })
                     .transpose()?;
-                StatementLines { lines, closing }
+                let mut statements = Vec::new();
+                for r in sqlx::query(statements_sql)
+                    .bind(args.0)
+                    .bind(args.1)
+                    .bind(args.2)
+                    .bind(false)
+                    .fetch_all($pool)
+                    .await?
+                {
+                    let pair = |minor: Option<i64>, date: Option<NaiveDate>| minor.zip(date);
+                    statements.push(StatementBalances {
+                        key: r.try_get(0)?,
+                        opening: pair(r.try_get(1)?, r.try_get(2)?),
+                        closing: pair(r.try_get(3)?, r.try_get(4)?),
+                    });
+                }
+                StatementLines {
+                    lines,
+                    closing,
+                    statements,
+                    intraday,
+                }
             }};
         }
         Ok(match self {

@@ -733,6 +733,18 @@ impl SqliteStore {
         Ok((institution, sheet))
     }
 
+    pub async fn enrollments(&self, id: &InstitutionId) -> Result<Vec<Enrollment>> {
+        let rows = sqlx::query(
+            "select * from enrollments where institution_id = ? order by enrollment_id",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(enrollment_row(r)?.state.enrollment))
+            .collect()
+    }
+
     pub async fn institutions(&self) -> Result<Vec<Institution>> {
         let rows = sqlx::query("select * from institutions order by institution_id")
             .fetch_all(&self.pool)

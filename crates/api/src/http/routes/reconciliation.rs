@@ -43,7 +43,7 @@ async fn reconciliation(
     let i = guard::institution(&state, &caller, &id, Action::Oversee).await?;
     let mut accounts = Vec::new();
     for account in state.store.supervised_accounts(&i.id).await? {
-        accounts.push(crate::reconcile::account_report(&state.store, &account).await?);
+        accounts.push(crate::reconcile::account_report(&state.store, &account, None).await?);
     }
     Ok(Json(Reconciliation {
         institution: i.id.to_string(),

@@ -168,6 +168,48 @@ pub(super) fn feed_silence(ctx: &Ctx, out: &mut Out) {
             kind: account.kind,
             account_no: account.account_no.clone(),
         }];
+        if let Some(b) = account
+            .chain_break
+            .as_ref()
+            .filter(|b| b.opening_date <= ctx.as_of)
+        {
+            // A statement that does not open where the last one closed: what
+            // happened in between is not seen, so the account is not
+            // supervised from the missing day until the bank fills the gap.
+            let mut evidence = evidence.clone();
+            evidence.extend([
+                Evidence::Date {
+                    name: "quarantined_from",
+                    date: b.quarantined_from,
+                },
+                Evidence::Amount {
+                    name: "closing_before_gap",
+                    minor: b.after_closing_minor.into(),
+                },
+                Evidence::Amount {
+                    name: "opening_after_gap",
+                    minor: b.opening_minor.into(),
+                },
+            ]);
+            out.signal(
+                kind,
+                Severity::Yellow,
+                format!("feed_silence:{}:gap", account.account_no),
+                format!(
+                    "{} account {}: statement {} opens at {} on {} but {} closed at {} on {}; a statement is missing, the account is quarantined from {} until the bank sends it",
+                    account.kind.code(),
+                    account.account_no,
+                    b.before,
+                    ctx.money(b.opening_minor),
+                    b.opening_date,
+                    b.after,
+                    ctx.money(b.after_closing_minor),
+                    b.after_closing_date,
+                    b.quarantined_from
+                ),
+                evidence,
+            );
+        }
         let key = format!("feed_silence:{}", account.account_no);
         let Some(last) = latest_closing(account, ctx.as_of) else {
             out.signal(

@@ -26,7 +26,20 @@ pub(super) fn diverted_collection(ctx: &Ctx, out: &mut Out) {
     ) else {
         return;
     };
-    let Some(cutoff) = ctx.as_of.checked_sub_days(Days::new(u64::from(grace))) else {
+    // A day's sales can only be judged once the bank has reported the grace
+    // days after it: a silent bank is feed silence, not diverted money.
+    let Some(reported_through) = ctx
+        .input
+        .accounts
+        .iter()
+        .filter(|a| a.kind == AccountKind::Escrow)
+        .filter_map(|a| crate::domain::risk::latest_closing(a, ctx.as_of))
+        .map(|c| c.date)
+        .max()
+    else {
+        return out.skip(kind, "no statement of the escrow account yet".into());
+    };
+    let Some(cutoff) = reported_through.checked_sub_days(Days::new(u64::from(grace))) else {
         return;
     };
     let counted =

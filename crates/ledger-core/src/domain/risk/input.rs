@@ -15,6 +15,7 @@ use crate::domain::ids::{ClientId, EnrollmentId};
 use crate::domain::policy::ResolvedRules;
 use crate::domain::registry::Institution;
 use crate::domain::risk::calendar::HolidayCalendar;
+use crate::domain::statements::ChainBreak;
 
 /// Everything the risk engine knows about one institution on one day.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +91,9 @@ pub struct SupervisedAccount {
     /// latest one on or before `as_of` however old it is: an account with
     /// none is an account that has never sent a statement.
     pub closings: Vec<Closing>,
+    /// Where its statements stop chaining (a statement missing or wrong):
+    /// from that day on the bank's picture of the account is incomplete.
+    pub chain_break: Option<ChainBreak>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

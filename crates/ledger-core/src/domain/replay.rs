@@ -1,0 +1,90 @@
+//! The books as they stood at the end of a past day, replayed from the
+//! entries by the day the money moved (`occurred_at`), so that a statement
+//! day reads as it was lived, whatever was recorded later.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+
+use crate::domain::accounts::{AccountCode, AccountType, Side};
+use crate::domain::entry::{Entry, Phase};
+
+/// One account's totals replayed (minor units).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Replayed {
+    posted_debits: i64,
+    posted_credits: i64,
+    pending_debits: i64,
+}
+
+/// Every account's balance at the end of one day.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BooksOn {
+    accounts: BTreeMap<String, Replayed>,
+}
+
+impl BooksOn {
+    /// The entries that occurred on or before `day`, in any order.
+    pub fn replay<'a>(entries: impl IntoIterator<Item = &'a Entry>, day: NaiveDate) -> BooksOn {
+        let mut accounts: BTreeMap<String, Replayed> = BTreeMap::new();
+        for e in entries {
+            if e.occurred_at.date_naive() > day {
+                continue;
+            }
+            for p in &e.postings {
+                let t = accounts.entry(p.account.clone()).or_default();
+                let amount = p.amount_minor;
+                match (e.kind.phase(), p.side == Side::Debit) {
+                    (Phase::Posted, true) => t.posted_debits += amount,
+                    (Phase::Posted, false) => t.posted_credits += amount,
+                    (Phase::Pending, true) => t.pending_debits += amount,
+                    (Phase::Pending, false) => {}
+                    (Phase::PostPending, true) => {
+                        t.pending_debits -= amount;
+                        t.posted_debits += amount;
+                    }
+                    (Phase::PostPending, false) => t.posted_credits += amount,
+                    (Phase::VoidPending, true) => t.pending_debits -= amount,
+                    (Phase::VoidPending, false) => {}
+                }
+            }
+        }
+        BooksOn { accounts }
+    }
+
+    /// The posted balance, signed as the account's type reads it (assets
+    /// debit-positive, liabilities credit-positive); zero when untouched.
+    pub fn balance(&self, account: &str) -> i64 {
+        let Some(t) = self.accounts.get(account) else {
+            return 0;
+        };
+        match AccountCode::parse(account).map(|c| c.account_type()) {
+            Ok(AccountType::Asset) => t.posted_debits - t.posted_credits,
+            _ => t.posted_credits - t.posted_debits,
+        }
+    }
+
+    /// Debits instructed and not yet confirmed or voided by the bank.
+    pub fn pending_debits(&self, account: &str) -> i64 {
+        self.accounts.get(account).map_or(0, |t| t.pending_debits)
+    }
+
+    /// Unearned tuition: every `prepaid/{enrollment}` together.
+    pub fn prepaid(&self) -> i64 {
+        self.accounts
+            .keys()
+            .filter(|a| a.starts_with("prepaid/"))
+            .map(|a| self.balance(a))
+            .sum()
+    }
+
+    /// What the supervised escrow account holds for others: unearned
+    /// tuition, earned tuition not yet released, approved refunds not yet
+    /// paid and receipts not yet attributed.
+    pub fn owed_from_escrow(&self) -> i64 {
+        self.prepaid()
+            + self.balance("releasable")
+            + self.balance("refund_payable")
+            + self.balance("unidentified")
+    }
+}

@@ -1,0 +1,131 @@
+//! Whether an account's end-of-day statements chain: each one must open
+//! where the one before it closed. A statement that does not is evidence
+//! that one in between is missing (or wrong), so everything the bank
+//! reported from the missing day on cannot be trusted to be complete: the
+//! account is quarantined from that day until the chain is whole again.
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+/// A final statement's balances (minor units), as the store holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementBalances {
+    pub key: String,
+    pub opening: Option<(i64, NaiveDate)>,
+    pub closing: Option<(i64, NaiveDate)>,
+}
+
+/// The first place the chain breaks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainBreak {
+    /// The last statement before the gap and its closing balance.
+    pub after: String,
+    pub after_closing_minor: i64,
+    pub after_closing_date: NaiveDate,
+    /// The first statement after the gap and the balance it opens with.
+    pub before: String,
+    pub opening_minor: i64,
+    pub opening_date: NaiveDate,
+    /// The first day whose statement is missing: quarantine starts here.
+    pub quarantined_from: NaiveDate,
+}
+
+/// Statements in the order the bank issued them: by closing date, then
+/// key (pages of one day in their order).
+pub fn in_order(statements: &mut [StatementBalances]) {
+    statements.sort_by(|a, b| {
+        let day = |s: &StatementBalances| s.closing.map(|c| c.1).or(s.opening.map(|o| o.1));
+        day(a).cmp(&day(b)).then_with(|| a.key.cmp(&b.key))
+    });
+}
+
+/// The first break in the chain of `statements` (taken in issue order), if
+/// any. A statement without an opening or closing balance cannot be
+/// checked against its neighbours and is passed over.
+pub fn first_break(statements: &[StatementBalances]) -> Option<ChainBreak> {
+    let mut ordered = statements.to_vec();
+    in_order(&mut ordered);
+    let mut previous: Option<&StatementBalances> = None;
+    for s in &ordered {
+        if let (Some(p), Some((opening, opening_date))) = (previous, s.opening) {
+            if let Some((closing, closing_date)) = p.closing {
+                if opening != closing {
+                    return Some(ChainBreak {
+                        after: p.key.clone(),
+                        after_closing_minor: closing,
+                        after_closing_date: closing_date,
+                        before: s.key.clone(),
+                        opening_minor: opening,
+                        opening_date,
+                        quarantined_from: closing_date.succ_opt().unwrap_or(closing_date),
+                    });
+                }
+            }
+        }
+        if s.closing.is_some() {
+            previous = Some(s);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 5, d).unwrap()
+    }
+
+    fn s(key: &str, open: (i64, u32), close: (i64, u32)) -> StatementBalances {
+        StatementBalances {
+            key: key.into(),
+            opening: Some((open.0, day(open.1))),
+            closing: Some((close.0, day(close.1))),
+        }
+    }
+
+    #[test]
+    fn consecutive_statements_that_chain_have_no_break_in_any_order() {
+        let chain = vec![
+            s("S3", (150, 3), (90, 3)),
+            s("S1", (0, 1), (100, 1)),
+            s("S2", (100, 2), (150, 2)),
+        ];
+        assert_eq!(first_break(&chain), None);
+    }
+
+    #[test]
+    fn days_without_a_statement_are_no_gap_when_the_balance_carries_over() {
+        // No statement over the weekend: Friday's closing is Monday's opening.
+        let chain = vec![s("FRI", (0, 1), (100, 1)), s("MON", (100, 4), (120, 4))];
+        assert_eq!(first_break(&chain), None);
+    }
+
+    #[test]
+    fn a_missing_statement_breaks_the_chain_from_the_day_after_the_last_good_one() {
+        let chain = vec![
+            s("S1", (0, 1), (100, 1)),
+            // S2 (100 → 40) never arrived.
+            s("S3", (40, 3), (60, 3)),
+            s("S4", (60, 4), (70, 4)),
+        ];
+        let b = first_break(&chain).unwrap();
+        assert_eq!((b.after.as_str(), b.before.as_str()), ("S1", "S3"));
+        assert_eq!((b.after_closing_minor, b.opening_minor), (100, 40));
+        assert_eq!(b.quarantined_from, day(2));
+        // Filling the gap heals the chain.
+        let mut filled = chain.clone();
+        filled.push(s("S2", (100, 2), (40, 2)));
+        assert_eq!(first_break(&filled), None);
+    }
+
+    #[test]
+    fn statements_without_balances_are_passed_over() {
+        let mut bare = s("S2", (0, 2), (0, 2));
+        bare.opening = None;
+        bare.closing = None;
+        let chain = vec![s("S1", (0, 1), (100, 1)), bare, s("S3", (100, 3), (10, 3))];
+        assert_eq!(first_break(&chain), None);
+    }
+}
