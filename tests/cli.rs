@@ -701,6 +701,177 @@ fn reconcile_matches_bank_lines_to_the_ledger_and_names_an_unauthorized_outflow(
     assert!(run(&url, &["verify"]).status.success());
 }
 
+/// Ingests MT940/MT942 lines as one file from Puyang Bank.
+fn ingest_pyb(url: &str, dir: &Path, name: &str, lines: &[&str]) -> serde_json::Value {
+    let out = run(
+        url,
+        &[
+            "feed",
+            "ingest",
+            "--bank",
+            "PYB",
+            "--json",
+            &write(dir, name, lines),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+#[test]
+fn a_missing_statement_quarantines_the_account_and_intraday_lines_stay_provisional() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = "6222000011112222";
+    let url = bank_scenario(
+        dir.path(),
+        "INS-410922-001",
+        account,
+        &[
+            r#""client_id":"RL-A","op":"instruct_release","amount":"50.00""#,
+            r#""client_id":"RL-B","op":"instruct_release","amount":"30.00""#,
+            r#""client_id":"RL-C","op":"instruct_release","amount":"20.00""#,
+        ],
+        &[
+            ":60F:C261102CNY1000,00",
+            ":61:2611021102D50,00NTRFRL-A//B001",
+            ":86:拨付",
+            ":62F:C261102CNY950,00",
+        ],
+    );
+    let pending =
+        || account_balance(&url, "INS-410922-001", "releasable")["pending_debits"].clone();
+    let report = |extra: &[&str]| {
+        let mut args = vec!["reconcile", "--institution", "INS-410922-001", "--json"];
+        args.extend_from_slice(extra);
+        run_json(&url, &args)["accounts"][0].clone()
+    };
+    let record = || report(&["--record"]);
+
+    // The statement of 4 November opens at 900.00: the one of the 3rd
+    // (950.00 → 900.00) never came.
+    let fourth = ingest_pyb(
+        &url,
+        dir.path(),
+        "s3.sta",
+        &[
+            ":20:STMT-PYB3",
+            &format!(":25:{account}"),
+            ":28C:00003/001",
+            ":60F:C261104CNY900,00",
+            ":61:2611041104D30,00NTRFRL-B//B003",
+            ":86:拨付",
+            ":62F:C261104CNY870,00",
+            "-",
+        ],
+    );
+    assert!(fourth[0]["warnings"][0]
+        .as_str()
+        .unwrap()
+        .contains("a statement is missing"));
+    let r = report(&[]);
+    assert_eq!(r["quarantine"]["from"], "2026-11-03", "{r}");
+    let status: Vec<(&str, &str)> = r["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["date"].as_str().unwrap(), d["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(status[1], ("2026-11-04", "quarantined"), "{status:?}");
+    assert_ne!(status[0].1, "quarantined");
+    let day = &r["days"][1];
+    assert_eq!(day["bank_closing"], "870.00");
+    assert!(day["ledger_balance"].is_string() && day["owed"].is_string());
+    // Nothing is booked from the quarantined statement.
+    let first = record();
+    assert_eq!(first["quarantined_from"], "2026-11-03");
+    assert_eq!(first["instructions_confirmed"], 1, "only RL-A: {first}");
+    assert_eq!(pending(), "50.00", "RL-B and RL-C still pending");
+
+    // An intraday report of the 5th shows RL-C executed: provisional only.
+    ingest_pyb(
+        &url,
+        dir.path(),
+        "intraday.sta",
+        &[
+            ":20:INTRA1105",
+            &format!(":25:{account}"),
+            ":28C:00005/001",
+            ":34F:CNYD0,",
+            ":13D:2611051030+0800",
+            ":61:2611051105D20,00NTRFRL-C//B005",
+            ":86:拨付",
+            ":90D:1CNY20,00",
+            ":90C:0CNY0,",
+            "-",
+        ],
+    );
+    let r = report(&[]);
+    let provisional = r["provisional"]["matches"].as_array().unwrap();
+    assert_eq!(provisional.len(), 1, "{r}");
+    assert_eq!(provisional[0]["entries"][0]["client_id"], "RL-C");
+    assert_eq!(record()["instructions_confirmed"], 0);
+    assert_eq!(pending(), "50.00", "an intraday line books nothing");
+
+    // The bank sends the missing statement: the chain is whole, RL-B is
+    // confirmed, and the 50.00 that left on the 3rd is an unauthorized outflow.
+    ingest_pyb(
+        &url,
+        dir.path(),
+        "s2.sta",
+        &[
+            ":20:STMT-PYB2",
+            &format!(":25:{account}"),
+            ":28C:00002/001",
+            ":60F:C261102CNY950,00",
+            ":61:2611031103D50,00NTRFNONREF//B002",
+            ":86:转出",
+            ":62F:C261103CNY900,00",
+            "-",
+        ],
+    );
+    let healed = record();
+    assert_eq!(healed["quarantined_from"], serde_json::Value::Null);
+    assert_eq!(healed["instructions_confirmed"], 1, "RL-B: {healed}");
+    assert_eq!(healed["unauthorized_outflows"], 1);
+    assert_eq!(pending(), "20.00");
+
+    // The end-of-day statement of the 5th supersedes the intraday line.
+    ingest_pyb(
+        &url,
+        dir.path(),
+        "s5.sta",
+        &[
+            ":20:STMT-PYB5",
+            &format!(":25:{account}"),
+            ":28C:00005/001",
+            ":60F:C261104CNY870,00",
+            ":61:2611051105D20,00NTRFRL-C//B005",
+            ":86:拨付",
+            ":62F:C261105CNY850,00",
+            "-",
+        ],
+    );
+    assert_eq!(record()["instructions_confirmed"], 1, "RL-C");
+    assert_eq!(pending(), "0.00");
+    let r = report(&[]);
+    assert!(r["quarantine"].is_null());
+    assert_eq!(r["provisional"]["matches"], serde_json::json!([]));
+    assert_eq!(r["days"].as_array().unwrap().len(), 4);
+
+    // As things stood at the end of the 3rd: two statement days, and the
+    // report of the past leaves out what came after.
+    let past = report(&["--date", "2026-11-03"]);
+    let days: Vec<&str> = past["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["date"].as_str().unwrap())
+        .collect();
+    assert_eq!(days, ["2026-11-02", "2026-11-03"]);
+    assert_eq!(past["bank_closing"]["amount"], "900.00");
+    assert!(run(&url, &["verify"]).status.success());
+}
+
 #[test]
 fn the_demo_county_flags_exactly_the_institution_that_is_running_off() {
     let dir = tempfile::tempdir().unwrap();

@@ -1076,6 +1076,36 @@ async fn officers_reconcile_and_set_rules(backend: Backend) {
         .filter(|l| l["unauthorized_outflow"] == json!(true))
         .collect();
     assert_eq!(outflows.len(), 1, "{recon}");
+    // Statement day by statement day: the escrow closing of 7 November is
+    // 30,000.00 short of the ledger at the end of that day.
+    let escrow = accounts.iter().find(|a| a["kind"] == "escrow").unwrap();
+    let closing_day = &escrow["days"][0];
+    assert_eq!(
+        (
+            &closing_day["date"],
+            &closing_day["status"],
+            &closing_day["bank_minus_ledger"]
+        ),
+        (&json!("2026-11-07"), &json!("differs"), &json!("-30000.00")),
+        "{escrow}"
+    );
+    // As it stood on 31 October no statement had come yet.
+    let (status, past) = server
+        .get(
+            &officer,
+            "/v1/institutions/INS-410922-004/reconciliation?date=2026-10-31",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{past}");
+    assert_eq!(past["accounts"][0]["days"], json!([]));
+    assert_eq!(past["accounts"][0]["bank_closing"], Value::Null);
+    let (status, p) = server
+        .get(
+            &officer,
+            "/v1/institutions/INS-410922-004/reconciliation?date=31-10-2026",
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{p}");
     let (status, _) = server
         .get(&platform, "/v1/institutions/INS-410922-004/reconciliation")
         .await;

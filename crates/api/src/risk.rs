@@ -171,6 +171,40 @@ fn packages_sold(
         .collect()
 }
 
+/// The ledger's figures at the end of `day` (entries by occurred date).
+fn ledger_figures(entries: &[Entry], day: NaiveDate) -> LedgerFigures {
+    let books = BooksOn::replay(entries, day);
+    let year_before = day - Duration::days(365);
+    let collections_12m = entries
+        .iter()
+        .filter(|e| {
+            let on = e.occurred_at.date_naive();
+            on > year_before && on <= day
+        })
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EntryKind::TuitionPaid
+                    | EntryKind::ReceiptAttributed
+                    | EntryKind::TuitionCollectedOutside
+            )
+        })
+        .map(|e| amount_to(e, "prepaid/"))
+        .sum();
+    LedgerFigures {
+        unearned_prepaid_minor: books.prepaid(),
+        refund_payable_minor: books.balance("refund_payable"),
+        releasable_minor: books.balance("releasable"),
+        unidentified_minor: books.balance("unidentified"),
+        escrow_cash_minor: books.balance("escrow_cash"),
+        deposit_cash_minor: books.balance("deposit_cash"),
+        held_by_institution_minor: books.balance("held_by_institution"),
+        pending_release_minor: books.pending_debits("releasable"),
+        pending_refund_minor: books.pending_debits("refund_payable"),
+        collections_12m_minor: collections_12m,
+    }
+}
+
 async fn snapshot(
     store: &Store,
     institution: &Institution,
@@ -183,7 +217,6 @@ async fn snapshot(
         .filter(|e| e.occurred_at.date_naive() <= as_of)
         .collect();
     let by_seq: BTreeMap<i64, &Entry> = entries.iter().map(|e| (e.seq, e)).collect();
-    let books = BooksOn::replay(&entries, as_of);
 
     let mut accounts = Vec::new();
     let mut bank_debits = Vec::new();
@@ -191,8 +224,13 @@ async fn snapshot(
     let mut balance_mismatches = Vec::new();
     let mut arrived = BTreeSet::new();
     let mut movements = Vec::new();
+    // The day through which every supervised account has reported.
+    let mut statements_through: Option<NaiveDate> = None;
     for account in store.supervised_accounts(&institution.id).await? {
         let seen = account_seen(store, &account, &entries, as_of).await?;
+        if let Some(latest) = seen.account.closings.iter().map(|c| c.date).max() {
+            statements_through = Some(statements_through.map_or(latest, |d| d.min(latest)));
+        }
         if account.kind == AccountKind::Escrow {
             arrived.extend(seen.settled);
         }
@@ -217,7 +255,6 @@ async fn snapshot(
             day(&mut days, date).bank_credits_minor += amount;
         }
     }
-    let mut collections_12m = 0i64;
     let mut cap_flags = Vec::new();
     for e in &entries {
         let date = e.occurred_at.date_naive();
@@ -230,16 +267,10 @@ async fn snapshot(
                 if e.kind == EntryKind::ReceiptAttributed || arrived.contains(&e.seq) {
                     d.collections_into_escrow_minor += amount;
                 }
-                if date > as_of - Duration::days(365) {
-                    collections_12m += amount;
-                }
             }
             EntryKind::TuitionCollectedOutside => {
                 let amount = amount_to(e, "prepaid/");
                 d.collections_reported_minor += amount;
-                if date > as_of - Duration::days(365) {
-                    collections_12m += amount;
-                }
             }
             EntryKind::LessonsConsumed => {
                 d.consumed_minor += amount_to(e, "releasable");
@@ -305,18 +336,10 @@ async fn snapshot(
         calendar: rules.params.calendar()?,
         rules,
         history_from,
-        ledger: LedgerFigures {
-            unearned_prepaid_minor: books.prepaid(),
-            refund_payable_minor: books.balance("refund_payable"),
-            releasable_minor: books.balance("releasable"),
-            unidentified_minor: books.balance("unidentified"),
-            escrow_cash_minor: books.balance("escrow_cash"),
-            deposit_cash_minor: books.balance("deposit_cash"),
-            held_by_institution_minor: books.balance("held_by_institution"),
-            pending_release_minor: books.pending_debits("releasable"),
-            pending_refund_minor: books.pending_debits("refund_payable"),
-            collections_12m_minor: collections_12m,
-        },
+        ledger: ledger_figures(&entries, as_of),
+        ledger_at_statements: statements_through
+            .filter(|day| *day < as_of)
+            .map(|day| (day, ledger_figures(&entries, day))),
         accounts,
         days: days.into_values().collect(),
         packages,

@@ -99,6 +99,7 @@ fn healthy(as_of: NaiveDate) -> RiskInput {
             pending_refund_minor: 0,
             collections_12m_minor: 365 * DAILY,
         },
+        ledger_at_statements: None,
         accounts: vec![
             SupervisedAccount {
                 kind: AccountKind::Escrow,

@@ -167,6 +167,7 @@ fn risk_input(n: usize, as_of: NaiveDate) -> anyhow::Result<ledger_core::domain:
             collections_12m_minor: 365 * daily,
             ..Default::default()
         },
+        ledger_at_statements: None,
         accounts: vec![
             SupervisedAccount {
                 kind: AccountKind::Escrow,

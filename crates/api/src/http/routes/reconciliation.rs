@@ -5,12 +5,12 @@
 
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::access::{Action, Caller};
-use crate::http::problem::{ApiError, ApiResult, Json, Problem};
+use crate::http::problem::{ApiError, ApiResult, Json, Problem, Query};
 use crate::http::{guard, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -24,26 +24,39 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct Reconciliation {
     pub institution: String,
     /// One report per supervised account: `bank_closing`, `ledger_balance`,
-    /// `owed`, `bank_minus_ledger`, `matches`, `suggestions`,
-    /// `unmatched_lines` (with `unauthorized_outflow`), `unmatched_entries`.
+    /// `owed`, `bank_minus_ledger`, `days` (each statement day's bank
+    /// closing, ledger balance at that day's end, owed, difference and
+    /// status `agrees`, `differs` or `quarantined`), `quarantine` (where the
+    /// statement chain breaks, or null), `provisional` (intraday lines
+    /// matched but not booked), `matches`, `suggestions`, `unmatched_lines`
+    /// (with `unauthorized_outflow`), `unmatched_entries`.
     #[schema(value_type = Vec<Object>)]
     pub accounts: Vec<serde_json::Value>,
 }
 
-/// The institution's supervised accounts reconciled against its books (a
-/// report: it records nothing).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReconciliationQuery {
+    /// Reconcile as things stood at the end of this day (YYYY-MM-DD):
+    /// statements, lines and entries after it are left out.
+    pub date: Option<chrono::NaiveDate>,
+}
+
+/// The institution's supervised accounts reconciled against its books,
+/// statement day by statement day (a report: it records nothing).
 #[utoipa::path(get, path = "/v1/institutions/{id}/reconciliation", tag = "oversight",
-    params(("id" = String, Path, description = "Institution id")),
-    responses((status = 200, body = Reconciliation), (status = 404, body = Problem)))]
+    params(("id" = String, Path, description = "Institution id"), ReconciliationQuery),
+    responses((status = 200, body = Reconciliation), (status = 400, body = Problem), (status = 404, body = Problem)))]
 async fn reconciliation(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(q): Query<ReconciliationQuery>,
 ) -> ApiResult<Json<Reconciliation>> {
     let i = guard::institution(&state, &caller, &id, Action::Oversee).await?;
     let mut accounts = Vec::new();
     for account in state.store.supervised_accounts(&i.id).await? {
-        accounts.push(crate::reconcile::account_report(&state.store, &account, None).await?);
+        accounts.push(crate::reconcile::account_report(&state.store, &account, q.date).await?);
     }
     Ok(Json(Reconciliation {
         institution: i.id.to_string(),

@@ -55,7 +55,19 @@ pub(super) fn shortfall(ctx: &Ctx, out: &mut Out) {
             }
         }
     }
-    let ledger = &ctx.input.ledger;
+    // The bank's closings against what was owed the day they close: sales
+    // recorded since are not yet confirmed either way (feed silence says
+    // so), and must not read as a shortfall.
+    let ledger = match &ctx.input.ledger_at_statements {
+        Some((day, figures)) if *day < ctx.as_of => {
+            evidence.push(Evidence::Date {
+                name: "owed_as_of",
+                date: *day,
+            });
+            figures
+        }
+        _ => &ctx.input.ledger,
+    };
     let in_flight = i128::from(ledger.pending_release_minor.max(0));
     let funds = bank - in_flight;
     let owed = i128::from(ledger.unearned_prepaid_minor) + i128::from(ledger.refund_payable_minor);

@@ -34,6 +34,10 @@ pub struct RiskInput {
     /// are unknown, so baselines reaching back before it are not evaluated.
     pub history_from: NaiveDate,
     pub ledger: LedgerFigures,
+    /// The ledger at the end of the day the banks' latest closings cover
+    /// (the oldest of the supervised accounts' latest closings), when that
+    /// is before `as_of`: what the closings are compared with.
+    pub ledger_at_statements: Option<(NaiveDate, LedgerFigures)>,
     /// Supervised accounts on file with what their banks reported.
     pub accounts: Vec<SupervisedAccount>,
     /// Daily figures covering at least `baseline_days + lookback_days`
