@@ -623,7 +623,17 @@ async fn live_the_term(store: &Store, clock: &Clock) -> (Seen, BTreeMap<String, 
                     .unwrap();
             }
         }
-        for a in api::risk::assess(store, &scope, day).await.unwrap() {
+        let assessed = api::risk::assess(store, &scope, day).await.unwrap();
+        if day.weekday() == chrono::Weekday::Sun {
+            // The national scan loads set-wise; it must say the same.
+            let institutions = store.institutions().await.unwrap();
+            let set_wise =
+                api::risk::assess_loaded(store, institutions, day, api::risk::Loading::SetWise)
+                    .await
+                    .unwrap();
+            assert_eq!(set_wise, assessed, "set-wise loading differs on {day}");
+        }
+        for a in assessed {
             let signals = a
                 .signals
                 .iter()

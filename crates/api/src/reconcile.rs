@@ -92,7 +92,17 @@ pub async fn match_account(
     entries: &[Entry],
     until: Option<NaiveDate>,
 ) -> anyhow::Result<Matched> {
-    let mut stored = store.statement_lines(account).await?;
+    let stored = store.statement_lines(account).await?;
+    match_stored(stored, account.kind, entries, until)
+}
+
+/// [`match_account`] on lines already loaded.
+pub fn match_stored(
+    mut stored: ledger_core::store::StatementLines,
+    kind: AccountKind,
+    entries: &[Entry],
+    until: Option<NaiveDate>,
+) -> anyhow::Result<Matched> {
     if let Some(day) = until {
         let known = |l: &StoredLine| line_day(l).is_none_or(|d| d <= day);
         stored.lines.retain(known);
@@ -110,7 +120,7 @@ pub async fn match_account(
         .iter()
         .filter(|e| until.is_none_or(|d| e.occurred_at.date_naive() <= d))
         .collect();
-    let (undated, outcome) = run_matcher(&stored.lines, &entries, account.kind)?;
+    let (undated, outcome) = run_matcher(&stored.lines, &entries, kind)?;
 
     let quarantine = quarantine(&stored.statements);
 
@@ -137,7 +147,7 @@ pub async fn match_account(
         .copied()
         .filter(|e| !settled.contains(&(e.seq as u64)))
         .collect();
-    let (_, provisional_outcome) = run_matcher(&provisional, &open, account.kind)?;
+    let (_, provisional_outcome) = run_matcher(&provisional, &open, kind)?;
     Ok(Matched {
         stored,
         undated,

@@ -2,20 +2,23 @@
 //! store (books, bank statements, the reconciliation outcome) and evaluates
 //! it; prints the jurisdiction's institutions riskiest first.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::ExitCode;
 
 use chrono::{Duration, NaiveDate};
 use ledger_core::domain::feeds::{AccountKind, BankAccount};
+use ledger_core::domain::policy::ResolvedRules;
+use ledger_core::domain::refunds::{Refund, RefundEvent};
 use ledger_core::domain::replay::BooksOn;
 use ledger_core::domain::risk::{
     self, schedule, Assessment, BankLine, CapFlag, Closing, DayFigures, EntryRef, LedgerFigures,
     RiskInput, SupervisedAccount,
 };
+use ledger_core::store::{EventRow, StatementLines};
 use ledger_core::{Entry, EntryKind, Institution, JurisdictionCode, Store};
 use serde_json::json;
 
-use crate::reconcile::{all_entries, match_account};
+use crate::reconcile::{all_entries, match_stored};
 
 fn amount_to(entry: &Entry, account: &str) -> i64 {
     entry
@@ -41,13 +44,13 @@ struct AccountSeen {
     mismatch: Option<risk::BalanceMismatch>,
 }
 
-async fn account_seen(
-    store: &Store,
+fn account_seen(
     account: &BankAccount,
+    stored: &StatementLines,
     entries: &[Entry],
     as_of: NaiveDate,
 ) -> anyhow::Result<AccountSeen> {
-    let matched = match_account(store, account, entries, Some(as_of)).await?;
+    let matched = match_stored(stored.clone(), account.kind, entries, Some(as_of))?;
     let lines = &matched.stored.lines;
     // The balance before each line: its statement's opening plus the lines
     // before it on that statement (lines come in statement order).
@@ -205,16 +208,134 @@ fn ledger_figures(entries: &[Entry], day: NaiveDate) -> LedgerFigures {
     }
 }
 
-async fn snapshot(
-    store: &Store,
-    institution: &Institution,
-    as_of: NaiveDate,
-) -> anyhow::Result<RiskInput> {
-    let all = all_entries(store, &institution.id).await?;
+/// Everything the risk engine reads about one institution, loaded either
+/// one institution at a time or set-wise for a whole scan.
+pub struct Records {
+    pub institution: Institution,
+    pub entries: Vec<Entry>,
+    pub accounts: Vec<(BankAccount, StatementLines)>,
+    pub enrollments: Vec<ledger_core::Enrollment>,
+    pub refunds: Vec<(Refund, Vec<RefundEvent>)>,
+    pub events: Vec<EventRow>,
+    pub rules: ResolvedRules,
+}
+
+impl Records {
+    /// One institution's records, a few queries each.
+    pub async fn of(
+        store: &Store,
+        institution: &Institution,
+        as_of: NaiveDate,
+    ) -> anyhow::Result<Records> {
+        let mut accounts = Vec::new();
+        for account in store.supervised_accounts(&institution.id).await? {
+            let lines = store.statement_lines(&account).await?;
+            accounts.push((account, lines));
+        }
+        let mut refunds = Vec::new();
+        for r in store.refunds(Some(&institution.id), None).await? {
+            let trail = store.refund_trail(&r.institution, &r.id).await?;
+            refunds.push((r, trail));
+        }
+        Ok(Records {
+            institution: institution.clone(),
+            entries: all_entries(store, &institution.id).await?,
+            accounts,
+            enrollments: store.enrollments(&institution.id).await?,
+            refunds,
+            events: store.events(&institution.id).await?,
+            rules: store.rules_for(institution, as_of).await?,
+        })
+    }
+
+    /// The records of every institution given, set-wise: one query per
+    /// kind of record for the whole store, whatever the number of
+    /// institutions (the national daily scan).
+    pub async fn all(
+        store: &Store,
+        institutions: Vec<Institution>,
+        as_of: NaiveDate,
+    ) -> anyhow::Result<Vec<Records>> {
+        let wanted: HashMap<String, usize> = institutions
+            .iter()
+            .enumerate()
+            .map(|(n, i)| (i.id.to_string(), n))
+            .collect();
+        let mut rules: HashMap<String, ResolvedRules> = HashMap::new();
+        let mut records = Vec::with_capacity(institutions.len());
+        for institution in institutions {
+            let code = institution.jurisdiction.to_string();
+            if !rules.contains_key(&code) {
+                rules.insert(code.clone(), store.rules_for(&institution, as_of).await?);
+            }
+            records.push(Records {
+                rules: rules[&code].clone(),
+                institution,
+                entries: Vec::new(),
+                accounts: Vec::new(),
+                enrollments: Vec::new(),
+                refunds: Vec::new(),
+                events: Vec::new(),
+            });
+        }
+        let slot = |id: &str| wanted.get(id).copied();
+        let mut after: Option<(String, i64)> = None;
+        loop {
+            let page = store
+                .entries_all(after.as_ref().map(|(i, s)| (i.as_str(), *s)), 50_000)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some((last.institution.to_string(), last.seq));
+            for e in page {
+                if let Some(n) = slot(e.institution.as_str()) {
+                    records[n].entries.push(e);
+                }
+            }
+        }
+        let mut lines = store.statement_lines_all().await?;
+        for account in store.supervised_accounts_all().await? {
+            if let Some(n) = slot(account.institution.as_str()) {
+                let key = (
+                    account.institution.to_string(),
+                    account.bank.clone(),
+                    account.account_no.clone(),
+                );
+                let stored = lines.remove(&key).unwrap_or_default();
+                records[n].accounts.push((account, stored));
+            }
+        }
+        for e in store.enrollments_all().await? {
+            if let Some(n) = slot(e.institution.as_str()) {
+                records[n].enrollments.push(e);
+            }
+        }
+        let mut trails = store.refund_trails_all().await?;
+        for r in store.refunds(None, None).await? {
+            if let Some(n) = slot(r.institution.as_str()) {
+                let trail = trails
+                    .remove(&(r.institution.to_string(), r.id.clone()))
+                    .unwrap_or_default();
+                records[n].refunds.push((r, trail));
+            }
+        }
+        for (institution, events) in store.events_all().await? {
+            if let Some(n) = slot(&institution) {
+                records[n].events = events;
+            }
+        }
+        Ok(records)
+    }
+}
+
+/// The snapshot of one institution on one day, from its records.
+pub fn snapshot(records: &Records, as_of: NaiveDate) -> anyhow::Result<RiskInput> {
+    let institution = &records.institution;
     // Nothing after the day assessed: a past day reads as it was lived.
-    let entries: Vec<Entry> = all
-        .into_iter()
+    let entries: Vec<Entry> = records
+        .entries
+        .iter()
         .filter(|e| e.occurred_at.date_naive() <= as_of)
+        .cloned()
         .collect();
     let by_seq: BTreeMap<i64, &Entry> = entries.iter().map(|e| (e.seq, e)).collect();
 
@@ -226,8 +347,8 @@ async fn snapshot(
     let mut movements = Vec::new();
     // The day through which every supervised account has reported.
     let mut statements_through: Option<NaiveDate> = None;
-    for account in store.supervised_accounts(&institution.id).await? {
-        let seen = account_seen(store, &account, &entries, as_of).await?;
+    for (account, stored) in &records.accounts {
+        let seen = account_seen(account, stored, &entries, as_of)?;
         if let Some(latest) = seen.account.closings.iter().map(|c| c.date).max() {
             statements_through = Some(statements_through.map_or(latest, |d| d.min(latest)));
         }
@@ -308,26 +429,25 @@ async fn snapshot(
         .map(|e| e.occurred_at.date_naive())
         .min()
         .unwrap_or(as_of);
-    let refund_requests = refund_requests(store, institution, &entries).await?;
-    let rules = store.rules_for(institution, as_of).await?;
-    let enrollments = store.enrollments(&institution.id).await?;
+    let refund_requests = refund_requests(&records.refunds, &entries);
+    let rules = records.rules.clone();
+    let enrollments = &records.enrollments;
     let packages = schedule::package_counts(
-        &packages_sold(institution, &rules, &enrollments, &entries),
+        &packages_sold(institution, &rules, enrollments, &entries),
         as_of,
         &rules.params,
     );
-    let release_findings = schedule::releases_ahead_of_schedule(&enrollments, &entries);
-    let events = store
-        .events(&institution.id)
-        .await?
-        .into_iter()
+    let release_findings = schedule::releases_ahead_of_schedule(enrollments, &entries);
+    let events = records
+        .events
+        .iter()
         .filter_map(|(_, kind, date, _, _)| {
             let kind = match kind.as_str() {
                 "legal_representative_change" => risk::EventKind::LegalRepresentativeChange,
                 "closure_notice" => risk::EventKind::ClosureNotice,
                 _ => return None,
             };
-            Some(risk::InstitutionEvent { kind, date })
+            Some(risk::InstitutionEvent { kind, date: *date })
         })
         .collect();
     Ok(RiskInput {
@@ -356,18 +476,16 @@ async fn snapshot(
 /// The refund workflow's requests as the risk engine sees them: when each
 /// was asked, approved (or deemed approved) and paid. Declined requests owe
 /// nothing; a returned one is still owed.
-async fn refund_requests(
-    store: &Store,
-    institution: &Institution,
+fn refund_requests(
+    refunds: &[(Refund, Vec<RefundEvent>)],
     entries: &[Entry],
-) -> anyhow::Result<Vec<risk::RefundRequest>> {
+) -> Vec<risk::RefundRequest> {
     use ledger_core::domain::refunds::RefundState;
     let mut out = Vec::new();
-    for r in store.refunds(Some(&institution.id), None).await? {
+    for (r, trail) in refunds {
         if r.state == RefundState::Declined {
             continue;
         }
-        let trail = store.refund_trail(&r.institution, &r.id).await?;
         let on = |state: RefundState| {
             trail
                 .iter()
@@ -392,7 +510,7 @@ async fn refund_requests(
             }),
         });
     }
-    Ok(out)
+    out
 }
 
 /// The alerts a run leaves: each signal as a finding keyed by its condition.
@@ -444,11 +562,51 @@ pub async fn assess(
     scope: &JurisdictionCode,
     as_of: NaiveDate,
 ) -> anyhow::Result<Vec<Assessment>> {
-    let mut assessments: Vec<Assessment> = Vec::new();
-    for institution in store.institutions().await? {
-        if scope.covers(&institution.jurisdiction) {
-            assessments.push(risk::evaluate(&snapshot(store, &institution, as_of).await?));
+    let institutions: Vec<Institution> = store
+        .institutions()
+        .await?
+        .into_iter()
+        .filter(|i| scope.covers(&i.jurisdiction))
+        .collect();
+    let loading = if institutions.len() > SET_WISE_FROM {
+        Loading::SetWise
+    } else {
+        Loading::PerInstitution
+    };
+    assess_loaded(store, institutions, as_of, loading).await
+}
+
+/// Beyond this many institutions a scan loads set-wise: a few queries for
+/// the whole store instead of a dozen per institution.
+pub const SET_WISE_FROM: usize = 50;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loading {
+    PerInstitution,
+    SetWise,
+}
+
+/// The institutions given, evaluated as of a day, riskiest first, their
+/// records loaded as asked (both ways give the same answer).
+pub async fn assess_loaded(
+    store: &Store,
+    institutions: Vec<Institution>,
+    as_of: NaiveDate,
+    loading: Loading,
+) -> anyhow::Result<Vec<Assessment>> {
+    let records = match loading {
+        Loading::SetWise => Records::all(store, institutions, as_of).await?,
+        Loading::PerInstitution => {
+            let mut records = Vec::with_capacity(institutions.len());
+            for institution in &institutions {
+                records.push(Records::of(store, institution, as_of).await?);
+            }
+            records
         }
+    };
+    let mut assessments = Vec::with_capacity(records.len());
+    for r in &records {
+        assessments.push(risk::evaluate(&snapshot(r, as_of)?));
     }
     Ok(risk::rank(assessments))
 }

@@ -31,6 +31,7 @@ macro_rules! in_tx {
 
 mod access;
 mod alerts;
+mod bulk;
 mod clock;
 mod feeds;
 mod postgres;
@@ -56,6 +57,7 @@ use crate::domain::policy::RulePack;
 use crate::domain::registry::{Enrollment, Institution, Jurisdiction};
 
 pub use access::{AuditRecord, KeptAnswer, TokenRecord};
+pub use bulk::{AccountKey, EventRow};
 pub use clock::Clock;
 pub use feeds::{StatementLines, StoredLine};
 pub use postgres::PgStore;
@@ -428,6 +430,17 @@ impl Store {
 
     pub async fn institution(&self, id: &InstitutionId) -> Result<Institution> {
         dispatch!(self, s => s.institution(id).await)
+    }
+
+    /// A page of every institution's entries in (institution, seq) order,
+    /// after the given institution and seq (from the start without one).
+    pub async fn entries_all(&self, after: Option<(&str, i64)>, limit: i64) -> Result<Vec<Entry>> {
+        dispatch!(self, s => s.entries_all(after, limit).await)
+    }
+
+    /// Every institution's enrollments.
+    pub async fn enrollments_all(&self) -> Result<Vec<Enrollment>> {
+        dispatch!(self, s => s.enrollments_all().await)
     }
 
     /// An institution's enrollments (contracts), by id.

@@ -875,6 +875,54 @@ impl PgStore {
         })
     }
 
+    /// A page of every institution's entries, in (institution, seq) order,
+    /// after `after` (an institution id and seq).
+    pub async fn entries_all(&self, after: Option<(&str, i64)>, limit: i64) -> Result<Vec<Entry>> {
+        let (from_id, from_seq) = after.unwrap_or(("", 0));
+        let found = sqlx::query(&format!(
+            "select {ENTRY_COLUMNS} from entries e where (e.institution_id, e.seq) > ($1, $2) \
+             order by e.institution_id, e.seq limit $3"
+        ))
+        .bind(from_id)
+        .bind(from_seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let rows = found
+            .iter()
+            .map(|r| entry_row(r, false))
+            .collect::<Result<Vec<_>>>()?;
+        let Some(last) = rows.last() else {
+            return Ok(vec![]);
+        };
+        let postings = sqlx::query(
+            "select institution_id, seq, account_code, side, amount_minor from postings \
+             where (institution_id, seq) > ($1, $2) and (institution_id, seq) <= ($3, $4) \
+             order by institution_id, seq, leg",
+        )
+        .bind(from_id)
+        .bind(from_seq)
+        .bind(last.institution_id.clone())
+        .bind(last.seq)
+        .fetch_all(&self.pool)
+        .await?;
+        let postings = postings
+            .iter()
+            .map(posting_row)
+            .collect::<Result<Vec<_>>>()?;
+        rows::assemble(rows, postings, |r, p| r.into_entry(p))
+    }
+
+    /// Every institution's enrollments, by institution and id.
+    pub async fn enrollments_all(&self) -> Result<Vec<Enrollment>> {
+        let rows = sqlx::query("select * from enrollments order by institution_id, enrollment_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(enrollment_row(r)?.state.enrollment))
+            .collect()
+    }
+
     pub async fn entries(
         &self,
         id: &InstitutionId,
