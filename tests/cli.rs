@@ -1158,6 +1158,20 @@ fn a_release_the_bank_returned_is_voided_in_the_books() {
         releasable["pending_debits"], "0.00",
         "the returned release no longer holds money back"
     );
+    // And it is a red alert: the money is still owed to the institution.
+    let alerts = run_json(
+        &url,
+        &["alert", "list", "--institution", "INS-410922-001", "--json"],
+    );
+    let returned: Vec<_> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["key"] == "instruction_returned:RL-RET-1")
+        .collect();
+    assert_eq!(returned.len(), 1, "{alerts}");
+    assert_eq!(returned[0]["severity"], "red");
+    assert!(returned[0]["summary"].as_str().unwrap().contains("40.00"));
     assert!(run(&url, &["verify"]).status.success());
 }
 

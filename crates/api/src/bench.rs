@@ -1,16 +1,21 @@
 //! Benchmarks: `bench post` (entries per second through the ledger against a
 //! raw-SQL baseline) and `bench parse` (statement parsing throughput and
 //! memory against a plain scan of the same bytes), `bench reconcile` (the
-//! matcher against a plain hash join), `bench http` (the service under load,
-//! against ledger-core directly).
+//! matcher against a plain hash join), `bench reconcile-stored` and `bench
+//! risk-stored` (the jobs against a database, against the matcher alone and
+//! against loading one institution at a time), `bench http` (the service
+//! under load, against ledger-core directly).
 mod http;
 mod parse;
 mod post;
 mod recon;
+mod stored;
 
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use ledger_core::Store;
+use sqlx::Executor;
 
 pub use post::PostArgs;
 
@@ -35,6 +40,12 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1_000_000)]
         lines: usize,
     },
+    /// `reconcile --record` of N stored bank lines against N stored entries,
+    /// against the matcher alone on the same data.
+    ReconcileStored(stored::ReconcileStoredArgs),
+    /// The set-wise risk scan of N stored institutions, against loading
+    /// one institution at a time.
+    RiskStored(stored::RiskStoredArgs),
     /// The risk engine on N generated institutions, one snapshot at a time.
     Risk {
         #[arg(long, default_value_t = 100_000)]
@@ -49,6 +60,39 @@ pub enum BenchCommand {
     },
 }
 
+/// A scratch store for a benchmark: schema `name` on PostgreSQL (dropped
+/// and made afresh), a sibling file `<db>.<name>` on SQLite.
+pub(crate) async fn scratch(url: &str, name: &str) -> anyhow::Result<Store> {
+    let url = if url.starts_with("postgres") {
+        let admin = sqlx::PgPool::connect(url).await?;
+        admin
+            .execute(format!("drop schema if exists {name} cascade").as_str())
+            .await?;
+        admin
+            .execute(format!("create schema {name}").as_str())
+            .await?;
+        admin.close().await;
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}options=-c%20search_path%3D{name}")
+    } else {
+        let path = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:")
+            .split('?')
+            .next()
+            .unwrap_or("escrow-ledger.db")
+            .to_string();
+        let file = format!("{path}.{name}");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{file}{suffix}"));
+        }
+        format!("sqlite://{file}")
+    };
+    let store = Store::connect(&url).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
 pub async fn run(command: BenchCommand, url: &str) -> anyhow::Result<()> {
     match command {
         BenchCommand::Post(args) => post::run(args, url).await,
@@ -56,6 +100,8 @@ pub async fn run(command: BenchCommand, url: &str) -> anyhow::Result<()> {
         BenchCommand::Parse { lines, dir } => parse::run(lines, dir),
         BenchCommand::Reconcile { lines } => recon::reconcile_bench(lines),
         BenchCommand::Risk { institutions } => recon::risk_bench(institutions),
+        BenchCommand::ReconcileStored(args) => stored::reconcile_stored(args, url).await,
+        BenchCommand::RiskStored(args) => stored::risk_stored(args, url).await,
         BenchCommand::ParseFile { file, format } => {
             let format = match format.as_str() {
                 "mt940" => bank_adapter::Format::Mt940,

@@ -630,10 +630,42 @@ pub async fn record_account(
         }
     }
     let voided = voids.len();
+    // A returned instruction still owes its money: say so, loudly (the same
+    // alert the refund workflow raises when the bank rejects an instruction).
+    let mut returned = Vec::new();
+    for v in &voids {
+        if let Command::VoidPending { pending } = &v.command {
+            let e = entries.iter().find(|e| &e.client_id == pending);
+            let amount = e
+                .and_then(|e| e.postings.first())
+                .map_or(0, |p| p.amount_minor);
+            returned.push(ledger_core::domain::alerts::Finding {
+                key: format!("instruction_returned:{pending}"),
+                kind: "instruction_returned".into(),
+                severity: "red".into(),
+                summary: format!(
+                    "the bank returned {} {pending} ({} {}) on account {}: the pending entry was voided, the money is still owed",
+                    e.map_or("instruction", |e| e.kind.code()),
+                    format_minor(amount, account.currency),
+                    account.currency.code(),
+                    account.account_no
+                ),
+                evidence: json!([{ "type": "instruction", "id": pending.as_str(),
+                                   "account": account.account_no }])
+                .to_string(),
+                rule_pack: "reconciliation".into(),
+            });
+        }
+    }
     confirmations.extend(voids);
     let confirmed = confirmations.len() - voided;
     if !confirmations.is_empty() {
         store.execute_batch(confirmations).await?;
+    }
+    if !returned.is_empty() {
+        store
+            .record_findings(&account.institution, store.now().date_naive(), &returned)
+            .await?;
     }
     Ok(json!({
         "institution": account.institution,

@@ -12,7 +12,6 @@ use ledger_core::{
     InstitutionId, InstitutionStatus, JurisdictionCode, Request, Store, SupervisionMode,
 };
 use serde_json::json;
-use sqlx::Executor;
 
 use crate::access::{Role, Scope};
 use crate::http::{AppState, Config};
@@ -37,37 +36,6 @@ pub struct HttpArgs {
     /// Institutions the payments spread over (per side).
     #[arg(long, default_value_t = 200)]
     pub institutions: usize,
-}
-
-/// A scratch store: a `bench_http` schema on PostgreSQL, a sibling file on
-/// SQLite.
-async fn scratch(url: &str) -> anyhow::Result<Store> {
-    let url = if url.starts_with("postgres") {
-        let admin = sqlx::PgPool::connect(url).await?;
-        admin
-            .execute("drop schema if exists bench_http cascade")
-            .await?;
-        admin.execute("create schema bench_http").await?;
-        admin.close().await;
-        let sep = if url.contains('?') { '&' } else { '?' };
-        format!("{url}{sep}options=-c%20search_path%3Dbench_http")
-    } else {
-        let path = url
-            .trim_start_matches("sqlite://")
-            .trim_start_matches("sqlite:")
-            .split('?')
-            .next()
-            .unwrap_or("escrow-ledger.db")
-            .to_string();
-        let file = format!("{path}.bench-http");
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{file}{suffix}"));
-        }
-        format!("sqlite://{file}")
-    };
-    let store = Store::connect(&url).await?;
-    store.migrate().await?;
-    Ok(store)
 }
 
 async fn payees(store: &Store, prefix: &str, n: usize) -> anyhow::Result<()> {
@@ -199,7 +167,7 @@ fn payment(prefix: &str, b: usize, i: usize, institutions: usize) -> (String, St
 }
 
 pub async fn run(args: HttpArgs, url: &str) -> anyhow::Result<()> {
-    let store = scratch(url).await?;
+    let store = super::scratch(url, "bench_http").await?;
     crate::demo::build(&store).await?;
     payees(&store, "BH", args.institutions).await?;
     payees(&store, "BD", args.institutions).await?;

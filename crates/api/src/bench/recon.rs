@@ -13,7 +13,7 @@ use bank_adapter::reconcile::{
 };
 use chrono::{Days, NaiveDate};
 
-fn peak_rss_mib() -> u64 {
+pub(super) fn peak_rss_mib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -27,7 +27,7 @@ fn peak_rss_mib() -> u64 {
         / 1024
 }
 
-fn rate(n: usize, micros: u128) -> u128 {
+pub(super) fn rate(n: usize, micros: u128) -> u128 {
     n as u128 * 1_000_000 / micros.max(1)
 }
 

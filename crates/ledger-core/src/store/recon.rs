@@ -86,6 +86,98 @@ macro_rules! claim {
     }};
 }
 
+/// [`Store::record_matches`] in five statements whatever the number of
+/// matches; `None` when a claim conflicts (nothing was kept).
+async fn postgres_bulk(
+    pool: &sqlx::PgPool,
+    id: &str,
+    matches: &[MatchRecord],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<RecordedMatches>> {
+    let mut tx = pool.begin().await?;
+    let col = |f: &dyn Fn(&MatchRecord) -> String| matches.iter().map(f).collect::<Vec<_>>();
+    let inserted: Vec<String> = sqlx::query_scalar(
+        "insert into recon_matches (institution_id, match_id, bank_id, account_no, pass, status, \
+           explanation, created_at, members) \
+         select $1, m.match_id, m.bank_id, m.account_no, m.pass, m.status, m.explanation, $8, m.members \
+         from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $9::text[]) \
+           as m(match_id, bank_id, account_no, pass, status, explanation, members) \
+         on conflict do nothing returning match_id",
+    )
+    .bind(id)
+    .bind(col(&|m| m.match_id.clone()))
+    .bind(col(&|m| m.bank.clone()))
+    .bind(col(&|m| m.account_no.clone()))
+    .bind(col(&|m| m.pass.clone()))
+    .bind(col(&|m| {
+        if m.automatic { "automatic" } else { "suggested" }.to_string()
+    }))
+    .bind(col(&|m| m.explanation.clone()))
+    .bind(now)
+    .bind(col(&|m| {
+        serde_json::json!({ "lines": m.lines, "entries": m.entries }).to_string()
+    }))
+    .fetch_all(&mut *tx)
+    .await?;
+    let fresh: BTreeSet<&str> = inserted.iter().map(String::as_str).collect();
+    let claiming = matches
+        .iter()
+        .filter(|m| m.automatic && fresh.contains(m.match_id.as_str()));
+    let (mut l_match, mut l_bank, mut l_account, mut l_key, mut l_no) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let (mut e_match, mut e_seq) = (vec![], vec![]);
+    for m in claiming {
+        for (key, line) in &m.lines {
+            l_match.push(m.match_id.as_str());
+            l_bank.push(m.bank.as_str());
+            l_account.push(m.account_no.as_str());
+            l_key.push(key.as_str());
+            l_no.push(i32::try_from(*line).unwrap_or(i32::MAX));
+        }
+        for seq in &m.entries {
+            e_match.push(m.match_id.as_str());
+            e_seq.push(*seq);
+        }
+    }
+    let lines = sqlx::query(
+        "insert into recon_line_claims (institution_id, bank_id, account_no, statement_key, line_no, match_id) \
+         select $1, * from unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::text[])",
+    )
+    .bind(id)
+    .bind(&l_bank)
+    .bind(&l_account)
+    .bind(&l_key)
+    .bind(&l_no)
+    .bind(&l_match)
+    .execute(&mut *tx)
+    .await;
+    let entries = match lines {
+        Err(e) if claim_conflict(&e) => return Ok(None),
+        other => {
+            other?;
+            sqlx::query(
+                "insert into recon_entry_claims (institution_id, entry_seq, match_id) \
+                 select $1, * from unnest($2::bigint[], $3::text[])",
+            )
+            .bind(id)
+            .bind(&e_seq)
+            .bind(&e_match)
+            .execute(&mut *tx)
+            .await
+        }
+    };
+    match entries {
+        Err(e) if claim_conflict(&e) => return Ok(None),
+        other => other?,
+    };
+    tx.commit().await?;
+    let stored = u32::try_from(inserted.len()).unwrap_or(u32::MAX);
+    Ok(Some(RecordedMatches {
+        stored,
+        already_held: u32::try_from(matches.len()).unwrap_or(u32::MAX) - stored,
+    }))
+}
+
 impl Store {
     pub async fn claimed(
         &self,
@@ -136,6 +228,14 @@ impl Store {
     ) -> Result<RecordedMatches> {
         self.institution(institution).await?;
         let id = institution.as_str();
+        if let Store::Postgres(s) = self {
+            // A run keeps up to a million matches: set-wise on PostgreSQL.
+            // A conflicting claim rolls it back and the row-by-row path
+            // below names the line or entry refused.
+            if let Some(report) = postgres_bulk(s.pool(), id, matches, self.now()).await? {
+                return Ok(report);
+            }
+        }
         let mut report = RecordedMatches::default();
         in_tx!(self, |tx, now| {
             for m in matches {

@@ -1,0 +1,478 @@
+//! `bench reconcile-stored` and `bench risk-stored`: reconciliation and the
+//! risk scan as the jobs run them, against a database (a scratch schema or
+//! file), each with a baseline in the same run.
+//!
+//! - reconcile-stored: N bank lines on A supervised accounts against N
+//!   ledger entries (a third releases, two thirds receipts; 90% of the lines
+//!   carry the end-to-end id, 8% only an order number in the remittance
+//!   text, 2% nothing). Measured: `reconcile --record` of every account
+//!   (load the lines, entries and claims; match; keep the matches, confirm
+//!   the releases the bank executed, book the unknown credits to suspense).
+//!   Baseline: the matcher alone on the same lines and entries, in memory.
+//! - risk-stored: N institutions, each with an enrollment, a payment, lessons,
+//!   a release and the bank's statement of them (1 in 100 with a debit nobody
+//!   instructed). Measured: the set-wise scan (load every record, build
+//!   every snapshot, evaluate). Baseline: loading one institution at a time,
+//!   on a sample, per institution.
+
+use std::time::Instant;
+
+use bank_adapter::reconcile::{self, ledger, MatchConfig};
+use chrono::{Days, NaiveDate, TimeZone, Utc};
+use clap::Args;
+use ledger_core::domain::feeds::{AccountKind, BankAccount, FeedLine, FeedStatement};
+use ledger_core::{
+    Amount, Category, ClientId, Command, Currency, Enrollment, EnrollmentId, Institution,
+    InstitutionId, InstitutionStatus, Jurisdiction, JurisdictionCode, Request, Store,
+    SupervisionMode,
+};
+
+use super::recon::{peak_rss_mib, rate};
+
+const BANK: &str = "BENCH";
+
+#[derive(Debug, Args)]
+pub struct ReconcileStoredArgs {
+    /// Bank lines (and ledger entries) in all.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub lines: usize,
+    /// Supervised accounts (one institution each) they spread over.
+    #[arg(long, default_value_t = 100)]
+    pub accounts: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct RiskStoredArgs {
+    #[arg(long, default_value_t = 100_000)]
+    pub institutions: usize,
+    /// Institutions loaded one at a time for the baseline.
+    #[arg(long, default_value_t = 1_000)]
+    pub sample: usize,
+}
+
+fn day0() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 9, 1).unwrap_or_default()
+}
+
+fn secs(micros: u128) -> String {
+    format!("{}.{:02}", micros / 1_000_000, (micros / 10_000) % 100)
+}
+
+async fn county(store: &Store) -> anyhow::Result<()> {
+    for (code, name, parent) in [
+        ("000000", "Nation", None),
+        ("410000", "Henan", Some("000000")),
+        ("410900", "Puyang", Some("410000")),
+        ("410922", "Qingfeng", Some("410900")),
+    ] {
+        store
+            .create_jurisdiction(&Jurisdiction {
+                code: JurisdictionCode::parse(code)?,
+                name: name.into(),
+                parent: parent.map(JurisdictionCode::parse).transpose()?,
+            })
+            .await?;
+    }
+    store.register_bank(BANK, "Benchmark Bank").await?;
+    Ok(())
+}
+
+/// An institution in custody mode, its escrow account, and one enrollment
+/// of `price_minor` (subject training: no amount cap).
+async fn institution(store: &Store, id: &InstitutionId, price_minor: i64) -> anyhow::Result<()> {
+    store
+        .create_institution(&Institution {
+            id: id.clone(),
+            name: format!("bench {id}"),
+            licence_no: format!("L-{id}"),
+            jurisdiction: JurisdictionCode::parse("410922")?,
+            mode: SupervisionMode::Custody,
+            category: Category::Subject,
+            status: InstitutionStatus::Active,
+            currency: Currency::Cny,
+        })
+        .await?;
+    store
+        .register_bank_account(&BankAccount {
+            institution: id.clone(),
+            bank: BANK.into(),
+            account_no: format!("AC-{id}"),
+            kind: AccountKind::Escrow,
+            currency: Currency::Cny,
+        })
+        .await?;
+    store
+        .create_enrollment(&Enrollment {
+            institution: id.clone(),
+            id: EnrollmentId::parse("E")?,
+            student_ref: "S".into(),
+            hours_bought: 60,
+            bonus_hours: 0,
+            price: Amount::from_minor(price_minor)?,
+            currency: Currency::Cny,
+            course_start: day0(),
+            course_end: day0() + Days::new(80),
+        })
+        .await?;
+    Ok(())
+}
+
+fn request(
+    id: &InstitutionId,
+    client: String,
+    on: NaiveDate,
+    command: Command,
+) -> anyhow::Result<Request> {
+    Ok(Request {
+        institution: id.clone(),
+        client_id: ClientId::parse(client)?,
+        currency: Currency::Cny,
+        occurred_at: Utc.from_utc_datetime(&on.and_hms_opt(10, 0, 0).unwrap_or_default()),
+        external_ref: None,
+        command,
+    })
+}
+
+fn feed_line(
+    amount_minor: i64,
+    on: NaiveDate,
+    e2e: Option<String>,
+    remittance: Option<String>,
+    n: usize,
+) -> FeedLine {
+    FeedLine {
+        amount_minor,
+        booking_date: Some(on),
+        value_date: Some(on),
+        status: "booked".into(),
+        bank_ref: Some(format!("B{n:012}")),
+        end_to_end_id: e2e,
+        remittance,
+        counterparty_name: None,
+        counterparty_account: None,
+        bank_tx_code: Some("NTRF".into()),
+        reversal: false,
+        return_reason: None,
+        details: "{}".into(),
+        source_line: None,
+        source_path: None,
+    }
+}
+
+/// Cuts lines into statements of at most `per` lines that chain.
+fn statements(account_no: &str, lines: Vec<FeedLine>, per: usize) -> Vec<FeedStatement> {
+    let mut out = Vec::new();
+    let mut balance = 0i64;
+    for (k, chunk) in lines.chunks(per).enumerate() {
+        let opening = balance;
+        balance += chunk.iter().map(|l| l.amount_minor).sum::<i64>();
+        let first = chunk
+            .first()
+            .and_then(|l| l.booking_date)
+            .unwrap_or_else(day0);
+        let last = chunk
+            .last()
+            .and_then(|l| l.booking_date)
+            .unwrap_or_else(day0);
+        out.push(FeedStatement {
+            bank: BANK.into(),
+            account_no: account_no.into(),
+            format: "mt940".into(),
+            statement_id: format!("S{k:05}"),
+            sequence: Some(format!("{}/1", k + 1)),
+            currency: Currency::Cny,
+            provisional: false,
+            opening: Some((opening, first)),
+            closing: Some((balance, last)),
+            lines: chunk.to_vec(),
+            file_sha256: String::new(),
+            message: k as u32,
+        });
+    }
+    out
+}
+
+pub async fn reconcile_stored(args: ReconcileStoredArgs, url: &str) -> anyhow::Result<()> {
+    let store = super::scratch(url, "bench_recon").await?;
+    county(&store).await?;
+    let per = args.lines / args.accounts.max(1);
+    let ids: Vec<InstitutionId> = (0..args.accounts)
+        .map(|k| InstitutionId::parse(format!("BR-{k:05}")))
+        .collect::<Result<_, _>>()?;
+    eprintln!(
+        "generating {} accounts × {per} entries and lines…",
+        args.accounts
+    );
+    let started = Instant::now();
+    for (k, id) in ids.iter().enumerate() {
+        let amount = |i: usize| 100 + ((i * 7919 + k) % 480_000) as i64;
+        let releases: i64 = (0..per).filter(|i| i % 3 == 0).map(amount).sum();
+        institution(&store, id, releases.max(1)).await?;
+        // The tuition that funds the releases, and the lessons that earn it.
+        let mut requests = vec![
+            request(
+                id,
+                format!("PAY-{k}"),
+                day0(),
+                Command::PayTuition {
+                    enrollment: EnrollmentId::parse("E")?,
+                    amount_minor: releases.max(1),
+                },
+            )?,
+            request(
+                id,
+                format!("LES-{k}"),
+                day0(),
+                Command::ConsumeLessons {
+                    enrollment: EnrollmentId::parse("E")?,
+                    hours: 60,
+                },
+            )?,
+        ];
+        let mut lines = vec![feed_line(
+            releases.max(1),
+            day0(),
+            Some(format!("PAY-{k}")),
+            None,
+            k * per + per,
+        )];
+        for i in 0..per {
+            let on = day0() + Days::new((i * 60 / per) as u64);
+            let client = format!("T{k}-{i}");
+            let order = format!("ORD{k:05}{i:07}");
+            let (command, signed) = if i % 3 == 0 {
+                (
+                    Command::InstructRelease {
+                        amount_minor: amount(i),
+                    },
+                    -amount(i),
+                )
+            } else {
+                (
+                    Command::RecordUnidentifiedReceipt {
+                        amount_minor: amount(i),
+                    },
+                    amount(i),
+                )
+            };
+            let mut r = request(id, client.clone(), on, command)?;
+            r.external_ref = Some(order.clone());
+            requests.push(r);
+            let (e2e, remittance) = match i % 50 {
+                0 => (None, Some("TRANSFER".to_string())),
+                1..=4 => (None, Some(format!("TUITION {order} AUTUMN"))),
+                _ => (Some(client), None),
+            };
+            lines.push(feed_line(signed, on, e2e, remittance, k * per + i));
+        }
+        for batch in requests.chunks(2_000) {
+            store.execute_batch(batch.to_vec()).await?;
+        }
+        let account_no = format!("AC-{id}");
+        let feeds = statements(&account_no, lines, 1_000);
+        store
+            .ingest_file(BANK, &format!("bench-{k}"), "mt940", 0, &feeds)
+            .await?;
+    }
+    eprintln!("generated in {} s", secs(started.elapsed().as_micros()));
+
+    let accounts = store.supervised_accounts_all().await?;
+    // Baseline: the matcher alone, on what the accounts hold.
+    let (mut load, mut engine, mut line_count, mut entry_count) = (0u128, 0u128, 0usize, 0usize);
+    for account in &accounts {
+        let started = Instant::now();
+        let stored = store.statement_lines(account).await?;
+        let entries = crate::reconcile::all_entries(&store, &account.institution).await?;
+        store
+            .claimed(&account.institution, &account.bank, &account.account_no)
+            .await?;
+        load += started.elapsed().as_micros();
+        let started = Instant::now();
+        let (lines, _) = ledger::bank_lines(&stored.lines);
+        let transfers = ledger::transfers(&entries, account.kind);
+        let outcome = reconcile::reconcile(&lines, &transfers, &MatchConfig::default())
+            .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
+        engine += started.elapsed().as_micros();
+        line_count += lines.len();
+        entry_count += entries.len();
+        std::hint::black_box(outcome);
+    }
+    // Measured: reconcile --record, account by account.
+    let started = Instant::now();
+    let (mut kept, mut confirmed, mut suspense) = (0u64, 0u64, 0u64);
+    for account in &accounts {
+        let r = crate::reconcile::record_account(&store, account, None).await?;
+        kept += r["matches_kept"].as_u64().unwrap_or(0);
+        confirmed += r["instructions_confirmed"].as_u64().unwrap_or(0);
+        suspense += r["credits_to_suspense"].as_u64().unwrap_or(0);
+    }
+    let record = started.elapsed().as_micros();
+    println!("| accounts | bank lines | entries | matches and suggestions kept | releases confirmed | credits to suspense | record seconds | lines/s | load seconds | matcher seconds | matcher lines/s | record / (load + matcher) | peak RSS MiB |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {} | {line_count} | {} | {kept} | {confirmed} | {suspense} | {} | {} | {} | {} | {} | {}% | {} |",
+        accounts.len(),
+        entry_count,
+        secs(record),
+        rate(line_count, record),
+        secs(load),
+        secs(engine),
+        rate(line_count, engine),
+        (load + engine) * 100 / record.max(1),
+        peak_rss_mib()
+    );
+    let report = store.verify().await?;
+    anyhow::ensure!(report.ok(), "the scratch books do not verify: {report:?}");
+    Ok(())
+}
+
+pub async fn risk_stored(args: RiskStoredArgs, url: &str) -> anyhow::Result<()> {
+    use crate::risk::{assess_loaded, snapshot, Loading, Records};
+    let store = super::scratch(url, "bench_risk").await?;
+    county(&store).await?;
+    let n = args.institutions;
+    eprintln!("generating {n} institutions…");
+    let started = Instant::now();
+    // Four writers on disjoint institutions: generation is not measured.
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..4 {
+        let store = store.clone();
+        writers.spawn(async move { generate_institutions(&store, n, w, 4).await });
+    }
+    while let Some(done) = writers.join_next().await {
+        done??;
+    }
+    eprintln!("generated in {} s", secs(started.elapsed().as_micros()));
+
+    let as_of = day0() + Days::new(60);
+    let institutions = store.institutions().await?;
+    // Baseline: one institution at a time, on a sample.
+    let sample: Vec<Institution> = institutions.iter().take(args.sample).cloned().collect();
+    let started = Instant::now();
+    let one_by_one = assess_loaded(&store, sample.clone(), as_of, Loading::PerInstitution).await?;
+    let per_institution = started.elapsed().as_micros();
+    // Measured: the set-wise scan of all of them.
+    let started = Instant::now();
+    let records = Records::all(&store, institutions, as_of).await?;
+    let load = started.elapsed().as_micros();
+    let started = Instant::now();
+    let mut assessments = Vec::with_capacity(records.len());
+    for r in &records {
+        assessments.push(ledger_core::domain::risk::evaluate(&snapshot(r, as_of)?));
+    }
+    let ranked = ledger_core::domain::risk::rank(assessments);
+    let evaluate = started.elapsed().as_micros();
+    let total = load + evaluate;
+    let flagged = ranked.iter().filter(|a| a.score > 0).count();
+    // The sample says the same either way.
+    let same = one_by_one.iter().all(|a| ranked.iter().any(|b| b == a));
+    anyhow::ensure!(same, "set-wise and one-by-one loading disagree");
+    println!("| institutions | flagged | load seconds | snapshot + evaluate seconds | scan seconds | institutions/s | one-by-one institutions/s (sample of {}) | set-wise / one-by-one | peak RSS MiB |", args.sample);
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let set_rate = rate(ranked.len(), total);
+    let one_rate = rate(sample.len(), per_institution);
+    println!(
+        "| {} | {flagged} | {} | {} | {} | {set_rate} | {one_rate} | {}× | {} |",
+        ranked.len(),
+        secs(load),
+        secs(evaluate),
+        secs(total),
+        set_rate / one_rate.max(1),
+        peak_rss_mib()
+    );
+    Ok(())
+}
+
+/// Writer `w` of `of`: institutions k ≡ w (mod of), each with a payment,
+/// lessons and a release the bank executed, and the statement of it.
+async fn generate_institutions(store: &Store, n: usize, w: usize, of: usize) -> anyhow::Result<()> {
+    let price = 480_000;
+    let mut requests = Vec::new();
+    let mut feeds = Vec::new();
+    for k in (w..n).step_by(of) {
+        let id = InstitutionId::parse(format!("RK-{k:06}"))?;
+        institution(store, &id, price).await?;
+        let paid = day0() + Days::new((k % 30) as u64);
+        let taught = paid + Days::new(14);
+        // Four hours of sixty: a release well under a tenth of the balance.
+        let release = price * 4 / 60;
+        requests.push(request(
+            &id,
+            format!("PAY-{k}"),
+            paid,
+            Command::PayTuition {
+                enrollment: EnrollmentId::parse("E")?,
+                amount_minor: price,
+            },
+        )?);
+        requests.push(request(
+            &id,
+            format!("LES-{k}"),
+            taught,
+            Command::ConsumeLessons {
+                enrollment: EnrollmentId::parse("E")?,
+                hours: 4,
+            },
+        )?);
+        requests.push(request(
+            &id,
+            format!("REL-{k}"),
+            taught,
+            Command::InstructRelease {
+                amount_minor: release,
+            },
+        )?);
+        requests.push(request(
+            &id,
+            format!("REL-{k}-OK"),
+            taught,
+            Command::ConfirmPending {
+                pending: ClientId::parse(format!("REL-{k}"))?,
+            },
+        )?);
+        let mut lines = vec![
+            feed_line(price, paid, Some(format!("PAY-{k}")), None, 3 * k),
+            feed_line(-release, taught, Some(format!("REL-{k}")), None, 3 * k + 1),
+        ];
+        if k % 100 == 7 {
+            lines.push(feed_line(
+                -100_000,
+                taught,
+                None,
+                Some("转账".into()),
+                3 * k + 2,
+            ));
+        }
+        let mut s = statements(&format!("AC-{id}"), lines, 10);
+        for st in &mut s {
+            st.closing = st.closing.map(|(b, _)| (b, day0() + Days::new(60)));
+        }
+        feeds.extend(s);
+        if requests.len() >= 4_000 {
+            store.execute_batch(std::mem::take(&mut requests)).await?;
+        }
+        if feeds.len() >= 500 {
+            store
+                .ingest_file(
+                    BANK,
+                    &format!("risk-{k}"),
+                    "mt940",
+                    0,
+                    &std::mem::take(&mut feeds),
+                )
+                .await?;
+        }
+        if k % 10_000 == 9_999 {
+            eprintln!("  institution {}", k + 1);
+        }
+    }
+    if !requests.is_empty() {
+        store.execute_batch(requests).await?;
+    }
+    if !feeds.is_empty() {
+        store
+            .ingest_file(BANK, &format!("risk-last-{w}"), "mt940", 0, &feeds)
+            .await?;
+    }
+    Ok(())
+}
