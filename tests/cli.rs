@@ -784,6 +784,10 @@ fn a_missing_statement_quarantines_the_account_and_intraday_lines_stay_provision
     // Nothing is booked from the quarantined statement.
     let first = record();
     assert_eq!(first["quarantined_from"], "2026-11-03");
+    assert_eq!(
+        first["days_recorded"], 2,
+        "the 2nd and the (quarantined) 4th"
+    );
     assert_eq!(first["instructions_confirmed"], 1, "only RL-A: {first}");
     assert_eq!(pending(), "50.00", "RL-B and RL-C still pending");
 
@@ -809,7 +813,9 @@ fn a_missing_statement_quarantines_the_account_and_intraday_lines_stay_provision
     let provisional = r["provisional"]["matches"].as_array().unwrap();
     assert_eq!(provisional.len(), 1, "{r}");
     assert_eq!(provisional[0]["entries"][0]["client_id"], "RL-C");
-    assert_eq!(record()["instructions_confirmed"], 0);
+    let again = record();
+    assert_eq!(again["instructions_confirmed"], 0);
+    assert_eq!(again["days_recorded"], 0, "nothing changed on any day");
     assert_eq!(pending(), "50.00", "an intraday line books nothing");
 
     // The bank sends the missing statement: the chain is whole, RL-B is
@@ -833,6 +839,10 @@ fn a_missing_statement_quarantines_the_account_and_intraday_lines_stay_provision
     assert_eq!(healed["quarantined_from"], serde_json::Value::Null);
     assert_eq!(healed["instructions_confirmed"], 1, "RL-B: {healed}");
     assert_eq!(healed["unauthorized_outflows"], 1);
+    assert_eq!(
+        healed["days_recorded"], 2,
+        "the 3rd, and a new version of the 4th (no longer quarantined)"
+    );
     assert_eq!(pending(), "20.00");
 
     // The end-of-day statement of the 5th supersedes the intraday line.

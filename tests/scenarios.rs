@@ -796,6 +796,32 @@ fn check(seen: &Seen, truths: &BTreeMap<String, Truth>) {
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
 
+/// The reconciliation kept for every statement day: the healthy school's
+/// bank and books agree every day; the drained one's disagree from the day
+/// of the debit by exactly the money taken.
+async fn check_days(store: &Store) {
+    let days = |tag: &str| {
+        let id = institution_id(tag);
+        async move { store.recon_days(&id).await.unwrap() }
+    };
+    let healthy = days("S1").await;
+    assert_eq!(healthy.len(), 98, "one statement a day");
+    assert!(
+        healthy.iter().all(|(_, _, _, d)| d.status == "agrees"
+            && d.bank_closing_minor == d.ledger_balance_minor
+            && d.ledger_balance_minor == d.owed_minor),
+        "{healthy:?}"
+    );
+    for (_, _, _, d) in days("S2").await {
+        let gap = d.bank_closing_minor - d.ledger_balance_minor;
+        if d.day < x() {
+            assert_eq!((d.status.as_str(), gap), ("agrees", 0), "{d:?}");
+        } else {
+            assert_eq!((d.status.as_str(), gap), ("differs", -1_500_000), "{d:?}");
+        }
+    }
+}
+
 fn clock() -> Clock {
     Clock::manual(at(first_day(), 8))
 }
@@ -808,6 +834,7 @@ async fn a_term_in_the_county_flags_each_trouble_on_its_first_day_on_sqlite() {
     let store = Store::connect_with(&url, clock.clone()).await.unwrap();
     store.migrate().await.unwrap();
     let (seen, truths) = live_the_term(&store, &clock).await;
+    check_days(&store).await;
     check(&seen, &truths);
 }
 
@@ -830,6 +857,7 @@ async fn a_term_in_the_county_flags_each_trouble_on_its_first_day_on_postgres() 
     let store = Store::connect_with(&url, clock.clone()).await.unwrap();
     store.migrate().await.unwrap();
     let (seen, truths) = live_the_term(&store, &clock).await;
+    check_days(&store).await;
     store.close().await;
     admin
         .execute(format!("drop database if exists {name} with (force)").as_str())

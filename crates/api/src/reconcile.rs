@@ -18,7 +18,7 @@ use ledger_core::domain::feeds::{AccountKind, BankAccount};
 use ledger_core::domain::money::format_minor;
 use ledger_core::domain::replay::BooksOn;
 use ledger_core::domain::statements::{self, ChainBreak};
-use ledger_core::store::StoredLine;
+use ledger_core::store::{ReconDay, StoredLine};
 use ledger_core::{Entry, InstitutionId, Store};
 use serde_json::{json, Value};
 
@@ -161,39 +161,55 @@ pub fn match_stored(
 /// Each end-of-day statement's day: the bank's closing, the ledger's
 /// balance of that account at the end of the day, what the books owed, and
 /// whether the day can be trusted (quarantined from a chain break on).
-fn statement_days(account: &BankAccount, matched: &Matched, entries: &[Entry]) -> Vec<Value> {
-    let c = account.currency;
-    let money = |minor: i64| format_minor(minor, c);
-    let mut ordered = matched.stored.statements.clone();
+fn statement_days(
+    kind: AccountKind,
+    statements_held: &[ledger_core::domain::statements::StatementBalances],
+    quarantined: &BTreeSet<String>,
+    entries: &[Entry],
+) -> Vec<ReconDay> {
+    let mut ordered = statements_held.to_vec();
     statements::in_order(&mut ordered);
-    ordered
+    let closing: Vec<_> = ordered
         .iter()
         .filter_map(|s| s.closing.map(|(minor, date)| (s, minor, date)))
-        .map(|(s, bank, date)| {
-            let books = BooksOn::replay(entries, date);
-            let (ledger_minor, owed) = match account.kind {
-                AccountKind::Escrow => (books.balance("escrow_cash"), books.owed_from_escrow()),
-                AccountKind::Deposit => (
-                    books.balance("deposit_cash"),
-                    books.balance("deposit_payable"),
-                ),
-            };
-            let quarantined = matched
-                .quarantine
-                .as_ref()
-                .is_some_and(|(_, keys)| keys.contains(&s.key));
-            let status = if quarantined {
+        .collect();
+    let days: Vec<NaiveDate> = closing.iter().map(|c| c.2).collect();
+    let figures = BooksOn::at_each(entries, &days, |books| match kind {
+        AccountKind::Escrow => (books.balance("escrow_cash"), books.owed_from_escrow()),
+        AccountKind::Deposit => (
+            books.balance("deposit_cash"),
+            books.balance("deposit_payable"),
+        ),
+    });
+    closing
+        .into_iter()
+        .zip(figures)
+        .map(|((s, bank, day), (ledger_minor, owed))| {
+            let status = if quarantined.contains(&s.key) {
                 "quarantined"
             } else if bank == ledger_minor {
                 "agrees"
             } else {
                 "differs"
             };
-            json!({ "date": date, "statement": s.key, "bank_closing": money(bank),
-                    "ledger_balance": money(ledger_minor), "owed": money(owed),
-                    "bank_minus_ledger": money(bank - ledger_minor), "status": status })
+            ReconDay {
+                statement_key: s.key.clone(),
+                day,
+                bank_closing_minor: bank,
+                ledger_balance_minor: ledger_minor,
+                owed_minor: owed,
+                status: status.into(),
+            }
         })
         .collect()
+}
+
+fn day_json(d: &ReconDay, c: ledger_core::Currency) -> Value {
+    let money = |minor: i64| format_minor(minor, c);
+    json!({ "date": d.day, "statement": d.statement_key, "bank_closing": money(d.bank_closing_minor),
+            "ledger_balance": money(d.ledger_balance_minor), "owed": money(d.owed_minor),
+            "bank_minus_ledger": money(d.bank_closing_minor - d.ledger_balance_minor),
+            "status": d.status })
 }
 
 pub async fn account_report(
@@ -205,7 +221,20 @@ pub async fn account_report(
     let money = |minor: i64| format_minor(minor, c);
     let entries = all_entries(store, &account.institution).await?;
     let matched = match_account(store, account, &entries, until).await?;
-    let days = statement_days(account, &matched, &entries);
+    let quarantined = matched
+        .quarantine
+        .as_ref()
+        .map(|(_, keys)| keys.clone())
+        .unwrap_or_default();
+    let days: Vec<Value> = statement_days(
+        account.kind,
+        &matched.stored.statements,
+        &quarantined,
+        &entries,
+    )
+    .iter()
+    .map(|d| day_json(d, c))
+    .collect();
     let Matched {
         stored,
         undated,
@@ -537,8 +566,11 @@ pub async fn record_account(
         suspense_lines.push((line_key, l.statement_key.clone(), l.line_no));
     }
     let suspended = receipts.len();
+    // What this run books, for the day figures kept at the end.
+    let mut booked: Vec<Entry> = Vec::new();
     if !receipts.is_empty() {
         let posted = store.execute_batch(receipts).await?;
+        booked.extend(posted.iter().cloned());
         for (entry, (line_key, statement_key, line_no)) in posted.iter().zip(suspense_lines) {
             records.push(MatchRecord {
                 match_id: line_key,
@@ -660,8 +692,19 @@ pub async fn record_account(
     confirmations.extend(voids);
     let confirmed = confirmations.len() - voided;
     if !confirmations.is_empty() {
-        store.execute_batch(confirmations).await?;
+        booked.extend(store.execute_batch(confirmations).await?);
     }
+    // Each statement day's figures, with the books as this run leaves them.
+    let mut after = entries.clone();
+    after.extend(booked);
+    let days_recorded = store
+        .record_days(
+            &account.institution,
+            &account.bank,
+            &account.account_no,
+            &statement_days(account.kind, &stored.statements, &quarantined, &after),
+        )
+        .await?;
     if !returned.is_empty() {
         store
             .record_findings(&account.institution, store.now().date_naive(), &returned)
@@ -678,6 +721,7 @@ pub async fn record_account(
         "instructions_voided_as_returned": voided,
         "unauthorized_outflows": outcome.unmatched_lines.iter().filter(|(_, r)| r.is_unauthorized_outflow()).count(),
         "quarantined_from": quarantine.map(|b| b.quarantined_from),
+        "days_recorded": days_recorded,
     }))
 }
 

@@ -26,11 +26,35 @@ pub struct BooksOn {
 impl BooksOn {
     /// The entries that occurred on or before `day`, in any order.
     pub fn replay<'a>(entries: impl IntoIterator<Item = &'a Entry>, day: NaiveDate) -> BooksOn {
-        let mut accounts: BTreeMap<String, Replayed> = BTreeMap::new();
+        let mut books = BooksOn::default();
         for e in entries {
-            if e.occurred_at.date_naive() > day {
-                continue;
+            if e.occurred_at.date_naive() <= day {
+                books.apply(e);
             }
+        }
+        books
+    }
+
+    /// The books at the end of each of `days` (ascending), in one pass over
+    /// the entries: `f` reads what it needs from each day's books.
+    pub fn at_each<T>(entries: &[Entry], days: &[NaiveDate], f: impl Fn(&BooksOn) -> T) -> Vec<T> {
+        let mut ordered: Vec<&Entry> = entries.iter().collect();
+        ordered.sort_by_key(|e| e.occurred_at);
+        let mut books = BooksOn::default();
+        let mut next = ordered.into_iter().peekable();
+        days.iter()
+            .map(|day| {
+                while let Some(e) = next.next_if(|e| e.occurred_at.date_naive() <= *day) {
+                    books.apply(e);
+                }
+                f(&books)
+            })
+            .collect()
+    }
+
+    fn apply(&mut self, e: &Entry) {
+        let accounts = &mut self.accounts;
+        {
             for p in &e.postings {
                 let t = accounts.entry(p.account.clone()).or_default();
                 let amount = p.amount_minor;
@@ -49,7 +73,6 @@ impl BooksOn {
                 }
             }
         }
-        BooksOn { accounts }
     }
 
     /// The posted balance, signed as the account's type reads it (assets

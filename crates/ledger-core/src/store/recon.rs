@@ -86,6 +86,18 @@ macro_rules! claim {
     }};
 }
 
+/// One statement day's reconciliation: the three figures and the status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReconDay {
+    pub statement_key: String,
+    pub day: chrono::NaiveDate,
+    pub bank_closing_minor: i64,
+    pub ledger_balance_minor: i64,
+    pub owed_minor: i64,
+    /// `agrees`, `differs` or `quarantined`.
+    pub status: String,
+}
+
 /// [`Store::record_matches`] in five statements whatever the number of
 /// matches; `None` when a claim conflicts (nothing was kept).
 async fn postgres_bulk(
@@ -179,6 +191,131 @@ async fn postgres_bulk(
 }
 
 impl Store {
+    /// Keeps each statement day's figures: a day seen for the first time is
+    /// version 1; a day whose figures changed since its latest version gets
+    /// the next one; an unchanged day adds nothing. Returns the versions added.
+    pub async fn record_days(
+        &self,
+        institution: &InstitutionId,
+        bank: &str,
+        account_no: &str,
+        days: &[ReconDay],
+    ) -> Result<u32> {
+        let id = institution.as_str();
+        let mut added = 0;
+        in_tx!(self, |tx, now| {
+            // The latest version of every day of the account, in one read.
+            type Held = (String, i64, i64, i64, i64, String);
+            let mut latest: std::collections::HashMap<String, Held> =
+                std::collections::HashMap::new();
+            for row in sqlx::query_as::<_, Held>(
+                "select statement_key, cast(version as bigint), bank_closing_minor, \
+                   ledger_balance_minor, owed_minor, status from recon_days \
+                 where institution_id = $1 and bank_id = $2 and account_no = $3",
+            )
+            .bind(id)
+            .bind(bank)
+            .bind(account_no)
+            .fetch_all(&mut *tx)
+            .await?
+            {
+                if latest.get(&row.0).is_none_or(|held| held.1 < row.1) {
+                    latest.insert(row.0.clone(), row);
+                }
+            }
+            for d in days {
+                let version = match latest.get(&d.statement_key) {
+                    Some((_, _, b, l, o, status))
+                        if (*b, *l, *o)
+                            == (d.bank_closing_minor, d.ledger_balance_minor, d.owed_minor)
+                            && *status == d.status =>
+                    {
+                        continue
+                    }
+                    Some((_, v, ..)) => v + 1,
+                    None => 1,
+                };
+                sqlx::query(
+                    "insert into recon_days (institution_id, bank_id, account_no, statement_key, version, day, \
+                       bank_closing_minor, ledger_balance_minor, owed_minor, status, recorded_at) \
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(id)
+                .bind(bank)
+                .bind(account_no)
+                .bind(&d.statement_key)
+                .bind(i32::try_from(version).unwrap_or(i32::MAX))
+                .bind(d.day)
+                .bind(d.bank_closing_minor)
+                .bind(d.ledger_balance_minor)
+                .bind(d.owed_minor)
+                .bind(&d.status)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                added += 1;
+            }
+        });
+        Ok(added)
+    }
+
+    /// The latest recorded version of each statement day of an
+    /// institution's accounts: (bank, account number, version, day).
+    pub async fn recon_days(
+        &self,
+        institution: &InstitutionId,
+    ) -> Result<Vec<(String, String, i64, ReconDay)>> {
+        let sql = "select d.bank_id, d.account_no, cast(d.version as bigint), d.statement_key, d.day, \
+               d.bank_closing_minor, d.ledger_balance_minor, d.owed_minor, d.status from recon_days d \
+             where d.institution_id = $1 and d.version = (select max(v.version) from recon_days v \
+               where v.institution_id = d.institution_id and v.bank_id = d.bank_id \
+                 and v.account_no = d.account_no and v.statement_key = d.statement_key) \
+             order by d.bank_id, d.account_no, d.day, d.statement_key";
+        type Row = (
+            String,
+            String,
+            i64,
+            String,
+            chrono::NaiveDate,
+            i64,
+            i64,
+            i64,
+            String,
+        );
+        let rows: Vec<Row> = match self {
+            Store::Postgres(s) => {
+                sqlx::query_as(sql)
+                    .bind(institution.as_str())
+                    .fetch_all(s.pool())
+                    .await?
+            }
+            Store::Sqlite(s) => {
+                sqlx::query_as(sql)
+                    .bind(institution.as_str())
+                    .fetch_all(s.pool())
+                    .await?
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(bank, account, version, key, day, b, l, o, status)| {
+                (
+                    bank,
+                    account,
+                    version,
+                    ReconDay {
+                        statement_key: key,
+                        day,
+                        bank_closing_minor: b,
+                        ledger_balance_minor: l,
+                        owed_minor: o,
+                        status,
+                    },
+                )
+            })
+            .collect())
+    }
+
     pub async fn claimed(
         &self,
         institution: &InstitutionId,
