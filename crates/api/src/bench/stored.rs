@@ -307,7 +307,7 @@ pub async fn reconcile_stored(args: ReconcileStoredArgs, url: &str) -> anyhow::R
         suspense += r["credits_to_suspense"].as_u64().unwrap_or(0);
     }
     let record = started.elapsed().as_micros();
-    println!("| accounts | bank lines | entries | matches and suggestions kept | releases confirmed | credits to suspense | record seconds | lines/s | load seconds | matcher seconds | matcher lines/s | record / (load + matcher) | peak RSS MiB |");
+    println!("| accounts | bank lines | entries | matches and suggestions kept | releases confirmed | credits to suspense | record seconds | lines/s | load seconds | matcher seconds | matcher lines/s | (load + matcher) / record | peak RSS MiB |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     println!(
         "| {} | {line_count} | {} | {kept} | {confirmed} | {suspense} | {} | {} | {} | {} | {} | {}% | {} |",
