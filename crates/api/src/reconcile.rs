@@ -54,10 +54,18 @@ pub struct Matched {
 
 impl Matched {
     pub fn quarantined(&self, line: &StoredLine) -> bool {
-        self.quarantine
-            .as_ref()
-            .is_some_and(|(_, keys)| keys.contains(&line.statement_key))
+        in_quarantine(self.quarantine.as_ref(), line)
     }
+}
+
+/// A line waits in quarantine when its statement comes after the break, or
+/// when it is dated on or after the first missing day (a statement without
+/// balances cannot be placed in the chain, but its days can).
+fn in_quarantine(q: Option<&(ChainBreak, BTreeSet<String>)>, line: &StoredLine) -> bool {
+    q.is_some_and(|(b, keys)| {
+        keys.contains(&line.statement_key)
+            || line_day(line).is_some_and(|d| d >= b.quarantined_from)
+    })
 }
 
 fn run_matcher(
@@ -96,6 +104,28 @@ pub async fn match_account(
     match_stored(stored, account.kind, entries, until)
 }
 
+/// What the bank had reported by the end of `day`: lines booked by then;
+/// statements opened by then (one that closes later keeps its opening for
+/// the chain check, but its closing is not known yet).
+fn cut_at(stored: &mut ledger_core::store::StatementLines, day: NaiveDate) {
+    let known = |l: &StoredLine| line_day(l).is_none_or(|d| d <= day);
+    stored.lines.retain(known);
+    stored.intraday.retain(known);
+    stored
+        .statements
+        .retain(|s| s.opening.or(s.closing).is_none_or(|(_, d)| d <= day));
+    for s in &mut stored.statements {
+        s.closing = s.closing.filter(|(_, d)| *d <= day);
+    }
+    if stored.closing.as_ref().is_some_and(|c| c.2 > day) {
+        stored.closing = stored
+            .statements
+            .iter()
+            .filter_map(|s| s.closing.map(|(minor, date)| (s.key.clone(), minor, date)))
+            .max_by_key(|c| c.2);
+    }
+}
+
 /// [`match_account`] on lines already loaded.
 pub fn match_stored(
     mut stored: ledger_core::store::StatementLines,
@@ -104,17 +134,7 @@ pub fn match_stored(
     until: Option<NaiveDate>,
 ) -> anyhow::Result<Matched> {
     if let Some(day) = until {
-        let known = |l: &StoredLine| line_day(l).is_none_or(|d| d <= day);
-        stored.lines.retain(known);
-        stored.intraday.retain(known);
-        stored
-            .statements
-            .retain(|s| s.closing.or(s.opening).is_none_or(|(_, d)| d <= day));
-        stored.closing = stored
-            .statements
-            .iter()
-            .filter_map(|s| s.closing.map(|(minor, date)| (s.key.clone(), minor, date)))
-            .max_by_key(|c| c.2);
+        cut_at(&mut stored, day);
     }
     let entries: Vec<&Entry> = entries
         .iter()
@@ -317,7 +337,7 @@ pub async fn account_report(
             let mut v = line(*id);
             v["reason"] = json!(reason.code());
             v["unauthorized_outflow"] = json!(reason.is_unauthorized_outflow());
-            v["quarantined"] = json!(quarantine.as_ref().is_some_and(|(_, keys)| keys.contains(&stored.lines[*id as usize].statement_key)));
+            v["quarantined"] = json!(in_quarantine(quarantine.as_ref(), &stored.lines[*id as usize]));
             v
         }).chain(undated.iter().map(|i| {
             let mut v = line(*i as u64);
@@ -475,24 +495,20 @@ pub async fn record_account(
         .await?;
     let mut stored = store.statement_lines(account).await?;
     if let Some(day) = until {
-        stored
-            .lines
-            .retain(|l| line_day(l).is_none_or(|d| d <= day));
-        stored
-            .statements
-            .retain(|s| s.closing.or(s.opening).is_none_or(|(_, d)| d <= day));
+        cut_at(&mut stored, day);
     }
     // Lines from a chain break on wait in quarantine: nothing is booked
     // from them until the missing statement arrives.
-    let (quarantine, quarantined) = match quarantine(&stored.statements) {
-        Some((b, keys)) => (Some(b), keys),
-        None => (None, BTreeSet::new()),
-    };
+    let held = quarantine(&stored.statements);
+    let quarantined = held
+        .as_ref()
+        .map(|(_, keys)| keys.clone())
+        .unwrap_or_default();
     let open_lines: Vec<_> = stored
         .lines
         .iter()
         .filter(|l| !claimed_lines.contains(&(l.statement_key.clone(), l.line_no)))
-        .filter(|l| !quarantined.contains(&l.statement_key))
+        .filter(|l| !in_quarantine(held.as_ref(), l))
         .cloned()
         .collect();
     let open_entries: Vec<Entry> = entries
@@ -691,6 +707,13 @@ pub async fn record_account(
     }
     confirmations.extend(voids);
     let confirmed = confirmations.len() - voided;
+    // The alert first: if the run died after the voids, the next run would
+    // no longer see them as returned and the alert would never be raised.
+    if !returned.is_empty() {
+        store
+            .record_findings(&account.institution, store.now().date_naive(), &returned)
+            .await?;
+    }
     if !confirmations.is_empty() {
         booked.extend(store.execute_batch(confirmations).await?);
     }
@@ -705,11 +728,6 @@ pub async fn record_account(
             &statement_days(account.kind, &stored.statements, &quarantined, &after),
         )
         .await?;
-    if !returned.is_empty() {
-        store
-            .record_findings(&account.institution, store.now().date_naive(), &returned)
-            .await?;
-    }
     Ok(json!({
         "institution": account.institution,
         "bank": account.bank,
@@ -720,7 +738,7 @@ pub async fn record_account(
         "credits_to_suspense": suspended,
         "instructions_voided_as_returned": voided,
         "unauthorized_outflows": outcome.unmatched_lines.iter().filter(|(_, r)| r.is_unauthorized_outflow()).count(),
-        "quarantined_from": quarantine.map(|b| b.quarantined_from),
+        "quarantined_from": held.map(|(b, _)| b.quarantined_from),
         "days_recorded": days_recorded,
     }))
 }
@@ -756,4 +774,90 @@ pub async fn record(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger_core::domain::statements::StatementBalances;
+    use ledger_core::store::StatementLines;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 5, d).unwrap()
+    }
+
+    fn line(statement: &str, no: i64, on: u32) -> StoredLine {
+        StoredLine {
+            statement_key: statement.into(),
+            line_no: no,
+            amount_minor: 10,
+            booking_date: Some(day(on)),
+            value_date: None,
+            status: "booked".into(),
+            bank_ref: None,
+            end_to_end_id: None,
+            remittance: None,
+            counterparty_name: None,
+            counterparty_account: None,
+            reversal: false,
+        }
+    }
+
+    fn statement(
+        key: &str,
+        open: Option<(i64, u32)>,
+        close: Option<(i64, u32)>,
+    ) -> StatementBalances {
+        StatementBalances {
+            key: key.into(),
+            opening: open.map(|(m, d)| (m, day(d))),
+            closing: close.map(|(m, d)| (m, day(d))),
+        }
+    }
+
+    #[test]
+    fn a_statement_closing_after_the_cutoff_keeps_its_opening_for_the_chain_check() {
+        // S1 closes at 100 on 1 May; S3 (3 to 6 May) opens at 40: one is missing.
+        let mut stored = StatementLines {
+            lines: vec![
+                line("S1", 0, 1),
+                line("S3", 0, 3),
+                line("S3", 1, 4),
+                line("S3", 2, 6),
+            ],
+            closing: Some(("S3".into(), 60, day(6))),
+            statements: vec![
+                statement("S1", Some((0, 1)), Some((100, 1))),
+                statement("S3", Some((40, 3)), Some((60, 6))),
+            ],
+            intraday: vec![],
+        };
+        cut_at(&mut stored, day(4));
+        assert_eq!(stored.lines.len(), 3, "lines up to the 4th");
+        assert_eq!(stored.closing, Some(("S1".into(), 100, day(1))));
+        assert_eq!(
+            stored.statements[1].closing, None,
+            "S3's closing is not known on the 4th"
+        );
+        let q = quarantine(&stored.statements);
+        assert_eq!(q.as_ref().map(|(b, _)| b.quarantined_from), Some(day(2)));
+        let held: Vec<bool> = stored
+            .lines
+            .iter()
+            .map(|l| in_quarantine(q.as_ref(), l))
+            .collect();
+        assert_eq!(held, [false, true, true]);
+    }
+
+    #[test]
+    fn a_statement_without_balances_is_quarantined_by_its_days() {
+        let statements = vec![
+            statement("S1", Some((0, 1)), Some((100, 1))),
+            statement("S2-CSV", None, None),
+            statement("S3", Some((40, 3)), Some((60, 3))),
+        ];
+        let q = quarantine(&statements);
+        assert!(in_quarantine(q.as_ref(), &line("S2-CSV", 0, 3)));
+        assert!(!in_quarantine(q.as_ref(), &line("S1", 0, 1)));
+    }
 }

@@ -345,12 +345,16 @@ pub fn snapshot(records: &Records, as_of: NaiveDate) -> anyhow::Result<RiskInput
     let mut balance_mismatches = Vec::new();
     let mut arrived = BTreeSet::new();
     let mut movements = Vec::new();
-    // The day through which every supervised account has reported.
-    let mut statements_through: Option<NaiveDate> = None;
+    // The day through which the escrow accounts (the deposit accounts for
+    // an institution without one) have reported: what families are owed is
+    // compared as of then. A deposit account that moves rarely and reports
+    // late must not hold back the comparison of the escrow account.
+    let mut through: [Option<NaiveDate>; 2] = [None, None];
     for (account, stored) in &records.accounts {
         let seen = account_seen(account, stored, &entries, as_of)?;
         if let Some(latest) = seen.account.closings.iter().map(|c| c.date).max() {
-            statements_through = Some(statements_through.map_or(latest, |d| d.min(latest)));
+            let slot = &mut through[usize::from(account.kind == AccountKind::Deposit)];
+            *slot = Some(slot.map_or(latest, |d| d.min(latest)));
         }
         if account.kind == AccountKind::Escrow {
             arrived.extend(seen.settled);
@@ -457,7 +461,8 @@ pub fn snapshot(records: &Records, as_of: NaiveDate) -> anyhow::Result<RiskInput
         rules,
         history_from,
         ledger: ledger_figures(&entries, as_of),
-        ledger_at_statements: statements_through
+        ledger_at_statements: through[0]
+            .or(through[1])
             .filter(|day| *day < as_of)
             .map(|day| (day, ledger_figures(&entries, day))),
         accounts,

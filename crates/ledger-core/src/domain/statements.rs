@@ -31,12 +31,37 @@ pub struct ChainBreak {
 }
 
 /// Statements in the order the bank issued them: by closing date, then
-/// key (pages of one day in their order).
+/// key with its numbers compared as numbers (page 10 after page 2).
 pub fn in_order(statements: &mut [StatementBalances]) {
     statements.sort_by(|a, b| {
         let day = |s: &StatementBalances| s.closing.map(|c| c.1).or(s.opening.map(|o| o.1));
-        day(a).cmp(&day(b)).then_with(|| a.key.cmp(&b.key))
+        day(a)
+            .cmp(&day(b))
+            .then_with(|| natural(&a.key).cmp(&natural(&b.key)))
     });
+}
+
+/// A key cut into runs of other text, each followed by the number after it.
+fn natural(key: &str) -> Vec<(String, u128)> {
+    let mut parts = Vec::new();
+    let mut text = String::new();
+    let mut digits = String::new();
+    for c in key.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            if !digits.is_empty() {
+                parts.push((
+                    std::mem::take(&mut text),
+                    digits.parse().unwrap_or(u128::MAX),
+                ));
+                digits.clear();
+            }
+            text.push(c);
+        }
+    }
+    parts.push((text, digits.parse().unwrap_or(0)));
+    parts
 }
 
 /// The first break in the chain of `statements` (taken in issue order), if
@@ -118,6 +143,18 @@ mod tests {
         let mut filled = chain.clone();
         filled.push(s("S2", (100, 2), (40, 2)));
         assert_eq!(first_break(&filled), None);
+    }
+
+    #[test]
+    fn pages_of_one_day_chain_in_page_order_not_text_order() {
+        let mut pages: Vec<StatementBalances> = (1..=11)
+            .map(|page| s(&format!("mt940:REF#42/{page}"), (page - 1, 1), (page, 1)))
+            .collect();
+        pages.reverse();
+        assert_eq!(first_break(&pages), None);
+        in_order(&mut pages);
+        assert_eq!(pages[1].key, "mt940:REF#42/2");
+        assert_eq!(pages[10].key, "mt940:REF#42/11");
     }
 
     #[test]

@@ -33,9 +33,9 @@ pub(super) fn diverted_collection(ctx: &Ctx, out: &mut Out) {
         .accounts
         .iter()
         .filter(|a| a.kind == AccountKind::Escrow)
-        .filter_map(|a| crate::domain::risk::latest_closing(a, ctx.as_of))
-        .map(|c| c.date)
-        .max()
+        .map(|a| crate::domain::risk::latest_closing(a, ctx.as_of).map(|c| c.date))
+        .min()
+        .flatten()
     else {
         return out.skip(kind, "no statement of the escrow account yet".into());
     };

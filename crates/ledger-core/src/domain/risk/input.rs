@@ -35,8 +35,9 @@ pub struct RiskInput {
     pub history_from: NaiveDate,
     pub ledger: LedgerFigures,
     /// The ledger at the end of the day the banks' latest closings cover
-    /// (the oldest of the supervised accounts' latest closings), when that
-    /// is before `as_of`: what the closings are compared with.
+    /// (the oldest latest closing of the escrow accounts, or of the deposit
+    /// accounts when there is no escrow account), when that is before
+    /// `as_of`: what the closings are compared with.
     pub ledger_at_statements: Option<(NaiveDate, LedgerFigures)>,
     /// Supervised accounts on file with what their banks reported.
     pub accounts: Vec<SupervisedAccount>,
