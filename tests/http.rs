@@ -91,6 +91,7 @@ async fn operations_answer(backend: Backend) {
         "/v1/banks/{bank}/notifications",
         "/v1/alerts",
         "/v1/institutions/{id}/reconciliation",
+        "/v1/institutions/{id}/reconciliation/days",
         "/v1/institutions/{id}/suggestions",
         "/v1/jurisdictions/{code}/rule-packs",
         "/v1/refunds/{id}",
@@ -1194,6 +1195,158 @@ async fn officers_reconcile_and_set_rules(backend: Backend) {
     server.stop().await;
 }
 both!(officers_reconcile_and_set_rules);
+
+/// Reconciliation as it was recorded, day by day: nothing before a run; the
+/// recorded figures of each statement day after one; and when lessons
+/// reported late change what was owed on a recorded day, a second version
+/// beside the first, which is kept.
+async fn officers_read_the_recorded_statement_days(backend: Backend) {
+    let server = Server::start(backend).await;
+    api::demo::build(&server.store).await.unwrap();
+    let officer = server
+        .token(Role::Officer, Scope::Jurisdiction(code("410922")))
+        .await;
+    let platform = server
+        .token(Role::Platform, Scope::Jurisdiction(code("410922")))
+        .await;
+    let path = "/v1/institutions/INS-410922-004/reconciliation/days";
+    let (status, none) = server.get(&officer, path).await;
+    assert_eq!(status, StatusCode::OK, "{none}");
+    assert_eq!(none["days"], json!([]), "nothing recorded yet");
+
+    let id = ledger_core::InstitutionId::parse("INS-410922-004").unwrap();
+    let record = || async {
+        for account in server.store.supervised_accounts(&id).await.unwrap() {
+            api::reconcile::record_account(&server.store, &account, None)
+                .await
+                .unwrap();
+        }
+    };
+    record().await;
+    let (status, kept) = server.get(&officer, path).await;
+    assert_eq!(status, StatusCode::OK, "{kept}");
+    // The same figures the report computes, now kept.
+    let (_, report) = server
+        .get(&officer, "/v1/institutions/INS-410922-004/reconciliation")
+        .await;
+    let escrow = report["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "escrow")
+        .unwrap();
+    let computed = &escrow["days"][0];
+    let days = kept["days"].as_array().unwrap();
+    let escrow_day = days.iter().find(|d| d["kind"] == "escrow").unwrap();
+    for field in [
+        "date",
+        "statement",
+        "bank_closing",
+        "ledger_balance",
+        "owed",
+        "bank_minus_ledger",
+        "status",
+    ] {
+        assert_eq!(
+            escrow_day[field], computed[field],
+            "{field}: {escrow_day} vs {computed}"
+        );
+    }
+    assert_eq!(
+        (
+            &escrow_day["bank_minus_ledger"],
+            &escrow_day["version"],
+            &escrow_day["superseded"]
+        ),
+        (&json!("-30000.00"), &json!(1), &json!(false)),
+        "{escrow_day}"
+    );
+    let count = days.len();
+
+    // A payment into escrow on 6 November, reported late: the ledger's
+    // balance and what was owed at the end of 7 November change, so the
+    // next run keeps a second version of that day beside the first.
+    let (status, enrolled) = server
+        .post(
+            &platform,
+            "/v1/institutions/INS-410922-004/enrollments",
+            "late-enrollment",
+            json!({"id": "E-LATE", "student_ref": "S-LATE", "hours_bought": 10, "price": "100.00",
+                   "course_start": "2026-09-01", "course_end": "2026-11-30"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{enrolled}");
+    let (status, paid) = server
+        .post(
+            &platform,
+            "/v1/institutions/INS-410922-004/payments",
+            "late-payment",
+            json!({"enrollment": "E-LATE", "amount": "100.00", "occurred_at": "2026-11-06T10:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{paid}");
+    record().await;
+    record().await; // unchanged figures add nothing
+    let (_, latest) = server.get(&officer, path).await;
+    assert_eq!(latest["days"].as_array().unwrap().len(), count, "{latest}");
+    let now = latest["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kind"] == "escrow")
+        .unwrap();
+    assert_eq!(
+        (&now["version"], &now["superseded"]),
+        (&json!(2), &json!(false)),
+        "{now}"
+    );
+    assert_eq!(
+        (
+            &now["bank_closing"],
+            &now["ledger_balance"],
+            &now["bank_minus_ledger"]
+        ),
+        (
+            &escrow_day["bank_closing"],
+            &json!("37583.32"),
+            &json!("-30100.00")
+        ),
+        "{now}"
+    );
+    assert_ne!(now["owed"], escrow_day["owed"], "{now} vs {escrow_day}");
+    let (status, history) = server.get(&officer, &format!("{path}?history=true")).await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    let versions: Vec<(&Value, &Value, &Value)> = history["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"] == "escrow" && d["date"] == escrow_day["date"])
+        .map(|d| (&d["version"], &d["superseded"], &d["owed"]))
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            (&json!(1), &json!(true), &escrow_day["owed"]),
+            (&json!(2), &json!(false), &now["owed"])
+        ]
+    );
+
+    let (status, p) = server
+        .get(&officer, &format!("{path}?history=perhaps"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{p}");
+    let (status, _) = server.get(&platform, path).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, p) = server
+        .get(
+            &officer,
+            "/v1/institutions/INS-410100-001/reconciliation/days",
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{p}");
+    server.stop().await;
+}
+both!(officers_read_the_recorded_statement_days);
 
 async fn officers_see_risk_and_work_alerts(backend: Backend) {
     let server = Server::start(backend).await;

@@ -807,12 +807,12 @@ async fn check_days(store: &Store) {
     let healthy = days("S1").await;
     assert_eq!(healthy.len(), 98, "one statement a day");
     assert!(
-        healthy.iter().all(|(_, _, _, d)| d.status == "agrees"
-            && d.bank_closing_minor == d.ledger_balance_minor
-            && d.ledger_balance_minor == d.owed_minor),
+        healthy.iter().all(|r| r.day.status == "agrees"
+            && r.day.bank_closing_minor == r.day.ledger_balance_minor
+            && r.day.ledger_balance_minor == r.day.owed_minor),
         "{healthy:?}"
     );
-    for (_, _, _, d) in days("S2").await {
+    for d in days("S2").await.into_iter().map(|r| r.day) {
         let gap = d.bank_closing_minor - d.ledger_balance_minor;
         if d.day < x() {
             assert_eq!((d.status.as_str(), gap), ("agrees", 0), "{d:?}");

@@ -119,6 +119,15 @@ fn endpoints() -> Vec<Endpoint> {
             success: StatusCode::OK,
         },
         Endpoint {
+            name: "recorded reconciliation days",
+            method: Method::GET,
+            path: "/v1/institutions/{i}/reconciliation/days",
+            target: Target::Institution,
+            allowed: &[Officer, Admin],
+            body: none,
+            success: StatusCode::OK,
+        },
+        Endpoint {
             name: "suggestions",
             method: Method::GET,
             path: "/v1/institutions/{i}/suggestions",

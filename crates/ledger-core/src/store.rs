@@ -61,7 +61,7 @@ pub use bulk::{AccountKey, EventRow};
 pub use clock::Clock;
 pub use feeds::{StatementLines, StoredLine};
 pub use postgres::PgStore;
-pub use recon::{Claimed, MatchRecord, ReconDay, RecordedMatches};
+pub use recon::{Claimed, MatchRecord, ReconDay, RecordedDay, RecordedMatches};
 pub use report::{AccountBalance, BalanceSheet, VerifyFailure, VerifyReport};
 pub use sqlite::SqliteStore;
 

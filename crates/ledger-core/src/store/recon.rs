@@ -98,6 +98,17 @@ pub struct ReconDay {
     pub status: String,
 }
 
+/// One kept version of a statement day's reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordedDay {
+    pub bank: String,
+    pub account_no: String,
+    /// 1 when the day was first kept; each change of its figures adds one.
+    pub version: i64,
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
+    pub day: ReconDay,
+}
+
 /// [`Store::record_matches`] in five statements whatever the number of
 /// matches; `None` when a claim conflicts (nothing was kept).
 async fn postgres_bulk(
@@ -259,22 +270,19 @@ impl Store {
         Ok(added)
     }
 
-    /// The latest recorded version of each statement day of an
-    /// institution's accounts: (bank, account number, version, day).
-    pub async fn recon_days(
-        &self,
-        institution: &InstitutionId,
-    ) -> Result<Vec<(String, String, i64, ReconDay)>> {
-        let sql = "select d.bank_id, d.account_no, cast(d.version as bigint), d.statement_key, d.day, \
-               d.bank_closing_minor, d.ledger_balance_minor, d.owed_minor, d.status from recon_days d \
-             where d.institution_id = $1 and d.version = (select max(v.version) from recon_days v \
-               where v.institution_id = d.institution_id and v.bank_id = d.bank_id \
-                 and v.account_no = d.account_no and v.statement_key = d.statement_key) \
-             order by d.bank_id, d.account_no, d.day, d.statement_key";
-        type Row = (
+    /// Every recorded version of every statement day of an institution's
+    /// accounts, oldest version first within a day: the history an auditor
+    /// reads when a day's figures changed after they were first kept.
+    pub async fn recon_day_history(&self, institution: &InstitutionId) -> Result<Vec<RecordedDay>> {
+        let sql = "select bank_id, account_no, cast(version as bigint), recorded_at, statement_key, day, \
+               bank_closing_minor, ledger_balance_minor, owed_minor, status from recon_days \
+             where institution_id = $1 \
+             order by bank_id, account_no, day, statement_key, version";
+        type Row<T> = (
             String,
             String,
             i64,
+            T,
             String,
             chrono::NaiveDate,
             i64,
@@ -282,38 +290,63 @@ impl Store {
             i64,
             String,
         );
-        let rows: Vec<Row> = match self {
-            Store::Postgres(s) => {
-                sqlx::query_as(sql)
-                    .bind(institution.as_str())
-                    .fetch_all(s.pool())
-                    .await?
+        fn day<T>(r: Row<T>, at: chrono::DateTime<chrono::Utc>) -> RecordedDay {
+            RecordedDay {
+                bank: r.0,
+                account_no: r.1,
+                version: r.2,
+                recorded_at: at,
+                day: ReconDay {
+                    statement_key: r.4,
+                    day: r.5,
+                    bank_closing_minor: r.6,
+                    ledger_balance_minor: r.7,
+                    owed_minor: r.8,
+                    status: r.9,
+                },
             }
-            Store::Sqlite(s) => {
-                sqlx::query_as(sql)
-                    .bind(institution.as_str())
-                    .fetch_all(s.pool())
-                    .await?
-            }
+        }
+        match self {
+            Store::Postgres(s) => Ok(sqlx::query_as::<_, Row<chrono::DateTime<chrono::Utc>>>(sql)
+                .bind(institution.as_str())
+                .fetch_all(s.pool())
+                .await?
+                .into_iter()
+                .map(|r| {
+                    let at = r.3;
+                    day(r, at)
+                })
+                .collect()),
+            Store::Sqlite(s) => sqlx::query_as::<_, Row<i64>>(sql)
+                .bind(institution.as_str())
+                .fetch_all(s.pool())
+                .await?
+                .into_iter()
+                .map(|r| {
+                    let at = crate::store::sqlite::from_micros(r.3)?;
+                    Ok(day(r, at))
+                })
+                .collect(),
+        }
+    }
+
+    /// The latest recorded version of each statement day of an
+    /// institution's accounts, in the order of [`Store::recon_day_history`].
+    pub async fn recon_days(&self, institution: &InstitutionId) -> Result<Vec<RecordedDay>> {
+        let mut days = self.recon_day_history(institution).await?;
+        // Versions of one day are adjacent and ascending: keep the last.
+        let same_day = |a: &RecordedDay, b: &RecordedDay| {
+            (&a.bank, &a.account_no, &a.day.statement_key)
+                == (&b.bank, &b.account_no, &b.day.statement_key)
         };
-        Ok(rows
-            .into_iter()
-            .map(|(bank, account, version, key, day, b, l, o, status)| {
-                (
-                    bank,
-                    account,
-                    version,
-                    ReconDay {
-                        statement_key: key,
-                        day,
-                        bank_closing_minor: b,
-                        ledger_balance_minor: l,
-                        owed_minor: o,
-                        status,
-                    },
-                )
-            })
-            .collect())
+        let mut latest: Vec<RecordedDay> = Vec::with_capacity(days.len());
+        for d in days.drain(..) {
+            match latest.last_mut() {
+                Some(last) if same_day(last, &d) => *last = d,
+                _ => latest.push(d),
+            }
+        }
+        Ok(latest)
     }
 
     pub async fn claimed(
