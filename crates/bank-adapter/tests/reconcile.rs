@@ -187,6 +187,26 @@ fn an_end_to_end_id_equal_to_our_instruction_id_with_the_same_amount_matches_aut
         "{explanation}"
     );
     assert!(explanation.contains("amount -1200.00"), "{explanation}");
+    // Monday 2 March to Friday 20 March: three weeks less a day.
+    assert!(
+        explanation.contains("(14 working days apart)"),
+        "{explanation}"
+    );
+    let next_day = [BankLine {
+        end_to_end_id: some("RL-2026-10"),
+        ..line(1, -120_000, "2026-03-03")
+    }];
+    let outcome = check(
+        &next_day,
+        &transfers,
+        &config(),
+        &["auto identifier L[1] T[7]"],
+    );
+    let explanation = &outcome.matches[0].explanation;
+    assert!(
+        explanation.contains("(1 working day apart)"),
+        "{explanation}"
+    );
 }
 
 #[test]

@@ -250,6 +250,14 @@ impl<'a> Engine<'a> {
             .working_days_between(self.lines[line].booking_date, self.transfers[transfer].date)
     }
 
+    /// "0 working days apart", "1 working day apart": read by officers.
+    fn apart(&self, line: usize, transfer: usize) -> String {
+        match self.distance(line, transfer) {
+            1 => "1 working day apart".to_string(),
+            n => format!("{n} working days apart"),
+        }
+    }
+
     fn money(&self, minor: i64) -> String {
         format_minor(minor, self.cfg.currency)
     }
@@ -703,12 +711,12 @@ impl<'a> Engine<'a> {
             _ => String::new(),
         };
         format!(
-            "line {}: {evidence}, amount {}, booked {}{value} for a transfer dated {} ({} working days apart)",
+            "line {}: {evidence}, amount {}, booked {}{value} for a transfer dated {} ({})",
             l.id,
             self.money(l.amount_minor),
             l.booking_date,
             t.date,
-            self.distance(e.line, e.transfer)
+            self.apart(e.line, e.transfer)
         )
     }
 
@@ -958,14 +966,14 @@ impl<'a> Engine<'a> {
             let l = self.lines[i];
             let transfer = self.transfers[t];
             let explanation = format!(
-                "line {}: only the amount {} and the date agree with {} {} (booked {} for a transfer dated {}, {} working days apart), no reference or counterparty does; the only candidate on both sides, confirm",
+                "line {}: only the amount {} and the date agree with {} {} (booked {} for a transfer dated {}, {}), no reference or counterparty does; the only candidate on both sides, confirm",
                 l.id,
                 self.money(l.amount_minor),
                 transfer.kind.code(),
                 transfer.id,
                 l.booking_date,
                 transfer.date,
-                self.distance(i, t)
+                self.apart(i, t)
             );
             self.record(&[i], &[t], Pass::AmountDate, false, explanation);
         }
