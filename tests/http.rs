@@ -350,6 +350,47 @@ async fn teaching_and_payments_reach_the_books(backend: Backend) {
         "{csv}"
     );
 
+    // Enrollments a page at a time, by id in byte order ("E-10" < "E-7").
+    let (status, body) = server
+        .post(
+            &school,
+            "/v1/institutions/INS-NEW/enrollments",
+            "enr-2",
+            json!({
+                "id": "E-10", "student_ref": "S-10", "hours_bought": 10,
+                "price": "900.00", "course_start": "2026-09-01", "course_end": "2026-11-30"
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, page1) = server
+        .get(&c.officer, "/v1/institutions/INS-NEW/enrollments?limit=1")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page1}");
+    assert_eq!(
+        (
+            &page1["items"][0]["id"],
+            &page1["items"][0]["price"],
+            page1["items"].as_array().unwrap().len()
+        ),
+        (&json!("E-10"), &json!("900.00"), 1),
+        "{page1}"
+    );
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    let (_, page2) = server
+        .get(
+            &school,
+            &format!("/v1/institutions/INS-NEW/enrollments?limit=1&cursor={cursor}"),
+        )
+        .await;
+    assert_eq!(page2["items"][0]["id"], "E-7", "{page2}");
+    assert_eq!(page2["items"][0]["bonus_hours"], 2, "{page2}");
+    assert_eq!(page2["next_cursor"], Value::Null, "{page2}");
+    let (_, whole) = server
+        .get(&c.platform, "/v1/institutions/INS-NEW/enrollments")
+        .await;
+    assert_eq!(whole["items"].as_array().unwrap().len(), 2, "{whole}");
+
     // Entries a page at a time, and filtered.
     let (_, page1) = server
         .get(&school, "/v1/institutions/INS-NEW/entries?limit=1")
@@ -718,12 +759,19 @@ async fn bad_input_is_refused_precisely_and_changes_nothing(backend: Backend) {
     );
     // The server answers 413 from the Content-Length and closes without
     // reading the rest; the client may see that as a reset while it still
-    // sends, so it tries until it reads the answer.
+    // sends, so it tries until it reads the answer. It uses a client of
+    // its own that keeps no connection: one the server is closing must not
+    // go back to the shared pool and fail the next request.
     let big = "x".repeat(100 * 1024);
+    let once = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let mut answered = None;
     for _ in 0..10 {
-        let sent = server
-            .request(Method::POST, Some(&c.platform), pay_path)
+        let sent = once
+            .post(format!("{}{pay_path}", server.base))
+            .bearer_auth(&c.platform)
             .header("Idempotency-Key", "big")
             .header("content-type", "application/json")
             .body(big.clone())
@@ -739,6 +787,8 @@ async fn bad_input_is_refused_precisely_and_changes_nothing(backend: Backend) {
         ("/v1/institutions?limit=0", "limit"),
         ("/v1/institutions?status=open", "status"),
         ("/v1/institutions/INS-A/entries?cursor=abc", "cursor"),
+        ("/v1/institutions/INS-A/enrollments?cursor=a%20b", "cursor"),
+        ("/v1/institutions/INS-A/enrollments?limit=501", "limit"),
         ("/v1/institutions/INS-A/balances?format=xml", "format"),
         (
             "/v1/institutions/INS-A/balances?at=2020-01-01T00:00:00Z",

@@ -78,6 +78,15 @@ fn endpoints() -> Vec<Endpoint> {
             success: StatusCode::OK,
         },
         Endpoint {
+            name: "enrollments",
+            method: Method::GET,
+            path: "/v1/institutions/{i}/enrollments",
+            target: Target::Institution,
+            allowed: READERS,
+            body: none,
+            success: StatusCode::OK,
+        },
+        Endpoint {
             name: "enroll",
             method: Method::POST,
             path: "/v1/institutions/{i}/enrollments",

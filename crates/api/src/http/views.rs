@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::domain::money::format_minor;
 use ledger_core::store::BalanceSheet;
-use ledger_core::{Currency, Entry, Institution};
+use ledger_core::{Currency, Enrollment, Entry, Institution};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -252,6 +252,28 @@ pub struct EnrollmentView {
     pub currency: String,
     pub course_start: NaiveDate,
     pub course_end: NaiveDate,
+}
+
+impl From<&Enrollment> for EnrollmentView {
+    fn from(e: &Enrollment) -> Self {
+        EnrollmentView {
+            institution: e.institution.to_string(),
+            id: e.id.to_string(),
+            student_ref: e.student_ref.clone(),
+            hours_bought: e.hours_bought,
+            bonus_hours: e.bonus_hours,
+            price: money(e.price.minor(), e.currency),
+            currency: e.currency.code().to_string(),
+            course_start: e.course_start,
+            course_end: e.course_end,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnrollmentPage {
+    pub items: Vec<EnrollmentView>,
+    pub next_cursor: Option<String>,
 }
 
 /// Risk evidence on the wire: figures the engine keeps in minor units

@@ -15,13 +15,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::access::{Action, Caller};
-use crate::http::problem::{ApiError, ApiResult, Json, Problem};
-use crate::http::views::{money, EnrollmentView, EntryView};
+use crate::http::problem::{ApiError, ApiResult, Json, Problem, Query};
+use crate::http::views::{EnrollmentPage, EnrollmentView, EntryView, PageParams};
 use crate::http::{guard, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create_enrollment))
+        .routes(routes!(create_enrollment, list_enrollments))
         .routes(routes!(record_payment))
         .routes(routes!(record_consumption))
         .routes(routes!(post_batch))
@@ -72,20 +72,53 @@ async fn create_enrollment(
         course_end: body.course_end,
     };
     state.store.create_enrollment(&enrollment).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(EnrollmentView {
-            institution: i.id.to_string(),
-            id: enrollment.id.to_string(),
-            student_ref: enrollment.student_ref,
-            hours_bought: enrollment.hours_bought,
-            bonus_hours: enrollment.bonus_hours,
-            price: money(price.minor(), i.currency),
-            currency: i.currency.code().to_string(),
-            course_start: enrollment.course_start,
-            course_end: enrollment.course_end,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(EnrollmentView::from(&enrollment))))
+}
+
+/// The institution's enrollments (packages of class hours sold), by id, a
+/// page at a time: the ids that payments, lessons and refunds name.
+#[utoipa::path(get, path = "/v1/institutions/{id}/enrollments", tag = "flows",
+    params(("id" = String, Path, description = "Institution id"), PageParams),
+    responses((status = 200, body = EnrollmentPage), (status = 400, body = Problem),
+              (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn list_enrollments(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(page): Query<PageParams>,
+) -> ApiResult<Json<EnrollmentPage>> {
+    let limit = page.limit()?;
+    // The cursor is the last enrollment id of the previous page.
+    let after = page
+        .cursor
+        .map(|c| {
+            EnrollmentId::parse(c.clone()).map_err(|_| {
+                ApiError::invalid(
+                    "cursor",
+                    format!("cursor {c:?} is not one this API gave out"),
+                )
+            })
+        })
+        .transpose()?;
+    let i = guard::institution(&state, &caller, &id, Action::ReadBooks).await?;
+    // An institution sells thousands of packages, not millions: read them
+    // all and page in memory, by byte order of the id (a database
+    // collation may order differently, and the cursor compares bytes).
+    let mut all = state.store.enrollments(&i.id).await?;
+    all.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    let rest: Vec<&Enrollment> = all
+        .iter()
+        .filter(|e| after.as_ref().is_none_or(|a| e.id.as_str() > a.as_str()))
+        .collect();
+    let items: Vec<EnrollmentView> = rest
+        .iter()
+        .take(limit)
+        .map(|e| EnrollmentView::from(*e))
+        .collect();
+    let next_cursor = (rest.len() > limit)
+        .then(|| items.last().map(|e| e.id.clone()))
+        .flatten();
+    Ok(Json(EnrollmentPage { items, next_cursor }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
