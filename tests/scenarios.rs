@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bank_adapter::model::{Balance, Format, Line, LineStatus, SourceRef, Statement};
+use bank_adapter::model::{Balance, Format, Line, SourceRef, Statement};
 use chrono::{Datelike, Duration, Months, NaiveDate, TimeZone, Utc};
 use ledger_core::domain::feeds::{AccountKind, BankAccount};
 use ledger_core::domain::money::minor_to_decimal;
@@ -210,28 +210,13 @@ fn line(
     bank_ref: String,
     text: &str,
 ) -> Line {
-    Line {
-        amount: minor_to_decimal(amount_minor, Currency::Cny),
-        booking_date: Some(day),
-        value_date: Some(day),
-        status: LineStatus::Booked,
-        bank_ref: Some(bank_ref),
-        end_to_end_id: e2e,
-        remittance: Some(text.to_string()),
-        counterparty_name: None,
-        counterparty_account: None,
-        bank_tx_code: Some("NTRF".into()),
-        reversal: false,
-        return_reason: None,
-        children: vec![],
-        structured: BTreeMap::new(),
-        source: SourceRef {
-            file_sha256: String::new(),
-            message: 0,
-            line: None,
-            path: None,
-        },
-    }
+    Line::booked_transfer(
+        minor_to_decimal(amount_minor, Currency::Cny),
+        day,
+        e2e,
+        bank_ref,
+        text.to_string(),
+    )
 }
 
 fn released_amount(e: &Entry) -> i64 {
@@ -473,12 +458,7 @@ impl Sim {
                     date: day,
                 }),
                 lines,
-                source: SourceRef {
-                    file_sha256: String::new(),
-                    message: 0,
-                    line: None,
-                    path: None,
-                },
+                source: SourceRef::unwritten(),
             };
             let bytes = match self.plan.format {
                 Format::Camt053 => bank_adapter::render::camt053::camt053(&[statement]),

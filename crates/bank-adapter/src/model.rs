@@ -48,6 +48,18 @@ pub struct SourceRef {
     pub path: Option<String>,
 }
 
+impl SourceRef {
+    /// A statement built in memory, not read from a file (yet).
+    pub fn unwritten() -> SourceRef {
+        SourceRef {
+            file_sha256: String::new(),
+            message: 0,
+            line: None,
+            path: None,
+        }
+    }
+}
+
 /// A balance: signed (credit positive), with its date.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Balance {
@@ -101,6 +113,37 @@ pub struct Line {
     /// Structured fields recognised in free text (MT :86: `?20`, `/TRTP/` …).
     pub structured: BTreeMap<String, String>,
     pub source: SourceRef,
+}
+
+impl Line {
+    /// A booked transfer (`NTRF`) as a statement generator writes it (the
+    /// demo's banks, scenario tests, benchmarks): booked and valued the
+    /// same day, from no file yet.
+    pub fn booked_transfer(
+        amount: Decimal,
+        date: NaiveDate,
+        end_to_end_id: Option<String>,
+        bank_ref: String,
+        remittance: String,
+    ) -> Line {
+        Line {
+            amount,
+            booking_date: Some(date),
+            value_date: Some(date),
+            status: LineStatus::Booked,
+            bank_ref: Some(bank_ref),
+            end_to_end_id,
+            remittance: Some(remittance),
+            counterparty_name: None,
+            counterparty_account: None,
+            bank_tx_code: Some("NTRF".into()),
+            reversal: false,
+            return_reason: None,
+            children: vec![],
+            structured: BTreeMap::new(),
+            source: SourceRef::unwritten(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

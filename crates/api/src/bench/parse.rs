@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::Context;
-use bank_adapter::model::{Balance, Format, Line, LineStatus, SourceRef, Statement};
+use bank_adapter::model::{Balance, Format, Line, SourceRef, Statement};
 use bank_adapter::parse::ParseOptions;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -21,12 +21,7 @@ const LINES_PER_STATEMENT: usize = 1_000;
 fn statement(n: usize, lines: usize) -> Statement {
     let date =
         NaiveDate::from_ymd_opt(2026, 9, 1).expect("valid") + chrono::Days::new((n % 300) as u64);
-    let source = SourceRef {
-        file_sha256: String::new(),
-        message: 0,
-        line: None,
-        path: None,
-    };
+    let source = SourceRef::unwritten();
     let mut balance = Decimal::new(1_000_000, 2);
     let opening = balance;
     let lines = (0..lines)
@@ -38,26 +33,16 @@ fn statement(n: usize, lines: usize) -> Statement {
                 Decimal::new(k % 480_000 + 100, 2)
             };
             balance += amount;
-            Line {
+            Line::booked_transfer(
                 amount,
-                booking_date: Some(date),
-                value_date: Some(date),
-                status: LineStatus::Booked,
-                bank_ref: Some(format!("B{k:012}")),
-                end_to_end_id: Some(format!("ORD{k:010}")),
-                remittance: Some(format!(
+                date,
+                Some(format!("ORD{k:010}")),
+                format!("B{k:012}"),
+                format!(
                     "TUITION ORDER {k} ENROLLMENT E{:06} AUTUMN TERM",
                     k % 100_000
-                )),
-                counterparty_name: None,
-                counterparty_account: None,
-                bank_tx_code: Some("NTRF".into()),
-                reversal: false,
-                return_reason: None,
-                children: vec![],
-                structured: Default::default(),
-                source: source.clone(),
-            }
+                ),
+            )
         })
         .collect();
     Statement {

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use bank_adapter::model::{Balance, Format, Line, LineStatus, SourceRef, Statement};
+use bank_adapter::model::{Balance, Format, Line, SourceRef, Statement};
 use chrono::NaiveDate;
 use ledger_core::domain::feeds::{AccountKind, BankAccount};
 use ledger_core::domain::money::minor_to_decimal;
@@ -37,28 +37,13 @@ fn line(
     bank_ref: String,
     remittance: &str,
 ) -> Line {
-    Line {
-        amount: minor_to_decimal(amount_minor, Currency::Cny),
-        booking_date: Some(date),
-        value_date: Some(date),
-        status: LineStatus::Booked,
-        bank_ref: Some(bank_ref),
-        end_to_end_id: e2e,
-        remittance: Some(remittance.to_string()),
-        counterparty_name: None,
-        counterparty_account: None,
-        bank_tx_code: Some("NTRF".into()),
-        reversal: false,
-        return_reason: None,
-        children: vec![],
-        structured: BTreeMap::new(),
-        source: SourceRef {
-            file_sha256: String::new(),
-            message: 0,
-            line: None,
-            path: None,
-        },
-    }
+    Line::booked_transfer(
+        minor_to_decimal(amount_minor, Currency::Cny),
+        date,
+        e2e,
+        bank_ref,
+        remittance.to_string(),
+    )
 }
 
 /// What the bank saw on one account, from the ledger's own entries.
@@ -161,12 +146,7 @@ fn statement(
             date: day(super::LAST_DAY),
         }),
         lines,
-        source: SourceRef {
-            file_sha256: String::new(),
-            message: 0,
-            line: None,
-            path: None,
-        },
+        source: SourceRef::unwritten(),
     }
 }
 
