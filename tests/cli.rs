@@ -6,6 +6,10 @@ use std::process::{Command, Output};
 
 use sqlx::{Connection, Executor, PgConnection};
 
+#[path = "support/scratch_pg.rs"]
+mod scratch_pg;
+use scratch_pg::ScratchPg;
+
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_escrow-ledger"));
     c.env_remove("ESCROW_DATABASE_URL").env("RUST_LOG", "error");
@@ -39,43 +43,6 @@ fn stderr(o: &Output) -> String {
 
 fn sqlite_url(dir: &Path) -> String {
     format!("sqlite://{}", dir.join("county.db").display())
-}
-
-struct Pg {
-    url: String,
-    name: String,
-}
-
-impl Pg {
-    async fn new(tag: &str) -> Pg {
-        let admin_url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let name = format!("el_test_cli_{tag}_{}", std::process::id());
-        let mut admin = PgConnection::connect(&admin_url).await.unwrap();
-        admin
-            .execute(format!("drop database if exists {name} with (force)").as_str())
-            .await
-            .unwrap();
-        admin
-            .execute(format!("create database {name}").as_str())
-            .await
-            .unwrap();
-        let root = admin_url.rsplit_once('/').unwrap().0;
-        Pg {
-            url: format!("{root}/{name}"),
-            name,
-        }
-    }
-
-    async fn drop(self) {
-        let admin_url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let mut admin = PgConnection::connect(&admin_url).await.unwrap();
-        admin
-            .execute(format!("drop database if exists {} with (force)", self.name).as_str())
-            .await
-            .unwrap();
-    }
 }
 
 fn demo_summary(url: &str) -> serde_json::Value {
@@ -112,7 +79,7 @@ fn the_demo_builds_a_county_whose_books_verify_on_sqlite() {
 
 #[tokio::test]
 async fn the_demo_builds_a_county_whose_books_verify_on_postgres() {
-    let pg = Pg::new("demo").await;
+    let pg = ScratchPg::create(format!("el_test_cli_demo_{}", std::process::id())).await;
     check_demo(&pg.url);
     pg.drop().await;
 }
@@ -205,7 +172,7 @@ fn malformed_requests_are_refused_with_their_line_and_code_and_record_nothing() 
 
 #[tokio::test]
 async fn verify_names_the_tampered_entry_and_fails() {
-    let pg = Pg::new("tamper").await;
+    let pg = ScratchPg::create(format!("el_test_cli_tamper_{}", std::process::id())).await;
     demo_summary(&pg.url);
     let mut conn = PgConnection::connect(&pg.url).await.unwrap();
     conn.execute("alter table entries disable trigger entries_append_only")

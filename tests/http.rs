@@ -1,6 +1,8 @@
 //! The HTTP service end to end: a real server on 127.0.0.1:0, a real
 //! database (both backends), a real HTTP client.
 
+#[path = "support/scratch_pg.rs"]
+mod scratch_pg;
 #[macro_use]
 #[path = "http/support.rs"]
 mod support;

@@ -30,7 +30,10 @@ use ledger_core::{
     InstitutionId, InstitutionStatus, Jurisdiction, JurisdictionCode, Request, RulePack,
     RuleParams, Store, SupervisionMode,
 };
-use sqlx::{Connection, Executor, PgConnection};
+
+#[path = "support/scratch_pg.rs"]
+mod scratch_pg;
+use scratch_pg::ScratchPg;
 
 const BANK: &str = "PYB";
 const COUNTY: &str = "410922";
@@ -820,28 +823,14 @@ async fn a_term_in_the_county_flags_each_trouble_on_its_first_day_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_term_in_the_county_flags_each_trouble_on_its_first_day_on_postgres() {
-    let admin_url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let name = format!("el_test_scenarios_{}", std::process::id());
-    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
-    admin
-        .execute(format!("drop database if exists {name} with (force)").as_str())
-        .await
-        .unwrap();
-    admin
-        .execute(format!("create database {name}").as_str())
-        .await
-        .unwrap();
-    let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+    let pg = ScratchPg::create(format!("el_test_scenarios_{}", std::process::id())).await;
+    let url = pg.url.clone();
     let clock = clock();
     let store = Store::connect_with(&url, clock.clone()).await.unwrap();
     store.migrate().await.unwrap();
     let (seen, truths) = live_the_term(&store, &clock).await;
     check_days(&store).await;
     store.close().await;
-    admin
-        .execute(format!("drop database if exists {name} with (force)").as_str())
-        .await
-        .unwrap();
+    pg.drop().await;
     check(&seen, &truths);
 }

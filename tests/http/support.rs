@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::scratch_pg::ScratchPg;
 use api::access::{Role, Scope};
 use api::http::{AppState, Config};
 use chrono::{NaiveDate, TimeZone, Utc};
@@ -14,7 +15,6 @@ use ledger_core::{
 };
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
-use sqlx::{Connection, Executor, PgConnection};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
@@ -31,31 +31,21 @@ pub struct Server {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
-    pg: Option<String>,
-}
-
-fn admin_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    pg: Option<ScratchPg>,
 }
 
 /// A database of the backend, not yet migrated.
-pub async fn database(backend: Backend, dir: &std::path::Path) -> (String, Option<String>) {
+pub async fn database(backend: Backend, dir: &std::path::Path) -> (String, Option<ScratchPg>) {
     match backend {
         Backend::Sqlite => (format!("sqlite://{}", dir.join("http.db").display()), None),
         Backend::Postgres => {
-            let name = format!(
+            let pg = ScratchPg::create(format!(
                 "el_test_http_{}_{}",
                 std::process::id(),
                 rand::random::<u32>()
-            );
-            let mut admin = PgConnection::connect(&admin_url()).await.unwrap();
-            admin
-                .execute(format!("create database {name}").as_str())
-                .await
-                .unwrap();
-            let root = admin_url().rsplit_once('/').unwrap().0.to_string();
-            (format!("{root}/{name}"), Some(name))
+            ))
+            .await;
+            (pg.url.clone(), Some(pg))
         }
     }
 }
@@ -186,12 +176,8 @@ impl Server {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
         self.store.close().await;
-        if let Some(name) = self.pg.take() {
-            let mut admin = PgConnection::connect(&admin_url()).await.unwrap();
-            admin
-                .execute(format!("drop database if exists {name} with (force)").as_str())
-                .await
-                .unwrap();
+        if let Some(pg) = self.pg.take() {
+            pg.drop().await;
         }
     }
 }
