@@ -1249,9 +1249,9 @@ async fn officers_reconcile_and_set_rules(backend: Backend) {
 both!(officers_reconcile_and_set_rules);
 
 /// Reconciliation as it was recorded, day by day: nothing before a run; the
-/// recorded figures of each statement day after one; and when lessons
-/// reported late change what was owed on a recorded day, a second version
-/// beside the first, which is kept.
+/// recorded figures of each statement day after one; and when a payment
+/// reported late changes a recorded day's ledger balance and what was owed,
+/// a second version beside the first, which is kept.
 async fn officers_read_the_recorded_statement_days(backend: Backend) {
     let server = Server::start(backend).await;
     api::demo::build(&server.store).await.unwrap();
