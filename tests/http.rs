@@ -142,6 +142,22 @@ async fn a_request_that_takes_too_long_is_cut_off() {
         .get(&officer, "/v1/jurisdictions/410922/risk?as_of=2026-11-07")
         .await;
     assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+    // It says so as a problem, like every refusal.
+    let response = server
+        .request(
+            Method::GET,
+            Some(&officer),
+            "/v1/jurisdictions/410922/risk?as_of=2026-11-07",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let p: Value = response.json().await.unwrap();
+    assert_eq!(p["code"], "request_timeout", "{p}");
     server.stop().await;
 }
 
@@ -711,6 +727,107 @@ async fn bad_input_is_refused_precisely_and_changes_nothing(backend: Backend) {
             "invalid_text",
             Some("external_ref"),
         ),
+        // Numbers and dates out of range: the same refusal on both backends
+        // (once a 500 on PostgreSQL and a 201 on SQLite).
+        (
+            "hours bought that would wrap an integer column",
+            "/v1/institutions/INS-A/enrollments",
+            Some("b17"),
+            json!({"id": "E-9", "student_ref": "S", "hours_bought": 2147483648u64, "price": "100.00", "course_start": "2026-09-01", "course_end": "2026-12-01"}),
+            422,
+            "invalid_field",
+            Some("hours_bought"),
+        ),
+        (
+            "bonus hours that would wrap an integer column",
+            "/v1/institutions/INS-A/enrollments",
+            Some("b18"),
+            json!({"id": "E-9", "student_ref": "S", "hours_bought": 10, "bonus_hours": 4294967295u64, "price": "100.00", "course_start": "2026-09-01", "course_end": "2026-12-01"}),
+            422,
+            "invalid_field",
+            Some("bonus_hours"),
+        ),
+        (
+            "a course that starts in year 0",
+            "/v1/institutions/INS-A/enrollments",
+            Some("b19"),
+            json!({"id": "E-9", "student_ref": "S", "hours_bought": 10, "price": "100.00", "course_start": "0000-09-01", "course_end": "2026-12-01"}),
+            422,
+            "invalid_field",
+            Some("course_start"),
+        ),
+        (
+            "a course that ends in 9999",
+            "/v1/institutions/INS-A/enrollments",
+            Some("b20"),
+            json!({"id": "E-9", "student_ref": "S", "hours_bought": 10, "price": "100.00", "course_start": "2026-09-01", "course_end": "9999-12-01"}),
+            422,
+            "invalid_field",
+            Some("course_end"),
+        ),
+        (
+            "a payment at the edge of what the date type holds",
+            pay_path,
+            Some("b21"),
+            json!({"enrollment": "E-1", "amount": "1.00", "occurred_at": "-262143-01-01T00:00:00Z"}),
+            422,
+            "invalid_field",
+            Some("occurred_at"),
+        ),
+        (
+            "a payment in year 1",
+            pay_path,
+            Some("b22"),
+            json!({"enrollment": "E-1", "amount": "1.00", "occurred_at": "0001-01-01T00:00:00Z"}),
+            422,
+            "invalid_field",
+            Some("occurred_at"),
+        ),
+        (
+            "a payment at the Unix epoch",
+            pay_path,
+            Some("b23"),
+            json!({"enrollment": "E-1", "amount": "1.00", "occurred_at": "1970-01-01T00:00:00Z"}),
+            422,
+            "invalid_field",
+            Some("occurred_at"),
+        ),
+        (
+            "a payment in 9999",
+            pay_path,
+            Some("b24"),
+            json!({"enrollment": "E-1", "amount": "1.00", "occurred_at": "9999-12-31T23:59:59Z"}),
+            422,
+            "invalid_field",
+            Some("occurred_at"),
+        ),
+        (
+            "a payment on a leap second",
+            pay_path,
+            Some("b25"),
+            json!({"enrollment": "E-1", "amount": "1.00", "occurred_at": "2026-06-30T23:59:60Z"}),
+            422,
+            "invalid_field",
+            Some("occurred_at"),
+        ),
+        (
+            "lessons beyond any package",
+            "/v1/institutions/INS-A/consumptions",
+            Some("b26"),
+            json!({"enrollment": "E-1", "hours": 3000000000u64}),
+            422,
+            "invalid_field",
+            Some("hours"),
+        ),
+        (
+            "an external reference over 256 characters",
+            pay_path,
+            Some("b27"),
+            json!({"enrollment": "E-1", "amount": "1.00", "external_ref": "R".repeat(257)}),
+            422,
+            "invalid_id",
+            Some("external_ref"),
+        ),
     ];
     for (what, path, key, body, status, code, field) in cases {
         let token = if path == "/v1/institutions" {
@@ -841,6 +958,99 @@ async fn bad_input_is_refused_precisely_and_changes_nothing(backend: Backend) {
     server.stop().await;
 }
 both!(bad_input_is_refused_precisely_and_changes_nothing);
+
+/// A month-end statement file of a busy account, as MT940: more than the
+/// framework's 2 MiB default and the JSON limit.
+fn month_end_statement(lines: usize) -> Vec<u8> {
+    let mut text = String::from(
+        ":20:CMB20260930001\n:25:CMBCCNBS/755912345610801\n:28C:00275/00001\n:60F:C260929CNY1250000,00\n",
+    );
+    for n in 0..lines {
+        text.push_str(&format!(
+            ":61:2609300930C100,00NTRFXF2026093{n:07}//CMB093{n:07}\n:86:付款人:家长{n} 用途:2026秋季学费 订单号XF2026093{n:07} 备注:按月结算\n"
+        ));
+    }
+    let closing = 1_250_000 + 100 * lines;
+    text.push_str(&format!(":62F:C260930CNY{closing},00\n-\n"));
+    text.into_bytes()
+}
+
+async fn limits_hold_and_answer_as_problems(backend: Backend) {
+    let server = Server::start(backend).await;
+    let c = county(&server).await;
+    let file = month_end_statement(20_000);
+    assert!(file.len() > 2_200_000, "{} bytes", file.len());
+    bank_account(
+        &server.store,
+        "CMB",
+        &c.institution,
+        &account_of("CMB", &file),
+    )
+    .await;
+    let cmb = server.token(Role::Bank, Scope::Bank("CMB".into())).await;
+    let (status, receipt) = send(
+        server
+            .request(Method::POST, Some(&cmb), "/v1/feeds")
+            .header("Idempotency-Key", "month-end")
+            .header("content-type", "application/octet-stream")
+            .body(file.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{receipt}");
+    assert_eq!(receipt["lines_stored"], 20_000);
+
+    // A JSON body of 10 MB is read whole (the JSON limit is 16 MiB) and
+    // refused for what it says, not for its size.
+    let (status, p) = server
+        .post(
+            &c.platform,
+            "/v1/institutions/INS-A/payments",
+            "ten-mb",
+            json!({"enrollment": "E-1", "amount": "1.00", "external_ref": "R".repeat(10 << 20)}),
+        )
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str(), p["field"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("invalid_id"),
+            Some("external_ref")
+        ),
+        "{p}"
+    );
+    server.stop().await;
+
+    // Below the file's size, the feed limit refuses it as a problem.
+    let server = Server::start_with(
+        backend,
+        api::http::Config {
+            max_feed_bytes: 1 << 20,
+            ..Default::default()
+        },
+        true,
+    )
+    .await;
+    let c = county(&server).await;
+    let admin = c.admin.clone();
+    let response = server
+        .request(Method::POST, Some(&admin), "/v1/feeds?bank=CMB")
+        .header("Idempotency-Key", "too-big")
+        .header("content-type", "application/octet-stream")
+        .body(file)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let p: Value = response.json().await.unwrap();
+    assert_eq!(p["code"], "body_too_large", "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("1048576"), "{p}");
+    server.stop().await;
+}
+both!(limits_hold_and_answer_as_problems);
 
 async fn a_batch_is_all_or_nothing(backend: Backend) {
     let server = Server::start(backend).await;
@@ -1576,6 +1786,8 @@ async fn officers_see_risk_and_work_alerts(backend: Backend) {
 }
 both!(officers_see_risk_and_work_alerts);
 
+#[path = "http/exactly_once.rs"]
+mod exactly_once;
 #[path = "http/matrix.rs"]
 mod matrix;
 #[path = "http/refunds.rs"]

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod guard;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
@@ -20,7 +21,6 @@ use axum::http::{HeaderName, Request};
 use axum::middleware::from_fn_with_state;
 use axum::Router;
 use ledger_core::Store;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -31,7 +31,10 @@ pub use metrics::Metrics;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub request_timeout: Duration,
+    /// The largest body of a JSON request.
     pub max_body_bytes: usize,
+    /// The largest statement file (`POST /v1/feeds`, bank pushes).
+    pub max_feed_bytes: usize,
 }
 
 impl Default for Config {
@@ -39,6 +42,7 @@ impl Default for Config {
         Config {
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 16 * 1024 * 1024,
+            max_feed_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -113,11 +117,14 @@ pub fn router(state: AppState) -> Router {
         .fallback(routes::ops::not_found)
         .layer(axum::middleware::from_fn(problem::refuse_nul_in_uri))
         .layer(from_fn_with_state(state.clone(), metrics::track))
-        .layer(RequestBodyLimitLayer::new(state.config.max_body_bytes))
+        .layer(from_fn_with_state(state.clone(), limits::limit_body))
+        // The route limits above replace the extractors' own 2 MiB default.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             state.config.request_timeout,
         ))
+        .layer(axum::middleware::from_fn(limits::problem_bodies))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
                 let id = request

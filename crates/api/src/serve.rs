@@ -23,9 +23,13 @@ pub struct ServeArgs {
     /// Give up on a request after this many seconds (answers 408).
     #[arg(long, default_value_t = 30)]
     pub request_timeout_secs: u64,
-    /// Refuse request bodies larger than this many bytes (answers 413).
+    /// Refuse JSON request bodies larger than this many bytes (answers 413).
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Refuse statement files (`POST /v1/feeds`, bank pushes) larger than
+    /// this many bytes (answers 413): room for a busy account's month-end.
+    #[arg(long, default_value_t = 256 * 1024 * 1024)]
+    pub max_feed_bytes: usize,
     /// Run jobs inside this process: `--jobs` for all, or a list
     /// (`--jobs pull,workflow,risk,reconcile`). Several processes on one database share
     /// the work and never do the same job twice.
@@ -84,6 +88,7 @@ pub async fn run(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         Config {
             request_timeout: Duration::from_secs(args.request_timeout_secs),
             max_body_bytes: args.max_body_bytes,
+            max_feed_bytes: args.max_feed_bytes,
         },
         directory()?,
     );

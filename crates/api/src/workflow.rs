@@ -196,10 +196,28 @@ pub async fn answer_by(
     working_days_after(&rules, day, n)
 }
 
-pub fn new_refund_id() -> String {
-    let mut bytes = [0u8; 6];
-    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
-    format!("RF{}", hex::encode_upper(bytes))
+/// A refund's id, derived from who asked and their Idempotency-Key: the
+/// same request always names the same refund, so no retry can make two.
+/// 80 bits of SHA-256, "RF" and 20 hex digits.
+pub fn refund_id_for(token_id: &str, key: &str) -> String {
+    format!(
+        "RF{}",
+        request_key(token_id, key)[..20].to_ascii_uppercase()
+    )
+}
+
+/// What names one caller's request across its attempts: the SHA-256 of
+/// the caller's token id and the request's Idempotency-Key, in hex. Records
+/// that are not ledger entries (events) keep it, so a retry finds them.
+pub fn request_key(token_id: &str, key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(
+        Sha256::new()
+            .chain_update(token_id.as_bytes())
+            .chain_update(b"\0")
+            .chain_update(key.as_bytes())
+            .finalize(),
+    )
 }
 
 fn postings_amount(entry: &Entry) -> i64 {

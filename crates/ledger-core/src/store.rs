@@ -32,6 +32,7 @@ macro_rules! in_tx {
 mod access;
 mod alerts;
 mod bulk;
+mod claims;
 mod clock;
 mod feeds;
 mod postgres;
@@ -58,6 +59,7 @@ use crate::domain::registry::{Enrollment, Institution, Jurisdiction};
 
 pub use access::{AuditRecord, KeptAnswer, TokenRecord};
 pub use bulk::{AccountKey, EventRow};
+pub use claims::KeyClaim;
 pub use clock::Clock;
 pub use feeds::{StatementLines, StoredLine};
 pub use postgres::PgStore;

@@ -162,10 +162,12 @@ async fn every_institution_table_is_keyed_by_institution_first_and_never_spans_t
         "rule_packs",
         "banks",
         "feed_files",
-        // API access: tokens, the audit log, kept idempotent answers.
+        // API access: tokens, the audit log, kept idempotent answers and the
+        // claims on keys (keyed by caller, not by institution).
         "api_tokens",
         "audit_log",
         "idempotent_answers",
+        "idempotent_claims",
         // Scheduled job runs: deployment-wide, not any institution's.
         "job_runs",
         "_sqlx_migrations",

@@ -22,6 +22,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub detail: String,
     pub field: Option<String>,
+    /// Seconds after which a retry may succeed (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 /// An error, as every endpoint reports it.
@@ -48,7 +50,13 @@ impl ApiError {
             code,
             detail: detail.into(),
             field: None,
+            retry_after: None,
         }
+    }
+
+    pub fn retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn on_field(mut self, field: impl Into<String>) -> ApiError {
@@ -122,6 +130,11 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response.extensions_mut().insert(ErrorCode(self.code));
         response
     }
@@ -155,6 +168,10 @@ fn ledger_field(error: &LedgerError) -> Option<String> {
         LedgerError::MissingField { field, .. } | LedgerError::InvalidField { field, .. } => {
             Some(field.to_string())
         }
+        LedgerError::InvalidId {
+            what: "external reference",
+            ..
+        } => Some("external_ref".to_string()),
         _ => None,
     }
 }
@@ -166,6 +183,7 @@ impl From<LedgerError> for ApiError {
             code: error.code(),
             field: ledger_field(&error),
             detail: error.to_string(),
+            retry_after: None,
         }
     }
 }
@@ -209,6 +227,14 @@ impl From<anyhow::Error> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> ApiError {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the body is larger than this route's limit; nothing was done",
+            )
+            .on_field("body");
+        }
         let code = match &rejection {
             JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
             JsonRejection::JsonSyntaxError(_) => "malformed_json",

@@ -1,13 +1,18 @@
 //! What every mutating request leaves behind: an audit record (who, what,
 //! when, outcome) and, for POSTs, the answer kept under its Idempotency-Key
-//! so that a repeat gets the same answer and changes nothing.
+//! so that a repeat gets the same answer and changes nothing. A key is
+//! claimed before the handler acts, so a concurrent repeat never acts a
+//! second time (it waits for the answer or is told to retry).
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use ledger_core::store::{AuditRecord, KeptAnswer};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ledger_core::store::{AuditRecord, KeptAnswer, KeyClaim};
 use ledger_core::ClientId;
 use sha2::{Digest, Sha256};
 
@@ -99,18 +104,17 @@ async fn idempotent_inner(
             .on_field("Idempotency-Key")
         })?;
     let (parts, body) = request.into_parts();
-    let bytes = to_bytes(body, state.config.max_body_bytes)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!(
-                    "the body is larger than {} bytes",
-                    state.config.max_body_bytes
-                ),
-            )
-        })?;
+    // The body arrives through the route's limit (see `limits`): reading
+    // past it is the only way this read fails for a well-formed request.
+    let bytes = to_bytes(body, usize::MAX).await.map_err(|e| {
+        let limit = if parts.uri.path() == "/v1/feeds" {
+            state.config.max_feed_bytes
+        } else {
+            state.config.max_body_bytes
+        };
+        tracing::info!(error = %e, "request body not read");
+        crate::http::limits::too_large(limit)
+    })?;
     let mut hasher = Sha256::new();
     hasher.update(parts.method.as_str());
     hasher.update(b"\n");
@@ -126,13 +130,24 @@ async fn idempotent_inner(
     {
         return replay(kept, &request_hash, key.as_str(), &caller);
     }
+    let accepted_at = match claim(&state, &caller, &key, &request_hash).await? {
+        Claimed::Held(at) => at,
+        Claimed::Answered(kept) => return replay(kept, &request_hash, key.as_str(), &caller),
+    };
     let mut request = Request::from_parts(parts, Body::from(bytes));
     request.extensions_mut().insert(key.clone());
+    request
+        .extensions_mut()
+        .insert(Accepted { at: accepted_at });
     let response = next.run(request).await;
     let status = response.status();
     // Only what was done is kept: a refusal changed nothing, so the same
     // request may be corrected and sent again under the same key.
     if !status.is_success() {
+        state
+            .store
+            .release_key(&caller.token_id, key.as_str(), &request_hash)
+            .await?;
         return Ok(response);
     }
     let (mut parts, body) = response.into_parts();
@@ -150,11 +165,104 @@ async fn idempotent_inner(
         .keep_answer(&caller.token_id, key.as_str(), &answer)
         .await?;
     if kept != answer {
-        // Another request with this key answered first: its answer stands.
+        // Only one request holds a key at a time, so this is an attempt
+        // whose lease ran out while it worked and that another attempt
+        // finished first: that answer stands.
         return replay(kept, &request_hash, key.as_str(), &caller);
     }
     parts.extensions.insert(caller);
     Ok(Response::from_parts(parts, Body::from(body)))
+}
+
+/// When a request was first accepted under its Idempotency-Key: the instant
+/// server-filled defaults (`occurred_at`, the day a refund was requested)
+/// are taken from, the same on every attempt of that request.
+#[derive(Debug, Clone, Copy)]
+pub struct Accepted {
+    pub at: DateTime<Utc>,
+}
+
+enum Claimed {
+    Held(DateTime<Utc>),
+    Answered(KeptAnswer),
+}
+
+/// Holds the key for this request, or waits a little for the request that
+/// holds it to answer. A repeat never acts while another attempt may still
+/// be acting: it gets the first answer, or `409 request_in_progress` with
+/// `Retry-After`.
+async fn claim(
+    state: &AppState,
+    caller: &Caller,
+    key: &ClientId,
+    request_hash: &str,
+) -> Result<Claimed, ApiError> {
+    let lease = state.config.request_timeout + CLAIM_MARGIN;
+    let patience = state.config.request_timeout.min(REPEAT_PATIENCE);
+    let started = tokio::time::Instant::now();
+    loop {
+        match state
+            .store
+            .claim_key(&caller.token_id, key.as_str(), request_hash, lease)
+            .await?
+        {
+            KeyClaim::Held {
+                accepted_at,
+                attempt,
+            } => {
+                if attempt > 1 {
+                    tracing::warn!(
+                        key = key.as_str(),
+                        attempt,
+                        "an Idempotency-Key whose earlier attempt did not answer is taken over"
+                    );
+                }
+                return Ok(Claimed::Held(accepted_at));
+            }
+            KeyClaim::Busy {
+                request_hash: held,
+                lease_until,
+            } => {
+                if held != request_hash {
+                    return Err(reused(key.as_str()));
+                }
+                if let Some(kept) = state
+                    .store
+                    .kept_answer(&caller.token_id, key.as_str())
+                    .await?
+                {
+                    return Ok(Claimed::Answered(kept));
+                }
+                if started.elapsed() >= patience {
+                    let wait = (lease_until - state.store.now()).num_seconds().clamp(1, 60);
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "request_in_progress",
+                        format!("a request with Idempotency-Key {:?} is still being processed; retry after {wait} s to get its answer", key.as_str()),
+                    )
+                    .on_field("Idempotency-Key")
+                    .retry_after(u64::try_from(wait).unwrap_or(1)));
+                }
+                tokio::time::sleep(REPEAT_POLL).await;
+            }
+        }
+    }
+}
+
+/// How long a claim outlives the request timeout: a request cut off by the
+/// timeout stops acting, and its key may be taken over after this margin.
+const CLAIM_MARGIN: Duration = Duration::from_secs(1);
+/// How long a repeat waits for the request holding its key to answer.
+const REPEAT_PATIENCE: Duration = Duration::from_secs(5);
+const REPEAT_POLL: Duration = Duration::from_millis(25);
+
+fn reused(key: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "idempotency_key_reused",
+        format!("Idempotency-Key {key:?} was used before for a different request; use a new key for a new request"),
+    )
+    .on_field("Idempotency-Key")
 }
 
 fn replay(
@@ -164,12 +272,7 @@ fn replay(
     caller: &Caller,
 ) -> Result<Response, ApiError> {
     if kept.request_hash != request_hash {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "idempotency_key_reused",
-            format!("Idempotency-Key {key:?} was used before for a different request; use a new key for a new request"),
-        )
-        .on_field("Idempotency-Key"));
+        return Err(reused(key));
     }
     let status = StatusCode::from_u16(kept.status).map_err(|_| ApiError::internal())?;
     let mut response = (status, kept.body).into_response();

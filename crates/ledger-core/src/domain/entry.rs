@@ -240,8 +240,12 @@ impl Request {
             Command::ConsumeLessons { hours: 0, .. } => {
                 return Err(LedgerError::HoursMustBePositive { hours: 0 })
             }
+            Command::ConsumeLessons { hours, .. } => {
+                crate::domain::bounds::check_hours("hours", *hours)?
+            }
             _ => {}
         }
+        crate::domain::bounds::check_instant("occurred_at", self.occurred_at)?;
         if let Some(r) = &self.external_ref {
             if r.len() > 256 || r.chars().any(char::is_control) {
                 return Err(LedgerError::InvalidId {

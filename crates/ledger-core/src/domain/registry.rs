@@ -4,6 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::bounds;
 use crate::domain::error::LedgerError;
 use crate::domain::ids::{EnrollmentId, InstitutionId, JurisdictionCode};
 use crate::domain::money::{Amount, Currency};
@@ -121,6 +122,10 @@ impl Enrollment {
         if self.hours_bought == 0 {
             return Err(invalid("hours_bought must be positive"));
         }
+        bounds::check_hours("hours_bought", self.hours_bought)?;
+        bounds::check_hours("bonus_hours", self.bonus_hours)?;
+        bounds::check_day("course_start", self.course_start)?;
+        bounds::check_day("course_end", self.course_end)?;
         if self.course_end < self.course_start {
             return Err(invalid("course_end is before course_start"));
         }

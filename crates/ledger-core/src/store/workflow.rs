@@ -512,6 +512,8 @@ impl Store {
     }
 
     /// Records an event of the institution (`kind` as the table allows).
+    /// With a `request_key`, an event already recorded under that key is
+    /// found and its number returned instead of recording it again.
     pub async fn record_event(
         &self,
         institution: &InstitutionId,
@@ -519,10 +521,27 @@ impl Store {
         occurred_on: NaiveDate,
         note: Option<&str>,
         by: &str,
+        request_key: Option<&str>,
     ) -> Result<i64> {
         self.institution(institution).await?;
         let id = institution.as_str();
         Ok(in_tx!(self, |tx, now| {
+            let recorded: Option<i64> = match request_key {
+                Some(k) => {
+                    sqlx::query_scalar(
+                        "select cast(seq as bigint) from institution_events \
+                         where institution_id = $1 and request_key = $2",
+                    )
+                    .bind(id)
+                    .bind(k)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                }
+                None => None,
+            };
+            if let Some(seq) = recorded {
+                return Ok(seq);
+            }
             let seq: i64 = sqlx::query_scalar(
                 "select cast(coalesce(max(seq), 0) + 1 as bigint) from institution_events \
                  where institution_id = $1",
@@ -532,8 +551,8 @@ impl Store {
             .await?;
             sqlx::query(
                 "insert into institution_events \
-                 (institution_id, seq, kind, occurred_on, note, recorded_by, recorded_at) \
-                 values ($1, $2, $3, $4, $5, $6, $7)",
+                 (institution_id, seq, kind, occurred_on, note, recorded_by, recorded_at, request_key) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(id)
             .bind(seq as i32)
@@ -542,6 +561,7 @@ impl Store {
             .bind(note)
             .bind(by)
             .bind(now)
+            .bind(request_key)
             .execute(&mut *tx)
             .await?;
             seq

@@ -4,7 +4,9 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::Extension;
 use chrono::NaiveDate;
+use ledger_core::ClientId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -72,9 +74,11 @@ async fn report_event(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    Extension(key): Extension<ClientId>,
     Json(body): Json<NewEvent>,
 ) -> ApiResult<(StatusCode, Json<EventView>)> {
     let i = guard::institution(&state, &caller, &id, Action::ReportEvents).await?;
+    ledger_core::domain::bounds::check_day("occurred_on", body.occurred_on)?;
     if !matches!(
         body.kind.as_str(),
         "legal_representative_change" | "closure_notice"
@@ -101,6 +105,10 @@ async fn report_event(
             body.occurred_on,
             body.note.as_deref(),
             &by,
+            Some(&crate::workflow::request_key(
+                &caller.token_id,
+                key.as_str(),
+            )),
         )
         .await?;
     Ok((

@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 
 use crate::access::{Action, Caller};
 use crate::http::problem::{ApiError, ApiResult, Json, Problem, Query};
+use crate::http::record::Accepted;
 use crate::http::views::{EnrollmentPage, EnrollmentView, EntryView, PageParams};
 use crate::http::{guard, AppState};
 
@@ -142,7 +143,7 @@ async fn execute(state: &AppState, request: Request) -> ApiResult<(StatusCode, J
 }
 
 fn request(
-    state: &AppState,
+    accepted: Accepted,
     i: &Institution,
     key: ClientId,
     occurred_at: Option<DateTime<Utc>>,
@@ -153,7 +154,7 @@ fn request(
         institution: i.id.clone(),
         client_id: key,
         currency: i.currency,
-        occurred_at: occurred_at.unwrap_or_else(|| state.store.now()),
+        occurred_at: occurred_at.unwrap_or(accepted.at),
         external_ref,
         command,
     }
@@ -170,6 +171,7 @@ async fn record_payment(
     State(state): State<AppState>,
     caller: Caller,
     Extension(key): Extension<ClientId>,
+    Extension(accepted): Extension<Accepted>,
     Path(id): Path<String>,
     Json(body): Json<NewPayment>,
 ) -> ApiResult<(StatusCode, Json<EntryView>)> {
@@ -182,7 +184,7 @@ async fn record_payment(
             .minor(),
     };
     let r = request(
-        &state,
+        accepted,
         &i,
         key,
         body.occurred_at,
@@ -215,6 +217,7 @@ async fn record_consumption(
     State(state): State<AppState>,
     caller: Caller,
     Extension(key): Extension<ClientId>,
+    Extension(accepted): Extension<Accepted>,
     Path(id): Path<String>,
     Json(body): Json<NewConsumption>,
 ) -> ApiResult<(StatusCode, Json<EntryView>)> {
@@ -228,7 +231,7 @@ async fn record_consumption(
         hours: body.hours,
     };
     let r = request(
-        &state,
+        accepted,
         &i,
         key,
         body.occurred_at,

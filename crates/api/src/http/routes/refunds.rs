@@ -4,10 +4,11 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::Extension;
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::domain::money::format_minor;
 use ledger_core::domain::refunds::{Payee, Refund, RefundState};
-use ledger_core::{Amount, Currency, EnrollmentId};
+use ledger_core::{Amount, ClientId, Currency, EnrollmentId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -15,6 +16,7 @@ use utoipa_axum::routes;
 
 use crate::access::{Action, Caller};
 use crate::http::problem::{ApiError, ApiResult, Json, Problem};
+use crate::http::record::Accepted;
 use crate::http::{guard, AppState};
 use crate::workflow;
 
@@ -134,6 +136,8 @@ fn actor(caller: &Caller) -> String {
 async fn request_refund(
     State(state): State<AppState>,
     caller: Caller,
+    Extension(key): Extension<ClientId>,
+    Extension(accepted): Extension<Accepted>,
     Path(id): Path<String>,
     Json(body): Json<NewRefund>,
 ) -> ApiResult<(StatusCode, Json<RefundView>)> {
@@ -158,10 +162,20 @@ async fn request_refund(
             ));
         }
     }
-    let today = workflow::today(&state.store);
+    // The refund's id follows from the caller's key, so an attempt that
+    // repeats one whose answer was lost (a crash between the two) finds the
+    // refund the first attempt made instead of making a second.
+    let refund_id = workflow::refund_id_for(&caller.token_id, key.as_str());
+    if let Some(made) = state.store.refund_by_id(&refund_id).await? {
+        return Ok((
+            StatusCode::CREATED,
+            Json(view(&state, &made, i.currency).await?),
+        ));
+    }
+    let today = accepted.at.date_naive();
     let refund = Refund {
         institution: i.id.clone(),
-        id: workflow::new_refund_id(),
+        id: refund_id,
         enrollment,
         amount_minor,
         payee: Payee {

@@ -65,6 +65,7 @@ async fn put_rule_pack(
     if body.version == 0 {
         return Err(ApiError::invalid("version", "versions start at 1"));
     }
+    ledger_core::domain::bounds::check_day("effective_from", body.effective_from)?;
     let params: ledger_core::RuleParams = serde_json::from_value(body.params.clone())
         .map_err(|e| ApiError::invalid("params", format!("params: {e}")))?;
     params

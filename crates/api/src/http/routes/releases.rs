@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 
 use crate::access::{Action, Caller};
 use crate::http::problem::{ApiError, ApiResult, Json, Problem};
+use crate::http::record::Accepted;
 use crate::http::views::EntryView;
 use crate::http::{guard, AppState};
 
@@ -116,6 +117,7 @@ async fn release(
     State(state): State<AppState>,
     caller: Caller,
     Extension(key): Extension<ClientId>,
+    Extension(accepted): Extension<Accepted>,
     Path(id): Path<String>,
     Json(body): Json<NewRelease>,
 ) -> ApiResult<(StatusCode, Json<EntryView>)> {
@@ -151,7 +153,7 @@ async fn release(
                 institution: i.id.clone(),
                 client_id: key,
                 currency: i.currency,
-                occurred_at: state.store.now(),
+                occurred_at: accepted.at,
                 external_ref: None,
                 command: Command::InstructRelease { amount_minor },
             }

@@ -1,0 +1,191 @@
+//! Claims on Idempotency-Keys, both dialects: the one request that may act
+//! under a (caller, key) pair at a time. A claim is taken before the effect
+//! and outlives a crash by its lease; the answer itself is kept in
+//! `idempotent_answers` (see `access.rs`).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::store::sqlite::from_micros;
+use crate::store::{Result, Store, StoreError};
+
+/// What a request gets when it asks to act under a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyClaim {
+    /// This request holds the key and may act. `accepted_at` is when the
+    /// key was first accepted: earlier than now when an attempt that died
+    /// (crash, timeout) is taken over, so that defaults the server fills in
+    /// are the same on every attempt. `attempt` counts from 1.
+    Held {
+        accepted_at: DateTime<Utc>,
+        attempt: i32,
+    },
+    /// Another request holds the key until `lease_until`; `request_hash`
+    /// says whether it is the same request (a repeat) or a different one.
+    Busy {
+        request_hash: String,
+        lease_until: DateTime<Utc>,
+    },
+}
+
+fn lease_end(now: DateTime<Utc>, lease: Duration) -> Result<DateTime<Utc>> {
+    chrono::Duration::from_std(lease)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .ok_or_else(|| StoreError::Corrupt(format!("lease {lease:?} is out of range")))
+}
+
+impl Store {
+    /// Claims `key` for `token_id`'s request `request_hash` for `lease`, or
+    /// says who holds it. A claim whose lease ran out is taken over by the
+    /// same request only: a different request under that key is a reuse,
+    /// whatever became of the first.
+    pub async fn claim_key(
+        &self,
+        token_id: &str,
+        key: &str,
+        request_hash: &str,
+        lease: Duration,
+    ) -> Result<KeyClaim> {
+        let insert = "insert into idempotent_claims \
+                      (token_id, idem_key, request_hash, accepted_at, lease_until) \
+                      values ($1, $2, $3, $4, $5) on conflict (token_id, idem_key) do nothing";
+        let select = "select request_hash, accepted_at, lease_until, attempts \
+                      from idempotent_claims where token_id = $1 and idem_key = $2";
+        let take_over = "update idempotent_claims set lease_until = $3, attempts = attempts + 1 \
+                         where token_id = $1 and idem_key = $2";
+        // Both dialects run the same three statements; they differ in how a
+        // time is bound and read (timestamptz, integer microseconds).
+        macro_rules! claim {
+            ($tx:expr, $now:expr, $until:expr, $read:expr, $row:ty) => {{
+                let inserted = sqlx::query(insert)
+                    .bind(token_id)
+                    .bind(key)
+                    .bind(request_hash)
+                    .bind($now)
+                    .bind($until)
+                    .execute(&mut *$tx)
+                    .await?
+                    .rows_affected();
+                if inserted == 1 {
+                    None
+                } else {
+                    let row: (String, $row, $row, i32) = sqlx::query_as(select)
+                        .bind(token_id)
+                        .bind(key)
+                        .fetch_one(&mut *$tx)
+                        .await?;
+                    let read = $read;
+                    Some((row.0, read(row.1)?, read(row.2)?, row.3))
+                }
+            }};
+        }
+        let (now, existing, took_over) = match self {
+            Store::Postgres(s) => {
+                let now = s.clock().now();
+                let until = lease_end(now, lease)?;
+                let mut tx = s.pool().begin().await?;
+                // The row lock taken by the failed insert's conflict check
+                // is not held; lock explicitly before deciding.
+                sqlx::query(
+                    "select pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))",
+                )
+                .bind(token_id)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+                let existing = claim!(
+                    tx,
+                    now,
+                    until,
+                    |t: DateTime<Utc>| Ok::<_, StoreError>(t),
+                    DateTime<Utc>
+                );
+                let done = match &existing {
+                    Some((hash, _, lease_until, _))
+                        if hash == request_hash && *lease_until <= now =>
+                    {
+                        sqlx::query(take_over)
+                            .bind(token_id)
+                            .bind(key)
+                            .bind(until)
+                            .execute(&mut *tx)
+                            .await?;
+                        true
+                    }
+                    _ => false,
+                };
+                tx.commit().await?;
+                (now, existing, done)
+            }
+            Store::Sqlite(s) => {
+                let now = s.clock().now();
+                let until = lease_end(now, lease)?;
+                let mut tx = s.pool().begin_with("BEGIN IMMEDIATE").await?;
+                let existing = claim!(
+                    tx,
+                    now.timestamp_micros(),
+                    until.timestamp_micros(),
+                    from_micros,
+                    i64
+                );
+                let done = match &existing {
+                    Some((hash, _, lease_until, _))
+                        if hash == request_hash && *lease_until <= now =>
+                    {
+                        sqlx::query(take_over)
+                            .bind(token_id)
+                            .bind(key)
+                            .bind(until.timestamp_micros())
+                            .execute(&mut *tx)
+                            .await?;
+                        true
+                    }
+                    _ => false,
+                };
+                tx.commit().await?;
+                (now, existing, done)
+            }
+        };
+        Ok(match existing {
+            None => KeyClaim::Held {
+                accepted_at: now,
+                attempt: 1,
+            },
+            Some((_, accepted_at, _, attempts)) if took_over => KeyClaim::Held {
+                accepted_at,
+                attempt: attempts.saturating_add(1),
+            },
+            Some((request_hash, _, lease_until, _)) => KeyClaim::Busy {
+                request_hash,
+                lease_until,
+            },
+        })
+    }
+
+    /// Gives a claim back after a refusal (which changed nothing), so the
+    /// corrected request may use the key. Only the request that holds it
+    /// can give it back.
+    pub async fn release_key(&self, token_id: &str, key: &str, request_hash: &str) -> Result<()> {
+        let sql = "delete from idempotent_claims \
+                   where token_id = $1 and idem_key = $2 and request_hash = $3";
+        match self {
+            Store::Postgres(s) => sqlx::query(sql)
+                .bind(token_id)
+                .bind(key)
+                .bind(request_hash)
+                .execute(s.pool())
+                .await?
+                .rows_affected(),
+            Store::Sqlite(s) => sqlx::query(sql)
+                .bind(token_id)
+                .bind(key)
+                .bind(request_hash)
+                .execute(s.pool())
+                .await?
+                .rows_affected(),
+        };
+        Ok(())
+    }
+}
