@@ -1377,3 +1377,31 @@ fn tokens_are_created_once_listed_without_secrets_and_revoked() {
     assert!(list.contains("(revoked)"), "{list}");
     assert!(!run(&url, &["token", "revoke", id]).status.success());
 }
+
+/// Two processes opening one new SQLite file at once (a service and a cron
+/// job started together) both find it migrated; once, one of them failed
+/// one run in ten with "table job_runs already exists".
+#[test]
+fn two_processes_migrating_one_new_sqlite_file_both_succeed() {
+    for round in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = sqlite_url(dir.path());
+        let spawn = || {
+            bin()
+                .arg("--database-url")
+                .arg(&url)
+                .arg("migrate")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn(), spawn());
+        for child in [a, b] {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "round {round}: {}", stderr(&out));
+        }
+        let out = run(&url, &["verify"]);
+        assert!(out.status.success(), "round {round}: {}", stderr(&out));
+    }
+}

@@ -31,6 +31,8 @@ use crate::store::{
 pub struct SqliteStore {
     pool: SqlitePool,
     clock: Clock,
+    /// The database file (none for an in-memory database).
+    file: Option<std::path::PathBuf>,
 }
 
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -447,11 +449,14 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        let file = options.get_filename();
+        let file = (!file.as_os_str().is_empty() && file != std::path::Path::new(":memory:"))
+            .then(|| file.to_path_buf());
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool, clock })
+        Ok(SqliteStore { pool, clock, file })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -462,7 +467,30 @@ impl SqliteStore {
         &self.clock
     }
 
+    /// Applies the migrations this build knows. SQLite has no advisory
+    /// lock for the migrator to take, so two processes opening one new file
+    /// at once would both create its tables; an exclusive lock on a file
+    /// beside the database makes the second wait and then find them made.
     pub async fn migrate(&self) -> Result<()> {
+        let _held = match &self.file {
+            Some(db) => {
+                let mut name = db.clone().into_os_string();
+                name.push("-migrate.lock");
+                let io = |e: std::io::Error| StoreError::Database(sqlx::Error::Io(e));
+                let lock = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&name)
+                    .map_err(io)?;
+                let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+                    .await
+                    .map_err(|e| io(std::io::Error::other(e)))?
+                    .map_err(io)?;
+                Some(lock)
+            }
+            None => None,
+        };
         sqlx::migrate!("../../migrations/sqlite")
             .run(&self.pool)
             .await?;
