@@ -30,7 +30,7 @@ const STATEMENT_HEAD_LINES: u32 = 4;
 /// third a debit, the amounts varied so that a lost or repeated entry shows.
 fn amount_minor(n: u64) -> i64 {
     let size = i64::try_from(n % 97_001).expect("below 97001") + 1;
-    if n % 3 == 0 {
+    if n.is_multiple_of(3) {
         -size
     } else {
         size

@@ -58,7 +58,7 @@ const PAYMENT_MINOR: i64 = 50_000;
 
 /// Entry `k` of the workload: (institution index, is a payment).
 fn workload(k: usize, institutions: usize) -> (usize, bool) {
-    (k % institutions, (k / institutions) % 2 == 0)
+    (k % institutions, (k / institutions).is_multiple_of(2))
 }
 
 fn occurred() -> DateTime<Utc> {
