@@ -411,9 +411,12 @@ impl Sim {
                     .await
                     .unwrap());
                 let approved = store.refund(&self.id, &r.id).await.unwrap().unwrap();
-                assert!(api::workflow::instruct(store, &approved, day)
-                    .await
-                    .unwrap());
+                assert_eq!(
+                    api::workflow::instruct(store, &approved, day)
+                        .await
+                        .unwrap(),
+                    api::workflow::Instructed::Yes
+                );
                 let entries = api::reconcile::all_entries(store, &self.id).await.unwrap();
                 let payment = entries
                     .iter()

@@ -872,3 +872,140 @@ async fn deadlines_skip_the_rule_packs_holidays(backend: Backend) {
     s.stop().await;
 }
 both!(deadlines_skip_the_rule_packs_holidays);
+
+/// A refund escrow cannot pay (a deposit-mode school holds the tuition
+/// itself) once stopped every later refund: the pass aborted on it every
+/// day. Now it is set aside with a red alert that names it and says why,
+/// the pass goes on, and the alert clears once the refund moves on.
+async fn a_refund_that_cannot_be_paid_holds_up_no_other(backend: Backend) {
+    let s = setup(backend).await;
+    let store = &s.server.store;
+    let deposit_school = InstitutionId::parse("INS-D").unwrap();
+    store
+        .create_institution(&ledger_core::Institution {
+            id: deposit_school.clone(),
+            name: "INS-D School".into(),
+            licence_no: "L-INS-D".into(),
+            jurisdiction: code("410922"),
+            mode: ledger_core::SupervisionMode::Deposit,
+            category: ledger_core::Category::NonSubject,
+            status: ledger_core::InstitutionStatus::Active,
+            currency: Currency::Cny,
+        })
+        .await
+        .unwrap();
+    enrollment(store, &deposit_school, "E-D", 20, 200_000).await;
+    store
+        .execute(Request {
+            institution: deposit_school.clone(),
+            client_id: ClientId::parse("collect-d").unwrap(),
+            currency: Currency::Cny,
+            occurred_at: Utc.with_ymd_and_hms(2026, 9, 3, 9, 0, 0).unwrap(),
+            external_ref: None,
+            command: Command::CollectOutsideEscrow {
+                enrollment: ledger_core::EnrollmentId::parse("E-D").unwrap(),
+                amount_minor: 200_000,
+            },
+        })
+        .await
+        .unwrap();
+    let d_token = s
+        .server
+        .token(
+            Role::Institution,
+            Scope::Institution(deposit_school.clone()),
+        )
+        .await;
+    // The deposit school's refund is asked first, so it comes first.
+    let (status, blocked) = s
+        .server
+        .post(
+            &d_token,
+            "/v1/institutions/INS-D/refunds",
+            "rf-d",
+            json!({
+                "enrollment": "E-D",
+                "payee": {"name": "Wang Wu", "account": "6222020200112233445", "bank": "ICBKCNBJ"}
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{blocked}");
+    let blocked_id = blocked["id"].as_str().unwrap().to_string();
+    let (status, p) = s
+        .server
+        .post(
+            &s.officer,
+            &format!("/v1/refunds/{blocked_id}/approve"),
+            "ok-d",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{p}");
+    assert_eq!(p["state"], "approved", "escrow cannot pay it: {p}");
+    let id = s.request().await["id"].as_str().unwrap().to_string();
+    // Unanswered for eight days: deemed approved, then instructed.
+    s.later(Duration::days(8));
+    let t = s.tick().await;
+    assert_eq!(
+        (t.deemed_approved, t.instructed, t.set_aside),
+        (1, 1, 1),
+        "{t:?}"
+    );
+    assert_eq!(s.refund(&id).await["state"], "instructed");
+    assert_eq!(s.refund(&blocked_id).await["state"], "approved");
+    let key = format!("refund_blocked:{blocked_id}");
+    let alert = store
+        .alerts(Some(&deposit_school), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.key == key)
+        .expect("a red alert for the refund set aside");
+    assert_eq!(alert.severity, "red");
+    for says in [
+        blocked_id.as_str(),
+        "2000.00 CNY",
+        "would_overdraw",
+        "deposit mode",
+        "risk deposit",
+    ] {
+        assert!(alert.summary.contains(says), "{says}: {}", alert.summary);
+    }
+    // The next pass tries it again and does not duplicate the alert.
+    let t = s.tick().await;
+    assert_eq!(t.set_aside, 1, "{t:?}");
+    assert_eq!(
+        store
+            .alert_trail(&deposit_school, &key)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "raised once"
+    );
+    // Money reaches escrow (the school pays a family's tuition into the
+    // supervised account, as the bureau ordered): the refund can be paid,
+    // and its alert resolves itself, with a trail entry.
+    enrollment(store, &deposit_school, "E-D2", 20, 200_000).await;
+    pay(store, &deposit_school, "E-D2", "pay-d2", 200_000).await;
+    let t = s.tick().await;
+    assert_eq!((t.set_aside, t.instructed), (0, 1), "{t:?}");
+    assert_eq!(s.refund(&blocked_id).await["state"], "instructed");
+    let alert = store
+        .alerts(Some(&deposit_school), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.key == key)
+        .unwrap();
+    assert_eq!(alert.status.code(), "resolved");
+    let trail = store.alert_trail(&deposit_school, &key).await.unwrap();
+    let last = trail.last().unwrap();
+    assert_eq!((last.1.as_str(), last.2.as_str()), ("workflow", "resolved"));
+    assert!(
+        last.3.as_deref().unwrap().contains("no longer held up"),
+        "{last:?}"
+    );
+    s.stop().await;
+}
+both!(a_refund_that_cannot_be_paid_holds_up_no_other);

@@ -551,12 +551,32 @@ pub async fn record_alerts(
     )>,
 > {
     let mut recorded = Vec::new();
+    let mut seen: std::collections::BTreeMap<&ledger_core::InstitutionId, BTreeSet<String>> =
+        Default::default();
     for a in ranked {
-        let report = store
-            .record_findings(&a.institution, as_of, &findings(a)?)
-            .await?;
+        let found = findings(a)?;
+        seen.insert(
+            &a.institution,
+            found.iter().map(|f| f.key.clone()).collect(),
+        );
+        let report = store.record_findings(&a.institution, as_of, &found).await?;
         recorded.push((a.institution.clone(), report));
     }
+    // What the engine no longer finds in the institutions it assessed is
+    // over; the institutions it did not assess keep their alerts.
+    let kinds: Vec<&str> = ledger_core::domain::risk::SignalKind::ALL
+        .iter()
+        .map(|k| k.code())
+        .collect();
+    store
+        .resolve_cleared(
+            &kinds,
+            as_of,
+            "risk-engine",
+            "the risk engine no longer finds this condition",
+            |institution, key| seen.get(institution).is_none_or(|keys| keys.contains(key)),
+        )
+        .await?;
     Ok(recorded)
 }
 

@@ -11,7 +11,7 @@
 //! instruction → the bank executes (entry confirmed, refund paid) or rejects
 //! (entry voided, refund returned, alert) → unpaid past the deadline: alert.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration as StdDuration;
 
@@ -25,7 +25,8 @@ use ledger_core::domain::alerts::Finding;
 use ledger_core::domain::feeds::AccountKind;
 use ledger_core::domain::refunds::{retry_delay, OutboxItem, OutboxState, Refund, RefundState};
 use ledger_core::{
-    Amount, ClientId, Command, Currency, Entry, Institution, RefundSource, Request, Store,
+    Amount, ClientId, Command, Currency, Entry, Institution, InstitutionId, RefundSource, Request,
+    Store,
 };
 use serde::Deserialize;
 
@@ -169,6 +170,9 @@ pub struct Tick {
     pub executed: u32,
     pub returned: u32,
     pub overdue_alerts: u32,
+    /// Approved refunds escrow cannot pay now: each has a red alert and is
+    /// tried again on the next pass.
+    pub set_aside: u32,
 }
 
 /// Working days by the rule pack's calendar: weekends, the pack's public
@@ -224,9 +228,26 @@ fn postings_amount(entry: &Entry) -> i64 {
     entry.postings.first().map_or(0, |p| p.amount_minor)
 }
 
+/// What became of an approved refund when the workflow took it up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Instructed {
+    /// In the books and the outbox: the bank will be told to pay.
+    Yes,
+    /// The books refused the refund itself (nothing left to refund): it is
+    /// declined, with the reason on its trail.
+    DeclinedByBooks,
+    /// Owed, but it cannot be paid from escrow now (escrow does not hold
+    /// the money): left approved, to be tried again on the next pass.
+    SetAside { reason: String },
+}
+
 /// Approved → instructed: the refund enters the books (approved, then the
 /// payment instructed, pending) and so the outbox.
-pub async fn instruct(store: &Store, refund: &Refund, today: NaiveDate) -> anyhow::Result<bool> {
+pub async fn instruct(
+    store: &Store,
+    refund: &Refund,
+    today: NaiveDate,
+) -> anyhow::Result<Instructed> {
     let institution = store.institution(&refund.institution).await?;
     // The entries occur when the refund was approved: a step repeated after
     // a crash, however much later, is then the same request (a replay).
@@ -272,7 +293,7 @@ pub async fn instruct(store: &Store, refund: &Refund, today: NaiveDate) -> anyho
                     None,
                 )
                 .await?;
-            return Ok(false);
+            return Ok(Instructed::DeclinedByBooks);
         }
         Err(e) => return Err(e.into()),
     };
@@ -284,7 +305,35 @@ pub async fn instruct(store: &Store, refund: &Refund, today: NaiveDate) -> anyho
                 source: RefundSource::Escrow,
             },
         )?)
-        .await?;
+        .await;
+    let payment = match payment {
+        Ok(p) => p,
+        Err(e) if e.rejection().is_some() => {
+            let owed = ledger_core::domain::money::format_minor(
+                postings_amount(&approved),
+                institution.currency,
+            );
+            let whose = match institution.mode {
+                ledger_core::SupervisionMode::Custody => {
+                    "the supervised account must be put right before it can be paid".to_string()
+                }
+                mode => format!(
+                    "{} collects in {} mode and holds the tuition itself: it must pay the family, or an officer decides to pay from the risk deposit",
+                    institution.name,
+                    mode.code()
+                ),
+            };
+            return Ok(Instructed::SetAside {
+                reason: format!(
+                    "refund {} of {owed} {} is approved but escrow cannot pay it: [{}] {e}; {whose}",
+                    refund.id,
+                    institution.currency.code(),
+                    e.code()
+                ),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
     let rules = store.rules_for(&institution, today).await?;
     let pay_by = working_days_after(
         &rules,
@@ -310,8 +359,8 @@ pub async fn instruct(store: &Store, refund: &Refund, today: NaiveDate) -> anyho
             Some(pay_by),
             Some(payment.client_id.as_str()),
         )
-        .await
-        .map_err(Into::into)
+        .await?;
+    Ok(Instructed::Yes)
 }
 
 /// Sends one due instruction to its bank.
@@ -645,14 +694,43 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> an
             t.deemed_approved += 1;
         }
     }
-    // Approved refunds enter the books (and the outbox).
+    // Approved refunds enter the books (and the outbox). One that cannot
+    // be paid now is set aside with a red alert naming it and why; the
+    // pass goes on with the rest, and tries it again next time.
+    let mut blocked: BTreeSet<(InstitutionId, String)> = BTreeSet::new();
     for r in store.refunds(None, Some(RefundState::Approved)).await? {
-        if instruct(store, &r, today).await? {
-            t.instructed += 1;
-        } else {
-            t.declined_by_books += 1;
+        match instruct(store, &r, today).await? {
+            Instructed::Yes => t.instructed += 1,
+            Instructed::DeclinedByBooks => t.declined_by_books += 1,
+            Instructed::SetAside { reason } => {
+                t.set_aside += 1;
+                tracing::warn!(refund = %r.id, %reason, "refund set aside");
+                let key = format!("refund_blocked:{}", r.id);
+                let finding = Finding {
+                    key: key.clone(),
+                    kind: "refund_blocked".into(),
+                    severity: "red".into(),
+                    summary: reason,
+                    evidence: serde_json::json!([{"type": "refund", "id": r.id, "enrollment": r.enrollment.as_str()}])
+                        .to_string(),
+                    rule_pack: "workflow".into(),
+                };
+                store
+                    .record_findings(&r.institution, today, &[finding])
+                    .await?;
+                blocked.insert((r.institution.clone(), key));
+            }
         }
     }
+    store
+        .resolve_cleared(
+            &["refund_blocked"],
+            today,
+            "workflow",
+            "the refund is no longer held up: it was instructed or decided",
+            |i, key| blocked.contains(&(i.clone(), key.to_string())),
+        )
+        .await?;
     // Instructions to send.
     let lease = Duration::seconds(60);
     for item in store.claim_outbox(OutboxState::Pending, 100, lease).await? {
@@ -720,8 +798,10 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> an
         }
     }
     // Refunds past their payment deadline.
+    let mut overdue: BTreeSet<(InstitutionId, String)> = BTreeSet::new();
     for r in store.refunds(None, Some(RefundState::Instructed)).await? {
         if let Some(pay_by) = r.pay_by.filter(|d| *d < today) {
+            overdue.insert((r.institution.clone(), format!("refund_overdue:{}", r.id)));
             let finding = Finding {
                 key: format!("refund_overdue:{}", r.id),
                 kind: "refund_overdue".into(),
@@ -740,6 +820,15 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> an
             t.overdue_alerts += report.raised + report.reopened;
         }
     }
+    store
+        .resolve_cleared(
+            &["refund_overdue"],
+            today,
+            "workflow",
+            "the refund is no longer overdue: the bank paid it or returned it",
+            |i, key| overdue.contains(&(i.clone(), key.to_string())),
+        )
+        .await?;
     Ok(t)
 }
 

@@ -148,6 +148,63 @@ impl Store {
         Ok(report)
     }
 
+    /// Resolves every unresolved alert of one of `kinds` whose condition no
+    /// longer holds (`holds(institution, key)` is false), each with a trail
+    /// entry by `actor` saying when and why. A condition that returns later
+    /// reopens its alert, as ever. Returns how many were resolved.
+    pub async fn resolve_cleared(
+        &self,
+        kinds: &[&str],
+        as_of: NaiveDate,
+        actor: &str,
+        why: &str,
+        holds: impl Fn(&InstitutionId, &str) -> bool,
+    ) -> Result<u32> {
+        let open: Vec<Alert> = self
+            .alerts(None, None)
+            .await?
+            .into_iter()
+            .filter(|a| a.status != AlertStatus::Resolved && kinds.contains(&a.kind.as_str()))
+            .filter(|a| !holds(&a.institution, &a.key))
+            .collect();
+        if open.is_empty() {
+            return Ok(0);
+        }
+        let comment = format!("{why} (as of {as_of})");
+        let mut resolved = 0;
+        in_tx!(self, |tx, now| {
+            for a in &open {
+                let id = a.institution.as_str();
+                // Only if nobody changed it meanwhile (an officer resolving
+                // it, a run reopening it): compare and set.
+                let changed = sqlx::query(
+                    "update alerts set status = 'resolved', updated_at = $4 \
+                     where institution_id = $1 and alert_key = $2 and status = $3",
+                )
+                .bind(id)
+                .bind(&a.key)
+                .bind(a.status.code())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if changed == 1 {
+                    event!(
+                        tx,
+                        now,
+                        id,
+                        &a.key,
+                        actor,
+                        "resolved",
+                        Some(comment.as_str())
+                    );
+                    resolved += 1;
+                }
+            }
+        });
+        Ok(resolved)
+    }
+
     /// An officer acts on an alert; the transition is checked and recorded.
     pub async fn act_on_alert(
         &self,
