@@ -1405,3 +1405,59 @@ fn two_processes_migrating_one_new_sqlite_file_both_succeed() {
         assert!(out.status.success(), "round {round}: {}", stderr(&out));
     }
 }
+
+/// A new deployment starts from nothing: the nation, then a province, a
+/// city and a county, each checked against GB/T 2260.
+#[test]
+fn a_new_deployment_registers_its_jurisdictions_from_the_nation_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let out = run(&url, &["jurisdiction", "add", "410000", "河南省"]);
+    assert!(!out.status.success(), "a province before the nation");
+    assert!(
+        stderr(&out).contains("jurisdiction 000000 does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    for (code, name) in [
+        ("000000", "中华人民共和国"),
+        ("410000", "河南省"),
+        ("410900", "濮阳市"),
+        ("410922", "清丰县"),
+    ] {
+        let out = run(&url, &["jurisdiction", "add", code, name]);
+        assert!(out.status.success(), "{code}: {}", stderr(&out));
+    }
+    for (args, says) in [
+        (
+            vec!["jurisdiction", "add", "990000", "Nowhere"],
+            "no province",
+        ),
+        (vec!["jurisdiction", "add", "410022", "X"], "city digits"),
+        (
+            vec![
+                "jurisdiction",
+                "add",
+                "410923",
+                "南乐县",
+                "--parent",
+                "410000",
+            ],
+            "directly below 410900",
+        ),
+    ] {
+        let out = run(&url, &args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    let list = run_json(&url, &["jurisdiction", "list", "--json"]);
+    let codes: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["000000", "410000", "410900", "410922"]);
+    assert_eq!(list[3]["parent"], "410900");
+    assert_eq!(list[0]["parent"], serde_json::Value::Null);
+}

@@ -1052,6 +1052,167 @@ async fn limits_hold_and_answer_as_problems(backend: Backend) {
 }
 both!(limits_hold_and_answer_as_problems);
 
+/// An alert reflects the present: "has never sent a statement" raised on
+/// the day an account is registered resolves itself, with a trail entry,
+/// once the statements come; before, it stayed open for months.
+async fn an_alert_whose_condition_ends_resolves_itself(backend: Backend) {
+    let server = Server::start(backend).await;
+    let c = county(&server).await;
+    let account = account_of("CMB", CNY_STATEMENT);
+    bank_account(&server.store, "CMB", &c.institution, &account).await;
+    let county_code = code("410922");
+    let scan = |day: chrono::NaiveDate| {
+        let store = server.store.clone();
+        let county_code = county_code.clone();
+        async move {
+            let ranked = api::risk::assess(&store, &county_code, day).await.unwrap();
+            api::risk::record_alerts(&store, &ranked, day)
+                .await
+                .unwrap();
+        }
+    };
+    let key = format!("feed_silence:{account}");
+    let status_of = || async {
+        server
+            .store
+            .alerts(Some(&c.institution), None)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|a| a.key == key)
+            .map(|a| (a.severity, a.status.code().to_string()))
+    };
+    scan(day(2026, 9, 1)).await;
+    assert_eq!(
+        status_of().await,
+        Some(("red".to_string(), "open".to_string()))
+    );
+    let cmb = server.token(Role::Bank, Scope::Bank("CMB".into())).await;
+    let (status, receipt) = send(
+        server
+            .request(Method::POST, Some(&cmb), "/v1/feeds")
+            .header("Idempotency-Key", "first-statement")
+            .header("content-type", "application/octet-stream")
+            .body(CNY_STATEMENT),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{receipt}");
+    scan(day(2026, 9, 2)).await;
+    assert_eq!(
+        status_of().await.map(|(_, s)| s),
+        Some("resolved".to_string())
+    );
+    let trail = server
+        .store
+        .alert_trail(&c.institution, &key)
+        .await
+        .unwrap();
+    let last = trail.last().unwrap();
+    assert_eq!(
+        (last.1.as_str(), last.2.as_str()),
+        ("risk-engine", "resolved")
+    );
+    assert!(
+        last.3.as_deref().unwrap().contains("2026-09-02"),
+        "when: {last:?}"
+    );
+    server.stop().await;
+}
+both!(an_alert_whose_condition_ends_resolves_itself);
+
+/// Registering jurisdictions over HTTP from an empty database: the nation
+/// by an admin only, then each division directly below the one its code
+/// names (once a 404: the nation could not be created).
+async fn jurisdictions_are_registered_from_the_nation_down(backend: Backend) {
+    let server = Server::start(backend).await;
+    let admin = server.admin().await;
+    let (status, p) = server
+        .post(
+            &admin,
+            "/v1/jurisdictions",
+            "nation",
+            json!({"code": "000000", "name": "中华人民共和国"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    assert_eq!(p["parent"], Value::Null);
+    let (status, p) = server
+        .post(
+            &admin,
+            "/v1/jurisdictions",
+            "henan",
+            json!({"code": "410000", "name": "河南省", "parent": "000000"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    let officer = server
+        .token(Role::Officer, Scope::Jurisdiction(code("410000")))
+        .await;
+    let (status, p) = server
+        .post(
+            &officer,
+            "/v1/jurisdictions",
+            "nation-by-officer",
+            json!({"code": "000000", "name": "Nation"}),
+        )
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found")),
+        "{p}"
+    );
+    // The province's officer registers below it; the parent defaults to
+    // the division the code names.
+    let (status, p) = server
+        .post(
+            &officer,
+            "/v1/jurisdictions",
+            "puyang",
+            json!({"code": "410900", "name": "濮阳市"}),
+        )
+        .await;
+    assert_eq!(
+        (status, p["parent"].as_str()),
+        (StatusCode::CREATED, Some("410000")),
+        "{p}"
+    );
+    let before = counts(&server.store).await;
+    for (key, body, field, says) in [
+        (
+            "bad-1",
+            json!({"code": "990000", "name": "X"}),
+            "code",
+            "no province",
+        ),
+        (
+            "bad-2",
+            json!({"code": "410022", "name": "X"}),
+            "code",
+            "city digits",
+        ),
+        (
+            "bad-3",
+            json!({"code": "410922", "name": "X", "parent": "410000"}),
+            "parent",
+            "directly below 410900",
+        ),
+        (
+            "bad-4",
+            json!({"code": "410922", "name": " "}),
+            "name",
+            "1 to 100 characters",
+        ),
+    ] {
+        let (status, p) = server.post(&admin, "/v1/jurisdictions", key, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{key}: {p}");
+        assert_eq!(p["field"], field, "{key}: {p}");
+        assert!(p["detail"].as_str().unwrap().contains(says), "{key}: {p}");
+    }
+    assert_eq!(counts(&server.store).await, before);
+    server.stop().await;
+}
+both!(jurisdictions_are_registered_from_the_nation_down);
+
 async fn a_batch_is_all_or_nothing(backend: Backend) {
     let server = Server::start(backend).await;
     let c = county(&server).await;

@@ -127,6 +127,12 @@ pub enum Command {
         #[arg(long, value_enum, value_delimiter = ',')]
         only: Vec<crate::workflow::Job>,
     },
+    /// Jurisdictions (GB/T 2260 divisions): register the nation, provinces,
+    /// cities and counties; list them.
+    Jurisdiction {
+        #[command(subcommand)]
+        what: JurisdictionCommand,
+    },
     /// API tokens: create (shown once), revoke, list.
     Token {
         #[command(subcommand)]
@@ -136,6 +142,28 @@ pub enum Command {
     Bench {
         #[command(subcommand)]
         what: bench::BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JurisdictionCommand {
+    /// Register a jurisdiction directly below the division its code names:
+    /// start a new deployment with the nation (`000000`), then provinces
+    /// (`410000`), cities (`410900`), counties (`410922`). Idempotent.
+    Add {
+        /// Six digits, a GB/T 2260 administrative division code.
+        code: String,
+        /// Its name, e.g. 清丰县.
+        name: String,
+        /// The division directly above it (default: the one its code names).
+        #[arg(long)]
+        parent: Option<String>,
+    },
+    /// Every jurisdiction, by code.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -284,6 +312,49 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token { what } => {
             let store = open(url).await?;
             return crate::token::run(&store, what).await;
+        }
+        Command::Jurisdiction { what } => {
+            let store = open(url).await?;
+            match what {
+                JurisdictionCommand::Add { code, name, parent } => {
+                    let new = crate::app::jurisdictions::NewJurisdiction {
+                        code: ledger_core::JurisdictionCode::parse(code)?,
+                        name,
+                        parent: parent
+                            .map(ledger_core::JurisdictionCode::parse)
+                            .transpose()?,
+                    };
+                    let j = crate::app::jurisdictions::register(&store, new).await?;
+                    match &j.parent {
+                        Some(p) => {
+                            println!("jurisdiction {} {} is registered below {p}", j.code, j.name)
+                        }
+                        None => println!(
+                            "jurisdiction {} {} (the nation) is registered",
+                            j.code, j.name
+                        ),
+                    }
+                }
+                JurisdictionCommand::List { json } => {
+                    let all = store.jurisdictions().await?;
+                    if json {
+                        let rows: Vec<_> = all
+                            .iter()
+                            .map(|j| serde_json::json!({"code": j.code.as_str(), "name": j.name, "parent": j.parent.as_ref().map(|p| p.as_str())}))
+                            .collect();
+                        println!("{}", serde_json::to_string_pretty(&rows)?);
+                    } else {
+                        for j in &all {
+                            println!(
+                                "{}  {}  {}",
+                                j.code,
+                                j.parent.as_ref().map_or("------", |p| p.as_str()),
+                                j.name
+                            );
+                        }
+                    }
+                }
+            }
         }
         Command::Feed { what } => {
             return match what {

@@ -25,7 +25,7 @@ fn action_name(action: Action) -> &'static str {
     }
 }
 
-fn permitted(caller: &Caller, action: Action) -> ApiResult<()> {
+pub fn permitted(caller: &Caller, action: Action) -> ApiResult<()> {
     if permits(caller.role, action) {
         Ok(())
     } else {

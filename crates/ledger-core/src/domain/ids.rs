@@ -118,6 +118,52 @@ impl JurisdictionCode {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The division directly above this one by the code's own structure
+    /// (GB/T 2260): a county `410922` lies in city `410900`, a city in
+    /// province `410000`, a province in the nation `000000`; the nation has
+    /// none.
+    pub fn structural_parent(&self) -> Option<JurisdictionCode> {
+        let b = &self.0;
+        if b == Self::NATIONAL {
+            None
+        } else if &b[2..] == "0000" {
+            Some(Self::national())
+        } else if &b[4..] == "00" {
+            Some(Self(format!("{}0000", &b[..2])))
+        } else {
+            Some(Self(format!("{}00", &b[..4])))
+        }
+    }
+
+    /// Checks that the code is one GB/T 2260 can give: the nation, or a
+    /// province prefix in use (11–15, 21–23, 31–37, 41–46, 50–54, 61–65, 71,
+    /// 81, 82) with a city and county part that skip no level (`410022`,
+    /// a county with no city, is not a division).
+    pub fn check_division(&self) -> Result<(), LedgerError> {
+        let b = &self.0;
+        if b == Self::NATIONAL {
+            return Ok(());
+        }
+        let invalid = |reason: &'static str| LedgerError::InvalidId {
+            what: "jurisdiction code",
+            value: b.clone(),
+            reason,
+        };
+        let province: u32 = b[..2]
+            .parse()
+            .map_err(|_| invalid("it must be six digits"))?;
+        let in_use = matches!(province, 11..=15 | 21..=23 | 31..=37 | 41..=46 | 50..=54 | 61..=65 | 71 | 81 | 82);
+        if !in_use {
+            return Err(invalid("its first two digits are no province of GB/T 2260 (11-15, 21-23, 31-37, 41-46, 50-54, 61-65, 71, 81, 82)"));
+        }
+        if &b[2..4] == "00" && &b[4..] != "00" {
+            return Err(invalid(
+                "a county code needs its city digits (the middle pair is 00)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl TryFrom<String> for JurisdictionCode {
@@ -139,6 +185,27 @@ impl fmt::Display for JurisdictionCode {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn each_division_knows_the_one_above_it_and_codes_skip_no_level() {
+        let code = |c: &str| JurisdictionCode::parse(c).unwrap();
+        let parent = |c: &str| code(c).structural_parent().map(|p| p.to_string());
+        assert_eq!(parent("000000"), None);
+        assert_eq!(parent("410000").as_deref(), Some("000000"));
+        assert_eq!(parent("410900").as_deref(), Some("410000"));
+        assert_eq!(parent("410922").as_deref(), Some("410900"));
+        for ok in ["000000", "110000", "110101", "410922", "419001", "820000"] {
+            assert!(code(ok).check_division().is_ok(), "{ok}");
+        }
+        for (bad, says) in [
+            ("990000", "no province"),
+            ("100000", "no province"),
+            ("410022", "city digits"),
+        ] {
+            let e = code(bad).check_division().unwrap_err();
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+        }
+    }
+
     #[test]
     fn a_division_covers_itself_and_what_lies_below_it() {
         let code = |c: &str| JurisdictionCode::parse(c).unwrap();

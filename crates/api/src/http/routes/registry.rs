@@ -114,9 +114,11 @@ pub struct NewJurisdiction {
     #[schema(example = "410922")]
     pub code: String,
     pub name: String,
-    /// The division above it; `000000` is the nation.
+    /// The division directly above it (`000000` is the nation); by default
+    /// the one its code names. The nation itself (`000000`) has none and is
+    /// registered by an admin.
     #[schema(example = "410900")]
-    pub parent: String,
+    pub parent: Option<String>,
 }
 
 /// The jurisdictions the caller can see.
@@ -148,24 +150,36 @@ async fn create_jurisdiction(
 ) -> ApiResult<(StatusCode, Json<JurisdictionView>)> {
     let code =
         JurisdictionCode::parse(&body.code).map_err(|e| ApiError::from(e).on_field("code"))?;
-    let parent =
-        JurisdictionCode::parse(&body.parent).map_err(|e| ApiError::from(e).on_field("parent"))?;
-    guard::jurisdiction(&state, &caller, parent.as_str(), Action::Register).await?;
-    if !parent.covers(&code) || parent == code {
-        return Err(ApiError::invalid(
-            "parent",
-            format!("{code} does not lie below {parent}"),
-        ));
+    code.check_division()
+        .map_err(|e| ApiError::from(e).on_field("code"))?;
+    let parent = body
+        .parent
+        .as_deref()
+        .map(JurisdictionCode::parse)
+        .transpose()
+        .map_err(|e| ApiError::from(e).on_field("parent"))?;
+    // Whoever may register below the parent may register this; the nation
+    // itself, only a caller who oversees everything.
+    match parent.clone().or_else(|| code.structural_parent()) {
+        Some(above) => {
+            guard::jurisdiction(&state, &caller, above.as_str(), Action::Register).await?;
+        }
+        None => {
+            if caller.scope != crate::access::Scope::All {
+                return Err(ApiError::not_found("jurisdiction \"000000\""));
+            }
+            guard::permitted(&caller, Action::Register)?;
+        }
     }
-    if body.name.trim().is_empty() {
-        return Err(ApiError::invalid("name", "the name is empty"));
-    }
-    let j = Jurisdiction {
-        code,
-        name: body.name,
-        parent: Some(parent),
-    };
-    state.store.create_jurisdiction(&j).await?;
+    let j = crate::app::jurisdictions::register(
+        &state.store,
+        crate::app::jurisdictions::NewJurisdiction {
+            code,
+            name: body.name,
+            parent,
+        },
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(JurisdictionView::from(&j))))
 }
 
