@@ -1306,7 +1306,8 @@ async fn serve_demo_gives_a_newcomer_a_token_real_balances_and_a_red_alert() {
     let status = served.terminate();
     assert!(status.success(), "{status:?}");
 
-    // A second start keeps the data and gives a fresh token.
+    // A second start keeps the data and gives a fresh token; the one the
+    // first start printed is revoked, so only the token on screen opens it.
     let again = serve(&url, &["--demo"]);
     let second = again
         .printed
@@ -1317,7 +1318,20 @@ async fn serve_demo_gives_a_newcomer_a_token_real_balances_and_a_red_alert() {
     assert_ne!(second, token_line);
     let list = run(&url, &["token", "list", "--json"]);
     let tokens: serde_json::Value = serde_json::from_str(&stdout(&list)).unwrap();
-    assert_eq!(tokens.as_array().unwrap().len(), 2);
+    let tokens = tokens.as_array().unwrap();
+    assert_eq!(tokens.len(), 2);
+    let active = tokens.iter().filter(|t| t["revoked_at"].is_null()).count();
+    assert_eq!(active, 1, "{tokens:?}");
+    let old = client
+        .get(format!(
+            "http://{}/v1/jurisdictions/410922/overview",
+            again.addr
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), reqwest::StatusCode::UNAUTHORIZED);
     assert!(again.terminate().success());
 }
 
@@ -1460,4 +1474,92 @@ fn a_new_deployment_registers_its_jurisdictions_from_the_nation_down() {
     assert_eq!(codes, ["000000", "410000", "410900", "410922"]);
     assert_eq!(list[3]["parent"], "410900");
     assert_eq!(list[0]["parent"], serde_json::Value::Null);
+}
+
+/// `escrow-ledger … | head` used to panic ("failed printing to stdout:
+/// Broken pipe", exit 101); a reader that stops early is not an error.
+#[test]
+fn a_reader_that_stops_early_gets_no_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    assert!(run(&url, &["demo"]).status.success());
+    // Enough output that it cannot all sit in the pipe's buffer.
+    let mut child = bin()
+        .arg("--database-url")
+        .arg(&url)
+        .args(["risk", "--as-of", "2026-11-07", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one byte, then close our end, as `head -c 1` does.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(141), "{err}");
+}
+
+/// Mistakes on the command line are named with what to write instead, and
+/// `risk --fail-on` lets cron gate on the scan.
+#[test]
+fn the_command_line_says_what_it_expects_and_gates_on_risk() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    assert!(run(&url, &["demo"]).status.success());
+    let out = run(&url, &["balances", "--at", "yesterday"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("RFC 3339"), "{}", stderr(&out));
+    let out = run(&url, &["risk", "--as-of", "last week"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("YYYY-MM-DD"), "{}", stderr(&out));
+    let out = run(&url, &["risk", "--jurisdiction", "999999"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("jurisdiction 999999 does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    // The demo county has a school running off: red.
+    let out = run(&url, &["risk", "--as-of", "2026-11-07", "--fail-on", "red"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stdout(&out).contains("INS-410922-004"));
+    // A province with no school has nothing to flag: exit 0.
+    let out = run(&url, &["jurisdiction", "add", "420000", "湖北省"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(
+        &url,
+        &[
+            "risk",
+            "--jurisdiction",
+            "420000",
+            "--as-of",
+            "2026-11-07",
+            "--fail-on",
+            "yellow",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// A PostgreSQL that is down is said at once, in one line, not after 30 s
+/// with the cause printed twice.
+#[test]
+fn a_database_that_is_down_is_reported_at_once_and_once() {
+    // Nothing listens on this port.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let url = format!("postgres://postgres@127.0.0.1:{port}/test");
+    let started = std::time::Instant::now();
+    let out = run(&url, &["verify"]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(err.matches("Connection refused").count(), 1, "{err}");
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
 }

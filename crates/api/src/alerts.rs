@@ -19,27 +19,34 @@ pub enum ActionArg {
 pub enum AlertCommand {
     /// Alerts, of one institution or all, optionally of one status.
     List {
+        /// The institution's id (e.g. INS-410922-001).
         #[arg(long)]
         institution: Option<String>,
         /// open, acknowledged, rectification_requested or resolved
         #[arg(long)]
         status: Option<String>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Act on an alert; the step is kept in its trail.
     Act {
+        /// The institution's id (e.g. INS-410922-001).
         #[arg(long)]
         institution: String,
+        /// The alert's key, as `alert list` shows it.
         #[arg(long)]
         key: String,
+        /// What to do: acknowledge, rectify (ask for rectification by --due) or resolve.
         #[arg(long, value_enum)]
         action: ActionArg,
-        /// The rectification deadline (with --action rectify).
-        #[arg(long)]
+        /// The rectification deadline, YYYY-MM-DD (with --action rectify).
+        #[arg(long, value_parser = crate::cli::parse_day)]
         due: Option<NaiveDate>,
+        /// Who acts: recorded in the alert's trail.
         #[arg(long)]
         actor: String,
+        /// Why, recorded in the alert's trail.
         #[arg(long)]
         comment: Option<String>,
     },

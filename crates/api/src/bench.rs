@@ -37,6 +37,7 @@ pub enum BenchCommand {
     },
     /// The reconciliation matcher on N generated bank lines and transfers.
     Reconcile {
+        /// How many bank lines to generate.
         #[arg(long, default_value_t = 1_000_000)]
         lines: usize,
     },
@@ -48,13 +49,16 @@ pub enum BenchCommand {
     RiskStored(stored::RiskStoredArgs),
     /// The risk engine on N generated institutions, one snapshot at a time.
     Risk {
+        /// How many institutions to generate.
         #[arg(long, default_value_t = 100_000)]
         institutions: usize,
     },
     /// (internal) Parse one file and report timings and peak memory as JSON.
     #[command(hide = true)]
     ParseFile {
+        /// The statement file to parse.
         file: PathBuf,
+        /// Its format (default: detected from the content).
         #[arg(long)]
         format: String,
     },

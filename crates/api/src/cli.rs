@@ -32,6 +32,7 @@ pub enum Command {
     Migrate,
     /// Build the demo county (idempotent) and print its summary.
     Demo {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -40,21 +41,26 @@ pub enum Command {
         /// Show every account of this institution.
         #[arg(long)]
         institution: Option<String>,
-        /// The books as they stood at this instant (RFC 3339), by recorded time.
-        #[arg(long)]
+        /// The books as they stood at this instant (RFC 3339, e.g.
+        /// 2026-11-07T18:00:00+08:00), by recorded time.
+        #[arg(long, value_parser = parse_instant)]
         at: Option<DateTime<Utc>>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Record requests from a JSON-lines file ("-" for stdin) in one
     /// all-or-nothing batch; amounts are decimal strings ("1234.50").
     Post {
+        /// The JSON-lines file, or "-" for stdin.
         file: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Recompute every hash chain and running total; exit 1 on the first mismatch.
     Verify {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -62,16 +68,18 @@ pub enum Command {
     /// show the bank's, the ledger's and the owed figures (a report; it
     /// records nothing unless --record).
     Reconcile {
+        /// Only this institution (its id, e.g. INS-410922-001).
         #[arg(long)]
         institution: Option<String>,
         /// Reconcile as things stood at the end of this day (YYYY-MM-DD):
         /// statements, lines and entries after it are left out.
-        #[arg(long)]
+        #[arg(long, value_parser = parse_day)]
         date: Option<chrono::NaiveDate>,
         /// Keep the matches (each bank line and entry claimed once) and
         /// confirm the pending instructions the bank settled.
         #[arg(long)]
         record: bool,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -82,13 +90,19 @@ pub enum Command {
         #[arg(long)]
         jurisdiction: Option<String>,
         /// The day assessed (default: today).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_day)]
         as_of: Option<chrono::NaiveDate>,
-        /// Record the signals as alerts (the same condition updates its alert).
+        /// Record the signals as alerts (the same condition updates its
+        /// alert; one that no longer holds is resolved).
         #[arg(long)]
         record: bool,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Exit with code 3 if any institution has a signal this severe
+        /// (red; yellow means red or yellow), for cron and pipelines.
+        #[arg(long, value_enum)]
+        fail_on: Option<risk::FailOn>,
     },
     /// Reconciliation suggestions: list them, confirm or reject them.
     Suggestion {
@@ -171,31 +185,73 @@ pub enum JurisdictionCommand {
 pub enum SuggestionCommand {
     /// The suggestions of an institution waiting for an officer.
     List {
+        /// Only this institution (its id, e.g. INS-410922-001).
         #[arg(long)]
         institution: String,
     },
     /// Confirm a suggestion: it claims its bank lines and entries.
     Confirm {
+        /// Only this institution (its id, e.g. INS-410922-001).
         #[arg(long)]
         institution: String,
+        /// The suggestion's id, as `suggestion list` shows it.
         #[arg(long = "match")]
         match_id: String,
+        /// Who decides: recorded with the decision.
         #[arg(long)]
         actor: String,
+        /// Why, recorded with the decision.
         #[arg(long)]
         comment: Option<String>,
     },
     /// Reject a suggestion.
     Reject {
+        /// Only this institution (its id, e.g. INS-410922-001).
         #[arg(long)]
         institution: String,
+        /// The suggestion's id, as `suggestion list` shows it.
         #[arg(long = "match")]
         match_id: String,
+        /// Who decides: recorded with the decision.
         #[arg(long)]
         actor: String,
+        /// Why, recorded with the decision.
         #[arg(long)]
         comment: Option<String>,
     },
+}
+
+/// `--at`: an instant as RFC 3339 says, with its offset.
+pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            format!("{text:?} is not an RFC 3339 instant ({e}); write e.g. 2026-11-07T18:00:00+08:00 or 2026-11-07T10:00:00Z")
+        })
+}
+
+/// `--as-of`, `--date`, `--due`: a calendar day.
+pub fn parse_day(text: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|e| {
+        format!("{text:?} is not a day ({e}); write it as YYYY-MM-DD, e.g. 2026-11-07")
+    })
+}
+
+/// An error and its causes on one line, each said once: database errors
+/// repeat their cause in their own message, and "a: b: b" helps nobody.
+pub fn error_chain(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 pub async fn open(url: &str) -> anyhow::Result<Store> {
@@ -419,9 +475,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             as_of,
             record,
             json,
+            fail_on,
         } => {
             let store = open(url).await?;
-            return risk::run_and_record(&store, jurisdiction, as_of, json, record).await;
+            return risk::run_and_record(&store, jurisdiction, as_of, json, record, fail_on).await;
         }
         Command::Suggestion { what } => {
             let store = open(url).await?;

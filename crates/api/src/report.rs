@@ -96,9 +96,9 @@ pub async fn summary(
             _ => "",
         };
         println!(
-            "{:<16} {:<28} {:>8} {:>14} {:>14} {:>12} {:>14} {:>9}{}",
+            "{:<16} {} {:>8} {:>14} {:>14} {:>12} {:>14} {:>9}{}",
             i.id.as_str(),
-            i.name.chars().take(28).collect::<String>(),
+            pad(&i.name, 28),
             i.mode.code(),
             money(s.owed_to_families_minor(), c),
             money(s.escrow_minor(), c),
@@ -170,4 +170,46 @@ pub async fn accounts(
         );
     }
     Ok(())
+}
+
+/// `text` cut and padded to `columns` terminal columns: a Chinese character
+/// takes two, so padding by characters would push the next column right.
+pub fn pad(text: &str, columns: usize) -> String {
+    use unicode_width::UnicodeWidthChar;
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > columns {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out.extend(std::iter::repeat_n(' ', columns - used));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pad;
+    use unicode_width::UnicodeWidthStr;
+
+    #[test]
+    fn names_fill_the_same_columns_whatever_their_script() {
+        for name in [
+            "Sunrise Music School",
+            "阳光培训学校",
+            "金色童年艺术培训中心有限公司（清丰分校）",
+            "",
+        ] {
+            assert_eq!(pad(name, 28).width(), 28, "{name}");
+        }
+        assert_eq!(
+            pad("阳光培训学校", 28),
+            format!("阳光培训学校{}", " ".repeat(16))
+        );
+        // A wide character that would overflow is left out, not split.
+        assert_eq!(pad("阳光培训", 7), "阳光培 ");
+    }
 }

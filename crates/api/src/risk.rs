@@ -12,7 +12,7 @@ use ledger_core::domain::refunds::{Refund, RefundEvent};
 use ledger_core::domain::replay::BooksOn;
 use ledger_core::domain::risk::{
     self, schedule, Assessment, BankLine, CapFlag, Closing, DayFigures, EntryRef, LedgerFigures,
-    RiskInput, SupervisedAccount,
+    RiskInput, Severity, SupervisedAccount,
 };
 use ledger_core::store::{EventRow, StatementLines};
 use ledger_core::{Entry, EntryKind, Institution, JurisdictionCode, Store};
@@ -642,7 +642,39 @@ pub async fn run(
     as_of: Option<NaiveDate>,
     json_out: bool,
 ) -> anyhow::Result<ExitCode> {
-    run_and_record(store, jurisdiction, as_of, json_out, false).await
+    run_and_record(store, jurisdiction, as_of, json_out, false, None).await
+}
+
+/// The severity from which `risk --fail-on` makes the command fail, so a
+/// cron job or a pipeline can gate on the scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// Fail if any institution has a red signal.
+    Red,
+    /// Fail if any institution has a red or yellow signal.
+    Yellow,
+}
+
+/// The exit code of a scan that found what `--fail-on` names.
+pub const FOUND_EXIT_CODE: u8 = 3;
+
+fn gate(ranked: &[Assessment], fail_on: Option<FailOn>) -> ExitCode {
+    let found = |severity: Severity| {
+        ranked
+            .iter()
+            .flat_map(|a| &a.signals)
+            .any(|s| s.severity == severity)
+    };
+    let failed = match fail_on {
+        None => false,
+        Some(FailOn::Red) => found(Severity::Red),
+        Some(FailOn::Yellow) => found(Severity::Red) || found(Severity::Yellow),
+    };
+    if failed {
+        ExitCode::from(FOUND_EXIT_CODE)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 pub async fn run_and_record(
@@ -651,10 +683,19 @@ pub async fn run_and_record(
     as_of: Option<NaiveDate>,
     json_out: bool,
     record: bool,
+    fail_on: Option<FailOn>,
 ) -> anyhow::Result<ExitCode> {
     let as_of = as_of.unwrap_or_else(|| store.now().date_naive());
     let scope = match jurisdiction {
-        Some(code) => JurisdictionCode::parse(code)?,
+        Some(code) => {
+            let code = JurisdictionCode::parse(code)?;
+            if !store.jurisdictions().await?.iter().any(|j| j.code == code) {
+                anyhow::bail!(
+                    "jurisdiction {code} does not exist (`escrow-ledger jurisdiction list` shows those that do)"
+                );
+            }
+            code
+        }
         None => JurisdictionCode::national(),
     };
     let ranked = assess(store, &scope, as_of).await?;
@@ -685,7 +726,7 @@ pub async fn run_and_record(
                 .collect::<Vec<_>>());
         }
         println!("{}", serde_json::to_string_pretty(&doc)?);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(gate(&ranked, fail_on));
     }
     println!("risk as of {as_of}, jurisdiction {scope}, riskiest first");
     for a in &ranked {
@@ -708,5 +749,5 @@ pub async fn run_and_record(
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(gate(&ranked, fail_on))
 }

@@ -44,6 +44,9 @@ pub struct ServeArgs {
     pub jobs_every_secs: u64,
 }
 
+/// The holder named on the officer token `serve --demo` prints.
+pub const DEMO_TOKEN_NAME: &str = "demo county officer";
+
 pub async fn run(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     let store = crate::cli::open(url).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -53,11 +56,19 @@ pub async fn run(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     if args.demo {
         crate::demo::build(&store).await?;
         let county = JurisdictionCode::parse(crate::demo::COUNTY)?;
+        // A token is shown once, so a restart cannot show the last one
+        // again: it revokes the tokens earlier starts handed out and mints
+        // one, so that only the token printed below opens the demo.
+        for t in store.tokens().await? {
+            if t.name == DEMO_TOKEN_NAME && t.revoked_at.is_none() {
+                store.revoke_token(&t.id).await?;
+            }
+        }
         let (token, _) = crate::token::create(
             &store,
             Role::Officer,
             Scope::Jurisdiction(county.clone()),
-            Some("demo county officer".into()),
+            Some(DEMO_TOKEN_NAME.into()),
         )
         .await?;
         let (y, m, d) = crate::demo::LAST_DAY;

@@ -15,6 +15,7 @@ use crate::access::{check_grant, Role, Scope};
 pub enum TokenCommand {
     /// Create a token and print it (the only time it is shown).
     Create {
+        /// The token's role: what it may do.
         #[arg(long, value_enum)]
         role: crate::access::Role,
         /// Officers and platforms: the jurisdiction (a city covers its counties).
@@ -29,13 +30,18 @@ pub enum TokenCommand {
         /// Who holds it (shown in the audit log).
         #[arg(long)]
         name: Option<String>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a token by its id (the part after `el_`, before the second `_`).
-    Revoke { id: String },
+    Revoke {
+        /// The token's id, as `token list` shows it.
+        id: String,
+    },
     /// List tokens (never their secrets).
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

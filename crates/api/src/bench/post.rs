@@ -37,6 +37,7 @@ pub struct PostArgs {
     /// Concurrent writers.
     #[arg(long, value_delimiter = ',', default_values_t = vec![1, 16])]
     writers: Vec<usize>,
+    /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
 }

@@ -43,6 +43,7 @@ pub struct ReconcileStoredArgs {
 
 #[derive(Debug, Args)]
 pub struct RiskStoredArgs {
+    /// How many institutions to generate and scan set-wise.
     #[arg(long, default_value_t = 100_000)]
     pub institutions: usize,
     /// Institutions loaded one at a time for the baseline.

@@ -442,6 +442,24 @@ fn rule_pack_row(r: &sqlx::postgres::PgRow) -> Result<RulePack> {
 impl PgStore {
     pub async fn connect(url: &str, clock: Clock) -> Result<PgStore> {
         let options = PgConnectOptions::from_str(url)?;
+        // One direct attempt first: a server that is down or refuses us
+        // answers at once, where the pool would keep retrying for its whole
+        // acquire timeout (30 s) before saying the same thing.
+        {
+            use sqlx::Connection;
+            let first = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                sqlx::PgConnection::connect_with(&options),
+            )
+            .await
+            .map_err(|_| {
+                sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no answer from the server within 10 s",
+                ))
+            })??;
+            first.close().await?;
+        }
         let pool = PgPoolOptions::new()
             .max_connections(32)
             .connect_with(options)
