@@ -1563,3 +1563,207 @@ fn a_database_that_is_down_is_reported_at_once_and_once() {
     assert_eq!(err.matches("Connection refused").count(), 1, "{err}");
     assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
 }
+
+/// The service killed with SIGKILL while families pay and ask for refunds,
+/// restarted, and every request sent again under its key: each payment is
+/// in the books once, each refund exists once, every answer a client had
+/// is the answer it gets again, and the books verify.
+async fn a_killed_service_loses_nothing_and_doubles_nothing(url: &str) {
+    use std::collections::BTreeMap;
+    assert!(run(url, &["demo"]).status.success());
+    let token = run_json(
+        url,
+        &[
+            "token",
+            "create",
+            "--role",
+            "platform",
+            "--jurisdiction",
+            "410922",
+            "--json",
+        ],
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let timeout = ["--request-timeout-secs", "2"];
+    let served = serve(url, &timeout);
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let institution = "INS-410922-001";
+    let post = move |addr: String, path: String, key: String, body: serde_json::Value| {
+        let client = client.clone();
+        let token = token.clone();
+        async move {
+            let r = client
+                .post(format!("http://{addr}{path}"))
+                .bearer_auth(&token)
+                .header("Idempotency-Key", &key)
+                .json(&body)
+                .send()
+                .await
+                .ok()?;
+            let status = r.status();
+            let body: serde_json::Value = r.json().await.ok()?;
+            Some((status, body))
+        }
+    };
+    for e in 1..=4 {
+        let (status, body) = post(
+            served.addr.clone(),
+            format!("/v1/institutions/{institution}/enrollments"),
+            format!("enr-{e}"),
+            serde_json::json!({"id": format!("E-KILL-{e}"), "student_ref": format!("S-{e}"),
+                "hours_bought": 40, "price": "4000.00",
+                "course_start": "2026-09-01", "course_end": "2026-11-30"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    }
+    // Four clients, each alternating a payment and a refund request.
+    let request = move |w: usize, n: usize| -> (String, String, serde_json::Value) {
+        let enrollment = format!("E-KILL-{}", w + 1);
+        if n % 2 == 0 {
+            (
+                format!("/v1/institutions/{institution}/payments"),
+                format!("kill-pay-{w}-{n}"),
+                serde_json::json!({"enrollment": enrollment, "amount": "1.00"}),
+            )
+        } else {
+            (
+                format!("/v1/institutions/{institution}/refunds"),
+                format!("kill-rf-{w}-{n}"),
+                serde_json::json!({"enrollment": enrollment, "amount": "0.50",
+                    "payee": {"name": "Zhang San", "account": "6214830100123456", "bank": "CMBCCNBS"}}),
+            )
+        }
+    };
+    let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let addr = served.addr.clone();
+        let sent_tx = sent_tx.clone();
+        let post = post.clone();
+        workers.push(tokio::spawn(async move {
+            for n in 0..10_000 {
+                let (path, key, body) = request(w, n);
+                let _ = sent_tx.send((w, n, None));
+                match post(addr.clone(), path, key, body).await {
+                    Some((status, body)) if status.is_success() => {
+                        let _ = sent_tx.send((w, n, Some(body)));
+                    }
+                    Some(_) => {}
+                    None => return,
+                }
+            }
+        }));
+    }
+    drop(sent_tx);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let mut served = served;
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    for w in workers {
+        w.await.unwrap();
+    }
+    // What was sent, and the answer each acknowledged request got.
+    let mut sent: BTreeMap<(usize, usize), Option<serde_json::Value>> = BTreeMap::new();
+    while let Some((w, n, answer)) = sent_rx.recv().await {
+        let slot = sent.entry((w, n)).or_default();
+        if answer.is_some() {
+            *slot = answer;
+        }
+    }
+    let acknowledged = sent.values().filter(|a| a.is_some()).count();
+    assert!(
+        acknowledged >= 8,
+        "the load ran: {acknowledged} acknowledged"
+    );
+
+    let again = serve(url, &timeout);
+    for (&(w, n), first) in &sent {
+        let (path, key, body) = request(w, n);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        let answer = loop {
+            let (status, answer) =
+                post(again.addr.clone(), path.clone(), key.clone(), body.clone())
+                    .await
+                    .expect("the restarted service answers");
+            if status == reqwest::StatusCode::CONFLICT && answer["code"] == "request_in_progress" {
+                // The killed attempt's claim: wait out its lease.
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{key}: still in progress"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                continue;
+            }
+            assert!(status.is_success(), "{key}: {status} {answer}");
+            break answer;
+        };
+        if let Some(first) = first {
+            assert_eq!(&answer, first, "{key}: a different answer the second time");
+        }
+    }
+    assert!(again.terminate().success());
+
+    let payments = sent.keys().filter(|(_, n)| n % 2 == 0).count() as i64;
+    let refunds = sent.len() as i64 - payments;
+    let store = ledger_core::Store::connect(url).await.unwrap();
+    let count = |sql: &'static str| {
+        let store = store.clone();
+        async move {
+            match &store {
+                ledger_core::Store::Postgres(s) => sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(s.pool())
+                    .await
+                    .unwrap(),
+                ledger_core::Store::Sqlite(s) => sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(s.pool())
+                    .await
+                    .unwrap(),
+            }
+        }
+    };
+    assert_eq!(
+        count("select cast(count(*) as bigint) from entries where client_id like 'kill-pay-%'")
+            .await,
+        payments,
+        "each payment once"
+    );
+    assert_eq!(
+        count(
+            "select cast(coalesce(sum(amount_minor), 0) as bigint) from postings p join entries e \
+               on e.institution_id = p.institution_id and e.seq = p.seq \
+               where e.client_id like 'kill-pay-%' and p.side = 'D'"
+        )
+        .await,
+        payments * 100,
+        "the money of each payment once"
+    );
+    assert_eq!(
+        count("select cast(count(*) as bigint) from refunds where enrollment_id like 'E-KILL-%'")
+            .await,
+        refunds,
+        "each refund once"
+    );
+    store.close().await;
+    let out = run(url, &["verify"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+}
+
+#[tokio::test]
+async fn a_killed_service_loses_nothing_and_doubles_nothing_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    a_killed_service_loses_nothing_and_doubles_nothing(&sqlite_url(dir.path())).await;
+}
+
+#[tokio::test]
+async fn a_killed_service_loses_nothing_and_doubles_nothing_on_postgres() {
+    let pg = ScratchPg::create(format!("el_test_cli_kill_{}", std::process::id())).await;
+    a_killed_service_loses_nothing_and_doubles_nothing(&pg.url).await;
+    pg.drop().await;
+}

@@ -198,7 +198,9 @@ async fn claim(
     request_hash: &str,
 ) -> Result<Claimed, ApiError> {
     let lease = state.config.request_timeout + CLAIM_MARGIN;
-    let patience = state.config.request_timeout.min(REPEAT_PATIENCE);
+    // Wait well inside the request timeout, so the repeat hears 409 with
+    // Retry-After rather than a bare 408.
+    let patience = (state.config.request_timeout / 2).min(REPEAT_PATIENCE);
     let started = tokio::time::Instant::now();
     loop {
         match state
