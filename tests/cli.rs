@@ -1626,7 +1626,7 @@ async fn a_killed_service_loses_nothing_and_doubles_nothing(url: &str) {
     // Four clients, each alternating a payment and a refund request.
     let request = move |w: usize, n: usize| -> (String, String, serde_json::Value) {
         let enrollment = format!("E-KILL-{}", w + 1);
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             (
                 format!("/v1/institutions/{institution}/payments"),
                 format!("kill-pay-{w}-{n}"),
@@ -1710,7 +1710,7 @@ async fn a_killed_service_loses_nothing_and_doubles_nothing(url: &str) {
     }
     assert!(again.terminate().success());
 
-    let payments = sent.keys().filter(|(_, n)| n % 2 == 0).count() as i64;
+    let payments = sent.keys().filter(|(_, n)| n.is_multiple_of(2)).count() as i64;
     let refunds = sent.len() as i64 - payments;
     let store = ledger_core::Store::connect(url).await.unwrap();
     let count = |sql: &'static str| {
