@@ -906,7 +906,9 @@ fn the_demo_county_flags_exactly_the_institution_that_is_running_off() {
         );
         assert_eq!(healthy["score"], 0);
     }
-    // Out of scope is out of sight.
+    // Out of scope is out of sight: a city with no school in it.
+    let out = run(&url, &["jurisdiction", "add", "410100", "郑州市"]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let out = run(
         &url,
         &[

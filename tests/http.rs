@@ -1052,11 +1052,16 @@ async fn limits_hold_and_answer_as_problems(backend: Backend) {
 }
 both!(limits_hold_and_answer_as_problems);
 
-/// An alert reflects the present: "has never sent a statement" raised on
-/// the day an account is registered resolves itself, with a trail entry,
-/// once the statements come; before, it stayed open for months.
+/// An alert reflects the present: "has never sent a statement", raised
+/// once the grace after registration has passed, resolves itself with a
+/// trail entry once the statements come; before, it stayed open for months.
 async fn an_alert_whose_condition_ends_resolves_itself(backend: Backend) {
-    let server = Server::start(backend).await;
+    use chrono::TimeZone;
+    // The account is registered on 20 August, twelve days before the scan.
+    let clock = ledger_core::store::Clock::manual(
+        chrono::Utc.with_ymd_and_hms(2026, 8, 20, 9, 0, 0).unwrap(),
+    );
+    let server = Server::start_clocked(backend, clock).await;
     let c = county(&server).await;
     let account = account_of("CMB", CNY_STATEMENT);
     bank_account(&server.store, "CMB", &c.institution, &account).await;

@@ -94,6 +94,7 @@ fn account_seen(
                 })
                 .collect(),
             chain_break: matched.quarantine.as_ref().map(|(b, _)| b.clone()),
+            registered_on: None,
         },
         settled: matched
             .outcome
@@ -208,12 +209,22 @@ fn ledger_figures(entries: &[Entry], day: NaiveDate) -> LedgerFigures {
     }
 }
 
+fn account_key(a: &BankAccount) -> ledger_core::store::AccountKey {
+    (
+        a.institution.to_string(),
+        a.bank.clone(),
+        a.account_no.clone(),
+    )
+}
+
 /// Everything the risk engine reads about one institution, loaded either
 /// one institution at a time or set-wise for a whole scan.
 pub struct Records {
     pub institution: Institution,
     pub entries: Vec<Entry>,
-    pub accounts: Vec<(BankAccount, StatementLines)>,
+    /// Each supervised account, its stored statements and the day it was
+    /// registered.
+    pub accounts: Vec<(BankAccount, StatementLines, Option<NaiveDate>)>,
     pub enrollments: Vec<ledger_core::Enrollment>,
     pub refunds: Vec<(Refund, Vec<RefundEvent>)>,
     pub events: Vec<EventRow>,
@@ -228,9 +239,11 @@ impl Records {
         as_of: NaiveDate,
     ) -> anyhow::Result<Records> {
         let mut accounts = Vec::new();
+        let registered = store.account_registrations(Some(&institution.id)).await?;
         for account in store.supervised_accounts(&institution.id).await? {
             let lines = store.statement_lines(&account).await?;
-            accounts.push((account, lines));
+            let on = registered.get(&account_key(&account)).copied();
+            accounts.push((account, lines, on));
         }
         let mut refunds = Vec::new();
         for r in store.refunds(Some(&institution.id), None).await? {
@@ -293,6 +306,7 @@ impl Records {
             }
         }
         let mut lines = store.statement_lines_all().await?;
+        let registered = store.account_registrations(None).await?;
         for account in store.supervised_accounts_all().await? {
             if let Some(n) = slot(account.institution.as_str()) {
                 let key = (
@@ -301,7 +315,8 @@ impl Records {
                     account.account_no.clone(),
                 );
                 let stored = lines.remove(&key).unwrap_or_default();
-                records[n].accounts.push((account, stored));
+                let on = registered.get(&key).copied();
+                records[n].accounts.push((account, stored, on));
             }
         }
         for e in store.enrollments_all().await? {
@@ -350,8 +365,9 @@ pub fn snapshot(records: &Records, as_of: NaiveDate) -> anyhow::Result<RiskInput
     // compared as of then. A deposit account that moves rarely and reports
     // late must not hold back the comparison of the escrow account.
     let mut through: [Option<NaiveDate>; 2] = [None, None];
-    for (account, stored) in &records.accounts {
-        let seen = account_seen(account, stored, &entries, as_of)?;
+    for (account, stored, registered_on) in &records.accounts {
+        let mut seen = account_seen(account, stored, &entries, as_of)?;
+        seen.account.registered_on = *registered_on;
         if let Some(latest) = seen.account.closings.iter().map(|c| c.date).max() {
             let slot = &mut through[usize::from(account.kind == AccountKind::Deposit)];
             *slot = Some(slot.map_or(latest, |d| d.min(latest)));

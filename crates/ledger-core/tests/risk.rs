@@ -106,12 +106,14 @@ fn healthy(as_of: NaiveDate) -> RiskInput {
                 account_no: ESCROW_NO.into(),
                 closings: closings(ESCROW_BALANCE),
                 chain_break: None,
+                registered_on: None,
             },
             SupervisedAccount {
                 kind: AccountKind::Deposit,
                 account_no: DEPOSIT_NO.into(),
                 closings: closings(DEPOSIT_BALANCE),
                 chain_break: None,
+                registered_on: None,
             },
         ],
         days: days_from("2026-01-01", d("2026-12-31"))
@@ -715,6 +717,45 @@ fn an_account_that_never_sent_a_statement_is_red_and_nothing_is_computed_on_a_ze
         skipped,
         vec![SignalKind::Shortfall, SignalKind::DivertedCollection]
     );
+}
+
+/// A new account is not late before the pack's grace: silent since it was
+/// registered, it climbs the same ladder as any silence (3 days yellow, 7
+/// red by the national defaults), first day and day before.
+#[test]
+fn a_new_account_has_the_packs_grace_before_its_first_statement_is_missing() {
+    let as_of = d("2026-10-15");
+    #[track_caller]
+    fn check(as_of: NaiveDate, days_ago: i64, expected: Option<Severity>) {
+        let mut input = healthy(as_of);
+        let account = account_mut(&mut input, ESCROW_NO);
+        account.closings.clear();
+        account.registered_on = Some(as_of - chrono::Duration::days(days_ago));
+        let a = evaluate(&input);
+        let got = a
+            .signals
+            .iter()
+            .find(|s| s.kind == SignalKind::FeedSilence)
+            .map(|s| (s.severity, s.summary.clone()));
+        assert_eq!(
+            got.as_ref().map(|g| g.0),
+            expected,
+            "{days_ago} days: {got:?}"
+        );
+        if let Some((_, summary)) = got {
+            assert!(
+                summary.contains(&format!(
+                    "in the {days_ago} days since it was registered on"
+                )),
+                "{summary}"
+            );
+        }
+    }
+    check(as_of, 0, None);
+    check(as_of, 3, None);
+    check(as_of, 4, Some(Severity::Yellow));
+    check(as_of, 7, Some(Severity::Yellow));
+    check(as_of, 8, Some(Severity::Red));
 }
 
 #[test]

@@ -69,6 +69,48 @@ impl Store {
         Ok(fetch_all!(self, sql))
     }
 
+    /// The day each supervised account was registered, by (institution,
+    /// bank, account number): the start of the grace a new account has
+    /// before its first statement is missing.
+    pub async fn account_registrations(
+        &self,
+        institution: Option<&InstitutionId>,
+    ) -> Result<HashMap<AccountKey, NaiveDate>> {
+        let all = "select institution_id, bank_id, account_no, created_at from bank_accounts";
+        let one = "select institution_id, bank_id, account_no, created_at from bank_accounts \
+                   where institution_id = $1";
+        let sql = if institution.is_some() { one } else { all };
+        // Bound only when the statement names it.
+        macro_rules! query {
+            ($row:ty) => {{
+                let q = sqlx::query_as::<_, $row>(sql);
+                match institution {
+                    Some(i) => q.bind(i.as_str()),
+                    None => q,
+                }
+            }};
+        }
+        Ok(match self {
+            Store::Postgres(s) => query!((String, String, String, DateTime<Utc>))
+                .fetch_all(s.pool())
+                .await?
+                .into_iter()
+                .map(|(i, b, a, at)| ((i, b, a), at.date_naive()))
+                .collect(),
+            Store::Sqlite(s) => query!((String, String, String, i64))
+                .fetch_all(s.pool())
+                .await?
+                .into_iter()
+                .map(|(i, b, a, at)| {
+                    Ok((
+                        (i, b, a),
+                        crate::store::sqlite::from_micros(at)?.date_naive(),
+                    ))
+                })
+                .collect::<Result<HashMap<_, _>>>()?,
+        })
+    }
+
     /// [`Store::statement_lines`] of every account at once.
     pub async fn statement_lines_all(&self) -> Result<HashMap<AccountKey, StatementLines>> {
         let lines_sql = "select l.institution_id, l.bank_id, l.account_no, l.statement_key, \

@@ -35,6 +35,25 @@ pub struct SqliteStore {
     file: Option<std::path::PathBuf>,
 }
 
+/// An exclusive lock on a file beside the database (`<db>-migrate.lock`),
+/// held until the returned file is dropped: how processes opening one
+/// database file take turns at creating and migrating it.
+async fn lock_beside(db: &std::path::Path) -> Result<std::fs::File> {
+    let mut name = db.to_path_buf().into_os_string();
+    name.push("-migrate.lock");
+    let io = |e: std::io::Error| StoreError::Database(sqlx::Error::Io(e));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .map_err(io)?;
+    tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+        .await
+        .map_err(|e| io(std::io::Error::other(e)))?
+        .map_err(io)
+}
+
 fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
@@ -452,6 +471,13 @@ impl SqliteStore {
         let file = options.get_filename();
         let file = (!file.as_os_str().is_empty() && file != std::path::Path::new(":memory:"))
             .then(|| file.to_path_buf());
+        // The first connection creates the file and switches it to WAL,
+        // which SQLite refuses (busy, without waiting) while another
+        // process is doing the same: take turns.
+        let _held = match &file {
+            Some(db) => Some(lock_beside(db).await?),
+            None => None,
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
@@ -473,22 +499,7 @@ impl SqliteStore {
     /// beside the database makes the second wait and then find them made.
     pub async fn migrate(&self) -> Result<()> {
         let _held = match &self.file {
-            Some(db) => {
-                let mut name = db.clone().into_os_string();
-                name.push("-migrate.lock");
-                let io = |e: std::io::Error| StoreError::Database(sqlx::Error::Io(e));
-                let lock = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&name)
-                    .map_err(io)?;
-                let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
-                    .await
-                    .map_err(|e| io(std::io::Error::other(e)))?
-                    .map_err(io)?;
-                Some(lock)
-            }
+            Some(db) => Some(lock_beside(db).await?),
             None => None,
         };
         sqlx::migrate!("../../migrations/sqlite")

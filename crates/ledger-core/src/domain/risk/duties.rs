@@ -212,12 +212,39 @@ pub(super) fn feed_silence(ctx: &Ctx, out: &mut Out) {
         }
         let key = format!("feed_silence:{}", account.account_no);
         let Some(last) = latest_closing(account, ctx.as_of) else {
+            // Never a statement: silent since it was registered, judged on
+            // the same ladder as any silence (an account registered today
+            // is not yet late); unknown registration, red at once.
+            let (severity, since) = match account.registered_on {
+                Some(on) => {
+                    let silent = (ctx.as_of - on).num_days();
+                    let severity = if red.is_some_and(|r| silent > i64::from(r)) {
+                        Severity::Red
+                    } else if silent > i64::from(yellow) {
+                        Severity::Yellow
+                    } else {
+                        continue;
+                    };
+                    (
+                        severity,
+                        format!(" in the {silent} days since it was registered on {on}"),
+                    )
+                }
+                None => (Severity::Red, String::new()),
+            };
+            let mut evidence = evidence;
+            if let Some(on) = account.registered_on {
+                evidence.push(Evidence::Date {
+                    name: "registered_on",
+                    date: on,
+                });
+            }
             out.signal(
                 kind,
-                Severity::Red,
+                severity,
                 key,
                 format!(
-                    "{} account {} has never sent a statement",
+                    "{} account {} has never sent a statement{since}",
                     account.kind.code(),
                     account.account_no
                 ),

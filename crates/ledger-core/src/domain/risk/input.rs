@@ -99,6 +99,10 @@ pub struct SupervisedAccount {
     /// Where its statements stop chaining (a statement missing or wrong):
     /// from that day on the bank's picture of the account is incomplete.
     pub chain_break: Option<ChainBreak>,
+    /// The day the account was registered with the ledger, when known: a
+    /// new account's first statement is not missing before the rule pack's
+    /// grace (`feed_silence_days`) has passed.
+    pub registered_on: Option<NaiveDate>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
