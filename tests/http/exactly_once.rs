@@ -231,47 +231,34 @@ both!(every_post_acts_once_under_concurrent_repeats);
 async fn lose_the_answer(store: &ledger_core::Store, key: &str) {
     let delete = "delete from idempotent_answers where idem_key = $1";
     let expire = "update idempotent_claims set lease_until = accepted_at where idem_key = $1";
+    // Past the trigger: PostgreSQL by replication role, SQLite by dropping
+    // it (the test's database is thrown away afterwards).
+    let bypass = match store {
+        ledger_core::Store::Postgres(_) => "set local session_replication_role = replica",
+        ledger_core::Store::Sqlite(_) => "drop trigger if exists idempotent_answers_no_delete",
+    };
+    macro_rules! lose {
+        ($pool:expr) => {{
+            let mut tx = $pool.begin().await.unwrap();
+            sqlx::query(bypass).execute(&mut *tx).await.unwrap();
+            sqlx::query(delete)
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let n = sqlx::query(expire)
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .unwrap()
+                .rows_affected();
+            tx.commit().await.unwrap();
+            n
+        }};
+    }
     let expired = match store {
-        ledger_core::Store::Postgres(s) => {
-            let mut tx = s.pool().begin().await.unwrap();
-            sqlx::query("set local session_replication_role = replica")
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-            sqlx::query(delete)
-                .bind(key)
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-            let n = sqlx::query(expire)
-                .bind(key)
-                .execute(&mut *tx)
-                .await
-                .unwrap()
-                .rows_affected();
-            tx.commit().await.unwrap();
-            n
-        }
-        ledger_core::Store::Sqlite(s) => {
-            let mut tx = s.pool().begin().await.unwrap();
-            sqlx::query("drop trigger if exists idempotent_answers_no_delete")
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-            sqlx::query(delete)
-                .bind(key)
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-            let n = sqlx::query(expire)
-                .bind(key)
-                .execute(&mut *tx)
-                .await
-                .unwrap()
-                .rows_affected();
-            tx.commit().await.unwrap();
-            n
-        }
+        ledger_core::Store::Postgres(s) => lose!(s.pool()),
+        ledger_core::Store::Sqlite(s) => lose!(s.pool()),
     };
     assert_eq!(expired, 1, "the first attempt's claim on {key}");
 }

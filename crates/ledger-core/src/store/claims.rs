@@ -58,18 +58,18 @@ impl Store {
         // Both dialects run the same three statements; they differ in how a
         // time is bound and read (timestamptz, integer microseconds).
         macro_rules! claim {
-            ($tx:expr, $now:expr, $until:expr, $read:expr, $row:ty) => {{
+            ($tx:expr, $now_bound:expr, $until_bound:expr, $now:expr, $read:expr, $row:ty) => {{
                 let inserted = sqlx::query(insert)
                     .bind(token_id)
                     .bind(key)
                     .bind(request_hash)
-                    .bind($now)
-                    .bind($until)
+                    .bind($now_bound)
+                    .bind($until_bound)
                     .execute(&mut *$tx)
                     .await?
                     .rows_affected();
                 if inserted == 1 {
-                    None
+                    (None, false)
                 } else {
                     let row: (String, $row, $row, i32) = sqlx::query_as(select)
                         .bind(token_id)
@@ -77,11 +77,22 @@ impl Store {
                         .fetch_one(&mut *$tx)
                         .await?;
                     let read = $read;
-                    Some((row.0, read(row.1)?, read(row.2)?, row.3))
+                    let (hash, accepted_at, lease_until) = (row.0, read(row.1)?, read(row.2)?);
+                    // The same request whose holder's lease ran out: ours.
+                    let take = hash == request_hash && lease_until <= $now;
+                    if take {
+                        sqlx::query(take_over)
+                            .bind(token_id)
+                            .bind(key)
+                            .bind($until_bound)
+                            .execute(&mut *$tx)
+                            .await?;
+                    }
+                    (Some((hash, accepted_at, lease_until, row.3)), take)
                 }
             }};
         }
-        let (now, existing, took_over) = match self {
+        let (now, (existing, took_over)) = match self {
             Store::Postgres(s) => {
                 let now = s.clock().now();
                 let until = lease_end(now, lease)?;
@@ -95,57 +106,31 @@ impl Store {
                 .bind(key)
                 .execute(&mut *tx)
                 .await?;
-                let existing = claim!(
+                let claimed = claim!(
                     tx,
                     now,
                     until,
+                    now,
                     |t: DateTime<Utc>| Ok::<_, StoreError>(t),
                     DateTime<Utc>
                 );
-                let done = match &existing {
-                    Some((hash, _, lease_until, _))
-                        if hash == request_hash && *lease_until <= now =>
-                    {
-                        sqlx::query(take_over)
-                            .bind(token_id)
-                            .bind(key)
-                            .bind(until)
-                            .execute(&mut *tx)
-                            .await?;
-                        true
-                    }
-                    _ => false,
-                };
                 tx.commit().await?;
-                (now, existing, done)
+                (now, claimed)
             }
             Store::Sqlite(s) => {
                 let now = s.clock().now();
                 let until = lease_end(now, lease)?;
                 let mut tx = s.pool().begin_with("BEGIN IMMEDIATE").await?;
-                let existing = claim!(
+                let claimed = claim!(
                     tx,
                     now.timestamp_micros(),
                     until.timestamp_micros(),
+                    now,
                     from_micros,
                     i64
                 );
-                let done = match &existing {
-                    Some((hash, _, lease_until, _))
-                        if hash == request_hash && *lease_until <= now =>
-                    {
-                        sqlx::query(take_over)
-                            .bind(token_id)
-                            .bind(key)
-                            .bind(until.timestamp_micros())
-                            .execute(&mut *tx)
-                            .await?;
-                        true
-                    }
-                    _ => false,
-                };
                 tx.commit().await?;
-                (now, existing, done)
+                (now, claimed)
             }
         };
         Ok(match existing {

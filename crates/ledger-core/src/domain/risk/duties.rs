@@ -138,6 +138,17 @@ pub(super) fn cap_breach(ctx: &Ctx, out: &mut Out) {
     );
 }
 
+/// The ladder of silence: beyond `yellow` days yellow, beyond `red` red.
+fn silence_severity(silent_days: i64, yellow: u32, red: Option<u32>) -> Option<Severity> {
+    if red.is_some_and(|r| silent_days > i64::from(r)) {
+        Some(Severity::Red)
+    } else if silent_days > i64::from(yellow) {
+        Some(Severity::Yellow)
+    } else {
+        None
+    }
+}
+
 /// An account whose bank has gone quiet: silence longer than
 /// `feed_silence_days` is yellow, longer than `feed_silence_red_days` red;
 /// an account that never sent a statement, or a required account that is
@@ -253,11 +264,7 @@ pub(super) fn feed_silence(ctx: &Ctx, out: &mut Out) {
             continue;
         };
         let silent = (ctx.as_of - last.date).num_days();
-        let severity = if red.is_some_and(|r| silent > i64::from(r)) {
-            Severity::Red
-        } else if silent > i64::from(yellow) {
-            Severity::Yellow
-        } else {
+        let Some(severity) = silence_severity(silent, yellow, red) else {
             continue;
         };
         let mut evidence = evidence;
