@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod alerts;
 pub mod books;
 pub mod chain;
+pub mod checkpoint;
 pub mod entry;
 pub mod error;
 pub mod feeds;
