@@ -8,9 +8,11 @@ use serde::Serialize;
 
 use crate::domain::accounts::{AccountCode, AccountType, Side, Totals};
 use crate::domain::chain::{entry_hash, GENESIS_HASH};
-use crate::domain::entry::Phase;
+use crate::domain::checkpoint::{ChainPosition, Heads, InstitutionHeads};
+use crate::domain::entry::{Entry, EntryKind, Phase};
 use crate::domain::ids::InstitutionId;
 use crate::domain::money::Currency;
+use crate::store::seal::Walk;
 use crate::store::{Result, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -102,25 +104,238 @@ impl BalanceSheet {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifyFailure {
-    pub institution: InstitutionId,
-    /// The first entry that does not match (`None`: the account totals or
-    /// chain head disagree with otherwise sound entries).
+    /// `None`: the audit log (deployment-wide).
+    pub institution: Option<String>,
+    /// Which chain: `entries`, `enrollments` (counters against the entries),
+    /// `records` (statements and lines, refunds, refund events, payees),
+    /// `audit`, or `institutions` (one in the checkpoint is gone).
+    pub chain: String,
+    /// The first entry or link that does not match, where there is one.
     pub seq: Option<i64>,
     pub client_id: Option<String>,
     pub reason: String,
+    /// The failure is against a signed checkpoint: the database no longer
+    /// extends what it held then.
+    pub checkpoint: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+impl VerifyFailure {
+    pub(crate) fn new(
+        institution: Option<&str>,
+        chain: &str,
+        seq: Option<i64>,
+        client_id: Option<String>,
+        reason: String,
+    ) -> Self {
+        VerifyFailure {
+            institution: institution.map(str::to_string),
+            chain: chain.to_string(),
+            seq,
+            client_id,
+            reason,
+            checkpoint: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {
     pub institutions: u64,
     pub entries: u64,
+    /// Links of the institutions' record chains.
+    pub records: u64,
+    pub audit_entries: u64,
+    /// When a checkpoint was given: the instant it attests.
+    pub checkpoint_attested_at: Option<DateTime<Utc>>,
     pub failures: Vec<VerifyFailure>,
+    /// Every chain's end, recomputed from the rows (what `attest` signs).
+    #[serde(skip)]
+    pub heads: Heads,
 }
 
 impl VerifyReport {
     pub fn ok(&self) -> bool {
         self.failures.is_empty()
     }
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
+}
+
+/// Whether a chain that ends at `end` (recomputed from the rows, `at_wanted`
+/// being its hash at the checkpoint's position) extends the checkpoint's
+/// position `cp`; the reason when it does not.
+fn extends(noun: &str, cp: &ChainPosition, walk: &Walk) -> Option<String> {
+    if cp.seq > walk.end.seq {
+        return Some(if walk.broken {
+            format!(
+                "the checkpoint has {noun} {} hash {}…, the chain breaks after {} (see above)",
+                cp.seq,
+                short(&cp.hash),
+                walk.end.seq
+            )
+        } else {
+            format!(
+                "the checkpoint has {noun} {} hash {}…, the database ends at {}",
+                cp.seq,
+                short(&cp.hash),
+                walk.end.seq
+            )
+        });
+    }
+    match &walk.at_wanted {
+        Some(hash) if *hash == cp.hash => None,
+        Some(hash) => Some(format!(
+            "{noun} {} recomputes to {}… from the rows, the checkpoint has {}…: what it covers was rewritten",
+            cp.seq,
+            short(hash),
+            short(&cp.hash)
+        )),
+        None => Some(format!(
+            "the checkpoint has {noun} {}, which the database's chain does not reach",
+            cp.seq
+        )),
+    }
+}
+
+/// Compares each chain with the checkpoint.
+pub(crate) fn against_checkpoint(
+    institution: Option<&str>,
+    chain: &str,
+    noun: &str,
+    cp: &ChainPosition,
+    walk: &Walk,
+    report: &mut VerifyReport,
+) {
+    if let Some(reason) = extends(noun, cp, walk) {
+        let mut f = VerifyFailure::new(institution, chain, Some(cp.seq), None, reason);
+        f.checkpoint = true;
+        report.failures.push(f);
+    }
+}
+
+/// Enrollment counters as the entries imply them.
+#[derive(Default)]
+struct Implied {
+    hours: BTreeMap<String, i64>,
+    paid: BTreeMap<String, i64>,
+    /// Payments by seq, for reversals: (enrollment, amount).
+    payments: BTreeMap<i64, (String, i64)>,
+}
+
+impl Implied {
+    fn add(&mut self, entry: &Entry) {
+        let Some(enrollment) = entry.enrollment.as_ref().map(|e| e.to_string()) else {
+            return;
+        };
+        let debits = || -> i64 {
+            entry
+                .postings
+                .iter()
+                .filter(|p| p.side == Side::Debit)
+                .map(|p| p.amount_minor)
+                .fold(0, i64::saturating_add)
+        };
+        match entry.kind {
+            EntryKind::LessonsConsumed => {
+                let h = self.hours.entry(enrollment).or_default();
+                *h = h.saturating_add(i64::from(entry.hours.unwrap_or(0)));
+            }
+            EntryKind::TuitionPaid
+            | EntryKind::TuitionCollectedOutside
+            | EntryKind::ReceiptAttributed => {
+                let amount = debits();
+                self.payments
+                    .insert(entry.seq, (enrollment.clone(), amount));
+                let p = self.paid.entry(enrollment).or_default();
+                *p = p.saturating_add(amount);
+            }
+            EntryKind::Reversal => {
+                if let Some((target, amount)) = entry
+                    .refers_to_seq
+                    .and_then(|seq| self.payments.get(&seq).cloned())
+                {
+                    let p = self.paid.entry(target).or_default();
+                    *p = p.saturating_sub(amount);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Checks one institution: its entries (hash chain, running totals, account
+/// totals, head), its enrollments' counters against the entries, its record
+/// chain; and, given its heads in a checkpoint, that both chains extend them.
+pub(crate) async fn verify_institution(
+    store: &Store,
+    id: &InstitutionId,
+    wanted: Option<&InstitutionHeads>,
+    report: &mut VerifyReport,
+) -> Result<()> {
+    report.institutions += 1;
+    let mut walk = Walk {
+        end: ChainPosition {
+            seq: 0,
+            hash: GENESIS_HASH.to_string(),
+        },
+        at_wanted: None,
+        broken: true,
+    };
+    let mut implied = Implied::default();
+    verify_entries(
+        store,
+        id,
+        wanted.map(|w| w.entries.seq),
+        &mut walk,
+        &mut implied,
+        report,
+    )
+    .await?;
+    if !walk.broken {
+        verify_counters(store, id, &implied, report).await?;
+    }
+    let records = store
+        .verify_records(id, wanted.map(|w| w.records.seq), &mut report.failures)
+        .await?;
+    report.records += u64::try_from(records.end.seq).unwrap_or(0);
+    if let Some(w) = wanted {
+        let at = Some(id.as_str());
+        against_checkpoint(at, "entries", "sequence", &w.entries, &walk, report);
+        against_checkpoint(at, "records", "record link", &w.records, &records, report);
+    }
+    report.heads.institutions.push(InstitutionHeads {
+        institution: id.to_string(),
+        entries: walk.end,
+        records: records.end,
+    });
+    Ok(())
+}
+
+async fn verify_counters(
+    store: &Store,
+    id: &InstitutionId,
+    implied: &Implied,
+    report: &mut VerifyReport,
+) -> Result<()> {
+    for (enrollment, hours, paid) in store.enrollment_counters(id.as_str()).await? {
+        let want_hours = implied.hours.get(&enrollment).copied().unwrap_or(0);
+        let want_paid = implied.paid.get(&enrollment).copied().unwrap_or(0);
+        if (hours, paid) != (want_hours, want_paid) {
+            report.failures.push(VerifyFailure::new(
+                Some(id.as_str()),
+                "enrollments",
+                None,
+                None,
+                format!(
+                    "enrollment {enrollment} says {hours} hours consumed and {paid} paid (minor units), \
+                     its entries imply {want_hours} hours and {want_paid}"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn apply(totals: &mut Totals, phase: Phase, side: Side, amount: i64) -> Option<()> {
@@ -150,18 +365,20 @@ const PAGE: i64 = 1_000;
 
 /// Walks one institution's chain in pages, recomputing hashes and running
 /// totals; records the first failure in `report`.
-pub(crate) async fn verify_institution(
+async fn verify_entries(
     store: &Store,
     id: &InstitutionId,
+    wanted: Option<i64>,
+    walk: &mut Walk,
+    implied: &mut Implied,
     report: &mut VerifyReport,
 ) -> Result<()> {
-    report.institutions += 1;
-    let fail = |seq: Option<i64>, client_id: Option<String>, reason: String| VerifyFailure {
-        institution: id.clone(),
-        seq,
-        client_id,
-        reason,
+    let fail = |seq: Option<i64>, client_id: Option<String>, reason: String| {
+        VerifyFailure::new(Some(id.as_str()), "entries", seq, client_id, reason)
     };
+    if wanted == Some(0) {
+        walk.at_wanted = Some(GENESIS_HASH.to_string());
+    }
     let mut prev_hash = GENESIS_HASH.to_string();
     let mut last_seq = 0;
     let mut running: BTreeMap<String, Totals> = BTreeMap::new();
@@ -227,6 +444,14 @@ pub(crate) async fn verify_institution(
             }
             prev_hash = entry.hash.clone();
             last_seq = entry.seq;
+            implied.add(entry);
+            walk.end = ChainPosition {
+                seq: last_seq,
+                hash: prev_hash.clone(),
+            };
+            if wanted == Some(last_seq) {
+                walk.at_wanted = Some(prev_hash.clone());
+            }
         }
         if snapshots.peek().is_some() {
             report.failures.push(fail(
@@ -237,6 +462,8 @@ pub(crate) async fn verify_institution(
             return Ok(());
         }
     }
+    // Every entry chains: what follows compares the rest with them.
+    walk.broken = false;
     for (code, stored) in store.account_rows(id).await? {
         let recomputed = running.get(&code.to_string()).copied().unwrap_or_default();
         if stored != recomputed {
