@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod alerts;
+pub mod attest;
 pub mod bench;
 pub mod cli;
 pub mod demo;
