@@ -472,6 +472,26 @@ async fn postgres_ingest(
         report.file_seen_before = true;
         return Ok(report);
     }
+    // Lock the record chains this file extends in institution id order
+    // first, so two files naming the same institutions in other orders
+    // cannot deadlock on them.
+    let mut chains: Vec<&str> = owners.iter().map(InstitutionId::as_str).collect();
+    chains.sort_unstable();
+    chains.dedup();
+    for id in chains {
+        sqlx::query(
+            "insert into record_heads (institution_id, last_seq, last_hash) values ($1, 0, $2) \
+             on conflict (institution_id) do nothing",
+        )
+        .bind(id)
+        .bind(crate::domain::chain::GENESIS_HASH)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("select 1 from record_heads where institution_id = $1 for update")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
     for (s, owner) in statements.iter().zip(owners) {
         // Serialise ingests of one account so the chain check sees its predecessor.
         sqlx::query("select 1 from bank_accounts where institution_id = $1 and bank_id = $2 and account_no = $3 for update")
