@@ -2,8 +2,8 @@
 -- signed checkpoint kept outside the database) can tell when a row was
 -- edited or removed behind the application's back.
 --
--- Per institution, one chain of record links: a bank statement with its
--- lines, a refund's fixed terms (its payee), each refund event, each payee
+-- Per institution, one chain of record links: an enrollment's contract, a
+-- bank statement with its lines, a refund's fixed terms (its payee), each refund event, each payee
 -- version. Each link holds the SHA-256 digest of its record's canonical
 -- encoding and chains to the previous link (domain/chain.rs documents both),
 -- written in the same transaction as the record. One chain for the audit
@@ -20,7 +20,7 @@ create table record_heads (
 create table record_links (
     institution_id text not null,
     seq            bigint not null check (seq > 0),
-    kind           text not null check (kind in ('statement', 'refund', 'refund_event', 'payee')),
+    kind           text not null check (kind in ('enrollment', 'statement', 'refund', 'refund_event', 'payee')),
     record_key     text not null,
     digest         text not null,
     prev_hash      text not null,

@@ -10,7 +10,7 @@ create table record_heads (
 create table record_links (
     institution_id text not null,
     seq            integer not null check (seq > 0),
-    kind           text not null check (kind in ('statement', 'refund', 'refund_event', 'payee')),
+    kind           text not null check (kind in ('enrollment', 'statement', 'refund', 'refund_event', 'payee')),
     record_key     text not null,
     digest         text not null,
     prev_hash      text not null,

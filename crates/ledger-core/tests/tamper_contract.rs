@@ -369,7 +369,7 @@ async fn a_removed_institution_is_named_by_the_checkpoint(db: &TestDb) {
         &report,
         "institutions",
         true,
-        "institution I2 is in the checkpoint (entries to 1, records to 0) but missing from the database",
+        "institution I2 is in the checkpoint (entries to 1, records to 1) but missing from the database",
     );
 }
 
@@ -402,6 +402,18 @@ async fn edited_enrollment_counters_are_named(db: &TestDb) {
     .await
     .expect("an enrollment's terms are fixed");
     assert!(error.contains("keeps the terms"), "{error}");
+    // A superuser who changes it anyway is named by the record chain.
+    as_superuser(
+        db,
+        "update enrollments set price_minor = 500000 where enrollment_id = 'E1'",
+    )
+    .await;
+    named(
+        &db.store.verify().await.unwrap(),
+        "records",
+        false,
+        "enrollment E1 no longer matches the digest linked at record 1: its contract (hours, price, dates) was changed",
+    );
     assert!(!verify_against(db, &heads).await.ok());
 }
 
@@ -445,7 +457,7 @@ async fn a_bank_line_amount_edited_with_triggers_off_is_named(db: &TestDb) {
         &db.store.verify().await.unwrap(),
         "records",
         false,
-        "no longer matches the digest linked at record 1: its row was edited",
+        "no longer matches the digest linked at record 3: its row was edited",
     );
     assert!(!verify_against(db, &heads).await.ok());
 }
@@ -470,7 +482,7 @@ async fn a_refund_payee_changed_to_another_account_is_named(db: &TestDb) {
         &report,
         "records",
         false,
-        "refund R1 no longer matches the digest linked at record 3: its terms (payee, amount, enrollment) were changed",
+        "refund R1 no longer matches the digest linked at record 5: its terms (payee, amount, enrollment) were changed",
     );
     // A payee version changed the same way is named too.
     as_superuser(db, "update institution_payees set account = '6217-6666'").await;
@@ -566,7 +578,7 @@ async fn records_written_before_the_chains_are_linked_once_at_migration(db: &Tes
     db.store.migrate().await.unwrap();
     let report = db.store.verify().await.unwrap();
     assert!(report.ok(), "{:#?}", report.failures);
-    assert_eq!((report.records, report.audit_entries), (5, 3));
+    assert_eq!((report.records, report.audit_entries), (8, 3));
     // Only once: a record added behind the application's back later stays
     // unlinked, and named.
     as_superuser(

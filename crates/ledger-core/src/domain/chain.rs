@@ -8,11 +8,13 @@
 //! entry's encoding; the first entry's `prev_hash` is 64 zeros.
 //!
 //! Record chains (version 1) cover what is not an entry: per institution,
-//! each bank statement (with its lines, through the statement's content
-//! hash), each refund's fixed terms (its payee), each refund event and each
-//! payee version; and, deployment-wide, the audit log. A record's digest is
-//! SHA-256 (hex) over its encoding (`statement/v1`, `refund/v1`,
-//! `refund_event/v1`, `payee/v1`, `audit/v1`, fields as below); a link's
+//! each enrollment's contract (its counters are checked against the entries
+//! instead), each bank statement (with its lines, through the statement's
+//! content hash), each refund's fixed terms (its payee), each refund event
+//! and each payee version; and, deployment-wide, the audit log. A record's
+//! digest is SHA-256 (hex) over its encoding (`enrollment/v1`,
+//! `statement/v1`, `refund/v1`, `refund_event/v1`, `payee/v1`, `audit/v1`,
+//! fields as below); a link's
 //! hash is SHA-256 over the previous link's hash (hex) followed by the
 //! encoding of `link/v1`, the scope (the institution id, or `audit`), the
 //! link's seq, the record's kind, its key and its digest. Dates are
@@ -122,6 +124,36 @@ pub fn statement_digest(
         .field(&s.file_sha256)
         .field(&s.message.to_string())
         .field(&received_at_micros.to_string());
+    digest(&e)
+}
+
+/// An enrollment's contract as stored (not its counters, which move).
+pub struct EnrollmentFields<'a> {
+    pub institution: &'a str,
+    pub enrollment: &'a str,
+    pub student_ref: &'a str,
+    pub hours_bought: i64,
+    pub bonus_hours: i64,
+    pub price_minor: i64,
+    pub currency: &'a str,
+    pub course_start: NaiveDate,
+    pub course_end: NaiveDate,
+    pub created_at_micros: i64,
+}
+
+pub fn enrollment_digest(f: &EnrollmentFields<'_>) -> String {
+    let mut e = Encoder(Vec::with_capacity(192));
+    e.field("enrollment/v1")
+        .field(f.institution)
+        .field(f.enrollment)
+        .field(f.student_ref)
+        .field(&f.hours_bought.to_string())
+        .field(&f.bonus_hours.to_string())
+        .field(&f.price_minor.to_string())
+        .field(f.currency)
+        .field(&date(f.course_start))
+        .field(&date(f.course_end))
+        .field(&f.created_at_micros.to_string());
     digest(&e)
 }
 

@@ -9,8 +9,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 
 use crate::domain::chain::{
-    audit_digest, link_hash, payee_digest, refund_digest, refund_event_digest, refund_event_key,
-    statement_digest, statement_key, AuditFields, AUDIT_SCOPE, GENESIS_HASH,
+    audit_digest, enrollment_digest, link_hash, payee_digest, refund_digest, refund_event_digest,
+    refund_event_key, statement_digest, statement_key, AuditFields, EnrollmentFields, AUDIT_SCOPE,
+    GENESIS_HASH,
 };
 use crate::domain::checkpoint::ChainPosition;
 use crate::domain::feeds::{FeedLine, FeedStatement};
@@ -163,6 +164,7 @@ fn walk(
 
 fn describe(kind: &str) -> &'static str {
     match kind {
+        "enrollment" => "enrollment",
         "statement" => "bank statement",
         "refund" => "refund",
         "refund_event" => "refund event",
@@ -173,6 +175,7 @@ fn describe(kind: &str) -> &'static str {
 
 fn changed_hint(kind: &str) -> &'static str {
     match kind {
+        "enrollment" => "its contract (hours, price, dates) was changed",
         "statement" => "its row was edited",
         "refund" => "its terms (payee, amount, enrollment) were changed",
         "refund_event" => "the event was edited",
@@ -359,6 +362,34 @@ impl Store {
             digest,
             inner_mismatch: None,
         };
+        let enrollments: Vec<(String, String)> = load!(self,
+            "select enrollment_id, student_ref, cast(hours_bought as bigint) as hours_bought, \
+               cast(bonus_hours as bigint) as bonus_hours, price_minor, currency, course_start, \
+               course_end, created_at \
+             from enrollments where institution_id = $1 order by enrollment_id",
+            [id],
+            |r, at = "created_at"| {
+                let enrollment: String = r.try_get("enrollment_id")?;
+                let student_ref: String = r.try_get("student_ref")?;
+                let currency: String = r.try_get("currency")?;
+                let digest = enrollment_digest(&EnrollmentFields {
+                    institution: id,
+                    enrollment: &enrollment,
+                    student_ref: &student_ref,
+                    hours_bought: r.try_get("hours_bought")?,
+                    bonus_hours: r.try_get("bonus_hours")?,
+                    price_minor: r.try_get("price_minor")?,
+                    currency: &currency,
+                    course_start: r.try_get("course_start")?,
+                    course_end: r.try_get("course_end")?,
+                    created_at_micros: at,
+                });
+                (enrollment, digest)
+            }
+        );
+        for (enrollment, digest) in enrollments {
+            records.insert(("enrollment".to_string(), enrollment), plain(digest));
+        }
         for (bank, account_no, key, record) in self.stored_statements(id).await? {
             records.insert(
                 (
@@ -718,13 +749,14 @@ impl Store {
             .rows_affected()
                 == 1;
             if first {
-                // Statements first, then refunds before their events, then
+                // Enrollments, statements, refunds before their events, then
                 // payees: the order they were most likely written in.
                 let rank = |kind: &str| match kind {
-                    "statement" => 0,
-                    "refund" => 1,
-                    "refund_event" => 2,
-                    _ => 3,
+                    "enrollment" => 0,
+                    "statement" => 1,
+                    "refund" => 2,
+                    "refund_event" => 3,
+                    _ => 4,
                 };
                 for (id, mut todo) in per_institution {
                     todo.sort_by(|a, b| (rank(&a.0 .0), &a.0 .1).cmp(&(rank(&b.0 .0), &b.0 .1)));
