@@ -32,6 +32,7 @@ contract!(
     a_deleted_audit_log_is_named_and_with_its_links_by_the_checkpoint,
     a_history_rewritten_with_consistent_hashes_is_named_by_the_checkpoint,
     records_written_before_the_chains_are_linked_once_at_migration,
+    records_written_while_verify_runs_are_seen_with_their_links_or_not_at_all,
 );
 
 fn line(amount_minor: i64, e2e: &str) -> FeedLine {
@@ -594,6 +595,33 @@ async fn records_written_before_the_chains_are_linked_once_at_migration(db: &Tes
         false,
         "payee version 2 has no record link: it was written outside the application",
     );
+}
+
+async fn records_written_while_verify_runs_are_seen_with_their_links_or_not_at_all(db: &TestDb) {
+    books(db).await;
+    let writer = db.store.clone();
+    let writing = tokio::spawn(async move {
+        for n in 0..40 {
+            writer.append_audit(&audit(100 + n)).await.unwrap();
+            let payee = Payee {
+                name: format!("payee {n}"),
+                account: format!("6222-{n:04}"),
+                bank: "ICBKCNBJ".into(),
+            };
+            writer
+                .set_payee(&iid("I1"), &payee, "officer-1")
+                .await
+                .unwrap();
+        }
+    });
+    while !writing.is_finished() {
+        let report = db.store.verify().await.unwrap();
+        assert!(report.ok(), "{:#?}", report.failures);
+    }
+    writing.await.unwrap();
+    let report = db.store.verify().await.unwrap();
+    assert!(report.ok(), "{:#?}", report.failures);
+    assert_eq!(report.audit_entries, 43);
 }
 
 #[tokio::test]

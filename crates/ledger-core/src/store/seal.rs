@@ -3,7 +3,7 @@
 //! log's chain from the rows (never trusting the stored heads), and linking
 //! the records written before the chains existed (once, at migration).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
@@ -26,20 +26,20 @@ use crate::store::{Result, Store};
 macro_rules! load {
     ($store:expr, $sql:expr, [$($bind:expr),*], |$r:ident| $make:expr) => {
         match $store {
-            Store::Postgres(s) => sqlx::query($sql)$(.bind($bind))*.fetch_all(s.pool()).await?
+            Snap::Pg(tx) => sqlx::query($sql)$(.bind($bind))*.fetch_all(&mut **tx).await?
                 .iter().map(|$r| -> Result<_> { Ok($make) }).collect::<Result<Vec<_>>>()?,
-            Store::Sqlite(s) => sqlx::query($sql)$(.bind($bind))*.fetch_all(s.pool()).await?
+            Snap::Lite(tx) => sqlx::query($sql)$(.bind($bind))*.fetch_all(&mut **tx).await?
                 .iter().map(|$r| -> Result<_> { Ok($make) }).collect::<Result<Vec<_>>>()?,
         }
     };
     ($store:expr, $sql:expr, [$($bind:expr),*], |$r:ident, $at:ident = $col:literal| $make:expr) => {
         match $store {
-            Store::Postgres(s) => sqlx::query($sql)$(.bind($bind))*.fetch_all(s.pool()).await?
+            Snap::Pg(tx) => sqlx::query($sql)$(.bind($bind))*.fetch_all(&mut **tx).await?
                 .iter().map(|$r| -> Result<_> {
                     let $at: i64 = $r.try_get::<DateTime<Utc>, _>($col)?.timestamp_micros();
                     Ok($make)
                 }).collect::<Result<Vec<_>>>()?,
-            Store::Sqlite(s) => sqlx::query($sql)$(.bind($bind))*.fetch_all(s.pool()).await?
+            Snap::Lite(tx) => sqlx::query($sql)$(.bind($bind))*.fetch_all(&mut **tx).await?
                 .iter().map(|$r| -> Result<_> {
                     let $at: i64 = $r.try_get::<i64, _>($col)?;
                     Ok($make)
@@ -184,8 +184,41 @@ fn changed_hint(kind: &str) -> &'static str {
     }
 }
 
+/// A read-only snapshot: a chain and its records are read in one
+/// transaction (repeatable read on PostgreSQL; one read transaction on
+/// SQLite), so a record written while `verify` runs is seen with its link or
+/// not at all.
+pub(crate) enum Snap {
+    Pg(sqlx::Transaction<'static, sqlx::Postgres>),
+    Lite(sqlx::Transaction<'static, sqlx::Sqlite>),
+}
+
 impl Store {
-    async fn record_links(&self, id: &str) -> Result<Vec<Link>> {
+    pub(crate) async fn snapshot(&self) -> Result<Snap> {
+        Ok(match self {
+            Store::Postgres(s) => {
+                let mut tx = s.pool().begin().await?;
+                sqlx::query("set transaction isolation level repeatable read, read only")
+                    .execute(&mut *tx)
+                    .await?;
+                Snap::Pg(tx)
+            }
+            Store::Sqlite(s) => Snap::Lite(s.pool().begin().await?),
+        })
+    }
+}
+
+impl Snap {
+    /// Ends the snapshot (it wrote nothing).
+    pub(crate) async fn close(self) -> Result<()> {
+        match self {
+            Snap::Pg(tx) => tx.rollback().await?,
+            Snap::Lite(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+
+    async fn record_links(&mut self, id: &str) -> Result<Vec<Link>> {
         Ok(load!(
             self,
             "select cast(seq as bigint) as seq, kind, record_key, digest, prev_hash, hash \
@@ -202,7 +235,7 @@ impl Store {
         ))
     }
 
-    async fn audit_links(&self) -> Result<Vec<Link>> {
+    async fn audit_links(&mut self) -> Result<Vec<Link>> {
         Ok(load!(self,
             "select cast(seq as bigint) as seq, digest, prev_hash, hash from audit_links order by seq",
             [],
@@ -221,7 +254,11 @@ impl Store {
     }
 
     /// The stored tip of a chain (`None`: no row).
-    async fn stored_head(&self, sql: &str, bind: Option<&str>) -> Result<Option<(i64, String)>> {
+    async fn stored_head(
+        &mut self,
+        sql: &str,
+        bind: Option<&str>,
+    ) -> Result<Option<(i64, String)>> {
         Ok(load!(self, sql, [bind], |r| (
             r.try_get::<i64, _>(0)?,
             r.try_get::<String, _>(1)?
@@ -231,7 +268,10 @@ impl Store {
     }
 
     /// Every statement of an institution with its lines, as stored.
-    async fn stored_statements(&self, id: &str) -> Result<Vec<(String, String, String, Record)>> {
+    async fn stored_statements(
+        &mut self,
+        id: &str,
+    ) -> Result<Vec<(String, String, String, Record)>> {
         type LineKey = (String, String, String);
         let lines: Vec<(LineKey, FeedLine)> = load!(self,
             "select bank_id, account_no, statement_key, amount_minor, booking_date, value_date, \
@@ -351,7 +391,7 @@ impl Store {
     /// Every record of an institution's record chain as the rows say now,
     /// by (kind, key); and each refund's state with its trail's last state.
     async fn stored_records(
-        &self,
+        &mut self,
         id: &str,
     ) -> Result<(
         BTreeMap<(String, String), Record>,
@@ -484,6 +524,37 @@ impl Store {
         Ok((records, states))
     }
 
+    async fn audit_records(&mut self) -> Result<Vec<(i64, String)>> {
+        Ok(load!(self,
+            "select cast(seq as bigint) as seq, at, request_id, token_id, role, method, path, \
+               cast(status as bigint) as status, outcome from audit_log order by seq",
+            [],
+            |r, at = "at"| {
+                let seq: i64 = r.try_get("seq")?;
+                let request_id: String = r.try_get("request_id")?;
+                let token_id: Option<String> = r.try_get("token_id")?;
+                let role: Option<String> = r.try_get("role")?;
+                let method: String = r.try_get("method")?;
+                let path: String = r.try_get("path")?;
+                let outcome: String = r.try_get("outcome")?;
+                let digest = audit_digest(&AuditFields {
+                    seq,
+                    at_micros: at,
+                    request_id: &request_id,
+                    token_id: token_id.as_deref(),
+                    role: role.as_deref(),
+                    method: &method,
+                    path: &path,
+                    status: r.try_get("status")?,
+                    outcome: &outcome,
+                });
+                (seq, digest)
+            }
+        ))
+    }
+}
+
+impl Store {
     /// Walks one institution's record chain from the rows and checks every
     /// record against its link (and every record has one).
     pub(crate) async fn verify_records(
@@ -502,11 +573,20 @@ impl Store {
                 reason,
             ));
         };
-        let links = self.record_links(scope).await?;
+        let mut snap = self.snapshot().await?;
+        let links = snap.record_links(scope).await?;
         let walked = walk(scope, &links, wanted, |seq, reason| {
             fail(failures, seq, reason)
         });
-        let (mut records, states) = self.stored_records(scope).await?;
+        let (mut records, states) = snap.stored_records(scope).await?;
+        let head = snap
+            .stored_head(
+                "select cast(last_seq as bigint), last_hash from record_heads where institution_id = $1",
+                Some(scope),
+            )
+            .await?
+            .unwrap_or((0, GENESIS_HASH.to_string()));
+        snap.close().await?;
         for link in &links {
             let what = format!("{} {}", describe(&link.kind), link.key);
             match records.remove(&(link.kind.clone(), link.key.clone())) {
@@ -560,55 +640,17 @@ impl Store {
                 );
             }
         }
-        if !walked.broken {
-            let head = self
-                .stored_head(
-                    "select cast(last_seq as bigint), last_hash from record_heads where institution_id = $1",
-                    Some(scope),
-                )
-                .await?
-                .unwrap_or((0, GENESIS_HASH.to_string()));
-            if head != (walked.end.seq, walked.end.hash.clone()) {
-                fail(
-                    failures,
-                    None,
-                    format!(
-                        "record head says link {}, the links end at {}",
-                        head.0, walked.end.seq
-                    ),
-                );
-            }
+        if !walked.broken && head != (walked.end.seq, walked.end.hash.clone()) {
+            fail(
+                failures,
+                None,
+                format!(
+                    "record head says link {}, the links end at {}",
+                    head.0, walked.end.seq
+                ),
+            );
         }
         Ok(walked)
-    }
-
-    async fn audit_records(&self) -> Result<Vec<(i64, String)>> {
-        Ok(load!(self,
-            "select cast(seq as bigint) as seq, at, request_id, token_id, role, method, path, \
-               cast(status as bigint) as status, outcome from audit_log order by seq",
-            [],
-            |r, at = "at"| {
-                let seq: i64 = r.try_get("seq")?;
-                let request_id: String = r.try_get("request_id")?;
-                let token_id: Option<String> = r.try_get("token_id")?;
-                let role: Option<String> = r.try_get("role")?;
-                let method: String = r.try_get("method")?;
-                let path: String = r.try_get("path")?;
-                let outcome: String = r.try_get("outcome")?;
-                let digest = audit_digest(&AuditFields {
-                    seq,
-                    at_micros: at,
-                    request_id: &request_id,
-                    token_id: token_id.as_deref(),
-                    role: role.as_deref(),
-                    method: &method,
-                    path: &path,
-                    status: r.try_get("status")?,
-                    outcome: &outcome,
-                });
-                (seq, digest)
-            }
-        ))
     }
 
     /// Walks the audit log's chain from the rows and checks every audit
@@ -621,11 +663,20 @@ impl Store {
         let fail = |failures: &mut Vec<VerifyFailure>, seq: Option<i64>, reason: String| {
             failures.push(VerifyFailure::new(None, "audit", seq, None, reason));
         };
-        let links = self.audit_links().await?;
+        let mut snap = self.snapshot().await?;
+        let links = snap.audit_links().await?;
         let walked = walk(AUDIT_SCOPE, &links, wanted, |seq, reason| {
             fail(failures, seq, reason)
         });
-        let mut records: BTreeMap<i64, String> = self.audit_records().await?.into_iter().collect();
+        let mut records: BTreeMap<i64, String> = snap.audit_records().await?.into_iter().collect();
+        let head = snap
+            .stored_head(
+                "select cast(last_seq as bigint), last_hash from audit_head where id = 1",
+                None,
+            )
+            .await?
+            .unwrap_or((0, GENESIS_HASH.to_string()));
+        snap.close().await?;
         let mut reported = 0;
         for link in &links {
             let problem = match records.remove(&link.seq) {
@@ -663,32 +714,24 @@ impl Store {
                 ),
             );
         }
-        if !walked.broken {
-            let head = self
-                .stored_head(
-                    "select cast(last_seq as bigint), last_hash from audit_head where id = 1",
-                    None,
-                )
-                .await?
-                .unwrap_or((0, GENESIS_HASH.to_string()));
-            if head != (walked.end.seq, walked.end.hash.clone()) {
-                fail(
-                    failures,
-                    None,
-                    format!(
-                        "audit head says entry {}, the links end at {}",
-                        head.0, walked.end.seq
-                    ),
-                );
-            }
+        if !walked.broken && head != (walked.end.seq, walked.end.hash.clone()) {
+            fail(
+                failures,
+                None,
+                format!(
+                    "audit head says entry {}, the links end at {}",
+                    head.0, walked.end.seq
+                ),
+            );
         }
         Ok(walked)
     }
 
     /// Each enrollment's stored counters: (enrollment, hours consumed, paid).
     pub(crate) async fn enrollment_counters(&self, id: &str) -> Result<Vec<(String, i64, i64)>> {
-        Ok(load!(
-            self,
+        let mut snap = self.snapshot().await?;
+        let counters = load!(
+            &mut snap,
             "select enrollment_id, cast(hours_consumed as bigint) as hours, paid_minor \
              from enrollments where institution_id = $1 order by enrollment_id",
             [id],
@@ -697,7 +740,9 @@ impl Store {
                 r.try_get("hours")?,
                 r.try_get("paid_minor")?
             )
-        ))
+        );
+        snap.close().await?;
+        Ok(counters)
     }
 
     /// Links the records written before the record chains existed, once:
@@ -705,7 +750,9 @@ impl Store {
     /// links every record that has no link yet (statements, refunds, their
     /// events and payees per institution; the audit log in seq order).
     pub(crate) async fn link_records_written_before_chains(&self) -> Result<()> {
-        let claimed = self
+        let institutions = self.institutions().await?;
+        let mut snap = self.snapshot().await?;
+        let claimed = snap
             .stored_head(
                 "select cast(count(*) as bigint), '' from record_backfill",
                 None,
@@ -713,18 +760,19 @@ impl Store {
             .await?
             .is_some_and(|(n, _)| n > 0);
         if claimed {
+            snap.close().await?;
             return Ok(());
         }
         let mut per_institution = Vec::new();
-        for institution in self.institutions().await? {
+        for institution in institutions {
             let id = institution.id.to_string();
-            let linked: Vec<(String, String)> = self
+            let linked: BTreeSet<(String, String)> = snap
                 .record_links(&id)
                 .await?
                 .into_iter()
                 .map(|l| (l.kind, l.key))
                 .collect();
-            let (records, _) = self.stored_records(&id).await?;
+            let (records, _) = snap.stored_records(&id).await?;
             let todo: Vec<((String, String), String)> = records
                 .into_iter()
                 .filter(|(k, _)| !linked.contains(k))
@@ -732,13 +780,14 @@ impl Store {
                 .collect();
             per_institution.push((id, todo));
         }
-        let linked_audit: Vec<i64> = self.audit_links().await?.iter().map(|l| l.seq).collect();
-        let audit: Vec<(i64, String)> = self
+        let linked_audit: BTreeSet<i64> = snap.audit_links().await?.iter().map(|l| l.seq).collect();
+        let audit: Vec<(i64, String)> = snap
             .audit_records()
             .await?
             .into_iter()
             .filter(|(seq, _)| !linked_audit.contains(seq))
             .collect();
+        snap.close().await?;
         in_tx!(self, |tx, now| {
             let first = sqlx::query(
                 "insert into record_backfill (id, linked_at) values (1, $1) on conflict (id) do nothing",
