@@ -664,7 +664,7 @@ impl Store {
         let audit = self
             .verify_audit(checkpoint.map(|c| c.audit.seq), &mut report.failures)
             .await?;
-        report.audit_entries = u64::try_from(audit.end.seq).unwrap_or(0);
+        report.audit_entries = audit.links;
         if let Some(c) = checkpoint {
             report::against_checkpoint(
                 None,

@@ -282,6 +282,7 @@ pub(crate) async fn verify_institution(
         },
         at_wanted: None,
         broken: true,
+        links: 0,
     };
     let mut implied = Implied::default();
     verify_entries(
@@ -299,7 +300,7 @@ pub(crate) async fn verify_institution(
     let records = store
         .verify_records(id, wanted.map(|w| w.records.seq), &mut report.failures)
         .await?;
-    report.records += u64::try_from(records.end.seq).unwrap_or(0);
+    report.records += records.links;
     if let Some(w) = wanted {
         let at = Some(id.as_str());
         against_checkpoint(at, "entries", "sequence", &w.entries, &walk, report);

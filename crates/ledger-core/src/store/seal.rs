@@ -76,90 +76,114 @@ pub(crate) struct Walk {
     pub at_wanted: Option<String>,
     /// The walk stopped at a broken link.
     pub broken: bool,
+    /// Links walked.
+    pub links: u64,
 }
+
+/// Audit log seqs read at a time.
+const AUDIT_PAGE: i64 = 10_000;
 
 fn short(hash: &str) -> &str {
     &hash[..hash.len().min(12)]
 }
 
-/// Walks links in seq order from the rows: seq continuity, prev_hash and the
-/// recomputed hash. Stops at the first break.
+/// Walks links in seq order from the rows, a page at a time: seq order
+/// (consecutive, or for the audit log only increasing: its seqs may skip),
+/// prev_hash and the recomputed hash. Stops at the first break.
+struct Walker<'a> {
+    scope: &'a str,
+    consecutive: bool,
+    wanted: Option<i64>,
+    walk: Walk,
+}
+
+impl<'a> Walker<'a> {
+    fn new(scope: &'a str, consecutive: bool, wanted: Option<i64>) -> Self {
+        Walker {
+            scope,
+            consecutive,
+            wanted,
+            walk: Walk {
+                end: ChainPosition::default(),
+                at_wanted: (wanted == Some(0)).then(|| GENESIS_HASH.to_string()),
+                broken: false,
+                links: 0,
+            },
+        }
+    }
+
+    /// Takes the next links; false once the chain broke.
+    fn feed(&mut self, links: &[Link], mut fail: impl FnMut(Option<i64>, String)) -> bool {
+        let end = &mut self.walk.end;
+        for link in links {
+            if self.walk.broken {
+                return false;
+            }
+            let in_order = if self.consecutive {
+                link.seq == end.seq + 1
+            } else {
+                link.seq > end.seq
+            };
+            let problem = if !in_order {
+                Some(format!("expected link {}, found {}", end.seq + 1, link.seq))
+            } else if link.prev_hash != end.hash {
+                Some(format!(
+                    "link {} ({} {}) does not chain to link {}",
+                    link.seq, link.kind, link.key, end.seq
+                ))
+            } else {
+                None
+            };
+            if let Some(reason) = problem {
+                fail(Some(link.seq), reason);
+                self.walk.broken = true;
+                return false;
+            }
+            let hash = link_hash(
+                &end.hash,
+                self.scope,
+                link.seq,
+                &link.kind,
+                &link.key,
+                &link.digest,
+            );
+            if hash != link.hash {
+                fail(
+                    Some(link.seq),
+                    format!(
+                        "link {} ({} {}) does not match its hash (stored {}, recomputed {})",
+                        link.seq,
+                        link.kind,
+                        link.key,
+                        short(&link.hash),
+                        short(&hash)
+                    ),
+                );
+                self.walk.broken = true;
+                return false;
+            }
+            *end = ChainPosition {
+                seq: link.seq,
+                hash,
+            };
+            self.walk.links += 1;
+            if self.wanted == Some(link.seq) {
+                self.walk.at_wanted = Some(end.hash.clone());
+            }
+        }
+        true
+    }
+}
+
 fn walk(
     scope: &str,
     links: &[Link],
     wanted: Option<i64>,
-    mut fail: impl FnMut(Option<i64>, String),
+    fail: impl FnMut(Option<i64>, String),
 ) -> Walk {
-    let mut end = ChainPosition {
-        seq: 0,
-        hash: GENESIS_HASH.to_string(),
-    };
-    let mut at_wanted = (wanted == Some(0)).then(|| GENESIS_HASH.to_string());
-    for link in links {
-        if link.seq != end.seq + 1 {
-            fail(
-                Some(link.seq),
-                format!("expected link {}, found {}", end.seq + 1, link.seq),
-            );
-            return Walk {
-                end,
-                at_wanted,
-                broken: true,
-            };
-        }
-        if link.prev_hash != end.hash {
-            fail(
-                Some(link.seq),
-                format!(
-                    "link {} ({} {}) does not chain to link {}",
-                    link.seq, link.kind, link.key, end.seq
-                ),
-            );
-            return Walk {
-                end,
-                at_wanted,
-                broken: true,
-            };
-        }
-        let hash = link_hash(
-            &end.hash,
-            scope,
-            link.seq,
-            &link.kind,
-            &link.key,
-            &link.digest,
-        );
-        if hash != link.hash {
-            fail(
-                Some(link.seq),
-                format!(
-                    "link {} ({} {}) does not match its hash (stored {}, recomputed {})",
-                    link.seq,
-                    link.kind,
-                    link.key,
-                    short(&link.hash),
-                    short(&hash)
-                ),
-            );
-            return Walk {
-                end,
-                at_wanted,
-                broken: true,
-            };
-        }
-        end = ChainPosition {
-            seq: link.seq,
-            hash,
-        };
-        if wanted == Some(link.seq) {
-            at_wanted = Some(end.hash.clone());
-        }
-    }
-    Walk {
-        end,
-        at_wanted,
-        broken: false,
-    }
+    let mut walker = Walker::new(scope, true, wanted);
+    walker.feed(links, fail);
+    walker.walk
 }
 
 fn describe(kind: &str) -> &'static str {
@@ -235,10 +259,13 @@ impl Snap {
         ))
     }
 
-    async fn audit_links(&mut self) -> Result<Vec<Link>> {
-        Ok(load!(self,
-            "select cast(seq as bigint) as seq, digest, prev_hash, hash from audit_links order by seq",
-            [],
+    /// The audit log's links with seq in `(after, upto]`.
+    async fn audit_links(&mut self, after: i64, upto: i64) -> Result<Vec<Link>> {
+        Ok(load!(
+            self,
+            "select cast(seq as bigint) as seq, digest, prev_hash, hash from audit_links \
+             where seq > $1 and seq <= $2 order by seq",
+            [after, upto],
             |r| {
                 let seq: i64 = r.try_get("seq")?;
                 Link {
@@ -251,6 +278,18 @@ impl Snap {
                 }
             }
         ))
+    }
+
+    /// The highest seq in the audit log or its links.
+    async fn audit_max_seq(&mut self) -> Result<i64> {
+        Ok(self
+            .stored_head(
+                "select cast(coalesce(max(seq), 0) as bigint), '' from \
+                 (select seq from audit_links union all select seq from audit_log) t",
+                None,
+            )
+            .await?
+            .map_or(0, |(n, _)| n))
     }
 
     /// The stored tip of a chain (`None`: no row).
@@ -524,11 +563,13 @@ impl Snap {
         Ok((records, states))
     }
 
-    async fn audit_records(&mut self) -> Result<Vec<(i64, String)>> {
+    /// The audit log's records with seq in `(after, upto]`, as digests.
+    async fn audit_records(&mut self, after: i64, upto: i64) -> Result<Vec<(i64, String)>> {
         Ok(load!(self,
             "select cast(seq as bigint) as seq, at, request_id, token_id, role, method, path, \
-               cast(status as bigint) as status, outcome from audit_log order by seq",
-            [],
+               cast(status as bigint) as status, outcome from audit_log \
+             where seq > $1 and seq <= $2 order by seq",
+            [after, upto],
             |r, at = "at"| {
                 let seq: i64 = r.try_get("seq")?;
                 let request_id: String = r.try_get("request_id")?;
@@ -664,11 +705,6 @@ impl Store {
             failures.push(VerifyFailure::new(None, "audit", seq, None, reason));
         };
         let mut snap = self.snapshot().await?;
-        let links = snap.audit_links().await?;
-        let walked = walk(AUDIT_SCOPE, &links, wanted, |seq, reason| {
-            fail(failures, seq, reason)
-        });
-        let mut records: BTreeMap<i64, String> = snap.audit_records().await?.into_iter().collect();
         let head = snap
             .stored_head(
                 "select cast(last_seq as bigint), last_hash from audit_head where id = 1",
@@ -676,27 +712,42 @@ impl Store {
             )
             .await?
             .unwrap_or((0, GENESIS_HASH.to_string()));
-        snap.close().await?;
-        let mut reported = 0;
-        for link in &links {
-            let problem = match records.remove(&link.seq) {
-                None => Some(format!(
-                    "audit log entry {} is missing (its link remains)",
-                    link.seq
-                )),
-                Some(digest) if digest != link.digest => Some(format!(
-                    "audit log entry {} no longer matches its link: it was edited",
-                    link.seq
-                )),
-                Some(_) => None,
-            };
-            if let Some(reason) = problem {
-                reported += 1;
-                if reported <= 10 {
-                    fail(failures, Some(link.seq), reason);
+        let max_seq = snap.audit_max_seq().await?;
+        let mut walker = Walker::new(AUDIT_SCOPE, false, wanted);
+        let (mut reported, mut unlinked, mut first_unlinked) = (0u64, 0u64, None);
+        let mut after: i64 = 0;
+        // A page at a time by seq range: the log grows with every request.
+        while after < max_seq {
+            let upto = after.saturating_add(AUDIT_PAGE);
+            let links = snap.audit_links(after, upto).await?;
+            walker.feed(&links, |seq, reason| fail(failures, seq, reason));
+            let mut records: BTreeMap<i64, String> =
+                snap.audit_records(after, upto).await?.into_iter().collect();
+            for link in &links {
+                let problem = match records.remove(&link.seq) {
+                    None => Some(format!(
+                        "audit log entry {} is missing (its link remains)",
+                        link.seq
+                    )),
+                    Some(digest) if digest != link.digest => Some(format!(
+                        "audit log entry {} no longer matches its link: it was edited",
+                        link.seq
+                    )),
+                    Some(_) => None,
+                };
+                if let Some(reason) = problem {
+                    reported += 1;
+                    if reported <= 10 {
+                        fail(failures, Some(link.seq), reason);
+                    }
                 }
             }
+            unlinked += records.len() as u64;
+            first_unlinked = first_unlinked.or(records.keys().next().copied());
+            after = upto;
         }
+        snap.close().await?;
+        let walked = walker.walk;
         if reported > 10 {
             fail(
                 failures,
@@ -704,13 +755,12 @@ impl Store {
                 format!("and {} more audit log entries", reported - 10),
             );
         }
-        if let Some((&seq, _)) = records.iter().next() {
+        if let Some(seq) = first_unlinked {
             fail(
                 failures,
                 Some(seq),
                 format!(
-                    "{} audit log entries have no link (the first is {seq}): written outside the application",
-                    records.len()
+                    "{unlinked} audit log entries have no link (the first is {seq}): written outside the application"
                 ),
             );
         }
@@ -780,9 +830,14 @@ impl Store {
                 .collect();
             per_institution.push((id, todo));
         }
-        let linked_audit: BTreeSet<i64> = snap.audit_links().await?.iter().map(|l| l.seq).collect();
+        let linked_audit: BTreeSet<i64> = snap
+            .audit_links(0, i64::MAX)
+            .await?
+            .iter()
+            .map(|l| l.seq)
+            .collect();
         let audit: Vec<(i64, String)> = snap
-            .audit_records()
+            .audit_records(0, i64::MAX)
             .await?
             .into_iter()
             .filter(|(seq, _)| !linked_audit.contains(seq))
