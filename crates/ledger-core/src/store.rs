@@ -679,13 +679,6 @@ impl Store {
         Ok(report)
     }
 
-    pub(crate) async fn account_rows(
-        &self,
-        id: &InstitutionId,
-    ) -> Result<Vec<(AccountCode, Totals)>> {
-        dispatch!(self, s => s.account_rows(id).await)
-    }
-
     pub(crate) async fn posting_snapshots(
         &self,
         id: &InstitutionId,

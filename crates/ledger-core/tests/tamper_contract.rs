@@ -27,12 +27,13 @@ contract!(
     deleting_the_last_entries_with_their_totals_and_head_is_named_by_the_checkpoint,
     a_removed_institution_is_named_by_the_checkpoint,
     edited_enrollment_counters_are_named,
+    edited_account_totals_and_stray_postings_are_named,
     a_bank_line_amount_edited_with_triggers_off_is_named,
     a_refund_payee_changed_to_another_account_is_named,
     a_deleted_audit_log_is_named_and_with_its_links_by_the_checkpoint,
     a_history_rewritten_with_consistent_hashes_is_named_by_the_checkpoint,
     records_written_before_the_chains_are_linked_once_at_migration,
-    records_written_while_verify_runs_are_seen_with_their_links_or_not_at_all,
+    entries_and_records_written_while_verify_runs_are_never_taken_for_tampering,
 );
 
 fn line(amount_minor: i64, e2e: &str) -> FeedLine {
@@ -176,7 +177,7 @@ async fn books(db: &TestDb) -> Heads {
 
 /// Runs SQL as a superuser who switched the guards off: on PostgreSQL with
 /// triggers (and foreign keys) disabled for the session, on SQLite with
-/// every trigger dropped.
+/// every trigger dropped and foreign keys off.
 async fn as_superuser(db: &TestDb, sql: &str) {
     match db.backend {
         Backend::Postgres => {
@@ -198,7 +199,12 @@ async fn as_superuser(db: &TestDb, sql: &str) {
             for t in triggers {
                 db.raw(&format!("drop trigger {t}")).await;
             }
-            lite.pool().execute(sql).await.unwrap();
+            lite.pool()
+                .execute(
+                    format!("pragma foreign_keys = off; {sql}; pragma foreign_keys = on;").as_str(),
+                )
+                .await
+                .unwrap();
         }
     }
 }
@@ -430,6 +436,36 @@ async fn edited_enrollment_counters_are_named(db: &TestDb) {
     assert!(!verify_against(db, &heads).await.ok());
 }
 
+async fn edited_account_totals_and_stray_postings_are_named(db: &TestDb) {
+    books(db).await;
+    db.raw("update accounts set posted_debits_minor = 1 where institution_id = 'I1' and account_code = 'escrow_cash'")
+        .await;
+    let report = db.store.verify().await.unwrap();
+    assert_eq!(report.failures.len(), 1, "{:#?}", report.failures);
+    named(&report, "entries", false, "account escrow_cash totals are");
+    named(&report, "entries", false, "its last posting left");
+    as_superuser(
+        db,
+        "update accounts set posted_debits_minor = 550000 where institution_id = 'I1' and account_code = 'escrow_cash'; \
+         delete from entries where institution_id = 'I2';",
+    )
+    .await;
+    named(
+        &db.store.verify().await.unwrap(),
+        "entries",
+        false,
+        "chain head says seq 1, the entries end at 0",
+    );
+    as_superuser(db, "update chain_heads set last_seq = 0, last_hash = '0000000000000000000000000000000000000000000000000000000000000000' where institution_id = 'I2'")
+        .await;
+    named(
+        &db.store.verify().await.unwrap(),
+        "entries",
+        false,
+        "postings belong to no entry",
+    );
+}
+
 async fn a_bank_line_amount_edited_with_triggers_off_is_named(db: &TestDb) {
     let heads = books(db).await;
     assert!(refused(db, "update bank_lines set amount_minor = 1")
@@ -609,7 +645,7 @@ async fn records_written_before_the_chains_are_linked_once_at_migration(db: &Tes
     );
 }
 
-async fn records_written_while_verify_runs_are_seen_with_their_links_or_not_at_all(db: &TestDb) {
+async fn entries_and_records_written_while_verify_runs_are_never_taken_for_tampering(db: &TestDb) {
     books(db).await;
     let writer = db.store.clone();
     let writing = tokio::spawn(async move {
@@ -622,6 +658,14 @@ async fn records_written_while_verify_runs_are_seen_with_their_links_or_not_at_a
             };
             writer
                 .set_payee(&iid("I1"), &payee, "officer-1")
+                .await
+                .unwrap();
+            writer
+                .execute(req(
+                    "I1",
+                    &format!("deposit-{n}"),
+                    ledger_core::Command::PayInDeposit { amount_minor: 100 },
+                ))
                 .await
                 .unwrap();
         }

@@ -383,100 +383,109 @@ async fn verify_entries(
     let mut prev_hash = GENESIS_HASH.to_string();
     let mut last_seq = 0;
     let mut running: BTreeMap<String, Totals> = BTreeMap::new();
+    // Batches may commit while this runs: the walk follows the entries to
+    // their end, then reads the head; a head ahead of the walk is either a
+    // batch that landed meanwhile (its entries are there: walk on) or a tail
+    // that is gone.
+    let mut head = store.head(id).await?;
     loop {
-        let entries = store.entries(id, last_seq, PAGE).await?;
-        let snapshots = store.posting_snapshots(id, last_seq, PAGE).await?;
-        let mut snapshots = snapshots.into_iter().peekable();
-        if entries.is_empty() {
-            break;
-        }
-        for entry in &entries {
-            report.entries += 1;
-            let at =
-                |reason: String| fail(Some(entry.seq), Some(entry.client_id.to_string()), reason);
-            if entry.seq != last_seq + 1 {
-                report.failures.push(at(format!(
-                    "expected seq {}, found {}",
-                    last_seq + 1,
-                    entry.seq
-                )));
-                return Ok(());
+        loop {
+            let entries = store.entries(id, last_seq, PAGE).await?;
+            let page_end = entries.last().map_or(last_seq, |e| e.seq);
+            // Postings of entries committed after the page was read are theirs,
+            // not strays (strays are counted below, in one statement).
+            let snapshots = store.posting_snapshots(id, last_seq, PAGE).await?;
+            let mut snapshots = snapshots
+                .into_iter()
+                .filter(|(seq, _, _)| *seq <= page_end)
+                .peekable();
+            if entries.is_empty() {
+                break;
             }
-            if entry.prev_hash != prev_hash {
-                report
-                    .failures
-                    .push(at("prev_hash does not link to the previous entry".into()));
-                return Ok(());
-            }
-            let recomputed = entry_hash(&prev_hash, entry);
-            if recomputed != entry.hash {
-                report.failures.push(at(format!(
-                    "content does not match its hash (stored {}, recomputed {})",
-                    &entry.hash[..entry.hash.len().min(12)],
-                    &recomputed[..12]
-                )));
-                return Ok(());
-            }
-            for (leg, p) in entry.postings.iter().enumerate() {
-                let totals = running.entry(p.account.clone()).or_default();
-                if apply(totals, entry.kind.phase(), p.side, p.amount_minor).is_none() {
+            for entry in &entries {
+                report.entries += 1;
+                let at = |reason: String| {
+                    fail(Some(entry.seq), Some(entry.client_id.to_string()), reason)
+                };
+                if entry.seq != last_seq + 1 {
                     report.failures.push(at(format!(
-                        "posting {leg} overflows or unwinds a pending amount that is not there"
+                        "expected seq {}, found {}",
+                        last_seq + 1,
+                        entry.seq
                     )));
                     return Ok(());
                 }
-                match snapshots.next() {
-                    Some((seq, l, stored)) if seq == entry.seq && l == leg as i64 => {
-                        if stored != *totals {
-                            report.failures.push(at(format!(
+                if entry.prev_hash != prev_hash {
+                    report
+                        .failures
+                        .push(at("prev_hash does not link to the previous entry".into()));
+                    return Ok(());
+                }
+                let recomputed = entry_hash(&prev_hash, entry);
+                if recomputed != entry.hash {
+                    report.failures.push(at(format!(
+                        "content does not match its hash (stored {}, recomputed {})",
+                        &entry.hash[..entry.hash.len().min(12)],
+                        &recomputed[..12]
+                    )));
+                    return Ok(());
+                }
+                for (leg, p) in entry.postings.iter().enumerate() {
+                    let totals = running.entry(p.account.clone()).or_default();
+                    if apply(totals, entry.kind.phase(), p.side, p.amount_minor).is_none() {
+                        report.failures.push(at(format!(
+                            "posting {leg} overflows or unwinds a pending amount that is not there"
+                        )));
+                        return Ok(());
+                    }
+                    match snapshots.next() {
+                        Some((seq, l, stored)) if seq == entry.seq && l == leg as i64 => {
+                            if stored != *totals {
+                                report.failures.push(at(format!(
                                 "running totals of {} after posting {leg} are {stored:?}, recomputed {totals:?}",
                                 p.account
                             )));
+                                return Ok(());
+                            }
+                        }
+                        _ => {
+                            report
+                                .failures
+                                .push(at(format!("posting {leg} has no stored running totals")));
                             return Ok(());
                         }
                     }
-                    _ => {
-                        report
-                            .failures
-                            .push(at(format!("posting {leg} has no stored running totals")));
-                        return Ok(());
-                    }
+                }
+                prev_hash = entry.hash.clone();
+                last_seq = entry.seq;
+                implied.add(entry);
+                walk.end = ChainPosition {
+                    seq: last_seq,
+                    hash: prev_hash.clone(),
+                };
+                if wanted == Some(last_seq) {
+                    walk.at_wanted = Some(prev_hash.clone());
                 }
             }
-            prev_hash = entry.hash.clone();
-            last_seq = entry.seq;
-            implied.add(entry);
-            walk.end = ChainPosition {
-                seq: last_seq,
-                hash: prev_hash.clone(),
-            };
-            if wanted == Some(last_seq) {
-                walk.at_wanted = Some(prev_hash.clone());
+            if snapshots.peek().is_some() {
+                report.failures.push(fail(
+                    Some(last_seq),
+                    None,
+                    "postings exist beyond the entries".into(),
+                ));
+                return Ok(());
             }
         }
-        if snapshots.peek().is_some() {
-            report.failures.push(fail(
-                Some(last_seq),
-                None,
-                "postings exist beyond the entries".into(),
-            ));
-            return Ok(());
+        if head.last_seq < last_seq {
+            head = store.head(id).await?;
+        }
+        // Walk on while the head is ahead and its entries are there.
+        if head.last_seq <= last_seq || store.entries(id, last_seq, 1).await?.is_empty() {
+            break;
         }
     }
     // Every entry chains: what follows compares the rest with them.
     walk.broken = false;
-    for (code, stored) in store.account_rows(id).await? {
-        let recomputed = running.get(&code.to_string()).copied().unwrap_or_default();
-        if stored != recomputed {
-            report.failures.push(fail(
-                None,
-                None,
-                format!("account {code} totals are {stored:?}, the postings sum to {recomputed:?}"),
-            ));
-            return Ok(());
-        }
-    }
-    let head = store.head(id).await?;
     if head.last_seq != last_seq || head.last_hash != prev_hash {
         report.failures.push(fail(
             None,
@@ -485,6 +494,39 @@ async fn verify_entries(
                 "chain head says seq {}, the entries end at {last_seq}",
                 head.last_seq
             ),
+        ));
+        return Ok(());
+    }
+    // Each account's totals are those its last posting left (read in one
+    // statement, so a batch landing meanwhile cannot split them), and those
+    // are what the walk recomputed when the walk reached that posting.
+    for (code, stored, last) in store.account_totals_and_last_postings(id.as_str()).await? {
+        let left = last.map(|(_, t)| t).unwrap_or_default();
+        if stored != left {
+            report.failures.push(fail(
+                None,
+                None,
+                format!("account {code} totals are {stored:?}, its last posting left {left:?}"),
+            ));
+            return Ok(());
+        }
+        let walked = last.is_none_or(|(seq, _)| seq <= last_seq);
+        let recomputed = running.get(&code).copied().unwrap_or_default();
+        if walked && stored != recomputed {
+            report.failures.push(fail(
+                None,
+                None,
+                format!("account {code} totals are {stored:?}, the postings sum to {recomputed:?}"),
+            ));
+            return Ok(());
+        }
+    }
+    let strays = store.postings_without_entries(id.as_str()).await?;
+    if strays > 0 {
+        report.failures.push(fail(
+            None,
+            None,
+            format!("{strays} postings belong to no entry"),
         ));
     }
     Ok(())

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 
+use crate::domain::accounts::Totals;
 use crate::domain::chain::{
     audit_digest, enrollment_digest, link_hash, payee_digest, refund_digest, refund_event_digest,
     refund_event_key, statement_digest, statement_key, AuditFields, EnrollmentFields, AUDIT_SCOPE,
@@ -775,6 +776,72 @@ impl Store {
             );
         }
         Ok(walked)
+    }
+
+    /// Each account's totals with the seq and after-totals of its last
+    /// posting, in one statement.
+    #[allow(clippy::type_complexity)]
+    pub(crate) async fn account_totals_and_last_postings(
+        &self,
+        id: &str,
+    ) -> Result<Vec<(String, Totals, Option<(i64, Totals)>)>> {
+        let mut snap = self.snapshot().await?;
+        let rows = load!(
+            &mut snap,
+            "select a.account_code, \
+               a.posted_debits_minor as a_pd, a.posted_credits_minor as a_pc, \
+               a.pending_debits_minor as a_nd, a.pending_credits_minor as a_nc, \
+               cast(p.seq as bigint) as p_seq, \
+               p.posted_debits_after_minor as p_pd, p.posted_credits_after_minor as p_pc, \
+               p.pending_debits_after_minor as p_nd, p.pending_credits_after_minor as p_nc \
+             from accounts a left join postings p \
+               on p.institution_id = a.institution_id and p.account_code = a.account_code \
+              and (p.seq, p.leg) = (select q.seq, q.leg from postings q \
+                   where q.institution_id = a.institution_id and q.account_code = a.account_code \
+                   order by q.seq desc, q.leg desc limit 1) \
+             where a.institution_id = $1 order by a.account_code",
+            [id],
+            |r| {
+                let stored = Totals {
+                    posted_debits_minor: r.try_get("a_pd")?,
+                    posted_credits_minor: r.try_get("a_pc")?,
+                    pending_debits_minor: r.try_get("a_nd")?,
+                    pending_credits_minor: r.try_get("a_nc")?,
+                };
+                let seq: Option<i64> = r.try_get("p_seq")?;
+                let last = match seq {
+                    Some(seq) => Some((
+                        seq,
+                        Totals {
+                            posted_debits_minor: r.try_get("p_pd")?,
+                            posted_credits_minor: r.try_get("p_pc")?,
+                            pending_debits_minor: r.try_get("p_nd")?,
+                            pending_credits_minor: r.try_get("p_nc")?,
+                        },
+                    )),
+                    None => None,
+                };
+                (r.try_get::<String, _>("account_code")?, stored, last)
+            }
+        );
+        snap.close().await?;
+        Ok(rows)
+    }
+
+    /// Postings whose entry is gone (a superuser's delete with foreign keys off).
+    pub(crate) async fn postings_without_entries(&self, id: &str) -> Result<i64> {
+        let mut snap = self.snapshot().await?;
+        let n = snap
+            .stored_head(
+                "select cast(count(*) as bigint), '' from postings p where p.institution_id = $1 \
+                 and not exists (select 1 from entries e \
+                   where e.institution_id = p.institution_id and e.seq = p.seq)",
+                Some(id),
+            )
+            .await?
+            .map_or(0, |(n, _)| n);
+        snap.close().await?;
+        Ok(n)
     }
 
     /// Each enrollment's stored counters: (enrollment, hours consumed, paid).
