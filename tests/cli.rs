@@ -1769,3 +1769,229 @@ async fn a_killed_service_loses_nothing_and_doubles_nothing_on_postgres() {
     a_killed_service_loses_nothing_and_doubles_nothing(&pg.url).await;
     pg.drop().await;
 }
+
+/// `attest keygen` into `dir`: (private key path, public key path).
+fn keygen(dir: &Path, name: &str) -> (String, String) {
+    let key = dir.join(name).display().to_string();
+    let out = bin()
+        .args(["attest", "keygen", "--out", &key])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let public = format!("{key}.pub");
+    assert_eq!(
+        stdout(&out).trim(),
+        std::fs::read_to_string(&public).unwrap().trim()
+    );
+    (key, public)
+}
+
+fn attest(url: &str, key: &str, out: &Path) -> String {
+    let path = out.display().to_string();
+    let done = run(url, &["attest", "--key", key, "--out", &path]);
+    assert!(done.status.success(), "{}{}", stdout(&done), stderr(&done));
+    path
+}
+
+fn verify_with(url: &str, checkpoint: &str, public: &str) -> Output {
+    run(
+        url,
+        &["verify", "--checkpoint", checkpoint, "--public-key", public],
+    )
+}
+
+/// Puts accounts, chain heads and counters back in line with the entries
+/// left, as a careful superuser would, so that only a checkpoint can tell.
+const MAKE_CONSISTENT: &str = "
+    update accounts set
+      posted_debits_minor = coalesce((select p.posted_debits_after_minor from postings p where p.institution_id = accounts.institution_id and p.account_code = accounts.account_code order by p.seq desc, p.leg desc limit 1), 0),
+      posted_credits_minor = coalesce((select p.posted_credits_after_minor from postings p where p.institution_id = accounts.institution_id and p.account_code = accounts.account_code order by p.seq desc, p.leg desc limit 1), 0),
+      pending_debits_minor = coalesce((select p.pending_debits_after_minor from postings p where p.institution_id = accounts.institution_id and p.account_code = accounts.account_code order by p.seq desc, p.leg desc limit 1), 0),
+      pending_credits_minor = coalesce((select p.pending_credits_after_minor from postings p where p.institution_id = accounts.institution_id and p.account_code = accounts.account_code order by p.seq desc, p.leg desc limit 1), 0);
+    update chain_heads set
+      last_seq = coalesce((select max(e.seq) from entries e where e.institution_id = chain_heads.institution_id), 0),
+      last_hash = coalesce((select e.hash from entries e where e.institution_id = chain_heads.institution_id order by e.seq desc limit 1), '0000000000000000000000000000000000000000000000000000000000000000');
+";
+
+#[tokio::test]
+async fn a_signed_checkpoint_proves_the_sqlite_database_extends_it_and_names_deleted_last_entries()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    demo_summary(&url);
+    let (key, public) = keygen(dir.path(), "bureau.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the private key is the owner's alone");
+    }
+    // A key is never overwritten.
+    let again = bin()
+        .args(["attest", "keygen", "--out", &key])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let checkpoint = attest(&url, &key, &dir.path().join("2026-12-01.json"));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&checkpoint).unwrap()).unwrap();
+    assert_eq!(doc["format"], "escrow-ledger-checkpoint/v1");
+    assert_eq!(doc["institutions"].as_array().unwrap().len(), 4);
+    let last_seq = doc["institutions"][0]["entries"]["seq"].as_i64().unwrap();
+    assert!(last_seq > 2);
+
+    // The books grow: the database still extends the checkpoint.
+    let post = write(
+        dir.path(),
+        "more.jsonl",
+        &[&format!(
+            r#"{{{HEAD},"client_id":"after-checkpoint","op":"pay_in_deposit","amount":"10.00"}}"#
+        )],
+    );
+    assert!(run(&url, &["post", &post]).status.success());
+    let ok = verify_with(&url, &checkpoint, &public);
+    assert!(ok.status.success(), "{}{}", stdout(&ok), stderr(&ok));
+    assert!(
+        stdout(&ok).contains("the database extends the checkpoint"),
+        "{}",
+        stdout(&ok)
+    );
+
+    // An edited checkpoint, or one checked with another key, is refused first.
+    let edited = dir.path().join("edited.json");
+    let text = std::fs::read_to_string(&checkpoint).unwrap().replacen(
+        &format!("\"seq\": {last_seq}"),
+        &format!("\"seq\": {}", last_seq - 1),
+        1,
+    );
+    std::fs::write(&edited, text).unwrap();
+    let out = verify_with(&url, &edited.display().to_string(), &public);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("signature does not match its content: it was edited or forged"),
+        "{}",
+        stderr(&out)
+    );
+    let (_, other) = keygen(dir.path(), "someone-else.key");
+    let out = verify_with(&url, &checkpoint, &other);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not by the public key given"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A superuser drops the guards, deletes INS-410922-001's last entries
+    // (and the one posted since) and puts totals and head back in line:
+    // the plain verify is satisfied, the checkpoint is not.
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    for t in ["entries_no_delete", "postings_no_delete"] {
+        conn.execute(format!("drop trigger {t}").as_str())
+            .await
+            .unwrap();
+    }
+    let cut = last_seq - 1;
+    conn.execute(
+        format!(
+            "delete from postings where institution_id = 'INS-410922-001' and seq >= {cut}; \
+             delete from entries where institution_id = 'INS-410922-001' and seq >= {cut}; \
+             {MAKE_CONSISTENT}"
+        )
+        .as_str(),
+    )
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let out = verify_with(&url, &checkpoint, &public);
+    assert!(!out.status.success());
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "CHECKPOINT institution INS-410922-001 entries: the checkpoint has sequence {last_seq} hash"
+        )) && text.contains(&format!("the database ends at {}", cut - 1)),
+        "{text}"
+    );
+    // A database that does not verify is not attested.
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    conn.execute("update enrollments set hours_consumed = hours_consumed + 1 where institution_id = 'INS-410922-002'")
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let no = dir.path().join("no.json");
+    let out = run(
+        &url,
+        &["attest", "--key", &key, "--out", &no.display().to_string()],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("nothing attested"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("MISMATCH institution INS-410922-002 enrollments: enrollment"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!no.exists());
+}
+
+#[tokio::test]
+async fn a_signed_checkpoint_names_a_truncate_and_a_removed_institution_on_postgres() {
+    let pg = ScratchPg::create(format!("el_test_cli_checkpoint_{}", std::process::id())).await;
+    demo_summary(&pg.url);
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "bureau.key");
+    let checkpoint = attest(&pg.url, &key, &dir.path().join("checkpoint.json"));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&checkpoint).unwrap()).unwrap();
+    let seq_of = |id: &str| {
+        doc["institutions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["institution"] == id)
+            .unwrap()["entries"]["seq"]
+            .as_i64()
+            .unwrap()
+    };
+
+    let mut conn = PgConnection::connect(&pg.url).await.unwrap();
+    // TRUNCATE is refused while the guards are on.
+    let refused = conn.execute("truncate entries cascade").await.unwrap_err();
+    assert!(
+        refused.to_string().contains("TRUNCATE refused"),
+        "{refused}"
+    );
+    // A superuser switches them off, removes an institution and empties the
+    // entries of the others, and straightens totals and heads.
+    conn.execute(
+        format!(
+            "set session_replication_role = replica; \
+             delete from chain_heads where institution_id = 'INS-410922-003'; \
+             delete from record_heads where institution_id = 'INS-410922-003'; \
+             delete from institutions where institution_id = 'INS-410922-003'; \
+             truncate entries cascade; {MAKE_CONSISTENT}"
+        )
+        .as_str(),
+    )
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let out = verify_with(&pg.url, &checkpoint, &public);
+    assert!(!out.status.success());
+    let text = stdout(&out);
+    assert!(
+        text.contains("CHECKPOINT institution INS-410922-003: institution INS-410922-003 is in the checkpoint"),
+        "{text}"
+    );
+    assert!(text.contains("but missing from the database"), "{text}");
+    let seq = seq_of("INS-410922-001");
+    assert!(
+        text.contains(&format!(
+            "CHECKPOINT institution INS-410922-001 entries: the checkpoint has sequence {seq} hash"
+        )) && text.contains("the database ends at 0"),
+        "{text}"
+    );
+    pg.drop().await;
+}

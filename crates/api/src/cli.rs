@@ -58,12 +58,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Recompute every hash chain and running total; exit 1 on the first mismatch.
+    /// Recompute every hash chain (entries, records, audit log), running
+    /// total and enrollment counter from the rows; with a signed checkpoint,
+    /// also prove the database still extends it. Exit 1 on any mismatch.
     Verify {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// A checkpoint written by `attest` (its signature is checked first).
+        #[arg(long, requires = "public_key")]
+        checkpoint: Option<std::path::PathBuf>,
+        /// The public key of whoever signed the checkpoint (64 hex digits).
+        #[arg(long, requires = "checkpoint")]
+        public_key: Option<std::path::PathBuf>,
     },
+    /// Sign a checkpoint of every chain head (after verifying them), for a
+    /// bureau or auditor to keep outside the database; `attest keygen`
+    /// makes the key pair.
+    Attest(crate::attest::AttestArgs),
     /// Match each supervised account's bank lines against the ledger and
     /// show the bank's, the ledger's and the owed figures (a report; it
     /// records nothing unless --record).
@@ -302,30 +314,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = open(url).await?;
             return post(&store, &file, json).await;
         }
-        Command::Verify { json } => {
+        Command::Verify {
+            json,
+            checkpoint,
+            public_key,
+        } => {
             let store = open(url).await?;
-            let result = store.verify().await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&result)?);
-            } else if result.ok() {
-                println!(
-                    "verified: {} institutions, {} entries; every hash chain and running total matches",
-                    result.institutions, result.entries
-                );
-            } else {
-                for f in &result.failures {
-                    println!(
-                        "MISMATCH institution {} entry {} ({}): {}",
-                        f.institution,
-                        f.seq.map_or("-".into(), |s| s.to_string()),
-                        f.client_id.as_deref().unwrap_or("-"),
-                        f.reason
-                    );
+            let given = checkpoint.as_deref().zip(public_key.as_deref());
+            return crate::attest::verify(&store, given, json).await;
+        }
+        Command::Attest(args) => {
+            return match (args.what, args.key) {
+                (Some(crate::attest::AttestCommand::Keygen { out }), _) => {
+                    crate::attest::keygen(&out)
                 }
-            }
-            if !result.ok() {
-                return Ok(ExitCode::FAILURE);
-            }
+                (None, Some(key)) => {
+                    let store = open(url).await?;
+                    crate::attest::attest(&store, &key, args.out.as_deref()).await
+                }
+                (None, None) => {
+                    anyhow::bail!(
+                        "attest needs --key KEY (make one with `attest keygen --out KEY`)"
+                    )
+                }
+            };
         }
         Command::Bench { what } => bench::run(what, url).await?,
         Command::Serve(args) => crate::serve::run(url, args).await?,

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod alerts;
 pub mod app;
+pub mod attest;
 pub mod bench;
 pub mod cli;
 pub mod demo;

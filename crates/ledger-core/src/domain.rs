@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod books;
 pub mod bounds;
 pub mod chain;
+pub mod checkpoint;
 pub mod entry;
 pub mod error;
 pub mod feeds;

@@ -12,7 +12,8 @@ macro_rules! in_tx {
     ($store:expr, |$tx:ident, $now:ident| $body:block) => {
         match $store {
             $crate::store::Store::Postgres(s) => {
-                let $now: chrono::DateTime<chrono::Utc> = s.clock().now();
+                let $now: chrono::DateTime<chrono::Utc> =
+                    $crate::domain::chain::truncate_to_micros(s.clock().now());
                 let mut $tx = s.pool().begin().await?;
                 let out = $body;
                 $tx.commit().await?;
@@ -29,6 +30,70 @@ macro_rules! in_tx {
     };
 }
 
+/// Appends the link of a record just written to its institution's record
+/// chain, in the writer's transaction `$tx` (either dialect): moves the
+/// institution's record head (its row lock serialises the chain), chains the
+/// record's digest to the previous link, writes the link.
+macro_rules! seal_record {
+    ($tx:ident, $institution:expr, $kind:expr, $key:expr, $digest:expr) => {{
+        let institution: &str = $institution;
+        let kind: &str = $kind;
+        let key: &str = &$key;
+        let digest: &str = &$digest;
+        sqlx::query(
+            "insert into record_heads (institution_id, last_seq, last_hash) values ($1, 0, $2) \
+             on conflict (institution_id) do nothing",
+        )
+        .bind(institution)
+        .bind($crate::domain::chain::GENESIS_HASH)
+        .execute(&mut *$tx)
+        .await?;
+        let (seq, prev): (i64, String) = sqlx::query_as(
+            "update record_heads set last_seq = last_seq + 1 where institution_id = $1 \
+             returning last_seq, last_hash",
+        )
+        .bind(institution)
+        .fetch_one(&mut *$tx)
+        .await?;
+        let hash = $crate::domain::chain::link_hash(&prev, institution, seq, kind, key, digest);
+        sqlx::query(
+            "insert into record_links (institution_id, seq, kind, record_key, digest, prev_hash, hash) \
+             values ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(institution)
+        .bind(seq)
+        .bind(kind)
+        .bind(key)
+        .bind(digest)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut *$tx)
+        .await?;
+        sqlx::query("update record_heads set last_hash = $2 where institution_id = $1")
+            .bind(institution)
+            .bind(&hash)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+
+/// Microseconds since the epoch of a time as either dialect binds it.
+pub(crate) trait Micros {
+    fn micros(&self) -> i64;
+}
+
+impl Micros for DateTime<Utc> {
+    fn micros(&self) -> i64 {
+        self.timestamp_micros()
+    }
+}
+
+impl Micros for i64 {
+    fn micros(&self) -> i64 {
+        *self
+    }
+}
+
 mod access;
 mod alerts;
 mod bulk;
@@ -39,6 +104,7 @@ mod postgres;
 mod recon;
 mod report;
 mod rows;
+mod seal;
 mod sqlite;
 mod workflow;
 
@@ -51,6 +117,8 @@ use crate::domain::accounts::{AccountCode, Totals};
 use crate::domain::books::{
     Books, ChainHead, EnrollmentBook, InstitutionBook, KnownEntry, Outcome,
 };
+use crate::domain::chain;
+use crate::domain::checkpoint::{Heads, InstitutionHeads};
 use crate::domain::entry::{Entry, Request};
 use crate::domain::error::LedgerError;
 use crate::domain::ids::{ClientId, EnrollmentId, InstitutionId, JurisdictionCode};
@@ -399,8 +467,11 @@ impl Store {
         dispatch!(self, _s => if matches!(self, Store::Postgres(_)) { "postgres" } else { "sqlite" })
     }
 
+    /// Migrates the schema; the first time after the record chains came,
+    /// links the records written before them.
     pub async fn migrate(&self) -> Result<()> {
-        dispatch!(self, s => s.migrate().await)
+        dispatch!(self, s => s.migrate().await)?;
+        self.link_records_written_before_chains().await
     }
 
     pub async fn close(&self) {
@@ -542,24 +613,72 @@ impl Store {
         dispatch!(self, s => s.entries(id, after_seq, limit).await)
     }
 
-    /// Recomputes every institution's hash chain and running totals from the
-    /// stored entries and reports the first entry that does not match.
+    /// Recomputes every chain from the rows (each institution's entries,
+    /// running totals, account totals and enrollment counters, its record
+    /// chain; the audit log's chain) and reports every chain's first break.
     pub async fn verify(&self) -> Result<VerifyReport> {
-        let mut report = VerifyReport::default();
-        for institution in self.institutions().await? {
-            report::verify_institution(self, &institution.id, &mut report).await?;
-            if !report.failures.is_empty() {
-                break;
-            }
-        }
-        Ok(report)
+        self.verify_against(None).await
     }
 
-    pub(crate) async fn account_rows(
-        &self,
-        id: &InstitutionId,
-    ) -> Result<Vec<(AccountCode, Totals)>> {
-        dispatch!(self, s => s.account_rows(id).await)
+    /// [`Store::verify`], and with the heads of a checkpoint (its signature
+    /// checked by the caller), that every chain still extends them: a chain
+    /// that ends before its checkpoint position, or reaches it with another
+    /// hash, and an institution the checkpoint has and the database lacks,
+    /// are failures.
+    pub async fn verify_against(&self, checkpoint: Option<&Heads>) -> Result<VerifyReport> {
+        let mut report = VerifyReport {
+            institutions: 0,
+            entries: 0,
+            records: 0,
+            audit_entries: 0,
+            checkpoint_attested_at: checkpoint.map(|c| c.attested_at),
+            failures: vec![],
+            heads: Heads {
+                attested_at: chain::truncate_to_micros(self.now()),
+                ..Heads::default()
+            },
+        };
+        let mut wanted: BTreeMap<&str, &InstitutionHeads> = checkpoint
+            .map(|c| {
+                c.institutions
+                    .iter()
+                    .map(|i| (i.institution.as_str(), i))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for institution in self.institutions().await? {
+            let heads = wanted.remove(institution.id.as_str());
+            report::verify_institution(self, &institution.id, heads, &mut report).await?;
+        }
+        for (id, heads) in wanted {
+            report.failures.push(VerifyFailure {
+                institution: Some(id.to_string()),
+                chain: "institutions".into(),
+                seq: None,
+                client_id: None,
+                reason: format!(
+                    "institution {id} is in the checkpoint (entries to {}, records to {}) but missing from the database",
+                    heads.entries.seq, heads.records.seq
+                ),
+                checkpoint: true,
+            });
+        }
+        let audit = self
+            .verify_audit(checkpoint.map(|c| c.audit.seq), &mut report.failures)
+            .await?;
+        report.audit_entries = audit.links;
+        if let Some(c) = checkpoint {
+            report::against_checkpoint(
+                None,
+                "audit",
+                "audit log entry",
+                &c.audit,
+                &audit,
+                &mut report,
+            );
+        }
+        report.heads.audit = audit.end;
+        Ok(report)
     }
 
     pub(crate) async fn posting_snapshots(

@@ -168,6 +168,11 @@ async fn every_institution_table_is_keyed_by_institution_first_and_never_spans_t
         "audit_log",
         "idempotent_answers",
         "idempotent_claims",
+        // The audit log's hash chain, and the one-time linking of records
+        // written before the record chains.
+        "audit_head",
+        "audit_links",
+        "record_backfill",
         // Scheduled job runs: deployment-wide, not any institution's.
         "job_runs",
         "_sqlx_migrations",

@@ -5,10 +5,11 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::chain::{audit_digest, link_hash, AuditFields, AUDIT_SCOPE};
 use crate::domain::ids::JurisdictionCode;
 use crate::domain::registry::Jurisdiction;
 use crate::store::sqlite::from_micros;
-use crate::store::{Result, Store, StoreError};
+use crate::store::{Micros, Result, Store, StoreError};
 
 /// A token as stored: never its secret.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -181,30 +182,57 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// Appends one mutating request to the audit log.
+    /// Appends one mutating request to the audit log, and its link to the
+    /// audit log's hash chain in the same transaction (the chain's head row
+    /// serialises audit writes).
     pub async fn append_audit(&self, record: &AuditRecord) -> Result<()> {
-        let sql = "insert into audit_log (at, request_id, token_id, role, method, path, status, outcome) \
-                   values ($1, $2, $3, $4, $5, $6, $7, $8)";
-        macro_rules! insert {
-            ($pool:expr, $now:expr) => {
-                sqlx::query(sql)
-                    .bind($now)
-                    .bind(&record.request_id)
-                    .bind(&record.token_id)
-                    .bind(&record.role)
-                    .bind(&record.method)
-                    .bind(&record.path)
-                    .bind(i32::from(record.status))
-                    .bind(&record.outcome)
-                    .execute($pool)
-                    .await?
-                    .rows_affected()
-            };
-        }
-        match self {
-            Store::Postgres(s) => insert!(s.pool(), s.clock().now()),
-            Store::Sqlite(s) => insert!(s.pool(), s.clock().now().timestamp_micros()),
-        };
+        in_tx!(self, |tx, now| {
+            let prev: String = sqlx::query_scalar(
+                "update audit_head set last_seq = last_seq where id = 1 returning last_hash",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            let seq: i64 = sqlx::query_scalar(
+                "insert into audit_log (at, request_id, token_id, role, method, path, status, outcome) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8) returning seq",
+            )
+            .bind(now)
+            .bind(&record.request_id)
+            .bind(&record.token_id)
+            .bind(&record.role)
+            .bind(&record.method)
+            .bind(&record.path)
+            .bind(i32::from(record.status))
+            .bind(&record.outcome)
+            .fetch_one(&mut *tx)
+            .await?;
+            let digest = audit_digest(&AuditFields {
+                seq,
+                at_micros: now.micros(),
+                request_id: &record.request_id,
+                token_id: record.token_id.as_deref(),
+                role: record.role.as_deref(),
+                method: &record.method,
+                path: &record.path,
+                status: i64::from(record.status),
+                outcome: &record.outcome,
+            });
+            let hash = link_hash(&prev, AUDIT_SCOPE, seq, "audit", &seq.to_string(), &digest);
+            sqlx::query(
+                "insert into audit_links (seq, digest, prev_hash, hash) values ($1, $2, $3, $4)",
+            )
+            .bind(seq)
+            .bind(&digest)
+            .bind(&prev)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("update audit_head set last_seq = $1, last_hash = $2 where id = 1")
+                .bind(seq)
+                .bind(&hash)
+                .execute(&mut *tx)
+                .await?;
+        });
         Ok(())
     }
 

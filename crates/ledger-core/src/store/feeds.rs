@@ -5,6 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 
+use crate::domain::chain::{statement_digest, statement_key, truncate_to_micros};
 use crate::domain::error::LedgerError;
 use crate::domain::feeds::{AccountKind, BankAccount, FeedStatement, IngestReport};
 use crate::domain::ids::InstitutionId;
@@ -124,7 +125,7 @@ impl Store {
             }
             None => {}
         }
-        let now = self.now();
+        let now = truncate_to_micros(self.now());
         match self {
             Store::Postgres(s) => {
                 sqlx::query("insert into bank_accounts (institution_id, bank_id, account_no, kind, currency, created_at) values ($1, $2, $3, $4, $5, $6)")
@@ -471,6 +472,26 @@ async fn postgres_ingest(
         report.file_seen_before = true;
         return Ok(report);
     }
+    // Lock the record chains this file extends in institution id order
+    // first, so two files naming the same institutions in other orders
+    // cannot deadlock on them.
+    let mut chains: Vec<&str> = owners.iter().map(InstitutionId::as_str).collect();
+    chains.sort_unstable();
+    chains.dedup();
+    for id in chains {
+        sqlx::query(
+            "insert into record_heads (institution_id, last_seq, last_hash) values ($1, 0, $2) \
+             on conflict (institution_id) do nothing",
+        )
+        .bind(id)
+        .bind(crate::domain::chain::GENESIS_HASH)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("select 1 from record_heads where institution_id = $1 for update")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
     for (s, owner) in statements.iter().zip(owners) {
         // Serialise ingests of one account so the chain check sees its predecessor.
         sqlx::query("select 1 from bank_accounts where institution_id = $1 and bank_id = $2 and account_no = $3 for update")
@@ -545,6 +566,14 @@ async fn postgres_ingest(
             .bind(l.iter().map(|x| x.source_path.as_deref()).collect::<Vec<_>>())
             .execute(&mut *tx).await?;
         }
+        let digest = statement_digest(owner.as_str(), bank, s, now.timestamp_micros());
+        seal_record!(
+            tx,
+            owner.as_str(),
+            "statement",
+            statement_key(bank, &s.account_no, &s.key()),
+            digest
+        );
         report.statements_stored += 1;
         report.lines_stored += l.len() as u64;
     }
@@ -644,6 +673,14 @@ async fn sqlite_ingest(
             .bind(x.source_line.map(i64::from)).bind(&x.source_path)
             .execute(&mut *tx).await?;
         }
+        let digest = statement_digest(owner.as_str(), bank, s, now);
+        seal_record!(
+            tx,
+            owner.as_str(),
+            "statement",
+            statement_key(bank, &s.account_no, &s.key()),
+            digest
+        );
         report.statements_stored += 1;
         report.lines_stored += s.lines.len() as u64;
     }

@@ -7,11 +7,12 @@
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
+use crate::domain::chain::{payee_digest, refund_digest};
 use crate::domain::error::LedgerError;
 use crate::domain::ids::{EnrollmentId, InstitutionId};
 use crate::domain::refunds::{OutboxItem, OutboxState, Payee, Refund, RefundEvent, RefundState};
 use crate::store::sqlite::from_micros;
-use crate::store::{Result, Store, StoreError};
+use crate::store::{Micros, Result, Store, StoreError};
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
@@ -40,6 +41,22 @@ macro_rules! refund_event {
         .bind($detail)
         .execute(&mut *$tx)
         .await?;
+        let digest = $crate::domain::chain::refund_event_digest(
+            $institution,
+            $refund,
+            seq,
+            $crate::store::Micros::micros(&$now),
+            $actor,
+            $state,
+            $detail,
+        );
+        seal_record!(
+            $tx,
+            $institution,
+            "refund_event",
+            $crate::domain::chain::refund_event_key($refund, seq),
+            digest
+        );
     }};
 }
 
@@ -168,6 +185,7 @@ impl Store {
                 }
                 other => other?,
             };
+            seal_record!(tx, institution, "refund", r.id, refund_digest(r));
             refund_event!(
                 tx,
                 now,
@@ -482,6 +500,8 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            let digest = payee_digest(id, version, payee, by, now.micros());
+            seal_record!(tx, id, "payee", version.to_string(), digest);
             version
         }))
     }

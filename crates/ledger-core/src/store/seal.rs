@@ -1,0 +1,965 @@
+//! The record chains in the store, both dialects: reading the records back
+//! into their digests, walking an institution's record chain and the audit
+//! log's chain from the rows (never trusting the stored heads), and linking
+//! the records written before the chains existed (once, at migration).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::Row;
+
+use crate::domain::accounts::Totals;
+use crate::domain::chain::{
+    audit_digest, enrollment_digest, link_hash, payee_digest, refund_digest, refund_event_digest,
+    refund_event_key, statement_digest, statement_key, AuditFields, EnrollmentFields, AUDIT_SCOPE,
+    GENESIS_HASH,
+};
+use crate::domain::checkpoint::ChainPosition;
+use crate::domain::feeds::{FeedLine, FeedStatement};
+use crate::domain::ids::{EnrollmentId, InstitutionId};
+use crate::domain::money::Currency;
+use crate::domain::refunds::{Payee, Refund, RefundState};
+use crate::store::report::VerifyFailure;
+use crate::store::{Result, Store};
+
+/// Runs a query on either dialect and maps every row; `$at` is the named
+/// time column in microseconds (timestamptz on PostgreSQL, integer on SQLite).
+macro_rules! load {
+    ($store:expr, $sql:expr, [$($bind:expr),*], |$r:ident| $make:expr) => {
+        match $store {
+            Snap::Pg(tx) => sqlx::query($sql)$(.bind($bind))*.fetch_all(&mut **tx).await?
+                .iter().map(|$r| -> Result<_> { Ok($make) }).collect::<Result<Vec<_>>>()?,
+            Snap::Lite(tx) => sqlx::query($sql)$(.bind($bind))*.fetch_all(&mut **tx).await?
+                .iter().map(|$r| -> Result<_> { Ok($make) }).collect::<Result<Vec<_>>>()?,
+        }
+    };
+    ($store:expr, $sql:expr, [$($bind:expr),*], |$r:ident, $at:ident = $col:literal| $make:expr) => {
+        match $store {
+            Snap::Pg(tx) => sqlx::query($sql)$(.bind($bind))*.fetch_all(&mut **tx).await?
+                .iter().map(|$r| -> Result<_> {
+                    let $at: i64 = $r.try_get::<DateTime<Utc>, _>($col)?.timestamp_micros();
+                    Ok($make)
+                }).collect::<Result<Vec<_>>>()?,
+            Snap::Lite(tx) => sqlx::query($sql)$(.bind($bind))*.fetch_all(&mut **tx).await?
+                .iter().map(|$r| -> Result<_> {
+                    let $at: i64 = $r.try_get::<i64, _>($col)?;
+                    Ok($make)
+                }).collect::<Result<Vec<_>>>()?,
+        }
+    };
+}
+
+/// One link of a record chain as stored.
+#[derive(Debug, Clone)]
+pub(crate) struct Link {
+    pub seq: i64,
+    pub kind: String,
+    pub key: String,
+    pub digest: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// A record as the rows say now: its digest and what to call it.
+#[derive(Debug, Clone)]
+pub(crate) struct Record {
+    pub digest: String,
+    /// Set when the record's own parts disagree (a statement whose lines no
+    /// longer hash to the content hash it was stored with).
+    pub inner_mismatch: Option<String>,
+}
+
+/// What walking a chain found: where it ends, and the hash recomputed at
+/// the position a checkpoint asked about (if the chain reaches it).
+#[derive(Debug, Clone)]
+pub(crate) struct Walk {
+    pub end: ChainPosition,
+    pub at_wanted: Option<String>,
+    /// The walk stopped at a broken link.
+    pub broken: bool,
+    /// Links walked.
+    pub links: u64,
+}
+
+/// Audit log seqs read at a time.
+const AUDIT_PAGE: i64 = 10_000;
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
+}
+
+/// Walks links in seq order from the rows, a page at a time: seq order
+/// (consecutive, or for the audit log only increasing: its seqs may skip),
+/// prev_hash and the recomputed hash. Stops at the first break.
+struct Walker<'a> {
+    scope: &'a str,
+    consecutive: bool,
+    wanted: Option<i64>,
+    walk: Walk,
+}
+
+impl<'a> Walker<'a> {
+    fn new(scope: &'a str, consecutive: bool, wanted: Option<i64>) -> Self {
+        Walker {
+            scope,
+            consecutive,
+            wanted,
+            walk: Walk {
+                end: ChainPosition::default(),
+                at_wanted: (wanted == Some(0)).then(|| GENESIS_HASH.to_string()),
+                broken: false,
+                links: 0,
+            },
+        }
+    }
+
+    /// Takes the next links; false once the chain broke.
+    fn feed(&mut self, links: &[Link], mut fail: impl FnMut(Option<i64>, String)) -> bool {
+        let end = &mut self.walk.end;
+        for link in links {
+            if self.walk.broken {
+                return false;
+            }
+            let in_order = if self.consecutive {
+                link.seq == end.seq + 1
+            } else {
+                link.seq > end.seq
+            };
+            let problem = if !in_order {
+                Some(format!("expected link {}, found {}", end.seq + 1, link.seq))
+            } else if link.prev_hash != end.hash {
+                Some(format!(
+                    "link {} ({} {}) does not chain to link {}",
+                    link.seq, link.kind, link.key, end.seq
+                ))
+            } else {
+                None
+            };
+            if let Some(reason) = problem {
+                fail(Some(link.seq), reason);
+                self.walk.broken = true;
+                return false;
+            }
+            let hash = link_hash(
+                &end.hash,
+                self.scope,
+                link.seq,
+                &link.kind,
+                &link.key,
+                &link.digest,
+            );
+            if hash != link.hash {
+                fail(
+                    Some(link.seq),
+                    format!(
+                        "link {} ({} {}) does not match its hash (stored {}, recomputed {})",
+                        link.seq,
+                        link.kind,
+                        link.key,
+                        short(&link.hash),
+                        short(&hash)
+                    ),
+                );
+                self.walk.broken = true;
+                return false;
+            }
+            *end = ChainPosition {
+                seq: link.seq,
+                hash,
+            };
+            self.walk.links += 1;
+            if self.wanted == Some(link.seq) {
+                self.walk.at_wanted = Some(end.hash.clone());
+            }
+        }
+        true
+    }
+}
+
+fn walk(
+    scope: &str,
+    links: &[Link],
+    wanted: Option<i64>,
+    fail: impl FnMut(Option<i64>, String),
+) -> Walk {
+    let mut walker = Walker::new(scope, true, wanted);
+    walker.feed(links, fail);
+    walker.walk
+}
+
+fn describe(kind: &str) -> &'static str {
+    match kind {
+        "enrollment" => "enrollment",
+        "statement" => "bank statement",
+        "refund" => "refund",
+        "refund_event" => "refund event",
+        "payee" => "payee version",
+        _ => "record",
+    }
+}
+
+fn changed_hint(kind: &str) -> &'static str {
+    match kind {
+        "enrollment" => "its contract (hours, price, dates) was changed",
+        "statement" => "its row was edited",
+        "refund" => "its terms (payee, amount, enrollment) were changed",
+        "refund_event" => "the event was edited",
+        "payee" => "the payee was changed",
+        _ => "it was edited",
+    }
+}
+
+/// A read-only snapshot: a chain and its records are read in one
+/// transaction (repeatable read on PostgreSQL; one read transaction on
+/// SQLite), so a record written while `verify` runs is seen with its link or
+/// not at all.
+pub(crate) enum Snap {
+    Pg(sqlx::Transaction<'static, sqlx::Postgres>),
+    Lite(sqlx::Transaction<'static, sqlx::Sqlite>),
+}
+
+impl Store {
+    pub(crate) async fn snapshot(&self) -> Result<Snap> {
+        Ok(match self {
+            Store::Postgres(s) => {
+                let mut tx = s.pool().begin().await?;
+                sqlx::query("set transaction isolation level repeatable read, read only")
+                    .execute(&mut *tx)
+                    .await?;
+                Snap::Pg(tx)
+            }
+            Store::Sqlite(s) => Snap::Lite(s.pool().begin().await?),
+        })
+    }
+}
+
+impl Snap {
+    /// Ends the snapshot (it wrote nothing).
+    pub(crate) async fn close(self) -> Result<()> {
+        match self {
+            Snap::Pg(tx) => tx.rollback().await?,
+            Snap::Lite(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+
+    async fn record_links(&mut self, id: &str) -> Result<Vec<Link>> {
+        Ok(load!(
+            self,
+            "select cast(seq as bigint) as seq, kind, record_key, digest, prev_hash, hash \
+             from record_links where institution_id = $1 order by seq",
+            [id],
+            |r| Link {
+                seq: r.try_get("seq")?,
+                kind: r.try_get("kind")?,
+                key: r.try_get("record_key")?,
+                digest: r.try_get("digest")?,
+                prev_hash: r.try_get("prev_hash")?,
+                hash: r.try_get("hash")?,
+            }
+        ))
+    }
+
+    /// The audit log's links with seq in `(after, upto]`.
+    async fn audit_links(&mut self, after: i64, upto: i64) -> Result<Vec<Link>> {
+        Ok(load!(
+            self,
+            "select cast(seq as bigint) as seq, digest, prev_hash, hash from audit_links \
+             where seq > $1 and seq <= $2 order by seq",
+            [after, upto],
+            |r| {
+                let seq: i64 = r.try_get("seq")?;
+                Link {
+                    seq,
+                    kind: "audit".into(),
+                    key: seq.to_string(),
+                    digest: r.try_get("digest")?,
+                    prev_hash: r.try_get("prev_hash")?,
+                    hash: r.try_get("hash")?,
+                }
+            }
+        ))
+    }
+
+    /// The highest seq in the audit log or its links.
+    async fn audit_max_seq(&mut self) -> Result<i64> {
+        Ok(self
+            .stored_head(
+                "select cast(coalesce(max(seq), 0) as bigint), '' from \
+                 (select seq from audit_links union all select seq from audit_log) t",
+                None,
+            )
+            .await?
+            .map_or(0, |(n, _)| n))
+    }
+
+    /// The stored tip of a chain (`None`: no row).
+    async fn stored_head(
+        &mut self,
+        sql: &str,
+        bind: Option<&str>,
+    ) -> Result<Option<(i64, String)>> {
+        Ok(load!(self, sql, [bind], |r| (
+            r.try_get::<i64, _>(0)?,
+            r.try_get::<String, _>(1)?
+        ))
+        .into_iter()
+        .next())
+    }
+
+    /// Every statement of an institution with its lines, as stored.
+    async fn stored_statements(
+        &mut self,
+        id: &str,
+    ) -> Result<Vec<(String, String, String, Record)>> {
+        type LineKey = (String, String, String);
+        let lines: Vec<(LineKey, FeedLine)> = load!(self,
+            "select bank_id, account_no, statement_key, amount_minor, booking_date, value_date, \
+               status, bank_ref, end_to_end_id, remittance, counterparty_name, counterparty_account, \
+               bank_tx_code, reversal, return_reason, details \
+             from bank_lines where institution_id = $1 \
+             order by bank_id, account_no, statement_key, line_no",
+            [id],
+            |r| (
+                (r.try_get("bank_id")?, r.try_get("account_no")?, r.try_get("statement_key")?),
+                FeedLine {
+                    amount_minor: r.try_get("amount_minor")?,
+                    booking_date: r.try_get("booking_date")?,
+                    value_date: r.try_get("value_date")?,
+                    status: r.try_get("status")?,
+                    bank_ref: r.try_get("bank_ref")?,
+                    end_to_end_id: r.try_get("end_to_end_id")?,
+                    remittance: r.try_get("remittance")?,
+                    counterparty_name: r.try_get("counterparty_name")?,
+                    counterparty_account: r.try_get("counterparty_account")?,
+                    bank_tx_code: r.try_get("bank_tx_code")?,
+                    reversal: r.try_get("reversal")?,
+                    return_reason: r.try_get("return_reason")?,
+                    details: r.try_get("details")?,
+                    source_line: None,
+                    source_path: None,
+                }
+            )
+        );
+        let mut by_statement: BTreeMap<LineKey, Vec<FeedLine>> = BTreeMap::new();
+        for (key, line) in lines {
+            by_statement.entry(key).or_default().push(line);
+        }
+        type StatementRow = (LineKey, String, i64, String, FeedStatement);
+        let statements: Vec<StatementRow> = load!(self,
+            "select bank_id, account_no, statement_key, statement_id, sequence, format, currency, \
+               provisional, opening_minor, opening_date, closing_minor, closing_date, \
+               content_hash, file_sha256, cast(message as bigint) as message, received_at \
+             from bank_statements where institution_id = $1 \
+             order by bank_id, account_no, statement_key",
+            [id],
+            |r, at = "received_at"| {
+                let currency: String = r.try_get("currency")?;
+                let opening: (Option<i64>, Option<NaiveDate>) =
+                    (r.try_get("opening_minor")?, r.try_get("opening_date")?);
+                let closing: (Option<i64>, Option<NaiveDate>) =
+                    (r.try_get("closing_minor")?, r.try_get("closing_date")?);
+                let bank: String = r.try_get("bank_id")?;
+                let account_no: String = r.try_get("account_no")?;
+                (
+                    (bank.clone(), account_no.clone(), r.try_get("statement_key")?),
+                    currency.clone(),
+                    at,
+                    r.try_get::<String, _>("content_hash")?,
+                    FeedStatement {
+                        bank,
+                        account_no,
+                        format: r.try_get("format")?,
+                        statement_id: r.try_get("statement_id")?,
+                        sequence: r.try_get("sequence")?,
+                        currency: currency.parse::<Currency>().unwrap_or(Currency::Cny),
+                        provisional: r.try_get("provisional")?,
+                        opening: opening.0.zip(opening.1),
+                        closing: closing.0.zip(closing.1),
+                        lines: vec![],
+                        file_sha256: r.try_get("file_sha256")?,
+                        message: u32::try_from(r.try_get::<i64, _>("message")?).unwrap_or(u32::MAX),
+                    },
+                )
+            }
+        );
+        let mut out = Vec::with_capacity(statements.len());
+        for (key, currency, at, stored_content, mut s) in statements {
+            s.lines = by_statement.remove(&key).unwrap_or_default();
+            let (bank, account_no, statement) = key;
+            let content = s.content_hash();
+            let inner_mismatch = if content != stored_content {
+                Some(format!(
+                    "its {} stored lines hash to {}, it was stored with {}: a line was edited, added or removed",
+                    s.lines.len(),
+                    short(&content),
+                    short(&stored_content)
+                ))
+            } else if currency.parse::<Currency>().is_err() {
+                Some(format!("its currency {currency:?} is not one"))
+            } else {
+                None
+            };
+            out.push((
+                bank.clone(),
+                account_no.clone(),
+                statement.clone(),
+                Record {
+                    digest: statement_digest(id, &bank, &s, at),
+                    inner_mismatch,
+                },
+            ));
+        }
+        // Lines whose statement is gone.
+        for ((bank, account_no, statement), lines) in by_statement {
+            out.push((
+                bank,
+                account_no,
+                statement,
+                Record {
+                    digest: String::new(),
+                    inner_mismatch: Some(format!(
+                        "{} lines remain of a statement that is not stored",
+                        lines.len()
+                    )),
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Every record of an institution's record chain as the rows say now,
+    /// by (kind, key); and each refund's state with its trail's last state.
+    async fn stored_records(
+        &mut self,
+        id: &str,
+    ) -> Result<(
+        BTreeMap<(String, String), Record>,
+        Vec<(String, String, Option<String>)>,
+    )> {
+        let mut records = BTreeMap::new();
+        let plain = |digest: String| Record {
+            digest,
+            inner_mismatch: None,
+        };
+        let enrollments: Vec<(String, String)> = load!(self,
+            "select enrollment_id, student_ref, cast(hours_bought as bigint) as hours_bought, \
+               cast(bonus_hours as bigint) as bonus_hours, price_minor, currency, course_start, \
+               course_end, created_at \
+             from enrollments where institution_id = $1 order by enrollment_id",
+            [id],
+            |r, at = "created_at"| {
+                let enrollment: String = r.try_get("enrollment_id")?;
+                let student_ref: String = r.try_get("student_ref")?;
+                let currency: String = r.try_get("currency")?;
+                let digest = enrollment_digest(&EnrollmentFields {
+                    institution: id,
+                    enrollment: &enrollment,
+                    student_ref: &student_ref,
+                    hours_bought: r.try_get("hours_bought")?,
+                    bonus_hours: r.try_get("bonus_hours")?,
+                    price_minor: r.try_get("price_minor")?,
+                    currency: &currency,
+                    course_start: r.try_get("course_start")?,
+                    course_end: r.try_get("course_end")?,
+                    created_at_micros: at,
+                });
+                (enrollment, digest)
+            }
+        );
+        for (enrollment, digest) in enrollments {
+            records.insert(("enrollment".to_string(), enrollment), plain(digest));
+        }
+        for (bank, account_no, key, record) in self.stored_statements(id).await? {
+            records.insert(
+                (
+                    "statement".to_string(),
+                    statement_key(&bank, &account_no, &key),
+                ),
+                record,
+            );
+        }
+        let refunds: Vec<(String, String, String)> = load!(self,
+            "select refund_id, enrollment_id, amount_minor, payee_name, payee_account, payee_bank, \
+               reason, requested_by, requested_on, answer_by, state \
+             from refunds where institution_id = $1 order by refund_id",
+            [id],
+            |r| {
+                let refund_id: String = r.try_get("refund_id")?;
+                let enrollment: String = r.try_get("enrollment_id")?;
+                let digest = match (InstitutionId::parse(id), EnrollmentId::parse(enrollment)) {
+                    (Ok(institution), Ok(enrollment)) => refund_digest(&Refund {
+                        institution,
+                        id: refund_id.clone(),
+                        enrollment,
+                        amount_minor: r.try_get("amount_minor")?,
+                        payee: Payee {
+                            name: r.try_get("payee_name")?,
+                            account: r.try_get("payee_account")?,
+                            bank: r.try_get("payee_bank")?,
+                        },
+                        reason: r.try_get("reason")?,
+                        requested_by: r.try_get("requested_by")?,
+                        requested_on: r.try_get("requested_on")?,
+                        answer_by: r.try_get("answer_by")?,
+                        state: RefundState::Requested,
+                        pay_by: None,
+                        instruction_id: None,
+                    }),
+                    _ => String::new(),
+                };
+                (refund_id, digest, r.try_get::<String, _>("state")?)
+            }
+        );
+        let events: Vec<(String, i64, String, String)> = load!(self,
+            "select refund_id, cast(seq as bigint) as seq, at, actor, state, detail \
+             from refund_events where institution_id = $1 order by refund_id, seq",
+            [id],
+            |r, at = "at"| {
+                let refund_id: String = r.try_get("refund_id")?;
+                let seq: i64 = r.try_get("seq")?;
+                let state: String = r.try_get("state")?;
+                let detail: Option<String> = r.try_get("detail")?;
+                let actor: String = r.try_get("actor")?;
+                let digest =
+                    refund_event_digest(id, &refund_id, seq, at, &actor, &state, detail.as_deref());
+                (refund_id, seq, state, digest)
+            }
+        );
+        let mut last_state: BTreeMap<String, String> = BTreeMap::new();
+        for (refund_id, seq, state, digest) in events {
+            records.insert(
+                (
+                    "refund_event".to_string(),
+                    refund_event_key(&refund_id, seq),
+                ),
+                plain(digest),
+            );
+            last_state.insert(refund_id, state);
+        }
+        let mut states = Vec::with_capacity(refunds.len());
+        for (refund_id, digest, state) in refunds {
+            records.insert(("refund".to_string(), refund_id.clone()), plain(digest));
+            let trail = last_state.get(&refund_id).cloned();
+            states.push((refund_id, state, trail));
+        }
+        let payees: Vec<(i64, String)> = load!(self,
+            "select cast(version as bigint) as version, name, account, bank, set_by, set_at \
+             from institution_payees where institution_id = $1 order by version",
+            [id],
+            |r, at = "set_at"| {
+                let version: i64 = r.try_get("version")?;
+                let payee = Payee {
+                    name: r.try_get("name")?,
+                    account: r.try_get("account")?,
+                    bank: r.try_get("bank")?,
+                };
+                let set_by: String = r.try_get("set_by")?;
+                (version, payee_digest(id, version, &payee, &set_by, at))
+            }
+        );
+        for (version, digest) in payees {
+            records.insert(("payee".to_string(), version.to_string()), plain(digest));
+        }
+        Ok((records, states))
+    }
+
+    /// The audit log's records with seq in `(after, upto]`, as digests.
+    async fn audit_records(&mut self, after: i64, upto: i64) -> Result<Vec<(i64, String)>> {
+        Ok(load!(self,
+            "select cast(seq as bigint) as seq, at, request_id, token_id, role, method, path, \
+               cast(status as bigint) as status, outcome from audit_log \
+             where seq > $1 and seq <= $2 order by seq",
+            [after, upto],
+            |r, at = "at"| {
+                let seq: i64 = r.try_get("seq")?;
+                let request_id: String = r.try_get("request_id")?;
+                let token_id: Option<String> = r.try_get("token_id")?;
+                let role: Option<String> = r.try_get("role")?;
+                let method: String = r.try_get("method")?;
+                let path: String = r.try_get("path")?;
+                let outcome: String = r.try_get("outcome")?;
+                let digest = audit_digest(&AuditFields {
+                    seq,
+                    at_micros: at,
+                    request_id: &request_id,
+                    token_id: token_id.as_deref(),
+                    role: role.as_deref(),
+                    method: &method,
+                    path: &path,
+                    status: r.try_get("status")?,
+                    outcome: &outcome,
+                });
+                (seq, digest)
+            }
+        ))
+    }
+}
+
+impl Store {
+    /// Walks one institution's record chain from the rows and checks every
+    /// record against its link (and every record has one).
+    pub(crate) async fn verify_records(
+        &self,
+        id: &InstitutionId,
+        wanted: Option<i64>,
+        failures: &mut Vec<VerifyFailure>,
+    ) -> Result<Walk> {
+        let scope = id.as_str();
+        let fail = |failures: &mut Vec<VerifyFailure>, seq: Option<i64>, reason: String| {
+            failures.push(VerifyFailure::new(
+                Some(scope),
+                "records",
+                seq,
+                None,
+                reason,
+            ));
+        };
+        let mut snap = self.snapshot().await?;
+        let links = snap.record_links(scope).await?;
+        let walked = walk(scope, &links, wanted, |seq, reason| {
+            fail(failures, seq, reason)
+        });
+        let (mut records, states) = snap.stored_records(scope).await?;
+        let head = snap
+            .stored_head(
+                "select cast(last_seq as bigint), last_hash from record_heads where institution_id = $1",
+                Some(scope),
+            )
+            .await?
+            .unwrap_or((0, GENESIS_HASH.to_string()));
+        snap.close().await?;
+        for link in &links {
+            let what = format!("{} {}", describe(&link.kind), link.key);
+            match records.remove(&(link.kind.clone(), link.key.clone())) {
+                None => fail(
+                    failures,
+                    Some(link.seq),
+                    format!(
+                        "{what} (record link {}) is missing from the database",
+                        link.seq
+                    ),
+                ),
+                Some(Record {
+                    inner_mismatch: Some(why),
+                    ..
+                }) => fail(failures, Some(link.seq), format!("{what}: {why}")),
+                Some(record) if record.digest != link.digest => fail(
+                    failures,
+                    Some(link.seq),
+                    format!(
+                        "{what} no longer matches the digest linked at record {}: {}",
+                        link.seq,
+                        changed_hint(&link.kind)
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+        for ((kind, key), record) in records {
+            let why = record
+                .inner_mismatch
+                .map(|w| format!(" ({w})"))
+                .unwrap_or_default();
+            fail(
+                failures,
+                None,
+                format!(
+                    "{} {key} has no record link: it was written outside the application{why}",
+                    describe(&kind)
+                ),
+            );
+        }
+        for (refund, state, trail) in states {
+            if trail.as_deref() != Some(state.as_str()) {
+                fail(
+                    failures,
+                    None,
+                    format!(
+                        "refund {refund} is {state}, its trail ends at {}",
+                        trail.as_deref().unwrap_or("nothing")
+                    ),
+                );
+            }
+        }
+        if !walked.broken && head != (walked.end.seq, walked.end.hash.clone()) {
+            fail(
+                failures,
+                None,
+                format!(
+                    "record head says link {}, the links end at {}",
+                    head.0, walked.end.seq
+                ),
+            );
+        }
+        Ok(walked)
+    }
+
+    /// Walks the audit log's chain from the rows and checks every audit
+    /// record against its link.
+    pub(crate) async fn verify_audit(
+        &self,
+        wanted: Option<i64>,
+        failures: &mut Vec<VerifyFailure>,
+    ) -> Result<Walk> {
+        let fail = |failures: &mut Vec<VerifyFailure>, seq: Option<i64>, reason: String| {
+            failures.push(VerifyFailure::new(None, "audit", seq, None, reason));
+        };
+        let mut snap = self.snapshot().await?;
+        let head = snap
+            .stored_head(
+                "select cast(last_seq as bigint), last_hash from audit_head where id = 1",
+                None,
+            )
+            .await?
+            .unwrap_or((0, GENESIS_HASH.to_string()));
+        let max_seq = snap.audit_max_seq().await?;
+        let mut walker = Walker::new(AUDIT_SCOPE, false, wanted);
+        let (mut reported, mut unlinked, mut first_unlinked) = (0u64, 0u64, None);
+        let mut after: i64 = 0;
+        // A page at a time by seq range: the log grows with every request.
+        while after < max_seq {
+            let upto = after.saturating_add(AUDIT_PAGE);
+            let links = snap.audit_links(after, upto).await?;
+            walker.feed(&links, |seq, reason| fail(failures, seq, reason));
+            let mut records: BTreeMap<i64, String> =
+                snap.audit_records(after, upto).await?.into_iter().collect();
+            for link in &links {
+                let problem = match records.remove(&link.seq) {
+                    None => Some(format!(
+                        "audit log entry {} is missing (its link remains)",
+                        link.seq
+                    )),
+                    Some(digest) if digest != link.digest => Some(format!(
+                        "audit log entry {} no longer matches its link: it was edited",
+                        link.seq
+                    )),
+                    Some(_) => None,
+                };
+                if let Some(reason) = problem {
+                    reported += 1;
+                    if reported <= 10 {
+                        fail(failures, Some(link.seq), reason);
+                    }
+                }
+            }
+            unlinked += records.len() as u64;
+            first_unlinked = first_unlinked.or(records.keys().next().copied());
+            after = upto;
+        }
+        snap.close().await?;
+        let walked = walker.walk;
+        if reported > 10 {
+            fail(
+                failures,
+                None,
+                format!("and {} more audit log entries", reported - 10),
+            );
+        }
+        if let Some(seq) = first_unlinked {
+            fail(
+                failures,
+                Some(seq),
+                format!(
+                    "{unlinked} audit log entries have no link (the first is {seq}): written outside the application"
+                ),
+            );
+        }
+        if !walked.broken && head != (walked.end.seq, walked.end.hash.clone()) {
+            fail(
+                failures,
+                None,
+                format!(
+                    "audit head says entry {}, the links end at {}",
+                    head.0, walked.end.seq
+                ),
+            );
+        }
+        Ok(walked)
+    }
+
+    /// Each account's totals with the seq and after-totals of its last
+    /// posting, in one statement.
+    #[allow(clippy::type_complexity)]
+    pub(crate) async fn account_totals_and_last_postings(
+        &self,
+        id: &str,
+    ) -> Result<Vec<(String, Totals, Option<(i64, Totals)>)>> {
+        let mut snap = self.snapshot().await?;
+        let rows = load!(
+            &mut snap,
+            "select a.account_code, \
+               a.posted_debits_minor as a_pd, a.posted_credits_minor as a_pc, \
+               a.pending_debits_minor as a_nd, a.pending_credits_minor as a_nc, \
+               cast(p.seq as bigint) as p_seq, \
+               p.posted_debits_after_minor as p_pd, p.posted_credits_after_minor as p_pc, \
+               p.pending_debits_after_minor as p_nd, p.pending_credits_after_minor as p_nc \
+             from accounts a left join postings p \
+               on p.institution_id = a.institution_id and p.account_code = a.account_code \
+              and (p.seq, p.leg) = (select q.seq, q.leg from postings q \
+                   where q.institution_id = a.institution_id and q.account_code = a.account_code \
+                   order by q.seq desc, q.leg desc limit 1) \
+             where a.institution_id = $1 order by a.account_code",
+            [id],
+            |r| {
+                let stored = Totals {
+                    posted_debits_minor: r.try_get("a_pd")?,
+                    posted_credits_minor: r.try_get("a_pc")?,
+                    pending_debits_minor: r.try_get("a_nd")?,
+                    pending_credits_minor: r.try_get("a_nc")?,
+                };
+                let seq: Option<i64> = r.try_get("p_seq")?;
+                let last = match seq {
+                    Some(seq) => Some((
+                        seq,
+                        Totals {
+                            posted_debits_minor: r.try_get("p_pd")?,
+                            posted_credits_minor: r.try_get("p_pc")?,
+                            pending_debits_minor: r.try_get("p_nd")?,
+                            pending_credits_minor: r.try_get("p_nc")?,
+                        },
+                    )),
+                    None => None,
+                };
+                (r.try_get::<String, _>("account_code")?, stored, last)
+            }
+        );
+        snap.close().await?;
+        Ok(rows)
+    }
+
+    /// Postings whose entry is gone (a superuser's delete with foreign keys off).
+    pub(crate) async fn postings_without_entries(&self, id: &str) -> Result<i64> {
+        let mut snap = self.snapshot().await?;
+        let n = snap
+            .stored_head(
+                "select cast(count(*) as bigint), '' from postings p where p.institution_id = $1 \
+                 and not exists (select 1 from entries e \
+                   where e.institution_id = p.institution_id and e.seq = p.seq)",
+                Some(id),
+            )
+            .await?
+            .map_or(0, |(n, _)| n);
+        snap.close().await?;
+        Ok(n)
+    }
+
+    /// Each enrollment's stored counters: (enrollment, hours consumed, paid).
+    pub(crate) async fn enrollment_counters(&self, id: &str) -> Result<Vec<(String, i64, i64)>> {
+        let mut snap = self.snapshot().await?;
+        let counters = load!(
+            &mut snap,
+            "select enrollment_id, cast(hours_consumed as bigint) as hours, paid_minor \
+             from enrollments where institution_id = $1 order by enrollment_id",
+            [id],
+            |r| (
+                r.try_get("enrollment_id")?,
+                r.try_get("hours")?,
+                r.try_get("paid_minor")?
+            )
+        );
+        snap.close().await?;
+        Ok(counters)
+    }
+
+    /// Links the records written before the record chains existed, once:
+    /// the first `migrate` after migration 0012 claims `record_backfill` and
+    /// links every record that has no link yet (statements, refunds, their
+    /// events and payees per institution; the audit log in seq order).
+    pub(crate) async fn link_records_written_before_chains(&self) -> Result<()> {
+        let institutions = self.institutions().await?;
+        let mut snap = self.snapshot().await?;
+        let claimed = snap
+            .stored_head(
+                "select cast(count(*) as bigint), '' from record_backfill",
+                None,
+            )
+            .await?
+            .is_some_and(|(n, _)| n > 0);
+        if claimed {
+            snap.close().await?;
+            return Ok(());
+        }
+        let mut per_institution = Vec::new();
+        for institution in institutions {
+            let id = institution.id.to_string();
+            let linked: BTreeSet<(String, String)> = snap
+                .record_links(&id)
+                .await?
+                .into_iter()
+                .map(|l| (l.kind, l.key))
+                .collect();
+            let (records, _) = snap.stored_records(&id).await?;
+            let todo: Vec<((String, String), String)> = records
+                .into_iter()
+                .filter(|(k, _)| !linked.contains(k))
+                .map(|(k, r)| (k, r.digest))
+                .collect();
+            per_institution.push((id, todo));
+        }
+        let linked_audit: BTreeSet<i64> = snap
+            .audit_links(0, i64::MAX)
+            .await?
+            .iter()
+            .map(|l| l.seq)
+            .collect();
+        let audit: Vec<(i64, String)> = snap
+            .audit_records(0, i64::MAX)
+            .await?
+            .into_iter()
+            .filter(|(seq, _)| !linked_audit.contains(seq))
+            .collect();
+        snap.close().await?;
+        in_tx!(self, |tx, now| {
+            let first = sqlx::query(
+                "insert into record_backfill (id, linked_at) values (1, $1) on conflict (id) do nothing",
+            )
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if first {
+                // Enrollments, statements, refunds before their events, then
+                // payees: the order they were most likely written in.
+                let rank = |kind: &str| match kind {
+                    "enrollment" => 0,
+                    "statement" => 1,
+                    "refund" => 2,
+                    "refund_event" => 3,
+                    _ => 4,
+                };
+                for (id, mut todo) in per_institution {
+                    todo.sort_by(|a, b| (rank(&a.0 .0), &a.0 .1).cmp(&(rank(&b.0 .0), &b.0 .1)));
+                    for ((kind, key), digest) in todo {
+                        seal_record!(tx, &id, &kind, key, digest);
+                    }
+                }
+                for (seq, digest) in audit {
+                    let prev: String = sqlx::query_scalar(
+                        "update audit_head set last_seq = last_seq where id = 1 returning last_hash",
+                    )
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let hash =
+                        link_hash(&prev, AUDIT_SCOPE, seq, "audit", &seq.to_string(), &digest);
+                    sqlx::query(
+                        "insert into audit_links (seq, digest, prev_hash, hash) values ($1, $2, $3, $4)",
+                    )
+                    .bind(seq)
+                    .bind(&digest)
+                    .bind(&prev)
+                    .bind(&hash)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("update audit_head set last_seq = $1, last_hash = $2 where id = 1")
+                        .bind(seq)
+                        .bind(&hash)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        });
+        Ok(())
+    }
+}
