@@ -218,6 +218,20 @@ async fn every_post_acts_once_under_concurrent_repeats(backend: Backend) {
         steps - 1,
         "one decision and what follows it, once"
     );
+    // Every answer given is in the audit log: the first with its kept
+    // answer (one transaction), each repeat on its own.
+    let log = server.store.audit_log(0, 10_000).await.unwrap();
+    for path in [
+        "/v1/jurisdictions",
+        "/v1/institutions/INS-A/payments",
+        "/v1/batches",
+    ] {
+        let ok = log
+            .iter()
+            .filter(|(_, _, r)| r.path == path && r.status < 300 && r.outcome == "ok")
+            .count();
+        assert!(ok >= 2, "{path}: {ok} audit records of answers given");
+    }
     let report = server.store.verify().await.unwrap();
     assert!(report.ok(), "{report:?}");
     server.stop().await;

@@ -27,20 +27,27 @@ fn mutating(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// Appends every mutating request to the audit log, whatever its outcome.
+fn request_id_of(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Appends every mutating request to the audit log, whatever its outcome
+/// (a POST that succeeded has it written with its kept answer).
 pub async fn audit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if !mutating(request.method()) {
         return next.run(request).await;
     }
     let method = request.method().to_string();
     let path = request.uri().path().to_string();
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let request_id = request_id_of(request.headers());
     let response = next.run(request).await;
+    if response.extensions().get::<AuditKept>().is_some() {
+        return response;
+    }
     let caller = response.extensions().get::<Caller>();
     let record = AuditRecord {
         request_id,
@@ -104,6 +111,9 @@ async fn idempotent_inner(
             .on_field("Idempotency-Key")
         })?;
     let (parts, body) = request.into_parts();
+    let request_id = request_id_of(&parts.headers);
+    let method = parts.method.to_string();
+    let path = parts.uri.path().to_string();
     // The body arrives through the route's limit (see `limits`): reading
     // past it is the only way this read fails for a well-formed request.
     let bytes = to_bytes(body, usize::MAX).await.map_err(|e| {
@@ -160,9 +170,18 @@ async fn idempotent_inner(
         status: status.as_u16(),
         body: String::from_utf8_lossy(&body).into_owned(),
     };
+    let audit = AuditRecord {
+        request_id: request_id.clone(),
+        token_id: Some(caller.token_id.clone()),
+        role: Some(caller.role.as_str().to_string()),
+        method: method.clone(),
+        path: path.clone(),
+        status: status.as_u16(),
+        outcome: "ok".to_string(),
+    };
     let kept = state
         .store
-        .keep_answer(&caller.token_id, key.as_str(), &answer)
+        .keep_answer(&caller.token_id, key.as_str(), &answer, &audit)
         .await?;
     if kept != answer {
         // Only one request holds a key at a time, so this is an attempt
@@ -171,8 +190,14 @@ async fn idempotent_inner(
         return replay(kept, &request_hash, key.as_str(), &caller);
     }
     parts.extensions.insert(caller);
+    parts.extensions.insert(AuditKept);
     Ok(Response::from_parts(parts, Body::from(body)))
 }
+
+/// Left on a response whose audit record was already written, with its
+/// kept answer in one transaction.
+#[derive(Debug, Clone, Copy)]
+struct AuditKept;
 
 /// When a request was first accepted under its Idempotency-Key: the instant
 /// server-filled defaults (`occurred_at`, the day a refund was requested)

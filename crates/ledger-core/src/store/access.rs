@@ -67,6 +67,61 @@ macro_rules! applied {
     };
 }
 
+/// Appends one record to the audit log and its chain, inside the caller's
+/// transaction (`tx`, `now` as `in_tx!` gives them).
+macro_rules! append_audit {
+    ($tx:ident, $now:ident, $record:expr) => {{
+        let record: &AuditRecord = $record;
+        let tx = &mut $tx;
+        let now = $now;
+            let prev: String = sqlx::query_scalar(
+                "update audit_head set last_seq = last_seq where id = 1 returning last_hash",
+            )
+            .fetch_one(&mut **tx)
+            .await?;
+            let seq: i64 = sqlx::query_scalar(
+                "insert into audit_log (at, request_id, token_id, role, method, path, status, outcome) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8) returning seq",
+            )
+            .bind(now)
+            .bind(&record.request_id)
+            .bind(&record.token_id)
+            .bind(&record.role)
+            .bind(&record.method)
+            .bind(&record.path)
+            .bind(i32::from(record.status))
+            .bind(&record.outcome)
+            .fetch_one(&mut **tx)
+            .await?;
+            let digest = audit_digest(&AuditFields {
+                seq,
+                at_micros: now.micros(),
+                request_id: &record.request_id,
+                token_id: record.token_id.as_deref(),
+                role: record.role.as_deref(),
+                method: &record.method,
+                path: &record.path,
+                status: i64::from(record.status),
+                outcome: &record.outcome,
+            });
+            let hash = link_hash(&prev, AUDIT_SCOPE, seq, "audit", &seq.to_string(), &digest);
+            sqlx::query(
+                "insert into audit_links (seq, digest, prev_hash, hash) values ($1, $2, $3, $4)",
+            )
+            .bind(seq)
+            .bind(&digest)
+            .bind(&prev)
+            .bind(&hash)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query("update audit_head set last_seq = $1, last_hash = $2 where id = 1")
+                .bind(seq)
+                .bind(&hash)
+                .execute(&mut **tx)
+                .await?;
+    }};
+}
+
 impl Store {
     /// Keeps a new token; `secret_hash` is the SHA-256 of the whole token.
     pub async fn create_token(&self, token: &TokenRecord, secret_hash: &str) -> Result<()> {
@@ -187,51 +242,7 @@ impl Store {
     /// serialises audit writes).
     pub async fn append_audit(&self, record: &AuditRecord) -> Result<()> {
         in_tx!(self, |tx, now| {
-            let prev: String = sqlx::query_scalar(
-                "update audit_head set last_seq = last_seq where id = 1 returning last_hash",
-            )
-            .fetch_one(&mut *tx)
-            .await?;
-            let seq: i64 = sqlx::query_scalar(
-                "insert into audit_log (at, request_id, token_id, role, method, path, status, outcome) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8) returning seq",
-            )
-            .bind(now)
-            .bind(&record.request_id)
-            .bind(&record.token_id)
-            .bind(&record.role)
-            .bind(&record.method)
-            .bind(&record.path)
-            .bind(i32::from(record.status))
-            .bind(&record.outcome)
-            .fetch_one(&mut *tx)
-            .await?;
-            let digest = audit_digest(&AuditFields {
-                seq,
-                at_micros: now.micros(),
-                request_id: &record.request_id,
-                token_id: record.token_id.as_deref(),
-                role: record.role.as_deref(),
-                method: &record.method,
-                path: &record.path,
-                status: i64::from(record.status),
-                outcome: &record.outcome,
-            });
-            let hash = link_hash(&prev, AUDIT_SCOPE, seq, "audit", &seq.to_string(), &digest);
-            sqlx::query(
-                "insert into audit_links (seq, digest, prev_hash, hash) values ($1, $2, $3, $4)",
-            )
-            .bind(seq)
-            .bind(&digest)
-            .bind(&prev)
-            .bind(&hash)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("update audit_head set last_seq = $1, last_hash = $2 where id = 1")
-                .bind(seq)
-                .bind(&hash)
-                .execute(&mut *tx)
-                .await?;
+            append_audit!(tx, now, record);
         });
         Ok(())
     }
@@ -329,28 +340,25 @@ impl Store {
         token_id: &str,
         key: &str,
         answer: &KeptAnswer,
+        audit: &AuditRecord,
     ) -> Result<KeptAnswer> {
         let sql = "insert into idempotent_answers \
                    (token_id, idem_key, request_hash, status, body, created_at) \
                    values ($1, $2, $3, $4, $5, $6) on conflict (token_id, idem_key) do nothing";
-        macro_rules! insert {
-            ($pool:expr, $now:expr) => {
-                sqlx::query(sql)
-                    .bind(token_id)
-                    .bind(key)
-                    .bind(&answer.request_hash)
-                    .bind(i32::from(answer.status))
-                    .bind(&answer.body)
-                    .bind($now)
-                    .execute($pool)
-                    .await?
-                    .rows_affected()
-            };
-        }
-        match self {
-            Store::Postgres(s) => insert!(s.pool(), s.clock().now()),
-            Store::Sqlite(s) => insert!(s.pool(), s.clock().now().timestamp_micros()),
-        };
+        // The answer and the audit record of the request that earned it
+        // commit together: one is never kept without the other.
+        in_tx!(self, |tx, now| {
+            sqlx::query(sql)
+                .bind(token_id)
+                .bind(key)
+                .bind(&answer.request_hash)
+                .bind(i32::from(answer.status))
+                .bind(&answer.body)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            append_audit!(tx, now, audit);
+        });
         self.kept_answer(token_id, key)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("answer for key {key:?} vanished")))
