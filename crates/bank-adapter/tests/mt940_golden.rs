@@ -219,3 +219,79 @@ fn a_truncated_statement_line_is_refused_with_its_line() {
         "line ends there",
     );
 }
+
+/// (account, statement id, sequence, line amounts) of each statement.
+fn identities(out: &ParseOutput) -> Vec<(String, String, Option<String>, Vec<String>)> {
+    out.statements
+        .iter()
+        .map(|s| {
+            (
+                s.account.clone(),
+                s.statement_id.clone(),
+                s.sequence.clone(),
+                s.lines.iter().map(|l| l.amount.to_string()).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_second_statement_in_one_message_keeps_each_statements_own_account() {
+    let out = check("two_statements_one_message.sta", Format::Mt940);
+    let owned = |a: &str, id: &str, seq: &str, lines: &[&str]| {
+        (
+            a.to_owned(),
+            id.to_owned(),
+            Some(seq.to_owned()),
+            lines.iter().map(|l| (*l).to_owned()).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        identities(&out),
+        [
+            owned(
+                "ABOCCNBJ/11223344556677",
+                "TWOINONE0906",
+                "8/1",
+                &["500.00"]
+            ),
+            owned(
+                "ABOCCNBJ/99887766554433",
+                "TWOINONE0906",
+                "3/1",
+                &["-300.00"]
+            ),
+        ]
+    );
+    assert_eq!(out.statements[1].source.line, Some(8));
+}
+
+#[test]
+fn a_ctrl_z_before_20_starts_a_new_statement_with_its_own_identity() {
+    let out = check("sub_between_statements.sta", Format::Mt940);
+    let ids: Vec<_> = identities(&out)
+        .into_iter()
+        .map(|(a, id, _, lines)| (a, id, lines.len()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            (
+                "ABOCCNBJ/11223344556677".to_owned(),
+                "SUB0907A".to_owned(),
+                1
+            ),
+            (
+                "ABOCCNBJ/99887766554433".to_owned(),
+                "SUB0907B".to_owned(),
+                1
+            ),
+            (
+                "ABOCCNBJ/55555555555555".to_owned(),
+                "SUB0907C".to_owned(),
+                0
+            ),
+        ]
+    );
+    assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+}
