@@ -295,3 +295,89 @@ fn a_ctrl_z_before_20_starts_a_new_statement_with_its_own_identity() {
     );
     assert!(out.warnings.is_empty(), "{:?}", out.warnings);
 }
+
+#[test]
+fn a_dash_line_inside_86_text_is_text_not_the_end_of_the_message() {
+    let out = check("rabobank_dash_in_86.sta", Format::Mt940);
+    assert_eq!(out.statements.len(), 2);
+    let remittance = out.statements[0].lines[0].remittance.as_deref();
+    assert!(
+        remittance.is_some_and(|r| r.contains("termijn 1 van 3")),
+        "{remittance:?}"
+    );
+    assert_eq!(out.statements[0].lines.len(), 2);
+}
+
+#[test]
+fn a_dash_line_inside_86_text_followed_by_the_next_message_still_ends_it() {
+    // `-` then :20: (or the end of the file, or a `{1:` header) ends the
+    // message even right after :86: text.
+    let text = ":20:A\n:25:X\n:28C:1\n:34F:EUR0,\n:61:260901C1,NTRF\n:86:text\n-\n:20:B\n:25:Y\n:28C:2\n:34F:EUR0,\n:61:260901C2,NTRF\n:86:more\n-\n";
+    let out = parse_as(text.as_bytes(), Some(Format::Mt942));
+    let accounts: Vec<_> = out.statements.iter().map(|s| s.account.as_str()).collect();
+    assert_eq!(accounts, ["X", "Y"]);
+    assert_eq!(
+        out.statements[0].lines[0].remittance.as_deref(),
+        Some("text")
+    );
+}
+
+#[test]
+fn irregular_transaction_type_codes_are_read_and_kept_raw() {
+    let out = check("irregular_tx_types.sta", Format::Mt940);
+    let codes: Vec<_> = out.statements[0]
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.bank_tx_code.as_deref(),
+                l.structured.get("transaction_type_raw").map(String::as_str),
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (Some("NOV"), Some("NOV ")),
+            (Some("NTRF"), Some(" NTRF")),
+            (Some("NIC"), Some("NIC ")),
+            (Some("NMSC"), None),
+        ]
+    );
+}
+
+#[test]
+fn a_file_with_cr_only_line_endings_is_detected_as_mt940() {
+    let out = check("cr_only.sta", Format::Mt940);
+    assert_eq!(out.statements[0].lines.len(), 1);
+    assert_eq!(out.statements[0].lines[0].source.line, Some(5));
+}
+
+#[test]
+fn a_value_date_of_30_february_uses_the_booking_date_and_warns() {
+    let out = check("german_30_february.sta", Format::Mt940);
+    let line = &out.statements[0].lines[0];
+    assert_eq!(line.value_date, line.booking_date);
+    assert_eq!(
+        line.structured.get("value_date_raw").map(String::as_str),
+        Some("260230")
+    );
+    assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
+    assert!(out.warnings[0].message.contains("260230"));
+}
+
+#[test]
+fn a_floor_limit_without_a_decimal_comma_is_read() {
+    let out = check("mt942_floor_without_comma.sta", Format::Mt942);
+    assert_eq!(out.statements[0].currency, "PLN");
+    // A floor limit that is not a number is still refused.
+    let bad = String::from_utf8(fixture("mt942_floor_without_comma.sta"))
+        .unwrap_or_default()
+        .replace(":34F:PLN0", ":34F:PLNX0");
+    let options = ParseOptions {
+        format: Some(Format::Mt942),
+        ..ParseOptions::default()
+    };
+    let err = parse(bad.as_bytes(), &options).expect_err("PLNX0 is no floor limit");
+    assert!(err.to_string().contains("line 4 (:34F:)"), "{err}");
+}

@@ -84,6 +84,32 @@ impl<'a> Field<'a> {
     }
 }
 
+/// Whether a `-` line followed by `rest` ends the message: nothing but
+/// blank lines and envelope blocks follow, or another end marker, or a tag
+/// that starts a message (`:20:`, or `:25:`/`:28C:` from banks that leave
+/// out `:20:`). More free text, or a `:61:`/`:86:`/balance of the same
+/// statement, means the dash was information text.
+fn ends_message(rest: &[(u32, &str)]) -> bool {
+    for (_, raw) in rest {
+        match text::classify(raw) {
+            Row::Skip => {
+                if !raw
+                    .trim_matches(|c: char| c.is_whitespace() || c == '\u{1a}')
+                    .is_empty()
+                {
+                    return true; // an envelope block: the next message's header
+                }
+            }
+            Row::End => return true,
+            Row::Tag { tag, .. } => return matches!(tag, "20" | "25" | "28C" | "28"),
+            // ABN AMRO's BIC and `940` before the next message's :20:.
+            Row::More(line) if text::is_preamble(line) => {}
+            Row::More(_) => return false,
+        }
+    }
+    true
+}
+
 /// Parses an MT940 or MT942 file (`format` says which rules apply: MT940
 /// requires opening and closing balances, MT942 does not).
 pub fn parse(bytes: &[u8], format: Format, ctx: &FileContext) -> Result<ParseOutput, ParseError> {
@@ -115,9 +141,17 @@ pub fn parse_part(
     let mut current: Option<Message<'_>> = None;
     let mut field = Field::default();
     let mut messages = at.message;
-    for (number, raw) in text::lines(&text) {
+    let rows: Vec<(u32, &str)> = text::lines(&text).collect();
+    for (i, &(number, raw)) in rows.iter().enumerate() {
         let number = number.saturating_add(at.line);
-        match text::classify(raw) {
+        let mut row = text::classify(raw);
+        if row == Row::End && field.open && field.tag == "86" && !ends_message(&rows[i + 1..]) {
+            // A `-` line inside information text (a remittance line that
+            // starts with a dash) is text: a message ends only where the
+            // next message, the envelope or the end of input follows.
+            row = Row::More(raw);
+        }
+        match row {
             Row::Tag { tag, value } => {
                 field.flush(current.as_mut(), &mut notes)?;
                 if tag == "20" || current.is_none() {

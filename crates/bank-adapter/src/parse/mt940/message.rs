@@ -150,6 +150,15 @@ impl<'c> Message<'c> {
                     return Err(self.error(&at, "a :61: after the closing balance: expected :61: lines between :60F: and :62F:"));
                 }
                 let entry = statement_line::parse(first).map_err(|m| self.error(&at, m))?;
+                if let Some(raw) = entry.value_date_raw {
+                    notes.warn(
+                        at.clone(),
+                        format!(
+                            "value date '{raw}' is not a real date (a savings-bank interest day); the entry date {} is used and the raw value kept",
+                            entry.value_date
+                        ),
+                    );
+                }
                 let line = self.line(line, entry, more);
                 self.lines.push(line);
                 self.awaiting_information = true;
@@ -227,8 +236,14 @@ impl<'c> Message<'c> {
         let value = value.trim();
         let code = fields::currency(value).map_err(|m| self.error(at, m))?;
         let rest = value.get(3..).unwrap_or("");
-        let rest = rest.strip_prefix(['C', 'D']).unwrap_or(rest);
-        fields::amount(rest).map_err(|m| self.error(at, m))?;
+        let rest = rest.strip_prefix(['C', 'D']).unwrap_or(rest).trim();
+        // A floor limit is a threshold, not money that moves: banks write
+        // `PLN0` as well as `PLN0,`. Whole digits are read as such.
+        let whole =
+            !rest.is_empty() && rest.len() <= 15 && rest.bytes().all(|c| c.is_ascii_digit());
+        if !whole {
+            fields::amount(rest).map_err(|m| self.error(at, m))?;
+        }
         self.check_currency(code, at)
     }
 
@@ -257,6 +272,12 @@ impl<'c> Message<'c> {
         let supplementary: String = more.iter().map(|m| m.trim()).collect();
         if !supplementary.is_empty() {
             structured.insert("supplementary_details".to_owned(), supplementary);
+        }
+        if let Some(raw) = entry.tx_type_raw {
+            structured.insert("transaction_type_raw".to_owned(), raw.to_owned());
+        }
+        if let Some(raw) = entry.value_date_raw {
+            structured.insert("value_date_raw".to_owned(), raw.to_owned());
         }
         if let Some(code) = entry.funds_code {
             structured.insert("funds_code".to_owned(), code.to_owned());
