@@ -183,9 +183,13 @@ fn options(
     if let (Some(m), Some(e)) = (csv.as_mut(), encoding) {
         m.encoding = e.csv();
     }
+    // A camt document in a legacy encoding is transcoded to UTF-8 before it
+    // is parsed (see `transcode`), so its declaration no longer applies.
+    let camt_encoding = encoding.map(|_| encoding_rs::UTF_8);
     Ok(ParseOptions {
         format: format.format(),
         csv,
+        encoding: camt_encoding,
     })
 }
 

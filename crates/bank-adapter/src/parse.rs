@@ -76,6 +76,9 @@ pub struct ParseOptions {
     pub format: Option<Format>,
     /// For CSV: the bank's column mapping and encoding.
     pub csv: Option<csv::CsvMapping>,
+    /// For camt: the document's text encoding, overriding its XML
+    /// declaration (`--encoding`); `None` decodes by the declaration.
+    pub encoding: Option<&'static encoding_rs::Encoding>,
 }
 
 /// Detects the format by content (never by file name).
@@ -108,7 +111,12 @@ pub fn detect(bytes: &[u8]) -> Result<Format, ParseError> {
             reason: "an XML document that is not camt.052, camt.053 or camt.054".into(),
         });
     }
-    let has = |tag: &str| text.contains(&format!("\n{tag}")) || trimmed.starts_with(tag);
+    // Lines may end in LF, CRLF or CR alone (old host exports).
+    let has = |tag: &str| {
+        text.contains(&format!("\n{tag}"))
+            || text.contains(&format!("\r{tag}"))
+            || trimmed.starts_with(tag)
+    };
     if has(":20:") && (has(":25:") || has(":28C:")) {
         // MT942 has a floor limit (:34F:) and no opening balance (:60F:).
         if has(":34F:") || (!has(":60F:") && !has(":60M:")) {
@@ -174,7 +182,7 @@ pub fn parse_stream<R: BufRead>(
     };
     let mut warnings = match format {
         Format::Camt052 | Format::Camt053 | Format::Camt054 => {
-            camt::parse_reader(reader, format, ctx, &mut emit)?
+            camt::parse_reader_in(reader, format, ctx, options.encoding, &mut emit)?
         }
         Format::Mt940 | Format::Mt942 => mt940_stream(reader, format, ctx, &mut emit)?,
         Format::Csv => {

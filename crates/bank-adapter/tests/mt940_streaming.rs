@@ -68,6 +68,7 @@ fn a_file_of_many_parts_parses_exactly_as_one_pass_does() {
     let options = ParseOptions {
         format: Some(Format::Mt940),
         csv: None,
+        ..ParseOptions::default()
     };
     let streamed = parse(bytes, &options).unwrap();
     assert_eq!(streamed.statements.len(), n);
@@ -107,6 +108,7 @@ fn an_error_in_a_later_part_names_its_line_in_the_whole_file() {
     let options = ParseOptions {
         format: Some(Format::Mt940),
         csv: None,
+        ..ParseOptions::default()
     };
     let err = parse(text.as_bytes(), &options).unwrap_err();
     assert!(

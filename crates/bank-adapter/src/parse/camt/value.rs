@@ -41,9 +41,11 @@ pub(super) fn shown(text: &str) -> String {
     }
 }
 
-/// An unsigned decimal as ISO 20022 writes it (`1234.50`). We check the
-/// shape ourselves because `Decimal::from_str` also accepts signs and
-/// underscores, which in a bank file would mean the file is wrong.
+/// An amount as the schema allows it: `xs:decimal` (an optional sign,
+/// digits with an optional point, `8.`, `.8`, surrounding whitespace
+/// collapsed) restricted to at least zero, 18 digits and 5 after the point.
+/// We check the shape ourselves because `Decimal::from_str` also accepts
+/// underscores and exponents, which the schema refuses.
 pub(super) fn amount(text: &str) -> Result<Decimal, String> {
     let expected = || {
         format!(
@@ -51,23 +53,42 @@ pub(super) fn amount(text: &str) -> Result<Decimal, String> {
             shown(text)
         )
     };
-    let (int, frac) = match text.split_once('.') {
-        Some((int, frac)) => (int, Some(frac)),
-        None => (text, None),
+    let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+    let (negative, unsigned) = match trimmed.as_bytes().first() {
+        Some(b'+') => (false, &trimmed[1..]),
+        Some(b'-') => (true, &trimmed[1..]),
+        _ => (false, trimmed),
     };
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(int) || !frac.is_none_or(digits) {
+    let (int, frac) = match unsigned.split_once('.') {
+        Some((int, frac)) => (int, frac),
+        None => (unsigned, ""),
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) {
         return Err(expected());
     }
-    let frac_len = frac.map_or(0, str::len);
-    let significant = int.trim_start_matches('0').len() + frac_len;
-    if frac_len > MAX_FRACTION_DIGITS || significant > MAX_DIGITS {
+    let significant = int.trim_start_matches('0').len() + frac.len();
+    if frac.len() > MAX_FRACTION_DIGITS || significant > MAX_DIGITS {
         return Err(format!(
             "expected at most {MAX_DIGITS} digits with at most {MAX_FRACTION_DIGITS} after the point, found {}",
             shown(text)
         ));
     }
-    Decimal::from_str(text).map_err(|_| expected())
+    let int = if int.is_empty() { "0" } else { int };
+    let value = if frac.is_empty() {
+        Decimal::from_str(int)
+    } else {
+        Decimal::from_str(&format!("{int}.{frac}"))
+    }
+    .map_err(|_| expected())?;
+    if negative && !value.is_zero() {
+        return Err(format!(
+            "expected an unsigned amount (the direction is CdtDbtInd), found {}",
+            shown(text)
+        ));
+    }
+    // `-0` is zero; never a negative zero.
+    Ok(value.abs())
 }
 
 /// An ISO 4217 code: three capital letters.
@@ -145,20 +166,40 @@ mod tests {
     }
 
     #[test]
-    fn amounts_with_signs_commas_exponents_or_too_many_digits_are_rejected() {
+    fn amounts_in_every_lexical_form_the_schema_allows_are_read() {
+        for (input, want) in [
+            (".8", "0.8"),
+            ("8.", "8"),
+            ("+8.50", "8.50"),
+            (" 8.50\n", "8.50"),
+            ("0.12345", "0.12345"),
+            ("-0", "0"),
+            ("-0.00", "0.00"),
+        ] {
+            assert_eq!(
+                amount(input).map(|d| d.to_string()),
+                Ok(want.to_owned()),
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn amounts_the_schema_refuses_are_rejected() {
         for bad in [
             "",
+            ".",
+            "+",
             "-1.00",
-            "+1.00",
+            "+-1",
             "1,50",
             "1e3",
             "1_000",
-            ".5",
-            "5.",
             "1.2.3",
             "1.123456",
             "1234567890123456789",
             "NaN",
+            "1 000",
         ] {
             assert!(amount(bad).is_err(), "{bad:?} should be rejected");
         }
