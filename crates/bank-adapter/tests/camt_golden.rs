@@ -146,7 +146,7 @@ fn a_camt053_001_08_statement_with_prefixed_elements_a_batch_and_unbooked_entrie
 fn a_camt053_001_13_file_with_two_chained_statements_matches_its_golden_file_without_warnings() {
     let out = check_golden("camt053_001_13_two_statements", Format::Camt053);
     assert_eq!(out.statements.len(), 2);
-    assert_eq!(out.statements[1].source.message, 1);
+    assert_eq!(out.statements[1].source.message, 2);
     assert!(out.warnings.is_empty(), "{:?}", out.warnings);
 }
 

@@ -75,7 +75,8 @@ fn a_file_of_many_parts_parses_exactly_as_one_pass_does() {
     assert_eq!(streamed.statements, whole.statements);
     assert_eq!(
         streamed.statements.last().unwrap().source.message as usize,
-        n - 1
+        n,
+        "messages are numbered from 1"
     );
 
     // Through a reader, statement by statement, with nothing kept.

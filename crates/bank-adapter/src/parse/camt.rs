@@ -543,13 +543,14 @@ impl<'a> Document<'a> {
         };
         let Some(stmt) = &self.stmt else {
             if level == wrapper_level + 1 && name == self.kind.statement {
+                // Numbered from 1, like lines.
+                self.messages = self.messages.saturating_add(1);
                 self.stmt = Some(StatementBuilder::new(
                     level,
                     self.messages,
                     self.path.render(),
                     line,
                 ));
-                self.messages = self.messages.saturating_add(1);
             }
             return Ok(());
         };

@@ -383,7 +383,7 @@ pub fn parse(
 
     let mut out = ParseOutput::default();
     for (n, key) in order.into_iter().enumerate() {
-        let Some((lines, balances)) = groups.remove(&key) else {
+        let Some((mut lines, balances)) = groups.remove(&key) else {
             continue;
         };
         // With a running balance column the opening is the first balance
@@ -415,6 +415,12 @@ pub fn parse(
                 ));
             }
         }
+        // Statements (one per account and currency) are numbered from 1,
+        // like lines.
+        let number = u32::try_from(n).unwrap_or(u32::MAX).saturating_add(1);
+        for l in &mut lines {
+            l.source.message = number;
+        }
         let first_date = lines.first().and_then(|l| l.booking_date);
         let last_date = lines.last().and_then(|l| l.booking_date);
         out.statements.push(Statement {
@@ -433,7 +439,7 @@ pub fn parse(
             lines,
             source: SourceRef {
                 file_sha256: ctx.sha256.clone(),
-                message: u32::try_from(n).unwrap_or(u32::MAX),
+                message: number,
                 line: None,
                 path: None,
             },

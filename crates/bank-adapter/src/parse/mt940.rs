@@ -19,7 +19,7 @@ use message::Message;
 use text::Row;
 
 use super::{FileContext, ParseError};
-use crate::model::{Format, ParseOutput, Warning};
+use crate::model::{Format, ParseOutput, Statement, Warning};
 
 /// Warnings kept per file; past this they are counted, not stored, so a
 /// hostile file cannot grow memory through its warnings.
@@ -132,12 +132,40 @@ pub fn parse_part(
     ctx: &FileContext,
     at: Offsets,
 ) -> Result<ParseOutput, ParseError> {
+    let mut statements = Vec::new();
+    let warnings = parse_part_into(bytes, format, ctx, at, &mut |s| {
+        statements.push(s);
+        Ok(())
+    })?;
+    Ok(ParseOutput {
+        statements,
+        warnings,
+    })
+}
+
+/// [`parse_part`], handing each statement to `sink` as soon as its message
+/// ends, so a part holds one message's statements at a time. Returns the
+/// part's warnings.
+pub fn parse_part_into(
+    bytes: &[u8],
+    format: Format,
+    ctx: &FileContext,
+    at: Offsets,
+    sink: &mut dyn FnMut(Statement) -> Result<(), ParseError>,
+) -> Result<Vec<Warning>, ParseError> {
+    let mut any = false;
+    let mut out = |done: Message<'_>| -> Result<(), ParseError> {
+        for s in done.finish()? {
+            any = true;
+            sink(s)?;
+        }
+        Ok(())
+    };
     let mut notes = Notes::default();
     let (text, lossy) = text::decode(bytes);
     if let Some(w) = lossy {
         notes.warn(w.at, w.message);
     }
-    let mut statements = Vec::new();
     let mut current: Option<Message<'_>> = None;
     let mut field = Field::default();
     let mut messages = at.message;
@@ -156,7 +184,7 @@ pub fn parse_part(
                 field.flush(current.as_mut(), &mut notes)?;
                 if tag == "20" || current.is_none() {
                     if let Some(done) = current.take() {
-                        statements.extend(done.finish()?);
+                        out(done)?;
                     }
                     if tag != "20" {
                         notes.warn(
@@ -164,8 +192,9 @@ pub fn parse_part(
                             "a message starts without a :20: transaction reference".into(),
                         );
                     }
-                    current = Some(Message::new(format, ctx, messages, number));
+                    // Numbered from 1, like lines.
                     messages = messages.saturating_add(1);
+                    current = Some(Message::new(format, ctx, messages, number));
                 }
                 field.start(tag, number, value);
             }
@@ -182,7 +211,7 @@ pub fn parse_part(
             Row::End => {
                 field.flush(current.as_mut(), &mut notes)?;
                 if let Some(done) = current.take() {
-                    statements.extend(done.finish()?);
+                    out(done)?;
                 }
             }
             Row::Skip => {}
@@ -190,17 +219,14 @@ pub fn parse_part(
     }
     field.flush(current.as_mut(), &mut notes)?;
     if let Some(done) = current.take() {
-        statements.extend(done.finish()?);
+        out(done)?;
     }
-    if statements.is_empty() {
+    if !any {
         return Err(ParseError::malformed(
             format,
             format!("line {}", at.line.saturating_add(1)),
             "no message found: expected a :20: transaction reference followed by :25: and the statement",
         ));
     }
-    Ok(ParseOutput {
-        statements,
-        warnings: notes.into_vec(),
-    })
+    Ok(notes.into_vec())
 }
