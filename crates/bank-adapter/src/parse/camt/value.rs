@@ -67,13 +67,21 @@ pub(super) fn amount(text: &str) -> Result<Decimal, String> {
     if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) {
         return Err(expected());
     }
-    let significant = int.trim_start_matches('0').len() + frac.len();
-    if frac.len() > MAX_FRACTION_DIGITS || significant > MAX_DIGITS {
+    // The schema's totalDigits and fractionDigits count the value's digits:
+    // leading zeros and trailing zeros after the point are not digits of it.
+    let int = int.trim_start_matches('0');
+    let frac_digits = frac.trim_end_matches('0');
+    if frac_digits.len() > MAX_FRACTION_DIGITS || int.len() + frac_digits.len() > MAX_DIGITS {
         return Err(format!(
             "expected at most {MAX_DIGITS} digits with at most {MAX_FRACTION_DIGITS} after the point, found {}",
             shown(text)
         ));
     }
+    // The decimals as written (1234.50 stays 1234.50), but zeros beyond the
+    // fifth carry nothing.
+    let frac = frac
+        .get(..frac.len().min(MAX_FRACTION_DIGITS).max(frac_digits.len()))
+        .unwrap_or(frac);
     let int = if int.is_empty() { "0" } else { int };
     let value = if frac.is_empty() {
         Decimal::from_str(int)
@@ -175,6 +183,8 @@ mod tests {
             ("0.12345", "0.12345"),
             ("-0", "0"),
             ("-0.00", "0.00"),
+            ("1.50000000", "1.50000"),
+            ("007.5", "7.5"),
         ] {
             assert_eq!(
                 amount(input).map(|d| d.to_string()),
@@ -197,11 +207,43 @@ mod tests {
             "1_000",
             "1.2.3",
             "1.123456",
+            "1.1234501",
             "1234567890123456789",
             "NaN",
             "1 000",
         ] {
             assert!(amount(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    proptest::proptest! {
+        /// What the schema's grammar allows (sign, digits, point, at most
+        /// 18 digits and 5 decimals, not negative) is read exactly; nothing
+        /// else is.
+        #[test]
+        fn amounts_are_read_exactly_when_the_schema_allows_them(
+            sign in "[+-]?",
+            int in "[0-9]{0,20}",
+            point in proptest::bool::ANY,
+            frac in "[0-9]{0,7}",
+        ) {
+            let frac = if point { frac.as_str() } else { "" };
+            let text = format!("{sign}{int}{}{frac}", if point { "." } else { "" });
+            let digits = !(int.is_empty() && frac.is_empty());
+            let frac_digits = frac.trim_end_matches('0').len();
+            let significant = int.trim_start_matches('0').len() + frac_digits;
+            let value = format!("{}.{}", if int.is_empty() { "0" } else { &int }, if frac.is_empty() { "0" } else { frac });
+            let zero = value.bytes().all(|b| b == b'0' || b == b'.');
+            let allowed = digits && frac_digits <= 5
+                && significant <= 18 && (sign != "-" || zero);
+            match amount(&text) {
+                Ok(d) => {
+                    proptest::prop_assert!(allowed, "{text:?} was read as {d}");
+                    let want = Decimal::from_str(&value).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+                    proptest::prop_assert_eq!(d, want, "{:?}", text);
+                }
+                Err(_) => proptest::prop_assert!(!allowed, "{text:?} was refused"),
+            }
         }
     }
 
