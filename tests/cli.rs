@@ -1701,3 +1701,68 @@ fn every_quirk_fixture_is_read_by_feed_parse_and_stored_by_feed_ingest() {
         );
     }
 }
+
+#[test]
+fn the_shipped_chinese_bank_mappings_read_and_store_their_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    demo_summary(&url);
+    let mappings = format!("{}/../bank-adapter/mappings", env!("CARGO_MANIFEST_DIR"));
+    let cases = [
+        ("csv/cn_debit_credit_gbk.csv", "cn-debit-credit.json"),
+        (
+            "csv/cn_debit_credit_gb18030_bom.csv",
+            "cn-debit-credit.json",
+        ),
+        ("csv/cn_signed_amount_gb18030.csv", "cn-signed-amount.json"),
+        ("csv/cn_direction_gbk.csv", "cn-direction.json"),
+        ("csv/cn_direction_utf8_bom.csv", "cn-direction.json"),
+    ];
+    for (i, (file, mapping)) in cases.into_iter().enumerate() {
+        let file = adapter_fixture(file);
+        let mapping = format!("{mappings}/{mapping}");
+        let doc = run_json(
+            &url,
+            &["feed", "parse", "--mapping", &mapping, "--json", &file],
+        );
+        let account = doc["statements"][0]["account"].as_str().unwrap().to_owned();
+        let lines = doc["statements"][0]["lines"].as_array().unwrap().len();
+        assert_eq!(lines, 3, "{file}");
+        // One bank per file: two files are the same export in two encodings.
+        let bank = format!("CN{i}");
+        assert!(run(
+            &url,
+            &["bank", "add", "--id", &bank, "--name", "County bank"]
+        )
+        .status
+        .success());
+        let out = run(
+            &url,
+            &[
+                "bank",
+                "account",
+                "--bank",
+                &bank,
+                "--account",
+                &account,
+                "--institution",
+                "INS-410922-001",
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let report = run_json(
+            &url,
+            &[
+                "feed",
+                "ingest",
+                "--bank",
+                &bank,
+                "--mapping",
+                &mapping,
+                "--json",
+                &file,
+            ],
+        );
+        assert_eq!(report[0]["report"]["lines_stored"], 3, "{file}: {report}");
+    }
+}

@@ -91,12 +91,24 @@ fn err(at: impl Into<String>, message: impl Into<String>) -> ParseError {
     ParseError::malformed(Format::Csv, at, message)
 }
 
+/// The GB18030 encoding of U+FEFF, which some exports start with.
+const GB18030_BOM: &[u8] = b"\x84\x31\x95\x33";
+
+/// Decodes the export. A byte order mark decides over the mapping (a UTF-8
+/// BOM is UTF-8, a GB18030 BOM is GB18030: Excel's "CSV UTF-8" of a sheet
+/// the bank sent as GBK is still UTF-8); without one the mapping decides.
 fn decode(bytes: &[u8], encoding: CsvEncoding) -> Result<String, ParseError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let enc = match encoding {
-        CsvEncoding::Utf8 => encoding_rs::UTF_8,
-        CsvEncoding::Gbk => encoding_rs::GBK,
-        CsvEncoding::Gb18030 => encoding_rs::GB18030,
+    let (enc, bytes) = if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        (encoding_rs::UTF_8, rest)
+    } else if let Some(rest) = bytes.strip_prefix(GB18030_BOM) {
+        (encoding_rs::GB18030, rest)
+    } else {
+        let enc = match encoding {
+            CsvEncoding::Utf8 => encoding_rs::UTF_8,
+            CsvEncoding::Gbk => encoding_rs::GBK,
+            CsvEncoding::Gb18030 => encoding_rs::GB18030,
+        };
+        (enc, bytes)
     };
     match enc.decode_without_bom_handling_and_without_replacement(bytes) {
         Some(text) => Ok(text.into_owned()),
