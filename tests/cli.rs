@@ -1717,6 +1717,7 @@ fn the_shipped_chinese_bank_mappings_read_and_store_their_exports() {
         ("csv/cn_signed_amount_gb18030.csv", "cn-signed-amount.json"),
         ("csv/cn_direction_gbk.csv", "cn-direction.json"),
         ("csv/cn_direction_utf8_bom.csv", "cn-direction.json"),
+        ("csv/cn_direction.xlsx", "cn-direction.json"),
     ];
     for (i, (file, mapping)) in cases.into_iter().enumerate() {
         let file = adapter_fixture(file);
@@ -1765,4 +1766,25 @@ fn the_shipped_chinese_bank_mappings_read_and_store_their_exports() {
         );
         assert_eq!(report[0]["report"]["lines_stored"], 3, "{file}: {report}");
     }
+}
+
+#[test]
+fn an_xlsx_export_is_read_with_a_mapping_and_refused_without_one_saying_so() {
+    let file = adapter_fixture("csv/cn_direction.xlsx");
+    let out = bin().args(["feed", "parse", &file]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = stderr(&out);
+    assert!(err.contains(".xlsx workbook"), "{err}");
+    assert!(err.contains("--mapping"), "{err}");
+    let mapping = format!(
+        "{}/../bank-adapter/mappings/cn-direction.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = bin()
+        .args(["feed", "parse", "--mapping", &mapping, "--json", &file])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["statements"][0]["lines"][2]["amount"], "1000.5");
 }

@@ -82,15 +82,18 @@ pub struct ParseOptions {
 }
 
 /// The formats this crate reads, for messages that refuse a file.
-pub const SUPPORTED: &str = "supported: camt.052, camt.053 and camt.054 (versions 001.02 to 001.13), MT940, MT942, and CSV exports with the bank's column mapping (--mapping)";
+pub const SUPPORTED: &str = "supported: camt.052, camt.053 and camt.054 (versions 001.02 to 001.13), MT940, MT942, and CSV or .xlsx exports with the bank's column mapping (--mapping)";
 
 /// What a file that is none of ours looks like, from its first bytes, or
 /// `None` when it could still be one of ours.
 fn recognise_foreign(head: &[u8], text: &str) -> Option<String> {
+    if csv::is_xlsx(head) {
+        return None;
+    }
     let seen = if head.is_empty() {
         "an empty file"
     } else if head.starts_with(b"PK\x03\x04") {
-        "a zip archive (an .xlsx workbook or zipped statements): unpack it, or export the sheet as CSV"
+        "a zip archive (zipped statements?): unpack it first"
     } else if head.starts_with(b"\x1f\x8b") {
         "a gzip archive: unpack it first"
     } else if head.starts_with(b"%PDF") {
@@ -117,6 +120,10 @@ pub fn detect(bytes: &[u8]) -> Result<Format, ParseError> {
     }
     let text = String::from_utf8_lossy(head);
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+    if csv::is_xlsx(head) {
+        // A spreadsheet export: read with the bank's mapping, like CSV.
+        return Ok(Format::Csv);
+    }
     if trimmed.starts_with('<') {
         // The message element names the message, whatever its prefix; a
         // namespace mentioned in free text must not decide.
@@ -194,6 +201,11 @@ pub fn detect(bytes: &[u8]) -> Result<Format, ParseError> {
 /// Why a delimited export cannot be read without a mapping: the encoding
 /// it appears to be in, and what to pass.
 fn csv_needs_mapping(head: &[u8]) -> ParseError {
+    if csv::is_xlsx(head) {
+        return ParseError::UnknownFormat {
+            reason: format!("an .xlsx workbook (a spreadsheet export) needs the bank's column mapping: pass --mapping with the bank's mapping file (see README, bank feeds); {SUPPORTED}"),
+        };
+    }
     let body = head.strip_prefix(b"\xEF\xBB\xBF");
     let encoding = match body {
         Some(_) => "UTF-8 with a byte order mark".to_owned(),

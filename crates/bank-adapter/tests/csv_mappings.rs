@@ -137,3 +137,75 @@ fn a_direction_that_is_neither_debit_nor_credit_is_refused() {
     assert_eq!(err.code(), "malformed_feed", "{err}");
     assert!(err.to_string().contains("收入"), "{err}");
 }
+
+#[test]
+fn an_xlsx_export_reads_with_the_same_mapping_as_its_csv() {
+    let csv = check("cn_direction_gbk.csv", "cn-direction.json");
+    let xlsx = check("cn_direction.xlsx", "cn-direction.json");
+    let amounts: Vec<_> = xlsx.statements[0]
+        .lines
+        .iter()
+        .map(|l| l.amount.to_string())
+        .collect();
+    // The workbook stores numbers (2400, 1000.5), not text: read exactly.
+    assert_eq!(amounts, ["2400", "-400", "1000.5"]);
+    let dates = |o: &ParseOutput| -> Vec<_> {
+        o.statements[0]
+            .lines
+            .iter()
+            .map(|l| l.booking_date)
+            .collect()
+    };
+    assert_eq!(dates(&xlsx), dates(&csv));
+    assert_eq!(
+        xlsx.statements[0].lines[0].counterparty_name,
+        csv.statements[0].lines[0].counterparty_name
+    );
+    // Detected by content, not by name.
+    assert_eq!(
+        bank_adapter::parse::detect(
+            &std::fs::read(dir().join("tests/fixtures/csv/cn_direction.xlsx")).unwrap_or_default()
+        ),
+        Ok(Format::Csv)
+    );
+}
+
+#[test]
+fn a_damaged_xlsx_workbook_is_refused_saying_so() {
+    let mut bytes =
+        std::fs::read(dir().join("tests/fixtures/csv/cn_direction.xlsx")).unwrap_or_default();
+    bytes.truncate(bytes.len() / 2);
+    let options = ParseOptions {
+        format: Some(Format::Csv),
+        csv: Some(mapping("cn-direction.json")),
+        ..ParseOptions::default()
+    };
+    let err = parse(&bytes, &options).expect_err("half a workbook");
+    assert_eq!(err.code(), "malformed_feed", "{err}");
+    assert!(err.to_string().contains("workbook"), "{err}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// A damaged workbook is refused or read, never a panic (the fuzz target
+    /// parse_csv runs this far longer).
+    #[test]
+    fn mutated_xlsx_workbooks_never_panic_the_reader(
+        edits in proptest::collection::vec((proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>()), 1..16),
+    ) {
+        let mut bytes = std::fs::read(dir().join("tests/fixtures/csv/cn_direction.xlsx")).unwrap_or_default();
+        for (at, byte) in edits {
+            let i = at.index(bytes.len());
+            bytes[i] = byte;
+        }
+        let options = ParseOptions {
+            format: Some(Format::Csv),
+            csv: Some(mapping("cn-direction.json")),
+            ..ParseOptions::default()
+        };
+        if let Err(e) = parse(&bytes, &options) {
+            proptest::prop_assert!(!e.to_string().is_empty());
+        }
+    }
+}
