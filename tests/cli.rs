@@ -1992,3 +1992,414 @@ async fn a_signed_checkpoint_names_a_truncate_and_a_removed_institution_on_postg
     );
     pg.drop().await;
 }
+
+/// A fixture of the bank-adapter's parser tests.
+fn adapter_fixture(relative: &str) -> String {
+    format!(
+        "{}/../bank-adapter/tests/fixtures/{relative}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn feed_parse_json_prints_a_json_error_with_code_and_place_when_a_file_is_refused() {
+    let file = adapter_fixture("camt/broken_bad_amount.xml");
+    let out = bin()
+        .args(["feed", "parse", "--json", &file])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["error"]["code"], "malformed_feed");
+    assert_eq!(
+        doc["error"]["path"],
+        "Document/BkToCstmrStmt/Stmt[0]/Ntry[1]/Amt"
+    );
+    assert_eq!(doc["error"]["line"], 65);
+    assert!(doc["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("expected an unsigned decimal amount"));
+    assert_eq!(doc["statements"].as_array().map(Vec::len), Some(0));
+
+    let dir = tempfile::tempdir().unwrap();
+    let junk = write(dir.path(), "junk.bin", &["\u{1}\u{2}garbage"]);
+    let out = bin()
+        .args(["feed", "parse", "--json", &junk])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["error"]["code"], "unknown_format");
+
+    let missing = dir.path().join("missing.sta").display().to_string();
+    let out = bin()
+        .args(["feed", "parse", "--json", &missing])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["error"]["code"], "cannot_run");
+}
+
+#[test]
+fn feed_parse_json_names_the_file_hash_once_and_numbers_messages_from_1() {
+    let file = adapter_fixture("mt940/two_statements_one_message.sta");
+    let out = bin()
+        .args(["feed", "parse", "--json", &file])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let sha = doc["file_sha256"].as_str().unwrap();
+    assert_eq!(sha.len(), 64);
+    assert_eq!(text.matches(sha).count(), 1, "{text}");
+    let s = &doc["statements"];
+    assert_eq!(s[0]["source"]["message"], 1);
+    assert_eq!(s[0]["lines"][0]["source"]["line"], 5);
+    assert_eq!(s[0]["account"], "ABOCCNBJ/11223344556677");
+    assert_eq!(s[1]["account"], "ABOCCNBJ/99887766554433");
+}
+
+#[test]
+fn feed_parse_says_what_it_saw_in_a_file_of_an_unknown_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let bai2 = write(
+        dir.path(),
+        "statement.bai",
+        &[
+            "01,BANK,CUST,260901,0800,1,,,2/",
+            "02,CUST,BANK,1,260901,,CNY,2/",
+        ],
+    );
+    let zip = dir.path().join("export.xlsx");
+    std::fs::write(&zip, b"PK\x03\x04\x14\x00\x06\x00rest of a workbook").unwrap();
+    let fragment = write(
+        dir.path(),
+        "fragment.sta",
+        &[":61:2609010901C1,00NTRFREF", ":86:text"],
+    );
+    let cases = [
+        (bai2, "BAI2"),
+        (zip.display().to_string(), "zip archive"),
+        (fragment, "without a :20:"),
+    ];
+    for (file, seen) in cases {
+        let out = bin().args(["feed", "parse", &file]).output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{file}");
+        let err = stderr(&out);
+        assert!(err.contains("[unknown_format]"), "{err}");
+        assert!(err.contains(seen), "{file}: {err}");
+        assert!(err.contains("supported: camt.052"), "{err}");
+    }
+}
+
+#[test]
+fn feed_parse_of_a_gbk_export_without_a_mapping_names_the_encoding_and_suggests_mapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = gbk_file(dir.path(), "export.csv", EXPORT);
+    let out = bin().args(["feed", "parse", &file]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = stderr(&out);
+    assert!(err.contains("GBK/GB18030"), "{err}");
+    assert!(err.contains("--mapping"), "{err}");
+}
+
+/// The peak resident memory (VmHWM, KiB) of a running child, polled until
+/// it exits; the last reading before exit is the peak (it only grows).
+fn peak_rss_kib(mut child: std::process::Child) -> (u64, std::process::ExitStatus) {
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(&status_file) {
+            if let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            {
+                peak = peak.max(kib);
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return (peak, status);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Writes an MT940 file of at least `bytes` bytes: statements of 20 lines
+/// each, chained. Returns the number of statements.
+fn large_mt940(path: &Path, bytes: usize) -> u64 {
+    use std::io::Write;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut balance = 0u64;
+    let mut n = 0u64;
+    let mut size = 0usize;
+    while size < bytes {
+        let mut m = format!(
+            ":20:LARGE{n}\n:25:ABOCCNBJ/11223344556677\n:28C:{}/1\n:60F:C260901CNY{balance},00\n",
+            n + 1
+        );
+        for j in 0..20 {
+            m.push_str(&format!(
+                ":61:2609010901C100,00NTRFXF{n}-{j}//ABC{n}-{j}\n:86:学费 订单 {n}-{j} tuition of one pupil for one term\n"
+            ));
+            balance += 100;
+        }
+        m.push_str(&format!(":62F:C260901CNY{balance},00\n-\n"));
+        size += m.len();
+        file.write_all(m.as_bytes()).unwrap();
+        n += 1;
+    }
+    file.flush().unwrap();
+    n
+}
+
+#[test]
+fn feed_parse_streams_a_large_mt940_file_in_memory_that_does_not_grow_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |file: &Path, json: &Path| {
+        let child = bin()
+            .args(["feed", "parse", "--json"])
+            .arg(file)
+            .stdout(std::fs::File::create(json).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        peak_rss_kib(child)
+    };
+    // A 2 MiB file gives the process's own size with the parser at work.
+    let small = dir.path().join("small.sta");
+    large_mt940(&small, 2 << 20);
+    let (baseline, status) = run(&small, &dir.path().join("small.json"));
+    assert!(status.success());
+    let large = dir.path().join("large.sta");
+    let size = 24usize << 20;
+    let n = large_mt940(&large, size);
+    let out_path = dir.path().join("large.json");
+    let (peak, status) = run(&large, &out_path);
+    assert!(status.success());
+    // Every statement was printed, and the document is complete.
+    let out = std::fs::read_to_string(&out_path).unwrap();
+    assert!(
+        out.trim_end().ends_with("\"warnings\": []}"),
+        "{}",
+        &out[out.len().saturating_sub(200)..]
+    );
+    assert_eq!(out.matches("\"statement_id\":\"LARGE").count() as u64, n);
+    // Twelve times the file, twelve times the output: memory stays within
+    // an eighth of the file of what the 2 MiB file needed.
+    let size_kib = (size / 1024) as u64;
+    assert!(
+        peak < baseline + size_kib / 8,
+        "feed parse held {peak} KiB for a {size_kib} KiB file, {baseline} KiB for a 2048 KiB one"
+    );
+}
+
+#[test]
+fn feed_ingest_stores_each_statement_of_one_message_under_its_own_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    demo_summary(&url);
+    supervised_by_pyb(&url, "ABOCCNBJ/11223344556677", "INS-410922-001");
+    let file = adapter_fixture("mt940/two_statements_one_message.sta");
+    let out = run(&url, &["feed", "ingest", "--bank", "PYB", &file]);
+    // The second statement is the second account's, which is not yet
+    // supervised: the file is refused naming it, and nothing is stored.
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("ABOCCNBJ/99887766554433"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(
+        &url,
+        &[
+            "bank",
+            "account",
+            "--bank",
+            "PYB",
+            "--account",
+            "ABOCCNBJ/99887766554433",
+            "--institution",
+            "INS-410922-002",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc = run_json(&url, &["feed", "ingest", "--bank", "PYB", "--json", &file]);
+    assert_eq!(doc[0]["report"]["statements_stored"], 2, "{doc}");
+    assert_eq!(doc[0]["report"]["lines_stored"], 2, "{doc}");
+}
+
+#[test]
+fn every_quirk_fixture_is_read_by_feed_parse_and_stored_by_feed_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    demo_summary(&url);
+    assert!(run(
+        &url,
+        &["bank", "add", "--id", "PYB", "--name", "Puyang Bank"]
+    )
+    .status
+    .success());
+    let fixtures = [
+        "mt940/rabobank_dash_in_86.sta",
+        "mt940/irregular_tx_types.sta",
+        "mt940/cr_only.sta",
+        "mt940/german_30_february.sta",
+        "mt940/mt942_floor_without_comma.sta",
+        "mt940/sub_between_statements.sta",
+        "camt/camt053_latin1_declared.xml",
+        "camt/camt053_gb18030_declared.xml",
+        "camt/camt053_decimal_forms.xml",
+    ];
+    // One bank per fixture: the three camt fixtures are one statement
+    // written three ways, which one bank would rightly refuse as a changed
+    // statement.
+    for (i, f) in fixtures.into_iter().enumerate() {
+        let bank = format!("B{i}");
+        assert!(
+            run(&url, &["bank", "add", "--id", &bank, "--name", "A bank"])
+                .status
+                .success()
+        );
+        let mut registered = std::collections::BTreeSet::new();
+        // The ledger keeps CNY, HKD and USD: the European banks' fixtures
+        // are stored with their currency code read as CNY.
+        let bytes = std::fs::read(adapter_fixture(f)).unwrap();
+        let mut cny = bytes.clone();
+        for code in [b"EUR", b"PLN", b"HUF"] {
+            for at in 0..cny.len().saturating_sub(2) {
+                if &cny[at..at + 3] == code {
+                    cny[at..at + 3].copy_from_slice(b"CNY");
+                }
+            }
+        }
+        let path = dir.path().join(f.replace('/', "_"));
+        std::fs::write(&path, &cny).unwrap();
+        let file = path.display().to_string();
+        let out = bin()
+            .args(["feed", "parse", "--json", &file])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{f}: {}", stderr(&out));
+        let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        for s in doc["statements"].as_array().unwrap() {
+            let account = s["account"].as_str().unwrap().to_owned();
+            let currency = s["currency"].as_str().unwrap();
+            if registered.insert(account.clone()) {
+                let out = run(
+                    &url,
+                    &[
+                        "bank",
+                        "account",
+                        "--bank",
+                        &bank,
+                        "--account",
+                        &account,
+                        "--institution",
+                        "INS-410922-001",
+                        "--currency",
+                        currency,
+                    ],
+                );
+                assert!(out.status.success(), "{f}: {}", stderr(&out));
+            }
+        }
+        let report = run_json(&url, &["feed", "ingest", "--bank", &bank, "--json", &file]);
+        let stored = report[0]["report"]["statements_stored"].as_u64().unwrap();
+        assert_eq!(
+            stored as usize,
+            doc["statements"].as_array().unwrap().len(),
+            "{f}: {report}"
+        );
+    }
+}
+
+#[test]
+fn the_shipped_chinese_bank_mappings_read_and_store_their_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    demo_summary(&url);
+    let mappings = format!("{}/../bank-adapter/mappings", env!("CARGO_MANIFEST_DIR"));
+    let cases = [
+        ("csv/cn_debit_credit_gbk.csv", "cn-debit-credit.json"),
+        (
+            "csv/cn_debit_credit_gb18030_bom.csv",
+            "cn-debit-credit.json",
+        ),
+        ("csv/cn_signed_amount_gb18030.csv", "cn-signed-amount.json"),
+        ("csv/cn_direction_gbk.csv", "cn-direction.json"),
+        ("csv/cn_direction_utf8_bom.csv", "cn-direction.json"),
+        ("csv/cn_direction.xlsx", "cn-direction.json"),
+    ];
+    for (i, (file, mapping)) in cases.into_iter().enumerate() {
+        let file = adapter_fixture(file);
+        let mapping = format!("{mappings}/{mapping}");
+        let doc = run_json(
+            &url,
+            &["feed", "parse", "--mapping", &mapping, "--json", &file],
+        );
+        let account = doc["statements"][0]["account"].as_str().unwrap().to_owned();
+        let lines = doc["statements"][0]["lines"].as_array().unwrap().len();
+        assert_eq!(lines, 3, "{file}");
+        // One bank per file: two files are the same export in two encodings.
+        let bank = format!("CN{i}");
+        assert!(run(
+            &url,
+            &["bank", "add", "--id", &bank, "--name", "County bank"]
+        )
+        .status
+        .success());
+        let out = run(
+            &url,
+            &[
+                "bank",
+                "account",
+                "--bank",
+                &bank,
+                "--account",
+                &account,
+                "--institution",
+                "INS-410922-001",
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let report = run_json(
+            &url,
+            &[
+                "feed",
+                "ingest",
+                "--bank",
+                &bank,
+                "--mapping",
+                &mapping,
+                "--json",
+                &file,
+            ],
+        );
+        assert_eq!(report[0]["report"]["lines_stored"], 3, "{file}: {report}");
+    }
+}
+
+#[test]
+fn an_xlsx_export_is_read_with_a_mapping_and_refused_without_one_saying_so() {
+    let file = adapter_fixture("csv/cn_direction.xlsx");
+    let out = bin().args(["feed", "parse", &file]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = stderr(&out);
+    assert!(err.contains(".xlsx workbook"), "{err}");
+    assert!(err.contains("--mapping"), "{err}");
+    let mapping = format!(
+        "{}/../bank-adapter/mappings/cn-direction.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = bin()
+        .args(["feed", "parse", "--mapping", &mapping, "--json", &file])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["statements"][0]["lines"][2]["amount"], "1000.5");
+}

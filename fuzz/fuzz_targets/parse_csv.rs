@@ -15,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let options = ParseOptions {
         format: Some(Format::Csv),
         csv: Some(mapping),
+        ..ParseOptions::default()
     };
     let _ = parse(data, &options);
 });

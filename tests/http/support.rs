@@ -315,6 +315,7 @@ pub fn account_of(bank: &str, file: &[u8]) -> String {
     let options = bank_adapter::parse::ParseOptions {
         format: None,
         csv: None,
+        ..bank_adapter::parse::ParseOptions::default()
     };
     let mut accounts = Vec::new();
     bank_adapter::parse::parse_stream(file, &ctx, &options, &mut |s| {

@@ -32,6 +32,8 @@ pub enum AttestCommand {
     /// Make a new Ed25519 key pair: the private key in OUT (mode 0600,
     /// never overwritten), the public key in OUT.pub and on standard output.
     Keygen {
+        /// Where to write the private key (0600); the public key goes
+        /// beside it with `.pub` added.
         #[arg(long)]
         out: PathBuf,
     },

@@ -36,9 +36,12 @@ impl Format {
 /// the bank's own line behind any finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SourceRef {
-    /// SHA-256 of the whole file, hex.
+    /// SHA-256 of the whole file, hex; empty (and not serialized) when the
+    /// output names the file once, as `feed parse --json` does.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub file_sha256: String,
-    /// Index of the message (MT) or document/statement (camt) in the file, from 0.
+    /// Number of the message (MT), statement/report/notification (camt) or
+    /// account (CSV) in the file, from 1 like lines.
     pub message: u32,
     /// 1-based line number in the file, where the format has lines.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -76,13 +76,54 @@ pub struct ParseOptions {
     pub format: Option<Format>,
     /// For CSV: the bank's column mapping and encoding.
     pub csv: Option<csv::CsvMapping>,
+    /// For camt: the document's text encoding, overriding its XML
+    /// declaration (`--encoding`); `None` decodes by the declaration.
+    pub encoding: Option<&'static encoding_rs::Encoding>,
+}
+
+/// The formats this crate reads, for messages that refuse a file.
+pub const SUPPORTED: &str = "supported: camt.052, camt.053 and camt.054 (versions 001.02 to 001.13), MT940, MT942, and CSV or .xlsx exports with the bank's column mapping (--mapping)";
+
+/// What a file that is none of ours looks like, from its first bytes, or
+/// `None` when it could still be one of ours.
+fn recognise_foreign(head: &[u8], text: &str) -> Option<String> {
+    if csv::is_xlsx(head) {
+        return None;
+    }
+    let seen = if head.is_empty() {
+        "an empty file"
+    } else if head.starts_with(b"PK\x03\x04") {
+        "a zip archive (zipped statements?): unpack it first"
+    } else if head.starts_with(b"\x1f\x8b") {
+        "a gzip archive: unpack it first"
+    } else if head.starts_with(b"%PDF") {
+        "a PDF document: banks' PDF statements cannot be read; ask for camt.053 or MT940"
+    } else if head.starts_with(b"\xD0\xCF\x11\xE0") {
+        "a legacy Excel (.xls) workbook: export the sheet as CSV"
+    } else if text.starts_with("01,") && text.lines().any(|l| l.starts_with("02,")) {
+        "a BAI2 cash-management file (records 01, 02, 03): BAI2 is not supported"
+    } else if head.contains(&0) {
+        "binary data (NUL bytes)"
+    } else {
+        return None;
+    };
+    Some(seen.to_owned())
 }
 
 /// Detects the format by content (never by file name).
 pub fn detect(bytes: &[u8]) -> Result<Format, ParseError> {
     let head = &bytes[..bytes.len().min(4096)];
+    if let Some(seen) = recognise_foreign(head, &String::from_utf8_lossy(head)) {
+        return Err(ParseError::UnknownFormat {
+            reason: format!("{seen}; {SUPPORTED}"),
+        });
+    }
     let text = String::from_utf8_lossy(head);
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+    if csv::is_xlsx(head) {
+        // A spreadsheet export: read with the bank's mapping, like CSV.
+        return Ok(Format::Csv);
+    }
     if trimmed.starts_with('<') {
         // The message element names the message, whatever its prefix; a
         // namespace mentioned in free text must not decide.
@@ -104,11 +145,25 @@ pub fn detect(bytes: &[u8]) -> Result<Format, ParseError> {
                 return Ok(format);
             }
         }
+        let root = trimmed
+            .split('<')
+            .map(|t| t.trim_start_matches('/'))
+            .find(|t| !t.is_empty() && !t.starts_with(['?', '!']))
+            .and_then(|t| t.split(|c: char| c.is_whitespace() || c == '>').next())
+            .unwrap_or("");
         return Err(ParseError::UnknownFormat {
-            reason: "an XML document that is not camt.052, camt.053 or camt.054".into(),
+            reason: format!(
+                "an XML document whose root element is <{}> and which is not camt.052, camt.053 or camt.054; {SUPPORTED}",
+                root.chars().take(60).collect::<String>()
+            ),
         });
     }
-    let has = |tag: &str| text.contains(&format!("\n{tag}")) || trimmed.starts_with(tag);
+    // Lines may end in LF, CRLF or CR alone (old host exports).
+    let has = |tag: &str| {
+        text.contains(&format!("\n{tag}"))
+            || text.contains(&format!("\r{tag}"))
+            || trimmed.starts_with(tag)
+    };
     if has(":20:") && (has(":25:") || has(":28C:")) {
         // MT942 has a floor limit (:34F:) and no opening balance (:60F:).
         if has(":34F:") || (!has(":60F:") && !has(":60M:")) {
@@ -123,6 +178,12 @@ pub fn detect(bytes: &[u8]) -> Result<Format, ParseError> {
             Format::Mt940
         });
     }
+    let tags = [":20:", ":25:", ":28C:", ":60F:", ":61:", ":62F:", ":86:"];
+    if tags.iter().any(|t| has(t)) {
+        return Err(ParseError::UnknownFormat {
+            reason: format!("SWIFT MT fields without a :20: transaction reference and a :25: account (a fragment of a statement?); {SUPPORTED}"),
+        });
+    }
     let first_line = trimmed.lines().next().unwrap_or("");
     if first_line.contains(',') || first_line.contains(';') || first_line.contains('\t') {
         return Ok(Format::Csv);
@@ -131,9 +192,42 @@ pub fn detect(bytes: &[u8]) -> Result<Format, ParseError> {
     if head.iter().any(|b| *b >= 0x80) && head.iter().any(|b| matches!(b, b',' | b';' | b'\t')) {
         return Ok(Format::Csv);
     }
+    let first: String = first_line.chars().take(40).collect();
     Err(ParseError::UnknownFormat {
-        reason: "neither XML (camt), SWIFT MT (:20: and :25: tags) nor a delimited export".into(),
+        reason: format!("text whose first line is {first:?}: neither XML, SWIFT MT fields nor a delimited export; {SUPPORTED}"),
     })
+}
+
+/// Why a delimited export cannot be read without a mapping: the encoding
+/// it appears to be in, and what to pass.
+fn csv_needs_mapping(head: &[u8]) -> ParseError {
+    if csv::is_xlsx(head) {
+        return ParseError::UnknownFormat {
+            reason: format!("an .xlsx workbook (a spreadsheet export) needs the bank's column mapping: pass --mapping with the bank's mapping file (see README, bank feeds); {SUPPORTED}"),
+        };
+    }
+    let body = head.strip_prefix(b"\xEF\xBB\xBF");
+    let encoding = match body {
+        Some(_) => "UTF-8 with a byte order mark".to_owned(),
+        None => match std::str::from_utf8(head) {
+            Ok(_) => "UTF-8".to_owned(),
+            // A cut at the end of the sniffed head may split a character.
+            Err(e) if e.error_len().is_none() => "UTF-8".to_owned(),
+            Err(_) => {
+                let (_, _, bad) = encoding_rs::GB18030.decode(head);
+                if bad {
+                    "an encoding that is neither UTF-8 nor GBK/GB18030".to_owned()
+                } else {
+                    "GBK/GB18030 (a Chinese bank export; say --encoding gbk or gb18030 if the mapping does not)".to_owned()
+                }
+            }
+        },
+    };
+    ParseError::UnknownFormat {
+        reason: format!(
+            "a delimited text export in {encoding} needs the bank's column mapping: pass --mapping with the bank's mapping file (see README, bank feeds); {SUPPORTED}"
+        ),
+    }
 }
 
 /// Parses a file in memory into normalized statements and checks them.
@@ -165,6 +259,12 @@ pub fn parse_stream<R: BufRead>(
         Some(f) => f,
         None => detect(reader.fill_buf().map_err(read_error)?)?,
     };
+    let csv_head = if format == Format::Csv && options.csv.is_none() {
+        let head = reader.fill_buf().map_err(read_error)?;
+        Some(head[..head.len().min(4096)].to_vec())
+    } else {
+        None
+    };
     let mut chain = ChainCheck::default();
     let mut chain_warnings = Vec::new();
     let mut emit = |s: Statement| -> Result<(), ParseError> {
@@ -174,16 +274,14 @@ pub fn parse_stream<R: BufRead>(
     };
     let mut warnings = match format {
         Format::Camt052 | Format::Camt053 | Format::Camt054 => {
-            camt::parse_reader(reader, format, ctx, &mut emit)?
+            camt::parse_reader_in(reader, format, ctx, options.encoding, &mut emit)?
         }
         Format::Mt940 | Format::Mt942 => mt940_stream(reader, format, ctx, &mut emit)?,
         Format::Csv => {
             let mapping = options
                 .csv
                 .as_ref()
-                .ok_or_else(|| ParseError::UnknownFormat {
-                    reason: "a CSV export needs the bank's column mapping (--mapping)".into(),
-                })?;
+                .ok_or_else(|| csv_needs_mapping(csv_head.as_deref().unwrap_or_default()))?;
             let mut bytes = Vec::new();
             reader.read_to_end(&mut bytes).map_err(read_error)?;
             let out = csv::parse(&bytes, mapping, ctx)?;
@@ -205,7 +303,7 @@ fn read_error(e: std::io::Error) -> ParseError {
 }
 
 /// Size of the parts an MT file is cut into (at message boundaries).
-const MT_PART_BYTES: usize = 4 << 20;
+const MT_PART_BYTES: usize = 1 << 20;
 /// Warnings kept per file.
 const MAX_WARNINGS: usize = 200;
 
@@ -234,12 +332,13 @@ fn mt940_stream<R: BufRead>(
         };
         if n == 0 || (part.len() >= MT_PART_BYTES && starts_message) {
             if !part.iter().all(u8::is_ascii_whitespace) {
-                let out = mt940::parse_part(&part, format, ctx, at)?;
-                for s in out.statements {
-                    at.message = at.message.max(s.source.message.saturating_add(1));
-                    emit(s)?;
-                }
-                for w in out.warnings {
+                let mut last_message = at.message;
+                let part_warnings = mt940::parse_part_into(&part, format, ctx, at, &mut |s| {
+                    last_message = last_message.max(s.source.message);
+                    emit(s)
+                })?;
+                at.message = last_message;
+                for w in part_warnings {
                     if warnings.len() < MAX_WARNINGS {
                         warnings.push(w);
                     } else {

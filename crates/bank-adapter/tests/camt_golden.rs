@@ -146,7 +146,7 @@ fn a_camt053_001_08_statement_with_prefixed_elements_a_batch_and_unbooked_entrie
 fn a_camt053_001_13_file_with_two_chained_statements_matches_its_golden_file_without_warnings() {
     let out = check_golden("camt053_001_13_two_statements", Format::Camt053);
     assert_eq!(out.statements.len(), 2);
-    assert_eq!(out.statements[1].source.message, 1);
+    assert_eq!(out.statements[1].source.message, 2);
     assert!(out.warnings.is_empty(), "{:?}", out.warnings);
 }
 
@@ -267,4 +267,100 @@ fn a_report_read_as_a_statement_is_refused_saying_what_it_is() {
     let message = err.to_string();
     assert!(message.contains("Document/BkToCstmrAcctRpt"), "{message}");
     assert!(message.contains("this is a camt.052 document"), "{message}");
+}
+
+#[test]
+fn a_document_declared_iso_8859_1_is_decoded_by_its_declaration() {
+    let out = check_golden("camt053_latin1_declared", Format::Camt053);
+    let names: Vec<_> = out.statements[0]
+        .lines
+        .iter()
+        .filter_map(|l| l.counterparty_name.as_deref())
+        .collect();
+    assert!(names.contains(&"Jürgen Müller"), "{names:?}");
+}
+
+#[test]
+fn documents_declared_gb18030_or_gbk_are_decoded_by_their_declaration() {
+    let gb18030 = check_golden("camt053_gb18030_declared", Format::Camt053);
+    let names: Vec<_> = gb18030.statements[0]
+        .lines
+        .iter()
+        .filter_map(|l| l.counterparty_name.as_deref())
+        .collect();
+    assert!(
+        names.contains(&"李伟") && names.contains(&"张敏"),
+        "{names:?}"
+    );
+    let gbk = check_golden("camt053_gbk_declared", Format::Camt053);
+    assert!(
+        gbk.statements[0]
+            .lines
+            .iter()
+            .any(|l| l.counterparty_name.as_deref() == Some("王芳")),
+        "{gbk:?}"
+    );
+}
+
+#[test]
+fn an_encoding_override_wins_over_the_declaration() {
+    // The Latin-1 document read as UTF-8 (what `--encoding utf8` says) is
+    // refused: its ü is not UTF-8.
+    let bytes = fixture("camt053_latin1_declared.xml");
+    let options = ParseOptions {
+        format: Some(Format::Camt053),
+        encoding: Some(encoding_rs::UTF_8),
+        ..ParseOptions::default()
+    };
+    let err = parse(&bytes, &options).expect_err("ü in Latin-1 is not UTF-8");
+    assert_eq!(err.code(), "bad_encoding", "{err}");
+}
+
+#[test]
+fn a_gbk_document_with_bytes_that_are_not_gbk_is_refused_as_bad_encoding() {
+    let mut bytes = fixture("camt053_gbk_declared.xml");
+    let at = bytes
+        .windows(7)
+        .position(|w| w == b"Li Wei<")
+        .expect("the fixture names Li Wei");
+    bytes[at] = 0x81; // a lead byte followed by a space: not GBK
+    bytes[at + 1] = b' ';
+    let err = parse_as(&bytes, Some(Format::Camt053)).expect_err("not GBK");
+    assert_eq!(err.code(), "bad_encoding", "{err}");
+    assert!(err.to_string().contains("GBK"), "{err}");
+}
+
+#[test]
+fn an_undecodable_declared_encoding_is_refused_naming_it() {
+    let xml = String::from_utf8(fixture("camt053_001_02.xml"))
+        .expect("utf-8 fixture")
+        .replace("encoding=\"UTF-8\"", "encoding=\"EBCDIC-XYZ\"");
+    let err = parse_as(xml.as_bytes(), Some(Format::Camt053)).expect_err("unknown encoding");
+    assert_eq!(err.code(), "bad_encoding", "{err}");
+    assert!(err.to_string().contains("EBCDIC-XYZ"), "{err}");
+}
+
+#[test]
+fn amounts_in_every_lexical_form_of_xs_decimal_are_read_exactly() {
+    let out = check_golden("camt053_decimal_forms", Format::Camt053);
+    let s = &out.statements[0];
+    assert_eq!(
+        s.opening_balance.as_ref().map(|b| b.amount.to_string()),
+        Some("125000".to_owned())
+    );
+    let amounts: Vec<_> = s.lines.iter().map(|l| l.amount.to_string()).collect();
+    assert_eq!(amounts, ["4800.00", "3600.00", "-2500.00", "-1200.0"]);
+}
+
+#[test]
+fn a_camt052_001_01_report_is_refused_naming_the_supported_versions() {
+    check_broken(
+        "broken_camt052_001_01",
+        Format::Camt052,
+        "malformed_feed",
+        "camt.052.001.01 is not a supported version",
+        "versions 001.02 to 001.13",
+    );
+    let err = parse_as(&fixture("broken_camt052_001_01.xml"), None).expect_err("unsupported");
+    assert!(err.to_string().contains("001.02 to 001.13"), "{err}");
 }

@@ -105,6 +105,19 @@ proptest! {
         parse_all_ways(doc.as_bytes());
     }
 
+    /// Any declared encoding and any bytes after the declaration: decoded
+    /// or refused, never a panic (issue 13's prolog decoding).
+    #[test]
+    fn any_declared_encoding_never_panics_the_camt_parser(
+        label in prop::sample::select(vec!["UTF-8", "ISO-8859-1", "GBK", "GB18030", "windows-1252", "UTF-16", "x-unknown", ""]),
+        quote in prop::sample::select(vec!['"', '\'']),
+        body in proptest::collection::vec(any::<u8>(), 0..512),
+    ) {
+        let mut doc = format!("<?xml version=\"1.0\" encoding={quote}{label}{quote}?><Document><BkToCstmrStmt><Stmt>").into_bytes();
+        doc.extend_from_slice(&body);
+        parse_all_ways(&doc);
+    }
+
     #[test]
     fn mutated_fixtures_never_panic_the_camt_parser(
         pick in any::<prop::sample::Index>(),

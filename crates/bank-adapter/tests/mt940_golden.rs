@@ -219,3 +219,165 @@ fn a_truncated_statement_line_is_refused_with_its_line() {
         "line ends there",
     );
 }
+
+/// (account, statement id, sequence, line amounts) of each statement.
+fn identities(out: &ParseOutput) -> Vec<(String, String, Option<String>, Vec<String>)> {
+    out.statements
+        .iter()
+        .map(|s| {
+            (
+                s.account.clone(),
+                s.statement_id.clone(),
+                s.sequence.clone(),
+                s.lines.iter().map(|l| l.amount.to_string()).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_second_statement_in_one_message_keeps_each_statements_own_account() {
+    let out = check("two_statements_one_message.sta", Format::Mt940);
+    let owned = |a: &str, id: &str, seq: &str, lines: &[&str]| {
+        (
+            a.to_owned(),
+            id.to_owned(),
+            Some(seq.to_owned()),
+            lines.iter().map(|l| (*l).to_owned()).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        identities(&out),
+        [
+            owned(
+                "ABOCCNBJ/11223344556677",
+                "TWOINONE0906",
+                "8/1",
+                &["500.00"]
+            ),
+            owned(
+                "ABOCCNBJ/99887766554433",
+                "TWOINONE0906",
+                "3/1",
+                &["-300.00"]
+            ),
+        ]
+    );
+    assert_eq!(out.statements[1].source.line, Some(8));
+}
+
+#[test]
+fn a_ctrl_z_before_20_starts_a_new_statement_with_its_own_identity() {
+    let out = check("sub_between_statements.sta", Format::Mt940);
+    let ids: Vec<_> = identities(&out)
+        .into_iter()
+        .map(|(a, id, _, lines)| (a, id, lines.len()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            (
+                "ABOCCNBJ/11223344556677".to_owned(),
+                "SUB0907A".to_owned(),
+                1
+            ),
+            (
+                "ABOCCNBJ/99887766554433".to_owned(),
+                "SUB0907B".to_owned(),
+                1
+            ),
+            (
+                "ABOCCNBJ/55555555555555".to_owned(),
+                "SUB0907C".to_owned(),
+                0
+            ),
+        ]
+    );
+    assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+}
+
+#[test]
+fn a_dash_line_inside_86_text_is_text_not_the_end_of_the_message() {
+    let out = check("rabobank_dash_in_86.sta", Format::Mt940);
+    assert_eq!(out.statements.len(), 2);
+    let remittance = out.statements[0].lines[0].remittance.as_deref();
+    assert!(
+        remittance.is_some_and(|r| r.contains("termijn 1 van 3")),
+        "{remittance:?}"
+    );
+    assert_eq!(out.statements[0].lines.len(), 2);
+}
+
+#[test]
+fn a_dash_line_inside_86_text_followed_by_the_next_message_still_ends_it() {
+    // `-` then :20: (or the end of the file, or a `{1:` header) ends the
+    // message even right after :86: text.
+    let text = ":20:A\n:25:X\n:28C:1\n:34F:EUR0,\n:61:260901C1,NTRF\n:86:text\n-\n:20:B\n:25:Y\n:28C:2\n:34F:EUR0,\n:61:260901C2,NTRF\n:86:more\n-\n";
+    let out = parse_as(text.as_bytes(), Some(Format::Mt942));
+    let accounts: Vec<_> = out.statements.iter().map(|s| s.account.as_str()).collect();
+    assert_eq!(accounts, ["X", "Y"]);
+    assert_eq!(
+        out.statements[0].lines[0].remittance.as_deref(),
+        Some("text")
+    );
+}
+
+#[test]
+fn irregular_transaction_type_codes_are_read_and_kept_raw() {
+    let out = check("irregular_tx_types.sta", Format::Mt940);
+    let codes: Vec<_> = out.statements[0]
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.bank_tx_code.as_deref(),
+                l.structured.get("transaction_type_raw").map(String::as_str),
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (Some("NOV"), Some("NOV ")),
+            (Some("NTRF"), Some(" NTRF")),
+            (Some("NIC"), Some("NIC ")),
+            (Some("NMSC"), None),
+        ]
+    );
+}
+
+#[test]
+fn a_file_with_cr_only_line_endings_is_detected_as_mt940() {
+    let out = check("cr_only.sta", Format::Mt940);
+    assert_eq!(out.statements[0].lines.len(), 1);
+    assert_eq!(out.statements[0].lines[0].source.line, Some(5));
+}
+
+#[test]
+fn a_value_date_of_30_february_uses_the_booking_date_and_warns() {
+    let out = check("german_30_february.sta", Format::Mt940);
+    let line = &out.statements[0].lines[0];
+    assert_eq!(line.value_date, line.booking_date);
+    assert_eq!(
+        line.structured.get("value_date_raw").map(String::as_str),
+        Some("260230")
+    );
+    assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
+    assert!(out.warnings[0].message.contains("260230"));
+}
+
+#[test]
+fn a_floor_limit_without_a_decimal_comma_is_read() {
+    let out = check("mt942_floor_without_comma.sta", Format::Mt942);
+    assert_eq!(out.statements[0].currency, "PLN");
+    // A floor limit that is not a number is still refused.
+    let bad = String::from_utf8(fixture("mt942_floor_without_comma.sta"))
+        .unwrap_or_default()
+        .replace(":34F:PLN0", ":34F:PLNX0");
+    let options = ParseOptions {
+        format: Some(Format::Mt942),
+        ..ParseOptions::default()
+    };
+    let err = parse(bad.as_bytes(), &options).expect_err("PLNX0 is no floor limit");
+    assert!(err.to_string().contains("line 4 (:34F:)"), "{err}");
+}

@@ -75,6 +75,16 @@ fn swift_line() -> impl Strategy<Value = String> {
         ":61:2609010901",
         ":60F:C260901CNY",
         ":61:261231",
+        // The quirks real banks write (issue 13): SUB before a tag, a dash
+        // line inside :86:, odd transaction types, 30 February, a floor
+        // limit without a comma.
+        "\u{1a}:20:",
+        "\u{1a}",
+        " - ",
+        ":61:2602300302C1,",
+        ":61:260901C1, NTRF",
+        ":61:260901C1,NOV ",
+        ":34F:PLN",
     ]);
     (tag, "[ -~?é学,.CDR0-9]{0,40}").prop_map(|(t, rest)| format!("{t}{rest}"))
 }
@@ -93,6 +103,9 @@ proptest! {
         crlf in any::<bool>(),
     ) {
         let text = lines.join(if crlf { "\r\n" } else { "\n" });
+        answers(text.as_bytes())?;
+        // The same lines ended by CR alone (old host exports).
+        let text = lines.join("\r");
         answers(text.as_bytes())?;
     }
 

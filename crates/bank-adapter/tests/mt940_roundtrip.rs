@@ -173,3 +173,77 @@ proptest! {
         }
     }
 }
+
+/// How statements are put together into one file, as banks do it.
+#[derive(Debug, Clone, Copy)]
+enum Joint {
+    /// Each statement its own message, ended by `-`.
+    Messages,
+    /// All statements in one message, each starting at its own `:20:`.
+    OneMessage,
+    /// All statements in one message, the later ones without a `:20:` (a
+    /// second `:25:`/`:28C:` group).
+    OneMessageWithout20,
+}
+
+/// Renders `statements` joined the way `joint` says, with a SUB (0x1A)
+/// and/or blank lines before each later statement when asked.
+fn joined(statements: &[Statement], joint: Joint, sub: bool, blank: bool) -> String {
+    let mut out = String::new();
+    for (i, s) in statements.iter().enumerate() {
+        let mut one = mt940(std::slice::from_ref(s));
+        if !matches!(joint, Joint::Messages) {
+            one = one.strip_suffix("-\r\n").unwrap_or(&one).to_owned();
+        }
+        if i > 0 {
+            if matches!(joint, Joint::OneMessageWithout20) {
+                one = one
+                    .split_once("\r\n")
+                    .map(|(_, r)| r.to_owned())
+                    .unwrap_or(one);
+            }
+            if blank {
+                out.push_str("\r\n\r\n");
+            }
+            if sub {
+                out.push('\u{1a}');
+            }
+        }
+        out.push_str(&one);
+    }
+    if !matches!(joint, Joint::Messages) {
+        out.push_str("-\r\n");
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The silent bug of issue 13: a second statement inside one message
+    /// (or after a SUB) must not move the first statement's lines under the
+    /// second statement's account.
+    #[test]
+    fn statements_in_one_message_or_several_parse_to_the_same_statements(
+        statements in proptest::collection::vec(statement(), 1..=4),
+        joint in prop::sample::select(vec![Joint::Messages, Joint::OneMessage, Joint::OneMessageWithout20]),
+        sub in any::<bool>(),
+        blank in any::<bool>(),
+    ) {
+        let text = joined(&statements, joint, sub, blank);
+        let parsed = parse(text.as_bytes(), &ParseOptions::default())
+            .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+        prop_assert_eq!(parsed.statements.len(), statements.len(), "{}", text);
+        for (want, got) in statements.iter().zip(&parsed.statements) {
+            if matches!(joint, Joint::OneMessageWithout20) {
+                // Without its own :20: a statement carries the message's
+                // reference; everything else is its own.
+                let mut want = want.clone();
+                want.statement_id.clone_from(&got.statement_id);
+                prop_assert_eq!(carried(&want), carried(got), "{}", text);
+            } else {
+                prop_assert_eq!(carried(want), carried(got), "{}", text);
+            }
+        }
+    }
+}

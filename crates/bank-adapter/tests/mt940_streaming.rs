@@ -68,13 +68,15 @@ fn a_file_of_many_parts_parses_exactly_as_one_pass_does() {
     let options = ParseOptions {
         format: Some(Format::Mt940),
         csv: None,
+        ..ParseOptions::default()
     };
     let streamed = parse(bytes, &options).unwrap();
     assert_eq!(streamed.statements.len(), n);
     assert_eq!(streamed.statements, whole.statements);
     assert_eq!(
         streamed.statements.last().unwrap().source.message as usize,
-        n - 1
+        n,
+        "messages are numbered from 1"
     );
 
     // Through a reader, statement by statement, with nothing kept.
@@ -107,6 +109,7 @@ fn an_error_in_a_later_part_names_its_line_in_the_whole_file() {
     let options = ParseOptions {
         format: Some(Format::Mt940),
         csv: None,
+        ..ParseOptions::default()
     };
     let err = parse(text.as_bytes(), &options).unwrap_err();
     assert!(

@@ -158,6 +158,7 @@ pub fn parse_file(path: &Path, format: Format) -> anyhow::Result<()> {
         &ParseOptions {
             format: Some(format),
             csv: None,
+            ..ParseOptions::default()
         },
         &mut |s| {
             statements += 1;

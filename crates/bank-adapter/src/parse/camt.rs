@@ -25,6 +25,9 @@ pub use self::entry::keys;
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// Message versions (`001.NN`) this parser reads.
+const SUPPORTED_VERSIONS: std::ops::RangeInclusive<u32> = 2..=13;
+
 /// The message wrapper of each camt format and the element it repeats.
 #[derive(Clone, Copy)]
 struct Kind {
@@ -79,6 +82,103 @@ impl Here<'_> {
             self.path(),
             format!("{} (line {})", message.into(), self.line),
         )
+    }
+}
+
+/// The encoding an XML declaration names (`encoding="…"`), UTF-8 when it
+/// names none. An encoding we cannot decode is refused with its name.
+fn declared_encoding(
+    head: &[u8],
+    kind: Kind,
+) -> Result<&'static encoding_rs::Encoding, ParseError> {
+    let Some(decl) = head.strip_prefix(b"<?xml") else {
+        return Ok(encoding_rs::UTF_8);
+    };
+    let Some(at) = decl.windows(8).position(|w| w == b"encoding") else {
+        return Ok(encoding_rs::UTF_8);
+    };
+    let after = &decl[at + 8..];
+    let after = after
+        .trim_ascii_start()
+        .strip_prefix(b"=")
+        .unwrap_or(after)
+        .trim_ascii_start();
+    let label = match after.first() {
+        Some(q @ (b'"' | b'\'')) => after[1..].split(|c| c == q).next().unwrap_or_default(),
+        _ => b"",
+    };
+    match encoding_rs::Encoding::for_label(label) {
+        Some(e) if e == encoding_rs::UTF_16LE || e == encoding_rs::UTF_16BE => Err(ParseError::Encoding {
+            at: "document".into(),
+            message: format!("the XML declaration says UTF-16: expected a UTF-8 {} document", kind.name),
+        }),
+        Some(e) => Ok(e),
+        None => Err(ParseError::Encoding {
+            at: "document (XML declaration)".into(),
+            message: format!(
+                "the declared encoding {:?} is not one we can decode: expected UTF-8, ISO-8859-*, windows-125*, GBK or GB18030, or name the file's encoding with --encoding",
+                String::from_utf8_lossy(label)
+            ),
+        }),
+    }
+}
+
+/// A reader that decodes a legacy encoding to UTF-8 as it goes, refusing
+/// bytes that are not valid in it (never a replacement character in money
+/// or a name).
+struct Decoding<R> {
+    inner: R,
+    decoder: encoding_rs::Decoder,
+    name: &'static str,
+    out: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl<R: BufRead> Decoding<R> {
+    fn new(inner: R, encoding: &'static encoding_rs::Encoding) -> Self {
+        Decoding {
+            inner,
+            decoder: encoding.new_decoder_without_bom_handling(),
+            name: encoding.name(),
+            out: Vec::new(),
+            pos: 0,
+            done: false,
+        }
+    }
+}
+
+impl<R: BufRead> Read for Decoding<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.out.len() && !self.done {
+            let input = self.inner.fill_buf()?;
+            let last = input.is_empty();
+            let src = input.get(..input.len().min(8192)).unwrap_or(input);
+            let room = self
+                .decoder
+                .max_utf8_buffer_length_without_replacement(src.len())
+                .unwrap_or(src.len().saturating_mul(4))
+                .max(16);
+            let mut text = String::with_capacity(room);
+            let (result, read) = self
+                .decoder
+                .decode_to_string_without_replacement(src, &mut text, last);
+            if let encoding_rs::DecoderResult::Malformed(_, _) = result {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("the file has bytes that are not valid {}", self.name),
+                ));
+            }
+            self.inner.consume(read);
+            self.out = text.into_bytes();
+            self.pos = 0;
+            self.done = last;
+        }
+        let available = self.out.get(self.pos..).unwrap_or_default();
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 
@@ -190,9 +290,22 @@ pub fn parse(bytes: &[u8], format: Format, ctx: &FileContext) -> Result<ParseOut
 /// the parse and is returned as is. Returns the warnings: the first 200,
 /// then one that counts the rest.
 pub fn parse_reader<R: BufRead>(
+    reader: R,
+    format: Format,
+    ctx: &FileContext,
+    sink: &mut dyn FnMut(Statement) -> Result<(), ParseError>,
+) -> Result<Vec<Warning>, ParseError> {
+    parse_reader_in(reader, format, ctx, None, sink)
+}
+
+/// [`parse_reader`] with the document's text encoding given, overriding
+/// its XML declaration (`--encoding`); `None` reads the declaration
+/// (`<?xml … encoding="ISO-8859-1"?>`, GBK, GB18030) and decodes by it.
+pub fn parse_reader_in<R: BufRead>(
     mut reader: R,
     format: Format,
     ctx: &FileContext,
+    encoding: Option<&'static encoding_rs::Encoding>,
     sink: &mut dyn FnMut(Statement) -> Result<(), ParseError>,
 ) -> Result<Vec<Warning>, ParseError> {
     let kind = KINDS
@@ -206,14 +319,14 @@ pub fn parse_reader<R: BufRead>(
                 "the camt parser reads camt.052, camt.053 and camt.054 only",
             )
         })?;
-    // A BOM and the two bytes after it, read whole: a reader may hand them
-    // out a byte at a time.
-    let mut head = Vec::with_capacity(UTF8_BOM.len() + 2);
+    // The BOM and the XML declaration (up to the first `>`), read whole: a
+    // reader may hand them out a byte at a time.
+    let mut head = Vec::with_capacity(128);
     (&mut reader)
         .take(5)
         .read_to_end(&mut head)
         .map_err(|e| read_error(&e))?;
-    let rest = head.strip_prefix(UTF8_BOM).unwrap_or(&head);
+    let rest = head.strip_prefix(UTF8_BOM).unwrap_or(&head).to_vec();
     if rest.starts_with(b"\xFE\xFF") || rest.starts_with(b"\xFF\xFE") {
         return Err(ParseError::Encoding {
             at: "document".into(),
@@ -223,8 +336,25 @@ pub fn parse_reader<R: BufRead>(
             ),
         });
     }
+    let mut head = rest;
+    if !head.contains(&b'>') {
+        (&mut reader)
+            .take(1024)
+            .read_until(b'>', &mut head)
+            .map_err(|e| read_error(&e))?;
+    }
+    let encoding = match encoding {
+        Some(e) => e,
+        None => declared_encoding(&head, kind)?,
+    };
+    let chained = io::Cursor::new(head).chain(reader);
+    let decoded: Box<dyn BufRead + '_> = if encoding == encoding_rs::UTF_8 {
+        Box::new(chained)
+    } else {
+        Box::new(io::BufReader::new(Decoding::new(chained, encoding)))
+    };
     let input = CountingInput {
-        inner: io::Cursor::new(rest.to_vec()).chain(reader),
+        inner: decoded,
         newlines: 0,
     };
     let mut reader = Reader::from_reader(input);
@@ -395,6 +525,9 @@ impl<'a> Document<'a> {
         let level = self.path.depth().saturating_sub(1);
 
         let Some((wrapper_level, _)) = &self.wrapper else {
+            if level == 0 {
+                self.check_version(e, line)?;
+            }
             if let Some((_, found)) = KINDS.iter().find(|(_, k)| k.wrapper == name) {
                 if found.wrapper != self.kind.wrapper {
                     return Err(self.here(line).error(format!(
@@ -410,13 +543,14 @@ impl<'a> Document<'a> {
         };
         let Some(stmt) = &self.stmt else {
             if level == wrapper_level + 1 && name == self.kind.statement {
+                // Numbered from 1, like lines.
+                self.messages = self.messages.saturating_add(1);
                 self.stmt = Some(StatementBuilder::new(
                     level,
                     self.messages,
                     self.path.render(),
                     line,
                 ));
-                self.messages = self.messages.saturating_add(1);
             }
             return Ok(());
         };
@@ -434,6 +568,36 @@ impl<'a> Document<'a> {
                 level == entry.level + 2 && self.path.name(level.saturating_sub(1)) == "NtryDtls";
             if self.tx.is_none() && name == "TxDtls" && in_details {
                 self.tx = Some(TxBuilder::new(level));
+            }
+        }
+        Ok(())
+    }
+
+    /// The root element's namespace names the message version
+    /// (`urn:iso:std:iso:20022:tech:xsd:camt.052.001.01`): a version we do
+    /// not read is refused by name rather than by a missing element.
+    fn check_version(&self, e: &BytesStart<'_>, line: u32) -> Result<(), ParseError> {
+        for attr in e.attributes().flatten() {
+            let key = attr.key.as_ref();
+            if key != b"xmlns" && !key.starts_with(b"xmlns:") {
+                continue;
+            }
+            let value = String::from_utf8_lossy(&attr.value).into_owned();
+            let Some(at) = value.find("camt.05") else {
+                continue;
+            };
+            let id = &value[at..];
+            let version = id
+                .get(9..)
+                .filter(|_| id.get(8..9) == Some("."))
+                .and_then(|v| v.strip_prefix("001."))
+                .and_then(|v| v.get(..2))
+                .and_then(|v| v.parse::<u32>().ok());
+            if let Some(v) = version.filter(|v| !(SUPPORTED_VERSIONS).contains(v)) {
+                return Err(self.here(line).error(format!(
+                    "{}.001.{v:02} is not a supported version: this parser reads camt.052, camt.053 and camt.054 versions 001.02 to 001.13",
+                    id.get(..8).unwrap_or("camt")
+                )));
             }
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! CSV exports (Chinese banks' host-to-host files and the like) with a
 //! per-bank column mapping: configuration, not code. UTF-8, GBK or GB18030,
-//! with or without a byte-order mark.
+//! with or without a byte-order mark. An `.xlsx` export (the first sheet)
+//! is read with the same mapping: its rows become delimited text first.
 
 use std::collections::BTreeMap;
 
@@ -91,12 +92,24 @@ fn err(at: impl Into<String>, message: impl Into<String>) -> ParseError {
     ParseError::malformed(Format::Csv, at, message)
 }
 
+/// The GB18030 encoding of U+FEFF, which some exports start with.
+const GB18030_BOM: &[u8] = b"\x84\x31\x95\x33";
+
+/// Decodes the export. A byte order mark decides over the mapping (a UTF-8
+/// BOM is UTF-8, a GB18030 BOM is GB18030: Excel's "CSV UTF-8" of a sheet
+/// the bank sent as GBK is still UTF-8); without one the mapping decides.
 fn decode(bytes: &[u8], encoding: CsvEncoding) -> Result<String, ParseError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let enc = match encoding {
-        CsvEncoding::Utf8 => encoding_rs::UTF_8,
-        CsvEncoding::Gbk => encoding_rs::GBK,
-        CsvEncoding::Gb18030 => encoding_rs::GB18030,
+    let (enc, bytes) = if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        (encoding_rs::UTF_8, rest)
+    } else if let Some(rest) = bytes.strip_prefix(GB18030_BOM) {
+        (encoding_rs::GB18030, rest)
+    } else {
+        let enc = match encoding {
+            CsvEncoding::Utf8 => encoding_rs::UTF_8,
+            CsvEncoding::Gbk => encoding_rs::GBK,
+            CsvEncoding::Gb18030 => encoding_rs::GB18030,
+        };
+        (enc, bytes)
     };
     match enc.decode_without_bom_handling_and_without_replacement(bytes) {
         Some(text) => Ok(text.into_owned()),
@@ -172,12 +185,80 @@ fn parse_date(
 /// row when the export has a running balance.
 type Group = (Vec<Line>, Vec<(Decimal, NaiveDate, Decimal)>);
 
+/// Whether the bytes are an `.xlsx` workbook (a zip archive whose entries
+/// name the workbook parts).
+pub fn is_xlsx(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(8192)];
+    head.starts_with(b"PK\x03\x04")
+        && (head.windows(3).any(|w| w == b"xl/")
+            || head.windows(19).any(|w| w == b"[Content_Types].xml"))
+}
+
+/// The first sheet of an `.xlsx` workbook as delimited UTF-8 text, one row
+/// per line. Numbers are written as the shortest text that reads back as
+/// the same number (what the workbook stores), never computed with; dates
+/// are written in the mapping's date format.
+fn xlsx_rows(bytes: &[u8], mapping: &CsvMapping) -> Result<String, ParseError> {
+    use calamine::{Data, Reader};
+    let fail = |at: &str, m: String| ParseError::malformed(Format::Csv, at, m);
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes))
+        .map_err(|e| fail("workbook", format!("not a readable .xlsx workbook: {e}")))?;
+    let sheet = book
+        .worksheet_range_at(0)
+        .ok_or_else(|| fail("workbook", "the workbook has no sheet".into()))?
+        .map_err(|e| fail("sheet 1", format!("cannot be read: {e}")))?;
+    let delimiter = u8::try_from(mapping.delimiter)
+        .map_err(|_| err("mapping", "the delimiter must be an ASCII character"))?;
+    let mut out = ::csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_writer(Vec::new());
+    for (r, row) in sheet.rows().enumerate() {
+        let mut cells = Vec::with_capacity(row.len());
+        for (c, cell) in row.iter().enumerate() {
+            let text = match cell {
+                Data::Empty => String::new(),
+                Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
+                Data::Int(i) => i.to_string(),
+                Data::Float(f) => f.to_string(),
+                Data::Bool(b) => b.to_string(),
+                Data::DateTime(d) => match d.as_datetime() {
+                    Some(t) => t.format(&mapping.date_format).to_string(),
+                    None => {
+                        return Err(fail(
+                            &format!("sheet 1 row {} column {}", r + 1, c + 1),
+                            "a date cell outside the calendar".into(),
+                        ))
+                    }
+                },
+                Data::Error(e) => {
+                    return Err(fail(
+                        &format!("sheet 1 row {} column {}", r + 1, c + 1),
+                        format!("the cell holds a spreadsheet error ({e})"),
+                    ))
+                }
+            };
+            cells.push(text);
+        }
+        out.write_record(&cells)
+            .map_err(|e| fail("sheet 1", format!("cannot be converted: {e}")))?;
+    }
+    let bytes = out
+        .into_inner()
+        .map_err(|e| fail("sheet 1", format!("cannot be converted: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| fail("sheet 1", format!("cannot be converted: {e}")))
+}
+
 pub fn parse(
     bytes: &[u8],
     mapping: &CsvMapping,
     ctx: &FileContext,
 ) -> Result<ParseOutput, ParseError> {
-    let text = decode(bytes, mapping.encoding)?;
+    let text = if is_xlsx(bytes) {
+        xlsx_rows(bytes, mapping)?
+    } else {
+        decode(bytes, mapping.encoding)?
+    };
     let body: String = text
         .split_inclusive('\n')
         .skip(mapping.skip_lines)
@@ -383,7 +464,7 @@ pub fn parse(
 
     let mut out = ParseOutput::default();
     for (n, key) in order.into_iter().enumerate() {
-        let Some((lines, balances)) = groups.remove(&key) else {
+        let Some((mut lines, balances)) = groups.remove(&key) else {
             continue;
         };
         // With a running balance column the opening is the first balance
@@ -415,6 +496,12 @@ pub fn parse(
                 ));
             }
         }
+        // Statements (one per account and currency) are numbered from 1,
+        // like lines.
+        let number = u32::try_from(n).unwrap_or(u32::MAX).saturating_add(1);
+        for l in &mut lines {
+            l.source.message = number;
+        }
         let first_date = lines.first().and_then(|l| l.booking_date);
         let last_date = lines.last().and_then(|l| l.booking_date);
         out.statements.push(Statement {
@@ -433,7 +520,7 @@ pub fn parse(
             lines,
             source: SourceRef {
                 file_sha256: ctx.sha256.clone(),
-                message: u32::try_from(n).unwrap_or(u32::MAX),
+                message: number,
                 line: None,
                 path: None,
             },

@@ -19,7 +19,7 @@ use message::Message;
 use text::Row;
 
 use super::{FileContext, ParseError};
-use crate::model::{Format, ParseOutput, Warning};
+use crate::model::{Format, ParseOutput, Statement, Warning};
 
 /// Warnings kept per file; past this they are counted, not stored, so a
 /// hostile file cannot grow memory through its warnings.
@@ -84,6 +84,32 @@ impl<'a> Field<'a> {
     }
 }
 
+/// Whether a `-` line followed by `rest` ends the message: nothing but
+/// blank lines and envelope blocks follow, or another end marker, or a tag
+/// that starts a message (`:20:`, or `:25:`/`:28C:` from banks that leave
+/// out `:20:`). More free text, or a `:61:`/`:86:`/balance of the same
+/// statement, means the dash was information text.
+fn ends_message(rest: &[(u32, &str)]) -> bool {
+    for (_, raw) in rest {
+        match text::classify(raw) {
+            Row::Skip => {
+                if !raw
+                    .trim_matches(|c: char| c.is_whitespace() || c == '\u{1a}')
+                    .is_empty()
+                {
+                    return true; // an envelope block: the next message's header
+                }
+            }
+            Row::End => return true,
+            Row::Tag { tag, .. } => return matches!(tag, "20" | "25" | "28C" | "28"),
+            // ABN AMRO's BIC and `940` before the next message's :20:.
+            Row::More(line) if text::is_preamble(line) => {}
+            Row::More(_) => return false,
+        }
+    }
+    true
+}
+
 /// Parses an MT940 or MT942 file (`format` says which rules apply: MT940
 /// requires opening and closing balances, MT942 does not).
 pub fn parse(bytes: &[u8], format: Format, ctx: &FileContext) -> Result<ParseOutput, ParseError> {
@@ -106,23 +132,59 @@ pub fn parse_part(
     ctx: &FileContext,
     at: Offsets,
 ) -> Result<ParseOutput, ParseError> {
+    let mut statements = Vec::new();
+    let warnings = parse_part_into(bytes, format, ctx, at, &mut |s| {
+        statements.push(s);
+        Ok(())
+    })?;
+    Ok(ParseOutput {
+        statements,
+        warnings,
+    })
+}
+
+/// [`parse_part`], handing each statement to `sink` as soon as its message
+/// ends, so a part holds one message's statements at a time. Returns the
+/// part's warnings.
+pub fn parse_part_into(
+    bytes: &[u8],
+    format: Format,
+    ctx: &FileContext,
+    at: Offsets,
+    sink: &mut dyn FnMut(Statement) -> Result<(), ParseError>,
+) -> Result<Vec<Warning>, ParseError> {
+    let mut any = false;
+    let mut out = |done: Message<'_>| -> Result<(), ParseError> {
+        for s in done.finish()? {
+            any = true;
+            sink(s)?;
+        }
+        Ok(())
+    };
     let mut notes = Notes::default();
     let (text, lossy) = text::decode(bytes);
     if let Some(w) = lossy {
         notes.warn(w.at, w.message);
     }
-    let mut statements = Vec::new();
     let mut current: Option<Message<'_>> = None;
     let mut field = Field::default();
     let mut messages = at.message;
-    for (number, raw) in text::lines(&text) {
+    let rows: Vec<(u32, &str)> = text::lines(&text).collect();
+    for (i, &(number, raw)) in rows.iter().enumerate() {
         let number = number.saturating_add(at.line);
-        match text::classify(raw) {
+        let mut row = text::classify(raw);
+        if row == Row::End && field.open && field.tag == "86" && !ends_message(&rows[i + 1..]) {
+            // A `-` line inside information text (a remittance line that
+            // starts with a dash) is text: a message ends only where the
+            // next message, the envelope or the end of input follows.
+            row = Row::More(raw);
+        }
+        match row {
             Row::Tag { tag, value } => {
                 field.flush(current.as_mut(), &mut notes)?;
                 if tag == "20" || current.is_none() {
                     if let Some(done) = current.take() {
-                        statements.extend(done.finish()?);
+                        out(done)?;
                     }
                     if tag != "20" {
                         notes.warn(
@@ -130,8 +192,9 @@ pub fn parse_part(
                             "a message starts without a :20: transaction reference".into(),
                         );
                     }
-                    current = Some(Message::new(format, ctx, messages, number));
+                    // Numbered from 1, like lines.
                     messages = messages.saturating_add(1);
+                    current = Some(Message::new(format, ctx, messages, number));
                 }
                 field.start(tag, number, value);
             }
@@ -148,7 +211,7 @@ pub fn parse_part(
             Row::End => {
                 field.flush(current.as_mut(), &mut notes)?;
                 if let Some(done) = current.take() {
-                    statements.extend(done.finish()?);
+                    out(done)?;
                 }
             }
             Row::Skip => {}
@@ -156,17 +219,14 @@ pub fn parse_part(
     }
     field.flush(current.as_mut(), &mut notes)?;
     if let Some(done) = current.take() {
-        statements.extend(done.finish()?);
+        out(done)?;
     }
-    if statements.is_empty() {
+    if !any {
         return Err(ParseError::malformed(
             format,
             format!("line {}", at.line.saturating_add(1)),
             "no message found: expected a :20: transaction reference followed by :25: and the statement",
         ));
     }
-    Ok(ParseOutput {
-        statements,
-        warnings: notes.into_vec(),
-    })
+    Ok(notes.into_vec())
 }

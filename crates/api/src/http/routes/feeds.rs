@@ -92,6 +92,7 @@ async fn ingest(state: &AppState, bank: String, body: &[u8]) -> ApiResult<FeedRe
     let options = ParseOptions {
         format: None,
         csv: None,
+        ..ParseOptions::default()
     };
     let mut parse_warnings = bank_adapter::parse::parse_stream(body, &ctx, &options, &mut |s| {
         statements.push(s);

@@ -41,9 +41,11 @@ pub(super) fn shown(text: &str) -> String {
     }
 }
 
-/// An unsigned decimal as ISO 20022 writes it (`1234.50`). We check the
-/// shape ourselves because `Decimal::from_str` also accepts signs and
-/// underscores, which in a bank file would mean the file is wrong.
+/// An amount as the schema allows it: `xs:decimal` (an optional sign,
+/// digits with an optional point, `8.`, `.8`, surrounding whitespace
+/// collapsed) restricted to at least zero, 18 digits and 5 after the point.
+/// We check the shape ourselves because `Decimal::from_str` also accepts
+/// underscores and exponents, which the schema refuses.
 pub(super) fn amount(text: &str) -> Result<Decimal, String> {
     let expected = || {
         format!(
@@ -51,23 +53,50 @@ pub(super) fn amount(text: &str) -> Result<Decimal, String> {
             shown(text)
         )
     };
-    let (int, frac) = match text.split_once('.') {
-        Some((int, frac)) => (int, Some(frac)),
-        None => (text, None),
+    let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+    let (negative, unsigned) = match trimmed.as_bytes().first() {
+        Some(b'+') => (false, &trimmed[1..]),
+        Some(b'-') => (true, &trimmed[1..]),
+        _ => (false, trimmed),
     };
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(int) || !frac.is_none_or(digits) {
+    let (int, frac) = match unsigned.split_once('.') {
+        Some((int, frac)) => (int, frac),
+        None => (unsigned, ""),
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) {
         return Err(expected());
     }
-    let frac_len = frac.map_or(0, str::len);
-    let significant = int.trim_start_matches('0').len() + frac_len;
-    if frac_len > MAX_FRACTION_DIGITS || significant > MAX_DIGITS {
+    // The schema's totalDigits and fractionDigits count the value's digits:
+    // leading zeros and trailing zeros after the point are not digits of it.
+    let int = int.trim_start_matches('0');
+    let frac_digits = frac.trim_end_matches('0');
+    if frac_digits.len() > MAX_FRACTION_DIGITS || int.len() + frac_digits.len() > MAX_DIGITS {
         return Err(format!(
             "expected at most {MAX_DIGITS} digits with at most {MAX_FRACTION_DIGITS} after the point, found {}",
             shown(text)
         ));
     }
-    Decimal::from_str(text).map_err(|_| expected())
+    // The decimals as written (1234.50 stays 1234.50), but zeros beyond the
+    // fifth carry nothing.
+    let frac = frac
+        .get(..frac.len().min(MAX_FRACTION_DIGITS).max(frac_digits.len()))
+        .unwrap_or(frac);
+    let int = if int.is_empty() { "0" } else { int };
+    let value = if frac.is_empty() {
+        Decimal::from_str(int)
+    } else {
+        Decimal::from_str(&format!("{int}.{frac}"))
+    }
+    .map_err(|_| expected())?;
+    if negative && !value.is_zero() {
+        return Err(format!(
+            "expected an unsigned amount (the direction is CdtDbtInd), found {}",
+            shown(text)
+        ));
+    }
+    // `-0` is zero; never a negative zero.
+    Ok(value.abs())
 }
 
 /// An ISO 4217 code: three capital letters.
@@ -145,22 +174,76 @@ mod tests {
     }
 
     #[test]
-    fn amounts_with_signs_commas_exponents_or_too_many_digits_are_rejected() {
+    fn amounts_in_every_lexical_form_the_schema_allows_are_read() {
+        for (input, want) in [
+            (".8", "0.8"),
+            ("8.", "8"),
+            ("+8.50", "8.50"),
+            (" 8.50\n", "8.50"),
+            ("0.12345", "0.12345"),
+            ("-0", "0"),
+            ("-0.00", "0.00"),
+            ("1.50000000", "1.50000"),
+            ("007.5", "7.5"),
+        ] {
+            assert_eq!(
+                amount(input).map(|d| d.to_string()),
+                Ok(want.to_owned()),
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn amounts_the_schema_refuses_are_rejected() {
         for bad in [
             "",
+            ".",
+            "+",
             "-1.00",
-            "+1.00",
+            "+-1",
             "1,50",
             "1e3",
             "1_000",
-            ".5",
-            "5.",
             "1.2.3",
             "1.123456",
+            "1.1234501",
             "1234567890123456789",
             "NaN",
+            "1 000",
         ] {
             assert!(amount(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    proptest::proptest! {
+        /// What the schema's grammar allows (sign, digits, point, at most
+        /// 18 digits and 5 decimals, not negative) is read exactly; nothing
+        /// else is.
+        #[test]
+        fn amounts_are_read_exactly_when_the_schema_allows_them(
+            sign in "[+-]?",
+            int in "[0-9]{0,20}",
+            point in proptest::bool::ANY,
+            frac in "[0-9]{0,7}",
+        ) {
+            let frac = if point { frac.as_str() } else { "" };
+            let text = format!("{sign}{int}{}{frac}", if point { "." } else { "" });
+            let digits = !(int.is_empty() && frac.is_empty());
+            let frac_digits = frac.trim_end_matches('0').len();
+            let significant = int.trim_start_matches('0').len() + frac_digits;
+            let value = format!("{}.{}", if int.is_empty() { "0" } else { &int }, if frac.is_empty() { "0" } else { frac });
+            let zero = value.bytes().all(|b| b == b'0' || b == b'.');
+            let allowed = digits && frac_digits <= 5
+                && significant <= 18 && (sign != "-" || zero);
+            match amount(&text) {
+                Ok(d) => {
+                    proptest::prop_assert!(allowed, "{text:?} was read as {d}");
+                    let want = Decimal::from_str(&value).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+                    proptest::prop_assert_eq!(d, want, "{:?}", text);
+                }
+                Err(_) => proptest::prop_assert!(!allowed, "{text:?} was refused"),
+            }
         }
     }
 

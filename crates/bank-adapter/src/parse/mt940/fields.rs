@@ -46,6 +46,30 @@ pub(super) fn date(s: &str) -> Result<NaiveDate, String> {
     })
 }
 
+/// The last day of the month of a `YYMMDD` whose day does not exist in
+/// that month (30 February, 31 April) but is at most 31: the anchor for a
+/// bank's interest-day quirk. `None` for any other date or non-date.
+pub(super) fn month_end(s: &str) -> Option<NaiveDate> {
+    let (yy, mm, dd) = (
+        digits(s, 2)?,
+        s.get(2..).and_then(|r| digits(r, 2))?,
+        s.get(4..).and_then(|r| digits(r, 2))?,
+    );
+    let year = if yy >= 80 { 1900 + yy } else { 2000 + yy } as i32;
+    if !(1..=12).contains(&mm)
+        || !(1..=31).contains(&dd)
+        || NaiveDate::from_ymd_opt(year, mm, dd).is_some()
+    {
+        return None;
+    }
+    let first_of_next = if mm == 12 {
+        NaiveDate::from_ymd_opt(year + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(year, mm.checked_add(1)?, 1)
+    }?;
+    first_of_next.pred_opt()
+}
+
 /// The entry (booking) date `MMDD` of a `:61:`, which has no year: the year
 /// that puts it closest to the value date, so a December value date booked
 /// on 2 January is booked next year, and the reverse.

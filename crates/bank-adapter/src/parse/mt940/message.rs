@@ -30,6 +30,9 @@ pub(super) struct Message<'c> {
     ctx: &'c FileContext,
     index: u32,
     start_line: u32,
+    /// Where the statement being read starts: its `:20:`, or the `:25:` of
+    /// a second statement inside the message.
+    statement_line: u32,
     last_line: u32,
     statement_id: String,
     account: Option<String>,
@@ -51,6 +54,7 @@ impl<'c> Message<'c> {
             ctx,
             index,
             start_line,
+            statement_line: start_line,
             last_line: start_line,
             statement_id: String::new(),
             account: None,
@@ -92,6 +96,16 @@ impl<'c> Message<'c> {
                 ),
             );
         }
+        if matches!(tag, "20" | "25" | "28C" | "28") && self.has_content() {
+            // A second statement inside one message: the statement read so
+            // far is closed under its own identity before the next one's
+            // :25:/:28C: can replace it.
+            self.close_statement()?;
+            self.statement_line = line;
+            self.account = None;
+            self.sequence = None;
+            self.currency = None;
+        }
         match tag {
             "20" => self.statement_id = first.trim().to_owned(),
             "25" => {
@@ -107,6 +121,7 @@ impl<'c> Message<'c> {
                     // A second statement inside one message (some exports
                     // do this instead of starting a new :20:).
                     self.close_statement()?;
+                    self.statement_line = line;
                 }
                 if self.opening.is_some() {
                     return Err(self.error(
@@ -135,6 +150,15 @@ impl<'c> Message<'c> {
                     return Err(self.error(&at, "a :61: after the closing balance: expected :61: lines between :60F: and :62F:"));
                 }
                 let entry = statement_line::parse(first).map_err(|m| self.error(&at, m))?;
+                if let Some(raw) = entry.value_date_raw {
+                    notes.warn(
+                        at.clone(),
+                        format!(
+                            "value date '{raw}' is not a real date (a savings-bank interest day); the entry date {} is used and the raw value kept",
+                            entry.value_date
+                        ),
+                    );
+                }
                 let line = self.line(line, entry, more);
                 self.lines.push(line);
                 self.awaiting_information = true;
@@ -164,6 +188,16 @@ impl<'c> Message<'c> {
             ),
         }
         Ok(())
+    }
+
+    /// Whether the statement being read has anything past its identity
+    /// fields (`:20:`, `:25:`, `:28C:`).
+    fn has_content(&self) -> bool {
+        self.opening.is_some()
+            || self.closing.is_some()
+            || !self.lines.is_empty()
+            || !self.controls.is_empty()
+            || self.currency.is_some()
     }
 
     fn balance(&mut self, value: &str, at: &str) -> Result<Balance, ParseError> {
@@ -202,8 +236,14 @@ impl<'c> Message<'c> {
         let value = value.trim();
         let code = fields::currency(value).map_err(|m| self.error(at, m))?;
         let rest = value.get(3..).unwrap_or("");
-        let rest = rest.strip_prefix(['C', 'D']).unwrap_or(rest);
-        fields::amount(rest).map_err(|m| self.error(at, m))?;
+        let rest = rest.strip_prefix(['C', 'D']).unwrap_or(rest).trim();
+        // A floor limit is a threshold, not money that moves: banks write
+        // `PLN0` as well as `PLN0,`. Whole digits are read as such.
+        let whole =
+            !rest.is_empty() && rest.len() <= 15 && rest.bytes().all(|c| c.is_ascii_digit());
+        if !whole {
+            fields::amount(rest).map_err(|m| self.error(at, m))?;
+        }
         self.check_currency(code, at)
     }
 
@@ -232,6 +272,12 @@ impl<'c> Message<'c> {
         let supplementary: String = more.iter().map(|m| m.trim()).collect();
         if !supplementary.is_empty() {
             structured.insert("supplementary_details".to_owned(), supplementary);
+        }
+        if let Some(raw) = entry.tx_type_raw {
+            structured.insert("transaction_type_raw".to_owned(), raw.to_owned());
+        }
+        if let Some(raw) = entry.value_date_raw {
+            structured.insert("value_date_raw".to_owned(), raw.to_owned());
         }
         if let Some(code) = entry.funds_code {
             structured.insert("funds_code".to_owned(), code.to_owned());
@@ -268,7 +314,16 @@ impl<'c> Message<'c> {
     /// Ends the statement being read: checks what must be there and moves
     /// it to `done`.
     fn close_statement(&mut self) -> Result<(), ParseError> {
-        let start = format!("line {} (:20:)", self.start_line);
+        let start = if self.statement_line == self.start_line {
+            format!("line {} (:20:)", self.start_line)
+        } else {
+            format!(
+                "line {} (statement {} of message {})",
+                self.statement_line,
+                self.done.len() + 1,
+                self.index
+            )
+        };
         let end = format!("line {} (end of message {})", self.last_line, self.index);
         let Some(account) = self.account.clone() else {
             return Err(self.error(
@@ -321,7 +376,7 @@ impl<'c> Message<'c> {
             opening_balance: self.opening.take(),
             closing_balance: self.closing.take(),
             lines,
-            source: self.source(self.start_line),
+            source: self.source(self.statement_line),
         });
         Ok(())
     }

@@ -27,8 +27,14 @@ pub(super) struct Entry<'a> {
     pub amount: Decimal,
     pub reversal: bool,
     pub funds_code: Option<&'a str>,
-    /// `N`/`F`/`S` and three characters, e.g. `NTRF`.
+    /// `N`/`F`/`S` and three characters, e.g. `NTRF` (or two, when the
+    /// bank padded a short code with a space).
     pub tx_type: &'a str,
+    /// The type as written, when it was not the SWIFT form (` NTRF`, `NOV `).
+    pub tx_type_raw: Option<&'a str>,
+    /// The value date as written, when it is not a real date (`YYMMDD` of a
+    /// 30 February); `value_date` is then the entry date.
+    pub value_date_raw: Option<&'a str>,
     /// Up to `//`; `NONREF` and empty are `None`.
     pub customer_ref: Option<&'a str>,
     pub bank_ref: Option<&'a str>,
@@ -43,10 +49,26 @@ pub(super) fn parse(s: &str) -> Result<Entry<'_>, String> {
             found(s)
         ));
     }
-    let value_date = fields::date(s).map_err(|e| format!("value date: {e}"))?;
     let mut pos = 6;
+    let mmdd = s.get(6..).and_then(|r| fields::digits(r, 4));
+    let (value_date, value_date_raw) = match fields::date(s) {
+        Ok(d) => (d, None),
+        Err(e) => {
+            // German savings banks write value dates such as 30 February
+            // (interest days of a 30/360 month). Such a day-of-month inside
+            // a real month is kept raw and the entry date stands in for it;
+            // anything else is refused.
+            let quirk = fields::month_end(s)
+                .zip(mmdd)
+                .and_then(|(end, mmdd)| fields::entry_date(end, mmdd / 100, mmdd % 100));
+            match quirk {
+                Some(entry) => (entry, s.get(..6)),
+                None => return Err(format!("value date: {e}")),
+            }
+        }
+    };
     let mut entry_date = None;
-    if let Some(mmdd) = s.get(6..).and_then(|r| fields::digits(r, 4)) {
+    if let Some(mmdd) = mmdd {
         let (month, day) = (mmdd / 100, mmdd % 100);
         entry_date = Some(fields::entry_date(value_date, month, day).ok_or_else(|| {
             format!(
@@ -89,17 +111,13 @@ pub(super) fn parse(s: &str) -> Result<Entry<'_>, String> {
     }
     let amount = fields::amount(s.get(pos..pos + amount_len).unwrap_or(""))?;
     pos += amount_len;
-    let tx_type = s.get(pos..pos + 4).filter(|t| {
-        let t = t.as_bytes();
-        t[0].is_ascii_uppercase() && t[1..].iter().all(|c| c.is_ascii_alphanumeric())
-    });
-    let Some(tx_type) = tx_type else {
+    let Some((tx_type, tx_type_raw, after)) = transaction_type(s, pos) else {
         return Err(format!(
             "expected the transaction type (N, F or S and three characters, e.g. NTRF) after the amount, {}",
             found(s.get(pos..).unwrap_or(""))
         ));
     };
-    let references = s.get(pos + 4..).unwrap_or("");
+    let references = s.get(after..).unwrap_or("");
     let (customer, bank) = match references.split_once("//") {
         Some((c, b)) => (c, Some(b)),
         None => (references, None),
@@ -114,9 +132,42 @@ pub(super) fn parse(s: &str) -> Result<Entry<'_>, String> {
         reversal,
         funds_code,
         tx_type,
+        tx_type_raw,
+        value_date_raw,
         customer_ref,
         bank_ref,
     })
+}
+
+/// The transaction type starting at `pos`: `(code, raw, end)`. The SWIFT
+/// form is a letter and three letters or digits (`NTRF`); real exports also
+/// write a space before it (` NTRF`) or a three-character code padded with a
+/// space (`NOV `, `NIC `). What is unambiguous is read, with the raw text
+/// kept when it was not the SWIFT form; anything else is `None`.
+fn transaction_type(s: &str, pos: usize) -> Option<(&str, Option<&str>, usize)> {
+    let b = s.as_bytes();
+    let start = pos + b.get(pos..)?.iter().take_while(|c| **c == b' ').count();
+    let first = *b.get(start)?;
+    if !first.is_ascii_uppercase() {
+        return None;
+    }
+    let more = b
+        .get(start + 1..)?
+        .iter()
+        .take(3)
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .count();
+    let end = start + 1 + more;
+    let code = s.get(start..end)?;
+    let padded = more == 2 && matches!(b.get(end), None | Some(b' '));
+    if more == 3 && start == pos {
+        return Some((code, None, end));
+    }
+    if more == 3 || padded {
+        let raw_end = if padded { (end + 1).min(s.len()) } else { end };
+        return Some((code, s.get(pos..raw_end), raw_end));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -139,6 +190,8 @@ mod tests {
                 reversal: true,
                 funds_code: Some("R"),
                 tx_type: "NTRF",
+                tx_type_raw: None,
+                value_date_raw: None,
                 customer_ref: Some("E2E-1"),
                 bank_ref: Some("BANK 9"),
             })
@@ -162,6 +215,33 @@ mod tests {
     }
 
     #[test]
+    fn transaction_types_as_real_banks_write_them_are_read_and_kept_raw() {
+        let table = [
+            ("260901C1,NTRFREF", "NTRF", None, Some("REF")),
+            ("260901C1, NTRFREF", "NTRF", Some(" NTRF"), Some("REF")),
+            ("260901C1,NOV REF", "NOV", Some("NOV "), Some("REF")),
+            ("260901C1,NIC ", "NIC", Some("NIC"), None),
+            ("260901C1,NIC", "NIC", Some("NIC"), None),
+            ("260901C1,NMSC123456//B1", "NMSC", None, Some("123456")),
+        ];
+        for (input, code, raw, customer) in table {
+            let e = parse(input).map(|e| (e.tx_type, e.tx_type_raw, e.customer_ref));
+            assert_eq!(e, Ok((code, raw, customer)), "{input}");
+        }
+    }
+
+    #[test]
+    fn a_value_date_of_30_february_takes_the_entry_date_and_is_kept_raw() {
+        let e = parse("2602300302C1,NTRF").map(|e| (e.value_date, e.entry_date, e.value_date_raw));
+        assert_eq!(
+            e,
+            Ok((date(2026, 3, 2), Some(date(2026, 3, 2)), Some("260230")))
+        );
+        // Without an entry date there is nothing to stand in: refused.
+        assert!(parse("260230C1,NTRF").is_err());
+    }
+
+    #[test]
     fn broken_statement_lines_say_what_was_expected() {
         let table = [
             ("2609", "value date"),
@@ -172,6 +252,11 @@ mod tests {
             ("260901C12.34NTRF", "dot"),
             ("260901C12,34", "transaction type"),
             ("260901C12,34N1", "transaction type"),
+            ("260901C12,34 N", "transaction type"),
+            ("260901C12,34 ", "transaction type"),
+            ("260901C12,34nTRF", "transaction type"),
+            ("260230C12,34NTRF", "not a real date"),
+            ("261331C12,34NTRF", "not a real date"),
             ("260901C12,34é", "transaction type"),
         ];
         for (input, want) in table {

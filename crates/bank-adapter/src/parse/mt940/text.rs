@@ -74,7 +74,11 @@ pub(super) fn classify(line: &str) -> Row<'_> {
             _ => Row::Skip,
         };
     }
-    if let Some((tag, value)) = tag(line.trim_start()) {
+    // A SUB (Ctrl-Z, 0x1A) some bank systems write between statements is
+    // noise before a tag, like leading whitespace.
+    if let Some((tag, value)) =
+        tag(line.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{1a}'))
+    {
         return Row::Tag { tag, value };
     }
     Row::More(line)
@@ -172,6 +176,13 @@ mod tests {
             ("{not a block", Row::More("{not a block")),
             ("", Row::Skip),
             ("\u{1a}", Row::Skip),
+            (
+                "\u{1a}:20:B",
+                Row::Tag {
+                    tag: "20",
+                    value: "B",
+                },
+            ),
         ];
         for (line, want) in table {
             assert_eq!(classify(line), *want, "{line:?}");
