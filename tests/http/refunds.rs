@@ -1009,3 +1009,240 @@ async fn a_refund_that_cannot_be_paid_holds_up_no_other(backend: Backend) {
     s.stop().await;
 }
 both!(a_refund_that_cannot_be_paid_holds_up_no_other);
+
+/// A deposit-mode school's refunds are paid where the money is: by the
+/// school itself (recorded with the bank's reference, out of what it
+/// collected) or, by an officer's decision, from its risk deposit through
+/// the bank. Either way at most once, and never by the wrong people.
+async fn a_set_aside_refund_is_paid_where_the_money_is(backend: Backend) {
+    use ledger_core::domain::feeds::{AccountKind, BankAccount};
+    let s = setup(backend).await;
+    let store = &s.server.store;
+    let d = InstitutionId::parse("INS-D").unwrap();
+    store
+        .create_institution(&ledger_core::Institution {
+            id: d.clone(),
+            name: "INS-D School".into(),
+            licence_no: "L-INS-D".into(),
+            jurisdiction: code("410922"),
+            mode: ledger_core::SupervisionMode::Deposit,
+            category: ledger_core::Category::NonSubject,
+            status: ledger_core::InstitutionStatus::Active,
+            currency: Currency::Cny,
+        })
+        .await
+        .unwrap();
+    store
+        .register_bank_account(&BankAccount {
+            institution: d.clone(),
+            bank: "FAKE".into(),
+            account_no: "6222000000000077".into(),
+            kind: AccountKind::Deposit,
+            currency: Currency::Cny,
+        })
+        .await
+        .unwrap();
+    let run = |client_id: &str, command: Command| Request {
+        institution: d.clone(),
+        client_id: ClientId::parse(client_id).unwrap(),
+        currency: Currency::Cny,
+        occurred_at: Utc.with_ymd_and_hms(2026, 9, 3, 9, 0, 0).unwrap(),
+        external_ref: None,
+        command,
+    };
+    for (e, collect) in [("E-D1", "collect-1"), ("E-D2", "collect-2")] {
+        enrollment(store, &d, e, 20, 200_000).await;
+        store
+            .execute(run(
+                collect,
+                Command::CollectOutsideEscrow {
+                    enrollment: ledger_core::EnrollmentId::parse(e).unwrap(),
+                    amount_minor: 200_000,
+                },
+            ))
+            .await
+            .unwrap();
+    }
+    store
+        .execute(run(
+            "dep-in",
+            Command::PayInDeposit {
+                amount_minor: 500_000,
+            },
+        ))
+        .await
+        .unwrap();
+    let school = s
+        .server
+        .token(Role::Institution, Scope::Institution(d.clone()))
+        .await;
+    let other_school = s.school.clone();
+    let mut ids = Vec::new();
+    for (n, e) in ["E-D1", "E-D2"].iter().enumerate() {
+        let (status, r) = s
+            .server
+            .post(&school, "/v1/institutions/INS-D/refunds", &format!("rq-{n}"), json!({
+                "enrollment": e, "amount": "500.00",
+                "payee": {"name": "Wang Wu", "account": "6222020200112233445", "bank": "ICBKCNBJ"}
+            }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{r}");
+        let id = r["id"].as_str().unwrap().to_string();
+        let (status, r) = s
+            .server
+            .post(
+                &s.officer,
+                &format!("/v1/refunds/{id}/approve"),
+                &format!("ok-{n}"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            (status, r["state"].as_str()),
+            (StatusCode::OK, Some("approved")),
+            "{r}"
+        );
+        ids.push(id);
+    }
+    let held_before = held_by_institution(store, &d).await;
+
+    // Bad or misplaced requests change nothing.
+    let before = counts(store).await;
+    let paid_path = format!("/v1/refunds/{}/paid-by-institution", ids[0]);
+    for (token, key, body, status, code) in [
+        (
+            &school,
+            "bad-1",
+            json!({"bank_ref": " "}),
+            422,
+            "invalid_field",
+        ),
+        (&school, "bad-2", json!({}), 422, "invalid_body"),
+        (
+            &other_school,
+            "bad-3",
+            json!({"bank_ref": "X"}),
+            404,
+            "not_found",
+        ),
+    ] {
+        let (got, p) = s.server.post(token, &paid_path, key, body).await;
+        assert_eq!(
+            (got.as_u16(), p["code"].as_str()),
+            (status, Some(code)),
+            "{key}: {p}"
+        );
+    }
+    let (got, p) = s
+        .server
+        .post(
+            &school,
+            &format!("/v1/refunds/{}/pay-from-deposit", ids[1]),
+            "bad-4",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        got,
+        StatusCode::FORBIDDEN,
+        "only an officer decides to use the deposit: {p}"
+    );
+    assert_eq!(counts(store).await, before);
+    // A custody school's refund is paid from escrow, never recorded as paid.
+    let custody = s.request().await["id"].as_str().unwrap().to_string();
+    let before_custody = counts(store).await;
+    let (got, p) = s
+        .server
+        .post(
+            &s.school,
+            &format!("/v1/refunds/{custody}/paid-by-institution"),
+            "bad-5",
+            json!({"bank_ref": "X"}),
+        )
+        .await;
+    assert_eq!(
+        (got, p["code"].as_str()),
+        (StatusCode::CONFLICT, Some("refund_paid_from_escrow")),
+        "{p}"
+    );
+    assert_eq!(counts(store).await, before_custody);
+
+    // The school paid the family itself: recorded, the refund is paid.
+    let (status, r) = s
+        .server
+        .post(
+            &school,
+            &paid_path,
+            "paid-1",
+            json!({"bank_ref": "CMB20260916-0042"}),
+        )
+        .await;
+    assert_eq!(
+        (status, r["state"].as_str()),
+        (StatusCode::OK, Some("paid")),
+        "{r}"
+    );
+    assert!(r["history"].as_array().unwrap().last().unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("CMB20260916-0042"));
+    assert_eq!(held_by_institution(store, &d).await, held_before - 50_000);
+    // Once: the same refund cannot be paid again, either way.
+    let (status, p) = s
+        .server
+        .post(
+            &s.officer,
+            &format!("/v1/refunds/{}/pay-from-deposit", ids[0]),
+            "again",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::CONFLICT, Some("refund_not_awaiting_payment")),
+        "{p}"
+    );
+
+    // The other one an officer pays from the deposit: the bank is told to
+    // pay it out of the deposit account.
+    let (status, r) = s
+        .server
+        .post(
+            &s.officer,
+            &format!("/v1/refunds/{}/pay-from-deposit", ids[1]),
+            "dep-1",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, r["state"].as_str()),
+        (StatusCode::OK, Some("instructed")),
+        "{r}"
+    );
+    s.later(Duration::seconds(6));
+    s.tick().await;
+    let paid: Vec<_> = s
+        .bank
+        .payments()
+        .into_iter()
+        .filter(|p| p.body.to_string().contains("6222000000000077"))
+        .collect();
+    assert_eq!(paid.len(), 1, "one payment out of the deposit account");
+    assert_eq!(paid[0].amount, "500.00");
+    let report = store.verify().await.unwrap();
+    assert!(report.ok(), "{report:?}");
+    s.stop().await;
+}
+both!(a_set_aside_refund_is_paid_where_the_money_is);
+
+/// What the institution holds of the tuition it collected itself.
+async fn held_by_institution(store: &ledger_core::Store, i: &InstitutionId) -> i64 {
+    let institution = store.institution(i).await.unwrap();
+    store
+        .balance_sheets(&[institution])
+        .await
+        .unwrap()
+        .remove(i)
+        .unwrap()
+        .balance("held_by_institution")
+}

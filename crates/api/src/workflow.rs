@@ -242,13 +242,103 @@ pub enum Instructed {
 }
 
 /// Approved → instructed: the refund enters the books (approved, then the
-/// payment instructed, pending) and so the outbox.
+/// payment instructed from escrow, pending) and so the outbox.
 pub async fn instruct(
     store: &Store,
     refund: &Refund,
     today: NaiveDate,
 ) -> anyhow::Result<Instructed> {
+    instruct_from(store, refund, today, RefundSource::Escrow).await
+}
+
+/// How an approved refund escrow could not pay is settled another way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    /// The institution paid the family itself; `bank_ref` is the bank's
+    /// reference of that payment.
+    PaidByInstitution { bank_ref: String },
+    /// An officer decided to pay it from the risk deposit: instructed to
+    /// the bank from the deposit account.
+    FromDeposit,
+}
+
+/// Settles an approved refund that escrow cannot pay (see
+/// [`Instructed::SetAside`]): its payment entry takes the client id the
+/// escrow instruction would have had, so a refund is paid at most once
+/// whichever way it goes.
+pub async fn settle_set_aside(
+    store: &Store,
+    refund: &Refund,
+    how: Settlement,
+    actor: &str,
+    today: NaiveDate,
+) -> anyhow::Result<Instructed> {
+    let bank_ref = match how {
+        Settlement::FromDeposit => {
+            return instruct_from(store, refund, today, RefundSource::Deposit).await
+        }
+        Settlement::PaidByInstitution { bank_ref } => bank_ref,
+    };
     let institution = store.institution(&refund.institution).await?;
+    let Some(approved) = approval_entry(store, refund, &institution).await? else {
+        return Ok(Instructed::DeclinedByBooks);
+    };
+    let paid = store
+        .execute(Request {
+            institution: refund.institution.clone(),
+            client_id: ClientId::parse(refund.instruction_client_id())?,
+            currency: institution.currency,
+            occurred_at: store.now(),
+            external_ref: Some(bank_ref.clone()),
+            command: Command::RecordRefundPaidByInstitution {
+                amount_minor: postings_amount(&approved),
+            },
+        })
+        .await;
+    let paid = match paid {
+        Ok(p) => p,
+        Err(e) if e.rejection().is_some() => {
+            return Ok(Instructed::SetAside {
+                reason: format!(
+                    "refund {} cannot be recorded as paid by {}: [{}] {e}",
+                    refund.id,
+                    institution.name,
+                    e.code()
+                ),
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    store
+        .move_refund(
+            &refund.institution,
+            &refund.id,
+            RefundState::Approved,
+            RefundState::Paid,
+            actor,
+            Some(&format!(
+                "paid by {} itself ({} {}), bank reference {bank_ref}",
+                institution.name,
+                ledger_core::domain::money::format_minor(
+                    postings_amount(&paid),
+                    institution.currency
+                ),
+                institution.currency.code()
+            )),
+            None,
+            Some(paid.client_id.as_str()),
+        )
+        .await?;
+    Ok(Instructed::Yes)
+}
+
+/// The refund's approval in the books (a replay after the first time), or
+/// none when the books refuse it: then the refund is declined, with why.
+async fn approval_entry(
+    store: &Store,
+    refund: &Refund,
+    institution: &Institution,
+) -> anyhow::Result<Option<Entry>> {
     // The entries occur when the refund was approved: a step repeated after
     // a crash, however much later, is then the same request (a replay).
     let approved_at = store
@@ -258,29 +348,22 @@ pub async fn instruct(
         .rev()
         .find(|e| e.state == RefundState::Approved.code())
         .map_or_else(|| store.now(), |e| e.at);
-    let request = |client_id: String, command: Command| -> anyhow::Result<Request> {
-        Ok(Request {
+    let approved = store
+        .execute(Request {
             institution: refund.institution.clone(),
-            client_id: ClientId::parse(client_id)?,
+            client_id: ClientId::parse(refund.approval_client_id())?,
             currency: institution.currency,
             occurred_at: approved_at,
             external_ref: Some(refund.id.clone()),
-            command,
-        })
-    };
-    let approved = store
-        .execute(request(
-            refund.approval_client_id(),
-            Command::ApproveRefund {
+            command: Command::ApproveRefund {
                 enrollment: refund.enrollment.clone(),
                 amount_minor: refund.amount_minor,
             },
-        )?)
+        })
         .await;
-    let approved = match approved {
-        Ok(e) => e,
+    match approved {
+        Ok(e) => Ok(Some(e)),
         Err(e) if e.rejection().is_some() => {
-            // The books refuse it (nothing left to refund, say): say why.
             store
                 .move_refund(
                     &refund.institution,
@@ -293,16 +376,40 @@ pub async fn instruct(
                     None,
                 )
                 .await?;
-            return Ok(Instructed::DeclinedByBooks);
+            Ok(None)
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Approved → instructed, paid from `source`.
+async fn instruct_from(
+    store: &Store,
+    refund: &Refund,
+    today: NaiveDate,
+    source: RefundSource,
+) -> anyhow::Result<Instructed> {
+    let institution = store.institution(&refund.institution).await?;
+    let Some(approved) = approval_entry(store, refund, &institution).await? else {
+        return Ok(Instructed::DeclinedByBooks);
+    };
+    let approved_at = approved.occurred_at;
+    let request = |client_id: String, command: Command| -> anyhow::Result<Request> {
+        Ok(Request {
+            institution: refund.institution.clone(),
+            client_id: ClientId::parse(client_id)?,
+            currency: institution.currency,
+            occurred_at: approved_at,
+            external_ref: Some(refund.id.clone()),
+            command,
+        })
     };
     let payment = store
         .execute(request(
             refund.instruction_client_id(),
             Command::InstructRefundPayment {
                 amount_minor: postings_amount(&approved),
-                source: RefundSource::Escrow,
+                source,
             },
         )?)
         .await;
@@ -318,14 +425,20 @@ pub async fn instruct(
                     "the supervised account must be put right before it can be paid".to_string()
                 }
                 mode => format!(
-                    "{} collects in {} mode and holds the tuition itself: it must pay the family, or an officer decides to pay from the risk deposit",
+                    "{} collects in {} mode and holds the tuition itself: it must pay the family and record it (POST /v1/refunds/{}/paid-by-institution with the bank's reference), or an officer decides to pay it from the risk deposit (POST /v1/refunds/{}/pay-from-deposit)",
                     institution.name,
-                    mode.code()
+                    mode.code(),
+                    refund.id,
+                    refund.id
                 ),
+            };
+            let from = match source {
+                RefundSource::Escrow => "escrow",
+                RefundSource::Deposit => "the risk deposit",
             };
             return Ok(Instructed::SetAside {
                 reason: format!(
-                    "refund {} of {owed} {} is approved but escrow cannot pay it: [{}] {e}; {whose}",
+                    "refund {} of {owed} {} is approved but {from} cannot pay it: [{}] {e}; {whose}",
                     refund.id,
                     institution.currency.code(),
                     e.code()
@@ -363,6 +476,21 @@ pub async fn instruct(
     Ok(Instructed::Yes)
 }
 
+/// The supervised account an instruction is paid out of: the one its
+/// pending entry credits (a refund goes out of the deposit account when an
+/// officer decided to pay it from there).
+async fn paying_account(store: &Store, item: &OutboxItem) -> anyhow::Result<AccountKind> {
+    let code = store
+        .paying_account(&item.institution, &item.instruction_id)
+        .await?;
+    Ok(match code.as_deref() {
+        Some("deposit_cash") => AccountKind::Deposit,
+        Some(_) => AccountKind::Escrow,
+        None if item.kind == "deposit_return_instructed" => AccountKind::Deposit,
+        None => AccountKind::Escrow,
+    })
+}
+
 /// Sends one due instruction to its bank.
 async fn send(
     store: &Store,
@@ -371,11 +499,7 @@ async fn send(
     today: NaiveDate,
 ) -> anyhow::Result<Result<(), String>> {
     let institution = store.institution(&item.institution).await?;
-    let kind = if item.kind == "deposit_return_instructed" {
-        AccountKind::Deposit
-    } else {
-        AccountKind::Escrow
-    };
+    let kind = paying_account(store, item).await?;
     let Some(account) = store
         .supervised_accounts(&item.institution)
         .await?
@@ -699,7 +823,14 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> an
     // pass goes on with the rest, and tries it again next time.
     let mut blocked: BTreeSet<(InstitutionId, String)> = BTreeSet::new();
     for r in store.refunds(None, Some(RefundState::Approved)).await? {
-        match instruct(store, &r, today).await? {
+        // An item that fails in a way of its own is set aside too; a store
+        // that is down fails the alert as well, and so the pass.
+        let outcome = instruct(store, &r, today)
+            .await
+            .unwrap_or_else(|e| Instructed::SetAside {
+                reason: format!("refund {} could not be taken up: {e:#}", r.id),
+            });
+        match outcome {
             Instructed::Yes => t.instructed += 1,
             Instructed::DeclinedByBooks => t.declined_by_books += 1,
             Instructed::SetAside { reason } => {
@@ -837,11 +968,7 @@ async fn outcome(
     banks: &BankDirectory,
     item: &OutboxItem,
 ) -> anyhow::Result<Result<(InstructionStatus, Option<String>), String>> {
-    let kind = if item.kind == "deposit_return_instructed" {
-        AccountKind::Deposit
-    } else {
-        AccountKind::Escrow
-    };
+    let kind = paying_account(store, item).await?;
     let Some(account) = store
         .supervised_accounts(&item.institution)
         .await?

@@ -231,6 +231,13 @@ impl Model {
                     None,
                 )
             }
+            Command::RecordRefundPaidByInstitution { amount_minor } => (
+                "refund_by_institution",
+                "posted",
+                Self::legs("refund_payable", "held_by_institution", *amount_minor),
+                None,
+                None,
+            ),
             Command::RecordUnidentifiedReceipt { amount_minor } => (
                 "unidentified",
                 "posted",
@@ -374,14 +381,22 @@ fn random_request(rng: &mut SmallRng, model: &Model, n: usize) -> Request {
                 Some(amount(rng))
             },
         },
-        8 => Command::InstructRefundPayment {
-            amount_minor: amount(rng),
-            source: if rng.gen_bool(0.8) {
-                RefundSource::Escrow
+        8 => {
+            if rng.gen_bool(0.15) {
+                Command::RecordRefundPaidByInstitution {
+                    amount_minor: amount(rng),
+                }
             } else {
-                RefundSource::Deposit
-            },
-        },
+                Command::InstructRefundPayment {
+                    amount_minor: amount(rng),
+                    source: if rng.gen_bool(0.8) {
+                        RefundSource::Escrow
+                    } else {
+                        RefundSource::Deposit
+                    },
+                }
+            }
+        }
         9 => {
             if rng.gen_bool(0.5) {
                 Command::RecordUnidentifiedReceipt {

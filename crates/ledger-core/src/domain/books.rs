@@ -316,6 +316,12 @@ impl InstitutionBook {
                 },
                 amount(*amount_minor)?,
             ),
+            Command::RecordRefundPaidByInstitution { amount_minor } => Plan::simple(
+                EntryKind::RefundPaidByInstitution,
+                RefundPayable,
+                HeldByInstitution,
+                amount(*amount_minor)?,
+            ),
             Command::RecordUnidentifiedReceipt { amount_minor } => Plan::simple(
                 EntryKind::UnidentifiedReceipt,
                 EscrowCash,

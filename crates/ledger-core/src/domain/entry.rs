@@ -18,6 +18,7 @@ pub enum EntryKind {
     ReleaseInstructed,
     RefundApproved,
     RefundPaymentInstructed,
+    RefundPaidByInstitution,
     UnidentifiedReceipt,
     ReceiptAttributed,
     DepositPaidIn,
@@ -42,13 +43,14 @@ pub enum Phase {
 }
 
 impl EntryKind {
-    pub const ALL: [EntryKind; 13] = [
+    pub const ALL: [EntryKind; 14] = [
         EntryKind::TuitionPaid,
         EntryKind::TuitionCollectedOutside,
         EntryKind::LessonsConsumed,
         EntryKind::ReleaseInstructed,
         EntryKind::RefundApproved,
         EntryKind::RefundPaymentInstructed,
+        EntryKind::RefundPaidByInstitution,
         EntryKind::UnidentifiedReceipt,
         EntryKind::ReceiptAttributed,
         EntryKind::DepositPaidIn,
@@ -77,6 +79,7 @@ impl EntryKind {
             EntryKind::ReleaseInstructed => "release_instructed",
             EntryKind::RefundApproved => "refund_approved",
             EntryKind::RefundPaymentInstructed => "refund_payment_instructed",
+            EntryKind::RefundPaidByInstitution => "refund_paid_by_institution",
             EntryKind::UnidentifiedReceipt => "unidentified_receipt",
             EntryKind::ReceiptAttributed => "receipt_attributed",
             EntryKind::DepositPaidIn => "deposit_paid_in",
@@ -132,6 +135,10 @@ pub enum Command {
         amount_minor: i64,
         source: RefundSource,
     },
+    /// An approved refund the institution paid the family itself, out of
+    /// the tuition it collected outside escrow (deposit mode): posted at
+    /// once, nothing for the supervising bank to move.
+    RecordRefundPaidByInstitution { amount_minor: i64 },
     /// A bank receipt nobody can attribute yet (suspense).
     RecordUnidentifiedReceipt { amount_minor: i64 },
     /// Attribute (part of) a suspense receipt to an enrollment.
@@ -185,6 +192,7 @@ impl Command {
             Command::InstructRelease { .. } => &[Releasable, EscrowCash],
             Command::ApproveRefund { .. } => &[RefundPayable],
             Command::InstructRefundPayment { .. } => &[RefundPayable, EscrowCash, DepositCash],
+            Command::RecordRefundPaidByInstitution { .. } => &[RefundPayable, HeldByInstitution],
             Command::RecordUnidentifiedReceipt { .. } => &[EscrowCash, Unidentified],
             Command::PayInDeposit { .. } | Command::InstructDepositReturn { .. } => {
                 &[DepositCash, DepositPayable]
@@ -229,6 +237,7 @@ impl Request {
             | Command::CollectOutsideEscrow { amount_minor, .. }
             | Command::InstructRelease { amount_minor }
             | Command::InstructRefundPayment { amount_minor, .. }
+            | Command::RecordRefundPaidByInstitution { amount_minor }
             | Command::RecordUnidentifiedReceipt { amount_minor }
             | Command::AttributeReceipt { amount_minor, .. }
             | Command::PayInDeposit { amount_minor }

@@ -64,6 +64,10 @@ impl RefundState {
             (Requested, Approved)
                 | (Requested, Declined)
                 | (Approved, Instructed)
+                // The books refused it (nothing left to refund).
+                | (Approved, Declined)
+                // Paid by the institution itself (deposit mode).
+                | (Approved, Paid)
                 | (Instructed, Paid)
                 | (Instructed, Returned)
         )

@@ -103,6 +103,9 @@ impl WireRequest {
                     }
                 },
             },
+            "record_refund_paid_by_institution" => Command::RecordRefundPaidByInstitution {
+                amount_minor: amount(&self.amount)?,
+            },
             "record_unidentified_receipt" => Command::RecordUnidentifiedReceipt {
                 amount_minor: amount(&self.amount)?,
             },

@@ -531,6 +531,37 @@ impl Store {
         }))
     }
 
+    /// The supervised cash account an instruction pays out of
+    /// (`escrow_cash` or `deposit_cash`): the account its pending entry
+    /// credits. A refund is paid from escrow, or from the risk deposit by an
+    /// officer's decision; the outbox must debit the right bank account.
+    pub async fn paying_account(
+        &self,
+        institution: &InstitutionId,
+        client_id: &str,
+    ) -> Result<Option<String>> {
+        let sql = "select p.account_code from postings p join entries e \
+                     on e.institution_id = p.institution_id and e.seq = p.seq \
+                   where e.institution_id = $1 and e.client_id = $2 and p.side = 'C' \
+                     and p.account_code in ('escrow_cash', 'deposit_cash')";
+        Ok(match self {
+            Store::Postgres(s) => {
+                sqlx::query_scalar(sql)
+                    .bind(institution.as_str())
+                    .bind(client_id)
+                    .fetch_optional(s.pool())
+                    .await?
+            }
+            Store::Sqlite(s) => {
+                sqlx::query_scalar(sql)
+                    .bind(institution.as_str())
+                    .bind(client_id)
+                    .fetch_optional(s.pool())
+                    .await?
+            }
+        })
+    }
+
     /// Records an event of the institution (`kind` as the table allows).
     /// With a `request_key`, an event already recorded under that key is
     /// found and its number returned instead of recording it again.

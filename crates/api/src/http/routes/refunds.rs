@@ -26,6 +26,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_refund))
         .routes(routes!(approve_refund))
         .routes(routes!(decline_refund))
+        .routes(routes!(paid_by_institution))
+        .routes(routes!(pay_from_deposit))
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -337,4 +339,132 @@ async fn decide(
             ),
         ))
     }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstitutionPayment {
+    /// The bank's reference of the institution's payment to the family.
+    #[schema(example = "CMB20261105-000731")]
+    pub bank_ref: String,
+}
+
+/// An approved refund escrow cannot pay (a deposit-mode institution holds
+/// the tuition itself), recorded as paid by the institution, with the
+/// bank's reference of its payment. The refund is then paid.
+#[utoipa::path(post, path = "/v1/refunds/{id}/paid-by-institution", tag = "refunds",
+    request_body = InstitutionPayment,
+    params(("id" = String, Path, description = "Refund id"),
+           ("Idempotency-Key" = String, Header, description = "Repeats get the first answer")),
+    responses((status = 200, body = RefundView), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn paid_by_institution(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<InstitutionPayment>,
+) -> ApiResult<Json<RefundView>> {
+    let (r, currency) = find(&state, &caller, &id, Action::RequestRefund).await?;
+    let bank_ref = body.bank_ref.trim().to_string();
+    if bank_ref.is_empty()
+        || bank_ref.chars().count() > 64
+        || bank_ref.chars().any(char::is_control)
+    {
+        return Err(ApiError::invalid(
+            "bank_ref",
+            "the bank's reference of the payment: 1 to 64 characters",
+        ));
+    }
+    let institution = state.store.institution(&r.institution).await?;
+    if institution.mode == ledger_core::SupervisionMode::Custody {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "refund_paid_from_escrow",
+            format!(
+                "{} is supervised in custody mode: its refunds are paid from escrow by the bank, not by the institution",
+                institution.name
+            ),
+        ));
+    }
+    settle(
+        &state,
+        &caller,
+        r,
+        currency,
+        workflow::Settlement::PaidByInstitution { bank_ref },
+    )
+    .await
+}
+
+/// An officer's decision to pay an approved refund escrow cannot pay from
+/// the institution's risk deposit: instructed to the bank from the deposit
+/// account.
+#[utoipa::path(post, path = "/v1/refunds/{id}/pay-from-deposit", tag = "refunds",
+    request_body = Decision,
+    params(("id" = String, Path, description = "Refund id"),
+           ("Idempotency-Key" = String, Header, description = "Repeats get the first answer")),
+    responses((status = 200, body = RefundView), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn pay_from_deposit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(_body): Json<Decision>,
+) -> ApiResult<Json<RefundView>> {
+    let (r, currency) = find(&state, &caller, &id, Action::ApproveRefund).await?;
+    settle(
+        &state,
+        &caller,
+        r,
+        currency,
+        workflow::Settlement::FromDeposit,
+    )
+    .await
+}
+
+async fn settle(
+    state: &AppState,
+    caller: &Caller,
+    r: Refund,
+    currency: Currency,
+    how: workflow::Settlement,
+) -> ApiResult<Json<RefundView>> {
+    if r.state != RefundState::Approved {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "refund_not_awaiting_payment",
+            format!(
+                "refund {} is {}: only an approved refund escrow could not pay is settled this way",
+                r.id,
+                r.state.code()
+            ),
+        ));
+    }
+    let today = workflow::today(&state.store);
+    match workflow::settle_set_aside(&state.store, &r, how, &actor(caller), today).await? {
+        workflow::Instructed::Yes => {}
+        workflow::Instructed::DeclinedByBooks => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "refund_declined_by_books",
+                format!(
+                    "the books refused refund {}: it is declined (see its history)",
+                    r.id
+                ),
+            ))
+        }
+        workflow::Instructed::SetAside { reason } => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "refund_not_payable",
+                reason,
+            ))
+        }
+    }
+    let now = state
+        .store
+        .refund(&r.institution, &r.id)
+        .await?
+        .unwrap_or(r);
+    Ok(Json(view(state, &now, currency).await?))
 }
