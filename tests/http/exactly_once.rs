@@ -92,6 +92,29 @@ async fn every_post_acts_once_under_concurrent_repeats(backend: Backend) {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{p}");
+    // Putting the same payee on file again makes no new version.
+    let payees = || async {
+        let sql = "select cast(count(*) as bigint) from institution_payees";
+        match &server.store {
+            ledger_core::Store::Postgres(s) => sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(s.pool())
+                .await
+                .unwrap(),
+            ledger_core::Store::Sqlite(s) => sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(s.pool())
+                .await
+                .unwrap(),
+        }
+    };
+    let versions = payees().await;
+    let (status, p) = send(
+        server
+            .request(Method::PUT, Some(&officer), "/v1/institutions/INS-A/payee")
+            .json(&json!({"name": "INS-A", "account": "6222000000000009", "bank": "CMBCCNBS"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{p}");
+    assert_eq!(payees().await, versions, "a repeated PUT is no change");
 
     // (token, path, key, body, table, rows one effect adds)
     let cases: Vec<(&str, &str, &str, Value, &str, i64)> = vec![

@@ -470,7 +470,8 @@ impl Store {
     }
 
     /// Records where the institution's releases are paid from now on (a new
-    /// version; earlier ones stay).
+    /// version; earlier ones stay). The payee already on file again is no
+    /// change: its version is returned.
     pub async fn set_payee(
         &self,
         institution: &InstitutionId,
@@ -480,6 +481,26 @@ impl Store {
         self.institution(institution).await?;
         let id = institution.as_str();
         Ok(in_tx!(self, |tx, now| {
+            // Setting the payee on file again is no change: a repeated PUT
+            // makes no new version.
+            let latest: Option<(i64, String, String, String)> = sqlx::query_as(
+                "select cast(version as bigint), name, account, bank from institution_payees \
+                 where institution_id = $1 order by version desc limit 1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((version, name, account, bank)) = latest {
+                if (name.as_str(), account.as_str(), bank.as_str())
+                    == (
+                        payee.name.as_str(),
+                        payee.account.as_str(),
+                        payee.bank.as_str(),
+                    )
+                {
+                    return Ok(version);
+                }
+            }
             let version: i64 = sqlx::query_scalar(
                 "select cast(coalesce(max(version), 0) + 1 as bigint) from institution_payees \
                  where institution_id = $1",
