@@ -186,8 +186,12 @@ async fn idempotent_inner(
     if kept != answer {
         // Only one request holds a key at a time, so this is an attempt
         // whose lease ran out while it worked and that another attempt
-        // finished first: that answer stands.
-        return replay(kept, &request_hash, key.as_str(), &caller);
+        // finished first: that answer stands (this request's audit record
+        // was written all the same).
+        return replay(kept, &request_hash, key.as_str(), &caller).map(|mut r| {
+            r.extensions_mut().insert(AuditKept);
+            r
+        });
     }
     parts.extensions.insert(caller);
     parts.extensions.insert(AuditKept);

@@ -160,11 +160,35 @@ impl Store {
         why: &str,
         holds: impl Fn(&InstitutionId, &str) -> bool,
     ) -> Result<u32> {
-        let open: Vec<Alert> = self
-            .alerts(None, None)
-            .await?
+        // Only the unresolved alerts of these kinds: the jobs call this on
+        // every pass, and resolved alerts pile up over the years.
+        let placeholders: Vec<String> = (1..=kinds.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "{SELECT} where status <> 'resolved' and kind in ({}) order by institution_id, alert_key",
+            placeholders.join(", ")
+        );
+        macro_rules! unresolved {
+            ($pool:expr) => {{
+                let mut q = sqlx::query_as::<_, AlertRow>(&sql);
+                for k in kinds {
+                    q = q.bind(*k);
+                }
+                q.fetch_all($pool).await?
+            }};
+        }
+        let rows: Vec<AlertRow> = if kinds.is_empty() {
+            Vec::new()
+        } else {
+            match self {
+                Store::Postgres(s) => unresolved!(s.pool()),
+                Store::Sqlite(s) => unresolved!(s.pool()),
+            }
+        };
+        let open: Vec<Alert> = rows
             .into_iter()
-            .filter(|a| a.status != AlertStatus::Resolved && kinds.contains(&a.kind.as_str()))
+            .map(alert)
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
             .filter(|a| !holds(&a.institution, &a.key))
             .collect();
         if open.is_empty() {
