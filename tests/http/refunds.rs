@@ -880,20 +880,7 @@ both!(deadlines_skip_the_rule_packs_holidays);
 async fn a_refund_that_cannot_be_paid_holds_up_no_other(backend: Backend) {
     let s = setup(backend).await;
     let store = &s.server.store;
-    let deposit_school = InstitutionId::parse("INS-D").unwrap();
-    store
-        .create_institution(&ledger_core::Institution {
-            id: deposit_school.clone(),
-            name: "INS-D School".into(),
-            licence_no: "L-INS-D".into(),
-            jurisdiction: code("410922"),
-            mode: ledger_core::SupervisionMode::Deposit,
-            category: ledger_core::Category::NonSubject,
-            status: ledger_core::InstitutionStatus::Active,
-            currency: Currency::Cny,
-        })
-        .await
-        .unwrap();
+    let deposit_school = deposit_school(store).await;
     enrollment(store, &deposit_school, "E-D", 20, 200_000).await;
     store
         .execute(Request {
@@ -1018,20 +1005,7 @@ async fn a_set_aside_refund_is_paid_where_the_money_is(backend: Backend) {
     use ledger_core::domain::feeds::{AccountKind, BankAccount};
     let s = setup(backend).await;
     let store = &s.server.store;
-    let d = InstitutionId::parse("INS-D").unwrap();
-    store
-        .create_institution(&ledger_core::Institution {
-            id: d.clone(),
-            name: "INS-D School".into(),
-            licence_no: "L-INS-D".into(),
-            jurisdiction: code("410922"),
-            mode: ledger_core::SupervisionMode::Deposit,
-            category: ledger_core::Category::NonSubject,
-            status: ledger_core::InstitutionStatus::Active,
-            currency: Currency::Cny,
-        })
-        .await
-        .unwrap();
+    let d = deposit_school(store).await;
     store
         .register_bank_account(&BankAccount {
             institution: d.clone(),
@@ -1245,4 +1219,24 @@ async fn held_by_institution(store: &ledger_core::Store, i: &InstitutionId) -> i
         .remove(i)
         .unwrap()
         .balance("held_by_institution")
+}
+
+/// INS-D, a school of the county in risk-deposit mode: it collects tuition
+/// itself, escrow holds none of it.
+async fn deposit_school(store: &ledger_core::Store) -> InstitutionId {
+    let id = InstitutionId::parse("INS-D").unwrap();
+    store
+        .create_institution(&ledger_core::Institution {
+            id: id.clone(),
+            name: "INS-D School".into(),
+            licence_no: "L-INS-D".into(),
+            jurisdiction: code("410922"),
+            mode: ledger_core::SupervisionMode::Deposit,
+            category: ledger_core::Category::NonSubject,
+            status: ledger_core::InstitutionStatus::Active,
+            currency: Currency::Cny,
+        })
+        .await
+        .unwrap();
+    id
 }

@@ -141,6 +141,26 @@ pub struct EnrollmentFields<'a> {
     pub created_at_micros: i64,
 }
 
+/// The digest of an enrollment's contract as registered at
+/// `created_at_micros` (both dialects link it the same way).
+pub fn enrollment_record_digest(
+    e: &crate::domain::registry::Enrollment,
+    created_at_micros: i64,
+) -> String {
+    enrollment_digest(&EnrollmentFields {
+        institution: e.institution.as_str(),
+        enrollment: e.id.as_str(),
+        student_ref: &e.student_ref,
+        hours_bought: i64::from(e.hours_bought),
+        bonus_hours: i64::from(e.bonus_hours),
+        price_minor: e.price.minor(),
+        currency: e.currency.code(),
+        course_start: e.course_start,
+        course_end: e.course_end,
+        created_at_micros,
+    })
+}
+
 pub fn enrollment_digest(f: &EnrollmentFields<'_>) -> String {
     let mut e = Encoder(Vec::with_capacity(192));
     e.field("enrollment/v1")

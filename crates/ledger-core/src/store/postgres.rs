@@ -696,19 +696,7 @@ impl PgStore {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let digest =
-            crate::domain::chain::enrollment_digest(&crate::domain::chain::EnrollmentFields {
-                institution: e.institution.as_str(),
-                enrollment: e.id.as_str(),
-                student_ref: &e.student_ref,
-                hours_bought: i64::from(e.hours_bought),
-                bonus_hours: i64::from(e.bonus_hours),
-                price_minor: e.price.minor(),
-                currency: e.currency.code(),
-                course_start: e.course_start,
-                course_end: e.course_end,
-                created_at_micros: now.timestamp_micros(),
-            });
+        let digest = crate::domain::chain::enrollment_record_digest(e, now.timestamp_micros());
         seal_record!(
             tx,
             e.institution.as_str(),
