@@ -7,4 +7,7 @@
 //! moved still live in the command modules (`reconcile.rs`, `risk.rs`,
 //! `feed.rs`, `workflow.rs`).
 
+pub mod error;
 pub mod jurisdictions;
+
+pub use error::{AppError, AppResult, Kind};

@@ -2,7 +2,9 @@
 //! counties, each directly below the division its code names (GB/T 2260).
 
 use ledger_core::domain::error::LedgerError;
-use ledger_core::{Jurisdiction, JurisdictionCode, Store, StoreError};
+use ledger_core::{Jurisdiction, JurisdictionCode, Store};
+
+use crate::app::AppResult;
 
 /// A jurisdiction to register. Without a parent, the code's structural
 /// parent is meant (`410922` → `410900`); the nation has none.
@@ -54,7 +56,7 @@ pub fn checked(new: NewJurisdiction) -> Result<Jurisdiction, LedgerError> {
 /// Registers a jurisdiction below one that exists (idempotent: the same
 /// jurisdiction again is a no-op; a different one under its code is
 /// refused).
-pub async fn register(store: &Store, new: NewJurisdiction) -> Result<Jurisdiction, StoreError> {
+pub async fn register(store: &Store, new: NewJurisdiction) -> AppResult<Jurisdiction> {
     let j = checked(new)?;
     if let Some(parent) = &j.parent {
         let known = store.jurisdictions().await?;

@@ -2,6 +2,7 @@
 //! these, which answer 404 for what the caller cannot see (so out of scope
 //! and absent look the same) and 403 for what it can see but may not do.
 
+use ledger_core::domain::error::ErrorKind;
 use ledger_core::{Institution, InstitutionId, JurisdictionCode};
 
 use crate::access::{permits, Action, Caller, Scope};
@@ -47,7 +48,12 @@ pub async fn institution(
     let parsed = InstitutionId::parse(id).map_err(|_| not_found())?;
     let institution = match state.store.institution(&parsed).await {
         Ok(i) => i,
-        Err(e) if e.code() == "unknown_institution" => return Err(not_found()),
+        Err(e)
+            if e.rejection()
+                .is_some_and(|r| r.kind() == ErrorKind::NotFound) =>
+        {
+            return Err(not_found())
+        }
         Err(e) => return Err(e.into()),
     };
     check_institution(state, caller, institution, action).await
@@ -65,7 +71,12 @@ pub async fn institution_with_balances(
     let parsed = InstitutionId::parse(id).map_err(|_| not_found())?;
     let (institution, sheet) = match state.store.institution_with_balances(&parsed).await {
         Ok(found) => found,
-        Err(e) if e.code() == "unknown_institution" => return Err(not_found()),
+        Err(e)
+            if e.rejection()
+                .is_some_and(|r| r.kind() == ErrorKind::NotFound) =>
+        {
+            return Err(not_found())
+        }
         Err(e) => return Err(e.into()),
     };
     // The balances are only handed out once the checks pass.

@@ -7,9 +7,12 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use ledger_core::domain::error::ErrorKind;
 use ledger_core::{LedgerError, StoreError};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::app::{AppError, Kind};
 
 /// The code an error answered with, left on the response for the audit log
 /// and the metrics.
@@ -142,24 +145,11 @@ impl IntoResponse for ApiError {
 
 /// The status a refusal of the ledger answers with.
 fn ledger_status(error: &LedgerError) -> StatusCode {
-    match error.code() {
-        "unknown_institution"
-        | "unknown_enrollment"
-        | "unknown_entry"
-        | "unknown_jurisdiction"
-        | "unknown_alert"
-        | "unknown_suggestion"
-        | "unknown_bank"
-        | "unknown_bank_account"
-        | "unknown_account" => StatusCode::NOT_FOUND,
-        "exists_with_different_fields"
-        | "already_resolved"
-        | "already_claimed"
-        | "suggestion_decided"
-        | "not_pending"
-        | "bank_account_taken"
-        | "invalid_alert_transition" => StatusCode::CONFLICT,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    match error.kind() {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 
@@ -206,6 +196,33 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %other, "store failure");
                 ApiError::internal()
             }
+        }
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(error: AppError) -> ApiError {
+        let status = match error.kind() {
+            Kind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::Conflict => StatusCode::CONFLICT,
+            Kind::Forbidden => StatusCode::FORBIDDEN,
+            Kind::Unavailable => StatusCode::BAD_GATEWAY,
+            Kind::Internal => {
+                tracing::error!(error = %error, "store failure");
+                return ApiError::internal();
+            }
+        };
+        let detail = match &error {
+            AppError::NotFound { what } => format!("{what} does not exist or is not yours to see"),
+            other => other.to_string(),
+        };
+        ApiError {
+            status,
+            code: error.code(),
+            field: error.field(),
+            detail,
+            retry_after: None,
         }
     }
 }

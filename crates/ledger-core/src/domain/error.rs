@@ -152,7 +152,72 @@ pub enum LedgerError {
     InstitutionNotActive { institution: String, status: String },
 }
 
+/// What kind of refusal a rule is, for an edge to answer by: HTTP maps each
+/// kind to a status, the command line to an exit code. Every rule has one,
+/// and the match in [`LedgerError::kind`] is exhaustive, so a new rule
+/// cannot reach an edge unclassified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The request is malformed or breaks a rule of the books.
+    Invalid,
+    /// Something it names does not exist (or is out of the caller's sight).
+    NotFound,
+    /// It clashes with what is already recorded: a different request under
+    /// the same id, a decision already taken, a claim already held.
+    Conflict,
+    /// The caller may not do this.
+    Forbidden,
+}
+
 impl LedgerError {
+    /// The kind of refusal, for the edges.
+    pub fn kind(&self) -> ErrorKind {
+        use LedgerError::*;
+        match self {
+            UnknownInstitution { .. }
+            | UnknownEnrollment { .. }
+            | UnknownEntry { .. }
+            | UnknownJurisdiction { .. }
+            | UnknownAlert { .. }
+            | UnknownSuggestion { .. }
+            | UnknownBank { .. }
+            | UnknownBankAccount { .. }
+            | UnknownAccount { .. } => ErrorKind::NotFound,
+            ExistsWithDifferentFields { .. }
+            | AlreadyResolved { .. }
+            | AlreadyClaimed { .. }
+            | SuggestionDecided { .. }
+            | NotPending { .. }
+            | BankAccountTaken { .. }
+            | InvalidAlertTransition { .. } => ErrorKind::Conflict,
+            InvalidAmount { .. }
+            | AmountMustBePositive { .. }
+            | TooManyDecimals { .. }
+            | AmountOverflow
+            | UnsupportedCurrency { .. }
+            | CurrencyMismatch { .. }
+            | InvalidId { .. }
+            | EntryUnbalanced { .. }
+            | EntryHasNoPostings
+            | AccountsMustDiffer { .. }
+            | HoursMustBePositive { .. }
+            | InvalidEnrollment { .. }
+            | InvalidInstitution { .. }
+            | InvalidRulePack { .. }
+            | UnknownAccountCode { .. }
+            | WouldOverdraw { .. }
+            | EnrollmentHoursExhausted { .. }
+            | ChargeExceedsCap { .. }
+            | PaymentExceedsPrice { .. }
+            | RefundExceedsRefundable { .. }
+            | CannotReverse { .. }
+            | BeforeInstitutionExisted { .. }
+            | InstitutionNotActive { .. }
+            | MissingField { .. }
+            | InvalidField { .. } => ErrorKind::Invalid,
+        }
+    }
+
     /// Stable snake_case code for API clients; never changes once published.
     pub fn code(&self) -> &'static str {
         use LedgerError::*;

@@ -1,0 +1,184 @@
+//! The one error type of the application layer. A use case fails because
+//! the caller asked for something the rules refuse (with the rule's stable
+//! code), because what it names is not there, because it clashes with what
+//! is recorded, or because a part underneath failed (the database, a bank).
+//! The edges branch on [`AppError::kind`], never on message text.
+
+use ledger_core::domain::error::ErrorKind;
+use ledger_core::{LedgerError, StoreError};
+
+/// How an edge should answer a failed use case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Invalid,
+    NotFound,
+    Conflict,
+    Forbidden,
+    /// A part outside the service (a bank) did not answer as it must; a
+    /// retry later may succeed.
+    Unavailable,
+    /// Our own fault (the database, data this version cannot read): logged,
+    /// never shown in detail.
+    Internal,
+}
+
+impl From<ErrorKind> for Kind {
+    fn from(kind: ErrorKind) -> Kind {
+        match kind {
+            ErrorKind::Invalid => Kind::Invalid,
+            ErrorKind::NotFound => Kind::NotFound,
+            ErrorKind::Conflict => Kind::Conflict,
+            ErrorKind::Forbidden => Kind::Forbidden,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A rule of the ledger refused; `index` is the item of a batch.
+    #[error("{}{error}", index.map(|i| format!("item {i} of the batch: ")).unwrap_or_default())]
+    Refused {
+        index: Option<usize>,
+        error: LedgerError,
+    },
+    /// Input the use case cannot take, with a stable code and the field
+    /// (or the place in a file) at fault.
+    #[error("{detail}")]
+    Invalid {
+        code: &'static str,
+        field: Option<String>,
+        detail: String,
+    },
+    /// A state that forbids the step (a refund already decided, a payee
+    /// missing), with a stable code.
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    /// What the request names does not exist.
+    #[error("{what} does not exist")]
+    NotFound { what: String },
+    /// A bank failed to answer as it must.
+    #[error("{detail}")]
+    Unavailable { code: &'static str, detail: String },
+    /// The store failed (not a refusal: those are `Refused`).
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl AppError {
+    pub fn invalid(
+        code: &'static str,
+        field: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        AppError::Invalid {
+            code,
+            field: Some(field.into()),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        AppError::Conflict {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        AppError::NotFound {
+            what: what.to_string(),
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self {
+            AppError::Refused { error, .. } => error.kind().into(),
+            AppError::Invalid { .. } => Kind::Invalid,
+            AppError::Conflict { .. } => Kind::Conflict,
+            AppError::NotFound { .. } => Kind::NotFound,
+            AppError::Unavailable { .. } => Kind::Unavailable,
+            AppError::Store(_) => Kind::Internal,
+        }
+    }
+
+    /// Stable snake_case code: the ledger rule's, or the use case's own.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Refused { error, .. } => error.code(),
+            AppError::Invalid { code, .. }
+            | AppError::Conflict { code, .. }
+            | AppError::Unavailable { code, .. } => code,
+            AppError::NotFound { .. } => "not_found",
+            AppError::Store(e) => e.code(),
+        }
+    }
+
+    /// The request field at fault, where there is one.
+    pub fn field(&self) -> Option<String> {
+        match self {
+            AppError::Invalid { field, .. } => field.clone(),
+            AppError::Refused { index, error } => {
+                let own = match error {
+                    LedgerError::MissingField { field, .. }
+                    | LedgerError::InvalidField { field, .. } => Some(field.to_string()),
+                    LedgerError::InvalidId {
+                        what: "external reference",
+                        ..
+                    } => Some("external_ref".to_string()),
+                    _ => None,
+                };
+                match (index, own) {
+                    (Some(i), Some(f)) => Some(format!("items[{i}].{f}")),
+                    (Some(i), None) => Some(format!("items[{i}]")),
+                    (None, own) => own,
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<LedgerError> for AppError {
+    fn from(error: LedgerError) -> AppError {
+        AppError::Refused { index: None, error }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(error: StoreError) -> AppError {
+        match error {
+            StoreError::Rejected { index, error } => AppError::Refused { index, error },
+            other => AppError::Store(other),
+        }
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_keeps_its_rule_code_kind_and_place_in_the_batch() {
+        let e = AppError::from(StoreError::Rejected {
+            index: Some(2),
+            error: LedgerError::MissingField {
+                op: "pay".into(),
+                field: "enrollment_id",
+            },
+        });
+        assert_eq!(e.kind(), Kind::Invalid);
+        assert_eq!(e.code(), "missing_field");
+        assert_eq!(e.field().as_deref(), Some("items[2].enrollment_id"));
+        assert!(e.to_string().starts_with("item 2 of the batch: "), "{e}");
+
+        let e = AppError::from(LedgerError::UnknownInstitution {
+            institution: "X".into(),
+        });
+        assert_eq!(e.kind(), Kind::NotFound);
+        let e = AppError::from(StoreError::Corrupt("bad row".into()));
+        assert_eq!(e.kind(), Kind::Internal);
+        assert_eq!(e.code(), "corrupt_data");
+    }
+}
