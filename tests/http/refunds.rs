@@ -3,7 +3,8 @@
 //! every step (the runner's state dropped and a fresh one started).
 
 use api::access::{Role, Scope};
-use api::workflow::{tick_jobs, BankDirectory, Job, Tick};
+use api::app::banks::BankDirectory;
+use api::app::jobs::{tick_jobs, Job, Tick};
 use bank_adapter::fake_bank::{Failure, FakeBank, DEFAULT_CREDENTIAL};
 use bank_adapter::instruction::InstructionStatus;
 use chrono::{DateTime, Duration, TimeZone, Utc};

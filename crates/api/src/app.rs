@@ -7,7 +7,29 @@
 //! moved still live in the command modules (`reconcile.rs`, `risk.rs`,
 //! `feed.rs`, `workflow.rs`).
 
+pub mod banks;
 pub mod error;
+pub mod evidence;
+pub mod feeds;
+pub mod jobs;
 pub mod jurisdictions;
+pub mod outbox;
+pub mod refunds;
 
 pub use error::{AppError, AppResult, Kind};
+
+/// Opens the store at `url` and brings its schema up to date.
+pub async fn open_store(url: &str) -> AppResult<ledger_core::Store> {
+    let unavailable = |what: String| AppError::Unavailable {
+        code: "database_unavailable",
+        detail: what,
+    };
+    let store = ledger_core::Store::connect(url)
+        .await
+        .map_err(|e| unavailable(format!("cannot open the database at {url}: {e}")))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| unavailable(format!("cannot migrate the database: {e}")))?;
+    Ok(store)
+}

@@ -5,8 +5,8 @@
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use ledger_core::{
     Amount, Category, ClientId, Command, Currency, Enrollment, EnrollmentId, Institution,
-    InstitutionId, InstitutionStatus, Jurisdiction, JurisdictionCode, RefundSource, Request,
-    RulePack, RuleParams, Store, SupervisionMode,
+    InstitutionId, InstitutionStatus, JurisdictionCode, RefundSource, Request, RulePack,
+    RuleParams, Store, SupervisionMode,
 };
 use ledger_core::{Cap, CapAction};
 use rand::rngs::SmallRng;
@@ -91,13 +91,15 @@ pub async fn build(store: &Store) -> anyhow::Result<()> {
         ("410900", "Puyang City", Some("410000")),
         (COUNTY, "Qingfeng County", Some("410900")),
     ] {
-        store
-            .create_jurisdiction(&Jurisdiction {
+        crate::app::jurisdictions::register(
+            store,
+            crate::app::jurisdictions::NewJurisdiction {
                 code: j(code)?,
                 name: name.into(),
                 parent: parent.map(j).transpose()?,
-            })
-            .await?;
+            },
+        )
+        .await?;
     }
     // The county applies the 5,000 cap to subject training too, and charges
     // may start at most one month before the course.
