@@ -295,7 +295,7 @@ impl Sim {
                 9,
                 Command::PayTuition {
                     enrollment: enrollment.id.clone(),
-                    amount_minor: price,
+                    amount: ledger_core::Amount::from_minor(price).unwrap(),
                 },
             ));
             *self.truth.sales_minor.entry(day).or_default() += price;
@@ -370,7 +370,7 @@ impl Sim {
                     day,
                     18,
                     Command::InstructRelease {
-                        amount_minor: earned,
+                        amount: ledger_core::Amount::from_minor(earned).unwrap(),
                     },
                 ))
                 .await

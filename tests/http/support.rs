@@ -283,7 +283,7 @@ pub async fn pay(
             external_ref: None,
             command: Command::PayTuition {
                 enrollment: EnrollmentId::parse(enrollment).unwrap(),
-                amount_minor: minor,
+                amount: ledger_core::Amount::from_minor(minor).unwrap(),
             },
         })
         .await

@@ -8,6 +8,7 @@
 //! `feed.rs`, `workflow.rs`).
 
 pub mod banks;
+pub mod books;
 pub mod error;
 pub mod evidence;
 pub mod feeds;
@@ -15,6 +16,7 @@ pub mod jobs;
 pub mod jurisdictions;
 pub mod outbox;
 pub mod refunds;
+pub mod releases;
 
 pub use error::{AppError, AppResult, Kind};
 

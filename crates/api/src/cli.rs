@@ -12,12 +12,12 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use ledger_core::domain::wire::WireRequest;
 use ledger_core::store::DEFAULT_DATABASE_URL;
-use ledger_core::{InstitutionId, Store, StoreError};
+use ledger_core::{InstitutionId, Store};
 
 use crate::app::banks::BankDirectory;
 use crate::app::jobs;
 use crate::serve::JobArg;
-use crate::{bench, demo, reconcile, risk};
+use crate::{demo, reconcile, risk};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -171,11 +171,6 @@ pub enum Command {
     Token {
         #[command(subcommand)]
         what: crate::token::TokenCommand,
-    },
-    /// Benchmarks (see BENCHMARKS.md).
-    Bench {
-        #[command(subcommand)]
-        what: bench::BenchCommand,
     },
 }
 
@@ -338,7 +333,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
         }
-        Command::Bench { what } => bench::run(what, url).await?,
         Command::Serve(args) => crate::serve::run(url, args).await?,
         Command::Jobs {
             banks,
@@ -555,9 +549,9 @@ async fn post(store: &Store, file: &str, json: bool) -> anyhow::Result<ExitCode>
         requests.push(request);
     }
     anyhow::ensure!(!requests.is_empty(), "{file}: no requests");
-    let entries = match store.execute_batch(requests).await {
+    let entries = match crate::app::books::record_batch(store, requests).await {
         Ok(entries) => entries,
-        Err(StoreError::Rejected { index, error }) => {
+        Err(crate::app::AppError::Refused { index, error }) => {
             let line = index
                 .and_then(|i| lines.get(i))
                 .map_or(String::new(), |l| format!(" line {l}"));

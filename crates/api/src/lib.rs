@@ -3,7 +3,6 @@
 
 pub mod access;
 pub mod app;
-pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod http;

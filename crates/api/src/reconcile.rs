@@ -576,7 +576,7 @@ pub async fn record_account(
                 .and_utc(),
             external_ref: l.bank_ref.clone().or(l.end_to_end_id.clone()),
             command: Command::RecordUnidentifiedReceipt {
-                amount_minor: l.amount_minor,
+                amount: ledger_core::Amount::from_minor(l.amount_minor)?,
             },
         });
         suspense_lines.push((line_key, l.statement_key.clone(), l.line_no));

@@ -299,7 +299,7 @@ pub async fn run(
 
 /// A step of a pass that is not yet written as a use case of this layer
 /// (reconciliation, the risk scan) failed.
-fn job_failed(e: anyhow::Error) -> AppError {
+fn job_failed(e: impl std::fmt::Display) -> AppError {
     AppError::Unavailable {
         code: "job_failed",
         detail: format!("{e:#}"),

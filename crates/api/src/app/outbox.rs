@@ -35,16 +35,7 @@ pub async fn dispatch(
             Err(error) => {
                 t.send_failures += 1;
                 tracing::warn!(instruction = %item.instruction_id, %error, "instruction not sent");
-                store
-                    .update_outbox(
-                        &item.institution,
-                        &item.instruction_id,
-                        OutboxState::Pending,
-                        None,
-                        Some(&error),
-                        Some(retry_delay(item.attempts + 1)),
-                    )
-                    .await?;
+                look_again(store, &item, OutboxState::Pending, Some(&error)).await?;
             }
         }
     }
@@ -56,16 +47,7 @@ pub async fn dispatch(
         let status = match outcome(store, banks, &item).await? {
             Ok(s) => s,
             Err(error) => {
-                store
-                    .update_outbox(
-                        &item.institution,
-                        &item.instruction_id,
-                        OutboxState::Accepted,
-                        None,
-                        Some(&error),
-                        Some(retry_delay(item.attempts + 1)),
-                    )
-                    .await?;
+                look_again(store, &item, OutboxState::Accepted, Some(&error)).await?;
                 continue;
             }
         };
@@ -80,19 +62,36 @@ pub async fn dispatch(
             }
             InstructionStatus::Accepted => {
                 // Not yet: look again shortly.
-                store
-                    .update_outbox(
-                        &item.institution,
-                        &item.instruction_id,
-                        OutboxState::Accepted,
-                        None,
-                        None,
-                        Some(Duration::seconds(30)),
-                    )
-                    .await?;
+                look_again(store, &item, OutboxState::Accepted, None).await?;
             }
         }
     }
+    Ok(())
+}
+
+/// Leaves an item in `state` to be taken up again: after a backoff that
+/// grows with its attempts when it failed (`error`), shortly when the bank
+/// has simply not finished.
+async fn look_again(
+    store: &Store,
+    item: &OutboxItem,
+    state: OutboxState,
+    error: Option<&str>,
+) -> AppResult<()> {
+    let delay = match error {
+        Some(_) => retry_delay(item.attempts + 1),
+        None => Duration::seconds(30),
+    };
+    store
+        .update_outbox(
+            &item.institution,
+            &item.instruction_id,
+            state,
+            None,
+            error,
+            Some(delay),
+        )
+        .await?;
     Ok(())
 }
 

@@ -7,7 +7,7 @@
 
 use chrono::NaiveDate;
 use ledger_core::domain::refunds::{Refund, RefundState};
-use ledger_core::{ClientId, Command, Entry, Institution, RefundSource, Request, Store};
+use ledger_core::{Amount, ClientId, Command, Entry, Institution, RefundSource, Request, Store};
 
 use crate::app::{AppError, AppResult};
 
@@ -66,8 +66,11 @@ pub fn request_key(token_id: &str, key: &str) -> String {
     )
 }
 
-fn postings_amount(entry: &Entry) -> i64 {
-    entry.postings.first().map_or(0, |p| p.amount_minor)
+/// What an entry moved: every posting of a refund step moves the same
+/// amount.
+fn postings_amount(entry: &Entry) -> AppResult<Amount> {
+    let minor = entry.postings.first().map_or(0, |p| p.amount_minor);
+    Ok(Amount::from_minor(minor)?)
 }
 
 /// What became of an approved refund when the workflow took it up.
@@ -129,7 +132,7 @@ pub async fn settle_set_aside(
             occurred_at: store.now(),
             external_ref: Some(bank_ref.clone()),
             command: Command::RecordRefundPaidByInstitution {
-                amount_minor: postings_amount(&approved),
+                amount: postings_amount(&approved)?,
             },
         })
         .await;
@@ -158,7 +161,7 @@ pub async fn settle_set_aside(
                 "paid by {} itself ({} {}), bank reference {bank_ref}",
                 institution.name,
                 ledger_core::domain::money::format_minor(
-                    postings_amount(&paid),
+                    postings_amount(&paid)?.minor(),
                     institution.currency
                 ),
                 institution.currency.code()
@@ -195,7 +198,7 @@ async fn approval_entry(
             external_ref: Some(refund.id.clone()),
             command: Command::ApproveRefund {
                 enrollment: refund.enrollment.clone(),
-                amount_minor: refund.amount_minor,
+                amount: refund.amount_minor.map(Amount::from_minor).transpose()?,
             },
         })
         .await;
@@ -246,7 +249,7 @@ async fn instruct_from(
         .execute(request(
             refund.instruction_client_id(),
             Command::InstructRefundPayment {
-                amount_minor: postings_amount(&approved),
+                amount: postings_amount(&approved)?,
                 source,
             },
         )?)
@@ -255,7 +258,7 @@ async fn instruct_from(
         Ok(p) => p,
         Err(e) if e.rejection().is_some() => {
             let owed = ledger_core::domain::money::format_minor(
-                postings_amount(&approved),
+                postings_amount(&approved)?.minor(),
                 institution.currency,
             );
             let whose = match institution.mode {
@@ -301,7 +304,7 @@ async fn instruct_from(
             Some(&format!(
                 "refund of {} {} owed; payment instruction {} queued for the bank",
                 ledger_core::domain::money::format_minor(
-                    postings_amount(&payment),
+                    postings_amount(&payment)?.minor(),
                     institution.currency
                 ),
                 institution.currency.code(),

@@ -217,7 +217,7 @@ pub async fn reconcile_stored(args: ReconcileStoredArgs, url: &str) -> anyhow::R
                 day0(),
                 Command::PayTuition {
                     enrollment: EnrollmentId::parse("E")?,
-                    amount_minor: releases.max(1),
+                    amount: ledger_core::Amount::from_minor(releases.max(1))?,
                 },
             )?,
             request(
@@ -244,14 +244,14 @@ pub async fn reconcile_stored(args: ReconcileStoredArgs, url: &str) -> anyhow::R
             let (command, signed) = if i % 3 == 0 {
                 (
                     Command::InstructRelease {
-                        amount_minor: amount(i),
+                        amount: ledger_core::Amount::from_minor(amount(i))?,
                     },
                     -amount(i),
                 )
             } else {
                 (
                     Command::RecordUnidentifiedReceipt {
-                        amount_minor: amount(i),
+                        amount: ledger_core::Amount::from_minor(amount(i))?,
                     },
                     amount(i),
                 )
@@ -283,7 +283,7 @@ pub async fn reconcile_stored(args: ReconcileStoredArgs, url: &str) -> anyhow::R
     for account in &accounts {
         let started = Instant::now();
         let stored = store.statement_lines(account).await?;
-        let entries = crate::reconcile::all_entries(&store, &account.institution).await?;
+        let entries = api::reconcile::all_entries(&store, &account.institution).await?;
         store
             .claimed(&account.institution, &account.bank, &account.account_no)
             .await?;
@@ -302,7 +302,7 @@ pub async fn reconcile_stored(args: ReconcileStoredArgs, url: &str) -> anyhow::R
     let started = Instant::now();
     let (mut kept, mut confirmed, mut suspense) = (0u64, 0u64, 0u64);
     for account in &accounts {
-        let r = crate::reconcile::record_account(&store, account, None).await?;
+        let r = api::reconcile::record_account(&store, account, None).await?;
         kept += r["matches_kept"].as_u64().unwrap_or(0);
         confirmed += r["instructions_confirmed"].as_u64().unwrap_or(0);
         suspense += r["credits_to_suspense"].as_u64().unwrap_or(0);
@@ -328,7 +328,7 @@ pub async fn reconcile_stored(args: ReconcileStoredArgs, url: &str) -> anyhow::R
 }
 
 pub async fn risk_stored(args: RiskStoredArgs, url: &str) -> anyhow::Result<()> {
-    use crate::risk::{assess_loaded, snapshot, Loading, Records};
+    use api::risk::{assess_loaded, snapshot, Loading, Records};
     let store = super::scratch(url, "bench_risk").await?;
     county(&store).await?;
     let n = args.institutions;
@@ -403,7 +403,7 @@ async fn generate_institutions(store: &Store, n: usize, w: usize, of: usize) -> 
             paid,
             Command::PayTuition {
                 enrollment: EnrollmentId::parse("E")?,
-                amount_minor: price,
+                amount: ledger_core::Amount::from_minor(price)?,
             },
         )?);
         requests.push(request(
@@ -420,7 +420,7 @@ async fn generate_institutions(store: &Store, n: usize, w: usize, of: usize) -> 
             format!("REL-{k}"),
             taught,
             Command::InstructRelease {
-                amount_minor: release,
+                amount: ledger_core::Amount::from_minor(release)?,
             },
         )?);
         requests.push(request(
