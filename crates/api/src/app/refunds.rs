@@ -6,7 +6,7 @@
 //! moves are conditional (a repeat moves nothing).
 
 use chrono::NaiveDate;
-use ledger_core::domain::refunds::{Refund, RefundState};
+use ledger_core::domain::refunds::{Payee, Refund, RefundState};
 use ledger_core::{Amount, ClientId, Command, Entry, Institution, RefundSource, Request, Store};
 
 use crate::app::{AppError, AppResult};
@@ -107,7 +107,7 @@ pub enum Settlement {
 /// [`Instructed::SetAside`]): its payment entry takes the client id the
 /// escrow instruction would have had, so a refund is paid at most once
 /// whichever way it goes.
-pub async fn settle_set_aside(
+async fn settle_set_aside(
     store: &Store,
     refund: &Refund,
     how: Settlement,
@@ -352,19 +352,7 @@ pub async fn request(
         .map(|a| ledger_core::Amount::parse(a, institution.currency).map(|a| a.minor()))
         .transpose()
         .map_err(|e| field("amount", e))?;
-    for (name, value) in [
-        ("payee.name", &ask.payee.name),
-        ("payee.account", &ask.payee.account),
-        ("payee.bank", &ask.payee.bank),
-    ] {
-        if value.trim().is_empty() || value.len() > 70 {
-            return Err(AppError::invalid(
-                "invalid_field",
-                name,
-                format!("{name} must be 1 to 70 characters"),
-            ));
-        }
-    }
+    check_payee(&ask.payee, "payee.")?;
     if let Some(made) = store.refund_by_id(&refund_id).await? {
         return Ok(made);
     }
@@ -390,7 +378,7 @@ pub async fn request(
 /// cannot exist and is not looked up.
 pub async fn find(store: &Store, id: &str) -> AppResult<Refund> {
     let not_found = || AppError::not_found(format!("refund {id:?}"));
-    if id.len() > 32 || !id.starts_with("RF") || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+    if !is_refund_id(id) {
         return Err(not_found());
     }
     store.refund_by_id(id).await?.ok_or_else(not_found)
@@ -462,17 +450,7 @@ pub async fn settle(
     today: NaiveDate,
 ) -> AppResult<Refund> {
     if let Settlement::PaidByInstitution { bank_ref } = &how {
-        let bank_ref = bank_ref.trim();
-        if bank_ref.is_empty()
-            || bank_ref.chars().count() > 64
-            || bank_ref.chars().any(char::is_control)
-        {
-            return Err(AppError::invalid(
-                "invalid_field",
-                "bank_ref",
-                "the bank's reference of the payment: 1 to 64 characters",
-            ));
-        }
+        check_bank_ref(bank_ref)?;
         let institution = store.institution(&refund.institution).await?;
         if institution.mode == ledger_core::SupervisionMode::Custody {
             return Err(AppError::conflict(
@@ -517,10 +495,117 @@ pub async fn settle(
     }
 }
 
+/// Where money goes: a name, an account and a bank, each 1 to 70
+/// characters (what a pain.001 creditor holds). `prefix` names the fields
+/// as the caller sent them (`payee.name`).
+pub fn check_payee(payee: &Payee, prefix: &str) -> AppResult<()> {
+    for (name, value) in [
+        ("name", &payee.name),
+        ("account", &payee.account),
+        ("bank", &payee.bank),
+    ] {
+        if value.trim().is_empty() || value.len() > 70 {
+            let field = format!("{prefix}{name}");
+            return Err(AppError::invalid(
+                "invalid_field",
+                field.clone(),
+                format!("{field} must be 1 to 70 characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refund ids are ours: "RF" and letters or digits, at most 32 in all.
+pub fn is_refund_id(id: &str) -> bool {
+    id.len() <= 32 && id.starts_with("RF") && id.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// The bank's reference of a payment: 1 to 64 characters, none a control
+/// character, surrounding blanks aside.
+fn check_bank_ref(bank_ref: &str) -> AppResult<()> {
+    let bank_ref = bank_ref.trim();
+    if bank_ref.is_empty()
+        || bank_ref.chars().count() > 64
+        || bank_ref.chars().any(char::is_control)
+    {
+        return Err(AppError::invalid(
+            "invalid_field",
+            "bank_ref",
+            "the bank's reference of the payment: 1 to 64 characters",
+        ));
+    }
+    Ok(())
+}
+
 /// The refund as it stands now.
 async fn now(store: &Store, refund: &Refund) -> AppResult<Refund> {
     Ok(store
         .refund(&refund.institution, &refund.id)
         .await?
         .unwrap_or_else(|| refund.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payee(name: &str, account: &str, bank: &str) -> Payee {
+        Payee {
+            name: name.into(),
+            account: account.into(),
+            bank: bank.into(),
+        }
+    }
+
+    #[test]
+    fn a_payee_names_someone_an_account_and_a_bank() {
+        assert!(check_payee(&payee("张三", "6222000011112222", "CMBCCNBS"), "payee.").is_ok());
+        for (p, field) in [
+            (payee(" ", "6222", "CMB"), "payee.name"),
+            (payee("张三", "", "CMB"), "payee.account"),
+            (payee("张三", "6222", &"B".repeat(71)), "payee.bank"),
+        ] {
+            let e = check_payee(&p, "payee.").unwrap_err();
+            assert_eq!(e.field().as_deref(), Some(field), "{e}");
+            assert_eq!(e.code(), "invalid_field");
+        }
+        // The institution's own payee is sent without a prefix.
+        let e = check_payee(&payee("", "1", "B"), "").unwrap_err();
+        assert_eq!(e.field().as_deref(), Some("name"));
+    }
+
+    #[test]
+    fn only_ids_of_our_shape_are_refund_ids() {
+        assert!(is_refund_id(&refund_id_for("token-1", "key-1")));
+        for bad in [
+            "",
+            "RX1234",
+            "rf1234",
+            "RF12-34",
+            "RF ",
+            &format!("RF{}", "0".repeat(31)),
+        ] {
+            assert!(!is_refund_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_refund_id_follows_from_the_caller_and_the_key() {
+        let a = refund_id_for("token-1", "key-1");
+        assert_eq!(a, refund_id_for("token-1", "key-1"));
+        assert_ne!(a, refund_id_for("token-2", "key-1"));
+        assert_ne!(a, refund_id_for("token-1", "key-2"));
+        // The separator keeps ("ab", "c") and ("a", "bc") apart.
+        assert_ne!(request_key("ab", "c"), request_key("a", "bc"));
+        assert_eq!(a.len(), 22);
+    }
+
+    #[test]
+    fn a_bank_reference_is_short_printable_text() {
+        assert!(check_bank_ref(" CMB20261105-000731 ").is_ok());
+        for bad in ["", "   ", "a\u{7}b", &"x".repeat(65)] {
+            assert!(check_bank_ref(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -23,19 +23,7 @@ pub async fn set_payee(
     payee: Payee,
     by: &str,
 ) -> AppResult<Payee> {
-    for (field, value) in [
-        ("name", &payee.name),
-        ("account", &payee.account),
-        ("bank", &payee.bank),
-    ] {
-        if value.trim().is_empty() || value.len() > 70 {
-            return Err(AppError::invalid(
-                "invalid_field",
-                field,
-                format!("{field} must be 1 to 70 characters"),
-            ));
-        }
-    }
+    crate::app::refunds::check_payee(&payee, "")?;
     if store.payee(&institution.id).await?.as_ref() != Some(&payee) {
         store.set_payee(&institution.id, &payee, by).await?;
     }
@@ -51,12 +39,7 @@ pub async fn release(
     amount: &str,
     at: DateTime<Utc>,
 ) -> AppResult<Entry> {
-    let k = instruction_id.as_str();
-    if k.len() > 35
-        || !k
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-    {
+    if !is_instruction_id(instruction_id.as_str()) {
         return Err(AppError::invalid(
             "invalid_field",
             "Idempotency-Key",
@@ -87,4 +70,28 @@ pub async fn release(
     }
     .validated()?;
     Ok(store.execute(request).await?)
+}
+
+/// A bank instruction id as pain.001 carries it (end-to-end id): at most 35
+/// letters, digits, '-' or '.'.
+pub fn is_instruction_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 35
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_release_key_is_a_bank_instruction_id() {
+        assert!(is_instruction_id("REL-2026-11.07"));
+        assert!(is_instruction_id(&"A".repeat(35)));
+        for bad in ["", "REL 1", "REL_1", "发放1", &"A".repeat(36)] {
+            assert!(!is_instruction_id(bad), "{bad:?}");
+        }
+    }
 }
