@@ -3,13 +3,14 @@
 //! (executed, rejected, returned) is followed by the books, the refund and,
 //! on a return, an alert. A resend is answered with the original receipt.
 
+use bank_adapter::client::BankClient;
 use bank_adapter::client::ClientError;
 use bank_adapter::instruction::{
     Creditor, Instruction, InstructionId, InstructionKind, InstructionSpec, InstructionStatus,
 };
 use chrono::{Duration, NaiveDate};
 use ledger_core::domain::alerts::Finding;
-use ledger_core::domain::feeds::AccountKind;
+use ledger_core::domain::feeds::{AccountKind, BankAccount};
 use ledger_core::domain::refunds::{retry_delay, OutboxItem, OutboxState, RefundState};
 use ledger_core::{Amount, ClientId, Command, Currency, LedgerError, Request, Store};
 
@@ -120,14 +121,13 @@ async fn paying_account(store: &Store, item: &OutboxItem) -> AppResult<AccountKi
     })
 }
 
-/// Sends one due instruction to its bank.
-async fn send(
+/// The supervised account an item is paid out of and the connection to its
+/// bank, or why there is none (the item waits and says so).
+async fn paying_bank<'b>(
     store: &Store,
-    banks: &BankDirectory,
+    banks: &'b BankDirectory,
     item: &OutboxItem,
-    today: NaiveDate,
-) -> AppResult<Result<(), String>> {
-    let institution = store.institution(&item.institution).await?;
+) -> AppResult<Result<(BankAccount, &'b BankClient), String>> {
     let kind = paying_account(store, item).await?;
     let Some(account) = store
         .supervised_accounts(&item.institution)
@@ -145,6 +145,21 @@ async fn send(
             "no connection is configured for bank {:?} (--banks)",
             account.bank
         )));
+    };
+    Ok(Ok((account, client)))
+}
+
+/// Sends one due instruction to its bank.
+async fn send(
+    store: &Store,
+    banks: &BankDirectory,
+    item: &OutboxItem,
+    today: NaiveDate,
+) -> AppResult<Result<(), String>> {
+    let institution = store.institution(&item.institution).await?;
+    let (account, client) = match paying_bank(store, banks, item).await? {
+        Ok(found) => found,
+        Err(why) => return Ok(Err(why)),
     };
     let (instruction_kind, creditor) = match item.kind.as_str() {
         "refund_payment_instructed" => {
@@ -354,20 +369,9 @@ async fn outcome(
     banks: &BankDirectory,
     item: &OutboxItem,
 ) -> AppResult<Result<(InstructionStatus, Option<String>), String>> {
-    let kind = paying_account(store, item).await?;
-    let Some(account) = store
-        .supervised_accounts(&item.institution)
-        .await?
-        .into_iter()
-        .find(|a| a.kind == kind)
-    else {
-        return Ok(Err("no supervised account on file".into()));
-    };
-    let Some(client) = banks.get(&account.bank) else {
-        return Ok(Err(format!(
-            "no connection is configured for bank {:?}",
-            account.bank
-        )));
+    let client = match paying_bank(store, banks, item).await? {
+        Ok((_, client)) => client,
+        Err(why) => return Ok(Err(why)),
     };
     let id =
         InstructionId::parse(item.instruction_id.clone()).map_err(|e| bad_instruction(item, e))?;

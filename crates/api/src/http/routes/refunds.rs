@@ -221,18 +221,7 @@ async fn approve_refund(
     Path(id): Path<String>,
     Json(body): Json<Decision>,
 ) -> ApiResult<Json<RefundView>> {
-    let (r, currency) = find(&state, &caller, &id, Action::ApproveRefund).await?;
-    let today = jobs::today(&state.store);
-    let decided = refunds::decide(
-        &state.store,
-        &r,
-        refunds::Decision::Approve,
-        &actor(&caller),
-        body.comment.as_deref(),
-        today,
-    )
-    .await?;
-    Ok(Json(view(&state, &decided, currency).await?))
+    decide(&state, &caller, &id, refunds::Decision::Approve, body).await
 }
 
 /// Decline a requested refund, with the reason.
@@ -246,18 +235,28 @@ async fn decline_refund(
     Path(id): Path<String>,
     Json(body): Json<Decision>,
 ) -> ApiResult<Json<RefundView>> {
-    let (r, currency) = find(&state, &caller, &id, Action::ApproveRefund).await?;
+    decide(&state, &caller, &id, refunds::Decision::Decline, body).await
+}
+
+async fn decide(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    decision: refunds::Decision,
+    body: Decision,
+) -> ApiResult<Json<RefundView>> {
+    let (r, currency) = find(state, caller, id, Action::ApproveRefund).await?;
     let today = jobs::today(&state.store);
     let decided = refunds::decide(
         &state.store,
         &r,
-        refunds::Decision::Decline,
-        &actor(&caller),
+        decision,
+        &actor(caller),
         body.comment.as_deref(),
         today,
     )
     .await?;
-    Ok(Json(view(&state, &decided, currency).await?))
+    Ok(Json(view(state, &decided, currency).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
