@@ -12,7 +12,7 @@ use chrono::{Duration, NaiveDate};
 use ledger_core::domain::alerts::Finding;
 use ledger_core::domain::feeds::{AccountKind, BankAccount};
 use ledger_core::domain::refunds::{retry_delay, OutboxItem, OutboxState, RefundState};
-use ledger_core::{Amount, ClientId, Command, Currency, LedgerError, Request, Store};
+use ledger_core::{AccountCode, Amount, ClientId, Command, Currency, LedgerError, Request, Store};
 
 use crate::app::banks::BankDirectory;
 use crate::app::evidence::{self, Evidence};
@@ -113,8 +113,8 @@ async fn paying_account(store: &Store, item: &OutboxItem) -> AppResult<AccountKi
     let code = store
         .paying_account(&item.institution, &item.instruction_id)
         .await?;
-    Ok(match code.as_deref() {
-        Some("deposit_cash") => AccountKind::Deposit,
+    Ok(match code.as_deref().map(AccountCode::parse) {
+        Some(Ok(AccountCode::DepositCash)) => AccountKind::Deposit,
         Some(_) => AccountKind::Escrow,
         None if item.kind == "deposit_return_instructed" => AccountKind::Deposit,
         None => AccountKind::Escrow,

@@ -11,7 +11,7 @@ use bank_adapter::model::{Balance, Format, Line, SourceRef, Statement};
 use chrono::NaiveDate;
 use ledger_core::domain::feeds::{AccountKind, BankAccount};
 use ledger_core::domain::money::minor_to_decimal;
-use ledger_core::{Currency, Entry, EntryKind, Side, Store, SupervisionMode};
+use ledger_core::{AccountCode, Currency, Entry, EntryKind, Side, Store, SupervisionMode};
 
 pub const BANK: &str = "PYB-DEMO";
 
@@ -52,9 +52,10 @@ fn movements(
     kind: AccountKind,
 ) -> Vec<(NaiveDate, i64, Option<String>, String)> {
     let cash = match kind {
-        AccountKind::Escrow => "escrow_cash",
-        AccountKind::Deposit => "deposit_cash",
-    };
+        AccountKind::Escrow => AccountCode::EscrowCash,
+        AccountKind::Deposit => AccountCode::DepositCash,
+    }
+    .to_string();
     let by_seq: BTreeMap<i64, &Entry> = entries.iter().map(|e| (e.seq, e)).collect();
     let mut out = Vec::new();
     for e in entries {
