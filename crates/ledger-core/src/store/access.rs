@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use crate::domain::chain::{audit_digest, link_hash, AuditFields, AUDIT_SCOPE};
 use crate::domain::ids::JurisdictionCode;
 use crate::domain::registry::Jurisdiction;
-use crate::store::sqlite::from_micros;
-use crate::store::{Micros, Result, Store, StoreError};
+use crate::store::time::from_micros;
+use crate::store::{Result, Store, StoreError};
 
 /// A token as stored: never its secret.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -102,10 +102,7 @@ impl Store {
                 .await?
                 .into_iter()
                 .map(|(i, b, a, at)| {
-                    Ok((
-                        (i, b, a),
-                        crate::store::sqlite::from_micros(at)?.date_naive(),
-                    ))
+                    Ok(((i, b, a), crate::store::time::from_micros(at)?.date_naive()))
                 })
                 .collect::<Result<HashMap<_, _>>>()?,
         })
@@ -221,7 +218,7 @@ impl Store {
                 .map(|r| {
                     event!(
                         &r,
-                        crate::store::sqlite::from_micros(r.try_get::<i64, _>(3)?)?
+                        crate::store::time::from_micros(r.try_get::<i64, _>(3)?)?
                     )
                 })
                 .collect::<Result<_>>()?,

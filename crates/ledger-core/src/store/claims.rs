@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::store::sqlite::from_micros;
+use crate::store::time::from_micros;
 use crate::store::{Result, Store, StoreError};
 
 /// What a request gets when it asks to act under a key.

@@ -323,7 +323,7 @@ impl Store {
                 .await?
                 .into_iter()
                 .map(|r| {
-                    let at = crate::store::sqlite::from_micros(r.3)?;
+                    let at = crate::store::time::from_micros(r.3)?;
                     Ok(day(r, at))
                 })
                 .collect(),

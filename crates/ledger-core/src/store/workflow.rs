@@ -11,8 +11,8 @@ use crate::domain::chain::{payee_digest, refund_digest};
 use crate::domain::error::LedgerError;
 use crate::domain::ids::{EnrollmentId, InstitutionId};
 use crate::domain::refunds::{OutboxItem, OutboxState, Payee, Refund, RefundEvent, RefundState};
-use crate::store::sqlite::from_micros;
-use crate::store::{Micros, Result, Store, StoreError};
+use crate::store::time::from_micros;
+use crate::store::{Result, Store, StoreError};
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
@@ -45,7 +45,7 @@ macro_rules! refund_event {
             $institution,
             $refund,
             seq,
-            $crate::store::Micros::micros(&$now),
+            $now.micros(),
             $actor,
             $state,
             $detail,
