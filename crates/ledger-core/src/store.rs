@@ -130,7 +130,7 @@ use crate::domain::error::LedgerError;
 use crate::domain::registry::Institution;
 
 pub use access::{AuditRecord, KeptAnswer, TokenRecord};
-pub(crate) use batch::{run_batch, BatchTx, Chains, Changes, LockedInstitution};
+pub(crate) use batch::{run_batch, BatchOn, BatchTx, Chains, Changes, LockedInstitution};
 pub use bulk::{AccountKey, EventRow};
 pub use claims::KeyClaim;
 pub use clock::Clock;
@@ -189,6 +189,33 @@ impl From<LedgerError> for StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// One backend's connection pool and the store's clock: what every query
+/// of that dialect runs on (`PgStore` is this for PostgreSQL; `SqliteStore`
+/// adds its file).
+pub struct Pooled<DB: sqlx::Database> {
+    pool: sqlx::Pool<DB>,
+    clock: Clock,
+}
+
+impl<DB: sqlx::Database> Clone for Pooled<DB> {
+    fn clone(&self) -> Self {
+        Pooled {
+            pool: self.pool.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}
+
+impl<DB: sqlx::Database> Pooled<DB> {
+    pub fn pool(&self) -> &sqlx::Pool<DB> {
+        &self.pool
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+}
+
 /// The ledger's storage, on one of two backends.
 #[derive(Clone)]
 pub enum Store {
@@ -236,7 +263,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        dispatch!(self, s => s.close().await)
+        on_pool!(self, |pool| pool.close().await)
     }
 
     /// Records one request (a batch of one).
@@ -344,16 +371,12 @@ impl Store {
         day: chrono::NaiveDate,
     ) -> Result<crate::domain::policy::ResolvedRules> {
         let jurisdictions = vec![institution.jurisdiction.clone()];
-        let (chains, packs) = match self {
-            Store::Postgres(s) => {
-                let mut tx = postgres::read_tx(s).await?;
-                tx.load_rules(&jurisdictions).await?
-            }
-            Store::Sqlite(s) => {
-                let mut tx = sqlite::read_tx(s).await?;
-                tx.load_rules(&jurisdictions).await?
-            }
-        };
+        let (chains, packs) = on_pool!(self, |pool| {
+            let mut read = BatchOn {
+                tx: pool.begin().await?,
+            };
+            read.load_rules(&jurisdictions).await?
+        });
         let chain = chains
             .get(&institution.jurisdiction)
             .cloned()

@@ -167,6 +167,23 @@ macro_rules! batch_reads {
     };
 }
 
+/// A batch's transaction (or a read sharing the batch loaders, rolled back
+/// on drop) on either dialect; each dialect implements [`BatchTx`] for its
+/// own.
+pub(crate) struct BatchOn<'a, DB: sqlx::Database> {
+    pub tx: sqlx::Transaction<'a, DB>,
+}
+
+/// The columns of an entry as a batch writes them.
+pub(crate) const ENTRY_WRITE_COLUMNS: &str = "institution_id, seq, client_id, kind, currency, \
+    occurred_at, recorded_at, external_ref, enrollment_id, hours, refers_to_seq, rule_pack, flags, \
+    request_hash, prev_hash, hash";
+
+/// The columns of a posting as a batch writes them.
+pub(crate) const POSTING_WRITE_COLUMNS: &str = "institution_id, seq, leg, account_code, side, \
+    amount_minor, posted_debits_after_minor, posted_credits_after_minor, \
+    pending_debits_after_minor, pending_credits_after_minor";
+
 /// Each jurisdiction's ancestry, root first.
 pub(crate) type Chains = BTreeMap<JurisdictionCode, Vec<JurisdictionCode>>;
 

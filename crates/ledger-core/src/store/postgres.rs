@@ -6,20 +6,18 @@
 
 use std::str::FromStr;
 
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions};
 use sqlx::query::QueryAs;
-use sqlx::{Postgres, Transaction};
+use sqlx::Postgres;
 use tracing::instrument;
 
 use crate::domain::accounts::Totals;
 use crate::domain::entry::{Entry, Request};
-use crate::store::{run_batch, BatchTx, Changes, Clock, Result, StoreError};
+use crate::store::batch::{ENTRY_WRITE_COLUMNS, POSTING_WRITE_COLUMNS};
+use crate::store::{run_batch, BatchOn, BatchTx, Changes, Clock, Pooled, Result, StoreError};
 
-#[derive(Clone)]
-pub struct PgStore {
-    pool: PgPool,
-    clock: Clock,
-}
+/// The PostgreSQL backend: its pool and the store's clock.
+pub type PgStore = Pooled<Postgres>;
 
 /// What a query written once says the PostgreSQL way (see `on_pool!`).
 #[derive(Clone, Copy)]
@@ -97,31 +95,18 @@ fn join_unnest(n: usize, second: &str, table: &str, a: &str, b: &str) -> String 
     )
 }
 
-/// A transaction for reads that share the batch loaders (rolled back on drop).
-pub(crate) async fn read_tx(store: &PgStore) -> Result<PgTx<'static>> {
-    Ok(PgTx {
-        tx: store.pool.begin().await?,
-    })
-}
-
-pub(crate) struct PgTx<'a> {
-    tx: Transaction<'a, Postgres>,
-}
-
-impl BatchTx for PgTx<'_> {
+impl BatchTx for BatchOn<'_, Postgres> {
     batch_reads!(Pg);
 
     async fn write(&mut self, c: &Changes) -> Result<()> {
         insert_outbox!(self.tx, c.entries);
         let e = &c.entries;
-        sqlx::query(
-            "insert into entries (institution_id, seq, client_id, kind, currency, occurred_at, \
-               recorded_at, external_ref, enrollment_id, hours, refers_to_seq, rule_pack, flags, \
-               request_hash, prev_hash, hash) \
+        sqlx::query(&format!(
+            "insert into entries ({ENTRY_WRITE_COLUMNS}) \
              select * from unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], \
                $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::int[], \
-               $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[])",
-        )
+               $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[])"
+        ))
         .bind(e.iter().map(|x| x.institution.as_str()).collect::<Vec<_>>())
         .bind(e.iter().map(|x| x.seq).collect::<Vec<_>>())
         .bind(e.iter().map(|x| x.client_id.as_str()).collect::<Vec<_>>())
@@ -160,13 +145,11 @@ impl BatchTx for PgTx<'_> {
         let p = &c.postings;
         if !p.is_empty() {
             let posting = |(i, leg, _): &(usize, usize, Totals)| &e[*i].postings[*leg];
-            sqlx::query(
-                "insert into postings (institution_id, seq, leg, account_code, side, amount_minor, \
-                   posted_debits_after_minor, posted_credits_after_minor, \
-                   pending_debits_after_minor, pending_credits_after_minor) \
+            sqlx::query(&format!(
+                "insert into postings ({POSTING_WRITE_COLUMNS}) \
                  select * from unnest($1::text[], $2::bigint[], $3::smallint[], $4::text[], \
-                   $5::bpchar[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])",
-            )
+                   $5::bpchar[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])"
+            ))
             .bind(p.iter().map(|(i, _, _)| e[*i].institution.as_str()).collect::<Vec<_>>())
             .bind(p.iter().map(|(i, _, _)| e[*i].seq).collect::<Vec<_>>())
             .bind(p.iter().map(|(_, leg, _)| *leg as i16).collect::<Vec<_>>())
@@ -262,33 +245,20 @@ impl PgStore {
             .max_connections(32)
             .connect_with(options)
             .await?;
-        Ok(PgStore { pool, clock })
-    }
-
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    pub fn clock(&self) -> &Clock {
-        &self.clock
+        Ok(Pooled { pool, clock })
     }
 
     pub async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("../../migrations/postgres")
+        Ok(sqlx::migrate!("../../migrations/postgres")
             .run(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn close(&self) {
-        self.pool.close().await;
+            .await?)
     }
 
     #[instrument(skip_all, fields(requests = requests.len()))]
     pub(crate) async fn execute_batch(&self, requests: &[Request]) -> Result<Vec<Entry>> {
         loop {
             let tx = self.pool.begin().await?;
-            let mut tx = PgTx { tx };
+            let mut tx = BatchOn { tx };
             match run_batch(&mut tx, requests, self.clock.now()).await {
                 Ok(entries) => match tx.tx.commit().await {
                     Ok(()) => return Ok(entries),

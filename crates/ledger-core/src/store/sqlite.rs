@@ -10,21 +10,30 @@ use std::time::Duration;
 
 use sqlx::query::QueryAs;
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::Sqlite;
 use tracing::instrument;
 
 use crate::domain::entry::{Entry, Request};
-use crate::store::{run_batch, BatchTx, Changes, Clock, DbTime, Result, StoreError};
+use crate::store::batch::{ENTRY_WRITE_COLUMNS, POSTING_WRITE_COLUMNS};
+use crate::store::{
+    run_batch, BatchOn, BatchTx, Changes, Clock, DbTime, Pooled, Result, StoreError,
+};
 
+/// The SQLite backend: its pool, the store's clock, and the database file.
 #[derive(Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
-    clock: Clock,
+    pooled: Pooled<Sqlite>,
     /// The database file (none for an in-memory database).
     file: Option<std::path::PathBuf>,
+}
+
+impl std::ops::Deref for SqliteStore {
+    type Target = Pooled<Sqlite>;
+    fn deref(&self) -> &Pooled<Sqlite> {
+        &self.pooled
+    }
 }
 
 /// What a query written once says the SQLite way (see `on_pool!`).
@@ -122,69 +131,55 @@ async fn lock_beside(db: &std::path::Path) -> Result<std::fs::File> {
         .map_err(io)
 }
 
-/// A transaction for reads that share the batch loaders (rolled back on drop).
-pub(crate) async fn read_tx(store: &SqliteStore) -> Result<SqliteTx<'static>> {
-    Ok(SqliteTx {
-        tx: store.pool.begin().await?,
-    })
-}
-
-pub(crate) struct SqliteTx<'a> {
-    tx: Transaction<'a, Sqlite>,
-}
-
-impl BatchTx for SqliteTx<'_> {
+impl BatchTx for BatchOn<'_, Sqlite> {
     batch_reads!(Lite);
 
     async fn write(&mut self, c: &Changes) -> Result<()> {
         insert_outbox!(self.tx, c.entries);
+        let insert_entry = format!(
+            "insert into entries ({ENTRY_WRITE_COLUMNS}) \
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        );
         for e in &c.entries {
-            sqlx::query(
-                "insert into entries (institution_id, seq, client_id, kind, currency, occurred_at, \
-                   recorded_at, external_ref, enrollment_id, hours, refers_to_seq, rule_pack, flags, \
-                   request_hash, prev_hash, hash) \
-                 values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(e.institution.as_str())
-            .bind(e.seq)
-            .bind(e.client_id.as_str())
-            .bind(e.kind.code())
-            .bind(e.currency.code())
-            .bind(DbTime::from(e.occurred_at))
-            .bind(DbTime::from(e.recorded_at))
-            .bind(e.external_ref.as_deref())
-            .bind(e.enrollment.as_ref().map(|v| v.as_str()))
-            .bind(e.hours.map(i64::from))
-            .bind(e.refers_to_seq)
-            .bind(e.rule_pack.as_deref())
-            .bind(e.flags.join(","))
-            .bind(&e.request_hash)
-            .bind(&e.prev_hash)
-            .bind(&e.hash)
-            .execute(&mut *self.tx)
-            .await?;
+            sqlx::query(&insert_entry)
+                .bind(e.institution.as_str())
+                .bind(e.seq)
+                .bind(e.client_id.as_str())
+                .bind(e.kind.code())
+                .bind(e.currency.code())
+                .bind(DbTime::from(e.occurred_at))
+                .bind(DbTime::from(e.recorded_at))
+                .bind(e.external_ref.as_deref())
+                .bind(e.enrollment.as_ref().map(|v| v.as_str()))
+                .bind(e.hours.map(i64::from))
+                .bind(e.refers_to_seq)
+                .bind(e.rule_pack.as_deref())
+                .bind(e.flags.join(","))
+                .bind(&e.request_hash)
+                .bind(&e.prev_hash)
+                .bind(&e.hash)
+                .execute(&mut *self.tx)
+                .await?;
         }
+        let insert_posting = format!(
+            "insert into postings ({POSTING_WRITE_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        );
         for (i, leg, t) in &c.postings {
             let e = &c.entries[*i];
             let p = &e.postings[*leg];
-            sqlx::query(
-                "insert into postings (institution_id, seq, leg, account_code, side, amount_minor, \
-                   posted_debits_after_minor, posted_credits_after_minor, \
-                   pending_debits_after_minor, pending_credits_after_minor) \
-                 values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(e.institution.as_str())
-            .bind(e.seq)
-            .bind(*leg as i64)
-            .bind(&p.account)
-            .bind(p.side.code())
-            .bind(p.amount_minor)
-            .bind(t.posted_debits_minor)
-            .bind(t.posted_credits_minor)
-            .bind(t.pending_debits_minor)
-            .bind(t.pending_credits_minor)
-            .execute(&mut *self.tx)
-            .await?;
+            sqlx::query(&insert_posting)
+                .bind(e.institution.as_str())
+                .bind(e.seq)
+                .bind(*leg as i64)
+                .bind(&p.account)
+                .bind(p.side.code())
+                .bind(p.amount_minor)
+                .bind(t.posted_debits_minor)
+                .bind(t.posted_credits_minor)
+                .bind(t.pending_debits_minor)
+                .bind(t.pending_credits_minor)
+                .execute(&mut *self.tx)
+                .await?;
         }
         for (i, code, t) in &c.accounts {
             sqlx::query(
@@ -251,15 +246,10 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool, clock, file })
-    }
-
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
-    pub fn clock(&self) -> &Clock {
-        &self.clock
+        Ok(SqliteStore {
+            pooled: Pooled { pool, clock },
+            file,
+        })
     }
 
     /// Applies the migrations this build knows. SQLite has no advisory
@@ -271,20 +261,15 @@ impl SqliteStore {
             Some(db) => Some(lock_beside(db).await?),
             None => None,
         };
-        sqlx::migrate!("../../migrations/sqlite")
+        Ok(sqlx::migrate!("../../migrations/sqlite")
             .run(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn close(&self) {
-        self.pool.close().await;
+            .await?)
     }
 
     #[instrument(skip_all, fields(requests = requests.len()))]
     pub(crate) async fn execute_batch(&self, requests: &[Request]) -> Result<Vec<Entry>> {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut tx = SqliteTx { tx };
+        let mut tx = BatchOn { tx };
         let entries = run_batch(&mut tx, requests, self.clock.now()).await?;
         tx.tx.commit().await?;
         Ok(entries)
