@@ -4,15 +4,20 @@
 //! books it touches, run the pure domain over it, write back what changed.
 
 /// Runs `$body` in one transaction of either dialect, with `$now` the
-/// store's clock as a [`DbTime`] (bound the same way on both). The body is
+/// store's clock as a [`DbTime`] (bound the same way on both) and, when
+/// asked for, `$dialect` the dialect's marker (see `on_pool!`). The body is
 /// written once and compiled once per dialect. SQLite transactions begin
 /// IMMEDIATE so that a read-then-write cannot deadlock. Defined before the
 /// modules so that every store module uses this one.
 macro_rules! in_tx {
     ($store:expr, |$tx:ident, $now:ident| $body:block) => {
+        in_tx!($store, |$tx, $now, _dialect| $body)
+    };
+    ($store:expr, |$tx:ident, $now:ident, $dialect:ident| $body:block) => {
         match $store {
             $crate::store::Store::Postgres(s) => {
                 let $now = $crate::store::DbTime::from(s.clock().now());
+                let $dialect = $crate::store::postgres::Pg;
                 let mut $tx = s.pool().begin().await?;
                 let out = $body;
                 $tx.commit().await?;
@@ -20,6 +25,7 @@ macro_rules! in_tx {
             }
             $crate::store::Store::Sqlite(s) => {
                 let $now = $crate::store::DbTime::from(s.clock().now());
+                let $dialect = $crate::store::sqlite::Lite;
                 let mut $tx = s.pool().begin_with("BEGIN IMMEDIATE").await?;
                 let out = $body;
                 $tx.commit().await?;

@@ -8,12 +8,14 @@ use std::str::FromStr;
 
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions};
 use sqlx::query::QueryAs;
-use sqlx::Postgres;
+use sqlx::{Postgres, Transaction};
 use tracing::instrument;
 
 use crate::domain::accounts::Totals;
 use crate::domain::entry::{Entry, Request};
+use crate::domain::feeds::FeedStatement;
 use crate::store::batch::{ENTRY_WRITE_COLUMNS, POSTING_WRITE_COLUMNS};
+use crate::store::feeds::BANK_LINE_COLUMNS;
 use crate::store::{run_batch, BatchOn, BatchTx, Changes, Clock, Pooled, Result, StoreError};
 
 /// The PostgreSQL backend: its pool and the store's clock.
@@ -68,6 +70,87 @@ impl Pg {
     ) -> QueryAs<'q, Postgres, O, PgArguments> {
         let (a, b): (Vec<&str>, Vec<i64>) = keys.iter().copied().unzip();
         query.bind(a).bind(b)
+    }
+
+    /// Whether a writer locks the rows it reads (`for update`).
+    pub fn takes_row_locks(self) -> bool {
+        true
+    }
+
+    /// Writes a statement's lines (at least one) in one statement.
+    pub async fn insert_bank_lines(
+        self,
+        tx: &mut Transaction<'_, Postgres>,
+        (institution, bank, account_no): (&str, &str, &str),
+        s: &FeedStatement,
+    ) -> Result<()> {
+        let l = &s.lines;
+        sqlx::query(&format!(
+            "insert into bank_lines ({BANK_LINE_COLUMNS}) \
+             select $1, $2, $3, $4, * from unnest($5::int[], $6::bigint[], $7::date[], \
+               $8::date[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+               $14::text[], $15::text[], $16::bool[], $17::text[], $18::text[], $19::int[], \
+               $20::text[])"
+        ))
+        .bind(institution)
+        .bind(bank)
+        .bind(account_no)
+        .bind(s.key())
+        .bind(
+            (0..l.len())
+                .map(|i| i32::try_from(i).unwrap_or(i32::MAX))
+                .collect::<Vec<_>>(),
+        )
+        .bind(l.iter().map(|x| x.amount_minor).collect::<Vec<_>>())
+        .bind(l.iter().map(|x| x.booking_date).collect::<Vec<_>>())
+        .bind(l.iter().map(|x| x.value_date).collect::<Vec<_>>())
+        .bind(l.iter().map(|x| x.status.as_str()).collect::<Vec<_>>())
+        .bind(l.iter().map(|x| x.bank_ref.as_deref()).collect::<Vec<_>>())
+        .bind(
+            l.iter()
+                .map(|x| x.end_to_end_id.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            l.iter()
+                .map(|x| x.remittance.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            l.iter()
+                .map(|x| x.counterparty_name.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            l.iter()
+                .map(|x| x.counterparty_account.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            l.iter()
+                .map(|x| x.bank_tx_code.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(l.iter().map(|x| x.reversal).collect::<Vec<_>>())
+        .bind(
+            l.iter()
+                .map(|x| x.return_reason.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(l.iter().map(|x| x.details.as_str()).collect::<Vec<_>>())
+        .bind(
+            l.iter()
+                .map(|x| x.source_line.and_then(|v| i32::try_from(v).ok()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            l.iter()
+                .map(|x| x.source_path.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 
     /// Each account of institution `$1` with its totals after its last

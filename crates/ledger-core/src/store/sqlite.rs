@@ -12,11 +12,13 @@ use sqlx::query::QueryAs;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::Sqlite;
+use sqlx::{Sqlite, Transaction};
 use tracing::instrument;
 
 use crate::domain::entry::{Entry, Request};
+use crate::domain::feeds::FeedStatement;
 use crate::store::batch::{ENTRY_WRITE_COLUMNS, POSTING_WRITE_COLUMNS};
+use crate::store::feeds::BANK_LINE_COLUMNS;
 use crate::store::{
     run_batch, BatchOn, BatchTx, Changes, Clock, DbTime, Pooled, Result, StoreError,
 };
@@ -86,6 +88,51 @@ impl Lite {
         keys: &[(&'q str, i64)],
     ) -> QueryAs<'q, Sqlite, O, SqliteArguments<'q>> {
         query.bind(json(&keys))
+    }
+
+    /// Whether a writer locks the rows it reads: no, `BEGIN IMMEDIATE`
+    /// already holds the database's one write lock.
+    pub fn takes_row_locks(self) -> bool {
+        false
+    }
+
+    /// Writes a statement's lines, row by row (one writer, no arrays).
+    pub async fn insert_bank_lines(
+        self,
+        tx: &mut Transaction<'_, Sqlite>,
+        (institution, bank, account_no): (&str, &str, &str),
+        s: &FeedStatement,
+    ) -> Result<()> {
+        let insert = format!(
+            "insert into bank_lines ({BANK_LINE_COLUMNS}) \
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        );
+        for (n, x) in s.lines.iter().enumerate() {
+            sqlx::query(&insert)
+                .bind(institution)
+                .bind(bank)
+                .bind(account_no)
+                .bind(s.key())
+                .bind(i64::try_from(n).unwrap_or(i64::MAX))
+                .bind(x.amount_minor)
+                .bind(x.booking_date)
+                .bind(x.value_date)
+                .bind(&x.status)
+                .bind(&x.bank_ref)
+                .bind(&x.end_to_end_id)
+                .bind(&x.remittance)
+                .bind(&x.counterparty_name)
+                .bind(&x.counterparty_account)
+                .bind(&x.bank_tx_code)
+                .bind(x.reversal)
+                .bind(&x.return_reason)
+                .bind(&x.details)
+                .bind(x.source_line.map(i64::from))
+                .bind(&x.source_path)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Each account of institution `$1` with its totals after its last
