@@ -55,12 +55,13 @@ pub(crate) const BANK_LINE_COLUMNS: &str = "institution_id, bank_id, account_no,
 
 /// The columns of a stored line (`l`) as reconciliation reads it, with its
 /// statement's (`s`) provisional flag.
-const LINE_COLUMNS: &str = "l.statement_key, l.line_no, l.amount_minor, l.booking_date, \
+pub(crate) const LINE_COLUMNS: &str =
+    "l.statement_key, l.line_no, l.amount_minor, l.booking_date, \
     l.value_date, l.status, l.bank_ref, l.end_to_end_id, l.remittance, l.counterparty_name, \
     l.counterparty_account, l.reversal, s.provisional";
 
 #[derive(sqlx::FromRow)]
-struct LineRow {
+pub(crate) struct LineRow {
     statement_key: String,
     line_no: i32,
     amount_minor: i64,
@@ -73,7 +74,7 @@ struct LineRow {
     counterparty_name: Option<String>,
     counterparty_account: Option<String>,
     reversal: bool,
-    provisional: bool,
+    pub provisional: bool,
 }
 
 impl From<LineRow> for StoredLine {
@@ -96,7 +97,7 @@ impl From<LineRow> for StoredLine {
 }
 
 #[derive(sqlx::FromRow)]
-struct BalancesRow {
+pub(crate) struct BalancesRow {
     statement_key: String,
     opening_minor: Option<i64>,
     opening_date: Option<NaiveDate>,

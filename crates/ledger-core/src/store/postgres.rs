@@ -16,7 +16,10 @@ use crate::domain::entry::{Entry, Request};
 use crate::domain::feeds::FeedStatement;
 use crate::store::batch::{ENTRY_WRITE_COLUMNS, POSTING_WRITE_COLUMNS};
 use crate::store::feeds::BANK_LINE_COLUMNS;
-use crate::store::{run_batch, BatchOn, BatchTx, Changes, Clock, Pooled, Result, StoreError};
+use crate::store::workflow::{OutboxRow, OUTBOX_FIELDS};
+use crate::store::{
+    run_batch, BatchOn, BatchTx, Changes, Clock, DbTime, Pooled, Result, StoreError,
+};
 
 /// The PostgreSQL backend: its pool and the store's clock.
 pub type PgStore = Pooled<Postgres>;
@@ -70,6 +73,22 @@ impl Pg {
     ) -> QueryAs<'q, Postgres, O, PgArguments> {
         let (a, b): (Vec<&str>, Vec<i64>) = keys.iter().copied().unzip();
         query.bind(a).bind(b)
+    }
+
+    /// Serialises the requests under one (caller, Idempotency-Key) until
+    /// the transaction ends.
+    pub async fn lock_key(
+        self,
+        tx: &mut Transaction<'_, Postgres>,
+        token_id: &str,
+        key: &str,
+    ) -> Result<()> {
+        sqlx::query("select pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))")
+            .bind(token_id)
+            .bind(key)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
     }
 
     /// Whether a writer locks the rows it reads (`for update`).
@@ -151,6 +170,32 @@ impl Pg {
         .execute(&mut **tx)
         .await?;
         Ok(())
+    }
+
+    /// Claims up to `limit` due outbox items in `state` until `until`,
+    /// skipping the rows another runner holds.
+    pub async fn claim_outbox(
+        self,
+        pool: &sqlx::PgPool,
+        state: &str,
+        now: DbTime,
+        until: DbTime,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>> {
+        Ok(sqlx::query_as(&format!(
+            "update outbox set lease_until = $1 where (institution_id, instruction_id) in ( \
+               select institution_id, instruction_id from outbox \
+               where state = $2 and next_attempt_at <= $3 \
+                 and (lease_until is null or lease_until <= $3) \
+               order by next_attempt_at limit $4 for update skip locked) \
+             returning {OUTBOX_FIELDS}"
+        ))
+        .bind(until)
+        .bind(state)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?)
     }
 
     /// Each account of institution `$1` with its totals after its last

@@ -19,6 +19,7 @@ use crate::domain::entry::{Entry, Request};
 use crate::domain::feeds::FeedStatement;
 use crate::store::batch::{ENTRY_WRITE_COLUMNS, POSTING_WRITE_COLUMNS};
 use crate::store::feeds::BANK_LINE_COLUMNS;
+use crate::store::workflow::{OutboxRow, OUTBOX_FIELDS};
 use crate::store::{
     run_batch, BatchOn, BatchTx, Changes, Clock, DbTime, Pooled, Result, StoreError,
 };
@@ -90,6 +91,17 @@ impl Lite {
         query.bind(json(&keys))
     }
 
+    /// Serialises the requests under one (caller, Idempotency-Key): the
+    /// immediate transaction already does.
+    pub async fn lock_key(
+        self,
+        _tx: &mut Transaction<'_, Sqlite>,
+        _token_id: &str,
+        _key: &str,
+    ) -> Result<()> {
+        Ok(())
+    }
+
     /// Whether a writer locks the rows it reads: no, `BEGIN IMMEDIATE`
     /// already holds the database's one write lock.
     pub fn takes_row_locks(self) -> bool {
@@ -133,6 +145,41 @@ impl Lite {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Claims up to `limit` due outbox items in `state` until `until`; the
+    /// immediate transaction is the lock (one writer at a time).
+    pub async fn claim_outbox(
+        self,
+        pool: &sqlx::SqlitePool,
+        state: &str,
+        now: DbTime,
+        until: DbTime,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>> {
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        let due: Vec<OutboxRow> = sqlx::query_as(&format!(
+            "select {OUTBOX_FIELDS} from outbox where state = $1 and next_attempt_at <= $2 \
+               and (lease_until is null or lease_until <= $2) order by next_attempt_at limit $3"
+        ))
+        .bind(state)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        for item in &due {
+            sqlx::query(
+                "update outbox set lease_until = $1 \
+                 where institution_id = $2 and instruction_id = $3",
+            )
+            .bind(until)
+            .bind(item.institution_id())
+            .bind(item.instruction_id())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(due)
     }
 
     /// Each account of institution `$1` with its totals after its last

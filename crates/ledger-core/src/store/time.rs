@@ -27,13 +27,6 @@ impl DbTime {
     }
 }
 
-/// A time read as integer microseconds (a SQLite time, or one a query
-/// computed), back; out of range is corrupt data.
-pub(crate) fn from_micros(us: i64) -> crate::store::Result<DateTime<Utc>> {
-    DateTime::from_timestamp_micros(us)
-        .ok_or_else(|| crate::store::rows::corrupt("timestamp", format!("{us} is out of range")))
-}
-
 impl From<DateTime<Utc>> for DbTime {
     fn from(t: DateTime<Utc>) -> Self {
         DbTime(truncate_to_micros(t))
