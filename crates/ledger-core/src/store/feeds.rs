@@ -53,6 +53,13 @@ pub(crate) const BANK_LINE_COLUMNS: &str = "institution_id, bank_id, account_no,
     counterparty_name, counterparty_account, bank_tx_code, reversal, return_reason, details, \
     source_line, source_path";
 
+/// A statement's lines to write, with the account they belong to
+/// (institution, bank, account number).
+pub(crate) struct LinesOf<'a> {
+    pub account: (&'a str, &'a str, &'a str),
+    pub statement: &'a FeedStatement,
+}
+
 /// The columns of a stored line (`l`) as reconciliation reads it, with its
 /// statement's (`s`) provisional flag.
 pub(crate) const LINE_COLUMNS: &str =
@@ -400,7 +407,11 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
                 if !s.lines.is_empty() {
-                    dialect.insert_bank_lines(&mut tx, account, s).await?;
+                    let lines = LinesOf {
+                        account,
+                        statement: s,
+                    };
+                    dialect.insert_bank_lines(&mut tx, &lines).await?;
                 }
                 let digest = statement_digest(owner.as_str(), bank, s, now.micros());
                 seal_record!(

@@ -13,13 +13,10 @@ use tracing::instrument;
 
 use crate::domain::accounts::Totals;
 use crate::domain::entry::{Entry, Request};
-use crate::domain::feeds::FeedStatement;
 use crate::store::batch::{ENTRY_WRITE_COLUMNS, POSTING_WRITE_COLUMNS};
-use crate::store::feeds::BANK_LINE_COLUMNS;
-use crate::store::workflow::{OutboxRow, OUTBOX_FIELDS};
-use crate::store::{
-    run_batch, BatchOn, BatchTx, Changes, Clock, DbTime, Pooled, Result, StoreError,
-};
+use crate::store::feeds::{LinesOf, BANK_LINE_COLUMNS};
+use crate::store::workflow::{OutboxClaim, OutboxRow, OUTBOX_FIELDS};
+use crate::store::{run_batch, BatchOn, BatchTx, Changes, Clock, Pooled, Result, StoreError};
 
 /// The PostgreSQL backend: its pool and the store's clock.
 pub type PgStore = Pooled<Postgres>;
@@ -100,10 +97,9 @@ impl Pg {
     pub async fn insert_bank_lines(
         self,
         tx: &mut Transaction<'_, Postgres>,
-        (institution, bank, account_no): (&str, &str, &str),
-        s: &FeedStatement,
+        lines: &LinesOf<'_>,
     ) -> Result<()> {
-        let l = &s.lines;
+        let l = &lines.statement.lines;
         sqlx::query(&format!(
             "insert into bank_lines ({BANK_LINE_COLUMNS}) \
              select $1, $2, $3, $4, * from unnest($5::int[], $6::bigint[], $7::date[], \
@@ -111,10 +107,10 @@ impl Pg {
                $14::text[], $15::text[], $16::bool[], $17::text[], $18::text[], $19::int[], \
                $20::text[])"
         ))
-        .bind(institution)
-        .bind(bank)
-        .bind(account_no)
-        .bind(s.key())
+        .bind(lines.account.0)
+        .bind(lines.account.1)
+        .bind(lines.account.2)
+        .bind(lines.statement.key())
         .bind(
             (0..l.len())
                 .map(|i| i32::try_from(i).unwrap_or(i32::MAX))
@@ -172,15 +168,12 @@ impl Pg {
         Ok(())
     }
 
-    /// Claims up to `limit` due outbox items in `state` until `until`,
-    /// skipping the rows another runner holds.
+    /// Claims the outbox items `c` names, skipping the rows another runner
+    /// holds.
     pub async fn claim_outbox(
         self,
         pool: &sqlx::PgPool,
-        state: &str,
-        now: DbTime,
-        until: DbTime,
-        limit: i64,
+        c: &OutboxClaim<'_>,
     ) -> Result<Vec<OutboxRow>> {
         Ok(sqlx::query_as(&format!(
             "update outbox set lease_until = $1 where (institution_id, instruction_id) in ( \
@@ -190,10 +183,10 @@ impl Pg {
                order by next_attempt_at limit $4 for update skip locked) \
              returning {OUTBOX_FIELDS}"
         ))
-        .bind(until)
-        .bind(state)
-        .bind(now)
-        .bind(limit)
+        .bind(c.until)
+        .bind(c.state)
+        .bind(c.now)
+        .bind(c.limit)
         .fetch_all(pool)
         .await?)
     }

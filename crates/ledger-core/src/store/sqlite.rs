@@ -16,10 +16,9 @@ use sqlx::{Sqlite, Transaction};
 use tracing::instrument;
 
 use crate::domain::entry::{Entry, Request};
-use crate::domain::feeds::FeedStatement;
 use crate::store::batch::{ENTRY_WRITE_COLUMNS, POSTING_WRITE_COLUMNS};
-use crate::store::feeds::BANK_LINE_COLUMNS;
-use crate::store::workflow::{OutboxRow, OUTBOX_FIELDS};
+use crate::store::feeds::{LinesOf, BANK_LINE_COLUMNS};
+use crate::store::workflow::{OutboxClaim, OutboxRow, OUTBOX_FIELDS};
 use crate::store::{
     run_batch, BatchOn, BatchTx, Changes, Clock, DbTime, Pooled, Result, StoreError,
 };
@@ -44,6 +43,38 @@ impl std::ops::Deref for SqliteStore {
 pub(crate) struct Lite;
 
 impl Lite {
+    /// Claims the outbox items `c` names; the immediate transaction is the
+    /// lock (one writer at a time).
+    pub async fn claim_outbox(
+        self,
+        pool: &sqlx::SqlitePool,
+        c: &OutboxClaim<'_>,
+    ) -> Result<Vec<OutboxRow>> {
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        let due: Vec<OutboxRow> = sqlx::query_as(&format!(
+            "select {OUTBOX_FIELDS} from outbox where state = $1 and next_attempt_at <= $2 \
+               and (lease_until is null or lease_until <= $2) order by next_attempt_at limit $3"
+        ))
+        .bind(c.state)
+        .bind(c.now)
+        .bind(c.limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        for item in &due {
+            sqlx::query(
+                "update outbox set lease_until = $1 \
+                 where institution_id = $2 and instruction_id = $3",
+            )
+            .bind(c.until)
+            .bind(item.institution_id())
+            .bind(item.instruction_id())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(due)
+    }
+
     /// Membership in the list bound at `$n` (by [`Lite::list`]).
     pub fn in_list(self, n: usize) -> String {
         format!("in (select value from json_each(${n}))")
@@ -91,40 +122,22 @@ impl Lite {
         query.bind(json(&keys))
     }
 
-    /// Serialises the requests under one (caller, Idempotency-Key): the
-    /// immediate transaction already does.
-    pub async fn lock_key(
-        self,
-        _tx: &mut Transaction<'_, Sqlite>,
-        _token_id: &str,
-        _key: &str,
-    ) -> Result<()> {
-        Ok(())
-    }
-
-    /// Whether a writer locks the rows it reads: no, `BEGIN IMMEDIATE`
-    /// already holds the database's one write lock.
-    pub fn takes_row_locks(self) -> bool {
-        false
-    }
-
     /// Writes a statement's lines, row by row (one writer, no arrays).
     pub async fn insert_bank_lines(
         self,
         tx: &mut Transaction<'_, Sqlite>,
-        (institution, bank, account_no): (&str, &str, &str),
-        s: &FeedStatement,
+        lines: &LinesOf<'_>,
     ) -> Result<()> {
         let insert = format!(
             "insert into bank_lines ({BANK_LINE_COLUMNS}) \
              values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         );
-        for (n, x) in s.lines.iter().enumerate() {
+        for (n, x) in lines.statement.lines.iter().enumerate() {
             sqlx::query(&insert)
-                .bind(institution)
-                .bind(bank)
-                .bind(account_no)
-                .bind(s.key())
+                .bind(lines.account.0)
+                .bind(lines.account.1)
+                .bind(lines.account.2)
+                .bind(lines.statement.key())
                 .bind(i64::try_from(n).unwrap_or(i64::MAX))
                 .bind(x.amount_minor)
                 .bind(x.booking_date)
@@ -147,39 +160,16 @@ impl Lite {
         Ok(())
     }
 
-    /// Claims up to `limit` due outbox items in `state` until `until`; the
-    /// immediate transaction is the lock (one writer at a time).
-    pub async fn claim_outbox(
-        self,
-        pool: &sqlx::SqlitePool,
-        state: &str,
-        now: DbTime,
-        until: DbTime,
-        limit: i64,
-    ) -> Result<Vec<OutboxRow>> {
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        let due: Vec<OutboxRow> = sqlx::query_as(&format!(
-            "select {OUTBOX_FIELDS} from outbox where state = $1 and next_attempt_at <= $2 \
-               and (lease_until is null or lease_until <= $2) order by next_attempt_at limit $3"
-        ))
-        .bind(state)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        for item in &due {
-            sqlx::query(
-                "update outbox set lease_until = $1 \
-                 where institution_id = $2 and instruction_id = $3",
-            )
-            .bind(until)
-            .bind(item.institution_id())
-            .bind(item.instruction_id())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(due)
+    /// Serialises the requests under one (caller, Idempotency-Key): the
+    /// immediate transaction already does.
+    pub async fn lock_key(self, _: &mut Transaction<'_, Sqlite>, _: &str, _: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// Whether a writer locks the rows it reads: no, `BEGIN IMMEDIATE`
+    /// already holds the database's one write lock.
+    pub fn takes_row_locks(self) -> bool {
+        false
     }
 
     /// Each account of institution `$1` with its totals after its last

@@ -149,6 +149,15 @@ impl TryFrom<OutboxRow> for OutboxItem {
     }
 }
 
+/// Which outbox items a runner claims: up to `limit` in `state` that are
+/// due at `now`, leased until `until`.
+pub(crate) struct OutboxClaim<'a> {
+    pub state: &'a str,
+    pub now: DbTime,
+    pub until: DbTime,
+    pub limit: i64,
+}
+
 #[derive(sqlx::FromRow)]
 struct RefundEventRow {
     seq: i64,
@@ -331,14 +340,17 @@ impl Store {
         lease: Duration,
     ) -> Result<Vec<OutboxItem>> {
         let now = self.now();
-        let (now, until) = (DbTime::from(now), DbTime::from(now + lease));
+        let claim = OutboxClaim {
+            state: state.code(),
+            now: DbTime::from(now),
+            until: DbTime::from(now + lease),
+            limit,
+        };
         // The one query each dialect writes its own way: PostgreSQL skips
         // the rows another runner locked, SQLite's one writer is the lock.
-        let rows: Vec<OutboxRow> = on_pool!(self, |pool, dialect| {
-            dialect
-                .claim_outbox(pool, state.code(), now, until, limit)
-                .await?
-        });
+        let rows: Vec<OutboxRow> = on_pool!(self, |pool, dialect| dialect
+            .claim_outbox(pool, &claim)
+            .await?);
         crate::store::rows::convert(rows)
     }
 
