@@ -279,14 +279,13 @@ impl Store {
     }
 
     pub(crate) async fn head(&self, id: &InstitutionId) -> Result<ChainHead> {
-        let head: HeadRow = on_pool!(self, |pool| {
-            sqlx::query_as(
-            "select last_seq, last_hash, last_recorded_at from chain_heads where institution_id = $1"
+        let head: HeadRow = on_pool!(self, |pool| sqlx::query_as(
+            "select last_seq, last_hash, last_recorded_at from chain_heads \
+             where institution_id = $1"
         )
         .bind(id.as_str())
         .fetch_one(pool)
-        .await?
-        });
+        .await?);
         Ok(head.into())
     }
 }

@@ -13,7 +13,7 @@ use crate::domain::ids::InstitutionId;
 use crate::domain::policy::RulePack;
 use crate::domain::registry::{Enrollment, Institution, Jurisdiction};
 use crate::store::rows::{self, EnrollmentRow, InstitutionRow, RulePackRow};
-use crate::store::{DbTime, Result, Store};
+use crate::store::{DbTime, Result, Store, StoreError};
 
 /// Whether `e` is the database refusing a row for breaking a constraint of
 /// `kind` (the same on both dialects).
@@ -21,14 +21,26 @@ pub(crate) fn violates(e: &sqlx::Error, kind: ErrorKind) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.kind() == kind)
 }
 
+/// The database refusing a row that names a jurisdiction it does not have
+/// (`code`) is `unknown_jurisdiction`; any other error is itself.
+fn unknown_jurisdiction(e: sqlx::Error, code: &str) -> StoreError {
+    if violates(&e, ErrorKind::ForeignKeyViolation) {
+        LedgerError::UnknownJurisdiction {
+            code: code.to_string(),
+        }
+        .into()
+    } else {
+        e.into()
+    }
+}
+
 impl Store {
     pub async fn create_jurisdiction(&self, j: &Jurisdiction) -> Result<()> {
         let now = DbTime::from(self.now());
         let parent = j.parent.as_ref().map(|p| p.as_str());
-        let inserted = on_pool!(self, |pool| {
-            sqlx::query(
-            "insert into jurisdictions (code, name, parent_code, created_at) values ($1, $2, $3, $4) \
-             on conflict (code) do nothing",
+        on_pool!(self, |pool| sqlx::query(
+            "insert into jurisdictions (code, name, parent_code, created_at) \
+             values ($1, $2, $3, $4) on conflict (code) do nothing",
         )
         .bind(j.code.as_str())
         .bind(&j.name)
@@ -37,22 +49,14 @@ impl Store {
         .execute(pool)
         .await
         .map(|_| ())
-        });
-        match inserted {
-            Err(e) if violates(&e, ErrorKind::ForeignKeyViolation) => {
-                return Err(LedgerError::UnknownJurisdiction {
-                    code: parent.unwrap_or_default().to_string(),
-                }
-                .into())
+        .map_err(|e| if violates(&e, ErrorKind::CheckViolation) {
+            LedgerError::InvalidInstitution {
+                reason: format!("jurisdiction {}: only 000000 is the root", j.code),
             }
-            Err(e) if violates(&e, ErrorKind::CheckViolation) => {
-                return Err(LedgerError::InvalidInstitution {
-                    reason: format!("jurisdiction {}: only 000000 is the root", j.code),
-                }
-                .into())
-            }
-            other => other?,
-        };
+            .into()
+        } else {
+            unknown_jurisdiction(e, parent.unwrap_or_default())
+        }))?;
         let (name, parent_code): (String, Option<String>) = on_pool!(self, |pool| {
             sqlx::query_as("select name, parent_code from jurisdictions where code = $1")
                 .bind(j.code.as_str())
@@ -76,10 +80,9 @@ impl Store {
             serde_json::to_string(&pack.params).map_err(rows::corrupt_as("rule pack params"))?;
         let version = i32::try_from(pack.version).map_err(rows::corrupt_as("rule pack"))?;
         let now = DbTime::from(self.now());
-        let inserted = on_pool!(self, |pool| {
-            sqlx::query(
-            "insert into rule_packs (jurisdiction_code, version, effective_from, params, created_at) \
-             values ($1, $2, $3, $4, $5) on conflict do nothing",
+        on_pool!(self, |pool| sqlx::query(
+            "insert into rule_packs (jurisdiction_code, version, effective_from, params, \
+               created_at) values ($1, $2, $3, $4, $5) on conflict do nothing",
         )
         .bind(pack.jurisdiction.as_str())
         .bind(version)
@@ -89,16 +92,7 @@ impl Store {
         .execute(pool)
         .await
         .map(|_| ())
-        });
-        match inserted {
-            Err(e) if violates(&e, ErrorKind::ForeignKeyViolation) => {
-                return Err(LedgerError::UnknownJurisdiction {
-                    code: pack.jurisdiction.to_string(),
-                }
-                .into())
-            }
-            other => other?,
-        };
+        .map_err(|e| unknown_jurisdiction(e, pack.jurisdiction.as_str())))?;
         let row: RulePackRow = on_pool!(self, |pool| sqlx::query_as(
             "select jurisdiction_code, version, effective_from, params from rule_packs \
              where jurisdiction_code = $1 and version = $2",
@@ -137,16 +131,9 @@ impl Store {
             .bind(i.currency.code())
             .bind(now)
             .execute(&mut *tx)
-            .await;
-            let created = match inserted {
-                Err(e) if violates(&e, ErrorKind::ForeignKeyViolation) => {
-                    return Err(LedgerError::UnknownJurisdiction {
-                        code: i.jurisdiction.to_string(),
-                    }
-                    .into())
-                }
-                other => other?.rows_affected() == 1,
-            };
+            .await
+            .map_err(|e| unknown_jurisdiction(e, i.jurisdiction.as_str()))?;
+            let created = inserted.rows_affected() == 1;
             if created {
                 for code in AccountCode::FIXED {
                     sqlx::query(
