@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use crate::domain::chain::{audit_digest, link_hash, AuditFields, AUDIT_SCOPE};
 use crate::domain::ids::JurisdictionCode;
 use crate::domain::registry::Jurisdiction;
-use crate::store::sqlite::from_micros;
-use crate::store::{Micros, Result, Store, StoreError};
+use crate::store::rows::{corrupt, corrupt_as};
+use crate::store::{DbTime, Result, Store, StoreError};
 
 /// A token as stored: never its secret.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -46,7 +46,48 @@ pub struct KeptAnswer {
     pub body: String,
 }
 
-type TokenRow<T> = (String, String, String, String, Option<String>, T, Option<T>);
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    token_id: String,
+    name: String,
+    role: String,
+    scope_kind: String,
+    scope_id: Option<String>,
+    created_at: DbTime,
+    revoked_at: Option<DbTime>,
+}
+
+impl From<TokenRow> for TokenRecord {
+    fn from(r: TokenRow) -> Self {
+        TokenRecord {
+            id: r.token_id,
+            name: r.name,
+            role: r.role,
+            scope_kind: r.scope_kind,
+            scope_id: r.scope_id,
+            created_at: r.created_at.utc(),
+            revoked_at: r.revoked_at.map(DbTime::utc),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    seq: i64,
+    at: DbTime,
+    request_id: String,
+    token_id: Option<String>,
+    role: Option<String>,
+    method: String,
+    path: String,
+    status: i32,
+    outcome: String,
+}
+
+/// A stored HTTP status back (100 to 999 fit a `u16`).
+fn status(stored: i32) -> Result<u16> {
+    u16::try_from(stored).map_err(|e| corrupt("status", format!("{stored}: {e}")))
+}
 
 const TOKEN_COLUMNS: &str =
     "select token_id, name, role, scope_kind, scope_id, created_at, revoked_at from api_tokens";
@@ -128,32 +169,18 @@ impl Store {
         let sql = "insert into api_tokens \
                    (token_id, name, role, scope_kind, scope_id, secret_hash, created_at) \
                    values ($1, $2, $3, $4, $5, $6, $7)";
-        match self {
-            Store::Postgres(s) => {
-                sqlx::query(sql)
-                    .bind(&token.id)
-                    .bind(&token.name)
-                    .bind(&token.role)
-                    .bind(&token.scope_kind)
-                    .bind(&token.scope_id)
-                    .bind(secret_hash)
-                    .bind(token.created_at)
-                    .execute(s.pool())
-                    .await?;
-            }
-            Store::Sqlite(s) => {
-                sqlx::query(sql)
-                    .bind(&token.id)
-                    .bind(&token.name)
-                    .bind(&token.role)
-                    .bind(&token.scope_kind)
-                    .bind(&token.scope_id)
-                    .bind(secret_hash)
-                    .bind(token.created_at.timestamp_micros())
-                    .execute(s.pool())
-                    .await?;
-            }
-        }
+        let created_at = DbTime::from(token.created_at);
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(&token.id)
+            .bind(&token.name)
+            .bind(&token.role)
+            .bind(&token.scope_kind)
+            .bind(&token.scope_id)
+            .bind(secret_hash)
+            .bind(created_at)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
@@ -170,49 +197,14 @@ impl Store {
     }
 
     async fn tokens_where(&self, sql: &str, arg: Option<&str>) -> Result<Vec<TokenRecord>> {
-        let record = |r: TokenRow<DateTime<Utc>>| TokenRecord {
-            id: r.0,
-            name: r.1,
-            role: r.2,
-            scope_kind: r.3,
-            scope_id: r.4,
-            created_at: r.5,
-            revoked_at: r.6,
-        };
-        match self {
-            Store::Postgres(s) => {
-                let mut q = sqlx::query_as::<_, TokenRow<DateTime<Utc>>>(sql);
-                if let Some(arg) = arg {
-                    q = q.bind(arg);
-                }
-                Ok(q.fetch_all(s.pool())
-                    .await?
-                    .into_iter()
-                    .map(record)
-                    .collect())
+        let rows: Vec<TokenRow> = on_pool!(self, |pool| {
+            let mut q = sqlx::query_as(sql);
+            if let Some(arg) = arg {
+                q = q.bind(arg);
             }
-            Store::Sqlite(s) => {
-                let mut q = sqlx::query_as::<_, TokenRow<i64>>(sql);
-                if let Some(arg) = arg {
-                    q = q.bind(arg);
-                }
-                q.fetch_all(s.pool())
-                    .await?
-                    .into_iter()
-                    .map(|r| {
-                        Ok(record((
-                            r.0,
-                            r.1,
-                            r.2,
-                            r.3,
-                            r.4,
-                            from_micros(r.5)?,
-                            r.6.map(from_micros).transpose()?,
-                        )))
-                    })
-                    .collect()
-            }
-        }
+            q.fetch_all(pool).await?
+        });
+        Ok(rows.into_iter().map(TokenRecord::from).collect())
     }
 
     /// Revokes a token; `false` if there is no such token or it was revoked
@@ -220,20 +212,13 @@ impl Store {
     pub async fn revoke_token(&self, id: &str) -> Result<bool> {
         let sql =
             "update api_tokens set revoked_at = $2 where token_id = $1 and revoked_at is null";
-        let done = match self {
-            Store::Postgres(s) => sqlx::query(sql)
-                .bind(id)
-                .bind(s.clock().now())
-                .execute(s.pool())
-                .await?
-                .rows_affected(),
-            Store::Sqlite(s) => sqlx::query(sql)
-                .bind(id)
-                .bind(s.clock().now().timestamp_micros())
-                .execute(s.pool())
-                .await?
-                .rows_affected(),
-        };
+        let now = DbTime::from(self.now());
+        let done = on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected());
         Ok(done == 1)
     }
 
@@ -255,78 +240,43 @@ impl Store {
     ) -> Result<Vec<(i64, DateTime<Utc>, AuditRecord)>> {
         let sql = "select seq, at, request_id, token_id, role, method, path, status, outcome \
                    from audit_log where seq > $1 order by seq limit $2";
-        type Row<T> = (
-            i64,
-            T,
-            String,
-            Option<String>,
-            Option<String>,
-            String,
-            String,
-            i32,
-            String,
-        );
-        let record = |r: Row<DateTime<Utc>>| -> Result<(i64, DateTime<Utc>, AuditRecord)> {
-            Ok((
-                r.0,
-                r.1,
-                AuditRecord {
-                    request_id: r.2,
-                    token_id: r.3,
-                    role: r.4,
-                    method: r.5,
-                    path: r.6,
-                    status: u16::try_from(r.7)
-                        .map_err(|_| StoreError::Corrupt(format!("status {}", r.7)))?,
-                    outcome: r.8,
-                },
-            ))
-        };
-        match self {
-            Store::Postgres(s) => sqlx::query_as::<_, Row<DateTime<Utc>>>(sql)
-                .bind(after)
-                .bind(limit)
-                .fetch_all(s.pool())
-                .await?
-                .into_iter()
-                .map(record)
-                .collect(),
-            Store::Sqlite(s) => sqlx::query_as::<_, Row<i64>>(sql)
-                .bind(after)
-                .bind(limit)
-                .fetch_all(s.pool())
-                .await?
-                .into_iter()
-                .map(|r| record((r.0, from_micros(r.1)?, r.2, r.3, r.4, r.5, r.6, r.7, r.8)))
-                .collect(),
-        }
+        let rows: Vec<AuditRow> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?);
+        rows.into_iter()
+            .map(|r| {
+                Ok((
+                    r.seq,
+                    r.at.utc(),
+                    AuditRecord {
+                        request_id: r.request_id,
+                        token_id: r.token_id,
+                        role: r.role,
+                        method: r.method,
+                        path: r.path,
+                        status: status(r.status)?,
+                        outcome: r.outcome,
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// The answer kept for this caller's key, if any.
     pub async fn kept_answer(&self, token_id: &str, key: &str) -> Result<Option<KeptAnswer>> {
         let sql = "select request_hash, status, body from idempotent_answers \
                    where token_id = $1 and idem_key = $2";
-        let row: Option<(String, i32, String)> = match self {
-            Store::Postgres(s) => {
-                sqlx::query_as(sql)
-                    .bind(token_id)
-                    .bind(key)
-                    .fetch_optional(s.pool())
-                    .await?
-            }
-            Store::Sqlite(s) => {
-                sqlx::query_as(sql)
-                    .bind(token_id)
-                    .bind(key)
-                    .fetch_optional(s.pool())
-                    .await?
-            }
-        };
-        row.map(|(request_hash, status, body)| {
+        let row: Option<(String, i32, String)> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(token_id)
+            .bind(key)
+            .fetch_optional(pool)
+            .await?);
+        row.map(|(request_hash, stored, body)| {
             Ok(KeptAnswer {
                 request_hash,
-                status: u16::try_from(status)
-                    .map_err(|_| StoreError::Corrupt(format!("status {status}")))?,
+                status: status(stored)?,
                 body,
             })
         })
@@ -367,46 +317,36 @@ impl Store {
     /// Migrations this build knows that the database has not applied (an
     /// error if the database cannot be reached).
     pub async fn pending_migrations(&self) -> Result<usize> {
-        let (known, applied): (usize, i64) = match self {
-            Store::Postgres(s) => (
-                sqlx::migrate!("../../migrations/postgres").iter().count(),
-                applied!(s.pool()),
-            ),
-            Store::Sqlite(s) => (
-                sqlx::migrate!("../../migrations/sqlite").iter().count(),
-                applied!(s.pool()),
-            ),
+        let known = match self {
+            Store::Postgres(_) => sqlx::migrate!("../../migrations/postgres").iter().count(),
+            Store::Sqlite(_) => sqlx::migrate!("../../migrations/sqlite").iter().count(),
         };
+        let applied: i64 = on_pool!(self, |pool| applied!(pool));
         Ok(known.saturating_sub(usize::try_from(applied).unwrap_or(0)))
     }
 
     /// The ids of every registered bank.
     pub async fn banks(&self) -> Result<Vec<String>> {
         let sql = "select bank_id from banks order by bank_id";
-        Ok(match self {
-            Store::Postgres(s) => sqlx::query_scalar(sql).fetch_all(s.pool()).await?,
-            Store::Sqlite(s) => sqlx::query_scalar(sql).fetch_all(s.pool()).await?,
-        })
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(sql)
+            .fetch_all(pool)
+            .await?))
     }
 
     /// Every jurisdiction, by code.
     pub async fn jurisdictions(&self) -> Result<Vec<Jurisdiction>> {
         let sql = "select code, name, parent_code from jurisdictions order by code";
-        let rows: Vec<(String, String, Option<String>)> = match self {
-            Store::Postgres(s) => sqlx::query_as(sql).fetch_all(s.pool()).await?,
-            Store::Sqlite(s) => sqlx::query_as(sql).fetch_all(s.pool()).await?,
-        };
+        let rows: Vec<(String, String, Option<String>)> =
+            on_pool!(self, |pool| sqlx::query_as(sql).fetch_all(pool).await?);
         rows.into_iter()
             .map(|(code, name, parent)| {
-                let corrupt =
-                    |e: crate::domain::error::LedgerError| StoreError::Corrupt(e.to_string());
                 Ok(Jurisdiction {
-                    code: JurisdictionCode::parse(code).map_err(corrupt)?,
+                    code: JurisdictionCode::parse(code).map_err(corrupt_as("jurisdiction"))?,
                     name,
                     parent: parent
                         .map(JurisdictionCode::parse)
                         .transpose()
-                        .map_err(corrupt)?,
+                        .map_err(corrupt_as("jurisdiction"))?,
                 })
             })
             .collect()

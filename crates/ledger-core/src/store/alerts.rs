@@ -3,16 +3,12 @@
 //! change leaves an event in the append-only trail.
 
 use chrono::NaiveDate;
-use sqlx::Row;
 
 use crate::domain::alerts::{transition, Alert, AlertAction, AlertStatus, Finding, RecordReport};
 use crate::domain::error::LedgerError;
 use crate::domain::ids::InstitutionId;
-use crate::store::{Result, Store, StoreError};
-
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(e.to_string())
-}
+use crate::store::rows::{corrupt, corrupt_as};
+use crate::store::{Result, Store};
 
 const SELECT: &str =
     "select institution_id, alert_key, kind, severity, summary, evidence, rule_pack, status, \
@@ -34,14 +30,14 @@ type AlertRow = (
 
 fn alert(r: AlertRow) -> Result<Alert> {
     Ok(Alert {
-        institution: InstitutionId::parse(r.0).map_err(corrupt)?,
+        institution: InstitutionId::parse(r.0).map_err(corrupt_as("alert"))?,
         key: r.1,
         kind: r.2,
         severity: r.3,
         summary: r.4,
         evidence: r.5,
         rule_pack: r.6,
-        status: AlertStatus::parse(&r.7).map_err(corrupt)?,
+        status: AlertStatus::parse(&r.7).map_err(corrupt_as("alert status"))?,
         rectification_due: r.8,
         first_seen_on: r.9,
         last_seen_on: r.10,
@@ -179,10 +175,7 @@ impl Store {
         let rows: Vec<AlertRow> = if kinds.is_empty() {
             Vec::new()
         } else {
-            match self {
-                Store::Postgres(s) => unresolved!(s.pool()),
-                Store::Sqlite(s) => unresolved!(s.pool()),
-            }
+            on_pool!(self, |pool| unresolved!(pool))
         };
         let open: Vec<Alert> = rows
             .into_iter()
@@ -261,7 +254,10 @@ impl Store {
                 }
                 .into());
             };
-            let to = transition(AlertStatus::parse(&status).map_err(corrupt)?, action)?;
+            let to = transition(
+                AlertStatus::parse(&status).map_err(corrupt_as("alert status"))?,
+                action,
+            )?;
             let due = match action {
                 AlertAction::RequestRectification { due } => Some(*due),
                 _ => None,
@@ -279,7 +275,7 @@ impl Store {
             .await?
             .into_iter()
             .find(|a| a.key == key)
-            .ok_or_else(|| corrupt("alert vanished"))
+            .ok_or_else(|| corrupt("alert", format!("{key} vanished")))
     }
 
     /// Alerts, of one institution or all, optionally of one status.
@@ -289,30 +285,16 @@ impl Store {
         status: Option<AlertStatus>,
     ) -> Result<Vec<Alert>> {
         let sql = format!(
-            "{SELECT} where ($1 is null or institution_id = $1) and ($2 is null or status = $2) \
-             order by institution_id, alert_key"
+            "{SELECT} where (cast($1 as text) is null or institution_id = $1) \
+               and (cast($2 as text) is null or status = $2) order by institution_id, alert_key"
         );
         let i = institution.map(|i| i.as_str().to_string());
         let st = status.map(|s| s.code().to_string());
-        let rows: Vec<AlertRow> = match self {
-            Store::Postgres(s) => {
-                sqlx::query_as(
-                    &sql.replace("$1 is null", "$1::text is null")
-                        .replace("$2 is null", "$2::text is null"),
-                )
-                .bind(i)
-                .bind(st)
-                .fetch_all(s.pool())
-                .await?
-            }
-            Store::Sqlite(s) => {
-                sqlx::query_as(&sql)
-                    .bind(i)
-                    .bind(st)
-                    .fetch_all(s.pool())
-                    .await?
-            }
-        };
+        let rows: Vec<AlertRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(i)
+            .bind(st)
+            .fetch_all(pool)
+            .await?);
         rows.into_iter().map(alert).collect()
     }
 
@@ -324,38 +306,16 @@ impl Store {
     ) -> Result<Vec<(i64, String, String, Option<String>)>> {
         let sql = "select seq, actor, action, comment from alert_events \
                    where institution_id = $1 and alert_key = $2 order by seq";
-        let rows = match self {
-            Store::Postgres(s) => sqlx::query(sql)
+        let rows: Vec<(i32, String, String, Option<String>)> =
+            on_pool!(self, |pool| sqlx::query_as(sql)
                 .bind(institution.as_str())
                 .bind(key)
-                .fetch_all(s.pool())
-                .await?
-                .into_iter()
-                .map(|r| {
-                    Ok((
-                        i64::from(r.try_get::<i32, _>(0)?),
-                        r.try_get(1)?,
-                        r.try_get(2)?,
-                        r.try_get(3)?,
-                    ))
-                })
-                .collect::<Result<Vec<_>>>()?,
-            Store::Sqlite(s) => sqlx::query(sql)
-                .bind(institution.as_str())
-                .bind(key)
-                .fetch_all(s.pool())
-                .await?
-                .into_iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get::<i64, _>(0)?,
-                        r.try_get(1)?,
-                        r.try_get(2)?,
-                        r.try_get(3)?,
-                    ))
-                })
-                .collect::<Result<Vec<_>>>()?,
-        };
+                .fetch_all(pool)
+                .await?);
+        let rows = rows
+            .into_iter()
+            .map(|(seq, actor, action, comment)| (i64::from(seq), actor, action, comment))
+            .collect();
         Ok(rows)
     }
 }

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::store::sqlite::from_micros;
-use crate::store::{Result, Store, StoreError};
+use crate::store::{DbTime, Result, Store, StoreError};
 
 /// What a request gets when it asks to act under a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,94 +47,59 @@ impl Store {
         request_hash: &str,
         lease: Duration,
     ) -> Result<KeyClaim> {
-        let insert = "insert into idempotent_claims \
-                      (token_id, idem_key, request_hash, accepted_at, lease_until) \
-                      values ($1, $2, $3, $4, $5) on conflict (token_id, idem_key) do nothing";
-        let select = "select request_hash, accepted_at, lease_until, attempts \
-                      from idempotent_claims where token_id = $1 and idem_key = $2";
-        let take_over = "update idempotent_claims set lease_until = $3, attempts = attempts + 1 \
-                         where token_id = $1 and idem_key = $2";
-        // Both dialects run the same three statements; they differ in how a
-        // time is bound and read (timestamptz, integer microseconds).
-        macro_rules! claim {
-            ($tx:expr, $now_bound:expr, $until_bound:expr, $now:expr, $read:expr, $row:ty) => {{
-                let inserted = sqlx::query(insert)
+        let (now, existing, took_over) = in_tx!(self, |tx, now, dialect| {
+            let until = DbTime::from(lease_end(now.utc(), lease)?);
+            // The row lock taken by a failed insert's conflict check is not
+            // held (PostgreSQL); lock the key explicitly before deciding.
+            dialect.lock_key(&mut tx, token_id, key).await?;
+            let inserted = sqlx::query(
+                "insert into idempotent_claims \
+                   (token_id, idem_key, request_hash, accepted_at, lease_until) \
+                 values ($1, $2, $3, $4, $5) on conflict (token_id, idem_key) do nothing",
+            )
+            .bind(token_id)
+            .bind(key)
+            .bind(request_hash)
+            .bind(now)
+            .bind(until)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                (now, None, false)
+            } else {
+                let (hash, accepted_at, lease_until, attempts): (String, DbTime, DbTime, i32) =
+                    sqlx::query_as(
+                        "select request_hash, accepted_at, lease_until, attempts \
+                         from idempotent_claims where token_id = $1 and idem_key = $2",
+                    )
                     .bind(token_id)
                     .bind(key)
-                    .bind(request_hash)
-                    .bind($now_bound)
-                    .bind($until_bound)
-                    .execute(&mut *$tx)
-                    .await?
-                    .rows_affected();
-                if inserted == 1 {
-                    (None, false)
-                } else {
-                    let row: (String, $row, $row, i32) = sqlx::query_as(select)
-                        .bind(token_id)
-                        .bind(key)
-                        .fetch_one(&mut *$tx)
-                        .await?;
-                    let read = $read;
-                    let (hash, accepted_at, lease_until) = (row.0, read(row.1)?, read(row.2)?);
-                    // The same request whose holder's lease ran out: ours.
-                    let take = hash == request_hash && lease_until <= $now;
-                    if take {
-                        sqlx::query(take_over)
-                            .bind(token_id)
-                            .bind(key)
-                            .bind($until_bound)
-                            .execute(&mut *$tx)
-                            .await?;
-                    }
-                    (Some((hash, accepted_at, lease_until, row.3)), take)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                // The same request whose holder's lease ran out: ours.
+                let take = hash == request_hash && lease_until <= now;
+                if take {
+                    sqlx::query(
+                        "update idempotent_claims set lease_until = $3, attempts = attempts + 1 \
+                         where token_id = $1 and idem_key = $2",
+                    )
+                    .bind(token_id)
+                    .bind(key)
+                    .bind(until)
+                    .execute(&mut *tx)
+                    .await?;
                 }
-            }};
-        }
-        let (now, (existing, took_over)) = match self {
-            Store::Postgres(s) => {
-                let now = s.clock().now();
-                let until = lease_end(now, lease)?;
-                let mut tx = s.pool().begin().await?;
-                // The row lock taken by the failed insert's conflict check
-                // is not held; lock explicitly before deciding.
-                sqlx::query(
-                    "select pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))",
+                (
+                    now,
+                    Some((hash, accepted_at.utc(), lease_until.utc(), attempts)),
+                    take,
                 )
-                .bind(token_id)
-                .bind(key)
-                .execute(&mut *tx)
-                .await?;
-                let claimed = claim!(
-                    tx,
-                    now,
-                    until,
-                    now,
-                    |t: DateTime<Utc>| Ok::<_, StoreError>(t),
-                    DateTime<Utc>
-                );
-                tx.commit().await?;
-                (now, claimed)
             }
-            Store::Sqlite(s) => {
-                let now = s.clock().now();
-                let until = lease_end(now, lease)?;
-                let mut tx = s.pool().begin_with("BEGIN IMMEDIATE").await?;
-                let claimed = claim!(
-                    tx,
-                    now.timestamp_micros(),
-                    until.timestamp_micros(),
-                    now,
-                    from_micros,
-                    i64
-                );
-                tx.commit().await?;
-                (now, claimed)
-            }
-        };
+        });
         Ok(match existing {
             None => KeyClaim::Held {
-                accepted_at: now,
+                accepted_at: now.utc(),
                 attempt: 1,
             },
             Some((_, accepted_at, _, attempts)) if took_over => KeyClaim::Held {
@@ -153,24 +117,16 @@ impl Store {
     /// corrected request may use the key. Only the request that holds it
     /// can give it back.
     pub async fn release_key(&self, token_id: &str, key: &str, request_hash: &str) -> Result<()> {
-        let sql = "delete from idempotent_claims \
-                   where token_id = $1 and idem_key = $2 and request_hash = $3";
-        match self {
-            Store::Postgres(s) => sqlx::query(sql)
-                .bind(token_id)
-                .bind(key)
-                .bind(request_hash)
-                .execute(s.pool())
-                .await?
-                .rows_affected(),
-            Store::Sqlite(s) => sqlx::query(sql)
-                .bind(token_id)
-                .bind(key)
-                .bind(request_hash)
-                .execute(s.pool())
-                .await?
-                .rows_affected(),
-        };
+        on_pool!(self, |pool| sqlx::query(
+            "delete from idempotent_claims \
+             where token_id = $1 and idem_key = $2 and request_hash = $3",
+        )
+        .bind(token_id)
+        .bind(key)
+        .bind(request_hash)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 }

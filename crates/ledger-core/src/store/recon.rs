@@ -278,11 +278,11 @@ impl Store {
                bank_closing_minor, ledger_balance_minor, owed_minor, status from recon_days \
              where institution_id = $1 \
              order by bank_id, account_no, day, statement_key, version";
-        type Row<T> = (
+        type Row = (
             String,
             String,
             i64,
-            T,
+            crate::store::DbTime,
             String,
             chrono::NaiveDate,
             i64,
@@ -290,12 +290,17 @@ impl Store {
             i64,
             String,
         );
-        fn day<T>(r: Row<T>, at: chrono::DateTime<chrono::Utc>) -> RecordedDay {
-            RecordedDay {
+        let rows: Vec<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(institution.as_str())
+            .fetch_all(pool)
+            .await?);
+        Ok(rows
+            .into_iter()
+            .map(|r| RecordedDay {
                 bank: r.0,
                 account_no: r.1,
                 version: r.2,
-                recorded_at: at,
+                recorded_at: r.3.utc(),
                 day: ReconDay {
                     statement_key: r.4,
                     day: r.5,
@@ -304,30 +309,8 @@ impl Store {
                     owed_minor: r.8,
                     status: r.9,
                 },
-            }
-        }
-        match self {
-            Store::Postgres(s) => Ok(sqlx::query_as::<_, Row<chrono::DateTime<chrono::Utc>>>(sql)
-                .bind(institution.as_str())
-                .fetch_all(s.pool())
-                .await?
-                .into_iter()
-                .map(|r| {
-                    let at = r.3;
-                    day(r, at)
-                })
-                .collect()),
-            Store::Sqlite(s) => sqlx::query_as::<_, Row<i64>>(sql)
-                .bind(institution.as_str())
-                .fetch_all(s.pool())
-                .await?
-                .into_iter()
-                .map(|r| {
-                    let at = crate::store::sqlite::from_micros(r.3)?;
-                    Ok(day(r, at))
-                })
-                .collect(),
-        }
+            })
+            .collect())
     }
 
     /// The latest recorded version of each statement day of an
@@ -359,32 +342,18 @@ impl Store {
         let lines_sql = "select statement_key, cast(line_no as bigint) from recon_line_claims \
                          where institution_id = $1 and bank_id = $2 and account_no = $3";
         let entries_sql = "select entry_seq from recon_entry_claims where institution_id = $1";
-        let (lines, entries): (Vec<(String, i64)>, Vec<i64>) = match self {
-            Store::Postgres(s) => (
-                sqlx::query_as(lines_sql)
-                    .bind(id)
-                    .bind(bank)
-                    .bind(account_no)
-                    .fetch_all(s.pool())
-                    .await?,
-                sqlx::query_scalar(entries_sql)
-                    .bind(id)
-                    .fetch_all(s.pool())
-                    .await?,
-            ),
-            Store::Sqlite(s) => (
-                sqlx::query_as(lines_sql)
-                    .bind(id)
-                    .bind(bank)
-                    .bind(account_no)
-                    .fetch_all(s.pool())
-                    .await?,
-                sqlx::query_scalar(entries_sql)
-                    .bind(id)
-                    .fetch_all(s.pool())
-                    .await?,
-            ),
-        };
+        let (lines, entries): (Vec<(String, i64)>, Vec<i64>) = on_pool!(self, |pool| (
+            sqlx::query_as(lines_sql)
+                .bind(id)
+                .bind(bank)
+                .bind(account_no)
+                .fetch_all(pool)
+                .await?,
+            sqlx::query_scalar(entries_sql)
+                .bind(id)
+                .fetch_all(pool)
+                .await?,
+        ));
         Ok((lines.into_iter().collect(), entries.into_iter().collect()))
     }
 
@@ -538,19 +507,9 @@ impl Store {
     ) -> Result<Vec<(String, String, String)>> {
         let sql = "select match_id, pass, explanation from recon_matches \
                    where institution_id = $1 and status = 'suggested' order by match_id";
-        Ok(match self {
-            Store::Postgres(s) => {
-                sqlx::query_as(sql)
-                    .bind(institution.as_str())
-                    .fetch_all(s.pool())
-                    .await?
-            }
-            Store::Sqlite(s) => {
-                sqlx::query_as(sql)
-                    .bind(institution.as_str())
-                    .fetch_all(s.pool())
-                    .await?
-            }
-        })
+        Ok(on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(institution.as_str())
+            .fetch_all(pool)
+            .await?))
     }
 }

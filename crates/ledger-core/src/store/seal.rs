@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use sqlx::Row;
 
 use crate::domain::accounts::Totals;
@@ -20,10 +20,10 @@ use crate::domain::ids::{EnrollmentId, InstitutionId};
 use crate::domain::money::Currency;
 use crate::domain::refunds::{Payee, Refund, RefundState};
 use crate::store::report::VerifyFailure;
-use crate::store::{Result, Store};
+use crate::store::{DbTime, Result, Store};
 
-/// Runs a query on either dialect and maps every row; `$at` is the named
-/// time column in microseconds (timestamptz on PostgreSQL, integer on SQLite).
+/// Runs a query on either dialect (written once, expanded per dialect)
+/// and maps every row; `$at` is the named time column in microseconds.
 macro_rules! load {
     ($store:expr, $sql:expr, [$($bind:expr),*], |$r:ident| $make:expr) => {
         match $store {
@@ -34,18 +34,10 @@ macro_rules! load {
         }
     };
     ($store:expr, $sql:expr, [$($bind:expr),*], |$r:ident, $at:ident = $col:literal| $make:expr) => {
-        match $store {
-            Snap::Pg(tx) => sqlx::query($sql)$(.bind($bind))*.fetch_all(&mut **tx).await?
-                .iter().map(|$r| -> Result<_> {
-                    let $at: i64 = $r.try_get::<DateTime<Utc>, _>($col)?.timestamp_micros();
-                    Ok($make)
-                }).collect::<Result<Vec<_>>>()?,
-            Snap::Lite(tx) => sqlx::query($sql)$(.bind($bind))*.fetch_all(&mut **tx).await?
-                .iter().map(|$r| -> Result<_> {
-                    let $at: i64 = $r.try_get::<i64, _>($col)?;
-                    Ok($make)
-                }).collect::<Result<Vec<_>>>()?,
-        }
+        load!($store, $sql, [$($bind),*], |$r| {
+            let $at: i64 = $r.try_get::<DbTime, _>($col)?.micros();
+            $make
+        })
     };
 }
 

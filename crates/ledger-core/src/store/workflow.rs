@@ -5,18 +5,14 @@
 //! instruction at once (and if one dies mid-send, the lease runs out and the
 //! other sends it again under the same idempotency key).
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{Duration, NaiveDate};
 
 use crate::domain::chain::{payee_digest, refund_digest};
 use crate::domain::error::LedgerError;
 use crate::domain::ids::{EnrollmentId, InstitutionId};
 use crate::domain::refunds::{OutboxItem, OutboxState, Payee, Refund, RefundEvent, RefundState};
-use crate::store::sqlite::from_micros;
-use crate::store::{Micros, Result, Store, StoreError};
-
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(e.to_string())
-}
+use crate::store::rows::corrupt_as;
+use crate::store::{DbTime, Result, Store, StoreError};
 
 macro_rules! refund_event {
     ($tx:ident, $now:ident, $institution:expr, $refund:expr, $actor:expr, $state:expr, $detail:expr) => {{
@@ -45,7 +41,7 @@ macro_rules! refund_event {
             $institution,
             $refund,
             seq,
-            $crate::store::Micros::micros(&$now),
+            $now.micros(),
             $actor,
             $state,
             $detail,
@@ -64,89 +60,111 @@ const REFUND_COLUMNS: &str = "select institution_id, refund_id, enrollment_id, a
     payee_name, payee_account, payee_bank, reason, requested_by, requested_on, answer_by, state, \
     pay_by, instruction_id from refunds";
 
-type RefundRow = (
-    String,
-    String,
-    String,
-    Option<i64>,
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    NaiveDate,
-    NaiveDate,
-    String,
-    Option<NaiveDate>,
-    Option<String>,
-);
-
-fn refund(r: RefundRow) -> Result<Refund> {
-    Ok(Refund {
-        institution: InstitutionId::parse(r.0).map_err(corrupt)?,
-        id: r.1,
-        enrollment: EnrollmentId::parse(r.2).map_err(corrupt)?,
-        amount_minor: r.3,
-        payee: Payee {
-            name: r.4,
-            account: r.5,
-            bank: r.6,
-        },
-        reason: r.7,
-        requested_by: r.8,
-        requested_on: r.9,
-        answer_by: r.10,
-        state: RefundState::parse(&r.11).map_err(corrupt)?,
-        pay_by: r.12,
-        instruction_id: r.13,
-    })
+#[derive(sqlx::FromRow)]
+struct RefundRow {
+    institution_id: String,
+    refund_id: String,
+    enrollment_id: String,
+    amount_minor: Option<i64>,
+    payee_name: String,
+    payee_account: String,
+    payee_bank: String,
+    reason: Option<String>,
+    requested_by: String,
+    requested_on: NaiveDate,
+    answer_by: NaiveDate,
+    state: String,
+    pay_by: Option<NaiveDate>,
+    instruction_id: Option<String>,
 }
 
-const OUTBOX_COLUMNS: &str =
-    "select institution_id, instruction_id, kind, amount_minor, currency, \
-    state, attempts, next_attempt_at, bank_ref, last_error from outbox";
-
-type OutboxRow<T> = (
-    String,
-    String,
-    String,
-    i64,
-    String,
-    String,
-    i32,
-    T,
-    Option<String>,
-    Option<String>,
-);
-
-fn outbox_item(r: OutboxRow<DateTime<Utc>>) -> Result<OutboxItem> {
-    Ok(OutboxItem {
-        institution: InstitutionId::parse(r.0).map_err(corrupt)?,
-        instruction_id: r.1,
-        kind: r.2,
-        amount_minor: r.3,
-        currency: r.4,
-        state: OutboxState::parse(&r.5).map_err(corrupt)?,
-        attempts: r.6,
-        next_attempt_at: r.7,
-        bank_ref: r.8,
-        last_error: r.9,
-    })
+impl TryFrom<RefundRow> for Refund {
+    type Error = StoreError;
+    fn try_from(r: RefundRow) -> Result<Self> {
+        Ok(Refund {
+            institution: InstitutionId::parse(r.institution_id).map_err(corrupt_as("refund"))?,
+            id: r.refund_id,
+            enrollment: EnrollmentId::parse(r.enrollment_id).map_err(corrupt_as("refund"))?,
+            amount_minor: r.amount_minor,
+            payee: Payee {
+                name: r.payee_name,
+                account: r.payee_account,
+                bank: r.payee_bank,
+            },
+            reason: r.reason,
+            requested_by: r.requested_by,
+            requested_on: r.requested_on,
+            answer_by: r.answer_by,
+            state: RefundState::parse(&r.state).map_err(corrupt_as("refund state"))?,
+            pay_by: r.pay_by,
+            instruction_id: r.instruction_id,
+        })
+    }
 }
 
-fn sqlite_outbox(r: OutboxRow<i64>) -> Result<OutboxItem> {
-    outbox_item((
-        r.0,
-        r.1,
-        r.2,
-        r.3,
-        r.4,
-        r.5,
-        r.6,
-        from_micros(r.7)?,
-        r.8,
-        r.9,
-    ))
+/// The columns of an outbox item.
+pub(crate) const OUTBOX_FIELDS: &str = "institution_id, instruction_id, kind, amount_minor, \
+    currency, state, attempts, next_attempt_at, bank_ref, last_error";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OutboxRow {
+    institution_id: String,
+    instruction_id: String,
+    kind: String,
+    amount_minor: i64,
+    currency: String,
+    state: String,
+    attempts: i32,
+    next_attempt_at: DbTime,
+    bank_ref: Option<String>,
+    last_error: Option<String>,
+}
+
+impl OutboxRow {
+    pub fn institution_id(&self) -> &str {
+        &self.institution_id
+    }
+
+    pub fn instruction_id(&self) -> &str {
+        &self.instruction_id
+    }
+}
+
+impl TryFrom<OutboxRow> for OutboxItem {
+    type Error = StoreError;
+    fn try_from(r: OutboxRow) -> Result<Self> {
+        Ok(OutboxItem {
+            institution: InstitutionId::parse(r.institution_id)
+                .map_err(corrupt_as("outbox item"))?,
+            instruction_id: r.instruction_id,
+            kind: r.kind,
+            amount_minor: r.amount_minor,
+            currency: r.currency,
+            state: OutboxState::parse(&r.state).map_err(corrupt_as("outbox state"))?,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at.utc(),
+            bank_ref: r.bank_ref,
+            last_error: r.last_error,
+        })
+    }
+}
+
+/// Which outbox items a runner claims: up to `limit` in `state` that are
+/// due at `now`, leased until `until`.
+pub(crate) struct OutboxClaim<'a> {
+    pub state: &'a str,
+    pub now: DbTime,
+    pub until: DbTime,
+    pub limit: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct RefundEventRow {
+    seq: i64,
+    at: DbTime,
+    actor: String,
+    state: String,
+    detail: Option<String>,
 }
 
 impl Store {
@@ -200,44 +218,25 @@ impl Store {
     }
 
     pub async fn refund(&self, institution: &InstitutionId, id: &str) -> Result<Option<Refund>> {
-        let sql = format!("{REFUND_COLUMNS} where institution_id = $1 and refund_id = $2");
-        let row: Option<RefundRow> = match self {
-            Store::Postgres(s) => {
-                sqlx::query_as(&sql)
-                    .bind(institution.as_str())
-                    .bind(id)
-                    .fetch_optional(s.pool())
-                    .await?
-            }
-            Store::Sqlite(s) => {
-                sqlx::query_as(&sql)
-                    .bind(institution.as_str())
-                    .bind(id)
-                    .fetch_optional(s.pool())
-                    .await?
-            }
-        };
-        row.map(refund).transpose()
+        let row: Option<RefundRow> = on_pool!(self, |pool| sqlx::query_as(&format!(
+            "{REFUND_COLUMNS} where institution_id = $1 and refund_id = $2"
+        ))
+        .bind(institution.as_str())
+        .bind(id)
+        .fetch_optional(pool)
+        .await?);
+        row.map(Refund::try_from).transpose()
     }
 
     /// A refund by its id alone (ids are unique across institutions).
     pub async fn refund_by_id(&self, id: &str) -> Result<Option<Refund>> {
-        let sql = format!("{REFUND_COLUMNS} where refund_id = $1");
-        let row: Option<RefundRow> = match self {
-            Store::Postgres(s) => {
-                sqlx::query_as(&sql)
-                    .bind(id)
-                    .fetch_optional(s.pool())
-                    .await?
-            }
-            Store::Sqlite(s) => {
-                sqlx::query_as(&sql)
-                    .bind(id)
-                    .fetch_optional(s.pool())
-                    .await?
-            }
-        };
-        row.map(refund).transpose()
+        let row: Option<RefundRow> = on_pool!(self, |pool| sqlx::query_as(&format!(
+            "{REFUND_COLUMNS} where refund_id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?);
+        row.map(Refund::try_from).transpose()
     }
 
     /// Refunds in a state, of one institution or all, oldest first.
@@ -252,23 +251,12 @@ impl Store {
         );
         let i = institution.map(|i| i.as_str().to_string());
         let st = state.map(|s| s.code());
-        let rows: Vec<RefundRow> = match self {
-            Store::Postgres(s) => {
-                sqlx::query_as(&sql)
-                    .bind(i)
-                    .bind(st)
-                    .fetch_all(s.pool())
-                    .await?
-            }
-            Store::Sqlite(s) => {
-                sqlx::query_as(&sql)
-                    .bind(i)
-                    .bind(st)
-                    .fetch_all(s.pool())
-                    .await?
-            }
-        };
-        rows.into_iter().map(refund).collect()
+        let rows: Vec<RefundRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(i)
+            .bind(st)
+            .fetch_all(pool)
+            .await?);
+        crate::store::rows::convert(rows)
     }
 
     /// Moves a refund from `from` to `to` with an event; `false` when it was
@@ -323,46 +311,24 @@ impl Store {
         institution: &InstitutionId,
         id: &str,
     ) -> Result<Vec<RefundEvent>> {
-        let sql = "select cast(seq as bigint), at, actor, state, detail from refund_events \
-                   where institution_id = $1 and refund_id = $2 order by seq";
-        match self {
-            Store::Postgres(s) => {
-                sqlx::query_as::<_, (i64, DateTime<Utc>, String, String, Option<String>)>(sql)
-                    .bind(institution.as_str())
-                    .bind(id)
-                    .fetch_all(s.pool())
-                    .await?
-                    .into_iter()
-                    .map(|r| {
-                        Ok(RefundEvent {
-                            seq: r.0,
-                            at: r.1,
-                            actor: r.2,
-                            state: r.3,
-                            detail: r.4,
-                        })
-                    })
-                    .collect()
-            }
-            Store::Sqlite(s) => {
-                sqlx::query_as::<_, (i64, i64, String, String, Option<String>)>(sql)
-                    .bind(institution.as_str())
-                    .bind(id)
-                    .fetch_all(s.pool())
-                    .await?
-                    .into_iter()
-                    .map(|r| {
-                        Ok(RefundEvent {
-                            seq: r.0,
-                            at: from_micros(r.1)?,
-                            actor: r.2,
-                            state: r.3,
-                            detail: r.4,
-                        })
-                    })
-                    .collect()
-            }
-        }
+        let rows: Vec<RefundEventRow> = on_pool!(self, |pool| sqlx::query_as(
+            "select cast(seq as bigint) as seq, at, actor, state, detail from refund_events \
+             where institution_id = $1 and refund_id = $2 order by seq",
+        )
+        .bind(institution.as_str())
+        .bind(id)
+        .fetch_all(pool)
+        .await?);
+        Ok(rows
+            .into_iter()
+            .map(|r| RefundEvent {
+                seq: r.seq,
+                at: r.at.utc(),
+                actor: r.actor,
+                state: r.state,
+                detail: r.detail,
+            })
+            .collect())
     }
 
     /// Claims up to `limit` outbox items in `state` that are due, for
@@ -373,53 +339,19 @@ impl Store {
         limit: i64,
         lease: Duration,
     ) -> Result<Vec<OutboxItem>> {
-        match self {
-            Store::Postgres(s) => {
-                let now = s.clock().now();
-                let sql = format!(
-                    "update outbox set lease_until = $1 where (institution_id, instruction_id) in ( \
-                       select institution_id, instruction_id from outbox \
-                       where state = $2 and next_attempt_at <= $3 and (lease_until is null or lease_until <= $3) \
-                       order by next_attempt_at limit $4 for update skip locked) \
-                     returning {}",
-                    OUTBOX_COLUMNS.trim_start_matches("select ").split(" from ").next().unwrap_or("*")
-                );
-                sqlx::query_as::<_, OutboxRow<DateTime<Utc>>>(&sql)
-                    .bind(now + lease)
-                    .bind(state.code())
-                    .bind(now)
-                    .bind(limit)
-                    .fetch_all(s.pool())
-                    .await?
-                    .into_iter()
-                    .map(outbox_item)
-                    .collect()
-            }
-            Store::Sqlite(s) => {
-                // One writer at a time: the immediate transaction is the lock.
-                let now = s.clock().now().timestamp_micros();
-                let mut tx = s.pool().begin_with("BEGIN IMMEDIATE").await?;
-                let rows: Vec<OutboxRow<i64>> = sqlx::query_as(&format!(
-                    "{OUTBOX_COLUMNS} where state = $1 and next_attempt_at <= $2 \
-                     and (lease_until is null or lease_until <= $2) order by next_attempt_at limit $3"
-                ))
-                .bind(state.code())
-                .bind(now)
-                .bind(limit)
-                .fetch_all(&mut *tx)
-                .await?;
-                for r in &rows {
-                    sqlx::query("update outbox set lease_until = $1 where institution_id = $2 and instruction_id = $3")
-                        .bind(now + lease.num_microseconds().unwrap_or(i64::MAX / 2))
-                        .bind(&r.0)
-                        .bind(&r.1)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                rows.into_iter().map(sqlite_outbox).collect()
-            }
-        }
+        let now = self.now();
+        let claim = OutboxClaim {
+            state: state.code(),
+            now: DbTime::from(now),
+            until: DbTime::from(now + lease),
+            limit,
+        };
+        // The one query each dialect writes its own way: PostgreSQL skips
+        // the rows another runner locked, SQLite's one writer is the lock.
+        let rows: Vec<OutboxRow> = on_pool!(self, |pool, dialect| dialect
+            .claim_outbox(pool, &claim)
+            .await?);
+        crate::store::rows::convert(rows)
     }
 
     /// Records what came of an attempt: the new state, the bank's reference,
@@ -438,34 +370,20 @@ impl Store {
                      attempts = attempts + case when $5 is null then 0 else 1 end, \
                      next_attempt_at = $6, lease_until = null, updated_at = $7 \
                    where institution_id = $1 and instruction_id = $2";
-        match self {
-            Store::Postgres(s) => {
-                let now = s.clock().now();
-                sqlx::query(sql)
-                    .bind(institution.as_str())
-                    .bind(instruction_id)
-                    .bind(state.code())
-                    .bind(bank_ref)
-                    .bind(error)
-                    .bind(now + retry_after.unwrap_or_else(Duration::zero))
-                    .bind(now)
-                    .execute(s.pool())
-                    .await?;
-            }
-            Store::Sqlite(s) => {
-                let now = s.clock().now();
-                sqlx::query(sql)
-                    .bind(institution.as_str())
-                    .bind(instruction_id)
-                    .bind(state.code())
-                    .bind(bank_ref)
-                    .bind(error)
-                    .bind((now + retry_after.unwrap_or_else(Duration::zero)).timestamp_micros())
-                    .bind(now.timestamp_micros())
-                    .execute(s.pool())
-                    .await?;
-            }
-        }
+        let now = self.now();
+        let next_attempt_at = DbTime::from(now + retry_after.unwrap_or_else(Duration::zero));
+        let now = DbTime::from(now);
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(institution.as_str())
+            .bind(instruction_id)
+            .bind(state.code())
+            .bind(bank_ref)
+            .bind(error)
+            .bind(next_attempt_at)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
@@ -531,20 +449,10 @@ impl Store {
     pub async fn payee(&self, institution: &InstitutionId) -> Result<Option<Payee>> {
         let sql = "select name, account, bank from institution_payees where institution_id = $1 \
                    order by version desc limit 1";
-        let row: Option<(String, String, String)> = match self {
-            Store::Postgres(s) => {
-                sqlx::query_as(sql)
-                    .bind(institution.as_str())
-                    .fetch_optional(s.pool())
-                    .await?
-            }
-            Store::Sqlite(s) => {
-                sqlx::query_as(sql)
-                    .bind(institution.as_str())
-                    .fetch_optional(s.pool())
-                    .await?
-            }
-        };
+        let row: Option<(String, String, String)> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(institution.as_str())
+            .fetch_optional(pool)
+            .await?);
         Ok(row.map(|(name, account, bank)| Payee {
             name,
             account,
@@ -565,22 +473,11 @@ impl Store {
                      on e.institution_id = p.institution_id and e.seq = p.seq \
                    where e.institution_id = $1 and e.client_id = $2 and p.side = 'C' \
                      and p.account_code in ('escrow_cash', 'deposit_cash')";
-        Ok(match self {
-            Store::Postgres(s) => {
-                sqlx::query_scalar(sql)
-                    .bind(institution.as_str())
-                    .bind(client_id)
-                    .fetch_optional(s.pool())
-                    .await?
-            }
-            Store::Sqlite(s) => {
-                sqlx::query_scalar(sql)
-                    .bind(institution.as_str())
-                    .bind(client_id)
-                    .fetch_optional(s.pool())
-                    .await?
-            }
-        })
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(institution.as_str())
+            .bind(client_id)
+            .fetch_optional(pool)
+            .await?))
     }
 
     /// Records an event of the institution (`kind` as the table allows).
@@ -648,20 +545,10 @@ impl Store {
     ) -> Result<Vec<(i64, String, NaiveDate, Option<String>, String)>> {
         let sql = "select cast(seq as bigint), kind, occurred_on, note, recorded_by \
                    from institution_events where institution_id = $1 order by seq";
-        Ok(match self {
-            Store::Postgres(s) => {
-                sqlx::query_as(sql)
-                    .bind(institution.as_str())
-                    .fetch_all(s.pool())
-                    .await?
-            }
-            Store::Sqlite(s) => {
-                sqlx::query_as(sql)
-                    .bind(institution.as_str())
-                    .fetch_all(s.pool())
-                    .await?
-            }
-        })
+        Ok(on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(institution.as_str())
+            .fetch_all(pool)
+            .await?))
     }
 
     /// Claims a scheduled job's run for a slot (a day, an hour); `false` if
@@ -670,48 +557,28 @@ impl Store {
         let sql =
             "insert into job_runs (job, slot, claimed_by, claimed_at) values ($1, $2, $3, $4) \
                    on conflict (job, slot) do nothing";
-        let n = match self {
-            Store::Postgres(s) => sqlx::query(sql)
-                .bind(job)
-                .bind(slot)
-                .bind(by)
-                .bind(s.clock().now())
-                .execute(s.pool())
-                .await?
-                .rows_affected(),
-            Store::Sqlite(s) => sqlx::query(sql)
-                .bind(job)
-                .bind(slot)
-                .bind(by)
-                .bind(s.clock().now().timestamp_micros())
-                .execute(s.pool())
-                .await?
-                .rows_affected(),
-        };
+        let now = DbTime::from(self.now());
+        let n = on_pool!(self, |pool| sqlx::query(sql)
+            .bind(job)
+            .bind(slot)
+            .bind(by)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected());
         Ok(n == 1)
     }
 
     /// Outbox items, of one institution or all, by instruction id.
     pub async fn outbox(&self, institution: Option<&InstitutionId>) -> Result<Vec<OutboxItem>> {
-        let sql = format!(
-            "{OUTBOX_COLUMNS} where ($1 is null or institution_id = $1) order by institution_id, instruction_id"
-        );
         let i = institution.map(|i| i.as_str().to_string());
-        match self {
-            Store::Postgres(s) => sqlx::query_as::<_, OutboxRow<DateTime<Utc>>>(&sql)
-                .bind(i)
-                .fetch_all(s.pool())
-                .await?
-                .into_iter()
-                .map(outbox_item)
-                .collect(),
-            Store::Sqlite(s) => sqlx::query_as::<_, OutboxRow<i64>>(&sql)
-                .bind(i)
-                .fetch_all(s.pool())
-                .await?
-                .into_iter()
-                .map(sqlite_outbox)
-                .collect(),
-        }
+        let rows: Vec<OutboxRow> = on_pool!(self, |pool| sqlx::query_as(&format!(
+            "select {OUTBOX_FIELDS} from outbox where ($1 is null or institution_id = $1) \
+             order by institution_id, instruction_id"
+        ))
+        .bind(i)
+        .fetch_all(pool)
+        .await?);
+        crate::store::rows::convert(rows)
     }
 }

@@ -1,0 +1,446 @@
+//! One batch, one transaction: the one place where the books are loaded,
+//! changed by the domain and written back. The batch's reads are written
+//! once here (`batch_reads!`, expanded into both dialects' [`BatchTx`]);
+//! each dialect writes the changes its own way.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::accounts::{AccountCode, Totals};
+use crate::domain::books::{
+    Books, ChainHead, EnrollmentBook, InstitutionBook, KnownEntry, Outcome,
+};
+use crate::domain::entry::{Entry, Request};
+use crate::domain::error::LedgerError;
+use crate::domain::ids::{ClientId, EnrollmentId, InstitutionId, JurisdictionCode};
+use crate::domain::policy::RulePack;
+use crate::domain::registry::Institution;
+use crate::store::{Result, StoreError};
+
+/// Puts every pending entry of `$entries` (money the bank must move) into
+/// the outbox, in the batch's transaction `$tx` (either dialect).
+macro_rules! insert_outbox {
+    ($tx:expr, $entries:expr) => {
+        for e in $entries
+            .iter()
+            .filter(|e| e.kind.phase() == $crate::domain::entry::Phase::Pending)
+        {
+            let at = $crate::store::DbTime::from(e.recorded_at);
+            sqlx::query(
+                "insert into outbox (institution_id, instruction_id, kind, amount_minor, currency, \
+                   state, attempts, next_attempt_at, created_at, updated_at) \
+                 values ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, $6)",
+            )
+            .bind(e.institution.as_str())
+            .bind(e.client_id.as_str())
+            .bind(e.kind.code())
+            .bind(e.postings.first().map_or(0, |p| p.amount_minor))
+            .bind(e.currency.code())
+            .bind(at)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    };
+}
+
+/// The reads of a batch inside a dialect's `impl BatchTx` (its
+/// transaction in `self.tx`), written once: `$dialect` is the dialect's
+/// marker, which says how a key set is bound and whether rows are locked.
+macro_rules! batch_reads {
+    ($dialect:expr) => {
+        async fn lock_institutions(
+            &mut self,
+            ids: &[$crate::domain::ids::InstitutionId],
+        ) -> $crate::store::Result<Vec<$crate::store::LockedInstitution>> {
+            let d = $dialect;
+            // Heads are locked in institution id order (SQLite's BEGIN
+            // IMMEDIATE already holds its one write lock), so two batches
+            // over overlapping institutions can never deadlock.
+            let found: Vec<$crate::store::rows::LockedRow> = sqlx::query_as(&format!(
+                "select i.*, h.last_seq, h.last_hash, h.last_recorded_at \
+                 from chain_heads h join institutions i on i.institution_id = h.institution_id \
+                 where h.institution_id {} order by h.institution_id{}",
+                d.in_list(1),
+                d.lock_rows_of("h"),
+            ))
+            .bind(d.list(ids.iter().map(|i| i.as_str())))
+            .fetch_all(&mut *self.tx)
+            .await?;
+            $crate::store::rows::convert(found)
+        }
+
+        async fn load_accounts(
+            &mut self,
+            keys: &[($crate::domain::ids::InstitutionId, String)],
+        ) -> $crate::store::Result<
+            Vec<(
+                $crate::domain::ids::InstitutionId,
+                $crate::domain::accounts::AccountCode,
+                $crate::domain::accounts::Totals,
+            )>,
+        > {
+            let d = $dialect;
+            let keys: Vec<(&str, &str)> = keys.iter().map(|(i, c)| (i.as_str(), c.as_str())).collect();
+            let found: Vec<$crate::store::rows::AccountRow> = d
+                .bind_pairs(
+                    sqlx::query_as(&format!(
+                        "select a.* from {}",
+                        d.join_pairs(1, "accounts a", "a.institution_id", "a.account_code"),
+                    )),
+                    &keys,
+                )
+                .fetch_all(&mut *self.tx)
+                .await?;
+            $crate::store::rows::convert(found)
+        }
+
+        async fn load_enrollments(
+            &mut self,
+            keys: &[($crate::domain::ids::InstitutionId, $crate::domain::ids::EnrollmentId)],
+        ) -> $crate::store::Result<Vec<$crate::domain::books::EnrollmentBook>> {
+            let d = $dialect;
+            let keys: Vec<(&str, &str)> = keys.iter().map(|(i, e)| (i.as_str(), e.as_str())).collect();
+            let found: Vec<$crate::store::rows::EnrollmentRow> = d
+                .bind_pairs(
+                    sqlx::query_as(&format!(
+                        "select e.* from {}",
+                        d.join_pairs(1, "enrollments e", "e.institution_id", "e.enrollment_id"),
+                    )),
+                    &keys,
+                )
+                .fetch_all(&mut *self.tx)
+                .await?;
+            $crate::store::rows::convert(found)
+        }
+
+        async fn load_entries(
+            &mut self,
+            keys: &[($crate::domain::ids::InstitutionId, $crate::domain::ids::ClientId)],
+        ) -> $crate::store::Result<Vec<$crate::domain::books::KnownEntry>> {
+            let d = $dialect;
+            let keys: Vec<(&str, &str)> = keys.iter().map(|(i, c)| (i.as_str(), c.as_str())).collect();
+            let found: Vec<$crate::store::rows::EntryRow> = d
+                .bind_pairs(
+                    sqlx::query_as(&format!(
+                        "select {}, \
+                           (select r.kind from entries r where r.institution_id = e.institution_id \
+                              and r.refers_to_seq = e.seq) as referred_by \
+                         from {}",
+                        $crate::store::rows::ENTRY_COLUMNS,
+                        d.join_pairs(1, "entries e", "e.institution_id", "e.client_id"),
+                    )),
+                    &keys,
+                )
+                .fetch_all(&mut *self.tx)
+                .await?;
+            if found.is_empty() {
+                return Ok(vec![]);
+            }
+            let seqs: Vec<(&str, i64)> = found.iter().map(|r| (r.institution_id.as_str(), r.seq)).collect();
+            let postings: Vec<$crate::store::rows::PostingRow> = d
+                .bind_seqs(
+                    sqlx::query_as(&format!(
+                        "select p.institution_id, p.seq, p.account_code, p.side, p.amount_minor \
+                         from {} order by p.institution_id, p.seq, p.leg",
+                        d.join_seqs(1, "postings p", "p.institution_id", "p.seq"),
+                    )),
+                    &seqs,
+                )
+                .fetch_all(&mut *self.tx)
+                .await?;
+            $crate::store::rows::assemble(found, postings, |r, p| r.into_known(p))
+        }
+
+        async fn load_rules(
+            &mut self,
+            jurisdictions: &[$crate::domain::ids::JurisdictionCode],
+        ) -> $crate::store::Result<($crate::store::Chains, Vec<$crate::domain::policy::RulePack>)> {
+            let d = $dialect;
+            let found: Vec<$crate::store::rows::RuleContextRow> =
+                sqlx::query_as(&$crate::store::batch::rules_sql(&d.in_list(1)))
+                    .bind(d.list(jurisdictions.iter().map(|j| j.as_str())))
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+            $crate::store::rows::rule_context(found)
+        }
+    };
+}
+
+/// A batch's transaction (or a read sharing the batch loaders, rolled back
+/// on drop) on either dialect; each dialect implements [`BatchTx`] for its
+/// own.
+pub(crate) struct BatchOn<'a, DB: sqlx::Database> {
+    pub tx: sqlx::Transaction<'a, DB>,
+}
+
+/// The columns of an entry as a batch writes them.
+pub(crate) const ENTRY_WRITE_COLUMNS: &str = "institution_id, seq, client_id, kind, currency, \
+    occurred_at, recorded_at, external_ref, enrollment_id, hours, refers_to_seq, rule_pack, flags, \
+    request_hash, prev_hash, hash";
+
+/// The columns of a posting as a batch writes them.
+pub(crate) const POSTING_WRITE_COLUMNS: &str = "institution_id, seq, leg, account_code, side, \
+    amount_minor, posted_debits_after_minor, posted_credits_after_minor, \
+    pending_debits_after_minor, pending_credits_after_minor";
+
+/// Each jurisdiction's ancestry, root first.
+pub(crate) type Chains = BTreeMap<JurisdictionCode, Vec<JurisdictionCode>>;
+
+/// What one batch changed, for the dialect to write.
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    pub entries: Vec<Entry>,
+    /// (index into `entries`, leg, totals of the account after the posting)
+    pub postings: Vec<(usize, usize, Totals)>,
+    pub accounts: Vec<(InstitutionId, AccountCode, Totals)>,
+    pub enrollments: Vec<(InstitutionId, EnrollmentId, u32, i64)>,
+    pub heads: Vec<(InstitutionId, ChainHead)>,
+}
+
+/// An institution as loaded under its lock.
+pub(crate) struct LockedInstitution {
+    pub institution: Institution,
+    pub created_at: DateTime<Utc>,
+    pub head: ChainHead,
+}
+
+/// What a dialect does inside one batch transaction.
+pub(crate) trait BatchTx {
+    /// Locks the chain heads of `ids` (sorted, distinct) in that order.
+    async fn lock_institutions(&mut self, ids: &[InstitutionId]) -> Result<Vec<LockedInstitution>>;
+    async fn load_accounts(
+        &mut self,
+        keys: &[(InstitutionId, String)],
+    ) -> Result<Vec<(InstitutionId, AccountCode, Totals)>>;
+    async fn load_enrollments(
+        &mut self,
+        keys: &[(InstitutionId, EnrollmentId)],
+    ) -> Result<Vec<EnrollmentBook>>;
+    async fn load_entries(&mut self, keys: &[(InstitutionId, ClientId)])
+        -> Result<Vec<KnownEntry>>;
+    /// For each jurisdiction its ancestry (root first), and the rule packs of
+    /// every jurisdiction in those ancestries.
+    async fn load_rules(
+        &mut self,
+        jurisdictions: &[JurisdictionCode],
+    ) -> Result<(
+        BTreeMap<JurisdictionCode, Vec<JurisdictionCode>>,
+        Vec<RulePack>,
+    )>;
+    async fn write(&mut self, changes: &Changes) -> Result<()>;
+}
+
+/// Each jurisdiction whose code is `membership` (a dialect's list of the
+/// codes asked for) with its ancestry and their rule packs, root first, in
+/// one round trip (rows for `rows::rule_context`).
+pub(crate) fn rules_sql(membership: &str) -> String {
+    format!(
+        "with recursive up(start, code, parent_code, depth) as ( \
+           select code, code, parent_code, 0 from jurisdictions where code {membership} \
+           union all \
+           select up.start, j.code, j.parent_code, up.depth + 1 \
+           from jurisdictions j join up on j.code = up.parent_code \
+         ) select up.start, up.code, p.jurisdiction_code, p.version, p.effective_from, p.params \
+           from up left join rule_packs p on p.jurisdiction_code = up.code \
+           order by up.start, up.depth desc"
+    )
+}
+
+/// Runs a batch over a dialect's transaction: the one place where the books
+/// are loaded, changed by the domain and written back.
+pub(crate) async fn run_batch(
+    tx: &mut impl BatchTx,
+    requests: &[Request],
+    now: DateTime<Utc>,
+) -> Result<Vec<Entry>> {
+    let reject = |index: usize| {
+        move |error: LedgerError| StoreError::Rejected {
+            index: Some(index),
+            error,
+        }
+    };
+
+    let ids: BTreeSet<InstitutionId> = requests.iter().map(|r| r.institution.clone()).collect();
+    let ids: Vec<InstitutionId> = ids.into_iter().collect();
+    let locked = tx.lock_institutions(&ids).await?;
+    let mut books = Books::default();
+    let mut loaded_seq = BTreeMap::new();
+    for l in locked {
+        loaded_seq.insert(l.institution.id.clone(), l.head.last_seq);
+        books.institutions.insert(
+            l.institution.id.clone(),
+            InstitutionBook {
+                institution: l.institution,
+                created_at: l.created_at,
+                head: l.head,
+                accounts: BTreeMap::new(),
+                enrollments: BTreeMap::new(),
+                entries: BTreeMap::new(),
+                jurisdiction_chain: vec![],
+                rule_packs: vec![],
+                dirty_accounts: BTreeSet::new(),
+                dirty_enrollments: BTreeSet::new(),
+            },
+        );
+    }
+    for (i, r) in requests.iter().enumerate() {
+        if !books.institutions.contains_key(&r.institution) {
+            return Err(reject(i)(LedgerError::UnknownInstitution {
+                institution: r.institution.to_string(),
+            }));
+        }
+    }
+
+    // The slice of the books this batch can touch.
+    let mut account_keys = BTreeSet::new();
+    let mut enrollment_keys = BTreeSet::new();
+    let mut entry_keys = BTreeSet::new();
+    for r in requests {
+        for code in r.command.fixed_accounts() {
+            account_keys.insert((r.institution.clone(), code.to_string()));
+        }
+        entry_keys.insert((r.institution.clone(), r.client_id.clone()));
+        if let Some(target) = r.command.refers_to() {
+            entry_keys.insert((r.institution.clone(), target.clone()));
+        }
+        if let Some(e) = r.command.enrollment() {
+            enrollment_keys.insert((r.institution.clone(), e.clone()));
+            account_keys.insert((
+                r.institution.clone(),
+                AccountCode::Prepaid(e.clone()).to_string(),
+            ));
+        }
+    }
+    let account_keys: Vec<_> = account_keys.into_iter().collect();
+    let enrollment_keys: Vec<_> = enrollment_keys.into_iter().collect();
+    let entry_keys: Vec<_> = entry_keys.into_iter().collect();
+    for (institution, code, totals) in tx.load_accounts(&account_keys).await? {
+        if let Some(book) = books.institutions.get_mut(&institution) {
+            book.accounts.insert(code, totals);
+        }
+    }
+    for e in tx.load_enrollments(&enrollment_keys).await? {
+        if let Some(book) = books.institutions.get_mut(&e.state.enrollment.institution) {
+            book.enrollments.insert(e.state.enrollment.id.clone(), e);
+        }
+    }
+    let known = tx.load_entries(&entry_keys).await?;
+    let mut extra_accounts = BTreeSet::new();
+    for k in known {
+        if let Some(book) = books.institutions.get_mut(&k.entry.institution) {
+            for p in &k.entry.postings {
+                if let Ok(code) = AccountCode::parse(&p.account) {
+                    if !book.accounts.contains_key(&code) {
+                        extra_accounts.insert((k.entry.institution.clone(), p.account.clone()));
+                    }
+                }
+            }
+            book.entries.insert(k.entry.client_id.clone(), k);
+        }
+    }
+    // Confirmations and reversals act on the enrollment of their target.
+    let mut extra_enrollments = BTreeSet::new();
+    for (id, book) in &books.institutions {
+        for known in book.entries.values() {
+            if let Some(e) = &known.entry.enrollment {
+                if !book.enrollments.contains_key(e) {
+                    extra_enrollments.insert((id.clone(), e.clone()));
+                }
+            }
+        }
+    }
+    if !extra_enrollments.is_empty() {
+        let keys: Vec<_> = extra_enrollments.into_iter().collect();
+        for e in tx.load_enrollments(&keys).await? {
+            if let Some(book) = books.institutions.get_mut(&e.state.enrollment.institution) {
+                book.enrollments.insert(e.state.enrollment.id.clone(), e);
+            }
+        }
+    }
+    if !extra_accounts.is_empty() {
+        let keys: Vec<_> = extra_accounts.into_iter().collect();
+        for (institution, code, totals) in tx.load_accounts(&keys).await? {
+            if let Some(book) = books.institutions.get_mut(&institution) {
+                book.accounts.insert(code, totals);
+            }
+        }
+    }
+    let mut charged = BTreeSet::new();
+    for r in requests {
+        if r.command.is_charge() {
+            charged.insert(r.institution.clone());
+        }
+    }
+    if !charged.is_empty() {
+        let jurisdictions: BTreeSet<JurisdictionCode> = charged
+            .iter()
+            .map(|id| books.institutions[id].institution.jurisdiction.clone())
+            .collect();
+        let jurisdictions: Vec<_> = jurisdictions.into_iter().collect();
+        let (chains, packs) = tx.load_rules(&jurisdictions).await?;
+        for id in charged {
+            let book = books.institutions.get_mut(&id).expect("locked above");
+            let chain = chains
+                .get(&book.institution.jurisdiction)
+                .cloned()
+                .unwrap_or_default();
+            book.rule_packs = packs
+                .iter()
+                .filter(|p| chain.contains(&p.jurisdiction))
+                .cloned()
+                .collect();
+            book.jurisdiction_chain = chain;
+        }
+    }
+
+    // Each request's answer: a new entry (by its index in the changes) or
+    // the original of a replay.
+    let mut answers = Vec::with_capacity(requests.len());
+    let mut changes = Changes::default();
+    for (i, r) in requests.iter().enumerate() {
+        match books.execute(r, now).map_err(reject(i))? {
+            Outcome::Recorded { entry, effects } => {
+                let index = changes.entries.len();
+                for (leg, effect) in effects.iter().enumerate() {
+                    changes.postings.push((index, leg, effect.totals_after));
+                }
+                changes.entries.push(entry);
+                answers.push(Err(index));
+            }
+            Outcome::Replayed(entry) => answers.push(Ok(entry)),
+        }
+    }
+    for (id, book) in &books.institutions {
+        for code in &book.dirty_accounts {
+            changes
+                .accounts
+                .push((id.clone(), code.clone(), book.accounts[code]));
+        }
+        for e in &book.dirty_enrollments {
+            let eb = &book.enrollments[e];
+            changes.enrollments.push((
+                id.clone(),
+                e.clone(),
+                eb.state.hours_consumed,
+                eb.paid_minor,
+            ));
+        }
+        if loaded_seq.get(id) != Some(&book.head.last_seq) {
+            changes.heads.push((id.clone(), book.head.clone()));
+        }
+    }
+    if !changes.entries.is_empty() {
+        tx.write(&changes).await?;
+    }
+    let mut written: Vec<Option<Entry>> = changes.entries.into_iter().map(Some).collect();
+    Ok(answers
+        .into_iter()
+        .map(|a| match a {
+            Ok(replayed) => replayed,
+            Err(index) => written[index]
+                .take()
+                .expect("each new entry answers one request"),
+        })
+        .collect())
+}

@@ -1,0 +1,291 @@
+//! The books read back, both dialects: balances now and at a past instant,
+//! entries with their postings, running totals and chain heads.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::accounts::{AccountCode, Totals};
+use crate::domain::books::ChainHead;
+use crate::domain::entry::Entry;
+use crate::domain::error::LedgerError;
+use crate::domain::ids::InstitutionId;
+use crate::domain::registry::Institution;
+use crate::store::report::{AccountBalance, BalanceSheet};
+use crate::store::rows::{
+    self, AccountRow, EntryRow, HeadRow, InstitutionRow, PostingRow, TotalsRow, ENTRY_COLUMNS,
+};
+use crate::store::{DbTime, Result, Store};
+
+/// An institution joined with one of its accounts (none for an institution
+/// without accounts).
+#[derive(sqlx::FromRow)]
+struct InstitutionAccountRow {
+    #[sqlx(flatten)]
+    institution: InstitutionRow,
+    account_code: Option<String>,
+    #[sqlx(flatten)]
+    totals: TotalsRow,
+}
+
+/// A posting's running totals, by its place in the chain.
+#[derive(sqlx::FromRow)]
+struct SnapshotRow {
+    seq: i64,
+    leg: i16,
+    #[sqlx(flatten)]
+    totals: TotalsRow,
+}
+
+const POSTING_COLUMNS: &str = "institution_id, seq, account_code, side, amount_minor";
+
+impl Store {
+    /// Current balances of every account of an institution.
+    pub async fn balances(&self, id: &InstitutionId) -> Result<BalanceSheet> {
+        let institution = self.institution(id).await?;
+        let accounts = self.account_rows_of(std::slice::from_ref(id)).await?;
+        Ok(BalanceSheet {
+            institution: id.clone(),
+            currency: institution.currency,
+            as_of: None,
+            accounts: accounts
+                .iter()
+                .map(|(_, c, t)| AccountBalance::new(c, *t))
+                .collect(),
+        })
+    }
+
+    /// An institution and its current balances, in one round trip.
+    pub async fn institution_with_balances(
+        &self,
+        id: &InstitutionId,
+    ) -> Result<(Institution, BalanceSheet)> {
+        let found: Vec<InstitutionAccountRow> = on_pool!(self, |pool| sqlx::query_as(
+            "select i.*, a.account_code, \
+               coalesce(a.posted_debits_minor, 0) as posted_debits_minor, \
+               coalesce(a.posted_credits_minor, 0) as posted_credits_minor, \
+               coalesce(a.pending_debits_minor, 0) as pending_debits_minor, \
+               coalesce(a.pending_credits_minor, 0) as pending_credits_minor \
+             from institutions i left join accounts a on a.institution_id = i.institution_id \
+             where i.institution_id = $1 order by a.account_code",
+        )
+        .bind(id.as_str())
+        .fetch_all(pool)
+        .await?);
+        let mut institution = None;
+        let mut accounts = Vec::with_capacity(found.len());
+        for r in found {
+            if let Some(code) = &r.account_code {
+                accounts.push(AccountBalance::new(
+                    &rows::account_code(code)?,
+                    r.totals.into(),
+                ));
+            }
+            if institution.is_none() {
+                institution = Some(Institution::try_from(r.institution)?);
+            }
+        }
+        let institution = institution.ok_or_else(|| LedgerError::UnknownInstitution {
+            institution: id.to_string(),
+        })?;
+        let sheet = BalanceSheet {
+            institution: id.clone(),
+            currency: institution.currency,
+            as_of: None,
+            accounts,
+        };
+        Ok((institution, sheet))
+    }
+
+    /// Current balances of institutions already loaded, in one round trip.
+    pub async fn balance_sheets(
+        &self,
+        institutions: &[Institution],
+    ) -> Result<BTreeMap<InstitutionId, BalanceSheet>> {
+        let ids: Vec<InstitutionId> = institutions.iter().map(|i| i.id.clone()).collect();
+        let mut sheets: BTreeMap<InstitutionId, BalanceSheet> = institutions
+            .iter()
+            .map(|i| {
+                (
+                    i.id.clone(),
+                    BalanceSheet {
+                        institution: i.id.clone(),
+                        currency: i.currency,
+                        as_of: None,
+                        accounts: Vec::new(),
+                    },
+                )
+            })
+            .collect();
+        for (id, code, totals) in self.account_rows_of(&ids).await? {
+            if let Some(sheet) = sheets.get_mut(&id) {
+                sheet.accounts.push(AccountBalance::new(&code, totals));
+            }
+        }
+        Ok(sheets)
+    }
+
+    /// The accounts of many institutions in one round trip, by institution
+    /// and code.
+    async fn account_rows_of(
+        &self,
+        ids: &[InstitutionId],
+    ) -> Result<Vec<(InstitutionId, AccountCode, Totals)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found: Vec<AccountRow> = on_pool!(self, |pool, dialect| {
+            sqlx::query_as(&format!(
+                "select * from accounts where institution_id {} \
+                 order by institution_id, account_code",
+                dialect.in_list(1)
+            ))
+            .bind(dialect.list(ids.iter().map(InstitutionId::as_str)))
+            .fetch_all(pool)
+            .await?
+        });
+        rows::convert(found)
+    }
+
+    /// Balances as the books stood at instant `at` (by recorded time).
+    pub async fn balances_at(&self, id: &InstitutionId, at: DateTime<Utc>) -> Result<BalanceSheet> {
+        let institution = self.institution(id).await?;
+        let created_at: DbTime = on_pool!(self, |pool| sqlx::query_scalar(
+            "select created_at from institutions where institution_id = $1"
+        )
+        .bind(id.as_str())
+        .fetch_one(pool)
+        .await?);
+        if DbTime::from(at) < created_at {
+            return Err(LedgerError::BeforeInstitutionExisted {
+                institution: id.to_string(),
+                at: at.to_rfc3339(),
+                created_at: created_at.utc().to_rfc3339(),
+            }
+            .into());
+        }
+        // Each account's totals after its last posting recorded by `at`.
+        let found: Vec<AccountRow> = on_pool!(self, |pool, dialect| {
+            sqlx::query_as(dialect.balances_at_sql())
+                .bind(id.as_str())
+                .bind(DbTime::from(at))
+                .fetch_all(pool)
+                .await?
+        });
+        let accounts = found
+            .into_iter()
+            .map(|r| {
+                Ok(AccountBalance::new(
+                    &rows::account_code(&r.account_code)?,
+                    r.totals.into(),
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(BalanceSheet {
+            institution: id.clone(),
+            currency: institution.currency,
+            as_of: Some(at),
+            accounts,
+        })
+    }
+
+    /// A page of every institution's entries in (institution, seq) order,
+    /// after the given institution and seq (from the start without one).
+    pub async fn entries_all(&self, after: Option<(&str, i64)>, limit: i64) -> Result<Vec<Entry>> {
+        let (from_id, from_seq) = after.unwrap_or(("", 0));
+        on_pool!(self, |pool| {
+            let found: Vec<EntryRow> = sqlx::query_as(&format!(
+                "select {ENTRY_COLUMNS} from entries e where (e.institution_id, e.seq) > ($1, $2) \
+                 order by e.institution_id, e.seq limit $3"
+            ))
+            .bind(from_id)
+            .bind(from_seq)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            let Some(last) = found.last() else {
+                return Ok(vec![]);
+            };
+            let postings: Vec<PostingRow> = sqlx::query_as(&format!(
+                "select {POSTING_COLUMNS} from postings \
+                 where (institution_id, seq) > ($1, $2) and (institution_id, seq) <= ($3, $4) \
+                 order by institution_id, seq, leg"
+            ))
+            .bind(from_id)
+            .bind(from_seq)
+            .bind(&last.institution_id)
+            .bind(last.seq)
+            .fetch_all(pool)
+            .await?;
+            rows::assemble(found, postings, |r, p| r.into_entry(p))
+        })
+    }
+
+    /// An institution's entries in chain order, after `after_seq`, at most `limit`.
+    pub async fn entries(
+        &self,
+        id: &InstitutionId,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<Entry>> {
+        on_pool!(self, |pool| {
+            let found: Vec<EntryRow> = sqlx::query_as(&format!(
+                "select {ENTRY_COLUMNS} from entries e where e.institution_id = $1 and e.seq > $2 \
+                 order by e.seq limit $3"
+            ))
+            .bind(id.as_str())
+            .bind(after_seq)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            let last = found.last().map_or(after_seq, |r| r.seq);
+            let postings: Vec<PostingRow> = sqlx::query_as(&format!(
+                "select {POSTING_COLUMNS} from postings \
+                 where institution_id = $1 and seq > $2 and seq <= $3 order by seq, leg"
+            ))
+            .bind(id.as_str())
+            .bind(after_seq)
+            .bind(last)
+            .fetch_all(pool)
+            .await?;
+            rows::assemble(found, postings, |r, p| r.into_entry(p))
+        })
+    }
+
+    /// Each posting's running totals (seq, leg, totals after it) of the
+    /// entries after `after_seq`, at most `limit` entries.
+    pub(crate) async fn posting_snapshots(
+        &self,
+        id: &InstitutionId,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, i64, Totals)>> {
+        let found: Vec<SnapshotRow> = on_pool!(self, |pool| sqlx::query_as(
+            "select seq, leg, posted_debits_after_minor as posted_debits_minor, \
+               posted_credits_after_minor as posted_credits_minor, \
+               pending_debits_after_minor as pending_debits_minor, \
+               pending_credits_after_minor as pending_credits_minor from postings \
+             where institution_id = $1 and seq > $2 and seq <= $3 order by seq, leg",
+        )
+        .bind(id.as_str())
+        .bind(after_seq)
+        .bind(after_seq + limit)
+        .fetch_all(pool)
+        .await?);
+        Ok(found
+            .into_iter()
+            .map(|r| (r.seq, i64::from(r.leg), r.totals.into()))
+            .collect())
+    }
+
+    pub(crate) async fn head(&self, id: &InstitutionId) -> Result<ChainHead> {
+        let head: HeadRow = on_pool!(self, |pool| sqlx::query_as(
+            "select last_seq, last_hash, last_recorded_at from chain_heads \
+             where institution_id = $1"
+        )
+        .bind(id.as_str())
+        .fetch_one(pool)
+        .await?);
+        Ok(head.into())
+    }
+}
