@@ -304,7 +304,13 @@ impl Model {
                 };
                 if !matches!(
                     t.kind,
-                    "pay" | "collect" | "attribute" | "refund" | "unidentified" | "deposit"
+                    "pay"
+                        | "collect"
+                        | "attribute"
+                        | "refund"
+                        | "refund_by_institution"
+                        | "unidentified"
+                        | "deposit"
                 ) || t.resolved
                 {
                     return Err("cannot_reverse");
