@@ -1070,8 +1070,10 @@ async fn an_alert_whose_condition_ends_resolves_itself(backend: Backend) {
         let store = server.store.clone();
         let county_code = county_code.clone();
         async move {
-            let ranked = api::risk::assess(&store, &county_code, day).await.unwrap();
-            api::risk::record_alerts(&store, &ranked, day)
+            let ranked = api::app::risk::assess(&store, &county_code, day)
+                .await
+                .unwrap();
+            api::app::risk::record_alerts(&store, &ranked, day)
                 .await
                 .unwrap();
         }
@@ -1645,7 +1647,7 @@ async fn officers_read_the_recorded_statement_days(backend: Backend) {
     let id = ledger_core::InstitutionId::parse("INS-410922-004").unwrap();
     let record = || async {
         for account in server.store.supervised_accounts(&id).await.unwrap() {
-            api::reconcile::record_account(&server.store, &account, None)
+            api::app::reconcile::record_account(&server.store, &account, None)
                 .await
                 .unwrap();
         }
@@ -1814,10 +1816,10 @@ async fn officers_see_risk_and_work_alerts(backend: Backend) {
         "{evidence}"
     );
 
-    let ranked_core = api::risk::assess(&server.store, &county, as_of)
+    let ranked_core = api::app::risk::assess(&server.store, &county, as_of)
         .await
         .unwrap();
-    api::risk::record_alerts(&server.store, &ranked_core, as_of)
+    api::app::risk::record_alerts(&server.store, &ranked_core, as_of)
         .await
         .unwrap();
     let (status, alerts) = server

@@ -4,10 +4,11 @@
 //! `println!`, `serde_json::Value` or `anyhow`.
 //!
 //! Use cases move here one by one (see ARCHITECTURE.md); those not yet
-//! moved still live in the command modules (`reconcile.rs`, `risk.rs`,
-//! `feed.rs`, `workflow.rs`).
+//! moved still live in the command modules (`feed.rs`, `workflow.rs`).
 
 pub mod error;
 pub mod jurisdictions;
+pub mod reconcile;
+pub mod risk;
 
 pub use error::{AppError, AppResult, Kind};

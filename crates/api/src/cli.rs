@@ -9,7 +9,7 @@ use ledger_core::domain::wire::WireRequest;
 use ledger_core::store::DEFAULT_DATABASE_URL;
 use ledger_core::{InstitutionId, Store, StoreError};
 
-use crate::{alerts, bench, demo, feed, reconcile, report, risk};
+use crate::{alerts, app, bench, demo, feed, reconcile, report, risk};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -497,8 +497,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (institution, match_id, actor, comment, confirm) = match what {
                 SuggestionCommand::List { institution } => {
                     let id = InstitutionId::parse(institution)?;
-                    for (match_id, pass, explanation) in store.suggestions(&id).await? {
-                        println!("{match_id} [{pass}] {explanation}");
+                    for s in app::reconcile::suggestions(&store, &id).await? {
+                        println!("{} [{}] {}", s.id, s.pass, s.explanation);
                     }
                     return Ok(ExitCode::SUCCESS);
                 }
@@ -516,8 +516,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } => (institution, match_id, actor, comment, false),
             };
             let id = InstitutionId::parse(institution)?;
-            store
-                .decide_suggestion(&id, &match_id, confirm, &actor, comment.as_deref())
+            let decision = if confirm {
+                app::reconcile::Decision::Confirm
+            } else {
+                app::reconcile::Decision::Reject
+            };
+            app::reconcile::decide(&store, &id, &match_id, decision, &actor, comment.as_deref())
                 .await
                 .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
             println!(

@@ -767,16 +767,10 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> an
         if store.claim_job_run("reconcile", &hour, &me).await? {
             for i in store.institutions().await? {
                 for account in store.supervised_accounts(&i.id).await? {
-                    let report = crate::reconcile::record_account(store, &account, None).await?;
+                    let report =
+                        crate::app::reconcile::record_account(store, &account, None).await?;
                     t.reconciled_accounts += 1;
-                    for outcome in [
-                        "matches_kept",
-                        "instructions_confirmed",
-                        "instructions_voided_as_returned",
-                        "credits_to_suspense",
-                        "unauthorized_outflows",
-                    ] {
-                        let n = report[outcome].as_u64().unwrap_or(0);
+                    for (outcome, n) in report.outcomes() {
                         if n > 0 {
                             *t.reconcile_outcomes.entry(outcome.to_string()).or_default() += n;
                         }
@@ -791,8 +785,8 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> an
             .await?
     {
         let national = ledger_core::JurisdictionCode::national();
-        let ranked = crate::risk::assess(store, &national, today).await?;
-        crate::risk::record_alerts(store, &ranked, today).await?;
+        let ranked = crate::app::risk::assess(store, &national, today).await?;
+        crate::app::risk::record_alerts(store, &ranked, today).await?;
         t.risk_scans = 1;
     }
     if !jobs.contains(&Job::Workflow) {
