@@ -293,3 +293,269 @@ pub fn returned_findings(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveDate, TimeZone, Utc};
+
+    use super::*;
+    use crate::domain::accounts::Side;
+    use crate::domain::entry::Posting;
+    use crate::domain::ids::InstitutionId;
+    use crate::domain::money::Currency;
+    use crate::domain::recon::Pass;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 5, d).unwrap()
+    }
+
+    fn account(kind: AccountKind) -> BankAccount {
+        BankAccount {
+            institution: InstitutionId::parse("INS-1".to_string()).unwrap(),
+            bank: "B".into(),
+            account_no: "A1".into(),
+            kind,
+            currency: Currency::Cny,
+        }
+    }
+
+    fn line(no: i64, amount_minor: i64, status: LineStatus) -> StatementLine {
+        StatementLine {
+            statement_key: "S1".into(),
+            line_no: no,
+            amount_minor,
+            booking_date: Some(day(4)),
+            value_date: None,
+            status,
+            bank_ref: Some(format!("REF{no}")),
+            end_to_end_id: None,
+            remittance: None,
+            counterparty_name: None,
+            counterparty_account: None,
+            reversal: false,
+        }
+    }
+
+    fn entry(seq: i64, kind: EntryKind, refers_to_seq: Option<i64>) -> Entry {
+        Entry {
+            institution: InstitutionId::parse("INS-1".to_string()).unwrap(),
+            seq,
+            client_id: ClientId::parse(format!("c-{seq}")).unwrap(),
+            kind,
+            currency: Currency::Cny,
+            occurred_at: Utc.with_ymd_and_hms(2026, 5, 1, 9, 0, 0).unwrap(),
+            recorded_at: Utc.with_ymd_and_hms(2026, 5, 1, 9, 0, 0).unwrap(),
+            external_ref: None,
+            enrollment: None,
+            hours: None,
+            refers_to_seq,
+            rule_pack: None,
+            flags: vec![],
+            postings: vec![Posting {
+                account: "escrow_cash".into(),
+                side: Side::Credit,
+                amount_minor: 500,
+            }],
+            request_hash: String::new(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    fn matched(lines: &[u64], transfers: &[u64]) -> Match {
+        Match {
+            lines: lines.to_vec(),
+            transfers: transfers.to_vec(),
+            pass: Pass::Identifier,
+            explanation: "same id".into(),
+        }
+    }
+
+    #[track_caller]
+    fn check_suspense(
+        kind: AccountKind,
+        amount: i64,
+        status: LineStatus,
+        reason: Reason,
+        to_suspense: bool,
+    ) {
+        let l = line(1, amount, status);
+        assert_eq!(
+            goes_to_suspense(kind, &l, &reason),
+            to_suspense,
+            "{kind:?} {amount} {status:?} {reason:?}"
+        );
+    }
+
+    #[test]
+    fn only_a_booked_escrow_credit_with_no_candidate_goes_to_suspense() {
+        use AccountKind::{Deposit, Escrow};
+        use LineStatus::{Booked, Info, Pending};
+        check_suspense(Escrow, 500, Booked, Reason::NoCandidate, true);
+        check_suspense(Deposit, 500, Booked, Reason::NoCandidate, false);
+        check_suspense(Escrow, -500, Booked, Reason::NoCandidate, false);
+        check_suspense(Escrow, 0, Booked, Reason::NoCandidate, false);
+        check_suspense(Escrow, 500, Pending, Reason::NoCandidate, false);
+        check_suspense(Escrow, 500, Info, Reason::NoCandidate, false);
+        let tie = Reason::Ambiguous {
+            candidates: vec![1, 2],
+            total: 2,
+        };
+        check_suspense(Escrow, 500, Booked, tie, false);
+        check_suspense(Escrow, 500, Booked, Reason::Duplicate { of: 0 }, false);
+    }
+
+    #[test]
+    fn a_suspense_receipt_is_keyed_by_its_line_so_a_rerun_replays_it() {
+        let lines = [line(7, 500, LineStatus::Booked)];
+        let outcome = ReconcileOutcome {
+            unmatched_lines: vec![(0, Reason::NoCandidate)],
+            ..Default::default()
+        };
+        let a = account(AccountKind::Escrow);
+        let first = suspense_receipts(&a, &lines, &outcome).unwrap();
+        let again = suspense_receipts(&a, &lines, &outcome).unwrap();
+        assert_eq!(first, again);
+        assert_eq!(first.len(), 1);
+        let r = &first[0];
+        assert_eq!(r.line_key, "B/A1/S1#7");
+        assert!(r.request.client_id.as_str().starts_with("suspense-"));
+        assert_eq!(r.request.external_ref.as_deref(), Some("REF7"));
+        assert_eq!(
+            r.request.command,
+            Command::RecordUnidentifiedReceipt { amount_minor: 500 }
+        );
+        let kept = r.kept(&entry(9, EntryKind::UnidentifiedReceipt, None));
+        assert_eq!(
+            (kept.pass, kept.automatic, kept.entries),
+            ("suspense", true, vec![9])
+        );
+        assert!(
+            suspense_receipts(&account(AccountKind::Deposit), &lines, &outcome)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[track_caller]
+    fn check_confirmed(kind: EntryKind, resolved_by: Option<EntryKind>, confirmed: bool) {
+        let mut entries = vec![entry(1, kind, None)];
+        if let Some(k) = resolved_by {
+            entries.push(entry(2, k, Some(1)));
+        }
+        let outcome = ReconcileOutcome {
+            matches: vec![matched(&[0], &[1])],
+            ..Default::default()
+        };
+        let lines = [line(0, -500, LineStatus::Booked)];
+        let out = confirmations(&account(AccountKind::Escrow), &lines, &outcome, &entries).unwrap();
+        assert_eq!(
+            !out.is_empty(),
+            confirmed,
+            "{kind:?} resolved by {resolved_by:?}"
+        );
+        if confirmed {
+            assert_eq!(out[0].client_id.as_str(), "recon-confirm-1");
+            assert_eq!(
+                out[0].occurred_at.date_naive(),
+                day(4),
+                "the bank line's day"
+            );
+            assert_eq!(
+                out[0].command,
+                Command::ConfirmPending {
+                    pending: entries[0].client_id.clone()
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn an_automatic_match_confirms_only_an_unresolved_instruction() {
+        use EntryKind::*;
+        check_confirmed(ReleaseInstructed, None, true);
+        check_confirmed(RefundPaymentInstructed, None, true);
+        check_confirmed(DepositReturnInstructed, None, true);
+        check_confirmed(ReleaseInstructed, Some(PendingConfirmed), false);
+        check_confirmed(ReleaseInstructed, Some(PendingVoided), false);
+        check_confirmed(TuitionPaid, None, false);
+        check_confirmed(UnidentifiedReceipt, None, false);
+    }
+
+    #[test]
+    fn a_suggestion_confirms_nothing() {
+        let entries = [entry(1, EntryKind::ReleaseInstructed, None)];
+        let outcome = ReconcileOutcome {
+            suggestions: vec![matched(&[0], &[1])],
+            ..Default::default()
+        };
+        let lines = [line(0, -500, LineStatus::Booked)];
+        let out = confirmations(&account(AccountKind::Escrow), &lines, &outcome, &entries);
+        assert_eq!(out, Ok(vec![]));
+    }
+
+    #[track_caller]
+    fn check_voided(kind: EntryKind, reason: Reason, voided: bool) {
+        let entries = [entry(3, kind, None)];
+        let outcome = ReconcileOutcome {
+            unmatched_transfers: vec![(3, reason.clone())],
+            ..Default::default()
+        };
+        let a = account(AccountKind::Escrow);
+        let out = voids(&a, &outcome, &entries).unwrap();
+        assert_eq!(!out.is_empty(), voided, "{kind:?} {reason:?}");
+        let findings = returned_findings(&a, &out, &entries);
+        assert_eq!(findings.len(), out.len());
+        if voided {
+            assert_eq!(out[0].client_id.as_str(), "recon-void-3");
+            assert_eq!(findings[0].key, "instruction_returned:c-3");
+            assert_eq!(findings[0].severity, "red");
+            assert!(
+                findings[0].summary.contains("5.00 CNY"),
+                "{}",
+                findings[0].summary
+            );
+        }
+    }
+
+    #[test]
+    fn a_returned_instruction_is_voided_with_a_red_alert_and_nothing_else_is() {
+        use EntryKind::*;
+        let returned = Reason::Returned { lines: vec![0, 1] };
+        check_voided(ReleaseInstructed, returned.clone(), true);
+        check_voided(RefundPaymentInstructed, returned.clone(), true);
+        check_voided(TuitionPaid, returned, false);
+        check_voided(ReleaseInstructed, Reason::NoCandidate, false);
+    }
+
+    #[test]
+    fn kept_matches_are_named_by_their_lines_and_claimed_lines_are_not_open() {
+        let lines = vec![
+            line(0, -500, LineStatus::Booked),
+            line(1, 300, LineStatus::Booked),
+        ];
+        let claimed = [("S1".to_string(), 1)].into();
+        let open = open_lines(&lines, &claimed, None);
+        assert_eq!(open, lines[..1]);
+        let outcome = ReconcileOutcome {
+            matches: vec![matched(&[0], &[4])],
+            suggestions: vec![Match {
+                pass: Pass::AmountDate,
+                ..matched(&[0], &[5])
+            }],
+            ..Default::default()
+        };
+        let kept = kept_matches(&account(AccountKind::Escrow), &open, &outcome);
+        let seen: Vec<_> = kept
+            .iter()
+            .map(|k| (k.match_id.as_str(), k.pass, k.automatic, k.entries.clone()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("B/A1/S1#0", "identifier", true, vec![4]),
+                ("B/A1/S1#0", "amount_date", false, vec![5]),
+            ]
+        );
+    }
+}

@@ -432,3 +432,197 @@ fn refund_requests(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::domain::accounts::Side;
+    use crate::domain::entry::Posting;
+    use crate::domain::ids::{ClientId, InstitutionId, JurisdictionCode};
+    use crate::domain::money::Currency;
+    use crate::domain::recon::account::{LastClosing, StatementLine};
+    use crate::domain::recon::LineStatus;
+    use crate::domain::registry::{Category, InstitutionStatus, SupervisionMode};
+    use crate::domain::risk::EventKind;
+    use crate::domain::statements::StatementBalances;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 5, d).unwrap()
+    }
+
+    fn institution() -> Institution {
+        Institution {
+            id: InstitutionId::parse("INS-410922-0001".to_string()).unwrap(),
+            name: "Sunrise Arts".into(),
+            licence_no: "L-1".into(),
+            jurisdiction: JurisdictionCode::parse("410922").unwrap(),
+            mode: SupervisionMode::Both,
+            category: Category::NonSubject,
+            status: InstitutionStatus::Active,
+            currency: Currency::Cny,
+        }
+    }
+
+    fn tuition(seq: i64, on: u32, amount_minor: i64) -> Entry {
+        let at = Utc.with_ymd_and_hms(2026, 5, on, 9, 0, 0).unwrap();
+        Entry {
+            institution: institution().id,
+            seq,
+            client_id: ClientId::parse(format!("pay-{seq}")).unwrap(),
+            kind: EntryKind::TuitionPaid,
+            currency: Currency::Cny,
+            occurred_at: at,
+            recorded_at: at,
+            external_ref: None,
+            enrollment: None,
+            hours: None,
+            refers_to_seq: None,
+            rule_pack: None,
+            flags: vec![],
+            postings: vec![
+                Posting {
+                    account: "escrow_cash".into(),
+                    side: Side::Debit,
+                    amount_minor,
+                },
+                Posting {
+                    account: "prepaid/E-1".into(),
+                    side: Side::Credit,
+                    amount_minor,
+                },
+            ],
+            request_hash: String::new(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    fn line(no: i64, on: u32, amount_minor: i64, bank_ref: &str) -> StatementLine {
+        StatementLine {
+            statement_key: format!("S{on}"),
+            line_no: no,
+            amount_minor,
+            booking_date: Some(day(on)),
+            value_date: None,
+            status: LineStatus::Booked,
+            bank_ref: Some(bank_ref.into()),
+            end_to_end_id: None,
+            remittance: None,
+            counterparty_name: None,
+            counterparty_account: None,
+            reversal: false,
+        }
+    }
+
+    /// Tuition of 500 arrives on the 4th; on the 5th 300 leaves with no
+    /// instruction of ours; the bank closes the 5th at 200, the ledger
+    /// says 500.
+    fn records() -> Records {
+        let chain = [JurisdictionCode::national()];
+        let statements = AccountStatements {
+            lines: vec![line(0, 4, 500, "pay-1"), line(0, 5, -300, "X-9")],
+            closing: Some(LastClosing {
+                statement_key: "S5".into(),
+                balance_minor: 200,
+                date: day(5),
+            }),
+            statements: vec![
+                StatementBalances {
+                    key: "S4".into(),
+                    opening: Some((0, day(4))),
+                    closing: Some((500, day(4))),
+                },
+                StatementBalances {
+                    key: "S5".into(),
+                    opening: Some((500, day(5))),
+                    closing: Some((200, day(5))),
+                },
+            ],
+            intraday: vec![],
+        };
+        Records {
+            institution: institution(),
+            entries: vec![tuition(1, 4, 500), tuition(2, 9, 700)],
+            accounts: vec![AccountRecords {
+                account: BankAccount {
+                    institution: institution().id,
+                    bank: "B".into(),
+                    account_no: "6222-0001".into(),
+                    kind: AccountKind::Escrow,
+                    currency: Currency::Cny,
+                },
+                statements,
+                registered_on: Some(day(1)),
+            }],
+            enrollments: vec![],
+            refunds: vec![],
+            events: vec![InstitutionEvent {
+                kind: EventKind::ClosureNotice,
+                date: day(5),
+            }],
+            rules: policy::resolve(&chain, &[], day(6)),
+        }
+    }
+
+    #[test]
+    fn the_snapshot_shows_what_the_bank_showed_and_nothing_after_the_day() {
+        let input = snapshot(&records(), day(6)).unwrap();
+        assert_eq!(input.history_from, day(4));
+        assert_eq!(
+            input.ledger.escrow_cash_minor, 500,
+            "the payment of the 9th is ahead"
+        );
+        assert_eq!(input.accounts.len(), 1);
+        assert_eq!(input.accounts[0].closings.len(), 2);
+        assert_eq!(input.accounts[0].registered_on, Some(day(1)));
+        assert_eq!(input.accounts[0].chain_break, None);
+        let out: Vec<_> = input
+            .unauthorized_outflows
+            .iter()
+            .map(|l| (l.line_id.as_str(), l.amount_minor, l.balance_before_minor))
+            .collect();
+        assert_eq!(out, [("6222-0001/S5#0", 300, Some(500))]);
+        assert_eq!(input.bank_debits.len(), 1);
+        assert_eq!(input.balance_mismatches.len(), 1);
+        assert_eq!(input.balance_mismatches[0].bank_closing_minor, 200);
+        assert_eq!(input.balance_mismatches[0].ledger_balance_minor, 500);
+        let the_4th = input.days.iter().find(|d| d.date == day(4)).unwrap();
+        assert_eq!(
+            (
+                the_4th.collections_reported_minor,
+                the_4th.collections_into_escrow_minor,
+                the_4th.bank_credits_minor
+            ),
+            (500, 500, 500),
+            "the bank line settles the payment"
+        );
+        assert_eq!(input.events.len(), 1);
+        assert_eq!(input.ledger_at_statements.map(|(d, _)| d), Some(day(5)));
+    }
+
+    #[test]
+    fn a_rule_pack_whose_calendar_contradicts_itself_makes_no_snapshot() {
+        let mut r = records();
+        r.rules.params.holidays = Some(vec![day(9)]);
+        r.rules.params.makeup_working_days = Some(vec![day(9)]);
+        let e = snapshot(&r, day(6)).unwrap_err();
+        assert!(matches!(e, SnapshotError::Rules(_)), "{e}");
+    }
+
+    #[test]
+    fn only_the_events_the_engine_reads_have_a_kind() {
+        for (code, kind) in [
+            (
+                "legal_representative_change",
+                Some(EventKind::LegalRepresentativeChange),
+            ),
+            ("closure_notice", Some(EventKind::ClosureNotice)),
+            ("address_change", None),
+            ("", None),
+        ] {
+            assert_eq!(EventKind::from_code(code), kind, "{code:?}");
+        }
+    }
+}
