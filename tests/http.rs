@@ -1454,7 +1454,7 @@ both!(a_bank_uploads_statements_for_its_own_accounts);
 async fn a_bank_pushes_signed_notifications(backend: Backend) {
     use bank_adapter::secret::Secret;
     use bank_adapter::signature::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-    let mut banks = api::workflow::BankDirectory::default();
+    let mut banks = api::app::banks::BankDirectory::default();
     banks.set_push_secret("CMB", "push-secret-of-cmb");
     let server = Server::start_with_banks(backend, banks).await;
     let c = county(&server).await;

@@ -295,7 +295,7 @@ impl Sim {
                 9,
                 Command::PayTuition {
                     enrollment: enrollment.id.clone(),
-                    amount_minor: price,
+                    amount: ledger_core::Amount::from_minor(price).unwrap(),
                 },
             ));
             *self.truth.sales_minor.entry(day).or_default() += price;
@@ -370,7 +370,7 @@ impl Sim {
                     day,
                     18,
                     Command::InstructRelease {
-                        amount_minor: earned,
+                        amount: ledger_core::Amount::from_minor(earned).unwrap(),
                     },
                 ))
                 .await
@@ -412,10 +412,10 @@ impl Sim {
                     .unwrap());
                 let approved = store.refund(&self.id, &r.id).await.unwrap().unwrap();
                 assert_eq!(
-                    api::workflow::instruct(store, &approved, day)
+                    api::app::refunds::instruct(store, &approved, day)
                         .await
                         .unwrap(),
-                    api::workflow::Instructed::Yes
+                    api::app::refunds::Instructed::Yes
                 );
                 let entries = api::app::reconcile::all_entries(store, &self.id)
                     .await
@@ -472,7 +472,7 @@ impl Sim {
                 Format::Camt053 => bank_adapter::render::camt053::camt053(&[statement]),
                 _ => bank_adapter::render::mt940::mt940(&[statement]),
             };
-            let report = api::feed::ingest_bytes(store, BANK, bytes.as_bytes())
+            let report = api::app::feeds::ingest_bytes(store, BANK, bytes.as_bytes())
                 .await
                 .unwrap();
             assert!(report.warnings.is_empty(), "{:?}", report.warnings);
@@ -518,7 +518,7 @@ async fn refund_request(
         reason: Some("moving away".into()),
         requested_by: "parent".into(),
         requested_on: day,
-        answer_by: api::workflow::answer_by(store, &institution, day)
+        answer_by: api::app::refunds::answer_by(store, &institution, day)
             .await
             .unwrap(),
         state: RefundState::Requested,

@@ -3,7 +3,8 @@
 //! every step (the runner's state dropped and a fresh one started).
 
 use api::access::{Role, Scope};
-use api::workflow::{tick_jobs, BankDirectory, Job, Tick};
+use api::app::banks::BankDirectory;
+use api::app::jobs::{tick_jobs, Job, Tick};
 use bank_adapter::fake_bank::{Failure, FakeBank, DEFAULT_CREDENTIAL};
 use bank_adapter::instruction::InstructionStatus;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -322,7 +323,7 @@ async fn a_crash_anywhere_is_picked_up_by_the_next_runner(backend: Backend) {
                     refund.approval_client_id(),
                     Command::ApproveRefund {
                         enrollment: refund.enrollment.clone(),
-                        amount_minor: None,
+                        amount: None,
                     },
                 ))
                 .await
@@ -334,7 +335,7 @@ async fn a_crash_anywhere_is_picked_up_by_the_next_runner(backend: Backend) {
                 .execute(entry(
                     refund.instruction_client_id(),
                     Command::InstructRefundPayment {
-                        amount_minor: 300_000,
+                        amount: ledger_core::Amount::from_minor(300_000).unwrap(),
                         source: ledger_core::RefundSource::Escrow,
                     },
                 ))
@@ -791,7 +792,7 @@ async fn a_deposit_return_goes_out_of_the_deposit_account(backend: Backend) {
         .execute(request(
             "dep-in",
             Command::PayInDeposit {
-                amount_minor: 100_000,
+                amount: ledger_core::Amount::from_minor(100_000).unwrap(),
             },
         ))
         .await
@@ -801,7 +802,7 @@ async fn a_deposit_return_goes_out_of_the_deposit_account(backend: Backend) {
         .execute(request(
             "DEP-RET-1",
             Command::InstructDepositReturn {
-                amount_minor: 40_000,
+                amount: ledger_core::Amount::from_minor(40_000).unwrap(),
             },
         ))
         .await
@@ -891,7 +892,7 @@ async fn a_refund_that_cannot_be_paid_holds_up_no_other(backend: Backend) {
             external_ref: None,
             command: Command::CollectOutsideEscrow {
                 enrollment: ledger_core::EnrollmentId::parse("E-D").unwrap(),
-                amount_minor: 200_000,
+                amount: ledger_core::Amount::from_minor(200_000).unwrap(),
             },
         })
         .await
@@ -1031,7 +1032,7 @@ async fn a_set_aside_refund_is_paid_where_the_money_is(backend: Backend) {
                 collect,
                 Command::CollectOutsideEscrow {
                     enrollment: ledger_core::EnrollmentId::parse(e).unwrap(),
-                    amount_minor: 200_000,
+                    amount: ledger_core::Amount::from_minor(200_000).unwrap(),
                 },
             ))
             .await
@@ -1041,7 +1042,7 @@ async fn a_set_aside_refund_is_paid_where_the_money_is(backend: Backend) {
         .execute(run(
             "dep-in",
             Command::PayInDeposit {
-                amount_minor: 500_000,
+                amount: ledger_core::Amount::from_minor(500_000).unwrap(),
             },
         ))
         .await

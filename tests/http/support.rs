@@ -67,7 +67,10 @@ impl Server {
     }
 
     /// A server that knows these banks (push secrets, connections).
-    pub async fn start_with_banks(backend: Backend, banks: api::workflow::BankDirectory) -> Server {
+    pub async fn start_with_banks(
+        backend: Backend,
+        banks: api::app::banks::BankDirectory,
+    ) -> Server {
         Server::start_full(
             backend,
             Config::default(),
@@ -88,7 +91,7 @@ impl Server {
         config: Config,
         migrate: bool,
         clock: ledger_core::store::Clock,
-        banks: api::workflow::BankDirectory,
+        banks: api::app::banks::BankDirectory,
     ) -> Server {
         // The service's logs go with the test's output (shown on failure).
         let _ = tracing_subscriber::fmt()
@@ -280,7 +283,7 @@ pub async fn pay(
             external_ref: None,
             command: Command::PayTuition {
                 enrollment: EnrollmentId::parse(enrollment).unwrap(),
-                amount_minor: minor,
+                amount: ledger_core::Amount::from_minor(minor).unwrap(),
             },
         })
         .await

@@ -3,12 +3,35 @@
 //! parse, call a use case and render; nothing here knows clap, axum,
 //! `println!`, `serde_json::Value` or `anyhow`.
 //!
-//! Use cases move here one by one (see ARCHITECTURE.md); those not yet
-//! moved still live in the command modules (`feed.rs`, `workflow.rs`).
+//! Use cases move here one by one (see ARCHITECTURE.md).
 
+pub mod banks;
+pub mod books;
 pub mod error;
+pub mod evidence;
+pub mod feeds;
+pub mod jobs;
 pub mod jurisdictions;
+pub mod outbox;
 pub mod reconcile;
+pub mod refunds;
+pub mod releases;
 pub mod risk;
 
 pub use error::{AppError, AppResult, Kind};
+
+/// Opens the store at `url` and brings its schema up to date.
+pub async fn open_store(url: &str) -> AppResult<ledger_core::Store> {
+    let unavailable = |what: String| AppError::Unavailable {
+        code: "database_unavailable",
+        detail: what,
+    };
+    let store = ledger_core::Store::connect(url)
+        .await
+        .map_err(|e| unavailable(format!("cannot open the database at {url}: {e}")))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| unavailable(format!("cannot migrate the database: {e}")))?;
+    Ok(store)
+}

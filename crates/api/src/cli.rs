@@ -1,5 +1,10 @@
 //! The command line: one subcommand per job, `--database-url` on all of them.
 
+pub mod alerts;
+pub mod attest;
+pub mod feed;
+pub mod report;
+
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -7,9 +12,12 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use ledger_core::domain::wire::WireRequest;
 use ledger_core::store::DEFAULT_DATABASE_URL;
-use ledger_core::{InstitutionId, Store, StoreError};
+use ledger_core::{InstitutionId, Store};
 
-use crate::{alerts, app, bench, demo, feed, reconcile, report, risk};
+use crate::app::banks::BankDirectory;
+use crate::app::jobs;
+use crate::serve::JobArg;
+use crate::{app, demo, reconcile, risk};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -75,7 +83,7 @@ pub enum Command {
     /// Sign a checkpoint of every chain head (after verifying them), for a
     /// bureau or auditor to keep outside the database; `attest keygen`
     /// makes the key pair.
-    Attest(crate::attest::AttestArgs),
+    Attest(attest::AttestArgs),
     /// Match each supervised account's bank lines against the ledger and
     /// show the bank's, the ledger's and the owed figures (a report; it
     /// records nothing unless --record).
@@ -151,7 +159,7 @@ pub enum Command {
         every_secs: Option<u64>,
         /// Only these jobs (default: all).
         #[arg(long, value_enum, value_delimiter = ',')]
-        only: Vec<crate::workflow::Job>,
+        only: Vec<JobArg>,
     },
     /// Jurisdictions (GB/T 2260 divisions): register the nation, provinces,
     /// cities and counties; list them.
@@ -163,11 +171,6 @@ pub enum Command {
     Token {
         #[command(subcommand)]
         what: crate::token::TokenCommand,
-    },
-    /// Benchmarks (see BENCHMARKS.md).
-    Bench {
-        #[command(subcommand)]
-        what: bench::BenchCommand,
     },
 }
 
@@ -267,14 +270,7 @@ pub fn error_chain(error: &anyhow::Error) -> String {
 }
 
 pub async fn open(url: &str) -> anyhow::Result<Store> {
-    let store = Store::connect(url)
-        .await
-        .with_context(|| format!("cannot open the database at {url}"))?;
-    store
-        .migrate()
-        .await
-        .context("cannot migrate the database")?;
-    Ok(store)
+    Ok(crate::app::open_store(url).await?)
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -321,16 +317,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let store = open(url).await?;
             let given = checkpoint.as_deref().zip(public_key.as_deref());
-            return crate::attest::verify(&store, given, json).await;
+            return attest::verify(&store, given, json).await;
         }
         Command::Attest(args) => {
             return match (args.what, args.key) {
-                (Some(crate::attest::AttestCommand::Keygen { out }), _) => {
-                    crate::attest::keygen(&out)
-                }
+                (Some(attest::AttestCommand::Keygen { out }), _) => attest::keygen(&out),
                 (None, Some(key)) => {
                     let store = open(url).await?;
-                    crate::attest::attest(&store, &key, args.out.as_deref()).await
+                    attest::attest(&store, &key, args.out.as_deref()).await
                 }
                 (None, None) => {
                     anyhow::bail!(
@@ -339,36 +333,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
         }
-        Command::Bench { what } => bench::run(what, url).await?,
         Command::Serve(args) => crate::serve::run(url, args).await?,
         Command::Jobs {
             banks,
             every_secs,
             only,
         } => {
-            let only = if only.is_empty() {
-                crate::workflow::Job::ALL.to_vec()
-            } else {
-                only
-            };
+            let only = JobArg::jobs(&only);
             let store = open(url).await?;
             let banks = match banks {
-                Some(path) => crate::workflow::BankDirectory::load(&path)?,
-                None => crate::workflow::BankDirectory::default(),
+                Some(path) => BankDirectory::load(&path)?,
+                None => BankDirectory::default(),
             };
             match every_secs {
                 None => {
-                    let t = crate::workflow::tick_jobs(&store, &banks, &only).await?;
+                    let t = jobs::tick_jobs(&store, &banks, &only).await?;
                     println!("{}", serde_json::to_string(&t)?);
                 }
                 Some(secs) => {
                     let (stop, stopped) = tokio::sync::watch::channel(false);
-                    let runner = tokio::spawn(crate::workflow::run(
+                    let runner = tokio::spawn(jobs::run(
                         store.clone(),
                         banks,
                         only,
                         std::time::Duration::from_secs(secs.max(1)),
-                        None,
+                        |_| {},
                         stopped,
                     ));
                     crate::http::shutdown_signal().await;
@@ -564,9 +553,9 @@ async fn post(store: &Store, file: &str, json: bool) -> anyhow::Result<ExitCode>
         requests.push(request);
     }
     anyhow::ensure!(!requests.is_empty(), "{file}: no requests");
-    let entries = match store.execute_batch(requests).await {
+    let entries = match crate::app::books::record_batch(store, requests).await {
         Ok(entries) => entries,
-        Err(StoreError::Rejected { index, error }) => {
+        Err(crate::app::AppError::Refused { index, error }) => {
             let line = index
                 .and_then(|i| lines.get(i))
                 .map_or(String::new(), |l| format!(" line {l}"));

@@ -5,8 +5,8 @@
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use ledger_core::{
     Amount, Category, ClientId, Command, Currency, Enrollment, EnrollmentId, Institution,
-    InstitutionId, InstitutionStatus, Jurisdiction, JurisdictionCode, RefundSource, Request,
-    RulePack, RuleParams, Store, SupervisionMode,
+    InstitutionId, InstitutionStatus, JurisdictionCode, RefundSource, Request, RulePack,
+    RuleParams, Store, SupervisionMode,
 };
 use ledger_core::{Cap, CapAction};
 use rand::rngs::SmallRng;
@@ -91,13 +91,15 @@ pub async fn build(store: &Store) -> anyhow::Result<()> {
         ("410900", "Puyang City", Some("410000")),
         (COUNTY, "Qingfeng County", Some("410900")),
     ] {
-        store
-            .create_jurisdiction(&Jurisdiction {
+        crate::app::jurisdictions::register(
+            store,
+            crate::app::jurisdictions::NewJurisdiction {
                 code: j(code)?,
                 name: name.into(),
                 parent: parent.map(j).transpose()?,
-            })
-            .await?;
+            },
+        )
+        .await?;
     }
     // The county applies the 5,000 cap to subject training too, and charges
     // may start at most one month before the course.
@@ -168,19 +170,19 @@ async fn build_institution(store: &Store, plan: &Plan, rng: &mut SmallRng) -> an
             course_start: start,
             course_end: d(2026, 11, 30),
         };
-        store.create_enrollment(&e).await?;
+        crate::app::books::enroll(store, &e).await?;
         fees += price;
         let paid_on = t(d(2026, 8, 10) + Duration::days(n as i64 % 20), 10);
         let into_escrow = plan.into_escrow_every > 0 && n % plan.into_escrow_every == 0;
         let command = if into_escrow {
             Command::PayTuition {
                 enrollment: e.id.clone(),
-                amount_minor: price,
+                amount: ledger_core::Amount::from_minor(price)?,
             }
         } else {
             Command::CollectOutsideEscrow {
                 enrollment: e.id.clone(),
-                amount_minor: price,
+                amount: ledger_core::Amount::from_minor(price)?,
             }
         };
         requests.push(request(format!("pay-{}", e.id), paid_on, command)?);
@@ -190,7 +192,7 @@ async fn build_institution(store: &Store, plan: &Plan, rng: &mut SmallRng) -> an
         "deposit-1".into(),
         t(d(2026, 8, 5), 9),
         Command::PayInDeposit {
-            amount_minor: fees * plan.deposit_percent / 100,
+            amount: ledger_core::Amount::from_minor(fees * plan.deposit_percent / 100)?,
         },
     )?);
     // Lessons in two chunks; tuition paid into escrow is released chunk by
@@ -222,7 +224,7 @@ async fn build_institution(store: &Store, plan: &Plan, rng: &mut SmallRng) -> an
                     id.clone(),
                     t(on + Duration::days(1), 16),
                     Command::InstructRelease {
-                        amount_minor: earned,
+                        amount: ledger_core::Amount::from_minor(earned)?,
                     },
                 )?);
                 requests.push(request(
@@ -243,7 +245,7 @@ async fn build_institution(store: &Store, plan: &Plan, rng: &mut SmallRng) -> an
             at,
             Command::ApproveRefund {
                 enrollment: e.id.clone(),
-                amount_minor: None,
+                amount: None,
             },
         )?);
         let refundable = if plan.into_escrow_every > 0
@@ -270,7 +272,7 @@ async fn build_institution(store: &Store, plan: &Plan, rng: &mut SmallRng) -> an
                 format!("refund-{}-paid", e.id),
                 at + Duration::days(2),
                 Command::InstructRefundPayment {
-                    amount_minor: amount,
+                    amount: ledger_core::Amount::from_minor(amount)?,
                     source,
                 },
             )?);
@@ -286,6 +288,6 @@ async fn build_institution(store: &Store, plan: &Plan, rng: &mut SmallRng) -> an
             }
         }
     }
-    store.execute_batch(requests).await?;
+    crate::app::books::record_batch(store, requests).await?;
     Ok(())
 }

@@ -53,7 +53,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
     /// The banks' push secrets (and connections, for the jobs).
-    pub banks: Arc<crate::workflow::BankDirectory>,
+    pub banks: Arc<crate::app::banks::BankDirectory>,
 }
 
 impl AppState {
@@ -64,7 +64,7 @@ impl AppState {
     pub fn with_banks(
         store: Store,
         config: Config,
-        banks: crate::workflow::BankDirectory,
+        banks: crate::app::banks::BankDirectory,
     ) -> AppState {
         AppState {
             store,

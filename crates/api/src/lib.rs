@@ -2,18 +2,12 @@
 //! and the reports they share. `main.rs` only parses and dispatches.
 
 pub mod access;
-pub mod alerts;
 pub mod app;
-pub mod attest;
-pub mod bench;
 pub mod cli;
 pub mod demo;
-pub mod feed;
 pub mod http;
 pub mod reconcile;
-pub mod report;
 pub mod risk;
 pub mod serve;
 pub mod telemetry;
 pub mod token;
-pub mod workflow;

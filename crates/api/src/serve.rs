@@ -8,8 +8,9 @@ use anyhow::Context;
 use ledger_core::JurisdictionCode;
 
 use crate::access::{Role, Scope};
+use crate::app::banks::BankDirectory;
+use crate::app::jobs::{self, Job};
 use crate::http::{self, AppState, Config};
-use crate::workflow::{self, BankDirectory};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -34,7 +35,7 @@ pub struct ServeArgs {
     /// (`--jobs pull,workflow,risk,reconcile`). Several processes on one database share
     /// the work and never do the same job twice.
     #[arg(long, value_enum, value_delimiter = ',', num_args = 0..)]
-    pub jobs: Option<Vec<workflow::Job>>,
+    pub jobs: Option<Vec<JobArg>>,
     /// How to reach the supervising banks (a JSON file): connections for
     /// the jobs, push secrets for signed notifications.
     #[arg(long)]
@@ -44,11 +45,42 @@ pub struct ServeArgs {
     pub jobs_every_secs: u64,
 }
 
+/// Which jobs a runner does (`--only`, `serve --jobs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JobArg {
+    /// Refunds (deemed approvals, into the books, overdue) and the outbox.
+    Workflow,
+    /// The daily risk scan of every institution, recorded as alerts.
+    Risk,
+    /// The hourly reconciliation of every supervised account, recorded.
+    Reconcile,
+    /// New statements pulled from the banks that offer them (each bank at
+    /// most once a minute).
+    Pull,
+}
+
+impl JobArg {
+    /// The jobs named, or all of them when none is.
+    pub fn jobs(args: &[JobArg]) -> Vec<Job> {
+        if args.is_empty() {
+            return Job::ALL.to_vec();
+        }
+        args.iter()
+            .map(|a| match a {
+                JobArg::Workflow => Job::Workflow,
+                JobArg::Risk => Job::Risk,
+                JobArg::Reconcile => Job::Reconcile,
+                JobArg::Pull => Job::Pull,
+            })
+            .collect()
+    }
+}
+
 /// The holder named on the officer token `serve --demo` prints.
 pub const DEMO_TOKEN_NAME: &str = "demo county officer";
 
 pub async fn run(url: &str, args: ServeArgs) -> anyhow::Result<()> {
-    let store = crate::cli::open(url).await?;
+    let store = crate::app::open_store(url).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -106,17 +138,17 @@ pub async fn run(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     let (stop_jobs, stopped) = tokio::sync::watch::channel(false);
     let jobs = if let Some(jobs) = args.jobs.clone() {
         let banks = directory()?;
-        let jobs = if jobs.is_empty() {
-            workflow::Job::ALL.to_vec()
-        } else {
-            jobs
-        };
-        Some(tokio::spawn(workflow::run(
+        let metrics = state.metrics.clone();
+        Some(tokio::spawn(jobs::run(
             store.clone(),
             banks,
-            jobs,
+            JobArg::jobs(&jobs),
             Duration::from_secs(args.jobs_every_secs.max(1)),
-            Some(state.metrics.clone()),
+            move |pass| {
+                for (outcome, n) in &pass.reconcile_outcomes {
+                    metrics.reconciled(outcome, *n);
+                }
+            },
             stopped,
         )))
     } else {

@@ -141,18 +141,18 @@ impl Model {
         let (kind, phase, legs, enrollment, target): Effect = match &r.command {
             Command::PayTuition {
                 enrollment,
-                amount_minor,
+                amount: amount_minor,
             }
             | Command::CollectOutsideEscrow {
                 enrollment,
-                amount_minor,
+                amount: amount_minor,
             }
             | Command::AttributeReceipt {
                 enrollment,
-                amount_minor,
+                amount: amount_minor,
             } => {
                 let e = &self.enrollments[&(i.clone(), enrollment.to_string())];
-                if e.paid + amount_minor > e.price {
+                if e.paid + amount_minor.minor() > e.price {
                     return Err("payment_exceeds_price");
                 }
                 let (kind, debit) = match &r.command {
@@ -163,7 +163,11 @@ impl Model {
                 (
                     kind,
                     "posted",
-                    Self::legs(debit, &format!("prepaid/{enrollment}"), *amount_minor),
+                    Self::legs(
+                        debit,
+                        &format!("prepaid/{enrollment}"),
+                        amount_minor.minor(),
+                    ),
                     Some(enrollment.to_string()),
                     None,
                 )
@@ -189,20 +193,22 @@ impl Model {
                     None,
                 )
             }
-            Command::InstructRelease { amount_minor } => (
+            Command::InstructRelease {
+                amount: amount_minor,
+            } => (
                 "release",
                 "pending",
-                Self::legs("releasable", "escrow_cash", *amount_minor),
+                Self::legs("releasable", "escrow_cash", amount_minor.minor()),
                 None,
                 None,
             ),
             Command::ApproveRefund {
                 enrollment,
-                amount_minor,
+                amount: amount_minor,
             } => {
                 let acct = format!("prepaid/{enrollment}");
                 let refundable = self.t(&i, &acct).available(&acct);
-                let amt = amount_minor.unwrap_or(refundable);
+                let amt = amount_minor.map_or(refundable, |a| a.minor());
                 if amt > refundable || amt <= 0 {
                     return Err("refund_exceeds_refundable");
                 }
@@ -215,7 +221,7 @@ impl Model {
                 )
             }
             Command::InstructRefundPayment {
-                amount_minor,
+                amount: amount_minor,
                 source,
             } => {
                 let credit = if *source == RefundSource::Escrow {
@@ -226,36 +232,48 @@ impl Model {
                 (
                     "refund_pay",
                     "pending",
-                    Self::legs("refund_payable", credit, *amount_minor),
+                    Self::legs("refund_payable", credit, amount_minor.minor()),
                     None,
                     None,
                 )
             }
-            Command::RecordRefundPaidByInstitution { amount_minor } => (
+            Command::RecordRefundPaidByInstitution {
+                amount: amount_minor,
+            } => (
                 "refund_by_institution",
                 "posted",
-                Self::legs("refund_payable", "held_by_institution", *amount_minor),
+                Self::legs(
+                    "refund_payable",
+                    "held_by_institution",
+                    amount_minor.minor(),
+                ),
                 None,
                 None,
             ),
-            Command::RecordUnidentifiedReceipt { amount_minor } => (
+            Command::RecordUnidentifiedReceipt {
+                amount: amount_minor,
+            } => (
                 "unidentified",
                 "posted",
-                Self::legs("escrow_cash", "unidentified", *amount_minor),
+                Self::legs("escrow_cash", "unidentified", amount_minor.minor()),
                 None,
                 None,
             ),
-            Command::PayInDeposit { amount_minor } => (
+            Command::PayInDeposit {
+                amount: amount_minor,
+            } => (
                 "deposit",
                 "posted",
-                Self::legs("deposit_cash", "deposit_payable", *amount_minor),
+                Self::legs("deposit_cash", "deposit_payable", amount_minor.minor()),
                 None,
                 None,
             ),
-            Command::InstructDepositReturn { amount_minor } => (
+            Command::InstructDepositReturn {
+                amount: amount_minor,
+            } => (
                 "deposit_return",
                 "pending",
-                Self::legs("deposit_payable", "deposit_cash", *amount_minor),
+                Self::legs("deposit_payable", "deposit_cash", amount_minor.minor()),
                 None,
                 None,
             ),
@@ -303,11 +321,18 @@ impl Model {
                 Command::ConsumeLessons { hours, .. } => {
                     self.enrollments.get_mut(&ek).unwrap().consumed += hours
                 }
-                Command::PayTuition { amount_minor, .. }
-                | Command::CollectOutsideEscrow { amount_minor, .. }
-                | Command::AttributeReceipt { amount_minor, .. } => {
-                    self.enrollments.get_mut(&ek).unwrap().paid += amount_minor
+                Command::PayTuition {
+                    amount: amount_minor,
+                    ..
                 }
+                | Command::CollectOutsideEscrow {
+                    amount: amount_minor,
+                    ..
+                }
+                | Command::AttributeReceipt {
+                    amount: amount_minor,
+                    ..
+                } => self.enrollments.get_mut(&ek).unwrap().paid += amount_minor.minor(),
                 Command::Reverse { .. } => {
                     let t = &self.entries[target.as_ref().unwrap()];
                     if matches!(t.kind, "pay" | "collect" | "attribute") {
@@ -367,28 +392,28 @@ fn random_request(rng: &mut SmallRng, model: &Model, n: usize) -> Request {
         0..=2 => pay(&e, amount(rng)),
         3 => Command::CollectOutsideEscrow {
             enrollment: eid(&e),
-            amount_minor: amount(rng),
+            amount: ledger_core::Amount::from_minor(amount(rng)).unwrap(),
         },
         4 | 5 => consume(&e, rng.gen_range(1..8)),
         6 => Command::InstructRelease {
-            amount_minor: amount(rng),
+            amount: ledger_core::Amount::from_minor(amount(rng)).unwrap(),
         },
         7 => Command::ApproveRefund {
             enrollment: eid(&e),
-            amount_minor: if rng.gen_bool(0.5) {
+            amount: if rng.gen_bool(0.5) {
                 None
             } else {
-                Some(amount(rng))
+                Some(ledger_core::Amount::from_minor(amount(rng)).unwrap())
             },
         },
         8 => {
             if rng.gen_bool(0.15) {
                 Command::RecordRefundPaidByInstitution {
-                    amount_minor: amount(rng),
+                    amount: ledger_core::Amount::from_minor(amount(rng)).unwrap(),
                 }
             } else {
                 Command::InstructRefundPayment {
-                    amount_minor: amount(rng),
+                    amount: ledger_core::Amount::from_minor(amount(rng)).unwrap(),
                     source: if rng.gen_bool(0.8) {
                         RefundSource::Escrow
                     } else {
@@ -400,23 +425,23 @@ fn random_request(rng: &mut SmallRng, model: &Model, n: usize) -> Request {
         9 => {
             if rng.gen_bool(0.5) {
                 Command::RecordUnidentifiedReceipt {
-                    amount_minor: amount(rng),
+                    amount: ledger_core::Amount::from_minor(amount(rng)).unwrap(),
                 }
             } else {
                 Command::AttributeReceipt {
                     enrollment: eid(&e),
-                    amount_minor: amount(rng),
+                    amount: ledger_core::Amount::from_minor(amount(rng)).unwrap(),
                 }
             }
         }
         10 => {
             if rng.gen_bool(0.6) {
                 Command::PayInDeposit {
-                    amount_minor: amount(rng),
+                    amount: ledger_core::Amount::from_minor(amount(rng)).unwrap(),
                 }
             } else {
                 Command::InstructDepositReturn {
-                    amount_minor: amount(rng),
+                    amount: ledger_core::Amount::from_minor(amount(rng)).unwrap(),
                 }
             }
         }

@@ -58,7 +58,9 @@ async fn concurrent_writers_lose_nothing_duplicate_nothing_and_keep_every_floor(
                         a,
                         &format!("b-{t}-{round}-a"),
                         if a == "HOT" {
-                            Command::PayInDeposit { amount_minor: 7 }
+                            Command::PayInDeposit {
+                                amount: ledger_core::Amount::from_minor(7).unwrap(),
+                            }
                         } else {
                             pay("E", 500)
                         },
@@ -67,7 +69,9 @@ async fn concurrent_writers_lose_nothing_duplicate_nothing_and_keep_every_floor(
                         b,
                         &format!("b-{t}-{round}-b"),
                         if b == "HOT" {
-                            Command::PayInDeposit { amount_minor: 7 }
+                            Command::PayInDeposit {
+                                amount: ledger_core::Amount::from_minor(7).unwrap(),
+                            }
                         } else {
                             pay("E", 500)
                         },
@@ -79,7 +83,9 @@ async fn concurrent_writers_lose_nothing_duplicate_nothing_and_keep_every_floor(
                     .execute(req(
                         &own,
                         &format!("r-{t}-{round}"),
-                        Command::InstructRelease { amount_minor: 100 },
+                        Command::InstructRelease {
+                            amount: ledger_core::Amount::from_minor(100).unwrap(),
+                        },
                     ))
                     .await;
             }

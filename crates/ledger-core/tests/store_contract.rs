@@ -47,7 +47,7 @@ async fn payments_lessons_and_releases_move_money_through_the_books(db: &TestDb)
             "I1",
             "rel-1",
             Command::InstructRelease {
-                amount_minor: 100_000,
+                amount: ledger_core::Amount::from_minor(100_000).unwrap(),
             },
         ))
         .await
@@ -120,7 +120,7 @@ async fn refunds_return_the_unconsumed_part_and_never_the_bonus_hours(db: &TestD
             "r",
             Command::ApproveRefund {
                 enrollment: eid("E1"),
-                amount_minor: None,
+                amount: None,
             },
         ))
         .await
@@ -130,7 +130,7 @@ async fn refunds_return_the_unconsumed_part_and_never_the_bonus_hours(db: &TestD
         "I1",
         "r-pay",
         Command::InstructRefundPayment {
-            amount_minor: 100_000,
+            amount: ledger_core::Amount::from_minor(100_000).unwrap(),
             source: RefundSource::Escrow,
         },
     ))
@@ -157,7 +157,7 @@ async fn refunds_return_the_unconsumed_part_and_never_the_bonus_hours(db: &TestD
             "r2",
             Command::ApproveRefund {
                 enrollment: eid("E1"),
-                amount_minor: Some(1),
+                amount: Some(ledger_core::Amount::from_minor(1).unwrap()),
             },
         ))
         .await
@@ -174,7 +174,7 @@ async fn pending_releases_count_against_the_floor_until_confirmed_or_voided(db: 
         "I1",
         "rel-a",
         Command::InstructRelease {
-            amount_minor: 300_000,
+            amount: ledger_core::Amount::from_minor(300_000).unwrap(),
         },
     ))
     .await
@@ -185,7 +185,7 @@ async fn pending_releases_count_against_the_floor_until_confirmed_or_voided(db: 
             "I1",
             "rel-b",
             Command::InstructRelease {
-                amount_minor: 100_001,
+                amount: ledger_core::Amount::from_minor(100_001).unwrap(),
             },
         ))
         .await
@@ -224,7 +224,7 @@ async fn pending_releases_count_against_the_floor_until_confirmed_or_voided(db: 
         "I1",
         "rel-c",
         Command::InstructRelease {
-            amount_minor: 400_000,
+            amount: ledger_core::Amount::from_minor(400_000).unwrap(),
         },
     ))
     .await
@@ -295,7 +295,9 @@ async fn every_rejection_names_its_rule_and_changes_nothing(db: &TestDb) {
     s.execute(req(
         "I1",
         "rel",
-        Command::InstructRelease { amount_minor: 1 },
+        Command::InstructRelease {
+            amount: ledger_core::Amount::from_minor(1).unwrap(),
+        },
     ))
     .await
     .unwrap_err();
@@ -304,8 +306,9 @@ async fn every_rejection_names_its_rule_and_changes_nothing(db: &TestDb) {
     let mut hkd = req("I1", "c1", pay("E1", 100));
     hkd.currency = Currency::Hkd;
     let cases: Vec<(&str, ledger_core::Request)> = vec![
-        ("amount_must_be_positive", req("I1", "c2", pay("E1", -100))),
-        ("amount_must_be_positive", req("I1", "c3", pay("E1", 0))),
+        // A command's amount is an `Amount`, positive by its type: zero
+        // and negative amounts are refused where text becomes one (see
+        // `malformed_wire_requests_are_refused_before_the_books`).
         ("currency_mismatch", hkd),
         ("unknown_enrollment", req("I1", "c4", pay("NOPE", 100))),
         ("unknown_institution", req("I-NOPE", "c5", pay("E1", 100))),
@@ -317,7 +320,13 @@ async fn every_rejection_names_its_rule_and_changes_nothing(db: &TestDb) {
         ("would_overdraw", req("I1", "c8", consume("E2", 1))),
         (
             "would_overdraw",
-            req("I1", "c9", Command::InstructRelease { amount_minor: 1 }),
+            req(
+                "I1",
+                "c9",
+                Command::InstructRelease {
+                    amount: ledger_core::Amount::from_minor(1).unwrap(),
+                },
+            ),
         ),
         (
             "exists_with_different_fields",
@@ -334,7 +343,7 @@ async fn every_rejection_names_its_rule_and_changes_nothing(db: &TestDb) {
                 "c11",
                 Command::ApproveRefund {
                     enrollment: eid("E1"),
-                    amount_minor: Some(100_001),
+                    amount: Some(ledger_core::Amount::from_minor(100_001).unwrap()),
                 },
             ),
         ),
@@ -657,7 +666,7 @@ async fn unidentified_receipts_wait_in_suspense_until_attributed(db: &TestDb) {
         "I1",
         "u1",
         Command::RecordUnidentifiedReceipt {
-            amount_minor: 70_000,
+            amount: ledger_core::Amount::from_minor(70_000).unwrap(),
         },
     ))
     .await
@@ -667,7 +676,7 @@ async fn unidentified_receipts_wait_in_suspense_until_attributed(db: &TestDb) {
         "a1",
         Command::AttributeReceipt {
             enrollment: eid("E2"),
-            amount_minor: 50_000,
+            amount: ledger_core::Amount::from_minor(50_000).unwrap(),
         },
     ))
     .await
@@ -678,7 +687,7 @@ async fn unidentified_receipts_wait_in_suspense_until_attributed(db: &TestDb) {
             "a2",
             Command::AttributeReceipt {
                 enrollment: eid("E1"),
-                amount_minor: 20_001,
+                amount: ledger_core::Amount::from_minor(20_001).unwrap(),
             },
         ))
         .await
@@ -694,7 +703,7 @@ async fn unidentified_receipts_wait_in_suspense_until_attributed(db: &TestDb) {
         "I1",
         "d1",
         Command::PayInDeposit {
-            amount_minor: 1_000_000,
+            amount: ledger_core::Amount::from_minor(1_000_000).unwrap(),
         },
     ))
     .await
@@ -703,7 +712,7 @@ async fn unidentified_receipts_wait_in_suspense_until_attributed(db: &TestDb) {
         "I1",
         "d2",
         Command::InstructDepositReturn {
-            amount_minor: 400_000,
+            amount: ledger_core::Amount::from_minor(400_000).unwrap(),
         },
     ))
     .await
@@ -760,6 +769,10 @@ async fn malformed_wire_requests_are_refused_before_the_books(db: &TestDb) {
         ),
         (
             r#""currency":"CNY","op":"pay_tuition","enrollment":"E1","amount":"-1.00""#,
+            "amount_must_be_positive",
+        ),
+        (
+            r#""currency":"CNY","op":"pay_tuition","enrollment":"E1","amount":"0.00""#,
             "amount_must_be_positive",
         ),
         (

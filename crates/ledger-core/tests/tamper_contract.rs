@@ -664,7 +664,9 @@ async fn entries_and_records_written_while_verify_runs_are_never_taken_for_tampe
                 .execute(req(
                     "I1",
                     &format!("deposit-{n}"),
-                    ledger_core::Command::PayInDeposit { amount_minor: 100 },
+                    ledger_core::Command::PayInDeposit {
+                        amount: ledger_core::Amount::from_minor(100).unwrap(),
+                    },
                 ))
                 .await
                 .unwrap();

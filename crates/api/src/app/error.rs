@@ -41,6 +41,14 @@ pub enum AppError {
         index: Option<usize>,
         error: LedgerError,
     },
+    /// A rule refused a part of a larger input (a statement of a file):
+    /// `at` names the part, `consequence` what was therefore not done.
+    #[error("{at}{error}; {consequence}")]
+    RefusedWithin {
+        at: String,
+        error: LedgerError,
+        consequence: &'static str,
+    },
     /// Input the use case cannot take, with a stable code and the field
     /// (or the place in a file) at fault.
     #[error("{detail}")]
@@ -92,7 +100,9 @@ impl AppError {
 
     pub fn kind(&self) -> Kind {
         match self {
-            AppError::Refused { error, .. } => error.kind().into(),
+            AppError::Refused { error, .. } | AppError::RefusedWithin { error, .. } => {
+                error.kind().into()
+            }
             AppError::Invalid { .. } => Kind::Invalid,
             AppError::Conflict { .. } => Kind::Conflict,
             AppError::NotFound { .. } => Kind::NotFound,
@@ -104,7 +114,7 @@ impl AppError {
     /// Stable snake_case code: the ledger rule's, or the use case's own.
     pub fn code(&self) -> &'static str {
         match self {
-            AppError::Refused { error, .. } => error.code(),
+            AppError::Refused { error, .. } | AppError::RefusedWithin { error, .. } => error.code(),
             AppError::Invalid { code, .. }
             | AppError::Conflict { code, .. }
             | AppError::Unavailable { code, .. } => code,

@@ -151,7 +151,7 @@ fn statement(
 }
 
 pub async fn send(store: &Store) -> anyhow::Result<()> {
-    store.register_bank(BANK, "Puyang Bank (demo)").await?;
+    crate::app::feeds::register_bank(store, BANK, "Puyang Bank (demo)").await?;
     for institution in store.institutions().await? {
         let kinds: &[AccountKind] = match institution.mode {
             SupervisionMode::Custody => &[AccountKind::Escrow],
@@ -174,7 +174,7 @@ pub async fn send(store: &Store) -> anyhow::Result<()> {
                 kind: *kind,
                 currency: Currency::Cny,
             };
-            store.register_bank_account(&account).await?;
+            crate::app::feeds::register_account(store, &account).await?;
             let s = statement(institution.id.as_str(), *kind, &movements(&entries, *kind));
             // Half the accounts report in MT940, half in camt.053.
             let bytes = if k % 2 == 0 {
@@ -186,7 +186,7 @@ pub async fn send(store: &Store) -> anyhow::Result<()> {
                 }])
             }
             .into_bytes();
-            crate::feed::ingest_bytes(store, BANK, &bytes)
+            crate::app::feeds::ingest_bytes(store, BANK, &bytes)
                 .await
                 .map_err(|e| anyhow::anyhow!("demo statement of {}: {e}", institution.id))?;
         }

@@ -205,37 +205,27 @@ impl InstitutionBook {
 
     fn plan(&self, request: &Request) -> Result<Plan, LedgerError> {
         use AccountCode::*;
-        let amount = |minor: i64| Amount::from_minor(minor);
         Ok(match &request.command {
-            Command::PayTuition {
-                enrollment,
-                amount_minor,
-            } => self.plan_charge(
+            Command::PayTuition { enrollment, amount } => self.plan_charge(
                 request,
                 EntryKind::TuitionPaid,
                 EscrowCash,
                 enrollment,
-                *amount_minor,
+                amount.minor(),
             )?,
-            Command::CollectOutsideEscrow {
-                enrollment,
-                amount_minor,
-            } => self.plan_charge(
+            Command::CollectOutsideEscrow { enrollment, amount } => self.plan_charge(
                 request,
                 EntryKind::TuitionCollectedOutside,
                 HeldByInstitution,
                 enrollment,
-                *amount_minor,
+                amount.minor(),
             )?,
-            Command::AttributeReceipt {
-                enrollment,
-                amount_minor,
-            } => self.plan_charge(
+            Command::AttributeReceipt { enrollment, amount } => self.plan_charge(
                 request,
                 EntryKind::ReceiptAttributed,
                 Unidentified,
                 enrollment,
-                *amount_minor,
+                amount.minor(),
             )?,
             Command::ConsumeLessons { enrollment, hours } => {
                 let book = self.enrollment(enrollment)?;
@@ -274,20 +264,17 @@ impl InstitutionBook {
                     paid_delta: 0,
                 }
             }
-            Command::InstructRelease { amount_minor } => Plan::simple(
+            Command::InstructRelease { amount } => Plan::simple(
                 EntryKind::ReleaseInstructed,
                 Releasable,
                 EscrowCash,
-                amount(*amount_minor)?,
+                *amount,
             ),
-            Command::ApproveRefund {
-                enrollment,
-                amount_minor,
-            } => {
+            Command::ApproveRefund { enrollment, amount } => {
                 self.enrollment(enrollment)?;
                 let prepaid = Prepaid(enrollment.clone());
                 let refundable = self.totals(&prepaid)?.available(prepaid.account_type());
-                let requested = amount_minor.unwrap_or(refundable);
+                let requested = amount.map_or(refundable, |a| a.minor());
                 if requested > refundable || requested <= 0 {
                     return Err(LedgerError::RefundExceedsRefundable {
                         enrollment: enrollment.to_string(),
@@ -299,46 +286,43 @@ impl InstitutionBook {
                     EntryKind::RefundApproved,
                     prepaid,
                     RefundPayable,
-                    amount(requested)?,
+                    Amount::from_minor(requested)?,
                 );
                 plan.enrollment = Some(enrollment.clone());
                 plan
             }
-            Command::InstructRefundPayment {
-                amount_minor,
-                source,
-            } => Plan::simple(
+            Command::InstructRefundPayment { amount, source } => Plan::simple(
                 EntryKind::RefundPaymentInstructed,
                 RefundPayable,
                 match source {
                     RefundSource::Escrow => EscrowCash,
                     RefundSource::Deposit => DepositCash,
                 },
-                amount(*amount_minor)?,
+                *amount,
             ),
-            Command::RecordRefundPaidByInstitution { amount_minor } => Plan::simple(
+            Command::RecordRefundPaidByInstitution { amount } => Plan::simple(
                 EntryKind::RefundPaidByInstitution,
                 RefundPayable,
                 HeldByInstitution,
-                amount(*amount_minor)?,
+                *amount,
             ),
-            Command::RecordUnidentifiedReceipt { amount_minor } => Plan::simple(
+            Command::RecordUnidentifiedReceipt { amount } => Plan::simple(
                 EntryKind::UnidentifiedReceipt,
                 EscrowCash,
                 Unidentified,
-                amount(*amount_minor)?,
+                *amount,
             ),
-            Command::PayInDeposit { amount_minor } => Plan::simple(
+            Command::PayInDeposit { amount } => Plan::simple(
                 EntryKind::DepositPaidIn,
                 DepositCash,
                 DepositPayable,
-                amount(*amount_minor)?,
+                *amount,
             ),
-            Command::InstructDepositReturn { amount_minor } => Plan::simple(
+            Command::InstructDepositReturn { amount } => Plan::simple(
                 EntryKind::DepositReturnInstructed,
                 DepositPayable,
                 DepositCash,
-                amount(*amount_minor)?,
+                *amount,
             ),
             Command::ConfirmPending { pending } | Command::VoidPending { pending } => {
                 let target = self.known(pending)?;
@@ -652,7 +636,9 @@ mod tests {
         let mut b = book(&[AccountCode::EscrowCash]);
         let err = b
             .execute(
-                &request(Command::RecordUnidentifiedReceipt { amount_minor: 5 }),
+                &request(Command::RecordUnidentifiedReceipt {
+                    amount: crate::Amount::from_minor(5).unwrap(),
+                }),
                 DateTime::<Utc>::MIN_UTC,
             )
             .unwrap_err();
@@ -669,9 +655,16 @@ mod tests {
         let later: DateTime<Utc> = "2026-09-01T00:00:00Z".parse().unwrap();
         let earlier: DateTime<Utc> = "2026-08-01T00:00:00Z".parse().unwrap();
         let first = b
-            .execute(&request(Command::PayInDeposit { amount_minor: 5 }), later)
+            .execute(
+                &request(Command::PayInDeposit {
+                    amount: crate::Amount::from_minor(5).unwrap(),
+                }),
+                later,
+            )
             .unwrap();
-        let mut second = request(Command::PayInDeposit { amount_minor: 5 });
+        let mut second = request(Command::PayInDeposit {
+            amount: crate::Amount::from_minor(5).unwrap(),
+        });
         second.client_id = ClientId::parse("d").unwrap();
         let second = b.execute(&second, earlier).unwrap();
         assert_eq!(first.entry().recorded_at, later);

@@ -111,12 +111,14 @@ pub enum Command {
     /// Tuition paid into the supervised account.
     PayTuition {
         enrollment: EnrollmentId,
-        amount_minor: i64,
+        #[serde(rename = "amount_minor")]
+        amount: Amount,
     },
     /// Tuition the institution collected itself (risk-deposit mode).
     CollectOutsideEscrow {
         enrollment: EnrollmentId,
-        amount_minor: i64,
+        #[serde(rename = "amount_minor")]
+        amount: Amount,
     },
     /// 课消: lessons delivered; earns tuition at the price actually paid.
     ConsumeLessons {
@@ -124,32 +126,50 @@ pub enum Command {
         hours: u32,
     },
     /// 拨付: instruct the bank to release earned tuition (pending).
-    InstructRelease { amount_minor: i64 },
+    InstructRelease {
+        #[serde(rename = "amount_minor")]
+        amount: Amount,
+    },
     /// 退费: approve a refund of unconsumed tuition; `None` refunds all of it.
     ApproveRefund {
         enrollment: EnrollmentId,
-        amount_minor: Option<i64>,
+        #[serde(rename = "amount_minor")]
+        amount: Option<Amount>,
     },
     /// Instruct the bank to pay an approved refund (pending).
     InstructRefundPayment {
-        amount_minor: i64,
+        #[serde(rename = "amount_minor")]
+        amount: Amount,
         source: RefundSource,
     },
     /// An approved refund the institution paid the family itself, out of
     /// the tuition it collected outside escrow (deposit mode): posted at
     /// once, nothing for the supervising bank to move.
-    RecordRefundPaidByInstitution { amount_minor: i64 },
+    RecordRefundPaidByInstitution {
+        #[serde(rename = "amount_minor")]
+        amount: Amount,
+    },
     /// A bank receipt nobody can attribute yet (suspense).
-    RecordUnidentifiedReceipt { amount_minor: i64 },
+    RecordUnidentifiedReceipt {
+        #[serde(rename = "amount_minor")]
+        amount: Amount,
+    },
     /// Attribute (part of) a suspense receipt to an enrollment.
     AttributeReceipt {
         enrollment: EnrollmentId,
-        amount_minor: i64,
+        #[serde(rename = "amount_minor")]
+        amount: Amount,
     },
     /// The institution pays in its risk deposit.
-    PayInDeposit { amount_minor: i64 },
+    PayInDeposit {
+        #[serde(rename = "amount_minor")]
+        amount: Amount,
+    },
     /// Instruct the bank to return (part of) the deposit (pending).
-    InstructDepositReturn { amount_minor: i64 },
+    InstructDepositReturn {
+        #[serde(rename = "amount_minor")]
+        amount: Amount,
+    },
     /// The bank executed a pending entry.
     ConfirmPending { pending: ClientId },
     /// The bank rejected or returned a pending entry.
@@ -231,21 +251,8 @@ impl Request {
     /// hours, a sane external reference. Times are truncated to microseconds,
     /// the precision both databases keep.
     pub fn validated(mut self) -> Result<Self, LedgerError> {
-        let positive = |minor: i64| Amount::from_minor(minor).map(|_| ());
+        // Amounts are positive by their type; hours are checked here.
         match &self.command {
-            Command::PayTuition { amount_minor, .. }
-            | Command::CollectOutsideEscrow { amount_minor, .. }
-            | Command::InstructRelease { amount_minor }
-            | Command::InstructRefundPayment { amount_minor, .. }
-            | Command::RecordRefundPaidByInstitution { amount_minor }
-            | Command::RecordUnidentifiedReceipt { amount_minor }
-            | Command::AttributeReceipt { amount_minor, .. }
-            | Command::PayInDeposit { amount_minor }
-            | Command::InstructDepositReturn { amount_minor } => positive(*amount_minor)?,
-            Command::ApproveRefund {
-                amount_minor: Some(amount_minor),
-                ..
-            } => positive(*amount_minor)?,
             Command::ConsumeLessons { hours: 0, .. } => {
                 return Err(LedgerError::HoursMustBePositive { hours: 0 })
             }

@@ -53,18 +53,18 @@ impl WireRequest {
     pub fn parse(self) -> Result<Request, LedgerError> {
         let currency: Currency = self.currency.parse()?;
         let op = self.op.as_str();
-        let amount = |value: &Option<String>| -> Result<i64, LedgerError> {
-            Ok(Amount::parse(required(op, "amount", value)?, currency)?.minor())
+        let amount = |value: &Option<String>| -> Result<Amount, LedgerError> {
+            Amount::parse(required(op, "amount", value)?, currency)
         };
         let enrollment = || EnrollmentId::parse(required(op, "enrollment", &self.enrollment)?);
         let command = match op {
             "pay_tuition" => Command::PayTuition {
                 enrollment: enrollment()?,
-                amount_minor: amount(&self.amount)?,
+                amount: amount(&self.amount)?,
             },
             "collect_outside_escrow" => Command::CollectOutsideEscrow {
                 enrollment: enrollment()?,
-                amount_minor: amount(&self.amount)?,
+                amount: amount(&self.amount)?,
             },
             "consume_lessons" => {
                 let hours = self.hours.ok_or(LedgerError::MissingField {
@@ -81,17 +81,17 @@ impl WireRequest {
                 }
             }
             "instruct_release" => Command::InstructRelease {
-                amount_minor: amount(&self.amount)?,
+                amount: amount(&self.amount)?,
             },
             "approve_refund" => Command::ApproveRefund {
                 enrollment: enrollment()?,
-                amount_minor: match &self.amount {
+                amount: match &self.amount {
                     Some(_) => Some(amount(&self.amount)?),
                     None => None,
                 },
             },
             "instruct_refund_payment" => Command::InstructRefundPayment {
-                amount_minor: amount(&self.amount)?,
+                amount: amount(&self.amount)?,
                 source: match self.source.as_deref().unwrap_or("escrow") {
                     "escrow" => RefundSource::Escrow,
                     "deposit" => RefundSource::Deposit,
@@ -104,20 +104,20 @@ impl WireRequest {
                 },
             },
             "record_refund_paid_by_institution" => Command::RecordRefundPaidByInstitution {
-                amount_minor: amount(&self.amount)?,
+                amount: amount(&self.amount)?,
             },
             "record_unidentified_receipt" => Command::RecordUnidentifiedReceipt {
-                amount_minor: amount(&self.amount)?,
+                amount: amount(&self.amount)?,
             },
             "attribute_receipt" => Command::AttributeReceipt {
                 enrollment: enrollment()?,
-                amount_minor: amount(&self.amount)?,
+                amount: amount(&self.amount)?,
             },
             "pay_in_deposit" => Command::PayInDeposit {
-                amount_minor: amount(&self.amount)?,
+                amount: amount(&self.amount)?,
             },
             "instruct_deposit_return" => Command::InstructDepositReturn {
-                amount_minor: amount(&self.amount)?,
+                amount: amount(&self.amount)?,
             },
             "confirm_pending" => Command::ConfirmPending {
                 pending: ClientId::parse(required(op, "pending", &self.pending)?)?,
@@ -171,7 +171,7 @@ mod tests {
             r#""op":"pay_tuition","enrollment":"E1","amount":"1234.50""#,
             Ok(Command::PayTuition {
                 enrollment: e(),
-                amount_minor: 123_450,
+                amount: crate::Amount::from_minor(123_450).unwrap(),
             }),
         );
         check(

@@ -111,7 +111,7 @@ pub fn req(institution: &str, client_id: &str, command: Command) -> Request {
 pub fn pay(enrollment: &str, amount_minor: i64) -> Command {
     Command::PayTuition {
         enrollment: eid(enrollment),
-        amount_minor,
+        amount: ledger_core::Amount::from_minor(amount_minor).unwrap(),
     }
 }
 

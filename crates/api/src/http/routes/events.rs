@@ -105,7 +105,7 @@ async fn report_event(
             body.occurred_on,
             body.note.as_deref(),
             &by,
-            Some(&crate::workflow::request_key(
+            Some(&crate::app::refunds::request_key(
                 &caller.token_id,
                 key.as_str(),
             )),

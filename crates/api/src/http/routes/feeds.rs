@@ -5,15 +5,15 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use bank_adapter::parse::{FileContext, ParseOptions};
-use ledger_core::domain::feeds::IngestReport;
-use ledger_core::StoreError;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use bank_adapter::parse::ParseOptions;
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::access::{Action, Caller, Scope};
+use crate::app;
+use crate::app::feeds::{FeedReceipt, StatementFile};
 use crate::http::problem::{ApiError, ApiResult, Json, Problem, Query};
 use crate::http::{guard, AppState};
 
@@ -26,21 +26,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct FeedQuery {
     /// The sending bank; a bank token's own bank by default.
     pub bank: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FeedReceipt {
-    pub bank: String,
-    /// SHA-256 of the file as received.
-    pub sha256: String,
-    pub format: String,
-    /// The file had been received before: nothing was stored.
-    pub file_seen_before: bool,
-    pub statements_stored: u32,
-    pub statements_already_held: u32,
-    pub lines_stored: u64,
-    /// Layout oddities and balance-chain breaks, said, not hidden.
-    pub warnings: Vec<String>,
 }
 
 /// Upload a statement file; the body is the file itself.
@@ -87,69 +72,16 @@ async fn ingest(state: &AppState, bank: String, body: &[u8]) -> ApiResult<FeedRe
             format!("byte {at} of the file is NUL: statement files are text (camt XML, MT940/942); nothing was stored"),
         ));
     }
-    let ctx = FileContext::of(body);
-    let mut statements = Vec::new();
-    let options = ParseOptions {
-        format: None,
-        csv: None,
-        ..ParseOptions::default()
-    };
-    let mut parse_warnings = bank_adapter::parse::parse_stream(body, &ctx, &options, &mut |s| {
-        statements.push(s);
-        Ok(())
-    })
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            e.code(),
-            format!("{e}; nothing from this file was stored"),
-        )
-        .on_field("body")
-    })?
-    .into_iter()
-    .map(|w| format!("{}: {}", w.at, w.message))
-    .collect::<Vec<_>>();
-    let feed = statements
-        .iter()
-        .map(|s| bank_adapter::ingest::to_feed(&bank, s))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                e.code(),
-                format!("{e}; nothing from this file was stored"),
-            )
-            .on_field("body")
-        })?;
-    let format = statements.first().map_or("empty", |s| s.format.code());
-    let report: IngestReport = state
-        .store
-        .ingest_file(&bank, &ctx.sha256, format, body.len() as u64, &feed)
+    let options = ParseOptions::default();
+    let receipt = app::feeds::ingest(&state.store, StatementFile::received(&bank, body, &options))
         .await
-        .map_err(|e| match e {
-            StoreError::Rejected { index, error } => {
-                let which = index
-                    .and_then(|i| feed.get(i))
-                    .map(|s| format!("statement {} of account {}: ", s.statement_id, s.account_no))
-                    .unwrap_or_default();
-                let mut e = ApiError::from(error);
-                e.detail = format!("{which}{}; nothing from this file was stored", e.detail);
-                e
-            }
-            other => other.into(),
+        .map_err(|e| {
+            let mut e = ApiError::from(e);
+            e.field.get_or_insert_with(|| "body".to_string());
+            e
         })?;
-    state.metrics.feed_lines_ingested(report.lines_stored);
-    parse_warnings.extend(report.warnings.iter().cloned());
-    Ok(FeedReceipt {
-        bank,
-        sha256: ctx.sha256,
-        format: format.to_string(),
-        file_seen_before: report.file_seen_before,
-        statements_stored: report.statements_stored,
-        statements_already_held: report.statements_already_held,
-        lines_stored: report.lines_stored,
-        warnings: parse_warnings,
-    })
+    state.metrics.feed_lines_ingested(receipt.lines_stored);
+    Ok(receipt)
 }
 
 /// The bank-push routes: authenticated by the bank's signature, not a token.

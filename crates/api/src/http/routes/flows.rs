@@ -15,6 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::access::{Action, Caller};
+use crate::app::books;
 use crate::http::problem::{ApiError, ApiResult, Json, Problem, Query};
 use crate::http::record::Accepted;
 use crate::http::views::{EnrollmentPage, EnrollmentView, EntryView, PageParams};
@@ -72,7 +73,7 @@ async fn create_enrollment(
         course_start: body.course_start,
         course_end: body.course_end,
     };
-    state.store.create_enrollment(&enrollment).await?;
+    books::enroll(&state.store, &enrollment).await?;
     Ok((StatusCode::CREATED, Json(EnrollmentView::from(&enrollment))))
 }
 
@@ -137,7 +138,7 @@ pub struct NewPayment {
 }
 
 async fn execute(state: &AppState, request: Request) -> ApiResult<(StatusCode, Json<EntryView>)> {
-    let entry = state.store.execute(request.validated()?).await?;
+    let entry = books::record(&state.store, request).await?;
     state.metrics.entries_posted(1);
     Ok((StatusCode::CREATED, Json(EntryView::from(&entry))))
 }
@@ -179,9 +180,8 @@ async fn record_payment(
     let command = Command::PayTuition {
         enrollment: EnrollmentId::parse(body.enrollment)
             .map_err(|e| ApiError::from(e).on_field("enrollment"))?,
-        amount_minor: Amount::parse(&body.amount, i.currency)
-            .map_err(|e| ApiError::from(e).on_field("amount"))?
-            .minor(),
+        amount: Amount::parse(&body.amount, i.currency)
+            .map_err(|e| ApiError::from(e).on_field("amount"))?,
     };
     let r = request(
         accepted,
@@ -347,7 +347,7 @@ async fn post_batch(
         };
         requests.push(wire.parse().map_err(|e| at(ApiError::from(e)))?);
     }
-    let entries = state.store.execute_batch(requests).await?;
+    let entries = books::record_batch(&state.store, requests).await?;
     state.metrics.entries_posted(entries.len());
     Ok((
         StatusCode::CREATED,

@@ -7,18 +7,19 @@ use axum::http::StatusCode;
 use axum::Extension;
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::domain::money::format_minor;
-use ledger_core::domain::refunds::{Payee, Refund, RefundState};
-use ledger_core::{Amount, ClientId, Currency, EnrollmentId};
+use ledger_core::domain::refunds::{Payee, Refund};
+use ledger_core::{ClientId, Currency};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::access::{Action, Caller};
+use crate::app::jobs;
+use crate::app::refunds::{self, Settlement};
 use crate::http::problem::{ApiError, ApiResult, Json, Problem};
 use crate::http::record::Accepted;
 use crate::http::{guard, AppState};
-use crate::workflow;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -144,56 +145,25 @@ async fn request_refund(
     Json(body): Json<NewRefund>,
 ) -> ApiResult<(StatusCode, Json<RefundView>)> {
     let i = guard::institution(&state, &caller, &id, Action::RequestRefund).await?;
-    let enrollment = EnrollmentId::parse(body.enrollment)
-        .map_err(|e| ApiError::from(e).on_field("enrollment"))?;
-    let amount_minor = body
-        .amount
-        .as_deref()
-        .map(|a| Amount::parse(a, i.currency).map(|a| a.minor()))
-        .transpose()
-        .map_err(|e| ApiError::from(e).on_field("amount"))?;
-    for (field, value) in [
-        ("payee.name", &body.payee.name),
-        ("payee.account", &body.payee.account),
-        ("payee.bank", &body.payee.bank),
-    ] {
-        if value.trim().is_empty() || value.len() > 70 {
-            return Err(ApiError::invalid(
-                field,
-                format!("{field} must be 1 to 70 characters"),
-            ));
-        }
-    }
-    // The refund's id follows from the caller's key, so an attempt that
-    // repeats one whose answer was lost (a crash between the two) finds the
-    // refund the first attempt made instead of making a second.
-    let refund_id = workflow::refund_id_for(&caller.token_id, key.as_str());
-    if let Some(made) = state.store.refund_by_id(&refund_id).await? {
-        return Ok((
-            StatusCode::CREATED,
-            Json(view(&state, &made, i.currency).await?),
-        ));
-    }
-    let today = accepted.at.date_naive();
-    let refund = Refund {
-        institution: i.id.clone(),
-        id: refund_id,
-        enrollment,
-        amount_minor,
+    let ask = refunds::RefundAsk {
+        enrollment: body.enrollment,
+        amount: body.amount,
         payee: Payee {
             name: body.payee.name,
             account: body.payee.account,
             bank: body.payee.bank,
         },
         reason: body.reason,
-        requested_by: actor(&caller),
-        requested_on: today,
-        answer_by: workflow::answer_by(&state.store, &i, today).await?,
-        state: RefundState::Requested,
-        pay_by: None,
-        instruction_id: None,
     };
-    state.store.create_refund(&refund).await?;
+    let refund = refunds::request(
+        &state.store,
+        &i,
+        ask,
+        refunds::refund_id_for(&caller.token_id, key.as_str()),
+        actor(&caller),
+        accepted.at.date_naive(),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(view(&state, &refund, i.currency).await?),
@@ -207,11 +177,7 @@ async fn find(
     action: Action,
 ) -> ApiResult<(Refund, Currency)> {
     let not_found = || ApiError::not_found(format!("refund {id:?}"));
-    // Refund ids are ours ("RF" and hex); anything else cannot exist.
-    if id.len() > 32 || !id.starts_with("RF") || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(not_found());
-    }
-    let r = state.store.refund_by_id(id).await?.ok_or_else(not_found)?;
+    let r = refunds::find(&state.store, id).await?;
     let i = guard::institution(state, caller, r.institution.as_str(), action)
         .await
         .map_err(|e| {
@@ -255,26 +221,7 @@ async fn approve_refund(
     Path(id): Path<String>,
     Json(body): Json<Decision>,
 ) -> ApiResult<Json<RefundView>> {
-    let (r, currency) = find(&state, &caller, &id, Action::ApproveRefund).await?;
-    decide(
-        &state,
-        &caller,
-        &r,
-        RefundState::Approved,
-        body.comment.as_deref(),
-    )
-    .await?;
-    if let Some(approved) = state.store.refund(&r.institution, &r.id).await? {
-        if approved.state == RefundState::Approved {
-            workflow::instruct(&state.store, &approved, workflow::today(&state.store)).await?;
-        }
-    }
-    let now = state
-        .store
-        .refund(&r.institution, &r.id)
-        .await?
-        .unwrap_or(r);
-    Ok(Json(view(&state, &now, currency).await?))
+    decide(&state, &caller, &id, refunds::Decision::Approve, body).await
 }
 
 /// Decline a requested refund, with the reason.
@@ -288,57 +235,28 @@ async fn decline_refund(
     Path(id): Path<String>,
     Json(body): Json<Decision>,
 ) -> ApiResult<Json<RefundView>> {
-    let (r, currency) = find(&state, &caller, &id, Action::ApproveRefund).await?;
-    decide(
-        &state,
-        &caller,
-        &r,
-        RefundState::Declined,
-        body.comment.as_deref(),
-    )
-    .await?;
-    let now = state
-        .store
-        .refund(&r.institution, &r.id)
-        .await?
-        .unwrap_or(r);
-    Ok(Json(view(&state, &now, currency).await?))
+    decide(&state, &caller, &id, refunds::Decision::Decline, body).await
 }
 
 async fn decide(
     state: &AppState,
     caller: &Caller,
-    r: &Refund,
-    to: RefundState,
-    comment: Option<&str>,
-) -> ApiResult<()> {
-    let moved = r.state == RefundState::Requested
-        && state
-            .store
-            .move_refund(
-                &r.institution,
-                &r.id,
-                RefundState::Requested,
-                to,
-                &actor(caller),
-                comment,
-                None,
-                None,
-            )
-            .await?;
-    if moved {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "refund_already_decided",
-            format!(
-                "refund {} is {}, not waiting for a decision",
-                r.id,
-                r.state.code()
-            ),
-        ))
-    }
+    id: &str,
+    decision: refunds::Decision,
+    body: Decision,
+) -> ApiResult<Json<RefundView>> {
+    let (r, currency) = find(state, caller, id, Action::ApproveRefund).await?;
+    let today = jobs::today(&state.store);
+    let decided = refunds::decide(
+        &state.store,
+        &r,
+        decision,
+        &actor(caller),
+        body.comment.as_deref(),
+        today,
+    )
+    .await?;
+    Ok(Json(view(state, &decided, currency).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -365,33 +283,14 @@ async fn paid_by_institution(
     Json(body): Json<InstitutionPayment>,
 ) -> ApiResult<Json<RefundView>> {
     let (r, currency) = find(&state, &caller, &id, Action::RequestRefund).await?;
-    let bank_ref = body.bank_ref.trim().to_string();
-    if bank_ref.is_empty()
-        || bank_ref.chars().count() > 64
-        || bank_ref.chars().any(char::is_control)
-    {
-        return Err(ApiError::invalid(
-            "bank_ref",
-            "the bank's reference of the payment: 1 to 64 characters",
-        ));
-    }
-    let institution = state.store.institution(&r.institution).await?;
-    if institution.mode == ledger_core::SupervisionMode::Custody {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "refund_paid_from_escrow",
-            format!(
-                "{} is supervised in custody mode: its refunds are paid from escrow by the bank, not by the institution",
-                institution.name
-            ),
-        ));
-    }
     settle(
         &state,
         &caller,
         r,
         currency,
-        workflow::Settlement::PaidByInstitution { bank_ref },
+        Settlement::PaidByInstitution {
+            bank_ref: body.bank_ref,
+        },
     )
     .await
 }
@@ -412,14 +311,7 @@ async fn pay_from_deposit(
     Json(_body): Json<Decision>,
 ) -> ApiResult<Json<RefundView>> {
     let (r, currency) = find(&state, &caller, &id, Action::ApproveRefund).await?;
-    settle(
-        &state,
-        &caller,
-        r,
-        currency,
-        workflow::Settlement::FromDeposit,
-    )
-    .await
+    settle(&state, &caller, r, currency, Settlement::FromDeposit).await
 }
 
 async fn settle(
@@ -427,44 +319,9 @@ async fn settle(
     caller: &Caller,
     r: Refund,
     currency: Currency,
-    how: workflow::Settlement,
+    how: Settlement,
 ) -> ApiResult<Json<RefundView>> {
-    if r.state != RefundState::Approved {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "refund_not_awaiting_payment",
-            format!(
-                "refund {} is {}: only an approved refund escrow could not pay is settled this way",
-                r.id,
-                r.state.code()
-            ),
-        ));
-    }
-    let today = workflow::today(&state.store);
-    match workflow::settle_set_aside(&state.store, &r, how, &actor(caller), today).await? {
-        workflow::Instructed::Yes => {}
-        workflow::Instructed::DeclinedByBooks => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "refund_declined_by_books",
-                format!(
-                    "the books refused refund {}: it is declined (see its history)",
-                    r.id
-                ),
-            ))
-        }
-        workflow::Instructed::SetAside { reason } => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "refund_not_payable",
-                reason,
-            ))
-        }
-    }
-    let now = state
-        .store
-        .refund(&r.institution, &r.id)
-        .await?
-        .unwrap_or(r);
-    Ok(Json(view(state, &now, currency).await?))
+    let today = jobs::today(&state.store);
+    let settled = refunds::settle(&state.store, &r, how, &actor(caller), today).await?;
+    Ok(Json(view(state, &settled, currency).await?))
 }

@@ -5,14 +5,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Extension;
 use ledger_core::domain::refunds::Payee;
-use ledger_core::{Amount, ClientId, Command, Request};
+use ledger_core::ClientId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::access::{Action, Caller};
-use crate::http::problem::{ApiError, ApiResult, Json, Problem};
+use crate::app::releases;
+use crate::http::problem::{ApiResult, Json, Problem};
 use crate::http::record::Accepted;
 use crate::http::views::EntryView;
 use crate::http::{guard, AppState};
@@ -43,11 +44,7 @@ async fn get_payee(
     Path(id): Path<String>,
 ) -> ApiResult<Json<PayeeView>> {
     let i = guard::institution(&state, &caller, &id, Action::ReadBooks).await?;
-    let p = state
-        .store
-        .payee(&i.id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("a payee account of {id}")))?;
+    let p = releases::payee(&state.store, &i).await?;
     Ok(Json(PayeeView {
         name: p.name,
         account: p.account,
@@ -55,8 +52,6 @@ async fn get_payee(
     }))
 }
 
-/// Put the institution's payee account on file (a new version; the old
-/// ones are kept). Repeating the current one changes nothing.
 #[utoipa::path(put, path = "/v1/institutions/{id}/payee", tag = "flows", request_body = PayeeView,
     params(("id" = String, Path, description = "Institution id")),
     responses((status = 200, body = PayeeView), (status = 404, body = Problem), (status = 422, body = Problem)))]
@@ -67,33 +62,23 @@ async fn set_payee(
     Json(body): Json<PayeeView>,
 ) -> ApiResult<Json<PayeeView>> {
     let i = guard::institution(&state, &caller, &id, Action::Release).await?;
-    for (field, value) in [
-        ("name", &body.name),
-        ("account", &body.account),
-        ("bank", &body.bank),
-    ] {
-        if value.trim().is_empty() || value.len() > 70 {
-            return Err(ApiError::invalid(
-                field,
-                format!("{field} must be 1 to 70 characters"),
-            ));
-        }
-    }
+    let by = format!(
+        "{} ({} token {})",
+        caller.name,
+        caller.role.as_str(),
+        caller.token_id
+    );
     let payee = Payee {
-        name: body.name.clone(),
-        account: body.account.clone(),
-        bank: body.bank.clone(),
+        name: body.name,
+        account: body.account,
+        bank: body.bank,
     };
-    if state.store.payee(&i.id).await?.as_ref() != Some(&payee) {
-        let by = format!(
-            "{} ({} token {})",
-            caller.name,
-            caller.role.as_str(),
-            caller.token_id
-        );
-        state.store.set_payee(&i.id, &payee, &by).await?;
-    }
-    Ok(Json(body))
+    let p = releases::set_payee(&state.store, &i, payee, &by).await?;
+    Ok(Json(PayeeView {
+        name: p.name,
+        account: p.account,
+        bank: p.bank,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -122,44 +107,7 @@ async fn release(
     Json(body): Json<NewRelease>,
 ) -> ApiResult<(StatusCode, Json<EntryView>)> {
     let i = guard::institution(&state, &caller, &id, Action::Release).await?;
-    let k = key.as_str();
-    if k.len() > 35
-        || !k
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-    {
-        return Err(ApiError::invalid(
-            "Idempotency-Key",
-            "a release's Idempotency-Key is its bank instruction id: at most 35 letters, digits, '-' or '.'",
-        ));
-    }
-    if state.store.payee(&i.id).await?.is_none() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "no_payee_on_file",
-            format!(
-                "{} has no payee account on file: PUT /v1/institutions/{}/payee first",
-                i.name, i.id
-            ),
-        ));
-    }
-    let amount_minor = Amount::parse(&body.amount, i.currency)
-        .map_err(|e| ApiError::from(e).on_field("amount"))?
-        .minor();
-    let entry = state
-        .store
-        .execute(
-            Request {
-                institution: i.id.clone(),
-                client_id: key,
-                currency: i.currency,
-                occurred_at: accepted.at,
-                external_ref: None,
-                command: Command::InstructRelease { amount_minor },
-            }
-            .validated()?,
-        )
-        .await?;
+    let entry = releases::release(&state.store, &i, key, &body.amount, accepted.at).await?;
     state.metrics.entries_posted(1);
     Ok((StatusCode::CREATED, Json(EntryView::from(&entry))))
 }

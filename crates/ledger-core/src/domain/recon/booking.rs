@@ -17,7 +17,7 @@ use crate::domain::entry::{Command, Entry, EntryKind, Request};
 use crate::domain::error::LedgerError;
 use crate::domain::feeds::{AccountKind, BankAccount};
 use crate::domain::ids::ClientId;
-use crate::domain::money::format_minor;
+use crate::domain::money::{format_minor, Amount};
 use crate::domain::recon::account::{quarantined, Quarantine, StatementLine};
 use crate::domain::recon::{LineStatus, Match, Reason, ReconcileOutcome};
 
@@ -150,7 +150,7 @@ pub fn suspense_receipts(
                     .and_utc(),
                 external_ref: l.bank_ref.clone().or(l.end_to_end_id.clone()),
                 command: Command::RecordUnidentifiedReceipt {
-                    amount_minor: l.amount_minor,
+                    amount: Amount::from_minor(l.amount_minor)?,
                 },
             },
             line_key,
@@ -423,7 +423,9 @@ mod tests {
         assert_eq!(r.request.external_ref.as_deref(), Some("REF7"));
         assert_eq!(
             r.request.command,
-            Command::RecordUnidentifiedReceipt { amount_minor: 500 }
+            Command::RecordUnidentifiedReceipt {
+                amount: Amount::from_minor(500).unwrap()
+            }
         );
         let kept = r.kept(&entry(9, EntryKind::UnidentifiedReceipt, None));
         assert_eq!(

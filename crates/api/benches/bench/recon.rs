@@ -1,4 +1,4 @@
-//! `escrow-ledger bench reconcile` and `bench risk`: the pure engines on
+//! `bench reconcile` and `bench risk`: the pure engines on
 //! generated data, each against a baseline in the same run. Reconciliation:
 //! N bank lines against N ledger transfers (mostly exact end-to-end ids,
 //! some order numbers in remittance text, some unmatched), against a plain

@@ -1,4 +1,4 @@
-//! `escrow-ledger bench parse`: statement parsing throughput (MB/s, lines/s)
+//! `bench parse`: statement parsing throughput (MB/s, lines/s)
 //! and peak memory on a generated file with N transaction lines, in MT940 and
 //! camt.053. Each parse runs in a child process (`bench parse-file`) so its
 //! peak memory is its own; the baseline in the same run is a plain scan of
@@ -206,7 +206,7 @@ pub fn run(lines: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
         let bytes = generate(&path, format, lines)?;
         eprintln!("parsing {} …", path.display());
         let output = Command::new(&exe)
-            .args(["bench", "parse-file", "--format", format.code()])
+            .args(["parse-file", "--format", format.code()])
             .arg(&path)
             .output()?;
         let _ = std::fs::remove_file(&path);

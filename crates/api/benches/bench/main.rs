@@ -1,4 +1,6 @@
-//! Benchmarks: `bench post` (entries per second through the ledger against a
+//! The benchmark harness, its own target so that none of it is compiled
+//! into the product: `cargo bench -p api --bench bench -- <benchmark>
+//! [--database-url URL] [options]`. Benchmarks: `post` (entries per second through the ledger against a
 //! raw-SQL baseline) and `bench parse` (statement parsing throughput and
 //! memory against a plain scan of the same bytes), `bench reconcile` (the
 //! matcher against a plain hash join), `bench reconcile-stored` and `bench
@@ -13,7 +15,7 @@ mod stored;
 
 use std::path::PathBuf;
 
-use clap::Subcommand;
+use clap::{Parser, Subcommand};
 use ledger_core::Store;
 use sqlx::Executor;
 
@@ -66,7 +68,7 @@ pub enum BenchCommand {
 
 /// A scratch store for a benchmark: schema `name` on PostgreSQL (dropped
 /// and made afresh), a sibling file `<db>.<name>` on SQLite.
-pub(crate) async fn scratch(url: &str, name: &str) -> anyhow::Result<Store> {
+pub async fn scratch(url: &str, name: &str) -> anyhow::Result<Store> {
     let url = if url.starts_with("postgres") {
         let admin = sqlx::PgPool::connect(url).await?;
         admin
@@ -97,7 +99,55 @@ pub(crate) async fn scratch(url: &str, name: &str) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-pub async fn run(command: BenchCommand, url: &str) -> anyhow::Result<()> {
+/// `cargo bench -p api --bench bench -- <benchmark> [options]`; figures and
+/// the command that made them are recorded in BENCHMARKS.md.
+#[derive(Debug, Parser)]
+#[command(
+    name = "bench",
+    about = "escrow-ledger's benchmarks (see BENCHMARKS.md)"
+)]
+struct Args {
+    /// The database the stored benchmarks work in (each in scratch space:
+    /// its own schema on PostgreSQL, a sibling file on SQLite).
+    #[arg(
+        long,
+        global = true,
+        env = "ESCROW_DATABASE_URL",
+        default_value = ledger_core::store::DEFAULT_DATABASE_URL
+    )]
+    database_url: String,
+    /// Passed by `cargo bench`; nothing to do with us.
+    #[arg(long, global = true, hide = true)]
+    bench: bool,
+    #[command(subcommand)]
+    what: Option<BenchCommand>,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let Some(what) = args.what else {
+        // `cargo test --all-targets` runs every target, this one too: it
+        // is built (so it cannot rot) but measures nothing unasked.
+        println!("no benchmark named: cargo bench -p api --bench bench -- --help");
+        return std::process::ExitCode::SUCCESS;
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(what, &args.database_url)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: BenchCommand, url: &str) -> anyhow::Result<()> {
     match command {
         BenchCommand::Post(args) => post::run(args, url).await,
         BenchCommand::Http(args) => http::run(args, url).await,

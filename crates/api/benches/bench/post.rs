@@ -203,7 +203,7 @@ fn request(prefix: &str, k: usize, institutions: usize) -> anyhow::Result<Reques
         command: if is_payment {
             Command::PayTuition {
                 enrollment,
-                amount_minor: PAYMENT_MINOR,
+                amount: ledger_core::Amount::from_minor(PAYMENT_MINOR)?,
             }
         } else {
             Command::ConsumeLessons {

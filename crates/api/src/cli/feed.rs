@@ -10,8 +10,12 @@ use bank_adapter::parse::ParseOptions;
 use bank_adapter::Format;
 use clap::{Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use ledger_core::domain::feeds::IngestReport;
 use ledger_core::domain::feeds::{AccountKind, BankAccount};
-use ledger_core::{Currency, InstitutionId, Store, StoreError};
+use ledger_core::{Currency, InstitutionId, Store};
+
+use crate::app;
+use crate::app::feeds::StatementFile;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum FormatArg {
@@ -211,40 +215,6 @@ fn options(
         format: format.format(),
         csv,
         encoding: camt_encoding,
-    })
-}
-
-/// A file as read: its size and SHA-256 as received, and its statements.
-struct ReadFile {
-    len: u64,
-    sha256: String,
-    out: bank_adapter::ParseOutput,
-}
-
-fn read_and_parse(
-    file: &std::path::Path,
-    options: &ParseOptions,
-    encoding: Option<EncodingArg>,
-) -> anyhow::Result<ReadFile> {
-    let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    // The file is known by what the bank sent, before any transcoding.
-    let ctx = bank_adapter::parse::FileContext::of(&raw);
-    let len = raw.len() as u64;
-    let bytes = transcode(raw, encoding, options)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    let mut statements = Vec::new();
-    let warnings = bank_adapter::parse::parse_stream(&bytes[..], &ctx, options, &mut |s| {
-        statements.push(s);
-        Ok(())
-    })
-    .map_err(|e| anyhow::anyhow!("{}: [{}] {e}", file.display(), e.code()))?;
-    Ok(ReadFile {
-        len,
-        sha256: ctx.sha256,
-        out: bank_adapter::ParseOutput {
-            statements,
-            warnings,
-        },
     })
 }
 
@@ -521,31 +491,6 @@ fn print_statement(
     Ok(())
 }
 
-/// Parses one file the bank sent (any supported format, detected) and
-/// stores its statements: the path every generated statement takes.
-pub async fn ingest_bytes(
-    store: &Store,
-    bank: &str,
-    bytes: &[u8],
-) -> anyhow::Result<ledger_core::domain::feeds::IngestReport> {
-    let parsed = bank_adapter::parse(bytes, &ParseOptions::default())
-        .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
-    let feeds = parsed
-        .statements
-        .iter()
-        .map(|s| bank_adapter::ingest::to_feed(bank, s))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
-    let sha = bank_adapter::parse::FileContext::of(bytes).sha256;
-    let format = parsed
-        .statements
-        .first()
-        .map_or("empty", |s| s.format.code());
-    Ok(store
-        .ingest_file(bank, &sha, format, bytes.len() as u64, &feeds)
-        .await?)
-}
-
 pub async fn ingest(
     store: &Store,
     bank: &str,
@@ -569,53 +514,29 @@ pub async fn ingest(
     let mut reports = Vec::new();
     for file in &files {
         bar.set_message(file.display().to_string());
-        let read = read_and_parse(file, &options, encoding)
-            .map_err(|e| anyhow::anyhow!("{e}; nothing from this file was stored"))?;
-        let parsed = read.out;
-        let statements = parsed
-            .statements
-            .iter()
-            .map(|s| bank_adapter::ingest::to_feed(bank, s))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "{}: [{}] {e}; nothing from this file was stored",
-                    file.display(),
-                    e.code()
-                )
-            })?;
-        let format = parsed
-            .statements
-            .first()
-            .map_or("empty", |s| s.format.code());
-        let report = match store
-            .ingest_file(bank, &read.sha256, format, read.len, &statements)
-            .await
-        {
-            Ok(r) => r,
-            Err(StoreError::Rejected { index, error }) => {
-                let which = index
-                    .and_then(|i| statements.get(i))
-                    .map(|s| format!(" statement {} of account {}", s.statement_id, s.account_no))
-                    .unwrap_or_default();
-                anyhow::bail!(
-                    "{}{which}: [{}] {error}; nothing from this file was stored",
-                    file.display(),
-                    error.code()
-                );
-            }
-            Err(e) => return Err(e.into()),
-        };
-        bar.inc(read.len);
-        let mut warnings: Vec<String> = parsed
-            .warnings
-            .iter()
-            .map(|w| format!("{}: {}", w.at, w.message))
-            .collect();
-        warnings.extend(report.warnings.iter().cloned());
+        let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        // The file is known by what the bank sent, before any transcoding.
+        let sha256 = bank_adapter::parse::FileContext::of(&raw).sha256;
+        let len = raw.len() as u64;
+        let bytes = transcode(raw, encoding, &options).map_err(|e| {
+            anyhow::anyhow!("{}: {e}; nothing from this file was stored", file.display())
+        })?;
+        let receipt = app::feeds::ingest(
+            store,
+            StatementFile {
+                bank,
+                bytes: &bytes,
+                sha256,
+                len,
+                options: &options,
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: [{}] {e}", file.display(), e.code()))?;
+        bar.inc(len);
         if !json {
             bar.suspend(|| {
-                if report.file_seen_before {
+                if receipt.file_seen_before {
                     println!(
                         "{}: already ingested (same content), nothing changed",
                         file.display()
@@ -624,17 +545,27 @@ pub async fn ingest(
                     println!(
                         "{}: {} statements stored ({} lines), {} already held",
                         file.display(),
-                        report.statements_stored,
-                        report.lines_stored,
-                        report.statements_already_held
+                        receipt.statements_stored,
+                        receipt.lines_stored,
+                        receipt.statements_already_held
                     );
                 }
-                for w in &warnings {
+                for w in &receipt.warnings {
                     println!("  warning: {w}");
                 }
             });
         }
-        reports.push(serde_json::json!({ "file": file, "report": report, "warnings": warnings }));
+        reports.push(IngestedFile {
+            file: file.clone(),
+            report: IngestReport {
+                file_seen_before: receipt.file_seen_before,
+                statements_stored: receipt.statements_stored,
+                statements_already_held: receipt.statements_already_held,
+                lines_stored: receipt.lines_stored,
+                warnings: receipt.warnings.clone(),
+            },
+            warnings: receipt.warnings,
+        });
     }
     bar.finish_and_clear();
     if json {
@@ -643,10 +574,18 @@ pub async fn ingest(
     Ok(ExitCode::SUCCESS)
 }
 
+/// One file of `feed ingest --json`.
+#[derive(serde::Serialize)]
+struct IngestedFile {
+    file: PathBuf,
+    report: IngestReport,
+    warnings: Vec<String>,
+}
+
 pub async fn bank(store: &Store, command: BankCommand) -> anyhow::Result<ExitCode> {
     match command {
         BankCommand::Add { id, name } => {
-            store.register_bank(&id, &name).await?;
+            app::feeds::register_bank(store, &id, &name).await?;
             println!("bank {id} ({name}) is registered");
         }
         BankCommand::Account {
@@ -663,7 +602,7 @@ pub async fn bank(store: &Store, command: BankCommand) -> anyhow::Result<ExitCod
                 kind: AccountKind::parse(&kind)?,
                 currency: currency.parse::<Currency>()?,
             };
-            store.register_bank_account(&a).await?;
+            app::feeds::register_account(store, &a).await?;
             println!(
                 "account {} at bank {} is {}'s {} account",
                 a.account_no,
@@ -674,85 +613,6 @@ pub async fn bank(store: &Store, command: BankCommand) -> anyhow::Result<ExitCod
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Stores each pulled page before the checkpoint moves past it: a feed that
-/// cannot be parsed or stored fails the page, so it comes again next run.
-struct StoreSink<'a> {
-    store: &'a Store,
-    bank: String,
-    options: ParseOptions,
-    stored: Vec<String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct SinkError(String);
-
-impl bank_adapter::client::FeedSink for StoreSink<'_> {
-    type Error = SinkError;
-
-    async fn accept(
-        &mut self,
-        feeds: Vec<bank_adapter::client::FetchedFeed>,
-    ) -> Result<(), SinkError> {
-        for feed in feeds {
-            let mut options = self.options.clone();
-            options.format = options.format.or(feed.format);
-            let parsed = bank_adapter::parse(&feed.content, &options).map_err(|e| {
-                SinkError(format!(
-                    "item {} of account {}: [{}] {e}",
-                    feed.id,
-                    feed.account,
-                    e.code()
-                ))
-            })?;
-            let statements = parsed
-                .statements
-                .iter()
-                .map(|s| bank_adapter::ingest::to_feed(&self.bank, s))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| SinkError(format!("item {}: [{}] {e}", feed.id, e.code())))?;
-            let format = parsed
-                .statements
-                .first()
-                .map_or("empty", |s| s.format.code());
-            let report = self
-                .store
-                .ingest_file(
-                    &self.bank,
-                    &feed.sha256,
-                    format,
-                    feed.content.len() as u64,
-                    &statements,
-                )
-                .await
-                .map_err(|e| SinkError(format!("item {}: [{}] {e}", feed.id, e.code())))?;
-            let mut line = format!(
-                "{} item {}: {} statements stored ({} lines), {} already held{}",
-                feed.account,
-                feed.id,
-                report.statements_stored,
-                report.lines_stored,
-                report.statements_already_held,
-                if report.file_seen_before {
-                    ", file seen before"
-                } else {
-                    ""
-                }
-            );
-            for w in parsed
-                .warnings
-                .iter()
-                .map(|w| format!("{}: {}", w.at, w.message))
-                .chain(report.warnings)
-            {
-                line.push_str(&format!("\n  warning: {w}"));
-            }
-            self.stored.push(line);
-        }
-        Ok(())
-    }
 }
 
 /// What `feed pull` was asked to do.
@@ -786,11 +646,12 @@ pub async fn pull(store: &Store, pull: Pull) -> anyhow::Result<ExitCode> {
         max_retries: retries,
         ..RetryPolicy::default()
     };
-    let (stored, result) = pull_into_store(store, config, &checkpoint, mapping.as_ref()).await?;
-    for line in &stored {
-        println!("{line}");
+    let options = options(FormatArg::Auto, &mapping, None)?;
+    let outcome = app::feeds::pull(store, config, &checkpoint, options).await?;
+    for item in &outcome.stored {
+        println!("{item}");
     }
-    match result {
+    match outcome.ended {
         Ok(n) => {
             println!("{n} new feeds pulled");
             Ok(ExitCode::SUCCESS)
@@ -799,30 +660,4 @@ pub async fn pull(store: &Store, pull: Pull) -> anyhow::Result<ExitCode> {
             "{e}; what was stored above is kept, the rest comes next run"
         )),
     }
-}
-
-/// Pulls a bank's new statements into the store, page by page, the
-/// checkpoint moving only past what is stored. Returns what was stored and
-/// how the pull ended (the number of new feeds, or why it stopped).
-pub async fn pull_into_store(
-    store: &Store,
-    config: bank_adapter::client::BankConfig,
-    checkpoint: &std::path::Path,
-    mapping: Option<&PathBuf>,
-) -> anyhow::Result<(Vec<String>, Result<usize, String>)> {
-    use bank_adapter::client::{BankClient, FileCheckpoint};
-    let bank = config.bank_id.clone();
-    let client = BankClient::new(config).map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
-    let mut checkpoint = FileCheckpoint::new(checkpoint.to_path_buf());
-    let mut sink = StoreSink {
-        store,
-        bank,
-        options: options(FormatArg::Auto, &mapping.cloned(), None)?,
-        stored: Vec::new(),
-    };
-    let result = client
-        .fetch_statements_into(&mut checkpoint, &mut sink)
-        .await
-        .map_err(|e| format!("[{}] {e}", e.code()));
-    Ok((sink.stored, result))
 }

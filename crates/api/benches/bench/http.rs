@@ -13,8 +13,8 @@ use ledger_core::{
 };
 use serde_json::json;
 
-use crate::access::{Role, Scope};
-use crate::http::{AppState, Config};
+use api::access::{Role, Scope};
+use api::http::{AppState, Config};
 
 #[derive(Debug, clap::Args)]
 pub struct HttpArgs {
@@ -46,7 +46,7 @@ async fn payees(store: &Store, prefix: &str, n: usize) -> anyhow::Result<()> {
                 id: id.clone(),
                 name: format!("bench {prefix} {k}"),
                 licence_no: format!("B-{prefix}-{k}"),
-                jurisdiction: JurisdictionCode::parse(crate::demo::COUNTY)?,
+                jurisdiction: JurisdictionCode::parse(api::demo::COUNTY)?,
                 mode: SupervisionMode::Custody,
                 category: Category::NonSubject,
                 status: InstitutionStatus::Active,
@@ -168,15 +168,15 @@ fn payment(prefix: &str, b: usize, i: usize, institutions: usize) -> (String, St
 
 pub async fn run(args: HttpArgs, url: &str) -> anyhow::Result<()> {
     let store = super::scratch(url, "bench_http").await?;
-    crate::demo::build(&store).await?;
+    api::demo::build(&store).await?;
     payees(&store, "BH", args.institutions).await?;
     payees(&store, "BD", args.institutions).await?;
     let (token, _) =
-        crate::token::create(&store, Role::Admin, Scope::All, Some("bench".into())).await?;
+        api::token::create(&store, Role::Admin, Scope::All, Some("bench".into())).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::http::serve(
+    let server = tokio::spawn(api::http::serve(
         listener,
         AppState::new(store.clone(), Config::default()),
         async {
@@ -197,10 +197,7 @@ pub async fn run(args: HttpArgs, url: &str) -> anyhow::Result<()> {
         .filter(|i| i.id.as_str().starts_with("INS-"))
         .map(|i| format!("/v1/institutions/{}/balances", i.id))
         .collect();
-    let overview = vec![format!(
-        "/v1/jurisdictions/{}/overview",
-        crate::demo::COUNTY
-    )];
+    let overview = vec![format!("/v1/jurisdictions/{}/overview", api::demo::COUNTY)];
 
     println!("| phase | requests | errors | throughput | p50 | p99 |");
     println!("|---|---|---|---|---|---|");
@@ -260,7 +257,7 @@ pub async fn run(args: HttpArgs, url: &str) -> anyhow::Result<()> {
                 external_ref: None,
                 command: Command::PayTuition {
                     enrollment: EnrollmentId::parse("E")?,
-                    amount_minor: 100,
+                    amount: ledger_core::Amount::from_minor(100)?,
                 },
             });
         }

@@ -217,7 +217,7 @@ pub async fn reconcile_stored(args: ReconcileStoredArgs, url: &str) -> anyhow::R
                 day0(),
                 Command::PayTuition {
                     enrollment: EnrollmentId::parse("E")?,
-                    amount_minor: releases.max(1),
+                    amount: ledger_core::Amount::from_minor(releases.max(1))?,
                 },
             )?,
             request(
@@ -244,14 +244,14 @@ pub async fn reconcile_stored(args: ReconcileStoredArgs, url: &str) -> anyhow::R
             let (command, signed) = if i % 3 == 0 {
                 (
                     Command::InstructRelease {
-                        amount_minor: amount(i),
+                        amount: ledger_core::Amount::from_minor(amount(i))?,
                     },
                     -amount(i),
                 )
             } else {
                 (
                     Command::RecordUnidentifiedReceipt {
-                        amount_minor: amount(i),
+                        amount: ledger_core::Amount::from_minor(amount(i))?,
                     },
                     amount(i),
                 )
@@ -282,9 +282,8 @@ pub async fn reconcile_stored(args: ReconcileStoredArgs, url: &str) -> anyhow::R
     let (mut load, mut engine, mut line_count, mut entry_count) = (0u128, 0u128, 0usize, 0usize);
     for account in &accounts {
         let started = Instant::now();
-        let stored =
-            crate::app::reconcile::account_statements(store.statement_lines(account).await?);
-        let entries = crate::app::reconcile::all_entries(&store, &account.institution).await?;
+        let stored = api::app::reconcile::account_statements(store.statement_lines(account).await?);
+        let entries = api::app::reconcile::all_entries(&store, &account.institution).await?;
         store
             .claimed(&account.institution, &account.bank, &account.account_no)
             .await?;
@@ -303,7 +302,7 @@ pub async fn reconcile_stored(args: ReconcileStoredArgs, url: &str) -> anyhow::R
     let started = Instant::now();
     let (mut kept, mut confirmed, mut suspense) = (0u64, 0u64, 0u64);
     for account in &accounts {
-        let r = crate::app::reconcile::record_account(&store, account, None).await?;
+        let r = api::app::reconcile::record_account(&store, account, None).await?;
         kept += u64::from(r.matches_kept);
         confirmed += r.instructions_confirmed;
         suspense += r.credits_to_suspense;
@@ -329,7 +328,7 @@ pub async fn reconcile_stored(args: ReconcileStoredArgs, url: &str) -> anyhow::R
 }
 
 pub async fn risk_stored(args: RiskStoredArgs, url: &str) -> anyhow::Result<()> {
-    use crate::app::risk::{assess_loaded, records_all, snapshot, Loading};
+    use api::app::risk::{assess_loaded, records_all, snapshot, Loading};
     let store = super::scratch(url, "bench_risk").await?;
     county(&store).await?;
     let n = args.institutions;
@@ -404,7 +403,7 @@ async fn generate_institutions(store: &Store, n: usize, w: usize, of: usize) -> 
             paid,
             Command::PayTuition {
                 enrollment: EnrollmentId::parse("E")?,
-                amount_minor: price,
+                amount: ledger_core::Amount::from_minor(price)?,
             },
         )?);
         requests.push(request(
@@ -421,7 +420,7 @@ async fn generate_institutions(store: &Store, n: usize, w: usize, of: usize) -> 
             format!("REL-{k}"),
             taught,
             Command::InstructRelease {
-                amount_minor: release,
+                amount: ledger_core::Amount::from_minor(release)?,
             },
         )?);
         requests.push(request(

@@ -1,0 +1,124 @@
+//! The bank directory: how to reach each supervising bank (instructions
+//! out, statements pulled) and the secrets its pushed notifications are
+//! signed with.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration as StdDuration;
+
+use bank_adapter::client::{BankClient, BankConfig, RetryPolicy, Secret};
+use serde::Deserialize;
+
+use crate::app::{AppError, AppResult};
+
+/// How to reach each supervising bank, from a JSON file:
+/// `[{"bank": "PYB", "url": "https://…", "credential": "…"}]`.
+/// A bank's `push_secret`, when given, is the HMAC key its pushed
+/// notifications are signed with (see `bank_adapter::signature`).
+#[derive(Default)]
+pub struct BankDirectory {
+    clients: BTreeMap<String, BankClient>,
+    push_secrets: BTreeMap<String, Secret>,
+    /// Banks whose statements the runner pulls: the connection (its
+    /// accounts filled in at each pull) and the checkpoint file.
+    pub(crate) pulls: BTreeMap<String, (BankConfig, std::path::PathBuf)>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BankEntry {
+    bank: String,
+    url: String,
+    credential: String,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    push_secret: Option<String>,
+    /// Pull this bank's statements, remembering progress in this file.
+    #[serde(default)]
+    checkpoint: Option<std::path::PathBuf>,
+}
+
+impl BankDirectory {
+    pub fn load(path: &Path) -> AppResult<BankDirectory> {
+        let invalid = |detail: String| AppError::Invalid {
+            code: "invalid_bank_directory",
+            field: None,
+            detail,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            invalid(format!(
+                "cannot read the bank directory {}: {e}",
+                path.display()
+            ))
+        })?;
+        let entries: Vec<BankEntry> = serde_json::from_str(&text)
+            .map_err(|e| invalid(format!("{}: not a bank directory: {e}", path.display())))?;
+        let mut dir = BankDirectory::default();
+        for e in entries {
+            dir.add(&e.bank, &e.url, &e.credential, e.timeout_ms)?;
+            if let Some(secret) = e.push_secret {
+                dir.set_push_secret(&e.bank, &secret);
+            }
+            if let Some(checkpoint) = e.checkpoint {
+                dir.pull_from(&e.bank, &e.url, &e.credential, e.timeout_ms, checkpoint);
+            }
+        }
+        Ok(dir)
+    }
+
+    pub fn add(
+        &mut self,
+        bank: &str,
+        url: &str,
+        credential: &str,
+        timeout_ms: Option<u64>,
+    ) -> AppResult<()> {
+        let mut config = BankConfig::new(bank, url, Secret::new(credential.to_string()));
+        config.timeout = StdDuration::from_millis(timeout_ms.unwrap_or(10_000));
+        // The job runner retries on its own schedule (outbox backoff), so a
+        // bank that is down does not hold the runner up.
+        config.retry = RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        };
+        let client = BankClient::new(config).map_err(|e| AppError::Invalid {
+            code: e.code(),
+            field: None,
+            detail: format!("bank {bank}: {e}"),
+        })?;
+        self.clients.insert(bank.to_string(), client);
+        Ok(())
+    }
+
+    /// Pulls this bank's statements on every pass of the `pull` job.
+    pub fn pull_from(
+        &mut self,
+        bank: &str,
+        url: &str,
+        credential: &str,
+        timeout_ms: Option<u64>,
+        checkpoint: std::path::PathBuf,
+    ) {
+        let mut config = BankConfig::new(bank, url, Secret::new(credential.to_string()));
+        config.timeout = StdDuration::from_millis(timeout_ms.unwrap_or(10_000));
+        config.retry = RetryPolicy {
+            max_retries: 1,
+            ..RetryPolicy::default()
+        };
+        self.pulls.insert(bank.to_string(), (config, checkpoint));
+    }
+
+    pub fn set_push_secret(&mut self, bank: &str, secret: &str) {
+        self.push_secrets
+            .insert(bank.to_string(), Secret::new(secret.to_string()));
+    }
+
+    pub fn push_secret(&self, bank: &str) -> Option<&Secret> {
+        self.push_secrets.get(bank)
+    }
+
+    pub(crate) fn get(&self, bank: &str) -> Option<&BankClient> {
+        self.clients.get(bank)
+    }
+}

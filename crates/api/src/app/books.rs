@@ -1,0 +1,26 @@
+//! Writing the books: enrollments sold, and requests (payments, lessons,
+//! releases, deposits…) recorded as entries, one at a time or as a batch
+//! that is all or nothing. The rules are the core's (`Books::execute`);
+//! this is the one door every adapter goes through.
+
+use ledger_core::{Enrollment, Entry, Request, Store};
+
+use crate::app::AppResult;
+
+/// Records one request (checked first: hours, times, references); a
+/// replay returns the original entry.
+pub async fn record(store: &Store, request: Request) -> AppResult<Entry> {
+    Ok(store.execute(request).await?)
+}
+
+/// Records a batch in one transaction: every request or none; a refusal
+/// names the item.
+pub async fn record_batch(store: &Store, requests: Vec<Request>) -> AppResult<Vec<Entry>> {
+    Ok(store.execute_batch(requests).await?)
+}
+
+/// Records an enrollment (a package of class hours sold); the same one
+/// again is a no-op, a different one under its id is refused.
+pub async fn enroll(store: &Store, enrollment: &Enrollment) -> AppResult<()> {
+    Ok(store.create_enrollment(enrollment).await?)
+}
