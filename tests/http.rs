@@ -111,6 +111,11 @@ async fn operations_answer(backend: Backend) {
             "schema {name} missing"
         );
     }
+    // Reconciliation and risk answers are described field by field: no
+    // schema they reach is a free-form object.
+    for root in ["Reconciliation", "RecordedDays", "Suggestion", "RiskList"] {
+        typed_all_the_way_down(&doc, root);
+    }
     let (status, page) = send(server.request(Method::GET, None, "/docs")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(page
@@ -122,6 +127,62 @@ async fn operations_answer(backend: Backend) {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["code"], "no_such_route");
     server.stop().await;
+}
+
+/// Fails on any schema reachable from `root` that says nothing of its
+/// fields (`{}` or a bare `{"type": "object"}`), e.g. a `serde_json::Value`.
+fn typed_all_the_way_down(doc: &serde_json::Value, root: &str) {
+    let schemas = &doc["components"]["schemas"];
+    let mut todo = vec![(root.to_string(), schemas[root].clone())];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some((at, node)) = todo.pop() {
+        if let Some(name) = node["$ref"].as_str() {
+            let name = name.trim_start_matches("#/components/schemas/").to_string();
+            if seen.insert(name.clone()) {
+                assert!(schemas.get(&name).is_some(), "{at}: {name} missing");
+                todo.push((name.clone(), schemas[&name].clone()));
+            }
+            continue;
+        }
+        let object = node.as_object().unwrap_or_else(|| panic!("{at}: {node}"));
+        let composed = ["oneOf", "allOf", "anyOf"]
+            .iter()
+            .any(|k| object.contains_key(*k));
+        let typed = object.contains_key("type") || composed;
+        assert!(typed, "{at} says nothing of its shape: {node}");
+        let is_object = node["type"] == "object"
+            || node["type"]
+                .as_array()
+                .is_some_and(|t| t.contains(&json!("object")));
+        if is_object && !composed {
+            assert!(
+                object.contains_key("properties"),
+                "{at} is a free-form object: {node}"
+            );
+        }
+        for (field, inner) in object
+            .get("properties")
+            .and_then(|p| p.as_object())
+            .into_iter()
+            .flatten()
+        {
+            todo.push((format!("{at}.{field}"), inner.clone()));
+        }
+        if let Some(items) = object.get("items") {
+            todo.push((format!("{at}[]"), items.clone()));
+        }
+        for k in ["oneOf", "allOf", "anyOf"] {
+            for (n, inner) in object
+                .get(k)
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                todo.push((format!("{at}/{k}{n}"), inner.clone()));
+            }
+        }
+    }
 }
 both!(operations_answer);
 
@@ -1070,8 +1131,10 @@ async fn an_alert_whose_condition_ends_resolves_itself(backend: Backend) {
         let store = server.store.clone();
         let county_code = county_code.clone();
         async move {
-            let ranked = api::risk::assess(&store, &county_code, day).await.unwrap();
-            api::risk::record_alerts(&store, &ranked, day)
+            let ranked = api::app::risk::assess(&store, &county_code, day)
+                .await
+                .unwrap();
+            api::app::risk::record_alerts(&store, &ranked, day)
                 .await
                 .unwrap();
         }
@@ -1645,7 +1708,7 @@ async fn officers_read_the_recorded_statement_days(backend: Backend) {
     let id = ledger_core::InstitutionId::parse("INS-410922-004").unwrap();
     let record = || async {
         for account in server.store.supervised_accounts(&id).await.unwrap() {
-            api::reconcile::record_account(&server.store, &account, None)
+            api::app::reconcile::record_account(&server.store, &account, None)
                 .await
                 .unwrap();
         }
@@ -1814,10 +1877,10 @@ async fn officers_see_risk_and_work_alerts(backend: Backend) {
         "{evidence}"
     );
 
-    let ranked_core = api::risk::assess(&server.store, &county, as_of)
+    let ranked_core = api::app::risk::assess(&server.store, &county, as_of)
         .await
         .unwrap();
-    api::risk::record_alerts(&server.store, &ranked_core, as_of)
+    api::app::risk::record_alerts(&server.store, &ranked_core, as_of)
         .await
         .unwrap();
     let (status, alerts) = server

@@ -417,7 +417,9 @@ impl Sim {
                         .unwrap(),
                     api::app::refunds::Instructed::Yes
                 );
-                let entries = api::reconcile::all_entries(store, &self.id).await.unwrap();
+                let entries = api::app::reconcile::all_entries(store, &self.id)
+                    .await
+                    .unwrap();
                 let payment = entries
                     .iter()
                     .find(|e| e.client_id.as_str() == r.instruction_client_id())
@@ -604,19 +606,23 @@ async fn live_the_term(store: &Store, clock: &Clock) -> (Seen, BTreeMap<String, 
         for sim in &mut sims {
             sim.live(store, day).await;
             for account in store.supervised_accounts(&sim.id).await.unwrap() {
-                api::reconcile::record_account(store, &account, None)
+                api::app::reconcile::record_account(store, &account, None)
                     .await
                     .unwrap();
             }
         }
-        let assessed = api::risk::assess(store, &scope, day).await.unwrap();
+        let assessed = api::app::risk::assess(store, &scope, day).await.unwrap();
         if day.weekday() == chrono::Weekday::Sun {
             // The national scan loads set-wise; it must say the same.
             let institutions = store.institutions().await.unwrap();
-            let set_wise =
-                api::risk::assess_loaded(store, institutions, day, api::risk::Loading::SetWise)
-                    .await
-                    .unwrap();
+            let set_wise = api::app::risk::assess_loaded(
+                store,
+                institutions,
+                day,
+                api::app::risk::Loading::SetWise,
+            )
+            .await
+            .unwrap();
             assert_eq!(set_wise, assessed, "set-wise loading differs on {day}");
         }
         for a in assessed {

@@ -463,7 +463,7 @@ async fn silence_is_approval_and_late_payment_is_flagged(backend: Backend) {
     assert_eq!(alerts["items"][0]["kind"], "refund_overdue", "{alerts}");
     // The risk engine sees the same backlog, from the workflow's dates.
     let today = s.server.store.now().date_naive();
-    let ranked = api::risk::assess(&s.server.store, &code("410922"), today)
+    let ranked = api::app::risk::assess(&s.server.store, &code("410922"), today)
         .await
         .unwrap();
     let backlog = ranked[0]

@@ -3,9 +3,7 @@
 //! parse, call a use case and render; nothing here knows clap, axum,
 //! `println!`, `serde_json::Value` or `anyhow`.
 //!
-//! Use cases move here one by one (see ARCHITECTURE.md); those not yet
-//! moved still live in the command modules (`reconcile.rs`, `risk.rs`,
-//! `feed.rs`, `workflow.rs`).
+//! Use cases move here one by one (see ARCHITECTURE.md).
 
 pub mod banks;
 pub mod books;
@@ -15,8 +13,10 @@ pub mod feeds;
 pub mod jobs;
 pub mod jurisdictions;
 pub mod outbox;
+pub mod reconcile;
 pub mod refunds;
 pub mod releases;
+pub mod risk;
 
 pub use error::{AppError, AppResult, Kind};
 

@@ -17,7 +17,7 @@ use ledger_core::{InstitutionId, Store};
 use crate::app::banks::BankDirectory;
 use crate::app::jobs;
 use crate::serve::JobArg;
-use crate::{demo, reconcile, risk};
+use crate::{app, demo, reconcile, risk};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -486,8 +486,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (institution, match_id, actor, comment, confirm) = match what {
                 SuggestionCommand::List { institution } => {
                     let id = InstitutionId::parse(institution)?;
-                    for (match_id, pass, explanation) in store.suggestions(&id).await? {
-                        println!("{match_id} [{pass}] {explanation}");
+                    for s in app::reconcile::suggestions(&store, &id).await? {
+                        println!("{} [{}] {}", s.id, s.pass, s.explanation);
                     }
                     return Ok(ExitCode::SUCCESS);
                 }
@@ -505,8 +505,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } => (institution, match_id, actor, comment, false),
             };
             let id = InstitutionId::parse(institution)?;
-            store
-                .decide_suggestion(&id, &match_id, confirm, &actor, comment.as_deref())
+            let decision = if confirm {
+                app::reconcile::Decision::Confirm
+            } else {
+                app::reconcile::Decision::Reject
+            };
+            app::reconcile::decide(&store, &id, &match_id, decision, &actor, comment.as_deref())
                 .await
                 .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
             println!(

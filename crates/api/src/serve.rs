@@ -106,8 +106,8 @@ pub async fn run(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         let (y, m, d) = crate::demo::LAST_DAY;
         // The officer's first look: the demo term's risk run, kept as alerts.
         let last_day = chrono::NaiveDate::from_ymd_opt(y, m, d).context("demo day")?;
-        let ranked = crate::risk::assess(&store, &county, last_day).await?;
-        crate::risk::record_alerts(&store, &ranked, last_day).await?;
+        let ranked = crate::app::risk::assess(&store, &county, last_day).await?;
+        crate::app::risk::record_alerts(&store, &ranked, last_day).await?;
         println!("demo county {county} is ready on {url}");
         println!("officer token (shown once): {token}");
         println!("try:");

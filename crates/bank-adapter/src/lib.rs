@@ -9,7 +9,6 @@ pub mod ingest;
 pub mod instruction;
 pub mod model;
 pub mod parse;
-pub mod reconcile;
 pub mod render;
 pub mod secret;
 pub mod signature;

@@ -1,6 +1,7 @@
 //! The pure domain: money, the chart of accounts, entries and their posting
-//! rules, rule packs, bank feed records and run-off risk signals. No I/O, no
-//! clock, no floats: callers pass `now` in.
+//! rules, rule packs and their working-day calendar, bank feed records,
+//! reconciliation (the matcher and what is booked from it) and run-off risk
+//! signals. No I/O, no clock, no floats: callers pass `now` in.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod accounts;
@@ -15,6 +16,7 @@ pub mod feeds;
 pub mod ids;
 pub mod money;
 pub mod policy;
+pub mod recon;
 pub mod refunds;
 pub mod registry;
 pub mod replay;

@@ -7,13 +7,13 @@ use chrono::{Days, NaiveDate};
 use ledger_core::domain::feeds::AccountKind;
 use ledger_core::domain::ids::{ClientId, EnrollmentId, InstitutionId, JurisdictionCode};
 use ledger_core::domain::money::Currency;
-use ledger_core::domain::policy::{resolve, RulePack, RuleParams};
+use ledger_core::domain::policy::{resolve, Calendar, RulePack, RuleParams};
 use ledger_core::domain::registry::{Category, Institution, InstitutionStatus, SupervisionMode};
+
 use ledger_core::domain::risk::{
     evaluate, rank, score, Assessment, BalanceMismatch, BankLine, CapFlag, Closing, DayFigures,
-    EntryRef, EventKind, HolidayCalendar, InstitutionEvent, LedgerFigures, PackageCounts,
-    RefundRequest, ReleaseFinding, ReleaseIssue, RiskInput, Severity, Signal, SignalKind,
-    SupervisedAccount,
+    EntryRef, EventKind, InstitutionEvent, LedgerFigures, PackageCounts, RefundRequest,
+    ReleaseFinding, ReleaseIssue, RiskInput, Severity, Signal, SignalKind, SupervisedAccount,
 };
 
 const ESCROW_NO: &str = "6222-0001";
@@ -40,9 +40,9 @@ fn entry(seq: i64) -> EntryRef {
 
 /// Shaped like China's 2026 National Day: 1–7 October off, Sunday 20
 /// September and Saturday 10 October worked instead.
-fn calendar() -> HolidayCalendar {
+fn calendar() -> Calendar {
     let holidays = days_from("2026-10-01", d("2026-10-07"));
-    HolidayCalendar::new(holidays, [d("2026-09-20"), d("2026-10-10")]).unwrap()
+    Calendar::new(holidays, [d("2026-09-20"), d("2026-10-10")]).unwrap()
 }
 
 fn debit(id: &str, date: NaiveDate, amount_minor: i64, before: i64) -> BankLine {

@@ -8,10 +8,10 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use bank_adapter::reconcile::{
+use chrono::{Days, NaiveDate};
+use ledger_core::domain::recon::{
     self, BankLine, LedgerTransfer, LineStatus, MatchConfig, TransferKind,
 };
-use chrono::{Days, NaiveDate};
 
 pub(super) fn peak_rss_mib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -89,7 +89,7 @@ pub fn reconcile_bench(n: usize) -> anyhow::Result<()> {
     std::hint::black_box(joined);
 
     let started = Instant::now();
-    let outcome = reconcile::reconcile(&lines, &transfers, &MatchConfig::default())
+    let outcome = recon::reconcile(&lines, &transfers, &MatchConfig::default())
         .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
     let took = started.elapsed().as_micros();
     let matched: usize = outcome.matches.iter().map(|m| m.lines.len()).sum();
@@ -114,8 +114,8 @@ pub fn reconcile_bench(n: usize) -> anyhow::Result<()> {
 fn risk_input(n: usize, as_of: NaiveDate) -> anyhow::Result<ledger_core::domain::risk::RiskInput> {
     use ledger_core::domain::feeds::AccountKind;
     use ledger_core::domain::risk::{
-        BankLine as RiskLine, Closing, DayFigures, HolidayCalendar, LedgerFigures, PackageCounts,
-        RiskInput, SupervisedAccount,
+        BankLine as RiskLine, Closing, DayFigures, LedgerFigures, PackageCounts, RiskInput,
+        SupervisedAccount,
     };
     use ledger_core::{
         Category, Currency, Institution, InstitutionId, InstitutionStatus, JurisdictionCode,
@@ -157,7 +157,7 @@ fn risk_input(n: usize, as_of: NaiveDate) -> anyhow::Result<ledger_core::domain:
             currency: Currency::Cny,
         },
         rules: ledger_core::domain::policy::resolve(&chain, &[], as_of),
-        calendar: HolidayCalendar::new(Vec::<NaiveDate>::new(), Vec::<NaiveDate>::new())?,
+        calendar: ledger_core::domain::policy::Calendar::default(),
         history_from: first,
         ledger: LedgerFigures {
             unearned_prepaid_minor: 30_000_000,

@@ -17,10 +17,10 @@
 
 use std::time::Instant;
 
-use bank_adapter::reconcile::{self, ledger, MatchConfig};
 use chrono::{Days, NaiveDate, TimeZone, Utc};
 use clap::Args;
 use ledger_core::domain::feeds::{AccountKind, BankAccount, FeedLine, FeedStatement};
+use ledger_core::domain::recon::{self, transfers, MatchConfig};
 use ledger_core::{
     Amount, Category, ClientId, Command, Currency, Enrollment, EnrollmentId, Institution,
     InstitutionId, InstitutionStatus, Jurisdiction, JurisdictionCode, Request, Store,
@@ -282,16 +282,16 @@ pub async fn reconcile_stored(args: ReconcileStoredArgs, url: &str) -> anyhow::R
     let (mut load, mut engine, mut line_count, mut entry_count) = (0u128, 0u128, 0usize, 0usize);
     for account in &accounts {
         let started = Instant::now();
-        let stored = store.statement_lines(account).await?;
-        let entries = api::reconcile::all_entries(&store, &account.institution).await?;
+        let stored = api::app::reconcile::account_statements(store.statement_lines(account).await?);
+        let entries = api::app::reconcile::all_entries(&store, &account.institution).await?;
         store
             .claimed(&account.institution, &account.bank, &account.account_no)
             .await?;
         load += started.elapsed().as_micros();
         let started = Instant::now();
-        let (lines, _) = ledger::bank_lines(&stored.lines);
-        let transfers = ledger::transfers(&entries, account.kind);
-        let outcome = reconcile::reconcile(&lines, &transfers, &MatchConfig::default())
+        let (lines, _) = transfers::bank_lines(&stored.lines);
+        let transfers = transfers::transfers(&entries, account.kind);
+        let outcome = recon::reconcile(&lines, &transfers, &MatchConfig::default())
             .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
         engine += started.elapsed().as_micros();
         line_count += lines.len();
@@ -302,10 +302,10 @@ pub async fn reconcile_stored(args: ReconcileStoredArgs, url: &str) -> anyhow::R
     let started = Instant::now();
     let (mut kept, mut confirmed, mut suspense) = (0u64, 0u64, 0u64);
     for account in &accounts {
-        let r = api::reconcile::record_account(&store, account, None).await?;
-        kept += r["matches_kept"].as_u64().unwrap_or(0);
-        confirmed += r["instructions_confirmed"].as_u64().unwrap_or(0);
-        suspense += r["credits_to_suspense"].as_u64().unwrap_or(0);
+        let r = api::app::reconcile::record_account(&store, account, None).await?;
+        kept += u64::from(r.matches_kept);
+        confirmed += r.instructions_confirmed;
+        suspense += r.credits_to_suspense;
     }
     let record = started.elapsed().as_micros();
     println!("| accounts | bank lines | entries | matches and suggestions kept | releases confirmed | credits to suspense | record seconds | lines/s | load seconds | matcher seconds | matcher lines/s | (load + matcher) / record | peak RSS MiB |");
@@ -328,7 +328,7 @@ pub async fn reconcile_stored(args: ReconcileStoredArgs, url: &str) -> anyhow::R
 }
 
 pub async fn risk_stored(args: RiskStoredArgs, url: &str) -> anyhow::Result<()> {
-    use api::risk::{assess_loaded, snapshot, Loading, Records};
+    use api::app::risk::{assess_loaded, records_all, snapshot, Loading};
     let store = super::scratch(url, "bench_risk").await?;
     county(&store).await?;
     let n = args.institutions;
@@ -354,7 +354,7 @@ pub async fn risk_stored(args: RiskStoredArgs, url: &str) -> anyhow::Result<()> 
     let per_institution = started.elapsed().as_micros();
     // Measured: the set-wise scan of all of them.
     let started = Instant::now();
-    let records = Records::all(&store, institutions, as_of).await?;
+    let records = records_all(&store, institutions, as_of).await?;
     let load = started.elapsed().as_micros();
     let started = Instant::now();
     let mut assessments = Vec::with_capacity(records.len());

@@ -20,7 +20,7 @@ use ledger_core::{InstitutionId, Store};
 use crate::app::banks::BankDirectory;
 use crate::app::evidence::{self, Evidence};
 use crate::app::refunds::{instruct, Instructed};
-use crate::app::{outbox, AppError, AppResult};
+use crate::app::{outbox, AppResult};
 
 /// Which jobs a runner does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,18 +126,10 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> Ap
         if store.claim_job_run("reconcile", &hour, &me).await? {
             for i in store.institutions().await? {
                 for account in store.supervised_accounts(&i.id).await? {
-                    let report = crate::reconcile::record_account(store, &account, None)
-                        .await
-                        .map_err(job_failed)?;
+                    let report =
+                        crate::app::reconcile::record_account(store, &account, None).await?;
                     t.reconciled_accounts += 1;
-                    for outcome in [
-                        "matches_kept",
-                        "instructions_confirmed",
-                        "instructions_voided_as_returned",
-                        "credits_to_suspense",
-                        "unauthorized_outflows",
-                    ] {
-                        let n = report[outcome].as_u64().unwrap_or(0);
+                    for (outcome, n) in report.outcomes() {
                         if n > 0 {
                             *t.reconcile_outcomes.entry(outcome.to_string()).or_default() += n;
                         }
@@ -152,12 +144,8 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> Ap
             .await?
     {
         let national = ledger_core::JurisdictionCode::national();
-        let ranked = crate::risk::assess(store, &national, today)
-            .await
-            .map_err(job_failed)?;
-        crate::risk::record_alerts(store, &ranked, today)
-            .await
-            .map_err(job_failed)?;
+        let ranked = crate::app::risk::assess(store, &national, today).await?;
+        crate::app::risk::record_alerts(store, &ranked, today).await?;
         t.risk_scans = 1;
     }
     if !jobs.contains(&Job::Workflow) {
@@ -294,15 +282,6 @@ pub async fn run(
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
-    }
-}
-
-/// A step of a pass that is not yet written as a use case of this layer
-/// (reconciliation, the risk scan) failed.
-fn job_failed(e: impl std::fmt::Display) -> AppError {
-    AppError::Unavailable {
-        code: "job_failed",
-        detail: format!("{e:#}"),
     }
 }
 

@@ -2,12 +2,15 @@
 //! from a date, inherited down the jurisdiction tree (national defaults, then
 //! province, city, county overrides), and the charge-cap checks they drive.
 
+mod calendar;
+
 use chrono::{Months, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::error::LedgerError;
 use crate::domain::ids::JurisdictionCode;
 use crate::domain::registry::{Category, Enrollment};
+pub use calendar::Calendar;
 
 /// What a breached cap does to the charge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,8 +157,8 @@ impl RuleParams {
 
     /// The working-day calendar these rules set (weekends, the holidays,
     /// the make-up working days).
-    pub fn calendar(&self) -> Result<crate::domain::risk::HolidayCalendar, LedgerError> {
-        crate::domain::risk::HolidayCalendar::new(
+    pub fn calendar(&self) -> Result<Calendar, LedgerError> {
+        Calendar::new(
             self.holidays.clone().unwrap_or_default(),
             self.makeup_working_days.clone().unwrap_or_default(),
         )

@@ -15,12 +15,12 @@
 //! - thresholds are compared exactly on integers (cross-multiplied in
 //!   `i128`); percentages in summaries are display only.
 
-mod calendar;
 mod duties;
 mod flows;
 mod funds;
 mod input;
 pub mod schedule;
+pub mod snapshot;
 mod text;
 
 use std::collections::BTreeMap;
@@ -28,7 +28,6 @@ use std::collections::BTreeMap;
 use chrono::{Days, NaiveDate};
 use serde::Serialize;
 
-pub use calendar::HolidayCalendar;
 pub use input::{
     BalanceMismatch, BankLine, CapFlag, Closing, DayFigures, EntryRef, EventKind, InstitutionEvent,
     LedgerFigures, PackageCounts, RefundRequest, ReleaseFinding, ReleaseIssue, RiskInput,

@@ -12,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::access::{Action, Caller};
+use crate::app::risk::{self, RiskList};
 use crate::http::problem::{ApiError, ApiResult, Json, Problem, Query};
 use crate::http::views::{evidence_json, PageParams};
 use crate::http::{guard, AppState};
@@ -22,39 +23,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_alerts))
         .routes(routes!(get_alert))
         .routes(routes!(act_on_alert))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SignalView {
-    #[schema(example = "unauthorized_outflow")]
-    pub kind: String,
-    /// yellow or red.
-    pub severity: String,
-    pub summary: String,
-    /// The figures, rules, entries and bank lines behind the signal.
-    #[schema(value_type = Vec<Object>)]
-    pub evidence: serde_json::Value,
-    pub rule_pack: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RiskRow {
-    pub id: String,
-    pub name: String,
-    pub jurisdiction: String,
-    /// 0 (nothing found) to 100.
-    pub score: u32,
-    pub signals: Vec<SignalView>,
-    /// Checks that could not run for lack of data, and why.
-    #[schema(value_type = Vec<Object>)]
-    pub not_evaluated: serde_json::Value,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RiskList {
-    pub as_of: NaiveDate,
-    /// Riskiest first; institutions with no signal included.
-    pub institutions: Vec<RiskRow>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -77,52 +45,7 @@ async fn risk(
 ) -> ApiResult<Json<RiskList>> {
     let j = guard::jurisdiction(&state, &caller, &code, Action::Oversee).await?;
     let as_of = q.as_of.unwrap_or_else(|| state.store.now().date_naive());
-    let ranked = crate::risk::assess(&state.store, &j.code, as_of).await?;
-    let currencies: std::collections::BTreeMap<String, ledger_core::Currency> = state
-        .store
-        .institutions()
-        .await?
-        .into_iter()
-        .map(|i| (i.id.to_string(), i.currency))
-        .collect();
-    let institutions = ranked
-        .iter()
-        .map(|a| RiskRow {
-            id: a.institution.to_string(),
-            name: a.name.clone(),
-            jurisdiction: a.jurisdiction.to_string(),
-            score: a.score,
-            signals: a
-                .signals
-                .iter()
-                .map(|s| SignalView {
-                    kind: s.kind.code().to_string(),
-                    severity: to_value(&s.severity)
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                    summary: s.summary.clone(),
-                    evidence: evidence_json(
-                        to_value(&s.evidence),
-                        currencies
-                            .get(a.institution.as_str())
-                            .copied()
-                            .unwrap_or(ledger_core::Currency::Cny),
-                    ),
-                    rule_pack: s.rule_pack.clone(),
-                })
-                .collect(),
-            not_evaluated: to_value(&a.not_evaluated),
-        })
-        .collect();
-    Ok(Json(RiskList {
-        as_of,
-        institutions,
-    }))
-}
-
-fn to_value<T: Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or_default()
+    Ok(Json(risk::risk_list(&state.store, &j.code, as_of).await?))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -12,7 +12,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::access::{Action, Caller};
-use crate::http::problem::{ApiError, ApiResult, Json, Problem, Query};
+use crate::app::reconcile::{self, AccountReconciliation, Decision, RecordedDayView, Suggestion};
+use crate::http::problem::{ApiResult, Json, Problem, Query};
 use crate::http::{guard, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -26,15 +27,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Reconciliation {
     pub institution: String,
-    /// One report per supervised account: `bank_closing`, `ledger_balance`,
-    /// `owed`, `bank_minus_ledger`, `days` (each statement day's bank
-    /// closing, ledger balance at that day's end, owed, difference and
-    /// status `agrees`, `differs` or `quarantined`), `quarantine` (where the
-    /// statement chain breaks, or null), `provisional` (intraday lines
-    /// matched but not booked), `matches`, `suggestions`, `unmatched_lines`
-    /// (with `unauthorized_outflow`), `unmatched_entries`.
-    #[schema(value_type = Vec<Object>)]
-    pub accounts: Vec<serde_json::Value>,
+    /// One report per supervised account.
+    pub accounts: Vec<AccountReconciliation>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -57,10 +51,7 @@ async fn reconciliation(
     Query(q): Query<ReconciliationQuery>,
 ) -> ApiResult<Json<Reconciliation>> {
     let i = guard::institution(&state, &caller, &id, Action::Oversee).await?;
-    let mut accounts = Vec::new();
-    for account in state.store.supervised_accounts(&i.id).await? {
-        accounts.push(crate::reconcile::account_report(&state.store, &account, q.date).await?);
-    }
+    let accounts = reconcile::report(&state.store, Some(&i.id), q.date).await?;
     Ok(Json(Reconciliation {
         institution: i.id.to_string(),
         accounts,
@@ -73,31 +64,6 @@ pub struct RecordedDaysQuery {
     /// `true`: every version of each day, oldest first; default: the
     /// latest version of each day only.
     pub history: Option<bool>,
-}
-
-/// One statement day as reconciliation recorded it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RecordedDayView {
-    pub bank: String,
-    pub account: String,
-    /// `escrow` or `deposit`.
-    pub kind: String,
-    pub date: chrono::NaiveDate,
-    pub statement: String,
-    /// 1 when the day was first kept; each change of its figures adds one.
-    pub version: i64,
-    /// Whether a later version of this day exists.
-    pub superseded: bool,
-    pub recorded_at: chrono::DateTime<chrono::Utc>,
-    /// The bank's closing balance that day (decimal string).
-    pub bank_closing: String,
-    /// The ledger's balance of the account at the end of that day.
-    pub ledger_balance: String,
-    /// What the books said was owed at the end of that day.
-    pub owed: String,
-    pub bank_minus_ledger: String,
-    /// `agrees`, `differs` or `quarantined`.
-    pub status: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -121,59 +87,11 @@ async fn recorded_days(
     Query(q): Query<RecordedDaysQuery>,
 ) -> ApiResult<Json<RecordedDays>> {
     let i = guard::institution(&state, &caller, &id, Action::Oversee).await?;
-    let accounts = state.store.supervised_accounts(&i.id).await?;
-    let history = state.store.recon_day_history(&i.id).await?;
-    let mut days = Vec::with_capacity(history.len());
-    for (n, r) in history.iter().enumerate() {
-        let superseded = history.get(n + 1).is_some_and(|next| {
-            (&next.bank, &next.account_no, &next.day.statement_key)
-                == (&r.bank, &r.account_no, &r.day.statement_key)
-        });
-        if superseded && q.history != Some(true) {
-            continue;
-        }
-        // A recorded day always belongs to a supervised account (foreign
-        // key to its statement); the account gives currency and kind.
-        let account = accounts
-            .iter()
-            .find(|a| a.bank == r.bank && a.account_no == r.account_no)
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "recorded day of {} at {} has no supervised account",
-                    r.account_no,
-                    r.bank
-                )
-            })?;
-        let money = |minor: i64| ledger_core::domain::money::format_minor(minor, account.currency);
-        days.push(RecordedDayView {
-            bank: r.bank.clone(),
-            account: r.account_no.clone(),
-            kind: account.kind.code().to_string(),
-            date: r.day.day,
-            statement: r.day.statement_key.clone(),
-            version: r.version,
-            superseded,
-            recorded_at: r.recorded_at,
-            bank_closing: money(r.day.bank_closing_minor),
-            ledger_balance: money(r.day.ledger_balance_minor),
-            owed: money(r.day.owed_minor),
-            bank_minus_ledger: money(r.day.bank_closing_minor - r.day.ledger_balance_minor),
-            status: r.day.status.clone(),
-        });
-    }
+    let days = reconcile::recorded_days(&state.store, &i.id, q.history == Some(true)).await?;
     Ok(Json(RecordedDays {
         institution: i.id.to_string(),
         days,
     }))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Suggestion {
-    /// The match's id, for confirm or reject.
-    pub id: String,
-    /// The matching pass that suggested it.
-    pub pass: String,
-    pub explanation: String,
 }
 
 /// Matches reconciliation only suggested, waiting for an officer.
@@ -186,19 +104,7 @@ async fn suggestions(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<Suggestion>>> {
     let i = guard::institution(&state, &caller, &id, Action::Oversee).await?;
-    Ok(Json(
-        state
-            .store
-            .suggestions(&i.id)
-            .await?
-            .into_iter()
-            .map(|(id, pass, explanation)| Suggestion {
-                id,
-                pass,
-                explanation,
-            })
-            .collect(),
-    ))
+    Ok(Json(reconcile::suggestions(&state.store, &i.id).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -224,25 +130,21 @@ async fn decide(
     Json(body): Json<SuggestionDecision>,
 ) -> ApiResult<Json<Vec<Suggestion>>> {
     let i = guard::institution(&state, &caller, &id, Action::WorkAlerts).await?;
-    let confirm = match body.decision.as_str() {
-        "confirm" => true,
-        "reject" => false,
-        other => {
-            return Err(ApiError::invalid(
-                "decision",
-                format!("{other:?} is not confirm or reject"),
-            ))
-        }
-    };
+    let decision = Decision::parse(&body.decision)?;
     let actor = format!(
         "{} ({} token {})",
         caller.name,
         caller.role.as_str(),
         caller.token_id
     );
-    state
-        .store
-        .decide_suggestion(&i.id, &match_id, confirm, &actor, body.comment.as_deref())
-        .await?;
-    suggestions(State(state), caller, Path(id)).await
+    reconcile::decide(
+        &state.store,
+        &i.id,
+        &match_id,
+        decision,
+        &actor,
+        body.comment.as_deref(),
+    )
+    .await?;
+    Ok(Json(reconcile::suggestions(&state.store, &i.id).await?))
 }

@@ -12,9 +12,9 @@ use serde::Serialize;
 
 use crate::domain::feeds::AccountKind;
 use crate::domain::ids::{ClientId, EnrollmentId};
+use crate::domain::policy::Calendar;
 use crate::domain::policy::ResolvedRules;
 use crate::domain::registry::Institution;
-use crate::domain::risk::calendar::HolidayCalendar;
 use crate::domain::statements::ChainBreak;
 
 /// Everything the risk engine knows about one institution on one day.
@@ -26,9 +26,8 @@ pub struct RiskInput {
     pub institution: Institution,
     /// The rule pack in force on `as_of` and its version chain.
     pub rules: ResolvedRules,
-    /// The rule pack's working-day calendar (held here until rule packs
-    /// carry it).
-    pub calendar: HolidayCalendar,
+    /// The rule pack's working-day calendar (`RuleParams::calendar`).
+    pub calendar: Calendar,
     /// The first day the ledger has figures for this institution (its first
     /// day of business, or the first day the store kept): days before it
     /// are unknown, so baselines reaching back before it are not evaluated.
@@ -220,6 +219,16 @@ impl EventKind {
         match self {
             EventKind::LegalRepresentativeChange => "legal_representative_change",
             EventKind::ClosureNotice => "closure_notice",
+        }
+    }
+
+    /// The kinds the engine reads; other institution events are not risk
+    /// evidence.
+    pub fn from_code(code: &str) -> Option<EventKind> {
+        match code {
+            "legal_representative_change" => Some(EventKind::LegalRepresentativeChange),
+            "closure_notice" => Some(EventKind::ClosureNotice),
+            _ => None,
         }
     }
 }

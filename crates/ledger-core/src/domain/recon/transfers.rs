@@ -1,24 +1,23 @@
 //! The matcher's inputs from what the ledger holds: stored bank lines of a
 //! supervised account, and the entries that move money through that account
-//! (receipts in, releases, refunds and deposit returns out). Pure.
+//! (receipts in, releases, refunds and deposit returns out).
 
 use std::collections::BTreeSet;
 
-use ledger_core::domain::feeds::AccountKind;
-use ledger_core::store::StoredLine;
-use ledger_core::{Entry, EntryKind, Side};
-
-use crate::model::LineStatus;
-use crate::reconcile::{BankLine, LedgerTransfer, TransferKind};
+use crate::domain::accounts::Side;
+use crate::domain::entry::{Entry, EntryKind};
+use crate::domain::feeds::AccountKind;
+use crate::domain::recon::account::StatementLine;
+use crate::domain::recon::{BankLine, LedgerTransfer, TransferKind};
 
 /// Bank lines with ids 0.. in the order given (the caller keeps the order
 /// to map ids back). Lines without a booking date fall back to the value
 /// date; a line with neither is left out and returned by index.
-pub fn bank_lines(stored: &[StoredLine]) -> (Vec<BankLine>, Vec<usize>) {
+pub fn bank_lines(stored: &[StatementLine]) -> (Vec<BankLine>, Vec<usize>) {
     let mut lines = Vec::with_capacity(stored.len());
     let mut undated = Vec::new();
     for (i, l) in stored.iter().enumerate() {
-        let Some(date) = l.booking_date.or(l.value_date) else {
+        let Some(date) = l.day() else {
             undated.push(i);
             continue;
         };
@@ -27,11 +26,7 @@ pub fn bank_lines(stored: &[StoredLine]) -> (Vec<BankLine>, Vec<usize>) {
             amount_minor: l.amount_minor,
             booking_date: date,
             value_date: l.value_date,
-            status: match l.status.as_str() {
-                "booked" => LineStatus::Booked,
-                "pending" => LineStatus::Pending,
-                _ => LineStatus::Info,
-            },
+            status: l.status,
             end_to_end_id: l.end_to_end_id.clone(),
             bank_ref: l.bank_ref.clone(),
             remittance: l.remittance.clone(),
@@ -43,17 +38,26 @@ pub fn bank_lines(stored: &[StoredLine]) -> (Vec<BankLine>, Vec<usize>) {
     (lines, undated)
 }
 
+/// The cash account of the books a supervised account mirrors.
+pub fn cash_account(kind: AccountKind) -> &'static str {
+    match kind {
+        AccountKind::Escrow => "escrow_cash",
+        AccountKind::Deposit => "deposit_cash",
+    }
+}
+
 /// The ledger transfers through one supervised account: entries that post
 /// to its cash account (`escrow_cash` or `deposit_cash`), less what was
 /// voided or reversed; transfer ids are entry seqs.
-pub fn transfers(entries: &[Entry], kind: AccountKind) -> Vec<LedgerTransfer> {
-    let cash = match kind {
-        AccountKind::Escrow => "escrow_cash",
-        AccountKind::Deposit => "deposit_cash",
-    };
+pub fn transfers<'a>(
+    entries: impl IntoIterator<Item = &'a Entry> + Clone,
+    kind: AccountKind,
+) -> Vec<LedgerTransfer> {
+    let cash = cash_account(kind);
     // Entries whose movement was undone: voided instructions, reversed receipts.
     let undone: BTreeSet<i64> = entries
-        .iter()
+        .clone()
+        .into_iter()
         .filter(|e| matches!(e.kind, EntryKind::PendingVoided | EntryKind::Reversal))
         .filter_map(|e| e.refers_to_seq)
         .collect();

@@ -1,21 +1,22 @@
-//! The working-day calendar behind the matcher's date window: Saturdays and
-//! Sundays off, public holidays off, and the weekends China moves working
-//! days to (调休) on.
+//! Working days, the one calendar of the rule pack: Saturdays and Sundays
+//! off, public holidays off, and the weekends China moves working days to
+//! (调休) on. The matcher's date window and the risk engine's deadlines
+//! (refunds answered and paid within so many working days) both count on it.
 
 use std::collections::BTreeSet;
 
 use chrono::{Datelike, NaiveDate, Weekday};
 
-use super::ReconcileError;
+use crate::domain::error::LedgerError;
 
 /// Working days: Monday to Friday unless a holiday, plus the listed
-/// make-up weekends. Holidays that fall on a weekend change nothing and are
-/// accepted (official notices list whole holiday spans).
+/// make-up weekends. A holiday on a weekend and a make-up day on a weekday
+/// change nothing and are accepted (official notices list whole spans).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Calendar {
     /// Holidays on Monday to Friday, sorted: each removes one working day.
     weekday_holidays: Vec<NaiveDate>,
-    /// Sorted; each adds one working day.
+    /// Make-up days on Saturday or Sunday, sorted: each adds one working day.
     working_weekends: Vec<NaiveDate>,
 }
 
@@ -31,21 +32,24 @@ fn weekdays_through(days: i64) -> i64 {
 }
 
 impl Calendar {
+    /// A day cannot be both a holiday and a make-up working day: one of
+    /// the two lists is wrong, and guessing which would move deadlines and
+    /// windows.
     pub fn new(
-        holidays: BTreeSet<NaiveDate>,
-        working_weekends: BTreeSet<NaiveDate>,
-    ) -> Result<Self, ReconcileError> {
-        for &date in &working_weekends {
-            if !is_weekend(date) {
-                return Err(ReconcileError::WorkingWeekendNotOnWeekend { date });
-            }
-            if holidays.contains(&date) {
-                return Err(ReconcileError::HolidayIsAlsoWorkingDay { date });
-            }
+        holidays: impl IntoIterator<Item = NaiveDate>,
+        makeup_working_days: impl IntoIterator<Item = NaiveDate>,
+    ) -> Result<Self, LedgerError> {
+        let holidays: BTreeSet<NaiveDate> = holidays.into_iter().collect();
+        let makeup: BTreeSet<NaiveDate> = makeup_working_days.into_iter().collect();
+        if let Some(day) = holidays.intersection(&makeup).next() {
+            return Err(LedgerError::InvalidField {
+                field: "holiday_calendar",
+                reason: format!("{day} is both a holiday and a make-up working day"),
+            });
         }
         Ok(Calendar {
             weekday_holidays: holidays.into_iter().filter(|d| !is_weekend(*d)).collect(),
-            working_weekends: working_weekends.into_iter().collect(),
+            working_weekends: makeup.into_iter().filter(|d| is_weekend(*d)).collect(),
         })
     }
 
@@ -55,6 +59,21 @@ impl Calendar {
         } else {
             self.weekday_holidays.binary_search(&date).is_err()
         }
+    }
+
+    /// The `n`th working day after `start` (`start` itself never counts: a
+    /// request made on Friday has its first working day on Monday). `None`
+    /// only past the end of the calendar's date range.
+    pub fn add_working_days(&self, start: NaiveDate, n: u32) -> Option<NaiveDate> {
+        let mut day = start;
+        let mut left = n;
+        while left > 0 {
+            day = day.succ_opt()?;
+            if self.is_working_day(day) {
+                left -= 1;
+            }
+        }
+        Some(day)
     }
 
     /// Working days from a fixed origin up to and including `date`. Only
@@ -109,9 +128,8 @@ mod tests {
     /// China's 2025 National Day: 1–8 October off, Sunday 28 September and
     /// Saturday 11 October worked.
     fn national_day_2025() -> Calendar {
-        let holidays = (1..=8).map(|d| day(&format!("2025-10-{d:02}"))).collect();
-        let weekends = [day("2025-09-28"), day("2025-10-11")].into_iter().collect();
-        Calendar::new(holidays, weekends).expect("valid calendar")
+        let holidays = (1..=8).map(|d| day(&format!("2025-10-{d:02}")));
+        Calendar::new(holidays, [day("2025-09-28"), day("2025-10-11")]).expect("valid calendar")
     }
 
     #[track_caller]
@@ -181,19 +199,72 @@ mod tests {
     }
 
     #[test]
-    fn a_calendar_that_contradicts_itself_is_refused() {
+    fn a_calendar_that_contradicts_itself_is_refused_and_a_no_op_day_is_not() {
         let date = day("2025-10-11");
-        let both = Calendar::new([date].into(), [date].into());
-        assert_eq!(both, Err(ReconcileError::HolidayIsAlsoWorkingDay { date }));
+        let both = Calendar::new([date], [date]);
+        assert_eq!(both.map_err(|e| e.code()), Err("invalid_field"));
         let friday = day("2025-10-10");
-        let weekday = Calendar::new(BTreeSet::new(), [friday].into());
+        let weekday = Calendar::new([], [friday]).expect("accepted");
         assert_eq!(
             weekday,
-            Err(ReconcileError::WorkingWeekendNotOnWeekend { date: friday })
+            Calendar::default(),
+            "a make-up friday changes nothing"
         );
+    }
+
+    /// Shaped like China's 2026 National Day: 1–7 October off, Sunday 20
+    /// September and Saturday 10 October worked instead.
+    fn national_day_2026() -> Calendar {
+        let holidays = (1..=7).map(|d| day(&format!("2026-10-{d:02}")));
+        Calendar::new(holidays, [day("2026-09-20"), day("2026-10-10")]).expect("valid calendar")
+    }
+
+    #[track_caller]
+    fn check_after(start: &str, n: u32, expected: &str) {
         assert_eq!(
-            weekday.map_err(|e| e.code()),
-            Err("working_weekend_not_on_weekend")
+            national_day_2026().add_working_days(day(start), n),
+            Some(day(expected)),
+            "{n} working days after {start}"
+        );
+    }
+
+    #[test]
+    fn deadlines_skip_weekends_and_holidays_and_count_make_up_days() {
+        check_after("2026-09-14", 0, "2026-09-14");
+        check_after("2026-09-14", 1, "2026-09-15"); // Monday → Tuesday
+        check_after("2026-09-18", 1, "2026-09-20"); // Friday → the make-up Sunday
+        check_after("2026-09-18", 2, "2026-09-21");
+        check_after("2026-09-25", 5, "2026-10-09"); // 28, 29, 30 Sep, then 8 and 9 Oct
+        check_after("2026-09-25", 6, "2026-10-10"); // the make-up Saturday counts
+        check_after("2026-09-25", 7, "2026-10-12");
+        check_after("2026-09-30", 1, "2026-10-08"); // over the holiday
+        check_after("2026-10-03", 1, "2026-10-08"); // from inside the holiday
+        check_after("2026-10-09", 1, "2026-10-10"); // Friday → the make-up Saturday
+        check_after("2026-10-16", 1, "2026-10-19"); // an ordinary weekend
+    }
+
+    #[test]
+    fn deadlines_and_windows_count_the_same_days() {
+        let calendar = national_day_2026();
+        let start = day("2026-09-25");
+        for n in 0..12 {
+            let end = calendar.add_working_days(start, n).expect("in range");
+            assert_eq!(
+                calendar.working_days_between(start, end),
+                u64::from(n),
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn with_an_empty_calendar_only_weekends_are_off() {
+        let plain = Calendar::default();
+        assert!(plain.is_working_day(day("2026-10-01")));
+        assert!(!plain.is_working_day(day("2026-10-03")));
+        assert_eq!(
+            plain.add_working_days(day("2026-10-02"), 1),
+            Some(day("2026-10-05"))
         );
     }
 }

@@ -1,4 +1,4 @@
-//! The line-matching engine from the outside: every pass, ties, groups,
+//! The line-matching engine (domain/recon) from the outside: every pass, ties, groups,
 //! reversals, duplicates, the working-day window, the search budget, input
 //! errors, and — inside every check — that each line and transfer ends up in
 //! exactly one place and that shuffling the inputs changes nothing.
@@ -6,11 +6,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use bank_adapter::reconcile::{
+use chrono::NaiveDate;
+use ledger_core::domain::recon::{
     reconcile, BankLine, Calendar, LedgerTransfer, LineStatus, MatchConfig, Pass, Reason,
     ReconcileError, ReconcileOutcome, TransferKind,
 };
-use chrono::NaiveDate;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -157,8 +157,8 @@ fn config() -> MatchConfig {
 /// China's 2025 National Day: 1–8 October off, Sunday 28 September and
 /// Saturday 11 October worked.
 fn national_day_2025() -> Calendar {
-    let holidays = (1..=8).map(|d| day(&format!("2025-10-{d:02}"))).collect();
-    let weekends = [day("2025-09-28"), day("2025-10-11")].into_iter().collect();
+    let holidays = (1..=8).map(|d| day(&format!("2025-10-{d:02}")));
+    let weekends = [day("2025-09-28"), day("2025-10-11")];
     Calendar::new(holidays, weekends).unwrap_or_else(|e| panic!("{e}"))
 }
 

@@ -5,8 +5,8 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
 
+use crate::domain::money::format_minor;
 use chrono::NaiveDate;
-use ledger_core::domain::money::format_minor;
 
 use super::assign::assign;
 use super::group::{self, Found};

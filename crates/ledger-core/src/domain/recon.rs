@@ -1,9 +1,15 @@
-//! Line matching: which bank lines settle which ledger transfers, pass by
-//! pass. Pure (no database, no clock, no network) and deterministic: the
-//! same lines and transfers in any order give the same outcome.
+//! Reconciliation, pure: which bank lines settle which ledger transfers
+//! (the matcher, [`reconcile`]), and the decisions around it: which
+//! statements wait in quarantine and what the bank had reported by a day
+//! ([`account`]), each statement day's three figures ([`days`]), and what a
+//! recording run books ([`booking`]: matches kept, credits to suspense,
+//! instructions confirmed or voided). No database, no clock, no network;
+//! deterministic: the same lines and transfers in any order give the same
+//! outcome.
 //!
-//! Callers load the lines of one supervised account and the open transfers
-//! of the ledger, call [`reconcile`], and persist the outcome.
+//! The application layer loads one supervised account's stored lines and
+//! the institution's entries, calls [`account::match_account`] (or the
+//! booking functions), and persists what they decide.
 //!
 //! # Passes, in order
 //! Each line and each transfer is claimed at most once, by a match or a
@@ -71,19 +77,48 @@
 //!   pass stops at its step budgets and lists what it did not finish in
 //!   [`GroupSearchReport`].
 
+pub mod account;
 mod assign;
-mod calendar;
+pub mod booking;
+pub mod days;
 mod engine;
 mod group;
-pub mod ledger;
 mod normalize;
+pub mod transfers;
 
 use chrono::NaiveDate;
-use ledger_core::Currency;
 use serde::Serialize;
 
-pub use crate::model::LineStatus;
-pub use calendar::Calendar;
+use crate::domain::money::Currency;
+pub use crate::domain::policy::Calendar;
+
+/// Where a bank line stands: only booked lines settle anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineStatus {
+    Booked,
+    Pending,
+    Info,
+}
+
+impl LineStatus {
+    pub fn code(self) -> &'static str {
+        match self {
+            LineStatus::Booked => "booked",
+            LineStatus::Pending => "pending",
+            LineStatus::Info => "info",
+        }
+    }
+
+    /// The stored status: anything but booked or pending is information.
+    pub fn from_code(code: &str) -> LineStatus {
+        match code {
+            "booked" => LineStatus::Booked,
+            "pending" => LineStatus::Pending,
+            _ => LineStatus::Info,
+        }
+    }
+}
 
 /// The widest window accepted: a year of working days is already far more
 /// than any bank takes to book a payment.
@@ -299,15 +334,11 @@ pub struct ReconcileOutcome {
 }
 
 /// Refusals of the inputs. Precedence, first broken rule reported: the
-/// calendar (at [`Calendar::new`]), the window, repeated line ids, line
-/// amounts, repeated transfer ids, then transfer amounts and signs; within
-/// each, the smallest id.
+/// window, repeated line ids, line amounts, repeated transfer ids, then
+/// transfer amounts and signs; within each, the smallest id. (The calendar
+/// is checked where it is made, [`Calendar::new`].)
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReconcileError {
-    #[error("calendar: {date} is both a holiday and a working weekend")]
-    HolidayIsAlsoWorkingDay { date: NaiveDate },
-    #[error("calendar: working weekend {date} is not a saturday or sunday")]
-    WorkingWeekendNotOnWeekend { date: NaiveDate },
     #[error("match config: a window of {working_days} working days exceeds the maximum of {max}")]
     WindowTooWide { working_days: u32, max: u32 },
     #[error("bank line {id} appears more than once")]
@@ -329,8 +360,6 @@ pub enum ReconcileError {
 impl ReconcileError {
     pub fn code(&self) -> &'static str {
         match self {
-            ReconcileError::HolidayIsAlsoWorkingDay { .. } => "holiday_is_also_working_day",
-            ReconcileError::WorkingWeekendNotOnWeekend { .. } => "working_weekend_not_on_weekend",
             ReconcileError::WindowTooWide { .. } => "window_too_wide",
             ReconcileError::DuplicateLineId { .. } => "duplicate_line_id",
             ReconcileError::LineAmountOutOfRange { .. } => "line_amount_out_of_range",

@@ -1,0 +1,704 @@
+//! Run-off risk as use cases: load institutions' records (one at a time, or
+//! set-wise for a national scan), build each snapshot and evaluate it (the
+//! rules are ledger-core's, `domain::risk`), rank a jurisdiction, keep the
+//! signals as alerts; and the ranked list as the API answers it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::NaiveDate;
+use ledger_core::domain::alerts::{Finding, RecordReport};
+use ledger_core::domain::money::format_minor;
+use ledger_core::domain::policy::ResolvedRules;
+use ledger_core::domain::risk::snapshot::{self, AccountRecords, Records, SnapshotError};
+use ledger_core::domain::risk::{
+    self, Assessment, EntryRef, EventKind, Evidence, InstitutionEvent, ReleaseIssue, RiskInput,
+    Severity, SignalKind,
+};
+use ledger_core::store::{AccountKey, EventRow};
+use ledger_core::{Currency, Institution, InstitutionId, JurisdictionCode, Store, StoreError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::app::reconcile::{account_statements, all_entries};
+use crate::app::{AppError, AppResult};
+
+fn account_key(a: &ledger_core::domain::feeds::BankAccount) -> AccountKey {
+    (
+        a.institution.to_string(),
+        a.bank.clone(),
+        a.account_no.clone(),
+    )
+}
+
+/// The events the risk engine reads, from the stored ones.
+fn risk_events(events: &[EventRow]) -> Vec<InstitutionEvent> {
+    events
+        .iter()
+        .filter_map(|(_, kind, date, _, _)| {
+            Some(InstitutionEvent {
+                kind: EventKind::from_code(kind)?,
+                date: *date,
+            })
+        })
+        .collect()
+}
+
+/// One institution's records, a few queries each.
+pub async fn records_of(
+    store: &Store,
+    institution: &Institution,
+    as_of: NaiveDate,
+) -> AppResult<Records> {
+    let mut accounts = Vec::new();
+    let registered = store.account_registrations(Some(&institution.id)).await?;
+    for account in store.supervised_accounts(&institution.id).await? {
+        let statements = account_statements(store.statement_lines(&account).await?);
+        let registered_on = registered.get(&account_key(&account)).copied();
+        accounts.push(AccountRecords {
+            account,
+            statements,
+            registered_on,
+        });
+    }
+    let mut refunds = Vec::new();
+    for r in store.refunds(Some(&institution.id), None).await? {
+        let trail = store.refund_trail(&r.institution, &r.id).await?;
+        refunds.push((r, trail));
+    }
+    Ok(Records {
+        institution: institution.clone(),
+        entries: all_entries(store, &institution.id).await?,
+        accounts,
+        enrollments: store.enrollments(&institution.id).await?,
+        refunds,
+        events: risk_events(&store.events(&institution.id).await?),
+        rules: store.rules_for(institution, as_of).await?,
+    })
+}
+
+/// The records of every institution given, set-wise: one query per kind
+/// of record for the whole store, whatever the number of institutions
+/// (the national daily scan).
+pub async fn records_all(
+    store: &Store,
+    institutions: Vec<Institution>,
+    as_of: NaiveDate,
+) -> AppResult<Vec<Records>> {
+    let wanted: HashMap<String, usize> = institutions
+        .iter()
+        .enumerate()
+        .map(|(n, i)| (i.id.to_string(), n))
+        .collect();
+    let mut rules: HashMap<String, ResolvedRules> = HashMap::new();
+    let mut records = Vec::with_capacity(institutions.len());
+    for institution in institutions {
+        let code = institution.jurisdiction.to_string();
+        if !rules.contains_key(&code) {
+            rules.insert(code.clone(), store.rules_for(&institution, as_of).await?);
+        }
+        records.push(Records {
+            rules: rules[&code].clone(),
+            institution,
+            entries: Vec::new(),
+            accounts: Vec::new(),
+            enrollments: Vec::new(),
+            refunds: Vec::new(),
+            events: Vec::new(),
+        });
+    }
+    let slot = |id: &str| wanted.get(id).copied();
+    let mut after: Option<(String, i64)> = None;
+    loop {
+        let page = store
+            .entries_all(after.as_ref().map(|(i, s)| (i.as_str(), *s)), 50_000)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.institution.to_string(), last.seq));
+        for e in page {
+            if let Some(n) = slot(e.institution.as_str()) {
+                records[n].entries.push(e);
+            }
+        }
+    }
+    let mut lines = store.statement_lines_all().await?;
+    let registered = store.account_registrations(None).await?;
+    for account in store.supervised_accounts_all().await? {
+        if let Some(n) = slot(account.institution.as_str()) {
+            let key = account_key(&account);
+            let statements = account_statements(lines.remove(&key).unwrap_or_default());
+            let registered_on = registered.get(&key).copied();
+            records[n].accounts.push(AccountRecords {
+                account,
+                statements,
+                registered_on,
+            });
+        }
+    }
+    for e in store.enrollments_all().await? {
+        if let Some(n) = slot(e.institution.as_str()) {
+            records[n].enrollments.push(e);
+        }
+    }
+    let mut trails = store.refund_trails_all().await?;
+    for r in store.refunds(None, None).await? {
+        if let Some(n) = slot(r.institution.as_str()) {
+            let trail = trails
+                .remove(&(r.institution.to_string(), r.id.clone()))
+                .unwrap_or_default();
+            records[n].refunds.push((r, trail));
+        }
+    }
+    for (institution, events) in store.events_all().await? {
+        if let Some(n) = slot(&institution) {
+            records[n].events = risk_events(&events);
+        }
+    }
+    Ok(records)
+}
+
+/// The snapshot of one institution on one day, from its records.
+pub fn snapshot(records: &Records, as_of: NaiveDate) -> AppResult<RiskInput> {
+    snapshot::snapshot(records, as_of).map_err(|e| match e {
+        SnapshotError::Rules(e) => AppError::from(e),
+        SnapshotError::Matcher(e) => {
+            AppError::Store(StoreError::Corrupt(format!("[{}] {e}", e.code())))
+        }
+    })
+}
+
+/// Beyond this many institutions a scan loads set-wise: a few queries for
+/// the whole store instead of a dozen per institution.
+pub const SET_WISE_FROM: usize = 50;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loading {
+    PerInstitution,
+    SetWise,
+}
+
+/// Every institution in `scope` (and below it) evaluated as of a day,
+/// riskiest first.
+pub async fn assess(
+    store: &Store,
+    scope: &JurisdictionCode,
+    as_of: NaiveDate,
+) -> AppResult<Vec<Assessment>> {
+    let institutions: Vec<Institution> = store
+        .institutions()
+        .await?
+        .into_iter()
+        .filter(|i| scope.covers(&i.jurisdiction))
+        .collect();
+    let loading = if institutions.len() > SET_WISE_FROM {
+        Loading::SetWise
+    } else {
+        Loading::PerInstitution
+    };
+    assess_loaded(store, institutions, as_of, loading).await
+}
+
+/// The institutions given, evaluated as of a day, riskiest first, their
+/// records loaded as asked (both ways give the same answer).
+pub async fn assess_loaded(
+    store: &Store,
+    institutions: Vec<Institution>,
+    as_of: NaiveDate,
+    loading: Loading,
+) -> AppResult<Vec<Assessment>> {
+    let records = match loading {
+        Loading::SetWise => records_all(store, institutions, as_of).await?,
+        Loading::PerInstitution => {
+            let mut records = Vec::with_capacity(institutions.len());
+            for institution in &institutions {
+                records.push(records_of(store, institution, as_of).await?);
+            }
+            records
+        }
+    };
+    let mut assessments = Vec::with_capacity(records.len());
+    for r in &records {
+        assessments.push(risk::evaluate(&snapshot(r, as_of)?));
+    }
+    Ok(risk::rank(assessments))
+}
+
+pub fn severity_code(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Yellow => "yellow",
+        Severity::Red => "red",
+    }
+}
+
+/// The alerts a run leaves: each signal as a finding keyed by its condition.
+fn findings(a: &Assessment) -> AppResult<Vec<Finding>> {
+    a.signals
+        .iter()
+        .map(|s| {
+            Ok(Finding {
+                key: s.key.clone(),
+                kind: s.kind.code().to_string(),
+                severity: severity_code(s.severity).to_string(),
+                summary: s.summary.clone(),
+                evidence: serde_json::to_string(&s.evidence).map_err(|e| {
+                    AppError::Store(StoreError::Corrupt(format!("evidence of {}: {e}", s.key)))
+                })?,
+                rule_pack: s.rule_pack.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Keeps each assessment's signals as alerts (the same condition updates
+/// its alert) and resolves what the engine no longer finds in the
+/// institutions it assessed; the others keep their alerts.
+pub async fn record_alerts(
+    store: &Store,
+    ranked: &[Assessment],
+    as_of: NaiveDate,
+) -> AppResult<Vec<(InstitutionId, RecordReport)>> {
+    let mut recorded = Vec::new();
+    let mut seen: BTreeMap<&InstitutionId, BTreeSet<String>> = BTreeMap::new();
+    for a in ranked {
+        let found = findings(a)?;
+        seen.insert(
+            &a.institution,
+            found.iter().map(|f| f.key.clone()).collect(),
+        );
+        let report = store.record_findings(&a.institution, as_of, &found).await?;
+        recorded.push((a.institution.clone(), report));
+    }
+    let kinds: Vec<&str> = SignalKind::ALL.iter().map(|k| k.code()).collect();
+    store
+        .resolve_cleared(
+            &kinds,
+            as_of,
+            "risk-engine",
+            "the risk engine no longer finds this condition",
+            |institution, key| seen.get(institution).is_none_or(|keys| keys.contains(key)),
+        )
+        .await?;
+    Ok(recorded)
+}
+
+/// What one scan found (and, when asked, kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scan {
+    pub as_of: NaiveDate,
+    pub scope: JurisdictionCode,
+    /// Riskiest first.
+    pub ranked: Vec<Assessment>,
+    /// Per institution, what keeping its signals as alerts did (empty when
+    /// the scan recorded nothing).
+    pub recorded: Vec<(InstitutionId, RecordReport)>,
+}
+
+/// Scans a jurisdiction (which must exist; the nation without one) as of a
+/// day (today without one), and keeps the signals as alerts if asked.
+pub async fn scan(
+    store: &Store,
+    jurisdiction: Option<JurisdictionCode>,
+    as_of: Option<NaiveDate>,
+    record: bool,
+) -> AppResult<Scan> {
+    let as_of = as_of.unwrap_or_else(|| store.now().date_naive());
+    let scope = match jurisdiction {
+        Some(code) => {
+            if !store.jurisdictions().await?.iter().any(|j| j.code == code) {
+                return Err(AppError::not_found(format!("jurisdiction {code}")));
+            }
+            code
+        }
+        None => JurisdictionCode::national(),
+    };
+    let ranked = assess(store, &scope, as_of).await?;
+    let recorded = if record {
+        record_alerts(store, &ranked, as_of).await?
+    } else {
+        Vec::new()
+    };
+    Ok(Scan {
+        as_of,
+        scope,
+        ranked,
+        recorded,
+    })
+}
+
+/// A journal entry, as an officer can look it up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct EntryRefView {
+    pub seq: i64,
+    pub client_id: String,
+}
+
+impl From<&EntryRef> for EntryRefView {
+    fn from(e: &EntryRef) -> Self {
+        EntryRefView {
+            seq: e.seq,
+            client_id: e.client_id.to_string(),
+        }
+    }
+}
+
+/// A bank line that took money out of a supervised account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BankLineView {
+    /// `account/statement#line`.
+    pub line_id: String,
+    /// `escrow` or `deposit`.
+    pub account: String,
+    pub bank_ref: Option<String>,
+    pub date: NaiveDate,
+    /// Minor units, positive: the amount debited.
+    pub amount_minor: i64,
+    /// The account's balance just before the debit (minor units), when the
+    /// bank says.
+    pub balance_before_minor: Option<i64>,
+}
+
+/// A statement day whose bank closing differs from the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct MismatchView {
+    /// `escrow` or `deposit`.
+    pub account: String,
+    pub account_no: String,
+    pub date: NaiveDate,
+    pub bank_closing_minor: i64,
+    pub ledger_balance_minor: i64,
+}
+
+/// A release executed unconfirmed or ahead of the enrollment's schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ReleaseFindingView {
+    pub entry: EntryRefView,
+    pub date: NaiveDate,
+    pub amount_minor: i64,
+    /// `unconfirmed` or `ahead_of_schedule`.
+    pub issue: String,
+}
+
+/// A refund request as the engine saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RefundRequestView {
+    pub enrollment: String,
+    pub amount_minor: i64,
+    pub requested_on: NaiveDate,
+    pub approved_on: Option<NaiveDate>,
+    pub paid_on: Option<NaiveDate>,
+    /// The approval entry, once there is one.
+    pub entry: Option<EntryRefView>,
+}
+
+/// A cap breach recorded on an entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CapFlagView {
+    pub entry: EntryRefView,
+    pub date: NaiveDate,
+    /// The cap broken, e.g. `max_amount_per_charge`.
+    pub rule: String,
+    pub enrollment: Option<String>,
+}
+
+/// An institution event the engine reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct EventView {
+    /// `legal_representative_change` or `closure_notice`.
+    pub kind: String,
+    pub date: NaiveDate,
+}
+
+/// One piece of evidence behind a signal, by `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EvidenceView {
+    /// A figure, as a decimal string in the institution's currency.
+    Amount {
+        name: String,
+        amount: String,
+    },
+    /// A ratio in basis points (10000 = 100%), rounded down.
+    Ratio {
+        name: String,
+        #[schema(value_type = i64)]
+        bp: i128,
+    },
+    Count {
+        name: String,
+        value: u64,
+    },
+    Date {
+        name: String,
+        date: NaiveDate,
+    },
+    /// A threshold of the rule pack, in the unit its name ends with.
+    Rule {
+        name: String,
+        value: i64,
+    },
+    Entry {
+        entry: EntryRefView,
+    },
+    BankLine {
+        line: BankLineView,
+    },
+    Account {
+        /// `escrow` or `deposit`.
+        kind: String,
+        account_no: String,
+    },
+    Mismatch {
+        mismatch: MismatchView,
+    },
+    Release {
+        finding: ReleaseFindingView,
+    },
+    Refund {
+        request: RefundRequestView,
+        /// `unanswered` or `unpaid`.
+        overdue: String,
+        deadline: NaiveDate,
+    },
+    CapFlag {
+        flag: CapFlagView,
+    },
+    Event {
+        event: EventView,
+    },
+    Enrollment {
+        id: String,
+    },
+}
+
+/// Minor units of any width as a decimal string of the currency's scale.
+fn money_wide(minor: i128, currency: Currency) -> String {
+    if let Ok(narrow) = i64::try_from(minor) {
+        return format_minor(narrow, currency);
+    }
+    let digits = minor.unsigned_abs().to_string();
+    let scale = currency.exponent() as usize;
+    let digits = format!("{digits:0>width$}", width = scale + 1);
+    let (whole, fraction) = digits.split_at(digits.len() - scale);
+    let sign = if minor < 0 { "-" } else { "" };
+    if scale == 0 {
+        format!("{sign}{whole}")
+    } else {
+        format!("{sign}{whole}.{fraction}")
+    }
+}
+
+fn issue_code(issue: ReleaseIssue) -> &'static str {
+    match issue {
+        ReleaseIssue::Unconfirmed => "unconfirmed",
+        ReleaseIssue::AheadOfSchedule => "ahead_of_schedule",
+    }
+}
+
+impl EvidenceView {
+    pub fn of(e: &Evidence, currency: Currency) -> EvidenceView {
+        match e {
+            Evidence::Amount { name, minor } => EvidenceView::Amount {
+                name: name.to_string(),
+                amount: money_wide(*minor, currency),
+            },
+            Evidence::Ratio { name, bp } => EvidenceView::Ratio {
+                name: name.to_string(),
+                bp: *bp,
+            },
+            Evidence::Count { name, value } => EvidenceView::Count {
+                name: name.to_string(),
+                value: *value,
+            },
+            Evidence::Date { name, date } => EvidenceView::Date {
+                name: name.to_string(),
+                date: *date,
+            },
+            Evidence::Rule { name, value } => EvidenceView::Rule {
+                name: name.to_string(),
+                value: *value,
+            },
+            Evidence::Entry { entry } => EvidenceView::Entry {
+                entry: entry.into(),
+            },
+            Evidence::BankLine { line } => EvidenceView::BankLine {
+                line: BankLineView {
+                    line_id: line.line_id.clone(),
+                    account: line.account.code().to_string(),
+                    bank_ref: line.bank_ref.clone(),
+                    date: line.date,
+                    amount_minor: line.amount_minor,
+                    balance_before_minor: line.balance_before_minor,
+                },
+            },
+            Evidence::Account { kind, account_no } => EvidenceView::Account {
+                kind: kind.code().to_string(),
+                account_no: account_no.clone(),
+            },
+            Evidence::Mismatch { mismatch } => EvidenceView::Mismatch {
+                mismatch: MismatchView {
+                    account: mismatch.account.code().to_string(),
+                    account_no: mismatch.account_no.clone(),
+                    date: mismatch.date,
+                    bank_closing_minor: mismatch.bank_closing_minor,
+                    ledger_balance_minor: mismatch.ledger_balance_minor,
+                },
+            },
+            Evidence::Release { finding } => EvidenceView::Release {
+                finding: ReleaseFindingView {
+                    entry: (&finding.entry).into(),
+                    date: finding.date,
+                    amount_minor: finding.amount_minor,
+                    issue: issue_code(finding.issue).to_string(),
+                },
+            },
+            Evidence::Refund {
+                request,
+                overdue,
+                deadline,
+            } => EvidenceView::Refund {
+                request: RefundRequestView {
+                    enrollment: request.enrollment.to_string(),
+                    amount_minor: request.amount_minor,
+                    requested_on: request.requested_on,
+                    approved_on: request.approved_on,
+                    paid_on: request.paid_on,
+                    entry: request.entry.as_ref().map(EntryRefView::from),
+                },
+                overdue: overdue.to_string(),
+                deadline: *deadline,
+            },
+            Evidence::CapFlag { flag } => EvidenceView::CapFlag {
+                flag: CapFlagView {
+                    entry: (&flag.entry).into(),
+                    date: flag.date,
+                    rule: flag.rule.clone(),
+                    enrollment: flag.enrollment.as_ref().map(|e| e.to_string()),
+                },
+            },
+            Evidence::Event { event } => EvidenceView::Event {
+                event: EventView {
+                    kind: event.kind.code().to_string(),
+                    date: event.date,
+                },
+            },
+            Evidence::Enrollment { id } => EvidenceView::Enrollment { id: id.to_string() },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct SignalView {
+    #[schema(example = "unauthorized_outflow")]
+    pub kind: String,
+    /// yellow or red.
+    pub severity: String,
+    pub summary: String,
+    /// The figures, rules, entries and bank lines behind the signal.
+    pub evidence: Vec<EvidenceView>,
+    pub rule_pack: String,
+}
+
+/// A check that could not run for lack of data, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct NotEvaluatedView {
+    /// The signal kind the check would raise.
+    #[schema(example = "feed_silence")]
+    pub kind: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RiskRow {
+    pub id: String,
+    pub name: String,
+    pub jurisdiction: String,
+    /// 0 (nothing found) to 100.
+    pub score: u32,
+    pub signals: Vec<SignalView>,
+    /// Checks that could not run for lack of data, and why.
+    pub not_evaluated: Vec<NotEvaluatedView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RiskList {
+    pub as_of: NaiveDate,
+    /// Riskiest first; institutions with no signal included.
+    pub institutions: Vec<RiskRow>,
+}
+
+/// The jurisdiction's institutions (and those below it) evaluated as of a
+/// day, riskiest first, amounts in each institution's currency.
+pub async fn risk_list(
+    store: &Store,
+    scope: &JurisdictionCode,
+    as_of: NaiveDate,
+) -> AppResult<RiskList> {
+    let ranked = assess(store, scope, as_of).await?;
+    let currencies: BTreeMap<String, Currency> = store
+        .institutions()
+        .await?
+        .into_iter()
+        .map(|i| (i.id.to_string(), i.currency))
+        .collect();
+    let institutions = ranked
+        .iter()
+        .map(|a| {
+            let currency = currencies
+                .get(a.institution.as_str())
+                .copied()
+                .unwrap_or(Currency::Cny);
+            RiskRow {
+                id: a.institution.to_string(),
+                name: a.name.clone(),
+                jurisdiction: a.jurisdiction.to_string(),
+                score: a.score,
+                signals: a
+                    .signals
+                    .iter()
+                    .map(|s| SignalView {
+                        kind: s.kind.code().to_string(),
+                        severity: severity_code(s.severity).to_string(),
+                        summary: s.summary.clone(),
+                        evidence: s
+                            .evidence
+                            .iter()
+                            .map(|e| EvidenceView::of(e, currency))
+                            .collect(),
+                        rule_pack: s.rule_pack.clone(),
+                    })
+                    .collect(),
+                not_evaluated: a
+                    .not_evaluated
+                    .iter()
+                    .map(|n| NotEvaluatedView {
+                        kind: n.kind.code().to_string(),
+                        reason: n.reason.clone(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok(RiskList {
+        as_of,
+        institutions,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wide_amounts_are_written_exactly_at_the_currencys_scale() {
+        let cny = Currency::Cny;
+        for (minor, text) in [
+            (0_i128, "0.00"),
+            (5, "0.05"),
+            (-5, "-0.05"),
+            (123_456, "1234.56"),
+            (i128::from(i64::MAX) + 1, "92233720368547758.08"),
+            (-(i128::from(i64::MAX) + 2), "-92233720368547758.09"),
+        ] {
+            assert_eq!(money_wide(minor, cny), text, "{minor}");
+        }
+    }
+}

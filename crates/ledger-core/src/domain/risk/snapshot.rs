@@ -1,0 +1,628 @@
+//! The snapshot the risk engine reads, filled from one institution's
+//! records (books, supervised accounts with their statements, enrollments,
+//! refunds, events, the rule pack): the ledger's figures by day, what the
+//! banks showed and what reconciliation made of it. Pure: the application
+//! layer loads the records (one institution at a time or set-wise) and
+//! calls [`snapshot`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Duration, NaiveDate};
+
+use crate::domain::entry::{Entry, EntryKind};
+use crate::domain::error::LedgerError;
+use crate::domain::feeds::{AccountKind, BankAccount};
+use crate::domain::policy::{self, ResolvedRules};
+use crate::domain::recon::account::{match_account, AccountStatements};
+use crate::domain::recon::ReconcileError;
+use crate::domain::refunds::{Refund, RefundEvent, RefundState};
+use crate::domain::registry::{Enrollment, Institution};
+use crate::domain::replay::BooksOn;
+use crate::domain::risk::{
+    schedule, BalanceMismatch, BankLine, CapFlag, Closing, DayFigures, EntryRef, InstitutionEvent,
+    LedgerFigures, RefundRequest, RiskInput, SupervisedAccount,
+};
+
+/// One supervised account of an institution, what its bank reported, and
+/// the day it was registered (when known).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecords {
+    pub account: BankAccount,
+    pub statements: AccountStatements,
+    pub registered_on: Option<NaiveDate>,
+}
+
+/// Everything the risk engine reads about one institution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Records {
+    pub institution: Institution,
+    /// Every entry of the institution, by seq.
+    pub entries: Vec<Entry>,
+    pub accounts: Vec<AccountRecords>,
+    pub enrollments: Vec<Enrollment>,
+    /// Each refund with its trail.
+    pub refunds: Vec<(Refund, Vec<RefundEvent>)>,
+    /// The events the engine reads (others are left out by the caller).
+    pub events: Vec<InstitutionEvent>,
+    /// The rule pack in force on the day assessed.
+    pub rules: ResolvedRules,
+}
+
+/// Why a snapshot could not be made: the rule pack's calendar contradicts
+/// itself, or the stored lines are not what the matcher takes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Rules(#[from] LedgerError),
+    #[error(transparent)]
+    Matcher(#[from] ReconcileError),
+}
+
+fn amount_to(entry: &Entry, account: &str) -> i64 {
+    entry
+        .postings
+        .iter()
+        .filter(|p| {
+            p.account == account || (account == "prepaid/" && p.account.starts_with("prepaid/"))
+        })
+        .map(|p| p.amount_minor)
+        .sum()
+}
+
+/// What the bank showed of one supervised account up to `as_of`.
+struct AccountSeen {
+    account: SupervisedAccount,
+    /// Entries a bank line settles (matched or suggested): tuition that
+    /// arrived, instructions executed.
+    settled: BTreeSet<i64>,
+    debits: Vec<BankLine>,
+    unauthorized: Vec<BankLine>,
+    /// (date, debits, credits) of each bank line.
+    movements: Vec<(NaiveDate, i64)>,
+    mismatch: Option<BalanceMismatch>,
+}
+
+fn account_seen(
+    account: &BankAccount,
+    stored: &AccountStatements,
+    entries: &[Entry],
+    as_of: NaiveDate,
+) -> Result<AccountSeen, ReconcileError> {
+    let matched = match_account(stored.clone(), account.kind, entries, Some(as_of))?;
+    let lines = &matched.statements.lines;
+    // The balance before each line: its statement's opening plus the lines
+    // before it on that statement (lines come in statement order).
+    let openings: BTreeMap<&str, i64> = matched
+        .statements
+        .statements
+        .iter()
+        .filter_map(|s| s.opening.map(|(minor, _)| (s.key.as_str(), minor)))
+        .collect();
+    let mut running: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut before = Vec::with_capacity(lines.len());
+    for l in lines {
+        let start = openings.get(l.statement_key.as_str()).copied();
+        let so_far = running.entry(l.statement_key.as_str()).or_insert(0);
+        before.push(start.map(|o| o + *so_far));
+        *so_far += l.amount_minor;
+    }
+    let line_of = |i: usize| -> Option<BankLine> {
+        let l = lines.get(i)?;
+        Some(BankLine {
+            line_id: format!("{}/{}#{}", account.account_no, l.statement_key, l.line_no),
+            account: account.kind,
+            bank_ref: l.bank_ref.clone(),
+            date: l.booking_date.or(l.value_date)?,
+            amount_minor: -l.amount_minor,
+            balance_before_minor: before.get(i).copied().flatten(),
+        })
+    };
+    let mut seen = AccountSeen {
+        account: SupervisedAccount {
+            kind: account.kind,
+            account_no: account.account_no.clone(),
+            closings: matched
+                .statements
+                .statements
+                .iter()
+                .filter_map(|s| s.closing)
+                .map(|(balance_minor, date)| Closing {
+                    date,
+                    balance_minor,
+                })
+                .collect(),
+            chain_break: matched.quarantine.as_ref().map(|q| q.chain_break.clone()),
+            registered_on: None,
+        },
+        settled: matched
+            .outcome
+            .matches
+            .iter()
+            .chain(&matched.outcome.suggestions)
+            .flat_map(|m| m.transfers.iter().map(|t| *t as i64))
+            .collect(),
+        debits: Vec::new(),
+        unauthorized: Vec::new(),
+        movements: Vec::new(),
+        mismatch: None,
+    };
+    for (i, l) in lines.iter().enumerate() {
+        let Some(date) = l.booking_date.or(l.value_date) else {
+            continue;
+        };
+        seen.movements.push((date, l.amount_minor));
+        if l.amount_minor < 0 {
+            seen.debits.extend(line_of(i));
+        }
+    }
+    for (id, reason) in &matched.outcome.unmatched_lines {
+        if reason.is_unauthorized_outflow() {
+            seen.unauthorized.extend(line_of(*id as usize));
+        }
+    }
+    // The latest statement day, against the ledger at the end of that day.
+    if let Some(closing) = &matched.statements.closing {
+        let (bank, date) = (&closing.balance_minor, &closing.date);
+        let books = BooksOn::replay(entries, *date);
+        let ledger = match account.kind {
+            AccountKind::Escrow => books.balance("escrow_cash"),
+            AccountKind::Deposit => books.balance("deposit_cash"),
+        };
+        if *bank != ledger {
+            seen.mismatch = Some(BalanceMismatch {
+                account: account.kind,
+                account_no: account.account_no.clone(),
+                date: *date,
+                bank_closing_minor: *bank,
+                ledger_balance_minor: ledger,
+            });
+        }
+    }
+    Ok(seen)
+}
+
+/// Each enrollment sold (its first charge) and whether at the caps.
+fn packages_sold(
+    institution: &Institution,
+    rules: &ResolvedRules,
+    enrollments: &[Enrollment],
+    entries: &[Entry],
+) -> Vec<schedule::PackageSold> {
+    let mut first_charge: BTreeMap<&str, NaiveDate> = BTreeMap::new();
+    for e in entries {
+        if matches!(
+            e.kind,
+            EntryKind::TuitionPaid | EntryKind::TuitionCollectedOutside
+        ) {
+            if let Some(id) = &e.enrollment {
+                let day = e.occurred_at.date_naive();
+                first_charge
+                    .entry(id.as_str())
+                    .and_modify(|d| *d = (*d).min(day))
+                    .or_insert(day);
+            }
+        }
+    }
+    enrollments
+        .iter()
+        .filter_map(|en| {
+            Some(schedule::PackageSold {
+                date: *first_charge.get(en.id.as_str())?,
+                at_caps: policy::at_caps(rules, en, institution.category),
+            })
+        })
+        .collect()
+}
+
+/// The ledger's figures at the end of `day` (entries by occurred date).
+fn ledger_figures(entries: &[Entry], day: NaiveDate) -> LedgerFigures {
+    let books = BooksOn::replay(entries, day);
+    let year_before = day - Duration::days(365);
+    let collections_12m = entries
+        .iter()
+        .filter(|e| {
+            let on = e.occurred_at.date_naive();
+            on > year_before && on <= day
+        })
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EntryKind::TuitionPaid
+                    | EntryKind::ReceiptAttributed
+                    | EntryKind::TuitionCollectedOutside
+            )
+        })
+        .map(|e| amount_to(e, "prepaid/"))
+        .sum();
+    LedgerFigures {
+        unearned_prepaid_minor: books.prepaid(),
+        refund_payable_minor: books.balance("refund_payable"),
+        releasable_minor: books.balance("releasable"),
+        unidentified_minor: books.balance("unidentified"),
+        escrow_cash_minor: books.balance("escrow_cash"),
+        deposit_cash_minor: books.balance("deposit_cash"),
+        held_by_institution_minor: books.balance("held_by_institution"),
+        pending_release_minor: books.pending_debits("releasable"),
+        pending_refund_minor: books.pending_debits("refund_payable"),
+        collections_12m_minor: collections_12m,
+    }
+}
+
+/// The snapshot of one institution on one day, from its records.
+pub fn snapshot(records: &Records, as_of: NaiveDate) -> Result<RiskInput, SnapshotError> {
+    let institution = &records.institution;
+    // Nothing after the day assessed: a past day reads as it was lived.
+    let entries: Vec<Entry> = records
+        .entries
+        .iter()
+        .filter(|e| e.occurred_at.date_naive() <= as_of)
+        .cloned()
+        .collect();
+    let by_seq: BTreeMap<i64, &Entry> = entries.iter().map(|e| (e.seq, e)).collect();
+
+    let mut accounts = Vec::new();
+    let mut bank_debits = Vec::new();
+    let mut unauthorized_outflows = Vec::new();
+    let mut balance_mismatches = Vec::new();
+    let mut arrived = BTreeSet::new();
+    let mut movements = Vec::new();
+    // The day through which the escrow accounts (the deposit accounts for
+    // an institution without one) have reported: what families are owed is
+    // compared as of then. A deposit account that moves rarely and reports
+    // late must not hold back the comparison of the escrow account.
+    let mut through: [Option<NaiveDate>; 2] = [None, None];
+    for AccountRecords {
+        account,
+        statements,
+        registered_on,
+    } in &records.accounts
+    {
+        let mut seen = account_seen(account, statements, &entries, as_of)?;
+        seen.account.registered_on = *registered_on;
+        if let Some(latest) = seen.account.closings.iter().map(|c| c.date).max() {
+            let slot = &mut through[usize::from(account.kind == AccountKind::Deposit)];
+            *slot = Some(slot.map_or(latest, |d| d.min(latest)));
+        }
+        if account.kind == AccountKind::Escrow {
+            arrived.extend(seen.settled);
+        }
+        accounts.push(seen.account);
+        bank_debits.extend(seen.debits);
+        unauthorized_outflows.extend(seen.unauthorized);
+        balance_mismatches.extend(seen.mismatch);
+        movements.extend(seen.movements);
+    }
+
+    let mut days: BTreeMap<NaiveDate, DayFigures> = BTreeMap::new();
+    fn day(days: &mut BTreeMap<NaiveDate, DayFigures>, date: NaiveDate) -> &mut DayFigures {
+        days.entry(date).or_insert_with(|| DayFigures {
+            date,
+            ..Default::default()
+        })
+    }
+    for (date, amount) in movements {
+        if amount < 0 {
+            day(&mut days, date).bank_debits_minor += -amount;
+        } else {
+            day(&mut days, date).bank_credits_minor += amount;
+        }
+    }
+    let mut cap_flags = Vec::new();
+    for e in &entries {
+        let date = e.occurred_at.date_naive();
+        let d = day(&mut days, date);
+        match e.kind {
+            EntryKind::TuitionPaid | EntryKind::ReceiptAttributed => {
+                let amount = amount_to(e, "prepaid/");
+                d.collections_reported_minor += amount;
+                // Attributed receipts arrived as bank credits already.
+                if e.kind == EntryKind::ReceiptAttributed || arrived.contains(&e.seq) {
+                    d.collections_into_escrow_minor += amount;
+                }
+            }
+            EntryKind::TuitionCollectedOutside => {
+                let amount = amount_to(e, "prepaid/");
+                d.collections_reported_minor += amount;
+            }
+            EntryKind::LessonsConsumed => {
+                d.consumed_minor += amount_to(e, "releasable");
+                d.consumed_hours += e.hours.unwrap_or(0);
+            }
+            EntryKind::PendingConfirmed => {
+                let target = e.refers_to_seq.and_then(|s| by_seq.get(&s));
+                match target.map(|t| t.kind) {
+                    Some(EntryKind::ReleaseInstructed) => {
+                        d.released_minor += amount_to(e, "releasable")
+                    }
+                    Some(EntryKind::RefundPaymentInstructed) => {
+                        d.refunds_paid_minor += amount_to(e, "refund_payable")
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        for rule in &e.flags {
+            cap_flags.push(CapFlag {
+                entry: EntryRef {
+                    seq: e.seq,
+                    client_id: e.client_id.clone(),
+                },
+                date,
+                rule: rule.clone(),
+                enrollment: e.enrollment.clone(),
+            });
+        }
+    }
+
+    let history_from = entries
+        .iter()
+        .map(|e| e.occurred_at.date_naive())
+        .min()
+        .unwrap_or(as_of);
+    let refund_requests = refund_requests(&records.refunds, &entries);
+    let rules = records.rules.clone();
+    let enrollments = &records.enrollments;
+    let packages = schedule::package_counts(
+        &packages_sold(institution, &rules, enrollments, &entries),
+        as_of,
+        &rules.params,
+    );
+    let release_findings = schedule::releases_ahead_of_schedule(enrollments, &entries);
+    let events = records.events.clone();
+    Ok(RiskInput {
+        as_of,
+        institution: institution.clone(),
+        calendar: rules.params.calendar()?,
+        rules,
+        history_from,
+        ledger: ledger_figures(&entries, as_of),
+        ledger_at_statements: through[0]
+            .or(through[1])
+            .filter(|day| *day < as_of)
+            .map(|day| (day, ledger_figures(&entries, day))),
+        accounts,
+        days: days.into_values().collect(),
+        packages,
+        bank_debits,
+        unauthorized_outflows,
+        balance_mismatches,
+        release_findings,
+        refund_requests,
+        cap_flags,
+        events,
+    })
+}
+
+/// The refund workflow's requests as the risk engine sees them: when each
+/// was asked, approved (or deemed approved) and paid. Declined requests owe
+/// nothing; a returned one is still owed.
+fn refund_requests(
+    refunds: &[(Refund, Vec<RefundEvent>)],
+    entries: &[Entry],
+) -> Vec<RefundRequest> {
+    let mut out = Vec::new();
+    for (r, trail) in refunds {
+        if r.state == RefundState::Declined {
+            continue;
+        }
+        let on = |state: RefundState| {
+            trail
+                .iter()
+                .find(|e| e.state == state.code())
+                .map(|e| e.at.date_naive())
+        };
+        let approval = entries
+            .iter()
+            .find(|e| e.client_id.as_str() == r.approval_client_id());
+        out.push(RefundRequest {
+            enrollment: r.enrollment.clone(),
+            amount_minor: approval
+                .map(|e| e.postings.first().map_or(0, |p| p.amount_minor))
+                .or(r.amount_minor)
+                .unwrap_or(0),
+            requested_on: r.requested_on,
+            approved_on: on(RefundState::Approved),
+            paid_on: on(RefundState::Paid),
+            entry: approval.map(|e| EntryRef {
+                seq: e.seq,
+                client_id: e.client_id.clone(),
+            }),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::domain::accounts::Side;
+    use crate::domain::entry::Posting;
+    use crate::domain::ids::{ClientId, InstitutionId, JurisdictionCode};
+    use crate::domain::money::Currency;
+    use crate::domain::recon::account::{LastClosing, StatementLine};
+    use crate::domain::recon::LineStatus;
+    use crate::domain::registry::{Category, InstitutionStatus, SupervisionMode};
+    use crate::domain::risk::EventKind;
+    use crate::domain::statements::StatementBalances;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 5, d).unwrap()
+    }
+
+    fn institution() -> Institution {
+        Institution {
+            id: InstitutionId::parse("INS-410922-0001".to_string()).unwrap(),
+            name: "Sunrise Arts".into(),
+            licence_no: "L-1".into(),
+            jurisdiction: JurisdictionCode::parse("410922").unwrap(),
+            mode: SupervisionMode::Both,
+            category: Category::NonSubject,
+            status: InstitutionStatus::Active,
+            currency: Currency::Cny,
+        }
+    }
+
+    fn tuition(seq: i64, on: u32, amount_minor: i64) -> Entry {
+        let at = Utc.with_ymd_and_hms(2026, 5, on, 9, 0, 0).unwrap();
+        Entry {
+            institution: institution().id,
+            seq,
+            client_id: ClientId::parse(format!("pay-{seq}")).unwrap(),
+            kind: EntryKind::TuitionPaid,
+            currency: Currency::Cny,
+            occurred_at: at,
+            recorded_at: at,
+            external_ref: None,
+            enrollment: None,
+            hours: None,
+            refers_to_seq: None,
+            rule_pack: None,
+            flags: vec![],
+            postings: vec![
+                Posting {
+                    account: "escrow_cash".into(),
+                    side: Side::Debit,
+                    amount_minor,
+                },
+                Posting {
+                    account: "prepaid/E-1".into(),
+                    side: Side::Credit,
+                    amount_minor,
+                },
+            ],
+            request_hash: String::new(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    fn line(no: i64, on: u32, amount_minor: i64, bank_ref: &str) -> StatementLine {
+        StatementLine {
+            statement_key: format!("S{on}"),
+            line_no: no,
+            amount_minor,
+            booking_date: Some(day(on)),
+            value_date: None,
+            status: LineStatus::Booked,
+            bank_ref: Some(bank_ref.into()),
+            end_to_end_id: None,
+            remittance: None,
+            counterparty_name: None,
+            counterparty_account: None,
+            reversal: false,
+        }
+    }
+
+    /// Tuition of 500 arrives on the 4th; on the 5th 300 leaves with no
+    /// instruction of ours; the bank closes the 5th at 200, the ledger
+    /// says 500.
+    fn records() -> Records {
+        let chain = [JurisdictionCode::national()];
+        let statements = AccountStatements {
+            lines: vec![line(0, 4, 500, "pay-1"), line(0, 5, -300, "X-9")],
+            closing: Some(LastClosing {
+                statement_key: "S5".into(),
+                balance_minor: 200,
+                date: day(5),
+            }),
+            statements: vec![
+                StatementBalances {
+                    key: "S4".into(),
+                    opening: Some((0, day(4))),
+                    closing: Some((500, day(4))),
+                },
+                StatementBalances {
+                    key: "S5".into(),
+                    opening: Some((500, day(5))),
+                    closing: Some((200, day(5))),
+                },
+            ],
+            intraday: vec![],
+        };
+        Records {
+            institution: institution(),
+            entries: vec![tuition(1, 4, 500), tuition(2, 9, 700)],
+            accounts: vec![AccountRecords {
+                account: BankAccount {
+                    institution: institution().id,
+                    bank: "B".into(),
+                    account_no: "6222-0001".into(),
+                    kind: AccountKind::Escrow,
+                    currency: Currency::Cny,
+                },
+                statements,
+                registered_on: Some(day(1)),
+            }],
+            enrollments: vec![],
+            refunds: vec![],
+            events: vec![InstitutionEvent {
+                kind: EventKind::ClosureNotice,
+                date: day(5),
+            }],
+            rules: policy::resolve(&chain, &[], day(6)),
+        }
+    }
+
+    #[test]
+    fn the_snapshot_shows_what_the_bank_showed_and_nothing_after_the_day() {
+        let input = snapshot(&records(), day(6)).unwrap();
+        assert_eq!(input.history_from, day(4));
+        assert_eq!(
+            input.ledger.escrow_cash_minor, 500,
+            "the payment of the 9th is ahead"
+        );
+        assert_eq!(input.accounts.len(), 1);
+        assert_eq!(input.accounts[0].closings.len(), 2);
+        assert_eq!(input.accounts[0].registered_on, Some(day(1)));
+        assert_eq!(input.accounts[0].chain_break, None);
+        let out: Vec<_> = input
+            .unauthorized_outflows
+            .iter()
+            .map(|l| (l.line_id.as_str(), l.amount_minor, l.balance_before_minor))
+            .collect();
+        assert_eq!(out, [("6222-0001/S5#0", 300, Some(500))]);
+        assert_eq!(input.bank_debits.len(), 1);
+        assert_eq!(input.balance_mismatches.len(), 1);
+        assert_eq!(input.balance_mismatches[0].bank_closing_minor, 200);
+        assert_eq!(input.balance_mismatches[0].ledger_balance_minor, 500);
+        let the_4th = input.days.iter().find(|d| d.date == day(4)).unwrap();
+        assert_eq!(
+            (
+                the_4th.collections_reported_minor,
+                the_4th.collections_into_escrow_minor,
+                the_4th.bank_credits_minor
+            ),
+            (500, 500, 500),
+            "the bank line settles the payment"
+        );
+        assert_eq!(input.events.len(), 1);
+        assert_eq!(input.ledger_at_statements.map(|(d, _)| d), Some(day(5)));
+    }
+
+    #[test]
+    fn a_rule_pack_whose_calendar_contradicts_itself_makes_no_snapshot() {
+        let mut r = records();
+        r.rules.params.holidays = Some(vec![day(9)]);
+        r.rules.params.makeup_working_days = Some(vec![day(9)]);
+        let e = snapshot(&r, day(6)).unwrap_err();
+        assert!(matches!(e, SnapshotError::Rules(_)), "{e}");
+    }
+
+    #[test]
+    fn only_the_events_the_engine_reads_have_a_kind() {
+        for (code, kind) in [
+            (
+                "legal_representative_change",
+                Some(EventKind::LegalRepresentativeChange),
+            ),
+            ("closure_notice", Some(EventKind::ClosureNotice)),
+            ("address_change", None),
+            ("", None),
+        ] {
+            assert_eq!(EventKind::from_code(code), kind, "{code:?}");
+        }
+    }
+}
