@@ -1148,7 +1148,7 @@ async fn an_alert_whose_condition_ends_resolves_itself(backend: Backend) {
             .unwrap()
             .into_iter()
             .find(|a| a.key == key)
-            .map(|a| (a.severity, a.status.code().to_string()))
+            .map(|a| (a.severity.code().to_string(), a.status.code().to_string()))
     };
     scan(day(2026, 9, 1)).await;
     assert_eq!(

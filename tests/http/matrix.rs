@@ -387,7 +387,7 @@ async fn setup(server: &Server, cases: usize) -> Vec<(Role, String)> {
             .map(|n| Finding {
                 key: format!("m-{n}"),
                 kind: "feed_silence".into(),
-                severity: "yellow".into(),
+                severity: ledger_core::domain::alerts::Severity::Yellow,
                 summary: "no statement".into(),
                 evidence: "[]".into(),
                 rule_pack: "national".into(),

@@ -949,7 +949,7 @@ async fn a_refund_that_cannot_be_paid_holds_up_no_other(backend: Backend) {
         .into_iter()
         .find(|a| a.key == key)
         .expect("a red alert for the refund set aside");
-    assert_eq!(alert.severity, "red");
+    assert_eq!(alert.severity, ledger_core::domain::alerts::Severity::Red);
     for says in [
         blocked_id.as_str(),
         "2000.00 CNY",

@@ -5,6 +5,7 @@
 //!
 //! Use cases move here one by one (see ARCHITECTURE.md).
 
+pub mod alerts;
 pub mod banks;
 pub mod books;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod jurisdictions;
 pub mod outbox;
 pub mod reconcile;
 pub mod refunds;
+pub mod registry;
 pub mod releases;
 pub mod risk;
 

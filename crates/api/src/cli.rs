@@ -3,7 +3,9 @@
 pub mod alerts;
 pub mod attest;
 pub mod feed;
+pub mod reconcile;
 pub mod report;
+pub mod risk;
 
 use std::process::ExitCode;
 
@@ -17,7 +19,7 @@ use ledger_core::{InstitutionId, Store};
 use crate::app::banks::BankDirectory;
 use crate::app::jobs;
 use crate::serve::JobArg;
-use crate::{app, demo, reconcile, risk};
+use crate::{app, demo};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -103,8 +103,9 @@ pub async fn build(store: &Store) -> anyhow::Result<()> {
     }
     // The county applies the 5,000 cap to subject training too, and charges
     // may start at most one month before the course.
-    store
-        .put_rule_pack(&RulePack {
+    crate::app::registry::publish_rule_pack(
+        store,
+        &RulePack {
             jurisdiction: j(COUNTY)?,
             version: 1,
             effective_from: d(2026, 1, 1),
@@ -116,8 +117,9 @@ pub async fn build(store: &Store) -> anyhow::Result<()> {
                 }),
                 ..Default::default()
             },
-        })
-        .await?;
+        },
+    )
+    .await?;
 
     let mut rng = SmallRng::seed_from_u64(2026);
     for plan in &PLANS {
@@ -129,8 +131,9 @@ pub async fn build(store: &Store) -> anyhow::Result<()> {
 
 async fn build_institution(store: &Store, plan: &Plan, rng: &mut SmallRng) -> anyhow::Result<()> {
     let institution = InstitutionId::parse(plan.id)?;
-    store
-        .create_institution(&Institution {
+    crate::app::registry::register_institution(
+        store,
+        &Institution {
             id: institution.clone(),
             name: plan.name.into(),
             licence_no: format!("JY{}", &plan.id[4..]),
@@ -139,8 +142,9 @@ async fn build_institution(store: &Store, plan: &Plan, rng: &mut SmallRng) -> an
             category: Category::NonSubject,
             status: InstitutionStatus::Active,
             currency: Currency::Cny,
-        })
-        .await?;
+        },
+    )
+    .await?;
 
     let mut requests = Vec::new();
     let request =

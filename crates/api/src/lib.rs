@@ -6,8 +6,6 @@ pub mod app;
 pub mod cli;
 pub mod demo;
 pub mod http;
-pub mod reconcile;
-pub mod risk;
 pub mod serve;
 pub mod telemetry;
 pub mod token;

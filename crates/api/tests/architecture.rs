@@ -120,6 +120,13 @@ fn the_adapters_leave_the_use_cases_to_the_application_layer() {
         ".register_bank_account(",
         ".create_jurisdiction(",
         ".claim_job_run(",
+        ".execute(",
+        ".execute_batch(",
+        ".create_enrollment(",
+        ".create_institution(",
+        ".put_rule_pack(",
+        ".set_payee(",
+        ".act_on_alert(",
         // Reconciliation and the risk scan keep what they decide.
         ".record_matches(",
         ".record_days(",

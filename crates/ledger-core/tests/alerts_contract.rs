@@ -21,7 +21,7 @@ fn finding(severity: &str, summary: &str) -> Finding {
     Finding {
         key: "unauthorized_outflow:L-9".into(),
         kind: "unauthorized_outflow".into(),
-        severity: severity.into(),
+        severity: ledger_core::domain::alerts::Severity::parse(severity).unwrap(),
         summary: summary.into(),
         evidence: "[]".into(),
         rule_pack: "national@builtin".into(),

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration as StdDuration;
 
 use chrono::{NaiveDate, Utc};
-use ledger_core::domain::alerts::Finding;
+use ledger_core::domain::alerts::{Finding, Severity};
 use ledger_core::domain::refunds::RefundState;
 use ledger_core::{InstitutionId, Store};
 
@@ -193,7 +193,7 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> Ap
                 let finding = Finding {
                     key: key.clone(),
                     kind: "refund_blocked".into(),
-                    severity: "red".into(),
+                    severity: Severity::Red,
                     summary: reason,
                     evidence: evidence::text(&[Evidence::Refund {
                         id: &r.id,
@@ -227,7 +227,7 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> Ap
             let finding = Finding {
                 key: format!("refund_overdue:{}", r.id),
                 kind: "refund_overdue".into(),
-                severity: "red".into(),
+                severity: Severity::Red,
                 summary: format!(
                     "refund {} of enrollment {} was due to be paid by {pay_by} and is not",
                     r.id, r.enrollment

@@ -12,7 +12,7 @@ use ledger_core::domain::policy::ResolvedRules;
 use ledger_core::domain::risk::snapshot::{self, AccountRecords, Records, SnapshotError};
 use ledger_core::domain::risk::{
     self, Assessment, EntryRef, EventKind, Evidence, InstitutionEvent, ReleaseIssue, RiskInput,
-    Severity, SignalKind,
+    SignalKind,
 };
 use ledger_core::store::{AccountKey, EventRow};
 use ledger_core::{Currency, Institution, InstitutionId, JurisdictionCode, Store, StoreError};
@@ -222,13 +222,6 @@ pub async fn assess_loaded(
     Ok(risk::rank(assessments))
 }
 
-pub fn severity_code(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Yellow => "yellow",
-        Severity::Red => "red",
-    }
-}
-
 /// The alerts a run leaves: each signal as a finding keyed by its condition.
 fn findings(a: &Assessment) -> AppResult<Vec<Finding>> {
     a.signals
@@ -237,7 +230,7 @@ fn findings(a: &Assessment) -> AppResult<Vec<Finding>> {
             Ok(Finding {
                 key: s.key.clone(),
                 kind: s.kind.code().to_string(),
-                severity: severity_code(s.severity).to_string(),
+                severity: s.severity,
                 summary: s.summary.clone(),
                 evidence: serde_json::to_string(&s.evidence).map_err(|e| {
                     AppError::Store(StoreError::Corrupt(format!("evidence of {}: {e}", s.key)))
@@ -656,7 +649,7 @@ pub async fn risk_list(
                     .iter()
                     .map(|s| SignalView {
                         kind: s.kind.code().to_string(),
-                        severity: severity_code(s.severity).to_string(),
+                        severity: s.severity.code().to_string(),
                         summary: s.summary.clone(),
                         evidence: s
                             .evidence

@@ -100,8 +100,7 @@ pub async fn run(store: &Store, command: AlertCommand) -> anyhow::Result<ExitCod
                 (ActionArg::Resolve, _) => AlertAction::Resolve,
             };
             let id = InstitutionId::parse(institution)?;
-            let a = store
-                .act_on_alert(&id, &key, &action, &actor, comment.as_deref())
+            let a = crate::app::alerts::act(store, &id, &key, &action, &actor, comment.as_deref())
                 .await
                 .map_err(|e| anyhow::anyhow!("[{}] {e}", e.code()))?;
             println!("{} {} is now {}", a.institution, a.key, a.status.code());

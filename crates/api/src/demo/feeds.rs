@@ -54,8 +54,7 @@ fn movements(
     let cash = match kind {
         AccountKind::Escrow => AccountCode::EscrowCash,
         AccountKind::Deposit => AccountCode::DepositCash,
-    }
-    .to_string();
+    };
     let by_seq: BTreeMap<i64, &Entry> = entries.iter().map(|e| (e.seq, e)).collect();
     let mut out = Vec::new();
     for e in entries {

@@ -227,21 +227,6 @@ impl From<AppError> for ApiError {
     }
 }
 
-impl From<anyhow::Error> for ApiError {
-    fn from(error: anyhow::Error) -> ApiError {
-        match error.downcast::<StoreError>() {
-            Ok(e) => e.into(),
-            Err(error) => match error.downcast::<LedgerError>() {
-                Ok(e) => e.into(),
-                Err(error) => {
-                    tracing::error!(error = %format!("{error:#}"), "request failed");
-                    ApiError::internal()
-                }
-            },
-        }
-    }
-}
-
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> ApiError {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {

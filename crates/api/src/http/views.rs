@@ -224,7 +224,7 @@ impl From<&Entry> for EntryView {
                 .postings
                 .iter()
                 .map(|p| PostingView {
-                    account: p.account.clone(),
+                    account: p.account.to_string(),
                     side: code(&p.side),
                     amount: money(p.amount_minor, e.currency),
                 })

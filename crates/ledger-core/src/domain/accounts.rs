@@ -16,8 +16,10 @@ pub enum AccountType {
     Liability,
 }
 
-/// One account of an institution's chart.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// One account of an institution's chart. On the wire and in the database
+/// it is its code (`escrow_cash`, `prepaid/ENR-1`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum AccountCode {
     EscrowCash,
     DepositCash,
@@ -75,6 +77,27 @@ impl AccountCode {
                 }
             },
         })
+    }
+}
+
+impl TryFrom<String> for AccountCode {
+    type Error = LedgerError;
+    fn try_from(text: String) -> Result<Self, LedgerError> {
+        AccountCode::parse(&text)
+    }
+}
+
+impl From<AccountCode> for String {
+    fn from(code: AccountCode) -> String {
+        code.to_string()
+    }
+}
+
+/// An account and a code as text are the same account when the text is
+/// its code.
+impl PartialEq<&str> for AccountCode {
+    fn eq(&self, code: &&str) -> bool {
+        self.to_string() == *code
     }
 }
 

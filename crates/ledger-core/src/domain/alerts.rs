@@ -3,7 +3,7 @@
 //! resolved alert whose condition comes back is reopened, never duplicated.
 
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::error::LedgerError;
 use crate::domain::ids::InstitutionId;
@@ -83,14 +83,49 @@ pub fn transition(from: AlertStatus, action: &AlertAction) -> Result<AlertStatus
     Ok(to)
 }
 
+/// How bad a finding is. Yellow sorts before red, so `max` is the worse of
+/// two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Yellow,
+    Red,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 2] = [Severity::Yellow, Severity::Red];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Severity::Yellow => "yellow",
+            Severity::Red => "red",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Severity, LedgerError> {
+        Severity::ALL
+            .into_iter()
+            .find(|s| s.code() == text)
+            .ok_or_else(|| LedgerError::InvalidField {
+                field: "severity",
+                reason: format!("{text:?} is not yellow or red"),
+            })
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
 /// One finding of a risk run, as an alert records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// Stable across runs for the same condition (e.g. `unauthorized_outflow:<line>`).
     pub key: String,
     pub kind: String,
-    /// yellow or red
-    pub severity: String,
+    pub severity: Severity,
     pub summary: String,
     /// The evidence, as JSON.
     pub evidence: String,
@@ -102,7 +137,7 @@ pub struct Alert {
     pub institution: InstitutionId,
     pub key: String,
     pub kind: String,
-    pub severity: String,
+    pub severity: Severity,
     pub summary: String,
     pub evidence: String,
     pub rule_pack: String,

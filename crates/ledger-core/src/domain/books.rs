@@ -426,7 +426,7 @@ impl InstitutionBook {
         let mut working: BTreeMap<AccountCode, Totals> = BTreeMap::new();
         let mut effects = Vec::with_capacity(postings.len());
         for p in postings {
-            let account = AccountCode::parse(&p.account)?;
+            let account = p.account.clone();
             let mut totals = match working.get(&account) {
                 Some(t) => *t,
                 None => self.totals(&account)?,

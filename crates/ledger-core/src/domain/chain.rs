@@ -68,7 +68,7 @@ pub fn encode_entry(entry: &Entry) -> Vec<u8> {
         .field(&entry.request_hash)
         .field(&entry.postings.len().to_string());
     for p in &entry.postings {
-        e.field(&p.account)
+        e.field(&p.account.to_string())
             .field(p.side.code())
             .field(&p.amount_minor.to_string());
     }

@@ -278,7 +278,7 @@ impl Request {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Posting {
-    pub account: String,
+    pub account: AccountCode,
     pub side: Side,
     pub amount_minor: i64,
 }
@@ -286,7 +286,7 @@ pub struct Posting {
 impl Posting {
     pub fn new(account: &AccountCode, side: Side, amount: Amount) -> Self {
         Posting {
-            account: account.to_string(),
+            account: account.clone(),
             side,
             amount_minor: amount.minor(),
         }
@@ -315,7 +315,7 @@ pub fn check_balanced(postings: &[Posting]) -> Result<(), LedgerError> {
             .any(|q| q.account == p.account && q.side != p.side)
         {
             return Err(LedgerError::AccountsMustDiffer {
-                account: p.account.clone(),
+                account: p.account.to_string(),
             });
         }
     }
@@ -362,7 +362,7 @@ mod tests {
 
     fn p(account: &str, side: Side, amount_minor: i64) -> Posting {
         Posting {
-            account: account.into(),
+            account: AccountCode::parse(account).unwrap(),
             side,
             amount_minor,
         }
@@ -406,7 +406,11 @@ mod tests {
             Err("accounts_must_differ"),
         );
         check(
-            &[p("a", Debit, i64::MAX), p("b", Debit, 1), p("c", Credit, 1)],
+            &[
+                p("escrow_cash", Debit, i64::MAX),
+                p("deposit_cash", Debit, 1),
+                p("releasable", Credit, 1),
+            ],
             Err("amount_overflow"),
         );
     }

@@ -56,7 +56,7 @@ impl BooksOn {
         let accounts = &mut self.accounts;
         {
             for p in &e.postings {
-                let t = accounts.entry(p.account.clone()).or_default();
+                let t = accounts.entry(p.account.to_string()).or_default();
                 let amount = p.amount_minor;
                 match (e.kind.phase(), p.side == Side::Debit) {
                     (Phase::Posted, true) => t.posted_debits += amount,

@@ -95,13 +95,7 @@ impl SignalKind {
     }
 }
 
-/// Yellow sorts before red, so `max` is the worse of two.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Yellow,
-    Red,
-}
+pub use crate::domain::alerts::Severity;
 
 /// One piece of evidence behind a signal, typed so that the API and the
 /// dashboard can link it (entries, bank lines) or show it (figures).

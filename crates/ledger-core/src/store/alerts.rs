@@ -4,7 +4,9 @@
 
 use chrono::NaiveDate;
 
-use crate::domain::alerts::{transition, Alert, AlertAction, AlertStatus, Finding, RecordReport};
+use crate::domain::alerts::{
+    transition, Alert, AlertAction, AlertStatus, Finding, RecordReport, Severity,
+};
 use crate::domain::error::LedgerError;
 use crate::domain::ids::InstitutionId;
 use crate::store::rows::{corrupt, corrupt_as};
@@ -33,7 +35,7 @@ fn alert(r: AlertRow) -> Result<Alert> {
         institution: InstitutionId::parse(r.0).map_err(corrupt_as("alert"))?,
         key: r.1,
         kind: r.2,
-        severity: r.3,
+        severity: Severity::parse(&r.3).map_err(corrupt_as("alert severity"))?,
         summary: r.4,
         evidence: r.5,
         rule_pack: r.6,
@@ -96,7 +98,7 @@ impl Store {
                                rule_pack, status, rectification_due, first_seen_on, last_seen_on, updated_at) \
                              values ($1, $2, $3, $4, $5, $6, $7, 'open', null, $8, $8, $9)",
                         )
-                        .bind(id).bind(&f.key).bind(&f.kind).bind(&f.severity).bind(&f.summary)
+                        .bind(id).bind(&f.key).bind(&f.kind).bind(f.severity.code()).bind(&f.summary)
                         .bind(&f.evidence).bind(&f.rule_pack).bind(as_of).bind(now)
                         .execute(&mut *tx)
                         .await?;
@@ -105,14 +107,14 @@ impl Store {
                     }
                     Some((status, severity, summary)) => {
                         let reopen = status == "resolved";
-                        let changed = severity != &f.severity || summary != &f.summary;
+                        let changed = severity != f.severity.code() || summary != &f.summary;
                         sqlx::query(
                             "update alerts set severity = $3, summary = $4, evidence = $5, rule_pack = $6, \
                                status = case when status = 'resolved' then 'open' else status end, \
                                last_seen_on = $7, updated_at = $8 \
                              where institution_id = $1 and alert_key = $2",
                         )
-                        .bind(id).bind(&f.key).bind(&f.severity).bind(&f.summary).bind(&f.evidence)
+                        .bind(id).bind(&f.key).bind(f.severity.code()).bind(&f.summary).bind(&f.evidence)
                         .bind(&f.rule_pack).bind(as_of).bind(now)
                         .execute(&mut *tx)
                         .await?;

@@ -330,10 +330,8 @@ pub(crate) async fn run_batch(
     for k in known {
         if let Some(book) = books.institutions.get_mut(&k.entry.institution) {
             for p in &k.entry.postings {
-                if let Ok(code) = AccountCode::parse(&p.account) {
-                    if !book.accounts.contains_key(&code) {
-                        extra_accounts.insert((k.entry.institution.clone(), p.account.clone()));
-                    }
+                if !book.accounts.contains_key(&p.account) {
+                    extra_accounts.insert((k.entry.institution.clone(), p.account.to_string()));
                 }
             }
             book.entries.insert(k.entry.client_id.clone(), k);

@@ -274,7 +274,7 @@ impl BatchTx for BatchOn<'_, Postgres> {
             .bind(p.iter().map(|(i, _, _)| e[*i].institution.as_str()).collect::<Vec<_>>())
             .bind(p.iter().map(|(i, _, _)| e[*i].seq).collect::<Vec<_>>())
             .bind(p.iter().map(|(_, leg, _)| *leg as i16).collect::<Vec<_>>())
-            .bind(p.iter().map(|x| posting(x).account.as_str()).collect::<Vec<_>>())
+            .bind(p.iter().map(|x| posting(x).account.to_string()).collect::<Vec<_>>())
             .bind(p.iter().map(|x| posting(x).side.code()).collect::<Vec<_>>())
             .bind(p.iter().map(|x| posting(x).amount_minor).collect::<Vec<_>>())
             .bind(p.iter().map(|(_, _, t)| t.posted_debits_minor).collect::<Vec<_>>())

@@ -431,7 +431,7 @@ async fn verify_entries(
                     return Ok(());
                 }
                 for (leg, p) in entry.postings.iter().enumerate() {
-                    let totals = running.entry(p.account.clone()).or_default();
+                    let totals = running.entry(p.account.to_string()).or_default();
                     if apply(totals, entry.kind.phase(), p.side, p.amount_minor).is_none() {
                         report.failures.push(at(format!(
                             "posting {leg} overflows or unwinds a pending amount that is not there"

@@ -223,7 +223,8 @@ pub(crate) struct PostingRow {
 impl PostingRow {
     pub fn into_posting(self) -> Result<Posting> {
         Ok(Posting {
-            account: self.account_code,
+            account: AccountCode::parse(&self.account_code)
+                .map_err(|_| corrupt("posting account", &self.account_code))?,
             side: Side::parse(&self.side).ok_or_else(|| corrupt("posting side", &self.side))?,
             amount_minor: self.amount_minor,
         })

@@ -255,7 +255,7 @@ impl BatchTx for BatchOn<'_, Sqlite> {
                 .bind(e.institution.as_str())
                 .bind(e.seq)
                 .bind(*leg as i64)
-                .bind(&p.account)
+                .bind(p.account.to_string())
                 .bind(p.side.code())
                 .bind(p.amount_minor)
                 .bind(t.posted_debits_minor)

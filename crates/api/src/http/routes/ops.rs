@@ -61,7 +61,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     match state.store.alerts(None, None).await {
         Ok(alerts) => {
             for a in alerts.iter().filter(|a| a.status.code() != "resolved") {
-                *open.entry(a.severity.clone()).or_default() += 1;
+                *open.entry(a.severity.code().to_string()).or_default() += 1;
             }
         }
         Err(e) => tracing::warn!(error = %e, "metrics: alerts unreadable"),

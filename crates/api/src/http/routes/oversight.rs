@@ -4,7 +4,7 @@
 
 use axum::extract::{Path, State};
 use chrono::NaiveDate;
-use ledger_core::domain::alerts::{Alert, AlertAction, AlertStatus};
+use ledger_core::domain::alerts::{Alert, AlertAction, AlertStatus, Severity};
 use ledger_core::JurisdictionCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -72,7 +72,7 @@ impl AlertView {
             institution: a.institution.to_string(),
             key: a.key.clone(),
             kind: a.kind.clone(),
-            severity: a.severity.clone(),
+            severity: a.severity.code().to_string(),
             summary: a.summary.clone(),
             evidence: evidence_json(
                 serde_json::from_str(&a.evidence)
@@ -133,14 +133,11 @@ async fn list_alerts(
         .as_deref()
         .map(|c| JurisdictionCode::parse(c).map_err(|e| ApiError::from(e).on_field("jurisdiction")))
         .transpose()?;
-    if let Some(s) = f.severity.as_deref() {
-        if s != "yellow" && s != "red" {
-            return Err(ApiError::invalid(
-                "severity",
-                format!("{s:?} is not yellow or red"),
-            ));
-        }
-    }
+    let severity = f
+        .severity
+        .as_deref()
+        .map(|s| Severity::parse(s).map_err(|e| ApiError::from(e).on_field("severity")))
+        .transpose()?;
     let visible: std::collections::BTreeMap<String, ledger_core::Institution> =
         guard::visible_institutions(&state, &caller)
             .await?
@@ -169,7 +166,7 @@ async fn list_alerts(
                 .as_deref()
                 .is_none_or(|i| a.institution.as_str() == i)
         })
-        .filter(|a| f.severity.as_deref().is_none_or(|s| a.severity == s))
+        .filter(|a| severity.is_none_or(|s| a.severity == s))
         .filter(|a| after.is_none_or(|(i, k)| (a.institution.as_str(), a.key.as_str()) > (i, k)))
         .map(|a| {
             let currency = visible.get(a.institution.as_str()).map(|i| i.currency);
@@ -305,15 +302,14 @@ async fn act_on_alert(
         caller.role.as_str(),
         caller.token_id
     );
-    let updated = state
-        .store
-        .act_on_alert(
-            &a.institution,
-            &a.key,
-            &action,
-            &actor,
-            body.comment.as_deref(),
-        )
-        .await?;
+    let updated = crate::app::alerts::act(
+        &state.store,
+        &a.institution,
+        &a.key,
+        &action,
+        &actor,
+        body.comment.as_deref(),
+    )
+    .await?;
     Ok(Json(detail(&state, &updated, currency).await?))
 }

@@ -77,7 +77,7 @@ async fn put_rule_pack(
         effective_from: body.effective_from,
         params,
     };
-    state.store.put_rule_pack(&pack).await?;
+    crate::app::registry::publish_rule_pack(&state.store, &pack).await?;
     Ok((
         StatusCode::CREATED,
         Json(RulePackView {
@@ -247,7 +247,10 @@ async fn overview(
             institution: InstitutionView::from(&i),
             figures: Figures::from(sheet),
             open_alerts: open.len() as u32,
-            red_alerts: open.iter().filter(|a| a.severity == "red").count() as u32,
+            red_alerts: open
+                .iter()
+                .filter(|a| a.severity == ledger_core::domain::alerts::Severity::Red)
+                .count() as u32,
         });
     }
     let money = crate::http::views::money;
@@ -384,8 +387,7 @@ async fn create_institution(
             .parse::<Currency>()
             .map_err(|e| ApiError::from(e).on_field("currency"))?,
     };
-    institution.validate()?;
-    state.store.create_institution(&institution).await?;
+    crate::app::registry::register_institution(&state.store, &institution).await?;
     Ok((
         StatusCode::CREATED,
         Json(InstitutionView::from(&institution)),

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256};
 
-use crate::domain::alerts::Finding;
+use crate::domain::alerts::{Finding, Severity};
 use crate::domain::entry::{Command, Entry, EntryKind, Request};
 use crate::domain::error::LedgerError;
 use crate::domain::feeds::{AccountKind, BankAccount};
@@ -277,7 +277,7 @@ pub fn returned_findings(
         out.push(Finding {
             key: format!("instruction_returned:{pending}"),
             kind: "instruction_returned".into(),
-            severity: "red".into(),
+            severity: Severity::Red,
             summary: format!(
                 "the bank returned {} {pending} ({} {}) on account {}: the pending entry was voided, the money is still owed",
                 e.map_or("instruction", |e| e.kind.code()),
@@ -352,7 +352,7 @@ mod tests {
             rule_pack: None,
             flags: vec![],
             postings: vec![Posting {
-                account: "escrow_cash".into(),
+                account: crate::AccountCode::EscrowCash,
                 side: Side::Credit,
                 amount_minor: 500,
             }],
@@ -511,7 +511,7 @@ mod tests {
         if voided {
             assert_eq!(out[0].client_id.as_str(), "recon-void-3");
             assert_eq!(findings[0].key, "instruction_returned:c-3");
-            assert_eq!(findings[0].severity, "red");
+            assert_eq!(findings[0].severity, Severity::Red);
             assert!(
                 findings[0].summary.contains("5.00 CNY"),
                 "{}",

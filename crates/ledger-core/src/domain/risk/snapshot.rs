@@ -63,7 +63,9 @@ fn amount_to(entry: &Entry, account: &str) -> i64 {
         .postings
         .iter()
         .filter(|p| {
-            p.account == account || (account == "prepaid/" && p.account.starts_with("prepaid/"))
+            p.account == account
+                || (account == "prepaid/"
+                    && matches!(p.account, crate::domain::accounts::AccountCode::Prepaid(_)))
         })
         .map(|p| p.amount_minor)
         .sum()
@@ -483,12 +485,12 @@ mod tests {
             flags: vec![],
             postings: vec![
                 Posting {
-                    account: "escrow_cash".into(),
+                    account: crate::AccountCode::EscrowCash,
                     side: Side::Debit,
                     amount_minor,
                 },
                 Posting {
-                    account: "prepaid/E-1".into(),
+                    account: crate::AccountCode::parse("prepaid/E-1").unwrap(),
                     side: Side::Credit,
                     amount_minor,
                 },
