@@ -158,13 +158,14 @@ pub enum Command {
     /// instructions sent and followed up, overdue refunds flagged), the
     /// daily risk scan and the hourly reconciliation, each recorded.
     Jobs {
-        /// How to reach the supervising banks (a JSON file).
+        /// How to reach the supervising banks (a JSON file) [config
+        /// banks.file].
         #[arg(long)]
         banks: Option<std::path::PathBuf>,
         /// Repeat every this many seconds instead of one pass.
         #[arg(long)]
         every_secs: Option<u64>,
-        /// Only these jobs (default: all).
+        /// Only these jobs [default: all; config jobs.run].
         #[arg(long, value_enum, value_delimiter = ',')]
         only: Vec<JobArg>,
     },
