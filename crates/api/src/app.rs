@@ -28,12 +28,26 @@ pub async fn open_store(url: &str) -> AppResult<ledger_core::Store> {
         code: "database_unavailable",
         detail: what,
     };
-    let store = ledger_core::Store::connect(url)
-        .await
-        .map_err(|e| unavailable(format!("cannot open the database at {url}: {e}")))?;
+    let store = ledger_core::Store::connect(url).await.map_err(|e| {
+        unavailable(format!(
+            "cannot open the database at {}: {e}",
+            without_password(url)
+        ))
+    })?;
     store
         .migrate()
         .await
         .map_err(|e| unavailable(format!("cannot migrate the database: {e}")))?;
     Ok(store)
+}
+
+/// A URL as it may be shown: its password (if any) replaced by stars.
+fn without_password(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("********"));
+            u.to_string()
+        }
+        _ => text.to_string(),
+    }
 }

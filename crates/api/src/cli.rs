@@ -2,7 +2,9 @@
 
 pub mod alerts;
 pub mod attest;
+pub mod backup;
 pub mod feed;
+pub mod ops;
 pub mod reconcile;
 pub mod report;
 pub mod risk;
@@ -13,7 +15,6 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use ledger_core::domain::wire::WireRequest;
-use ledger_core::store::DEFAULT_DATABASE_URL;
 use ledger_core::{InstitutionId, Store};
 
 use crate::app::banks::BankDirectory;
@@ -28,9 +29,15 @@ use crate::{app, demo};
     about = "Supervised prepaid-tuition escrow ledger"
 )]
 pub struct Cli {
-    /// postgres://… or sqlite://… (created if missing).
-    #[arg(long, global = true, env = "ESCROW_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
-    pub database_url: String,
+    /// postgres://… or sqlite://… (created if missing) [default:
+    /// sqlite://escrow-ledger.db; config database.url].
+    #[arg(long, global = true, env = "ESCROW_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// A configuration file (TOML, see deploy/escrow-ledger.toml); flags
+    /// win over the environment, which wins over the file.
+    #[arg(long, global = true, env = "ESCROW_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -153,13 +160,14 @@ pub enum Command {
     /// instructions sent and followed up, overdue refunds flagged), the
     /// daily risk scan and the hourly reconciliation, each recorded.
     Jobs {
-        /// How to reach the supervising banks (a JSON file).
+        /// How to reach the supervising banks (a JSON file) [config
+        /// banks.file].
         #[arg(long)]
         banks: Option<std::path::PathBuf>,
         /// Repeat every this many seconds instead of one pass.
         #[arg(long)]
         every_secs: Option<u64>,
-        /// Only these jobs (default: all).
+        /// Only these jobs [default: all; config jobs.run].
         #[arg(long, value_enum, value_delimiter = ',')]
         only: Vec<JobArg>,
     },
@@ -168,6 +176,28 @@ pub enum Command {
     Jurisdiction {
         #[command(subcommand)]
         what: JurisdictionCommand,
+    },
+    /// The configuration file: check it and print what it amounts to.
+    Config {
+        #[command(subcommand)]
+        what: ops::ConfigCommand,
+    },
+    /// Copy a SQLite database consistently while the service writes (never
+    /// overwriting); PostgreSQL: see deploy/README.md (pg_dump, PITR).
+    Backup {
+        /// The file to write (must not exist).
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+    /// Ask a running service whether it is ready (exit 0 when /readyz
+    /// answers 200): a health check for containers without curl.
+    Probe {
+        /// The URL to ask [default: /readyz on config http.listen].
+        #[arg(long)]
+        url: Option<String>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3)]
+        timeout_secs: u64,
     },
     /// API tokens: create (shown once), revoke, list.
     Token {
@@ -276,11 +306,22 @@ pub async fn open(url: &str) -> anyhow::Result<Store> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let url = cli.database_url.as_str();
+    if let Command::Config { what } = cli.command {
+        return ops::run(what);
+    }
+    let config = crate::config::load(cli.config.as_deref())?;
+    let database = config.database_url(cli.database_url.as_deref())?;
+    let url = database.expose();
     match cli.command {
+        Command::Config { .. } => unreachable!("handled above"),
+        Command::Backup { to } => backup::run(&database, &to).await?,
+        Command::Probe { url, timeout_secs } => {
+            let url = url.unwrap_or_else(|| ops::readiness_url(&config));
+            return ops::probe(&url, std::time::Duration::from_secs(timeout_secs.max(1)));
+        }
         Command::Migrate => {
             open(url).await?;
-            println!("database at {url} is migrated");
+            println!("database at {database} is migrated");
         }
         Command::Demo { json } => {
             let store = open(url).await?;
@@ -291,7 +332,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let last_day = chrono::NaiveDate::from_ymd_opt(y, m, d);
                 println!();
                 risk::run(&store, Some(demo::COUNTY.to_string()), last_day, false).await?;
-                println!("\ndatabase: {url}; try `escrow-ledger reconcile --institution INS-410922-004`, `escrow-ledger risk --as-of {y}-{m:02}-{d:02} --json` or `escrow-ledger verify`");
+                println!("\ndatabase: {database}; try `escrow-ledger reconcile --institution INS-410922-004`, `escrow-ledger risk --as-of {y}-{m:02}-{d:02} --json` or `escrow-ledger verify`");
             }
         }
         Command::Balances {
@@ -328,6 +369,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let store = open(url).await?;
                     attest::attest(&store, &key, args.out.as_deref()).await
                 }
+                (None, None) if config.settings.attest.key_file.is_some() => {
+                    let key = config.settings.attest.key_file.clone().unwrap_or_default();
+                    let store = open(url).await?;
+                    attest::attest(&store, &key, args.out.as_deref()).await
+                }
                 (None, None) => {
                     anyhow::bail!(
                         "attest needs --key KEY (make one with `attest keygen --out KEY`)"
@@ -335,15 +381,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
         }
-        Command::Serve(args) => crate::serve::run(url, args).await?,
+        Command::Serve(args) => crate::serve::run(&database, args, &config.settings).await?,
         Command::Jobs {
             banks,
             every_secs,
             only,
         } => {
-            let only = JobArg::jobs(&only);
+            let only = if only.is_empty() {
+                config.settings.jobs.run.clone()
+            } else {
+                JobArg::jobs(&only)
+            };
             let store = open(url).await?;
-            let banks = match banks {
+            let banks = match banks.or_else(|| config.settings.banks.file.clone()) {
                 Some(path) => BankDirectory::load(&path)?,
                 None => BankDirectory::default(),
             };

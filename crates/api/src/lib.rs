@@ -4,8 +4,10 @@
 pub mod access;
 pub mod app;
 pub mod cli;
+pub mod config;
 pub mod demo;
 pub mod http;
 pub mod serve;
+pub mod systemd;
 pub mod telemetry;
 pub mod token;

@@ -14,35 +14,39 @@ use crate::http::{self, AppState, Config};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on (port 0: any free port, printed at start).
-    #[arg(long, default_value = "127.0.0.1:8080", env = "ESCROW_LISTEN")]
-    pub listen: SocketAddr,
+    /// Address to listen on (port 0: any free port, printed at start)
+    /// [default: 127.0.0.1:8080; config http.listen].
+    #[arg(long, env = "ESCROW_LISTEN")]
+    pub listen: Option<SocketAddr>,
     /// Seed the demo county if it is not there yet and print an officer
     /// token and a first request to try.
     #[arg(long)]
     pub demo: bool,
-    /// Give up on a request after this many seconds (answers 408).
-    #[arg(long, default_value_t = 30)]
-    pub request_timeout_secs: u64,
-    /// Refuse JSON request bodies larger than this many bytes (answers 413).
-    #[arg(long, default_value_t = 16 * 1024 * 1024)]
-    pub max_body_bytes: usize,
+    /// Give up on a request after this many seconds (answers 408)
+    /// [default: 30; config http.request_timeout_secs].
+    #[arg(long)]
+    pub request_timeout_secs: Option<u64>,
+    /// Refuse JSON request bodies larger than this many bytes (answers 413)
+    /// [default: 16 MiB; config http.max_body_bytes].
+    #[arg(long)]
+    pub max_body_bytes: Option<usize>,
     /// Refuse statement files (`POST /v1/feeds`, bank pushes) larger than
-    /// this many bytes (answers 413): room for a busy account's month-end.
-    #[arg(long, default_value_t = 256 * 1024 * 1024)]
-    pub max_feed_bytes: usize,
+    /// this many bytes (answers 413): room for a busy account's month-end
+    /// [default: 256 MiB; config http.max_feed_bytes].
+    #[arg(long)]
+    pub max_feed_bytes: Option<usize>,
     /// Run jobs inside this process: `--jobs` for all, or a list
     /// (`--jobs pull,workflow,risk,reconcile`). Several processes on one database share
     /// the work and never do the same job twice.
     #[arg(long, value_enum, value_delimiter = ',', num_args = 0..)]
     pub jobs: Option<Vec<JobArg>>,
     /// How to reach the supervising banks (a JSON file): connections for
-    /// the jobs, push secrets for signed notifications.
+    /// the jobs, push secrets for signed notifications [config banks.file].
     #[arg(long)]
     pub banks: Option<std::path::PathBuf>,
-    /// Seconds between job passes.
-    #[arg(long, default_value_t = 5)]
-    pub jobs_every_secs: u64,
+    /// Seconds between job passes [default: 5; config jobs.every_secs].
+    #[arg(long)]
+    pub jobs_every_secs: Option<u64>,
 }
 
 /// Which jobs a runner does (`--only`, `serve --jobs`).
@@ -79,11 +83,35 @@ impl JobArg {
 /// The holder named on the officer token `serve --demo` prints.
 pub const DEMO_TOKEN_NAME: &str = "demo county officer";
 
-pub async fn run(url: &str, args: ServeArgs) -> anyhow::Result<()> {
+/// `serve`'s settings: each flag given wins over the configuration
+/// (environment, then file, then defaults).
+pub async fn run(
+    database: &crate::config::DatabaseUrl,
+    args: ServeArgs,
+    config: &crate::config::Settings,
+) -> anyhow::Result<()> {
+    let http = &config.http;
+    let listen = args.listen.unwrap_or(http.listen);
+    let request_timeout_secs = args
+        .request_timeout_secs
+        .unwrap_or(http.request_timeout_secs.get());
+    let max_body_bytes = args
+        .max_body_bytes
+        .unwrap_or(usize::try_from(http.max_body_bytes.get()).context("http.max_body_bytes")?);
+    let max_feed_bytes = args
+        .max_feed_bytes
+        .unwrap_or(usize::try_from(http.max_feed_bytes.get()).context("http.max_feed_bytes")?);
+    let jobs_every_secs = args.jobs_every_secs.unwrap_or(config.jobs.every_secs.get());
+    let jobs_to_run = match &args.jobs {
+        Some(named) => Some(JobArg::jobs(named)),
+        None => config.jobs.in_serve.then(|| config.jobs.run.clone()),
+    };
+    let banks = args.banks.clone().or_else(|| config.banks.file.clone());
+    let url = database.expose();
     let store = crate::app::open_store(url).await?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+        .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     if args.demo {
         crate::demo::build(&store).await?;
@@ -108,7 +136,7 @@ pub async fn run(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         let last_day = chrono::NaiveDate::from_ymd_opt(y, m, d).context("demo day")?;
         let ranked = crate::app::risk::assess(&store, &county, last_day).await?;
         crate::app::risk::record_alerts(&store, &ranked, last_day).await?;
-        println!("demo county {county} is ready on {url}");
+        println!("demo county {county} is ready on {database}");
         println!("officer token (shown once): {token}");
         println!("try:");
         println!("  curl -s -H 'Authorization: Bearer {token}' http://{addr}/v1/jurisdictions/{county}/overview");
@@ -121,7 +149,7 @@ pub async fn run(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     println!("listening on http://{addr}");
     tracing::info!(%addr, backend = store.backend(), "serving");
     let directory = || -> anyhow::Result<BankDirectory> {
-        Ok(match &args.banks {
+        Ok(match &banks {
             Some(path) => BankDirectory::load(path)?,
             None => BankDirectory::default(),
         })
@@ -129,21 +157,21 @@ pub async fn run(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState::with_banks(
         store.clone(),
         Config {
-            request_timeout: Duration::from_secs(args.request_timeout_secs),
-            max_body_bytes: args.max_body_bytes,
-            max_feed_bytes: args.max_feed_bytes,
+            request_timeout: Duration::from_secs(request_timeout_secs),
+            max_body_bytes,
+            max_feed_bytes,
         },
         directory()?,
     );
     let (stop_jobs, stopped) = tokio::sync::watch::channel(false);
-    let jobs = if let Some(jobs) = args.jobs.clone() {
+    let jobs = if let Some(jobs) = jobs_to_run {
         let banks = directory()?;
         let metrics = state.metrics.clone();
         Some(tokio::spawn(jobs::run(
             store.clone(),
             banks,
-            JobArg::jobs(&jobs),
-            Duration::from_secs(args.jobs_every_secs.max(1)),
+            jobs,
+            Duration::from_secs(jobs_every_secs.max(1)),
             move |pass| {
                 for (outcome, n) in &pass.reconcile_outcomes {
                     metrics.reconciled(outcome, *n);
@@ -154,7 +182,11 @@ pub async fn run(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    // Under systemd (`Type=notify`): ready once the schema is migrated and
+    // the socket listens.
+    crate::systemd::notify("READY=1");
     http::serve(listener, state, http::shutdown_signal()).await?;
+    crate::systemd::notify("STOPPING=1");
     let _ = stop_jobs.send(true);
     if let Some(jobs) = jobs {
         let _ = jobs.await;

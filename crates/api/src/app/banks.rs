@@ -114,6 +114,19 @@ impl BankDirectory {
             .insert(bank.to_string(), Secret::new(secret.to_string()));
     }
 
+    /// The banks named, in order (nothing secret).
+    pub fn banks(&self) -> impl Iterator<Item = &str> {
+        let mut names: Vec<&str> = self
+            .clients
+            .keys()
+            .chain(self.push_secrets.keys())
+            .map(String::as_str)
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names.into_iter()
+    }
+
     pub fn push_secret(&self, bank: &str) -> Option<&Secret> {
         self.push_secrets.get(bank)
     }

@@ -97,7 +97,7 @@ impl From<AccountCode> for String {
 /// its code.
 impl PartialEq<&str> for AccountCode {
     fn eq(&self, code: &&str) -> bool {
-        self.to_string() == *code
+        AccountCode::parse(code).is_ok_and(|parsed| parsed == *self)
     }
 }
 

@@ -1,0 +1,466 @@
+//! The configuration file (`--config FILE`, `ESCROW_CONFIG`): one TOML file
+//! for what `serve` and `jobs` take, environment variables over it, and
+//! command-line flags over both. Secrets never live in the file: a database
+//! password comes from a file (`database.password_file`) or the environment
+//! (`ESCROW_DATABASE_PASSWORD`, or the URL in `ESCROW_DATABASE_URL`); bank
+//! credentials and push secrets live in the banks file; signing keys in key
+//! files.
+//!
+//! Precedence, highest first: a flag on the command line (clap's own `env`
+//! attributes, e.g. `ESCROW_LISTEN`, count as the environment), then the
+//! environment (see [`ENV`]), then the file, then the defaults below.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroU64;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::app::jobs::Job;
+
+/// Environment variables and the key each one sets.
+pub const ENV: &[(&str, &str)] = &[
+    ("ESCROW_DATABASE_URL", "database.url"),
+    ("ESCROW_DATABASE_PASSWORD", "database.password"),
+    ("ESCROW_DATABASE_PASSWORD_FILE", "database.password_file"),
+    ("ESCROW_LISTEN", "http.listen"),
+    ("ESCROW_REQUEST_TIMEOUT_SECS", "http.request_timeout_secs"),
+    ("ESCROW_MAX_BODY_BYTES", "http.max_body_bytes"),
+    ("ESCROW_MAX_FEED_BYTES", "http.max_feed_bytes"),
+    ("ESCROW_JOBS_IN_SERVE", "jobs.in_serve"),
+    ("ESCROW_JOBS", "jobs.run"),
+    ("ESCROW_JOBS_EVERY_SECS", "jobs.every_secs"),
+    ("ESCROW_BANKS_FILE", "banks.file"),
+    ("ESCROW_ATTEST_KEY", "attest.key_file"),
+];
+
+/// Keys that would hold a secret: refused in the file, wherever they are.
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "credential",
+    "credentials",
+    "push_secret",
+    "secret",
+    "token",
+    "private_key",
+    "api_key",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: not TOML: {message}")]
+    NotToml { path: String, message: String },
+    #[error("{path}: key {key} {why}")]
+    EmbeddedSecret {
+        path: String,
+        key: String,
+        why: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{key}: cannot read the secret file {path}: {source}")]
+    SecretFileUnreadable {
+        key: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("database: {0}")]
+    Database(String),
+}
+
+/// A secret: never printed, never logged.
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(********)")
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub database: Database,
+    pub http: Http,
+    pub jobs: Jobs,
+    pub banks: Banks,
+    pub attest: Attest,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Database {
+    /// `postgres://user@host/db` (no password) or `sqlite://file`.
+    pub url: Option<String>,
+    /// A file holding the PostgreSQL password (its first line).
+    pub password_file: Option<PathBuf>,
+    /// Only from the environment (`ESCROW_DATABASE_PASSWORD`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    pub listen: SocketAddr,
+    pub request_timeout_secs: NonZeroU64,
+    pub max_body_bytes: NonZeroU64,
+    pub max_feed_bytes: NonZeroU64,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout_secs: NonZeroU64::new(30).expect("30"),
+            max_body_bytes: NonZeroU64::new(16 * 1024 * 1024).expect("16 MiB"),
+            max_feed_bytes: NonZeroU64::new(256 * 1024 * 1024).expect("256 MiB"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Jobs {
+    /// `serve` runs the jobs itself (like `serve --jobs`); otherwise run
+    /// `escrow-ledger jobs` from a timer or a CronJob.
+    pub in_serve: bool,
+    /// Which jobs (`jobs` and `serve` alike); default all.
+    #[serde(deserialize_with = "job_list", serialize_with = "job_names")]
+    pub run: Vec<Job>,
+    /// Seconds between `serve`'s job passes.
+    pub every_secs: NonZeroU64,
+}
+
+impl Default for Jobs {
+    fn default() -> Self {
+        Jobs {
+            in_serve: false,
+            run: Job::ALL.to_vec(),
+            every_secs: NonZeroU64::new(5).expect("5"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Banks {
+    /// The banks file (JSON; it holds credentials and push secrets, so keep
+    /// it readable by the service only).
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Attest {
+    /// The private key `attest` signs with when `--key` is not given.
+    pub key_file: Option<PathBuf>,
+}
+
+pub fn job_name(job: Job) -> &'static str {
+    match job {
+        Job::Workflow => "workflow",
+        Job::Risk => "risk",
+        Job::Reconcile => "reconcile",
+        Job::Pull => "pull",
+    }
+}
+
+fn job_names<S: serde::Serializer>(jobs: &[Job], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(jobs.iter().map(|j| job_name(*j)))
+}
+
+/// `["workflow", "risk"]` in the file, `workflow,risk` in the environment.
+fn job_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Job>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Names {
+        List(Vec<String>),
+        Text(String),
+    }
+    let names = match Names::deserialize(d)? {
+        Names::List(l) => l,
+        Names::Text(t) => t.split(',').map(|s| s.trim().to_string()).collect(),
+    };
+    let mut jobs = Vec::new();
+    for name in names.iter().filter(|n| !n.is_empty()) {
+        let job = Job::ALL
+            .into_iter()
+            .find(|j| job_name(*j) == name.to_ascii_lowercase())
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "unknown job {name:?}: the jobs are workflow, risk, reconcile and pull"
+                ))
+            })?;
+        if !jobs.contains(&job) {
+            jobs.push(job);
+        }
+    }
+    if jobs.is_empty() {
+        return Err(serde::de::Error::custom(
+            "no jobs named: leave the key out for all of them",
+        ));
+    }
+    Ok(jobs)
+}
+
+/// The settings as loaded, with where each value came from.
+pub struct Loaded {
+    pub settings: Settings,
+    pub file: Option<PathBuf>,
+    figment: Figment,
+}
+
+/// Reads `file` (if any), then the environment, over the defaults.
+pub fn load(file: Option<&Path>) -> Result<Loaded, ConfigError> {
+    let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+    if let Some(path) = file {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Unreadable {
+            path: shown.clone(),
+            source,
+        })?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::NotToml {
+            path: shown.clone(),
+            message: e.message().to_string()
+                + &e.span()
+                    .map(|s| format!(" (line {})", line_of(&text, s.start)))
+                    .unwrap_or_default(),
+        })?;
+        refuse_secrets(&shown, "", &table)?;
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    let env = Env::raw().filter_map(|k| {
+        ENV.iter()
+            .find(|(name, _)| k == *name)
+            .map(|(_, key)| (*key).into())
+    });
+    figment = figment.merge(env);
+    let settings: Settings = figment.extract().map_err(|e| invalid(e, file))?;
+    Ok(Loaded {
+        settings,
+        file: file.map(Path::to_path_buf),
+        figment,
+    })
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn refuse_secrets(path: &str, prefix: &str, table: &toml::Table) -> Result<(), ConfigError> {
+    for (key, value) in table {
+        let full = format!("{prefix}{key}");
+        if SECRET_KEYS.contains(&key.to_ascii_lowercase().as_str()) {
+            let hint = match full.as_str() {
+                "database.password" => {
+                    "database.password_file, ESCROW_DATABASE_PASSWORD or ESCROW_DATABASE_URL"
+                }
+                _ => "a file the key names (the banks file, a key file) or the environment",
+            };
+            return Err(ConfigError::EmbeddedSecret {
+                path: path.into(),
+                key: full,
+                why: format!(
+                    "holds a secret, and secrets never go in the configuration file: use {hint}"
+                ),
+            });
+        }
+        match value {
+            toml::Value::Table(inner) => refuse_secrets(path, &format!("{full}."), inner)?,
+            toml::Value::String(text)
+                if full == "database.url"
+                    && url::Url::parse(text).is_ok_and(|u| u.password().is_some()) =>
+            {
+                return Err(ConfigError::EmbeddedSecret {
+                    path: path.into(),
+                    key: full,
+                    why: "has a password, and secrets never go in the configuration file: \
+                          leave it out of the URL and use database.password_file, \
+                          ESCROW_DATABASE_PASSWORD or ESCROW_DATABASE_URL"
+                        .into(),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Every error figment found, each as `source: key: why`.
+fn invalid(error: figment::Error, file: Option<&Path>) -> ConfigError {
+    let lines: Vec<String> = error
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let source = match &e.metadata {
+                Some(m) if m.name.contains("environment") => ENV
+                    .iter()
+                    .find(|(_, k)| *k == key)
+                    .map_or("the environment".to_string(), |(name, _)| name.to_string()),
+                Some(m) if m.name.contains("TOML") => file
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_else(|| "the file".into()),
+                _ => "the configuration".into(),
+            };
+            let key = if key.is_empty() {
+                String::new()
+            } else {
+                format!("key {key}: ")
+            };
+            format!("{source}: {key}{}", e.kind)
+        })
+        .collect();
+    ConfigError::Invalid(lines.join("; "))
+}
+
+/// Where a value came from: a flag, an environment variable, the file, or
+/// the defaults.
+impl Loaded {
+    pub fn source_of(&self, key: &str) -> String {
+        match self.figment.find_metadata(key) {
+            Some(m) if m.name.contains("environment") => ENV
+                .iter()
+                .find(|(_, k)| *k == key)
+                .map_or("environment".to_string(), |(name, _)| name.to_string()),
+            Some(m) if m.name.contains("TOML") => self
+                .file
+                .as_deref()
+                .map_or("file".into(), |f| f.display().to_string()),
+            _ => "default".into(),
+        }
+    }
+
+    /// The database URL to connect to: the flag (or `ESCROW_DATABASE_URL`
+    /// through it), else the configuration, else the SQLite default; with
+    /// the password from `password_file` or `ESCROW_DATABASE_PASSWORD`.
+    pub fn database_url(&self, flag: Option<&str>) -> Result<DatabaseUrl, ConfigError> {
+        let db = &self.settings.database;
+        let url = flag
+            .map(str::to_string)
+            .or_else(|| db.url.clone())
+            .unwrap_or_else(|| ledger_core::store::DEFAULT_DATABASE_URL.to_string());
+        let password =
+            match (&db.password, &db.password_file) {
+                (Some(_), Some(_)) => return Err(ConfigError::Database(
+                    "both ESCROW_DATABASE_PASSWORD and database.password_file are set: choose one"
+                        .into(),
+                )),
+                (Some(p), None) => Some(p.clone()),
+                (None, Some(path)) => Some(read_secret_file("database.password_file", path)?),
+                (None, None) => None,
+            };
+        let Some(password) = password else {
+            return Ok(DatabaseUrl(url));
+        };
+        let mut parsed = url::Url::parse(&url)
+            .map_err(|e| ConfigError::Database(format!("the URL does not parse: {e}")))?;
+        if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+            return Err(ConfigError::Database(format!(
+                "a password is given but the URL is {}: only PostgreSQL takes one",
+                parsed.scheme()
+            )));
+        }
+        if parsed.password().is_some() {
+            return Err(ConfigError::Database(
+                "the URL has a password and another is given (password file or ESCROW_DATABASE_PASSWORD): choose one".into(),
+            ));
+        }
+        parsed
+            .set_password(Some(password.expose()))
+            .map_err(|()| ConfigError::Database("the URL cannot take a password".into()))?;
+        Ok(DatabaseUrl(parsed.to_string()))
+    }
+}
+
+/// The first line of a secret file, without its line ending.
+pub fn read_secret_file(key: &'static str, path: &Path) -> Result<Secret, ConfigError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFileUnreadable {
+            key,
+            path: path.display().to_string(),
+            source,
+        })?;
+    let line = text.lines().next().unwrap_or("").to_string();
+    if line.is_empty() {
+        return Err(ConfigError::SecretFileUnreadable {
+            key,
+            path: path.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "the file is empty"),
+        });
+    }
+    Ok(Secret(line))
+}
+
+/// A database URL that may carry a password: `Display` masks it.
+#[derive(Clone)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL to connect with, password included.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&mask_url(&self.0))
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
+/// A URL with its password (if any) replaced by `********`.
+pub fn mask_url(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("********"));
+            u.to_string()
+        }
+        _ => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_in_a_url_is_masked_and_nothing_else_changes() {
+        assert_eq!(
+            mask_url("postgres://escrow:s3cr%2Ft@db:5432/escrow?sslmode=require"),
+            "postgres://escrow:********@db:5432/escrow?sslmode=require"
+        );
+        assert_eq!(mask_url("sqlite://escrow.db"), "sqlite://escrow.db");
+        assert_eq!(mask_url("postgres://escrow@db/x"), "postgres://escrow@db/x");
+    }
+
+    #[test]
+    fn a_secret_debugs_as_stars() {
+        assert_eq!(
+            format!("{:?}", Secret("hunter2".into())),
+            "Secret(********)"
+        );
+    }
+}

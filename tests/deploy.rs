@@ -1,0 +1,102 @@
+//! End to end: running it for real. The configuration file through the real
+//! binary (`config check`, precedence, secrets refused and masked), a
+//! backup taken while the service writes and restored, and the files under
+//! deploy/ (systemd units through `systemd-analyze verify`, the container
+//! file, compose and Kubernetes manifests checked against the real routes).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+#[path = "deploy/backup.rs"]
+mod backup;
+#[path = "deploy/config.rs"]
+mod config;
+#[path = "deploy/files.rs"]
+mod files;
+
+/// The binary with no `ESCROW_*` variable of the caller's environment.
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_escrow-ledger"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("ESCROW_") {
+            c.env_remove(name);
+        }
+    }
+    c.env("RUST_LOG", "error");
+    c
+}
+
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = bin();
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.args(args).output().unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn sqlite_url(dir: &Path, name: &str) -> String {
+    format!("sqlite://{}", dir.join(name).display())
+}
+
+/// A running `serve` process: its address.
+pub struct Served {
+    child: std::process::Child,
+    pub addr: String,
+}
+
+pub fn serve(args: &[&str], env: &[(&str, &str)]) -> Served {
+    use std::io::BufRead;
+    let mut c = bin();
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("serve exited before it listened")
+            .unwrap();
+        if let Some(addr) = line.strip_prefix("listening on http://") {
+            break addr.to_string();
+        }
+    };
+    Served { child, addr }
+}
+
+impl Served {
+    /// SIGTERM, then the exit status (bounded: a hung shutdown fails).
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("serve did not stop within 10 s of SIGTERM");
+    }
+}
