@@ -52,11 +52,10 @@ pub fn to_feed(bank: &str, s: &Statement) -> Result<FeedStatement, Box<ConvertEr
             booking_date: l.booking_date,
             value_date: l.value_date,
             status: match l.status {
-                LineStatus::Booked => "booked",
-                LineStatus::Pending => "pending",
-                LineStatus::Info => "info",
-            }
-            .to_string(),
+                LineStatus::Booked => ledger_core::domain::feeds::LineStatus::Booked,
+                LineStatus::Pending => ledger_core::domain::feeds::LineStatus::Pending,
+                LineStatus::Info => ledger_core::domain::feeds::LineStatus::Info,
+            },
             bank_ref: l.bank_ref.clone(),
             end_to_end_id: l.end_to_end_id.clone(),
             remittance: l.remittance.clone(),

@@ -41,7 +41,7 @@ async fn with_a_statement(db: &TestDb) -> String {
         amount_minor,
         booking_date: Some(date),
         value_date: Some(date),
-        status: "booked".into(),
+        status: ledger_core::domain::feeds::LineStatus::Booked,
         bank_ref: None,
         end_to_end_id: None,
         remittance: Some("pay-1".into()),

@@ -41,7 +41,7 @@ fn line(amount_minor: i64, e2e: &str) -> FeedLine {
         amount_minor,
         booking_date: Some(day("2026-09-01")),
         value_date: Some(day("2026-09-01")),
-        status: "booked".into(),
+        status: ledger_core::domain::feeds::LineStatus::Booked,
         bank_ref: Some(format!("B-{e2e}")),
         end_to_end_id: Some(e2e.into()),
         remittance: Some("学费 tuition".into()),

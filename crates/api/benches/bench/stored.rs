@@ -145,7 +145,7 @@ fn feed_line(
         amount_minor,
         booking_date: Some(on),
         value_date: Some(on),
-        status: "booked".into(),
+        status: ledger_core::domain::feeds::LineStatus::Booked,
         bank_ref: Some(format!("B{n:012}")),
         end_to_end_id: e2e,
         remittance,

@@ -16,7 +16,7 @@ use ledger_core::domain::recon::account::{
     match_account, AccountStatements, LastClosing, Quarantine, StatementLine,
 };
 use ledger_core::domain::recon::days::{self, StatementDay};
-use ledger_core::domain::recon::{booking, LineStatus, Match, ReconcileError, ReconcileOutcome};
+use ledger_core::domain::recon::{booking, Match, ReconcileError, ReconcileOutcome};
 use ledger_core::domain::replay::BooksOn;
 use ledger_core::store::{MatchRecord, ReconDay, StatementLines, StoredLine};
 use ledger_core::{Currency, Entry, InstitutionId, Store, StoreError};
@@ -41,7 +41,7 @@ pub async fn all_entries(store: &Store, id: &InstitutionId) -> AppResult<Vec<Ent
 /// A stored line as the domain reads it.
 pub fn statement_line(l: StoredLine) -> StatementLine {
     StatementLine {
-        status: LineStatus::from_code(&l.status),
+        status: l.status,
         statement_key: l.statement_key,
         line_no: l.line_no,
         amount_minor: l.amount_minor,

@@ -63,14 +63,47 @@ impl BankAccount {
     }
 }
 
+/// Where a bank line stands: only booked lines settle anything; pending
+/// lines (intraday) wait for the end-of-day statement; information lines
+/// move no money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineStatus {
+    Booked,
+    Pending,
+    Info,
+}
+
+impl LineStatus {
+    pub const ALL: [LineStatus; 3] = [LineStatus::Booked, LineStatus::Pending, LineStatus::Info];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            LineStatus::Booked => "booked",
+            LineStatus::Pending => "pending",
+            LineStatus::Info => "info",
+        }
+    }
+
+    /// A stored status; anything else is not a status this version wrote.
+    pub fn parse(code: &str) -> Result<LineStatus, LedgerError> {
+        LineStatus::ALL
+            .into_iter()
+            .find(|s| s.code() == code)
+            .ok_or_else(|| LedgerError::InvalidField {
+                field: "status",
+                reason: format!("{code:?} is not booked, pending or info"),
+            })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeedLine {
     /// Signed: credit (money in) positive.
     pub amount_minor: i64,
     pub booking_date: Option<NaiveDate>,
     pub value_date: Option<NaiveDate>,
-    /// booked, pending or info
-    pub status: String,
+    pub status: LineStatus,
     pub bank_ref: Option<String>,
     pub end_to_end_id: Option<String>,
     pub remittance: Option<String>,

@@ -92,33 +92,7 @@ use serde::Serialize;
 use crate::domain::money::Currency;
 pub use crate::domain::policy::Calendar;
 
-/// Where a bank line stands: only booked lines settle anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LineStatus {
-    Booked,
-    Pending,
-    Info,
-}
-
-impl LineStatus {
-    pub fn code(self) -> &'static str {
-        match self {
-            LineStatus::Booked => "booked",
-            LineStatus::Pending => "pending",
-            LineStatus::Info => "info",
-        }
-    }
-
-    /// The stored status: anything but booked or pending is information.
-    pub fn from_code(code: &str) -> LineStatus {
-        match code {
-            "booked" => LineStatus::Booked,
-            "pending" => LineStatus::Pending,
-            _ => LineStatus::Info,
-        }
-    }
-}
+pub use crate::domain::feeds::LineStatus;
 
 /// The widest window accepted: a year of working days is already far more
 /// than any bank takes to book a payment.

@@ -135,9 +135,9 @@ impl Store {
         for l in lines {
             let s = all.entry(l.key()).or_default();
             if l.row.provisional {
-                s.intraday.push(StoredLine::from(l.row));
+                s.intraday.push(StoredLine::try_from(l.row)?);
             } else {
-                s.lines.push(StoredLine::from(l.row));
+                s.lines.push(StoredLine::try_from(l.row)?);
             }
         }
         for b in statements {

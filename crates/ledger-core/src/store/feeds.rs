@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 
 use crate::domain::chain::{statement_digest, statement_key};
 use crate::domain::error::LedgerError;
-use crate::domain::feeds::{AccountKind, BankAccount, FeedStatement, IngestReport};
+use crate::domain::feeds::{AccountKind, BankAccount, FeedStatement, IngestReport, LineStatus};
 use crate::domain::ids::InstitutionId;
 use crate::domain::money::Currency;
 use crate::domain::statements::StatementBalances;
@@ -24,7 +24,7 @@ pub struct StoredLine {
     pub amount_minor: i64,
     pub booking_date: Option<NaiveDate>,
     pub value_date: Option<NaiveDate>,
-    pub status: String,
+    pub status: LineStatus,
     pub bank_ref: Option<String>,
     pub end_to_end_id: Option<String>,
     pub remittance: Option<String>,
@@ -84,22 +84,23 @@ pub(crate) struct LineRow {
     pub provisional: bool,
 }
 
-impl From<LineRow> for StoredLine {
-    fn from(r: LineRow) -> Self {
-        StoredLine {
+impl TryFrom<LineRow> for StoredLine {
+    type Error = StoreError;
+    fn try_from(r: LineRow) -> Result<Self> {
+        Ok(StoredLine {
             statement_key: r.statement_key,
             line_no: i64::from(r.line_no),
             amount_minor: r.amount_minor,
             booking_date: r.booking_date,
             value_date: r.value_date,
-            status: r.status,
+            status: LineStatus::parse(&r.status).map_err(corrupt_as("bank line status"))?,
             bank_ref: r.bank_ref,
             end_to_end_id: r.end_to_end_id,
             remittance: r.remittance,
             counterparty_name: r.counterparty_name,
             counterparty_account: r.counterparty_account,
             reversal: r.reversal,
-        }
+        })
     }
 }
 
@@ -503,13 +504,19 @@ impl Store {
             let (intraday, lines): (Vec<LineRow>, Vec<LineRow>) =
                 found.into_iter().partition(|l| l.provisional);
             Ok(StatementLines {
-                lines: lines.into_iter().map(StoredLine::from).collect(),
+                lines: lines
+                    .into_iter()
+                    .map(StoredLine::try_from)
+                    .collect::<Result<_>>()?,
                 closing,
                 statements: statements
                     .into_iter()
                     .map(StatementBalances::from)
                     .collect(),
-                intraday: intraday.into_iter().map(StoredLine::from).collect(),
+                intraday: intraday
+                    .into_iter()
+                    .map(StoredLine::try_from)
+                    .collect::<Result<_>>()?,
             })
         })
     }

@@ -119,7 +119,7 @@ impl Pg {
         .bind(l.iter().map(|x| x.amount_minor).collect::<Vec<_>>())
         .bind(l.iter().map(|x| x.booking_date).collect::<Vec<_>>())
         .bind(l.iter().map(|x| x.value_date).collect::<Vec<_>>())
-        .bind(l.iter().map(|x| x.status.as_str()).collect::<Vec<_>>())
+        .bind(l.iter().map(|x| x.status.code()).collect::<Vec<_>>())
         .bind(l.iter().map(|x| x.bank_ref.as_deref()).collect::<Vec<_>>())
         .bind(
             l.iter()

@@ -15,7 +15,7 @@ use crate::domain::chain::{
     GENESIS_HASH,
 };
 use crate::domain::checkpoint::ChainPosition;
-use crate::domain::feeds::{FeedLine, FeedStatement};
+use crate::domain::feeds::{FeedLine, FeedStatement, LineStatus};
 use crate::domain::ids::{EnrollmentId, InstitutionId};
 use crate::domain::money::Currency;
 use crate::domain::refunds::{Payee, Refund, RefundState};
@@ -318,7 +318,8 @@ impl Snap {
                     amount_minor: r.try_get("amount_minor")?,
                     booking_date: r.try_get("booking_date")?,
                     value_date: r.try_get("value_date")?,
-                    status: r.try_get("status")?,
+                    status: LineStatus::parse(r.try_get("status")?)
+                        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
                     bank_ref: r.try_get("bank_ref")?,
                     end_to_end_id: r.try_get("end_to_end_id")?,
                     remittance: r.try_get("remittance")?,

@@ -142,7 +142,7 @@ impl Lite {
                 .bind(x.amount_minor)
                 .bind(x.booking_date)
                 .bind(x.value_date)
-                .bind(&x.status)
+                .bind(x.status.code())
                 .bind(&x.bank_ref)
                 .bind(&x.end_to_end_id)
                 .bind(&x.remittance)
