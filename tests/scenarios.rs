@@ -400,7 +400,7 @@ impl Sim {
                 assert!(store
                     .move_refund(
                         &self.id,
-                        &r.id,
+                        r.id.as_str(),
                         RefundState::Requested,
                         RefundState::Approved,
                         "officer",
@@ -410,7 +410,11 @@ impl Sim {
                     )
                     .await
                     .unwrap());
-                let approved = store.refund(&self.id, &r.id).await.unwrap().unwrap();
+                let approved = store
+                    .refund(&self.id, r.id.as_str())
+                    .await
+                    .unwrap()
+                    .unwrap();
                 assert_eq!(
                     api::app::refunds::instruct(store, &approved, day)
                         .await
@@ -484,7 +488,7 @@ impl Sim {
             assert!(store
                 .move_refund(
                     &self.id,
-                    &r.id,
+                    r.id.as_str(),
                     RefundState::Instructed,
                     RefundState::Paid,
                     "workflow",
@@ -507,7 +511,12 @@ async fn refund_request(
     let institution = store.institution(id).await.unwrap();
     Refund {
         institution: id.clone(),
-        id: format!("RF-{}", e.id),
+        id: ledger_core::RefundId::parse(format!(
+            "RF{}",
+            e.id.as_str()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "")
+        ))
+        .unwrap(),
         enrollment: e.id.clone(),
         amount_minor: None,
         payee: Payee {

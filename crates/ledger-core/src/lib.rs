@@ -7,7 +7,7 @@ pub mod store;
 pub use domain::accounts::{AccountCode, AccountType, Side, Totals};
 pub use domain::entry::{Command, Entry, EntryKind, Phase, Posting, RefundSource, Request};
 pub use domain::error::LedgerError;
-pub use domain::ids::{ClientId, EnrollmentId, InstitutionId, JurisdictionCode};
+pub use domain::ids::{ClientId, EnrollmentId, InstitutionId, JurisdictionCode, RefundId};
 pub use domain::money::{Amount, Currency};
 pub use domain::policy::{Cap, CapAction, RulePack, RuleParams};
 pub use domain::registry::{

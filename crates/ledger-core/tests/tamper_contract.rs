@@ -137,7 +137,7 @@ async fn books(db: &TestDb) -> Heads {
     s.set_payee(&iid("I1"), &payee, "officer-1").await.unwrap();
     s.create_refund(&Refund {
         institution: iid("I1"),
-        id: "R1".into(),
+        id: ledger_core::RefundId::parse("RF1").unwrap(),
         enrollment: eid("E2"),
         amount_minor: Some(20_000),
         payee: Payee {
@@ -157,7 +157,7 @@ async fn books(db: &TestDb) -> Heads {
     .unwrap();
     s.move_refund(
         &iid("I1"),
-        "R1",
+        "RF1",
         RefundState::Requested,
         RefundState::Approved,
         "officer-1",
@@ -266,7 +266,7 @@ async fn untouched_books_that_grew_since_the_checkpoint_extend_it(db: &TestDb) {
     .unwrap();
     s.move_refund(
         &iid("I1"),
-        "R1",
+        "RF1",
         RefundState::Approved,
         RefundState::Instructed,
         "jobs",
@@ -515,14 +515,14 @@ async fn a_refund_payee_changed_to_another_account_is_named(db: &TestDb) {
     let heads = books(db).await;
     let error = refused(
         db,
-        "update refunds set payee_account = '6217-6666' where refund_id = 'R1'",
+        "update refunds set payee_account = '6217-6666' where refund_id = 'RF1'",
     )
     .await
     .expect("a refund's payee is fixed");
     assert!(error.contains("keeps the terms"), "{error}");
     as_superuser(
         db,
-        "update refunds set payee_account = '6217-6666' where refund_id = 'R1'",
+        "update refunds set payee_account = '6217-6666' where refund_id = 'RF1'",
     )
     .await;
     let report = db.store.verify().await.unwrap();
@@ -531,7 +531,7 @@ async fn a_refund_payee_changed_to_another_account_is_named(db: &TestDb) {
         &report,
         "records",
         false,
-        "refund R1 no longer matches the digest linked at record 5: its terms (payee, amount, enrollment) were changed",
+        "refund RF1 no longer matches the digest linked at record 5: its terms (payee, amount, enrollment) were changed",
     );
     // A payee version changed the same way is named too.
     as_superuser(db, "update institution_payees set account = '6217-6666'").await;
@@ -622,7 +622,7 @@ async fn records_written_before_the_chains_are_linked_once_at_migration(db: &Tes
     )
     .await;
     let report = db.store.verify().await.unwrap();
-    named(&report, "records", false, "refund R1 has no record link");
+    named(&report, "records", false, "refund RF1 has no record link");
     named(&report, "audit", false, "3 audit log entries have no link");
     db.store.migrate().await.unwrap();
     let report = db.store.verify().await.unwrap();

@@ -158,7 +158,7 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> Ap
             && store
                 .move_refund(
                     &r.institution,
-                    &r.id,
+                    r.id.as_str(),
                     RefundState::Requested,
                     RefundState::Approved,
                     "workflow",
@@ -196,7 +196,7 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> Ap
                     severity: Severity::Red,
                     summary: reason,
                     evidence: evidence::text(&[Evidence::Refund {
-                        id: &r.id,
+                        id: r.id.as_str(),
                         enrollment: Some(r.enrollment.as_str()),
                         pay_by: None,
                     }]),
@@ -233,7 +233,7 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> Ap
                     r.id, r.enrollment
                 ),
                 evidence: evidence::text(&[Evidence::Refund {
-                    id: &r.id,
+                    id: r.id.as_str(),
                     enrollment: None,
                     pay_by: Some(pay_by),
                 }]),

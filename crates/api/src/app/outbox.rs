@@ -328,7 +328,7 @@ async fn settle(
         store
             .move_refund(
                 &r.institution,
-                &r.id,
+                r.id.as_str(),
                 RefundState::Instructed,
                 to,
                 "bank",

@@ -7,7 +7,9 @@
 
 use chrono::NaiveDate;
 use ledger_core::domain::refunds::{Payee, Refund, RefundState};
-use ledger_core::{Amount, ClientId, Command, Entry, Institution, RefundSource, Request, Store};
+use ledger_core::{
+    Amount, ClientId, Command, Entry, Institution, RefundId, RefundSource, Request, Store,
+};
 
 use crate::app::{AppError, AppResult};
 
@@ -45,11 +47,11 @@ pub async fn answer_by(
 /// A refund's id, derived from who asked and their Idempotency-Key: the
 /// same request always names the same refund, so no retry can make two.
 /// 80 bits of SHA-256, "RF" and 20 hex digits.
-pub fn refund_id_for(token_id: &str, key: &str) -> String {
-    format!(
+pub fn refund_id_for(token_id: &str, key: &str) -> AppResult<RefundId> {
+    Ok(RefundId::parse(format!(
         "RF{}",
         request_key(token_id, key)[..20].to_ascii_uppercase()
-    )
+    ))?)
 }
 
 /// What names one caller's request across its attempts: the SHA-256 of
@@ -153,7 +155,7 @@ async fn settle_set_aside(
     store
         .move_refund(
             &refund.institution,
-            &refund.id,
+            refund.id.as_str(),
             RefundState::Approved,
             RefundState::Paid,
             actor,
@@ -183,7 +185,7 @@ async fn approval_entry(
     // The entries occur when the refund was approved: a step repeated after
     // a crash, however much later, is then the same request (a replay).
     let approved_at = store
-        .refund_trail(&refund.institution, &refund.id)
+        .refund_trail(&refund.institution, refund.id.as_str())
         .await?
         .into_iter()
         .rev()
@@ -195,7 +197,7 @@ async fn approval_entry(
             client_id: ClientId::parse(refund.approval_client_id())?,
             currency: institution.currency,
             occurred_at: approved_at,
-            external_ref: Some(refund.id.clone()),
+            external_ref: Some(refund.id.to_string()),
             command: Command::ApproveRefund {
                 enrollment: refund.enrollment.clone(),
                 amount: refund.amount_minor.map(Amount::from_minor).transpose()?,
@@ -208,7 +210,7 @@ async fn approval_entry(
             store
                 .move_refund(
                     &refund.institution,
-                    &refund.id,
+                    refund.id.as_str(),
                     RefundState::Approved,
                     RefundState::Declined,
                     "ledger",
@@ -241,7 +243,7 @@ async fn instruct_from(
             client_id: ClientId::parse(client_id)?,
             currency: institution.currency,
             occurred_at: approved_at,
-            external_ref: Some(refund.id.clone()),
+            external_ref: Some(refund.id.to_string()),
             command,
         })
     };
@@ -297,7 +299,7 @@ async fn instruct_from(
     store
         .move_refund(
             &refund.institution,
-            &refund.id,
+            refund.id.as_str(),
             RefundState::Approved,
             RefundState::Instructed,
             "workflow",
@@ -335,7 +337,7 @@ pub async fn request(
     store: &Store,
     institution: &Institution,
     ask: RefundAsk,
-    refund_id: String,
+    refund_id: RefundId,
     requested_by: String,
     today: NaiveDate,
 ) -> AppResult<Refund> {
@@ -353,7 +355,7 @@ pub async fn request(
         .transpose()
         .map_err(|e| field("amount", e))?;
     check_payee(&ask.payee, "payee.")?;
-    if let Some(made) = store.refund_by_id(&refund_id).await? {
+    if let Some(made) = store.refund_by_id(refund_id.as_str()).await? {
         return Ok(made);
     }
     let refund = Refund {
@@ -378,10 +380,11 @@ pub async fn request(
 /// cannot exist and is not looked up.
 pub async fn find(store: &Store, id: &str) -> AppResult<Refund> {
     let not_found = || AppError::not_found(format!("refund {id:?}"));
-    if !is_refund_id(id) {
+    // Anything not of our shape cannot exist and is not looked up.
+    let Ok(id) = RefundId::parse(id) else {
         return Err(not_found());
-    }
-    store.refund_by_id(id).await?.ok_or_else(not_found)
+    };
+    store.refund_by_id(id.as_str()).await?.ok_or_else(not_found)
 }
 
 /// An officer's answer to a requested refund.
@@ -410,7 +413,7 @@ pub async fn decide(
         && store
             .move_refund(
                 &refund.institution,
-                &refund.id,
+                refund.id.as_str(),
                 RefundState::Requested,
                 to,
                 actor,
@@ -430,7 +433,10 @@ pub async fn decide(
         ));
     }
     if decision == Decision::Approve {
-        if let Some(approved) = store.refund(&refund.institution, &refund.id).await? {
+        if let Some(approved) = store
+            .refund(&refund.institution, refund.id.as_str())
+            .await?
+        {
             if approved.state == RefundState::Approved {
                 instruct(store, &approved, today).await?;
             }
@@ -516,11 +522,6 @@ pub fn check_payee(payee: &Payee, prefix: &str) -> AppResult<()> {
     Ok(())
 }
 
-/// Refund ids are ours: "RF" and letters or digits, at most 32 in all.
-pub fn is_refund_id(id: &str) -> bool {
-    id.len() <= 32 && id.starts_with("RF") && id.chars().all(|c| c.is_ascii_alphanumeric())
-}
-
 /// The bank's reference of a payment: 1 to 64 characters, none a control
 /// character, surrounding blanks aside.
 fn check_bank_ref(bank_ref: &str) -> AppResult<()> {
@@ -541,7 +542,7 @@ fn check_bank_ref(bank_ref: &str) -> AppResult<()> {
 /// The refund as it stands now.
 async fn now(store: &Store, refund: &Refund) -> AppResult<Refund> {
     Ok(store
-        .refund(&refund.institution, &refund.id)
+        .refund(&refund.institution, refund.id.as_str())
         .await?
         .unwrap_or_else(|| refund.clone()))
 }
@@ -577,28 +578,31 @@ mod tests {
 
     #[test]
     fn only_ids_of_our_shape_are_refund_ids() {
-        assert!(is_refund_id(&refund_id_for("token-1", "key-1")));
+        let made = refund_id_for("token-1", "key-1").unwrap();
+        assert!(RefundId::parse(made.as_str()).is_ok());
         for bad in [
             "",
+            "RF",
             "RX1234",
             "rf1234",
             "RF12-34",
             "RF ",
             &format!("RF{}", "0".repeat(31)),
         ] {
-            assert!(!is_refund_id(bad), "{bad:?}");
+            assert!(RefundId::parse(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn a_refund_id_follows_from_the_caller_and_the_key() {
-        let a = refund_id_for("token-1", "key-1");
-        assert_eq!(a, refund_id_for("token-1", "key-1"));
-        assert_ne!(a, refund_id_for("token-2", "key-1"));
-        assert_ne!(a, refund_id_for("token-1", "key-2"));
+        let id = |token: &str, key: &str| refund_id_for(token, key).unwrap();
+        let a = id("token-1", "key-1");
+        assert_eq!(a, id("token-1", "key-1"));
+        assert_ne!(a, id("token-2", "key-1"));
+        assert_ne!(a, id("token-1", "key-2"));
         // The separator keeps ("ab", "c") and ("a", "bc") apart.
         assert_ne!(request_key("ab", "c"), request_key("a", "bc"));
-        assert_eq!(a.len(), 22);
+        assert_eq!(a.as_str().len(), 22);
     }
 
     #[test]

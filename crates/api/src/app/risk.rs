@@ -62,7 +62,7 @@ pub async fn records_of(
     }
     let mut refunds = Vec::new();
     for r in store.refunds(Some(&institution.id), None).await? {
-        let trail = store.refund_trail(&r.institution, &r.id).await?;
+        let trail = store.refund_trail(&r.institution, r.id.as_str()).await?;
         refunds.push((r, trail));
     }
     Ok(Records {
@@ -143,7 +143,7 @@ pub async fn records_all(
     for r in store.refunds(None, None).await? {
         if let Some(n) = slot(r.institution.as_str()) {
             let trail = trails
-                .remove(&(r.institution.to_string(), r.id.clone()))
+                .remove(&(r.institution.to_string(), r.id.to_string()))
                 .unwrap_or_default();
             records[n].refunds.push((r, trail));
         }

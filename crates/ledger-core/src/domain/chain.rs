@@ -187,7 +187,7 @@ pub fn refund_digest(r: &Refund) -> String {
     let mut e = Encoder(Vec::with_capacity(256));
     e.field("refund/v1")
         .field(r.institution.as_str())
-        .field(&r.id)
+        .field(r.id.as_str())
         .field(r.enrollment.as_str())
         .opt(r.amount_minor)
         .field(&r.payee.name)

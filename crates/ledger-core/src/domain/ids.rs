@@ -79,6 +79,60 @@ id_type!(
     ClientId, "client id", 128
 );
 
+/// A refund's id, ours: "RF" and letters or digits, at most 32 in all (its
+/// entries' client ids add two characters and stay within the bank's 35).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RefundId(String);
+
+impl RefundId {
+    pub fn parse(value: impl Into<String>) -> Result<Self, LedgerError> {
+        let value = value.into();
+        if value.len() <= 32
+            && value.len() > 2
+            && value.starts_with("RF")
+            && value.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            Ok(RefundId(value))
+        } else {
+            Err(LedgerError::InvalidId {
+                what: "refund id",
+                value: value.chars().take(64).collect(),
+                reason: "a refund id is \"RF\" and letters or digits, at most 32 in all",
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RefundId {
+    type Error = LedgerError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(value)
+    }
+}
+
+impl From<RefundId> for String {
+    fn from(id: RefundId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for RefundId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<&str> for RefundId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 /// An administrative division code (six digits, e.g. `410922`; `000000` is national).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::domain::error::LedgerError;
-use crate::domain::ids::{EnrollmentId, InstitutionId};
+use crate::domain::ids::{EnrollmentId, InstitutionId, RefundId};
 
 /// requested → approved → instructed → paid | returned; requested → declined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -86,7 +86,7 @@ pub struct Payee {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Refund {
     pub institution: InstitutionId,
-    pub id: String,
+    pub id: RefundId,
     pub enrollment: EnrollmentId,
     /// `None`: everything not yet consumed.
     pub amount_minor: Option<i64>,

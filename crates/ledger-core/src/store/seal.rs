@@ -16,7 +16,7 @@ use crate::domain::chain::{
 };
 use crate::domain::checkpoint::ChainPosition;
 use crate::domain::feeds::{FeedLine, FeedStatement, LineStatus};
-use crate::domain::ids::{EnrollmentId, InstitutionId};
+use crate::domain::ids::{EnrollmentId, InstitutionId, RefundId};
 use crate::domain::money::Currency;
 use crate::domain::refunds::{Payee, Refund, RefundState};
 use crate::store::report::VerifyFailure;
@@ -480,10 +480,14 @@ impl Snap {
             |r| {
                 let refund_id: String = r.try_get("refund_id")?;
                 let enrollment: String = r.try_get("enrollment_id")?;
-                let digest = match (InstitutionId::parse(id), EnrollmentId::parse(enrollment)) {
-                    (Ok(institution), Ok(enrollment)) => refund_digest(&Refund {
+                let digest = match (
+                    InstitutionId::parse(id),
+                    EnrollmentId::parse(enrollment),
+                    RefundId::parse(refund_id.clone()),
+                ) {
+                    (Ok(institution), Ok(enrollment), Ok(refund)) => refund_digest(&Refund {
                         institution,
-                        id: refund_id.clone(),
+                        id: refund,
                         enrollment,
                         amount_minor: r.try_get("amount_minor")?,
                         payee: Payee {

@@ -9,7 +9,7 @@ use chrono::{Duration, NaiveDate};
 
 use crate::domain::chain::{payee_digest, refund_digest};
 use crate::domain::error::LedgerError;
-use crate::domain::ids::{EnrollmentId, InstitutionId};
+use crate::domain::ids::{EnrollmentId, InstitutionId, RefundId};
 use crate::domain::refunds::{OutboxItem, OutboxState, Payee, Refund, RefundEvent, RefundState};
 use crate::store::rows::corrupt_as;
 use crate::store::{DbTime, Result, Store, StoreError};
@@ -83,7 +83,7 @@ impl TryFrom<RefundRow> for Refund {
     fn try_from(r: RefundRow) -> Result<Self> {
         Ok(Refund {
             institution: InstitutionId::parse(r.institution_id).map_err(corrupt_as("refund"))?,
-            id: r.refund_id,
+            id: RefundId::parse(r.refund_id).map_err(corrupt_as("refund"))?,
             enrollment: EnrollmentId::parse(r.enrollment_id).map_err(corrupt_as("refund"))?,
             amount_minor: r.amount_minor,
             payee: Payee {
@@ -180,7 +180,7 @@ impl Store {
                  values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'requested', $12)",
             )
             .bind(institution)
-            .bind(&r.id)
+            .bind(r.id.as_str())
             .bind(r.enrollment.as_str())
             .bind(r.amount_minor)
             .bind(&r.payee.name)
@@ -203,12 +203,12 @@ impl Store {
                 }
                 other => other?,
             };
-            seal_record!(tx, institution, "refund", r.id, refund_digest(r));
+            seal_record!(tx, institution, "refund", r.id.as_str(), refund_digest(r));
             refund_event!(
                 tx,
                 now,
                 institution,
-                &r.id,
+                r.id.as_str(),
                 &r.requested_by,
                 "requested",
                 r.reason.as_deref()

@@ -89,7 +89,7 @@ pub struct RefundView {
 async fn view(state: &AppState, r: &Refund, currency: Currency) -> ApiResult<RefundView> {
     let history = state
         .store
-        .refund_trail(&r.institution, &r.id)
+        .refund_trail(&r.institution, r.id.as_str())
         .await?
         .into_iter()
         .map(|e| RefundStep {
@@ -101,7 +101,7 @@ async fn view(state: &AppState, r: &Refund, currency: Currency) -> ApiResult<Ref
         })
         .collect();
     Ok(RefundView {
-        id: r.id.clone(),
+        id: r.id.to_string(),
         institution: r.institution.to_string(),
         enrollment: r.enrollment.to_string(),
         amount: r.amount_minor.map(|m| format_minor(m, currency)),
@@ -159,7 +159,7 @@ async fn request_refund(
         &state.store,
         &i,
         ask,
-        refunds::refund_id_for(&caller.token_id, key.as_str()),
+        refunds::refund_id_for(&caller.token_id, key.as_str())?,
         actor(&caller),
         accepted.at.date_naive(),
     )
