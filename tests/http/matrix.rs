@@ -386,7 +386,9 @@ async fn setup(server: &Server, cases: usize) -> Vec<(Role, String)> {
         let findings: Vec<Finding> = (0..=cases)
             .map(|n| Finding {
                 key: format!("m-{n}"),
-                kind: "feed_silence".into(),
+                kind: ledger_core::domain::alerts::AlertKind::Signal(
+                    ledger_core::domain::risk::SignalKind::FeedSilence,
+                ),
                 severity: ledger_core::domain::alerts::Severity::Yellow,
                 summary: "no statement".into(),
                 evidence: "[]".into(),

@@ -20,7 +20,9 @@ contract!(
 fn finding(severity: &str, summary: &str) -> Finding {
     Finding {
         key: "unauthorized_outflow:L-9".into(),
-        kind: "unauthorized_outflow".into(),
+        kind: ledger_core::domain::alerts::AlertKind::Signal(
+            ledger_core::domain::risk::SignalKind::UnauthorizedOutflow,
+        ),
         severity: ledger_core::domain::alerts::Severity::parse(severity).unwrap(),
         summary: summary.into(),
         evidence: "[]".into(),

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration as StdDuration;
 
 use chrono::{NaiveDate, Utc};
-use ledger_core::domain::alerts::{Finding, Severity};
+use ledger_core::domain::alerts::{AlertKind, Finding, Severity};
 use ledger_core::domain::refunds::RefundState;
 use ledger_core::{InstitutionId, Store};
 
@@ -192,7 +192,7 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> Ap
                 let key = format!("refund_blocked:{}", r.id);
                 let finding = Finding {
                     key: key.clone(),
-                    kind: "refund_blocked".into(),
+                    kind: AlertKind::RefundBlocked,
                     severity: Severity::Red,
                     summary: reason,
                     evidence: evidence::text(&[Evidence::Refund {
@@ -211,7 +211,7 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> Ap
     }
     store
         .resolve_cleared(
-            &["refund_blocked"],
+            &[AlertKind::RefundBlocked],
             today,
             "workflow",
             "the refund is no longer held up: it was instructed or decided",
@@ -226,7 +226,7 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> Ap
             overdue.insert((r.institution.clone(), format!("refund_overdue:{}", r.id)));
             let finding = Finding {
                 key: format!("refund_overdue:{}", r.id),
-                kind: "refund_overdue".into(),
+                kind: AlertKind::RefundOverdue,
                 severity: Severity::Red,
                 summary: format!(
                     "refund {} of enrollment {} was due to be paid by {pay_by} and is not",
@@ -247,7 +247,7 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> Ap
     }
     store
         .resolve_cleared(
-            &["refund_overdue"],
+            &[AlertKind::RefundOverdue],
             today,
             "workflow",
             "the refund is no longer overdue: the bank paid it or returned it",

@@ -9,7 +9,7 @@ use bank_adapter::instruction::{
     Creditor, Instruction, InstructionId, InstructionKind, InstructionSpec, InstructionStatus,
 };
 use chrono::{Duration, NaiveDate};
-use ledger_core::domain::alerts::{Finding, Severity};
+use ledger_core::domain::alerts::{AlertKind, Finding, Severity};
 use ledger_core::domain::feeds::{AccountKind, BankAccount};
 use ledger_core::domain::refunds::{retry_delay, OutboxItem, OutboxState, RefundState};
 use ledger_core::{AccountCode, Amount, ClientId, Command, Currency, LedgerError, Request, Store};
@@ -341,7 +341,7 @@ async fn settle(
     if !executed {
         let finding = Finding {
             key: format!("instruction_returned:{}", item.instruction_id),
-            kind: "instruction_returned".into(),
+            kind: AlertKind::InstructionReturned,
             severity: Severity::Red,
             summary: format!(
                 "the bank rejected or returned {} {} ({} {}): {}; the pending entry was voided, the money is still owed",

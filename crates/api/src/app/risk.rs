@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::NaiveDate;
-use ledger_core::domain::alerts::{Finding, RecordReport};
+use ledger_core::domain::alerts::{AlertKind, Finding, RecordReport};
 use ledger_core::domain::money::format_minor;
 use ledger_core::domain::policy::ResolvedRules;
 use ledger_core::domain::risk::snapshot::{self, AccountRecords, Records, SnapshotError};
@@ -229,7 +229,7 @@ fn findings(a: &Assessment) -> AppResult<Vec<Finding>> {
         .map(|s| {
             Ok(Finding {
                 key: s.key.clone(),
-                kind: s.kind.code().to_string(),
+                kind: AlertKind::Signal(s.kind),
                 severity: s.severity,
                 summary: s.summary.clone(),
                 evidence: serde_json::to_string(&s.evidence).map_err(|e| {
@@ -260,7 +260,7 @@ pub async fn record_alerts(
         let report = store.record_findings(&a.institution, as_of, &found).await?;
         recorded.push((a.institution.clone(), report));
     }
-    let kinds: Vec<&str> = SignalKind::ALL.iter().map(|k| k.code()).collect();
+    let kinds: Vec<AlertKind> = SignalKind::ALL.into_iter().map(AlertKind::Signal).collect();
     store
         .resolve_cleared(
             &kinds,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::error::LedgerError;
 use crate::domain::ids::InstitutionId;
+use crate::domain::risk::SignalKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -119,12 +120,63 @@ impl std::fmt::Display for Severity {
     }
 }
 
+/// What an alert is about: a signal of the risk engine, or a step of the
+/// money's way that went wrong (an instruction the bank returned, a refund
+/// escrow cannot pay, a refund unpaid past its deadline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AlertKind {
+    Signal(SignalKind),
+    InstructionReturned,
+    RefundBlocked,
+    RefundOverdue,
+}
+
+impl AlertKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            AlertKind::Signal(s) => s.code(),
+            AlertKind::InstructionReturned => "instruction_returned",
+            AlertKind::RefundBlocked => "refund_blocked",
+            AlertKind::RefundOverdue => "refund_overdue",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<AlertKind, LedgerError> {
+        let workflow = [
+            AlertKind::InstructionReturned,
+            AlertKind::RefundBlocked,
+            AlertKind::RefundOverdue,
+        ];
+        SignalKind::ALL
+            .into_iter()
+            .map(AlertKind::Signal)
+            .chain(workflow)
+            .find(|k| k.code() == text)
+            .ok_or_else(|| LedgerError::InvalidField {
+                field: "kind",
+                reason: format!("{text:?} is not a kind of alert"),
+            })
+    }
+}
+
+impl std::fmt::Display for AlertKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl Serialize for AlertKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
+    }
+}
+
 /// One finding of a risk run, as an alert records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// Stable across runs for the same condition (e.g. `unauthorized_outflow:<line>`).
     pub key: String,
-    pub kind: String,
+    pub kind: AlertKind,
     pub severity: Severity,
     pub summary: String,
     /// The evidence, as JSON.
@@ -136,7 +188,7 @@ pub struct Finding {
 pub struct Alert {
     pub institution: InstitutionId,
     pub key: String,
-    pub kind: String,
+    pub kind: AlertKind,
     pub severity: Severity,
     pub summary: String,
     pub evidence: String,

@@ -5,7 +5,7 @@
 use chrono::NaiveDate;
 
 use crate::domain::alerts::{
-    transition, Alert, AlertAction, AlertStatus, Finding, RecordReport, Severity,
+    transition, Alert, AlertAction, AlertKind, AlertStatus, Finding, RecordReport, Severity,
 };
 use crate::domain::error::LedgerError;
 use crate::domain::ids::InstitutionId;
@@ -34,7 +34,7 @@ fn alert(r: AlertRow) -> Result<Alert> {
     Ok(Alert {
         institution: InstitutionId::parse(r.0).map_err(corrupt_as("alert"))?,
         key: r.1,
-        kind: r.2,
+        kind: AlertKind::parse(&r.2).map_err(corrupt_as("alert kind"))?,
         severity: Severity::parse(&r.3).map_err(corrupt_as("alert severity"))?,
         summary: r.4,
         evidence: r.5,
@@ -98,7 +98,7 @@ impl Store {
                                rule_pack, status, rectification_due, first_seen_on, last_seen_on, updated_at) \
                              values ($1, $2, $3, $4, $5, $6, $7, 'open', null, $8, $8, $9)",
                         )
-                        .bind(id).bind(&f.key).bind(&f.kind).bind(f.severity.code()).bind(&f.summary)
+                        .bind(id).bind(&f.key).bind(f.kind.code()).bind(f.severity.code()).bind(&f.summary)
                         .bind(&f.evidence).bind(&f.rule_pack).bind(as_of).bind(now)
                         .execute(&mut *tx)
                         .await?;
@@ -152,7 +152,7 @@ impl Store {
     /// reopens its alert, as ever. Returns how many were resolved.
     pub async fn resolve_cleared(
         &self,
-        kinds: &[&str],
+        kinds: &[AlertKind],
         as_of: NaiveDate,
         actor: &str,
         why: &str,
@@ -169,7 +169,7 @@ impl Store {
             ($pool:expr) => {{
                 let mut q = sqlx::query_as::<_, AlertRow>(&sql);
                 for k in kinds {
-                    q = q.bind(*k);
+                    q = q.bind(k.code());
                 }
                 q.fetch_all($pool).await?
             }};

@@ -71,7 +71,7 @@ impl AlertView {
         AlertView {
             institution: a.institution.to_string(),
             key: a.key.clone(),
-            kind: a.kind.clone(),
+            kind: a.kind.code().to_string(),
             severity: a.severity.code().to_string(),
             summary: a.summary.clone(),
             evidence: evidence_json(

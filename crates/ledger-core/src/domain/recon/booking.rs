@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256};
 
-use crate::domain::alerts::{Finding, Severity};
+use crate::domain::alerts::{AlertKind, Finding, Severity};
 use crate::domain::entry::{Command, Entry, EntryKind, Request};
 use crate::domain::error::LedgerError;
 use crate::domain::feeds::{AccountKind, BankAccount};
@@ -276,7 +276,7 @@ pub fn returned_findings(
             .map_or(0, |p| p.amount_minor);
         out.push(Finding {
             key: format!("instruction_returned:{pending}"),
-            kind: "instruction_returned".into(),
+            kind: AlertKind::InstructionReturned,
             severity: Severity::Red,
             summary: format!(
                 "the bank returned {} {pending} ({} {}) on account {}: the pending entry was voided, the money is still owed",
