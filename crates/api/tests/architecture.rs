@@ -209,3 +209,44 @@ fn the_cycle_finder_sees_grouped_imports() {
             .collect()
     );
 }
+
+#[test]
+fn every_schema_in_the_api_document_has_a_name_of_its_own() {
+    // utoipa names a schema by its type's name: two types of one name are
+    // one schema in /openapi.json, and one of them is described wrongly.
+    let mut files = vec![];
+    rust_files(&src(), &mut files);
+    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for file in files {
+        let code = code(&file);
+        let lines: Vec<&str> = code.lines().collect();
+        for (n, line) in lines.iter().enumerate() {
+            let derives_schema = line.contains("derive(") && line.contains("ToSchema");
+            if !derives_schema {
+                continue;
+            }
+            let Some(decl) = lines[n + 1..]
+                .iter()
+                .find(|l| l.contains("struct ") || l.contains("enum "))
+            else {
+                continue;
+            };
+            let name: String = decl
+                .split_whitespace()
+                .skip_while(|w| *w != "struct" && *w != "enum")
+                .nth(1)
+                .unwrap_or("")
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if let Some(other) = seen.insert(name.clone(), file.clone()) {
+                panic!(
+                    "two API schemas are named {name}: {} and {}",
+                    other.display(),
+                    file.display()
+                );
+            }
+        }
+    }
+    assert!(seen.contains_key("Problem"), "{seen:?}");
+}

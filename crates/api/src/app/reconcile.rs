@@ -165,7 +165,7 @@ pub struct LineView {
 
 /// A journal entry as the report names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct EntryView {
+pub struct ReportedEntry {
     pub seq: u64,
     pub client_id: Option<String>,
     pub kind: Option<String>,
@@ -180,7 +180,7 @@ pub struct MatchView {
     pub pass: String,
     pub lines: Vec<LineView>,
     /// Empty for a reversal pair.
-    pub entries: Vec<EntryView>,
+    pub entries: Vec<ReportedEntry>,
     pub explanation: String,
 }
 
@@ -283,9 +283,9 @@ impl Names<'_> {
         }
     }
 
-    fn entry(&self, id: u64) -> EntryView {
+    fn entry(&self, id: u64) -> ReportedEntry {
         let e = self.by_seq.get(&(id as i64));
-        EntryView {
+        ReportedEntry {
             seq: id,
             client_id: e.map(|e| e.client_id.to_string()),
             kind: e.map(|e| e.kind.code().to_string()),
@@ -457,7 +457,7 @@ pub async fn report_account(
             .unmatched_transfers
             .iter()
             .map(|(id, reason)| {
-                let EntryView {
+                let ReportedEntry {
                     seq,
                     client_id,
                     kind,

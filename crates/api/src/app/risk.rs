@@ -394,7 +394,7 @@ pub struct CapFlagView {
 
 /// An institution event the engine reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct EventView {
+pub struct RiskEventView {
     /// `legal_representative_change` or `closure_notice`.
     pub kind: String,
     pub date: NaiveDate,
@@ -455,7 +455,7 @@ pub enum EvidenceView {
         flag: CapFlagView,
     },
     Event {
-        event: EventView,
+        event: RiskEventView,
     },
     Enrollment {
         id: String,
@@ -568,7 +568,7 @@ impl EvidenceView {
                 },
             },
             Evidence::Event { event } => EvidenceView::Event {
-                event: EventView {
+                event: RiskEventView {
                     kind: event.kind.code().to_string(),
                     date: event.date,
                 },
