@@ -140,7 +140,6 @@ pub(crate) use batch::{run_batch, BatchOn, BatchTx, Chains, Changes, LockedInsti
 pub use bulk::{AccountKey, EventRow};
 pub use claims::KeyClaim;
 pub use clock::Clock;
-pub use feeds::{StatementLines, StoredLine};
 pub use postgres::PgStore;
 pub use recon::{Claimed, MatchRecord, ReconDay, RecordedDay, RecordedMatches};
 pub use report::{AccountBalance, BalanceSheet, VerifyFailure, VerifyReport};

@@ -282,7 +282,7 @@ pub async fn reconcile_stored(args: ReconcileStoredArgs, url: &str) -> anyhow::R
     let (mut load, mut engine, mut line_count, mut entry_count) = (0u128, 0u128, 0usize, 0usize);
     for account in &accounts {
         let started = Instant::now();
-        let stored = api::app::reconcile::account_statements(store.statement_lines(account).await?);
+        let stored = store.statement_lines(account).await?;
         let entries = api::app::reconcile::all_entries(&store, &account.institution).await?;
         store
             .claimed(&account.institution, &account.bank, &account.account_no)

@@ -12,13 +12,11 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use ledger_core::domain::feeds::BankAccount;
 use ledger_core::domain::money::format_minor;
-use ledger_core::domain::recon::account::{
-    match_account, AccountStatements, LastClosing, Quarantine, StatementLine,
-};
+use ledger_core::domain::recon::account::{match_account, Quarantine, StatementLine};
 use ledger_core::domain::recon::days::{self, StatementDay};
 use ledger_core::domain::recon::{booking, Match, ReconcileError, ReconcileOutcome};
 use ledger_core::domain::replay::BooksOn;
-use ledger_core::store::{MatchRecord, ReconDay, StatementLines, StoredLine};
+use ledger_core::store::{MatchRecord, ReconDay};
 use ledger_core::{Currency, Entry, InstitutionId, Store, StoreError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -36,40 +34,6 @@ pub async fn all_entries(store: &Store, id: &InstitutionId) -> AppResult<Vec<Ent
         entries.extend(page);
     }
     Ok(entries)
-}
-
-/// A stored line as the domain reads it.
-pub fn statement_line(l: StoredLine) -> StatementLine {
-    StatementLine {
-        status: l.status,
-        statement_key: l.statement_key,
-        line_no: l.line_no,
-        amount_minor: l.amount_minor,
-        booking_date: l.booking_date,
-        value_date: l.value_date,
-        bank_ref: l.bank_ref,
-        end_to_end_id: l.end_to_end_id,
-        remittance: l.remittance,
-        counterparty_name: l.counterparty_name,
-        counterparty_account: l.counterparty_account,
-        reversal: l.reversal,
-    }
-}
-
-/// An account's stored statements as the domain reads them.
-pub fn account_statements(stored: StatementLines) -> AccountStatements {
-    AccountStatements {
-        lines: stored.lines.into_iter().map(statement_line).collect(),
-        closing: stored
-            .closing
-            .map(|(statement_key, balance_minor, date)| LastClosing {
-                statement_key,
-                balance_minor,
-                date,
-            }),
-        statements: stored.statements,
-        intraday: stored.intraday.into_iter().map(statement_line).collect(),
-    }
 }
 
 /// The matcher refuses only inputs we built: stored lines it cannot take
@@ -398,7 +362,7 @@ pub async fn report_account(
     until: Option<NaiveDate>,
 ) -> AppResult<AccountReconciliation> {
     let entries = all_entries(store, &account.institution).await?;
-    let stored = account_statements(store.statement_lines(account).await?);
+    let stored = store.statement_lines(account).await?;
     let matched = match_account(stored, account.kind, &entries, until).map_err(matcher_failed)?;
     let quarantined = matched
         .quarantine
@@ -557,7 +521,7 @@ pub async fn record_account(
     let (claimed_lines, claimed_entries) = store
         .claimed(&account.institution, &account.bank, &account.account_no)
         .await?;
-    let mut stored = account_statements(store.statement_lines(account).await?);
+    let mut stored = store.statement_lines(account).await?;
     if let Some(day) = until {
         stored.cut_at(day);
     }

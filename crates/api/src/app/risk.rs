@@ -19,7 +19,7 @@ use ledger_core::{Currency, Institution, InstitutionId, JurisdictionCode, Store,
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::reconcile::{account_statements, all_entries};
+use crate::app::reconcile::all_entries;
 use crate::app::{AppError, AppResult};
 
 fn account_key(a: &ledger_core::domain::feeds::BankAccount) -> AccountKey {
@@ -52,7 +52,7 @@ pub async fn records_of(
     let mut accounts = Vec::new();
     let registered = store.account_registrations(Some(&institution.id)).await?;
     for account in store.supervised_accounts(&institution.id).await? {
-        let statements = account_statements(store.statement_lines(&account).await?);
+        let statements = store.statement_lines(&account).await?;
         let registered_on = registered.get(&account_key(&account)).copied();
         accounts.push(AccountRecords {
             account,
@@ -125,7 +125,7 @@ pub async fn records_all(
     for account in store.supervised_accounts_all().await? {
         if let Some(n) = slot(account.institution.as_str()) {
             let key = account_key(&account);
-            let statements = account_statements(lines.remove(&key).unwrap_or_default());
+            let statements = lines.remove(&key).unwrap_or_default();
             let registered_on = registered.get(&key).copied();
             records[n].accounts.push(AccountRecords {
                 account,

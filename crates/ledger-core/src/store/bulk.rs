@@ -11,9 +11,10 @@ use sqlx::Row;
 use crate::domain::feeds::{AccountKind, BankAccount};
 use crate::domain::ids::InstitutionId;
 use crate::domain::money::Currency;
+use crate::domain::recon::account::{AccountStatements, LastClosing, StatementLine};
 use crate::domain::refunds::RefundEvent;
 use crate::domain::statements::StatementBalances;
-use crate::store::feeds::{BalancesRow, LineRow, StatementLines, StoredLine, LINE_COLUMNS};
+use crate::store::feeds::{BalancesRow, LineRow, LINE_COLUMNS};
 use crate::store::rows::corrupt_as;
 use crate::store::{DbTime, Result, Store};
 
@@ -108,7 +109,7 @@ impl Store {
     }
 
     /// [`Store::statement_lines`] of every account at once.
-    pub async fn statement_lines_all(&self) -> Result<HashMap<AccountKey, StatementLines>> {
+    pub async fn statement_lines_all(&self) -> Result<HashMap<AccountKey, AccountStatements>> {
         let (lines, statements): (Vec<Keyed<LineRow>>, Vec<Keyed<BalancesRow>>) =
             on_pool!(self, |pool| (
                 sqlx::query_as(&format!(
@@ -131,13 +132,13 @@ impl Store {
                 .fetch_all(pool)
                 .await?,
             ));
-        let mut all: HashMap<AccountKey, StatementLines> = HashMap::new();
+        let mut all: HashMap<AccountKey, AccountStatements> = HashMap::new();
         for l in lines {
             let s = all.entry(l.key()).or_default();
             if l.row.provisional {
-                s.intraday.push(StoredLine::try_from(l.row)?);
+                s.intraday.push(StatementLine::try_from(l.row)?);
             } else {
-                s.lines.push(StoredLine::try_from(l.row)?);
+                s.lines.push(StatementLine::try_from(l.row)?);
             }
         }
         for b in statements {
@@ -146,7 +147,11 @@ impl Store {
             // Ordered by closing date then arrival: the last one with a
             // closing is the latest closing, as `statement_lines` says.
             if let Some((minor, date)) = statement.closing {
-                s.closing = Some((statement.key.clone(), minor, date));
+                s.closing = Some(LastClosing {
+                    statement_key: statement.key.clone(),
+                    balance_minor: minor,
+                    date,
+                });
             }
             s.statements.push(statement);
         }

@@ -9,42 +9,14 @@ use crate::domain::error::LedgerError;
 use crate::domain::feeds::{AccountKind, BankAccount, FeedStatement, IngestReport, LineStatus};
 use crate::domain::ids::InstitutionId;
 use crate::domain::money::Currency;
+use crate::domain::recon::account::{AccountStatements, LastClosing, StatementLine};
 use crate::domain::statements::StatementBalances;
 use crate::store::rows::corrupt_as;
 use crate::store::{DbTime, Result, Store, StoreError};
 
-/// The closing balance of the newest final statement stored for an account.
-type LastClosing = Option<(String, i64, NaiveDate)>;
-
-/// One stored bank line, as reconciliation reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredLine {
-    pub statement_key: String,
-    pub line_no: i64,
-    pub amount_minor: i64,
-    pub booking_date: Option<NaiveDate>,
-    pub value_date: Option<NaiveDate>,
-    pub status: LineStatus,
-    pub bank_ref: Option<String>,
-    pub end_to_end_id: Option<String>,
-    pub remittance: Option<String>,
-    pub counterparty_name: Option<String>,
-    pub counterparty_account: Option<String>,
-    pub reversal: bool,
-}
-
-/// An account's end-of-day lines and its latest closing balance
-/// (statement key, minor units, date), the balances of every end-of-day
-/// statement (for the chain check and the per-day figures), and the lines
-/// of intraday reports (provisional until an end-of-day statement confirms
-/// them).
-#[derive(Debug, Clone, Default)]
-pub struct StatementLines {
-    pub lines: Vec<StoredLine>,
-    pub closing: LastClosing,
-    pub statements: Vec<StatementBalances>,
-    pub intraday: Vec<StoredLine>,
-}
+/// The closing balance of the newest final statement stored for an
+/// account: (statement key, minor units, date).
+type ClosingRow = Option<(String, i64, NaiveDate)>;
 
 /// The columns of a bank line as ingest writes them (each dialect binds
 /// them its own way: arrays through `unnest`, or row by row).
@@ -84,10 +56,10 @@ pub(crate) struct LineRow {
     pub provisional: bool,
 }
 
-impl TryFrom<LineRow> for StoredLine {
+impl TryFrom<LineRow> for StatementLine {
     type Error = StoreError;
     fn try_from(r: LineRow) -> Result<Self> {
-        Ok(StoredLine {
+        Ok(StatementLine {
             statement_key: r.statement_key,
             line_no: i64::from(r.line_no),
             amount_minor: r.amount_minor,
@@ -370,7 +342,7 @@ impl Store {
                     None => {}
                 }
                 if !s.provisional {
-                    let last: LastClosing = sqlx::query_as(LAST_CLOSING)
+                    let last: ClosingRow = sqlx::query_as(LAST_CLOSING)
                         .bind(account.0)
                         .bind(account.1)
                         .bind(account.2)
@@ -461,7 +433,7 @@ impl Store {
     /// The lines of an account's end-of-day statements, oldest first, with
     /// the latest closing balance and every statement's balances; the lines
     /// of intraday reports apart.
-    pub async fn statement_lines(&self, account: &BankAccount) -> Result<StatementLines> {
+    pub async fn statement_lines(&self, account: &BankAccount) -> Result<AccountStatements> {
         let key = (
             account.institution.as_str(),
             account.bank.as_str(),
@@ -480,7 +452,7 @@ impl Store {
             .bind(key.2)
             .fetch_all(pool)
             .await?;
-            let closing: LastClosing = sqlx::query_as(
+            let closing: ClosingRow = sqlx::query_as(
                 "select statement_key, closing_minor, closing_date from bank_statements \
                  where institution_id = $1 and bank_id = $2 and account_no = $3 \
                    and not provisional and closing_minor is not null \
@@ -503,19 +475,19 @@ impl Store {
             .await?;
             let (intraday, lines): (Vec<LineRow>, Vec<LineRow>) =
                 found.into_iter().partition(|l| l.provisional);
-            Ok(StatementLines {
+            Ok(AccountStatements {
                 lines: lines
                     .into_iter()
-                    .map(StoredLine::try_from)
+                    .map(StatementLine::try_from)
                     .collect::<Result<_>>()?,
-                closing,
+                closing: closing.map(last_closing),
                 statements: statements
                     .into_iter()
                     .map(StatementBalances::from)
                     .collect(),
                 intraday: intraday
                     .into_iter()
-                    .map(StoredLine::try_from)
+                    .map(StatementLine::try_from)
                     .collect::<Result<_>>()?,
             })
         })
@@ -532,7 +504,15 @@ impl Store {
     }
 }
 
-fn chain_warning(s: &FeedStatement, last: LastClosing) -> Option<String> {
+fn last_closing((statement_key, balance_minor, date): (String, i64, NaiveDate)) -> LastClosing {
+    LastClosing {
+        statement_key,
+        balance_minor,
+        date,
+    }
+}
+
+fn chain_warning(s: &FeedStatement, last: ClosingRow) -> Option<String> {
     let (opening, _) = s.opening?;
     let (prev_key, closing, date) = last?;
     (opening != closing).then(|| {
