@@ -226,7 +226,7 @@ fn released_amount(e: &Entry) -> i64 {
     e.postings
         .iter()
         .filter(|p| p.account == "releasable")
-        .map(|p| p.amount_minor)
+        .map(|p| p.amount.minor())
         .sum()
 }
 
@@ -428,7 +428,7 @@ impl Sim {
                     .iter()
                     .find(|e| e.client_id.as_str() == r.instruction_client_id())
                     .unwrap();
-                let amount = payment.postings[0].amount_minor;
+                let amount = payment.postings[0].amount.minor();
                 debits.push((
                     -amount,
                     Some(r.instruction_client_id()),

@@ -549,13 +549,13 @@ async fn run_model(backend: Backend) {
                     .postings
                     .iter()
                     .filter(|p| p.side == Side::Debit)
-                    .map(|p| p.amount_minor)
+                    .map(|p| p.amount.minor())
                     .sum();
                 let credits: i64 = entry
                     .postings
                     .iter()
                     .filter(|p| p.side == Side::Credit)
-                    .map(|p| p.amount_minor)
+                    .map(|p| p.amount.minor())
                     .sum();
                 assert_eq!(debits, credits, "seed {seed} step {step}: unbalanced entry");
             }

@@ -90,7 +90,7 @@ async fn lesson_consumption_releases_tuition_at_the_price_actually_paid(db: &Tes
             .await
             .unwrap();
         assert_eq!(entry.hours, Some(1));
-        released.push(entry.postings.first().map_or(0, |p| p.amount_minor));
+        released.push(entry.postings.first().map_or(0, |p| p.amount.minor()));
     }
     assert_eq!(
         released,
@@ -125,7 +125,7 @@ async fn refunds_return_the_unconsumed_part_and_never_the_bonus_hours(db: &TestD
         ))
         .await
         .unwrap();
-    assert_eq!(approved.postings[0].amount_minor, 100_000);
+    assert_eq!(approved.postings[0].amount.minor(), 100_000);
     s.execute(req(
         "I1",
         "r-pay",

@@ -71,7 +71,7 @@ pub fn request_key(token_id: &str, key: &str) -> String {
 /// What an entry moved: every posting of a refund step moves the same
 /// amount.
 fn postings_amount(entry: &Entry) -> AppResult<Amount> {
-    let minor = entry.postings.first().map_or(0, |p| p.amount_minor);
+    let minor = entry.postings.first().map_or(0, |p| p.amount.minor());
     Ok(Amount::from_minor(minor)?)
 }
 

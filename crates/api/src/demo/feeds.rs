@@ -62,9 +62,9 @@ fn movements(
             continue;
         };
         let signed = if p.side == Side::Debit {
-            p.amount_minor
+            p.amount.minor()
         } else {
-            -p.amount_minor
+            -p.amount.minor()
         };
         let date = e.occurred_at.date_naive();
         match e.kind {

@@ -226,7 +226,7 @@ impl From<&Entry> for EntryView {
                 .map(|p| PostingView {
                     account: p.account.to_string(),
                     side: code(&p.side),
-                    amount: money(p.amount_minor, e.currency),
+                    amount: money(p.amount.minor(), e.currency),
                 })
                 .collect(),
             prev_hash: e.prev_hash.clone(),

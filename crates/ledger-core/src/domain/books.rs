@@ -389,7 +389,7 @@ impl InstitutionBook {
                         .postings
                         .iter()
                         .filter(|p| p.side == Side::Debit)
-                        .map(|p| p.amount_minor)
+                        .map(|p| p.amount.minor())
                         .sum::<i64>(),
                     _ => 0,
                 };
@@ -407,7 +407,7 @@ impl InstitutionBook {
                         .map(|p| Posting {
                             account: p.account.clone(),
                             side: p.side.opposite(),
-                            amount_minor: p.amount_minor,
+                            amount: p.amount,
                         })
                         .collect(),
                     hours_delta: 0,
@@ -432,13 +432,13 @@ impl InstitutionBook {
                 None => self.totals(&account)?,
             };
             match phase {
-                Phase::Posted => totals.add(p.side, false, p.amount_minor)?,
-                Phase::Pending => totals.add(p.side, true, p.amount_minor)?,
+                Phase::Posted => totals.add(p.side, false, p.amount.minor())?,
+                Phase::Pending => totals.add(p.side, true, p.amount.minor())?,
                 Phase::PostPending => {
-                    totals.remove_pending(p.side, p.amount_minor)?;
-                    totals.add(p.side, false, p.amount_minor)?;
+                    totals.remove_pending(p.side, p.amount.minor())?;
+                    totals.add(p.side, false, p.amount.minor())?;
                 }
-                Phase::VoidPending => totals.remove_pending(p.side, p.amount_minor)?,
+                Phase::VoidPending => totals.remove_pending(p.side, p.amount.minor())?,
             }
             // Invariant 4: no account of the chart goes below zero on its
             // normal side, pending debits included.
@@ -451,7 +451,7 @@ impl InstitutionBook {
                 return Err(LedgerError::WouldOverdraw {
                     account: account.to_string(),
                     available_minor: before.available(account.account_type()),
-                    requested_minor: p.amount_minor,
+                    requested_minor: p.amount.minor(),
                 });
             }
             working.insert(account.clone(), totals);

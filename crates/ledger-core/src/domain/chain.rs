@@ -70,7 +70,7 @@ pub fn encode_entry(entry: &Entry) -> Vec<u8> {
     for p in &entry.postings {
         e.field(&p.account.to_string())
             .field(p.side.code())
-            .field(&p.amount_minor.to_string());
+            .field(&p.amount.minor().to_string());
     }
     e.0
 }

@@ -280,7 +280,9 @@ impl Request {
 pub struct Posting {
     pub account: AccountCode,
     pub side: Side,
-    pub amount_minor: i64,
+    /// Strictly positive by construction (the wire keeps `amount_minor`).
+    #[serde(rename = "amount_minor")]
+    pub amount: Amount,
 }
 
 impl Posting {
@@ -288,13 +290,13 @@ impl Posting {
         Posting {
             account: account.clone(),
             side,
-            amount_minor: amount.minor(),
+            amount,
         }
     }
 }
 
-/// Checks invariant 1 on a set of postings: at least two, positive amounts,
-/// debits equal credits, no account on both sides.
+/// Checks invariant 1 on a set of postings: at least two, debits equal
+/// credits, no account on both sides (amounts are positive by their type).
 pub fn check_balanced(postings: &[Posting]) -> Result<(), LedgerError> {
     if postings.is_empty() {
         return Err(LedgerError::EntryHasNoPostings);
@@ -302,13 +304,12 @@ pub fn check_balanced(postings: &[Posting]) -> Result<(), LedgerError> {
     let mut debits: i64 = 0;
     let mut credits: i64 = 0;
     for p in postings {
-        Amount::from_minor(p.amount_minor)?;
         let total = match p.side {
             Side::Debit => &mut debits,
             Side::Credit => &mut credits,
         };
         *total = total
-            .checked_add(p.amount_minor)
+            .checked_add(p.amount.minor())
             .ok_or(LedgerError::AmountOverflow)?;
         if postings
             .iter()
@@ -364,7 +365,7 @@ mod tests {
         Posting {
             account: AccountCode::parse(account).unwrap(),
             side,
-            amount_minor,
+            amount: Amount::from_minor(amount_minor).unwrap(),
         }
     }
 
@@ -374,7 +375,25 @@ mod tests {
     }
 
     #[test]
-    fn postings_must_balance_be_positive_and_touch_distinct_accounts() {
+    fn a_posting_of_nothing_or_less_cannot_be_read() {
+        let wire = serde_json::to_string(&p("escrow_cash", Side::Debit, 5)).unwrap();
+        assert!(wire.contains(r#""amount_minor":5"#), "{wire}");
+        assert!(serde_json::from_str::<Posting>(&wire).is_ok());
+        for bad in ["0", "-5"] {
+            let refused = serde_json::from_str::<Posting>(
+                &wire.replace(r#""amount_minor":5"#, &format!(r#""amount_minor":{bad}"#)),
+            )
+            .unwrap_err();
+            assert!(
+                refused.to_string().contains("amount_must_be_positive")
+                    || refused.to_string().contains("positive"),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn postings_must_balance_and_touch_distinct_accounts() {
         use Side::*;
         check(
             &[p("escrow_cash", Debit, 5), p("prepaid/E", Credit, 5)],
@@ -392,14 +411,6 @@ mod tests {
         check(
             &[p("escrow_cash", Debit, 5), p("prepaid/E", Credit, 4)],
             Err("entry_unbalanced"),
-        );
-        check(
-            &[p("escrow_cash", Debit, 0), p("prepaid/E", Credit, 0)],
-            Err("amount_must_be_positive"),
-        );
-        check(
-            &[p("escrow_cash", Debit, -5), p("prepaid/E", Credit, -5)],
-            Err("amount_must_be_positive"),
         );
         check(
             &[p("escrow_cash", Debit, 5), p("escrow_cash", Credit, 5)],

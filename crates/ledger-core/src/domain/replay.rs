@@ -57,7 +57,7 @@ impl BooksOn {
         {
             for p in &e.postings {
                 let t = accounts.entry(p.account.to_string()).or_default();
-                let amount = p.amount_minor;
+                let amount = p.amount.minor();
                 match (e.kind.phase(), p.side == Side::Debit) {
                     (Phase::Posted, true) => t.posted_debits += amount,
                     (Phase::Posted, false) => t.posted_credits += amount,

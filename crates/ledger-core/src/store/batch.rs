@@ -35,7 +35,7 @@ macro_rules! insert_outbox {
             .bind(e.institution.as_str())
             .bind(e.client_id.as_str())
             .bind(e.kind.code())
-            .bind(e.postings.first().map_or(0, |p| p.amount_minor))
+            .bind(e.postings.first().map_or(0, |p| p.amount.minor()))
             .bind(e.currency.code())
             .bind(at)
             .execute(&mut *$tx)

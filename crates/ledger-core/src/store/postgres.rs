@@ -276,7 +276,7 @@ impl BatchTx for BatchOn<'_, Postgres> {
             .bind(p.iter().map(|(_, leg, _)| *leg as i16).collect::<Vec<_>>())
             .bind(p.iter().map(|x| posting(x).account.to_string()).collect::<Vec<_>>())
             .bind(p.iter().map(|x| posting(x).side.code()).collect::<Vec<_>>())
-            .bind(p.iter().map(|x| posting(x).amount_minor).collect::<Vec<_>>())
+            .bind(p.iter().map(|x| posting(x).amount.minor()).collect::<Vec<_>>())
             .bind(p.iter().map(|(_, _, t)| t.posted_debits_minor).collect::<Vec<_>>())
             .bind(p.iter().map(|(_, _, t)| t.posted_credits_minor).collect::<Vec<_>>())
             .bind(p.iter().map(|(_, _, t)| t.pending_debits_minor).collect::<Vec<_>>())

@@ -234,7 +234,7 @@ impl Implied {
                 .postings
                 .iter()
                 .filter(|p| p.side == Side::Debit)
-                .map(|p| p.amount_minor)
+                .map(|p| p.amount.minor())
                 .fold(0, i64::saturating_add)
         };
         match entry.kind {
@@ -432,7 +432,7 @@ async fn verify_entries(
                 }
                 for (leg, p) in entry.postings.iter().enumerate() {
                     let totals = running.entry(p.account.to_string()).or_default();
-                    if apply(totals, entry.kind.phase(), p.side, p.amount_minor).is_none() {
+                    if apply(totals, entry.kind.phase(), p.side, p.amount.minor()).is_none() {
                         report.failures.push(at(format!(
                             "posting {leg} overflows or unwinds a pending amount that is not there"
                         )));

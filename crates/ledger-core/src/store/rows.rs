@@ -226,7 +226,8 @@ impl PostingRow {
             account: AccountCode::parse(&self.account_code)
                 .map_err(|_| corrupt("posting account", &self.account_code))?,
             side: Side::parse(&self.side).ok_or_else(|| corrupt("posting side", &self.side))?,
-            amount_minor: self.amount_minor,
+            amount: Amount::from_minor(self.amount_minor)
+                .map_err(|_| corrupt("posting amount", self.amount_minor.to_string()))?,
         })
     }
 }

@@ -257,7 +257,7 @@ impl BatchTx for BatchOn<'_, Sqlite> {
                 .bind(*leg as i64)
                 .bind(p.account.to_string())
                 .bind(p.side.code())
-                .bind(p.amount_minor)
+                .bind(p.amount.minor())
                 .bind(t.posted_debits_minor)
                 .bind(t.posted_credits_minor)
                 .bind(t.pending_debits_minor)

@@ -273,7 +273,7 @@ pub fn returned_findings(
         let e = entries.iter().find(|e| &e.client_id == pending);
         let amount = e
             .and_then(|e| e.postings.first())
-            .map_or(0, |p| p.amount_minor);
+            .map_or(0, |p| p.amount.minor());
         out.push(Finding {
             key: format!("instruction_returned:{pending}"),
             kind: AlertKind::InstructionReturned,
@@ -354,7 +354,7 @@ mod tests {
             postings: vec![Posting {
                 account: crate::AccountCode::EscrowCash,
                 side: Side::Credit,
-                amount_minor: 500,
+                amount: crate::Amount::from_minor(500).unwrap(),
             }],
             request_hash: String::new(),
             prev_hash: String::new(),

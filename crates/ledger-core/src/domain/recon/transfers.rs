@@ -79,8 +79,8 @@ pub fn transfers<'a>(
             continue;
         };
         let amount_minor = match posting.side {
-            Side::Debit => posting.amount_minor,
-            Side::Credit => -posting.amount_minor,
+            Side::Debit => posting.amount.minor(),
+            Side::Credit => -posting.amount.minor(),
         };
         let mut references = vec![e.client_id.to_string()];
         references.extend(e.external_ref.clone());

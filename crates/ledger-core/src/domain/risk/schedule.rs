@@ -67,7 +67,7 @@ pub fn releases_ahead_of_schedule(
                             client_id: e.client_id.clone(),
                         },
                         date: day,
-                        amount_minor: e.postings.first().map_or(0, |p| p.amount_minor),
+                        amount_minor: e.postings.first().map_or(0, |p| p.amount.minor()),
                         issue: ReleaseIssue::AheadOfSchedule,
                     });
                 }

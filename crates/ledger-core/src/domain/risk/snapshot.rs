@@ -67,7 +67,7 @@ fn amount_to(entry: &Entry, account: &str) -> i64 {
                 || (account == "prepaid/"
                     && matches!(p.account, crate::domain::accounts::AccountCode::Prepaid(_)))
         })
-        .map(|p| p.amount_minor)
+        .map(|p| p.amount.minor())
         .sum()
 }
 
@@ -420,7 +420,7 @@ fn refund_requests(
         out.push(RefundRequest {
             enrollment: r.enrollment.clone(),
             amount_minor: approval
-                .map(|e| e.postings.first().map_or(0, |p| p.amount_minor))
+                .map(|e| e.postings.first().map_or(0, |p| p.amount.minor()))
                 .or(r.amount_minor)
                 .unwrap_or(0),
             requested_on: r.requested_on,
@@ -487,12 +487,12 @@ mod tests {
                 Posting {
                     account: crate::AccountCode::EscrowCash,
                     side: Side::Debit,
-                    amount_minor,
+                    amount: crate::Amount::from_minor(amount_minor).unwrap(),
                 },
                 Posting {
                     account: crate::AccountCode::parse("prepaid/E-1").unwrap(),
                     side: Side::Credit,
-                    amount_minor,
+                    amount: crate::Amount::from_minor(amount_minor).unwrap(),
                 },
             ],
             request_hash: String::new(),
