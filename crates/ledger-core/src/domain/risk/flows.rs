@@ -246,9 +246,13 @@ pub(super) fn collection_spike(ctx: &Ctx, out: &mut Out) {
 }
 
 /// `31250` bp → `"3.12"`: a multiple with two decimals, rounded down.
+/// A multiple given in basis points (10000 = 1×) as the sentence prints
+/// it, to two decimals, rounded down like every displayed ratio:
+/// 31492 → "3.14".
 fn multiple_text(bp: i128) -> String {
-    let text = percent(bp);
-    text.trim_end_matches('%').to_string()
+    let sign = if bp < 0 { "-" } else { "" };
+    let hundredths = bp.unsigned_abs() / 100;
+    format!("{sign}{}.{:02}", hundredths / 100, hundredths % 100)
 }
 
 /// Releases without confirmation or ahead of schedule in the recent window
@@ -396,4 +400,19 @@ pub(super) fn delivery_stall(ctx: &Ctx, out: &mut Out) {
             rule("delivery_stall_drop_pct", drop),
         ],
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::multiple_text;
+
+    #[test]
+    fn a_multiple_reads_as_times_not_as_percent() {
+        // 3.1492× the baseline rate, against a rule of 300% (3×).
+        assert_eq!(multiple_text(31_492), "3.14");
+        assert_eq!(multiple_text(300 * 100), "3.00");
+        assert_eq!(multiple_text(10_000), "1.00");
+        assert_eq!(multiple_text(9_999), "0.99");
+        assert_eq!(multiple_text(-15_000), "-1.50");
+    }
 }
