@@ -852,3 +852,85 @@ async fn a_term_in_the_county_flags_each_trouble_on_its_first_day_on_postgres() 
     pg.drop().await;
     check(&seen, &truths);
 }
+
+/// The kinds of signal each demo institution shows on a day.
+async fn demo_signals(store: &Store, on: NaiveDate) -> BTreeMap<String, Vec<String>> {
+    let county = JurisdictionCode::parse(api::demo::COUNTY).unwrap();
+    api::app::risk::assess(store, &county, on)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| {
+            let kinds = a
+                .signals
+                .iter()
+                .map(|s| format!("{}:{}", s.kind.code(), s.severity.code()))
+                .collect();
+            (a.institution.to_string(), kinds)
+        })
+        .collect()
+}
+
+/// `serve --demo` tells the demo's story so that it ends yesterday, on any
+/// date: the healthy schools are quiet and the one running off is red, and
+/// while it is served the bank keeps sending, so silence never sets in.
+#[tokio::test]
+async fn the_demo_ends_yesterday_on_any_date_and_its_bank_keeps_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let store = Store::connect_with(&url, Clock::manual(at(d(3, 1), 8)))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    // Months after the story as written (it ends 2026-11-07).
+    let yesterday = NaiveDate::from_ymd_opt(2027, 3, 14).unwrap();
+    let told = api::demo::build_ending(&store, yesterday).await.unwrap();
+    assert_eq!(told, yesterday);
+    let check = |seen: BTreeMap<String, Vec<String>>, when: &str| {
+        assert_eq!(seen.len(), 4, "{when}: {seen:?}");
+        for (institution, kinds) in &seen {
+            if institution == "INS-410922-004" {
+                assert!(
+                    kinds.iter().any(|k| k == "unauthorized_outflow:red"),
+                    "{when}: the run-off is red: {kinds:?}"
+                );
+            } else {
+                assert!(
+                    kinds.is_empty(),
+                    "{when}: {institution} is healthy: {kinds:?}"
+                );
+            }
+        }
+    };
+    check(
+        demo_signals(&store, yesterday + Duration::days(1)).await,
+        "the day after",
+    );
+
+    // A restart weeks later keeps the story where it was told, and the bank
+    // catches up with one quiet statement per account.
+    let later = yesterday + Duration::days(20);
+    assert_eq!(
+        api::demo::build_ending(&store, later).await.unwrap(),
+        yesterday
+    );
+    let silent = demo_signals(&store, later + Duration::days(1)).await;
+    assert!(
+        silent
+            .values()
+            .flatten()
+            .any(|k| k.starts_with("feed_silence")),
+        "without the bank's statements the accounts fall silent: {silent:?}"
+    );
+    let sent = api::demo::keep_alive(&store, later).await.unwrap();
+    assert_eq!(sent, 6, "every supervised account of the demo county");
+    assert_eq!(api::demo::keep_alive(&store, later).await.unwrap(), 0);
+    let alive = demo_signals(&store, later + Duration::days(1)).await;
+    assert!(
+        !alive
+            .values()
+            .flatten()
+            .any(|k| k.starts_with("feed_silence")),
+        "{alive:?}"
+    );
+}

@@ -332,7 +332,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let last_day = chrono::NaiveDate::from_ymd_opt(y, m, d);
                 println!();
                 risk::run(&store, Some(demo::COUNTY.to_string()), last_day, false).await?;
-                println!("\ndatabase: {database}; try `escrow-ledger reconcile --institution INS-410922-004`, `escrow-ledger risk --as-of {y}-{m:02}-{d:02} --json` or `escrow-ledger verify`");
+                println!("\ndatabase: {database}; try `escrow-ledger reconcile --institution INS-410922-004`, `escrow-ledger risk --as-of {y}-{m:02}-{d:02} --json` or `escrow-ledger verify` (this demo keeps its written dates; `serve --demo` tells it up to yesterday)");
             }
         }
         Command::Balances {

@@ -16,8 +16,30 @@ mod feeds;
 
 pub const COUNTY: &str = "410922";
 
-/// The last day of the demo's bank statements: assess risk as of this day.
+/// The last day of the demo's bank statements as the story is written:
+/// `build` tells it on these dates (the tests' fixed point); `serve --demo`
+/// tells it shifted so that it ends yesterday (`build_ending`).
 pub const LAST_DAY: (i32, u32, u32) = (2026, 11, 7);
+
+/// The story's calendar: its written dates moved by a whole number of days.
+#[derive(Debug, Clone, Copy)]
+struct Story {
+    shift: Duration,
+}
+
+impl Story {
+    fn ending(last_day: NaiveDate) -> Story {
+        let (y, m, day) = LAST_DAY;
+        Story {
+            shift: last_day - d(y, m, day),
+        }
+    }
+
+    /// A written date of the story, as it happens.
+    fn d(&self, y: i32, m: u32, day: u32) -> NaiveDate {
+        d(y, m, day) + self.shift
+    }
+}
 
 struct Plan {
     id: &'static str,
@@ -83,7 +105,36 @@ fn t(day: NaiveDate, hour: u32) -> DateTime<Utc> {
     Utc.from_utc_datetime(&day.and_hms_opt(hour, 0, 0).expect("valid hour"))
 }
 
+/// The demo county on the story's written dates, ending on `LAST_DAY`.
 pub async fn build(store: &Store) -> anyhow::Result<()> {
+    let (y, m, day) = LAST_DAY;
+    build_story(store, Story::ending(d(y, m, day))).await
+}
+
+/// The demo county with its story ending on `last_day` (its bank's
+/// statements run up to that day), so that assessed on the day after, the
+/// healthy institutions are green and the one running off is red. A
+/// database that already holds the demo keeps the days it was told on
+/// (requests are replayed, nothing changes): the day the story ends is
+/// returned, and `keep_alive` brings its bank's statements up to date.
+pub async fn build_ending(store: &Store, last_day: NaiveDate) -> anyhow::Result<NaiveDate> {
+    let story = match feeds::story_end(store).await? {
+        Some(told) => Story::ending(told),
+        None => Story::ending(last_day),
+    };
+    build_story(store, story).await?;
+    let (y, m, day) = LAST_DAY;
+    Ok(story.d(y, m, day))
+}
+
+/// Each day after the story, the demo bank sends every account a
+/// statement without movements (the balance stays), as a quiet real
+/// account's bank does: the demo never goes silent while it is served.
+pub async fn keep_alive(store: &Store, through: NaiveDate) -> anyhow::Result<usize> {
+    feeds::send_quiet_days(store, through).await
+}
+
+async fn build_story(store: &Store, story: Story) -> anyhow::Result<()> {
     let j = |c: &str| JurisdictionCode::parse(c);
     for (code, name, parent) in [
         ("000000", "National", None),
@@ -108,7 +159,7 @@ pub async fn build(store: &Store) -> anyhow::Result<()> {
         &RulePack {
             jurisdiction: j(COUNTY)?,
             version: 1,
-            effective_from: d(2026, 1, 1),
+            effective_from: story.d(2026, 1, 1),
             params: RuleParams {
                 amount_cap_applies_to_subject: Some(true),
                 earliest_charge_months_before_start: Some(Cap {
@@ -123,13 +174,18 @@ pub async fn build(store: &Store) -> anyhow::Result<()> {
 
     let mut rng = SmallRng::seed_from_u64(2026);
     for plan in &PLANS {
-        build_institution(store, plan, &mut rng).await?;
+        build_institution(store, plan, story, &mut rng).await?;
     }
-    feeds::send(store).await?;
+    feeds::send(store, |y, m, day| story.d(y, m, day)).await?;
     Ok(())
 }
 
-async fn build_institution(store: &Store, plan: &Plan, rng: &mut SmallRng) -> anyhow::Result<()> {
+async fn build_institution(
+    store: &Store,
+    plan: &Plan,
+    story: Story,
+    rng: &mut SmallRng,
+) -> anyhow::Result<()> {
     let institution = InstitutionId::parse(plan.id)?;
     crate::app::registry::register_institution(
         store,
@@ -158,7 +214,7 @@ async fn build_institution(store: &Store, plan: &Plan, rng: &mut SmallRng) -> an
                 command,
             })
         };
-    let start = d(2026, 9, 1);
+    let start = story.d(2026, 9, 1);
     let mut fees = 0;
     let mut enrollments = Vec::new();
     for n in 0..plan.enrollments {
@@ -172,11 +228,11 @@ async fn build_institution(store: &Store, plan: &Plan, rng: &mut SmallRng) -> an
             price: Amount::from_minor(price)?,
             currency: Currency::Cny,
             course_start: start,
-            course_end: d(2026, 11, 30),
+            course_end: story.d(2026, 11, 30),
         };
         crate::app::books::enroll(store, &e).await?;
         fees += price;
-        let paid_on = t(d(2026, 8, 10) + Duration::days(n as i64 % 20), 10);
+        let paid_on = t(story.d(2026, 8, 10) + Duration::days(n as i64 % 20), 10);
         let into_escrow = plan.into_escrow_every > 0 && n % plan.into_escrow_every == 0;
         let command = if into_escrow {
             Command::PayTuition {
@@ -194,7 +250,7 @@ async fn build_institution(store: &Store, plan: &Plan, rng: &mut SmallRng) -> an
     }
     requests.push(request(
         "deposit-1".into(),
-        t(d(2026, 8, 5), 9),
+        t(story.d(2026, 8, 5), 9),
         Command::PayInDeposit {
             amount: ledger_core::Amount::from_minor(fees * plan.deposit_percent / 100)?,
         },
@@ -243,7 +299,7 @@ async fn build_institution(store: &Store, plan: &Plan, rng: &mut SmallRng) -> an
     }
     // One family asks for its unconsumed tuition back.
     if let Some(e) = enrollments.last() {
-        let at = t(d(2026, 11, 3), 11);
+        let at = t(story.d(2026, 11, 3), 11);
         requests.push(request(
             format!("refund-{}", e.id),
             at,

@@ -114,7 +114,12 @@ pub async fn run(
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     if args.demo {
-        crate::demo::build(&store).await?;
+        // The story ends yesterday (or on the day it was first told, for a
+        // database that already holds it; its bank then catches up).
+        let today = store.now().date_naive();
+        let yesterday = today.pred_opt().context("no day before today")?;
+        crate::demo::build_ending(&store, yesterday).await?;
+        crate::demo::keep_alive(&store, yesterday).await?;
         let county = JurisdictionCode::parse(crate::demo::COUNTY)?;
         // A token is shown once, so a restart cannot show the last one
         // again: it revokes the tokens earlier starts handed out and mints
@@ -131,16 +136,15 @@ pub async fn run(
             Some(DEMO_TOKEN_NAME.into()),
         )
         .await?;
-        let (y, m, d) = crate::demo::LAST_DAY;
-        // The officer's first look: the demo term's risk run, kept as alerts.
-        let last_day = chrono::NaiveDate::from_ymd_opt(y, m, d).context("demo day")?;
-        let ranked = crate::app::risk::assess(&store, &county, last_day).await?;
-        crate::app::risk::record_alerts(&store, &ranked, last_day).await?;
+        // The officer's first look: today's risk run, kept as alerts.
+        let ranked = crate::app::risk::assess(&store, &county, today).await?;
+        crate::app::risk::record_alerts(&store, &ranked, today).await?;
+        tokio::spawn(demo_bank_keeps_sending(store.clone()));
         println!("demo county {county} is ready on {database}");
         println!("officer token (shown once): {token}");
         println!("try:");
         println!("  curl -s -H 'Authorization: Bearer {token}' http://{addr}/v1/jurisdictions/{county}/overview");
-        println!("  curl -s -H 'Authorization: Bearer {token}' 'http://{addr}/v1/jurisdictions/{county}/risk?as_of={y}-{m:02}-{d:02}'");
+        println!("  curl -s -H 'Authorization: Bearer {token}' 'http://{addr}/v1/jurisdictions/{county}/risk'");
         println!(
             "  curl -s -H 'Authorization: Bearer {token}' 'http://{addr}/v1/alerts?severity=red'"
         );
@@ -193,4 +197,23 @@ pub async fn run(
     }
     store.close().await;
     Ok(())
+}
+
+/// While `serve --demo` runs, the demo bank sends each new day's
+/// statements (hourly it checks whether yesterday is in), so the healthy
+/// institutions never look silent; a failure is logged and tried again.
+async fn demo_bank_keeps_sending(store: ledger_core::Store) {
+    let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+    hourly.tick().await;
+    loop {
+        hourly.tick().await;
+        let Some(yesterday) = store.now().date_naive().pred_opt() else {
+            continue;
+        };
+        match crate::demo::keep_alive(&store, yesterday).await {
+            Ok(0) => {}
+            Ok(sent) => tracing::info!(sent, %yesterday, "demo bank sent the day's statements"),
+            Err(e) => tracing::warn!(error = %e, "demo bank could not send the day's statements"),
+        }
+    }
 }

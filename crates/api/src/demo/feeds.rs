@@ -15,11 +15,15 @@ use ledger_core::{AccountCode, Currency, Entry, EntryKind, Side, Store, Supervis
 
 pub const BANK: &str = "PYB-DEMO";
 
-/// The run-off: 30,000.00 moved out of Golden Path's escrow on 2026-11-05.
+/// The run-off: 30,000.00 moved out of Golden Path's escrow on 2026-11-05
+/// (as the story is written).
 const DIVERTED: (&str, i64, (i32, u32, u32)) = ("INS-410922-004", 3_000_000, (2026, 11, 5));
 
-fn day((y, m, d): (i32, u32, u32)) -> NaiveDate {
-    NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default()
+/// A written date of the story, as it happens (see `Story`).
+type Days<'a> = &'a dyn Fn(i32, u32, u32) -> NaiveDate;
+
+fn day(days: Days<'_>, (y, m, d): (i32, u32, u32)) -> NaiveDate {
+    days(y, m, d)
 }
 
 fn account_no(institution: &str, kind: AccountKind) -> String {
@@ -102,11 +106,12 @@ fn movements(
 }
 
 fn statement(
+    days: Days<'_>,
     institution: &str,
     kind: AccountKind,
     moves: &[(NaiveDate, i64, Option<String>, String)],
 ) -> Statement {
-    let opening = day((2026, 8, 1));
+    let opening = day(days, (2026, 8, 1));
     let mut total = 0;
     let mut lines = Vec::new();
     for (i, (date, amount, e2e, text)) in moves.iter().enumerate() {
@@ -124,7 +129,7 @@ fn statement(
         extra = -DIVERTED.1;
         lines.push(line(
             extra,
-            day(DIVERTED.2),
+            day(days, DIVERTED.2),
             None,
             "PYB99000001".into(),
             "转账 transfer",
@@ -143,21 +148,109 @@ fn statement(
         }),
         closing_balance: Some(Balance {
             amount: minor_to_decimal(total + extra, Currency::Cny),
-            date: day(super::LAST_DAY),
+            date: day(days, super::LAST_DAY),
         }),
         lines,
         source: SourceRef::unwritten(),
     }
 }
 
-pub async fn send(store: &Store) -> anyhow::Result<()> {
+fn kinds(mode: SupervisionMode) -> &'static [AccountKind] {
+    match mode {
+        SupervisionMode::Custody => &[AccountKind::Escrow],
+        SupervisionMode::Deposit => &[AccountKind::Deposit],
+        SupervisionMode::Both => &[AccountKind::Escrow, AccountKind::Deposit],
+    }
+}
+
+fn bank_account(institution: &ledger_core::InstitutionId, kind: AccountKind) -> BankAccount {
+    BankAccount {
+        institution: institution.clone(),
+        bank: BANK.into(),
+        account_no: account_no(institution.as_str(), kind),
+        kind,
+        currency: Currency::Cny,
+    }
+}
+
+/// Half the accounts report in MT940, half in camt.053.
+fn file(s: Statement, k: usize) -> Vec<u8> {
+    if k.is_multiple_of(2) {
+        bank_adapter::render::mt940::mt940(&[s])
+    } else {
+        bank_adapter::render::camt053::camt053(&[Statement {
+            format: Format::Camt053,
+            ..s
+        }])
+    }
+    .into_bytes()
+}
+
+/// The day the story already held in the store ends on: the closing date
+/// of the first account's term statement; none before the demo is built.
+pub async fn story_end(store: &Store) -> anyhow::Result<Option<NaiveDate>> {
+    let first = ledger_core::InstitutionId::parse(super::PLANS[0].id)?;
+    if !store.institutions().await?.iter().any(|i| i.id == first) {
+        return Ok(None);
+    }
+    let held = store
+        .statement_lines(&bank_account(&first, AccountKind::Escrow))
+        .await?;
+    Ok(held
+        .statements
+        .first()
+        .and_then(|s| s.closing)
+        .map(|(_, date)| date))
+}
+
+/// Brings every demo account's statements up to `through` with one
+/// statement without movements each, from its last closing; returns how
+/// many accounts it brought up to date.
+pub async fn send_quiet_days(store: &Store, through: NaiveDate) -> anyhow::Result<usize> {
+    let mut sent = 0;
+    for institution in store.institutions().await? {
+        if institution.jurisdiction.as_str() != super::COUNTY {
+            continue;
+        }
+        for (k, kind) in kinds(institution.mode).iter().enumerate() {
+            let account = bank_account(&institution.id, *kind);
+            let Some(last) = store.statement_lines(&account).await?.closing else {
+                continue;
+            };
+            if last.date >= through {
+                continue;
+            }
+            let balance = |date| {
+                Some(Balance {
+                    amount: minor_to_decimal(last.balance_minor, Currency::Cny),
+                    date,
+                })
+            };
+            let no = account.account_no.clone();
+            let quiet = Statement {
+                format: Format::Mt940,
+                account: no.clone(),
+                currency: "CNY".into(),
+                statement_id: format!("{}-{}", &no[no.len() - 5..], through.format("%Y%m%d")),
+                sequence: Some("1/1".into()),
+                opening_balance: balance(last.date),
+                closing_balance: balance(through),
+                lines: Vec::new(),
+                source: SourceRef::unwritten(),
+            };
+            crate::app::feeds::ingest_bytes(store, BANK, &file(quiet, k))
+                .await
+                .map_err(|e| anyhow::anyhow!("demo statement of {}: {e}", institution.id))?;
+            sent += 1;
+        }
+    }
+    Ok(sent)
+}
+
+pub async fn send(store: &Store, days: impl Fn(i32, u32, u32) -> NaiveDate) -> anyhow::Result<()> {
     crate::app::feeds::register_bank(store, BANK, "Puyang Bank (demo)").await?;
     for institution in store.institutions().await? {
-        let kinds: &[AccountKind] = match institution.mode {
-            SupervisionMode::Custody => &[AccountKind::Escrow],
-            SupervisionMode::Deposit => &[AccountKind::Deposit],
-            SupervisionMode::Both => &[AccountKind::Escrow, AccountKind::Deposit],
-        };
+        let kinds = kinds(institution.mode);
         let mut entries = Vec::new();
         let mut after = 0;
         loop {
@@ -167,26 +260,15 @@ pub async fn send(store: &Store) -> anyhow::Result<()> {
             entries.extend(page);
         }
         for (k, kind) in kinds.iter().enumerate() {
-            let account = BankAccount {
-                institution: institution.id.clone(),
-                bank: BANK.into(),
-                account_no: account_no(institution.id.as_str(), *kind),
-                kind: *kind,
-                currency: Currency::Cny,
-            };
+            let account = bank_account(&institution.id, *kind);
             crate::app::feeds::register_account(store, &account).await?;
-            let s = statement(institution.id.as_str(), *kind, &movements(&entries, *kind));
-            // Half the accounts report in MT940, half in camt.053.
-            let bytes = if k % 2 == 0 {
-                bank_adapter::render::mt940::mt940(&[s])
-            } else {
-                bank_adapter::render::camt053::camt053(&[Statement {
-                    format: Format::Camt053,
-                    ..s
-                }])
-            }
-            .into_bytes();
-            crate::app::feeds::ingest_bytes(store, BANK, &bytes)
+            let s = statement(
+                &days,
+                institution.id.as_str(),
+                *kind,
+                &movements(&entries, *kind),
+            );
+            crate::app::feeds::ingest_bytes(store, BANK, &file(s, k))
                 .await
                 .map_err(|e| anyhow::anyhow!("demo statement of {}: {e}", institution.id))?;
         }
