@@ -36,9 +36,23 @@ pub fn router(doc: Arc<OpenApi>) -> Router<AppState> {
         )
 }
 
-/// Ready when the database answers and every migration is applied.
+/// How long readiness waits for the database: probes give up after a
+/// second (Kubernetes' default), and a database that does not answer in
+/// that time is an outage to report, not to wait out.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_millis(900);
+
+/// Ready when the database answers (within [`READY_WITHIN`]) and every
+/// migration is applied.
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.pending_migrations().await {
+    let Ok(pending) = tokio::time::timeout(READY_WITHIN, state.store.pending_migrations()).await
+    else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the database does not answer\n",
+        )
+            .into_response();
+    };
+    match pending {
         Ok(0) => (StatusCode::OK, "ready\n").into_response(),
         Ok(n) => (
             StatusCode::SERVICE_UNAVAILABLE,
