@@ -11,6 +11,8 @@ use std::process::{Command, Output};
 mod backup;
 #[path = "deploy/config.rs"]
 mod config;
+#[path = "deploy/failover.rs"]
+mod failover;
 #[path = "deploy/files.rs"]
 mod files;
 #[path = "support/served.rs"]
