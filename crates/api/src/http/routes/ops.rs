@@ -1,6 +1,5 @@
 //! Operations: liveness, readiness, metrics, the API document and its page.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -71,18 +70,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let mut open: BTreeMap<String, i64> = BTreeMap::new();
-    match state.store.alerts(None, None).await {
-        Ok(alerts) => {
-            for a in alerts.iter().filter(|a| a.status.code() != "resolved") {
-                *open.entry(a.severity.code().to_string()).or_default() += 1;
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "metrics: alerts unreadable"),
-    }
+    state.metrics.refresh_books(&state.store).await;
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(&open),
+        [(
+            header::CONTENT_TYPE,
+            crate::telemetry::metrics::CONTENT_TYPE,
+        )],
+        state.metrics.render(),
     )
         .into_response()
 }
