@@ -9,6 +9,9 @@ use sqlx::{Connection, Executor, PgConnection};
 #[path = "support/scratch_pg.rs"]
 mod scratch_pg;
 use scratch_pg::ScratchPg;
+#[path = "support/served.rs"]
+mod served;
+use served::Served;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_escrow-ledger"));
@@ -1202,61 +1205,13 @@ fn a_bank_that_stops_sending_statements_is_noticed_on_the_first_day_past_the_rul
         .all(|(_, severity)| severity == "red"));
 }
 
-/// A running `serve` process: its address and what it printed at start.
-struct Served {
-    child: std::process::Child,
-    addr: String,
-    printed: Vec<String>,
-}
-
 fn serve(url: &str, extra: &[&str]) -> Served {
-    use std::io::BufRead;
-    let mut child = bin()
-        .arg("--database-url")
+    let mut c = bin();
+    c.arg("--database-url")
         .arg(url)
         .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = Vec::new();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("serve exited before it listened")
-            .unwrap();
-        printed.push(line.clone());
-        if let Some(addr) = line.strip_prefix("listening on http://") {
-            break addr.to_string();
-        }
-    };
-    Served {
-        child,
-        addr,
-        printed,
-    }
-}
-
-impl Served {
-    /// SIGTERM, then the exit status (bounded: a hung shutdown fails).
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        for _ in 0..100 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        panic!("serve did not stop within 10 s of SIGTERM");
-    }
+        .args(extra);
+    served::start(c)
 }
 
 #[tokio::test]
@@ -1662,9 +1617,7 @@ async fn a_killed_service_loses_nothing_and_doubles_nothing(url: &str) {
     }
     drop(sent_tx);
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let mut served = served;
-    served.child.kill().unwrap();
-    served.child.wait().unwrap();
+    served.kill();
     for w in workers {
         w.await.unwrap();
     }

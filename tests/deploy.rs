@@ -11,8 +11,13 @@ use std::process::{Command, Output};
 mod backup;
 #[path = "deploy/config.rs"]
 mod config;
+#[path = "deploy/failover.rs"]
+mod failover;
 #[path = "deploy/files.rs"]
 mod files;
+#[path = "support/served.rs"]
+mod served;
+pub use served::Served;
 
 /// The binary with no `ESCROW_*` variable of the caller's environment.
 pub fn bin() -> Command {
@@ -50,53 +55,11 @@ pub fn sqlite_url(dir: &Path, name: &str) -> String {
     format!("sqlite://{}", dir.join(name).display())
 }
 
-/// A running `serve` process: its address.
-pub struct Served {
-    child: std::process::Child,
-    pub addr: String,
-}
-
 pub fn serve(args: &[&str], env: &[(&str, &str)]) -> Served {
-    use std::io::BufRead;
     let mut c = bin();
     for (k, v) in env {
         c.env(k, v);
     }
-    let mut child = c
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("serve exited before it listened")
-            .unwrap();
-        if let Some(addr) = line.strip_prefix("listening on http://") {
-            break addr.to_string();
-        }
-    };
-    Served { child, addr }
-}
-
-impl Served {
-    /// SIGTERM, then the exit status (bounded: a hung shutdown fails).
-    pub fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        for _ in 0..100 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        panic!("serve did not stop within 10 s of SIGTERM");
-    }
+    c.args(args);
+    served::start(c)
 }

@@ -43,11 +43,5 @@ pub async fn open_store(url: &str) -> AppResult<ledger_core::Store> {
 
 /// A URL as it may be shown: its password (if any) replaced by stars.
 fn without_password(text: &str) -> String {
-    match url::Url::parse(text) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("********"));
-            u.to_string()
-        }
-        _ => text.to_string(),
-    }
+    ledger_core::store::mask_password(text)
 }

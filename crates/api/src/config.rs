@@ -285,8 +285,7 @@ fn refuse_secrets(path: &str, prefix: &str, table: &toml::Table) -> Result<(), C
         match value {
             toml::Value::Table(inner) => refuse_secrets(path, &format!("{full}."), inner)?,
             toml::Value::String(text)
-                if full == "database.url"
-                    && url::Url::parse(text).is_ok_and(|u| u.password().is_some()) =>
+                if full == "database.url" && ledger_core::store::mask_password(text) != *text =>
             {
                 return Err(ConfigError::EmbeddedSecret {
                     path: path.into(),
@@ -369,6 +368,9 @@ impl Loaded {
         let Some(password) = password else {
             return Ok(DatabaseUrl(url));
         };
+        if let Some(spliced) = with_password_multi_host(&url, &password)? {
+            return Ok(DatabaseUrl(spliced));
+        }
         let mut parsed = url::Url::parse(&url)
             .map_err(|e| ConfigError::Database(format!("the URL does not parse: {e}")))?;
         if !matches!(parsed.scheme(), "postgres" | "postgresql") {
@@ -387,6 +389,35 @@ impl Loaded {
             .map_err(|()| ConfigError::Database("the URL cannot take a password".into()))?;
         Ok(DatabaseUrl(parsed.to_string()))
     }
+}
+
+/// A multi-host PostgreSQL URL (`postgres://escrow@db1:5432,db2:5432/…`,
+/// which `url` does not parse) with the password put in; `None` for any
+/// other URL.
+fn with_password_multi_host(url: &str, password: &Secret) -> Result<Option<String>, ConfigError> {
+    let multi_host = (url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        && url.split_once("://").is_some_and(|(_, rest)| {
+            rest[..rest.find(['/', '?']).unwrap_or(rest.len())].contains(',')
+        });
+    if !multi_host {
+        return Ok(None);
+    }
+    // The password percent-encoded as a URL's userinfo wants it.
+    let mut encoder = url::Url::parse("postgres://user@host/")
+        .map_err(|e| ConfigError::Database(format!("the URL does not parse: {e}")))?;
+    encoder
+        .set_password(Some(password.expose()))
+        .map_err(|()| ConfigError::Database("the URL cannot take a password".into()))?;
+    let encoded = encoder.password().unwrap_or_default();
+    ledger_core::store::with_encoded_password(url, encoded)
+        .map(Some)
+        .ok_or_else(|| {
+            ConfigError::Database(
+                "the URL has a password and another is given (password file or ESCROW_DATABASE_PASSWORD), \
+                 or no user name to give it to: choose one, name the user"
+                    .into(),
+            )
+        })
 }
 
 /// The first line of a secret file, without its line ending.
@@ -432,19 +463,41 @@ impl fmt::Debug for DatabaseUrl {
 }
 
 /// A URL with its password (if any) replaced by `********`.
+/// (Multi-host URLs included, which `url` does not parse.)
 pub fn mask_url(text: &str) -> String {
-    match url::Url::parse(text) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("********"));
-            u.to_string()
-        }
-        _ => text.to_string(),
-    }
+    ledger_core::store::mask_password(text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_multi_host_url_takes_the_password_from_the_file_encoded() {
+        let spliced = with_password_multi_host(
+            "postgres://escrow@db1:5432,db2:5432/escrow?target_session_attrs=read-write",
+            &Secret("pw/x@y".into()),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            spliced,
+            "postgres://escrow:pw%2Fx%40y@db1:5432,db2:5432/escrow?target_session_attrs=read-write"
+        );
+        assert_eq!(
+            mask_url(&spliced),
+            "postgres://escrow:********@db1:5432,db2:5432/escrow?target_session_attrs=read-write"
+        );
+        // One host is left to the URL parser; two passwords are refused.
+        assert!(
+            with_password_multi_host("postgres://escrow@db/x", &Secret("p".into()))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            with_password_multi_host("postgres://escrow:a@db1,db2/x", &Secret("p".into())).is_err()
+        );
+    }
 
     #[test]
     fn a_password_in_a_url_is_masked_and_nothing_else_changes() {

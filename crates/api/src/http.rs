@@ -6,7 +6,6 @@
 pub mod auth;
 pub mod guard;
 pub mod limits;
-pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod record;
@@ -26,7 +25,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use metrics::Metrics;
+pub use crate::telemetry::metrics::Metrics;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -116,7 +115,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pushed)
         .fallback(routes::ops::not_found)
         .layer(axum::middleware::from_fn(problem::refuse_nul_in_uri))
-        .layer(from_fn_with_state(state.clone(), metrics::track))
+        .layer(from_fn_with_state(state.clone(), track))
         .layer(from_fn_with_state(state.clone(), limits::limit_body))
         // The route limits above replace the extractors' own 2 MiB default.
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -172,4 +171,27 @@ pub async fn shutdown_signal() {
         _ = term => {}
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Counts and times every request by its route template (never the raw
+/// path: ids would explode the label set).
+async fn track(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    state.metrics.observe(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }

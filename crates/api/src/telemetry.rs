@@ -1,4 +1,7 @@
-//! Logging: pretty on a terminal, JSON otherwise; `RUST_LOG` filters.
+//! Logging: pretty on a terminal, JSON otherwise; `RUST_LOG` filters. The
+//! metrics `/metrics` exports live in `metrics`.
+
+pub mod metrics;
 
 use std::io::IsTerminal;
 

@@ -113,6 +113,7 @@ mod bulk;
 mod claims;
 mod clock;
 mod feeds;
+mod hosts;
 mod ledger;
 mod postgres;
 mod recon;
@@ -140,6 +141,7 @@ pub(crate) use batch::{run_batch, BatchOn, BatchTx, Chains, Changes, LockedInsti
 pub use bulk::{AccountKey, EventRow};
 pub use claims::KeyClaim;
 pub use clock::Clock;
+pub use hosts::{mask_password, with_encoded_password};
 pub use postgres::PgStore;
 pub use recon::{Claimed, MatchRecord, ReconDay, RecordedDay, RecordedMatches};
 pub use report::{AccountBalance, BalanceSheet, VerifyFailure, VerifyReport};

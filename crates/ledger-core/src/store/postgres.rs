@@ -15,6 +15,7 @@ use crate::domain::accounts::Totals;
 use crate::domain::entry::{Entry, Request};
 use crate::store::batch::{ENTRY_WRITE_COLUMNS, POSTING_WRITE_COLUMNS};
 use crate::store::feeds::{LinesOf, BANK_LINE_COLUMNS};
+use crate::store::hosts::{accepts_writes, Hosts};
 use crate::store::workflow::{OutboxClaim, OutboxRow, OUTBOX_FIELDS};
 use crate::store::{run_batch, BatchOn, BatchTx, Changes, Clock, Pooled, Result, StoreError};
 
@@ -343,6 +344,9 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 impl PgStore {
     pub async fn connect(url: &str, clock: Clock) -> Result<PgStore> {
+        if let Some(hosts) = Hosts::parse(url)? {
+            return Self::connect_to_one_of(hosts, clock).await;
+        }
         let options = PgConnectOptions::from_str(url)?;
         // One direct attempt first: a server that is down or refuses us
         // answers at once, where the pool would keep retrying for its whole
@@ -366,6 +370,35 @@ impl PgStore {
             .max_connections(32)
             .connect_with(options)
             .await?;
+        Ok(Pooled { pool, clock })
+    }
+
+    /// A multi-host URL (see [`Hosts`]): the pool starts on the first
+    /// usable server and follows a failover; with `read-write`, a new
+    /// connection that lands on a standby is refused (and retried).
+    async fn connect_to_one_of(hosts: Hosts, clock: Clock) -> Result<PgStore> {
+        let current = hosts.pick().await.map_err(|why| {
+            sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                format!("no usable server among {}: {why}", hosts.described()),
+            ))
+        })?;
+        let read_write = hosts.read_write();
+        let pool = PgPoolOptions::new()
+            .max_connections(32)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if read_write && !accepts_writes(conn).await? {
+                        return Err(sqlx::Error::Protocol(
+                            "connected to a standby where target_session_attrs=read-write".into(),
+                        ));
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(hosts.options(current).clone())
+            .await?;
+        hosts.watch(pool.clone(), current);
         Ok(Pooled { pool, clock })
     }
 

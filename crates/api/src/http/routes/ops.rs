@@ -1,6 +1,5 @@
 //! Operations: liveness, readiness, metrics, the API document and its page.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -36,9 +35,23 @@ pub fn router(doc: Arc<OpenApi>) -> Router<AppState> {
         )
 }
 
-/// Ready when the database answers and every migration is applied.
+/// How long readiness waits for the database: probes give up after a
+/// second (Kubernetes' default), and a database that does not answer in
+/// that time is an outage to report, not to wait out.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_millis(900);
+
+/// Ready when the database answers (within [`READY_WITHIN`]) and every
+/// migration is applied.
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.pending_migrations().await {
+    let Ok(pending) = tokio::time::timeout(READY_WITHIN, state.store.pending_migrations()).await
+    else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the database does not answer\n",
+        )
+            .into_response();
+    };
+    match pending {
         Ok(0) => (StatusCode::OK, "ready\n").into_response(),
         Ok(n) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -57,18 +70,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let mut open: BTreeMap<String, i64> = BTreeMap::new();
-    match state.store.alerts(None, None).await {
-        Ok(alerts) => {
-            for a in alerts.iter().filter(|a| a.status.code() != "resolved") {
-                *open.entry(a.severity.code().to_string()).or_default() += 1;
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "metrics: alerts unreadable"),
-    }
+    state.metrics.refresh_books(&state.store).await;
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(&open),
+        [(
+            header::CONTENT_TYPE,
+            crate::telemetry::metrics::CONTENT_TYPE,
+        )],
+        state.metrics.render(),
     )
         .into_response()
 }
