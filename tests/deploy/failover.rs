@@ -409,6 +409,20 @@ async fn the_service_survives_losing_its_primary_with_no_acknowledged_payment_lo
     assert!(!sync.is_empty(), "the secondary is synchronous");
     conn.close().await.unwrap();
 
+    // A URL whose only host is the standby is refused, naming why: the
+    // store never writes through a read-only session.
+    let standby_only = format!(
+        "postgres://{}@127.0.0.1:{second}/escrow?target_session_attrs=read-write",
+        cluster.tools.role
+    );
+    let out = run(&["--database-url", &standby_only, "verify"], &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("a standby (read-only)"),
+        "{}",
+        stderr(&out)
+    );
+
     // The service sees both nodes through one URL.
     let url = format!(
         "postgres://{}@127.0.0.1:{first},127.0.0.1:{second}/escrow?target_session_attrs=read-write",
