@@ -15,6 +15,8 @@ mod config;
 mod failover;
 #[path = "deploy/files.rs"]
 mod files;
+#[path = "deploy/grafana.rs"]
+mod grafana;
 #[path = "support/served.rs"]
 mod served;
 pub use served::Served;

@@ -208,9 +208,11 @@ impl Cluster {
         for (setting, value) in [
             ("health_check_period", "1000"),
             ("health_check_retry_delay", "500"),
-            ("health_check_timeout", "1000"),
+            ("health_check_timeout", "2000"),
             ("health_check_max_retries", "1"),
-            ("node_considered_unhealthy_timeout", "3000"),
+            // Wide enough that a keeper slowed by a busy machine (the
+            // whole suite runs at once) is not taken for lost.
+            ("node_considered_unhealthy_timeout", "5000"),
             ("primary_demote_timeout", "3000"),
         ] {
             conn.execute(format!("alter system set pgautofailover.{setting} = {value}").as_str())
@@ -407,6 +409,20 @@ async fn the_service_survives_losing_its_primary_with_no_acknowledged_payment_lo
     assert!(!sync.is_empty(), "the secondary is synchronous");
     conn.close().await.unwrap();
 
+    // A URL whose only host is the standby is refused, naming why: the
+    // store never writes through a read-only session.
+    let standby_only = format!(
+        "postgres://{}@127.0.0.1:{second}/escrow?target_session_attrs=read-write",
+        cluster.tools.role
+    );
+    let out = run(&["--database-url", &standby_only, "verify"], &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("a standby (read-only)"),
+        "{}",
+        stderr(&out)
+    );
+
     // The service sees both nodes through one URL.
     let url = format!(
         "postgres://{}@127.0.0.1:{first},127.0.0.1:{second}/escrow?target_session_attrs=read-write",
@@ -540,6 +556,11 @@ async fn the_service_survives_losing_its_primary_with_no_acknowledged_payment_lo
     wait_until("the first payments", || count() >= 40).await;
 
     // The primary is lost.
+    assert_eq!(
+        cluster.states().await,
+        "node1:primary/primary node2:secondary/secondary",
+        "no failover before the loss"
+    );
     let at_kill = count();
     let ready_at_kill = readiness.lock().unwrap().len();
     assert!(
