@@ -107,6 +107,7 @@ macro_rules! seal_record {
 
 mod access;
 mod alerts;
+mod approvals;
 #[macro_use]
 mod batch;
 mod bulk;
