@@ -2015,6 +2015,8 @@ async fn officers_see_risk_and_work_alerts(backend: Backend) {
 }
 both!(officers_see_risk_and_work_alerts);
 
+#[path = "http/approvals.rs"]
+mod approvals;
 #[path = "http/exactly_once.rs"]
 mod exactly_once;
 #[path = "http/matrix.rs"]

@@ -626,6 +626,38 @@ async fn a_release_is_paid_to_the_payee_on_file(backend: Backend) {
     };
     let (status, _) = put(&s.school).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // A new payee waits for a second, different officer.
+    let (status, asked) = put(&s.officer).await;
+    assert_eq!(
+        (status, asked["state"].as_str()),
+        (StatusCode::ACCEPTED, Some("pending")),
+        "{asked}"
+    );
+    let checker = s
+        .server
+        .token_named(
+            Role::Officer,
+            Scope::Jurisdiction(code("410922")),
+            "Wang Fang",
+        )
+        .await;
+    let approve = |token: String, id: String, key: &'static str| {
+        let path = format!("/v1/approvals/{id}/approve");
+        let server = &s.server;
+        async move { server.post(&token, &path, key, json!({})).await }
+    };
+    let (status, done) = approve(
+        checker.clone(),
+        asked["id"].as_str().unwrap().to_string(),
+        "ok-payee",
+    )
+    .await;
+    assert_eq!(
+        (status, done["state"].as_str()),
+        (StatusCode::OK, Some("approved")),
+        "{done}"
+    );
+    // The account on file, put again, is no change.
     let (status, set) = put(&s.officer).await;
     assert_eq!((status, &set), (StatusCode::OK, &payee));
     let (status, got) = s
@@ -643,21 +675,46 @@ async fn a_release_is_paid_to_the_payee_on_file(backend: Backend) {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("Idempotency-Key")),
         "{p}"
     );
-    let (status, p) = s
+    // More than is releasable: asked for, refused by the books on approval,
+    // and so still pending (to be rejected).
+    let (status, too_much) = s
         .server
         .post(&s.officer, path, "REL-2", json!({"amount": "1000.01"}))
         .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{too_much}");
+    let (status, p) = approve(
+        checker.clone(),
+        too_much["id"].as_str().unwrap().to_string(),
+        "ok-rel-2",
+    )
+    .await;
     assert_eq!(
         (status, p["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("would_overdraw")),
         "{p}"
     );
-    let (status, entry) = s
+    let (status, asked) = s
         .server
         .post(&s.officer, path, "REL-1", json!({"amount": "500.00"}))
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{entry}");
-    assert_eq!(entry["kind"], "release_instructed");
+    assert_eq!(status, StatusCode::ACCEPTED, "{asked}");
+    assert_eq!(asked["kind"], "release");
+    assert_eq!(
+        s.tick().await.sent,
+        0,
+        "nothing leaves before the second officer"
+    );
+    let (status, done) = approve(
+        checker.clone(),
+        asked["id"].as_str().unwrap().to_string(),
+        "ok-rel-1",
+    )
+    .await;
+    assert_eq!(
+        (status, done["state"].as_str()),
+        (StatusCode::OK, Some("approved")),
+        "{done}"
+    );
 
     assert_eq!(s.tick().await.sent, 1);
     let paid = s.bank.payments();
