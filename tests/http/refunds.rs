@@ -1298,3 +1298,110 @@ async fn deposit_school(store: &ledger_core::Store) -> InstitutionId {
         .unwrap();
     id
 }
+
+/// A bank that takes payment files: the runner writes the refund as a
+/// pain.001.001.09 file into the bank's drop folder (valid against ISO
+/// 20022's schema), and the bank's statement, reconciled, confirms it as
+/// it does for a bank with an API: the refund is paid, once.
+async fn a_drop_folder_bank_gets_a_valid_file_and_its_statement_confirms_it(backend: Backend) {
+    use bank_adapter::model::{Balance, Format, Line, SourceRef, Statement};
+    use ledger_core::domain::money::minor_to_decimal;
+    let s = setup(backend).await;
+    let folder = tempfile::tempdir().unwrap();
+    let runner = || {
+        let mut banks = BankDirectory::default();
+        banks.drop_to("FAKE", folder.path().to_path_buf());
+        banks
+    };
+    let id = s.request().await["id"].as_str().unwrap().to_string();
+    s.approve(&id).await;
+    let store = &s.server.store;
+    let tick = |banks: BankDirectory| async move {
+        tick_jobs(store, &banks, &[Job::Workflow]).await.unwrap()
+    };
+    assert_eq!(tick(runner()).await.sent, 1);
+    let outbox = store.outbox(None).await.unwrap();
+    let instruction = outbox[0].instruction_id.clone();
+    let file = folder.path().join(format!("{instruction}.xml"));
+    let xml = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        xml.contains("<InstdAmt Ccy=\"CNY\">3000.00</InstdAmt>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("Zhang San") && xml.contains(&instruction),
+        "{xml}"
+    );
+    let schema = std::process::Command::new(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/iso20022-xsd"),
+    )
+    .output()
+    .unwrap();
+    assert!(
+        schema.status.success(),
+        "{}",
+        String::from_utf8_lossy(&schema.stderr)
+    );
+    let checked = std::process::Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(String::from_utf8(schema.stdout).unwrap().trim())
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    // Nothing to ask a folder: the instruction waits for the statement,
+    // and a second pass writes no second file.
+    let again = tick(runner()).await;
+    assert_eq!((again.sent, again.executed), (0, 0), "{again:?}");
+    assert_eq!(std::fs::read_dir(folder.path()).unwrap().count(), 1);
+
+    // The bank's statement of the day: 4,000.00 held, 3,000.00 out to the family.
+    let day = store.now().date_naive();
+    let statement = Statement {
+        format: Format::Camt053,
+        account: "6222000000000001".into(),
+        currency: "CNY".into(),
+        statement_id: "0001-260915".into(),
+        sequence: Some("1/1".into()),
+        opening_balance: Some(Balance {
+            amount: minor_to_decimal(400_000, Currency::Cny),
+            date: day,
+        }),
+        closing_balance: Some(Balance {
+            amount: minor_to_decimal(100_000, Currency::Cny),
+            date: day,
+        }),
+        lines: vec![Line::booked_transfer(
+            minor_to_decimal(-300_000, Currency::Cny),
+            day,
+            Some(instruction.clone()),
+            "B-OUT-1".into(),
+            "退费 Zhang San".into(),
+        )],
+        source: SourceRef::unwritten(),
+    };
+    let bytes = bank_adapter::render::camt053::camt053(&[statement]);
+    api::app::feeds::ingest_bytes(store, "FAKE", bytes.as_bytes())
+        .await
+        .unwrap();
+    let account = store
+        .supervised_accounts(&s.institution)
+        .await
+        .unwrap()
+        .remove(0);
+    api::app::reconcile::record_account(store, &account, None)
+        .await
+        .unwrap();
+    s.later(Duration::seconds(31));
+    assert_eq!(tick(runner()).await.executed, 1);
+    let (_, r) = s.server.get(&s.officer, &format!("/v1/refunds/{id}")).await;
+    assert_eq!(r["state"], "paid", "{r}");
+    assert_eq!(s.balance("escrow").await, "1000.00");
+    assert_eq!(tick(runner()).await, Tick::default());
+    s.stop().await;
+}
+both!(a_drop_folder_bank_gets_a_valid_file_and_its_statement_confirms_it);

@@ -113,6 +113,7 @@ mod batch;
 mod bulk;
 mod claims;
 mod clock;
+mod delivery;
 mod feeds;
 mod ledger;
 mod postgres;
