@@ -97,6 +97,10 @@ async fn operations_answer(backend: Backend) {
         "/v1/institutions/{id}/suggestions",
         "/v1/jurisdictions/{code}/rule-packs",
         "/v1/refunds/{id}",
+        "/v1/approvals",
+        "/v1/approvals/{id}",
+        "/v1/approvals/{id}/approve",
+        "/v1/approvals/{id}/reject",
         "/v1/institutions/{id}/alerts/{key}",
         "/v1/institutions/{id}/alerts/{key}/actions",
     ] {

@@ -7,7 +7,7 @@ create table approvals (
     approval_id       text primary key,
     kind              text not null check (kind in ('release', 'payee_change', 'refund', 'rule_pack')),
     jurisdiction_code text not null references jurisdictions (code),
-    institution_id    text references institutions (institution_id),
+    institution_id    text,
     subject           text not null,
     payload           text not null,
     summary           text not null,

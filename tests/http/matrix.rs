@@ -177,6 +177,15 @@ fn endpoints() -> Vec<Endpoint> {
             success: StatusCode::ACCEPTED,
         },
         Endpoint {
+            name: "approvals waiting for a second officer",
+            method: Method::GET,
+            path: "/v1/approvals",
+            target: Target::Nothing,
+            allowed: &[Officer, Admin],
+            body: none,
+            success: StatusCode::OK,
+        },
+        Endpoint {
             name: "audit log",
             method: Method::GET,
             path: "/v1/audit",
