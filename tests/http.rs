@@ -97,6 +97,10 @@ async fn operations_answer(backend: Backend) {
         "/v1/institutions/{id}/suggestions",
         "/v1/jurisdictions/{code}/rule-packs",
         "/v1/refunds/{id}",
+        "/v1/approvals",
+        "/v1/approvals/{id}",
+        "/v1/approvals/{id}/approve",
+        "/v1/approvals/{id}/reject",
         "/v1/institutions/{id}/alerts/{key}",
         "/v1/institutions/{id}/alerts/{key}/actions",
     ] {
@@ -2015,6 +2019,8 @@ async fn officers_see_risk_and_work_alerts(backend: Backend) {
 }
 both!(officers_see_risk_and_work_alerts);
 
+#[path = "http/approvals.rs"]
+mod approvals;
 #[path = "http/exactly_once.rs"]
 mod exactly_once;
 #[path = "http/matrix.rs"]

@@ -91,7 +91,24 @@ async fn every_post_acts_once_under_concurrent_repeats(backend: Backend) {
             .json(&json!({"name": "INS-A", "account": "6222000000000009", "bank": "CMBCCNBS"})),
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "{p}");
+    // A new payee waits for a second officer.
+    assert_eq!(status, StatusCode::ACCEPTED, "{p}");
+    let checker = server
+        .token_named(
+            Role::Officer,
+            Scope::Jurisdiction(code("410922")),
+            "Wang Fang",
+        )
+        .await;
+    let (status, done) = server
+        .post(
+            &checker,
+            &format!("/v1/approvals/{}/approve", p["id"].as_str().unwrap()),
+            "ok-payee",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
     // Putting the same payee on file again makes no new version.
     let payees = || async {
         let sql = "select cast(count(*) as bigint) from institution_payees";
@@ -186,7 +203,7 @@ async fn every_post_acts_once_under_concurrent_repeats(backend: Backend) {
             "/v1/institutions/INS-A/releases",
             "rel-1",
             json!({"amount": "100.00"}),
-            "entries",
+            "approvals",
             1,
         ),
         (

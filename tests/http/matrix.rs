@@ -163,6 +163,7 @@ fn endpoints() -> Vec<Endpoint> {
             body: |_, _| {
                 Some(json!({"name": "School", "account": "6222000011112222", "bank": "CMBCCNBS"}))
             },
+            // The payee already on file (see setup): no change, no approval.
             success: StatusCode::OK,
         },
         Endpoint {
@@ -172,7 +173,17 @@ fn endpoints() -> Vec<Endpoint> {
             target: Target::Institution,
             allowed: &[Officer, Admin],
             body: |_, _| Some(json!({"amount": "1.00"})),
-            success: StatusCode::CREATED,
+            // Every manual release waits for a second officer.
+            success: StatusCode::ACCEPTED,
+        },
+        Endpoint {
+            name: "approvals waiting for a second officer",
+            method: Method::GET,
+            path: "/v1/approvals",
+            target: Target::Nothing,
+            allowed: &[Officer, Admin],
+            body: none,
+            success: StatusCode::OK,
         },
         Endpoint {
             name: "audit log",

@@ -626,6 +626,38 @@ async fn a_release_is_paid_to_the_payee_on_file(backend: Backend) {
     };
     let (status, _) = put(&s.school).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // A new payee waits for a second, different officer.
+    let (status, asked) = put(&s.officer).await;
+    assert_eq!(
+        (status, asked["state"].as_str()),
+        (StatusCode::ACCEPTED, Some("pending")),
+        "{asked}"
+    );
+    let checker = s
+        .server
+        .token_named(
+            Role::Officer,
+            Scope::Jurisdiction(code("410922")),
+            "Wang Fang",
+        )
+        .await;
+    let approve = |token: String, id: String, key: &'static str| {
+        let path = format!("/v1/approvals/{id}/approve");
+        let server = &s.server;
+        async move { server.post(&token, &path, key, json!({})).await }
+    };
+    let (status, done) = approve(
+        checker.clone(),
+        asked["id"].as_str().unwrap().to_string(),
+        "ok-payee",
+    )
+    .await;
+    assert_eq!(
+        (status, done["state"].as_str()),
+        (StatusCode::OK, Some("approved")),
+        "{done}"
+    );
+    // The account on file, put again, is no change.
     let (status, set) = put(&s.officer).await;
     assert_eq!((status, &set), (StatusCode::OK, &payee));
     let (status, got) = s
@@ -643,21 +675,46 @@ async fn a_release_is_paid_to_the_payee_on_file(backend: Backend) {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("Idempotency-Key")),
         "{p}"
     );
-    let (status, p) = s
+    // More than is releasable: asked for, refused by the books on approval,
+    // and so still pending (to be rejected).
+    let (status, too_much) = s
         .server
         .post(&s.officer, path, "REL-2", json!({"amount": "1000.01"}))
         .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{too_much}");
+    let (status, p) = approve(
+        checker.clone(),
+        too_much["id"].as_str().unwrap().to_string(),
+        "ok-rel-2",
+    )
+    .await;
     assert_eq!(
         (status, p["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("would_overdraw")),
         "{p}"
     );
-    let (status, entry) = s
+    let (status, asked) = s
         .server
         .post(&s.officer, path, "REL-1", json!({"amount": "500.00"}))
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{entry}");
-    assert_eq!(entry["kind"], "release_instructed");
+    assert_eq!(status, StatusCode::ACCEPTED, "{asked}");
+    assert_eq!(asked["kind"], "release");
+    assert_eq!(
+        s.tick().await.sent,
+        0,
+        "nothing leaves before the second officer"
+    );
+    let (status, done) = approve(
+        checker.clone(),
+        asked["id"].as_str().unwrap().to_string(),
+        "ok-rel-1",
+    )
+    .await;
+    assert_eq!(
+        (status, done["state"].as_str()),
+        (StatusCode::OK, Some("approved")),
+        "{done}"
+    );
 
     assert_eq!(s.tick().await.sent, 1);
     let paid = s.bank.payments();
@@ -1241,3 +1298,110 @@ async fn deposit_school(store: &ledger_core::Store) -> InstitutionId {
         .unwrap();
     id
 }
+
+/// A bank that takes payment files: the runner writes the refund as a
+/// pain.001.001.09 file into the bank's drop folder (valid against ISO
+/// 20022's schema), and the bank's statement, reconciled, confirms it as
+/// it does for a bank with an API: the refund is paid, once.
+async fn a_drop_folder_bank_gets_a_valid_file_and_its_statement_confirms_it(backend: Backend) {
+    use bank_adapter::model::{Balance, Format, Line, SourceRef, Statement};
+    use ledger_core::domain::money::minor_to_decimal;
+    let s = setup(backend).await;
+    let folder = tempfile::tempdir().unwrap();
+    let runner = || {
+        let mut banks = BankDirectory::default();
+        banks.drop_to("FAKE", folder.path().to_path_buf());
+        banks
+    };
+    let id = s.request().await["id"].as_str().unwrap().to_string();
+    s.approve(&id).await;
+    let store = &s.server.store;
+    let tick = |banks: BankDirectory| async move {
+        tick_jobs(store, &banks, &[Job::Workflow]).await.unwrap()
+    };
+    assert_eq!(tick(runner()).await.sent, 1);
+    let outbox = store.outbox(None).await.unwrap();
+    let instruction = outbox[0].instruction_id.clone();
+    let file = folder.path().join(format!("{instruction}.xml"));
+    let xml = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        xml.contains("<InstdAmt Ccy=\"CNY\">3000.00</InstdAmt>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("Zhang San") && xml.contains(&instruction),
+        "{xml}"
+    );
+    let schema = std::process::Command::new(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/iso20022-xsd"),
+    )
+    .output()
+    .unwrap();
+    assert!(
+        schema.status.success(),
+        "{}",
+        String::from_utf8_lossy(&schema.stderr)
+    );
+    let checked = std::process::Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(String::from_utf8(schema.stdout).unwrap().trim())
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    // Nothing to ask a folder: the instruction waits for the statement,
+    // and a second pass writes no second file.
+    let again = tick(runner()).await;
+    assert_eq!((again.sent, again.executed), (0, 0), "{again:?}");
+    assert_eq!(std::fs::read_dir(folder.path()).unwrap().count(), 1);
+
+    // The bank's statement of the day: 4,000.00 held, 3,000.00 out to the family.
+    let day = store.now().date_naive();
+    let statement = Statement {
+        format: Format::Camt053,
+        account: "6222000000000001".into(),
+        currency: "CNY".into(),
+        statement_id: "0001-260915".into(),
+        sequence: Some("1/1".into()),
+        opening_balance: Some(Balance {
+            amount: minor_to_decimal(400_000, Currency::Cny),
+            date: day,
+        }),
+        closing_balance: Some(Balance {
+            amount: minor_to_decimal(100_000, Currency::Cny),
+            date: day,
+        }),
+        lines: vec![Line::booked_transfer(
+            minor_to_decimal(-300_000, Currency::Cny),
+            day,
+            Some(instruction.clone()),
+            "B-OUT-1".into(),
+            "退费 Zhang San".into(),
+        )],
+        source: SourceRef::unwritten(),
+    };
+    let bytes = bank_adapter::render::camt053::camt053(&[statement]);
+    api::app::feeds::ingest_bytes(store, "FAKE", bytes.as_bytes())
+        .await
+        .unwrap();
+    let account = store
+        .supervised_accounts(&s.institution)
+        .await
+        .unwrap()
+        .remove(0);
+    api::app::reconcile::record_account(store, &account, None)
+        .await
+        .unwrap();
+    s.later(Duration::seconds(31));
+    assert_eq!(tick(runner()).await.executed, 1);
+    let (_, r) = s.server.get(&s.officer, &format!("/v1/refunds/{id}")).await;
+    assert_eq!(r["state"], "paid", "{r}");
+    assert_eq!(s.balance("escrow").await, "1000.00");
+    assert_eq!(tick(runner()).await, Tick::default());
+    s.stop().await;
+}
+both!(a_drop_folder_bank_gets_a_valid_file_and_its_statement_confirms_it);

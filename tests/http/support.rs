@@ -140,6 +140,15 @@ impl Server {
             .0
     }
 
+    /// A token held by a named person (maker–checker tells people apart by
+    /// token and by name).
+    pub async fn token_named(&self, role: Role, scope: Scope, name: &str) -> String {
+        api::token::create(&self.store, role, scope, Some(name.to_string()))
+            .await
+            .unwrap()
+            .0
+    }
+
     pub async fn admin(&self) -> String {
         self.token(Role::Admin, Scope::All).await
     }
@@ -348,6 +357,9 @@ pub async fn counts(store: &Store) -> Vec<(String, i64)> {
         "alert_events",
         "idempotent_answers",
         "api_tokens",
+        "institution_payees",
+        "approvals",
+        "approval_decisions",
     ];
     let mut out = Vec::new();
     for t in tables {

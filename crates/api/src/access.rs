@@ -143,6 +143,9 @@ pub enum Action {
     ReadAudit,
     /// Events outside the books: a new legal representative, a closure notice.
     ReportEvents,
+    /// Approve or reject another officer's request (maker–checker); the
+    /// person rules are `ledger_core::domain::approvals`.
+    Approve,
 }
 
 /// The permission table: which role may take which action on what it can
@@ -161,6 +164,7 @@ pub fn permits(role: Role, action: Action) -> bool {
                 | ApproveRefund
                 | Release
                 | ReportEvents
+                | Approve
         ),
         Role::Platform => matches!(
             action,

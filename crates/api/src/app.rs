@@ -6,6 +6,7 @@
 //! Use cases move here one by one (see ARCHITECTURE.md).
 
 pub mod alerts;
+pub mod approvals;
 pub mod banks;
 pub mod books;
 pub mod error;

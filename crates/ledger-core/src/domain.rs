@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod alerts;
+pub mod approvals;
 pub mod books;
 pub mod bounds;
 pub mod chain;

@@ -107,11 +107,13 @@ macro_rules! seal_record {
 
 mod access;
 mod alerts;
+mod approvals;
 #[macro_use]
 mod batch;
 mod bulk;
 mod claims;
 mod clock;
+mod delivery;
 mod feeds;
 mod hosts;
 mod ledger;

@@ -181,6 +181,10 @@ async fn every_institution_table_is_keyed_by_institution_first_and_never_spans_t
         "record_backfill",
         // Scheduled job runs: deployment-wide, not any institution's.
         "job_runs",
+        // Maker–checker requests and decisions: a jurisdiction's (a rule
+        // pack is no institution's), few, read by officers across a tree.
+        "approvals",
+        "approval_decisions",
         "_sqlx_migrations",
     ]
     .into();

@@ -707,6 +707,8 @@ async fn every_append_only_table_refuses_truncate_on_postgres() {
         "refunds",
         "record_heads",
         "audit_head",
+        "approvals",
+        "approval_decisions",
     ] {
         let error = refused(&db, &format!("truncate {table} cascade"))
             .await

@@ -14,7 +14,10 @@ use crate::app::{AppError, AppResult};
 /// How to reach each supervising bank, from a JSON file:
 /// `[{"bank": "PYB", "url": "https://…", "credential": "…"}]`.
 /// A bank's `push_secret`, when given, is the HMAC key its pushed
-/// notifications are signed with (see `bank_adapter::signature`).
+/// notifications are signed with (see `bank_adapter::signature`). A bank
+/// with a `drop_folder` takes its instructions as pain.001.001.09 files
+/// written there (its statement confirms them); `url` and `credential` are
+/// then optional.
 #[derive(Default)]
 pub struct BankDirectory {
     clients: BTreeMap<String, BankClient>,
@@ -22,14 +25,21 @@ pub struct BankDirectory {
     /// Banks whose statements the runner pulls: the connection (its
     /// accounts filled in at each pull) and the checkpoint file.
     pub(crate) pulls: BTreeMap<String, (BankConfig, std::path::PathBuf)>,
+    /// Banks that take instructions as pain.001 files in a folder.
+    drops: BTreeMap<String, std::path::PathBuf>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BankEntry {
     bank: String,
-    url: String,
-    credential: String,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    credential: Option<String>,
+    /// Instructions to this bank as pain.001.001.09 files in this folder.
+    #[serde(default)]
+    drop_folder: Option<std::path::PathBuf>,
     #[serde(default)]
     timeout_ms: Option<u64>,
     #[serde(default)]
@@ -56,12 +66,28 @@ impl BankDirectory {
             .map_err(|e| invalid(format!("{}: not a bank directory: {e}", path.display())))?;
         let mut dir = BankDirectory::default();
         for e in entries {
-            dir.add(&e.bank, &e.url, &e.credential, e.timeout_ms)?;
+            if let Some(folder) = &e.drop_folder {
+                dir.drop_to(&e.bank, folder.clone());
+            }
+            let api = match (&e.url, &e.credential) {
+                (Some(url), Some(credential)) => Some((url, credential)),
+                (None, None) if e.drop_folder.is_some() => None,
+                _ => {
+                    return Err(invalid(format!(
+                        "{}: bank {}: give both url and credential (or a drop_folder)",
+                        path.display(),
+                        e.bank
+                    )))
+                }
+            };
+            if let Some((url, credential)) = api {
+                dir.add(&e.bank, url, credential, e.timeout_ms)?;
+                if let Some(checkpoint) = e.checkpoint {
+                    dir.pull_from(&e.bank, url, credential, e.timeout_ms, checkpoint);
+                }
+            }
             if let Some(secret) = e.push_secret {
                 dir.set_push_secret(&e.bank, &secret);
-            }
-            if let Some(checkpoint) = e.checkpoint {
-                dir.pull_from(&e.bank, &e.url, &e.credential, e.timeout_ms, checkpoint);
             }
         }
         Ok(dir)
@@ -109,6 +135,16 @@ impl BankDirectory {
         self.pulls.insert(bank.to_string(), (config, checkpoint));
     }
 
+    /// Sends this bank's instructions as pain.001.001.09 files written to
+    /// `folder` (instead of its JSON API); its statement confirms them.
+    pub fn drop_to(&mut self, bank: &str, folder: std::path::PathBuf) {
+        self.drops.insert(bank.to_string(), folder);
+    }
+
+    pub(crate) fn drop_folder(&self, bank: &str) -> Option<&Path> {
+        self.drops.get(bank).map(std::path::PathBuf::as_path)
+    }
+
     pub fn set_push_secret(&mut self, bank: &str, secret: &str) {
         self.push_secrets
             .insert(bank.to_string(), Secret::new(secret.to_string()));
@@ -120,6 +156,7 @@ impl BankDirectory {
             .clients
             .keys()
             .chain(self.push_secrets.keys())
+            .chain(self.drops.keys())
             .map(String::as_str)
             .collect();
         names.sort_unstable();
@@ -133,5 +170,34 @@ impl BankDirectory {
 
     pub(crate) fn get(&self, bank: &str) -> Option<&BankClient> {
         self.clients.get(bank)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(json: &str) -> AppResult<BankDirectory> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("banks.json");
+        std::fs::write(&path, json).unwrap();
+        BankDirectory::load(&path)
+    }
+
+    #[test]
+    fn a_drop_folder_bank_needs_no_api_and_an_api_bank_needs_both_url_and_credential() {
+        let dir = load(r#"[{"bank": "PYB", "drop_folder": "/var/spool/pyb"}]"#).unwrap();
+        assert_eq!(dir.drop_folder("PYB"), Some(Path::new("/var/spool/pyb")));
+        assert!(dir.get("PYB").is_none());
+        assert_eq!(dir.banks().collect::<Vec<_>>(), ["PYB"]);
+        for bad in [
+            r#"[{"bank": "PYB", "url": "http://127.0.0.1:9"}]"#,
+            r#"[{"bank": "PYB", "credential": "c"}]"#,
+            r#"[{"bank": "PYB"}]"#,
+        ] {
+            let e = load(bad).err().expect(bad);
+            assert_eq!(e.code(), "invalid_bank_directory", "{bad}");
+            assert!(e.to_string().contains("bank PYB"), "{e}");
+        }
     }
 }

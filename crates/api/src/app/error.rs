@@ -61,6 +61,11 @@ pub enum AppError {
     /// missing), with a stable code.
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
+    /// The caller may not take this step (maker–checker: the person who
+    /// asked approving; a pack loosening a floor set above it), with a
+    /// stable code.
+    #[error("{detail}")]
+    Forbidden { code: &'static str, detail: String },
     /// What the request names does not exist.
     #[error("{what} does not exist")]
     NotFound { what: String },
@@ -92,6 +97,13 @@ impl AppError {
         }
     }
 
+    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+        AppError::Forbidden {
+            code,
+            detail: detail.into(),
+        }
+    }
+
     pub fn not_found(what: impl std::fmt::Display) -> Self {
         AppError::NotFound {
             what: what.to_string(),
@@ -105,6 +117,7 @@ impl AppError {
             }
             AppError::Invalid { .. } => Kind::Invalid,
             AppError::Conflict { .. } => Kind::Conflict,
+            AppError::Forbidden { .. } => Kind::Forbidden,
             AppError::NotFound { .. } => Kind::NotFound,
             AppError::Unavailable { .. } => Kind::Unavailable,
             AppError::Store(_) => Kind::Internal,
@@ -117,6 +130,7 @@ impl AppError {
             AppError::Refused { error, .. } | AppError::RefusedWithin { error, .. } => error.code(),
             AppError::Invalid { code, .. }
             | AppError::Conflict { code, .. }
+            | AppError::Forbidden { code, .. }
             | AppError::Unavailable { code, .. } => code,
             AppError::NotFound { .. } => "not_found",
             AppError::Store(e) => e.code(),

@@ -121,13 +121,22 @@ async fn paying_account(store: &Store, item: &OutboxItem) -> AppResult<AccountKi
     })
 }
 
+/// How an instruction reaches its bank.
+enum Channel<'b> {
+    /// The bank's JSON API (status asked after).
+    Api(&'b BankClient),
+    /// A pain.001.001.09 file in the bank's drop folder; the bank's
+    /// statement confirms it (through reconciliation).
+    Drop(&'b std::path::Path),
+}
+
 /// The supervised account an item is paid out of and the connection to its
 /// bank, or why there is none (the item waits and says so).
 async fn paying_bank<'b>(
     store: &Store,
     banks: &'b BankDirectory,
     item: &OutboxItem,
-) -> AppResult<Result<(BankAccount, &'b BankClient), String>> {
+) -> AppResult<Result<(BankAccount, Channel<'b>), String>> {
     let kind = paying_account(store, item).await?;
     let Some(account) = store
         .supervised_accounts(&item.institution)
@@ -140,13 +149,44 @@ async fn paying_bank<'b>(
             item.institution
         )));
     };
+    if let Some(folder) = banks.drop_folder(&account.bank) {
+        return Ok(Ok((account, Channel::Drop(folder))));
+    }
     let Some(client) = banks.get(&account.bank) else {
         return Ok(Err(format!(
             "no connection is configured for bank {:?} (--banks)",
             account.bank
         )));
     };
-    Ok(Ok((account, client)))
+    Ok(Ok((account, Channel::Api(client))))
+}
+
+/// Writes `instruction` as a pain.001.001.09 file into a bank's drop
+/// folder, named by the instruction id (also the message id): whole or not
+/// at all (written aside, then renamed). A file already there is the
+/// instruction delivered before (a runner that died before noting it):
+/// never written twice. Returns the file's name, our reference of it.
+fn drop_file(
+    folder: &std::path::Path,
+    instruction: &Instruction,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<String, String> {
+    let name = format!("{}.xml", instruction.id());
+    let path = folder.join(&name);
+    if path.exists() {
+        return Ok(name);
+    }
+    let xml = bank_adapter::instruction::pain001(
+        std::slice::from_ref(instruction),
+        instruction.id().as_str(),
+        at,
+    )
+    .map_err(|e| format!("[{}] {e}", e.code()))?;
+    let part = folder.join(format!(".{name}.part"));
+    std::fs::write(&part, xml)
+        .and_then(|()| std::fs::rename(&part, &path))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(name)
 }
 
 /// Sends one due instruction to its bank.
@@ -157,7 +197,7 @@ async fn send(
     today: NaiveDate,
 ) -> AppResult<Result<(), String>> {
     let institution = store.institution(&item.institution).await?;
-    let (account, client) = match paying_bank(store, banks, item).await? {
+    let (account, channel) = match paying_bank(store, banks, item).await? {
         Ok(found) => found,
         Err(why) => return Ok(Err(why)),
     };
@@ -226,6 +266,27 @@ async fn send(
         remittance: Some(format!("{} {}", item.kind, item.instruction_id)),
     })
     .map_err(|e| bad_instruction(item, e))?;
+    let client = match channel {
+        Channel::Api(client) => client,
+        Channel::Drop(folder) => {
+            return match drop_file(folder, &instruction, store.now()) {
+                Ok(file) => {
+                    store
+                        .update_outbox(
+                            &item.institution,
+                            &item.instruction_id,
+                            OutboxState::Accepted,
+                            Some(&file),
+                            None,
+                            None,
+                        )
+                        .await?;
+                    Ok(Ok(()))
+                }
+                Err(why) => Ok(Err(why)),
+            };
+        }
+    };
     match client.send_instruction(&instruction).await {
         Ok(receipt) => {
             let state = match receipt.status {
@@ -370,7 +431,24 @@ async fn outcome(
     item: &OutboxItem,
 ) -> AppResult<Result<(InstructionStatus, Option<String>), String>> {
     let client = match paying_bank(store, banks, item).await? {
-        Ok((_, client)) => client,
+        Ok((_, Channel::Api(client))) => client,
+        // A file has no status to ask: the bank's statement, reconciled,
+        // posts or voids the pending entry.
+        Ok((_, Channel::Drop(_))) => {
+            return Ok(Ok(
+                match store
+                    .pending_outcome(&item.institution, &item.instruction_id)
+                    .await?
+                {
+                    Some(true) => (InstructionStatus::Executed, None),
+                    Some(false) => (
+                        InstructionStatus::Rejected,
+                        Some("returned on the bank's statement".to_string()),
+                    ),
+                    None => (InstructionStatus::Accepted, None),
+                },
+            ))
+        }
         Err(why) => return Ok(Err(why)),
     };
     let id =

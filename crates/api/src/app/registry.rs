@@ -15,7 +15,11 @@ pub async fn register_institution(store: &Store, institution: &Institution) -> A
 
 /// Publishes a version of a jurisdiction's rule pack (idempotent by
 /// jurisdiction and version; a different pack under a version is refused).
+/// No pack loosens a limit set above its jurisdiction (`loosens_floor`);
+/// an officer's pack that loosens one of its own goes through
+/// `app::approvals::publish_rule_pack`.
 pub async fn publish_rule_pack(store: &Store, pack: &RulePack) -> AppResult<()> {
     pack.params.validate()?;
+    crate::app::approvals::check_floors(store, pack).await?;
     Ok(store.put_rule_pack(pack).await?)
 }

@@ -30,15 +30,14 @@ pub async fn set_payee(
     Ok(payee)
 }
 
-/// Releases `amount` of earned tuition: a pending entry, and so an outbox
-/// row the runner sends to the bank under `instruction_id`.
-pub async fn release(
+/// Checks a release before it is asked for or made: the instruction id's
+/// shape, a payee on file, the amount.
+pub async fn check_release(
     store: &Store,
     institution: &Institution,
-    instruction_id: ClientId,
+    instruction_id: &ClientId,
     amount: &str,
-    at: DateTime<Utc>,
-) -> AppResult<Entry> {
+) -> AppResult<Amount> {
     if !is_instruction_id(instruction_id.as_str()) {
         return Err(AppError::invalid(
             "invalid_field",
@@ -55,11 +54,25 @@ pub async fn release(
             ),
         ));
     }
-    let amount = Amount::parse(amount, institution.currency).map_err(|e| AppError::Invalid {
+    Amount::parse(amount, institution.currency).map_err(|e| AppError::Invalid {
         code: e.code(),
         field: Some("amount".into()),
         detail: e.to_string(),
-    })?;
+    })
+}
+
+/// Releases `amount` of earned tuition: a pending entry, and so an outbox
+/// row the runner sends to the bank under `instruction_id`. An officer's
+/// manual release reaches here only through a second officer's approval
+/// (`app::approvals`).
+pub async fn release(
+    store: &Store,
+    institution: &Institution,
+    instruction_id: ClientId,
+    amount: &str,
+    at: DateTime<Utc>,
+) -> AppResult<Entry> {
+    let amount = check_release(store, institution, &instruction_id, amount).await?;
     let request = Request {
         institution: institution.id.clone(),
         client_id: instruction_id,

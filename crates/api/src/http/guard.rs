@@ -23,6 +23,7 @@ fn action_name(action: Action) -> &'static str {
         Action::Release => "release tuition or set where it is paid",
         Action::ReadAudit => "read the audit log",
         Action::ReportEvents => "report institution events",
+        Action::Approve => "approve or reject another officer's request",
     }
 }
 

@@ -27,6 +27,7 @@ use crate::http::problem::Problem;
         (name = "oversight", description = "Overviews, risk and alerts"),
         (name = "feeds", description = "Bank statement files"),
         (name = "refunds", description = "The refund workflow"),
+        (name = "approvals", description = "Maker–checker: requests waiting for a second officer"),
     )
 )]
 struct Base;

@@ -1,5 +1,6 @@
 //! The handlers, one module per area of the API.
 
+pub mod approvals;
 pub mod audit;
 pub mod books;
 pub mod events;

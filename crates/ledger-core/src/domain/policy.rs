@@ -3,6 +3,7 @@
 //! province, city, county overrides), and the charge-cap checks they drive.
 
 mod calendar;
+pub mod floors;
 
 use chrono::{Months, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -104,6 +105,10 @@ pub struct RuleParams {
     pub holidays: Option<Vec<NaiveDate>>,
     /// Weekend days worked instead of a holiday (调休), likewise.
     pub makeup_working_days: Option<Vec<NaiveDate>>,
+    /// Maker–checker: a refund above this many minor units needs a second,
+    /// different officer's approval (none set: one officer decides).
+    #[serde(default)]
+    pub refund_two_officers_above_minor: Option<i64>,
 }
 
 impl RuleParams {
@@ -152,6 +157,7 @@ impl RuleParams {
             // Weekends only, until a pack names its holidays.
             holidays: None,
             makeup_working_days: None,
+            refund_two_officers_above_minor: None,
         }
     }
 
@@ -196,7 +202,8 @@ impl RuleParams {
             outflow_period_red_minor,
             single_debit_share_bp,
             feed_silence_days,
-            feed_silence_red_days
+            feed_silence_red_days,
+            refund_two_officers_above_minor
         );
         if child.holidays.is_some() {
             self.holidays.clone_from(&child.holidays);
@@ -276,6 +283,10 @@ impl RuleParams {
                 self.outflow_period_yellow_minor,
             ),
             ("outflow_period_red_minor", self.outflow_period_red_minor),
+            (
+                "refund_two_officers_above_minor",
+                self.refund_two_officers_above_minor,
+            ),
         ] {
             if matches!(minor, Some(m) if m <= 0) {
                 return Err(bad(&format!("{name} must be positive")));

@@ -4,6 +4,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::domain::money::format_minor;
@@ -214,14 +215,25 @@ pub struct Decision {
 #[utoipa::path(post, path = "/v1/refunds/{id}/approve", tag = "refunds", request_body = Decision,
     params(("id" = String, Path, description = "Refund id"),
            ("Idempotency-Key" = String, Header, description = "Repeats get the first answer")),
-    responses((status = 200, body = RefundView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 200, body = RefundView),
+              (status = 202, body = crate::http::routes::approvals::ApprovalView),
+              (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn approve_refund(
     State(state): State<AppState>,
     caller: Caller,
+    Extension(key): Extension<ClientId>,
     Path(id): Path<String>,
     Json(body): Json<Decision>,
-) -> ApiResult<Json<RefundView>> {
-    decide(&state, &caller, &id, refunds::Decision::Approve, body).await
+) -> ApiResult<Response> {
+    decide(
+        &state,
+        &caller,
+        &id,
+        refunds::Decision::Approve,
+        body,
+        key.as_str(),
+    )
+    .await
 }
 
 /// Decline a requested refund, with the reason.
@@ -232,21 +244,53 @@ async fn approve_refund(
 async fn decline_refund(
     State(state): State<AppState>,
     caller: Caller,
+    Extension(key): Extension<ClientId>,
     Path(id): Path<String>,
     Json(body): Json<Decision>,
-) -> ApiResult<Json<RefundView>> {
-    decide(&state, &caller, &id, refunds::Decision::Decline, body).await
+) -> ApiResult<Response> {
+    decide(
+        &state,
+        &caller,
+        &id,
+        refunds::Decision::Decline,
+        body,
+        key.as_str(),
+    )
+    .await
 }
 
+/// An officer's answer to a refund; an approval obeys maker–checker
+/// (`app::approvals::approve_refund`).
 async fn decide(
     state: &AppState,
     caller: &Caller,
     id: &str,
     decision: refunds::Decision,
     body: Decision,
-) -> ApiResult<Json<RefundView>> {
+    key: &str,
+) -> ApiResult<Response> {
     let (r, currency) = find(state, caller, id, Action::ApproveRefund).await?;
     let today = jobs::today(&state.store);
+    if decision == refunds::Decision::Approve {
+        let by = crate::http::routes::approvals::party(caller);
+        return match crate::app::approvals::approve_refund(
+            &state.store,
+            &r,
+            &by,
+            body.comment.as_deref(),
+            key,
+            today,
+        )
+        .await?
+        {
+            crate::app::approvals::RefundApproval::Decided(decided) => {
+                Ok(Json(view(state, &decided, currency).await?).into_response())
+            }
+            crate::app::approvals::RefundApproval::Waiting(a) => {
+                Ok(crate::http::routes::approvals::waiting(&a).into_response())
+            }
+        };
+    }
     let decided = refunds::decide(
         &state.store,
         &r,
@@ -256,7 +300,7 @@ async fn decide(
         today,
     )
     .await?;
-    Ok(Json(view(state, &decided, currency).await?))
+    Ok(Json(view(state, &decided, currency).await?).into_response())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -3,6 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::Extension;
 use ledger_core::{
     Category, Currency, Institution, InstitutionId, InstitutionStatus, Jurisdiction,
     JurisdictionCode, SupervisionMode,
@@ -48,19 +49,28 @@ pub struct RulePackView {
     pub params: serde_json::Value,
 }
 
-/// Set a version of the jurisdiction's rule pack (officers of it or above).
+/// Set a version of the jurisdiction's rule pack (officers of it or
+/// above). A pack that tightens (or sets no limit) is in force at once
+/// (201); one that loosens a limit its own jurisdiction set waits for a
+/// second officer (202, with the approval); one that loosens a limit set
+/// above it is refused (403 `loosens_floor`, naming the parameter, the
+/// floor and who set it).
 #[utoipa::path(post, path = "/v1/jurisdictions/{code}/rule-packs", tag = "registry",
     request_body = NewRulePack,
     params(("code" = String, Path, description = "Jurisdiction code"),
            ("Idempotency-Key" = String, Header, description = "Repeats get the first answer")),
-    responses((status = 201, body = RulePackView), (status = 404, body = Problem),
+    responses((status = 201, body = RulePackView),
+              (status = 202, body = crate::http::routes::approvals::ApprovalView),
+              (status = 403, body = Problem), (status = 404, body = Problem),
               (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn put_rule_pack(
     State(state): State<AppState>,
     caller: Caller,
+    Extension(key): Extension<ledger_core::ClientId>,
     Path(code): Path<String>,
     Json(body): Json<NewRulePack>,
-) -> ApiResult<(StatusCode, Json<RulePackView>)> {
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
     let j = guard::jurisdiction(&state, &caller, &code, Action::Register).await?;
     if body.version == 0 {
         return Err(ApiError::invalid("version", "versions start at 1"));
@@ -77,7 +87,12 @@ async fn put_rule_pack(
         effective_from: body.effective_from,
         params,
     };
-    crate::app::registry::publish_rule_pack(&state.store, &pack).await?;
+    let by = crate::http::routes::approvals::party(&caller);
+    if let crate::app::approvals::Published::Waiting(a) =
+        crate::app::approvals::publish_rule_pack(&state.store, &pack, &by, key.as_str()).await?
+    {
+        return Ok(crate::http::routes::approvals::waiting(&a).into_response());
+    }
     Ok((
         StatusCode::CREATED,
         Json(RulePackView {
@@ -86,7 +101,8 @@ async fn put_rule_pack(
             effective_from: pack.effective_from,
             params: serde_json::to_value(&pack.params).unwrap_or_default(),
         }),
-    ))
+    )
+        .into_response())
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -12,10 +12,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::access::{Action, Caller};
-use crate::app::releases;
+use axum::response::{IntoResponse, Response};
+
+use crate::app::{approvals, releases};
 use crate::http::problem::{ApiResult, Json, Problem};
 use crate::http::record::Accepted;
-use crate::http::views::EntryView;
+use crate::http::routes::approvals::{party, waiting, ApprovalView};
 use crate::http::{guard, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -52,33 +54,35 @@ async fn get_payee(
     }))
 }
 
+/// Put a new payee account on file. It takes effect only when a second,
+/// different officer approves (202, with the approval); the account
+/// already on file, put again, is no change (200).
 #[utoipa::path(put, path = "/v1/institutions/{id}/payee", tag = "flows", request_body = PayeeView,
     params(("id" = String, Path, description = "Institution id")),
-    responses((status = 200, body = PayeeView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = PayeeView), (status = 202, body = ApprovalView),
+              (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn set_payee(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     Json(body): Json<PayeeView>,
-) -> ApiResult<Json<PayeeView>> {
+) -> ApiResult<Response> {
     let i = guard::institution(&state, &caller, &id, Action::Release).await?;
-    let by = format!(
-        "{} ({} token {})",
-        caller.name,
-        caller.role.as_str(),
-        caller.token_id
-    );
     let payee = Payee {
         name: body.name,
         account: body.account,
         bank: body.bank,
     };
-    let p = releases::set_payee(&state.store, &i, payee, &by).await?;
-    Ok(Json(PayeeView {
-        name: p.name,
-        account: p.account,
-        bank: p.bank,
-    }))
+    let at = state.store.now();
+    match approvals::request_payee_change(&state.store, &i, payee, &party(&caller), at).await? {
+        approvals::PayeeChange::Unchanged(p) => Ok(Json(PayeeView {
+            name: p.name,
+            account: p.account,
+            bank: p.bank,
+        })
+        .into_response()),
+        approvals::PayeeChange::Waiting(a) => Ok(waiting(&a).into_response()),
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -89,14 +93,15 @@ pub struct NewRelease {
     pub amount: String,
 }
 
-/// Release earned tuition to the institution: a pending entry whose bank
-/// instruction the job runner sends. The Idempotency-Key becomes the
-/// instruction's end-to-end id, so it must suit payment rails: at most 35
-/// letters, digits, '-' or '.'.
+/// Ask to release earned tuition to the institution. Every manual release
+/// waits for a second, different officer (202, with the approval); on
+/// approval it becomes a pending entry whose bank instruction the job
+/// runner sends. The Idempotency-Key becomes the instruction's end-to-end
+/// id, so it must suit payment rails: at most 35 letters, digits, '-' or '.'.
 #[utoipa::path(post, path = "/v1/institutions/{id}/releases", tag = "flows", request_body = NewRelease,
     params(("id" = String, Path, description = "Institution id"),
            ("Idempotency-Key" = String, Header, description = "Also the bank instruction's id")),
-    responses((status = 201, body = EntryView), (status = 404, body = Problem),
+    responses((status = 202, body = ApprovalView), (status = 404, body = Problem),
               (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn release(
     State(state): State<AppState>,
@@ -105,9 +110,16 @@ async fn release(
     Extension(accepted): Extension<Accepted>,
     Path(id): Path<String>,
     Json(body): Json<NewRelease>,
-) -> ApiResult<(StatusCode, Json<EntryView>)> {
+) -> ApiResult<(StatusCode, Json<ApprovalView>)> {
     let i = guard::institution(&state, &caller, &id, Action::Release).await?;
-    let entry = releases::release(&state.store, &i, key, &body.amount, accepted.at).await?;
-    state.metrics.entries_posted(1);
-    Ok((StatusCode::CREATED, Json(EntryView::from(&entry))))
+    let a = approvals::request_release(
+        &state.store,
+        &i,
+        key,
+        &body.amount,
+        &party(&caller),
+        accepted.at,
+    )
+    .await?;
+    Ok(waiting(&a))
 }

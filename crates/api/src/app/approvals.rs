@@ -1,0 +1,541 @@
+//! Maker–checker: no one person moves money out alone. A manual release,
+//! a payee change, a refund above the rule pack's threshold and a rule pack
+//! that loosens a limit are recorded as requests; a second, different
+//! officer whose jurisdiction covers them approves (the effect happens
+//! then, once) or rejects (with the reason). The rules of who may are
+//! `ledger_core::domain::approvals`; this is the use case.
+//!
+//! The effect runs before the decision is written: every effect is
+//! idempotent (a release under its instruction id, a payee already on
+//! file, a rule pack version, a refund's conditional move), so an approval
+//! whose decision was lost is completed by approving again, and one the
+//! books refuse (nothing left to release) stays pending, to be rejected.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use ledger_core::domain::approvals::{
+    check_approver, check_officer, refund_needs_second_officer, Approval, ApprovalKind,
+    ApprovalRefusal, Decision, Party,
+};
+use ledger_core::domain::policy::floors::{limit_changes, Loosening};
+use ledger_core::domain::refunds::{Payee, Refund, RefundState};
+use ledger_core::{AccountCode, Amount, ClientId, Institution, JurisdictionCode, RulePack, Store};
+use serde::{Deserialize, Serialize};
+
+use crate::app::{refunds, releases, AppError, AppResult};
+
+fn refused(e: ApprovalRefusal) -> AppError {
+    if e.is_conflict() {
+        AppError::conflict(e.code(), e.to_string())
+    } else {
+        AppError::forbidden(e.code(), e.to_string())
+    }
+}
+
+/// An approval's id, from who asked and their request's key: a retry
+/// finds the request the first attempt made. "AP" and 20 hex digits.
+pub fn approval_id_for(token_id: &str, key: &str) -> String {
+    format!(
+        "AP{}",
+        refunds::request_key(token_id, key)[..20].to_ascii_uppercase()
+    )
+}
+
+fn encode<T: Serialize>(payload: &T) -> AppResult<String> {
+    serde_json::to_string(payload)
+        .map_err(|e| AppError::Store(ledger_core::StoreError::Corrupt(e.to_string())))
+}
+
+fn decode<'a, T: Deserialize<'a>>(a: &'a Approval) -> AppResult<T> {
+    serde_json::from_str(&a.payload).map_err(|e| {
+        AppError::Store(ledger_core::StoreError::Corrupt(format!(
+            "approval {} payload: {e}",
+            a.id
+        )))
+    })
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ReleasePayload {
+    instruction_id: String,
+    amount: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct PayeePayload {
+    name: String,
+    account: String,
+    bank: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RefundPayload {
+    refund_id: String,
+    comment: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RulePackPayload {
+    version: u32,
+    effective_from: NaiveDate,
+    params: ledger_core::RuleParams,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    store: &Store,
+    id: String,
+    kind: ApprovalKind,
+    jurisdiction: JurisdictionCode,
+    institution: Option<&Institution>,
+    subject: String,
+    payload: String,
+    summary: String,
+    by: &Party,
+    at: DateTime<Utc>,
+) -> AppResult<Approval> {
+    Ok(store
+        .create_approval(&Approval {
+            id,
+            kind,
+            jurisdiction,
+            institution: institution.map(|i| i.id.clone()),
+            subject,
+            payload,
+            summary,
+            requested_by: by.describe(),
+            requested_token: by.token_id.clone(),
+            requested_name: by.name.clone(),
+            requested_at: at,
+            decision: None,
+        })
+        .await?)
+}
+
+/// Asks for a manual release of `amount` to the payee on file, under
+/// `instruction_id` (the bank instruction's end-to-end id once approved).
+/// Checked now as the release itself would be (the id's shape, a payee on
+/// file, the amount); the books check what is releasable on approval.
+pub async fn request_release(
+    store: &Store,
+    institution: &Institution,
+    instruction_id: ClientId,
+    amount: &str,
+    by: &Party,
+    at: DateTime<Utc>,
+) -> AppResult<Approval> {
+    releases::check_release(store, institution, &instruction_id, amount).await?;
+    let parsed = Amount::parse(amount, institution.currency)?;
+    let decimal = ledger_core::domain::money::format_minor(parsed.minor(), institution.currency);
+    record(
+        store,
+        approval_id_for(&by.token_id, instruction_id.as_str()),
+        ApprovalKind::Release,
+        institution.jurisdiction.clone(),
+        Some(institution),
+        institution.id.to_string(),
+        encode(&ReleasePayload {
+            instruction_id: instruction_id.to_string(),
+            amount: decimal.clone(),
+        })?,
+        format!(
+            "release {decimal} {} of {} to its payee on file (instruction {instruction_id})",
+            institution.currency.code(),
+            institution.name
+        ),
+        by,
+        at,
+    )
+    .await
+}
+
+/// What a payee PUT did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayeeChange {
+    /// That account is already on file: nothing to approve.
+    Unchanged(Payee),
+    /// A new account waits for a second officer.
+    Waiting(Box<Approval>),
+}
+
+/// Asks to put a new payee account on file (the account on file, put
+/// again, is no change and needs no one).
+pub async fn request_payee_change(
+    store: &Store,
+    institution: &Institution,
+    payee: Payee,
+    by: &Party,
+    at: DateTime<Utc>,
+) -> AppResult<PayeeChange> {
+    refunds::check_payee(&payee, "")?;
+    if store.payee(&institution.id).await?.as_ref() == Some(&payee) {
+        return Ok(PayeeChange::Unchanged(payee));
+    }
+    let key = format!(
+        "payee\0{}\0{}\0{}\0{}",
+        institution.id, payee.name, payee.account, payee.bank
+    );
+    let approval = record(
+        store,
+        approval_id_for(&by.token_id, &key),
+        ApprovalKind::PayeeChange,
+        institution.jurisdiction.clone(),
+        Some(institution),
+        institution.id.to_string(),
+        encode(&PayeePayload {
+            name: payee.name.clone(),
+            account: payee.account.clone(),
+            bank: payee.bank.clone(),
+        })?,
+        format!(
+            "pay {}'s releases to {} account {} at {}",
+            institution.name, payee.name, payee.account, payee.bank
+        ),
+        by,
+        at,
+    )
+    .await?;
+    Ok(PayeeChange::Waiting(Box::new(approval)))
+}
+
+/// What an officer's approval of a refund did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundApproval {
+    /// Decided (at or below the threshold): in the books.
+    Decided(Refund),
+    /// Above the rule pack's threshold: waits for a second officer.
+    Waiting(Approval),
+}
+
+/// An officer approves a requested refund. Whoever requested it may not
+/// (nor another token of theirs); above the rule pack's
+/// `refund_two_officers_above_minor` a second officer must also approve.
+pub async fn approve_refund(
+    store: &Store,
+    refund: &Refund,
+    by: &Party,
+    comment: Option<&str>,
+    key: &str,
+    today: NaiveDate,
+) -> AppResult<RefundApproval> {
+    let institution = store.institution(&refund.institution).await?;
+    if by.is_described_by(&refund.requested_by) {
+        return Err(refused(ApprovalRefusal::SamePerson {
+            what: format!("refund {}", refund.id),
+            requested_by: refund.requested_by.clone(),
+        }));
+    }
+    if refund.state != RefundState::Requested {
+        return Err(AppError::conflict(
+            "refund_already_decided",
+            format!(
+                "refund {} is {}, not waiting for a decision",
+                refund.id,
+                refund.state.code()
+            ),
+        ));
+    }
+    let rules = store.rules_for(&institution, today).await?;
+    let amount_minor = match refund.amount_minor {
+        Some(a) => a,
+        // Everything not yet consumed: what the enrollment holds now.
+        None => store
+            .balances(&institution.id)
+            .await?
+            .balance(&AccountCode::Prepaid(refund.enrollment.clone()).to_string()),
+    };
+    if !refund_needs_second_officer(amount_minor, rules.params.refund_two_officers_above_minor) {
+        let decided = refunds::decide(
+            store,
+            refund,
+            refunds::Decision::Approve,
+            &by.describe(),
+            comment,
+            today,
+        )
+        .await?;
+        return Ok(RefundApproval::Decided(decided));
+    }
+    let amount = ledger_core::domain::money::format_minor(amount_minor, institution.currency);
+    let approval = record(
+        store,
+        approval_id_for(&by.token_id, &format!("refund\0{}\0{key}", refund.id)),
+        ApprovalKind::Refund,
+        institution.jurisdiction.clone(),
+        Some(&institution),
+        refund.id.to_string(),
+        encode(&RefundPayload {
+            refund_id: refund.id.to_string(),
+            comment: comment.map(str::to_string),
+        })?,
+        format!(
+            "refund {amount} {} to {} (refund {}, above the rule pack's threshold)",
+            institution.currency.code(),
+            refund.payee.name,
+            refund.id
+        ),
+        by,
+        store.now(),
+    )
+    .await?;
+    Ok(RefundApproval::Waiting(approval))
+}
+
+fn floor_refusal(pack: &RulePack, l: &Loosening) -> AppError {
+    AppError::forbidden(
+        "loosens_floor",
+        format!(
+            "rule pack {}@{}: {} {} would loosen {} set by {}; only that jurisdiction or one above it may loosen it",
+            pack.jurisdiction, pack.version, l.param, l.to, l.from, l.set_by
+        ),
+    )
+}
+
+/// What publishing a rule pack did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    /// Tightens or leaves the limits alone: in force from its date.
+    InForce,
+    /// Loosens a limit its own jurisdiction set: waits for a second officer.
+    Waiting(Box<Approval>),
+}
+
+/// Publishes a rule pack as `by` asked: refused when it loosens a limit set
+/// above its jurisdiction (`loosens_floor`, naming the parameter, the floor
+/// and who set it); waiting for a second officer when it loosens one of
+/// its own; otherwise in force at once.
+pub async fn publish_rule_pack(
+    store: &Store,
+    pack: &RulePack,
+    by: &Party,
+    key: &str,
+) -> AppResult<Published> {
+    pack.params.validate()?;
+    let (chain, packs) = store.rule_context(&pack.jurisdiction).await?;
+    // A version already published is a replay (or a clash the store names).
+    if packs
+        .iter()
+        .any(|p| p.jurisdiction == pack.jurisdiction && p.version == pack.version)
+    {
+        crate::app::registry::publish_rule_pack(store, pack).await?;
+        return Ok(Published::InForce);
+    }
+    let changes = limit_changes(&chain, &packs, pack);
+    if let Some(l) = changes.below_floor.first() {
+        return Err(floor_refusal(pack, l));
+    }
+    if changes.loosened.is_empty() {
+        crate::app::registry::publish_rule_pack(store, pack).await?;
+        return Ok(Published::InForce);
+    }
+    let what = changes
+        .loosened
+        .iter()
+        .map(|l| format!("{} {} → {} (set by {})", l.param, l.from, l.to, l.set_by))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let approval = record(
+        store,
+        approval_id_for(&by.token_id, &format!("rule_pack\0{key}")),
+        ApprovalKind::RulePack,
+        pack.jurisdiction.clone(),
+        None,
+        format!("{}@{}", pack.jurisdiction, pack.version),
+        encode(&RulePackPayload {
+            version: pack.version,
+            effective_from: pack.effective_from,
+            params: pack.params.clone(),
+        })?,
+        format!(
+            "rule pack {}@{} from {} loosens {what}",
+            pack.jurisdiction, pack.version, pack.effective_from
+        ),
+        by,
+        store.now(),
+    )
+    .await?;
+    Ok(Published::Waiting(Box::new(approval)))
+}
+
+/// The rule every publication obeys, with or without a second officer:
+/// no pack loosens a limit set above its jurisdiction.
+pub async fn check_floors(store: &Store, pack: &RulePack) -> AppResult<()> {
+    let (chain, packs) = store.rule_context(&pack.jurisdiction).await?;
+    let changes = limit_changes(&chain, &packs, pack);
+    match changes.below_floor.first() {
+        Some(l) => Err(floor_refusal(pack, l)),
+        None => Ok(()),
+    }
+}
+
+/// A request by its id (ours: "AP" and hex; anything else is not looked up).
+pub async fn find(store: &Store, id: &str) -> AppResult<Approval> {
+    let not_found = || AppError::not_found(format!("approval {id:?}"));
+    if !(id.len() == 22 && id.starts_with("AP")) {
+        return Err(not_found());
+    }
+    store.approval(id).await?.ok_or_else(not_found)
+}
+
+/// One page of the requests whose jurisdiction `sees` accepts, oldest
+/// first, after `cursor`; and the cursor of the next page.
+pub async fn list(
+    store: &Store,
+    sees: impl Fn(&JurisdictionCode) -> bool,
+    pending_only: bool,
+    cursor: Option<&str>,
+    limit: usize,
+) -> AppResult<(Vec<Approval>, Option<String>)> {
+    let mut items: Vec<Approval> = store
+        .approvals(cursor, pending_only)
+        .await?
+        .into_iter()
+        .filter(|a| sees(&a.jurisdiction))
+        .take(limit + 1)
+        .collect();
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|a| a.id.clone())
+    } else {
+        None
+    };
+    Ok((items, next))
+}
+
+/// A second officer approves: the effect happens (once), then the
+/// decision is recorded.
+pub async fn approve(store: &Store, approval: &Approval, by: &Party) -> AppResult<Approval> {
+    check_approver(approval, by).map_err(refused)?;
+    let today = crate::app::jobs::today(store);
+    match approval.kind {
+        ApprovalKind::Release => {
+            let p: ReleasePayload = decode(approval)?;
+            let institution = institution_of(store, approval).await?;
+            releases::release(
+                store,
+                &institution,
+                ClientId::parse(p.instruction_id)?,
+                &p.amount,
+                store.now(),
+            )
+            .await?;
+        }
+        ApprovalKind::PayeeChange => {
+            let p: PayeePayload = decode(approval)?;
+            let institution = institution_of(store, approval).await?;
+            let set_by = format!(
+                "{}, approved by {} (approval {})",
+                approval.requested_by,
+                by.describe(),
+                approval.id
+            );
+            releases::set_payee(
+                store,
+                &institution,
+                Payee {
+                    name: p.name,
+                    account: p.account,
+                    bank: p.bank,
+                },
+                &set_by,
+            )
+            .await?;
+        }
+        ApprovalKind::Refund => {
+            let p: RefundPayload = decode(approval)?;
+            let refund = refunds::find(store, &p.refund_id).await?;
+            // The refund's own requester may not be the second officer either.
+            check_officer(
+                &format!("refund {}", refund.id),
+                &approval.jurisdiction,
+                by,
+                by.is_described_by(&refund.requested_by),
+                &refund.requested_by,
+            )
+            .map_err(refused)?;
+            let comment = format!(
+                "{}; approved first by {} (approval {})",
+                p.comment.as_deref().unwrap_or("approved"),
+                approval.requested_by,
+                approval.id
+            );
+            refunds::decide(
+                store,
+                &refund,
+                refunds::Decision::Approve,
+                &by.describe(),
+                Some(&comment),
+                today,
+            )
+            .await?;
+        }
+        ApprovalKind::RulePack => {
+            let p: RulePackPayload = decode(approval)?;
+            let pack = RulePack {
+                jurisdiction: approval.jurisdiction.clone(),
+                version: p.version,
+                effective_from: p.effective_from,
+                params: p.params,
+            };
+            // The floors above may have tightened since it was asked.
+            check_floors(store, &pack).await?;
+            crate::app::registry::publish_rule_pack(store, &pack).await?;
+        }
+    }
+    decide(store, approval, by, true, None).await
+}
+
+/// A second officer rejects, with the reason: nothing happens, ever.
+pub async fn reject(
+    store: &Store,
+    approval: &Approval,
+    by: &Party,
+    reason: &str,
+) -> AppResult<Approval> {
+    if reason.trim().is_empty() {
+        return Err(AppError::invalid(
+            "invalid_field",
+            "reason",
+            "a rejection says why: give a reason",
+        ));
+    }
+    check_approver(approval, by).map_err(refused)?;
+    decide(store, approval, by, false, Some(reason)).await
+}
+
+async fn decide(
+    store: &Store,
+    approval: &Approval,
+    by: &Party,
+    approved: bool,
+    reason: Option<&str>,
+) -> AppResult<Approval> {
+    let decided = store
+        .decide_approval(
+            &approval.id,
+            &Decision {
+                approved,
+                by: by.describe(),
+                token: by.token_id.clone(),
+                reason: reason.map(str::to_string),
+                at: store.now(),
+            },
+        )
+        .await?;
+    match &decided.decision {
+        Some(d) if d.approved == approved && d.token == by.token_id => Ok(decided),
+        _ => Err(AppError::conflict(
+            "approval_already_decided",
+            format!("approval {} is already {}", decided.id, decided.state()),
+        )),
+    }
+}
+
+async fn institution_of(store: &Store, approval: &Approval) -> AppResult<Institution> {
+    let id = approval.institution.as_ref().ok_or_else(|| {
+        AppError::Store(ledger_core::StoreError::Corrupt(format!(
+            "approval {} names no institution",
+            approval.id
+        )))
+    })?;
+    Ok(store.institution(id).await?)
+}
