@@ -707,6 +707,9 @@ async fn every_append_only_table_refuses_truncate_on_postgres() {
         "refunds",
         "record_heads",
         "audit_head",
+        "lessons",
+        "lesson_events",
+        "institution_freezes",
     ] {
         let error = refused(&db, &format!("truncate {table} cascade"))
             .await

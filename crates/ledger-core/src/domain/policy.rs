@@ -104,6 +104,15 @@ pub struct RuleParams {
     pub holidays: Option<Vec<NaiveDate>>,
     /// Weekend days worked instead of a holiday (调休), likewise.
     pub makeup_working_days: Option<Vec<NaiveDate>>,
+    /// Lessons recorded and not answered by the family within this many
+    /// working days are deemed confirmed (15 nationally, 7 in places).
+    pub lesson_confirm_working_days: Option<u32>,
+    /// When confirmed earnings are released (per lesson, weekly, or N
+    /// working days after confirmation).
+    pub release_cadence: Option<crate::domain::lessons::ReleaseCadence>,
+    /// Kept in escrow beyond what families are owed: this share of unearned
+    /// tuition (basis points) is never released.
+    pub release_reserve_bp: Option<u32>,
 }
 
 impl RuleParams {
@@ -152,6 +161,9 @@ impl RuleParams {
             // Weekends only, until a pack names its holidays.
             holidays: None,
             makeup_working_days: None,
+            lesson_confirm_working_days: Some(15),
+            release_cadence: Some(crate::domain::lessons::ReleaseCadence::Weekly),
+            release_reserve_bp: None,
         }
     }
 
@@ -196,7 +208,10 @@ impl RuleParams {
             outflow_period_red_minor,
             single_debit_share_bp,
             feed_silence_days,
-            feed_silence_red_days
+            feed_silence_red_days,
+            lesson_confirm_working_days,
+            release_cadence,
+            release_reserve_bp
         );
         if child.holidays.is_some() {
             self.holidays.clone_from(&child.holidays);
@@ -247,6 +262,20 @@ impl RuleParams {
             if matches!(bp, Some(b) if b == 0 || b > 1_000_000) {
                 return Err(bad(&format!("{name} must be 1 to 1000000 basis points")));
             }
+        }
+        if matches!(self.lesson_confirm_working_days, Some(n) if n == 0 || n > 366) {
+            return Err(bad("lesson_confirm_working_days must be 1 to 366"));
+        }
+        if matches!(
+            self.release_cadence,
+            Some(crate::domain::lessons::ReleaseCadence::WorkingDaysAfterConfirmation(n)) if n > 366
+        ) {
+            return Err(bad(
+                "release_cadence: working_days_after_confirmation must be 0 to 366",
+            ));
+        }
+        if matches!(self.release_reserve_bp, Some(b) if b > 10_000) {
+            return Err(bad("release_reserve_bp must be 0 to 10000 basis points"));
         }
         if matches!(self.delivery_stall_drop_pct, Some(p) if p == 0 || p > 100) {
             return Err(bad("delivery_stall_drop_pct must be 1 to 100"));
