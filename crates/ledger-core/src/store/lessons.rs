@@ -117,7 +117,10 @@ impl Store {
             field: "hours",
             reason: format!("{} class hours is more than any package holds", new.hours),
         })?;
-        let id: String = in_tx!(self, |tx, now| {
+        let id: String = in_tx!(self, |tx, now, dialect| {
+            // Records are numbered in the institution's order: one writer
+            // at a time (SQLite's one writer is the lock there).
+            dialect.lock_key(&mut tx, "lessons", institution).await?;
             let kept: Option<String> = match request_key {
                 Some(k) => sqlx::query_scalar(
                     "select lesson_id from lessons where institution_id = $1 and request_key = $2",
@@ -322,7 +325,8 @@ impl Store {
     ) -> Result<i64> {
         self.institution(institution).await?;
         let id = institution.as_str();
-        Ok(in_tx!(self, |tx, now| {
+        Ok(in_tx!(self, |tx, now, dialect| {
+            dialect.lock_key(&mut tx, "freezes", id).await?;
             let seq: i64 = sqlx::query_scalar(
                 "select cast(coalesce(max(seq), 0) + 1 as bigint) from institution_freezes \
                  where institution_id = $1",
