@@ -587,3 +587,160 @@ async fn families_confirm_dispute_and_stay_silent_and_releases_follow(backend: B
     t.server.stop().await;
 }
 crate::both!(families_confirm_dispute_and_stay_silent_and_releases_follow);
+
+/// Per-lesson cadence with a 10% reserve: an officer rejecting a dispute
+/// earns the lessons; of two answers racing on one record exactly one is
+/// taken; the release keeps the reserve out, to the fen.
+async fn a_rejected_dispute_is_earned_and_the_reserve_stays_in_escrow(backend: Backend) {
+    let clock = Clock::manual(at(9, 1, 8));
+    let server = Server::start_clocked(backend, clock.clone()).await;
+    jurisdictions(&server.store).await;
+    server
+        .store
+        .put_rule_pack(&RulePack {
+            jurisdiction: code("410922"),
+            version: 1,
+            effective_from: day(2026, 1, 1),
+            params: RuleParams {
+                release_cadence: Some(ReleaseCadence::PerLesson),
+                release_reserve_bp: Some(1_000),
+                ..RuleParams::default()
+            },
+        })
+        .await
+        .unwrap();
+    let institution = institution(&server.store, "INS-B", "410922").await;
+    let school = server
+        .token(Role::Institution, Scope::Institution(institution.clone()))
+        .await;
+    let officer = server
+        .token(Role::Officer, Scope::Jurisdiction(code("410922")))
+        .await;
+    let (status, e1) = server
+        .post(
+            &school,
+            "/v1/institutions/INS-B/enrollments",
+            "enr-1",
+            json!({"id": "E-1", "student_ref": "S-1", "hours_bought": 40, "price": "4000.00",
+                   "course_start": "2026-09-01", "course_end": "2026-11-30"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{e1}");
+    let family = e1["family_token"].as_str().unwrap().to_string();
+    pay(&server.store, &institution, "E-1", "pay-1", 400_000).await;
+    bank_account(&server.store, "FAKE", &institution, "6222000000000009").await;
+    let payee = Payee {
+        name: "INS-B School".into(),
+        account: "6222000011113333".into(),
+        bank: "CMBCCNBS".into(),
+    };
+    server
+        .store
+        .set_payee(&institution, &payee, "setup")
+        .await
+        .unwrap();
+    let bank = FakeBank::start().await;
+    let mut banks = BankDirectory::default();
+    banks
+        .add("FAKE", bank.url(), DEFAULT_CREDENTIAL, Some(500))
+        .unwrap();
+
+    clock.set(at(9, 15, 17));
+    for (key, hours) in [("l-1", 10), ("l-2", 2)] {
+        let (status, body) = server
+            .post(
+                &school,
+                "/v1/institutions/INS-B/lessons",
+                key,
+                json!({"enrollment": "E-1", "hours": hours, "occurred_on": "2026-09-15"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    // A confirmation and a dispute of L1 at once: one is taken.
+    let (a, b) = tokio::join!(
+        server.post(
+            &family,
+            "/v1/institutions/INS-B/lessons/L1/confirm",
+            "race-c",
+            json!({})
+        ),
+        server.post(
+            &family,
+            "/v1/institutions/INS-B/lessons/L1/dispute",
+            "race-d",
+            json!({"reason": "raced"})
+        ),
+    );
+    let taken = [&a, &b]
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .count();
+    assert_eq!(taken, 1, "{a:?} {b:?}");
+    let lost = if a.0 == StatusCode::OK { &b } else { &a };
+    assert_eq!(lost.0, StatusCode::CONFLICT, "{lost:?}");
+    assert_eq!(lost.1["code"], "lesson_step_refused");
+    let (_, l1) = server
+        .get(&family, "/v1/institutions/INS-B/lessons/L1")
+        .await;
+    assert_eq!(l1["trail"].as_array().unwrap().len(), 1, "{l1}");
+    let decide = |lesson: &'static str, key: &'static str| {
+        server.post(
+            &officer,
+            if lesson == "L1" {
+                "/v1/institutions/INS-B/lessons/L1/decision"
+            } else {
+                "/v1/institutions/INS-B/lessons/L2/decision"
+            },
+            key,
+            json!({"outcome": "reject", "reason": "the attendance sheet is signed"}),
+        )
+    };
+    if l1["state"] == "disputed" {
+        let (status, body) = decide("L1", "r-1").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, d2) = server
+        .post(
+            &family,
+            "/v1/institutions/INS-B/lessons/L2/dispute",
+            "d-2",
+            json!({"reason": "we left early"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{d2}");
+    let (status, r2) = decide("L2", "r-2").await;
+    assert_eq!(status, StatusCode::OK, "{r2}");
+    assert_eq!(r2["lesson"]["state"], "dispute_rejected");
+    assert_eq!(r2["entry"]["postings"][0]["amount"], "200.00");
+    let (status, again) = decide("L2", "r-2b").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+
+    // Earned 1,200.00; unearned 2,800.00 keeps a 280.00 reserve.
+    let tick = tick_jobs(&server.store, &banks, &[Job::Release, Job::Workflow])
+        .await
+        .unwrap();
+    assert_eq!(tick.releases_instructed, 1, "{tick:?}");
+    assert_eq!(bank.payments().len(), 1);
+    assert_eq!(bank.payments()[0].amount, "920.00");
+    assert_eq!(bank.payments()[0].instruction_id, "REL-D2026-09-15");
+    let tick = tick_jobs(&server.store, &banks, &[Job::Release, Job::Workflow])
+        .await
+        .unwrap();
+    assert_eq!(tick.releases_instructed, 0, "{tick:?}");
+    let (_, r) = server
+        .get(&officer, "/v1/institutions/INS-B/releasable")
+        .await;
+    assert_eq!(
+        (
+            r["unreleased"].as_str(),
+            r["reserve"].as_str(),
+            r["releasable"].as_str()
+        ),
+        (Some("280.00"), Some("280.00"), Some("0.00")),
+        "{r}"
+    );
+    bank.stop().await;
+    server.stop().await;
+}
+crate::both!(a_rejected_dispute_is_earned_and_the_reserve_stays_in_escrow);

@@ -703,6 +703,27 @@ mod tests {
     }
 
     #[test]
+    fn release_cadences_read_as_a_bureau_writes_them() {
+        use crate::domain::lessons::ReleaseCadence;
+        for (json, cadence) in [
+            (r#""per_lesson""#, ReleaseCadence::PerLesson),
+            (r#""weekly""#, ReleaseCadence::Weekly),
+            (
+                r#"{"working_days_after_confirmation": 3}"#,
+                ReleaseCadence::WorkingDaysAfterConfirmation(3),
+            ),
+        ] {
+            let params: RuleParams =
+                serde_json::from_str(&format!(r#"{{"release_cadence": {json}}}"#)).unwrap();
+            assert_eq!(params.release_cadence, Some(cadence));
+        }
+        assert!(serde_json::from_str::<RuleParams>(r#"{"release_cadence": "monthly"}"#).is_err());
+        let national = RuleParams::national_defaults();
+        assert_eq!(national.lesson_confirm_working_days, Some(15));
+        assert_eq!(national.release_cadence, Some(ReleaseCadence::Weekly));
+    }
+
+    #[test]
     fn rule_packs_with_out_of_range_or_inverted_risk_thresholds_are_invalid() {
         #[track_caller]
         fn check(params: RuleParams, reason: &str) {
@@ -732,6 +753,29 @@ mod tests {
                 ..Default::default()
             },
             "delivery_stall_drop_pct must be 1 to 100",
+        );
+        check(
+            RuleParams {
+                lesson_confirm_working_days: Some(0),
+                ..Default::default()
+            },
+            "lesson_confirm_working_days must be 1 to 366",
+        );
+        check(
+            RuleParams {
+                release_cadence: Some(
+                    crate::domain::lessons::ReleaseCadence::WorkingDaysAfterConfirmation(367),
+                ),
+                ..Default::default()
+            },
+            "release_cadence: working_days_after_confirmation must be 0 to 366",
+        );
+        check(
+            RuleParams {
+                release_reserve_bp: Some(10_001),
+                ..Default::default()
+            },
+            "release_reserve_bp must be 0 to 10000 basis points",
         );
         check(
             RuleParams {
