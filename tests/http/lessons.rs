@@ -228,7 +228,7 @@ async fn families_confirm_dispute_and_stay_silent_and_releases_follow(backend: B
     assert_eq!(status, StatusCode::CONFLICT, "{again}");
     assert_eq!(again["code"], "lesson_step_refused");
     let (status, other) = t
-        .step(&t.family[0], "L2", "dispute", "d-x", json!({"reason": "?"}))
+        .step(&t.family[0], "L2", "confirm", "c-x", json!({}))
         .await;
     assert_eq!(
         status,
