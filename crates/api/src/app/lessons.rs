@@ -573,8 +573,18 @@ pub async fn check_manual_release(
     Ok(())
 }
 
+/// The bank instruction id of an institution's release cycle: the end-to-end
+/// id the bank sees and dedupes on, so unique across institutions (eight hex
+/// digits of the SHA-256 of the institution id) and fixed by the cycle
+/// (`REL-1A2B3C4D-W2026-09-28`, at most 35 characters as pain.001 allows).
+pub fn cycle_instruction_id(institution: &Institution, cycle: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = hex::encode(Sha256::digest(institution.id.as_str().as_bytes()));
+    format!("REL-{}-{cycle}", digest[..8].to_ascii_uppercase())
+}
+
 /// The release job for one institution: on a release day of its rule
-/// pack's cadence, one instruction for the cycle (`REL-<cycle>`) to the
+/// pack's cadence, one instruction for the cycle (`cycle_instruction_id`) to the
 /// payee on file, of what may be released; none when there is nothing,
 /// no payee, or the cycle's instruction exists already.
 pub async fn release_cycle(
@@ -591,7 +601,7 @@ pub async fn release_cycle(
     let Some((cycle, cutoff)) = cadence.cycle(&rules.params.calendar()?, today) else {
         return Ok(None);
     };
-    let instruction = format!("REL-{cycle}");
+    let instruction = cycle_instruction_id(institution, &cycle);
     if entries(store, institution)
         .await?
         .iter()
