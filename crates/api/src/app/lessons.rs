@@ -616,6 +616,18 @@ pub async fn release_cycle(
     if r.releasable_minor <= 0 {
         return Ok(None);
     }
+    // One runner makes the cycle's instruction (the others see the claim);
+    // one that dies before making it leaves the earnings to the next cycle.
+    if !store
+        .claim_job_run(
+            &format!("release:{}", institution.id),
+            &cycle,
+            &format!("pid {}", std::process::id()),
+        )
+        .await?
+    {
+        return Ok(None);
+    }
     let amount = format_minor(r.releasable_minor, institution.currency);
     let entry = crate::app::releases::instruct(
         store,
