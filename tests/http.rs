@@ -276,9 +276,9 @@ async fn tokens_are_checked_and_revocable(backend: Backend) {
     let (status, _) = server
         .post(
             &c.school,
-            "/v1/institutions/INS-A/consumptions",
+            "/v1/institutions/INS-A/lessons",
             "k-2",
-            json!({"enrollment": "E-1", "hours": 0}),
+            json!({"enrollment": "E-1", "hours": 0, "occurred_on": "2026-09-10"}),
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -307,9 +307,9 @@ async fn tokens_are_checked_and_revocable(backend: Backend) {
             ),
             (
                 "POST",
-                "/v1/institutions/INS-A/consumptions",
+                "/v1/institutions/INS-A/lessons",
                 422,
-                "invalid_field",
+                "hours_must_be_positive",
                 Some("institution")
             ),
         ]
@@ -385,7 +385,7 @@ async fn teaching_and_payments_reach_the_books(backend: Backend) {
     let after_payment = paid["recorded_at"].as_str().unwrap().to_string();
     let (status, used) = server
         .post(
-            &school,
+            &c.platform,
             "/v1/institutions/INS-NEW/consumptions",
             "use-1",
             json!({"enrollment": "E-7", "hours": 3}),
@@ -897,7 +897,7 @@ async fn bad_input_is_refused_precisely_and_changes_nothing(backend: Backend) {
     for (what, path, key, body, status, code, field) in cases {
         let token = if path == "/v1/institutions" {
             &c.officer
-        } else if path.ends_with("payments") {
+        } else if path.ends_with("payments") || path.ends_with("consumptions") {
             &c.platform
         } else {
             &c.school
@@ -2023,6 +2023,8 @@ both!(officers_see_risk_and_work_alerts);
 mod approvals;
 #[path = "http/exactly_once.rs"]
 mod exactly_once;
+#[path = "http/lessons.rs"]
+mod lessons;
 #[path = "http/matrix.rs"]
 mod matrix;
 #[path = "http/refunds.rs"]

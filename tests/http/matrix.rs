@@ -37,6 +37,12 @@ struct Endpoint {
 use Role::*;
 
 const READERS: &[Role] = &[Officer, Platform, Institution, Admin];
+/// Those who read one enrollment's account: the readers, and its family.
+const FAMILY_READERS: &[Role] = &[Officer, Platform, Institution, Admin, Family];
+
+/// Pending lesson records of E-FAM per institution: one for each use of
+/// `{l}` (every role, inside and out, of the two endpoints that answer).
+const LESSONS_PER_INSTITUTION: usize = 2 * 6;
 
 fn endpoints() -> Vec<Endpoint> {
     let none = |_: &Fixture, _: usize| None;
@@ -114,7 +120,10 @@ fn endpoints() -> Vec<Endpoint> {
             method: Method::POST,
             path: "/v1/institutions/{i}/consumptions",
             target: Target::Institution,
-            allowed: &[Institution, Platform, Admin],
+            // Lessons confirmed elsewhere, straight into the books: the
+            // platform's imports only (institutions record lessons for the
+            // family to confirm).
+            allowed: &[Platform, Admin],
             body: |_, _| Some(json!({"enrollment": "E-USE", "hours": 1})),
             success: StatusCode::CREATED,
         },
@@ -219,10 +228,10 @@ fn endpoints() -> Vec<Endpoint> {
             method: Method::POST,
             path: "/v1/institutions/{i}/refunds",
             target: Target::Institution,
-            allowed: &[Officer, Platform, Institution, Admin],
+            allowed: &[Officer, Platform, Institution, Admin, Family],
             body: |_, _| {
                 Some(
-                    json!({"enrollment": "E-PAY", "payee": {"name": "Li", "account": "6222", "bank": "CMBCCNBS"}}),
+                    json!({"enrollment": "E-FAM", "payee": {"name": "Li", "account": "6222", "bank": "CMBCCNBS"}}),
                 )
             },
             success: StatusCode::CREATED,
@@ -314,6 +323,80 @@ fn endpoints() -> Vec<Endpoint> {
             success: StatusCode::CREATED,
         },
         Endpoint {
+            name: "record lessons",
+            method: Method::POST,
+            path: "/v1/institutions/{i}/lessons",
+            target: Target::Institution,
+            allowed: &[Institution, Platform, Admin],
+            body: |_, _| {
+                Some(json!({"enrollment": "E-USE", "hours": 1, "occurred_on": "2026-11-01"}))
+            },
+            success: StatusCode::CREATED,
+        },
+        Endpoint {
+            name: "list lessons",
+            method: Method::GET,
+            path: "/v1/institutions/{i}/lessons",
+            target: Target::Institution,
+            allowed: FAMILY_READERS,
+            body: none,
+            success: StatusCode::OK,
+        },
+        Endpoint {
+            name: "enrollment account",
+            method: Method::GET,
+            path: "/v1/institutions/{i}/enrollments/E-FAM/account",
+            target: Target::Institution,
+            allowed: FAMILY_READERS,
+            body: none,
+            success: StatusCode::OK,
+        },
+        Endpoint {
+            name: "confirm lessons",
+            method: Method::POST,
+            path: "/v1/institutions/{i}/lessons/{l}/confirm",
+            target: Target::Institution,
+            allowed: &[Family, Admin],
+            body: |_, _| Some(json!({})),
+            success: StatusCode::OK,
+        },
+        Endpoint {
+            name: "dispute lessons",
+            method: Method::POST,
+            path: "/v1/institutions/{i}/lessons/{l}/dispute",
+            target: Target::Institution,
+            allowed: &[Family, Admin],
+            body: |_, _| Some(json!({"reason": "no class that day"})),
+            success: StatusCode::OK,
+        },
+        Endpoint {
+            name: "freeze releases",
+            method: Method::POST,
+            path: "/v1/institutions/{i}/freezes",
+            target: Target::Institution,
+            allowed: &[Officer, Admin],
+            body: |_, _| Some(json!({"action": "freeze", "reason": "rectification"})),
+            success: StatusCode::CREATED,
+        },
+        Endpoint {
+            name: "list freezes",
+            method: Method::GET,
+            path: "/v1/institutions/{i}/freezes",
+            target: Target::Institution,
+            allowed: READERS,
+            body: none,
+            success: StatusCode::OK,
+        },
+        Endpoint {
+            name: "releasable",
+            method: Method::GET,
+            path: "/v1/institutions/{i}/releasable",
+            target: Target::Institution,
+            allowed: READERS,
+            body: none,
+            success: StatusCode::OK,
+        },
+        Endpoint {
             name: "upload feed",
             method: Method::POST,
             path: "/v1/feeds?bank={b}",
@@ -368,6 +451,24 @@ async fn setup(server: &Server, cases: usize) -> Vec<(Role, String)> {
         let id = institution(&server.store, f.target_institution, county).await;
         enrollment(&server.store, &id, "E-PAY", 10, 500_000).await;
         enrollment(&server.store, &id, "E-USE", 60, 500_000).await;
+        enrollment(&server.store, &id, "E-FAM", 60, 500_000).await;
+        for _ in 0..LESSONS_PER_INSTITUTION {
+            server
+                .store
+                .record_lesson(
+                    &ledger_core::store::NewLesson {
+                        institution: id.clone(),
+                        enrollment: ledger_core::EnrollmentId::parse("E-FAM").unwrap(),
+                        hours: 1,
+                        occurred_on: day(2026, 10, 8),
+                        recorded_by: "setup".into(),
+                        answer_by: day(2026, 10, 29),
+                    },
+                    None,
+                )
+                .await
+                .unwrap();
+        }
         pay(&server.store, &id, "E-USE", "prepay", 500_000).await;
         let taught = ledger_core::Request {
             institution: id.clone(),
@@ -417,9 +518,13 @@ async fn setup(server: &Server, cases: usize) -> Vec<(Role, String)> {
     for (role, scope) in [
         (Officer, Scope::Jurisdiction(code("410900"))),
         (Platform, Scope::Jurisdiction(code("410900"))),
-        (Institution, Scope::Institution(inside)),
+        (Institution, Scope::Institution(inside.clone())),
         (Bank, Scope::Bank(INSIDE.target_bank.into())),
         (Admin, Scope::All),
+        (
+            Family,
+            Scope::Enrollment(inside, ledger_core::EnrollmentId::parse("E-FAM").unwrap()),
+        ),
     ] {
         tokens.push((role, server.token(role, scope).await));
     }
@@ -432,6 +537,8 @@ async fn every_endpoint_by_every_role_in_and_out_of_scope(backend: Backend) {
     let cases = endpoints.len() * Role::ALL.len() * 2;
     let tokens = setup(&server, cases).await;
     let mut n = 0;
+    // The next pending lesson record of each institution, for `{l}`.
+    let mut lesson = [0usize; 2];
     let mut failures = Vec::new();
     for e in &endpoints {
         for (role, token) in &tokens {
@@ -450,6 +557,14 @@ async fn every_endpoint_by_every_role_in_and_out_of_scope(backend: Backend) {
                     )
                     .replace("{b}", f.target_bank)
                     .replace("{n}", &n.to_string());
+                let path = if path.contains("{l}") {
+                    let next = &mut lesson[usize::from(!inside)];
+                    *next += 1;
+                    assert!(*next <= LESSONS_PER_INSTITUTION);
+                    path.replace("{l}", &format!("L{next}"))
+                } else {
+                    path
+                };
                 let mut request = server.request(e.method.clone(), Some(token), &path);
                 if e.method != Method::GET {
                     request = request.header("Idempotency-Key", format!("m-{n}"));

@@ -690,7 +690,11 @@ async fn a_release_is_paid_to_the_payee_on_file(backend: Backend) {
     .await;
     assert_eq!(
         (status, p["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("would_overdraw")),
+        // Capped by what may be released, with the figures.
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("release_exceeds_releasable")
+        ),
         "{p}"
     );
     let (status, asked) = s

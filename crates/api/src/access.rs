@@ -2,7 +2,7 @@
 //! HTTP layer asks these questions in one place (`http::guard`), with the
 //! target it has loaded.
 
-use ledger_core::{Institution, InstitutionId, JurisdictionCode};
+use ledger_core::{EnrollmentId, Institution, InstitutionId, JurisdictionCode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -17,15 +17,19 @@ pub enum Role {
     Platform,
     /// Everything, including tokens.
     Admin,
+    /// A family: one enrollment (its token handed over by the institution
+    /// when the enrollment was made).
+    Family,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Officer,
         Role::Bank,
         Role::Institution,
         Role::Platform,
         Role::Admin,
+        Role::Family,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +39,7 @@ impl Role {
             Role::Institution => "institution",
             Role::Platform => "platform",
             Role::Admin => "admin",
+            Role::Family => "family",
         }
     }
 
@@ -50,6 +55,8 @@ pub enum Scope {
     Jurisdiction(JurisdictionCode),
     Institution(InstitutionId),
     Bank(String),
+    /// One enrollment of one institution (a family).
+    Enrollment(InstitutionId, EnrollmentId),
 }
 
 impl Scope {
@@ -59,15 +66,19 @@ impl Scope {
             Scope::Jurisdiction(_) => "jurisdiction",
             Scope::Institution(_) => "institution",
             Scope::Bank(_) => "bank",
+            Scope::Enrollment(..) => "enrollment",
         }
     }
 
+    /// The scope's id as kept: an enrollment is `<institution>/<enrollment>`
+    /// ('/' is in no id).
     pub fn id(&self) -> Option<String> {
         match self {
             Scope::All => None,
             Scope::Jurisdiction(c) => Some(c.as_str().to_string()),
             Scope::Institution(i) => Some(i.as_str().to_string()),
             Scope::Bank(b) => Some(b.clone()),
+            Scope::Enrollment(i, e) => Some(format!("{i}/{e}")),
         }
     }
 
@@ -81,6 +92,15 @@ impl Scope {
                 .map(Scope::Institution)
                 .map_err(|e| e.to_string()),
             ("bank", Some(id)) => Ok(Scope::Bank(id.to_string())),
+            ("enrollment", Some(id)) => {
+                let (i, e) = id.split_once('/').ok_or_else(|| {
+                    format!("enrollment scope {id:?} is not <institution>/<enrollment>")
+                })?;
+                Ok(Scope::Enrollment(
+                    InstitutionId::parse(i).map_err(|e| e.to_string())?,
+                    EnrollmentId::parse(e).map_err(|e| e.to_string())?,
+                ))
+            }
             (kind, id) => Err(format!("scope {kind:?} with id {id:?} is not a scope")),
         }
     }
@@ -93,6 +113,7 @@ pub fn check_grant(role: Role, scope: &Scope) -> Result<(), String> {
         Role::Bank => "bank",
         Role::Institution => "institution",
         Role::Admin => "all",
+        Role::Family => "enrollment",
     };
     if scope.kind() == wanted {
         Ok(())
@@ -146,6 +167,19 @@ pub enum Action {
     /// Approve or reject another officer's request (maker–checker); the
     /// person rules are `ledger_core::domain::approvals`.
     Approve,
+    /// Lessons already confirmed elsewhere, straight into the books
+    /// (imported history: the platform's batch and consumption routes).
+    PostConfirmedLessons,
+    /// One enrollment's account: paid, lessons, refundable, refunds.
+    ReadEnrollment,
+    /// Confirm or dispute recorded lessons (the family).
+    AnswerLessons,
+    /// Decide a disputed lesson record (an officer).
+    ResolveDisputes,
+    /// Freeze an institution's releases, and lift the freeze.
+    FreezeReleases,
+    /// Settle an approved refund another way (paid by the institution).
+    SettleRefund,
 }
 
 /// The permission table: which role may take which action on what it can
@@ -165,13 +199,28 @@ pub fn permits(role: Role, action: Action) -> bool {
                 | Release
                 | ReportEvents
                 | Approve
+                | ReadEnrollment
+                | ResolveDisputes
+                | FreezeReleases
+                | SettleRefund
         ),
         Role::Platform => matches!(
             action,
-            ReadBooks | RecordTeaching | RecordPayments | RequestRefund | ReportEvents
+            ReadBooks
+                | RecordTeaching
+                | RecordPayments
+                | RequestRefund
+                | ReportEvents
+                | PostConfirmedLessons
+                | ReadEnrollment
+                | SettleRefund
         ),
-        Role::Institution => matches!(action, ReadBooks | RecordTeaching | RequestRefund),
+        Role::Institution => matches!(
+            action,
+            ReadBooks | RecordTeaching | RequestRefund | ReadEnrollment | SettleRefund
+        ),
         Role::Bank => matches!(action, RecordPayments | SendFeeds),
+        Role::Family => matches!(action, ReadEnrollment | AnswerLessons | RequestRefund),
     }
 }
 
@@ -181,7 +230,7 @@ impl Caller {
         match &self.scope {
             Scope::All => true,
             Scope::Jurisdiction(scope) => scope.covers(code),
-            Scope::Institution(_) | Scope::Bank(_) => false,
+            Scope::Institution(_) | Scope::Bank(_) | Scope::Enrollment(..) => false,
         }
     }
 
@@ -192,7 +241,17 @@ impl Caller {
             Scope::All => true,
             Scope::Jurisdiction(scope) => scope.covers(&institution.jurisdiction),
             Scope::Institution(id) => *id == institution.id,
+            Scope::Enrollment(id, _) => *id == institution.id,
             Scope::Bank(_) => banked_here,
+        }
+    }
+
+    /// Whether the caller can see this enrollment of an institution it can
+    /// see: a family only its own.
+    pub fn sees_enrollment(&self, enrollment: &EnrollmentId) -> bool {
+        match &self.scope {
+            Scope::Enrollment(_, own) => own == enrollment,
+            _ => true,
         }
     }
 
@@ -216,6 +275,10 @@ mod tests {
             Scope::Jurisdiction(JurisdictionCode::parse("410922").unwrap()),
             Scope::Institution(InstitutionId::parse("INS-1").unwrap()),
             Scope::Bank("PYB".into()),
+            Scope::Enrollment(
+                InstitutionId::parse("INS-1").unwrap(),
+                EnrollmentId::parse("E-1").unwrap(),
+            ),
         ];
         for role in Role::ALL {
             let fitting = scopes

@@ -14,6 +14,7 @@ pub mod evidence;
 pub mod feeds;
 pub mod jobs;
 pub mod jurisdictions;
+pub mod lessons;
 pub mod outbox;
 pub mod reconcile;
 pub mod refunds;

@@ -179,6 +179,8 @@ pub fn job_name(job: Job) -> &'static str {
         Job::Risk => "risk",
         Job::Reconcile => "reconcile",
         Job::Pull => "pull",
+        Job::Lessons => "lessons",
+        Job::Release => "release",
     }
 }
 
@@ -205,7 +207,7 @@ fn job_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Job>, D::Error> {
             .find(|j| job_name(*j) == name.to_ascii_lowercase())
             .ok_or_else(|| {
                 serde::de::Error::custom(format!(
-                    "unknown job {name:?}: the jobs are workflow, risk, reconcile and pull"
+                    "unknown job {name:?}: the jobs are workflow, risk, reconcile, pull, lessons and release"
                 ))
             })?;
         if !jobs.contains(&job) {

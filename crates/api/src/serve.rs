@@ -61,6 +61,11 @@ pub enum JobArg {
     /// New statements pulled from the banks that offer them (each bank at
     /// most once a minute).
     Pull,
+    /// Lessons unanswered past the rule pack's window deemed confirmed;
+    /// earned lessons posted.
+    Lessons,
+    /// Confirmed earnings released on the rule pack's cadence.
+    Release,
 }
 
 impl JobArg {
@@ -75,6 +80,8 @@ impl JobArg {
                 JobArg::Risk => Job::Risk,
                 JobArg::Reconcile => Job::Reconcile,
                 JobArg::Pull => Job::Pull,
+                JobArg::Lessons => Job::Lessons,
+                JobArg::Release => Job::Release,
             })
             .collect()
     }

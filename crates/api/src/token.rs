@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use ledger_core::store::TokenRecord;
-use ledger_core::{InstitutionId, JurisdictionCode, Store};
+use ledger_core::{EnrollmentId, InstitutionId, JurisdictionCode, Store};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -21,9 +21,13 @@ pub enum TokenCommand {
         /// Officers and platforms: the jurisdiction (a city covers its counties).
         #[arg(long, conflicts_with_all = ["institution", "bank"])]
         jurisdiction: Option<String>,
-        /// Institution tokens: the institution.
+        /// Institution tokens: the institution (and family tokens: the
+        /// enrollment's institution).
         #[arg(long, conflicts_with = "bank")]
         institution: Option<String>,
+        /// Family tokens: the enrollment (with --institution).
+        #[arg(long, requires = "institution")]
+        enrollment: Option<String>,
         /// Bank tokens: the supervising bank's id.
         #[arg(long)]
         bank: Option<String>,
@@ -97,6 +101,16 @@ pub async fn create(
         Scope::Institution(id) => {
             store.institution(id).await?;
         }
+        Scope::Enrollment(id, enrollment) => {
+            if !store
+                .enrollments(id)
+                .await?
+                .iter()
+                .any(|e| e.id == *enrollment)
+            {
+                anyhow::bail!("institution {id} has no enrollment {enrollment}");
+            }
+        }
         Scope::Bank(bank) => {
             if !store.banks().await?.iter().any(|b| b == bank) {
                 anyhow::bail!("bank {bank:?} is not registered (escrow-ledger bank add)");
@@ -115,14 +129,18 @@ pub async fn run(store: &Store, command: TokenCommand) -> anyhow::Result<ExitCod
             role,
             jurisdiction,
             institution,
+            enrollment,
             bank,
             name,
             json,
         } => {
-            let scope = match (jurisdiction, institution, bank) {
-                (Some(j), _, _) => Scope::Jurisdiction(JurisdictionCode::parse(j)?),
-                (_, Some(i), _) => Scope::Institution(InstitutionId::parse(i)?),
-                (_, _, Some(b)) => Scope::Bank(b),
+            let scope = match (jurisdiction, institution, bank, enrollment) {
+                (Some(j), _, _, _) => Scope::Jurisdiction(JurisdictionCode::parse(j)?),
+                (_, Some(i), _, Some(e)) => {
+                    Scope::Enrollment(InstitutionId::parse(i)?, EnrollmentId::parse(e)?)
+                }
+                (_, Some(i), _, None) => Scope::Institution(InstitutionId::parse(i)?),
+                (_, _, Some(b), _) => Scope::Bank(b),
                 _ => Scope::All,
             };
             let (token, record) = create(store, role, scope, name).await?;

@@ -15,6 +15,7 @@ pub mod entry;
 pub mod error;
 pub mod feeds;
 pub mod ids;
+pub mod lessons;
 pub mod money;
 pub mod policy;
 pub mod recon;

@@ -709,6 +709,9 @@ async fn every_append_only_table_refuses_truncate_on_postgres() {
         "audit_head",
         "approvals",
         "approval_decisions",
+        "lessons",
+        "lesson_events",
+        "institution_freezes",
     ] {
         let error = refused(&db, &format!("truncate {table} cascade"))
             .await

@@ -18,7 +18,7 @@ use ledger_core::domain::approvals::{
 };
 use ledger_core::domain::policy::floors::{limit_changes, Loosening};
 use ledger_core::domain::refunds::{Payee, Refund, RefundState};
-use ledger_core::{AccountCode, Amount, ClientId, Institution, JurisdictionCode, RulePack, Store};
+use ledger_core::{AccountCode, ClientId, Institution, JurisdictionCode, RulePack, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::app::{refunds, releases, AppError, AppResult};
@@ -114,7 +114,7 @@ async fn record(
 /// Asks for a manual release of `amount` to the payee on file, under
 /// `instruction_id` (the bank instruction's end-to-end id once approved).
 /// Checked now as the release itself would be (the id's shape, a payee on
-/// file, the amount); the books check what is releasable on approval.
+/// file, the amount, what is releasable today); checked again on approval.
 pub async fn request_release(
     store: &Store,
     institution: &Institution,
@@ -123,8 +123,9 @@ pub async fn request_release(
     by: &Party,
     at: DateTime<Utc>,
 ) -> AppResult<Approval> {
-    releases::check_release(store, institution, &instruction_id, amount).await?;
-    let parsed = Amount::parse(amount, institution.currency)?;
+    let parsed = releases::check_release(store, institution, &instruction_id, amount).await?;
+    crate::app::lessons::check_manual_release(store, institution, parsed.minor(), at.date_naive())
+        .await?;
     let decimal = ledger_core::domain::money::format_minor(parsed.minor(), institution.currency);
     record(
         store,

@@ -34,10 +34,23 @@ pub enum Job {
     /// New statements pulled from the banks that offer them (each bank at
     /// most once a minute).
     Pull,
+    /// Lessons unanswered past the rule pack's window deemed confirmed, and
+    /// earned lessons posted into the books.
+    Lessons,
+    /// Confirmed earnings released on each institution's cadence: one
+    /// instruction per institution and cycle, to the payee on file.
+    Release,
 }
 
 impl Job {
-    pub const ALL: [Job; 4] = [Job::Pull, Job::Workflow, Job::Risk, Job::Reconcile];
+    pub const ALL: [Job; 6] = [
+        Job::Pull,
+        Job::Lessons,
+        Job::Release,
+        Job::Workflow,
+        Job::Risk,
+        Job::Reconcile,
+    ];
 }
 
 /// What one pass of the runner did, for logs and tests.
@@ -66,6 +79,15 @@ pub struct Tick {
     /// Approved refunds escrow cannot pay now: each has a red alert and is
     /// tried again on the next pass.
     pub set_aside: u32,
+    /// Lesson records the family left unanswered past their day.
+    pub lessons_deemed_confirmed: u32,
+    /// Earned lesson records posted into the books.
+    pub lessons_posted: u32,
+    /// Earned lesson records the books still refuse (tried again).
+    pub lessons_not_posted: u32,
+    /// Release instructions made by the release job (one per institution
+    /// and cycle).
+    pub releases_instructed: u32,
 }
 
 /// One pass of every job.
@@ -118,6 +140,33 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> Ap
                         tracing::warn!(%bank, %account, %error, "pull stopped; the next pass resumes from the checkpoint");
                     }
                 }
+            }
+        }
+    }
+    if jobs.contains(&Job::Lessons) {
+        let pass = crate::app::lessons::deem_and_post(store, today).await?;
+        t.lessons_deemed_confirmed += pass.deemed_confirmed;
+        t.lessons_posted += pass.posted;
+        t.lessons_not_posted += pass.not_posted;
+    }
+    // Releases follow the lessons just deemed and posted; the outbox
+    // (the workflow job) sends them.
+    if jobs.contains(&Job::Release) {
+        let now = store.now();
+        for i in store.institutions().await? {
+            if i.status != ledger_core::InstitutionStatus::Active {
+                continue;
+            }
+            match crate::app::lessons::release_cycle(store, &i, today, now).await {
+                Ok(Some(_)) => t.releases_instructed += 1,
+                Ok(None) => {}
+                // One institution's refusal does not hold up the others.
+                Err(e @ crate::app::AppError::Refused { .. })
+                | Err(e @ crate::app::AppError::Invalid { .. })
+                | Err(e @ crate::app::AppError::Conflict { .. }) => {
+                    tracing::warn!(institution = %i.id, error = %e, "release cycle refused");
+                }
+                Err(e) => return Err(e),
             }
         }
     }

@@ -61,11 +61,42 @@ pub async fn check_release(
     })
 }
 
-/// Releases `amount` of earned tuition: a pending entry, and so an outbox
-/// row the runner sends to the bank under `instruction_id`. An officer's
-/// manual release reaches here only through a second officer's approval
-/// (`app::approvals`).
+/// An officer's release of `amount` of earned tuition, capped by what may
+/// be released now (confirmed, unreleased, not held by a freeze, beyond the
+/// reserve): a pending entry, and so an outbox row the runner sends to the
+/// bank under `instruction_id`. It reaches here only through a second
+/// officer's approval (`app::approvals`), which checked the cap when it was
+/// asked for too.
 pub async fn release(
+    store: &Store,
+    institution: &Institution,
+    instruction_id: ClientId,
+    amount: &str,
+    at: DateTime<Utc>,
+) -> AppResult<Entry> {
+    // A repeat of a release already made is its replay, whatever was
+    // released since.
+    let made = store
+        .entries(&institution.id, 0, i64::MAX)
+        .await?
+        .into_iter()
+        .any(|e| e.client_id == instruction_id);
+    if !made {
+        let asked = check_release(store, institution, &instruction_id, amount).await?;
+        crate::app::lessons::check_manual_release(
+            store,
+            institution,
+            asked.minor(),
+            at.date_naive(),
+        )
+        .await?;
+    }
+    instruct(store, institution, instruction_id, amount, at).await
+}
+
+/// Instructs a release of `amount` (the release job's cycle, or an
+/// officer's release once checked and approved).
+pub async fn instruct(
     store: &Store,
     institution: &Institution,
     instruction_id: ClientId,

@@ -24,6 +24,14 @@ fn action_name(action: Action) -> &'static str {
         Action::ReadAudit => "read the audit log",
         Action::ReportEvents => "report institution events",
         Action::Approve => "approve or reject another officer's request",
+        Action::PostConfirmedLessons => {
+            "post lessons straight into the books (record them for the family to confirm: POST /v1/institutions/{id}/lessons)"
+        }
+        Action::ReadEnrollment => "read an enrollment's account",
+        Action::AnswerLessons => "confirm or dispute lessons (the family does)",
+        Action::ResolveDisputes => "decide disputed lessons",
+        Action::FreezeReleases => "freeze or unfreeze an institution's releases",
+        Action::SettleRefund => "settle refunds",
     }
 }
 
@@ -168,4 +176,15 @@ pub async fn visible_institutions(
 /// A permission check for actions without a loaded target (lists).
 pub fn may(caller: &Caller, action: Action) -> ApiResult<()> {
     permitted(caller, action)
+}
+
+/// An enrollment named in a request, as the caller may name it: a family
+/// token naming another enrollment gets what an absent one gets (404).
+pub fn enrollment_in_scope(caller: &Caller, enrollment: &str) -> ApiResult<()> {
+    match &caller.scope {
+        Scope::Enrollment(_, own) if own.as_str() != enrollment => {
+            Err(ApiError::not_found(format!("enrollment {enrollment:?}")))
+        }
+        _ => Ok(()),
+    }
 }

@@ -165,10 +165,15 @@ async fn idempotent_inner(
         tracing::error!(error = %e, "response body could not be read");
         ApiError::internal()
     })?;
+    let mut kept_body = String::from_utf8_lossy(&body).into_owned();
+    // A secret shown once is not kept in plain text: a repeat shows it redacted.
+    if let Some(ShownOnce(secret)) = parts.extensions.get::<ShownOnce>() {
+        kept_body = kept_body.replace(secret.as_str(), REDACTED);
+    }
     let answer = KeptAnswer {
         request_hash: request_hash.clone(),
         status: status.as_u16(),
-        body: String::from_utf8_lossy(&body).into_owned(),
+        body: kept_body,
     };
     let audit = AuditRecord {
         request_id: request_id.clone(),
@@ -197,6 +202,14 @@ async fn idempotent_inner(
     parts.extensions.insert(AuditKept);
     Ok(Response::from_parts(parts, Body::from(body)))
 }
+
+/// Left on a response by a handler whose answer holds a secret shown once
+/// (a new family token): the kept answer has it redacted.
+#[derive(Debug, Clone)]
+pub struct ShownOnce(pub String);
+
+/// What a repeat shows in place of a secret shown once.
+pub const REDACTED: &str = "(shown once, not kept)";
 
 /// Left on a response whose audit record was already written, with its
 /// kept answer in one transaction.

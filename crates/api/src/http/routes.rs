@@ -6,6 +6,7 @@ pub mod books;
 pub mod events;
 pub mod feeds;
 pub mod flows;
+pub mod lessons;
 pub mod ops;
 pub mod oversight;
 pub mod reconciliation;

@@ -150,6 +150,14 @@ pub enum LedgerError {
     InvalidField { field: &'static str, reason: String },
     #[error("institution {institution} is {status} and takes no new entries")]
     InstitutionNotActive { institution: String, status: String },
+    #[error("institution {institution} has no lesson record {lesson}")]
+    UnknownLesson { institution: String, lesson: String },
+    #[error("the lesson record cannot be {step}: it is {state} ({reason})")]
+    LessonStepRefused {
+        step: &'static str,
+        state: &'static str,
+        reason: String,
+    },
 }
 
 /// What kind of refusal a rule is, for an edge to answer by: HTTP maps each
@@ -182,14 +190,16 @@ impl LedgerError {
             | UnknownSuggestion { .. }
             | UnknownBank { .. }
             | UnknownBankAccount { .. }
-            | UnknownAccount { .. } => ErrorKind::NotFound,
+            | UnknownAccount { .. }
+            | UnknownLesson { .. } => ErrorKind::NotFound,
             ExistsWithDifferentFields { .. }
             | AlreadyResolved { .. }
             | AlreadyClaimed { .. }
             | SuggestionDecided { .. }
             | NotPending { .. }
             | BankAccountTaken { .. }
-            | InvalidAlertTransition { .. } => ErrorKind::Conflict,
+            | InvalidAlertTransition { .. }
+            | LessonStepRefused { .. } => ErrorKind::Conflict,
             InvalidAmount { .. }
             | AmountMustBePositive { .. }
             | TooManyDecimals { .. }
@@ -263,6 +273,8 @@ impl LedgerError {
             UnknownBankAccount { .. } => "unknown_bank_account",
             BankAccountTaken { .. } => "bank_account_taken",
             InvalidField { .. } => "invalid_field",
+            UnknownLesson { .. } => "unknown_lesson",
+            LessonStepRefused { .. } => "lesson_step_refused",
         }
     }
 }

@@ -109,6 +109,15 @@ pub struct RuleParams {
     /// different officer's approval (none set: one officer decides).
     #[serde(default)]
     pub refund_two_officers_above_minor: Option<i64>,
+    /// Lessons recorded and not answered by the family within this many
+    /// working days are deemed confirmed (15 nationally, 7 in places).
+    pub lesson_confirm_working_days: Option<u32>,
+    /// When confirmed earnings are released (per lesson, weekly, or N
+    /// working days after confirmation).
+    pub release_cadence: Option<crate::domain::lessons::ReleaseCadence>,
+    /// Kept in escrow beyond what families are owed: this share of unearned
+    /// tuition (basis points) is never released.
+    pub release_reserve_bp: Option<u32>,
 }
 
 impl RuleParams {
@@ -158,6 +167,9 @@ impl RuleParams {
             holidays: None,
             makeup_working_days: None,
             refund_two_officers_above_minor: None,
+            lesson_confirm_working_days: Some(15),
+            release_cadence: Some(crate::domain::lessons::ReleaseCadence::Weekly),
+            release_reserve_bp: None,
         }
     }
 
@@ -203,7 +215,10 @@ impl RuleParams {
             single_debit_share_bp,
             feed_silence_days,
             feed_silence_red_days,
-            refund_two_officers_above_minor
+            refund_two_officers_above_minor,
+            lesson_confirm_working_days,
+            release_cadence,
+            release_reserve_bp
         );
         if child.holidays.is_some() {
             self.holidays.clone_from(&child.holidays);
@@ -254,6 +269,20 @@ impl RuleParams {
             if matches!(bp, Some(b) if b == 0 || b > 1_000_000) {
                 return Err(bad(&format!("{name} must be 1 to 1000000 basis points")));
             }
+        }
+        if matches!(self.lesson_confirm_working_days, Some(n) if n == 0 || n > 366) {
+            return Err(bad("lesson_confirm_working_days must be 1 to 366"));
+        }
+        if matches!(
+            self.release_cadence,
+            Some(crate::domain::lessons::ReleaseCadence::WorkingDaysAfterConfirmation(n)) if n > 366
+        ) {
+            return Err(bad(
+                "release_cadence: working_days_after_confirmation must be 0 to 366",
+            ));
+        }
+        if matches!(self.release_reserve_bp, Some(b) if b > 10_000) {
+            return Err(bad("release_reserve_bp must be 0 to 10000 basis points"));
         }
         if matches!(self.delivery_stall_drop_pct, Some(p) if p == 0 || p > 100) {
             return Err(bad("delivery_stall_drop_pct must be 1 to 100"));
@@ -685,6 +714,27 @@ mod tests {
     }
 
     #[test]
+    fn release_cadences_read_as_a_bureau_writes_them() {
+        use crate::domain::lessons::ReleaseCadence;
+        for (json, cadence) in [
+            (r#""per_lesson""#, ReleaseCadence::PerLesson),
+            (r#""weekly""#, ReleaseCadence::Weekly),
+            (
+                r#"{"working_days_after_confirmation": 3}"#,
+                ReleaseCadence::WorkingDaysAfterConfirmation(3),
+            ),
+        ] {
+            let params: RuleParams =
+                serde_json::from_str(&format!(r#"{{"release_cadence": {json}}}"#)).unwrap();
+            assert_eq!(params.release_cadence, Some(cadence));
+        }
+        assert!(serde_json::from_str::<RuleParams>(r#"{"release_cadence": "monthly"}"#).is_err());
+        let national = RuleParams::national_defaults();
+        assert_eq!(national.lesson_confirm_working_days, Some(15));
+        assert_eq!(national.release_cadence, Some(ReleaseCadence::Weekly));
+    }
+
+    #[test]
     fn rule_packs_with_out_of_range_or_inverted_risk_thresholds_are_invalid() {
         #[track_caller]
         fn check(params: RuleParams, reason: &str) {
@@ -714,6 +764,29 @@ mod tests {
                 ..Default::default()
             },
             "delivery_stall_drop_pct must be 1 to 100",
+        );
+        check(
+            RuleParams {
+                lesson_confirm_working_days: Some(0),
+                ..Default::default()
+            },
+            "lesson_confirm_working_days must be 1 to 366",
+        );
+        check(
+            RuleParams {
+                release_cadence: Some(
+                    crate::domain::lessons::ReleaseCadence::WorkingDaysAfterConfirmation(367),
+                ),
+                ..Default::default()
+            },
+            "release_cadence: working_days_after_confirmation must be 0 to 366",
+        );
+        check(
+            RuleParams {
+                release_reserve_bp: Some(10_001),
+                ..Default::default()
+            },
+            "release_reserve_bp must be 0 to 10000 basis points",
         );
         check(
             RuleParams {

@@ -5,6 +5,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::domain::wire::WireRequest;
@@ -14,10 +15,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::access::{Action, Caller};
+use crate::access::{Action, Caller, Role, Scope};
 use crate::app::books;
 use crate::http::problem::{ApiError, ApiResult, Json, Problem, Query};
-use crate::http::record::Accepted;
+use crate::http::record::{Accepted, ShownOnce};
 use crate::http::views::{EnrollmentPage, EnrollmentView, EntryView, PageParams};
 use crate::http::{guard, AppState};
 
@@ -51,14 +52,14 @@ pub struct NewEnrollment {
     request_body = NewEnrollment,
     params(("id" = String, Path, description = "Institution id"),
            ("Idempotency-Key" = String, Header, description = "Repeats get the first answer")),
-    responses((status = 201, body = EnrollmentView), (status = 404, body = Problem),
+    responses((status = 201, body = NewEnrollmentView), (status = 404, body = Problem),
               (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn create_enrollment(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     Json(body): Json<NewEnrollment>,
-) -> ApiResult<(StatusCode, Json<EnrollmentView>)> {
+) -> ApiResult<Response> {
     let i = guard::institution(&state, &caller, &id, Action::RecordTeaching).await?;
     let price =
         Amount::parse(&body.price, i.currency).map_err(|e| ApiError::from(e).on_field("price"))?;
@@ -74,7 +75,40 @@ async fn create_enrollment(
         course_end: body.course_end,
     };
     books::enroll(&state.store, &enrollment).await?;
-    Ok((StatusCode::CREATED, Json(EnrollmentView::from(&enrollment))))
+    // The family's own token, scoped to this enrollment: shown once, kept
+    // only as a hash (a repeat of this request shows it redacted).
+    let (token, _) = crate::token::create(
+        &state.store,
+        Role::Family,
+        Scope::Enrollment(i.id.clone(), enrollment.id.clone()),
+        Some(format!("family of {} at {}", enrollment.id, i.id)),
+    )
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "family token not created");
+        ApiError::internal()
+    })?;
+    let mut response = (
+        StatusCode::CREATED,
+        Json(NewEnrollmentView {
+            enrollment: EnrollmentView::from(&enrollment),
+            family_token: token.clone(),
+        }),
+    )
+        .into_response();
+    response.extensions_mut().insert(ShownOnce(token));
+    Ok(response)
+}
+
+/// An enrollment just recorded, with the token its family uses.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct NewEnrollmentView {
+    #[serde(flatten)]
+    pub enrollment: EnrollmentView,
+    /// The family's bearer token (role `family`, this enrollment only): the
+    /// institution hands it over. Shown once; a repeat of the request shows
+    /// it redacted.
+    pub family_token: String,
 }
 
 /// The institution's enrollments (packages of class hours sold), by id, a
@@ -206,7 +240,10 @@ pub struct NewConsumption {
     pub external_ref: Option<String>,
 }
 
-/// Record lessons delivered (课消): earns tuition at the price paid.
+/// Post lessons already confirmed elsewhere (imported history: the
+/// platform) straight into the books: earns tuition at the price paid. An
+/// institution records lessons for the family to confirm instead
+/// (`POST /v1/institutions/{id}/lessons`).
 #[utoipa::path(post, path = "/v1/institutions/{id}/consumptions", tag = "flows",
     request_body = NewConsumption,
     params(("id" = String, Path, description = "Institution id"),
@@ -221,7 +258,7 @@ async fn record_consumption(
     Path(id): Path<String>,
     Json(body): Json<NewConsumption>,
 ) -> ApiResult<(StatusCode, Json<EntryView>)> {
-    let i = guard::institution(&state, &caller, &id, Action::RecordTeaching).await?;
+    let i = guard::institution(&state, &caller, &id, Action::PostConfirmedLessons).await?;
     if body.hours == 0 {
         return Err(ApiError::invalid("hours", "hours must be positive"));
     }
@@ -310,7 +347,7 @@ async fn post_batch(
         };
         let action = match item.op.as_str() {
             "pay_tuition" => Action::RecordPayments,
-            "consume_lessons" => Action::RecordTeaching,
+            "consume_lessons" => Action::PostConfirmedLessons,
             other => {
                 return Err(at(ApiError::invalid(
                     "op",

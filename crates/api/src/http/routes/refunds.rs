@@ -146,6 +146,8 @@ async fn request_refund(
     Json(body): Json<NewRefund>,
 ) -> ApiResult<(StatusCode, Json<RefundView>)> {
     let i = guard::institution(&state, &caller, &id, Action::RequestRefund).await?;
+    // A family asks only for its own enrollment; another is not there.
+    guard::enrollment_in_scope(&caller, &body.enrollment)?;
     let ask = refunds::RefundAsk {
         enrollment: body.enrollment,
         amount: body.amount,
@@ -179,6 +181,9 @@ async fn find(
 ) -> ApiResult<(Refund, Currency)> {
     let not_found = || ApiError::not_found(format!("refund {id:?}"));
     let r = refunds::find(&state.store, id).await?;
+    if !caller.sees_enrollment(&r.enrollment) {
+        return Err(not_found());
+    }
     let i = guard::institution(state, caller, r.institution.as_str(), action)
         .await
         .map_err(|e| {
@@ -326,7 +331,7 @@ async fn paid_by_institution(
     Path(id): Path<String>,
     Json(body): Json<InstitutionPayment>,
 ) -> ApiResult<Json<RefundView>> {
-    let (r, currency) = find(&state, &caller, &id, Action::RequestRefund).await?;
+    let (r, currency) = find(&state, &caller, &id, Action::SettleRefund).await?;
     settle(
         &state,
         &caller,

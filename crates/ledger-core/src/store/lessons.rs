@@ -1,0 +1,373 @@
+//! Lesson records and their trails, and officers' freezes of an
+//! institution's releases, both dialects. Append-only: a step is a new row
+//! of the trail, numbered after the last one the caller saw, so of two
+//! racing answers exactly one is written (the other meets the primary key).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::domain::error::LedgerError;
+use crate::domain::ids::{EnrollmentId, InstitutionId};
+use crate::domain::lessons::{Lesson, LessonEvent, LessonRecord, LessonState};
+use crate::store::rows::corrupt_as;
+use crate::store::{DbTime, Result, Store, StoreError};
+
+const LESSON_COLUMNS: &str = "select institution_id, lesson_id, enrollment_id, \
+    cast(hours as bigint) as hours, occurred_on, recorded_by, recorded_at, answer_by from lessons";
+
+#[derive(sqlx::FromRow)]
+struct LessonRow {
+    institution_id: String,
+    lesson_id: String,
+    enrollment_id: String,
+    hours: i64,
+    occurred_on: NaiveDate,
+    recorded_by: String,
+    recorded_at: DbTime,
+    answer_by: NaiveDate,
+}
+
+impl TryFrom<LessonRow> for LessonRecord {
+    type Error = StoreError;
+    fn try_from(r: LessonRow) -> Result<Self> {
+        Ok(LessonRecord {
+            institution: InstitutionId::parse(r.institution_id).map_err(corrupt_as("lesson"))?,
+            id: r.lesson_id,
+            enrollment: EnrollmentId::parse(r.enrollment_id).map_err(corrupt_as("lesson"))?,
+            hours: u32::try_from(r.hours).map_err(corrupt_as("lesson hours"))?,
+            occurred_on: r.occurred_on,
+            recorded_by: r.recorded_by,
+            recorded_at: r.recorded_at.utc(),
+            answer_by: r.answer_by,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct LessonEventRow {
+    lesson_id: String,
+    seq: i64,
+    at: DbTime,
+    on_day: NaiveDate,
+    actor: String,
+    state: String,
+    reason: Option<String>,
+}
+
+impl TryFrom<LessonEventRow> for (String, LessonEvent) {
+    type Error = StoreError;
+    fn try_from(r: LessonEventRow) -> Result<Self> {
+        Ok((
+            r.lesson_id,
+            LessonEvent {
+                seq: r.seq,
+                at: r.at.utc(),
+                on_day: r.on_day,
+                actor: r.actor,
+                state: LessonState::parse(&r.state).map_err(corrupt_as("lesson state"))?,
+                reason: r.reason,
+            },
+        ))
+    }
+}
+
+/// What an institution recorded, before the store numbers it.
+#[derive(Debug, Clone)]
+pub struct NewLesson {
+    pub institution: InstitutionId,
+    pub enrollment: EnrollmentId,
+    pub hours: u32,
+    pub occurred_on: NaiveDate,
+    pub recorded_by: String,
+    pub answer_by: NaiveDate,
+}
+
+/// An officer's freeze of an institution's releases, or its lift.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FreezeRecord {
+    pub seq: i64,
+    /// `true`: frozen from then on; `false`: lifted.
+    pub frozen: bool,
+    pub reason: String,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct FreezeRow {
+    seq: i64,
+    frozen: bool,
+    reason: String,
+    actor: String,
+    at: DbTime,
+}
+
+impl Store {
+    /// Records lessons as pending confirmation, numbered `L<n>` in the
+    /// institution's order. With a `request_key`, the record already kept
+    /// under it is returned instead of a second one.
+    pub async fn record_lesson(
+        &self,
+        new: &NewLesson,
+        request_key: Option<&str>,
+    ) -> Result<LessonRecord> {
+        let institution = new.institution.as_str();
+        let hours = i32::try_from(new.hours).map_err(|_| LedgerError::InvalidField {
+            field: "hours",
+            reason: format!("{} class hours is more than any package holds", new.hours),
+        })?;
+        let id: String = in_tx!(self, |tx, now, dialect| {
+            // Records are numbered in the institution's order: one writer
+            // at a time (SQLite's one writer is the lock there).
+            dialect.lock_key(&mut tx, "lessons", institution).await?;
+            let kept: Option<String> = match request_key {
+                Some(k) => sqlx::query_scalar(
+                    "select lesson_id from lessons where institution_id = $1 and request_key = $2",
+                )
+                .bind(institution)
+                .bind(k)
+                .fetch_optional(&mut *tx)
+                .await?,
+                None => None,
+            };
+            if let Some(id) = kept {
+                id
+            } else {
+                let n: i64 = sqlx::query_scalar(
+                    "select cast(count(*) + 1 as bigint) from lessons where institution_id = $1",
+                )
+                .bind(institution)
+                .fetch_one(&mut *tx)
+                .await?;
+                let id = format!("L{n}");
+                let inserted = sqlx::query(
+                    "insert into lessons (institution_id, lesson_id, enrollment_id, hours, occurred_on, \
+                       recorded_by, recorded_at, answer_by, request_key) \
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(institution)
+                .bind(&id)
+                .bind(new.enrollment.as_str())
+                .bind(hours)
+                .bind(new.occurred_on)
+                .bind(&new.recorded_by)
+                .bind(now)
+                .bind(new.answer_by)
+                .bind(request_key)
+                .execute(&mut *tx)
+                .await;
+                match inserted {
+                    Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                        return Err(LedgerError::UnknownEnrollment {
+                            institution: institution.to_string(),
+                            enrollment: new.enrollment.to_string(),
+                        }
+                        .into())
+                    }
+                    other => other?,
+                };
+                id
+            }
+        });
+        self.lesson_record(&new.institution, &id).await
+    }
+
+    /// The lesson record kept under a request key, if any.
+    pub async fn lesson_by_request_key(
+        &self,
+        institution: &InstitutionId,
+        key: &str,
+    ) -> Result<Option<String>> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "select lesson_id from lessons where institution_id = $1 and request_key = $2"
+        )
+        .bind(institution.as_str())
+        .bind(key)
+        .fetch_optional(pool)
+        .await?))
+    }
+
+    async fn lesson_record(&self, institution: &InstitutionId, id: &str) -> Result<LessonRecord> {
+        let row: Option<LessonRow> = on_pool!(self, |pool| sqlx::query_as(&format!(
+            "{LESSON_COLUMNS} where institution_id = $1 and lesson_id = $2"
+        ))
+        .bind(institution.as_str())
+        .bind(id)
+        .fetch_optional(pool)
+        .await?);
+        row.map(LessonRecord::try_from).transpose()?.ok_or_else(|| {
+            LedgerError::UnknownLesson {
+                institution: institution.to_string(),
+                lesson: id.to_string(),
+            }
+            .into()
+        })
+    }
+
+    /// One lesson record with its trail.
+    pub async fn lesson(&self, institution: &InstitutionId, id: &str) -> Result<Option<Lesson>> {
+        let row: Option<LessonRow> = on_pool!(self, |pool| sqlx::query_as(&format!(
+            "{LESSON_COLUMNS} where institution_id = $1 and lesson_id = $2"
+        ))
+        .bind(institution.as_str())
+        .bind(id)
+        .fetch_optional(pool)
+        .await?);
+        let Some(row) = row else { return Ok(None) };
+        let mut lessons = self.with_trails(vec![row]).await?;
+        Ok(lessons.pop())
+    }
+
+    /// An institution's lesson records (of one enrollment, or all), in the
+    /// order recorded, each with its trail.
+    pub async fn lessons(
+        &self,
+        institution: &InstitutionId,
+        enrollment: Option<&EnrollmentId>,
+    ) -> Result<Vec<Lesson>> {
+        let e = enrollment.map(|e| e.as_str().to_string());
+        let rows: Vec<LessonRow> = on_pool!(self, |pool| sqlx::query_as(&format!(
+            "{LESSON_COLUMNS} where institution_id = $1 and ($2 is null or enrollment_id = $2) \
+             order by recorded_at, lesson_id"
+        ))
+        .bind(institution.as_str())
+        .bind(e)
+        .fetch_all(pool)
+        .await?);
+        self.with_trails(rows).await
+    }
+
+    /// Records nobody has answered yet, of every institution: what the
+    /// lessons job deems confirmed once their day has passed.
+    pub async fn unanswered_lessons(&self) -> Result<Vec<LessonRecord>> {
+        let rows: Vec<LessonRow> = on_pool!(self, |pool| sqlx::query_as(&format!(
+            "{LESSON_COLUMNS} l where not exists (select 1 from lesson_events e \
+               where e.institution_id = l.institution_id and e.lesson_id = l.lesson_id) \
+             order by institution_id, recorded_at, lesson_id"
+        ))
+        .fetch_all(pool)
+        .await?);
+        crate::store::rows::convert(rows)
+    }
+
+    async fn with_trails(&self, rows: Vec<LessonRow>) -> Result<Vec<Lesson>> {
+        let Some(first) = rows.first() else {
+            return Ok(Vec::new());
+        };
+        let institution = first.institution_id.clone();
+        let events: Vec<LessonEventRow> = on_pool!(self, |pool| sqlx::query_as(
+            "select lesson_id, cast(seq as bigint) as seq, at, on_day, actor, state, reason \
+             from lesson_events where institution_id = $1 order by lesson_id, seq",
+        )
+        .bind(&institution)
+        .fetch_all(pool)
+        .await?);
+        let mut trails: BTreeMap<String, Vec<LessonEvent>> = BTreeMap::new();
+        for e in events {
+            let (id, event) = <(String, LessonEvent)>::try_from(e)?;
+            trails.entry(id).or_default().push(event);
+        }
+        rows.into_iter()
+            .map(|r| {
+                let record = LessonRecord::try_from(r)?;
+                let trail = trails.remove(&record.id).unwrap_or_default();
+                Ok(Lesson { record, trail })
+            })
+            .collect()
+    }
+
+    /// Appends a step to a lesson record's trail, numbered `after_seq + 1`;
+    /// `false` when someone else wrote that step first.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn append_lesson_event(
+        &self,
+        institution: &InstitutionId,
+        lesson: &str,
+        after_seq: i64,
+        state: LessonState,
+        actor: &str,
+        reason: Option<&str>,
+        on_day: NaiveDate,
+    ) -> Result<bool> {
+        let now = DbTime::from(self.now());
+        let sql = "insert into lesson_events \
+                   (institution_id, lesson_id, seq, at, on_day, actor, state, reason) \
+                   values ($1, $2, $3, $4, $5, $6, $7, $8)";
+        let seq = i32::try_from(after_seq + 1).map_err(corrupt_as("lesson event seq"))?;
+        let written = on_pool!(self, |pool| sqlx::query(sql)
+            .bind(institution.as_str())
+            .bind(lesson)
+            .bind(seq)
+            .bind(now)
+            .bind(on_day)
+            .bind(actor)
+            .bind(state.code())
+            .bind(reason)
+            .execute(pool)
+            .await
+            .map(|_| ()));
+        match written {
+            Ok(()) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records an officer's freeze of the institution's releases (or its
+    /// lift); returns its number.
+    pub async fn record_freeze(
+        &self,
+        institution: &InstitutionId,
+        frozen: bool,
+        reason: &str,
+        actor: &str,
+    ) -> Result<i64> {
+        self.institution(institution).await?;
+        let id = institution.as_str();
+        Ok(in_tx!(self, |tx, now, dialect| {
+            dialect.lock_key(&mut tx, "freezes", id).await?;
+            let seq: i64 = sqlx::query_scalar(
+                "select cast(coalesce(max(seq), 0) + 1 as bigint) from institution_freezes \
+                 where institution_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query(
+                "insert into institution_freezes (institution_id, seq, frozen, reason, actor, at) \
+                 values ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(id)
+            .bind(seq as i32)
+            .bind(frozen)
+            .bind(reason)
+            .bind(actor)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            seq
+        }))
+    }
+
+    /// Every freeze and lift of the institution, in order.
+    pub async fn freezes(&self, institution: &InstitutionId) -> Result<Vec<FreezeRecord>> {
+        let rows: Vec<FreezeRow> = on_pool!(self, |pool| sqlx::query_as(
+            "select cast(seq as bigint) as seq, frozen, reason, actor, at \
+             from institution_freezes where institution_id = $1 order by seq",
+        )
+        .bind(institution.as_str())
+        .fetch_all(pool)
+        .await?);
+        Ok(rows
+            .into_iter()
+            .map(|r| FreezeRecord {
+                seq: r.seq,
+                frozen: r.frozen,
+                reason: r.reason,
+                actor: r.actor,
+                at: r.at.utc(),
+            })
+            .collect())
+    }
+}
