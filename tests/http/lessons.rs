@@ -521,6 +521,8 @@ async fn families_confirm_dispute_and_stay_silent_and_releases_follow(backend: B
         over["detail"].as_str().unwrap().contains("200.00"),
         "{over}"
     );
+    // Within what is releasable, a manual release waits for a second
+    // officer, and happens when approved.
     let (status, part) = t
         .server
         .post(
@@ -530,7 +532,29 @@ async fn families_confirm_dispute_and_stay_silent_and_releases_follow(backend: B
             json!({"amount": "50.00"}),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{part}");
+    assert_eq!(status, StatusCode::ACCEPTED, "{part}");
+    let checker = t
+        .server
+        .token_named(
+            Role::Officer,
+            Scope::Jurisdiction(code("410922")),
+            "Wang Fang",
+        )
+        .await;
+    let (status, done) = t
+        .server
+        .post(
+            &checker,
+            &format!("/v1/approvals/{}/approve", part["id"].as_str().unwrap()),
+            "ok-rel-m3",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, done["state"].as_str()),
+        (StatusCode::OK, Some("approved")),
+        "{done}"
+    );
 
     // The family asks for a refund: the rest of E-1's earnings are held
     // until it is decided.
