@@ -181,6 +181,13 @@ async fn every_institution_table_is_keyed_by_institution_first_and_never_spans_t
         "record_backfill",
         // Scheduled job runs: deployment-wide, not any institution's.
         "job_runs",
+        // The console's people: accounts, passwords, sign-in attempts and
+        // sessions (keyed by login or session, not by institution).
+        "officer_accounts",
+        "officer_passwords",
+        "sign_in_attempts",
+        "console_sessions",
+        "console_session_ends",
         "_sqlx_migrations",
     ]
     .into();

@@ -1,0 +1,647 @@
+//! The console's handlers: parse the request, check the session, the CSRF
+//! token and the scope, call the application layer, render a view.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use ledger_core::domain::alerts::{AlertAction, Severity};
+use ledger_core::{Institution, InstitutionId};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use crate::access::{permits, Action};
+use crate::app::{AppError, Kind};
+use crate::console::format::{date, percent, yuan};
+use crate::console::views::{self, line_anchor};
+use crate::console::{
+    cookie, lang, set_cookie, signed, ConsoleState, Lang, Signed, FORM_COOKIE, LANG_COOKIE,
+    SESSION_COOKIE,
+};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LangQuery {
+    pub lang: Option<String>,
+}
+
+/// A page, with the language cookie set when `?lang=` chose one.
+fn render(
+    headers: &HeaderMap,
+    query_lang: Option<&str>,
+    status: StatusCode,
+    markup: Markup,
+) -> Response {
+    let mut response = (status, Html(markup.into_string())).into_response();
+    if let Some(l @ ("en" | "zh")) = query_lang {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(headers, LANG_COOKIE, l, 365 * 24 * 3600),
+        );
+    }
+    response
+}
+
+fn signed_page(lang: Lang, title: &str, s: &Signed, body: Markup) -> Markup {
+    views::page(lang, title, Some((&s.officer.name, &s.csrf)), body)
+}
+
+/// A failed use case as a page: 404 for what the officer cannot see or
+/// does not exist, the refusal's words for bad input, and a bare 500 (the
+/// cause logged) for our own faults.
+pub fn failure(lang: Lang, e: &AppError) -> Response {
+    let (status, message) = match e.kind() {
+        Kind::NotFound => (
+            StatusCode::NOT_FOUND,
+            lang.t("没有找到。", "Not found.").to_string(),
+        ),
+        Kind::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Kind::Conflict => (StatusCode::CONFLICT, e.to_string()),
+        Kind::Forbidden => (
+            StatusCode::FORBIDDEN,
+            lang.t("无权执行此操作。", "Not allowed.").to_string(),
+        ),
+        Kind::Unavailable | Kind::Internal => {
+            tracing::error!(error = %e, "console: use case failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                lang.t(
+                    "服务内部错误,请稍后再试。",
+                    "Internal error; try again later.",
+                )
+                .to_string(),
+            )
+        }
+    };
+    let body = views::page(
+        lang,
+        lang.t("出错了", "Error"),
+        None,
+        views::error(lang, &message),
+    );
+    (status, Html(body.into_string())).into_response()
+}
+
+fn not_found(lang: Lang) -> Response {
+    failure(lang, &AppError::not_found("page"))
+}
+
+fn forbidden_form(lang: Lang) -> Response {
+    let body = views::page(
+        lang,
+        lang.t("请求被拒绝", "Refused"),
+        None,
+        views::error(
+            lang,
+            lang.t(
+                "表单已失效(缺少或错误的安全令牌),请返回重新提交。",
+                "The form is stale (its security token is missing or wrong); go back and submit it again.",
+            ),
+        ),
+    );
+    (StatusCode::FORBIDDEN, Html(body.into_string())).into_response()
+}
+
+/// Compares two tokens in time independent of where they differ.
+fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && !a.is_empty()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+pub async fn home(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
+    match signed(&state, &headers).await {
+        Ok(_) => Redirect::to("/overview").into_response(),
+        Err(r) => r,
+    }
+}
+
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("console.css"),
+    )
+        .into_response()
+}
+
+fn sign_in_page(
+    headers: &HeaderMap,
+    query_lang: Option<&str>,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
+    let lang = lang(headers, query_lang);
+    let token = crate::app::officers::form_token();
+    let body = views::page(
+        lang,
+        lang.t("登录", "Sign in"),
+        None,
+        views::sign_in(lang, &token, error),
+    );
+    let mut response = render(headers, query_lang, status, body);
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(headers, FORM_COOKIE, &token, 3600),
+    );
+    response
+}
+
+pub async fn sign_in_form(headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
+    sign_in_page(&headers, q.lang.as_deref(), StatusCode::OK, None)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SignInForm {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub login: String,
+    #[serde(default)]
+    pub password: String,
+}
+
+pub async fn sign_in(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let lang = lang(&headers, None);
+    let expected = cookie(&headers, FORM_COOKIE).unwrap_or_default();
+    if !same_token(&form.csrf, &expected) {
+        return forbidden_form(lang);
+    }
+    match crate::app::officers::sign_in(&state.store, form.login.trim(), &form.password).await {
+        Ok(s) => {
+            let mut response = Redirect::to("/overview").into_response();
+            let max_age = (s.expires_at - state.store.now()).num_seconds().max(0);
+            let h = response.headers_mut();
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(&headers, SESSION_COOKIE, &s.session_id, max_age),
+            );
+            h.append(header::SET_COOKIE, set_cookie(&headers, FORM_COOKIE, "", 0));
+            response
+        }
+        Err(e) if e.code() == "wrong_credentials" => sign_in_page(
+            &headers,
+            None,
+            StatusCode::UNAUTHORIZED,
+            Some(lang.t("账号或密码错误。", "The login or the password is wrong.")),
+        ),
+        Err(e) if e.code() == "account_locked" => sign_in_page(
+            &headers,
+            None,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(lang.t(
+                "连续登录失败次数过多,账号已锁定15分钟。",
+                "Too many failed sign-ins: the account is locked for 15 minutes.",
+            )),
+        ),
+        Err(e) => failure(lang, &e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
+pub async fn sign_out(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let lang = lang(&headers, None);
+    let s = match signed(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !same_token(&form.csrf, &s.csrf) {
+        return forbidden_form(lang);
+    }
+    if let Err(e) = crate::app::officers::sign_out(&state.store, &s.session_id).await {
+        return failure(lang, &e);
+    }
+    let mut response = Redirect::to("/sign-in").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&headers, SESSION_COOKIE, "", 0),
+    );
+    response
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct OverviewQuery {
+    pub lang: Option<String>,
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub sort: String,
+    #[serde(default)]
+    pub level: String,
+}
+
+pub async fn overview(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Query(q): Query<OverviewQuery>,
+) -> Response {
+    let lang = lang(&headers, q.lang.as_deref());
+    let s = match signed(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !permits(s.officer.role, Action::Oversee) {
+        return failure(lang, &AppError::not_found("page"));
+    }
+    let code = match s.officer.jurisdiction() {
+        Some(c) => c.clone(),
+        None => match ledger_core::JurisdictionCode::parse("000000") {
+            Ok(c) => c,
+            Err(e) => return failure(lang, &AppError::from(e)),
+        },
+    };
+    let overview = match crate::app::oversight::overview(&state.store, &code).await {
+        Ok(o) => o,
+        Err(e) => return failure(lang, &e),
+    };
+    let mut rows = overview.rows;
+    rows.sort_by(crate::app::oversight::OverviewRow::risk_order);
+    match q.sort.as_str() {
+        "coverage" => rows.sort_by_key(|r| r.sheet.coverage_basis_points().unwrap_or(i64::MAX)),
+        "owed" => rows.sort_by_key(|r| std::cmp::Reverse(r.sheet.owed_to_families_minor())),
+        "name" => rows.sort_by(|a, b| a.institution.name.cmp(&b.institution.name)),
+        _ => {}
+    }
+    let needle = q.q.trim().to_lowercase();
+    let shown: Vec<views::Row> = rows
+        .iter()
+        .filter(|r| {
+            needle.is_empty()
+                || r.institution.name.to_lowercase().contains(&needle)
+                || r.institution.licence_no.to_lowercase().contains(&needle)
+        })
+        .filter(|r| match q.level.as_str() {
+            "red" => r.red_alerts > 0,
+            "yellow" => r.red_alerts == 0 && r.yellow_alerts > 0,
+            "green" => r.red_alerts == 0 && r.yellow_alerts == 0,
+            _ => true,
+        })
+        .map(|r| views::Row {
+            id: r.institution.id.to_string(),
+            name: r.institution.name.clone(),
+            licence_no: r.institution.licence_no.clone(),
+            owed: r.sheet.owed_to_families_minor(),
+            escrow: r.sheet.escrow_minor(),
+            deposit: r.sheet.deposit_minor(),
+            coverage_bp: r.sheet.coverage_basis_points(),
+            red: r.red_alerts,
+            yellow: r.yellow_alerts,
+        })
+        .collect();
+    let totals = shown.iter().fold((0i64, 0i64, 0i64, 0u32, 0u32), |t, r| {
+        (
+            t.0.saturating_add(r.owed),
+            t.1.saturating_add(r.escrow),
+            t.2.saturating_add(r.deposit),
+            t.3 + r.red,
+            t.4 + r.yellow,
+        )
+    });
+    let title = format!(
+        "{} {}",
+        overview.jurisdiction.name, overview.jurisdiction.code
+    );
+    let filters = views::Filters {
+        q: &q.q,
+        sort: if q.sort.is_empty() { "risk" } else { &q.sort },
+        level: &q.level,
+    };
+    let body = views::overview(lang, &title, &shown, totals, &filters);
+    render(
+        &headers,
+        q.lang.as_deref(),
+        StatusCode::OK,
+        signed_page(lang, lang.t("辖区总览", "Overview"), &s, body),
+    )
+}
+
+/// The institution if the officer may see it; 404 otherwise (whether it
+/// exists elsewhere is not told).
+async fn visible(state: &ConsoleState, s: &Signed, id: &str) -> Result<Institution, AppError> {
+    let id = InstitutionId::parse(id).map_err(|_| AppError::not_found("page"))?;
+    let institution = match state.store.institution(&id).await {
+        Ok(i) => i,
+        Err(e) => {
+            let e = AppError::from(e);
+            return Err(if e.kind() == Kind::NotFound {
+                AppError::not_found("page")
+            } else {
+                e
+            });
+        }
+    };
+    if !s.officer.caller().sees_institution(&institution, false)
+        || !permits(s.officer.role, Action::Oversee)
+    {
+        return Err(AppError::not_found("page"));
+    }
+    Ok(institution)
+}
+
+fn kind_words(lang: Lang, kind: &str) -> String {
+    let zh = match kind {
+        "shortfall" => "资金缺口",
+        "deposit_below_floor" => "保证金不足",
+        "unauthorized_outflow" => "未经指令的资金流出",
+        "balance_mismatch" => "银行余额与账簿不符",
+        "diverted_collection" => "学费未进入监管账户",
+        "collection_spike" => "预收费激增",
+        "release_ahead_of_delivery" => "拨付超前于课消",
+        "delivery_stall" => "课消停滞",
+        "refund_backlog" => "退费积压",
+        "cap_breach" => "超出收费上限",
+        "outflow_warning" => "资金流出预警",
+        "feed_silence" => "银行流水中断",
+        "institution_event" => "机构重大事项",
+        _ => "",
+    };
+    match (lang, zh) {
+        (Lang::Zh, zh) if !zh.is_empty() => format!("{zh}({kind})"),
+        _ => kind.to_string(),
+    }
+}
+
+/// One piece of evidence as the officer reads it: figures in yuan, bank
+/// lines linked to the line on the bank lines page.
+fn evidence_item(lang: Lang, institution: &str, e: &serde_json::Value) -> Markup {
+    let name = e.get("name").and_then(|v| v.as_str()).unwrap_or("");
+    match e.get("type").and_then(|v| v.as_str()).unwrap_or("") {
+        "amount" => {
+            let minor = e.get("minor").and_then(|v| v.as_i64()).unwrap_or(0);
+            html! { (name) ": " (yuan(minor)) }
+        }
+        "ratio" => {
+            let bp = e.get("bp").and_then(|v| v.as_i64()).unwrap_or(0);
+            html! { (name) ": " (percent(bp)) }
+        }
+        "date" => {
+            let d = e
+                .get("date")
+                .and_then(|v| v.as_str())
+                .and_then(|t| chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").ok());
+            html! { (name) ": " @if let Some(d) = d { (date(lang, d)) } }
+        }
+        "count" | "rule" => {
+            let v = e.get("value").map(|v| v.to_string()).unwrap_or_default();
+            html! { (name) ": " (v) }
+        }
+        "bank_line" => {
+            let line = e.get("line").cloned().unwrap_or_default();
+            let id = line.get("line_id").and_then(|v| v.as_str()).unwrap_or("");
+            let amount = line
+                .get("amount_minor")
+                .and_then(|v| v.as_i64())
+                .unwrap_or(0);
+            let day = line.get("date").and_then(|v| v.as_str()).unwrap_or("");
+            html! {
+                (lang.t("银行流水", "Bank line")) " "
+                a.evidence-line href={ "/institutions/" (institution) "/bank-lines#" (line_anchor(id)) } { (id) }
+                " " (day) " " (yuan(amount))
+            }
+        }
+        "entry" => {
+            let entry = e.get("entry").cloned().unwrap_or_default();
+            let seq = entry.get("seq").and_then(|v| v.as_i64()).unwrap_or(0);
+            let client = entry
+                .get("client_id")
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            html! { (lang.t("账簿分录", "Ledger entry")) " #" (seq) " (" (client) ")" }
+        }
+        "mismatch" => {
+            let m = e.get("mismatch").cloned().unwrap_or_default();
+            let bank = m
+                .get("bank_closing_minor")
+                .and_then(|v| v.as_i64())
+                .unwrap_or(0);
+            let books = m
+                .get("ledger_balance_minor")
+                .and_then(|v| v.as_i64())
+                .unwrap_or(0);
+            let day = m.get("date").and_then(|v| v.as_str()).unwrap_or("");
+            html! {
+                (day) " " (lang.t("银行日终余额", "bank closing")) " " (yuan(bank)) ", "
+                (lang.t("账簿余额", "books")) " " (yuan(books))
+            }
+        }
+        _ => views::raw(&e.to_string()),
+    }
+}
+
+pub async fn institution(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    let lang = lang(&headers, q.lang.as_deref());
+    let s = match signed(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let institution = match visible(&state, &s, &id).await {
+        Ok(i) => i,
+        Err(e) => return failure(lang, &e),
+    };
+    let loaded = async {
+        let sheets = state
+            .store
+            .balance_sheets(std::slice::from_ref(&institution))
+            .await?;
+        let alerts = state.store.alerts(Some(&institution.id), None).await?;
+        Ok::<_, AppError>((sheets, alerts))
+    }
+    .await;
+    let (sheets, mut alerts) = match loaded {
+        Ok(x) => x,
+        Err(e) => return failure(lang, &e),
+    };
+    let Some(sheet) = sheets.get(&institution.id) else {
+        return not_found(lang);
+    };
+    alerts.sort_by(|a, b| {
+        crate::app::oversight::is_open(b)
+            .cmp(&crate::app::oversight::is_open(a))
+            .then((b.severity == Severity::Red).cmp(&(a.severity == Severity::Red)))
+            .then(b.last_seen_on.cmp(&a.last_seen_on))
+    });
+    let figures = views::Figures {
+        owed: sheet.owed_to_families_minor(),
+        prepaid: sheet.prepaid_minor(),
+        refund_payable: sheet.balance("refund_payable"),
+        escrow: sheet.escrow_minor(),
+        deposit: sheet.deposit_minor(),
+        held_by_institution: sheet.balance("held_by_institution"),
+        releasable: sheet.balance("releasable"),
+        coverage_bp: sheet.coverage_basis_points(),
+    };
+    let items: Vec<views::AlertItem> = alerts
+        .iter()
+        .map(|a| {
+            let evidence: Vec<serde_json::Value> =
+                serde_json::from_str(&a.evidence).unwrap_or_default();
+            views::AlertItem {
+                key: a.key.clone(),
+                severity: if a.severity == Severity::Red {
+                    "red"
+                } else {
+                    "yellow"
+                },
+                kind: kind_words(lang, a.kind.code()),
+                summary: a.summary.clone(),
+                status: status_words(lang, a.status.code()).to_string(),
+                first_seen: date(lang, a.first_seen_on),
+                last_seen: date(lang, a.last_seen_on),
+                evidence: evidence
+                    .iter()
+                    .map(|e| evidence_item(lang, institution.id.as_str(), e))
+                    .collect(),
+                open: crate::app::oversight::is_open(a),
+            }
+        })
+        .collect();
+    let body = views::institution(
+        lang,
+        institution.id.as_str(),
+        &institution.name,
+        &institution.licence_no,
+        &figures,
+        &items,
+        &s.csrf,
+    );
+    render(
+        &headers,
+        q.lang.as_deref(),
+        StatusCode::OK,
+        signed_page(lang, &institution.name, &s, body),
+    )
+}
+
+fn status_words(lang: Lang, code: &str) -> &'static str {
+    match code {
+        "open" => lang.t("待处理", "open"),
+        "acknowledged" => lang.t("已知悉", "acknowledged"),
+        "rectification_requested" => lang.t("已责令整改", "rectification requested"),
+        "resolved" => lang.t("已解除", "resolved"),
+        _ => lang.t("未知", "unknown"),
+    }
+}
+
+pub async fn bank_lines(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    let lang = lang(&headers, q.lang.as_deref());
+    let s = match signed(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let institution = match visible(&state, &s, &id).await {
+        Ok(i) => i,
+        Err(e) => return failure(lang, &e),
+    };
+    let loaded = async {
+        let mut rows = Vec::new();
+        for account in state.store.supervised_accounts(&institution.id).await? {
+            let stored = state.store.statement_lines(&account).await?;
+            for l in stored.lines {
+                rows.push(views::LineRow {
+                    line_id: format!("{}/{}#{}", account.account_no, l.statement_key, l.line_no),
+                    account_no: account.account_no.clone(),
+                    date: l
+                        .booking_date
+                        .or(l.value_date)
+                        .map(|d| date(lang, d))
+                        .unwrap_or_default(),
+                    amount: l.amount_minor,
+                    bank_ref: l.bank_ref.unwrap_or_default(),
+                    counterparty: l.counterparty_name.unwrap_or_default(),
+                    remittance: l.remittance.unwrap_or_default(),
+                });
+            }
+        }
+        Ok::<_, AppError>(rows)
+    }
+    .await;
+    let rows = match loaded {
+        Ok(r) => r,
+        Err(e) => return failure(lang, &e),
+    };
+    let body = views::bank_lines(lang, institution.id.as_str(), &institution.name, &rows);
+    render(
+        &headers,
+        q.lang.as_deref(),
+        StatusCode::OK,
+        signed_page(lang, lang.t("银行流水", "Bank lines"), &s, body),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AlertForm {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub action: String,
+}
+
+pub async fn act_on_alert(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Path((id, key)): Path<(String, String)>,
+    Form(form): Form<AlertForm>,
+) -> Response {
+    let lang = lang(&headers, None);
+    let s = match signed(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !same_token(&form.csrf, &s.csrf) {
+        return forbidden_form(lang);
+    }
+    let institution = match visible(&state, &s, &id).await {
+        Ok(i) => i,
+        Err(e) => return failure(lang, &e),
+    };
+    if !permits(s.officer.role, Action::WorkAlerts) {
+        return failure(lang, &AppError::not_found("page"));
+    }
+    let action = match form.action.as_str() {
+        "acknowledge" => AlertAction::Acknowledge,
+        "resolve" => AlertAction::Resolve,
+        other => {
+            return failure(
+                lang,
+                &AppError::invalid(
+                    "invalid_action",
+                    "action",
+                    format!("{other:?} is not acknowledge or resolve"),
+                ),
+            )
+        }
+    };
+    let actor = format!("console:{}", s.officer.login);
+    match crate::app::alerts::act(&state.store, &institution.id, &key, &action, &actor, None).await
+    {
+        Ok(_) => Redirect::to(&format!("/institutions/{}#alerts", institution.id)).into_response(),
+        Err(e) => failure(lang, &e),
+    }
+}

@@ -1,0 +1,336 @@
+//! The console's pages as maud templates: escaped by default, checked by
+//! the compiler, no files to ship.
+
+use maud::{html, Markup, DOCTYPE};
+
+use crate::console::format::{percent, yuan};
+use crate::console::Lang;
+
+/// A page around `body`: the header with navigation, the language switch
+/// and sign-out (when signed in).
+pub fn page(lang: Lang, title: &str, signed: Option<(&str, &str)>, body: Markup) -> Markup {
+    let other = match lang {
+        Lang::Zh => ("en", "English"),
+        Lang::En => ("zh", "中文"),
+    };
+    html! {
+        (DOCTYPE)
+        html lang=(lang.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · " (lang.t("教育培训资金监管", "Training fee supervision")) }
+                link rel="stylesheet" href="/console.css";
+            }
+            body {
+                header.top {
+                    span.brand { (lang.t("教育培训资金监管平台", "Training fee supervision")) }
+                    nav aria-label=(lang.t("主导航", "Main")) {
+                        @if signed.is_some() {
+                            a href="/overview" { (lang.t("辖区总览", "Overview")) }
+                        }
+                    }
+                    a.lang href={ "?lang=" (other.0) } hreflang=(other.0) { (other.1) }
+                    @if let Some((name, csrf)) = signed {
+                        span { (name) }
+                        form.inline method="post" action="/sign-out" {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button.secondary type="submit" { (lang.t("退出登录", "Sign out")) }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+pub fn sign_in(lang: Lang, token: &str, error: Option<&str>) -> Markup {
+    html! {
+        h1 { (lang.t("监管人员登录", "Officer sign-in")) }
+        @if let Some(e) = error {
+            p.error role="alert" { (e) }
+        }
+        form.stack method="post" action="/sign-in" {
+            input type="hidden" name="csrf" value=(token);
+            label for="login" { (lang.t("账号", "Login"))
+                input #login type="text" name="login" autocomplete="username" required autofocus;
+            }
+            label for="password" { (lang.t("密码", "Password"))
+                input #password type="password" name="password" autocomplete="current-password" required;
+            }
+            button type="submit" { (lang.t("登录", "Sign in")) }
+        }
+    }
+}
+
+/// A severity's colour class and its words.
+pub fn light(lang: Lang, red: u32, yellow: u32) -> (&'static str, &'static str) {
+    if red > 0 {
+        ("red", lang.t("红色预警", "Red"))
+    } else if yellow > 0 {
+        ("yellow", lang.t("黄色预警", "Yellow"))
+    } else {
+        ("green", lang.t("正常", "Green"))
+    }
+}
+
+/// One row of the overview, as shown.
+pub struct Row {
+    pub id: String,
+    pub name: String,
+    pub licence_no: String,
+    pub owed: i64,
+    pub escrow: i64,
+    pub deposit: i64,
+    pub coverage_bp: Option<i64>,
+    pub red: u32,
+    pub yellow: u32,
+}
+
+pub struct Filters<'a> {
+    pub q: &'a str,
+    pub sort: &'a str,
+    pub level: &'a str,
+}
+
+pub fn overview(
+    lang: Lang,
+    jurisdiction: &str,
+    rows: &[Row],
+    totals: (i64, i64, i64, u32, u32),
+    f: &Filters<'_>,
+) -> Markup {
+    let selected = |v: &str, cur: &str| v == cur;
+    html! {
+        h1 { (jurisdiction) " · " (lang.t("辖区总览", "Jurisdiction overview")) }
+        p.note {
+            (lang.t(
+                "覆盖率 = (监管账户余额 + 风险保证金) ÷ 应退家长金额(未消课学费 + 已批未付退费),按账簿数据计算,向下取整。低于100%表示资金不足以退还全部家长。",
+                "Coverage = (escrow + risk deposit) ÷ owed to families (unearned tuition + approved, unpaid refunds), from the books, rounded down. Below 100% the money held cannot refund every family."))
+        }
+        form.filters method="get" action="/overview" role="search" {
+            label for="q" { (lang.t("机构名称或许可证号", "Name or licence number"))
+                input #q type="search" name="q" value=(f.q);
+            }
+            label for="level" { (lang.t("预警级别", "Alert level"))
+                select #level name="level" {
+                    option value="" selected[selected("", f.level)] { (lang.t("全部", "All")) }
+                    option value="red" selected[selected("red", f.level)] { (lang.t("红色", "Red")) }
+                    option value="yellow" selected[selected("yellow", f.level)] { (lang.t("黄色", "Yellow")) }
+                    option value="green" selected[selected("green", f.level)] { (lang.t("正常", "Green")) }
+                }
+            }
+            label for="sort" { (lang.t("排序", "Sort by"))
+                select #sort name="sort" {
+                    option value="risk" selected[selected("risk", f.sort)] { (lang.t("风险最高在前", "Riskiest first")) }
+                    option value="coverage" selected[selected("coverage", f.sort)] { (lang.t("覆盖率从低到高", "Coverage, lowest first")) }
+                    option value="owed" selected[selected("owed", f.sort)] { (lang.t("应退金额从高到低", "Owed, highest first")) }
+                    option value="name" selected[selected("name", f.sort)] { (lang.t("名称", "Name")) }
+                }
+            }
+            button type="submit" { (lang.t("筛选", "Apply")) }
+        }
+        table #overview {
+            caption.note { (lang.t("每行一家机构;颜色表示未解除的最高预警级别。", "One institution a row; the colour is its highest open alert.")) }
+            thead { tr {
+                th scope="col" { (lang.t("状态", "Status")) }
+                th scope="col" { (lang.t("机构", "Institution")) }
+                th scope="col" { (lang.t("许可证号", "Licence")) }
+                th.num scope="col" { (lang.t("应退家长", "Owed to families")) }
+                th.num scope="col" { (lang.t("监管账户", "Escrow")) }
+                th.num scope="col" { (lang.t("风险保证金", "Deposit")) }
+                th.num scope="col" { (lang.t("覆盖率", "Coverage")) }
+                th.num scope="col" { (lang.t("红/黄预警", "Red / yellow")) }
+            } }
+            tbody {
+                @for r in rows {
+                    @let (class, words) = light(lang, r.red, r.yellow);
+                    tr class=(class) {
+                        td { span class={ "badge " (class) } { (words) } }
+                        td { a href={ "/institutions/" (r.id) } { (r.name) } }
+                        td { (r.licence_no) }
+                        td.num { (yuan(r.owed)) }
+                        td.num { (yuan(r.escrow)) }
+                        td.num { (yuan(r.deposit)) }
+                        td.num { @match r.coverage_bp { Some(bp) => (percent(bp)), None => "—" } }
+                        td.num { (r.red) " / " (r.yellow) }
+                    }
+                }
+                @if rows.is_empty() {
+                    tr { td colspan="8" { (lang.t("没有符合条件的机构。", "No institution matches.")) } }
+                }
+            }
+            tfoot { tr {
+                td colspan="3" { (lang.t("合计", "Totals")) " (" (rows.len()) ")" }
+                td.num { (yuan(totals.0)) }
+                td.num { (yuan(totals.1)) }
+                td.num { (yuan(totals.2)) }
+                td.num { @if totals.0 > 0 { (percent(((i128::from(totals.1) + i128::from(totals.2)) * 10_000 / i128::from(totals.0)) as i64)) } @else { "—" } }
+                td.num { (totals.3) " / " (totals.4) }
+            } }
+        }
+    }
+}
+
+/// An alert on the institution page.
+pub struct AlertItem {
+    pub key: String,
+    pub severity: &'static str,
+    pub kind: String,
+    pub summary: String,
+    pub status: String,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub evidence: Vec<Markup>,
+    pub open: bool,
+}
+
+pub struct Figures {
+    pub owed: i64,
+    pub prepaid: i64,
+    pub refund_payable: i64,
+    pub escrow: i64,
+    pub deposit: i64,
+    pub held_by_institution: i64,
+    pub releasable: i64,
+    pub coverage_bp: Option<i64>,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn institution(
+    lang: Lang,
+    id: &str,
+    name: &str,
+    licence_no: &str,
+    figures: &Figures,
+    alerts: &[AlertItem],
+    csrf: &str,
+) -> Markup {
+    let fig = |label: &'static str, v: String| html! { div { dt { (label) } dd { (v) } } };
+    html! {
+        p.noprint { a href="/overview" { "← " (lang.t("返回辖区总览", "Back to the overview")) } }
+        h1 { (name) }
+        p { (lang.t("许可证号", "Licence")) ": " (licence_no) " · " (id) " · "
+            a href={ "/institutions/" (id) "/bank-lines" } { (lang.t("银行流水", "Bank lines")) } }
+        h2 { (lang.t("资金情况", "Figures")) }
+        dl.figures {
+            (fig(lang.t("应退家长", "Owed to families"), yuan(figures.owed)))
+            (fig(lang.t("未消课学费", "Unearned tuition"), yuan(figures.prepaid)))
+            (fig(lang.t("已批未付退费", "Refunds approved, unpaid"), yuan(figures.refund_payable)))
+            (fig(lang.t("监管账户", "Escrow"), yuan(figures.escrow)))
+            (fig(lang.t("风险保证金", "Risk deposit"), yuan(figures.deposit)))
+            (fig(lang.t("机构自收未入监管", "Held by the institution"), yuan(figures.held_by_institution)))
+            (fig(lang.t("待拨付", "Releasable"), yuan(figures.releasable)))
+            (fig(lang.t("覆盖率", "Coverage"), figures.coverage_bp.map(percent).unwrap_or_else(|| "—".into())))
+        }
+        h2 { (lang.t("预警", "Alerts")) }
+        @if alerts.is_empty() {
+            p { (lang.t("没有预警。", "No alerts.")) }
+        } @else {
+            table #alerts {
+                thead { tr {
+                    th scope="col" { (lang.t("级别", "Level")) }
+                    th scope="col" { (lang.t("预警与依据", "Alert and evidence")) }
+                    th scope="col" { (lang.t("状态", "Status")) }
+                    th scope="col" { (lang.t("发现 / 最近", "First / last seen")) }
+                    th scope="col" { (lang.t("处理", "Act")) }
+                } }
+                tbody {
+                    @for a in alerts {
+                        tr class=(a.severity) id={ "alert-" (a.key.replace(|c: char| !c.is_ascii_alphanumeric(), "-")) } {
+                            td { span class={ "badge " (a.severity) } {
+                                @if a.severity == "red" { (lang.t("红色", "Red")) } @else { (lang.t("黄色", "Yellow")) } } }
+                            td {
+                                strong { (a.summary) } br;
+                                span.note { (a.kind) }
+                                ul.evidence { @for e in &a.evidence { li { (e) } } }
+                            }
+                            td { (a.status) }
+                            td { (a.first_seen) " / " (a.last_seen) }
+                            td {
+                                @if a.open {
+                                    form.inline method="post" action={ "/institutions/" (id) "/alerts/" (a.key) } {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        input type="hidden" name="action" value="acknowledge";
+                                        button.secondary type="submit" { (lang.t("确认知悉", "Acknowledge")) }
+                                    }
+                                    " "
+                                    form.inline method="post" action={ "/institutions/" (id) "/alerts/" (a.key) } {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        input type="hidden" name="action" value="resolve";
+                                        button.secondary type="submit" { (lang.t("解除", "Resolve")) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The anchor of a bank line on the bank lines page.
+pub fn line_anchor(line_id: &str) -> String {
+    let tail: String = line_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    format!("line-{tail}")
+}
+
+pub struct LineRow {
+    pub line_id: String,
+    pub account_no: String,
+    pub date: String,
+    pub amount: i64,
+    pub bank_ref: String,
+    pub counterparty: String,
+    pub remittance: String,
+}
+
+pub fn bank_lines(lang: Lang, id: &str, name: &str, lines: &[LineRow]) -> Markup {
+    html! {
+        p.noprint { a href={ "/institutions/" (id) } { "← " (name) } }
+        h1 { (name) " · " (lang.t("银行流水", "Bank lines")) }
+        table #bank-lines {
+            thead { tr {
+                th scope="col" { (lang.t("流水", "Line")) }
+                th scope="col" { (lang.t("账号", "Account")) }
+                th scope="col" { (lang.t("日期", "Date")) }
+                th.num scope="col" { (lang.t("金额", "Amount")) }
+                th scope="col" { (lang.t("银行流水号", "Bank reference")) }
+                th scope="col" { (lang.t("对方", "Counterparty")) }
+                th scope="col" { (lang.t("附言", "Remittance")) }
+            } }
+            tbody {
+                @for l in lines {
+                    tr id=(line_anchor(&l.line_id)) {
+                        td { (l.line_id) }
+                        td { (l.account_no) }
+                        td { (l.date) }
+                        td.num { (yuan(l.amount)) }
+                        td { (l.bank_ref) }
+                        td { (l.counterparty) }
+                        td { (l.remittance) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An evidence item that is no figure: shown as its JSON text.
+pub fn raw(text: &str) -> Markup {
+    html! { code { (text) } }
+}
+
+/// An error page's body.
+pub fn error(lang: Lang, message: &str) -> Markup {
+    html! {
+        h1 { (lang.t("出错了", "Something went wrong")) }
+        p.error role="alert" { (message) }
+        p { a href="/overview" { (lang.t("返回辖区总览", "Back to the overview")) } }
+    }
+}
