@@ -238,6 +238,11 @@ async fn every_form_refuses_a_post_without_its_csrf_token() {
         .await
         .unwrap();
     assert_eq!(after[0].status.code(), "acknowledged");
+    // Deciding a refund wants it, before anything is looked up.
+    let (status, _) = v
+        .post("/refunds/RF0123456789/decide", &[("decision", "approve")])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     // Sign-out wants it too.
     let (status, _) = v.post("/sign-out", &[]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -713,12 +718,92 @@ async fn officer_walk(server: &Server, c: &Client) {
     assert_eq!(c.current_url().await.unwrap().path(), "/sign-in");
 }
 
+/// A refund one officer requested, decided in the browser by another.
+async fn refund_walk(server: &Server, c: &Client) {
+    let base = &server.base;
+    let store = &server.store;
+    let institution = store
+        .institution(&ledger_core::InstitutionId::parse("INS-410922-001").unwrap())
+        .await
+        .unwrap();
+    let refund = api::app::refunds::request(
+        store,
+        &institution,
+        api::app::refunds::RefundAsk {
+            enrollment: "410922-001-E003".into(),
+            amount: Some("100.00".into()),
+            payee: ledger_core::domain::refunds::Payee {
+                name: "张伟".into(),
+                account: "6214830100123456".into(),
+                bank: "CMBCCNBS".into(),
+            },
+            reason: Some("搬家".into()),
+        },
+        api::app::refunds::refund_id_for("console-test", "refund-1").unwrap(),
+        "officer wang".into(),
+        api::app::jobs::today(store),
+    )
+    .await
+    .unwrap();
+    sign_in_in_browser(c, base, "zhao", OTHER_PASSWORD).await;
+    c.wait()
+        .for_element(Locator::Css("table#overview"))
+        .await
+        .unwrap();
+    // The walk before left the browser in English.
+    c.find(Locator::Css("nav a[href='/decisions']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let row = c
+        .wait()
+        .for_element(Locator::Id(&format!("refund-{}", refund.id)))
+        .await
+        .unwrap();
+    let text = row.text().await.unwrap();
+    assert!(text.contains("¥100.00"), "{text}");
+    assert!(text.contains("officer wang"), "{text}");
+    shoot(c, "06-decisions").await;
+    row.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Css("main h1")).await.unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/decisions");
+    assert!(c
+        .find_all(Locator::Id(&format!("refund-{}", refund.id)))
+        .await
+        .unwrap()
+        .is_empty());
+    let decided = api::app::refunds::find(store, refund.id.as_str())
+        .await
+        .unwrap();
+    assert_ne!(decided.state.code(), "requested");
+    assert_ne!(decided.state.code(), "declined");
+    let trail = store
+        .refund_trail(&decided.institution, decided.id.as_str())
+        .await
+        .unwrap();
+    assert!(
+        format!("{trail:?}").contains("console:zhao"),
+        "the approval names the second officer: {trail:?}"
+    );
+}
+
 #[tokio::test]
 async fn an_officer_finds_the_institution_at_risk_and_its_bank_line_in_chromium() {
     let server = demo_server(Backend::Sqlite).await;
     let driver = driver().await;
     let c = browser(&driver).await;
-    let walk = tokio::time::timeout(Duration::from_secs(120), officer_walk(&server, &c)).await;
+    let walk = tokio::time::timeout(Duration::from_secs(120), async {
+        officer_walk(&server, &c).await;
+        refund_walk(&server, &c).await;
+    })
+    .await;
     let _ = c.close().await;
     drop(driver);
     server.stop().await;

@@ -2,7 +2,7 @@
 //! Simplified Chinese by default (English with `?lang=en` or the switch,
 //! kept in a cookie). A thin adapter over the application layer: it signs
 //! people in (`app::officers`), reads the overview (`app::oversight`) and
-//! acts through the use cases (`app::alerts`), like the CLI and the API.
+//! acts through the use cases (`app::alerts`, `app::refunds`), like the CLI and the API.
 //! Every asset is in the binary; nothing is fetched from elsewhere.
 //!
 //! Sessions: an `el_session` cookie (HttpOnly, SameSite=Strict, Secure
@@ -65,6 +65,8 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
         .route("/overview", get(pages::overview))
         .route("/institutions/{id}", get(pages::institution))
         .route("/institutions/{id}/bank-lines", get(pages::bank_lines))
+        .route("/decisions", get(pages::decisions))
+        .route("/refunds/{id}/decide", post(pages::decide_refund))
         .route("/institutions/{id}/alerts/{key}", post(pages::act_on_alert))
         .with_state(ConsoleState { store })
 }

@@ -425,6 +425,16 @@ fn evidence_item(lang: Lang, institution: &str, e: &serde_json::Value) -> Markup
                 .unwrap_or("");
             html! { (lang.t("账簿分录", "Ledger entry")) " #" (seq) " (" (client) ")" }
         }
+        "account" => {
+            let kind = e.get("kind").and_then(|v| v.as_str()).unwrap_or("");
+            let no = e.get("account_no").and_then(|v| v.as_str()).unwrap_or("");
+            let words = match kind {
+                "escrow" => lang.t("监管账户", "escrow account"),
+                "deposit" => lang.t("保证金账户", "deposit account"),
+                _ => lang.t("账户", "account"),
+            };
+            html! { (words) " " (no) }
+        }
         "mismatch" => {
             let m = e.get("mismatch").cloned().unwrap_or_default();
             let bank = m
@@ -642,6 +652,121 @@ pub async fn act_on_alert(
     match crate::app::alerts::act(&state.store, &institution.id, &key, &action, &actor, None).await
     {
         Ok(_) => Redirect::to(&format!("/institutions/{}#alerts", institution.id)).into_response(),
+        Err(e) => failure(lang, &e),
+    }
+}
+
+pub async fn decisions(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    let lang = lang(&headers, q.lang.as_deref());
+    let s = match signed(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !permits(s.officer.role, Action::ApproveRefund) {
+        return not_found(lang);
+    }
+    let caller = s.officer.caller();
+    let loaded = async {
+        let institutions = state.store.institutions().await?;
+        let waiting = state
+            .store
+            .refunds(
+                None,
+                Some(ledger_core::domain::refunds::RefundState::Requested),
+            )
+            .await?;
+        Ok::<_, AppError>((institutions, waiting))
+    }
+    .await;
+    let (institutions, waiting) = match loaded {
+        Ok(x) => x,
+        Err(e) => return failure(lang, &e),
+    };
+    let items: Vec<views::RefundItem> = waiting
+        .iter()
+        .filter_map(|r| {
+            let i = institutions.iter().find(|i| i.id == r.institution)?;
+            caller
+                .sees_institution(i, false)
+                .then(|| views::RefundItem {
+                    id: r.id.to_string(),
+                    institution_id: i.id.to_string(),
+                    institution: i.name.clone(),
+                    enrollment: r.enrollment.to_string(),
+                    amount: r.amount_minor,
+                    payee: r.payee.name.clone(),
+                    reason: r.reason.clone().unwrap_or_default(),
+                    requested_by: r.requested_by.clone(),
+                    requested_on: date(lang, r.requested_on),
+                    answer_by: date(lang, r.answer_by),
+                })
+        })
+        .collect();
+    let body = views::decisions(lang, &items, &s.csrf);
+    render(
+        &headers,
+        q.lang.as_deref(),
+        StatusCode::OK,
+        signed_page(lang, lang.t("待审批退费", "Decisions"), &s, body),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DecisionForm {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub decision: String,
+}
+
+/// Approves or declines a requested refund through the refund use case
+/// (`app::refunds::decide`), as the API's officers do.
+pub async fn decide_refund(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<DecisionForm>,
+) -> Response {
+    let lang = lang(&headers, None);
+    let s = match signed(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !same_token(&form.csrf, &s.csrf) {
+        return forbidden_form(lang);
+    }
+    if !permits(s.officer.role, Action::ApproveRefund) {
+        return not_found(lang);
+    }
+    let refund = match crate::app::refunds::find(&state.store, &id).await {
+        Ok(r) => r,
+        Err(e) => return failure(lang, &e),
+    };
+    if let Err(e) = visible(&state, &s, refund.institution.as_str()).await {
+        return failure(lang, &e);
+    }
+    let decision = match form.decision.as_str() {
+        "approve" => crate::app::refunds::Decision::Approve,
+        "decline" => crate::app::refunds::Decision::Decline,
+        other => {
+            return failure(
+                lang,
+                &AppError::invalid(
+                    "invalid_decision",
+                    "decision",
+                    format!("{other:?} is not approve or decline"),
+                ),
+            )
+        }
+    };
+    let actor = format!("console:{}", s.officer.login);
+    let today = crate::app::jobs::today(&state.store);
+    match crate::app::refunds::decide(&state.store, &refund, decision, &actor, None, today).await {
+        Ok(_) => Redirect::to("/decisions").into_response(),
         Err(e) => failure(lang, &e),
     }
 }

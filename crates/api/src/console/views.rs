@@ -28,6 +28,7 @@ pub fn page(lang: Lang, title: &str, signed: Option<(&str, &str)>, body: Markup)
                     nav aria-label=(lang.t("主导航", "Main")) {
                         @if signed.is_some() {
                             a href="/overview" { (lang.t("辖区总览", "Overview")) }
+                            a href="/decisions" { (lang.t("待审批", "Decisions")) }
                         }
                     }
                     a.lang href={ "?lang=" (other.0) } hreflang=(other.0) { (other.1) }
@@ -246,8 +247,8 @@ pub fn institution(
                                 span.note { (a.kind) }
                                 ul.evidence { @for e in &a.evidence { li { (e) } } }
                             }
-                            td { (a.status) }
-                            td { (a.first_seen) " / " (a.last_seen) }
+                            td.nowrap { (a.status) }
+                            td.nowrap { (a.first_seen) br; (a.last_seen) }
                             td {
                                 @if a.open {
                                     form.inline method="post" action={ "/institutions/" (id) "/alerts/" (a.key) } {
@@ -309,7 +310,7 @@ pub fn bank_lines(lang: Lang, id: &str, name: &str, lines: &[LineRow]) -> Markup
                     tr id=(line_anchor(&l.line_id)) {
                         td { (l.line_id) }
                         td { (l.account_no) }
-                        td { (l.date) }
+                        td.nowrap { (l.date) }
                         td.num { (yuan(l.amount)) }
                         td { (l.bank_ref) }
                         td { (l.counterparty) }
@@ -332,5 +333,72 @@ pub fn error(lang: Lang, message: &str) -> Markup {
         h1 { (lang.t("出错了", "Something went wrong")) }
         p.error role="alert" { (message) }
         p { a href="/overview" { (lang.t("返回辖区总览", "Back to the overview")) } }
+    }
+}
+
+/// A refund waiting for an officer's decision.
+pub struct RefundItem {
+    pub id: String,
+    pub institution_id: String,
+    pub institution: String,
+    pub enrollment: String,
+    pub amount: Option<i64>,
+    pub payee: String,
+    pub reason: String,
+    pub requested_by: String,
+    pub requested_on: String,
+    pub answer_by: String,
+}
+
+pub fn decisions(lang: Lang, refunds: &[RefundItem], csrf: &str) -> Markup {
+    html! {
+        h1 { (lang.t("待审批退费", "Refunds awaiting a decision")) }
+        p.note { (lang.t(
+            "批准后退费记入账簿并向监管银行发出指令;到答复期限仍未处理的视为同意。",
+            "An approval takes the refund into the books and instructs the supervising bank; a refund not answered by its date is deemed approved.")) }
+        @if refunds.is_empty() {
+            p { (lang.t("没有待审批的退费。", "No refund awaits a decision.")) }
+        } @else {
+            table #decisions {
+                thead { tr {
+                    th scope="col" { (lang.t("退费单", "Refund")) }
+                    th scope="col" { (lang.t("机构", "Institution")) }
+                    th scope="col" { (lang.t("报名", "Enrollment")) }
+                    th.num scope="col" { (lang.t("金额", "Amount")) }
+                    th scope="col" { (lang.t("收款人", "Payee")) }
+                    th scope="col" { (lang.t("原因", "Reason")) }
+                    th scope="col" { (lang.t("申请人 / 日期", "Requested by / on")) }
+                    th scope="col" { (lang.t("答复期限", "Answer by")) }
+                    th scope="col" { (lang.t("决定", "Decide")) }
+                } }
+                tbody {
+                    @for r in refunds {
+                        tr id={ "refund-" (r.id) } {
+                            td { (r.id) }
+                            td { a href={ "/institutions/" (r.institution_id) } { (r.institution) } }
+                            td { (r.enrollment) }
+                            td.num { @match r.amount { Some(a) => (yuan(a)), None => (lang.t("全部未消课部分", "all unconsumed")) } }
+                            td { (r.payee) }
+                            td { (r.reason) }
+                            td { (r.requested_by) br; span.nowrap { (r.requested_on) } }
+                            td.nowrap { (r.answer_by) }
+                            td.nowrap {
+                                form.inline method="post" action={ "/refunds/" (r.id) "/decide" } {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="decision" value="approve";
+                                    button type="submit" { (lang.t("批准", "Approve")) }
+                                }
+                                " "
+                                form.inline method="post" action={ "/refunds/" (r.id) "/decide" } {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="decision" value="decline";
+                                    button.secondary type="submit" { (lang.t("驳回", "Decline")) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
