@@ -28,7 +28,12 @@ const OTHER_PASSWORD: &str = "staple gun trombone";
 /// statement day kept as alerts), a second county with one institution,
 /// and console accounts: two officers of the demo county, one of the other.
 async fn demo_server(backend: Backend) -> Server {
-    let server = Server::start(backend).await;
+    demo_server_at(backend, ledger_core::store::Clock::System).await
+}
+
+/// The same, on a server whose store reads the time from `clock`.
+async fn demo_server_at(backend: Backend, clock: ledger_core::store::Clock) -> Server {
+    let server = Server::start_clocked(backend, clock).await;
     let store = &server.store;
     api::demo::build(store).await.unwrap();
     let county = code(api::demo::COUNTY);
@@ -177,9 +182,9 @@ fn hidden(page: &str, name: &str) -> String {
     rest[..rest.find('"').unwrap()].to_string()
 }
 
-#[tokio::test]
-async fn every_form_refuses_a_post_without_its_csrf_token() {
-    let server = demo_server(Backend::Sqlite).await;
+both!(every_form_refuses_a_post_without_its_csrf_token);
+async fn every_form_refuses_a_post_without_its_csrf_token(backend: Backend) {
+    let server = demo_server(backend).await;
     let mut v = Visitor::new(&server);
     // Sign-in: the token must match the one in the form's cookie.
     v.form_token().await;
@@ -251,9 +256,9 @@ async fn every_form_refuses_a_post_without_its_csrf_token() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn signing_in_makes_a_new_session_and_signing_out_ends_it() {
-    let server = demo_server(Backend::Sqlite).await;
+both!(signing_in_makes_a_new_session_and_signing_out_ends_it);
+async fn signing_in_makes_a_new_session_and_signing_out_ends_it(backend: Backend) {
+    let server = demo_server(backend).await;
     let mut v = Visitor::new(&server);
     // An attacker's chosen session id, planted before sign-in, is never
     // adopted: sign-in sets a new one, and the planted one opens nothing.
@@ -334,9 +339,9 @@ async fn signing_in_makes_a_new_session_and_signing_out_ends_it() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_county_officer_reaching_another_countys_institution_gets_404() {
-    let server = demo_server(Backend::Sqlite).await;
+both!(a_county_officer_reaching_another_countys_institution_gets_404);
+async fn a_county_officer_reaching_another_countys_institution_gets_404(backend: Backend) {
+    let server = demo_server(backend).await;
     let mut wang = Visitor::new(&server);
     assert_eq!(wang.sign_in("wang", PASSWORD).await, StatusCode::SEE_OTHER);
     let (status, _) = wang.get("/institutions/INS-410922-004").await;
@@ -419,6 +424,106 @@ async fn five_failed_sign_ins_lock_the_account_for_fifteen_minutes() {
     );
     clock.set(start + chrono::Duration::minutes(30));
     assert_eq!(v.sign_in("wang", PASSWORD).await, StatusCode::SEE_OTHER);
+    server.stop().await;
+}
+
+both!(notices_are_numbered_per_jurisdiction_and_year_and_fall_overdue);
+async fn notices_are_numbered_per_jurisdiction_and_year_and_fall_overdue(backend: Backend) {
+    use api::app::rectification::{self, NoticeDraft};
+    let server = demo_server(backend).await;
+    let store = &server.store;
+    let i = |id: &str| ledger_core::InstitutionId::parse(id).unwrap();
+    let golden = store.institution(&i("INS-410922-004")).await.unwrap();
+    let sunrise = store.institution(&i("INS-410922-001")).await.unwrap();
+    let dawu = store.institution(&i("INS-420922-001")).await.unwrap();
+    let today = support::day(2026, 12, 5);
+    let draft = |due| NoticeDraft {
+        alert_key: None,
+        finding: "资金缺口".into(),
+        required_action: "补足".into(),
+        due_on: due,
+    };
+    let before = store.notices().await.unwrap().len();
+    // Refused: a due date already past, an empty finding, an alert that is
+    // not the institution's; nothing is written.
+    let e = rectification::issue(store, &golden, draft(support::day(2026, 12, 4)), "t", today)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "due_in_the_past");
+    let mut empty = draft(today);
+    empty.finding = "  ".into();
+    let e = rectification::issue(store, &golden, empty, "t", today)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), e.to_string().contains("finding")),
+        ("invalid_field", true)
+    );
+    let mut foreign = draft(today);
+    foreign.alert_key = Some("no such alert".into());
+    assert!(rectification::issue(store, &golden, foreign, "t", today)
+        .await
+        .is_err());
+    assert_eq!(store.notices().await.unwrap().len(), before);
+
+    let first = rectification::issue(
+        store,
+        &golden,
+        draft(support::day(2026, 12, 10)),
+        "t",
+        today,
+    )
+    .await
+    .unwrap();
+    let second = rectification::issue(
+        store,
+        &sunrise,
+        draft(support::day(2026, 12, 20)),
+        "t",
+        today,
+    )
+    .await
+    .unwrap();
+    let other = rectification::issue(store, &dawu, draft(support::day(2026, 12, 20)), "t", today)
+        .await
+        .unwrap();
+    let next_year = rectification::issue(
+        store,
+        &golden,
+        draft(support::day(2027, 1, 20)),
+        "t",
+        support::day(2027, 1, 4),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.record.notice_no, "410922-2026-001");
+    assert_eq!(second.record.notice_no, "410922-2026-002");
+    assert_eq!(other.record.notice_no, "420922-2026-001");
+    assert_eq!(next_year.record.notice_no, "410922-2027-001");
+
+    // On the 11th the first is overdue and listed first; answered, it is not.
+    let on_11th = rectification::all(store, support::day(2026, 12, 11))
+        .await
+        .unwrap();
+    assert_eq!(on_11th[0].record.notice_no, "410922-2026-001");
+    assert!(on_11th[0].overdue);
+    assert_eq!(on_11th.iter().filter(|n| n.overdue).count(), 1);
+    let e = rectification::answer(store, "410922-2026-001", " ", "t")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_field");
+    let e = rectification::answer(store, "410922-2026-099", "done", "t")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "not_found");
+    rectification::answer(store, "410922-2026-001", "已整改", "t")
+        .await
+        .unwrap();
+    let found = rectification::find(store, "410922-2026-001", support::day(2026, 12, 11))
+        .await
+        .unwrap();
+    assert!(!found.overdue);
+    assert_eq!(found.answers[0].answer, "已整改");
     server.stop().await;
 }
 
@@ -507,6 +612,35 @@ async fn browser(driver: &Driver) -> Client {
         .expect("a headless Chromium session")
 }
 
+/// Clicking what leads to another page, and waiting until that page has
+/// replaced this one (an element of the same name on the old page must not
+/// be mistaken for the new one's).
+trait Follow {
+    async fn follow(self, c: &Client);
+}
+
+impl Follow for fantoccini::elements::Element {
+    async fn follow(self, c: &Client) {
+        c.execute("window.__leaving = true;", vec![]).await.unwrap();
+        self.click().await.unwrap();
+        for _ in 0..300 {
+            let gone = c
+                .execute(
+                    "return window.__leaving === undefined && document.readyState === 'complete';",
+                    vec![],
+                )
+                .await
+                .map(|v| v.as_bool() == Some(true))
+                .unwrap_or(false);
+            if gone {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the click led to no new page within 30 s");
+    }
+}
+
 async fn shoot(c: &Client, name: &str) {
     let png = c.screenshot().await.unwrap();
     std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
@@ -529,9 +663,8 @@ async fn sign_in_in_browser(c: &Client, base: &str, login: &str, password: &str)
     c.find(Locator::Css("form.stack button[type=submit]"))
         .await
         .unwrap()
-        .click()
-        .await
-        .unwrap();
+        .follow(c)
+        .await;
 }
 
 /// The officer's walk: sign in, see the institution running off first and
@@ -575,9 +708,8 @@ async fn officer_walk(server: &Server, c: &Client) {
     c.find(Locator::Css("form.filters button"))
         .await
         .unwrap()
-        .click()
-        .await
-        .unwrap();
+        .follow(c)
+        .await;
     c.wait()
         .for_url(
             &url::Url::parse(&format!("{base}/overview?q=JY410922-002&level=&sort=risk")).unwrap(),
@@ -600,9 +732,8 @@ async fn officer_walk(server: &Server, c: &Client) {
     c.find(Locator::LinkText("Golden Path Education"))
         .await
         .unwrap()
-        .click()
-        .await
-        .unwrap();
+        .follow(c)
+        .await;
     c.wait()
         .for_element(Locator::Css("table#alerts"))
         .await
@@ -622,7 +753,7 @@ async fn officer_walk(server: &Server, c: &Client) {
     shoot(c, "03-institution").await;
     let evidence = c.find(Locator::Css("a.evidence-line")).await.unwrap();
     let line_id = evidence.text().await.unwrap();
-    evidence.click().await.unwrap();
+    evidence.follow(c).await;
     c.wait()
         .for_element(Locator::Css("table#bank-lines"))
         .await
@@ -653,9 +784,8 @@ async fn officer_walk(server: &Server, c: &Client) {
     c.find(Locator::Css("table#alerts tbody tr button"))
         .await
         .unwrap()
-        .click()
-        .await
-        .unwrap();
+        .follow(c)
+        .await;
     c.wait()
         .for_element(Locator::Css("table#alerts"))
         .await
@@ -688,9 +818,8 @@ async fn officer_walk(server: &Server, c: &Client) {
     c.find(Locator::Css("a.lang"))
         .await
         .unwrap()
-        .click()
-        .await
-        .unwrap();
+        .follow(c)
+        .await;
     c.wait()
         .for_element(Locator::Css("table#alerts"))
         .await
@@ -710,9 +839,8 @@ async fn officer_walk(server: &Server, c: &Client) {
     c.find(Locator::Css("header form button"))
         .await
         .unwrap()
-        .click()
-        .await
-        .unwrap();
+        .follow(c)
+        .await;
     c.wait().for_element(Locator::Id("login")).await.unwrap();
     c.goto(&format!("{base}/overview")).await.unwrap();
     assert_eq!(c.current_url().await.unwrap().path(), "/sign-in");
@@ -754,9 +882,8 @@ async fn refund_walk(server: &Server, c: &Client) {
     c.find(Locator::Css("nav a[href='/decisions']"))
         .await
         .unwrap()
-        .click()
-        .await
-        .unwrap();
+        .follow(c)
+        .await;
     let row = c
         .wait()
         .for_element(Locator::Id(&format!("refund-{}", refund.id)))
@@ -769,9 +896,8 @@ async fn refund_walk(server: &Server, c: &Client) {
     row.find(Locator::Css("button[type=submit]"))
         .await
         .unwrap()
-        .click()
-        .await
-        .unwrap();
+        .follow(c)
+        .await;
     c.wait().for_element(Locator::Css("main h1")).await.unwrap();
     assert_eq!(c.current_url().await.unwrap().path(), "/decisions");
     assert!(c
@@ -794,18 +920,160 @@ async fn refund_walk(server: &Server, c: &Client) {
     );
 }
 
+/// A rectification notice issued in the browser, listed as pending, then
+/// overdue once its due date has passed, then answered.
+async fn notice_walk(server: &Server, c: &Client, clock: &ledger_core::store::Clock) {
+    let base = &server.base;
+    sign_in_in_browser(c, base, "wang", PASSWORD).await;
+    c.wait()
+        .for_element(Locator::Css("table#overview"))
+        .await
+        .unwrap();
+    c.goto(&format!("{base}/institutions/INS-410922-004?lang=zh"))
+        .await
+        .unwrap();
+    let due = (clock.now() + chrono::Duration::days(7)).date_naive();
+    c.find(Locator::Id("finding"))
+        .await
+        .unwrap()
+        .send_keys("监管账户于11月5日被转出30,000元,无拨付指令。")
+        .await
+        .unwrap();
+    c.find(Locator::Id("required_action"))
+        .await
+        .unwrap()
+        .send_keys("7日内将30,000元退回监管账户并书面说明。")
+        .await
+        .unwrap();
+    c.execute(
+        "document.getElementById('due_on').value = arguments[0]; \
+         document.getElementById('alert_key').selectedIndex = 1;",
+        vec![serde_json::json!(due.format("%Y-%m-%d").to_string())],
+    )
+    .await
+    .unwrap();
+    c.find(Locator::Css("form[action$='/notices'] button[type=submit]"))
+        .await
+        .unwrap()
+        .follow(c)
+        .await;
+    c.wait()
+        .for_element(Locator::Css("article.notice"))
+        .await
+        .unwrap();
+    let url = c.current_url().await.unwrap();
+    let year = chrono::Datelike::year(&clock.now().date_naive());
+    assert_eq!(url.path(), format!("/notices/410922-{year}-001"));
+    let article = c
+        .find(Locator::Css("article.notice"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(article.contains("整改通知书"), "{article}");
+    assert!(
+        article.contains(&format!("410922教整〔{year}〕1号")),
+        "{article}"
+    );
+    assert!(article.contains("30,000元退回"), "{article}");
+    shoot(c, "07-notice").await;
+    // The alert it answers now waits for rectification by that date.
+    let alerts = server
+        .store
+        .alerts(
+            Some(&ledger_core::InstitutionId::parse("INS-410922-004").unwrap()),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(alerts
+        .iter()
+        .any(|a| a.status.code() == "rectification_requested" && a.rectification_due == Some(due)));
+
+    let row_class = |c: &Client| {
+        let c = c.clone();
+        async move {
+            c.goto(&format!("{base}/notices")).await.unwrap();
+            let id = format!("notice-410922-{year}-001");
+            let row = match c.wait().for_element(Locator::Id(&id)).await {
+                Ok(row) => row,
+                Err(e) => {
+                    shoot(&c, "failed-notices").await;
+                    let url = c.current_url().await.unwrap();
+                    let page = c.source().await.unwrap_or_default();
+                    panic!("no {id} on {url}: {e}\n{page}");
+                }
+            };
+            (
+                row.attr("class").await.unwrap().unwrap_or_default(),
+                row.text().await.unwrap(),
+            )
+        }
+    };
+    let (class, text) = row_class(c).await;
+    assert_eq!(class, "yellow", "{text}");
+    assert!(text.contains("整改中"), "{text}");
+
+    // Eight days on, unanswered: overdue, red, and counted.
+    clock.set(clock.now() + chrono::Duration::days(8));
+    sign_in_in_browser(c, base, "wang", PASSWORD).await;
+    c.wait()
+        .for_element(Locator::Css("table#overview"))
+        .await
+        .unwrap();
+    let (class, text) = row_class(c).await;
+    assert_eq!(class, "red", "{text}");
+    assert!(text.contains("已逾期"), "{text}");
+    let banner = c
+        .find(Locator::Css("p.error"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(banner.contains('1'), "{banner}");
+    shoot(c, "08-notices-overdue").await;
+
+    // The institution's answer, recorded: no longer overdue.
+    c.find(Locator::LinkText(&format!("410922教整〔{year}〕1号")))
+        .await
+        .unwrap()
+        .follow(c)
+        .await;
+    c.find(Locator::Id("answer"))
+        .await
+        .unwrap()
+        .send_keys("已于12月14日退回30,000元,附银行回单。")
+        .await
+        .unwrap();
+    c.find(Locator::Css("form[action$='/answer'] button[type=submit]"))
+        .await
+        .unwrap()
+        .follow(c)
+        .await;
+    c.wait()
+        .for_element(Locator::Css("article.notice"))
+        .await
+        .unwrap();
+    let (class, _) = row_class(c).await;
+    assert_eq!(class, "green");
+}
+
 #[tokio::test]
 async fn an_officer_finds_the_institution_at_risk_and_its_bank_line_in_chromium() {
-    let server = demo_server(Backend::Sqlite).await;
+    let clock = ledger_core::store::Clock::manual(chrono::Utc::now());
+    let server = demo_server_at(Backend::Sqlite, clock.clone()).await;
     let driver = driver().await;
     let c = browser(&driver).await;
-    let walk = tokio::time::timeout(Duration::from_secs(120), async {
+    let walk = tokio::time::timeout(Duration::from_secs(240), async {
         officer_walk(&server, &c).await;
         refund_walk(&server, &c).await;
+        notice_walk(&server, &c, &clock).await;
     })
     .await;
     let _ = c.close().await;
     drop(driver);
     server.stop().await;
-    walk.expect("the browser walk took over 120 s");
+    walk.expect("the browser walk took over 240 s");
 }

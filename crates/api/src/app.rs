@@ -17,6 +17,7 @@ pub mod officers;
 pub mod outbox;
 pub mod oversight;
 pub mod reconcile;
+pub mod rectification;
 pub mod refunds;
 pub mod registry;
 pub mod releases;

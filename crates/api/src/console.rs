@@ -2,7 +2,7 @@
 //! Simplified Chinese by default (English with `?lang=en` or the switch,
 //! kept in a cookie). A thin adapter over the application layer: it signs
 //! people in (`app::officers`), reads the overview (`app::oversight`) and
-//! acts through the use cases (`app::alerts`, `app::refunds`), like the CLI and the API.
+//! acts through the use cases (`app::alerts`, `app::refunds`, `app::rectification`), like the CLI and the API.
 //! Every asset is in the binary; nothing is fetched from elsewhere.
 //!
 //! Sessions: an `el_session` cookie (HttpOnly, SameSite=Strict, Secure
@@ -66,6 +66,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
         .route("/institutions/{id}", get(pages::institution))
         .route("/institutions/{id}/bank-lines", get(pages::bank_lines))
         .route("/decisions", get(pages::decisions))
+        .route("/institutions/{id}/notices", post(pages::issue_notice))
+        .route("/notices", get(pages::notices))
+        .route("/notices/{no}", get(pages::notice))
+        .route("/notices/{no}/answer", post(pages::answer_notice))
         .route("/refunds/{id}/decide", post(pages::decide_refund))
         .route("/institutions/{id}/alerts/{key}", post(pages::act_on_alert))
         .with_state(ConsoleState { store })

@@ -188,6 +188,10 @@ async fn every_institution_table_is_keyed_by_institution_first_and_never_spans_t
         "sign_in_attempts",
         "console_sessions",
         "console_session_ends",
+        // Rectification notices are numbered per jurisdiction and year (the
+        // number is the key), their answers by notice.
+        "rectification_notices",
+        "rectification_answers",
         "_sqlx_migrations",
     ]
     .into();

@@ -527,15 +527,30 @@ pub async fn institution(
             }
         })
         .collect();
-    let body = views::institution(
-        lang,
-        institution.id.as_str(),
-        &institution.name,
-        &institution.licence_no,
-        &figures,
-        &items,
-        &s.csrf,
-    );
+    let open_alerts: Vec<(String, String)> = alerts
+        .iter()
+        .filter(|a| crate::app::oversight::is_open(a))
+        .map(|a| (a.key.clone(), a.summary.clone()))
+        .collect();
+    let today = crate::app::jobs::today(&state.store);
+    let body = html! {
+        (views::institution(
+            lang,
+            institution.id.as_str(),
+            &institution.name,
+            &institution.licence_no,
+            &figures,
+            &items,
+            &s.csrf,
+        ))
+        (views::notice_form(
+            lang,
+            institution.id.as_str(),
+            &open_alerts,
+            &s.csrf,
+            &today.format("%Y-%m-%d").to_string(),
+        ))
+    };
     render(
         &headers,
         q.lang.as_deref(),
@@ -767,6 +782,235 @@ pub async fn decide_refund(
     let today = crate::app::jobs::today(&state.store);
     match crate::app::refunds::decide(&state.store, &refund, decision, &actor, None, today).await {
         Ok(_) => Redirect::to("/decisions").into_response(),
+        Err(e) => failure(lang, &e),
+    }
+}
+
+fn title_no(lang: Lang, n: &crate::app::rectification::Notice) -> String {
+    match lang {
+        Lang::Zh => format!(
+            "{}教整〔{}〕{}号",
+            n.record.jurisdiction, n.record.year, n.record.seq
+        ),
+        Lang::En => format!(
+            "No. {}/{}/{}",
+            n.record.jurisdiction, n.record.year, n.record.seq
+        ),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NoticeForm {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub alert_key: String,
+    #[serde(default)]
+    pub finding: String,
+    #[serde(default)]
+    pub required_action: String,
+    #[serde(default)]
+    pub due_on: String,
+}
+
+pub async fn issue_notice(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<NoticeForm>,
+) -> Response {
+    let lang = lang(&headers, None);
+    let s = match signed(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !same_token(&form.csrf, &s.csrf) {
+        return forbidden_form(lang);
+    }
+    let institution = match visible(&state, &s, &id).await {
+        Ok(i) => i,
+        Err(e) => return failure(lang, &e),
+    };
+    if !permits(s.officer.role, Action::WorkAlerts) {
+        return not_found(lang);
+    }
+    let Ok(due_on) = chrono::NaiveDate::parse_from_str(form.due_on.trim(), "%Y-%m-%d") else {
+        return failure(
+            lang,
+            &AppError::invalid(
+                "invalid_date",
+                "due_on",
+                format!("due date {:?} is not a date (YYYY-MM-DD)", form.due_on),
+            ),
+        );
+    };
+    let draft = crate::app::rectification::NoticeDraft {
+        alert_key: Some(form.alert_key),
+        finding: form.finding,
+        required_action: form.required_action,
+        due_on,
+    };
+    let actor = format!("console:{}", s.officer.login);
+    let today = crate::app::jobs::today(&state.store);
+    match crate::app::rectification::issue(&state.store, &institution, draft, &actor, today).await {
+        Ok(n) => Redirect::to(&format!("/notices/{}", n.record.notice_no)).into_response(),
+        Err(e) => failure(lang, &e),
+    }
+}
+
+pub async fn notices(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    let lang = lang(&headers, q.lang.as_deref());
+    let s = match signed(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let caller = s.officer.caller();
+    let today = crate::app::jobs::today(&state.store);
+    let loaded = async {
+        let institutions = state.store.institutions().await?;
+        let all = crate::app::rectification::all(&state.store, today).await?;
+        Ok::<_, AppError>((institutions, all))
+    }
+    .await;
+    let (institutions, all) = match loaded {
+        Ok(x) => x,
+        Err(e) => return failure(lang, &e),
+    };
+    let rows: Vec<views::NoticeRow> = all
+        .iter()
+        .filter_map(|n| {
+            let i = institutions
+                .iter()
+                .find(|i| i.id.as_str() == n.record.institution_id)?;
+            caller.sees_institution(i, false).then(|| views::NoticeRow {
+                no: n.record.notice_no.clone(),
+                title_no: title_no(lang, n),
+                institution_id: i.id.to_string(),
+                institution: i.name.clone(),
+                finding: n.record.finding.clone(),
+                due: date(lang, n.record.due_on),
+                overdue: n.overdue,
+                answered: !n.answers.is_empty(),
+            })
+        })
+        .collect();
+    let body = views::notices(lang, &rows);
+    render(
+        &headers,
+        q.lang.as_deref(),
+        StatusCode::OK,
+        signed_page(lang, lang.t("整改通知书", "Notices"), &s, body),
+    )
+}
+
+/// The notice if the officer may see its institution; 404 otherwise.
+async fn visible_notice(
+    state: &ConsoleState,
+    s: &Signed,
+    no: &str,
+) -> Result<(crate::app::rectification::Notice, Institution), AppError> {
+    let today = crate::app::jobs::today(&state.store);
+    let n = crate::app::rectification::find(&state.store, no, today)
+        .await
+        .map_err(|e| {
+            if e.kind() == Kind::NotFound {
+                AppError::not_found("page")
+            } else {
+                e
+            }
+        })?;
+    let i = visible(state, s, &n.record.institution_id).await?;
+    Ok((n, i))
+}
+
+pub async fn notice(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Path(no): Path<String>,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    let lang = lang(&headers, q.lang.as_deref());
+    let s = match signed(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (n, i) = match visible_notice(&state, &s, &no).await {
+        Ok(x) => x,
+        Err(e) => return failure(lang, &e),
+    };
+    let bureau = match state.store.jurisdictions().await {
+        Ok(js) => js
+            .into_iter()
+            .find(|j| j.code == i.jurisdiction)
+            .map(|j| format!("{}{}", j.name, lang.t("教育局", " Education Bureau")))
+            .unwrap_or_default(),
+        Err(e) => return failure(lang, &AppError::from(e)),
+    };
+    let doc = views::NoticeDoc {
+        no: n.record.notice_no.clone(),
+        title_no: title_no(lang, &n),
+        bureau,
+        institution: i.name.clone(),
+        licence_no: i.licence_no.clone(),
+        finding: n.record.finding.clone(),
+        required_action: n.record.required_action.clone(),
+        due: date(lang, n.record.due_on),
+        issued_on: date(lang, n.record.issued_at.date_naive()),
+        issued_by: n.record.issued_by.clone(),
+        overdue: n.overdue,
+        answers: n
+            .answers
+            .iter()
+            .map(|a| {
+                (
+                    date(lang, a.recorded_at.date_naive()),
+                    a.recorded_by.clone(),
+                    a.answer.clone(),
+                )
+            })
+            .collect(),
+    };
+    let body = views::notice(lang, &doc, &s.csrf);
+    render(
+        &headers,
+        q.lang.as_deref(),
+        StatusCode::OK,
+        signed_page(lang, lang.t("整改通知书", "Rectification notice"), &s, body),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AnswerForm {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub answer: String,
+}
+
+pub async fn answer_notice(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Path(no): Path<String>,
+    Form(form): Form<AnswerForm>,
+) -> Response {
+    let lang = lang(&headers, None);
+    let s = match signed(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !same_token(&form.csrf, &s.csrf) {
+        return forbidden_form(lang);
+    }
+    if let Err(e) = visible_notice(&state, &s, &no).await {
+        return failure(lang, &e);
+    }
+    let actor = format!("console:{}", s.officer.login);
+    match crate::app::rectification::answer(&state.store, &no, &form.answer, &actor).await {
+        Ok(()) => Redirect::to(&format!("/notices/{no}")).into_response(),
         Err(e) => failure(lang, &e),
     }
 }

@@ -29,6 +29,7 @@ pub fn page(lang: Lang, title: &str, signed: Option<(&str, &str)>, body: Markup)
                         @if signed.is_some() {
                             a href="/overview" { (lang.t("辖区总览", "Overview")) }
                             a href="/decisions" { (lang.t("待审批", "Decisions")) }
+                            a href="/notices" { (lang.t("整改通知书", "Notices")) }
                         }
                     }
                     a.lang href={ "?lang=" (other.0) } hreflang=(other.0) { (other.1) }
@@ -399,6 +400,142 @@ pub fn decisions(lang: Lang, refunds: &[RefundItem], csrf: &str) -> Markup {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The form that issues a rectification notice, on the institution page.
+pub fn notice_form(
+    lang: Lang,
+    id: &str,
+    alerts: &[(String, String)],
+    csrf: &str,
+    today: &str,
+) -> Markup {
+    html! {
+        h2 #notice { (lang.t("下发整改通知书", "Issue a rectification notice")) }
+        form.stack.wide method="post" action={ "/institutions/" (id) "/notices" } {
+            input type="hidden" name="csrf" value=(csrf);
+            label for="alert_key" { (lang.t("针对的预警(可选)", "For the alert (optional)"))
+                select #alert_key name="alert_key" {
+                    option value="" { (lang.t("不针对具体预警", "No particular alert")) }
+                    @for (key, summary) in alerts {
+                        option value=(key) { (summary) }
+                    }
+                }
+            }
+            label for="finding" { (lang.t("发现的问题", "Finding"))
+                textarea #finding name="finding" rows="3" required {}
+            }
+            label for="required_action" { (lang.t("整改要求", "Required action"))
+                textarea #required_action name="required_action" rows="3" required {}
+            }
+            label for="due_on" { (lang.t("整改期限", "Due date"))
+                input #due_on type="date" name="due_on" min=(today) required;
+            }
+            button type="submit" { (lang.t("下发", "Issue")) }
+        }
+    }
+}
+
+/// A notice in a list, as shown.
+pub struct NoticeRow {
+    pub no: String,
+    pub title_no: String,
+    pub institution_id: String,
+    pub institution: String,
+    pub finding: String,
+    pub due: String,
+    pub overdue: bool,
+    pub answered: bool,
+}
+
+pub fn notices(lang: Lang, rows: &[NoticeRow]) -> Markup {
+    let overdue = rows.iter().filter(|r| r.overdue).count();
+    html! {
+        h1 { (lang.t("整改通知书", "Rectification notices")) }
+        @if overdue > 0 {
+            p.error role="status" { (lang.t("逾期未整改:", "Overdue, unanswered: ")) (overdue) }
+        }
+        @if rows.is_empty() {
+            p { (lang.t("尚未下发整改通知书。", "No notice issued yet.")) }
+        } @else {
+            table #notices {
+                thead { tr {
+                    th scope="col" { (lang.t("文号", "Number")) }
+                    th scope="col" { (lang.t("机构", "Institution")) }
+                    th scope="col" { (lang.t("发现的问题", "Finding")) }
+                    th scope="col" { (lang.t("整改期限", "Due")) }
+                    th scope="col" { (lang.t("状态", "Status")) }
+                } }
+                tbody {
+                    @for r in rows {
+                        @let class = if r.overdue { "red" } else if r.answered { "green" } else { "yellow" };
+                        tr class=(class) id={ "notice-" (r.no) } {
+                            td.nowrap { a href={ "/notices/" (r.no) } { (r.title_no) } }
+                            td { a href={ "/institutions/" (r.institution_id) } { (r.institution) } }
+                            td { (r.finding) }
+                            td.nowrap { (r.due) }
+                            td.nowrap { span class={ "badge " (class) } {
+                                @if r.overdue { (lang.t("已逾期", "Overdue")) }
+                                @else if r.answered { (lang.t("已答复", "Answered")) }
+                                @else { (lang.t("整改中", "Pending")) }
+                            } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub struct NoticeDoc {
+    pub no: String,
+    pub title_no: String,
+    pub bureau: String,
+    pub institution: String,
+    pub licence_no: String,
+    pub finding: String,
+    pub required_action: String,
+    pub due: String,
+    pub issued_on: String,
+    pub issued_by: String,
+    pub overdue: bool,
+    pub answers: Vec<(String, String, String)>,
+}
+
+/// The notice as the bureau sends it (printable), its answers, and the
+/// form that records one.
+pub fn notice(lang: Lang, n: &NoticeDoc, csrf: &str) -> Markup {
+    html! {
+        p.noprint { a href="/notices" { "← " (lang.t("整改通知书", "Rectification notices")) } }
+        article.notice {
+            h1 { (n.bureau) " " (lang.t("整改通知书", "Rectification notice")) }
+            p.center { (n.title_no) }
+            @if n.overdue {
+                p.error role="status" { (lang.t("已逾期,机构尚未答复。", "Overdue: the institution has not answered.")) }
+            }
+            p { strong { (n.institution) } " (" (lang.t("许可证号", "licence")) " " (n.licence_no) "):" }
+            h2 { (lang.t("一、发现的问题", "1. Finding")) }
+            p { (n.finding) }
+            h2 { (lang.t("二、整改要求", "2. Required action")) }
+            p { (n.required_action) }
+            h2 { (lang.t("三、整改期限", "3. Due date")) }
+            p { (lang.t("请于", "Answer by ")) (n.due) (lang.t("前完成整改并书面答复。", ", in writing.")) }
+            p.sign { (n.bureau) br; (n.issued_on) br; span.note { (lang.t("经办人:", "Issued by: ")) (n.issued_by) } }
+        }
+        h2 { (lang.t("机构答复", "The institution's answers")) }
+        @if n.answers.is_empty() {
+            p { (lang.t("尚未答复。", "No answer yet.")) }
+        } @else {
+            ul { @for (when, who, text) in &n.answers { li { (when) " · " (who) ": " (text) } } }
+        }
+        form.stack.wide method="post" action={ "/notices/" (n.no) "/answer" } {
+            input type="hidden" name="csrf" value=(csrf);
+            label for="answer" { (lang.t("登记机构答复", "Record the institution's answer"))
+                textarea #answer name="answer" rows="3" required {}
+            }
+            button type="submit" { (lang.t("登记", "Record")) }
         }
     }
 }
