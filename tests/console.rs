@@ -527,6 +527,99 @@ async fn notices_are_numbered_per_jurisdiction_and_year_and_fall_overdue(backend
     server.stop().await;
 }
 
+both!(the_lists_are_published_in_versions_and_read_without_signing_in);
+async fn the_lists_are_published_in_versions_and_read_without_signing_in(backend: Backend) {
+    let server = demo_server(backend).await;
+    let mut wang = Visitor::new(&server);
+    assert_eq!(wang.sign_in("wang", PASSWORD).await, StatusCode::SEE_OTHER);
+    let (_, page) = wang.get("/institutions/INS-410922-004").await;
+    let csrf = hidden(&page, "csrf");
+    let path = "/institutions/INS-410922-004/list";
+    // Refused: no reason, a list that is not one, no CSRF token.
+    let (status, _) = wang
+        .post(path, &[("csrf", &csrf), ("list", "black"), ("reason", " ")])
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = wang
+        .post(path, &[("csrf", &csrf), ("list", "grey"), ("reason", "x")])
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = wang.post(path, &[("list", "black"), ("reason", "x")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Another county's officer cannot reach it.
+    let mut hu = Visitor::new(&server);
+    assert_eq!(hu.sign_in("hu", PASSWORD).await, StatusCode::SEE_OTHER);
+    let (_, page) = hu.get("/overview").await;
+    let hu_csrf = hidden(&page, "csrf");
+    let (status, _) = hu
+        .post(
+            path,
+            &[("csrf", &hu_csrf), ("list", "white"), ("reason", "x")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(server.store.list_changes().await.unwrap().is_empty());
+
+    for (id, list, reason) in [
+        ("INS-410922-001", "white", "按期开课,资金足额监管"),
+        ("INS-410922-004", "white", "首次公布"),
+        ("INS-410922-004", "black", "挪用监管资金"),
+    ] {
+        let (status, _) = wang
+            .post(
+                &format!("/institutions/{id}/list"),
+                &[("csrf", &csrf), ("list", list), ("reason", reason)],
+            )
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+    }
+    let mut public = Visitor::new(&server);
+    let (status, body) = public.get("/lists.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let lists: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let county = &lists[0];
+    assert_eq!(county["jurisdiction"], "410922");
+    let ids = |k: &str| {
+        county[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["institution"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids("black"), ["INS-410922-004"]);
+    assert_eq!(ids("white"), ["INS-410922-001"]);
+    let versions: Vec<i64> = county["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions, [1, 2, 3]);
+    let r = public
+        .client
+        .get(format!("{}/lists.csv", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let bytes = r.bytes().await.unwrap();
+    assert_eq!(&bytes[..3], b"\xEF\xBB\xBF", "a UTF-8 BOM for Excel");
+    let text = std::str::from_utf8(&bytes[3..]).unwrap();
+    assert!(text.starts_with("jurisdiction,version,"), "{text}");
+    assert!(
+        text.contains(
+            "410922,3,INS-410922-004,Golden Path Education,JY410922-004,black,挪用监管资金,"
+        ),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 4);
+    let (status, page) = public.get("/lists").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("挪用监管资金"));
+    server.stop().await;
+}
+
 // ---- the browser ----
 
 fn screenshots() -> PathBuf {
@@ -1060,6 +1153,63 @@ async fn notice_walk(server: &Server, c: &Client, clock: &ledger_core::store::Cl
     assert_eq!(class, "green");
 }
 
+/// A blacklisting published in the browser, read on the public page by a
+/// browser that has signed out.
+async fn lists_walk(server: &Server, c: &Client) {
+    let base = &server.base;
+    sign_in_in_browser(c, base, "wang", PASSWORD).await;
+    c.wait()
+        .for_element(Locator::Css("table#overview"))
+        .await
+        .unwrap();
+    c.goto(&format!("{base}/institutions/INS-410922-004?lang=zh"))
+        .await
+        .unwrap();
+    c.find(Locator::Id("reason"))
+        .await
+        .unwrap()
+        .send_keys("挪用监管资金30,000元,逾期未整改。")
+        .await
+        .unwrap();
+    c.find(Locator::Css("form[action$='/list'] button[type=submit]"))
+        .await
+        .unwrap()
+        .follow(c)
+        .await;
+    assert_eq!(c.current_url().await.unwrap().path(), "/lists");
+    c.find(Locator::Css("header form button"))
+        .await
+        .unwrap()
+        .follow(c)
+        .await;
+    // Signed out: the public page still shows it.
+    c.goto(&format!("{base}/lists")).await.unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/lists");
+    let black = c
+        .find(Locator::Id("black-410922"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(black.contains("Golden Path Education"), "{black}");
+    assert!(black.contains("挪用监管资金"), "{black}");
+    let white = c
+        .find(Locator::Id("white-410922"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!white.contains("Golden Path Education"), "{white}");
+    assert!(c
+        .find_all(Locator::Css("header form"))
+        .await
+        .unwrap()
+        .is_empty());
+    shoot(c, "09-public-lists").await;
+}
+
 #[tokio::test]
 async fn an_officer_finds_the_institution_at_risk_and_its_bank_line_in_chromium() {
     let clock = ledger_core::store::Clock::manual(chrono::Utc::now());
@@ -1070,6 +1220,7 @@ async fn an_officer_finds_the_institution_at_risk_and_its_bank_line_in_chromium(
         officer_walk(&server, &c).await;
         refund_walk(&server, &c).await;
         notice_walk(&server, &c, &clock).await;
+        lists_walk(&server, &c).await;
     })
     .await;
     let _ = c.close().await;

@@ -13,6 +13,7 @@ pub mod evidence;
 pub mod feeds;
 pub mod jobs;
 pub mod jurisdictions;
+pub mod lists;
 pub mod officers;
 pub mod outbox;
 pub mod oversight;

@@ -2,7 +2,7 @@
 //! Simplified Chinese by default (English with `?lang=en` or the switch,
 //! kept in a cookie). A thin adapter over the application layer: it signs
 //! people in (`app::officers`), reads the overview (`app::oversight`) and
-//! acts through the use cases (`app::alerts`, `app::refunds`, `app::rectification`), like the CLI and the API.
+//! acts through the use cases (`app::alerts`, `app::refunds`, `app::rectification`, `app::lists`), like the CLI and the API.
 //! Every asset is in the binary; nothing is fetched from elsewhere.
 //!
 //! Sessions: an `el_session` cookie (HttpOnly, SameSite=Strict, Secure
@@ -68,6 +68,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
         .route("/decisions", get(pages::decisions))
         .route("/institutions/{id}/notices", post(pages::issue_notice))
         .route("/notices", get(pages::notices))
+        .route("/institutions/{id}/list", post(pages::publish_list))
+        .route("/lists", get(pages::public_lists))
+        .route("/lists.json", get(pages::public_lists_json))
+        .route("/lists.csv", get(pages::public_lists_csv))
         .route("/notices/{no}", get(pages::notice))
         .route("/notices/{no}/answer", post(pages::answer_notice))
         .route("/refunds/{id}/decide", post(pages::decide_refund))

@@ -143,7 +143,7 @@ pub use bulk::{AccountKey, EventRow};
 pub use claims::KeyClaim;
 pub use clock::Clock;
 pub use feeds::{StatementLines, StoredLine};
-pub use notices::{NewNotice, NoticeAnswer, NoticeRecord};
+pub use notices::{ListChange, NewNotice, NoticeAnswer, NoticeRecord};
 pub use officers::{OfficerRecord, SessionRecord};
 pub use postgres::PgStore;
 pub use recon::{Claimed, MatchRecord, ReconDay, RecordedDay, RecordedMatches};

@@ -192,6 +192,8 @@ async fn every_institution_table_is_keyed_by_institution_first_and_never_spans_t
         // number is the key), their answers by notice.
         "rectification_notices",
         "rectification_answers",
+        // The white and black lists: versions per jurisdiction.
+        "list_changes",
         "_sqlx_migrations",
     ]
     .into();

@@ -533,6 +533,15 @@ pub async fn institution(
         .map(|a| (a.key.clone(), a.summary.clone()))
         .collect();
     let today = crate::app::jobs::today(&state.store);
+    let on_list = match crate::app::lists::published(&state.store).await {
+        Ok(p) => p
+            .iter()
+            .flat_map(|j| j.current.iter())
+            .find(|c| c.institution_id == institution.id.as_str())
+            .map(|c| c.list.clone())
+            .unwrap_or_else(|| "none".into()),
+        Err(e) => return failure(lang, &e),
+    };
     let body = html! {
         (views::institution(
             lang,
@@ -550,6 +559,7 @@ pub async fn institution(
             &s.csrf,
             &today.format("%Y-%m-%d").to_string(),
         ))
+        (views::list_form(lang, institution.id.as_str(), &on_list, &s.csrf))
     };
     render(
         &headers,
@@ -1012,5 +1022,233 @@ pub async fn answer_notice(
     match crate::app::rectification::answer(&state.store, &no, &form.answer, &actor).await {
         Ok(()) => Redirect::to(&format!("/notices/{no}")).into_response(),
         Err(e) => failure(lang, &e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListForm {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub list: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+pub async fn publish_list(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<ListForm>,
+) -> Response {
+    let lang = lang(&headers, None);
+    let s = match signed(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !same_token(&form.csrf, &s.csrf) {
+        return forbidden_form(lang);
+    }
+    let institution = match visible(&state, &s, &id).await {
+        Ok(i) => i,
+        Err(e) => return failure(lang, &e),
+    };
+    if !permits(s.officer.role, Action::Register) {
+        return not_found(lang);
+    }
+    let list = match crate::app::lists::List::parse(&form.list) {
+        Ok(l) => l,
+        Err(e) => return failure(lang, &e),
+    };
+    let actor = format!("console:{}", s.officer.login);
+    match crate::app::lists::publish(&state.store, &institution, list, &form.reason, &actor).await {
+        Ok(_) => Redirect::to("/lists").into_response(),
+        Err(e) => failure(lang, &e),
+    }
+}
+
+/// The lists as published, with names: (jurisdiction label, current,
+/// history), each change with its institution.
+async fn lists_data(
+    state: &ConsoleState,
+) -> Result<
+    Vec<(
+        String,
+        Vec<(ledger_core::store::ListChange, Institution)>,
+        Vec<(ledger_core::store::ListChange, Institution)>,
+    )>,
+    AppError,
+> {
+    let published = crate::app::lists::published(&state.store).await?;
+    let institutions = state.store.institutions().await?;
+    let jurisdictions = state.store.jurisdictions().await?;
+    let named = |changes: Vec<ledger_core::store::ListChange>| {
+        changes
+            .into_iter()
+            .filter_map(|c| {
+                let i = institutions
+                    .iter()
+                    .find(|i| i.id.as_str() == c.institution_id)?
+                    .clone();
+                Some((c, i))
+            })
+            .collect::<Vec<_>>()
+    };
+    Ok(published
+        .into_iter()
+        .map(|p| {
+            let label = jurisdictions
+                .iter()
+                .find(|j| j.code.as_str() == p.jurisdiction)
+                .map(|j| format!("{} {}", j.code, j.name))
+                .unwrap_or_else(|| p.jurisdiction.clone());
+            (label, named(p.current), named(p.history))
+        })
+        .collect())
+}
+
+fn list_words(lang: Lang, code: &str) -> &'static str {
+    match code {
+        "white" => lang.t("白名单", "white"),
+        "black" => lang.t("黑名单", "black"),
+        _ => lang.t("移出名单", "off the lists"),
+    }
+}
+
+/// The public page: no sign-in.
+pub async fn public_lists(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    let lang = lang(&headers, q.lang.as_deref());
+    let data = match lists_data(&state).await {
+        Ok(d) => d,
+        Err(e) => return failure(lang, &e),
+    };
+    let row = |(c, i): &(ledger_core::store::ListChange, Institution)| views::ListRow {
+        version: c.version,
+        institution: i.name.clone(),
+        licence_no: i.licence_no.clone(),
+        list: list_words(lang, &c.list),
+        reason: c.reason.clone(),
+        date: date(lang, c.published_at.date_naive()),
+    };
+    let lists: Vec<views::PublicLists> = data
+        .iter()
+        .map(|(label, current, history)| views::PublicLists {
+            jurisdiction: label.clone(),
+            black: current
+                .iter()
+                .filter(|(c, _)| c.list == "black")
+                .map(row)
+                .collect(),
+            white: current
+                .iter()
+                .filter(|(c, _)| c.list == "white")
+                .map(row)
+                .collect(),
+            history: history.iter().rev().map(row).collect(),
+        })
+        .collect();
+    let signed_in = signed(&state, &headers).await.ok();
+    let body = views::public_lists(lang, &lists);
+    let page = views::page(
+        lang,
+        lang.t("黑白名单", "Lists"),
+        signed_in
+            .as_ref()
+            .map(|s| (s.officer.name.as_str(), s.csrf.as_str())),
+        body,
+    );
+    render(&headers, q.lang.as_deref(), StatusCode::OK, page)
+}
+
+/// The same as JSON: per jurisdiction, the current lists and every change.
+pub async fn public_lists_json(State(state): State<ConsoleState>) -> Response {
+    let data = match lists_data(&state).await {
+        Ok(d) => d,
+        Err(e) => return failure(Lang::En, &e),
+    };
+    let change = |(c, i): &(ledger_core::store::ListChange, Institution)| {
+        serde_json::json!({
+            "version": c.version,
+            "institution": i.id.as_str(),
+            "name": i.name,
+            "licence_no": i.licence_no,
+            "list": c.list,
+            "reason": c.reason,
+            "published_on": c.published_at.date_naive(),
+        })
+    };
+    let body: Vec<serde_json::Value> = data
+        .iter()
+        .map(|(label, current, history)| {
+            serde_json::json!({
+                "jurisdiction": label.split(' ').next().unwrap_or(""),
+                "name": label.split_once(' ').map(|x| x.1).unwrap_or(""),
+                "black": current.iter().filter(|(c, _)| c.list == "black").map(change).collect::<Vec<_>>(),
+                "white": current.iter().filter(|(c, _)| c.list == "white").map(change).collect::<Vec<_>>(),
+                "history": history.iter().map(change).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    axum::Json(body).into_response()
+}
+
+/// Every change as CSV (UTF-8 with a BOM, so that Excel on Chinese Windows
+/// reads it right): the history; the current lists follow from it.
+pub async fn public_lists_csv(State(state): State<ConsoleState>) -> Response {
+    let data = match lists_data(&state).await {
+        Ok(d) => d,
+        Err(e) => return failure(Lang::En, &e),
+    };
+    let mut out = csv::Writer::from_writer(vec![0xEF, 0xBB, 0xBF]);
+    let mut rows = vec![vec![
+        "jurisdiction".to_string(),
+        "version".into(),
+        "institution".into(),
+        "name".into(),
+        "licence_no".into(),
+        "list".into(),
+        "reason".into(),
+        "published_on".into(),
+        "current".into(),
+    ]];
+    for (label, current, history) in &data {
+        for (c, i) in history {
+            let now = current.iter().any(|(m, _)| m.version == c.version);
+            rows.push(vec![
+                label.split(' ').next().unwrap_or("").to_string(),
+                c.version.to_string(),
+                i.id.to_string(),
+                i.name.clone(),
+                i.licence_no.clone(),
+                c.list.clone(),
+                c.reason.clone(),
+                c.published_at.date_naive().to_string(),
+                now.to_string(),
+            ]);
+        }
+    }
+    for r in rows {
+        if let Err(e) = out.write_record(&r) {
+            tracing::error!(error = %e, "lists.csv");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    }
+    match out.into_inner() {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"lists.csv\"",
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }

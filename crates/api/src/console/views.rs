@@ -31,8 +31,12 @@ pub fn page(lang: Lang, title: &str, signed: Option<(&str, &str)>, body: Markup)
                             a href="/decisions" { (lang.t("待审批", "Decisions")) }
                             a href="/notices" { (lang.t("整改通知书", "Notices")) }
                         }
+                        a href="/lists" { (lang.t("黑白名单", "Lists")) }
                     }
                     a.lang href={ "?lang=" (other.0) } hreflang=(other.0) { (other.1) }
+                    @if signed.is_none() {
+                        a href="/sign-in" { (lang.t("监管人员登录", "Officer sign-in")) }
+                    }
                     @if let Some((name, csrf)) = signed {
                         span { (name) }
                         form.inline method="post" action="/sign-out" {
@@ -537,5 +541,98 @@ pub fn notice(lang: Lang, n: &NoticeDoc, csrf: &str) -> Markup {
             }
             button type="submit" { (lang.t("登记", "Record")) }
         }
+    }
+}
+
+/// The form that publishes a change of the lists, on the institution page.
+pub fn list_form(lang: Lang, id: &str, current: &str, csrf: &str) -> Markup {
+    let words = |code: &str| match code {
+        "white" => lang.t("白名单", "white list"),
+        "black" => lang.t("黑名单", "black list"),
+        _ => lang.t("不在名单上", "on neither list"),
+    };
+    html! {
+        h2 #lists { (lang.t("黑白名单", "White and black lists")) }
+        p { (lang.t("当前:", "Now: ")) strong { (words(current)) } " · "
+            a href="/lists" { (lang.t("公开名单", "The public lists")) } }
+        form.stack.wide method="post" action={ "/institutions/" (id) "/list" } {
+            input type="hidden" name="csrf" value=(csrf);
+            label for="list" { (lang.t("列入", "Put on"))
+                select #list name="list" {
+                    option value="black" { (words("black")) }
+                    option value="white" { (words("white")) }
+                    option value="none" { (words("none")) }
+                }
+            }
+            label for="reason" { (lang.t("理由(将公开)", "Reason (published)"))
+                textarea #reason name="reason" rows="2" required {}
+            }
+            button type="submit" { (lang.t("发布", "Publish")) }
+        }
+    }
+}
+
+/// One published change, as shown.
+pub struct ListRow {
+    pub version: i32,
+    pub institution: String,
+    pub licence_no: String,
+    pub list: &'static str,
+    pub reason: String,
+    pub date: String,
+}
+
+/// The public lists of one jurisdiction.
+pub struct PublicLists {
+    pub jurisdiction: String,
+    pub white: Vec<ListRow>,
+    pub black: Vec<ListRow>,
+    pub history: Vec<ListRow>,
+}
+
+pub fn public_lists(lang: Lang, lists: &[PublicLists]) -> Markup {
+    let table = |rows: &[ListRow], id: String, with_list: bool| {
+        html! {
+            table id=(id) {
+                thead { tr {
+                    th scope="col" { (lang.t("版本", "Version")) }
+                    th scope="col" { (lang.t("机构", "Institution")) }
+                    th scope="col" { (lang.t("许可证号", "Licence")) }
+                    @if with_list { th scope="col" { (lang.t("名单", "List")) } }
+                    th scope="col" { (lang.t("理由", "Reason")) }
+                    th scope="col" { (lang.t("发布日期", "Published")) }
+                } }
+                tbody {
+                    @for r in rows {
+                        tr {
+                            td { (r.version) }
+                            td { (r.institution) }
+                            td { (r.licence_no) }
+                            @if with_list { td { (r.list) } }
+                            td { (r.reason) }
+                            td.nowrap { (r.date) }
+                        }
+                    }
+                    @if rows.is_empty() { tr { td colspan="6" { (lang.t("无", "None")) } } }
+                }
+            }
+        }
+    };
+    html! {
+        h1 { (lang.t("校外培训机构黑白名单", "White and black lists of training institutions")) }
+        p.note { (lang.t("由教育行政部门发布,无需登录即可查看。", "Published by the education bureaus; open to everyone."))
+            " " a href="/lists.json" { "JSON" } " · " a href="/lists.csv" { "CSV" } }
+        @for l in lists {
+            section {
+                h2 { (l.jurisdiction) }
+                h3 { (lang.t("黑名单", "Black list")) }
+                (table(&l.black, format!("black-{}", l.jurisdiction.split(' ').next().unwrap_or("")), false))
+                h3 { (lang.t("白名单", "White list")) }
+                (table(&l.white, format!("white-{}", l.jurisdiction.split(' ').next().unwrap_or("")), false))
+                h3 { (lang.t("变更记录", "History of changes")) }
+                (table(&l.history, format!("history-{}", l.jurisdiction.split(' ').next().unwrap_or("")), true))
+            }
+        }
+        @if lists.is_empty() { p { (lang.t("尚未发布名单。", "No list published yet.")) } }
     }
 }

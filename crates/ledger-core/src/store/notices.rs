@@ -183,3 +183,91 @@ impl Store {
             .collect())
     }
 }
+
+/// One published change of the white and black lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListChange {
+    pub jurisdiction: String,
+    pub version: i32,
+    pub institution_id: String,
+    /// `white`, `black` or `none`.
+    pub list: String,
+    pub reason: String,
+    pub published_by: String,
+    pub published_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ListChangeRow {
+    jurisdiction: String,
+    version: i32,
+    institution_id: String,
+    list: String,
+    reason: String,
+    published_by: String,
+    published_at: DbTime,
+}
+
+impl Store {
+    /// Publishes a change with the jurisdiction's next version number.
+    pub async fn publish_list_change(
+        &self,
+        jurisdiction: &str,
+        institution_id: &str,
+        list: &str,
+        reason: &str,
+        published_by: &str,
+    ) -> Result<ListChange> {
+        let next = "select cast(coalesce(max(version), 0) + 1 as integer) from list_changes \
+                    where jurisdiction = $1";
+        let insert = "insert into list_changes \
+             (jurisdiction, version, institution_id, list, reason, published_by, published_at) \
+             values ($1, $2, $3, $4, $5, $6, $7)";
+        let (version, at) = in_tx!(self, |tx, now| {
+            let version: i32 = sqlx::query_scalar(next)
+                .bind(jurisdiction)
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query(insert)
+                .bind(jurisdiction)
+                .bind(version)
+                .bind(institution_id)
+                .bind(list)
+                .bind(reason)
+                .bind(published_by)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            (version, now.utc())
+        });
+        Ok(ListChange {
+            jurisdiction: jurisdiction.to_string(),
+            version,
+            institution_id: institution_id.to_string(),
+            list: list.to_string(),
+            reason: reason.to_string(),
+            published_by: published_by.to_string(),
+            published_at: at,
+        })
+    }
+
+    /// Every published change, by jurisdiction then version.
+    pub async fn list_changes(&self) -> Result<Vec<ListChange>> {
+        let sql = "select jurisdiction, version, institution_id, list, reason, published_by, \
+                   published_at from list_changes order by jurisdiction, version";
+        let rows: Vec<ListChangeRow> =
+            on_pool!(self, |pool| sqlx::query_as(sql).fetch_all(pool).await?);
+        Ok(rows
+            .into_iter()
+            .map(|r| ListChange {
+                jurisdiction: r.jurisdiction,
+                version: r.version,
+                institution_id: r.institution_id,
+                list: r.list,
+                reason: r.reason,
+                published_by: r.published_by,
+                published_at: r.published_at.utc(),
+            })
+            .collect())
+    }
+}

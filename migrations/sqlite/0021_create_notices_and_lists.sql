@@ -34,3 +34,23 @@ create trigger rectification_answers_no_update before update on rectification_an
 begin select raise(abort, 'rectification_answers is append-only: UPDATE refused'); end;
 create trigger rectification_answers_no_delete before delete on rectification_answers
 begin select raise(abort, 'rectification_answers is append-only: DELETE refused'); end;
+
+-- White and black lists (黑白名单): each publication is one change of one
+-- institution's membership ('white', 'black', or 'none' to take it off),
+-- with the reason, numbered per jurisdiction (the version). The current
+-- lists are the latest change of each institution. Append-only.
+create table list_changes (
+    jurisdiction   text not null,
+    version        integer not null check (version > 0),
+    institution_id text not null references institutions (institution_id),
+    list           text not null check (list in ('white', 'black', 'none')),
+    reason         text not null,
+    published_by   text not null,
+    published_at   integer not null,
+    primary key (jurisdiction, version)
+);
+
+create trigger list_changes_no_update before update on list_changes
+begin select raise(abort, 'list_changes is append-only: UPDATE refused'); end;
+create trigger list_changes_no_delete before delete on list_changes
+begin select raise(abort, 'list_changes is append-only: DELETE refused'); end;

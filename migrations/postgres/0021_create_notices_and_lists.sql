@@ -34,3 +34,23 @@ create trigger rectification_answers_append_only before update or delete on rect
     for each row execute function forbid_change();
 create trigger rectification_answers_no_truncate before truncate on rectification_answers
     for each statement execute function forbid_change();
+
+-- White and black lists (黑白名单): each publication is one change of one
+-- institution's membership ('white', 'black', or 'none' to take it off),
+-- with the reason, numbered per jurisdiction (the version). The current
+-- lists are the latest change of each institution. Append-only.
+create table list_changes (
+    jurisdiction   text not null,
+    version        integer not null check (version > 0),
+    institution_id text not null references institutions (institution_id),
+    list           text not null check (list in ('white', 'black', 'none')),
+    reason         text not null,
+    published_by   text not null,
+    published_at   timestamptz not null,
+    primary key (jurisdiction, version)
+);
+
+create trigger list_changes_append_only before update or delete on list_changes
+    for each row execute function forbid_change();
+create trigger list_changes_no_truncate before truncate on list_changes
+    for each statement execute function forbid_change();
