@@ -620,6 +620,57 @@ async fn the_lists_are_published_in_versions_and_read_without_signing_in(backend
     server.stop().await;
 }
 
+both!(the_overview_and_the_alerts_export_as_csv_for_excel);
+async fn the_overview_and_the_alerts_export_as_csv_for_excel(backend: Backend) {
+    let server = demo_server(backend).await;
+    let mut v = Visitor::new(&server);
+    let (status, _) = v.get("/overview.csv").await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "no export without signing in"
+    );
+    assert_eq!(v.sign_in("wang", PASSWORD).await, StatusCode::SEE_OTHER);
+    let read = |text: String| {
+        let bytes = text.into_bytes();
+        assert_eq!(&bytes[..3], b"\xEF\xBB\xBF", "a UTF-8 BOM for Excel");
+        let mut r = csv::Reader::from_reader(&bytes[3..]);
+        let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+        let rows: Vec<Vec<String>> = r
+            .records()
+            .map(|x| x.unwrap().iter().map(String::from).collect())
+            .collect();
+        (header, rows)
+    };
+    let (status, text) = v.get("/overview.csv").await;
+    assert_eq!(status, StatusCode::OK);
+    let (header, rows) = read(text);
+    assert_eq!(
+        header[..5],
+        [
+            "institution",
+            "name",
+            "licence_no",
+            "jurisdiction",
+            "owed_to_families"
+        ]
+    );
+    assert_eq!(rows.len(), 4, "the demo county only: {rows:?}");
+    assert_eq!(rows[0][0], "INS-410922-004");
+    assert_eq!(rows[0][4], "183380.22");
+    assert_eq!(rows[0][7], "25.65");
+    let (status, text) = v.get("/alerts.csv").await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, rows) = read(text);
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter().all(|r| r[0].starts_with("INS-410922-")),
+        "{rows:?}"
+    );
+    assert!(rows.iter().any(|r| r[4] == "red"));
+    server.stop().await;
+}
+
 // ---- the browser ----
 
 fn screenshots() -> PathBuf {

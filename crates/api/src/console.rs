@@ -63,6 +63,8 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
         .route("/sign-in", get(pages::sign_in_form).post(pages::sign_in))
         .route("/sign-out", post(pages::sign_out))
         .route("/overview", get(pages::overview))
+        .route("/overview.csv", get(pages::overview_csv))
+        .route("/alerts.csv", get(pages::alerts_csv))
         .route("/institutions/{id}", get(pages::institution))
         .route("/institutions/{id}/bank-lines", get(pages::bank_lines))
         .route("/decisions", get(pages::decisions))

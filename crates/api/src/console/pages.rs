@@ -1252,3 +1252,153 @@ pub async fn public_lists_csv(State(state): State<ConsoleState>) -> Response {
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
+
+/// A CSV download: UTF-8 with a BOM, so that Excel on Chinese Windows
+/// reads the names right.
+fn csv_download(name: &str, rows: Vec<Vec<String>>) -> Response {
+    let mut out = csv::Writer::from_writer(vec![0xEF, 0xBB, 0xBF]);
+    for r in rows {
+        if let Err(e) = out.write_record(&r) {
+            tracing::error!(error = %e, "console csv");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    }
+    match out.into_inner() {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}\""),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// Fen as a plain decimal (no separators: a spreadsheet reads a number).
+fn plain(minor: i64) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
+/// The overview of the officer's jurisdiction, riskiest first, as CSV.
+pub async fn overview_csv(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
+    let lang = lang(&headers, None);
+    let s = match signed(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !permits(s.officer.role, Action::Oversee) {
+        return not_found(lang);
+    }
+    let code = match s.officer.jurisdiction() {
+        Some(c) => c.clone(),
+        None => match ledger_core::JurisdictionCode::parse("000000") {
+            Ok(c) => c,
+            Err(e) => return failure(lang, &AppError::from(e)),
+        },
+    };
+    let overview = match crate::app::oversight::overview(&state.store, &code).await {
+        Ok(o) => o,
+        Err(e) => return failure(lang, &e),
+    };
+    let mut rows = overview.rows;
+    rows.sort_by(crate::app::oversight::OverviewRow::risk_order);
+    let mut out = vec![[
+        "institution",
+        "name",
+        "licence_no",
+        "jurisdiction",
+        "owed_to_families",
+        "escrow",
+        "deposit",
+        "coverage_percent",
+        "red_alerts",
+        "yellow_alerts",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for r in rows {
+        out.push(vec![
+            r.institution.id.to_string(),
+            r.institution.name.clone(),
+            r.institution.licence_no.clone(),
+            r.institution.jurisdiction.to_string(),
+            plain(r.sheet.owed_to_families_minor()),
+            plain(r.sheet.escrow_minor()),
+            plain(r.sheet.deposit_minor()),
+            r.sheet
+                .coverage_basis_points()
+                .map(plain)
+                .unwrap_or_default(),
+            r.red_alerts.to_string(),
+            r.yellow_alerts.to_string(),
+        ]);
+    }
+    csv_download(&format!("overview-{code}.csv"), out)
+}
+
+/// Every alert of the institutions the officer sees, as CSV.
+pub async fn alerts_csv(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
+    let lang = lang(&headers, None);
+    let s = match signed(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !permits(s.officer.role, Action::Oversee) {
+        return not_found(lang);
+    }
+    let caller = s.officer.caller();
+    let loaded = async {
+        let institutions = state.store.institutions().await?;
+        let alerts = state.store.alerts(None, None).await?;
+        Ok::<_, AppError>((institutions, alerts))
+    }
+    .await;
+    let (institutions, alerts) = match loaded {
+        Ok(x) => x,
+        Err(e) => return failure(lang, &e),
+    };
+    let mut out = vec![[
+        "institution",
+        "name",
+        "alert",
+        "kind",
+        "severity",
+        "status",
+        "summary",
+        "rectification_due",
+        "first_seen_on",
+        "last_seen_on",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for a in &alerts {
+        let Some(i) = institutions.iter().find(|i| i.id == a.institution) else {
+            continue;
+        };
+        if !caller.sees_institution(i, false) {
+            continue;
+        }
+        out.push(vec![
+            i.id.to_string(),
+            i.name.clone(),
+            a.key.clone(),
+            a.kind.code().to_string(),
+            a.severity.code().to_string(),
+            a.status.code().to_string(),
+            a.summary.clone(),
+            a.rectification_due
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+            a.first_seen_on.to_string(),
+            a.last_seen_on.to_string(),
+        ]);
+    }
+    csv_download("alerts.csv", out)
+}
