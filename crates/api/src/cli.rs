@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod attest;
 pub mod backup;
 pub mod feed;
+pub mod officer;
 pub mod ops;
 pub mod reconcile;
 pub mod report;
@@ -198,6 +199,12 @@ pub enum Command {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 3)]
         timeout_secs: u64,
+    },
+    /// Console accounts for people: add (password from stdin or a file),
+    /// reset-password.
+    Officer {
+        #[command(subcommand)]
+        what: crate::cli::officer::OfficerCommand,
     },
     /// API tokens: create (shown once), revoke, list.
     Token {
@@ -417,6 +424,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let _ = runner.await;
                 }
             }
+        }
+        Command::Officer { what } => {
+            let store = open(url).await?;
+            return crate::cli::officer::run(&store, what).await;
         }
         Command::Token { what } => {
             let store = open(url).await?;

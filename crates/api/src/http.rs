@@ -113,6 +113,7 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(routes::ops::router(doc))
+        .merge(crate::console::router(state.store.clone()))
         .merge(api)
         .merge(pushed)
         .fallback(routes::ops::not_found)

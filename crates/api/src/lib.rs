@@ -5,6 +5,7 @@ pub mod access;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod http;
 pub mod serve;

@@ -86,7 +86,9 @@ fn the_application_layer_knows_no_adapter() {
         "eprintln!",
         "indicatif",
     ];
-    let adapters = ["cli", "http", "serve", "feed", "demo", "bench", "report"];
+    let adapters = [
+        "cli", "http", "console", "serve", "feed", "demo", "bench", "report",
+    ];
     for file in files {
         let code = code(&file);
         for word in banned {

@@ -185,6 +185,19 @@ async fn every_institution_table_is_keyed_by_institution_first_and_never_spans_t
         // pack is no institution's), few, read by officers across a tree.
         "approvals",
         "approval_decisions",
+        // The console's people: accounts, passwords, sign-in attempts and
+        // sessions (keyed by login or session, not by institution).
+        "officer_accounts",
+        "officer_passwords",
+        "sign_in_attempts",
+        "console_sessions",
+        "console_session_ends",
+        // Rectification notices are numbered per jurisdiction and year (the
+        // number is the key), their answers by notice.
+        "rectification_notices",
+        "rectification_answers",
+        // The white and black lists: versions per jurisdiction.
+        "list_changes",
         "_sqlx_migrations",
     ]
     .into();

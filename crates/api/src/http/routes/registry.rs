@@ -235,38 +235,21 @@ async fn overview(
     Path(code): Path<String>,
 ) -> ApiResult<Json<Overview>> {
     let j = guard::jurisdiction(&state, &caller, &code, Action::Oversee).await?;
-    let alerts = state.store.alerts(None, None).await?;
+    let overview = crate::app::oversight::overview(&state.store, &j.code).await?;
     let mut rows = Vec::new();
     let mut totals: std::collections::BTreeMap<Currency, (i64, i64, i64, u32)> = Default::default();
-    let covered: Vec<Institution> = state
-        .store
-        .institutions()
-        .await?
-        .into_iter()
-        .filter(|i| j.code.covers(&i.jurisdiction))
-        .collect();
-    let sheets = state.store.balance_sheets(&covered).await?;
-    for i in covered {
-        let Some(sheet) = sheets.get(&i.id) else {
-            continue;
-        };
-        let open: Vec<_> = alerts
-            .iter()
-            .filter(|a| a.institution == i.id && a.status.code() != "resolved")
-            .collect();
+    for row in &overview.rows {
+        let (i, sheet) = (&row.institution, &row.sheet);
         let t = totals.entry(i.currency).or_default();
         t.0 += sheet.owed_to_families_minor();
         t.1 += sheet.escrow_minor();
         t.2 += sheet.deposit_minor();
-        t.3 += open.len() as u32;
+        t.3 += row.open_alerts;
         rows.push(OverviewRow {
-            institution: InstitutionView::from(&i),
+            institution: InstitutionView::from(i),
             figures: Figures::from(sheet),
-            open_alerts: open.len() as u32,
-            red_alerts: open
-                .iter()
-                .filter(|a| a.severity == ledger_core::domain::alerts::Severity::Red)
-                .count() as u32,
+            open_alerts: row.open_alerts,
+            red_alerts: row.red_alerts,
         });
     }
     let money = crate::http::views::money;

@@ -1,0 +1,641 @@
+//! The console's pages as maud templates: escaped by default, checked by
+//! the compiler, no files to ship.
+
+use maud::{html, Markup, DOCTYPE};
+
+use crate::console::format::{percent, yuan};
+use crate::console::Lang;
+
+/// A page around `body`: the header with navigation, the language switch
+/// and sign-out (when signed in).
+pub fn page(lang: Lang, title: &str, signed: Option<(&str, &str)>, body: Markup) -> Markup {
+    let other = match lang {
+        Lang::Zh => ("en", "English"),
+        Lang::En => ("zh", "中文"),
+    };
+    html! {
+        (DOCTYPE)
+        html lang=(lang.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · " (lang.t("教育培训资金监管", "Training fee supervision")) }
+                link rel="stylesheet" href="/console.css";
+            }
+            body {
+                header.top {
+                    span.brand { (lang.t("教育培训资金监管平台", "Training fee supervision")) }
+                    nav aria-label=(lang.t("主导航", "Main")) {
+                        @if signed.is_some() {
+                            a href="/overview" { (lang.t("辖区总览", "Overview")) }
+                            a href="/decisions" { (lang.t("待审批", "Decisions")) }
+                            a href="/notices" { (lang.t("整改通知书", "Notices")) }
+                        }
+                        a href="/lists" { (lang.t("黑白名单", "Lists")) }
+                    }
+                    a.lang href={ "?lang=" (other.0) } hreflang=(other.0) { (other.1) }
+                    @if signed.is_none() {
+                        a href="/sign-in" { (lang.t("监管人员登录", "Officer sign-in")) }
+                    }
+                    @if let Some((name, csrf)) = signed {
+                        span { (name) }
+                        form.inline method="post" action="/sign-out" {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button.secondary type="submit" { (lang.t("退出登录", "Sign out")) }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+pub fn sign_in(lang: Lang, token: &str, error: Option<&str>) -> Markup {
+    html! {
+        h1 { (lang.t("监管人员登录", "Officer sign-in")) }
+        @if let Some(e) = error {
+            p.error role="alert" { (e) }
+        }
+        form.stack method="post" action="/sign-in" {
+            input type="hidden" name="csrf" value=(token);
+            label for="login" { (lang.t("账号", "Login"))
+                input #login type="text" name="login" autocomplete="username" required autofocus;
+            }
+            label for="password" { (lang.t("密码", "Password"))
+                input #password type="password" name="password" autocomplete="current-password" required;
+            }
+            button type="submit" { (lang.t("登录", "Sign in")) }
+        }
+    }
+}
+
+/// A severity's colour class and its words.
+pub fn light(lang: Lang, red: u32, yellow: u32) -> (&'static str, &'static str) {
+    if red > 0 {
+        ("red", lang.t("红色预警", "Red"))
+    } else if yellow > 0 {
+        ("yellow", lang.t("黄色预警", "Yellow"))
+    } else {
+        ("green", lang.t("正常", "Green"))
+    }
+}
+
+/// One row of the overview, as shown.
+pub struct Row {
+    pub id: String,
+    pub name: String,
+    pub licence_no: String,
+    pub owed: i64,
+    pub escrow: i64,
+    pub deposit: i64,
+    pub coverage_bp: Option<i64>,
+    pub red: u32,
+    pub yellow: u32,
+}
+
+pub struct Filters<'a> {
+    pub q: &'a str,
+    pub sort: &'a str,
+    pub level: &'a str,
+}
+
+pub fn overview(
+    lang: Lang,
+    jurisdiction: &str,
+    rows: &[Row],
+    totals: (i64, i64, i64, u32, u32),
+    f: &Filters<'_>,
+) -> Markup {
+    let selected = |v: &str, cur: &str| v == cur;
+    html! {
+        h1 { (jurisdiction) " · " (lang.t("辖区总览", "Jurisdiction overview")) }
+        p.note {
+            (lang.t(
+                "覆盖率 = (监管账户余额 + 风险保证金) ÷ 应退家长金额(未消课学费 + 已批未付退费),按账簿数据计算,向下取整。低于100%表示资金不足以退还全部家长。",
+                "Coverage = (escrow + risk deposit) ÷ owed to families (unearned tuition + approved, unpaid refunds), from the books, rounded down. Below 100% the money held cannot refund every family."))
+        }
+        form.filters method="get" action="/overview" role="search" {
+            label for="q" { (lang.t("机构名称或许可证号", "Name or licence number"))
+                input #q type="search" name="q" value=(f.q);
+            }
+            label for="level" { (lang.t("预警级别", "Alert level"))
+                select #level name="level" {
+                    option value="" selected[selected("", f.level)] { (lang.t("全部", "All")) }
+                    option value="red" selected[selected("red", f.level)] { (lang.t("红色", "Red")) }
+                    option value="yellow" selected[selected("yellow", f.level)] { (lang.t("黄色", "Yellow")) }
+                    option value="green" selected[selected("green", f.level)] { (lang.t("正常", "Green")) }
+                }
+            }
+            label for="sort" { (lang.t("排序", "Sort by"))
+                select #sort name="sort" {
+                    option value="risk" selected[selected("risk", f.sort)] { (lang.t("风险最高在前", "Riskiest first")) }
+                    option value="coverage" selected[selected("coverage", f.sort)] { (lang.t("覆盖率从低到高", "Coverage, lowest first")) }
+                    option value="owed" selected[selected("owed", f.sort)] { (lang.t("应退金额从高到低", "Owed, highest first")) }
+                    option value="name" selected[selected("name", f.sort)] { (lang.t("名称", "Name")) }
+                }
+            }
+            button type="submit" { (lang.t("筛选", "Apply")) }
+        }
+        p.noprint { (lang.t("导出:", "Export: "))
+            a href="/overview.csv" { (lang.t("总览 CSV", "overview CSV")) } " · "
+            a href="/alerts.csv" { (lang.t("预警 CSV", "alerts CSV")) } }
+        table #overview {
+            caption.note { (lang.t("每行一家机构;颜色表示未解除的最高预警级别。", "One institution a row; the colour is its highest open alert.")) }
+            thead { tr {
+                th scope="col" { (lang.t("状态", "Status")) }
+                th scope="col" { (lang.t("机构", "Institution")) }
+                th scope="col" { (lang.t("许可证号", "Licence")) }
+                th.num scope="col" { (lang.t("应退家长", "Owed to families")) }
+                th.num scope="col" { (lang.t("监管账户", "Escrow")) }
+                th.num scope="col" { (lang.t("风险保证金", "Deposit")) }
+                th.num scope="col" { (lang.t("覆盖率", "Coverage")) }
+                th.num scope="col" { (lang.t("红/黄预警", "Red / yellow")) }
+            } }
+            tbody {
+                @for r in rows {
+                    @let (class, words) = light(lang, r.red, r.yellow);
+                    tr class=(class) {
+                        td { span class={ "badge " (class) } { (words) } }
+                        td { a href={ "/institutions/" (r.id) } { (r.name) } }
+                        td { (r.licence_no) }
+                        td.num { (yuan(r.owed)) }
+                        td.num { (yuan(r.escrow)) }
+                        td.num { (yuan(r.deposit)) }
+                        td.num { @match r.coverage_bp { Some(bp) => (percent(bp)), None => "—" } }
+                        td.num { (r.red) " / " (r.yellow) }
+                    }
+                }
+                @if rows.is_empty() {
+                    tr { td colspan="8" { (lang.t("没有符合条件的机构。", "No institution matches.")) } }
+                }
+            }
+            tfoot { tr {
+                td colspan="3" { (lang.t("合计", "Totals")) " (" (rows.len()) ")" }
+                td.num { (yuan(totals.0)) }
+                td.num { (yuan(totals.1)) }
+                td.num { (yuan(totals.2)) }
+                td.num { @if totals.0 > 0 { (percent(((i128::from(totals.1) + i128::from(totals.2)) * 10_000 / i128::from(totals.0)) as i64)) } @else { "—" } }
+                td.num { (totals.3) " / " (totals.4) }
+            } }
+        }
+    }
+}
+
+/// An alert on the institution page.
+pub struct AlertItem {
+    pub key: String,
+    pub severity: &'static str,
+    pub kind: String,
+    pub summary: String,
+    pub status: String,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub evidence: Vec<Markup>,
+    pub open: bool,
+}
+
+pub struct Figures {
+    pub owed: i64,
+    pub prepaid: i64,
+    pub refund_payable: i64,
+    pub escrow: i64,
+    pub deposit: i64,
+    pub held_by_institution: i64,
+    pub releasable: i64,
+    pub coverage_bp: Option<i64>,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn institution(
+    lang: Lang,
+    id: &str,
+    name: &str,
+    licence_no: &str,
+    figures: &Figures,
+    alerts: &[AlertItem],
+    csrf: &str,
+) -> Markup {
+    let fig = |label: &'static str, v: String| html! { div { dt { (label) } dd { (v) } } };
+    html! {
+        p.noprint { a href="/overview" { "← " (lang.t("返回辖区总览", "Back to the overview")) } }
+        h1 { (name) }
+        p { (lang.t("许可证号", "Licence")) ": " (licence_no) " · " (id) " · "
+            a href={ "/institutions/" (id) "/bank-lines" } { (lang.t("银行流水", "Bank lines")) } }
+        h2 { (lang.t("资金情况", "Figures")) }
+        dl.figures {
+            (fig(lang.t("应退家长", "Owed to families"), yuan(figures.owed)))
+            (fig(lang.t("未消课学费", "Unearned tuition"), yuan(figures.prepaid)))
+            (fig(lang.t("已批未付退费", "Refunds approved, unpaid"), yuan(figures.refund_payable)))
+            (fig(lang.t("监管账户", "Escrow"), yuan(figures.escrow)))
+            (fig(lang.t("风险保证金", "Risk deposit"), yuan(figures.deposit)))
+            (fig(lang.t("机构自收未入监管", "Held by the institution"), yuan(figures.held_by_institution)))
+            (fig(lang.t("待拨付", "Releasable"), yuan(figures.releasable)))
+            (fig(lang.t("覆盖率", "Coverage"), figures.coverage_bp.map(percent).unwrap_or_else(|| "—".into())))
+        }
+        h2 { (lang.t("预警", "Alerts")) }
+        @if alerts.is_empty() {
+            p { (lang.t("没有预警。", "No alerts.")) }
+        } @else {
+            table #alerts {
+                thead { tr {
+                    th scope="col" { (lang.t("级别", "Level")) }
+                    th scope="col" { (lang.t("预警与依据", "Alert and evidence")) }
+                    th scope="col" { (lang.t("状态", "Status")) }
+                    th scope="col" { (lang.t("发现 / 最近", "First / last seen")) }
+                    th scope="col" { (lang.t("处理", "Act")) }
+                } }
+                tbody {
+                    @for a in alerts {
+                        tr class=(a.severity) id={ "alert-" (a.key.replace(|c: char| !c.is_ascii_alphanumeric(), "-")) } {
+                            td { span class={ "badge " (a.severity) } {
+                                @if a.severity == "red" { (lang.t("红色", "Red")) } @else { (lang.t("黄色", "Yellow")) } } }
+                            td {
+                                strong { (a.summary) } br;
+                                span.note { (a.kind) }
+                                ul.evidence { @for e in &a.evidence { li { (e) } } }
+                            }
+                            td.nowrap { (a.status) }
+                            td.nowrap { (a.first_seen) br; (a.last_seen) }
+                            td {
+                                @if a.open {
+                                    form.inline method="post" action={ "/institutions/" (id) "/alerts/" (a.key) } {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        input type="hidden" name="action" value="acknowledge";
+                                        button.secondary type="submit" { (lang.t("确认知悉", "Acknowledge")) }
+                                    }
+                                    " "
+                                    form.inline method="post" action={ "/institutions/" (id) "/alerts/" (a.key) } {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        input type="hidden" name="action" value="resolve";
+                                        button.secondary type="submit" { (lang.t("解除", "Resolve")) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The anchor of a bank line on the bank lines page.
+pub fn line_anchor(line_id: &str) -> String {
+    let tail: String = line_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    format!("line-{tail}")
+}
+
+pub struct LineRow {
+    pub line_id: String,
+    pub account_no: String,
+    pub date: String,
+    pub amount: i64,
+    pub bank_ref: String,
+    pub counterparty: String,
+    pub remittance: String,
+}
+
+pub fn bank_lines(lang: Lang, id: &str, name: &str, lines: &[LineRow]) -> Markup {
+    html! {
+        p.noprint { a href={ "/institutions/" (id) } { "← " (name) } }
+        h1 { (name) " · " (lang.t("银行流水", "Bank lines")) }
+        table #bank-lines {
+            thead { tr {
+                th scope="col" { (lang.t("流水", "Line")) }
+                th scope="col" { (lang.t("账号", "Account")) }
+                th scope="col" { (lang.t("日期", "Date")) }
+                th.num scope="col" { (lang.t("金额", "Amount")) }
+                th scope="col" { (lang.t("银行流水号", "Bank reference")) }
+                th scope="col" { (lang.t("对方", "Counterparty")) }
+                th scope="col" { (lang.t("附言", "Remittance")) }
+            } }
+            tbody {
+                @for l in lines {
+                    tr id=(line_anchor(&l.line_id)) {
+                        td { (l.line_id) }
+                        td { (l.account_no) }
+                        td.nowrap { (l.date) }
+                        td.num { (yuan(l.amount)) }
+                        td { (l.bank_ref) }
+                        td { (l.counterparty) }
+                        td { (l.remittance) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An evidence item that is no figure: shown as its JSON text.
+pub fn raw(text: &str) -> Markup {
+    html! { code { (text) } }
+}
+
+/// An error page's body.
+pub fn error(lang: Lang, message: &str) -> Markup {
+    html! {
+        h1 { (lang.t("出错了", "Something went wrong")) }
+        p.error role="alert" { (message) }
+        p { a href="/overview" { (lang.t("返回辖区总览", "Back to the overview")) } }
+    }
+}
+
+/// A refund waiting for an officer's decision.
+pub struct RefundItem {
+    pub id: String,
+    pub institution_id: String,
+    pub institution: String,
+    pub enrollment: String,
+    pub amount: Option<i64>,
+    pub payee: String,
+    pub reason: String,
+    pub requested_by: String,
+    pub requested_on: String,
+    pub answer_by: String,
+}
+
+pub fn decisions(lang: Lang, refunds: &[RefundItem], csrf: &str) -> Markup {
+    html! {
+        h1 { (lang.t("待审批退费", "Refunds awaiting a decision")) }
+        p.note { (lang.t(
+            "批准后退费记入账簿并向监管银行发出指令;到答复期限仍未处理的视为同意。",
+            "An approval takes the refund into the books and instructs the supervising bank; a refund not answered by its date is deemed approved.")) }
+        @if refunds.is_empty() {
+            p { (lang.t("没有待审批的退费。", "No refund awaits a decision.")) }
+        } @else {
+            table #decisions {
+                thead { tr {
+                    th scope="col" { (lang.t("退费单", "Refund")) }
+                    th scope="col" { (lang.t("机构", "Institution")) }
+                    th scope="col" { (lang.t("报名", "Enrollment")) }
+                    th.num scope="col" { (lang.t("金额", "Amount")) }
+                    th scope="col" { (lang.t("收款人", "Payee")) }
+                    th scope="col" { (lang.t("原因", "Reason")) }
+                    th scope="col" { (lang.t("申请人 / 日期", "Requested by / on")) }
+                    th scope="col" { (lang.t("答复期限", "Answer by")) }
+                    th scope="col" { (lang.t("决定", "Decide")) }
+                } }
+                tbody {
+                    @for r in refunds {
+                        tr id={ "refund-" (r.id) } {
+                            td { (r.id) }
+                            td { a href={ "/institutions/" (r.institution_id) } { (r.institution) } }
+                            td { (r.enrollment) }
+                            td.num { @match r.amount { Some(a) => (yuan(a)), None => (lang.t("全部未消课部分", "all unconsumed")) } }
+                            td { (r.payee) }
+                            td { (r.reason) }
+                            td { (r.requested_by) br; span.nowrap { (r.requested_on) } }
+                            td.nowrap { (r.answer_by) }
+                            td.nowrap {
+                                form.inline method="post" action={ "/refunds/" (r.id) "/decide" } {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="decision" value="approve";
+                                    button type="submit" { (lang.t("批准", "Approve")) }
+                                }
+                                " "
+                                form.inline method="post" action={ "/refunds/" (r.id) "/decide" } {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="decision" value="decline";
+                                    button.secondary type="submit" { (lang.t("驳回", "Decline")) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The form that issues a rectification notice, on the institution page.
+pub fn notice_form(
+    lang: Lang,
+    id: &str,
+    alerts: &[(String, String)],
+    csrf: &str,
+    today: &str,
+) -> Markup {
+    html! {
+        h2 #notice { (lang.t("下发整改通知书", "Issue a rectification notice")) }
+        form.stack.wide method="post" action={ "/institutions/" (id) "/notices" } {
+            input type="hidden" name="csrf" value=(csrf);
+            label for="alert_key" { (lang.t("针对的预警(可选)", "For the alert (optional)"))
+                select #alert_key name="alert_key" {
+                    option value="" { (lang.t("不针对具体预警", "No particular alert")) }
+                    @for (key, summary) in alerts {
+                        option value=(key) { (summary) }
+                    }
+                }
+            }
+            label for="finding" { (lang.t("发现的问题", "Finding"))
+                textarea #finding name="finding" rows="3" required {}
+            }
+            label for="required_action" { (lang.t("整改要求", "Required action"))
+                textarea #required_action name="required_action" rows="3" required {}
+            }
+            label for="due_on" { (lang.t("整改期限", "Due date"))
+                input #due_on type="date" name="due_on" min=(today) required;
+            }
+            button type="submit" { (lang.t("下发", "Issue")) }
+        }
+    }
+}
+
+/// A notice in a list, as shown.
+pub struct NoticeRow {
+    pub no: String,
+    pub title_no: String,
+    pub institution_id: String,
+    pub institution: String,
+    pub finding: String,
+    pub due: String,
+    pub overdue: bool,
+    pub answered: bool,
+}
+
+pub fn notices(lang: Lang, rows: &[NoticeRow]) -> Markup {
+    let overdue = rows.iter().filter(|r| r.overdue).count();
+    html! {
+        h1 { (lang.t("整改通知书", "Rectification notices")) }
+        @if overdue > 0 {
+            p.error role="status" { (lang.t("逾期未整改:", "Overdue, unanswered: ")) (overdue) }
+        }
+        @if rows.is_empty() {
+            p { (lang.t("尚未下发整改通知书。", "No notice issued yet.")) }
+        } @else {
+            table #notices {
+                thead { tr {
+                    th scope="col" { (lang.t("文号", "Number")) }
+                    th scope="col" { (lang.t("机构", "Institution")) }
+                    th scope="col" { (lang.t("发现的问题", "Finding")) }
+                    th scope="col" { (lang.t("整改期限", "Due")) }
+                    th scope="col" { (lang.t("状态", "Status")) }
+                } }
+                tbody {
+                    @for r in rows {
+                        @let class = if r.overdue { "red" } else if r.answered { "green" } else { "yellow" };
+                        tr class=(class) id={ "notice-" (r.no) } {
+                            td.nowrap { a href={ "/notices/" (r.no) } { (r.title_no) } }
+                            td { a href={ "/institutions/" (r.institution_id) } { (r.institution) } }
+                            td { (r.finding) }
+                            td.nowrap { (r.due) }
+                            td.nowrap { span class={ "badge " (class) } {
+                                @if r.overdue { (lang.t("已逾期", "Overdue")) }
+                                @else if r.answered { (lang.t("已答复", "Answered")) }
+                                @else { (lang.t("整改中", "Pending")) }
+                            } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub struct NoticeDoc {
+    pub no: String,
+    pub title_no: String,
+    pub bureau: String,
+    pub institution: String,
+    pub licence_no: String,
+    pub finding: String,
+    pub required_action: String,
+    pub due: String,
+    pub issued_on: String,
+    pub issued_by: String,
+    pub overdue: bool,
+    pub answers: Vec<(String, String, String)>,
+}
+
+/// The notice as the bureau sends it (printable), its answers, and the
+/// form that records one.
+pub fn notice(lang: Lang, n: &NoticeDoc, csrf: &str) -> Markup {
+    html! {
+        p.noprint { a href="/notices" { "← " (lang.t("整改通知书", "Rectification notices")) } }
+        article.notice {
+            h1 { (n.bureau) " " (lang.t("整改通知书", "Rectification notice")) }
+            p.center { (n.title_no) }
+            @if n.overdue {
+                p.error role="status" { (lang.t("已逾期,机构尚未答复。", "Overdue: the institution has not answered.")) }
+            }
+            p { strong { (n.institution) } " (" (lang.t("许可证号", "licence")) " " (n.licence_no) "):" }
+            h2 { (lang.t("一、发现的问题", "1. Finding")) }
+            p { (n.finding) }
+            h2 { (lang.t("二、整改要求", "2. Required action")) }
+            p { (n.required_action) }
+            h2 { (lang.t("三、整改期限", "3. Due date")) }
+            p { (lang.t("请于", "Answer by ")) (n.due) (lang.t("前完成整改并书面答复。", ", in writing.")) }
+            p.sign { (n.bureau) br; (n.issued_on) br; span.note { (lang.t("经办人:", "Issued by: ")) (n.issued_by) } }
+        }
+        h2 { (lang.t("机构答复", "The institution's answers")) }
+        @if n.answers.is_empty() {
+            p { (lang.t("尚未答复。", "No answer yet.")) }
+        } @else {
+            ul { @for (when, who, text) in &n.answers { li { (when) " · " (who) ": " (text) } } }
+        }
+        form.stack.wide method="post" action={ "/notices/" (n.no) "/answer" } {
+            input type="hidden" name="csrf" value=(csrf);
+            label for="answer" { (lang.t("登记机构答复", "Record the institution's answer"))
+                textarea #answer name="answer" rows="3" required {}
+            }
+            button type="submit" { (lang.t("登记", "Record")) }
+        }
+    }
+}
+
+/// The form that publishes a change of the lists, on the institution page.
+pub fn list_form(lang: Lang, id: &str, current: &str, csrf: &str) -> Markup {
+    let words = |code: &str| match code {
+        "white" => lang.t("白名单", "white list"),
+        "black" => lang.t("黑名单", "black list"),
+        _ => lang.t("不在名单上", "on neither list"),
+    };
+    html! {
+        h2 #lists { (lang.t("黑白名单", "White and black lists")) }
+        p { (lang.t("当前:", "Now: ")) strong { (words(current)) } " · "
+            a href="/lists" { (lang.t("公开名单", "The public lists")) } }
+        form.stack.wide method="post" action={ "/institutions/" (id) "/list" } {
+            input type="hidden" name="csrf" value=(csrf);
+            label for="list" { (lang.t("列入", "Put on"))
+                select #list name="list" {
+                    option value="black" { (words("black")) }
+                    option value="white" { (words("white")) }
+                    option value="none" { (words("none")) }
+                }
+            }
+            label for="reason" { (lang.t("理由(将公开)", "Reason (published)"))
+                textarea #reason name="reason" rows="2" required {}
+            }
+            button type="submit" { (lang.t("发布", "Publish")) }
+        }
+    }
+}
+
+/// One published change, as shown.
+pub struct ListRow {
+    pub version: i32,
+    pub institution: String,
+    pub licence_no: String,
+    pub list: &'static str,
+    pub reason: String,
+    pub date: String,
+}
+
+/// The public lists of one jurisdiction.
+pub struct PublicLists {
+    pub jurisdiction: String,
+    pub white: Vec<ListRow>,
+    pub black: Vec<ListRow>,
+    pub history: Vec<ListRow>,
+}
+
+pub fn public_lists(lang: Lang, lists: &[PublicLists]) -> Markup {
+    let table = |rows: &[ListRow], id: String, with_list: bool| {
+        html! {
+            table id=(id) {
+                thead { tr {
+                    th scope="col" { (lang.t("版本", "Version")) }
+                    th scope="col" { (lang.t("机构", "Institution")) }
+                    th scope="col" { (lang.t("许可证号", "Licence")) }
+                    @if with_list { th scope="col" { (lang.t("名单", "List")) } }
+                    th scope="col" { (lang.t("理由", "Reason")) }
+                    th scope="col" { (lang.t("发布日期", "Published")) }
+                } }
+                tbody {
+                    @for r in rows {
+                        tr {
+                            td { (r.version) }
+                            td { (r.institution) }
+                            td { (r.licence_no) }
+                            @if with_list { td { (r.list) } }
+                            td { (r.reason) }
+                            td.nowrap { (r.date) }
+                        }
+                    }
+                    @if rows.is_empty() { tr { td colspan="6" { (lang.t("无", "None")) } } }
+                }
+            }
+        }
+    };
+    html! {
+        h1 { (lang.t("校外培训机构黑白名单", "White and black lists of training institutions")) }
+        p.note { (lang.t("由教育行政部门发布,无需登录即可查看。", "Published by the education bureaus; open to everyone."))
+            " " a href="/lists.json" { "JSON" } " · " a href="/lists.csv" { "CSV" } }
+        @for l in lists {
+            section {
+                h2 { (l.jurisdiction) }
+                h3 { (lang.t("黑名单", "Black list")) }
+                (table(&l.black, format!("black-{}", l.jurisdiction.split(' ').next().unwrap_or("")), false))
+                h3 { (lang.t("白名单", "White list")) }
+                (table(&l.white, format!("white-{}", l.jurisdiction.split(' ').next().unwrap_or("")), false))
+                h3 { (lang.t("变更记录", "History of changes")) }
+                (table(&l.history, format!("history-{}", l.jurisdiction.split(' ').next().unwrap_or("")), true))
+            }
+        }
+        @if lists.is_empty() { p { (lang.t("尚未发布名单。", "No list published yet.")) } }
+    }
+}

@@ -1,0 +1,1281 @@
+//! The officers' console end to end: the demo county on a real server, in
+//! a real headless Chromium driven over WebDriver (Debian's `chromium` and
+//! `chromium-driver`; scripts/test installs them), and its security over
+//! plain HTTP. Screenshots of each page go to target/console-screenshots/.
+
+#[path = "support/scratch_pg.rs"]
+mod scratch_pg;
+#[allow(dead_code, unused_macros, unused_imports)]
+#[macro_use]
+#[path = "http/support.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use api::access::{Role, Scope};
+use api::app::officers::{self, NewOfficer};
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::StatusCode;
+use support::{code, Backend, Server};
+
+const PASSWORD: &str = "correct horse battery";
+const OTHER_PASSWORD: &str = "staple gun trombone";
+
+/// The demo county as `serve --demo` leaves it (its risk run as of its last
+/// statement day kept as alerts), a second county with one institution,
+/// and console accounts: two officers of the demo county, one of the other.
+async fn demo_server(backend: Backend) -> Server {
+    demo_server_at(backend, ledger_core::store::Clock::System).await
+}
+
+/// The same, on a server whose store reads the time from `clock`.
+async fn demo_server_at(backend: Backend, clock: ledger_core::store::Clock) -> Server {
+    let server = Server::start_clocked(backend, clock).await;
+    let store = &server.store;
+    api::demo::build(store).await.unwrap();
+    let county = code(api::demo::COUNTY);
+    let (y, m, d) = api::demo::LAST_DAY;
+    let last_day = chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    let ranked = api::app::risk::assess(store, &county, last_day)
+        .await
+        .unwrap();
+    api::app::risk::record_alerts(store, &ranked, last_day)
+        .await
+        .unwrap();
+    for (c, name, parent) in [
+        ("420000", "Hubei", Some("000000")),
+        ("420900", "Xiaogan", Some("420000")),
+        ("420922", "Dawu", Some("420900")),
+    ] {
+        api::app::jurisdictions::register(
+            store,
+            api::app::jurisdictions::NewJurisdiction {
+                code: code(c),
+                name: name.into(),
+                parent: parent.map(code),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    support::institution(store, "INS-420922-001", "420922").await;
+    for (login, name, county, password) in [
+        ("wang", "王丽", "410922", PASSWORD),
+        ("zhao", "赵强", "410922", OTHER_PASSWORD),
+        ("hu", "胡敏", "420922", PASSWORD),
+    ] {
+        officers::add(
+            store,
+            NewOfficer {
+                login: login.into(),
+                name: name.into(),
+                role: Role::Officer,
+                scope: Scope::Jurisdiction(code(county)),
+            },
+            password,
+        )
+        .await
+        .unwrap();
+    }
+    server
+}
+
+// ---- plain HTTP: sessions, CSRF, scope, lockout ----
+
+/// A browser without a browser: keeps cookies, follows no redirects.
+struct Visitor {
+    base: String,
+    client: reqwest::Client,
+    cookies: HashMap<String, String>,
+}
+
+impl Visitor {
+    fn new(server: &Server) -> Visitor {
+        Visitor {
+            base: server.base.clone(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, response: &reqwest::Response) -> Vec<String> {
+        let mut set = Vec::new();
+        for v in response.headers().get_all("set-cookie") {
+            let text = v.to_str().unwrap().to_string();
+            let pair = text.split(';').next().unwrap();
+            let (k, val) = pair.split_once('=').unwrap();
+            if text.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), val.to_string());
+            }
+            set.push(text);
+        }
+        set
+    }
+
+    async fn get(&mut self, path: &str) -> (StatusCode, String) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(&r);
+        (r.status(), r.text().await.unwrap())
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.keep(&r);
+        (r.status(), r.text().await.unwrap())
+    }
+
+    /// The sign-in form's token, from a fresh sign-in page.
+    async fn form_token(&mut self) -> String {
+        let (status, page) = self.get("/sign-in").await;
+        assert_eq!(status, StatusCode::OK);
+        hidden(&page, "csrf")
+    }
+
+    async fn sign_in(&mut self, login: &str, password: &str) -> StatusCode {
+        let token = self.form_token().await;
+        let (status, _) = self
+            .post(
+                "/sign-in",
+                &[("csrf", &token), ("login", login), ("password", password)],
+            )
+            .await;
+        status
+    }
+}
+
+/// The value of the first hidden input of that name on a page.
+fn hidden(page: &str, name: &str) -> String {
+    let at = page
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no {name} field on the page: {page}"));
+    let rest = &page[at + name.len() + 15..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+both!(every_form_refuses_a_post_without_its_csrf_token);
+async fn every_form_refuses_a_post_without_its_csrf_token(backend: Backend) {
+    let server = demo_server(backend).await;
+    let mut v = Visitor::new(&server);
+    // Sign-in: the token must match the one in the form's cookie.
+    v.form_token().await;
+    let (status, _) = v
+        .post("/sign-in", &[("login", "wang"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = v
+        .post(
+            "/sign-in",
+            &[("csrf", "0000"), ("login", "wang"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(!v.cookies.contains_key("el_session"));
+    assert_eq!(v.sign_in("wang", PASSWORD).await, StatusCode::SEE_OTHER);
+    // Acting on an alert without the session's token changes nothing.
+    let (_, page) = v.get("/institutions/INS-410922-004").await;
+    let csrf = hidden(&page, "csrf");
+    let alerts = server
+        .store
+        .alerts(
+            Some(&ledger_core::InstitutionId::parse("INS-410922-004").unwrap()),
+            None,
+        )
+        .await
+        .unwrap();
+    let key = alerts[0].key.clone();
+    let path = format!("/institutions/INS-410922-004/alerts/{key}");
+    let (status, _) = v.post(&path, &[("action", "acknowledge")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = v
+        .post(
+            &path,
+            &[("csrf", "f".repeat(64).as_str()), ("action", "acknowledge")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let after = server
+        .store
+        .alerts(Some(&alerts[0].institution), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        after[0].status, alerts[0].status,
+        "a refused form changed the alert"
+    );
+    // With it, the alert is acknowledged.
+    let (status, _) = v
+        .post(&path, &[("csrf", &csrf), ("action", "acknowledge")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let after = server
+        .store
+        .alerts(Some(&alerts[0].institution), None)
+        .await
+        .unwrap();
+    assert_eq!(after[0].status.code(), "acknowledged");
+    // Deciding a refund wants it, before anything is looked up.
+    let (status, _) = v
+        .post("/refunds/RF0123456789/decide", &[("decision", "approve")])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Sign-out wants it too.
+    let (status, _) = v.post("/sign-out", &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = v.get("/overview").await;
+    assert_eq!(status, StatusCode::OK, "a refused sign-out signed out");
+    server.stop().await;
+}
+
+both!(signing_in_makes_a_new_session_and_signing_out_ends_it);
+async fn signing_in_makes_a_new_session_and_signing_out_ends_it(backend: Backend) {
+    let server = demo_server(backend).await;
+    let mut v = Visitor::new(&server);
+    // An attacker's chosen session id, planted before sign-in, is never
+    // adopted: sign-in sets a new one, and the planted one opens nothing.
+    let planted = "ab".repeat(32);
+    v.cookies.insert("el_session".into(), planted.clone());
+    let token = v.form_token().await;
+    let r = v
+        .client
+        .post(format!("{}/sign-in", v.base))
+        .header("cookie", v.cookie_header())
+        .form(&[
+            ("csrf", token.as_str()),
+            ("login", "wang"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let set = v.keep(&r);
+    let session = set
+        .iter()
+        .find(|c| c.starts_with("el_session="))
+        .expect("sign-in sets the session cookie");
+    assert!(session.contains("HttpOnly"), "{session}");
+    assert!(session.contains("SameSite=Strict"), "{session}");
+    let first = v.cookies["el_session"].clone();
+    assert_ne!(first, planted);
+    assert_eq!(first.len(), 64);
+    let (status, page) = v.get("/overview").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Golden Path Education"));
+
+    let mut attacker = Visitor::new(&server);
+    attacker.cookies.insert("el_session".into(), planted);
+    let (status, _) = attacker.get("/overview").await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "the planted id opened a session"
+    );
+
+    // Signing in again gives another id.
+    assert_eq!(v.sign_in("wang", PASSWORD).await, StatusCode::SEE_OTHER);
+    assert_ne!(v.cookies["el_session"], first);
+
+    // Signing out ends the session on the server: its id opens nothing.
+    let ended = v.cookies["el_session"].clone();
+    let (_, page) = v.get("/overview").await;
+    let csrf = hidden(&page, "csrf");
+    let (status, _) = v.post("/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(!v.cookies.contains_key("el_session"));
+    v.cookies.insert("el_session".into(), ended);
+    let (status, _) = v.get("/overview").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    // Behind TLS the cookie is Secure.
+    let token = v.form_token().await;
+    let r = v
+        .client
+        .post(format!("{}/sign-in", v.base))
+        .header("cookie", v.cookie_header())
+        .header("x-forwarded-proto", "https")
+        .form(&[
+            ("csrf", token.as_str()),
+            ("login", "wang"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let set = v.keep(&r);
+    assert!(
+        set.iter()
+            .any(|c| c.starts_with("el_session=") && c.contains("; Secure")),
+        "{set:?}"
+    );
+    server.stop().await;
+}
+
+both!(a_county_officer_reaching_another_countys_institution_gets_404);
+async fn a_county_officer_reaching_another_countys_institution_gets_404(backend: Backend) {
+    let server = demo_server(backend).await;
+    let mut wang = Visitor::new(&server);
+    assert_eq!(wang.sign_in("wang", PASSWORD).await, StatusCode::SEE_OTHER);
+    let (status, _) = wang.get("/institutions/INS-410922-004").await;
+    assert_eq!(status, StatusCode::OK);
+    for path in [
+        "/institutions/INS-420922-001",
+        "/institutions/INS-420922-001/bank-lines",
+        "/institutions/INS-NOPE",
+    ] {
+        let (status, _) = wang.get(path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+    // The other county's officer sees it, and not the demo county.
+    let mut hu = Visitor::new(&server);
+    assert_eq!(hu.sign_in("hu", PASSWORD).await, StatusCode::SEE_OTHER);
+    let (status, _) = hu.get("/institutions/INS-420922-001").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = hu.get("/institutions/INS-410922-004").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, page) = hu.get("/overview").await;
+    assert!(page.contains("INS-420922-001"));
+    assert!(!page.contains("Golden Path Education"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn five_failed_sign_ins_lock_the_account_for_fifteen_minutes() {
+    let start = chrono::Utc::now();
+    let clock = ledger_core::store::Clock::manual(start);
+    let server = Server::start_clocked(Backend::Sqlite, clock.clone()).await;
+    api::app::jurisdictions::register(
+        &server.store,
+        api::app::jurisdictions::NewJurisdiction {
+            code: code("000000"),
+            name: "Nation".into(),
+            parent: None,
+        },
+    )
+    .await
+    .unwrap();
+    for login in ["wang", "zhao"] {
+        officers::add(
+            &server.store,
+            NewOfficer {
+                login: login.into(),
+                name: login.into(),
+                role: Role::Officer,
+                scope: Scope::Jurisdiction(code("000000")),
+            },
+            PASSWORD,
+        )
+        .await
+        .unwrap();
+    }
+    let mut v = Visitor::new(&server);
+    for _ in 0..officers::MAX_FAILURES {
+        assert_eq!(
+            v.sign_in("wang", "wrong password!").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Locked: even the right password is refused, and says why.
+    let token = v.form_token().await;
+    let (status, page) = v
+        .post(
+            "/sign-in",
+            &[("csrf", &token), ("login", "wang"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(page.contains("锁定"), "{page}");
+    assert!(!v.cookies.contains_key("el_session"));
+    // Another account is not.
+    assert_eq!(v.sign_in("zhao", PASSWORD).await, StatusCode::SEE_OTHER);
+    // Fourteen minutes on, still locked; sixteen, open again.
+    clock.set(start + chrono::Duration::minutes(14));
+    assert_eq!(
+        v.sign_in("wang", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    clock.set(start + chrono::Duration::minutes(30));
+    assert_eq!(v.sign_in("wang", PASSWORD).await, StatusCode::SEE_OTHER);
+    server.stop().await;
+}
+
+both!(notices_are_numbered_per_jurisdiction_and_year_and_fall_overdue);
+async fn notices_are_numbered_per_jurisdiction_and_year_and_fall_overdue(backend: Backend) {
+    use api::app::rectification::{self, NoticeDraft};
+    let server = demo_server(backend).await;
+    let store = &server.store;
+    let i = |id: &str| ledger_core::InstitutionId::parse(id).unwrap();
+    let golden = store.institution(&i("INS-410922-004")).await.unwrap();
+    let sunrise = store.institution(&i("INS-410922-001")).await.unwrap();
+    let dawu = store.institution(&i("INS-420922-001")).await.unwrap();
+    let today = support::day(2026, 12, 5);
+    let draft = |due| NoticeDraft {
+        alert_key: None,
+        finding: "资金缺口".into(),
+        required_action: "补足".into(),
+        due_on: due,
+    };
+    let before = store.notices().await.unwrap().len();
+    // Refused: a due date already past, an empty finding, an alert that is
+    // not the institution's; nothing is written.
+    let e = rectification::issue(store, &golden, draft(support::day(2026, 12, 4)), "t", today)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "due_in_the_past");
+    let mut empty = draft(today);
+    empty.finding = "  ".into();
+    let e = rectification::issue(store, &golden, empty, "t", today)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), e.to_string().contains("finding")),
+        ("invalid_field", true)
+    );
+    let mut foreign = draft(today);
+    foreign.alert_key = Some("no such alert".into());
+    assert!(rectification::issue(store, &golden, foreign, "t", today)
+        .await
+        .is_err());
+    assert_eq!(store.notices().await.unwrap().len(), before);
+
+    let first = rectification::issue(
+        store,
+        &golden,
+        draft(support::day(2026, 12, 10)),
+        "t",
+        today,
+    )
+    .await
+    .unwrap();
+    let second = rectification::issue(
+        store,
+        &sunrise,
+        draft(support::day(2026, 12, 20)),
+        "t",
+        today,
+    )
+    .await
+    .unwrap();
+    let other = rectification::issue(store, &dawu, draft(support::day(2026, 12, 20)), "t", today)
+        .await
+        .unwrap();
+    let next_year = rectification::issue(
+        store,
+        &golden,
+        draft(support::day(2027, 1, 20)),
+        "t",
+        support::day(2027, 1, 4),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.record.notice_no, "410922-2026-001");
+    assert_eq!(second.record.notice_no, "410922-2026-002");
+    assert_eq!(other.record.notice_no, "420922-2026-001");
+    assert_eq!(next_year.record.notice_no, "410922-2027-001");
+
+    // On the 11th the first is overdue and listed first; answered, it is not.
+    let on_11th = rectification::all(store, support::day(2026, 12, 11))
+        .await
+        .unwrap();
+    assert_eq!(on_11th[0].record.notice_no, "410922-2026-001");
+    assert!(on_11th[0].overdue);
+    assert_eq!(on_11th.iter().filter(|n| n.overdue).count(), 1);
+    let e = rectification::answer(store, "410922-2026-001", " ", "t")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_field");
+    let e = rectification::answer(store, "410922-2026-099", "done", "t")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "not_found");
+    rectification::answer(store, "410922-2026-001", "已整改", "t")
+        .await
+        .unwrap();
+    let found = rectification::find(store, "410922-2026-001", support::day(2026, 12, 11))
+        .await
+        .unwrap();
+    assert!(!found.overdue);
+    assert_eq!(found.answers[0].answer, "已整改");
+    server.stop().await;
+}
+
+both!(the_lists_are_published_in_versions_and_read_without_signing_in);
+async fn the_lists_are_published_in_versions_and_read_without_signing_in(backend: Backend) {
+    let server = demo_server(backend).await;
+    let mut wang = Visitor::new(&server);
+    assert_eq!(wang.sign_in("wang", PASSWORD).await, StatusCode::SEE_OTHER);
+    let (_, page) = wang.get("/institutions/INS-410922-004").await;
+    let csrf = hidden(&page, "csrf");
+    let path = "/institutions/INS-410922-004/list";
+    // Refused: no reason, a list that is not one, no CSRF token.
+    let (status, _) = wang
+        .post(path, &[("csrf", &csrf), ("list", "black"), ("reason", " ")])
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = wang
+        .post(path, &[("csrf", &csrf), ("list", "grey"), ("reason", "x")])
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = wang.post(path, &[("list", "black"), ("reason", "x")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Another county's officer cannot reach it.
+    let mut hu = Visitor::new(&server);
+    assert_eq!(hu.sign_in("hu", PASSWORD).await, StatusCode::SEE_OTHER);
+    let (_, page) = hu.get("/overview").await;
+    let hu_csrf = hidden(&page, "csrf");
+    let (status, _) = hu
+        .post(
+            path,
+            &[("csrf", &hu_csrf), ("list", "white"), ("reason", "x")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(server.store.list_changes().await.unwrap().is_empty());
+
+    for (id, list, reason) in [
+        ("INS-410922-001", "white", "按期开课,资金足额监管"),
+        ("INS-410922-004", "white", "首次公布"),
+        ("INS-410922-004", "black", "挪用监管资金"),
+    ] {
+        let (status, _) = wang
+            .post(
+                &format!("/institutions/{id}/list"),
+                &[("csrf", &csrf), ("list", list), ("reason", reason)],
+            )
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+    }
+    let mut public = Visitor::new(&server);
+    let (status, body) = public.get("/lists.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let lists: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let county = &lists[0];
+    assert_eq!(county["jurisdiction"], "410922");
+    let ids = |k: &str| {
+        county[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["institution"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids("black"), ["INS-410922-004"]);
+    assert_eq!(ids("white"), ["INS-410922-001"]);
+    let versions: Vec<i64> = county["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions, [1, 2, 3]);
+    let r = public
+        .client
+        .get(format!("{}/lists.csv", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let bytes = r.bytes().await.unwrap();
+    assert_eq!(&bytes[..3], b"\xEF\xBB\xBF", "a UTF-8 BOM for Excel");
+    let text = std::str::from_utf8(&bytes[3..]).unwrap();
+    assert!(text.starts_with("jurisdiction,version,"), "{text}");
+    assert!(
+        text.contains(
+            "410922,3,INS-410922-004,Golden Path Education,JY410922-004,black,挪用监管资金,"
+        ),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 4);
+    let (status, page) = public.get("/lists").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("挪用监管资金"));
+    server.stop().await;
+}
+
+both!(the_overview_and_the_alerts_export_as_csv_for_excel);
+async fn the_overview_and_the_alerts_export_as_csv_for_excel(backend: Backend) {
+    let server = demo_server(backend).await;
+    let mut v = Visitor::new(&server);
+    let (status, _) = v.get("/overview.csv").await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "no export without signing in"
+    );
+    assert_eq!(v.sign_in("wang", PASSWORD).await, StatusCode::SEE_OTHER);
+    let read = |text: String| {
+        let bytes = text.into_bytes();
+        assert_eq!(&bytes[..3], b"\xEF\xBB\xBF", "a UTF-8 BOM for Excel");
+        let mut r = csv::Reader::from_reader(&bytes[3..]);
+        let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+        let rows: Vec<Vec<String>> = r
+            .records()
+            .map(|x| x.unwrap().iter().map(String::from).collect())
+            .collect();
+        (header, rows)
+    };
+    let (status, text) = v.get("/overview.csv").await;
+    assert_eq!(status, StatusCode::OK);
+    let (header, rows) = read(text);
+    assert_eq!(
+        header[..5],
+        [
+            "institution",
+            "name",
+            "licence_no",
+            "jurisdiction",
+            "owed_to_families"
+        ]
+    );
+    assert_eq!(rows.len(), 4, "the demo county only: {rows:?}");
+    assert_eq!(rows[0][0], "INS-410922-004");
+    assert_eq!(rows[0][4], "183380.22");
+    assert_eq!(rows[0][7], "25.65");
+    let (status, text) = v.get("/alerts.csv").await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, rows) = read(text);
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter().all(|r| r[0].starts_with("INS-410922-")),
+        "{rows:?}"
+    );
+    assert!(rows.iter().any(|r| r[4] == "red"));
+    server.stop().await;
+}
+
+// ---- the browser ----
+
+fn screenshots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// chromedriver on a free port of 127.0.0.1, ended when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn driver() -> Driver {
+    let chromedriver = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect(
+            "chromedriver is missing: scripts/test installs it \
+             (apt-get install -y chromium chromium-driver)",
+        );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let url = format!("http://127.0.0.1:{port}");
+    let driver = Driver {
+        child,
+        url: url.clone(),
+        _profile: tempfile::tempdir().unwrap(),
+    };
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if let Ok(r) = http.get(format!("{url}/status")).send().await {
+            if r.status().is_success() {
+                return driver;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not answer on {url} within 10 s");
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--window-size=1280,1000",
+                format!("--user-data-dir={}", driver._profile.path().display()),
+            ]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a headless Chromium session")
+}
+
+/// Clicking what leads to another page, and waiting until that page has
+/// replaced this one (an element of the same name on the old page must not
+/// be mistaken for the new one's).
+trait Follow {
+    async fn follow(self, c: &Client);
+}
+
+impl Follow for fantoccini::elements::Element {
+    async fn follow(self, c: &Client) {
+        c.execute("window.__leaving = true;", vec![]).await.unwrap();
+        self.click().await.unwrap();
+        for _ in 0..300 {
+            let gone = c
+                .execute(
+                    "return window.__leaving === undefined && document.readyState === 'complete';",
+                    vec![],
+                )
+                .await
+                .map(|v| v.as_bool() == Some(true))
+                .unwrap_or(false);
+            if gone {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the click led to no new page within 30 s");
+    }
+}
+
+async fn shoot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+}
+
+async fn sign_in_in_browser(c: &Client, base: &str, login: &str, password: &str) {
+    c.goto(&format!("{base}/sign-in")).await.unwrap();
+    c.find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .send_keys(login)
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    c.find(Locator::Css("form.stack button[type=submit]"))
+        .await
+        .unwrap()
+        .follow(c)
+        .await;
+}
+
+/// The officer's walk: sign in, see the institution running off first and
+/// red, open its evidence down to the bank line, acknowledge an alert,
+/// switch to English, sign out.
+async fn officer_walk(server: &Server, c: &Client) {
+    let base = &server.base;
+    c.goto(&format!("{base}/sign-in")).await.unwrap();
+    let label = c.find(Locator::Css("label[for=login]")).await.unwrap();
+    assert_eq!(label.text().await.unwrap().trim(), "账号");
+    shoot(c, "01-sign-in").await;
+
+    sign_in_in_browser(c, base, "wang", PASSWORD).await;
+    c.wait()
+        .for_element(Locator::Css("table#overview"))
+        .await
+        .unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/overview");
+    let first = c
+        .find(Locator::Css("table#overview tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(first.attr("class").await.unwrap().as_deref(), Some("red"));
+    let text = first.text().await.unwrap();
+    assert!(text.contains("Golden Path Education"), "{text}");
+    assert!(text.contains("红色预警"), "{text}");
+    assert!(text.contains("¥183,380.22"), "{text}");
+    let rows = c
+        .find_all(Locator::Css("table#overview tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 4);
+    for row in &rows[1..] {
+        assert_eq!(row.attr("class").await.unwrap().as_deref(), Some("green"));
+    }
+    shoot(c, "02-overview").await;
+
+    // Search by licence number.
+    let q = c.find(Locator::Id("q")).await.unwrap();
+    q.send_keys("JY410922-002").await.unwrap();
+    c.find(Locator::Css("form.filters button"))
+        .await
+        .unwrap()
+        .follow(c)
+        .await;
+    c.wait()
+        .for_url(
+            &url::Url::parse(&format!("{base}/overview?q=JY410922-002&level=&sort=risk")).unwrap(),
+        )
+        .await
+        .unwrap();
+    let rows = c
+        .find_all(Locator::Css("table#overview tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0]
+        .text()
+        .await
+        .unwrap()
+        .contains("Inkstone Calligraphy"));
+
+    // The institution and its evidence.
+    c.goto(&format!("{base}/overview")).await.unwrap();
+    c.find(Locator::LinkText("Golden Path Education"))
+        .await
+        .unwrap()
+        .follow(c)
+        .await;
+    c.wait()
+        .for_element(Locator::Css("table#alerts"))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.current_url().await.unwrap().path(),
+        "/institutions/INS-410922-004"
+    );
+    let h1 = c
+        .find(Locator::Css("h1"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(h1, "Golden Path Education");
+    shoot(c, "03-institution").await;
+    let evidence = c.find(Locator::Css("a.evidence-line")).await.unwrap();
+    let line_id = evidence.text().await.unwrap();
+    evidence.follow(c).await;
+    c.wait()
+        .for_element(Locator::Css("table#bank-lines"))
+        .await
+        .unwrap();
+    let url = c.current_url().await.unwrap();
+    assert_eq!(url.path(), "/institutions/INS-410922-004/bank-lines");
+    let anchor = url.fragment().unwrap().to_string();
+    let line = c.find(Locator::Id(&anchor)).await.unwrap();
+    let first_cell = line
+        .find(Locator::Css("td"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        first_cell, line_id,
+        "the evidence link reaches its bank line"
+    );
+    shoot(c, "04-bank-line").await;
+
+    // Acknowledge the first open alert.
+    c.back().await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("table#alerts"))
+        .await
+        .unwrap();
+    c.find(Locator::Css("table#alerts tbody tr button"))
+        .await
+        .unwrap()
+        .follow(c)
+        .await;
+    c.wait()
+        .for_element(Locator::Css("table#alerts"))
+        .await
+        .unwrap();
+    let status = c
+        .find(Locator::Css("table#alerts tbody tr td:nth-child(3)"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        ["已知悉", "待处理"].contains(&status.as_str()),
+        "unexpected status {status}"
+    );
+    let acknowledged = server
+        .store
+        .alerts(
+            Some(&ledger_core::InstitutionId::parse("INS-410922-004").unwrap()),
+            None,
+        )
+        .await
+        .unwrap()
+        .iter()
+        .filter(|a| a.status.code() == "acknowledged")
+        .count();
+    assert_eq!(acknowledged, 1);
+
+    // English, kept while browsing.
+    c.find(Locator::Css("a.lang"))
+        .await
+        .unwrap()
+        .follow(c)
+        .await;
+    c.wait()
+        .for_element(Locator::Css("table#alerts"))
+        .await
+        .unwrap();
+    c.goto(&format!("{base}/overview")).await.unwrap();
+    let h1 = c
+        .find(Locator::Css("h1"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(h1.contains("Jurisdiction overview"), "{h1}");
+    shoot(c, "05-overview-en").await;
+
+    // Signing out.
+    c.find(Locator::Css("header form button"))
+        .await
+        .unwrap()
+        .follow(c)
+        .await;
+    c.wait().for_element(Locator::Id("login")).await.unwrap();
+    c.goto(&format!("{base}/overview")).await.unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/sign-in");
+}
+
+/// A refund one officer requested, decided in the browser by another.
+async fn refund_walk(server: &Server, c: &Client) {
+    let base = &server.base;
+    let store = &server.store;
+    let institution = store
+        .institution(&ledger_core::InstitutionId::parse("INS-410922-001").unwrap())
+        .await
+        .unwrap();
+    let refund = api::app::refunds::request(
+        store,
+        &institution,
+        api::app::refunds::RefundAsk {
+            enrollment: "410922-001-E003".into(),
+            amount: Some("100.00".into()),
+            payee: ledger_core::domain::refunds::Payee {
+                name: "张伟".into(),
+                account: "6214830100123456".into(),
+                bank: "CMBCCNBS".into(),
+            },
+            reason: Some("搬家".into()),
+        },
+        api::app::refunds::refund_id_for("console-test", "refund-1").unwrap(),
+        "officer wang".into(),
+        api::app::jobs::today(store),
+    )
+    .await
+    .unwrap();
+    sign_in_in_browser(c, base, "zhao", OTHER_PASSWORD).await;
+    c.wait()
+        .for_element(Locator::Css("table#overview"))
+        .await
+        .unwrap();
+    // The walk before left the browser in English.
+    c.find(Locator::Css("nav a[href='/decisions']"))
+        .await
+        .unwrap()
+        .follow(c)
+        .await;
+    let row = c
+        .wait()
+        .for_element(Locator::Id(&format!("refund-{}", refund.id)))
+        .await
+        .unwrap();
+    let text = row.text().await.unwrap();
+    assert!(text.contains("¥100.00"), "{text}");
+    assert!(text.contains("officer wang"), "{text}");
+    shoot(c, "06-decisions").await;
+    row.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .follow(c)
+        .await;
+    c.wait().for_element(Locator::Css("main h1")).await.unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/decisions");
+    assert!(c
+        .find_all(Locator::Id(&format!("refund-{}", refund.id)))
+        .await
+        .unwrap()
+        .is_empty());
+    let decided = api::app::refunds::find(store, refund.id.as_str())
+        .await
+        .unwrap();
+    assert_ne!(decided.state.code(), "requested");
+    assert_ne!(decided.state.code(), "declined");
+    let trail = store
+        .refund_trail(&decided.institution, decided.id.as_str())
+        .await
+        .unwrap();
+    assert!(
+        format!("{trail:?}").contains("console:zhao"),
+        "the approval names the second officer: {trail:?}"
+    );
+}
+
+/// A rectification notice issued in the browser, listed as pending, then
+/// overdue once its due date has passed, then answered.
+async fn notice_walk(server: &Server, c: &Client, clock: &ledger_core::store::Clock) {
+    let base = &server.base;
+    sign_in_in_browser(c, base, "wang", PASSWORD).await;
+    c.wait()
+        .for_element(Locator::Css("table#overview"))
+        .await
+        .unwrap();
+    c.goto(&format!("{base}/institutions/INS-410922-004?lang=zh"))
+        .await
+        .unwrap();
+    let due = (clock.now() + chrono::Duration::days(7)).date_naive();
+    c.find(Locator::Id("finding"))
+        .await
+        .unwrap()
+        .send_keys("监管账户于11月5日被转出30,000元,无拨付指令。")
+        .await
+        .unwrap();
+    c.find(Locator::Id("required_action"))
+        .await
+        .unwrap()
+        .send_keys("7日内将30,000元退回监管账户并书面说明。")
+        .await
+        .unwrap();
+    c.execute(
+        "document.getElementById('due_on').value = arguments[0]; \
+         document.getElementById('alert_key').selectedIndex = 1;",
+        vec![serde_json::json!(due.format("%Y-%m-%d").to_string())],
+    )
+    .await
+    .unwrap();
+    c.find(Locator::Css("form[action$='/notices'] button[type=submit]"))
+        .await
+        .unwrap()
+        .follow(c)
+        .await;
+    c.wait()
+        .for_element(Locator::Css("article.notice"))
+        .await
+        .unwrap();
+    let url = c.current_url().await.unwrap();
+    let year = chrono::Datelike::year(&clock.now().date_naive());
+    assert_eq!(url.path(), format!("/notices/410922-{year}-001"));
+    let article = c
+        .find(Locator::Css("article.notice"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(article.contains("整改通知书"), "{article}");
+    assert!(
+        article.contains(&format!("410922教整〔{year}〕1号")),
+        "{article}"
+    );
+    assert!(article.contains("30,000元退回"), "{article}");
+    shoot(c, "07-notice").await;
+    // The alert it answers now waits for rectification by that date.
+    let alerts = server
+        .store
+        .alerts(
+            Some(&ledger_core::InstitutionId::parse("INS-410922-004").unwrap()),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(alerts
+        .iter()
+        .any(|a| a.status.code() == "rectification_requested" && a.rectification_due == Some(due)));
+
+    let row_class = |c: &Client| {
+        let c = c.clone();
+        async move {
+            c.goto(&format!("{base}/notices")).await.unwrap();
+            let id = format!("notice-410922-{year}-001");
+            let row = match c.wait().for_element(Locator::Id(&id)).await {
+                Ok(row) => row,
+                Err(e) => {
+                    shoot(&c, "failed-notices").await;
+                    let url = c.current_url().await.unwrap();
+                    let page = c.source().await.unwrap_or_default();
+                    panic!("no {id} on {url}: {e}\n{page}");
+                }
+            };
+            (
+                row.attr("class").await.unwrap().unwrap_or_default(),
+                row.text().await.unwrap(),
+            )
+        }
+    };
+    let (class, text) = row_class(c).await;
+    assert_eq!(class, "yellow", "{text}");
+    assert!(text.contains("整改中"), "{text}");
+
+    // Eight days on, unanswered: overdue, red, and counted.
+    clock.set(clock.now() + chrono::Duration::days(8));
+    sign_in_in_browser(c, base, "wang", PASSWORD).await;
+    c.wait()
+        .for_element(Locator::Css("table#overview"))
+        .await
+        .unwrap();
+    let (class, text) = row_class(c).await;
+    assert_eq!(class, "red", "{text}");
+    assert!(text.contains("已逾期"), "{text}");
+    let banner = c
+        .find(Locator::Css("p.error"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(banner.contains('1'), "{banner}");
+    shoot(c, "08-notices-overdue").await;
+
+    // The institution's answer, recorded: no longer overdue.
+    c.find(Locator::LinkText(&format!("410922教整〔{year}〕1号")))
+        .await
+        .unwrap()
+        .follow(c)
+        .await;
+    c.find(Locator::Id("answer"))
+        .await
+        .unwrap()
+        .send_keys("已于12月14日退回30,000元,附银行回单。")
+        .await
+        .unwrap();
+    c.find(Locator::Css("form[action$='/answer'] button[type=submit]"))
+        .await
+        .unwrap()
+        .follow(c)
+        .await;
+    c.wait()
+        .for_element(Locator::Css("article.notice"))
+        .await
+        .unwrap();
+    let (class, _) = row_class(c).await;
+    assert_eq!(class, "green");
+}
+
+/// A blacklisting published in the browser, read on the public page by a
+/// browser that has signed out.
+async fn lists_walk(server: &Server, c: &Client) {
+    let base = &server.base;
+    sign_in_in_browser(c, base, "wang", PASSWORD).await;
+    c.wait()
+        .for_element(Locator::Css("table#overview"))
+        .await
+        .unwrap();
+    c.goto(&format!("{base}/institutions/INS-410922-004?lang=zh"))
+        .await
+        .unwrap();
+    c.find(Locator::Id("reason"))
+        .await
+        .unwrap()
+        .send_keys("挪用监管资金30,000元,逾期未整改。")
+        .await
+        .unwrap();
+    c.find(Locator::Css("form[action$='/list'] button[type=submit]"))
+        .await
+        .unwrap()
+        .follow(c)
+        .await;
+    assert_eq!(c.current_url().await.unwrap().path(), "/lists");
+    c.find(Locator::Css("header form button"))
+        .await
+        .unwrap()
+        .follow(c)
+        .await;
+    // Signed out: the public page still shows it.
+    c.goto(&format!("{base}/lists")).await.unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/lists");
+    let black = c
+        .find(Locator::Id("black-410922"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(black.contains("Golden Path Education"), "{black}");
+    assert!(black.contains("挪用监管资金"), "{black}");
+    let white = c
+        .find(Locator::Id("white-410922"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!white.contains("Golden Path Education"), "{white}");
+    assert!(c
+        .find_all(Locator::Css("header form"))
+        .await
+        .unwrap()
+        .is_empty());
+    shoot(c, "09-public-lists").await;
+}
+
+#[tokio::test]
+async fn an_officer_finds_the_institution_at_risk_and_its_bank_line_in_chromium() {
+    let clock = ledger_core::store::Clock::manual(chrono::Utc::now());
+    let server = demo_server_at(Backend::Sqlite, clock.clone()).await;
+    let driver = driver().await;
+    let c = browser(&driver).await;
+    let walk = tokio::time::timeout(Duration::from_secs(240), async {
+        officer_walk(&server, &c).await;
+        refund_walk(&server, &c).await;
+        notice_walk(&server, &c, &clock).await;
+        lists_walk(&server, &c).await;
+    })
+    .await;
+    let _ = c.close().await;
+    drop(driver);
+    server.stop().await;
+    walk.expect("the browser walk took over 240 s");
+}
