@@ -37,6 +37,7 @@ pub enum OfficerCommand {
     },
     /// Set a new password for an account (the old one stops working).
     ResetPassword {
+        /// The account's sign-in name (as given to `officer add`).
         login: String,
         /// Read the password from this file (its first line) instead of
         /// standard input.
