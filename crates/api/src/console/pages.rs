@@ -334,6 +334,30 @@ pub async fn overview(
 
 /// The institution if the officer may see it; 404 otherwise (whether it
 /// exists elsewhere is not told).
+/// The start of every form posted about one institution: a signed-in
+/// officer, the form's CSRF token, the institution in the officer's scope,
+/// and the action allowed to the role (else 404, as a page out of scope).
+async fn institution_form(
+    state: &ConsoleState,
+    headers: &HeaderMap,
+    csrf: &str,
+    id: &str,
+    action: Action,
+) -> Result<(Lang, Signed, Institution), Response> {
+    let lang = lang(headers, None);
+    let s = signed(state, headers).await?;
+    if !same_token(csrf, &s.csrf) {
+        return Err(forbidden_form(lang));
+    }
+    let institution = visible(state, &s, id)
+        .await
+        .map_err(|e| failure(lang, &e))?;
+    if !permits(s.officer.role, action) {
+        return Err(not_found(lang));
+    }
+    Ok((lang, s, institution))
+}
+
 async fn visible(state: &ConsoleState, s: &Signed, id: &str) -> Result<Institution, AppError> {
     let id = InstitutionId::parse(id).map_err(|_| AppError::not_found("page"))?;
     let institution = match state.store.institution(&id).await {
@@ -644,21 +668,11 @@ pub async fn act_on_alert(
     Path((id, key)): Path<(String, String)>,
     Form(form): Form<AlertForm>,
 ) -> Response {
-    let lang = lang(&headers, None);
-    let s = match signed(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if !same_token(&form.csrf, &s.csrf) {
-        return forbidden_form(lang);
-    }
-    let institution = match visible(&state, &s, &id).await {
-        Ok(i) => i,
-        Err(e) => return failure(lang, &e),
-    };
-    if !permits(s.officer.role, Action::WorkAlerts) {
-        return failure(lang, &AppError::not_found("page"));
-    }
+    let (lang, s, institution) =
+        match institution_form(&state, &headers, &form.csrf, &id, Action::WorkAlerts).await {
+            Ok(found) => found,
+            Err(r) => return r,
+        };
     let action = match form.action.as_str() {
         "acknowledge" => AlertAction::Acknowledge,
         "resolve" => AlertAction::Resolve,
@@ -829,21 +843,11 @@ pub async fn issue_notice(
     Path(id): Path<String>,
     Form(form): Form<NoticeForm>,
 ) -> Response {
-    let lang = lang(&headers, None);
-    let s = match signed(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if !same_token(&form.csrf, &s.csrf) {
-        return forbidden_form(lang);
-    }
-    let institution = match visible(&state, &s, &id).await {
-        Ok(i) => i,
-        Err(e) => return failure(lang, &e),
-    };
-    if !permits(s.officer.role, Action::WorkAlerts) {
-        return not_found(lang);
-    }
+    let (lang, s, institution) =
+        match institution_form(&state, &headers, &form.csrf, &id, Action::WorkAlerts).await {
+            Ok(found) => found,
+            Err(r) => return r,
+        };
     let Ok(due_on) = chrono::NaiveDate::parse_from_str(form.due_on.trim(), "%Y-%m-%d") else {
         return failure(
             lang,
@@ -1041,21 +1045,11 @@ pub async fn publish_list(
     Path(id): Path<String>,
     Form(form): Form<ListForm>,
 ) -> Response {
-    let lang = lang(&headers, None);
-    let s = match signed(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if !same_token(&form.csrf, &s.csrf) {
-        return forbidden_form(lang);
-    }
-    let institution = match visible(&state, &s, &id).await {
-        Ok(i) => i,
-        Err(e) => return failure(lang, &e),
-    };
-    if !permits(s.officer.role, Action::Register) {
-        return not_found(lang);
-    }
+    let (lang, s, institution) =
+        match institution_form(&state, &headers, &form.csrf, &id, Action::Register).await {
+            Ok(found) => found,
+            Err(r) => return r,
+        };
     let list = match crate::app::lists::List::parse(&form.list) {
         Ok(l) => l,
         Err(e) => return failure(lang, &e),
