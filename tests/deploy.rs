@@ -1,7 +1,7 @@
 //! End to end: running it for real. The configuration file through the real
 //! binary (`config check`, precedence, secrets refused and masked), a
 //! backup taken while the service writes and restored, and the files under
-//! deploy/ (systemd units through `systemd-analyze verify`, the container
+//! deploy/ (TLS in `serve` with a certificate reloaded on SIGHUP, systemd units through `systemd-analyze verify`, the container
 //! file, compose and Kubernetes manifests checked against the real routes).
 
 use std::path::{Path, PathBuf};
@@ -19,6 +19,8 @@ mod files;
 mod grafana;
 #[path = "support/served.rs"]
 mod served;
+#[path = "deploy/tls.rs"]
+mod tls;
 pub use served::Served;
 
 /// The binary with no `ESCROW_*` variable of the caller's environment.

@@ -13,6 +13,9 @@ pub struct Served {
     pub addr: String,
     /// The lines it printed up to and including `listening on …`.
     pub printed: Vec<String>,
+    /// `http` or `https` (when it terminates TLS itself).
+    #[allow(dead_code)] // read by the deploy tests only
+    pub scheme: String,
 }
 
 /// Starts `command` (an `escrow-ledger … serve …`) and waits until it says
@@ -25,25 +28,40 @@ pub fn start(mut command: Command) -> Served {
         .unwrap();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let mut printed = Vec::new();
-    let addr = loop {
+    let (scheme, addr) = loop {
         let Some(line) = lines.next() else {
             let _ = child.kill();
             panic!("serve exited before it listened: {printed:?}");
         };
         let line = line.unwrap();
         printed.push(line.clone());
-        if let Some(addr) = line.strip_prefix("listening on http://") {
-            break addr.to_string();
+        if let Some((scheme, addr)) = line
+            .strip_prefix("listening on ")
+            .and_then(|rest| rest.split_once("://"))
+        {
+            break (scheme.to_string(), addr.to_string());
         }
     };
     Served {
         child,
         addr,
         printed,
+        scheme,
     }
 }
 
 impl Served {
+    /// Sends it a signal by name (`HUP`, `TERM`, …).
+    #[allow(dead_code)] // used by the deploy tests only
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+
     /// SIGTERM, then the exit status (bounded: a hung shutdown fails).
     pub fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();

@@ -35,6 +35,8 @@ pub const ENV: &[(&str, &str)] = &[
     ("ESCROW_JOBS_EVERY_SECS", "jobs.every_secs"),
     ("ESCROW_BANKS_FILE", "banks.file"),
     ("ESCROW_ATTEST_KEY", "attest.key_file"),
+    ("ESCROW_TLS_CERT_FILE", "tls.cert_file"),
+    ("ESCROW_TLS_KEY_FILE", "tls.key_file"),
 ];
 
 /// Keys that would hold a secret: refused in the file, wherever they are.
@@ -101,6 +103,7 @@ pub struct Settings {
     pub jobs: Jobs,
     pub banks: Banks,
     pub attest: Attest,
+    pub tls: Tls,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -170,6 +173,17 @@ pub struct Banks {
 #[serde(deny_unknown_fields, default)]
 pub struct Attest {
     /// The private key `attest` signs with when `--key` is not given.
+    pub key_file: Option<PathBuf>,
+}
+
+/// `serve` terminates TLS itself when both files are given (reloaded on
+/// SIGHUP); without them it speaks plain HTTP, for a reverse proxy in front.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// The certificate chain (PEM, the server's certificate first).
+    pub cert_file: Option<PathBuf>,
+    /// Its private key (PEM; keep it readable by the service only).
     pub key_file: Option<PathBuf>,
 }
 

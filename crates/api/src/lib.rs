@@ -11,4 +11,5 @@ pub mod http;
 pub mod serve;
 pub mod systemd;
 pub mod telemetry;
+pub mod tls;
 pub mod token;

@@ -47,6 +47,13 @@ pub struct ServeArgs {
     /// Seconds between job passes [default: 5; config jobs.every_secs].
     #[arg(long)]
     pub jobs_every_secs: Option<u64>,
+    /// Serve HTTPS with this certificate chain (PEM), reloaded on SIGHUP;
+    /// needs --tls-key [config tls.cert_file].
+    #[arg(long, env = "ESCROW_TLS_CERT_FILE")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM) [config tls.key_file].
+    #[arg(long, env = "ESCROW_TLS_KEY_FILE")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// Which jobs a runner does (`--only`, `serve --jobs`).
@@ -114,6 +121,21 @@ pub async fn run(
         None => config.jobs.in_serve.then(|| config.jobs.run.clone()),
     };
     let banks = args.banks.clone().or_else(|| config.banks.file.clone());
+    let tls = crate::tls::Files::from_parts(
+        args.tls_cert
+            .clone()
+            .or_else(|| config.tls.cert_file.clone()),
+        args.tls_key.clone().or_else(|| config.tls.key_file.clone()),
+    )?;
+    // A certificate that does not load stops the start, before the store.
+    let tls = match tls {
+        Some(files) => {
+            let loaded = files.load().await?;
+            Some((files, loaded))
+        }
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let url = database.expose();
     let store = crate::app::open_store(url).await?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -150,14 +172,14 @@ pub async fn run(
         println!("demo county {county} is ready on {database}");
         println!("officer token (shown once): {token}");
         println!("try:");
-        println!("  curl -s -H 'Authorization: Bearer {token}' http://{addr}/v1/jurisdictions/{county}/overview");
-        println!("  curl -s -H 'Authorization: Bearer {token}' 'http://{addr}/v1/jurisdictions/{county}/risk'");
+        println!("  curl -s -H 'Authorization: Bearer {token}' {scheme}://{addr}/v1/jurisdictions/{county}/overview");
+        println!("  curl -s -H 'Authorization: Bearer {token}' '{scheme}://{addr}/v1/jurisdictions/{county}/risk'");
         println!(
-            "  curl -s -H 'Authorization: Bearer {token}' 'http://{addr}/v1/alerts?severity=red'"
+            "  curl -s -H 'Authorization: Bearer {token}' '{scheme}://{addr}/v1/alerts?severity=red'"
         );
-        println!("API documentation: http://{addr}/docs");
+        println!("API documentation: {scheme}://{addr}/docs");
     }
-    println!("listening on http://{addr}");
+    println!("listening on {scheme}://{addr}");
     tracing::info!(%addr, backend = store.backend(), "serving");
     let directory = || -> anyhow::Result<BankDirectory> {
         Ok(match &banks {
@@ -196,7 +218,20 @@ pub async fn run(
     // Under systemd (`Type=notify`): ready once the schema is migrated and
     // the socket listens.
     crate::systemd::notify("READY=1");
-    http::serve(listener, state, http::shutdown_signal()).await?;
+    match tls {
+        Some((files, loaded)) => {
+            crate::tls::serve(
+                listener,
+                state,
+                files,
+                loaded,
+                http::shutdown_signal(),
+                Duration::from_secs(request_timeout_secs),
+            )
+            .await?
+        }
+        None => http::serve(listener, state, http::shutdown_signal()).await?,
+    }
     crate::systemd::notify("STOPPING=1");
     let _ = stop_jobs.send(true);
     if let Some(jobs) = jobs {

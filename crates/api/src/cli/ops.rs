@@ -49,6 +49,21 @@ pub fn run(what: ConfigCommand) -> anyhow::Result<ExitCode> {
             )
         })?;
     }
+    crate::tls::Files::from_parts(s.tls.cert_file.clone(), s.tls.key_file.clone())?;
+    for (key, file) in [
+        ("tls.cert_file", &s.tls.cert_file),
+        ("tls.key_file", &s.tls.key_file),
+    ] {
+        if let Some(file) = file {
+            std::fs::metadata(file).with_context(|| {
+                format!(
+                    "{}: key {key}: cannot read {}",
+                    loaded.source_of(key),
+                    file.display()
+                )
+            })?;
+        }
+    }
     let line = |key: &str, value: String| {
         let source = loaded.source_of(key);
         let name = key.rsplit('.').next().unwrap_or(key);
@@ -98,6 +113,12 @@ pub fn run(what: ConfigCommand) -> anyhow::Result<ExitCode> {
     }
     println!("\n[attest]");
     line("attest.key_file", path(&s.attest.key_file));
+    println!("\n[tls]");
+    line("tls.cert_file", path(&s.tls.cert_file));
+    line("tls.key_file", path(&s.tls.key_file));
+    if s.tls.cert_file.is_none() {
+        println!("# plain HTTP: TLS ends at a reverse proxy in front (see deploy/README.md)");
+    }
     eprintln!("configuration {} is valid", file.display());
     Ok(ExitCode::SUCCESS)
 }
