@@ -180,6 +180,8 @@ pub enum Action {
     FreezeReleases,
     /// Settle an approved refund another way (paid by the institution).
     SettleRefund,
+    /// Subscribe to signed webhooks, read their delivery log, replay one.
+    ManageWebhooks,
 }
 
 /// The permission table: which role may take which action on what it can
@@ -203,6 +205,7 @@ pub fn permits(role: Role, action: Action) -> bool {
                 | ResolveDisputes
                 | FreezeReleases
                 | SettleRefund
+                | ManageWebhooks
         ),
         Role::Platform => matches!(
             action,
@@ -214,6 +217,7 @@ pub fn permits(role: Role, action: Action) -> bool {
                 | PostConfirmedLessons
                 | ReadEnrollment
                 | SettleRefund
+                | ManageWebhooks
         ),
         Role::Institution => matches!(
             action,

@@ -9,6 +9,7 @@ pub mod ops;
 pub mod reconcile;
 pub mod report;
 pub mod risk;
+pub mod webhook;
 
 use std::process::ExitCode;
 
@@ -205,6 +206,12 @@ pub enum Command {
     Officer {
         #[command(subcommand)]
         what: crate::cli::officer::OfficerCommand,
+    },
+    /// Signed outbound webhooks: list subscriptions, a delivery log, replay
+    /// a delivery.
+    Webhook {
+        #[command(subcommand)]
+        what: crate::cli::webhook::WebhookCommand,
     },
     /// API tokens: create (shown once), revoke, list.
     Token {
@@ -428,6 +435,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Officer { what } => {
             let store = open(url).await?;
             return crate::cli::officer::run(&store, what).await;
+        }
+        Command::Webhook { what } => {
+            let store = open(url).await?;
+            return crate::cli::webhook::run(&store, what).await;
         }
         Command::Token { what } => {
             let store = open(url).await?;

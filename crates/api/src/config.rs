@@ -195,6 +195,7 @@ pub fn job_name(job: Job) -> &'static str {
         Job::Pull => "pull",
         Job::Lessons => "lessons",
         Job::Release => "release",
+        Job::Webhooks => "webhooks",
     }
 }
 
@@ -221,7 +222,7 @@ fn job_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Job>, D::Error> {
             .find(|j| job_name(*j) == name.to_ascii_lowercase())
             .ok_or_else(|| {
                 serde::de::Error::custom(format!(
-                    "unknown job {name:?}: the jobs are workflow, risk, reconcile, pull, lessons and release"
+                    "unknown job {name:?}: the jobs are workflow, risk, reconcile, pull, lessons, release and webhooks"
                 ))
             })?;
         if !jobs.contains(&job) {

@@ -92,6 +92,7 @@ pub fn api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(routes::releases::router())
         .merge(routes::approvals::router())
         .merge(routes::lessons::router())
+        .merge(routes::webhooks::router())
         .merge(routes::reconciliation::router())
         .split_for_parts();
     doc.merge(pushed_doc);

@@ -73,6 +73,8 @@ pub enum JobArg {
     Lessons,
     /// Confirmed earnings released on the rule pack's cadence.
     Release,
+    /// Signed webhooks: new events queued, due deliveries sent.
+    Webhooks,
 }
 
 impl JobArg {
@@ -89,6 +91,7 @@ impl JobArg {
                 JobArg::Pull => Job::Pull,
                 JobArg::Lessons => Job::Lessons,
                 JobArg::Release => Job::Release,
+                JobArg::Webhooks => Job::Webhooks,
             })
             .collect()
     }

@@ -24,4 +24,5 @@ pub mod registry;
 pub mod replay;
 pub mod risk;
 pub mod statements;
+pub mod webhooks;
 pub mod wire;

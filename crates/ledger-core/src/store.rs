@@ -128,6 +128,7 @@ mod rows;
 mod seal;
 mod sqlite;
 mod time;
+mod webhooks;
 mod workflow;
 
 use std::collections::BTreeMap;
@@ -155,6 +156,7 @@ pub use recon::{Claimed, MatchRecord, ReconDay, RecordedDay, RecordedMatches};
 pub use report::{AccountBalance, BalanceSheet, VerifyFailure, VerifyReport};
 pub use sqlite::SqliteStore;
 pub(crate) use time::DbTime;
+pub use webhooks::{AttemptOutcome, QueuedEvent};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://escrow-ledger.db";
 

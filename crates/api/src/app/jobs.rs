@@ -40,16 +40,20 @@ pub enum Job {
     /// Confirmed earnings released on each institution's cadence: one
     /// instruction per institution and cycle, to the payee on file.
     Release,
+    /// Signed outbound webhooks: events queued per subscription, due
+    /// deliveries sent (after the other jobs, so a pass tells of what it did).
+    Webhooks,
 }
 
 impl Job {
-    pub const ALL: [Job; 6] = [
+    pub const ALL: [Job; 7] = [
         Job::Pull,
         Job::Lessons,
         Job::Release,
         Job::Workflow,
         Job::Risk,
         Job::Reconcile,
+        Job::Webhooks,
     ];
 }
 
@@ -88,6 +92,12 @@ pub struct Tick {
     /// Release instructions made by the release job (one per institution
     /// and cycle).
     pub releases_instructed: u32,
+    /// Webhook deliveries queued (one per subscription and event).
+    pub webhooks_queued: u32,
+    /// Webhook deliveries the receiver took.
+    pub webhooks_delivered: u32,
+    /// Webhook attempts that failed (retried with backoff).
+    pub webhook_failures: u32,
 }
 
 /// One pass of every job.
@@ -197,10 +207,25 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> Ap
         crate::app::risk::record_alerts(store, &ranked, today).await?;
         t.risk_scans = 1;
     }
-    if !jobs.contains(&Job::Workflow) {
-        return Ok(t);
+    if jobs.contains(&Job::Workflow) {
+        workflow(store, banks, today, &mut t).await?;
     }
+    if jobs.contains(&Job::Webhooks) {
+        let pass = crate::app::webhooks::pass(store).await?;
+        t.webhooks_queued += pass.queued;
+        t.webhooks_delivered += pass.delivered;
+        t.webhook_failures += pass.failed_attempts;
+    }
+    Ok(t)
+}
 
+/// The refund workflow and the outbox.
+async fn workflow(
+    store: &Store,
+    banks: &BankDirectory,
+    today: NaiveDate,
+    t: &mut Tick,
+) -> AppResult<()> {
     // Deemed approvals: unanswered past the deadline.
     for r in store.refunds(None, Some(RefundState::Requested)).await? {
         if r.answer_by < today
@@ -267,7 +292,7 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> Ap
             |i, key| blocked.contains(&(i.clone(), key.to_string())),
         )
         .await?;
-    outbox::dispatch(store, banks, today, &mut t).await?;
+    outbox::dispatch(store, banks, today, t).await?;
     // Refunds past their payment deadline.
     let mut overdue: BTreeSet<(InstitutionId, String)> = BTreeSet::new();
     for r in store.refunds(None, Some(RefundState::Instructed)).await? {
@@ -303,7 +328,7 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> Ap
             |i, key| overdue.contains(&(i.clone(), key.to_string())),
         )
         .await?;
-    Ok(t)
+    Ok(())
 }
 
 /// Runs `tick_jobs` every `every` until `stop` resolves.

@@ -32,6 +32,7 @@ fn action_name(action: Action) -> &'static str {
         Action::ResolveDisputes => "decide disputed lessons",
         Action::FreezeReleases => "freeze or unfreeze an institution's releases",
         Action::SettleRefund => "settle refunds",
+        Action::ManageWebhooks => "manage webhook subscriptions",
     }
 }
 

@@ -28,6 +28,7 @@ use crate::http::problem::Problem;
         (name = "feeds", description = "Bank statement files"),
         (name = "refunds", description = "The refund workflow"),
         (name = "approvals", description = "Maker–checker: requests waiting for a second officer"),
+        (name = "webhooks", description = "Signed outbound webhooks: subscriptions, the delivery log, replays"),
     )
 )]
 struct Base;

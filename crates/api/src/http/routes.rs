@@ -13,3 +13,4 @@ pub mod reconciliation;
 pub mod refunds;
 pub mod registry;
 pub mod releases;
+pub mod webhooks;
