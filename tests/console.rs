@@ -658,7 +658,7 @@ async fn the_overview_and_the_alerts_export_as_csv_for_excel(backend: Backend) {
     assert_eq!(rows.len(), 4, "the demo county only: {rows:?}");
     assert_eq!(rows[0][0], "INS-410922-004");
     assert_eq!(rows[0][4], "183380.22");
-    assert_eq!(rows[0][7], "25.65");
+    assert_eq!(rows[0][7], "9.29", "coverage, the bank-confirmed figure");
     let (status, text) = v.get("/alerts.csv").await;
     assert_eq!(status, StatusCode::OK);
     let (_, rows) = read(text);
@@ -668,6 +668,115 @@ async fn the_overview_and_the_alerts_export_as_csv_for_excel(backend: Backend) {
         "{rows:?}"
     );
     assert!(rows.iter().any(|r| r[4] == "red"));
+    server.stop().await;
+}
+
+both!(coverage_is_one_figure_on_the_command_line_the_api_the_console_and_in_risk);
+async fn coverage_is_one_figure_on_the_command_line_the_api_the_console_and_in_risk(
+    backend: Backend,
+) {
+    let server = demo_server(backend).await;
+    let today = api::app::jobs::today(&server.store).to_string();
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_escrow-ledger"))
+            .env_remove("ESCROW_DATABASE_URL")
+            .env("RUST_LOG", "error")
+            .arg("--database-url")
+            .arg(&server.url)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let by_id = |list: &serde_json::Value, id: &str| -> serde_json::Value {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id || i["institution"]["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} not in {list}"))
+    };
+    // The command line: `balances` (every institution and one) and `risk`.
+    let balances = cli(&["balances", "--json"]);
+    let one = cli(&["balances", "--institution", "INS-410922-004", "--json"]);
+    let risk = cli(&["risk", "--as-of", &today, "--json"]);
+    // The API's overview and the console's (page and export).
+    let officer = server
+        .token(Role::Officer, Scope::Jurisdiction(code("410922")))
+        .await;
+    let (status, overview) = server.get(&officer, "/v1/jurisdictions/410922/overview").await;
+    assert_eq!(status, StatusCode::OK, "{overview}");
+    let (status, api_risk) = server
+        .get(&officer, &format!("/v1/jurisdictions/410922/risk?as_of={today}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{api_risk}");
+    let mut v = Visitor::new(&server);
+    assert_eq!(v.sign_in("wang", PASSWORD).await, StatusCode::SEE_OTHER);
+    let (status, text) = v.get("/overview.csv").await;
+    assert_eq!(status, StatusCode::OK);
+    let bytes = text.into_bytes();
+    let mut r = csv::Reader::from_reader(&bytes[3..]);
+    let at = r.headers().unwrap().iter().position(|h| h == "coverage_percent").unwrap();
+    let csv_rows: Vec<Vec<String>> = r
+        .records()
+        .map(|x| x.unwrap().iter().map(String::from).collect())
+        .collect();
+    let mut seen = Vec::new();
+    for id in ["INS-410922-001", "INS-410922-002", "INS-410922-003", "INS-410922-004"] {
+        let ratio = by_id(&balances["institutions"], id)["coverage_ratio"].clone();
+        let ratio = ratio.as_str().unwrap_or_else(|| panic!("{id}: {balances}")).to_string();
+        assert_eq!(by_id(&risk["institutions"], id)["coverage_ratio"], ratio, "risk, {id}");
+        let bp: rust_decimal::Decimal = ratio.parse::<rust_decimal::Decimal>().unwrap()
+            * rust_decimal::Decimal::from(10_000);
+        assert_eq!(
+            by_id(&api_risk["institutions"], id)["coverage_bp"].to_string(),
+            bp.normalize().to_string(),
+            "the API's risk, {id}"
+        );
+        assert_eq!(
+            by_id(&overview["institutions"], id)["coverage"]["ratio"],
+            ratio,
+            "the API, {id}"
+        );
+        let percent: rust_decimal::Decimal = ratio.parse::<rust_decimal::Decimal>().unwrap()
+            * rust_decimal::Decimal::ONE_HUNDRED;
+        let row = csv_rows.iter().find(|r| r[0] == id).unwrap();
+        assert_eq!(row[at], format!("{percent:.2}"), "the console's export, {id}");
+        let (status, page) = v.get(&format!("/institutions/{id}?lang=en")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains(&format!("{:.2}%", percent)),
+            "the console's page, {id}: {percent}"
+        );
+        seen.push(ratio);
+    }
+    assert_eq!(one["coverage_ratio"], seen[3]);
+    // The running-off school's figure is the one its shortfall alert gives.
+    assert_eq!(seen[3], "0.0929");
+    let signals = &by_id(&risk["institutions"], "INS-410922-004")["signals"];
+    let shortfall = signals
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "shortfall")
+        .unwrap();
+    assert!(shortfall["summary"].as_str().unwrap().contains("cover 9.29%"), "{shortfall}");
+    assert!(
+        shortfall["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "coverage" && e["bp"] == 929),
+        "{shortfall}"
+    );
+    // The overview page says what coverage is.
+    let (_, page) = v.get("/overview?lang=en").await;
+    assert!(page.contains("money the bank confirms"), "{page}");
     server.stop().await;
 }
 

@@ -950,6 +950,7 @@ fn a_jurisdiction_ranks_by_score_then_by_institution_id() {
         name: id.into(),
         jurisdiction: JurisdictionCode::parse("410922").unwrap(),
         as_of: d("2026-10-15"),
+        coverage_bp: None,
         score,
         signals: vec![],
         not_evaluated: vec![],

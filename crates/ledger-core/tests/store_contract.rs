@@ -69,7 +69,7 @@ async fn payments_lessons_and_releases_move_money_through_the_books(db: &TestDb)
     assert_eq!(b.balance("prepaid/E2"), 100_000);
     assert_eq!(b.balance("releasable"), 0);
     assert_eq!(b.owed_to_families_minor(), 400_000);
-    assert_eq!(b.coverage_basis_points(), Some(10_000));
+    assert_eq!(b.escrow_minor() + b.deposit_minor(), 400_000);
     assert_eq!(b.imbalance_minor(), 0);
     assert!(s.verify().await.unwrap().ok());
 }

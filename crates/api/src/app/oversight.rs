@@ -2,22 +2,74 @@
 //! institution in a jurisdiction and below, its figures from the books and
 //! its open alerts, once for the API and the console.
 //!
-//! Coverage has one definition here, the books' own
-//! ([`ledger_core::store::BalanceSheet::coverage_basis_points`]): escrow
-//! plus risk deposit as the ledger holds them, over what families are owed
-//! (unearned tuition plus approved, unpaid refunds), rounded down.
+//! Coverage has one definition, the domain's
+//! ([`ledger_core::domain::risk::coverage`]): what the banks' latest
+//! closings of the supervised escrow and deposit accounts hold, less
+//! releases in flight, over what families are owed (unearned tuition plus
+//! approved, unpaid refunds) the day those closings cover, rounded down.
+//! The risk engine's shortfall signal reads the same figure; this module
+//! is where every surface (API, console, command line) gets it.
 
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
 use ledger_core::domain::alerts::{Alert, AlertStatus, Severity};
+use ledger_core::domain::risk::coverage::{self, Coverage, Unconfirmed};
 use ledger_core::store::BalanceSheet;
-use ledger_core::{Institution, Jurisdiction, JurisdictionCode, Store};
+use ledger_core::{Institution, InstitutionId, Jurisdiction, JurisdictionCode, Store};
 
+use crate::app::risk::{records_all, records_of, snapshot, SET_WISE_FROM};
 use crate::app::{AppError, AppResult};
+
+/// An institution's coverage on a day, or why the banks have not confirmed it.
+pub type CoverageOf = Result<Coverage, Unconfirmed>;
+
+/// Coverage in basis points, `None` when unconfirmed or nothing is owed.
+pub fn coverage_bp(c: &CoverageOf) -> Option<i128> {
+    c.as_ref().ok().and_then(Coverage::basis_points)
+}
+
+/// The coverage of each institution given on a day (records loaded
+/// set-wise beyond [`SET_WISE_FROM`] institutions, as the scan does).
+pub async fn coverages(
+    store: &Store,
+    institutions: &[Institution],
+    as_of: NaiveDate,
+) -> AppResult<HashMap<InstitutionId, CoverageOf>> {
+    let records = if institutions.len() > SET_WISE_FROM {
+        records_all(store, institutions.to_vec(), as_of).await?
+    } else {
+        let mut records = Vec::with_capacity(institutions.len());
+        for i in institutions {
+            records.push(records_of(store, i, as_of).await?);
+        }
+        records
+    };
+    let mut out = HashMap::with_capacity(records.len());
+    for r in &records {
+        let input = snapshot(r, as_of)?;
+        out.insert(r.institution.id.clone(), coverage::coverage(&input));
+    }
+    Ok(out)
+}
+
+/// One institution's coverage on a day.
+pub async fn coverage_of(
+    store: &Store,
+    institution: &Institution,
+    as_of: NaiveDate,
+) -> AppResult<CoverageOf> {
+    let records = records_of(store, institution, as_of).await?;
+    Ok(coverage::coverage(&snapshot(&records, as_of)?))
+}
 
 /// One institution of the overview.
 #[derive(Debug, Clone)]
 pub struct OverviewRow {
     pub institution: Institution,
     pub sheet: BalanceSheet,
+    /// Today's coverage (the one definition).
+    pub coverage: CoverageOf,
     pub open_alerts: u32,
     pub red_alerts: u32,
     pub yellow_alerts: u32,
@@ -27,7 +79,7 @@ impl OverviewRow {
     /// Riskiest first: more open red alerts, then more yellow, then the
     /// lower coverage (nothing owed counts as fully covered), then by id.
     pub fn risk_order(a: &OverviewRow, b: &OverviewRow) -> std::cmp::Ordering {
-        let cover = |r: &OverviewRow| r.sheet.coverage_basis_points().unwrap_or(i64::MAX);
+        let cover = |r: &OverviewRow| coverage_bp(&r.coverage).unwrap_or(i128::MAX);
         b.red_alerts
             .cmp(&a.red_alerts)
             .then(b.yellow_alerts.cmp(&a.yellow_alerts))
@@ -39,6 +91,8 @@ impl OverviewRow {
 #[derive(Debug, Clone)]
 pub struct Overview {
     pub jurisdiction: Jurisdiction,
+    /// The day coverage is computed on.
+    pub as_of: NaiveDate,
     /// In the order of the institutions' ids.
     pub rows: Vec<OverviewRow>,
 }
@@ -64,6 +118,8 @@ pub async fn overview(store: &Store, code: &JurisdictionCode) -> AppResult<Overv
         .filter(|i| code.covers(&i.jurisdiction))
         .collect();
     let sheets = store.balance_sheets(&covered).await?;
+    let as_of = crate::app::jobs::today(store);
+    let mut coverages = coverages(store, &covered, as_of).await?;
     let mut rows = Vec::new();
     for i in covered {
         let Some(sheet) = sheets.get(&i.id) else {
@@ -79,8 +135,17 @@ pub async fn overview(store: &Store, code: &JurisdictionCode) -> AppResult<Overv
             red_alerts: count(Severity::Red),
             yellow_alerts: count(Severity::Yellow),
             sheet: sheet.clone(),
+            coverage: coverages
+                .remove(&i.id)
+                .unwrap_or(Err(Unconfirmed::NoAccount(
+                    ledger_core::domain::feeds::AccountKind::Escrow,
+                ))),
             institution: i,
         });
     }
-    Ok(Overview { jurisdiction, rows })
+    Ok(Overview {
+        jurisdiction,
+        as_of,
+        rows,
+    })
 }

@@ -606,6 +606,10 @@ pub struct RiskRow {
     pub jurisdiction: String,
     /// 0 (nothing found) to 100.
     pub score: u32,
+    /// Coverage in basis points (10000 = 100%), the one definition
+    /// (`domain::risk::coverage`); null when nothing is owed or the banks
+    /// have not confirmed it.
+    pub coverage_bp: Option<i64>,
     pub signals: Vec<SignalView>,
     /// Checks that could not run for lack of data, and why.
     pub not_evaluated: Vec<NotEvaluatedView>,
@@ -644,6 +648,7 @@ pub async fn risk_list(
                 name: a.name.clone(),
                 jurisdiction: a.jurisdiction.to_string(),
                 score: a.score,
+                coverage_bp: a.coverage_bp.and_then(|bp| i64::try_from(bp).ok()),
                 signals: a
                     .signals
                     .iter()

@@ -1,22 +1,32 @@
 //! Readable and JSON reports of balances: what families are owed, what
 //! escrow and the deposit hold, and the coverage ratio.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::domain::money::format_minor;
 use ledger_core::store::BalanceSheet;
 use ledger_core::{Currency, Institution, InstitutionId, Store};
 use rust_decimal::Decimal;
 use serde_json::json;
 
+use crate::app::oversight::CoverageOf;
+
 fn money(minor: i64, currency: Currency) -> String {
     format_minor(minor, currency)
 }
 
+/// Coverage (the one definition, `app::oversight`) in basis points.
+fn coverage_bp(c: &CoverageOf) -> Option<i64> {
+    crate::app::oversight::coverage_bp(c).and_then(|bp| i64::try_from(bp).ok())
+}
+
 /// Coverage as a decimal ratio string ("0.8753"), from basis points.
-fn coverage(sheet: &BalanceSheet) -> Option<String> {
-    sheet
-        .coverage_basis_points()
-        .map(|bp| Decimal::new(bp, 4).to_string())
+fn coverage(c: &CoverageOf) -> Option<String> {
+    coverage_bp(c).map(|bp| Decimal::new(bp, 4).to_string())
+}
+
+/// The day coverage is read on: the day of `--at`, or today.
+fn coverage_day(store: &Store, at: Option<DateTime<Utc>>) -> NaiveDate {
+    at.map_or_else(|| crate::app::jobs::today(store), |t| t.date_naive())
 }
 
 async fn sheet(
@@ -30,7 +40,7 @@ async fn sheet(
     })
 }
 
-fn summary_json(i: &Institution, s: &BalanceSheet) -> serde_json::Value {
+fn summary_json(i: &Institution, s: &BalanceSheet, cov: &CoverageOf) -> serde_json::Value {
     let c = s.currency;
     json!({
         "id": i.id,
@@ -45,7 +55,8 @@ fn summary_json(i: &Institution, s: &BalanceSheet) -> serde_json::Value {
         "deposit": money(s.deposit_minor(), c),
         "held_by_institution": money(s.balance("held_by_institution"), c),
         "releasable": money(s.balance("releasable"), c),
-        "coverage_ratio": coverage(s),
+        "coverage_ratio": coverage(cov),
+        "coverage_unconfirmed": cov.as_ref().err().map(|e| e.reason()),
     })
 }
 
@@ -67,11 +78,24 @@ pub async fn summary(
             Err(e) => return Err(e),
         }
     }
+    let day = coverage_day(store, at);
+    let listed: Vec<Institution> = rows.iter().map(|(i, _)| (*i).clone()).collect();
+    let covs = crate::app::oversight::coverages(store, &listed, day).await?;
+    let cov_of = |i: &Institution| {
+        covs.get(&i.id)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("no coverage computed for {}", i.id))
+    };
     if json_out {
-        let list: Vec<_> = rows.iter().map(|(i, s)| summary_json(i, s)).collect();
+        let mut list = Vec::new();
+        for (i, s) in &rows {
+            list.push(summary_json(i, s, &cov_of(i)?));
+        }
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({ "as_of": at, "institutions": list }))?
+            serde_json::to_string_pretty(
+                &json!({ "as_of": at, "coverage_as_of": day, "institutions": list })
+            )?
         );
         return Ok(());
     }
@@ -88,10 +112,9 @@ pub async fn summary(
     );
     for (i, s) in &rows {
         let c = s.currency;
-        let cov = s
-            .coverage_basis_points()
-            .map_or("-".to_string(), |bp| format!("{}%", Decimal::new(bp, 2)));
-        let flag = match s.coverage_basis_points() {
+        let bp = coverage_bp(&cov_of(i)?);
+        let cov = bp.map_or("-".to_string(), |bp| format!("{}%", Decimal::new(bp, 2)));
+        let flag = match bp {
             Some(bp) if bp < 10_000 => "  << SHORTFALL",
             _ => "",
         };
@@ -108,7 +131,9 @@ pub async fn summary(
             flag
         );
     }
-    println!("\ncoverage = (escrow + deposit) / (unearned tuition + approved unpaid refunds), rounded down");
+    println!(
+        "\ncoverage on {day} = (the banks' latest closings of escrow + deposit, less releases in flight)\n  / (unearned tuition + approved unpaid refunds on the closings' day), rounded down;\n  '-' when nothing is owed or the bank has sent no statement (the same figure as risk, the API and the console)"
+    );
     Ok(())
 }
 
@@ -120,6 +145,8 @@ pub async fn accounts(
 ) -> anyhow::Result<()> {
     let institution = store.institution(id).await?;
     let s = sheet(store, id, at).await?;
+    let cov =
+        crate::app::oversight::coverage_of(store, &institution, coverage_day(store, at)).await?;
     let c = s.currency;
     if json_out {
         let accounts: Vec<_> = s
@@ -138,7 +165,7 @@ pub async fn accounts(
                 })
             })
             .collect();
-        let mut doc = summary_json(&institution, &s);
+        let mut doc = summary_json(&institution, &s, &cov);
         doc["as_of"] = json!(at);
         doc["accounts"] = json!(accounts);
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -150,6 +177,17 @@ pub async fn accounts(
         institution.name,
         institution.mode.code(),
         at.map_or("now".to_string(), |t| format!("as recorded at {t}"))
+    );
+    println!(
+        "coverage on {}: {}",
+        coverage_day(store, at),
+        match &cov {
+            Ok(_) => coverage_bp(&cov).map_or("- (nothing owed)".to_string(), |bp| format!(
+                "{}%",
+                Decimal::new(bp, 2)
+            )),
+            Err(why) => format!("- ({})", why.reason()),
+        }
     );
     println!(
         "{:<28} {:>10} {:>14} {:>14} {:>14}",

@@ -87,6 +87,8 @@ fn print_json(scan: &Scan, record: bool) -> anyhow::Result<()> {
             json!({
                 "id": a.institution, "name": a.name, "jurisdiction": a.jurisdiction,
                 "score": a.score,
+                "coverage_ratio": a.coverage_bp.and_then(|bp| i64::try_from(bp).ok())
+                    .map(|bp| rust_decimal::Decimal::new(bp, 4).to_string()),
                 "signals": a.signals.iter().map(|s| json!({
                     "kind": s.kind.code(), "severity": s.severity, "summary": s.summary,
                     "evidence": s.evidence, "rule_pack": s.rule_pack,
@@ -113,7 +115,16 @@ fn print_text(scan: &Scan) {
         scan.as_of, scan.scope
     );
     for a in &scan.ranked {
-        println!("{:>3}  {} {}", a.score, a.institution, a.name);
+        let coverage = a
+            .coverage_bp
+            .and_then(|bp| i64::try_from(bp).ok())
+            .map_or("-".to_string(), |bp| {
+                format!("{}%", rust_decimal::Decimal::new(bp, 2))
+            });
+        println!(
+            "{:>3}  {} {}  (coverage {coverage})",
+            a.score, a.institution, a.name
+        );
         for s in &a.signals {
             println!("       {:?} {}: {}", s.severity, s.kind.code(), s.summary);
         }

@@ -6,11 +6,13 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use ledger_core::domain::alerts::{AlertAction, Severity};
+use ledger_core::domain::risk::coverage::Unconfirmed;
 use ledger_core::{Institution, InstitutionId};
 use maud::{html, Markup};
 use serde::Deserialize;
 
 use crate::access::{permits, Action};
+use crate::app::oversight::coverage_bp;
 use crate::app::{AppError, Kind};
 use crate::console::format::{date, percent, yuan};
 use crate::console::views::{self, line_anchor};
@@ -274,7 +276,7 @@ pub async fn overview(
     let mut rows = overview.rows;
     rows.sort_by(crate::app::oversight::OverviewRow::risk_order);
     match q.sort.as_str() {
-        "coverage" => rows.sort_by_key(|r| r.sheet.coverage_basis_points().unwrap_or(i64::MAX)),
+        "coverage" => rows.sort_by_key(|r| coverage_bp(&r.coverage).unwrap_or(i128::MAX)),
         "owed" => rows.sort_by_key(|r| std::cmp::Reverse(r.sheet.owed_to_families_minor())),
         "name" => rows.sort_by(|a, b| a.institution.name.cmp(&b.institution.name)),
         _ => {}
@@ -300,7 +302,7 @@ pub async fn overview(
             owed: r.sheet.owed_to_families_minor(),
             escrow: r.sheet.escrow_minor(),
             deposit: r.sheet.deposit_minor(),
-            coverage_bp: r.sheet.coverage_basis_points(),
+            coverage_bp: bp64(&r.coverage),
             red: r.red_alerts,
             yellow: r.yellow_alerts,
         })
@@ -500,10 +502,13 @@ pub async fn institution(
             .balance_sheets(std::slice::from_ref(&institution))
             .await?;
         let alerts = state.store.alerts(Some(&institution.id), None).await?;
-        Ok::<_, AppError>((sheets, alerts))
+        let today = crate::app::jobs::today(&state.store);
+        let coverage =
+            crate::app::oversight::coverage_of(&state.store, &institution, today).await?;
+        Ok::<_, AppError>((sheets, alerts, coverage))
     }
     .await;
-    let (sheets, mut alerts) = match loaded {
+    let (sheets, mut alerts, coverage) = match loaded {
         Ok(x) => x,
         Err(e) => return failure(lang, &e),
     };
@@ -524,7 +529,8 @@ pub async fn institution(
         deposit: sheet.deposit_minor(),
         held_by_institution: sheet.balance("held_by_institution"),
         releasable: sheet.balance("releasable"),
-        coverage_bp: sheet.coverage_basis_points(),
+        coverage_bp: bp64(&coverage),
+        coverage_basis: coverage_basis(lang, &coverage),
     };
     let items: Vec<views::AlertItem> = alerts
         .iter()
@@ -1326,10 +1332,7 @@ pub async fn overview_csv(State(state): State<ConsoleState>, headers: HeaderMap)
             plain(r.sheet.owed_to_families_minor()),
             plain(r.sheet.escrow_minor()),
             plain(r.sheet.deposit_minor()),
-            r.sheet
-                .coverage_basis_points()
-                .map(plain)
-                .unwrap_or_default(),
+            bp64(&r.coverage).map(plain).unwrap_or_default(),
             r.red_alerts.to_string(),
             r.yellow_alerts.to_string(),
         ]);
@@ -1395,4 +1398,47 @@ pub async fn alerts_csv(State(state): State<ConsoleState>, headers: HeaderMap) -
         ]);
     }
     csv_download("alerts.csv", out)
+}
+
+/// Coverage in basis points for display (`None`: unconfirmed, nothing owed).
+fn bp64(c: &crate::app::oversight::CoverageOf) -> Option<i64> {
+    coverage_bp(c).and_then(|bp| i64::try_from(bp).ok())
+}
+
+/// The figures behind an institution's coverage, in words: what the banks
+/// closed at and on which day, releases in flight, what is owed; or why the
+/// banks have not confirmed it.
+fn coverage_basis(lang: Lang, c: &crate::app::oversight::CoverageOf) -> String {
+    let wide = |v: i128| i64::try_from(v).map(yuan).unwrap_or_else(|_| v.to_string());
+    match c {
+        Ok(c) => {
+            let closed = c
+                .closings
+                .iter()
+                .map(|(_, no, cl)| format!("{no} {} ({})", yuan(cl.balance_minor), date(lang, cl.date)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            match lang {
+                Lang::Zh => format!(
+                    "银行日终余额 {closed},减在途拨付 {},共 {};截至{}应退家长 {}",
+                    wide(c.in_flight_minor),
+                    wide(c.held_minor()),
+                    date(lang, c.owed_on),
+                    wide(c.owed_minor())
+                ),
+                Lang::En => format!(
+                    "bank closings {closed}, less releases in flight {}: {} held; owed to families on {}: {}",
+                    wide(c.in_flight_minor),
+                    wide(c.held_minor()),
+                    date(lang, c.owed_on),
+                    wide(c.owed_minor())
+                ),
+            }
+        }
+        Err(why) => match (lang, why) {
+            (Lang::Zh, Unconfirmed::NoAccount(_)) => "未登记监管账户,银行尚未确认".into(),
+            (Lang::Zh, Unconfirmed::NoStatement(no)) => format!("账户 {no} 尚无银行对账单,银行尚未确认"),
+            (Lang::En, why) => format!("not confirmed by the bank: {}", why.reason()),
+        },
+    }
 }

@@ -100,6 +100,20 @@ pub struct Filters<'a> {
     pub level: &'a str,
 }
 
+/// What coverage means, as the overview and the institution page explain it.
+pub struct Explained(&'static str, &'static str);
+
+impl Explained {
+    pub fn pick(&self, lang: Lang) -> &'static str {
+        lang.t(self.0, self.1)
+    }
+}
+
+pub const COVERAGE_EXPLAINED: Explained = Explained(
+    "覆盖率 = 银行确认的资金 ÷ 应退家长金额。银行确认的资金:监管账户与风险保证金账户最近一次银行日终余额之和,减去已发指令、银行尚未确认的拨付;应退家长金额:同一日未消课学费 + 已批未付退费。整数精确计算,向下取整。低于100%表示银行里的钱不足以退还全部家长;银行尚未发来对账单时显示“—”。风险预警、命令行与接口使用同一数值。",
+    "Coverage = money the bank confirms ÷ owed to families. Money the bank confirms: the latest end-of-day bank closings of the escrow and risk-deposit accounts, less releases instructed and not yet confirmed; owed: unearned tuition + approved, unpaid refunds on the same day. Exact integer arithmetic, rounded down. Below 100% the money in the bank cannot refund every family; “—” until the bank has sent a statement. The risk alerts, the command line and the API show the same figure.",
+);
+
 pub fn overview(
     lang: Lang,
     jurisdiction: &str,
@@ -110,11 +124,7 @@ pub fn overview(
     let selected = |v: &str, cur: &str| v == cur;
     html! {
         h1 { (jurisdiction) " · " (lang.t("辖区总览", "Jurisdiction overview")) }
-        p.note {
-            (lang.t(
-                "覆盖率 = (监管账户余额 + 风险保证金) ÷ 应退家长金额(未消课学费 + 已批未付退费),按账簿数据计算,向下取整。低于100%表示资金不足以退还全部家长。",
-                "Coverage = (escrow + risk deposit) ÷ owed to families (unearned tuition + approved, unpaid refunds), from the books, rounded down. Below 100% the money held cannot refund every family."))
-        }
+        p.note { (COVERAGE_EXPLAINED.pick(lang)) }
         form.filters method="get" action="/overview" role="search" {
             label for="q" { (lang.t("机构名称或许可证号", "Name or licence number"))
                 input #q type="search" name="q" value=(f.q);
@@ -204,6 +214,8 @@ pub struct Figures {
     pub held_by_institution: i64,
     pub releasable: i64,
     pub coverage_bp: Option<i64>,
+    /// The figures coverage is computed from, or why it is unconfirmed.
+    pub coverage_basis: String,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -233,6 +245,8 @@ pub fn institution(
             (fig(lang.t("待拨付", "Releasable"), yuan(figures.releasable)))
             (fig(lang.t("覆盖率", "Coverage"), figures.coverage_bp.map(percent).unwrap_or_else(|| "—".into())))
         }
+        p.note #coverage-basis { (lang.t("覆盖率依据:", "Coverage from: ")) (figures.coverage_basis) }
+        p.note { (COVERAGE_EXPLAINED.pick(lang)) }
         h2 { (lang.t("预警", "Alerts")) }
         @if alerts.is_empty() {
             p { (lang.t("没有预警。", "No alerts.")) }

@@ -96,9 +96,59 @@ pub struct Figures {
     pub deposit: String,
     pub held_by_institution: String,
     pub releasable: String,
-    /// (escrow + deposit) / owed, four decimals; null when nothing is owed.
+}
+
+/// Coverage, the one definition (README, "Coverage"): what the banks'
+/// latest closings of the supervised accounts hold, less releases in
+/// flight, over what families are owed the day those closings cover.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CoverageView {
+    /// The day assessed.
+    pub as_of: NaiveDate,
+    /// held / owed, four decimals, rounded down; null when nothing is owed
+    /// or the banks have not confirmed it.
     #[schema(example = "0.8753")]
-    pub coverage_ratio: Option<String>,
+    pub ratio: Option<String>,
+    /// The banks' closings less releases in flight; null when unconfirmed.
+    pub held: Option<String>,
+    /// Unearned tuition plus approved, unpaid refunds on `owed_on`.
+    pub owed: Option<String>,
+    /// The day the closings cover (what is owed is read on it).
+    pub owed_on: Option<NaiveDate>,
+    /// Why the banks have not confirmed it (`no_supervised_account`,
+    /// `no_bank_statement`), when they have not.
+    pub unconfirmed: Option<String>,
+}
+
+impl CoverageView {
+    pub fn of(c: &crate::app::oversight::CoverageOf, as_of: NaiveDate, currency: Currency) -> Self {
+        let wide = |v: i128| {
+            i64::try_from(v)
+                .map(|v| money(v, currency))
+                .unwrap_or_else(|_| v.to_string())
+        };
+        match c {
+            Ok(c) => CoverageView {
+                as_of,
+                ratio: c
+                    .basis_points()
+                    .and_then(|bp| i64::try_from(bp).ok())
+                    .map(|bp| Decimal::new(bp, 4).to_string()),
+                held: Some(wide(c.held_minor())),
+                owed: Some(wide(c.owed_minor())),
+                owed_on: Some(c.owed_on),
+                unconfirmed: None,
+            },
+            Err(why) => CoverageView {
+                as_of,
+                ratio: None,
+                held: None,
+                owed: None,
+                owed_on: None,
+                unconfirmed: Some(why.code().to_string()),
+            },
+        }
+    }
 }
 
 impl From<&BalanceSheet> for Figures {
@@ -112,9 +162,6 @@ impl From<&BalanceSheet> for Figures {
             deposit: money(s.deposit_minor(), c),
             held_by_institution: money(s.balance("held_by_institution"), c),
             releasable: money(s.balance("releasable"), c),
-            coverage_ratio: s
-                .coverage_basis_points()
-                .map(|bp| Decimal::new(bp, 4).to_string()),
         }
     }
 }

@@ -140,7 +140,7 @@ impl Default for Metrics {
         );
         registry.register(
             "jurisdiction_coverage_basis_points",
-            "Held over owed to families, in basis points rounded down (10000 is fully covered); absent when nothing is owed",
+            "Held (as the ledger knows it) over owed to families, in basis points rounded down (10000 is fully covered); absent when nothing is owed. A books ratio for the whole jurisdiction: an institution's coverage, confirmed by its bank, is on the overview and in risk",
             m.coverage.clone(),
         );
         registry.register(

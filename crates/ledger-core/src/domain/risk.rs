@@ -15,6 +15,7 @@
 //! - thresholds are compared exactly on integers (cross-multiplied in
 //!   `i128`); percentages in summaries are display only.
 
+pub mod coverage;
 mod duties;
 mod flows;
 mod funds;
@@ -39,7 +40,6 @@ use crate::domain::feeds::AccountKind;
 use crate::domain::ids::{EnrollmentId, InstitutionId, JurisdictionCode};
 use crate::domain::money::Currency;
 use crate::domain::policy::RuleParams;
-use crate::domain::registry::SupervisionMode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -185,6 +185,10 @@ pub struct Assessment {
     pub name: String,
     pub jurisdiction: JurisdictionCode,
     pub as_of: NaiveDate,
+    /// Coverage in basis points ([`coverage`]: the banks' closings less
+    /// releases in flight over what families are owed, rounded down);
+    /// `None` when nothing is owed or the banks have not confirmed it.
+    pub coverage_bp: Option<i128>,
     /// 0 (nothing found) to 100; see [`score`].
     pub score: u32,
     /// Red first, then by kind, then by key.
@@ -249,6 +253,9 @@ pub fn evaluate(input: &RiskInput) -> Assessment {
         name: input.institution.name.clone(),
         jurisdiction: input.institution.jurisdiction.clone(),
         as_of: input.as_of,
+        coverage_bp: coverage::coverage(input)
+            .ok()
+            .and_then(|c| c.basis_points()),
         score: score(&signals),
         signals,
         not_evaluated: out.not_evaluated,
@@ -345,36 +352,23 @@ impl<'a> Ctx<'a> {
     }
 
     fn mode_requires(&self, kind: AccountKind) -> bool {
-        matches!(
-            (self.input.institution.mode, kind),
-            (
-                SupervisionMode::Custody | SupervisionMode::Both,
-                AccountKind::Escrow
-            ) | (
-                SupervisionMode::Deposit | SupervisionMode::Both,
-                AccountKind::Deposit
-            )
-        )
+        coverage::mode_requires(self.input.institution.mode, kind)
     }
 
     /// The bank-confirmed balance of one kind of account: the sum of each
     /// account's latest closing on or before `as_of`.
     fn confirmed(&self, kind: AccountKind) -> Confirmed {
         let mut total: i128 = 0;
-        let mut closings = Vec::new();
         let mut any = false;
         for account in self.input.accounts.iter().filter(|a| a.kind == kind) {
             any = true;
             match latest_closing(account, self.as_of) {
-                Some(c) => {
-                    total += i128::from(c.balance_minor);
-                    closings.push((account.account_no.clone(), c));
-                }
+                Some(c) => total += i128::from(c.balance_minor),
                 None => return Confirmed::Missing(account.account_no.clone()),
             }
         }
         if any {
-            Confirmed::Known { total, closings }
+            Confirmed::Known { total }
         } else {
             Confirmed::NoAccount
         }
@@ -384,7 +378,6 @@ impl<'a> Ctx<'a> {
 enum Confirmed {
     Known {
         total: i128,
-        closings: Vec<(String, Closing)>,
     },
     /// No account of this kind is on file.
     NoAccount,

@@ -84,17 +84,6 @@ impl BalanceSheet {
         self.balance("deposit_cash")
     }
 
-    /// (escrow + deposit) / owed to families, in basis points, rounded down
-    /// (never overstating cover); `None` when nothing is owed.
-    pub fn coverage_basis_points(&self) -> Option<i64> {
-        let owed = i128::from(self.owed_to_families_minor());
-        if owed <= 0 {
-            return None;
-        }
-        let held = i128::from(self.escrow_minor()) + i128::from(self.deposit_minor());
-        i64::try_from(held * 10_000 / owed).ok()
-    }
-
     /// Assets less liabilities on posted balances: zero in balanced books.
     pub fn imbalance_minor(&self) -> i64 {
         self.sum(|a| a.account_type == AccountType::Asset)

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use crate::access::{Action, Caller};
 use crate::http::problem::{ApiError, ApiResult, Json, Problem, Query};
-use crate::http::views::{Figures, InstitutionPage, InstitutionView, PageParams};
+use crate::http::views::{CoverageView, Figures, InstitutionPage, InstitutionView, PageParams};
 use crate::http::{guard, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -203,6 +203,7 @@ async fn create_jurisdiction(
 pub struct OverviewRow {
     pub institution: InstitutionView,
     pub figures: Figures,
+    pub coverage: CoverageView,
     pub open_alerts: u32,
     pub red_alerts: u32,
 }
@@ -248,6 +249,7 @@ async fn overview(
         rows.push(OverviewRow {
             institution: InstitutionView::from(i),
             figures: Figures::from(sheet),
+            coverage: CoverageView::of(&row.coverage, overview.as_of, i.currency),
             open_alerts: row.open_alerts,
             red_alerts: row.red_alerts,
         });

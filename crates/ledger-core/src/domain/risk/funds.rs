@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::domain::feeds::AccountKind;
+use crate::domain::risk::coverage;
 use crate::domain::risk::text::{percent, ratio_bp};
 use crate::domain::risk::{
     less, rule, Confirmed, Ctx, Evidence, Out, Severity, SignalKind, Window,
@@ -16,61 +17,37 @@ const OUT_OF_RANGE: &str = "figures out of range for exact comparison";
 /// minimum balance.
 pub(super) fn shortfall(ctx: &Ctx, out: &mut Out) {
     let kind = SignalKind::Shortfall;
-    let mut bank: i128 = 0;
-    let mut evidence = Vec::new();
-    for account in [AccountKind::Escrow, AccountKind::Deposit] {
-        match ctx.confirmed(account) {
-            Confirmed::Known { total, closings } => {
-                bank += total;
-                for (account_no, c) in closings {
-                    evidence.push(Evidence::Account {
-                        kind: account,
-                        account_no,
-                    });
-                    evidence.push(Evidence::Amount {
-                        name: closing_name(account),
-                        minor: i128::from(c.balance_minor),
-                    });
-                    evidence.push(Evidence::Date {
-                        name: "closing_date",
-                        date: c.date,
-                    });
-                }
-            }
-            // An account the mode does not require adds nothing when it is
-            // not there; one it requires is a finding (feed silence).
-            Confirmed::NoAccount if !ctx.mode_requires(account) => {}
-            Confirmed::Missing(_) if !ctx.mode_requires(account) => {}
-            Confirmed::NoAccount => {
-                return out.skip(kind, format!("no {} account on file", account.code()));
-            }
-            Confirmed::Missing(account_no) => {
-                return out.skip(
-                    kind,
-                    format!(
-                        "{} account {account_no} has sent no statement",
-                        account.code()
-                    ),
-                );
-            }
-        }
-    }
-    // The bank's closings against what was owed the day they close: sales
-    // recorded since are not yet confirmed either way (feed silence says
-    // so), and must not read as a shortfall.
-    let ledger = match &ctx.input.ledger_at_statements {
-        Some((day, figures)) if *day < ctx.as_of => {
-            evidence.push(Evidence::Date {
-                name: "owed_as_of",
-                date: *day,
-            });
-            figures
-        }
-        _ => &ctx.input.ledger,
+    // The one coverage definition (`coverage.rs`): the banks' closings
+    // less releases in flight, over what was owed the day they close.
+    let cov = match coverage::coverage(ctx.input) {
+        Ok(c) => c,
+        Err(why) => return out.skip(kind, why.reason()),
     };
-    let in_flight = i128::from(ledger.pending_release_minor.max(0));
-    let funds = bank - in_flight;
-    let owed = i128::from(ledger.unearned_prepaid_minor) + i128::from(ledger.refund_payable_minor);
+    let mut evidence = Vec::new();
+    for (account, account_no, c) in &cov.closings {
+        evidence.push(Evidence::Account {
+            kind: *account,
+            account_no: account_no.clone(),
+        });
+        evidence.push(Evidence::Amount {
+            name: closing_name(*account),
+            minor: i128::from(c.balance_minor),
+        });
+        evidence.push(Evidence::Date {
+            name: "closing_date",
+            date: c.date,
+        });
+    }
+    if cov.owed_on < ctx.as_of {
+        evidence.push(Evidence::Date {
+            name: "owed_as_of",
+            date: cov.owed_on,
+        });
+    }
+    let (_, ledger) = coverage::owed_figures(ctx.input);
+    let in_flight = cov.in_flight_minor;
+    let funds = cov.held_minor();
+    let owed = cov.owed_minor();
     evidence.push(Evidence::Amount {
         name: "pending_release",
         minor: in_flight,
@@ -115,7 +92,7 @@ pub(super) fn shortfall(ctx: &Ctx, out: &mut Out) {
             return out.skip(kind, OUT_OF_RANGE.into());
         };
         if below_red || below_min {
-            let coverage = ratio_bp(funds, owed).unwrap_or_default();
+            let coverage = cov.basis_points().unwrap_or_default();
             evidence.push(Evidence::Ratio {
                 name: "coverage",
                 bp: coverage,

@@ -1,0 +1,189 @@
+//! Coverage, the one definition every surface prints (the README, the
+//! command line's `balances` and `risk`, the API and the console): what the
+//! banks confirm they hold for an institution, over what it owes families.
+//!
+//! - **held**: the latest end-of-day closing on or before the day of each
+//!   supervised escrow and risk-deposit account, as its bank sent it (never
+//!   the ledger's idea of it), less the releases instructed and not yet
+//!   confirmed (money already promised to the institution);
+//! - **owed**: unearned tuition plus approved, unpaid refunds, from the
+//!   ledger at the end of the day those closings cover (sales recorded
+//!   since are not yet confirmed either way);
+//! - **coverage** = held ÷ owed in basis points, exact integer arithmetic,
+//!   rounded down (towards the more alarming figure); none when nothing is
+//!   owed, and not confirmed at all when an account the institution's
+//!   supervision mode requires has sent no statement.
+
+use chrono::NaiveDate;
+
+use crate::domain::feeds::AccountKind;
+use crate::domain::registry::SupervisionMode;
+use crate::domain::risk::{latest_closing, Closing, LedgerFigures, RiskInput};
+
+/// The figures behind one institution's coverage on one day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coverage {
+    /// The day assessed.
+    pub as_of: NaiveDate,
+    /// The banks' latest closings of every supervised account counted,
+    /// escrow first, by account number.
+    pub closings: Vec<(AccountKind, String, Closing)>,
+    /// Their sum.
+    pub bank_minor: i128,
+    /// Releases instructed and not yet confirmed.
+    pub in_flight_minor: i128,
+    /// Unearned tuition on `owed_on`.
+    pub unearned_minor: i128,
+    /// Approved, unpaid refunds on `owed_on`.
+    pub refund_payable_minor: i128,
+    /// The day what is owed is read on: the closings' day when it is
+    /// before `as_of`, else `as_of`.
+    pub owed_on: NaiveDate,
+}
+
+impl Coverage {
+    /// What the banks hold for families: closings less releases in flight.
+    pub fn held_minor(&self) -> i128 {
+        self.bank_minor - self.in_flight_minor
+    }
+
+    /// What families are owed.
+    pub fn owed_minor(&self) -> i128 {
+        self.unearned_minor + self.refund_payable_minor
+    }
+
+    /// held ÷ owed in basis points (10000 = 100%), rounded down; `None`
+    /// when nothing is owed (or the figures are beyond exact arithmetic).
+    pub fn basis_points(&self) -> Option<i128> {
+        basis_points(self.held_minor(), self.owed_minor())
+    }
+}
+
+/// `held / owed` in basis points rounded down (floor, also below zero);
+/// `None` when nothing is owed.
+pub fn basis_points(held_minor: i128, owed_minor: i128) -> Option<i128> {
+    if owed_minor <= 0 {
+        return None;
+    }
+    Some(held_minor.checked_mul(10_000)?.div_euclid(owed_minor))
+}
+
+/// Why an institution's coverage is not confirmed on a day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unconfirmed {
+    /// Its supervision mode requires an account of this kind; none is on file.
+    NoAccount(AccountKind),
+    /// This account has sent no end-of-day statement on or before the day.
+    NoStatement(String),
+}
+
+impl Unconfirmed {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Unconfirmed::NoAccount(_) => "no_supervised_account",
+            Unconfirmed::NoStatement(_) => "no_bank_statement",
+        }
+    }
+
+    pub fn reason(&self) -> String {
+        match self {
+            Unconfirmed::NoAccount(kind) => format!("no {} account on file", kind.code()),
+            Unconfirmed::NoStatement(account_no) => format!(
+                "account {account_no} has sent no statement",
+            ),
+        }
+    }
+}
+
+/// Whether an institution's supervision mode requires an account of a kind.
+pub fn mode_requires(mode: SupervisionMode, kind: AccountKind) -> bool {
+    matches!(
+        (mode, kind),
+        (
+            SupervisionMode::Custody | SupervisionMode::Both,
+            AccountKind::Escrow
+        ) | (
+            SupervisionMode::Deposit | SupervisionMode::Both,
+            AccountKind::Deposit
+        )
+    )
+}
+
+/// The ledger figures what is owed is read from: at the end of the day the
+/// banks' latest closings cover when that is before the day assessed.
+pub fn owed_figures(input: &RiskInput) -> (NaiveDate, &LedgerFigures) {
+    match &input.ledger_at_statements {
+        Some((day, figures)) if *day < input.as_of => (*day, figures),
+        _ => (input.as_of, &input.ledger),
+    }
+}
+
+/// An institution's coverage on the snapshot's day.
+pub fn coverage(input: &RiskInput) -> Result<Coverage, Unconfirmed> {
+    let mut closings = Vec::new();
+    let mut bank: i128 = 0;
+    for kind in [AccountKind::Escrow, AccountKind::Deposit] {
+        let required = mode_requires(input.institution.mode, kind);
+        let mut of_kind = Vec::new();
+        let mut missing = None;
+        for account in input.accounts.iter().filter(|a| a.kind == kind) {
+            match latest_closing(account, input.as_of) {
+                Some(c) => of_kind.push((kind, account.account_no.clone(), c)),
+                None => {
+                    missing = Some(account.account_no.clone());
+                    break;
+                }
+            }
+        }
+        let any = input.accounts.iter().any(|a| a.kind == kind);
+        match (any, missing) {
+            // An account the mode does not require adds nothing when it is
+            // absent or silent; one it requires leaves coverage unconfirmed.
+            (false, _) if !required => {}
+            (true, Some(_)) if !required => {}
+            (false, _) => return Err(Unconfirmed::NoAccount(kind)),
+            (true, Some(account_no)) => return Err(Unconfirmed::NoStatement(account_no)),
+            (true, None) => {
+                bank += of_kind
+                    .iter()
+                    .map(|(_, _, c)| i128::from(c.balance_minor))
+                    .sum::<i128>();
+                closings.extend(of_kind);
+            }
+        }
+    }
+    let (owed_on, ledger) = owed_figures(input);
+    Ok(Coverage {
+        as_of: input.as_of,
+        closings,
+        bank_minor: bank,
+        in_flight_minor: i128::from(ledger.pending_release_minor.max(0)),
+        unearned_minor: i128::from(ledger.unearned_prepaid_minor),
+        refund_payable_minor: i128::from(ledger.refund_payable_minor),
+        owed_on,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(held: i128, owed: i128, expected: Option<i128>) {
+        assert_eq!(basis_points(held, owed), expected, "{held} / {owed}");
+    }
+
+    #[test]
+    fn coverage_is_rounded_down_in_basis_points_and_absent_when_nothing_is_owed() {
+        check(1, 3, Some(3_333));
+        check(2, 3, Some(6_666));
+        check(300_000, 270_000, Some(11_111));
+        check(5, 5, Some(10_000));
+        check(0, 5, Some(0));
+        // Below zero (more in flight than held) it still rounds down.
+        check(-1, 3, Some(-3_334));
+        check(5, 0, None);
+        check(5, -1, None);
+        check(i128::MAX, 1, None);
+    }
+}
