@@ -171,9 +171,12 @@ pub async fn run(
             request_timeout: Duration::from_secs(request_timeout_secs),
             max_body_bytes,
             max_feed_bytes,
+            group: config.group_commit.settings(),
+            token_cache: Duration::from_millis(http.token_cache_ms),
         },
         directory()?,
     );
+    let group = state.group.clone();
     let (stop_jobs, stopped) = tokio::sync::watch::channel(false);
     let jobs = if let Some(jobs) = jobs_to_run {
         let banks = directory()?;
@@ -198,6 +201,8 @@ pub async fn run(
     crate::systemd::notify("READY=1");
     http::serve(listener, state, http::shutdown_signal()).await?;
     crate::systemd::notify("STOPPING=1");
+    // The requests in flight are answered; what is still queued is written.
+    group.drain().await;
     let _ = stop_jobs.send(true);
     if let Some(jobs) = jobs {
         let _ = jobs.await;
