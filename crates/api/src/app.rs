@@ -12,6 +12,7 @@ pub mod books;
 pub mod error;
 pub mod evidence;
 pub mod feeds;
+pub mod group_commit;
 pub mod jobs;
 pub mod jurisdictions;
 pub mod lessons;

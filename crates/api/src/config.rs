@@ -33,6 +33,11 @@ pub const ENV: &[(&str, &str)] = &[
     ("ESCROW_JOBS_IN_SERVE", "jobs.in_serve"),
     ("ESCROW_JOBS", "jobs.run"),
     ("ESCROW_JOBS_EVERY_SECS", "jobs.every_secs"),
+    ("ESCROW_TOKEN_CACHE_MS", "http.token_cache_ms"),
+    ("ESCROW_GROUP_MAX_BATCH", "group_commit.max_batch"),
+    ("ESCROW_GROUP_MAX_WAIT_US", "group_commit.max_wait_us"),
+    ("ESCROW_GROUP_QUEUE_DEPTH", "group_commit.queue_depth"),
+    ("ESCROW_GROUP_PARTITIONS", "group_commit.partitions"),
     ("ESCROW_BANKS_FILE", "banks.file"),
     ("ESCROW_ATTEST_KEY", "attest.key_file"),
     ("ESCROW_TLS_CERT_FILE", "tls.cert_file"),
@@ -101,9 +106,50 @@ pub struct Settings {
     pub database: Database,
     pub http: Http,
     pub jobs: Jobs,
+    pub group_commit: GroupCommit,
     pub banks: Banks,
     pub attest: Attest,
     pub tls: Tls,
+}
+
+/// Group commit: how `serve` gathers single ledger writes (payments,
+/// lessons) into transactions. A batch closes when it holds `max_batch`
+/// requests or `max_wait_us` after its first; each of `partitions` writers
+/// (one on SQLite) has a queue of `queue_depth`, beyond which a write is
+/// answered `503` with `Retry-After`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupCommit {
+    pub max_batch: NonZeroU64,
+    pub max_wait_us: u64,
+    pub queue_depth: NonZeroU64,
+    pub partitions: NonZeroU64,
+}
+
+impl Default for GroupCommit {
+    fn default() -> Self {
+        let d = crate::app::group_commit::GroupSettings::default();
+        let nz = |n: usize| NonZeroU64::new(u64::try_from(n).unwrap_or(1)).expect("non-zero");
+        GroupCommit {
+            max_batch: nz(d.max_batch),
+            max_wait_us: u64::try_from(d.max_wait.as_micros()).unwrap_or(0),
+            queue_depth: nz(d.queue_depth),
+            partitions: nz(d.partitions),
+        }
+    }
+}
+
+impl GroupCommit {
+    /// The settings the committer takes.
+    pub fn settings(&self) -> crate::app::group_commit::GroupSettings {
+        let n = |v: NonZeroU64| usize::try_from(v.get()).unwrap_or(usize::MAX);
+        crate::app::group_commit::GroupSettings {
+            max_batch: n(self.max_batch),
+            max_wait: std::time::Duration::from_micros(self.max_wait_us),
+            queue_depth: n(self.queue_depth),
+            partitions: n(self.partitions),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -125,6 +171,10 @@ pub struct Http {
     pub request_timeout_secs: NonZeroU64,
     pub max_body_bytes: NonZeroU64,
     pub max_feed_bytes: NonZeroU64,
+    /// How long a verified bearer token is trusted without asking the
+    /// database again (0: every request asks): a revoked token stops
+    /// working within this.
+    pub token_cache_ms: u64,
 }
 
 impl Default for Http {
@@ -134,6 +184,7 @@ impl Default for Http {
             request_timeout_secs: NonZeroU64::new(30).expect("30"),
             max_body_bytes: NonZeroU64::new(16 * 1024 * 1024).expect("16 MiB"),
             max_feed_bytes: NonZeroU64::new(256 * 1024 * 1024).expect("256 MiB"),
+            token_cache_ms: 2000,
         }
     }
 }

@@ -34,6 +34,11 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// The largest statement file (`POST /v1/feeds`, bank pushes).
     pub max_feed_bytes: usize,
+    /// How single ledger writes are gathered into transactions.
+    pub group: crate::app::group_commit::GroupSettings,
+    /// How long a verified bearer token is taken on trust (zero: checked
+    /// on every request); a revocation takes effect within this.
+    pub token_cache: Duration,
 }
 
 impl Default for Config {
@@ -42,6 +47,8 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 16 * 1024 * 1024,
             max_feed_bytes: 256 * 1024 * 1024,
+            group: Default::default(),
+            token_cache: Duration::from_secs(2),
         }
     }
 }
@@ -53,6 +60,10 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The banks' push secrets (and connections, for the jobs).
     pub banks: Arc<crate::app::banks::BankDirectory>,
+    /// Single ledger writes go through it (group commit).
+    pub group: crate::app::group_commit::GroupCommit,
+    /// Bearer tokens verified lately.
+    pub tokens: Arc<auth::TokenCache>,
 }
 
 impl AppState {
@@ -66,6 +77,8 @@ impl AppState {
         banks: crate::app::banks::BankDirectory,
     ) -> AppState {
         AppState {
+            group: crate::app::group_commit::GroupCommit::start(store.clone(), config.group),
+            tokens: Arc::new(auth::TokenCache::new(config.token_cache)),
             store,
             metrics: Arc::new(Metrics::default()),
             config: Arc::new(config),

@@ -196,9 +196,12 @@ pub async fn run(
             request_timeout: Duration::from_secs(request_timeout_secs),
             max_body_bytes,
             max_feed_bytes,
+            group: config.group_commit.settings(),
+            token_cache: Duration::from_millis(http.token_cache_ms),
         },
         directory()?,
     );
+    let group = state.group.clone();
     let (stop_jobs, stopped) = tokio::sync::watch::channel(false);
     let jobs = if let Some(jobs) = jobs_to_run {
         let banks = directory()?;
@@ -236,6 +239,8 @@ pub async fn run(
         None => http::serve(listener, state, http::shutdown_signal()).await?,
     }
     crate::systemd::notify("STOPPING=1");
+    // The requests in flight are answered; what is still queued is written.
+    group.drain().await;
     let _ = stop_jobs.send(true);
     if let Some(jobs) = jobs {
         let _ = jobs.await;

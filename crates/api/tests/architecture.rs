@@ -124,6 +124,7 @@ fn the_adapters_leave_the_use_cases_to_the_application_layer() {
         ".claim_job_run(",
         ".execute(",
         ".execute_batch(",
+        ".execute_each(",
         ".create_enrollment(",
         ".create_institution(",
         ".put_rule_pack(",

@@ -105,6 +105,7 @@ macro_rules! seal_record {
     }};
 }
 
+#[macro_use]
 mod access;
 mod alerts;
 mod approvals;
@@ -115,6 +116,7 @@ mod claims;
 mod clock;
 mod delivery;
 mod feeds;
+mod group;
 mod hosts;
 mod ledger;
 mod lessons;
@@ -143,7 +145,10 @@ use crate::domain::error::LedgerError;
 use crate::domain::registry::Institution;
 
 pub use access::{AuditRecord, KeptAnswer, TokenRecord};
-pub(crate) use batch::{run_batch, BatchOn, BatchTx, Chains, Changes, LockedInstitution};
+pub use group::{EachOutcome, KeepWith};
+pub(crate) use batch::{
+    run_batch, run_batch_each, BatchOn, BatchTx, Chains, Changes, LockedInstitution,
+};
 pub use bulk::{AccountKey, EventRow};
 pub use claims::KeyClaim;
 pub use clock::Clock;

@@ -3,14 +3,28 @@
 //! that is all or nothing. The rules are the core's (`Books::execute`);
 //! this is the one door every adapter goes through.
 
+use ledger_core::store::KeepWith;
 use ledger_core::{Enrollment, Entry, Request, Store};
 
+use crate::app::group_commit::GroupCommit;
 use crate::app::AppResult;
 
 /// Records one request (checked first: hours, times, references); a
 /// replay returns the original entry.
 pub async fn record(store: &Store, request: Request) -> AppResult<Entry> {
     Ok(store.execute(request).await?)
+}
+
+/// Records one request through the group committer: written in one
+/// transaction with other callers' requests, with its own outcome, and
+/// `keep` (the answer kept under its Idempotency-Key, its audit record)
+/// in the same transaction. Answers after the commit.
+pub async fn record_grouped(
+    group: &GroupCommit,
+    request: Request,
+    keep: Option<KeepWith>,
+) -> AppResult<Entry> {
+    group.record(request, keep).await
 }
 
 /// Records a batch in one transaction: every request or none; a refusal

@@ -17,6 +17,9 @@ pub enum Kind {
     /// A part outside the service (a bank) did not answer as it must; a
     /// retry later may succeed.
     Unavailable,
+    /// The service is at capacity (a full write queue) or stopping: the
+    /// same request later will be taken.
+    Busy,
     /// Our own fault (the database, data this version cannot read): logged,
     /// never shown in detail.
     Internal,
@@ -72,6 +75,13 @@ pub enum AppError {
     /// A bank failed to answer as it must.
     #[error("{detail}")]
     Unavailable { code: &'static str, detail: String },
+    /// The service cannot take the request now (its write queue is full,
+    /// or it is stopping); nothing was done: retry after `retry_after_secs`.
+    #[error("{detail}")]
+    Busy {
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// The store failed (not a refusal: those are `Refused`).
     #[error(transparent)]
     Store(StoreError),
@@ -120,6 +130,7 @@ impl AppError {
             AppError::Forbidden { .. } => Kind::Forbidden,
             AppError::NotFound { .. } => Kind::NotFound,
             AppError::Unavailable { .. } => Kind::Unavailable,
+            AppError::Busy { .. } => Kind::Busy,
             AppError::Store(_) => Kind::Internal,
         }
     }
@@ -133,6 +144,7 @@ impl AppError {
             | AppError::Forbidden { code, .. }
             | AppError::Unavailable { code, .. } => code,
             AppError::NotFound { .. } => "not_found",
+            AppError::Busy { .. } => "service_busy",
             AppError::Store(e) => e.code(),
         }
     }

@@ -62,7 +62,7 @@ pub fn failure(lang: Lang, e: &AppError) -> Response {
             StatusCode::FORBIDDEN,
             lang.t("无权执行此操作。", "Not allowed.").to_string(),
         ),
-        Kind::Unavailable | Kind::Internal => {
+        Kind::Unavailable | Kind::Busy | Kind::Internal => {
             tracing::error!(error = %e, "console: use case failed");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,11 +1,19 @@
 //! Bearer tokens in, a `Caller` out. Runs before every `/v1` handler; the
-//! caller is also left on the response for the audit log.
+//! caller is also left on the response for the audit log. A token found
+//! valid is taken on trust for a short, bounded time (`TokenCache`, the
+//! `http.token_cache_ms` setting), so that a burst of requests costs one
+//! database round trip, not one each; a revocation takes effect within
+//! that time.
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use ledger_core::store::TokenRecord;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::access::{Caller, Role, Scope};
 use crate::http::problem::ApiError;
@@ -40,17 +48,25 @@ async fn caller(state: &AppState, headers: &axum::http::HeaderMap) -> Result<Cal
         .ok_or_else(|| {
             ApiError::unauthorized("the Authorization header is not `Bearer <token>`")
         })?;
-    let record = state
-        .store
-        .token_by_hash(&token::hash(token))
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("the bearer token is not known"))?;
-    if record.revoked_at.is_some() {
-        return Err(ApiError::unauthorized(format!(
-            "the bearer token {} was revoked",
-            record.id
-        )));
-    }
+    let hash = token::hash(token);
+    let record = match state.tokens.get(&hash) {
+        Some(record) => record,
+        None => {
+            let record = state
+                .store
+                .token_by_hash(&hash)
+                .await?
+                .ok_or_else(|| ApiError::unauthorized("the bearer token is not known"))?;
+            if record.revoked_at.is_some() {
+                return Err(ApiError::unauthorized(format!(
+                    "the bearer token {} was revoked",
+                    record.id
+                )));
+            }
+            state.tokens.put(hash, record.clone());
+            record
+        }
+    };
     let corrupt = |what: String| {
         tracing::error!(token = %record.id, "{what}");
         ApiError::internal()
@@ -75,5 +91,51 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .get::<Caller>()
             .cloned()
             .ok_or_else(|| ApiError::unauthorized("this route needs a bearer token"))
+    }
+}
+
+/// Tokens found valid lately, by the hash of their secret, each trusted
+/// until `ttl` after it was read from the database. Bounded: when full,
+/// expired tokens are dropped, and if that is not enough, all of them.
+pub struct TokenCache {
+    ttl: Duration,
+    verified: Mutex<HashMap<String, (Instant, TokenRecord)>>,
+}
+
+/// Tokens held at most (a few MiB).
+const TOKEN_CACHE_MAX: usize = 10_000;
+
+impl TokenCache {
+    /// `ttl` zero: nothing is cached, every request reads the database.
+    pub fn new(ttl: Duration) -> TokenCache {
+        TokenCache {
+            ttl,
+            verified: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, hash: &str) -> Option<TokenRecord> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        verified
+            .get(hash)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, record)| record.clone())
+    }
+
+    fn put(&self, hash: String, record: TokenRecord) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= TOKEN_CACHE_MAX {
+            verified.retain(|_, (at, _)| at.elapsed() < self.ttl);
+            if verified.len() >= TOKEN_CACHE_MAX {
+                verified.clear();
+            }
+        }
+        verified.insert(hash, (Instant::now(), record));
     }
 }

@@ -208,6 +208,7 @@ impl From<AppError> for ApiError {
             Kind::Conflict => StatusCode::CONFLICT,
             Kind::Forbidden => StatusCode::FORBIDDEN,
             Kind::Unavailable => StatusCode::BAD_GATEWAY,
+            Kind::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Kind::Internal => {
                 tracing::error!(error = %error, "store failure");
                 return ApiError::internal();
@@ -217,12 +218,18 @@ impl From<AppError> for ApiError {
             AppError::NotFound { what } => format!("{what} does not exist or is not yours to see"),
             other => other.to_string(),
         };
+        let retry_after = match &error {
+            AppError::Busy {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
         ApiError {
             status,
             code: error.code(),
             field: error.field(),
             detail,
-            retry_after: None,
+            retry_after,
         }
     }
 }

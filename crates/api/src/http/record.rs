@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use ledger_core::store::{AuditRecord, KeptAnswer, KeyClaim};
+use ledger_core::store::{AuditRecord, KeepWith, KeptAnswer, KeyClaim};
 use ledger_core::ClientId;
 use sha2::{Digest, Sha256};
 
@@ -149,8 +149,29 @@ async fn idempotent_inner(
     request
         .extensions_mut()
         .insert(Accepted { at: accepted_at });
-    let response = next.run(request).await;
+    request.extensions_mut().insert(Keeping {
+        token_id: caller.token_id.clone(),
+        key: key.as_str().to_string(),
+        request_hash: request_hash.clone(),
+        audit: AuditRecord {
+            request_id: request_id.clone(),
+            token_id: Some(caller.token_id.clone()),
+            role: Some(caller.role.as_str().to_string()),
+            method: method.clone(),
+            path: path.clone(),
+            status: 0,
+            outcome: "ok".to_string(),
+        },
+    });
+    let mut response = next.run(request).await;
     let status = response.status();
+    // A write that went through the group committer kept its answer and
+    // audit record in its batch's transaction, with its entry.
+    if status.is_success() && response.extensions().get::<KeptInBatch>().is_some() {
+        response.extensions_mut().insert(caller);
+        response.extensions_mut().insert(AuditKept);
+        return Ok(response);
+    }
     // Only what was done is kept: a refusal changed nothing, so the same
     // request may be corrected and sent again under the same key.
     if !status.is_success() {
@@ -202,6 +223,45 @@ async fn idempotent_inner(
     parts.extensions.insert(AuditKept);
     Ok(Response::from_parts(parts, Body::from(body)))
 }
+
+/// Left on a POST by the idempotency middleware: what a handler whose
+/// write goes through the group committer needs to keep the answer (and
+/// the audit record) in the write's own transaction.
+#[derive(Debug, Clone)]
+pub struct Keeping {
+    pub token_id: String,
+    pub key: String,
+    pub request_hash: String,
+    /// The audit record, but for the status (the handler's).
+    pub audit: AuditRecord,
+}
+
+impl Keeping {
+    /// What the store keeps when the write succeeds with `status`, its
+    /// body rendered from the entry by `body`.
+    pub fn keep_with(
+        self,
+        status: StatusCode,
+        body: Box<dyn Fn(&ledger_core::Entry) -> String + Send + Sync>,
+    ) -> KeepWith {
+        KeepWith {
+            token_id: self.token_id,
+            key: self.key,
+            request_hash: self.request_hash,
+            status: status.as_u16(),
+            audit: AuditRecord {
+                status: status.as_u16(),
+                ..self.audit
+            },
+            body,
+        }
+    }
+}
+
+/// Left on a response whose answer and audit record were kept with its
+/// entry (group commit): the middleware keeps nothing more.
+#[derive(Debug, Clone, Copy)]
+pub struct KeptInBatch;
 
 /// Left on a response by a handler whose answer holds a secret shown once
 /// (a new family token): the kept answer has it redacted.

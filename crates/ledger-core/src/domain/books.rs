@@ -522,17 +522,36 @@ impl InstitutionBook {
         };
         entry.hash = entry_hash(&entry.prev_hash, &entry);
 
-        // Everything checked: commit to the in-memory books.
-        if let Some(id) = &plan.enrollment {
-            if plan.hours_delta != 0 || plan.paid_delta != 0 {
-                let book = self
-                    .enrollments
-                    .get_mut(id)
-                    .expect("the plan looked the enrollment up");
-                book.state.hours_consumed += plan.hours_delta;
-                book.paid_minor = add_minor(book.paid_minor, plan.paid_delta)?;
-                self.dirty_enrollments.insert(id.clone());
+        // The last check that can fail, before anything changes: a refusal
+        // leaves the books as they were, so a batch can carry on past it.
+        let counters = match &plan.enrollment {
+            Some(id) if plan.hours_delta != 0 || plan.paid_delta != 0 => {
+                let book = self.enrollment(id)?;
+                Some((
+                    id.clone(),
+                    book.state
+                        .hours_consumed
+                        .checked_add(plan.hours_delta)
+                        .ok_or_else(|| LedgerError::EnrollmentHoursExhausted {
+                            enrollment: id.to_string(),
+                            remaining: 0,
+                            requested: plan.hours_delta,
+                        })?,
+                    add_minor(book.paid_minor, plan.paid_delta)?,
+                ))
             }
+            _ => None,
+        };
+
+        // Everything checked: commit to the in-memory books.
+        if let Some((id, hours_consumed, paid_minor)) = counters {
+            let book = self
+                .enrollments
+                .get_mut(&id)
+                .expect("the plan looked the enrollment up");
+            book.state.hours_consumed = hours_consumed;
+            book.paid_minor = paid_minor;
+            self.dirty_enrollments.insert(id);
         }
         for effect in &effects {
             self.accounts

@@ -5,7 +5,6 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::chain::{audit_digest, link_hash, AuditFields, AUDIT_SCOPE};
 use crate::domain::ids::JurisdictionCode;
 use crate::domain::registry::Jurisdiction;
 use crate::store::rows::{corrupt, corrupt_as};
@@ -109,10 +108,11 @@ macro_rules! applied {
 }
 
 /// Appends one record to the audit log and its chain, inside the caller's
-/// transaction (`tx`, `now` as `in_tx!` gives them).
+/// transaction (`tx`, `now` as `in_tx!` gives them; either dialect). Also
+/// used by a group commit's batch (`group.rs`).
 macro_rules! append_audit {
     ($tx:ident, $now:ident, $record:expr) => {{
-        let record: &AuditRecord = $record;
+        let record: &$crate::store::AuditRecord = $record;
         let tx = &mut $tx;
         let now = $now;
             let prev: String = sqlx::query_scalar(
@@ -134,7 +134,7 @@ macro_rules! append_audit {
             .bind(&record.outcome)
             .fetch_one(&mut **tx)
             .await?;
-            let digest = audit_digest(&AuditFields {
+            let digest = $crate::domain::chain::audit_digest(&$crate::domain::chain::AuditFields {
                 seq,
                 at_micros: now.micros(),
                 request_id: &record.request_id,
@@ -145,7 +145,7 @@ macro_rules! append_audit {
                 status: i64::from(record.status),
                 outcome: &record.outcome,
             });
-            let hash = link_hash(&prev, AUDIT_SCOPE, seq, "audit", &seq.to_string(), &digest);
+            let hash = $crate::domain::chain::link_hash(&prev, $crate::domain::chain::AUDIT_SCOPE, seq, "audit", &seq.to_string(), &digest);
             sqlx::query(
                 "insert into audit_links (seq, digest, prev_hash, hash) values ($1, $2, $3, $4)",
             )

@@ -247,13 +247,47 @@ pub(crate) fn rules_sql(membership: &str) -> String {
     )
 }
 
-/// Runs a batch over a dialect's transaction: the one place where the books
-/// are loaded, changed by the domain and written back.
+/// Runs a batch over a dialect's transaction, all or nothing: the first
+/// refusal fails the batch (naming its item) and nothing is written.
 pub(crate) async fn run_batch(
     tx: &mut impl BatchTx,
     requests: &[Request],
     now: DateTime<Utc>,
 ) -> Result<Vec<Entry>> {
+    run(tx, requests, now, true)
+        .await?
+        .into_iter()
+        .enumerate()
+        .map(|(index, answer)| {
+            answer.map_err(|error| StoreError::Rejected {
+                index: Some(index),
+                error,
+            })
+        })
+        .collect()
+}
+
+/// Runs a batch over a dialect's transaction request by request (group
+/// commit): each request is checked against the books as the requests
+/// before it in the batch left them; a refused one is left out of the write
+/// and answered with its own refusal, and does not affect the others.
+pub(crate) async fn run_batch_each(
+    tx: &mut impl BatchTx,
+    requests: &[Request],
+    now: DateTime<Utc>,
+) -> Result<Vec<std::result::Result<Entry, LedgerError>>> {
+    run(tx, requests, now, false).await
+}
+
+/// The one place where the books are loaded, changed by the domain and
+/// written back; `all_or_nothing` stops at the first refusal before
+/// anything is written.
+async fn run(
+    tx: &mut impl BatchTx,
+    requests: &[Request],
+    now: DateTime<Utc>,
+    all_or_nothing: bool,
+) -> Result<Vec<std::result::Result<Entry, LedgerError>>> {
     let reject = |index: usize| {
         move |error: LedgerError| StoreError::Rejected {
             index: Some(index),
@@ -285,7 +319,8 @@ pub(crate) async fn run_batch(
         );
     }
     for (i, r) in requests.iter().enumerate() {
-        if !books.institutions.contains_key(&r.institution) {
+        // (Request by request, `Books::execute` answers the same refusal.)
+        if all_or_nothing && !books.institutions.contains_key(&r.institution) {
             return Err(reject(i)(LedgerError::UnknownInstitution {
                 institution: r.institution.to_string(),
             }));
@@ -366,7 +401,7 @@ pub(crate) async fn run_batch(
     }
     let mut charged = BTreeSet::new();
     for r in requests {
-        if r.command.is_charge() {
+        if r.command.is_charge() && books.institutions.contains_key(&r.institution) {
             charged.insert(r.institution.clone());
         }
     }
@@ -397,16 +432,19 @@ pub(crate) async fn run_batch(
     let mut answers = Vec::with_capacity(requests.len());
     let mut changes = Changes::default();
     for (i, r) in requests.iter().enumerate() {
-        match books.execute(r, now).map_err(reject(i))? {
-            Outcome::Recorded { entry, effects } => {
+        // A refusal leaves the books as they were (`Books::execute`).
+        match books.execute(r, now) {
+            Ok(Outcome::Recorded { entry, effects }) => {
                 let index = changes.entries.len();
                 for (leg, effect) in effects.iter().enumerate() {
                     changes.postings.push((index, leg, effect.totals_after));
                 }
                 changes.entries.push(entry);
-                answers.push(Err(index));
+                answers.push(Answer::New(index));
             }
-            Outcome::Replayed(entry) => answers.push(Ok(entry)),
+            Ok(Outcome::Replayed(entry)) => answers.push(Answer::Replayed(entry)),
+            Err(error) if all_or_nothing => return Err(reject(i)(error)),
+            Err(error) => answers.push(Answer::Refused(error)),
         }
     }
     for (id, book) in &books.institutions {
@@ -435,10 +473,19 @@ pub(crate) async fn run_batch(
     Ok(answers
         .into_iter()
         .map(|a| match a {
-            Ok(replayed) => replayed,
-            Err(index) => written[index]
+            Answer::Replayed(replayed) => Ok(replayed),
+            Answer::New(index) => Ok(written[index]
                 .take()
-                .expect("each new entry answers one request"),
+                .expect("each new entry answers one request")),
+            Answer::Refused(error) => Err(error),
         })
         .collect())
+}
+
+/// What one request of a batch came to, before the write.
+enum Answer {
+    /// A new entry, by its index in the changes.
+    New(usize),
+    Replayed(Entry),
+    Refused(LedgerError),
 }

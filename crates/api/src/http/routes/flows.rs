@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use crate::access::{Action, Caller, Role, Scope};
 use crate::app::books;
 use crate::http::problem::{ApiError, ApiResult, Json, Problem, Query};
-use crate::http::record::{Accepted, ShownOnce};
+use crate::http::record::{Accepted, Keeping, KeptInBatch, ShownOnce};
 use crate::http::views::{EnrollmentPage, EnrollmentView, EntryView, PageParams};
 use crate::http::{guard, AppState};
 
@@ -171,10 +171,30 @@ pub struct NewPayment {
     pub external_ref: Option<String>,
 }
 
-async fn execute(state: &AppState, request: Request) -> ApiResult<(StatusCode, Json<EntryView>)> {
-    let entry = books::record(&state.store, request).await?;
+/// Records one request through the group committer; the answer kept under
+/// its Idempotency-Key and its audit record commit with its entry.
+async fn execute(
+    state: &AppState,
+    request: Request,
+    keeping: Option<Extension<Keeping>>,
+) -> ApiResult<Response> {
+    let keep = keeping.map(|Extension(k)| {
+        k.keep_with(
+            StatusCode::CREATED,
+            Box::new(|entry| {
+                // The body `Json` answers with, byte for byte.
+                serde_json::to_string(&EntryView::from(entry)).unwrap_or_default()
+            }),
+        )
+    });
+    let kept = keep.is_some();
+    let entry = books::record_grouped(&state.group, request, keep).await?;
     state.metrics.entries_posted(1);
-    Ok((StatusCode::CREATED, Json(EntryView::from(&entry))))
+    let mut response = (StatusCode::CREATED, Json(EntryView::from(&entry))).into_response();
+    if kept {
+        response.extensions_mut().insert(KeptInBatch);
+    }
+    Ok(response)
 }
 
 fn request(
@@ -207,9 +227,10 @@ async fn record_payment(
     caller: Caller,
     Extension(key): Extension<ClientId>,
     Extension(accepted): Extension<Accepted>,
+    keeping: Option<Extension<Keeping>>,
     Path(id): Path<String>,
     Json(body): Json<NewPayment>,
-) -> ApiResult<(StatusCode, Json<EntryView>)> {
+) -> ApiResult<Response> {
     let i = guard::institution(&state, &caller, &id, Action::RecordPayments).await?;
     let command = Command::PayTuition {
         enrollment: EnrollmentId::parse(body.enrollment)
@@ -225,7 +246,7 @@ async fn record_payment(
         body.external_ref,
         command,
     );
-    execute(&state, r).await
+    execute(&state, r, keeping).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -255,9 +276,10 @@ async fn record_consumption(
     caller: Caller,
     Extension(key): Extension<ClientId>,
     Extension(accepted): Extension<Accepted>,
+    keeping: Option<Extension<Keeping>>,
     Path(id): Path<String>,
     Json(body): Json<NewConsumption>,
-) -> ApiResult<(StatusCode, Json<EntryView>)> {
+) -> ApiResult<Response> {
     let i = guard::institution(&state, &caller, &id, Action::PostConfirmedLessons).await?;
     if body.hours == 0 {
         return Err(ApiError::invalid("hours", "hours must be positive"));
@@ -275,7 +297,7 @@ async fn record_consumption(
         body.external_ref,
         command,
     );
-    execute(&state, r).await
+    execute(&state, r, keeping).await
 }
 
 /// One item of a batch: the ledger's wire form, restricted to payments and
