@@ -135,6 +135,25 @@ pub enum Command {
         #[arg(long, value_enum)]
         fail_on: Option<risk::FailOn>,
     },
+    /// Simulate a county day by day (healthy institutions and one of each
+    /// run-off pattern) through ingest, reconciliation and the risk scan,
+    /// in a scratch SQLite database, and print how early each run-off
+    /// turned red and how often the healthy were flagged (markdown).
+    Simulate {
+        /// RNG seeds, one run each (e.g. --seed 1 --seed 2 --seed 3).
+        #[arg(long = "seed", default_values_t = [1_u64])]
+        seeds: Vec<u64>,
+        /// Healthy institutions (one run-off per pattern comes on top).
+        #[arg(long, default_value_t = 32)]
+        healthy: usize,
+        /// Days simulated, from 2026-01-05.
+        #[arg(long, default_value_t = 300)]
+        days: u32,
+        /// Keep the simulated county in this database instead of a
+        /// scratch SQLite file (one seed only).
+        #[arg(long)]
+        into: Option<String>,
+    },
     /// Reconciliation suggestions: list them, confirm or reject them.
     Suggestion {
         #[command(subcommand)]
@@ -315,6 +334,42 @@ pub fn error_chain(error: &anyhow::Error) -> String {
     out
 }
 
+async fn simulate(
+    seeds: Vec<u64>,
+    healthy: usize,
+    days: u32,
+    into: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    if into.is_some() && seeds.len() != 1 {
+        anyhow::bail!("--into keeps one simulated county: give one --seed");
+    }
+    for seed in seeds {
+        let scratch = std::env::temp_dir().join(format!(
+            "escrow-ledger-simulate-{}-{seed}.db",
+            std::process::id()
+        ));
+        let url = match &into {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", scratch.display()),
+        };
+        let store = open(&url).await?;
+        let mut options = crate::simulate::Options::new(seed);
+        options.healthy = healthy;
+        options.days = days;
+        let started = std::time::Instant::now();
+        let report = crate::simulate::run(&store, &options).await;
+        drop(store);
+        if into.is_none() {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", scratch.display()));
+            }
+        }
+        print!("{}", report?.markdown());
+        println!("\n({} s)\n", started.elapsed().as_secs());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn open(url: &str) -> anyhow::Result<Store> {
     Ok(crate::app::open_store(url).await?)
 }
@@ -323,11 +378,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Config { what } = cli.command {
         return ops::run(what);
     }
+    if let Command::Simulate {
+        seeds,
+        healthy,
+        days,
+        into,
+    } = cli.command
+    {
+        return simulate(seeds, healthy, days, into).await;
+    }
     let config = crate::config::load(cli.config.as_deref())?;
     let database = config.database_url(cli.database_url.as_deref())?;
     let url = database.expose();
     match cli.command {
-        Command::Config { .. } => unreachable!("handled above"),
+        Command::Config { .. } | Command::Simulate { .. } => unreachable!("handled above"),
         Command::Backup { to } => backup::run(&database, &to).await?,
         Command::Probe { url, timeout_secs } => {
             let url = url.unwrap_or_else(|| ops::readiness_url(&config));

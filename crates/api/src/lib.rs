@@ -9,6 +9,7 @@ pub mod console;
 pub mod demo;
 pub mod http;
 pub mod serve;
+pub mod simulate;
 pub mod systemd;
 pub mod telemetry;
 pub mod tls;

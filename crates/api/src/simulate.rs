@@ -1,0 +1,936 @@
+//! The county simulator (`escrow-ledger simulate`): a seeded county of
+//! healthy institutions of every mode and size and one institution per
+//! run-off pattern of DESIGN.md, replayed day by day through the real
+//! interfaces (requests through the application layer, the bank's daily
+//! statements as MT940 and camt.053 files through ingest, reconciliation
+//! and the risk scan recorded each day), to measure how early the risk
+//! engine turns red before a collapse and how often it troubles healthy
+//! institutions. DETECTION.md holds the tables it printed.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt::Write as _;
+
+use bank_adapter::model::{Balance, Format, Line, SourceRef, Statement};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc, Weekday};
+use ledger_core::domain::alerts::Severity;
+use ledger_core::domain::feeds::{AccountKind, BankAccount};
+use ledger_core::domain::money::minor_to_decimal;
+use ledger_core::domain::refunds::Payee;
+use ledger_core::{
+    Amount, Category, ClientId, Command, Currency, Enrollment, EnrollmentId, Institution,
+    InstitutionId, InstitutionStatus, JurisdictionCode, RefundSource, Request, RulePack,
+    RuleParams, Store, SupervisionMode,
+};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+pub const COUNTY: &str = "410999";
+const BANK: &str = "SIM-BANK";
+
+/// How a run-off unfolds in the simulation (DESIGN.md, "Run-off risk
+/// signals", and issue 15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Pattern {
+    /// Money taken out of escrow with no instruction, week after week.
+    OutrightDrain,
+    /// Sales reported, the money paid to another account.
+    DivertedFees,
+    /// The risk deposit taken out of its account.
+    DepositWithdrawn,
+    /// A new legal representative, a sales drive, then the escrow drained.
+    DrainAfterRepresentativeChange,
+    /// The bank stops sending statements; the money goes unseen.
+    BankFallsSilent,
+    /// A heavy sales drive while teaching winds down, then the doors close.
+    PresellThenStop,
+    /// Lessons reported far faster than taught: releases empty escrow.
+    ReleasesAheadOfDelivery,
+    /// Refund requests left unanswered, refund instructions never executed.
+    RefundsUnpaid,
+}
+
+impl Pattern {
+    pub const ALL: [Pattern; 8] = [
+        Pattern::OutrightDrain,
+        Pattern::DivertedFees,
+        Pattern::DepositWithdrawn,
+        Pattern::DrainAfterRepresentativeChange,
+        Pattern::BankFallsSilent,
+        Pattern::PresellThenStop,
+        Pattern::ReleasesAheadOfDelivery,
+        Pattern::RefundsUnpaid,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Pattern::OutrightDrain => "outright drain",
+            Pattern::DivertedFees => "diverted fees",
+            Pattern::DepositWithdrawn => "deposit withdrawn",
+            Pattern::DrainAfterRepresentativeChange => "drain after representative change",
+            Pattern::BankFallsSilent => "bank falls silent",
+            Pattern::PresellThenStop => "pre-sell then stop teaching",
+            Pattern::ReleasesAheadOfDelivery => "releases ahead of delivery",
+            Pattern::RefundsUnpaid => "refunds left unpaid",
+        }
+    }
+
+    fn mode(self) -> SupervisionMode {
+        match self {
+            Pattern::DepositWithdrawn => SupervisionMode::Deposit,
+            Pattern::DrainAfterRepresentativeChange | Pattern::PresellThenStop => {
+                SupervisionMode::Both
+            }
+            _ => SupervisionMode::Custody,
+        }
+    }
+}
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub seed: u64,
+    /// Healthy institutions (the run-offs, one per pattern, come on top).
+    pub healthy: usize,
+    pub days: u32,
+    pub start: NaiveDate,
+    /// Run-off patterns simulated (default: all).
+    pub patterns: Vec<Pattern>,
+}
+
+impl Options {
+    pub fn new(seed: u64) -> Options {
+        Options {
+            seed,
+            healthy: 32,
+            days: 300,
+            start: NaiveDate::from_ymd_opt(2026, 1, 5).expect("a valid day"),
+            patterns: Pattern::ALL.to_vec(),
+        }
+    }
+}
+
+/// What the risk scan said of one institution over the run.
+#[derive(Debug, Clone, Default)]
+pub struct Watch {
+    pub first_red: Option<NaiveDate>,
+    pub first_red_signals: Vec<String>,
+    pub first_yellow: Option<NaiveDate>,
+    pub days_red: u32,
+    pub days_yellow: u32,
+    /// Days each signal kind was the institution's worst, per severity.
+    pub kinds: BTreeMap<(String, &'static str), u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub id: String,
+    pub mode: SupervisionMode,
+    pub size: &'static str,
+    pub pattern: Option<Pattern>,
+    pub onset: Option<NaiveDate>,
+    pub collapse: Option<NaiveDate>,
+    pub watch: Watch,
+}
+
+impl Subject {
+    /// Days from the first red (on or before the collapse) to the collapse.
+    pub fn lead_days(&self) -> Option<i64> {
+        let (red, collapse) = (self.watch.first_red?, self.collapse?);
+        (red <= collapse).then(|| (collapse - red).num_days())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub options: Options,
+    pub subjects: Vec<Subject>,
+}
+
+impl Report {
+    pub fn runoffs(&self) -> impl Iterator<Item = &Subject> {
+        self.subjects.iter().filter(|s| s.pattern.is_some())
+    }
+
+    pub fn healthy(&self) -> impl Iterator<Item = &Subject> {
+        self.subjects.iter().filter(|s| s.pattern.is_none())
+    }
+
+    /// Run-offs red at least `lead` days before their collapse.
+    pub fn caught_with_lead(&self, lead: i64) -> usize {
+        self.runoffs()
+            .filter(|s| s.lead_days().is_some_and(|d| d >= lead))
+            .count()
+    }
+
+    /// The markdown tables: one row per run-off, then the healthy.
+    pub fn markdown(&self) -> String {
+        let o = &self.options;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "seed {}: {} healthy + {} run-offs, {} days from {}\n",
+            o.seed,
+            self.healthy().count(),
+            self.runoffs().count(),
+            o.days,
+            o.start
+        );
+        out.push_str("| pattern | mode | onset | collapse | first red | lead (days) | first red signals |\n|---|---|---|---|---|---|---|\n");
+        for s in self.runoffs() {
+            let lead = match s.lead_days() {
+                Some(d) => d.to_string(),
+                None => "missed".into(),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                s.pattern.map(Pattern::code).unwrap_or_default(),
+                s.mode.code(),
+                s.onset.map(|d| d.to_string()).unwrap_or_default(),
+                s.collapse.map(|d| d.to_string()).unwrap_or_default(),
+                s.watch
+                    .first_red
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                lead,
+                s.watch.first_red_signals.join(", ")
+            );
+        }
+        let healthy: Vec<&Subject> = self.healthy().collect();
+        let with_red = healthy.iter().filter(|s| s.watch.days_red > 0).count();
+        let with_yellow = healthy
+            .iter()
+            .filter(|s| s.watch.days_yellow > 0 || s.watch.days_red > 0)
+            .count();
+        let _ = writeln!(
+            out,
+            "\nrun-offs red ≥ 30 days before collapse: {} of {}; healthy ever red: {} of {}; healthy with any yellow: {} of {}\n",
+            self.caught_with_lead(30),
+            self.runoffs().count(),
+            with_red,
+            healthy.len(),
+            with_yellow,
+            healthy.len()
+        );
+        let mut kinds: BTreeMap<(String, &'static str), (u32, BTreeSet<&str>)> = BTreeMap::new();
+        for s in &healthy {
+            for (k, days) in &s.watch.kinds {
+                let e = kinds.entry(k.clone()).or_default();
+                e.0 += days;
+                e.1.insert(s.id.as_str());
+            }
+        }
+        if !kinds.is_empty() {
+            out.push_str("| healthy: signal | severity | institutions | institution-days |\n|---|---|---|---|\n");
+            for ((kind, severity), (days, who)) in kinds {
+                let _ = writeln!(out, "| {kind} | {severity} | {} | {days} |", who.len());
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spend {
+    Escrow,
+    Outside,
+}
+
+struct SimEnrollment {
+    e: Enrollment,
+    /// Weekday of its lesson (and a second one when intensive).
+    slots: Vec<Weekday>,
+    consumed: u32,
+    /// Taught, as opposed to reported (ahead-of-delivery over-reports).
+    closed: bool,
+    spend: Spend,
+}
+
+struct Account {
+    kind: AccountKind,
+    no: String,
+    format: Format,
+    balance: i64,
+    /// Statement opened on `opened` at `balance_open`.
+    opened: NaiveDate,
+    balance_open: i64,
+    today: Vec<Line>,
+    /// Statements made but not yet sent (a late bank).
+    held: VecDeque<Statement>,
+    line_no: u64,
+}
+
+struct Sim {
+    n: usize,
+    institution: Institution,
+    size: &'static str,
+    /// Mean enrollments per day outside any surge.
+    rate_milli: u32,
+    pattern: Option<Pattern>,
+    onset: NaiveDate,
+    collapse: NaiveDate,
+    enrollments: Vec<SimEnrollment>,
+    releasable: i64,
+    accounts: Vec<Account>,
+    /// Instructions the bank will execute: (due day, account kind, client id, amount).
+    instructed: Vec<(NaiveDate, AccountKind, String, i64)>,
+    counter: u64,
+    collections_30d: VecDeque<(NaiveDate, i64)>,
+    deposit: i64,
+}
+
+fn at(day: NaiveDate, hour: u32) -> DateTime<Utc> {
+    Utc.from_utc_datetime(&day.and_hms_opt(hour, 0, 0).expect("a valid hour"))
+}
+
+fn working(day: NaiveDate) -> bool {
+    !matches!(day.weekday(), Weekday::Sat | Weekday::Sun)
+}
+
+fn next_working(day: NaiveDate) -> NaiveDate {
+    let mut d = day + Duration::days(1);
+    while !working(d) {
+        d += Duration::days(1);
+    }
+    d
+}
+
+/// The county's seasons: the summer holidays lift every school's sales.
+fn season_pct(day: NaiveDate) -> u32 {
+    match day.month() {
+        7 | 8 => 250,
+        9 => 150,
+        _ => 100,
+    }
+}
+
+impl Sim {
+    fn id(&self) -> &InstitutionId {
+        &self.institution.id
+    }
+
+    fn alive(&self, day: NaiveDate) -> bool {
+        day < self.collapse
+    }
+
+    fn account(&mut self, kind: AccountKind) -> Option<&mut Account> {
+        self.accounts.iter_mut().find(|a| a.kind == kind)
+    }
+
+    fn request(&mut self, day: NaiveDate, hour: u32, what: &str, command: Command) -> Request {
+        self.counter += 1;
+        Request {
+            institution: self.id().clone(),
+            client_id: ClientId::parse(format!("{what}-{:03}-{}", self.n, self.counter))
+                .expect("simulator client ids are valid"),
+            currency: Currency::Cny,
+            occurred_at: at(day, hour),
+            external_ref: None,
+            command,
+        }
+    }
+
+    fn bank_line(&mut self, kind: AccountKind, amount: i64, day: NaiveDate, e2e: Option<String>) {
+        let text = match (amount > 0, &e2e) {
+            (true, Some(r)) => format!("学费 tuition {r}"),
+            (true, None) => "转入 transfer".to_string(),
+            (false, Some(_)) => "拨付/退费 instructed".to_string(),
+            (false, None) => "转账 transfer".to_string(),
+        };
+        let n = self.n;
+        let Some(a) = self.account(kind) else { return };
+        a.line_no += 1;
+        a.balance += amount;
+        let bank_ref = format!("SB{n:03}{:07}", a.line_no);
+        a.today.push(Line::booked_transfer(
+            minor_to_decimal(amount, Currency::Cny),
+            day,
+            e2e,
+            bank_ref,
+            text,
+        ));
+    }
+}
+
+/// Runs the simulation on `store` (an empty database).
+pub async fn run(store: &Store, options: &Options) -> anyhow::Result<Report> {
+    let mut rng = SmallRng::seed_from_u64(options.seed);
+    let county = JurisdictionCode::parse(COUNTY)?;
+    for (code, name, parent) in [
+        ("000000", "National", None),
+        ("410000", "Henan Province", Some("000000")),
+        ("410900", "Puyang City", Some("410000")),
+        (COUNTY, "Simulated County", Some("410900")),
+    ] {
+        crate::app::jurisdictions::register(
+            store,
+            crate::app::jurisdictions::NewJurisdiction {
+                code: JurisdictionCode::parse(code)?,
+                name: name.into(),
+                parent: parent.map(JurisdictionCode::parse).transpose()?,
+            },
+        )
+        .await?;
+    }
+    crate::app::registry::publish_rule_pack(
+        store,
+        &RulePack {
+            jurisdiction: county.clone(),
+            version: 1,
+            effective_from: options.start - Duration::days(365),
+            params: RuleParams {
+                amount_cap_applies_to_subject: Some(true),
+                ..Default::default()
+            },
+        },
+    )
+    .await?;
+    crate::app::feeds::register_bank(store, BANK, "Simulated county bank").await?;
+
+    let sizes: [(&str, u32); 3] = [("small", 300), ("medium", 800), ("large", 2_000)];
+    let modes = [
+        SupervisionMode::Custody,
+        SupervisionMode::Deposit,
+        SupervisionMode::Both,
+    ];
+    let last = options.start + Duration::days(i64::from(options.days) - 1);
+    let mut sims = Vec::new();
+    let total = options.healthy + options.patterns.len();
+    for n in 0..total {
+        let pattern = n
+            .checked_sub(options.healthy)
+            .and_then(|k| options.patterns.get(k).copied());
+        let mode = pattern.map_or(modes[n % 3], Pattern::mode);
+        let (size, rate_milli) = sizes[(n / 3) % 3];
+        // A collapse late enough to have a history, early enough to see.
+        let span = i64::from(options.days);
+        let collapse = match pattern {
+            Some(_) => options.start + Duration::days(rng.gen_range(span * 55 / 100..span - 5)),
+            None => last + Duration::days(1),
+        };
+        let onset = collapse - Duration::days(rng.gen_range(45..=70));
+        let institution = Institution {
+            id: InstitutionId::parse(format!("INS-{COUNTY}-{:03}", n + 1))?,
+            name: format!("Simulated school {}", n + 1),
+            licence_no: format!("SIM{:04}", n + 1),
+            jurisdiction: county.clone(),
+            mode,
+            category: Category::NonSubject,
+            status: InstitutionStatus::Active,
+            currency: Currency::Cny,
+        };
+        crate::app::registry::register_institution(store, &institution).await?;
+        let mut accounts = Vec::new();
+        let kinds: &[AccountKind] = match mode {
+            SupervisionMode::Custody => &[AccountKind::Escrow],
+            SupervisionMode::Deposit => &[AccountKind::Deposit],
+            SupervisionMode::Both => &[AccountKind::Escrow, AccountKind::Deposit],
+        };
+        for (k, kind) in kinds.iter().enumerate() {
+            let no = format!("62220410999{:03}0{}", n + 1, k + 1);
+            crate::app::feeds::register_account(
+                store,
+                &BankAccount {
+                    institution: institution.id.clone(),
+                    bank: BANK.into(),
+                    account_no: no.clone(),
+                    kind: *kind,
+                    currency: Currency::Cny,
+                },
+            )
+            .await?;
+            accounts.push(Account {
+                kind: *kind,
+                no,
+                format: if (n + k) % 2 == 0 {
+                    Format::Mt940
+                } else {
+                    Format::Camt053
+                },
+                balance: 0,
+                opened: options.start,
+                balance_open: 0,
+                today: Vec::new(),
+                held: VecDeque::new(),
+                line_no: 0,
+            });
+        }
+        sims.push(Sim {
+            n: n + 1,
+            institution,
+            size,
+            rate_milli,
+            pattern,
+            onset,
+            collapse,
+            enrollments: Vec::new(),
+            releasable: 0,
+            accounts,
+            instructed: Vec::new(),
+            counter: 0,
+            collections_30d: VecDeque::new(),
+            deposit: 0,
+        });
+    }
+
+    let mut watches: Vec<Watch> = sims.iter().map(|_| Watch::default()).collect();
+    for offset in 0..options.days {
+        let day = options.start + Duration::days(i64::from(offset));
+        for sim in sims.iter_mut() {
+            live_one_day(store, sim, day, &mut rng).await?;
+        }
+        for sim in sims.iter_mut() {
+            send_statements(store, sim, day, &mut rng).await?;
+        }
+        crate::app::reconcile::record(store, None, Some(day)).await?;
+        let scan = crate::app::risk::scan(store, Some(county.clone()), Some(day), true).await?;
+        for a in &scan.ranked {
+            let Some(k) = sims.iter().position(|s| s.institution.id == a.institution) else {
+                continue;
+            };
+            let w = &mut watches[k];
+            let worst = a.signals.iter().map(|s| s.severity).max();
+            let Some(worst) = worst else { continue };
+            for s in a.signals.iter().filter(|s| s.severity == worst) {
+                let severity = match worst {
+                    Severity::Red => "red",
+                    Severity::Yellow => "yellow",
+                };
+                *w.kinds
+                    .entry((s.kind.code().to_string(), severity))
+                    .or_default() += 1;
+            }
+            match worst {
+                Severity::Red => {
+                    w.days_red += 1;
+                    if w.first_red.is_none() {
+                        w.first_red = Some(day);
+                        w.first_red_signals = a
+                            .signals
+                            .iter()
+                            .filter(|s| s.severity == Severity::Red)
+                            .map(|s| s.kind.code().to_string())
+                            .collect::<BTreeSet<_>>()
+                            .into_iter()
+                            .collect();
+                    }
+                }
+                Severity::Yellow => {
+                    w.days_yellow += 1;
+                    w.first_yellow.get_or_insert(day);
+                }
+            }
+        }
+    }
+    let subjects = sims
+        .iter()
+        .zip(watches)
+        .map(|(s, watch)| Subject {
+            id: s.institution.id.to_string(),
+            mode: s.institution.mode,
+            size: s.size,
+            pattern: s.pattern,
+            onset: s.pattern.map(|_| s.onset),
+            collapse: s.pattern.map(|_| s.collapse),
+            watch,
+        })
+        .collect();
+    Ok(Report {
+        options: options.clone(),
+        subjects,
+    })
+}
+
+/// One day of one institution: sales, lessons, releases, refunds, and
+/// what its run-off (if any) does that day.
+async fn live_one_day(
+    store: &Store,
+    sim: &mut Sim,
+    day: NaiveDate,
+    rng: &mut SmallRng,
+) -> anyhow::Result<()> {
+    let mut requests = Vec::new();
+    let p = sim.pattern;
+    let running = p.is_some() && day >= sim.onset;
+    let has_escrow = sim.institution.mode != SupervisionMode::Deposit;
+    let has_deposit = sim.institution.mode != SupervisionMode::Custody;
+    if !sim.alive(day) {
+        return Ok(());
+    }
+
+    // The risk deposit: paid in on the first day, topped up on Mondays to
+    // the fees of three months at the last 30 days' pace.
+    if has_deposit && (day.weekday() == Weekday::Mon || sim.deposit == 0) {
+        let fees_30d: i64 = sim.collections_30d.iter().map(|(_, a)| a).sum();
+        let expected = i64::from(sim.rate_milli) * 3_000 * 30 / 1_000;
+        let floor = fees_30d.max(expected) * 3 * 11 / 10;
+        let withheld = running && p == Some(Pattern::DepositWithdrawn);
+        if floor > sim.deposit && !withheld {
+            let top_up = floor - sim.deposit;
+            let r = sim.request(
+                day,
+                8,
+                "deposit",
+                Command::PayInDeposit {
+                    amount: Amount::from_minor(top_up)?,
+                },
+            );
+            sim.bank_line(
+                AccountKind::Deposit,
+                top_up,
+                day,
+                Some(r.client_id.to_string()),
+            );
+            sim.deposit += top_up;
+            requests.push(r);
+        }
+    }
+
+    // Sales: the county's season, and a drive before some run-offs.
+    let mut rate = u64::from(sim.rate_milli) * u64::from(season_pct(day)) / 100;
+    if running
+        && matches!(
+            p,
+            Some(Pattern::PresellThenStop | Pattern::DrainAfterRepresentativeChange)
+        )
+    {
+        rate *= 4;
+    }
+    let mut sold = (rate / 1_000) as usize;
+    if rng.gen_range(0..1_000) < rate % 1_000 {
+        sold += 1;
+    }
+    while sim
+        .collections_30d
+        .front()
+        .is_some_and(|(d, _)| *d <= day - Duration::days(30))
+    {
+        sim.collections_30d.pop_front();
+    }
+    for _ in 0..sold {
+        let k = sim.enrollments.len();
+        let weeks = rng.gen_range(9..=12);
+        let hours = 2 * weeks;
+        let price = i64::from(hours) * rng.gen_range(90..=150) * 100;
+        let start = day + Duration::days(rng.gen_range(0..=14));
+        let e = Enrollment {
+            institution: sim.id().clone(),
+            id: EnrollmentId::parse(format!("E{:03}-{k:05}", sim.n))?,
+            student_ref: format!("S{:08}", rng.gen_range(0..100_000_000)),
+            hours_bought: hours,
+            bonus_hours: 0,
+            price: Amount::from_minor(price)?,
+            currency: Currency::Cny,
+            course_start: start,
+            course_end: start + Duration::days(i64::from(weeks) * 7 - 1),
+        };
+        crate::app::books::enroll(store, &e).await?;
+        let mut slots = vec![
+            [
+                Weekday::Mon,
+                Weekday::Tue,
+                Weekday::Wed,
+                Weekday::Thu,
+                Weekday::Fri,
+                Weekday::Sat,
+                Weekday::Sun,
+            ][rng.gen_range(0..7)],
+        ];
+        // One in four is an intensive course: two lessons a week.
+        if rng.gen_range(0..4) == 0 {
+            slots.push(slots[0].succ().succ().succ());
+        }
+        let spend = if has_escrow {
+            Spend::Escrow
+        } else {
+            Spend::Outside
+        };
+        let order = format!("XF{:03}{k:06}", sim.n);
+        let command = match spend {
+            Spend::Escrow => Command::PayTuition {
+                enrollment: e.id.clone(),
+                amount: e.price,
+            },
+            Spend::Outside => Command::CollectOutsideEscrow {
+                enrollment: e.id.clone(),
+                amount: e.price,
+            },
+        };
+        let mut r = sim.request(day, 10, "pay", command);
+        r.external_ref = Some(order.clone());
+        // Diverted fees: most of the money goes to another account.
+        let diverted = running && p == Some(Pattern::DivertedFees) && rng.gen_range(0..10) < 7;
+        if spend == Spend::Escrow && !diverted {
+            sim.bank_line(AccountKind::Escrow, price, day, Some(order));
+        }
+        sim.collections_30d.push_back((day, price));
+        requests.push(r);
+        sim.enrollments.push(SimEnrollment {
+            e,
+            slots,
+            consumed: 0,
+            closed: false,
+            spend,
+        });
+    }
+
+    // Lessons on each enrollment's weekday: sometimes skipped, sometimes
+    // made up with a double lesson. A run-off winding down teaches less;
+    // one running releases ahead of delivery reports triple.
+    let winding_down = running && p == Some(Pattern::PresellThenStop);
+    let over_report = running && p == Some(Pattern::ReleasesAheadOfDelivery);
+    let mut lessons = Vec::new();
+    for (k, s) in sim.enrollments.iter().enumerate() {
+        if s.closed
+            || day < s.e.course_start
+            || s.consumed >= s.e.hours_bought
+            || !s.slots.contains(&day.weekday())
+        {
+            continue;
+        }
+        let roll = rng.gen_range(0..100);
+        let mut hours = match roll {
+            0..=9 => 0,
+            10..=19 => 4,
+            _ => 2,
+        };
+        if winding_down {
+            let gone = (day - sim.onset).num_days();
+            let total = (sim.collapse - sim.onset).num_days().max(1);
+            if rng.gen_range(0..total) < gone * 3 / 2 {
+                hours = 0;
+            }
+        }
+        if over_report {
+            hours *= 3;
+        }
+        let hours = hours.min(s.e.hours_bought - s.consumed);
+        if hours > 0 {
+            lessons.push((k, hours));
+        }
+    }
+    for (k, hours) in lessons {
+        let s = &mut sim.enrollments[k];
+        let earned = s.e.earned_after(s.consumed + hours) - s.e.earned_after(s.consumed);
+        s.consumed += hours;
+        let command = Command::ConsumeLessons {
+            enrollment: s.e.id.clone(),
+            hours,
+        };
+        if s.spend == Spend::Escrow {
+            sim.releasable += earned;
+        }
+        let r = sim.request(day, 18, "lesson", command);
+        requests.push(r);
+    }
+
+    // Weekly release of what was earned (custody money only).
+    if has_escrow && day.weekday() == Weekday::Fri && sim.releasable > 0 {
+        let amount = sim.releasable;
+        sim.releasable = 0;
+        let r = sim.request(
+            day,
+            19,
+            "release",
+            Command::InstructRelease {
+                amount: Amount::from_minor(amount)?,
+            },
+        );
+        sim.instructed.push((
+            next_working(day),
+            AccountKind::Escrow,
+            r.client_id.to_string(),
+            amount,
+        ));
+        requests.push(r);
+    }
+
+    // An ordinary refund now and then: a family leaves, gets the
+    // unconsumed part back.
+    let refund_every = 40_000 / sim.rate_milli.max(1);
+    let refunds_stuck = running && p == Some(Pattern::RefundsUnpaid);
+    if rng.gen_range(0..refund_every.max(2)) == 0 || (refunds_stuck && rng.gen_range(0..3) == 0) {
+        let open: Vec<usize> = sim
+            .enrollments
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.closed && s.consumed < s.e.hours_bought && s.e.course_start <= day)
+            .map(|(k, _)| k)
+            .collect();
+        if !open.is_empty() {
+            let k = open[rng.gen_range(0..open.len())];
+            let s = &mut sim.enrollments[k];
+            s.closed = true;
+            let unconsumed = s.e.price.minor() - s.e.earned_after(s.consumed);
+            let (id, spend) = (s.e.id.clone(), s.spend);
+            if refunds_stuck && rng.gen_range(0..2) == 0 {
+                // The family asks through the workflow; nobody answers.
+                let key = format!("sim-{}-{k}", sim.n);
+                crate::app::refunds::request(
+                    store,
+                    &sim.institution,
+                    crate::app::refunds::RefundAsk {
+                        enrollment: id.to_string(),
+                        amount: None,
+                        payee: Payee {
+                            name: "Parent".into(),
+                            account: format!("6217{:012}", rng.gen_range(0..1_000_000_000_000u64)),
+                            bank: "PYBKCNBJ".into(),
+                        },
+                        reason: Some("leaving".into()),
+                    },
+                    crate::app::refunds::refund_id_for("simulator", &key)?,
+                    "family".into(),
+                    day,
+                )
+                .await?;
+            } else if unconsumed > 0 {
+                let approve = sim.request(
+                    day,
+                    11,
+                    "refund",
+                    Command::ApproveRefund {
+                        enrollment: id,
+                        amount: None,
+                    },
+                );
+                requests.push(approve);
+                let pay = match spend {
+                    Spend::Escrow => Command::InstructRefundPayment {
+                        amount: Amount::from_minor(unconsumed)?,
+                        source: RefundSource::Escrow,
+                    },
+                    Spend::Outside => Command::RecordRefundPaidByInstitution {
+                        amount: Amount::from_minor(unconsumed)?,
+                    },
+                };
+                let r = sim.request(day, 12, "refund-pay", pay);
+                if spend == Spend::Escrow && !refunds_stuck {
+                    sim.instructed.push((
+                        next_working(day),
+                        AccountKind::Escrow,
+                        r.client_id.to_string(),
+                        unconsumed,
+                    ));
+                }
+                requests.push(r);
+            }
+        }
+    }
+
+    // What the run-off does to the money.
+    if running {
+        let since = (day - sim.onset).num_days();
+        let to_collapse = (sim.collapse - day).num_days();
+        match p {
+            Some(Pattern::OutrightDrain) if since % 7 == 3 => {
+                drain(sim, AccountKind::Escrow, day, 15);
+            }
+            Some(Pattern::DrainAfterRepresentativeChange) => {
+                if since == 0 {
+                    store
+                        .record_event(
+                            sim.id(),
+                            "legal_representative_change",
+                            day,
+                            Some("simulated"),
+                            "simulator",
+                            Some(&format!("sim-rep-{}", sim.n)),
+                        )
+                        .await?;
+                }
+                if to_collapse <= 14 && to_collapse % 3 == 0 {
+                    drain(sim, AccountKind::Escrow, day, 30);
+                }
+            }
+            Some(Pattern::DepositWithdrawn) if since == 0 => {
+                drain(sim, AccountKind::Deposit, day, 80);
+            }
+            Some(Pattern::BankFallsSilent) if since >= 10 && since % 7 == 3 => {
+                drain(sim, AccountKind::Escrow, day, 20);
+            }
+            _ => {}
+        }
+    }
+
+    if !requests.is_empty() {
+        crate::app::books::record_batch(store, requests).await?;
+    }
+    Ok(())
+}
+
+/// Money leaves an account with no instruction of ours.
+fn drain(sim: &mut Sim, kind: AccountKind, day: NaiveDate, percent: i64) {
+    let Some(balance) = sim
+        .accounts
+        .iter()
+        .find(|a| a.kind == kind)
+        .map(|a| a.balance)
+    else {
+        return;
+    };
+    let amount = balance * percent / 100;
+    if amount > 0 {
+        sim.bank_line(kind, -amount, day, None);
+    }
+}
+
+/// The bank's end of day: it executes the instructions due, closes each
+/// account's statement and sends it (a day late now and then; never, once
+/// a silent bank has gone quiet).
+async fn send_statements(
+    store: &Store,
+    sim: &mut Sim,
+    day: NaiveDate,
+    rng: &mut SmallRng,
+) -> anyhow::Result<()> {
+    let due: Vec<_> = sim
+        .instructed
+        .iter()
+        .filter(|(on, ..)| *on <= day)
+        .cloned()
+        .collect();
+    sim.instructed.retain(|(on, ..)| *on > day);
+    for (_, kind, id, amount) in due {
+        sim.bank_line(kind, -amount, day, Some(id));
+    }
+    let silent = sim.pattern == Some(Pattern::BankFallsSilent) && day >= sim.onset;
+    for a in sim.accounts.iter_mut() {
+        let statement = Statement {
+            format: a.format,
+            account: a.no.clone(),
+            currency: "CNY".into(),
+            statement_id: format!("{}-{}", &a.no[a.no.len() - 5..], day.format("%Y%m%d")),
+            sequence: Some("1/1".into()),
+            opening_balance: Some(Balance {
+                amount: minor_to_decimal(a.balance_open, Currency::Cny),
+                date: a.opened,
+            }),
+            closing_balance: Some(Balance {
+                amount: minor_to_decimal(a.balance, Currency::Cny),
+                date: day,
+            }),
+            lines: std::mem::take(&mut a.today),
+            source: SourceRef::unwritten(),
+        };
+        a.opened = day;
+        a.balance_open = a.balance;
+        a.held.push_back(statement);
+        if silent {
+            continue;
+        }
+        // A late bank: one day in twelve the statement waits for the next.
+        if working(day) && rng.gen_range(0..12) == 0 {
+            continue;
+        }
+        let statements: Vec<Statement> = a.held.drain(..).collect();
+        let bytes = match a.format {
+            Format::Camt053 => bank_adapter::render::camt053::camt053(&statements),
+            _ => bank_adapter::render::mt940::mt940(&statements),
+        };
+        crate::app::feeds::ingest_bytes(store, BANK, bytes.as_bytes())
+            .await
+            .map_err(|e| anyhow::anyhow!("statement of {}: {e}", a.no))?;
+    }
+    Ok(())
+}
