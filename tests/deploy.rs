@@ -17,6 +17,8 @@ mod failover;
 mod files;
 #[path = "deploy/grafana.rs"]
 mod grafana;
+#[path = "deploy/replica.rs"]
+mod replica;
 #[path = "support/served.rs"]
 mod served;
 #[path = "deploy/tls.rs"]

@@ -48,7 +48,12 @@ impl Default for Config {
 
 #[derive(Clone)]
 pub struct AppState {
+    /// The system of record: every write, and every read that decides one.
     pub store: Store,
+    /// Where officers' reads go (overview, balances, entries, risk,
+    /// alerts): a read replica when `database.read_url` is set, else the
+    /// same store. Never written to.
+    pub reads: Store,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
     /// The banks' push secrets (and connections, for the jobs).
@@ -66,11 +71,20 @@ impl AppState {
         banks: crate::app::banks::BankDirectory,
     ) -> AppState {
         AppState {
+            reads: store.clone(),
             store,
             metrics: Arc::new(Metrics::default()),
             config: Arc::new(config),
             banks: Arc::new(banks),
         }
+    }
+}
+
+impl AppState {
+    /// Officers' reads go to `reads` (a read replica).
+    pub fn with_reads(mut self, reads: Store) -> AppState {
+        self.reads = reads;
+        self
     }
 }
 
@@ -113,7 +127,7 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(routes::ops::router(doc))
-        .merge(crate::console::router(state.store.clone()))
+        .merge(crate::console::router(state.store.clone(), state.reads.clone()))
         .merge(api)
         .merge(pushed)
         .fallback(routes::ops::not_found)
