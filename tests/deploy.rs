@@ -19,6 +19,8 @@ mod files;
 mod grafana;
 #[path = "deploy/replica.rs"]
 mod replica;
+#[path = "support/scratch_pg.rs"]
+mod scratch_pg;
 #[path = "support/served.rs"]
 mod served;
 #[path = "deploy/tls.rs"]
