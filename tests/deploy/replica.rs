@@ -320,6 +320,40 @@ async fn officers_reads_come_from_the_read_replica_and_writes_from_the_primary()
     // … and the officers' reads come from the standby, which lacks it.
     assert_eq!(get(balances.clone()).await, balances_before);
     assert_eq!(get(overview.clone()).await, overview_before);
+    // Their answers say how far behind the standby is, and so does
+    // /metrics; a write's answer does not.
+    assert!(paid.headers().get("x-replica-lag-ms").is_none());
+    let read = client
+        .get(&balances)
+        .bearer_auth(&officer)
+        .send()
+        .await
+        .unwrap();
+    let lag: i64 = read.headers()["x-replica-lag-ms"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        lag > 0,
+        "replay is paused behind a payment, and the lag is {lag}"
+    );
+    let metrics = client
+        .get(format!("http://{}/metrics", served.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let gauge = metrics
+        .lines()
+        .find(|l| l.starts_with("read_replica_lag_ms "))
+        .unwrap_or_else(|| panic!("no read_replica_lag_ms in /metrics"));
+    assert!(
+        gauge.ends_with(|c: char| c.is_ascii_digit()) && !gauge.ends_with(" 0"),
+        "{gauge}"
+    );
 
     // Replay resumes: the reads catch up.
     replica
