@@ -17,6 +17,10 @@ mod failover;
 mod files;
 #[path = "deploy/grafana.rs"]
 mod grafana;
+#[path = "deploy/replica.rs"]
+mod replica;
+#[path = "support/scratch_pg.rs"]
+mod scratch_pg;
 #[path = "support/served.rs"]
 mod served;
 #[path = "deploy/tls.rs"]

@@ -310,3 +310,50 @@ fn the_shipped_configuration_files_are_valid() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(line(&stdout(&out), "listen").contains("0.0.0.0:8080"));
 }
+
+#[test]
+fn a_read_replica_takes_the_primary_password_masked_and_must_be_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = good_file(dir.path());
+    let replica = "postgres://escrow@replica.internal:5432/escrow";
+    let out = run(
+        &["config", "check", &file],
+        &[("ESCROW_READ_DATABASE_URL", replica)],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let read = line(&text, "read_url");
+    assert!(
+        read.contains("postgres://escrow:********@replica.internal:5432/escrow"),
+        "{read}"
+    );
+    assert!(read.contains("# ESCROW_READ_DATABASE_URL"), "{read}");
+    assert!(!text.contains(PASSWORD));
+    // A SQLite file is no replica; a password in the file's URL is a secret.
+    let out = run(
+        &["config", "check", &file],
+        &[("ESCROW_READ_DATABASE_URL", "sqlite://copy.db")],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(
+            "database.read_url is sqlite://copy.db: a read replica is a PostgreSQL standby"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let embedded = dir.path().join("embedded.toml");
+    std::fs::write(
+        &embedded,
+        "[database]\nread_url = \"postgres://escrow:hunter2@replica/escrow\"\n",
+    )
+    .unwrap();
+    let out = run(&["config", "check", embedded.to_str().unwrap()], &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("key database.read_url has a password"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+}

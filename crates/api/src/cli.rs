@@ -459,7 +459,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
         }
-        Command::Serve(args) => crate::serve::run(&database, args, &config.settings).await?,
+        Command::Serve(args) => {
+            let reads = config.read_database_url()?;
+            crate::serve::run(&database, reads.as_ref(), args, &config.settings).await?
+        }
         Command::Jobs {
             banks,
             every_secs,

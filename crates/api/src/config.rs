@@ -26,6 +26,7 @@ pub const ENV: &[(&str, &str)] = &[
     ("ESCROW_DATABASE_URL", "database.url"),
     ("ESCROW_DATABASE_PASSWORD", "database.password"),
     ("ESCROW_DATABASE_PASSWORD_FILE", "database.password_file"),
+    ("ESCROW_READ_DATABASE_URL", "database.read_url"),
     ("ESCROW_LISTEN", "http.listen"),
     ("ESCROW_REQUEST_TIMEOUT_SECS", "http.request_timeout_secs"),
     ("ESCROW_MAX_BODY_BYTES", "http.max_body_bytes"),
@@ -162,6 +163,10 @@ pub struct Database {
     /// Only from the environment (`ESCROW_DATABASE_PASSWORD`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret>,
+    /// A read replica (PostgreSQL streaming standby) for officers' reads:
+    /// overview, balances, entries, risk, alerts, the console's overview.
+    /// Same user and password as `url`. Writes always go to `url`.
+    pub read_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -353,7 +358,8 @@ fn refuse_secrets(path: &str, prefix: &str, table: &toml::Table) -> Result<(), C
         match value {
             toml::Value::Table(inner) => refuse_secrets(path, &format!("{full}."), inner)?,
             toml::Value::String(text)
-                if full == "database.url" && ledger_core::store::mask_password(text) != *text =>
+                if (full == "database.url" || full == "database.read_url")
+                    && ledger_core::store::mask_password(text) != *text =>
             {
                 return Err(ConfigError::EmbeddedSecret {
                     path: path.into(),
@@ -418,11 +424,32 @@ impl Loaded {
     /// through it), else the configuration, else the SQLite default; with
     /// the password from `password_file` or `ESCROW_DATABASE_PASSWORD`.
     pub fn database_url(&self, flag: Option<&str>) -> Result<DatabaseUrl, ConfigError> {
-        let db = &self.settings.database;
         let url = flag
             .map(str::to_string)
-            .or_else(|| db.url.clone())
+            .or_else(|| self.settings.database.url.clone())
             .unwrap_or_else(|| ledger_core::store::DEFAULT_DATABASE_URL.to_string());
+        self.with_password(url)
+    }
+
+    /// The read replica's URL (`database.read_url`), if one is configured,
+    /// with the same password as the primary's.
+    pub fn read_database_url(&self) -> Result<Option<DatabaseUrl>, ConfigError> {
+        let Some(url) = self.settings.database.read_url.clone() else {
+            return Ok(None);
+        };
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::Database(format!(
+                "database.read_url is {}: a read replica is a PostgreSQL standby (postgres://…)",
+                mask_url(&url)
+            )));
+        }
+        self.with_password(url).map(Some)
+    }
+
+    /// `url` with the password from `password_file` or
+    /// `ESCROW_DATABASE_PASSWORD` put in (if one is given).
+    fn with_password(&self, url: String) -> Result<DatabaseUrl, ConfigError> {
+        let db = &self.settings.database;
         let password =
             match (&db.password, &db.password_file) {
                 (Some(_), Some(_)) => return Err(ConfigError::Database(

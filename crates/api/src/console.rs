@@ -49,6 +49,8 @@ impl Lang {
 #[derive(Clone)]
 pub struct ConsoleState {
     pub store: Store,
+    /// The overview's source: a read replica when one is configured.
+    pub reads: Store,
 }
 
 pub const SESSION_COOKIE: &str = "el_session";
@@ -56,7 +58,7 @@ pub const FORM_COOKIE: &str = "el_form";
 pub const LANG_COOKIE: &str = "el_lang";
 
 /// The console's routes (the API's router merges them; they need no token).
-pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
+pub fn router<S: Clone + Send + Sync + 'static>(store: Store, reads: Store) -> Router<S> {
     Router::new()
         .route("/", get(pages::home))
         .route("/console.css", get(pages::stylesheet))
@@ -78,7 +80,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
         .route("/notices/{no}/answer", post(pages::answer_notice))
         .route("/refunds/{id}/decide", post(pages::decide_refund))
         .route("/institutions/{id}/alerts/{key}", post(pages::act_on_alert))
-        .with_state(ConsoleState { store })
+        .with_state(ConsoleState { store, reads })
 }
 
 /// A cookie's value from the request.

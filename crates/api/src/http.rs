@@ -55,7 +55,14 @@ impl Default for Config {
 
 #[derive(Clone)]
 pub struct AppState {
+    /// The system of record: every write, and every read that decides one.
     pub store: Store,
+    /// Where officers' reads go (overview, balances, entries, risk,
+    /// alerts): a read replica when `database.read_url` is set, else the
+    /// same store. Never written to.
+    pub reads: Store,
+    /// Whether `reads` is a read replica (then its answers say its lag).
+    pub replica: bool,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
     /// The banks' push secrets (and connections, for the jobs).
@@ -79,6 +86,8 @@ impl AppState {
         AppState {
             group: crate::app::group_commit::GroupCommit::start(store.clone(), config.group),
             tokens: Arc::new(auth::TokenCache::new(config.token_cache)),
+            reads: store.clone(),
+            replica: false,
             store,
             metrics: Arc::new(Metrics::default()),
             config: Arc::new(config),
@@ -86,6 +95,30 @@ impl AppState {
         }
     }
 }
+
+impl AppState {
+    /// Officers' reads go to `reads` (a read replica).
+    pub fn with_reads(mut self, reads: Store) -> AppState {
+        self.reads = reads;
+        self.replica = true;
+        self
+    }
+}
+
+/// The routes whose reads come from `AppState::reads` (a read replica when
+/// one is configured); their answers carry the replica's lag.
+pub const REPLICA_ROUTES: &[&str] = &[
+    "/v1/jurisdictions/{code}/overview",
+    "/v1/institutions/{id}/balances",
+    "/v1/institutions/{id}/entries",
+    "/v1/jurisdictions/{code}/risk",
+    "/v1/alerts",
+    "/overview",
+];
+
+/// The header that says how far behind the primary an answer read from
+/// the replica may be, in milliseconds.
+pub const REPLICA_LAG_HEADER: &str = "x-replica-lag-ms";
 
 /// The `/v1` API (token-authenticated, and signature-authenticated bank
 /// pushes) with its OpenAPI document, collected from the handlers.
@@ -127,12 +160,13 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(routes::ops::router(doc))
-        .merge(crate::console::router(state.store.clone()))
+        .merge(crate::console::router(state.store.clone(), state.reads.clone()))
         .merge(api)
         .merge(pushed)
         .fallback(routes::ops::not_found)
         .layer(axum::middleware::from_fn(problem::refuse_nul_in_uri))
         .layer(from_fn_with_state(state.clone(), track))
+        .layer(from_fn_with_state(state.clone(), replica_lag))
         .layer(from_fn_with_state(state.clone(), limits::limit_body))
         // The route limits above replace the extractors' own 2 MiB default.
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -188,6 +222,35 @@ pub async fn shutdown_signal() {
         _ = term => {}
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// On answers read from a read replica, its lag (measured after the read,
+/// so the data are at most that old plus the read's own time).
+async fn replica_lag(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let from_replica = state.replica
+        && request.method() == axum::http::Method::GET
+        && request
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .is_some_and(|p| REPLICA_ROUTES.contains(&p.as_str()));
+    let mut response = next.run(request).await;
+    if from_replica && response.status().is_success() {
+        match state.reads.replay_lag_ms().await {
+            Ok(Some(lag)) => {
+                response.headers_mut().insert(
+                    HeaderName::from_static(REPLICA_LAG_HEADER),
+                    axum::http::HeaderValue::from(lag),
+                );
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "the read replica's lag is unreadable"),
+        }
+    }
+    response
 }
 
 /// Counts and times every request by its route template (never the raw

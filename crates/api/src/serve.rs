@@ -104,6 +104,7 @@ pub const DEMO_TOKEN_NAME: &str = "demo county officer";
 /// (environment, then file, then defaults).
 pub async fn run(
     database: &crate::config::DatabaseUrl,
+    read_replica: Option<&crate::config::DatabaseUrl>,
     args: ServeArgs,
     config: &crate::config::Settings,
 ) -> anyhow::Result<()> {
@@ -141,6 +142,16 @@ pub async fn run(
     let scheme = if tls.is_some() { "https" } else { "http" };
     let url = database.expose();
     let store = crate::app::open_store(url).await?;
+    // The replica is a standby: connected to, never migrated (the primary's
+    // migrations reach it by replication).
+    let reads = match read_replica {
+        Some(replica) => Some(
+            ledger_core::Store::connect(replica.expose())
+                .await
+                .with_context(|| format!("cannot open the read replica at {replica}"))?,
+        ),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -184,6 +195,9 @@ pub async fn run(
     }
     println!("listening on {scheme}://{addr}");
     tracing::info!(%addr, backend = store.backend(), "serving");
+    if let Some(replica) = read_replica {
+        tracing::info!(%replica, "officers' reads go to the read replica");
+    }
     let directory = || -> anyhow::Result<BankDirectory> {
         Ok(match &banks {
             Some(path) => BankDirectory::load(path)?,
@@ -202,6 +216,10 @@ pub async fn run(
         directory()?,
     );
     let group = state.group.clone();
+    let state = match &reads {
+        Some(replica) => state.with_reads(replica.clone()),
+        None => state,
+    };
     let (stop_jobs, stopped) = tokio::sync::watch::channel(false);
     let jobs = if let Some(jobs) = jobs_to_run {
         let banks = directory()?;
@@ -246,6 +264,9 @@ pub async fn run(
         let _ = jobs.await;
     }
     store.close().await;
+    if let Some(replica) = reads {
+        replica.close().await;
+    }
     Ok(())
 }
 

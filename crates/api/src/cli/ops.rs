@@ -30,6 +30,7 @@ pub fn run(what: ConfigCommand) -> anyhow::Result<ExitCode> {
     let ConfigCommand::Check { file } = what;
     let loaded = config::load(Some(&file))?;
     let database = loaded.database_url(None)?;
+    let replica = loaded.read_database_url()?;
     let s = &loaded.settings;
     let banks = match &s.banks.file {
         Some(path) => {
@@ -81,6 +82,10 @@ pub fn run(what: ConfigCommand) -> anyhow::Result<ExitCode> {
     println!("[database]");
     line("database.url", text(&database.to_string()));
     line("database.password_file", path(&s.database.password_file));
+    line(
+        "database.read_url",
+        replica.map_or("(none)".into(), |r| text(&r.to_string())),
+    );
     if s.database.password.is_some() {
         line("database.password", "\"********\"".into());
     }

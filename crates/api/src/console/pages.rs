@@ -269,7 +269,7 @@ pub async fn overview(
             Err(e) => return failure(lang, &AppError::from(e)),
         },
     };
-    let overview = match crate::app::oversight::overview(&state.store, &code).await {
+    let overview = match crate::app::oversight::overview(&state.reads, &code).await {
         Ok(o) => o,
         Err(e) => return failure(lang, &e),
     };
@@ -1303,7 +1303,7 @@ pub async fn overview_csv(State(state): State<ConsoleState>, headers: HeaderMap)
             Err(e) => return failure(lang, &AppError::from(e)),
         },
     };
-    let overview = match crate::app::oversight::overview(&state.store, &code).await {
+    let overview = match crate::app::oversight::overview(&state.reads, &code).await {
         Ok(o) => o,
         Err(e) => return failure(lang, &e),
     };

@@ -70,7 +70,8 @@ pub async fn institution(
 }
 
 /// An institution the caller may act on, with its current balances, read
-/// in one round trip (the balance query is the API's busiest).
+/// in one round trip (the balance query is the API's busiest), from the
+/// read replica when there is one.
 pub async fn institution_with_balances(
     state: &AppState,
     caller: &Caller,
@@ -79,7 +80,7 @@ pub async fn institution_with_balances(
 ) -> ApiResult<(Institution, ledger_core::store::BalanceSheet)> {
     let not_found = || ApiError::not_found(format!("institution {id:?}"));
     let parsed = InstitutionId::parse(id).map_err(|_| not_found())?;
-    let (institution, sheet) = match state.store.institution_with_balances(&parsed).await {
+    let (institution, sheet) = match state.reads.institution_with_balances(&parsed).await {
         Ok(found) => found,
         Err(e)
             if e.rejection()

@@ -78,6 +78,8 @@ pub struct Metrics {
     institutions: Family<JurisdictionLabels, Gauge>,
     short: Family<JurisdictionLabels, Gauge>,
     open_alerts_by_jurisdiction: Family<JurisdictionSeverityLabels, Gauge>,
+    /// Absent until a read replica is measured.
+    replica_lag: Family<Vec<(String, String)>, Gauge>,
 }
 
 impl Default for Metrics {
@@ -96,6 +98,7 @@ impl Default for Metrics {
             institutions: Family::default(),
             short: Family::default(),
             open_alerts_by_jurisdiction: Family::default(),
+            replica_lag: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -158,6 +161,11 @@ impl Default for Metrics {
             "Alerts not yet resolved, by the jurisdiction the institution is registered in and severity",
             m.open_alerts_by_jurisdiction.clone(),
         );
+        registry.register(
+            "read_replica_lag_ms",
+            "Replay lag of the read replica officers' reads go to, in milliseconds, measured at the scrape; absent without a replica",
+            m.replica_lag.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -194,6 +202,11 @@ impl Metrics {
                 outcome: outcome.to_string(),
             })
             .inc_by(n);
+    }
+
+    /// The read replica's lag, as measured now.
+    pub fn replica_lag(&self, lag_ms: i64) {
+        self.replica_lag.get_or_create(&Vec::new()).set(lag_ms);
     }
 
     /// Reads the gauges of the books (three queries: institutions, their

@@ -325,6 +325,22 @@ impl Store {
         Ok(known.saturating_sub(usize::try_from(applied).unwrap_or(0)))
     }
 
+    /// How far behind its primary a streaming standby's replay is, in
+    /// milliseconds (0 when it has replayed all it received); `None` for a
+    /// primary and for SQLite, which lag behind nothing.
+    pub async fn replay_lag_ms(&self) -> Result<Option<i64>> {
+        let Store::Postgres(s) = self else {
+            return Ok(None);
+        };
+        // PostgreSQL only: the standby's own view of its replay.
+        let sql = "select case when not pg_is_in_recovery() then null \
+                     when pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() \
+                       or pg_last_xact_replay_timestamp() is null then 0 \
+                     else greatest(0, cast(extract(epoch from clock_timestamp() \
+                       - pg_last_xact_replay_timestamp()) * 1000 as bigint)) end";
+        Ok(sqlx::query_scalar(sql).fetch_one(s.pool()).await?)
+    }
+
     /// The ids of every registered bank.
     pub async fn banks(&self) -> Result<Vec<String>> {
         let sql = "select bank_id from banks order by bank_id";

@@ -76,7 +76,7 @@ async fn balances(
         Some(at) => {
             let i = guard::institution(&state, &caller, &id, Action::ReadBooks).await?;
             let sheet = state
-                .store
+                .reads
                 .balances_at(&i.id, at)
                 .await
                 .map_err(|e| ApiError::from(e).on_field("at"))?;
@@ -184,7 +184,7 @@ async fn entries(
     let mut items = Vec::new();
     let mut exhausted = false;
     while items.len() < limit {
-        let batch = state.store.entries(&i.id, after, 500).await?;
+        let batch = state.reads.entries(&i.id, after, 500).await?;
         if batch.is_empty() {
             exhausted = true;
             break;
@@ -199,7 +199,7 @@ async fn entries(
             }
         }
     }
-    let next_cursor = (!exhausted && !state.store.entries(&i.id, after, 1).await?.is_empty())
+    let next_cursor = (!exhausted && !state.reads.entries(&i.id, after, 1).await?.is_empty())
         .then(|| after.to_string());
     if !csv {
         return Ok(Json(EntryPage { items, next_cursor }).into_response());

@@ -71,6 +71,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     state.metrics.refresh_books(&state.store).await;
+    if state.replica {
+        match state.reads.replay_lag_ms().await {
+            Ok(Some(lag)) => state.metrics.replica_lag(lag),
+            Ok(None) => tracing::warn!("metrics: the read replica is not a standby"),
+            Err(e) => tracing::warn!(error = %e, "metrics: the read replica does not answer"),
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

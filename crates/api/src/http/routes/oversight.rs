@@ -45,7 +45,7 @@ async fn risk(
 ) -> ApiResult<Json<RiskList>> {
     let j = guard::jurisdiction(&state, &caller, &code, Action::Oversee).await?;
     let as_of = q.as_of.unwrap_or_else(|| state.store.now().date_naive());
-    Ok(Json(risk::risk_list(&state.store, &j.code, as_of).await?))
+    Ok(Json(risk::risk_list(&state.reads, &j.code, as_of).await?))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -150,7 +150,7 @@ async fn list_alerts(
         .as_deref()
         .map(|c| c.split_once(' ').unwrap_or((c, "")));
     let mut items: Vec<AlertView> = state
-        .store
+        .reads
         .alerts(None, status)
         .await?
         .iter()

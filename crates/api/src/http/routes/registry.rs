@@ -236,7 +236,7 @@ async fn overview(
     Path(code): Path<String>,
 ) -> ApiResult<Json<Overview>> {
     let j = guard::jurisdiction(&state, &caller, &code, Action::Oversee).await?;
-    let overview = crate::app::oversight::overview(&state.store, &j.code).await?;
+    let overview = crate::app::oversight::overview(&state.reads, &j.code).await?;
     let mut rows = Vec::new();
     let mut totals: std::collections::BTreeMap<Currency, (i64, i64, i64, u32)> = Default::default();
     for row in &overview.rows {
