@@ -2042,3 +2042,5 @@ mod lessons;
 mod matrix;
 #[path = "http/refunds.rs"]
 mod refunds;
+#[path = "http/webhooks.rs"]
+mod webhooks;

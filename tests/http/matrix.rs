@@ -397,6 +397,43 @@ fn endpoints() -> Vec<Endpoint> {
             success: StatusCode::OK,
         },
         Endpoint {
+            name: "subscribe webhooks to an institution",
+            method: Method::POST,
+            path: "/v1/webhooks",
+            target: Target::Institution,
+            allowed: &[Officer, Platform, Admin],
+            body: |f, _| {
+                Some(
+                    json!({"url": "http://127.0.0.1:9/hooks", "events": ["alert.red"],
+                            "institution": f.target_institution}),
+                )
+            },
+            success: StatusCode::CREATED,
+        },
+        Endpoint {
+            name: "subscribe webhooks to a jurisdiction",
+            method: Method::POST,
+            path: "/v1/webhooks",
+            target: Target::Jurisdiction,
+            allowed: &[Officer, Platform, Admin],
+            body: |f, _| {
+                Some(
+                    json!({"url": "http://127.0.0.1:9/hooks", "events": ["refund.state_changed"],
+                            "jurisdiction": f.target_jurisdiction}),
+                )
+            },
+            success: StatusCode::CREATED,
+        },
+        Endpoint {
+            name: "list webhooks",
+            method: Method::GET,
+            path: "/v1/webhooks",
+            target: Target::Nothing,
+            allowed: &[Officer, Platform, Admin],
+            body: |_, _| None,
+            success: StatusCode::OK,
+        },
+        Endpoint {
             name: "upload feed",
             method: Method::POST,
             path: "/v1/feeds?bank={b}",

@@ -198,6 +198,9 @@ async fn every_institution_table_is_keyed_by_institution_first_and_never_spans_t
         "rectification_answers",
         // The white and black lists: versions per jurisdiction.
         "list_changes",
+        // Webhook subscriptions: a jurisdiction's or a platform's, scoped
+        // like tokens (their deliveries are keyed by institution).
+        "webhook_subscriptions",
         "_sqlx_migrations",
     ]
     .into();

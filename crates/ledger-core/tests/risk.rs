@@ -10,11 +10,15 @@ use ledger_core::domain::money::Currency;
 use ledger_core::domain::policy::{resolve, Calendar, RulePack, RuleParams};
 use ledger_core::domain::registry::{Category, Institution, InstitutionStatus, SupervisionMode};
 
+use ledger_core::domain::lessons::{Lesson, LessonEvent, LessonRecord, LessonState};
+use ledger_core::domain::money::Amount;
+use ledger_core::domain::registry::Enrollment;
 use ledger_core::domain::risk::{
     evaluate, rank, score, Assessment, BalanceMismatch, BankLine, CapFlag, Closing, DayFigures,
     EntryRef, EventKind, InstitutionEvent, LedgerFigures, PackageCounts, RefundRequest,
     ReleaseFinding, ReleaseIssue, RiskInput, Severity, Signal, SignalKind, SupervisedAccount,
 };
+use ledger_core::domain::risk::{ConfirmationFacts, ReleaseAsk};
 
 const ESCROW_NO: &str = "6222-0001";
 const DEPOSIT_NO: &str = "6222-0002";
@@ -163,6 +167,81 @@ fn healthy(as_of: NaiveDate) -> RiskInput {
         ],
         cap_flags: vec![],
         events: vec![],
+        confirmations: steady_confirmations(),
+    }
+}
+
+/// E-L's timetable: 1 July to 31 December, an hour a day (184 hours).
+fn timetabled() -> Enrollment {
+    Enrollment {
+        institution: InstitutionId::parse("INS-410922-0001").unwrap(),
+        id: EnrollmentId::parse("E-L").unwrap(),
+        student_ref: "S-L".into(),
+        hours_bought: 184,
+        bonus_hours: 0,
+        price: Amount::parse("18400.00", Currency::Cny).unwrap(),
+        currency: Currency::Cny,
+        course_start: d("2026-07-01"),
+        course_end: d("2026-12-31"),
+    }
+}
+
+/// A lesson record of E-L recorded on `recorded` (answer by ten days
+/// later), with its trail.
+fn lesson(n: usize, recorded: NaiveDate, hours: u32, steps: &[(LessonState, NaiveDate)]) -> Lesson {
+    Lesson {
+        record: LessonRecord {
+            institution: InstitutionId::parse("INS-410922-0001").unwrap(),
+            id: format!("L{n}"),
+            enrollment: EnrollmentId::parse("E-L").unwrap(),
+            hours,
+            occurred_on: recorded,
+            recorded_by: "school".into(),
+            recorded_at: recorded.and_hms_opt(18, 0, 0).unwrap().and_utc(),
+            answer_by: recorded.checked_add_days(Days::new(10)).unwrap(),
+        },
+        trail: steps
+            .iter()
+            .enumerate()
+            .map(|(i, (state, on_day))| LessonEvent {
+                seq: i as i64 + 1,
+                at: on_day.and_hms_opt(9, 0, 0).unwrap().and_utc(),
+                on_day: *on_day,
+                actor: "family".into(),
+                state: *state,
+                reason: None,
+            })
+            .collect(),
+    }
+}
+
+fn next(day: NaiveDate) -> NaiveDate {
+    day.succ_opt().unwrap()
+}
+
+/// An hour a day from 1 July, each confirmed by the family the next day.
+fn steady_confirmations() -> ConfirmationFacts {
+    ConfirmationFacts {
+        lessons: days_from("2026-07-01", d("2026-12-31"))
+            .enumerate()
+            .map(|(n, day)| lesson(n + 1, day, 1, &[(LessonState::Confirmed, next(day))]))
+            .collect(),
+        enrollments: vec![timetabled()],
+        release_asks: vec![],
+    }
+}
+
+/// The records recorded from `from` on get `trail` instead of the family's
+/// confirmation.
+fn answer_from(i: &mut RiskInput, from: &str, trail: fn(&Lesson) -> Vec<(LessonState, NaiveDate)>) {
+    for l in i
+        .confirmations
+        .lessons
+        .iter_mut()
+        .filter(|l| l.record.occurred_on >= d(from))
+    {
+        let steps = trail(l);
+        *l = lesson(0, l.record.occurred_on, l.record.hours, &steps);
     }
 }
 
@@ -555,6 +634,82 @@ fn each_signal_fires_on_the_first_day_its_evidence_allows_and_not_the_day_before
             },
             kind: SignalKind::InstitutionEvent,
             severity: Yellow,
+            before: None,
+        },
+        Case {
+            name: "families stop confirming from 1 October: six of 29 due unconfirmed",
+            first_day: "2026-10-17",
+            mutate: |i| {
+                answer_from(i, "2026-10-01", |l| {
+                    vec![(LessonState::DeemedConfirmed, next(l.record.answer_by))]
+                })
+            },
+            kind: SignalKind::ConfirmationRateFalling,
+            severity: Yellow,
+            before: None,
+        },
+        Case {
+            name: "families dispute from 10 October: four of 30 recorded",
+            first_day: "2026-10-14",
+            mutate: |i| {
+                answer_from(i, "2026-10-10", |l| {
+                    vec![(LessonState::Disputed, next(l.record.occurred_on))]
+                })
+            },
+            kind: SignalKind::DisputesRising,
+            severity: Yellow,
+            before: None,
+        },
+        Case {
+            name: "silence from 1 October outnumbers confirmations (the rate check off)",
+            first_day: "2026-10-22",
+            mutate: |i| {
+                i.rules.params.confirmation_rate_drop_bp = None;
+                answer_from(i, "2026-10-01", |l| {
+                    vec![(LessonState::DeemedConfirmed, next(l.record.answer_by))]
+                })
+            },
+            kind: SignalKind::DeemedCrowdingOut,
+            severity: Yellow,
+            before: None,
+        },
+        Case {
+            name: "twenty hours recorded at once, beyond two weeks of timetable",
+            first_day: "2026-10-20",
+            mutate: |i| {
+                let extra = lesson(
+                    999,
+                    d("2026-10-20"),
+                    20,
+                    &[(LessonState::Confirmed, d("2026-10-21"))],
+                );
+                i.confirmations.lessons.push(extra);
+            },
+            kind: SignalKind::LessonsAheadOfTimetable,
+            severity: Yellow,
+            before: None,
+        },
+        Case {
+            name: "a release asked for beyond confirmed earnings (a decided one does not count)",
+            first_day: "2026-10-15",
+            mutate: |i| {
+                i.confirmations.release_asks = vec![
+                    ReleaseAsk {
+                        id: "AP1".into(),
+                        asked_on: d("2026-10-09"),
+                        decided_on: Some(d("2026-10-10")),
+                        amount_minor: 5_000_000,
+                    },
+                    ReleaseAsk {
+                        id: "AP2".into(),
+                        asked_on: d("2026-10-15"),
+                        decided_on: None,
+                        amount_minor: 2_000_001,
+                    },
+                ]
+            },
+            kind: SignalKind::ReleaseBeyondEarned,
+            severity: Red,
             before: None,
         },
     ];

@@ -712,6 +712,7 @@ async fn every_append_only_table_refuses_truncate_on_postgres() {
         "lessons",
         "lesson_events",
         "institution_freezes",
+        "webhook_attempts",
     ] {
         let error = refused(&db, &format!("truncate {table} cascade"))
             .await

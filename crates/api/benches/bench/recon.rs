@@ -209,6 +209,7 @@ fn risk_input(n: usize, as_of: NaiveDate) -> anyhow::Result<ledger_core::domain:
         refund_requests: vec![],
         cap_flags: vec![],
         events: vec![],
+        confirmations: Default::default(),
     })
 }
 

@@ -540,3 +540,23 @@ async fn institution_of(store: &Store, approval: &Approval) -> AppResult<Institu
     })?;
     Ok(store.institution(id).await?)
 }
+
+/// A manual release request as the risk engine reads it (what it asks
+/// for, when, and when it was decided); `None` for other kinds, or a
+/// payload this version cannot read.
+pub fn release_ask(
+    a: &Approval,
+    currency: ledger_core::Currency,
+) -> Option<ledger_core::domain::risk::ReleaseAsk> {
+    if a.kind != ApprovalKind::Release {
+        return None;
+    }
+    let payload: ReleasePayload = decode(a).ok()?;
+    let amount = ledger_core::Amount::parse(&payload.amount, currency).ok()?;
+    Some(ledger_core::domain::risk::ReleaseAsk {
+        id: a.id.clone(),
+        asked_on: a.requested_at.date_naive(),
+        decided_on: a.decision.as_ref().map(|d| d.at.date_naive()),
+        amount_minor: amount.minor(),
+    })
+}

@@ -73,6 +73,8 @@ pub async fn records_of(
         refunds,
         events: risk_events(&store.events(&institution.id).await?),
         rules: store.rules_for(institution, as_of).await?,
+        lessons: store.lessons(&institution.id, None).await?,
+        release_asks: release_asks(store, institution).await?,
     })
 }
 
@@ -104,6 +106,8 @@ pub async fn records_all(
             enrollments: Vec::new(),
             refunds: Vec::new(),
             events: Vec::new(),
+            lessons: Vec::new(),
+            release_asks: Vec::new(),
         });
     }
     let slot = |id: &str| wanted.get(id).copied();
@@ -153,7 +157,32 @@ pub async fn records_all(
             records[n].events = risk_events(&events);
         }
     }
+    // Lesson records per institution (no set-wise read yet), release
+    // requests in one read.
+    let approvals = store.approvals(None, false).await?;
+    for r in &mut records {
+        r.lessons = store.lessons(&r.institution.id, None).await?;
+        r.release_asks = approvals
+            .iter()
+            .filter(|a| a.institution.as_ref() == Some(&r.institution.id))
+            .filter_map(|a| crate::app::approvals::release_ask(a, r.institution.currency))
+            .collect();
+    }
     Ok(records)
+}
+
+/// An institution's manual release requests, as the risk engine reads them.
+async fn release_asks(
+    store: &Store,
+    institution: &Institution,
+) -> AppResult<Vec<ledger_core::domain::risk::ReleaseAsk>> {
+    Ok(store
+        .approvals(None, false)
+        .await?
+        .iter()
+        .filter(|a| a.institution.as_ref() == Some(&institution.id))
+        .filter_map(|a| crate::app::approvals::release_ask(a, institution.currency))
+        .collect())
 }
 
 /// The snapshot of one institution on one day, from its records.

@@ -118,6 +118,29 @@ pub struct RuleParams {
     /// Kept in escrow beyond what families are owed: this share of unearned
     /// tuition (basis points) is never released.
     pub release_reserve_bp: Option<u32>,
+    /// Risk (families' answers): rates are judged over at least this many
+    /// lesson records.
+    #[serde(default)]
+    pub confirmation_min_records: Option<u32>,
+    /// The share of records families confirm themselves falling this far
+    /// (basis points) below its baseline is a signal.
+    #[serde(default)]
+    pub confirmation_rate_drop_bp: Option<u32>,
+    /// More than this share of the records recorded recently disputed.
+    #[serde(default)]
+    pub dispute_rate_max_bp: Option<u32>,
+    /// More than this share of the records earned recently deemed
+    /// confirmed by silence.
+    #[serde(default)]
+    pub deemed_share_max_bp: Option<u32>,
+    /// Hours recorded beyond what the enrollment's timetable allows this
+    /// many days later.
+    #[serde(default)]
+    pub lessons_ahead_days: Option<u32>,
+    /// Open manual release requests beyond confirmed, unreleased earnings
+    /// plus this share of them (0: any excess).
+    #[serde(default)]
+    pub release_request_excess_bp: Option<u32>,
 }
 
 impl RuleParams {
@@ -170,6 +193,12 @@ impl RuleParams {
             lesson_confirm_working_days: Some(15),
             release_cadence: Some(crate::domain::lessons::ReleaseCadence::Weekly),
             release_reserve_bp: None,
+            confirmation_min_records: Some(10),
+            confirmation_rate_drop_bp: Some(2_000),
+            dispute_rate_max_bp: Some(1_000),
+            deemed_share_max_bp: Some(5_000),
+            lessons_ahead_days: Some(14),
+            release_request_excess_bp: Some(0),
         }
     }
 
@@ -218,7 +247,13 @@ impl RuleParams {
             refund_two_officers_above_minor,
             lesson_confirm_working_days,
             release_cadence,
-            release_reserve_bp
+            release_reserve_bp,
+            confirmation_min_records,
+            confirmation_rate_drop_bp,
+            dispute_rate_max_bp,
+            deemed_share_max_bp,
+            lessons_ahead_days,
+            release_request_excess_bp
         );
         if child.holidays.is_some() {
             self.holidays.clone_from(&child.holidays);
@@ -280,6 +315,26 @@ impl RuleParams {
             return Err(bad(
                 "release_cadence: working_days_after_confirmation must be 0 to 366",
             ));
+        }
+        for (name, bp) in [
+            ("confirmation_rate_drop_bp", self.confirmation_rate_drop_bp),
+            ("dispute_rate_max_bp", self.dispute_rate_max_bp),
+            ("deemed_share_max_bp", self.deemed_share_max_bp),
+        ] {
+            if matches!(bp, Some(b) if b == 0 || b > 10_000) {
+                return Err(bad(&format!("{name} must be 1 to 10000 basis points")));
+            }
+        }
+        if matches!(self.release_request_excess_bp, Some(b) if b > 10_000) {
+            return Err(bad(
+                "release_request_excess_bp must be 0 to 10000 basis points",
+            ));
+        }
+        if matches!(self.lessons_ahead_days, Some(d) if d > 3_660) {
+            return Err(bad("lessons_ahead_days must be 0 to 3660"));
+        }
+        if matches!(self.confirmation_min_records, Some(n) if n == 0 || n > 100_000) {
+            return Err(bad("confirmation_min_records must be 1 to 100000"));
         }
         if matches!(self.release_reserve_bp, Some(b) if b > 10_000) {
             return Err(bad("release_reserve_bp must be 0 to 10000 basis points"));

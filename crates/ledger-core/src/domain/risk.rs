@@ -16,6 +16,7 @@
 //!   `i128`); percentages in summaries are display only.
 
 pub mod coverage;
+mod confirmations;
 mod duties;
 mod flows;
 mod funds;
@@ -29,6 +30,7 @@ use std::collections::BTreeMap;
 use chrono::{Days, NaiveDate};
 use serde::Serialize;
 
+pub use confirmations::{ConfirmationFacts, ReleaseAsk};
 pub use input::{
     BalanceMismatch, BankLine, CapFlag, Closing, DayFigures, EntryRef, EventKind, InstitutionEvent,
     LedgerFigures, PackageCounts, RefundRequest, ReleaseFinding, ReleaseIssue, RiskInput,
@@ -57,10 +59,15 @@ pub enum SignalKind {
     OutflowWarning,
     FeedSilence,
     InstitutionEvent,
+    ConfirmationRateFalling,
+    DisputesRising,
+    DeemedCrowdingOut,
+    LessonsAheadOfTimetable,
+    ReleaseBeyondEarned,
 }
 
 impl SignalKind {
-    pub const ALL: [SignalKind; 13] = [
+    pub const ALL: [SignalKind; 18] = [
         SignalKind::Shortfall,
         SignalKind::UnauthorizedOutflow,
         SignalKind::DepositBelowFloor,
@@ -74,6 +81,11 @@ impl SignalKind {
         SignalKind::OutflowWarning,
         SignalKind::FeedSilence,
         SignalKind::InstitutionEvent,
+        SignalKind::ConfirmationRateFalling,
+        SignalKind::DisputesRising,
+        SignalKind::DeemedCrowdingOut,
+        SignalKind::LessonsAheadOfTimetable,
+        SignalKind::ReleaseBeyondEarned,
     ];
 
     pub fn code(self) -> &'static str {
@@ -91,6 +103,11 @@ impl SignalKind {
             SignalKind::OutflowWarning => "outflow_warning",
             SignalKind::FeedSilence => "feed_silence",
             SignalKind::InstitutionEvent => "institution_event",
+            SignalKind::ConfirmationRateFalling => "confirmation_rate_falling",
+            SignalKind::DisputesRising => "disputes_rising",
+            SignalKind::DeemedCrowdingOut => "deemed_crowding_out",
+            SignalKind::LessonsAheadOfTimetable => "lessons_ahead_of_timetable",
+            SignalKind::ReleaseBeyondEarned => "release_beyond_earned",
         }
     }
 }
@@ -245,6 +262,7 @@ pub fn evaluate(input: &RiskInput) -> Assessment {
     duties::cap_breach(&ctx, &mut out);
     duties::feed_silence(&ctx, &mut out);
     duties::institution_event(&ctx, &mut out);
+    confirmations::evaluate(&ctx, &mut out);
 
     let mut signals = out.signals;
     signals.sort_by(|a, b| (b.severity, a.kind, &a.key).cmp(&(a.severity, b.kind, &b.key)));

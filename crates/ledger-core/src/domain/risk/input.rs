@@ -62,6 +62,9 @@ pub struct RiskInput {
     /// least the recent window.
     pub cap_flags: Vec<CapFlag>,
     pub events: Vec<InstitutionEvent>,
+    /// The families' answers to lesson records, the enrollments' timetables
+    /// and manual release requests (`risk/confirmations.rs`).
+    pub confirmations: super::ConfirmationFacts,
 }
 
 /// The ledger's balances at the end of `as_of` (posted, minor units).

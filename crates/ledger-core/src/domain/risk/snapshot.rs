@@ -46,6 +46,10 @@ pub struct Records {
     pub events: Vec<InstitutionEvent>,
     /// The rule pack in force on the day assessed.
     pub rules: ResolvedRules,
+    /// Lesson records with their trails (families' answers).
+    pub lessons: Vec<crate::domain::lessons::Lesson>,
+    /// Manual release requests and when each was decided.
+    pub release_asks: Vec<crate::domain::risk::ReleaseAsk>,
 }
 
 /// Why a snapshot could not be made: the rule pack's calendar contradicts
@@ -393,6 +397,11 @@ pub fn snapshot(records: &Records, as_of: NaiveDate) -> Result<RiskInput, Snapsh
         refund_requests,
         cap_flags,
         events,
+        confirmations: crate::domain::risk::ConfirmationFacts {
+            lessons: records.lessons.clone(),
+            enrollments: records.enrollments.clone(),
+            release_asks: records.release_asks.clone(),
+        },
     })
 }
 
@@ -564,6 +573,8 @@ mod tests {
                 kind: EventKind::ClosureNotice,
                 date: day(5),
             }],
+            lessons: vec![],
+            release_asks: vec![],
             rules: policy::resolve(&chain, &[], day(6)),
         }
     }
