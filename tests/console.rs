@@ -1004,6 +1004,76 @@ async fn officer_walk(server: &Server, c: &Client) {
         .unwrap();
     assert_eq!(h1, "Golden Path Education");
     shoot(c, "03-institution").await;
+    let chart = c.find(Locator::Css("figure#chart")).await.unwrap();
+    std::fs::write(
+        screenshots().join("03a-chart.png"),
+        chart.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    // The chart: owed, escrow in the books and the bank's closings as
+    // lines, each day's movements as bars, the figures as a table too.
+    for series in ["owed", "escrow", "bank"] {
+        c.find(Locator::Css(&format!("figure#chart svg polyline.series.{series}")))
+            .await
+            .unwrap_or_else(|_| panic!("no {series} line in the chart"));
+    }
+    assert!(!c
+        .find_all(Locator::Css("figure#chart svg rect.inflow"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!c
+        .find_all(Locator::Css("figure#chart svg rect.outflow"))
+        .await
+        .unwrap()
+        .is_empty());
+    let table_rows = c
+        .find_all(Locator::Css("table#chart-table tbody tr"))
+        .await
+        .unwrap();
+    assert!(table_rows.len() > 30, "{} days", table_rows.len());
+    // Reconciliation days with their differences: the 30,000.00 outflow.
+    let recon = c
+        .find(Locator::Css("table#recon"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(recon.contains("-¥30,000.00"), "{recon}");
+    assert!(recon.contains("不一致"), "{recon}");
+    let moves = c
+        .find(Locator::Css("table#money-moves"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(moves.contains("拨付") && moves.contains("银行已确认"), "{moves}");
+    // The books behind the figures: every entry, anchored by its seq (the
+    // target of an entry in an alert's evidence).
+    c.find(Locator::LinkText("账簿分录"))
+        .await
+        .unwrap()
+        .follow(c)
+        .await;
+    c.wait()
+        .for_element(Locator::Css("table#entries"))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.current_url().await.unwrap().path(),
+        "/institutions/INS-410922-004/entries"
+    );
+    let row = c.find(Locator::Id("entry-1")).await.unwrap();
+    let first_cell = row.find(Locator::Css("td")).await.unwrap().text().await.unwrap();
+    assert_eq!(first_cell, "1");
+    shoot(c, "03b-entries").await;
+    c.back().await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("table#alerts"))
+        .await
+        .unwrap();
     let evidence = c.find(Locator::Css("a.evidence-line")).await.unwrap();
     let line_id = evidence.text().await.unwrap();
     evidence.follow(c).await;

@@ -10,6 +10,7 @@
 //! session's CSRF token and a POST without it is refused (403). The
 //! sign-in form has a token of its own, in an `el_form` cookie.
 
+pub mod chart;
 pub mod format;
 pub mod pages;
 pub mod views;
@@ -67,6 +68,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
         .route("/alerts.csv", get(pages::alerts_csv))
         .route("/institutions/{id}", get(pages::institution))
         .route("/institutions/{id}/bank-lines", get(pages::bank_lines))
+        .route("/institutions/{id}/entries", get(pages::entries))
         .route("/decisions", get(pages::decisions))
         .route("/institutions/{id}/notices", post(pages::issue_notice))
         .route("/notices", get(pages::notices))

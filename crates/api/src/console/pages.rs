@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::access::{permits, Action};
 use crate::app::oversight::coverage_bp;
 use crate::app::{AppError, Kind};
-use crate::console::format::{date, percent, yuan};
+use crate::console::format::{date, percent, yuan, yuan_text};
 use crate::console::views::{self, line_anchor};
 use crate::console::{
     cookie, lang, set_cookie, signed, ConsoleState, Lang, Signed, FORM_COOKIE, LANG_COOKIE,
@@ -449,7 +449,11 @@ fn evidence_item(lang: Lang, institution: &str, e: &serde_json::Value) -> Markup
                 .get("client_id")
                 .and_then(|v| v.as_str())
                 .unwrap_or("");
-            html! { (lang.t("账簿分录", "Ledger entry")) " #" (seq) " (" (client) ")" }
+            html! {
+                (lang.t("账簿分录", "Ledger entry")) " "
+                a.evidence-entry href={ "/institutions/" (institution) "/entries#entry-" (seq) } { "#" (seq) }
+                " (" (client) ")"
+            }
         }
         "account" => {
             let kind = e.get("kind").and_then(|v| v.as_str()).unwrap_or("");
@@ -572,6 +576,10 @@ pub async fn institution(
             .unwrap_or_else(|| "none".into()),
         Err(e) => return failure(lang, &e),
     };
+    let history = match institution_history(&state, lang, &institution, today).await {
+        Ok(h) => h,
+        Err(e) => return failure(lang, &e),
+    };
     let body = html! {
         (views::institution(
             lang,
@@ -582,6 +590,7 @@ pub async fn institution(
             &items,
             &s.csrf,
         ))
+        (history)
         (views::notice_form(
             lang,
             institution.id.as_str(),
@@ -1440,5 +1449,179 @@ fn coverage_basis(lang: Lang, c: &crate::app::oversight::CoverageOf) -> String {
             (Lang::Zh, Unconfirmed::NoStatement(no)) => format!("账户 {no} 尚无银行对账单,银行尚未确认"),
             (Lang::En, why) => format!("not confirmed by the bank: {}", why.reason()),
         },
+    }
+}
+
+/// The institution page's chart, reconciliation days, and refunds and
+/// releases with their states.
+async fn institution_history(
+    state: &ConsoleState,
+    lang: Lang,
+    institution: &Institution,
+    today: chrono::NaiveDate,
+) -> Result<Markup, AppError> {
+    use ledger_core::domain::entry::EntryKind;
+    let store = &state.store;
+    let points = crate::app::oversight::history(store, institution, today).await?;
+    let mut days: Vec<views::ReconDay> = Vec::new();
+    for account in crate::app::reconcile::report(store, Some(&institution.id), None).await? {
+        let kind = match account.kind.as_str() {
+            "escrow" => lang.t("监管账户", "escrow"),
+            _ => lang.t("风险保证金", "deposit"),
+        };
+        for d in account.days.iter().rev() {
+            days.push(views::ReconDay {
+                date: date(lang, d.date),
+                account: account.account.clone(),
+                kind: kind.to_string(),
+                bank_closing: yuan_text(&d.bank_closing),
+                ledger_balance: yuan_text(&d.ledger_balance),
+                difference: yuan_text(&d.bank_minus_ledger),
+                agrees: d.status == "agrees",
+                status: match d.status.as_str() {
+                    "agrees" => lang.t("一致", "agrees"),
+                    "differs" => lang.t("不一致", "differs"),
+                    _ => lang.t("隔离待查", "quarantined"),
+                }
+                .to_string(),
+            });
+        }
+    }
+    let mut moves = Vec::new();
+    for r in store.refunds(Some(&institution.id), None).await? {
+        let st = r.state.code();
+        moves.push(views::MoneyMove {
+            what: lang.t("退费", "Refund").to_string(),
+            id: r.id.to_string(),
+            amount: r
+                .amount_minor
+                .map(yuan)
+                .unwrap_or_else(|| lang.t("未消课全额", "all unconsumed").to_string()),
+            date: date(lang, r.requested_on),
+            state: refund_state_words(lang, st).to_string(),
+            waiting: matches!(st, "requested" | "approved" | "instructed"),
+        });
+    }
+    let entries = crate::app::reconcile::all_entries(store, &institution.id).await?;
+    for e in entries.iter().filter(|e| e.kind == EntryKind::ReleaseInstructed) {
+        let answer = entries
+            .iter()
+            .find(|a| a.refers_to_seq == Some(e.seq))
+            .map(|a| a.kind);
+        let (state, waiting) = match answer {
+            Some(EntryKind::PendingConfirmed) => (lang.t("银行已确认", "confirmed by the bank"), false),
+            Some(EntryKind::PendingVoided) => (lang.t("银行退回", "returned by the bank"), false),
+            _ => (lang.t("已发指令,待银行确认", "instructed, awaiting the bank"), true),
+        };
+        moves.push(views::MoneyMove {
+            what: lang.t("拨付", "Release").to_string(),
+            id: e.client_id.to_string(),
+            amount: yuan(e.postings.first().map_or(0, |p| p.amount.minor())),
+            date: date(lang, e.occurred_at.date_naive()),
+            state: state.to_string(),
+            waiting,
+        });
+    }
+    let (approvals, _) = crate::app::approvals::list(store, |_| true, true, None, 200).await?;
+    for a in approvals
+        .iter()
+        .filter(|a| a.institution.as_ref() == Some(&institution.id))
+        .filter(|a| a.kind == ledger_core::domain::approvals::ApprovalKind::Release)
+    {
+        moves.push(views::MoneyMove {
+            what: lang.t("拨付申请", "Release requested").to_string(),
+            id: a.id.clone(),
+            amount: a.summary.clone(),
+            date: date(lang, a.requested_at.date_naive()),
+            state: lang.t("待第二位审批人", "awaiting the second officer").to_string(),
+            waiting: true,
+        });
+    }
+    Ok(views::institution_history(
+        lang,
+        crate::console::chart::chart(lang, &points),
+        &days,
+        &moves,
+    ))
+}
+
+fn refund_state_words(lang: Lang, code: &str) -> &'static str {
+    match code {
+        "requested" => lang.t("待审批", "awaiting a decision"),
+        "approved" => lang.t("已批准", "approved"),
+        "instructed" => lang.t("已发指令", "instructed"),
+        "paid" => lang.t("已支付", "paid"),
+        "returned" => lang.t("银行退回", "returned"),
+        "declined" => lang.t("已驳回", "declined"),
+        _ => lang.t("其他", "other"),
+    }
+}
+
+/// Every ledger entry of an institution, each with its postings, anchored
+/// by its seq (`#entry-12`) so evidence links reach it.
+pub async fn entries(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    let lang = lang(&headers, q.lang.as_deref());
+    let s = match signed(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let institution = match visible(&state, &s, &id).await {
+        Ok(i) => i,
+        Err(e) => return failure(lang, &e),
+    };
+    let entries = match crate::app::reconcile::all_entries(&state.store, &institution.id).await {
+        Ok(e) => e,
+        Err(e) => return failure(lang, &e),
+    };
+    let rows: Vec<views::EntryRow> = entries
+        .iter()
+        .rev()
+        .map(|e| views::EntryRow {
+            seq: e.seq,
+            client_id: e.client_id.to_string(),
+            kind: e.kind.code().to_string(),
+            date: date(lang, e.occurred_at.date_naive()),
+            postings: e
+                .postings
+                .iter()
+                .map(|p| {
+                    let side = match p.side {
+                        ledger_core::Side::Debit => lang.t("借", "Dr"),
+                        ledger_core::Side::Credit => lang.t("贷", "Cr"),
+                    };
+                    format!("{side} {} {}", p.account, yuan(p.amount.minor()))
+                })
+                .collect(),
+        })
+        .collect();
+    let body = views::entries(lang, institution.id.as_str(), &institution.name, &rows);
+    render(
+        &headers,
+        q.lang.as_deref(),
+        StatusCode::OK,
+        signed_page(lang, lang.t("账簿分录", "Ledger entries"), &s, body),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_in_the_evidence_links_to_it_on_the_entries_page() {
+        let e = serde_json::json!({
+            "type": "entry",
+            "entry": {"seq": 12, "client_id": "pay-1"}
+        });
+        let html = evidence_item(Lang::En, "INS-1", &e).into_string();
+        assert!(
+            html.contains(r##"href="/institutions/INS-1/entries#entry-12""##),
+            "{html}"
+        );
     }
 }

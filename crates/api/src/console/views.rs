@@ -185,7 +185,9 @@ pub fn overview(
                 td.num { (yuan(totals.0)) }
                 td.num { (yuan(totals.1)) }
                 td.num { (yuan(totals.2)) }
-                td.num { @if totals.0 > 0 { (percent(((i128::from(totals.1) + i128::from(totals.2)) * 10_000 / i128::from(totals.0)) as i64)) } @else { "—" } }
+                // Coverage is an institution's figure (its own bank's
+                // closings); a sum of the books' columns would be another.
+                td.num { "—" }
                 td.num { (totals.3) " / " (totals.4) }
             } }
         }
@@ -233,7 +235,8 @@ pub fn institution(
         p.noprint { a href="/overview" { "← " (lang.t("返回辖区总览", "Back to the overview")) } }
         h1 { (name) }
         p { (lang.t("许可证号", "Licence")) ": " (licence_no) " · " (id) " · "
-            a href={ "/institutions/" (id) "/bank-lines" } { (lang.t("银行流水", "Bank lines")) } }
+            a href={ "/institutions/" (id) "/bank-lines" } { (lang.t("银行流水", "Bank lines")) } " · "
+            a href={ "/institutions/" (id) "/entries" } { (lang.t("账簿分录", "Ledger entries")) } }
         h2 { (lang.t("资金情况", "Figures")) }
         dl.figures {
             (fig(lang.t("应退家长", "Owed to families"), yuan(figures.owed)))
@@ -337,6 +340,42 @@ pub fn bank_lines(lang: Lang, id: &str, name: &str, lines: &[LineRow]) -> Markup
                         td { (l.bank_ref) }
                         td { (l.counterparty) }
                         td { (l.remittance) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One ledger entry on the entries page.
+pub struct EntryRow {
+    pub seq: i64,
+    pub client_id: String,
+    pub kind: String,
+    pub date: String,
+    pub postings: Vec<String>,
+}
+
+pub fn entries(lang: Lang, id: &str, name: &str, rows: &[EntryRow]) -> Markup {
+    html! {
+        p.noprint { a href={ "/institutions/" (id) } { "← " (name) } }
+        h1 { (name) " · " (lang.t("账簿分录", "Ledger entries")) }
+        table #entries {
+            thead { tr {
+                th scope="col" { (lang.t("序号", "Seq")) }
+                th scope="col" { (lang.t("日期", "Date")) }
+                th scope="col" { (lang.t("类别", "Kind")) }
+                th scope="col" { (lang.t("请求编号", "Client id")) }
+                th scope="col" { (lang.t("借贷", "Postings")) }
+            } }
+            tbody {
+                @for r in rows {
+                    tr id={ "entry-" (r.seq) } {
+                        td { (r.seq) }
+                        td.nowrap { (r.date) }
+                        td { code { (r.kind) } }
+                        td { code { (r.client_id) } }
+                        td { @for p in &r.postings { (p) br; } }
                     }
                 }
             }
@@ -651,5 +690,94 @@ pub fn public_lists(lang: Lang, lists: &[PublicLists]) -> Markup {
             }
         }
         @if lists.is_empty() { p { (lang.t("尚未发布名单。", "No list published yet.")) } }
+    }
+}
+
+/// One reconciliation day of an account, as recorded.
+pub struct ReconDay {
+    pub date: String,
+    pub account: String,
+    pub kind: String,
+    pub bank_closing: String,
+    pub ledger_balance: String,
+    pub difference: String,
+    pub agrees: bool,
+    pub status: String,
+}
+
+/// A refund or a release with its state.
+pub struct MoneyMove {
+    pub what: String,
+    pub id: String,
+    pub amount: String,
+    pub date: String,
+    pub state: String,
+    /// Still waiting for someone (an officer, or the bank).
+    pub waiting: bool,
+}
+
+/// The institution page's chart, reconciliation days, and refunds and
+/// releases.
+pub fn institution_history(
+    lang: Lang,
+    chart: Markup,
+    days: &[ReconDay],
+    moves: &[MoneyMove],
+) -> Markup {
+    html! {
+        h2 #history { (lang.t("逐日资金", "Day by day")) }
+        (chart)
+        h2 #recon-days { (lang.t("对账日", "Reconciliation days")) }
+        @if days.is_empty() {
+            p { (lang.t("尚无对账记录。", "No reconciliation recorded yet.")) }
+        } @else {
+            table #recon {
+                thead { tr {
+                    th scope="col" { (lang.t("日期", "Date")) }
+                    th scope="col" { (lang.t("账户", "Account")) }
+                    th.num scope="col" { (lang.t("银行日终余额", "Bank closing")) }
+                    th.num scope="col" { (lang.t("账簿余额", "Ledger")) }
+                    th.num scope="col" { (lang.t("差额(银行−账簿)", "Difference (bank − ledger)")) }
+                    th scope="col" { (lang.t("结果", "Result")) }
+                } }
+                tbody {
+                    @for d in days {
+                        tr class=(if d.agrees { "" } else { "red" }) {
+                            td { (d.date) }
+                            td { (d.account) " (" (d.kind) ")" }
+                            td.num { (d.bank_closing) }
+                            td.num { (d.ledger_balance) }
+                            td.num { (d.difference) }
+                            td { (d.status) }
+                        }
+                    }
+                }
+            }
+        }
+        h2 #moves { (lang.t("退费与拨付", "Refunds and releases")) }
+        @if moves.is_empty() {
+            p { (lang.t("没有退费或拨付。", "No refunds or releases.")) }
+        } @else {
+            table #money-moves {
+                thead { tr {
+                    th scope="col" { (lang.t("类别", "Kind")) }
+                    th scope="col" { (lang.t("编号", "Id")) }
+                    th.num scope="col" { (lang.t("金额", "Amount")) }
+                    th scope="col" { (lang.t("日期", "Date")) }
+                    th scope="col" { (lang.t("状态", "State")) }
+                } }
+                tbody {
+                    @for m in moves {
+                        tr class=(if m.waiting { "yellow" } else { "" }) {
+                            td { (m.what) }
+                            td { code { (m.id) } }
+                            td.num { (m.amount) }
+                            td { (m.date) }
+                            td { (m.state) }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
