@@ -69,6 +69,11 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store) -> Router<S> {
         .route("/institutions/{id}", get(pages::institution))
         .route("/institutions/{id}/bank-lines", get(pages::bank_lines))
         .route("/institutions/{id}/entries", get(pages::entries))
+        .route(
+            "/suggestions/{id}/{match_id}/decide",
+            post(pages::decide_suggestion),
+        )
+        .route("/approvals/{id}/decide", post(pages::decide_approval))
         .route("/decisions", get(pages::decisions))
         .route("/institutions/{id}/notices", post(pages::issue_notice))
         .route("/notices", get(pages::notices))

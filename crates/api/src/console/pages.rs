@@ -760,7 +760,57 @@ pub async fn decisions(
                 })
         })
         .collect();
-    let body = views::decisions(lang, &items, &s.csrf);
+    let more = async {
+        let mut suggestions = Vec::new();
+        if permits(s.officer.role, Action::WorkAlerts) {
+            for i in institutions.iter().filter(|i| caller.sees_institution(i, false)) {
+                for m in crate::app::reconcile::suggestions(&state.store, &i.id).await? {
+                    suggestions.push(views::SuggestionItem {
+                        institution_id: i.id.to_string(),
+                        institution: i.name.clone(),
+                        id: m.id,
+                        pass: m.pass,
+                        explanation: m.explanation,
+                    });
+                }
+            }
+        }
+        let mut waiting = Vec::new();
+        if permits(s.officer.role, Action::Approve) {
+            let (list, _) = crate::app::approvals::list(
+                &state.store,
+                |j| caller.sees_jurisdiction(j),
+                true,
+                None,
+                500,
+            )
+            .await?;
+            for a in list {
+                use ledger_core::domain::approvals::ApprovalKind;
+                let kind = match a.kind {
+                    ApprovalKind::Release => lang.t("拨付", "Release"),
+                    ApprovalKind::PayeeChange => lang.t("收款账户变更", "Payee change"),
+                    ApprovalKind::Refund => lang.t("大额退费", "Refund above the threshold"),
+                    ApprovalKind::RulePack => lang.t("规则包", "Rule pack"),
+                };
+                waiting.push(views::ApprovalItem {
+                    id: a.id.clone(),
+                    kind,
+                    institution_id: a.institution.as_ref().map(|i| i.to_string()),
+                    summary: a.summary.clone(),
+                    requested_by: a.requested_name.clone(),
+                    requested_on: date(lang, a.requested_at.date_naive()),
+                });
+            }
+        }
+        Ok::<_, AppError>((suggestions, waiting))
+    }
+    .await;
+    let (suggestions, approvals) = match more {
+        Ok(x) => x,
+        Err(e) => return failure(lang, &e),
+    };
+    let body = views::decisions(lang, &items, &suggestions, &approvals, &s.csrf);
     render(
         &headers,
         q.lang.as_deref(),
@@ -1623,5 +1673,101 @@ mod tests {
             html.contains(r##"href="/institutions/INS-1/entries#entry-12""##),
             "{html}"
         );
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SuggestionForm {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub decision: String,
+}
+
+/// Confirms or rejects a suggested match (kept with who and when; a
+/// confirmed match claims its line and entry in reconciliation).
+pub async fn decide_suggestion(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Path((id, match_id)): Path<(String, String)>,
+    Form(form): Form<SuggestionForm>,
+) -> Response {
+    let lang = lang(&headers, None);
+    let s = match signed(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !same_token(&form.csrf, &s.csrf) {
+        return forbidden_form(lang);
+    }
+    if !permits(s.officer.role, Action::WorkAlerts) {
+        return not_found(lang);
+    }
+    let institution = match visible(&state, &s, &id).await {
+        Ok(i) => i,
+        Err(e) => return failure(lang, &e),
+    };
+    let decision = match crate::app::reconcile::Decision::parse(&form.decision) {
+        Ok(d) => d,
+        Err(e) => return failure(lang, &e),
+    };
+    let actor = format!("console:{} ({})", s.officer.login, s.officer.name);
+    match crate::app::reconcile::decide(&state.store, &institution.id, &match_id, decision, &actor, None)
+        .await
+    {
+        Ok(()) => Redirect::to("/decisions#suggestions").into_response(),
+        Err(e) => failure(lang, &e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ApprovalForm {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub decision: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// A second officer approves (the release or payee change happens, once)
+/// or rejects with a reason (nothing happens); the officer who asked
+/// cannot answer their own request.
+pub async fn decide_approval(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<ApprovalForm>,
+) -> Response {
+    let lang = lang(&headers, None);
+    let s = match signed(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !same_token(&form.csrf, &s.csrf) {
+        return forbidden_form(lang);
+    }
+    if !permits(s.officer.role, Action::Approve) {
+        return not_found(lang);
+    }
+    let caller = s.officer.caller();
+    let approval = match crate::app::approvals::find(&state.store, &id).await {
+        Ok(a) if caller.sees_jurisdiction(&a.jurisdiction) => a,
+        Ok(_) => return not_found(lang),
+        Err(e) => return failure(lang, &e),
+    };
+    let by = crate::app::approvals::party(&caller);
+    let done = match form.decision.as_str() {
+        "approve" => crate::app::approvals::approve(&state.store, &approval, &by).await,
+        "reject" => crate::app::approvals::reject(&state.store, &approval, &by, &form.reason).await,
+        other => Err(AppError::invalid(
+            "invalid_decision",
+            "decision",
+            format!("{other:?} is not approve or reject"),
+        )),
+    };
+    match done {
+        Ok(_) => Redirect::to("/decisions#approvals").into_response(),
+        Err(e) => failure(lang, &e),
     }
 }

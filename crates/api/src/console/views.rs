@@ -411,7 +411,115 @@ pub struct RefundItem {
     pub answer_by: String,
 }
 
-pub fn decisions(lang: Lang, refunds: &[RefundItem], csrf: &str) -> Markup {
+/// A match reconciliation only suggested (amount and date), waiting.
+pub struct SuggestionItem {
+    pub institution_id: String,
+    pub institution: String,
+    pub id: String,
+    pub pass: String,
+    pub explanation: String,
+}
+
+/// A request waiting for the second officer.
+pub struct ApprovalItem {
+    pub id: String,
+    pub kind: &'static str,
+    pub institution_id: Option<String>,
+    pub summary: String,
+    pub requested_by: String,
+    pub requested_on: String,
+}
+
+pub fn decisions(
+    lang: Lang,
+    refunds: &[RefundItem],
+    suggestions: &[SuggestionItem],
+    approvals: &[ApprovalItem],
+    csrf: &str,
+) -> Markup {
+    html! {
+        (refund_decisions(lang, refunds, csrf))
+        h2 #suggestions { (lang.t("待确认的对账建议", "Suggested reconciliation matches")) }
+        p.note { (lang.t(
+            "仅按金额和日期配对的银行流水与账簿分录:确认后计为已对账,驳回后两边都回到未对账。决定记录审批人和时间。",
+            "Bank lines and ledger entries paired on amount and date only: confirming counts them reconciled, rejecting returns both to unmatched. Who decided and when is kept.")) }
+        @if suggestions.is_empty() {
+            p { (lang.t("没有待确认的对账建议。", "No suggestion awaits a decision.")) }
+        } @else {
+            table #suggestion-list {
+                thead { tr {
+                    th scope="col" { (lang.t("机构", "Institution")) }
+                    th scope="col" { (lang.t("配对", "Match")) }
+                    th scope="col" { (lang.t("依据", "Why")) }
+                    th scope="col" { (lang.t("决定", "Decide")) }
+                } }
+                tbody {
+                    @for m in suggestions {
+                        tr id={ "suggestion-" (m.id) } {
+                            td { a href={ "/institutions/" (m.institution_id) } { (m.institution) } }
+                            td { code { (m.id) } " (" (m.pass) ")" }
+                            td { (m.explanation) }
+                            td.nowrap {
+                                @for (value, label, class) in [("confirm", lang.t("确认", "Confirm"), ""), ("reject", lang.t("驳回", "Reject"), "secondary")] {
+                                    form.inline method="post" action={ "/suggestions/" (m.institution_id) "/" (m.id) "/decide" } {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        input type="hidden" name="decision" value=(value);
+                                        button class=(class) type="submit" { (label) }
+                                    }
+                                    " "
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 #approvals { (lang.t("待第二位审批人", "Awaiting the second officer")) }
+        p.note { (lang.t(
+            "拨付和收款账户变更须由提出人以外的另一位审批人批准后才生效;驳回须写明理由。",
+            "Releases and payee changes take effect only once an officer other than the one who asked approves; a rejection says why.")) }
+        @if approvals.is_empty() {
+            p { (lang.t("没有待审批的申请。", "No request awaits a second officer.")) }
+        } @else {
+            table #approval-list {
+                thead { tr {
+                    th scope="col" { (lang.t("申请", "Request")) }
+                    th scope="col" { (lang.t("内容", "What")) }
+                    th scope="col" { (lang.t("申请人 / 日期", "Requested by / on")) }
+                    th scope="col" { (lang.t("决定", "Decide")) }
+                } }
+                tbody {
+                    @for a in approvals {
+                        tr id={ "approval-" (a.id) } {
+                            td { (a.kind) br; code { (a.id) } }
+                            td { (a.summary)
+                                @if let Some(i) = &a.institution_id { " · " a href={ "/institutions/" (i) } { (i) } } }
+                            td { (a.requested_by) br; span.nowrap { (a.requested_on) } }
+                            td {
+                                form.inline method="post" action={ "/approvals/" (a.id) "/decide" } {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="decision" value="approve";
+                                    button type="submit" { (lang.t("批准", "Approve")) }
+                                }
+                                form.inline method="post" action={ "/approvals/" (a.id) "/decide" } {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="decision" value="reject";
+                                    label for={ "reason-" (a.id) } { (lang.t("驳回理由", "Reason to reject")) }
+                                    " "
+                                    input id={ "reason-" (a.id) } type="text" name="reason" required;
+                                    " "
+                                    button.secondary type="submit" { (lang.t("驳回", "Reject")) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn refund_decisions(lang: Lang, refunds: &[RefundItem], csrf: &str) -> Markup {
     html! {
         h1 { (lang.t("待审批退费", "Refunds awaiting a decision")) }
         p.note { (lang.t(
