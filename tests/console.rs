@@ -248,6 +248,18 @@ async fn every_form_refuses_a_post_without_its_csrf_token(backend: Backend) {
         .post("/refunds/RF0123456789/decide", &[("decision", "approve")])
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // So do a suggested match's and a second officer's decisions.
+    let (status, _) = v
+        .post(
+            "/suggestions/INS-410922-004/M-1/decide",
+            &[("decision", "confirm")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = v
+        .post("/approvals/AP0123456789ABCDEF0123/decide", &[("decision", "approve")])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     // Sign-out wants it too.
     let (status, _) = v.post("/sign-out", &[]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -780,6 +792,95 @@ async fn coverage_is_one_figure_on_the_command_line_the_api_the_console_and_in_r
     server.stop().await;
 }
 
+both!(a_payee_change_waits_for_a_second_officer_in_the_console);
+async fn a_payee_change_waits_for_a_second_officer_in_the_console(backend: Backend) {
+    let server = demo_server(backend).await;
+    let store = &server.store;
+    let school = store
+        .institution(&ledger_core::InstitutionId::parse("INS-410922-001").unwrap())
+        .await
+        .unwrap();
+    let before = store.payee(&school.id).await.unwrap();
+    // 王丽 (wang) asks, as her console account.
+    let wang = api::access::Caller {
+        token_id: "console:wang".into(),
+        name: "王丽".into(),
+        role: Role::Officer,
+        scope: Scope::Jurisdiction(code("410922")),
+    };
+    let payee = ledger_core::domain::refunds::Payee {
+        name: "Sunrise Music School".into(),
+        account: "6222000099998888".into(),
+        bank: "ICBKCNBJ".into(),
+    };
+    let asked = api::app::approvals::request_payee_change(
+        store,
+        &school,
+        payee.clone(),
+        &api::app::approvals::party(&wang),
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let api::app::approvals::PayeeChange::Waiting(approval) = asked else {
+        panic!("the change waits for a second officer: {asked:?}")
+    };
+    let row = format!("approval-{}", approval.id);
+    let path = format!("/approvals/{}/decide", approval.id);
+
+    // She sees it waiting, and cannot answer her own request.
+    let mut v = Visitor::new(&server);
+    assert_eq!(v.sign_in("wang", PASSWORD).await, StatusCode::SEE_OTHER);
+    let (status, page) = v.get("/decisions").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(&row), "{page}");
+    let csrf = hidden(&page, "csrf");
+    let (status, _) = v.post(&path, &[("csrf", &csrf), ("decision", "approve")]).await;
+    assert!(status.is_client_error(), "{status}");
+    assert_eq!(store.payee(&school.id).await.unwrap(), before);
+
+    // A rejection without a reason is refused; 赵强 (zhao) approves.
+    let mut z = Visitor::new(&server);
+    assert_eq!(z.sign_in("zhao", OTHER_PASSWORD).await, StatusCode::SEE_OTHER);
+    let (_, page) = z.get("/decisions").await;
+    let csrf = hidden(&page, "csrf");
+    let (status, _) = z
+        .post(&path, &[("csrf", &csrf), ("decision", "reject"), ("reason", " ")])
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = z.post(&path, &[("csrf", &csrf), ("decision", "approve")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(store.payee(&school.id).await.unwrap(), Some(payee));
+    let decided = api::app::approvals::find(store, &approval.id).await.unwrap();
+    let decision = decided.decision.expect("decided");
+    assert!(decision.approved);
+    assert!(decision.by.contains("赵强"), "{}", decision.by);
+    let (_, page) = z.get("/decisions").await;
+    assert!(!page.contains(&row), "no longer waiting");
+    // A county officer elsewhere never sees it (404, as if absent).
+    let mut h = Visitor::new(&server);
+    assert_eq!(h.sign_in("hu", PASSWORD).await, StatusCode::SEE_OTHER);
+    let (_, page) = h.get("/decisions").await;
+    let csrf = hidden(&page, "csrf");
+    let (status, _) = h.post(&path, &[("csrf", &csrf), ("decision", "approve")]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // An unknown suggestion is a precise 404 and changes nothing.
+    let csrf = csrf_of(&mut z).await;
+    let (status, page) = z
+        .post(
+            "/suggestions/INS-410922-004/M-404/decide",
+            &[("csrf", &csrf), ("decision", "confirm")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{page}");
+    server.stop().await;
+}
+
+async fn csrf_of(v: &mut Visitor) -> String {
+    let (_, page) = v.get("/decisions").await;
+    hidden(&page, "csrf")
+}
+
 // ---- the browser ----
 
 fn screenshots() -> PathBuf {
@@ -1004,6 +1105,76 @@ async fn officer_walk(server: &Server, c: &Client) {
         .unwrap();
     assert_eq!(h1, "Golden Path Education");
     shoot(c, "03-institution").await;
+    let chart = c.find(Locator::Css("figure#chart")).await.unwrap();
+    std::fs::write(
+        screenshots().join("03a-chart.png"),
+        chart.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    // The chart: owed, escrow in the books and the bank's closings as
+    // lines, each day's movements as bars, the figures as a table too.
+    for series in ["owed", "escrow", "bank"] {
+        c.find(Locator::Css(&format!("figure#chart svg polyline.series.{series}")))
+            .await
+            .unwrap_or_else(|_| panic!("no {series} line in the chart"));
+    }
+    assert!(!c
+        .find_all(Locator::Css("figure#chart svg rect.inflow"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!c
+        .find_all(Locator::Css("figure#chart svg rect.outflow"))
+        .await
+        .unwrap()
+        .is_empty());
+    let table_rows = c
+        .find_all(Locator::Css("table#chart-table tbody tr"))
+        .await
+        .unwrap();
+    assert!(table_rows.len() > 30, "{} days", table_rows.len());
+    // Reconciliation days with their differences: the 30,000.00 outflow.
+    let recon = c
+        .find(Locator::Css("table#recon"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(recon.contains("-¥30,000.00"), "{recon}");
+    assert!(recon.contains("不一致"), "{recon}");
+    let moves = c
+        .find(Locator::Css("table#money-moves"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(moves.contains("拨付") && moves.contains("银行已确认"), "{moves}");
+    // The books behind the figures: every entry, anchored by its seq (the
+    // target of an entry in an alert's evidence).
+    c.find(Locator::LinkText("账簿分录"))
+        .await
+        .unwrap()
+        .follow(c)
+        .await;
+    c.wait()
+        .for_element(Locator::Css("table#entries"))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.current_url().await.unwrap().path(),
+        "/institutions/INS-410922-004/entries"
+    );
+    let row = c.find(Locator::Id("entry-1")).await.unwrap();
+    let first_cell = row.find(Locator::Css("td")).await.unwrap().text().await.unwrap();
+    assert_eq!(first_cell, "1");
+    shoot(c, "03b-entries").await;
+    c.back().await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("table#alerts"))
+        .await
+        .unwrap();
     let evidence = c.find(Locator::Css("a.evidence-line")).await.unwrap();
     let line_id = evidence.text().await.unwrap();
     evidence.follow(c).await;

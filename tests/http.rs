@@ -122,10 +122,28 @@ async fn operations_answer(backend: Backend) {
     }
     let (status, page) = send(server.request(Method::GET, None, "/docs")).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page
-        .as_str()
+    let page = page.as_str().unwrap();
+    assert!(page.contains("/v1/institutions/{id}/balances"));
+    // Every operation that takes a body shows it, field by field.
+    let with_body = doc["paths"]
+        .as_object()
         .unwrap()
-        .contains("/v1/institutions/{id}/balances"));
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter(|op| op.get("requestBody").is_some())
+        .count();
+    assert!(with_body >= 20, "{with_body}");
+    assert_eq!(page.matches("<b>Request body</b>").count(), with_body);
+    let approve = page
+        .split("<code>/v1/approvals/{id}/reject</code>")
+        .nth(1)
+        .unwrap();
+    let approve = approve.split("<h3>").next().unwrap();
+    assert!(
+        approve.contains("<td><code>reason</code></td>"),
+        "the reject body's fields: {approve}"
+    );
+    assert!(page.contains("id=\"schema-ApprovalAnswer\""));
 
     let (status, body) = send(server.request(Method::GET, None, "/v2/nothing")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);

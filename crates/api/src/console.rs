@@ -10,6 +10,7 @@
 //! session's CSRF token and a POST without it is refused (403). The
 //! sign-in form has a token of its own, in an `el_form` cookie.
 
+pub mod chart;
 pub mod format;
 pub mod pages;
 pub mod views;
@@ -69,6 +70,12 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store, reads: Store) -> R
         .route("/alerts.csv", get(pages::alerts_csv))
         .route("/institutions/{id}", get(pages::institution))
         .route("/institutions/{id}/bank-lines", get(pages::bank_lines))
+        .route("/institutions/{id}/entries", get(pages::entries))
+        .route(
+            "/suggestions/{id}/{match_id}/decide",
+            post(pages::decide_suggestion),
+        )
+        .route("/approvals/{id}/decide", post(pages::decide_approval))
         .route("/decisions", get(pages::decisions))
         .route("/institutions/{id}/notices", post(pages::issue_notice))
         .route("/notices", get(pages::notices))

@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod entry;
 pub mod error;
 pub mod feeds;
+pub mod history;
 pub mod ids;
 pub mod lessons;
 pub mod money;

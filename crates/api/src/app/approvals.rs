@@ -14,7 +14,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::domain::approvals::{
     check_approver, check_officer, refund_needs_second_officer, Approval, ApprovalKind,
-    ApprovalRefusal, Decision, Party,
+    ApprovalRefusal, Decision, Party, Standing,
 };
 use ledger_core::domain::policy::floors::{limit_changes, Loosening};
 use ledger_core::domain::refunds::{Payee, Refund, RefundState};
@@ -365,6 +365,22 @@ pub async fn check_floors(store: &Store, pack: &RulePack) -> AppResult<()> {
     match changes.below_floor.first() {
         Some(l) => Err(floor_refusal(pack, l)),
         None => Ok(()),
+    }
+}
+
+/// The caller as the approval rules see it (the API's token, or the
+/// console's officer account).
+pub fn party(caller: &crate::access::Caller) -> Party {
+    use crate::access::{Role, Scope};
+    let standing = match (&caller.role, &caller.scope) {
+        (Role::Officer, Scope::Jurisdiction(code)) => Standing::Officer(code.clone()),
+        (Role::Institution, Scope::Institution(id)) => Standing::Institution(id.clone()),
+        (role, _) => Standing::Other(role.as_str()),
+    };
+    Party {
+        token_id: caller.token_id.clone(),
+        name: caller.name.clone(),
+        standing,
     }
 }
 

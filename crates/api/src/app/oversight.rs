@@ -149,3 +149,47 @@ pub async fn overview(store: &Store, code: &JurisdictionCode) -> AppResult<Overv
         rows,
     })
 }
+
+/// How many days the institution page's chart shows at most.
+pub const CHART_DAYS: u64 = 180;
+
+/// An institution day by day (owed, escrow in the books, the bank's
+/// closings, inflows and outflows) from its first activity, at most
+/// [`CHART_DAYS`] days, ending today; or ending on its last activity when
+/// that is more than [`CHART_DAYS`] days ago (a dormant institution's
+/// chart shows its figures, not months of flat lines).
+pub async fn history(
+    store: &Store,
+    institution: &Institution,
+    today: NaiveDate,
+) -> AppResult<Vec<ledger_core::domain::history::DayPoint>> {
+    use ledger_core::domain::feeds::AccountKind;
+    let entries = crate::app::reconcile::all_entries(store, &institution.id).await?;
+    let mut closings = Vec::new();
+    let mut dates: Vec<NaiveDate> = entries.iter().map(|e| e.occurred_at.date_naive()).collect();
+    for account in store.supervised_accounts(&institution.id).await? {
+        if account.kind != AccountKind::Escrow {
+            continue;
+        }
+        let statements = store.statement_lines(&account).await?;
+        let days: Vec<(NaiveDate, i64)> = statements
+            .statements
+            .iter()
+            .filter_map(|s| s.closing.map(|(minor, day)| (day, minor)))
+            .collect();
+        dates.extend(days.iter().map(|(d, _)| *d));
+        closings.push(days);
+    }
+    let span = chrono::Days::new(CHART_DAYS - 1);
+    let (Some(earliest), Some(latest)) = (dates.iter().min(), dates.iter().max()) else {
+        return Ok(Vec::new());
+    };
+    let last = match today.checked_sub_days(span) {
+        Some(window) if *latest < window => *latest,
+        _ => today,
+    };
+    let first = last.checked_sub_days(span).map_or(*earliest, |w| w.max(*earliest));
+    Ok(ledger_core::domain::history::daily(
+        &entries, &closings, first, last,
+    ))
+}

@@ -21,6 +21,19 @@ pub fn yuan(minor: i64) -> String {
     format!("{sign}¥{grouped}.{fen:02}")
 }
 
+/// A decimal string of yuan at two places (`"-1234.50"`, as the
+/// application layer writes amounts) as [`yuan`] writes it; anything else
+/// is shown as it came.
+pub fn yuan_text(text: &str) -> String {
+    match text.split_once('.') {
+        Some((whole, fen)) if fen.len() == 2 => format!("{whole}{fen}")
+            .parse::<i64>()
+            .map(yuan)
+            .unwrap_or_else(|_| text.to_string()),
+        _ => text.to_string(),
+    }
+}
+
 /// Basis points as a percentage with two decimals: `87.53%`.
 pub fn percent(bp: i64) -> String {
     let sign = if bp < 0 { "-" } else { "" };

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::access::{permits, Action};
 use crate::app::oversight::coverage_bp;
 use crate::app::{AppError, Kind};
-use crate::console::format::{date, percent, yuan};
+use crate::console::format::{date, percent, yuan, yuan_text};
 use crate::console::views::{self, line_anchor};
 use crate::console::{
     cookie, lang, set_cookie, signed, ConsoleState, Lang, Signed, FORM_COOKIE, LANG_COOKIE,
@@ -449,7 +449,11 @@ fn evidence_item(lang: Lang, institution: &str, e: &serde_json::Value) -> Markup
                 .get("client_id")
                 .and_then(|v| v.as_str())
                 .unwrap_or("");
-            html! { (lang.t("账簿分录", "Ledger entry")) " #" (seq) " (" (client) ")" }
+            html! {
+                (lang.t("账簿分录", "Ledger entry")) " "
+                a.evidence-entry href={ "/institutions/" (institution) "/entries#entry-" (seq) } { "#" (seq) }
+                " (" (client) ")"
+            }
         }
         "account" => {
             let kind = e.get("kind").and_then(|v| v.as_str()).unwrap_or("");
@@ -572,6 +576,10 @@ pub async fn institution(
             .unwrap_or_else(|| "none".into()),
         Err(e) => return failure(lang, &e),
     };
+    let history = match institution_history(&state, lang, &institution, today).await {
+        Ok(h) => h,
+        Err(e) => return failure(lang, &e),
+    };
     let body = html! {
         (views::institution(
             lang,
@@ -582,6 +590,7 @@ pub async fn institution(
             &items,
             &s.csrf,
         ))
+        (history)
         (views::notice_form(
             lang,
             institution.id.as_str(),
@@ -751,7 +760,57 @@ pub async fn decisions(
                 })
         })
         .collect();
-    let body = views::decisions(lang, &items, &s.csrf);
+    let more = async {
+        let mut suggestions = Vec::new();
+        if permits(s.officer.role, Action::WorkAlerts) {
+            for i in institutions.iter().filter(|i| caller.sees_institution(i, false)) {
+                for m in crate::app::reconcile::suggestions(&state.store, &i.id).await? {
+                    suggestions.push(views::SuggestionItem {
+                        institution_id: i.id.to_string(),
+                        institution: i.name.clone(),
+                        id: m.id,
+                        pass: m.pass,
+                        explanation: m.explanation,
+                    });
+                }
+            }
+        }
+        let mut waiting = Vec::new();
+        if permits(s.officer.role, Action::Approve) {
+            let (list, _) = crate::app::approvals::list(
+                &state.store,
+                |j| caller.sees_jurisdiction(j),
+                true,
+                None,
+                500,
+            )
+            .await?;
+            for a in list {
+                use ledger_core::domain::approvals::ApprovalKind;
+                let kind = match a.kind {
+                    ApprovalKind::Release => lang.t("拨付", "Release"),
+                    ApprovalKind::PayeeChange => lang.t("收款账户变更", "Payee change"),
+                    ApprovalKind::Refund => lang.t("大额退费", "Refund above the threshold"),
+                    ApprovalKind::RulePack => lang.t("规则包", "Rule pack"),
+                };
+                waiting.push(views::ApprovalItem {
+                    id: a.id.clone(),
+                    kind,
+                    institution_id: a.institution.as_ref().map(|i| i.to_string()),
+                    summary: a.summary.clone(),
+                    requested_by: a.requested_name.clone(),
+                    requested_on: date(lang, a.requested_at.date_naive()),
+                });
+            }
+        }
+        Ok::<_, AppError>((suggestions, waiting))
+    }
+    .await;
+    let (suggestions, approvals) = match more {
+        Ok(x) => x,
+        Err(e) => return failure(lang, &e),
+    };
+    let body = views::decisions(lang, &items, &suggestions, &approvals, &s.csrf);
     render(
         &headers,
         q.lang.as_deref(),
@@ -1440,5 +1499,275 @@ fn coverage_basis(lang: Lang, c: &crate::app::oversight::CoverageOf) -> String {
             (Lang::Zh, Unconfirmed::NoStatement(no)) => format!("账户 {no} 尚无银行对账单,银行尚未确认"),
             (Lang::En, why) => format!("not confirmed by the bank: {}", why.reason()),
         },
+    }
+}
+
+/// The institution page's chart, reconciliation days, and refunds and
+/// releases with their states.
+async fn institution_history(
+    state: &ConsoleState,
+    lang: Lang,
+    institution: &Institution,
+    today: chrono::NaiveDate,
+) -> Result<Markup, AppError> {
+    use ledger_core::domain::entry::EntryKind;
+    let store = &state.store;
+    let points = crate::app::oversight::history(store, institution, today).await?;
+    let mut days: Vec<views::ReconDay> = Vec::new();
+    for account in crate::app::reconcile::report(store, Some(&institution.id), None).await? {
+        let kind = match account.kind.as_str() {
+            "escrow" => lang.t("监管账户", "escrow"),
+            _ => lang.t("风险保证金", "deposit"),
+        };
+        for d in account.days.iter().rev() {
+            days.push(views::ReconDay {
+                date: date(lang, d.date),
+                account: account.account.clone(),
+                kind: kind.to_string(),
+                bank_closing: yuan_text(&d.bank_closing),
+                ledger_balance: yuan_text(&d.ledger_balance),
+                difference: yuan_text(&d.bank_minus_ledger),
+                agrees: d.status == "agrees",
+                status: match d.status.as_str() {
+                    "agrees" => lang.t("一致", "agrees"),
+                    "differs" => lang.t("不一致", "differs"),
+                    _ => lang.t("隔离待查", "quarantined"),
+                }
+                .to_string(),
+            });
+        }
+    }
+    let mut moves = Vec::new();
+    for r in store.refunds(Some(&institution.id), None).await? {
+        let st = r.state.code();
+        moves.push(views::MoneyMove {
+            what: lang.t("退费", "Refund").to_string(),
+            id: r.id.to_string(),
+            amount: r
+                .amount_minor
+                .map(yuan)
+                .unwrap_or_else(|| lang.t("未消课全额", "all unconsumed").to_string()),
+            date: date(lang, r.requested_on),
+            state: refund_state_words(lang, st).to_string(),
+            waiting: matches!(st, "requested" | "approved" | "instructed"),
+        });
+    }
+    let entries = crate::app::reconcile::all_entries(store, &institution.id).await?;
+    for e in entries.iter().filter(|e| e.kind == EntryKind::ReleaseInstructed) {
+        let answer = entries
+            .iter()
+            .find(|a| a.refers_to_seq == Some(e.seq))
+            .map(|a| a.kind);
+        let (state, waiting) = match answer {
+            Some(EntryKind::PendingConfirmed) => (lang.t("银行已确认", "confirmed by the bank"), false),
+            Some(EntryKind::PendingVoided) => (lang.t("银行退回", "returned by the bank"), false),
+            _ => (lang.t("已发指令,待银行确认", "instructed, awaiting the bank"), true),
+        };
+        moves.push(views::MoneyMove {
+            what: lang.t("拨付", "Release").to_string(),
+            id: e.client_id.to_string(),
+            amount: yuan(e.postings.first().map_or(0, |p| p.amount.minor())),
+            date: date(lang, e.occurred_at.date_naive()),
+            state: state.to_string(),
+            waiting,
+        });
+    }
+    let (approvals, _) = crate::app::approvals::list(store, |_| true, true, None, 200).await?;
+    for a in approvals
+        .iter()
+        .filter(|a| a.institution.as_ref() == Some(&institution.id))
+        .filter(|a| a.kind == ledger_core::domain::approvals::ApprovalKind::Release)
+    {
+        moves.push(views::MoneyMove {
+            what: lang.t("拨付申请", "Release requested").to_string(),
+            id: a.id.clone(),
+            amount: a.summary.clone(),
+            date: date(lang, a.requested_at.date_naive()),
+            state: lang.t("待第二位审批人", "awaiting the second officer").to_string(),
+            waiting: true,
+        });
+    }
+    Ok(views::institution_history(
+        lang,
+        crate::console::chart::chart(lang, &points),
+        &days,
+        &moves,
+    ))
+}
+
+fn refund_state_words(lang: Lang, code: &str) -> &'static str {
+    match code {
+        "requested" => lang.t("待审批", "awaiting a decision"),
+        "approved" => lang.t("已批准", "approved"),
+        "instructed" => lang.t("已发指令", "instructed"),
+        "paid" => lang.t("已支付", "paid"),
+        "returned" => lang.t("银行退回", "returned"),
+        "declined" => lang.t("已驳回", "declined"),
+        _ => lang.t("其他", "other"),
+    }
+}
+
+/// Every ledger entry of an institution, each with its postings, anchored
+/// by its seq (`#entry-12`) so evidence links reach it.
+pub async fn entries(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<LangQuery>,
+) -> Response {
+    let lang = lang(&headers, q.lang.as_deref());
+    let s = match signed(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let institution = match visible(&state, &s, &id).await {
+        Ok(i) => i,
+        Err(e) => return failure(lang, &e),
+    };
+    let entries = match crate::app::reconcile::all_entries(&state.store, &institution.id).await {
+        Ok(e) => e,
+        Err(e) => return failure(lang, &e),
+    };
+    let rows: Vec<views::EntryRow> = entries
+        .iter()
+        .rev()
+        .map(|e| views::EntryRow {
+            seq: e.seq,
+            client_id: e.client_id.to_string(),
+            kind: e.kind.code().to_string(),
+            date: date(lang, e.occurred_at.date_naive()),
+            postings: e
+                .postings
+                .iter()
+                .map(|p| {
+                    let side = match p.side {
+                        ledger_core::Side::Debit => lang.t("借", "Dr"),
+                        ledger_core::Side::Credit => lang.t("贷", "Cr"),
+                    };
+                    format!("{side} {} {}", p.account, yuan(p.amount.minor()))
+                })
+                .collect(),
+        })
+        .collect();
+    let body = views::entries(lang, institution.id.as_str(), &institution.name, &rows);
+    render(
+        &headers,
+        q.lang.as_deref(),
+        StatusCode::OK,
+        signed_page(lang, lang.t("账簿分录", "Ledger entries"), &s, body),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_in_the_evidence_links_to_it_on_the_entries_page() {
+        let e = serde_json::json!({
+            "type": "entry",
+            "entry": {"seq": 12, "client_id": "pay-1"}
+        });
+        let html = evidence_item(Lang::En, "INS-1", &e).into_string();
+        assert!(
+            html.contains(r##"href="/institutions/INS-1/entries#entry-12""##),
+            "{html}"
+        );
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SuggestionForm {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub decision: String,
+}
+
+/// Confirms or rejects a suggested match (kept with who and when; a
+/// confirmed match claims its line and entry in reconciliation).
+pub async fn decide_suggestion(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Path((id, match_id)): Path<(String, String)>,
+    Form(form): Form<SuggestionForm>,
+) -> Response {
+    let lang = lang(&headers, None);
+    let s = match signed(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !same_token(&form.csrf, &s.csrf) {
+        return forbidden_form(lang);
+    }
+    if !permits(s.officer.role, Action::WorkAlerts) {
+        return not_found(lang);
+    }
+    let institution = match visible(&state, &s, &id).await {
+        Ok(i) => i,
+        Err(e) => return failure(lang, &e),
+    };
+    let decision = match crate::app::reconcile::Decision::parse(&form.decision) {
+        Ok(d) => d,
+        Err(e) => return failure(lang, &e),
+    };
+    let actor = format!("console:{} ({})", s.officer.login, s.officer.name);
+    match crate::app::reconcile::decide(&state.store, &institution.id, &match_id, decision, &actor, None)
+        .await
+    {
+        Ok(()) => Redirect::to("/decisions#suggestions").into_response(),
+        Err(e) => failure(lang, &e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ApprovalForm {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub decision: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// A second officer approves (the release or payee change happens, once)
+/// or rejects with a reason (nothing happens); the officer who asked
+/// cannot answer their own request.
+pub async fn decide_approval(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<ApprovalForm>,
+) -> Response {
+    let lang = lang(&headers, None);
+    let s = match signed(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !same_token(&form.csrf, &s.csrf) {
+        return forbidden_form(lang);
+    }
+    if !permits(s.officer.role, Action::Approve) {
+        return not_found(lang);
+    }
+    let caller = s.officer.caller();
+    let approval = match crate::app::approvals::find(&state.store, &id).await {
+        Ok(a) if caller.sees_jurisdiction(&a.jurisdiction) => a,
+        Ok(_) => return not_found(lang),
+        Err(e) => return failure(lang, &e),
+    };
+    let by = crate::app::approvals::party(&caller);
+    let done = match form.decision.as_str() {
+        "approve" => crate::app::approvals::approve(&state.store, &approval, &by).await,
+        "reject" => crate::app::approvals::reject(&state.store, &approval, &by, &form.reason).await,
+        other => Err(AppError::invalid(
+            "invalid_decision",
+            "decision",
+            format!("{other:?} is not approve or reject"),
+        )),
+    };
+    match done {
+        Ok(_) => Redirect::to("/decisions#approvals").into_response(),
+        Err(e) => failure(lang, &e),
     }
 }

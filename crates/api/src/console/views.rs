@@ -185,7 +185,9 @@ pub fn overview(
                 td.num { (yuan(totals.0)) }
                 td.num { (yuan(totals.1)) }
                 td.num { (yuan(totals.2)) }
-                td.num { @if totals.0 > 0 { (percent(((i128::from(totals.1) + i128::from(totals.2)) * 10_000 / i128::from(totals.0)) as i64)) } @else { "—" } }
+                // Coverage is an institution's figure (its own bank's
+                // closings); a sum of the books' columns would be another.
+                td.num { "—" }
                 td.num { (totals.3) " / " (totals.4) }
             } }
         }
@@ -233,7 +235,8 @@ pub fn institution(
         p.noprint { a href="/overview" { "← " (lang.t("返回辖区总览", "Back to the overview")) } }
         h1 { (name) }
         p { (lang.t("许可证号", "Licence")) ": " (licence_no) " · " (id) " · "
-            a href={ "/institutions/" (id) "/bank-lines" } { (lang.t("银行流水", "Bank lines")) } }
+            a href={ "/institutions/" (id) "/bank-lines" } { (lang.t("银行流水", "Bank lines")) } " · "
+            a href={ "/institutions/" (id) "/entries" } { (lang.t("账簿分录", "Ledger entries")) } }
         h2 { (lang.t("资金情况", "Figures")) }
         dl.figures {
             (fig(lang.t("应退家长", "Owed to families"), yuan(figures.owed)))
@@ -344,6 +347,42 @@ pub fn bank_lines(lang: Lang, id: &str, name: &str, lines: &[LineRow]) -> Markup
     }
 }
 
+/// One ledger entry on the entries page.
+pub struct EntryRow {
+    pub seq: i64,
+    pub client_id: String,
+    pub kind: String,
+    pub date: String,
+    pub postings: Vec<String>,
+}
+
+pub fn entries(lang: Lang, id: &str, name: &str, rows: &[EntryRow]) -> Markup {
+    html! {
+        p.noprint { a href={ "/institutions/" (id) } { "← " (name) } }
+        h1 { (name) " · " (lang.t("账簿分录", "Ledger entries")) }
+        table #entries {
+            thead { tr {
+                th scope="col" { (lang.t("序号", "Seq")) }
+                th scope="col" { (lang.t("日期", "Date")) }
+                th scope="col" { (lang.t("类别", "Kind")) }
+                th scope="col" { (lang.t("请求编号", "Client id")) }
+                th scope="col" { (lang.t("借贷", "Postings")) }
+            } }
+            tbody {
+                @for r in rows {
+                    tr id={ "entry-" (r.seq) } {
+                        td { (r.seq) }
+                        td.nowrap { (r.date) }
+                        td { code { (r.kind) } }
+                        td { code { (r.client_id) } }
+                        td { @for p in &r.postings { (p) br; } }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// An evidence item that is no figure: shown as its JSON text.
 pub fn raw(text: &str) -> Markup {
     html! { code { (text) } }
@@ -372,7 +411,115 @@ pub struct RefundItem {
     pub answer_by: String,
 }
 
-pub fn decisions(lang: Lang, refunds: &[RefundItem], csrf: &str) -> Markup {
+/// A match reconciliation only suggested (amount and date), waiting.
+pub struct SuggestionItem {
+    pub institution_id: String,
+    pub institution: String,
+    pub id: String,
+    pub pass: String,
+    pub explanation: String,
+}
+
+/// A request waiting for the second officer.
+pub struct ApprovalItem {
+    pub id: String,
+    pub kind: &'static str,
+    pub institution_id: Option<String>,
+    pub summary: String,
+    pub requested_by: String,
+    pub requested_on: String,
+}
+
+pub fn decisions(
+    lang: Lang,
+    refunds: &[RefundItem],
+    suggestions: &[SuggestionItem],
+    approvals: &[ApprovalItem],
+    csrf: &str,
+) -> Markup {
+    html! {
+        (refund_decisions(lang, refunds, csrf))
+        h2 #suggestions { (lang.t("待确认的对账建议", "Suggested reconciliation matches")) }
+        p.note { (lang.t(
+            "仅按金额和日期配对的银行流水与账簿分录:确认后计为已对账,驳回后两边都回到未对账。决定记录审批人和时间。",
+            "Bank lines and ledger entries paired on amount and date only: confirming counts them reconciled, rejecting returns both to unmatched. Who decided and when is kept.")) }
+        @if suggestions.is_empty() {
+            p { (lang.t("没有待确认的对账建议。", "No suggestion awaits a decision.")) }
+        } @else {
+            table #suggestion-list {
+                thead { tr {
+                    th scope="col" { (lang.t("机构", "Institution")) }
+                    th scope="col" { (lang.t("配对", "Match")) }
+                    th scope="col" { (lang.t("依据", "Why")) }
+                    th scope="col" { (lang.t("决定", "Decide")) }
+                } }
+                tbody {
+                    @for m in suggestions {
+                        tr id={ "suggestion-" (m.id) } {
+                            td { a href={ "/institutions/" (m.institution_id) } { (m.institution) } }
+                            td { code { (m.id) } " (" (m.pass) ")" }
+                            td { (m.explanation) }
+                            td.nowrap {
+                                @for (value, label, class) in [("confirm", lang.t("确认", "Confirm"), ""), ("reject", lang.t("驳回", "Reject"), "secondary")] {
+                                    form.inline method="post" action={ "/suggestions/" (m.institution_id) "/" (m.id) "/decide" } {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        input type="hidden" name="decision" value=(value);
+                                        button class=(class) type="submit" { (label) }
+                                    }
+                                    " "
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 #approvals { (lang.t("待第二位审批人", "Awaiting the second officer")) }
+        p.note { (lang.t(
+            "拨付和收款账户变更须由提出人以外的另一位审批人批准后才生效;驳回须写明理由。",
+            "Releases and payee changes take effect only once an officer other than the one who asked approves; a rejection says why.")) }
+        @if approvals.is_empty() {
+            p { (lang.t("没有待审批的申请。", "No request awaits a second officer.")) }
+        } @else {
+            table #approval-list {
+                thead { tr {
+                    th scope="col" { (lang.t("申请", "Request")) }
+                    th scope="col" { (lang.t("内容", "What")) }
+                    th scope="col" { (lang.t("申请人 / 日期", "Requested by / on")) }
+                    th scope="col" { (lang.t("决定", "Decide")) }
+                } }
+                tbody {
+                    @for a in approvals {
+                        tr id={ "approval-" (a.id) } {
+                            td { (a.kind) br; code { (a.id) } }
+                            td { (a.summary)
+                                @if let Some(i) = &a.institution_id { " · " a href={ "/institutions/" (i) } { (i) } } }
+                            td { (a.requested_by) br; span.nowrap { (a.requested_on) } }
+                            td {
+                                form.inline method="post" action={ "/approvals/" (a.id) "/decide" } {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="decision" value="approve";
+                                    button type="submit" { (lang.t("批准", "Approve")) }
+                                }
+                                form.inline method="post" action={ "/approvals/" (a.id) "/decide" } {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="decision" value="reject";
+                                    label for={ "reason-" (a.id) } { (lang.t("驳回理由", "Reason to reject")) }
+                                    " "
+                                    input id={ "reason-" (a.id) } type="text" name="reason" required;
+                                    " "
+                                    button.secondary type="submit" { (lang.t("驳回", "Reject")) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn refund_decisions(lang: Lang, refunds: &[RefundItem], csrf: &str) -> Markup {
     html! {
         h1 { (lang.t("待审批退费", "Refunds awaiting a decision")) }
         p.note { (lang.t(
@@ -651,5 +798,94 @@ pub fn public_lists(lang: Lang, lists: &[PublicLists]) -> Markup {
             }
         }
         @if lists.is_empty() { p { (lang.t("尚未发布名单。", "No list published yet.")) } }
+    }
+}
+
+/// One reconciliation day of an account, as recorded.
+pub struct ReconDay {
+    pub date: String,
+    pub account: String,
+    pub kind: String,
+    pub bank_closing: String,
+    pub ledger_balance: String,
+    pub difference: String,
+    pub agrees: bool,
+    pub status: String,
+}
+
+/// A refund or a release with its state.
+pub struct MoneyMove {
+    pub what: String,
+    pub id: String,
+    pub amount: String,
+    pub date: String,
+    pub state: String,
+    /// Still waiting for someone (an officer, or the bank).
+    pub waiting: bool,
+}
+
+/// The institution page's chart, reconciliation days, and refunds and
+/// releases.
+pub fn institution_history(
+    lang: Lang,
+    chart: Markup,
+    days: &[ReconDay],
+    moves: &[MoneyMove],
+) -> Markup {
+    html! {
+        h2 #history { (lang.t("逐日资金", "Day by day")) }
+        (chart)
+        h2 #recon-days { (lang.t("对账日", "Reconciliation days")) }
+        @if days.is_empty() {
+            p { (lang.t("尚无对账记录。", "No reconciliation recorded yet.")) }
+        } @else {
+            table #recon {
+                thead { tr {
+                    th scope="col" { (lang.t("日期", "Date")) }
+                    th scope="col" { (lang.t("账户", "Account")) }
+                    th.num scope="col" { (lang.t("银行日终余额", "Bank closing")) }
+                    th.num scope="col" { (lang.t("账簿余额", "Ledger")) }
+                    th.num scope="col" { (lang.t("差额(银行−账簿)", "Difference (bank − ledger)")) }
+                    th scope="col" { (lang.t("结果", "Result")) }
+                } }
+                tbody {
+                    @for d in days {
+                        tr class=(if d.agrees { "" } else { "red" }) {
+                            td { (d.date) }
+                            td { (d.account) " (" (d.kind) ")" }
+                            td.num { (d.bank_closing) }
+                            td.num { (d.ledger_balance) }
+                            td.num { (d.difference) }
+                            td { (d.status) }
+                        }
+                    }
+                }
+            }
+        }
+        h2 #moves { (lang.t("退费与拨付", "Refunds and releases")) }
+        @if moves.is_empty() {
+            p { (lang.t("没有退费或拨付。", "No refunds or releases.")) }
+        } @else {
+            table #money-moves {
+                thead { tr {
+                    th scope="col" { (lang.t("类别", "Kind")) }
+                    th scope="col" { (lang.t("编号", "Id")) }
+                    th.num scope="col" { (lang.t("金额", "Amount")) }
+                    th scope="col" { (lang.t("日期", "Date")) }
+                    th scope="col" { (lang.t("状态", "State")) }
+                } }
+                tbody {
+                    @for m in moves {
+                        tr class=(if m.waiting { "yellow" } else { "" }) {
+                            td { (m.what) }
+                            td { code { (m.id) } }
+                            td.num { (m.amount) }
+                            td { (m.date) }
+                            td { (m.state) }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -126,7 +126,9 @@ pub fn page(doc: &OpenApi) -> String {
     let mut html = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>escrow-ledger API</title>\
          <style>body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.4}\
-         code{background:#f3f3f3;padding:0 .2em}h3{margin-bottom:.2em}.m{font-weight:bold;color:#06c}</style>\
+         code{background:#f3f3f3;padding:0 .2em}h3{margin-bottom:.2em}.m{font-weight:bold;color:#06c}\
+         table{border-collapse:collapse;margin:.3em 0 1em}td,th{border:1px solid #ccc;padding:.15em .4em;text-align:left;vertical-align:top}\
+         .body{margin-left:1em}</style>\
          </head><body><h1>escrow-ledger API</h1>",
     );
     if let Some(d) = &doc.info.description {
@@ -163,12 +165,141 @@ pub fn page(doc: &OpenApi) -> String {
                 }
                 html.push_str("</ul>");
             }
+            if let Some(body) = &op.request_body {
+                html.push_str(&request_body(body, doc));
+            }
             let answers: Vec<String> = op.responses.responses.keys().cloned().collect();
             html.push_str(&format!("<p>Answers: {}</p>", answers.join(", ")));
         }
     }
+    html.push_str(&schemas(doc));
     html.push_str("</body></html>");
     html
+}
+
+/// A schema's type in a few words, a `$ref` linked to its schema below.
+fn type_words(schema: &serde_json::Value) -> String {
+    if let Some(r) = schema.get("$ref").and_then(|r| r.as_str()) {
+        let name = r.rsplit('/').next().unwrap_or(r);
+        return format!("<a href=\"#schema-{0}\">{0}</a>", escape(name));
+    }
+    for key in ["oneOf", "anyOf", "allOf"] {
+        if let Some(list) = schema.get(key).and_then(|l| l.as_array()) {
+            let words: Vec<String> = list.iter().map(type_words).collect();
+            return words.join(" or ");
+        }
+    }
+    let ty = match schema.get("type") {
+        Some(serde_json::Value::String(t)) => t.clone(),
+        Some(serde_json::Value::Array(ts)) => ts
+            .iter()
+            .filter_map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(" or "),
+        _ => "any".to_string(),
+    };
+    let mut words = escape(&ty);
+    if ty.starts_with("array") {
+        if let Some(items) = schema.get("items") {
+            words = format!("array of {}", type_words(items));
+        }
+    }
+    if let Some(f) = schema.get("format").and_then(|f| f.as_str()) {
+        words.push_str(&format!(" ({})", escape(f)));
+    }
+    if let Some(e) = schema.get("enum").and_then(|e| e.as_array()) {
+        let values: Vec<String> = e.iter().map(|v| escape(&v.to_string())).collect();
+        words.push_str(&format!(": one of {}", values.join(", ")));
+    }
+    words
+}
+
+/// An object schema's fields as a table: name, type, required, description.
+fn fields(schema: &serde_json::Value) -> String {
+    let Some(props) = schema.get("properties").and_then(|p| p.as_object()) else {
+        return format!("<p>{}</p>", type_words(schema));
+    };
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(|r| r.as_array())
+        .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let mut out = String::from(
+        "<table><thead><tr><th>field</th><th>type</th><th>required</th><th>description</th></tr></thead><tbody>",
+    );
+    for (name, p) in props {
+        let example = p
+            .get("example")
+            .map(|e| format!(" (e.g. <code>{}</code>)", escape(&e.to_string())))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}{}</td></tr>",
+            escape(name),
+            type_words(p),
+            if required.contains(&name.as_str()) { "yes" } else { "no" },
+            escape(p.get("description").and_then(|d| d.as_str()).unwrap_or("")),
+            example
+        ));
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+/// An operation's request body: each media type and its schema.
+fn request_body(body: &utoipa::openapi::request_body::RequestBody, doc: &OpenApi) -> String {
+    let Ok(v) = serde_json::to_value(body) else {
+        return String::new();
+    };
+    let mut out = String::from("<div class=\"body\"><p><b>Request body</b>");
+    if v.get("required").and_then(|r| r.as_bool()) == Some(true) {
+        out.push_str(" (required)");
+    }
+    out.push_str("</p>");
+    if let Some(content) = v.get("content").and_then(|c| c.as_object()) {
+        for (media, c) in content {
+            out.push_str(&format!("<p><code>{}</code>: ", escape(media)));
+            match c.get("schema") {
+                Some(schema) => {
+                    out.push_str(&type_words(schema));
+                    out.push_str("</p>");
+                    // A named schema's fields are shown here too: the body
+                    // is what a caller writes.
+                    let named = schema
+                        .get("$ref")
+                        .and_then(|r| r.as_str())
+                        .and_then(|r| r.rsplit('/').next())
+                        .and_then(|name| doc.components.as_ref()?.schemas.get(name))
+                        .and_then(|s| serde_json::to_value(s).ok());
+                    out.push_str(&fields(named.as_ref().unwrap_or(schema)));
+                }
+                None => out.push_str("any</p>"),
+            }
+        }
+    }
+    out.push_str("</div>");
+    out
+}
+
+/// Every named schema with its fields, anchored for the links above.
+fn schemas(doc: &OpenApi) -> String {
+    let Some(components) = &doc.components else {
+        return String::new();
+    };
+    let mut out = String::from("<h2 id=\"schemas\">Schemas</h2>");
+    for (name, schema) in &components.schemas {
+        let Ok(v) = serde_json::to_value(schema) else {
+            continue;
+        };
+        out.push_str(&format!(
+            "<h3 id=\"schema-{0}\"><code>{0}</code></h3>",
+            escape(name)
+        ));
+        if let Some(d) = v.get("description").and_then(|d| d.as_str()) {
+            out.push_str(&format!("<p>{}</p>", escape(d)));
+        }
+        out.push_str(&fields(&v));
+    }
+    out
 }
 
 fn operations(item: &PathItem) -> Vec<(&'static str, &utoipa::openapi::path::Operation)> {

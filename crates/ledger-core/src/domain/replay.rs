@@ -87,6 +87,13 @@ impl BooksOn {
         }
     }
 
+    /// Posted debits and credits of an account so far (zero when untouched).
+    pub fn posted(&self, account: &str) -> (i64, i64) {
+        self.accounts
+            .get(account)
+            .map_or((0, 0), |t| (t.posted_debits, t.posted_credits))
+    }
+
     /// Debits instructed and not yet confirmed or voided by the bank.
     pub fn pending_debits(&self, account: &str) -> i64 {
         self.accounts.get(account).map_or(0, |t| t.pending_debits)

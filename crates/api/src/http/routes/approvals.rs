@@ -3,13 +3,13 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use ledger_core::domain::approvals::{Approval, Party, Standing};
+use ledger_core::domain::approvals::{Approval, Party};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::access::{Action, Caller, Role, Scope};
+use crate::access::{Action, Caller};
 use crate::app::approvals;
 use crate::http::problem::{ApiError, ApiResult, Json, Problem, Query};
 use crate::http::{guard, AppState};
@@ -24,16 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The caller as the approval rules see it.
 pub fn party(caller: &Caller) -> Party {
-    let standing = match (&caller.role, &caller.scope) {
-        (Role::Officer, Scope::Jurisdiction(code)) => Standing::Officer(code.clone()),
-        (Role::Institution, Scope::Institution(id)) => Standing::Institution(id.clone()),
-        (role, _) => Standing::Other(role.as_str()),
-    };
-    Party {
-        token_id: caller.token_id.clone(),
-        name: caller.name.clone(),
-        standing,
-    }
+    approvals::party(caller)
 }
 
 /// A request waiting for (or given) a second officer's answer.
