@@ -373,7 +373,10 @@ async fn a_revoked_token_stops_working_within_the_cache_bound(backend: Backend) 
     for _ in 0..3 {
         let (status, body) = server.get(&c.officer, path).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-        assert!(body["detail"].as_str().unwrap().contains("revoked"), "{body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("revoked"),
+            "{body}"
+        );
     }
     // An unknown token is never cached as valid.
     let (status, _) = send(server.request(Method::GET, Some("el_nope_nope"), path)).await;
