@@ -2090,6 +2090,8 @@ both!(officers_see_risk_and_work_alerts);
 mod approvals;
 #[path = "http/exactly_once.rs"]
 mod exactly_once;
+#[path = "http/group.rs"]
+mod group;
 #[path = "http/lessons.rs"]
 mod lessons;
 #[path = "http/matrix.rs"]
