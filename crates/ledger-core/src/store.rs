@@ -105,7 +105,6 @@ macro_rules! seal_record {
     }};
 }
 
-#[macro_use]
 mod access;
 mod alerts;
 mod approvals;
