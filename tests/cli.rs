@@ -2356,3 +2356,139 @@ fn an_xlsx_export_is_read_with_a_mapping_and_refused_without_one_saying_so() {
     let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(doc["statements"][0]["lines"][2]["amount"], "1000.5");
 }
+
+/// The service killed with SIGKILL while sixteen clients post single
+/// payments (gathered into group commits): every payment a client had an
+/// answer for is in the books once, with the very answer kept under its
+/// key, before anything is sent again; the books verify.
+async fn acknowledged_group_commits_survive_a_kill(url: &str) {
+    assert!(run(url, &["demo"]).status.success());
+    let token = run_json(
+        url,
+        &[
+            "token",
+            "create",
+            "--role",
+            "platform",
+            "--jurisdiction",
+            "410922",
+            "--json",
+        ],
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let served = serve(url, &[]);
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let schools = ["INS-410922-001", "INS-410922-002"];
+    for school in schools {
+        let r = client
+            .post(format!(
+                "http://{}/v1/institutions/{school}/enrollments",
+                served.addr
+            ))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", format!("enr-{school}"))
+            .json(&serde_json::json!({"id": "E-GROUP", "student_ref": "S-G",
+                "hours_bought": 40, "price": "4000.00",
+                "course_start": "2026-09-01", "course_end": "2026-11-30"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    }
+    let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut workers = Vec::new();
+    for w in 0..16 {
+        let client = client.clone();
+        let token = token.clone();
+        let addr = served.addr.clone();
+        let acked_tx = acked_tx.clone();
+        workers.push(tokio::spawn(async move {
+            for n in 0..100_000 {
+                let key = format!("g-{w}-{n}");
+                let school = schools[(w + n) % 2];
+                let sent = client
+                    .post(format!("http://{addr}/v1/institutions/{school}/payments"))
+                    .bearer_auth(&token)
+                    .header("Idempotency-Key", &key)
+                    .json(&serde_json::json!({"enrollment": "E-GROUP", "amount": "0.01"}))
+                    .send()
+                    .await;
+                let Ok(r) = sent else { return };
+                if r.status() == reqwest::StatusCode::CREATED {
+                    let Ok(text) = r.text().await else { return };
+                    let _ = acked_tx.send((key, text));
+                }
+            }
+        }));
+    }
+    drop(acked_tx);
+    tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+    served.kill();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let mut acked = Vec::new();
+    while let Some(a) = acked_rx.recv().await {
+        acked.push(a);
+    }
+    assert!(
+        acked.len() >= 16,
+        "the load ran: {} acknowledged",
+        acked.len()
+    );
+
+    let store = ledger_core::Store::connect(url).await.unwrap();
+    let one = |sql: &'static str, key: String| {
+        let store = store.clone();
+        async move {
+            match &store {
+                ledger_core::Store::Postgres(s) => sqlx::query_as::<_, (i64, Option<String>)>(sql)
+                    .bind(key)
+                    .fetch_one(s.pool())
+                    .await
+                    .unwrap(),
+                ledger_core::Store::Sqlite(s) => sqlx::query_as::<_, (i64, Option<String>)>(sql)
+                    .bind(key)
+                    .fetch_one(s.pool())
+                    .await
+                    .unwrap(),
+            }
+        }
+    };
+    for (key, answer) in &acked {
+        let (entries, _) = one(
+            "select cast(count(*) as bigint), max(client_id) from entries where client_id = $1",
+            key.clone(),
+        )
+        .await;
+        assert_eq!(entries, 1, "{key}: acknowledged, so in the books once");
+        let (kept, body) = one(
+            "select cast(count(*) as bigint), max(body) from idempotent_answers where idem_key = $1",
+            key.clone(),
+        )
+        .await;
+        assert_eq!(kept, 1, "{key}: its answer kept");
+        assert_eq!(body.as_deref(), Some(answer.as_str()), "{key}");
+    }
+    store.close().await;
+    let out = run(url, &["verify"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+}
+
+#[tokio::test]
+async fn acknowledged_group_commits_survive_a_kill_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    acknowledged_group_commits_survive_a_kill(&sqlite_url(dir.path())).await;
+}
+
+#[tokio::test]
+async fn acknowledged_group_commits_survive_a_kill_on_postgres() {
+    let pg = ScratchPg::create(format!("el_test_cli_group_kill_{}", std::process::id())).await;
+    acknowledged_group_commits_survive_a_kill(&pg.url).await;
+    pg.drop().await;
+}

@@ -260,7 +260,17 @@ async fn not_ready_until_migrated() {
 }
 
 async fn tokens_are_checked_and_revocable(backend: Backend) {
-    let server = Server::start(backend).await;
+    // Tokens checked on every request (no cache): a revocation is seen at
+    // once. With the cache, see `a_revoked_token_stops_working_within_the_cache_bound`.
+    let server = Server::start_with(
+        backend,
+        api::http::Config {
+            token_cache: std::time::Duration::ZERO,
+            ..Default::default()
+        },
+        true,
+    )
+    .await;
     let c = county(&server).await;
     let path = "/v1/institutions/INS-A";
     let (status, body) = send(server.request(Method::GET, None, path)).await;
@@ -348,6 +358,51 @@ async fn tokens_are_checked_and_revocable(backend: Backend) {
     server.stop().await;
 }
 both!(tokens_are_checked_and_revocable);
+
+/// A verified token is trusted for `token_cache` at most: revoked, it may
+/// still open a request within that bound, and never after it.
+async fn a_revoked_token_stops_working_within_the_cache_bound(backend: Backend) {
+    let bound = std::time::Duration::from_millis(1500);
+    let server = Server::start_with(
+        backend,
+        api::http::Config {
+            token_cache: bound,
+            ..Default::default()
+        },
+        true,
+    )
+    .await;
+    let c = county(&server).await;
+    let path = "/v1/institutions/INS-A";
+    let (status, _) = server.get(&c.officer, path).await;
+    assert_eq!(status, StatusCode::OK);
+    let id = c.officer.split('_').nth(1).unwrap();
+    assert!(server.store.revoke_token(id).await.unwrap());
+    let revoked = std::time::Instant::now();
+    // Within the bound the cached verification stands (no database
+    // round trip): the cache is in use.
+    let (status, _) = server.get(&c.officer, path).await;
+    if revoked.elapsed() < bound / 2 {
+        assert_eq!(status, StatusCode::OK);
+    }
+    // Past the bound it is refused, and stays refused.
+    let rest = bound.saturating_sub(revoked.elapsed()) + std::time::Duration::from_millis(50);
+    tokio::time::sleep(rest).await;
+    for _ in 0..3 {
+        let (status, body) = server.get(&c.officer, path).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("revoked"),
+            "{body}"
+        );
+    }
+    // An unknown token is never cached as valid.
+    let (status, _) = send(server.request(Method::GET, Some("el_nope_nope"), path)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    server.stop().await;
+}
+
+both!(a_revoked_token_stops_working_within_the_cache_bound);
 
 async fn teaching_and_payments_reach_the_books(backend: Backend) {
     let server = Server::start(backend).await;
@@ -2054,6 +2109,8 @@ both!(officers_see_risk_and_work_alerts);
 mod approvals;
 #[path = "http/exactly_once.rs"]
 mod exactly_once;
+#[path = "http/group.rs"]
+mod group;
 #[path = "http/lessons.rs"]
 mod lessons;
 #[path = "http/matrix.rs"]

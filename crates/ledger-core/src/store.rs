@@ -105,7 +105,6 @@ macro_rules! seal_record {
     }};
 }
 
-#[macro_use]
 mod access;
 mod alerts;
 mod approvals;
@@ -145,13 +144,13 @@ use crate::domain::error::LedgerError;
 use crate::domain::registry::Institution;
 
 pub use access::{AuditRecord, KeptAnswer, TokenRecord};
-pub use group::{EachOutcome, KeepWith};
 pub(crate) use batch::{
     run_batch, run_batch_each, BatchOn, BatchTx, Chains, Changes, LockedInstitution,
 };
 pub use bulk::{AccountKey, EventRow};
 pub use claims::KeyClaim;
 pub use clock::Clock;
+pub use group::{EachOutcome, KeepWith};
 pub use hosts::{mask_password, with_encoded_password};
 pub use lessons::{FreezeRecord, NewLesson};
 pub use notices::{ListChange, NewNotice, NoticeAnswer, NoticeRecord};

@@ -532,45 +532,74 @@ async fn run_model(backend: Backend) {
     }
     let mut outcomes: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut snapshots: Vec<(DateTime<Utc>, Accounts)> = vec![];
-    for step in 0..STEPS {
+    let mut step = 0;
+    while step < STEPS {
         db.advance(rng.gen_range(1..120));
-        let request = random_request(&mut rng, &model, step);
-        let expected = model.run(&request);
-        let got = s.execute(request.clone()).await;
-        *outcomes
-            .entry(match &expected {
-                Ok(()) => "ok",
-                Err(code) => code,
-            })
-            .or_default() += 1;
-        match (&expected, &got) {
-            (Ok(()), Ok(entry)) => {
-                let debits: i64 = entry
-                    .postings
-                    .iter()
-                    .filter(|p| p.side == Side::Debit)
-                    .map(|p| p.amount.minor())
-                    .sum();
-                let credits: i64 = entry
-                    .postings
-                    .iter()
-                    .filter(|p| p.side == Side::Credit)
-                    .map(|p| p.amount.minor())
-                    .sum();
-                assert_eq!(debits, credits, "seed {seed} step {step}: unbalanced entry");
-            }
-            (Err(code), Err(err)) => assert_eq!(
-                *code,
-                err.code(),
-                "seed {seed} step {step}: {request:?}: {err}"
-            ),
-            _ => {
-                panic!("seed {seed} step {step}: model {expected:?}, store {got:?} for {request:?}")
+        // Half the time one request alone; otherwise a group of up to 8 in
+        // one transaction, each with its own outcome (group commit's
+        // `execute_each`), checked against the model in order: each request
+        // sees the books as the ones before it in the group left them.
+        let size = if rng.gen_bool(0.5) {
+            1
+        } else {
+            rng.gen_range(2..=8)
+        }
+        .min(STEPS - step);
+        let mut group = Vec::with_capacity(size);
+        for k in 0..size {
+            let request = random_request(&mut rng, &model, step + k);
+            let expected = model.run(&request);
+            group.push((request, expected));
+        }
+        let answers = if size == 1 {
+            vec![s.execute(group[0].0.clone()).await]
+        } else {
+            let items: Vec<_> = group.iter().map(|(r, _)| (r.clone(), None)).collect();
+            s.execute_each(&items).await.unwrap()
+        };
+        assert_eq!(
+            answers.len(),
+            size,
+            "seed {seed} step {step}: one answer each"
+        );
+        for (k, ((request, expected), got)) in group.iter().zip(answers).enumerate() {
+            let step = step + k;
+            *outcomes
+                .entry(match &expected {
+                    Ok(()) => "ok",
+                    Err(code) => code,
+                })
+                .or_default() += 1;
+            match (&expected, &got) {
+                (Ok(()), Ok(entry)) => {
+                    let debits: i64 = entry
+                        .postings
+                        .iter()
+                        .filter(|p| p.side == Side::Debit)
+                        .map(|p| p.amount.minor())
+                        .sum();
+                    let credits: i64 = entry
+                        .postings
+                        .iter()
+                        .filter(|p| p.side == Side::Credit)
+                        .map(|p| p.amount.minor())
+                        .sum();
+                    assert_eq!(debits, credits, "seed {seed} step {step}: unbalanced entry");
+                }
+                (Err(code), Err(err)) => assert_eq!(
+                    *code,
+                    err.code(),
+                    "seed {seed} step {step}: {request:?}: {err}"
+                ),
+                _ => {
+                    panic!("seed {seed} step {step}: model {expected:?}, store {got:?} for {request:?}")
+                }
             }
         }
-        check_balances(&db, &model, seed, step).await;
+        step += size;
+        check_balances(&db, &model, seed, step - 1).await;
         snapshots.push((db.clock.now(), model.accounts.clone()));
-        if step % 100 == 99 {
+        if (step - size) / 100 != step / 100 {
             let report = s.verify().await.unwrap();
             assert!(report.ok(), "seed {seed} step {step}: {report:?}");
         }

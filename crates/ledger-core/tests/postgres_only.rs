@@ -40,13 +40,18 @@ async fn concurrent_writers_lose_nothing_duplicate_nothing_and_keep_every_floor(
             for round in 0..ROUNDS {
                 // Everyone retries the same shared ids at once: one must win,
                 // the rest must get the original back.
-                let shared = req("HOT", &format!("shared-{round}"), pay("E", 1_000));
-                let entry = s.execute(shared).await.unwrap();
-                assert_eq!(entry.client_id.as_str(), format!("shared-{round}"));
                 // Everyone races to consume the hot enrollment: floors hold.
-                let _ = s
-                    .execute(req("HOT", &format!("c-{t}-{round}"), consume("E", 1)))
-                    .await;
+                // Both in one group commit (`execute_each`): each its own
+                // outcome, whatever the other's.
+                let shared = req("HOT", &format!("shared-{round}"), pay("E", 1_000));
+                let consume = req("HOT", &format!("c-{t}-{round}"), consume("E", 1));
+                let mut each = s
+                    .execute_each(&[(shared, None), (consume, None)])
+                    .await
+                    .unwrap();
+                assert_eq!(each.len(), 2);
+                let entry = each.remove(0).unwrap();
+                assert_eq!(entry.client_id.as_str(), format!("shared-{round}"));
                 // Batches over two institutions, locked in either order.
                 let (a, b) = if round % 2 == 0 {
                     ("HOT", own.as_str())

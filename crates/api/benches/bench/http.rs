@@ -36,6 +36,194 @@ pub struct HttpArgs {
     /// Institutions the payments spread over (per side).
     #[arg(long, default_value_t = 200)]
     pub institutions: usize,
+    /// Seconds per single-request posting phase (one payment per request,
+    /// every request its own Idempotency-Key); 0 skips them.
+    #[arg(long, default_value_t = 10)]
+    pub single_seconds: u64,
+    /// Concurrent connections of the single-request phases.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![16, 64])]
+    pub connections: Vec<usize>,
+    /// Institutions the spread single requests go over (the hot phase uses
+    /// one of them).
+    #[arg(long, default_value_t = 1_000)]
+    pub single_institutions: usize,
+    /// Entries of the raw-SQL baseline (one entry per transaction, 16
+    /// writers), measured in the same run.
+    #[arg(long, default_value_t = 5_000)]
+    pub baseline_entries: usize,
+    /// Only the single-request phases and their baseline.
+    #[arg(long)]
+    pub single_only: bool,
+    /// Group commit: requests per transaction at most.
+    #[arg(long)]
+    pub max_batch: Option<usize>,
+    /// Group commit: microseconds a batch waits for more requests.
+    #[arg(long)]
+    pub max_wait_us: Option<u64>,
+    /// Group commit: writer partitions.
+    #[arg(long)]
+    pub partitions: Option<usize>,
+}
+
+/// Entries whose client id starts with `prefix`: what was written, whatever
+/// the status codes said.
+async fn entries_like(store: &Store, prefix: &str) -> anyhow::Result<i64> {
+    let sql = "select cast(count(*) as bigint) from entries where client_id like $1";
+    let pattern = format!("{prefix}%");
+    Ok(match store {
+        Store::Postgres(s) => {
+            sqlx::query_scalar(sql)
+                .bind(pattern)
+                .fetch_one(s.pool())
+                .await?
+        }
+        Store::Sqlite(s) => {
+            sqlx::query_scalar(sql)
+                .bind(pattern)
+                .fetch_one(s.pool())
+                .await?
+        }
+    })
+}
+
+/// `connections` clients each POST one payment per request (0.01, its own
+/// Idempotency-Key) for `seconds`, to `institutions` (ids `BS-00000`…)
+/// round-robin: the latencies of the 201s, and the new entries counted in
+/// the books.
+async fn single_requests(
+    base: &str,
+    token: &str,
+    store: &Store,
+    tag: &str,
+    institutions: usize,
+    connections: usize,
+    seconds: u64,
+) -> anyhow::Result<(Latencies, i64)> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .build()?;
+    let before = entries_like(store, tag).await?;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let client = client.clone();
+        let base = base.to_string();
+        let token = token.to_string();
+        let tag = tag.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut micros = Vec::new();
+            let mut errors = 0usize;
+            let mut k = 0usize;
+            while Instant::now() < deadline {
+                let n = (c + k * connections) % institutions;
+                k += 1;
+                let sent = Instant::now();
+                let ok = client
+                    .post(format!("{base}/v1/institutions/BS-{n:05}/payments"))
+                    .bearer_auth(&token)
+                    .header("Idempotency-Key", format!("{tag}-{c}-{k}"))
+                    .json(&json!({"enrollment": "E", "amount": "0.01"}))
+                    .send()
+                    .await
+                    .map(|r| r.status() == reqwest::StatusCode::CREATED)
+                    .unwrap_or(false);
+                if ok {
+                    micros.push(u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX));
+                } else {
+                    errors += 1;
+                }
+            }
+            (micros, errors)
+        }));
+    }
+    let mut all = Latencies {
+        micros: Vec::new(),
+        errors: 0,
+        elapsed: Duration::ZERO,
+    };
+    for t in tasks {
+        let (m, e) = t.await?;
+        all.micros.extend(m);
+        all.errors += e;
+    }
+    all.elapsed = started.elapsed();
+    all.micros.sort_unstable();
+    let written = entries_like(store, tag).await? - before;
+    Ok((all, written))
+}
+
+/// The single-request phases: each connection count, spread over the
+/// institutions and all on one, then the raw-SQL baseline.
+async fn single_phases(
+    args: &HttpArgs,
+    url: &str,
+    base: &str,
+    token: &str,
+    store: &Store,
+) -> anyhow::Result<()> {
+    if args.single_seconds == 0 {
+        return Ok(());
+    }
+    println!();
+    println!(
+        "| single payments, {} s per phase | connections | institutions | new entries (books) | entries/s | non-201 | p50 | p99 |",
+        args.single_seconds
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut spread_64 = 0;
+    for &connections in &args.connections {
+        for (what, institutions) in [("spread", args.single_institutions), ("one institution", 1)] {
+            let tag = format!("s{connections}-{institutions}");
+            let (l, written) = single_requests(
+                base,
+                token,
+                store,
+                &tag,
+                institutions,
+                connections,
+                args.single_seconds,
+            )
+            .await?;
+            let rate = u64::try_from(written).unwrap_or(0) * 1000
+                / u64::try_from(l.elapsed.as_millis().max(1)).unwrap_or(1);
+            if institutions > 1 {
+                spread_64 = spread_64.max(rate);
+            }
+            println!(
+                "| {what} | {connections} | {institutions} | {written} | {rate}/s | {} | {} | {} |",
+                l.errors,
+                l.quantile(50),
+                l.quantile(99)
+            );
+        }
+    }
+    // The raw-SQL baseline: one entry per transaction, 16 writers, the
+    // same rows the ledger writes (bench post's baseline).
+    let scratch = super::post::scratch(url).await?;
+    super::post::setup(&scratch.baseline, "raw", args.single_institutions).await?;
+    let took = super::post::run_baseline(
+        &scratch.baseline,
+        "raw",
+        args.baseline_entries,
+        args.single_institutions,
+        1,
+        16,
+    )
+    .await?;
+    let raw = super::post::per_second(args.baseline_entries, took);
+    println!(
+        "| raw SQL, one entry per transaction (baseline) | 16 writers | {} | {} | {raw}/s | - | - | - |",
+        args.single_institutions, args.baseline_entries
+    );
+    println!(
+        "\nbest spread single-request rate / raw-SQL baseline: {}.{:02}×",
+        spread_64 / raw.max(1),
+        (spread_64 * 100 / raw.max(1)) % 100
+    );
+    scratch.ledger.close().await;
+    scratch.baseline.close().await;
+    Ok(())
 }
 
 async fn payees(store: &Store, prefix: &str, n: usize) -> anyhow::Result<()> {
@@ -171,6 +359,9 @@ pub async fn run(args: HttpArgs, url: &str) -> anyhow::Result<()> {
     api::demo::build(&store).await?;
     payees(&store, "BH", args.institutions).await?;
     payees(&store, "BD", args.institutions).await?;
+    if args.single_seconds > 0 {
+        payees(&store, "BS", args.single_institutions).await?;
+    }
     let (token, _) =
         api::token::create(&store, Role::Admin, Scope::All, Some("bench".into())).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -178,7 +369,13 @@ pub async fn run(args: HttpArgs, url: &str) -> anyhow::Result<()> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(api::http::serve(
         listener,
-        AppState::new(store.clone(), Config::default()),
+        AppState::new(
+            store.clone(),
+            Config {
+                group: group_settings(&args),
+                ..Config::default()
+            },
+        ),
         async {
             let _ = stopped.await;
         },
@@ -199,6 +396,15 @@ pub async fn run(args: HttpArgs, url: &str) -> anyhow::Result<()> {
         .collect();
     let overview = vec![format!("/v1/jurisdictions/{}/overview", api::demo::COUNTY)];
 
+    println!("group commit: {:?}", group_settings(&args));
+    if args.single_only {
+        single_phases(&args, url, &base, &token, &store).await?;
+        let report = store.verify().await?;
+        anyhow::ensure!(report.ok(), "the scratch books do not verify: {report:?}");
+        let _ = stop.send(());
+        let _ = server.await;
+        return Ok(());
+    }
     println!("| phase | requests | errors | throughput | p50 | p99 |");
     println!("|---|---|---|---|---|---|");
     let row = |name: &str, l: &Latencies| {
@@ -306,9 +512,25 @@ pub async fn run(args: HttpArgs, url: &str) -> anyhow::Result<()> {
         "| HTTP / baseline | {}% |",
         per_s(over_http) * 100 / per_s(direct).max(1)
     );
+    single_phases(&args, url, &base, &token, &store).await?;
     let report = store.verify().await?;
     anyhow::ensure!(report.ok(), "the scratch books do not verify: {report:?}");
     let _ = stop.send(());
     let _ = server.await;
     Ok(())
+}
+
+/// The group commit settings a run uses (defaults, overridden by flags).
+fn group_settings(args: &HttpArgs) -> api::app::group_commit::GroupSettings {
+    let mut g = api::app::group_commit::GroupSettings::default();
+    if let Some(n) = args.max_batch {
+        g.max_batch = n;
+    }
+    if let Some(us) = args.max_wait_us {
+        g.max_wait = Duration::from_micros(us);
+    }
+    if let Some(n) = args.partitions {
+        g.partitions = n;
+    }
+    g
 }

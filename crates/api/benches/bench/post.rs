@@ -70,13 +70,13 @@ fn occurred() -> DateTime<Utc> {
 
 /// The scratch books for one run: the ledger's and the baseline's, with
 /// identical schemas.
-struct Scratch {
-    backend: &'static str,
-    ledger: Store,
-    baseline: Store,
+pub(crate) struct Scratch {
+    pub backend: &'static str,
+    pub ledger: Store,
+    pub baseline: Store,
 }
 
-async fn scratch(url: &str) -> anyhow::Result<Scratch> {
+pub(crate) async fn scratch(url: &str) -> anyhow::Result<Scratch> {
     let (backend, ledger_url, baseline_url) = if url.starts_with("postgres") {
         let admin = PgPool::connect(url).await?;
         for schema in ["bench_ledger", "bench_baseline"] {
@@ -166,7 +166,7 @@ fn enrollment(institution: &InstitutionId) -> anyhow::Result<Enrollment> {
 }
 
 /// Registers the institutions of one configuration on both sides.
-async fn setup(store: &Store, prefix: &str, institutions: usize) -> anyhow::Result<()> {
+pub(crate) async fn setup(store: &Store, prefix: &str, institutions: usize) -> anyhow::Result<()> {
     let chunks: Vec<Vec<usize>> = (0..institutions)
         .collect::<Vec<_>>()
         .chunks(institutions.div_ceil(8).max(1))
@@ -476,7 +476,7 @@ async fn baseline_sqlite(pool: &SqlitePool, rows: &[RawEntry]) -> anyhow::Result
     Ok(())
 }
 
-async fn run_baseline(
+pub(crate) async fn run_baseline(
     baseline: &Store,
     prefix: &str,
     entries: usize,
@@ -510,7 +510,7 @@ async fn run_baseline(
     Ok(started.elapsed())
 }
 
-fn per_second(entries: usize, elapsed: Duration) -> u64 {
+pub(crate) fn per_second(entries: usize, elapsed: Duration) -> u64 {
     let micros = elapsed.as_micros().max(1);
     u64::try_from(entries as u128 * 1_000_000 / micros).unwrap_or(u64::MAX)
 }

@@ -97,6 +97,13 @@ pub fn run(what: ConfigCommand) -> anyhow::Result<ExitCode> {
     );
     line("http.max_body_bytes", s.http.max_body_bytes.to_string());
     line("http.max_feed_bytes", s.http.max_feed_bytes.to_string());
+    line("http.token_cache_ms", s.http.token_cache_ms.to_string());
+    println!("\n[group_commit]");
+    let g = &s.group_commit;
+    line("group_commit.max_batch", g.max_batch.to_string());
+    line("group_commit.max_wait_us", g.max_wait_us.to_string());
+    line("group_commit.queue_depth", g.queue_depth.to_string());
+    line("group_commit.partitions", g.partitions.to_string());
     println!("\n[jobs]");
     line("jobs.in_serve", s.jobs.in_serve.to_string());
     let names: Vec<String> = s

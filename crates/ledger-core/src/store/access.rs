@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::chain::{audit_digest, link_hash, AuditFields, AUDIT_SCOPE};
 use crate::domain::ids::JurisdictionCode;
 use crate::domain::registry::Jurisdiction;
 use crate::store::rows::{corrupt, corrupt_as};
@@ -108,11 +109,10 @@ macro_rules! applied {
 }
 
 /// Appends one record to the audit log and its chain, inside the caller's
-/// transaction (`tx`, `now` as `in_tx!` gives them; either dialect). Also
-/// used by a group commit's batch (`group.rs`).
+/// transaction (`tx`, `now` as `in_tx!` gives them).
 macro_rules! append_audit {
     ($tx:ident, $now:ident, $record:expr) => {{
-        let record: &$crate::store::AuditRecord = $record;
+        let record: &AuditRecord = $record;
         let tx = &mut $tx;
         let now = $now;
             let prev: String = sqlx::query_scalar(
@@ -134,7 +134,7 @@ macro_rules! append_audit {
             .bind(&record.outcome)
             .fetch_one(&mut **tx)
             .await?;
-            let digest = $crate::domain::chain::audit_digest(&$crate::domain::chain::AuditFields {
+            let digest = audit_digest(&AuditFields {
                 seq,
                 at_micros: now.micros(),
                 request_id: &record.request_id,
@@ -145,7 +145,7 @@ macro_rules! append_audit {
                 status: i64::from(record.status),
                 outcome: &record.outcome,
             });
-            let hash = $crate::domain::chain::link_hash(&prev, $crate::domain::chain::AUDIT_SCOPE, seq, "audit", &seq.to_string(), &digest);
+            let hash = link_hash(&prev, AUDIT_SCOPE, seq, "audit", &seq.to_string(), &digest);
             sqlx::query(
                 "insert into audit_links (seq, digest, prev_hash, hash) values ($1, $2, $3, $4)",
             )

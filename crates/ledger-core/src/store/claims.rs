@@ -52,6 +52,12 @@ impl Store {
             // The row lock taken by a failed insert's conflict check is not
             // held (PostgreSQL); lock the key explicitly before deciding.
             dialect.lock_key(&mut tx, token_id, key).await?;
+            // A claim need not wait for its own flush to disk: whatever is
+            // done under it (an entry, a kept answer) commits later and
+            // durably, and flushing that commit flushes the log up to it,
+            // the claim included. A claim lost in a crash had nothing done
+            // under it: the key is simply free again.
+            dialect.commit_without_flush_wait(&mut tx).await?;
             let inserted = sqlx::query(
                 "insert into idempotent_claims \
                    (token_id, idem_key, request_hash, accepted_at, lease_until) \

@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::chain::{audit_digest, link_hash, AuditFields, AUDIT_SCOPE};
 use crate::domain::entry::{Entry, Request};
 use crate::domain::error::LedgerError;
 use crate::store::{
@@ -40,27 +41,134 @@ impl std::fmt::Debug for KeepWith {
 /// replay) or the rule that refused it.
 pub type EachOutcome = std::result::Result<Entry, StoreError>;
 
-/// Writes the kept answers and audit records of the accepted requests, in
-/// the batch's transaction `$tx` (either dialect).
+/// Rows per multi-row insert (well under either dialect's bind limit).
+const ROWS_PER_INSERT: usize = 500;
+
+/// `($1, …, $k), ($k+1, …)`: `rows` tuples of `columns` placeholders.
+fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cols: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect();
+            format!("({})", cols.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The first of `$1` audit sequence numbers reserved for this batch, the
+/// audit head being locked: PostgreSQL takes them from the column's
+/// sequence in one step (consecutive: nobody else draws while the head is
+/// locked).
+const FIRST_AUDIT_SEQ_PG: &str = "select setval(pg_get_serial_sequence('audit_log', 'seq'),      nextval(pg_get_serial_sequence('audit_log', 'seq')) + $1 - 1) - $1 + 1";
+/// SQLite: the one writer continues after the highest number used (the
+/// log is append-only; `$1`, always positive, is bound for the same shape).
+const FIRST_AUDIT_SEQ_LITE: &str = "select max(coalesce((select max(seq) from audit_log), 0),      coalesce((select seq from sqlite_sequence where name = 'audit_log'), 0)) + 1 where $1 > 0";
+
+/// Writes the kept answers and the audit records (and their links in the
+/// audit chain) of the accepted requests, in the batch's transaction `$tx`
+/// (either dialect), a few statements for the whole batch: the audit head
+/// is locked once, the sequence numbers reserved at once (`$first_seq`,
+/// the dialect's query), the chain computed here.
 macro_rules! write_kept {
-    ($tx:ident, $now:ident, $kept:expr) => {
-        for (keep, answer) in $kept {
-            sqlx::query(
+    ($tx:ident, $now:ident, $kept:expr, $first_seq:expr) => {
+        let kept: &[(&KeepWith, KeptAnswer)] = $kept;
+        for chunk in kept.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
                 "insert into idempotent_answers \
                    (token_id, idem_key, request_hash, status, body, created_at) \
-                 values ($1, $2, $3, $4, $5, $6) on conflict (token_id, idem_key) do nothing",
-            )
-            .bind(&keep.token_id)
-            .bind(&keep.key)
-            .bind(&answer.request_hash)
-            .bind(i32::from(answer.status))
-            .bind(&answer.body)
-            .bind($now)
-            .execute(&mut *$tx)
-            .await?;
+                 values {} on conflict (token_id, idem_key) do nothing",
+                placeholders(chunk.len(), 6)
+            );
+            let mut q = sqlx::query(&sql);
+            for (keep, answer) in chunk {
+                q = q
+                    .bind(&keep.token_id)
+                    .bind(&keep.key)
+                    .bind(&answer.request_hash)
+                    .bind(i32::from(answer.status))
+                    .bind(&answer.body)
+                    .bind($now);
+            }
+            q.execute(&mut *$tx).await?;
         }
-        for (keep, _) in $kept {
-            append_audit!($tx, $now, &keep.audit);
+        if !kept.is_empty() {
+            let n = i64::try_from(kept.len()).unwrap_or(i64::MAX);
+            let mut prev: String = sqlx::query_scalar(
+                "update audit_head set last_seq = last_seq where id = 1 returning last_hash",
+            )
+            .fetch_one(&mut *$tx)
+            .await?;
+            let first: i64 = sqlx::query_scalar($first_seq)
+                .bind(n)
+                .fetch_one(&mut *$tx)
+                .await?;
+            // (seq, digest, prev_hash, hash) of each record, in order.
+            let mut links = Vec::with_capacity(kept.len());
+            for (i, (keep, _)) in kept.iter().enumerate() {
+                let seq = first + i64::try_from(i).unwrap_or(i64::MAX);
+                let r = &keep.audit;
+                let digest = audit_digest(&AuditFields {
+                    seq,
+                    at_micros: $now.micros(),
+                    request_id: &r.request_id,
+                    token_id: r.token_id.as_deref(),
+                    role: r.role.as_deref(),
+                    method: &r.method,
+                    path: &r.path,
+                    status: i64::from(r.status),
+                    outcome: &r.outcome,
+                });
+                let hash = link_hash(&prev, AUDIT_SCOPE, seq, "audit", &seq.to_string(), &digest);
+                links.push((
+                    seq,
+                    digest,
+                    std::mem::replace(&mut prev, hash.clone()),
+                    hash,
+                ));
+            }
+            for (chunk, rows) in kept
+                .chunks(ROWS_PER_INSERT)
+                .zip(links.chunks(ROWS_PER_INSERT))
+            {
+                let sql = format!(
+                    "insert into audit_log \
+                       (seq, at, request_id, token_id, role, method, path, status, outcome) \
+                     values {}",
+                    placeholders(chunk.len(), 9)
+                );
+                let mut q = sqlx::query(&sql);
+                for ((keep, _), (seq, _, _, _)) in chunk.iter().zip(rows) {
+                    let r = &keep.audit;
+                    q = q
+                        .bind(*seq)
+                        .bind($now)
+                        .bind(&r.request_id)
+                        .bind(&r.token_id)
+                        .bind(&r.role)
+                        .bind(&r.method)
+                        .bind(&r.path)
+                        .bind(i32::from(r.status))
+                        .bind(&r.outcome);
+                }
+                q.execute(&mut *$tx).await?;
+                let sql = format!(
+                    "insert into audit_links (seq, digest, prev_hash, hash) values {}",
+                    placeholders(rows.len(), 4)
+                );
+                let mut q = sqlx::query(&sql);
+                for (seq, digest, prev_hash, hash) in rows {
+                    q = q.bind(*seq).bind(digest).bind(prev_hash).bind(hash);
+                }
+                q.execute(&mut *$tx).await?;
+            }
+            let last = links.last().map(|l| (l.0, l.3.clone())).unwrap_or_default();
+            sqlx::query("update audit_head set last_seq = $1, last_hash = $2 where id = 1")
+                .bind(last.0)
+                .bind(&last.1)
+                .execute(&mut *$tx)
+                .await?;
         }
     };
 }
@@ -146,7 +254,7 @@ impl Store {
                     Ok(answers) => {
                         let kept = kept(&answers, keeps);
                         let mut tx = b.tx;
-                        write_kept!(tx, db_now, &kept);
+                        write_kept!(tx, db_now, &kept, FIRST_AUDIT_SEQ_PG);
                         tx.commit().await?;
                         return Ok(answers);
                     }
@@ -172,7 +280,7 @@ impl Store {
                 let answers = run_batch_each(&mut b, requests, now).await?;
                 let kept = kept(&answers, keeps);
                 let mut tx = b.tx;
-                write_kept!(tx, db_now, &kept);
+                write_kept!(tx, db_now, &kept, FIRST_AUDIT_SEQ_LITE);
                 tx.commit().await?;
                 Ok(answers)
             }

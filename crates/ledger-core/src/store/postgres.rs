@@ -89,6 +89,17 @@ impl Pg {
         Ok(())
     }
 
+    /// This transaction's commit does not wait for the write-ahead log to
+    /// reach the disk (`synchronous_commit = off`, for it alone): a later
+    /// synchronous commit's flush covers it, the log being written in
+    /// order.
+    pub async fn commit_without_flush_wait(self, tx: &mut Transaction<'_, Postgres>) -> Result<()> {
+        sqlx::query("set local synchronous_commit = off")
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
     /// Whether a writer locks the rows it reads (`for update`).
     pub fn takes_row_locks(self) -> bool {
         true
