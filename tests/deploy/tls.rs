@@ -113,9 +113,42 @@ async fn serve_terminates_tls_with_hsts_and_secure_cookies_and_takes_a_new_certi
         "{plain:?}"
     );
 
+    // `probe` (the container's health check) over TLS trusts exactly the
+    // configured certificate.
+    let readyz = format!("{base}/readyz");
+    let probe = || {
+        run(
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "probe",
+                "--url",
+                &readyz,
+            ],
+            &[],
+        )
+    };
+    let out = probe();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&["probe", "--url", &readyz], &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("trusts the certificate of tls.cert_file"),
+        "{}",
+        stderr(&out)
+    );
+
     // Renewal: new files, SIGHUP; the listener stays, new connections get
-    // the new certificate (bounded wait for the reload to land).
+    // the new certificate (bounded wait for the reload to land). Before
+    // the SIGHUP the probe says the served certificate is not the file's.
     let second = make_certificate(dir.path());
+    let out = probe();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not the one tls.cert_file holds"),
+        "{}",
+        stderr(&out)
+    );
     served.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -137,6 +170,8 @@ async fn serve_terminates_tls_with_hsts_and_secure_cookies_and_takes_a_new_certi
     }
     let old = trusting(&first).get(format!("{base}/healthz")).send().await;
     assert!(old.is_err(), "the old certificate is still served: {old:?}");
+    let out = probe();
+    assert!(out.status.success(), "{}", stderr(&out));
 
     // A broken pair on SIGHUP keeps the certificate that works.
     std::fs::write(&key, "not a key").unwrap();
