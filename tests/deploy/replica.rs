@@ -343,6 +343,14 @@ async fn officers_reads_come_from_the_read_replica_and_writes_from_the_primary()
         lag > 0,
         "replay is paused behind a payment, and the lag is {lag}"
     );
+    // The public white and black lists are read there too.
+    let lists = client
+        .get(format!("http://{}/lists.json", served.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lists.status(), reqwest::StatusCode::OK);
+    assert!(lists.headers().get("x-replica-lag-ms").is_some());
     let metrics = client
         .get(format!("http://{}/metrics", served.addr))
         .send()
