@@ -141,6 +141,17 @@ async fn serve_terminates_tls_with_hsts_and_secure_cookies_and_takes_a_new_certi
     // Renewal: new files, SIGHUP; the listener stays, new connections get
     // the new certificate (bounded wait for the reload to land). Before
     // the SIGHUP the probe says the served certificate is not the file's.
+    // A client that keeps its connection open across the reload.
+    let kept = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(first.as_bytes()).unwrap())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let r = kept.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    r.bytes().await.unwrap();
     let second = make_certificate(dir.path());
     let out = probe();
     assert!(!out.status.success());
@@ -172,6 +183,10 @@ async fn serve_terminates_tls_with_hsts_and_secure_cookies_and_takes_a_new_certi
     assert!(old.is_err(), "the old certificate is still served: {old:?}");
     let out = probe();
     assert!(out.status.success(), "{}", stderr(&out));
+    // The connection opened before the reload still serves (it keeps the
+    // certificate it began with; a new one with it is refused above).
+    let r = kept.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
 
     // A broken pair on SIGHUP keeps the certificate that works.
     std::fs::write(&key, "not a key").unwrap();
