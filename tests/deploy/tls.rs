@@ -1,8 +1,10 @@
 //! TLS in `serve`: a certificate made here (rcgen) served by the real
 //! binary to a client that trusts only it; HSTS and `Secure` cookies over
 //! TLS; the certificate replaced and SIGHUP sent, new connections get the
-//! new one from the same listener; half a configuration and a key that is
-//! not a key stop the start with the files named.
+//! new one from the same listener while a connection opened before keeps
+//! serving; `probe` over TLS trusts only the configured certificate; half a
+//! configuration and a key that is not a key stop the start with the files
+//! named.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
