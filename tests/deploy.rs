@@ -9,6 +9,8 @@ use std::process::{Command, Output};
 
 #[path = "deploy/backup.rs"]
 mod backup;
+#[path = "deploy/citus.rs"]
+mod citus;
 #[path = "deploy/config.rs"]
 mod config;
 #[path = "deploy/failover.rs"]

@@ -48,18 +48,18 @@ fn free_port() -> u16 {
 
 /// A primary and its standby; dropping it stops both (immediate) and
 /// removes the directory.
-struct Pair {
+pub struct Pair {
     dir: tempfile::TempDir,
     bin: PathBuf,
     /// PostgreSQL refuses to run as root: as `postgres` then.
     as_user: Option<(u32, u32)>,
     started: Vec<&'static str>,
-    primary_port: u16,
+    pub primary_port: u16,
     standby_port: u16,
 }
 
 impl Pair {
-    fn new() -> Pair {
+    pub fn new() -> Pair {
         let dir = tempfile::tempdir().unwrap();
         let as_user = (id(&["-u"]) == Some(0))
             .then(|| Some((id(&["-u", "postgres"])?, id(&["-g", "postgres"])?)))
@@ -77,12 +77,12 @@ impl Pair {
         }
     }
 
-    fn path(&self, name: &str) -> String {
+    pub fn path(&self, name: &str) -> String {
         self.dir.path().join(name).display().to_string()
     }
 
     /// Runs one of PostgreSQL's programs (bounded), as the user it needs.
-    fn tool(&self, program: &str, args: &[&str]) {
+    pub fn tool(&self, program: &str, args: &[&str]) {
         let mut c = Command::new("timeout");
         c.arg("120")
             .arg(self.bin.join(program))
@@ -101,9 +101,9 @@ impl Pair {
         );
     }
 
-    fn start(&mut self, name: &'static str, port: u16) {
+    pub fn start(&mut self, name: &'static str, port: u16, extra: &str) {
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off {extra}",
             self.dir.path().display()
         );
         let (data, log) = (self.path(name), self.path(&format!("{name}.log")));
@@ -114,11 +114,29 @@ impl Pair {
         self.started.push(name);
     }
 
+    /// `initdb` of the primary (trust on loopback, UTF-8, no locale).
+    pub fn init_primary(&self) {
+        let primary_dir = self.path("primary");
+        self.tool(
+            "initdb",
+            &[
+                "-D",
+                &primary_dir,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-sync",
+            ],
+        );
+    }
+
     fn url(port: u16, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{port}/{db}")
     }
 
-    fn primary(&self, db: &str) -> String {
+    pub fn primary(&self, db: &str) -> String {
         Pair::url(self.primary_port, db)
     }
 
@@ -174,21 +192,8 @@ async fn caught_up(primary: &str, standby: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn officers_reads_come_from_the_read_replica_and_writes_from_the_primary() {
     let mut pair = Pair::new();
-    let primary_dir = pair.path("primary");
-    pair.tool(
-        "initdb",
-        &[
-            "-D",
-            &primary_dir,
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--no-locale",
-            "--no-sync",
-        ],
-    );
-    pair.start("primary", pair.primary_port);
+    pair.init_primary();
+    pair.start("primary", pair.primary_port, "");
     let standby_dir = pair.path("standby");
     let primary_port = pair.primary_port.to_string();
     pair.tool(
@@ -208,7 +213,7 @@ async fn officers_reads_come_from_the_read_replica_and_writes_from_the_primary()
             "--no-sync",
         ],
     );
-    pair.start("standby", pair.standby_port);
+    pair.start("standby", pair.standby_port, "");
 
     let mut admin = PgConnection::connect(&pair.primary("postgres"))
         .await
@@ -338,6 +343,14 @@ async fn officers_reads_come_from_the_read_replica_and_writes_from_the_primary()
         lag > 0,
         "replay is paused behind a payment, and the lag is {lag}"
     );
+    // The public white and black lists are read there too.
+    let lists = client
+        .get(format!("http://{}/lists.json", served.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lists.status(), reqwest::StatusCode::OK);
+    assert!(lists.headers().get("x-replica-lag-ms").is_some());
     let metrics = client
         .get(format!("http://{}/metrics", served.addr))
         .send()

@@ -1,8 +1,10 @@
 //! TLS in `serve`: a certificate made here (rcgen) served by the real
 //! binary to a client that trusts only it; HSTS and `Secure` cookies over
 //! TLS; the certificate replaced and SIGHUP sent, new connections get the
-//! new one from the same listener; half a configuration and a key that is
-//! not a key stop the start with the files named.
+//! new one from the same listener while a connection opened before keeps
+//! serving; `probe` over TLS trusts only the configured certificate; half a
+//! configuration and a key that is not a key stop the start with the files
+//! named.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -113,9 +115,53 @@ async fn serve_terminates_tls_with_hsts_and_secure_cookies_and_takes_a_new_certi
         "{plain:?}"
     );
 
+    // `probe` (the container's health check) over TLS trusts exactly the
+    // configured certificate.
+    let readyz = format!("{base}/readyz");
+    let probe = || {
+        run(
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "probe",
+                "--url",
+                &readyz,
+            ],
+            &[],
+        )
+    };
+    let out = probe();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&["probe", "--url", &readyz], &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("trusts the certificate of tls.cert_file"),
+        "{}",
+        stderr(&out)
+    );
+
     // Renewal: new files, SIGHUP; the listener stays, new connections get
-    // the new certificate (bounded wait for the reload to land).
+    // the new certificate (bounded wait for the reload to land). Before
+    // the SIGHUP the probe says the served certificate is not the file's.
+    // A client that keeps its connection open across the reload.
+    let kept = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(first.as_bytes()).unwrap())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let r = kept.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    r.bytes().await.unwrap();
     let second = make_certificate(dir.path());
+    let out = probe();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not the one tls.cert_file holds"),
+        "{}",
+        stderr(&out)
+    );
     served.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -137,6 +183,12 @@ async fn serve_terminates_tls_with_hsts_and_secure_cookies_and_takes_a_new_certi
     }
     let old = trusting(&first).get(format!("{base}/healthz")).send().await;
     assert!(old.is_err(), "the old certificate is still served: {old:?}");
+    let out = probe();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The connection opened before the reload still serves (it keeps the
+    // certificate it began with; a new one with it is refused above).
+    let r = kept.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
 
     // A broken pair on SIGHUP keeps the certificate that works.
     std::fs::write(&key, "not a key").unwrap();

@@ -395,7 +395,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup { to } => backup::run(&database, &to).await?,
         Command::Probe { url, timeout_secs } => {
             let url = url.unwrap_or_else(|| ops::readiness_url(&config));
-            return ops::probe(&url, std::time::Duration::from_secs(timeout_secs.max(1)));
+            return ops::probe(
+                &url,
+                std::time::Duration::from_secs(timeout_secs.max(1)),
+                config.settings.tls.cert_file.as_deref(),
+            );
         }
         Command::Migrate => {
             open(url).await?;

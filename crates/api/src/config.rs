@@ -164,8 +164,8 @@ pub struct Database {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret>,
     /// A read replica (PostgreSQL streaming standby) for officers' reads:
-    /// overview, balances, entries, risk, alerts, the console's overview.
-    /// Same user and password as `url`. Writes always go to `url`.
+    /// overview, balances, entries, risk, alerts, the console's overview,
+    /// the public lists. Same user and password as `url`. Writes always go to `url`.
     pub read_url: Option<String>,
 }
 

@@ -58,7 +58,7 @@ pub struct AppState {
     /// The system of record: every write, and every read that decides one.
     pub store: Store,
     /// Where officers' reads go (overview, balances, entries, risk,
-    /// alerts): a read replica when `database.read_url` is set, else the
+    /// alerts, the public lists: [`REPLICA_ROUTES`]): a read replica when `database.read_url` is set, else the
     /// same store. Never written to.
     pub reads: Store,
     /// Whether `reads` is a read replica (then its answers say its lag).
@@ -114,6 +114,9 @@ pub const REPLICA_ROUTES: &[&str] = &[
     "/v1/jurisdictions/{code}/risk",
     "/v1/alerts",
     "/overview",
+    "/lists",
+    "/lists.json",
+    "/lists.csv",
 ];
 
 /// The header that says how far behind the primary an answer read from

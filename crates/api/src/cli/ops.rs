@@ -146,14 +146,32 @@ pub fn readiness_url(loaded: &Loaded) -> String {
             std::net::Ipv6Addr::LOCALHOST.into()
         });
     }
-    format!("http://{addr}/readyz")
+    let scheme = if loaded.settings.tls.cert_file.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{addr}/readyz")
 }
 
-/// GET `url` (plain HTTP, within `timeout`): success when it answers 200.
-pub fn probe(url: &str, timeout: Duration) -> anyhow::Result<ExitCode> {
-    let rest = url
-        .strip_prefix("http://")
-        .context("probe takes an http:// URL (TLS ends at the proxy in front)")?;
+/// GET `url` (within `timeout`): success when it answers 200. Over
+/// `https://` it trusts only the certificate in `cert_file` (the
+/// configuration's `tls.cert_file`).
+pub fn probe(
+    url: &str,
+    timeout: Duration,
+    cert_file: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let (rest, tls) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(rest), _) => (rest, None),
+        (None, Some(rest)) => {
+            let cert = cert_file.context(
+                "probe over https:// trusts the certificate of tls.cert_file: give --config with [tls]",
+            )?;
+            (rest, Some(crate::tls::pinned_client(cert)?))
+        }
+        (None, None) => bail!("probe takes an http:// or https:// URL, not {url:?}"),
+    };
     let (host, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -162,19 +180,36 @@ pub fn probe(url: &str, timeout: Duration) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot resolve {host}"))?
         .next()
         .with_context(|| format!("{host} has no address"))?;
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+    let tcp = std::net::TcpStream::connect_timeout(&addr, timeout)
         .with_context(|| format!("{url}: nothing answers"))?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
+    tcp.set_read_timeout(Some(timeout))?;
+    tcp.set_write_timeout(Some(timeout))?;
+    let mut stream: Box<dyn ReadWrite> = match tls {
+        None => Box::new(tcp),
+        Some(config) => {
+            // The name is not checked (the certificate is pinned), but
+            // rustls sends it: the host as the URL gives it.
+            let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
+            let name =
+                rustls::pki_types::ServerName::try_from(name.trim_matches(['[', ']']).to_string())
+                    .with_context(|| format!("{url}: {name} is no server name"))?;
+            let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name)
+                .with_context(|| format!("{url}: TLS"))?;
+            Box::new(rustls::StreamOwned::new(connection, tcp))
+        }
+    };
     write!(
         stream,
         "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: escrow-ledger-probe\r\n\r\n"
     )?;
     let mut answer = Vec::new();
-    stream
+    // A TLS server may close without close_notify after the answer: what
+    // arrived is kept and judged.
+    let _ = (&mut stream)
         .take(64 * 1024)
         .read_to_end(&mut answer)
-        .with_context(|| format!("{url}: no answer"))?;
+        .map_err(|e| anyhow::anyhow!("{url}: no answer: {e}"))
+        .or_else(|e| if answer.is_empty() { Err(e) } else { Ok(0) })?;
     let answer = String::from_utf8_lossy(&answer);
     let status = answer.lines().next().unwrap_or("");
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").trim();
@@ -184,3 +219,6 @@ pub fn probe(url: &str, timeout: Duration) -> anyhow::Result<ExitCode> {
     }
     bail!("{url}: {status}: {body}")
 }
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}

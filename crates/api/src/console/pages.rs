@@ -1138,9 +1138,10 @@ async fn lists_data(
     )>,
     AppError,
 > {
-    let published = crate::app::lists::published(&state.store).await?;
-    let institutions = state.store.institutions().await?;
-    let jurisdictions = state.store.jurisdictions().await?;
+    // Published lists are read-only here: from the read replica if any.
+    let published = crate::app::lists::published(&state.reads).await?;
+    let institutions = state.reads.institutions().await?;
+    let jurisdictions = state.reads.jurisdictions().await?;
     let named = |changes: Vec<ledger_core::store::ListChange>| {
         changes
             .into_iter()
