@@ -672,3 +672,93 @@ async fn a_county_cannot_loosen_a_national_floor_and_a_province_loosens_its_own_
     o.server.stop().await;
 }
 both!(a_county_cannot_loosen_a_national_floor_and_a_province_loosens_its_own_with_two);
+
+/// A refund nobody answered by its day is deemed approved by the workflow;
+/// above the rule pack's two-officer threshold that is only the first
+/// approval: the refund waits, as the workflow's request, for an officer.
+async fn a_deemed_refund_above_the_threshold_waits_for_an_officer(backend: Backend) {
+    use api::app::jobs::{tick_jobs, Job};
+    use ledger_core::domain::refunds::{Payee, Refund, RefundState};
+    let o = setup(backend).await;
+    let store = &o.server.store;
+    let (status, p) = o
+        .server
+        .post(
+            &o.maker,
+            "/v1/jurisdictions/410922/rule-packs",
+            "rp-1",
+            json!({
+                "version": 1, "effective_from": "2026-01-01",
+                "params": {"refund_two_officers_above_minor": 100000}
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    // Two requests from the family, long unanswered.
+    for (id, amount_minor) in [("RFSMALL", 50_000), ("RFLARGE", 200_000)] {
+        store
+            .create_refund(&Refund {
+                institution: o.institution.clone(),
+                id: ledger_core::domain::ids::RefundId::parse(id).unwrap(),
+                enrollment: EnrollmentId::parse("E-1").unwrap(),
+                amount_minor: Some(amount_minor),
+                payee: Payee {
+                    name: "张三".into(),
+                    account: "6214830100123456".into(),
+                    bank: "CMBCCNBS".into(),
+                },
+                reason: None,
+                requested_by: "family".into(),
+                requested_on: day(2026, 1, 5),
+                answer_by: day(2026, 1, 12),
+                state: RefundState::Requested,
+                pay_by: None,
+                instruction_id: None,
+            })
+            .await
+            .unwrap();
+    }
+    let banks = api::app::banks::BankDirectory::default();
+    for _ in 0..2 {
+        tick_jobs(store, &banks, &[Job::Workflow]).await.unwrap();
+    }
+    let state = |id: &'static str| {
+        let server = &o.server;
+        let token = o.checker.clone();
+        async move {
+            let (_, r) = server.get(&token, &format!("/v1/refunds/{id}")).await;
+            r["state"].as_str().unwrap_or("?").to_string()
+        }
+    };
+    assert_eq!(state("RFSMALL").await, "instructed");
+    assert_eq!(state("RFLARGE").await, "requested");
+    // One request of the workflow's, whatever the number of passes.
+    let (status, list) = o.server.get(&o.checker, "/v1/approvals").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let waiting: Vec<&Value> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "refund" && a["state"] == "pending")
+        .collect();
+    assert_eq!(waiting.len(), 1, "{list}");
+    assert!(
+        waiting[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("deemed approved: not answered by 2026-01-12"),
+        "{list}"
+    );
+    let id = waiting[0]["id"].as_str().unwrap().to_string();
+    let (status, p) = o.answer(&o.school, &id, "approve", "d1", json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{p}");
+    let (status, done) = o.answer(&o.checker, &id, "approve", "d2", json!({})).await;
+    assert_eq!(
+        (status, done["state"].as_str()),
+        (StatusCode::OK, Some("approved")),
+        "{done}"
+    );
+    assert_eq!(state("RFLARGE").await, "instructed");
+    o.server.stop().await;
+}
+both!(a_deemed_refund_above_the_threshold_waits_for_an_officer);

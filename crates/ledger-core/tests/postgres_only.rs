@@ -184,6 +184,7 @@ async fn every_institution_table_is_keyed_by_institution_first_and_never_spans_t
         "audit_head",
         "audit_links",
         "record_backfill",
+        "record_backfill_lessons",
         // Scheduled job runs: deployment-wide, not any institution's.
         "job_runs",
         // Maker–checker requests and decisions: a jurisdiction's (a rule

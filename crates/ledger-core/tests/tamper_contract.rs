@@ -34,6 +34,7 @@ contract!(
     a_history_rewritten_with_consistent_hashes_is_named_by_the_checkpoint,
     records_written_before_the_chains_are_linked_once_at_migration,
     entries_and_records_written_while_verify_runs_are_never_taken_for_tampering,
+    lesson_records_their_answers_and_freezes_edited_are_named,
 );
 
 fn line(amount_minor: i64, e2e: &str) -> FeedLine {
@@ -720,4 +721,104 @@ async fn every_append_only_table_refuses_truncate_on_postgres() {
         assert!(error.contains("TRUNCATE refused"), "{table}: {error}");
     }
     db.cleanup().await;
+}
+
+/// A lesson record of I1's E1, a family's answer to it and a freeze.
+async fn lessons(db: &TestDb) {
+    let s = &db.store;
+    s.record_lesson(
+        &ledger_core::store::NewLesson {
+            institution: iid("I1"),
+            enrollment: ledger_core::EnrollmentId::parse("E1").unwrap(),
+            hours: 2,
+            occurred_on: NaiveDate::from_ymd_opt(2026, 9, 18).unwrap(),
+            recorded_by: "school".into(),
+            answer_by: NaiveDate::from_ymd_opt(2026, 10, 9).unwrap(),
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(s
+        .append_lesson_event(
+            &iid("I1"),
+            "L1",
+            0,
+            ledger_core::domain::lessons::LessonState::Confirmed,
+            "family",
+            None,
+            NaiveDate::from_ymd_opt(2026, 9, 19).unwrap(),
+        )
+        .await
+        .unwrap());
+    // A second answer to the same step is not written, nor linked.
+    assert!(!s
+        .append_lesson_event(
+            &iid("I1"),
+            "L1",
+            0,
+            ledger_core::domain::lessons::LessonState::Disputed,
+            "family",
+            Some("no lesson that day"),
+            NaiveDate::from_ymd_opt(2026, 9, 19).unwrap(),
+        )
+        .await
+        .unwrap());
+    s.record_freeze(&iid("I1"), true, "rectification", "officer")
+        .await
+        .unwrap();
+}
+
+async fn lesson_records_their_answers_and_freezes_edited_are_named(db: &TestDb) {
+    books(db).await;
+    lessons(db).await;
+    let report = db.store.verify().await.unwrap();
+    assert!(report.ok(), "{:#?}", report.failures);
+    // As a database from before migration 0026: every link gone, linked
+    // again at the next migrate (both backfills), lessons included.
+    as_superuser(
+        db,
+        "delete from record_links; delete from record_heads; delete from audit_links; \
+         update audit_head set last_seq = 0, last_hash = '0000000000000000000000000000000000000000000000000000000000000000'; \
+         delete from record_backfill; delete from record_backfill_lessons;",
+    )
+    .await;
+    named(
+        &db.store.verify().await.unwrap(),
+        "records",
+        false,
+        "lesson record L1 has no record link",
+    );
+    db.store.migrate().await.unwrap();
+    let report = db.store.verify().await.unwrap();
+    assert!(report.ok(), "{:#?}", report.failures);
+    // The family's confirmation turned into a dispute, behind the
+    // application's back.
+    as_superuser(
+        db,
+        "update lesson_events set state = 'disputed' where lesson_id = 'L1'",
+    )
+    .await;
+    let report = db.store.verify().await.unwrap();
+    assert_eq!(report.failures.len(), 1, "{:#?}", report.failures);
+    named(
+        &report,
+        "records",
+        false,
+        "lesson record step L1#1 no longer matches the digest linked at record",
+    );
+    as_superuser(db, "update lessons set hours = 20 where lesson_id = 'L1'").await;
+    named(
+        &db.store.verify().await.unwrap(),
+        "records",
+        false,
+        "lesson record L1 no longer matches",
+    );
+    as_superuser(db, "delete from institution_freezes").await;
+    named(
+        &db.store.verify().await.unwrap(),
+        "records",
+        false,
+        "freeze 1 (record link",
+    );
 }

@@ -281,6 +281,59 @@ pub async fn approve_refund(
     Ok(RefundApproval::Waiting(approval))
 }
 
+/// A refund nobody answered by its day is deemed approved by the rule; above
+/// the rule pack's two-officer threshold the rule is the first approval and
+/// an officer's the second: the refund waits, as a request of the workflow
+/// (one per refund, whatever the number of passes), for an officer. `None`
+/// at or below the threshold: the workflow approves it alone.
+pub async fn deemed_refund_needs_officer(
+    store: &Store,
+    refund: &Refund,
+    today: NaiveDate,
+) -> AppResult<Option<Approval>> {
+    let institution = store.institution(&refund.institution).await?;
+    let rules = store.rules_for(&institution, today).await?;
+    let amount_minor = match refund.amount_minor {
+        Some(a) => a,
+        None => store
+            .balances(&institution.id)
+            .await?
+            .balance(&AccountCode::Prepaid(refund.enrollment.clone()).to_string()),
+    };
+    if !refund_needs_second_officer(amount_minor, rules.params.refund_two_officers_above_minor) {
+        return Ok(None);
+    }
+    let workflow = Party {
+        token_id: "workflow".into(),
+        name: "workflow".into(),
+        standing: ledger_core::domain::approvals::Standing::Other("workflow"),
+    };
+    let amount = ledger_core::domain::money::format_minor(amount_minor, institution.currency);
+    let approval = record(
+        store,
+        approval_id_for("workflow", &format!("refund\0{}\0deemed", refund.id)),
+        ApprovalKind::Refund,
+        institution.jurisdiction.clone(),
+        Some(&institution),
+        refund.id.to_string(),
+        encode(&RefundPayload {
+            refund_id: refund.id.to_string(),
+            comment: Some(format!("deemed approved: not answered by {}", refund.answer_by)),
+        })?,
+        format!(
+            "refund {amount} {} to {} (refund {}, deemed approved: not answered by {}; above the rule pack's threshold, an officer approves)",
+            institution.currency.code(),
+            refund.payee.name,
+            refund.id,
+            refund.answer_by
+        ),
+        &workflow,
+        store.now(),
+    )
+    .await?;
+    Ok(Some(approval))
+}
+
 fn floor_refusal(pack: &RulePack, l: &Loosening) -> AppError {
     AppError::forbidden(
         "loosens_floor",

@@ -228,19 +228,29 @@ async fn workflow(
 ) -> AppResult<()> {
     // Deemed approvals: unanswered past the deadline.
     for r in store.refunds(None, Some(RefundState::Requested)).await? {
-        if r.answer_by < today
-            && store
-                .move_refund(
-                    &r.institution,
-                    r.id.as_str(),
-                    RefundState::Requested,
-                    RefundState::Approved,
-                    "workflow",
-                    Some(&format!("deemed approved: not answered by {}", r.answer_by)),
-                    None,
-                    None,
-                )
-                .await?
+        if r.answer_by >= today {
+            continue;
+        }
+        // Above the two-officer threshold the deemed approval is the first
+        // of two: it waits for an officer (a request, once).
+        if crate::app::approvals::deemed_refund_needs_officer(store, &r, today)
+            .await?
+            .is_some()
+        {
+            continue;
+        }
+        if store
+            .move_refund(
+                &r.institution,
+                r.id.as_str(),
+                RefundState::Requested,
+                RefundState::Approved,
+                "workflow",
+                Some(&format!("deemed approved: not answered by {}", r.answer_by)),
+                None,
+                None,
+            )
+            .await?
         {
             t.deemed_approved += 1;
         }

@@ -248,6 +248,82 @@ pub fn payee_digest(
     digest(&e)
 }
 
+/// A lesson record as the institution recorded it (its trail is chained
+/// step by step).
+#[allow(clippy::too_many_arguments)]
+pub fn lesson_digest(
+    institution: &str,
+    lesson: &str,
+    enrollment: &str,
+    hours: i64,
+    occurred_on: NaiveDate,
+    recorded_by: &str,
+    recorded_at_micros: i64,
+    answer_by: NaiveDate,
+) -> String {
+    let mut e = Encoder(Vec::with_capacity(128));
+    e.field("lesson/v1")
+        .field(institution)
+        .field(lesson)
+        .field(enrollment)
+        .field(&hours.to_string())
+        .field(&occurred_on.to_string())
+        .field(recorded_by)
+        .field(&recorded_at_micros.to_string())
+        .field(&answer_by.to_string());
+    digest(&e)
+}
+
+/// One step of a lesson record's trail: who, when, what, why.
+#[allow(clippy::too_many_arguments)]
+pub fn lesson_event_digest(
+    institution: &str,
+    lesson: &str,
+    seq: i64,
+    at_micros: i64,
+    on_day: NaiveDate,
+    actor: &str,
+    state: &str,
+    reason: Option<&str>,
+) -> String {
+    let mut e = Encoder(Vec::with_capacity(128));
+    e.field("lesson_event/v1")
+        .field(institution)
+        .field(lesson)
+        .field(&seq.to_string())
+        .field(&at_micros.to_string())
+        .field(&on_day.to_string())
+        .field(actor)
+        .field(state)
+        .opt(reason);
+    digest(&e)
+}
+
+/// The key of a lesson step's link.
+pub fn lesson_event_key(lesson: &str, seq: i64) -> String {
+    format!("{lesson}#{seq}")
+}
+
+/// An officer's freeze of an institution's releases, or its lift.
+pub fn freeze_digest(
+    institution: &str,
+    seq: i64,
+    frozen: bool,
+    reason: &str,
+    actor: &str,
+    at_micros: i64,
+) -> String {
+    let mut e = Encoder(Vec::with_capacity(128));
+    e.field("freeze/v1")
+        .field(institution)
+        .field(&seq.to_string())
+        .field(if frozen { "freeze" } else { "lift" })
+        .field(reason)
+        .field(actor)
+        .field(&at_micros.to_string());
+    digest(&e)
+}
+
 /// One record of the audit log, as stored.
 pub struct AuditFields<'a> {
     pub seq: i64,

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::domain::chain::{freeze_digest, lesson_digest, lesson_event_digest, lesson_event_key};
 use crate::domain::error::LedgerError;
 use crate::domain::ids::{EnrollmentId, InstitutionId};
 use crate::domain::lessons::{Lesson, LessonEvent, LessonRecord, LessonState};
@@ -167,6 +168,17 @@ impl Store {
                     }
                     other => other?,
                 };
+                let digest = lesson_digest(
+                    institution,
+                    &id,
+                    new.enrollment.as_str(),
+                    i64::from(hours),
+                    new.occurred_on,
+                    &new.recorded_by,
+                    now.micros(),
+                    new.answer_by,
+                );
+                seal_record!(tx, institution, "lesson", id.clone(), digest);
                 id
             }
         });
@@ -290,28 +302,49 @@ impl Store {
         reason: Option<&str>,
         on_day: NaiveDate,
     ) -> Result<bool> {
-        let now = DbTime::from(self.now());
+        // Of two racing steps the first insert wins; the other finds the
+        // row (no error, so no aborted transaction) and writes nothing.
         let sql = "insert into lesson_events \
                    (institution_id, lesson_id, seq, at, on_day, actor, state, reason) \
-                   values ($1, $2, $3, $4, $5, $6, $7, $8)";
+                   values ($1, $2, $3, $4, $5, $6, $7, $8) \
+                   on conflict (institution_id, lesson_id, seq) do nothing";
         let seq = i32::try_from(after_seq + 1).map_err(corrupt_as("lesson event seq"))?;
-        let written = on_pool!(self, |pool| sqlx::query(sql)
-            .bind(institution.as_str())
-            .bind(lesson)
-            .bind(seq)
-            .bind(now)
-            .bind(on_day)
-            .bind(actor)
-            .bind(state.code())
-            .bind(reason)
-            .execute(pool)
-            .await
-            .map(|_| ()));
-        match written {
-            Ok(()) => Ok(true),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        let id = institution.as_str();
+        Ok(in_tx!(self, |tx, now| {
+            let written = sqlx::query(sql)
+                .bind(id)
+                .bind(lesson)
+                .bind(seq)
+                .bind(now)
+                .bind(on_day)
+                .bind(actor)
+                .bind(state.code())
+                .bind(reason)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+            if written {
+                let digest = lesson_event_digest(
+                    id,
+                    lesson,
+                    i64::from(seq),
+                    now.micros(),
+                    on_day,
+                    actor,
+                    state.code(),
+                    reason,
+                );
+                seal_record!(
+                    tx,
+                    id,
+                    "lesson_event",
+                    lesson_event_key(lesson, i64::from(seq)),
+                    digest
+                );
+            }
+            written
+        }))
     }
 
     /// Records an officer's freeze of the institution's releases (or its
@@ -346,6 +379,8 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            let digest = freeze_digest(id, seq, frozen, reason, actor, now.micros());
+            seal_record!(tx, id, "freeze", seq.to_string(), digest);
             seq
         }))
     }

@@ -10,7 +10,8 @@ use sqlx::Row;
 
 use crate::domain::accounts::Totals;
 use crate::domain::chain::{
-    audit_digest, enrollment_digest, link_hash, payee_digest, refund_digest, refund_event_digest,
+    audit_digest, enrollment_digest, freeze_digest, lesson_digest, lesson_event_digest,
+    lesson_event_key, link_hash, payee_digest, refund_digest, refund_event_digest,
     refund_event_key, statement_digest, statement_key, AuditFields, EnrollmentFields, AUDIT_SCOPE,
     GENESIS_HASH,
 };
@@ -186,6 +187,9 @@ fn describe(kind: &str) -> &'static str {
         "refund" => "refund",
         "refund_event" => "refund event",
         "payee" => "payee version",
+        "lesson" => "lesson record",
+        "lesson_event" => "lesson record step",
+        "freeze" => "freeze",
         _ => "record",
     }
 }
@@ -197,6 +201,9 @@ fn changed_hint(kind: &str) -> &'static str {
         "refund" => "its terms (payee, amount, enrollment) were changed",
         "refund_event" => "the event was edited",
         "payee" => "the payee was changed",
+        "lesson" => "its hours, enrollment or dates were changed",
+        "lesson_event" => "the family's or officer's answer was edited",
+        "freeze" => "the freeze was edited",
         _ => "it was edited",
     }
 }
@@ -558,7 +565,77 @@ impl Snap {
         for (version, digest) in payees {
             records.insert(("payee".to_string(), version.to_string()), plain(digest));
         }
+        for (kind, key, digest) in self.stored_lesson_records(id).await? {
+            records.insert((kind.to_string(), key), plain(digest));
+        }
         Ok((records, states))
+    }
+
+    /// Lesson records, their steps and freezes, as the rows say now:
+    /// (kind, key, digest).
+    async fn stored_lesson_records(
+        &mut self,
+        id: &str,
+    ) -> Result<Vec<(&'static str, String, String)>> {
+        let mut out: Vec<(&'static str, String, String)> = load!(self,
+            "select lesson_id, enrollment_id, cast(hours as bigint) as hours, occurred_on, \
+               recorded_by, recorded_at, answer_by from lessons where institution_id = $1",
+            [id],
+            |r, at = "recorded_at"| {
+                let lesson: String = r.try_get("lesson_id")?;
+                let enrollment: String = r.try_get("enrollment_id")?;
+                let recorded_by: String = r.try_get("recorded_by")?;
+                let digest = lesson_digest(
+                    id,
+                    &lesson,
+                    &enrollment,
+                    r.try_get("hours")?,
+                    r.try_get("occurred_on")?,
+                    &recorded_by,
+                    at,
+                    r.try_get("answer_by")?,
+                );
+                ("lesson", lesson, digest)
+            }
+        );
+        let steps: Vec<(&'static str, String, String)> = load!(self,
+            "select lesson_id, cast(seq as bigint) as seq, at, on_day, actor, state, reason \
+             from lesson_events where institution_id = $1",
+            [id],
+            |r, at = "at"| {
+                let lesson: String = r.try_get("lesson_id")?;
+                let seq: i64 = r.try_get("seq")?;
+                let actor: String = r.try_get("actor")?;
+                let state: String = r.try_get("state")?;
+                let reason: Option<String> = r.try_get("reason")?;
+                let digest = lesson_event_digest(
+                    id,
+                    &lesson,
+                    seq,
+                    at,
+                    r.try_get("on_day")?,
+                    &actor,
+                    &state,
+                    reason.as_deref(),
+                );
+                ("lesson_event", lesson_event_key(&lesson, seq), digest)
+            }
+        );
+        out.extend(steps);
+        let freezes: Vec<(&'static str, String, String)> = load!(self,
+            "select cast(seq as bigint) as seq, frozen, reason, actor, at \
+             from institution_freezes where institution_id = $1",
+            [id],
+            |r, at = "at"| {
+                let seq: i64 = r.try_get("seq")?;
+                let reason: String = r.try_get("reason")?;
+                let actor: String = r.try_get("actor")?;
+                let digest = freeze_digest(id, seq, r.try_get("frozen")?, &reason, &actor, at);
+                ("freeze", seq.to_string(), digest)
+            }
+        );
+        out.extend(freezes);
+        Ok(out)
     }
 
     /// The audit log's records with seq in `(after, upto]`, as digests.
@@ -954,6 +1031,64 @@ impl Store {
                         .bind(&hash)
                         .execute(&mut *tx)
                         .await?;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Links the lesson records, their steps and freezes written before
+    /// they joined the record chains, once: the first `migrate` after
+    /// migration 0026 claims `record_backfill_lessons`.
+    pub(crate) async fn link_lesson_records_written_before_chains(&self) -> Result<()> {
+        let institutions = self.institutions().await?;
+        let mut snap = self.snapshot().await?;
+        let claimed = snap
+            .stored_head(
+                "select cast(count(*) as bigint), '' from record_backfill_lessons",
+                None,
+            )
+            .await?
+            .is_some_and(|(n, _)| n > 0);
+        if claimed {
+            snap.close().await?;
+            return Ok(());
+        }
+        let mut per_institution = Vec::new();
+        for institution in institutions {
+            let id = institution.id.to_string();
+            let linked: BTreeSet<(String, String)> = snap
+                .record_links(&id)
+                .await?
+                .into_iter()
+                .map(|l| (l.kind, l.key))
+                .collect();
+            let mut todo: Vec<(&'static str, String, String)> = snap
+                .stored_lesson_records(&id)
+                .await?
+                .into_iter()
+                .filter(|(kind, key, _)| !linked.contains(&(kind.to_string(), key.clone())))
+                .collect();
+            // Records before their steps, in the order they were numbered.
+            todo.sort_by_key(|(kind, key, _)| (*kind != "lesson", key.len(), key.clone()));
+            per_institution.push((id, todo));
+        }
+        snap.close().await?;
+        in_tx!(self, |tx, now| {
+            let first = sqlx::query(
+                "insert into record_backfill_lessons (id, linked_at) values (1, $1) \
+                 on conflict (id) do nothing",
+            )
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if first {
+                for (id, todo) in per_institution {
+                    for (kind, key, digest) in todo {
+                        seal_record!(tx, &id, kind, key, digest);
+                    }
                 }
             }
         });

@@ -249,7 +249,7 @@ impl Store {
                 out.push(r.into_event(kind)?);
             }
         }
-        out.sort_by(|a, b| (a.at, a.id()).cmp(&(b.at, b.id())));
+        out.sort_by_key(|e| (e.at, e.id()));
         Ok(out)
     }
 
@@ -323,7 +323,7 @@ impl Store {
             .fetch_all(pool)
             .await?);
         let mut out: Vec<Delivery> = crate::store::rows::convert(rows)?;
-        out.sort_by(|a, b| a.next_attempt_at.cmp(&b.next_attempt_at));
+        out.sort_by_key(|d| d.next_attempt_at);
         Ok(out)
     }
 

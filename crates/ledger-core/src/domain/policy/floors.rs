@@ -77,7 +77,7 @@ fn subject_looser(old: &Option<bool>, new: &Option<bool>) -> bool {
 }
 
 /// Every limit, by parameter name.
-const LIMITS: [(&str, Check); 9] = [
+const LIMITS: [(&str, Check); 11] = [
     limit!(max_months_per_charge, cap_looser, cap_opt_text),
     limit!(max_hours_per_charge, cap_looser, cap_opt_text),
     limit!(max_amount_per_charge_minor, cap_looser, cap_opt_text),
@@ -91,7 +91,18 @@ const LIMITS: [(&str, Check); 9] = [
     limit!(coverage_min_bp, min_looser, text),
     limit!(min_balance_share_bp, min_looser, text),
     limit!(refund_two_officers_above_minor, max_looser, text),
+    // Less kept in escrow beyond what families are owed is looser.
+    limit!(release_reserve_bp, min_looser, text),
+    // Fewer working days for a family to answer is looser: earnings are
+    // deemed confirmed (and released) sooner.
+    limit!(lesson_confirm_working_days, min_looser, text),
 ];
+
+/// Limits whose built-in national value is a practice, not a floor: a
+/// locality may shorten the families' window (7 working days in places)
+/// unless a jurisdiction above it published one; its own loosening still
+/// waits for a second officer.
+const PRACTICE_NOT_FLOOR: [&str; 1] = ["lesson_confirm_working_days"];
 
 /// A limit a pack would loosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +157,8 @@ fn sets_field(name: &str, p: &RuleParams) -> bool {
         "coverage_min_bp" => p.coverage_min_bp.is_some(),
         "min_balance_share_bp" => p.min_balance_share_bp.is_some(),
         "refund_two_officers_above_minor" => p.refund_two_officers_above_minor.is_some(),
+        "release_reserve_bp" => p.release_reserve_bp.is_some(),
+        "lesson_confirm_working_days" => p.lesson_confirm_working_days.is_some(),
         _ => false,
     }
 }
@@ -186,7 +199,9 @@ pub fn limit_changes(
     // The nation sets the floors: nothing is above it.
     let national = pack.jurisdiction.as_str() == JurisdictionCode::NATIONAL;
     for (i, (name, check)) in LIMITS.iter().enumerate() {
-        if !national {
+        let practice =
+            PRACTICE_NOT_FLOOR.contains(name) && floor_setters[i].1 == "national defaults";
+        if !national && !practice {
             if let Some((from, to)) = check(&pack.params, &floor, &floored) {
                 out.below_floor.push(Loosening {
                     param: name,
@@ -401,6 +416,75 @@ mod tests {
         assert_eq!(
             limit_changes(&chain(), std::slice::from_ref(&city), &lower),
             LimitChanges::default()
+        );
+    }
+
+    #[test]
+    fn a_county_may_not_lower_the_release_reserve_or_shorten_the_window_set_above() {
+        let province = pack(
+            "410000",
+            1,
+            RuleParams {
+                release_reserve_bp: Some(1_000),
+                lesson_confirm_working_days: Some(10),
+                ..Default::default()
+            },
+        );
+        let county = pack(
+            "410922",
+            1,
+            RuleParams {
+                release_reserve_bp: Some(500),
+                lesson_confirm_working_days: Some(7),
+                ..Default::default()
+            },
+        );
+        let c = limit_changes(&chain(), std::slice::from_ref(&province), &county);
+        let refused: Vec<(&str, &str, &str)> = c
+            .below_floor
+            .iter()
+            .map(|l| (l.param, l.from.as_str(), l.set_by.as_str()))
+            .collect();
+        assert_eq!(
+            refused,
+            [
+                ("release_reserve_bp", "1000", "410000@1"),
+                ("lesson_confirm_working_days", "10", "410000@1"),
+            ]
+        );
+        // Raising the reserve, lengthening the window: tightening, free.
+        let stricter = pack(
+            "410922",
+            1,
+            RuleParams {
+                release_reserve_bp: Some(2_000),
+                lesson_confirm_working_days: Some(15),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            limit_changes(&chain(), std::slice::from_ref(&province), &stricter),
+            LimitChanges::default()
+        );
+    }
+
+    #[test]
+    fn the_national_fifteen_days_are_a_practice_a_county_may_shorten_with_a_second_officer() {
+        let county = pack(
+            "410922",
+            1,
+            RuleParams {
+                lesson_confirm_working_days: Some(7),
+                ..Default::default()
+            },
+        );
+        let c = limit_changes(&chain(), &[], &county);
+        assert!(c.below_floor.is_empty(), "{c:?}");
+        assert_eq!(c.loosened.len(), 1, "{c:?}");
+        assert_eq!(c.loosened[0].param, "lesson_confirm_working_days");
+        assert_eq!(
+            (c.loosened[0].from.as_str(), c.loosened[0].to.as_str()),
+            ("15", "7")
         );
     }
 }

@@ -47,7 +47,7 @@ fn state_on(l: &Lesson, day: NaiveDate) -> Option<(LessonState, NaiveDate)> {
     if l.record.recorded_at.date_naive() > day {
         return None;
     }
-    Some(l.trail.iter().filter(|e| e.on_day <= day).last().map_or(
+    Some(l.trail.iter().rfind(|e| e.on_day <= day).map_or(
         (LessonState::Pending, l.record.recorded_at.date_naive()),
         |e| (e.state, e.on_day),
     ))
