@@ -671,6 +671,32 @@ async fn the_overview_and_the_alerts_export_as_csv_for_excel(backend: Backend) {
     assert_eq!(rows[0][0], "INS-410922-004");
     assert_eq!(rows[0][4], "183380.22");
     assert_eq!(rows[0][7], "9.29", "coverage, the bank-confirmed figure");
+    // The same overview as an Excel workbook, read back.
+    let r = v
+        .client
+        .get(format!("{}/overview.xlsx", v.base))
+        .header("cookie", v.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    );
+    let bytes = r.bytes().await.unwrap().to_vec();
+    let sheet = {
+        use calamine::Reader;
+        let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+        assert_eq!(book.sheet_names(), ["overview-410922"]);
+        book.worksheet_range("overview-410922").unwrap()
+    };
+    let cells: Vec<Vec<String>> = sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    assert_eq!(cells[0], header, "the same columns as the CSV");
+    assert_eq!(cells[1..], rows[..], "the same rows as the CSV");
     let (status, text) = v.get("/alerts.csv").await;
     assert_eq!(status, StatusCode::OK);
     let (_, rows) = read(text);

@@ -1346,7 +1346,91 @@ fn plain(minor: i64) -> String {
 }
 
 /// The overview of the officer's jurisdiction, riskiest first, as CSV.
-pub async fn overview_csv(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
+pub async fn overview_csv(state: State<ConsoleState>, headers: HeaderMap) -> Response {
+    overview_export(state, headers, Sheet::Csv).await
+}
+
+pub async fn overview_xlsx(state: State<ConsoleState>, headers: HeaderMap) -> Response {
+    overview_export(state, headers, Sheet::Xlsx).await
+}
+
+pub async fn alerts_csv(state: State<ConsoleState>, headers: HeaderMap) -> Response {
+    alerts_export(state, headers, Sheet::Csv).await
+}
+
+pub async fn alerts_xlsx(state: State<ConsoleState>, headers: HeaderMap) -> Response {
+    alerts_export(state, headers, Sheet::Xlsx).await
+}
+
+/// How an export is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sheet {
+    /// CSV with a UTF-8 BOM (Excel on Chinese Windows reads it right).
+    Csv,
+    /// An Excel workbook of one sheet.
+    Xlsx,
+}
+
+/// Rows (the first one the header) as the file asked for, `name` without
+/// its extension.
+fn download(sheet: Sheet, name: &str, rows: Vec<Vec<String>>) -> Response {
+    match sheet {
+        Sheet::Csv => csv_download(&format!("{name}.csv"), rows),
+        Sheet::Xlsx => xlsx_download(name, rows),
+    }
+}
+
+/// One sheet: the header bold and frozen, every cell text (figures stay
+/// exact decimal strings, never binary floats), columns sized to fit.
+fn xlsx_download(name: &str, rows: Vec<Vec<String>>) -> Response {
+    use rust_xlsxwriter::{Format, Workbook};
+    let written = (|| {
+        let mut book = Workbook::new();
+        let sheet = book.add_worksheet();
+        sheet.set_name(name)?;
+        let bold = Format::new().set_bold();
+        for (r, row) in rows.iter().enumerate() {
+            let r = u32::try_from(r).unwrap_or(u32::MAX);
+            for (c, cell) in row.iter().enumerate() {
+                let c = u16::try_from(c).unwrap_or(u16::MAX);
+                if r == 0 {
+                    sheet.write_string_with_format(r, c, cell, &bold)?;
+                } else {
+                    sheet.write_string(r, c, cell)?;
+                }
+            }
+        }
+        sheet.set_freeze_panes(1, 0)?;
+        sheet.autofit();
+        book.save_to_buffer()
+    })();
+    match written {
+        Ok(bytes) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string(),
+                ),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}.xlsx\""),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "console xlsx");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+async fn overview_export(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    sheet: Sheet,
+) -> Response {
     let lang = lang(&headers, None);
     let s = match signed(&state, &headers).await {
         Ok(s) => s,
@@ -1396,11 +1480,15 @@ pub async fn overview_csv(State(state): State<ConsoleState>, headers: HeaderMap)
             r.yellow_alerts.to_string(),
         ]);
     }
-    csv_download(&format!("overview-{code}.csv"), out)
+    download(sheet, &format!("overview-{code}"), out)
 }
 
 /// Every alert of the institutions the officer sees, as CSV.
-pub async fn alerts_csv(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
+async fn alerts_export(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    sheet: Sheet,
+) -> Response {
     let lang = lang(&headers, None);
     let s = match signed(&state, &headers).await {
         Ok(s) => s,
@@ -1456,7 +1544,7 @@ pub async fn alerts_csv(State(state): State<ConsoleState>, headers: HeaderMap) -
             a.last_seen_on.to_string(),
         ]);
     }
-    csv_download("alerts.csv", out)
+    download(sheet, "alerts", out)
 }
 
 /// Coverage in basis points for display (`None`: unconfirmed, nothing owed).
