@@ -812,6 +812,25 @@ async fn coverage_is_one_figure_on_the_command_line_the_api_the_console_and_in_r
             .any(|e| e["name"] == "coverage" && e["bp"] == 929),
         "{shortfall}"
     );
+    // The books as a journal: the API's is the command line's.
+    let journal = Command::new(env!("CARGO_BIN_EXE_escrow-ledger"))
+        .env_remove("ESCROW_DATABASE_URL")
+        .args(["--database-url", &server.url, "journal", "--institution", "INS-410922-004"])
+        .output()
+        .unwrap();
+    assert!(journal.status.success());
+    let r = server
+        .request(
+            reqwest::Method::GET,
+            Some(&officer),
+            "/v1/institutions/INS-410922-004/journal",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert_eq!(r.text().await.unwrap(), String::from_utf8(journal.stdout).unwrap());
     // The overview page says what coverage is.
     let (_, page) = v.get("/overview?lang=en").await;
     assert!(page.contains("money the bank confirms"), "{page}");
