@@ -837,6 +837,41 @@ async fn coverage_is_one_figure_on_the_command_line_the_api_the_console_and_in_r
     server.stop().await;
 }
 
+both!(notices_issued_at_once_take_consecutive_numbers);
+async fn notices_issued_at_once_take_consecutive_numbers(backend: Backend) {
+    use api::app::rectification::{self, NoticeDraft};
+    let server = demo_server(backend).await;
+    let store = server.store.clone();
+    let today = support::day(2026, 12, 5);
+    let mut tasks = Vec::new();
+    for n in 0..12 {
+        let store = store.clone();
+        let id = format!("INS-410922-00{}", n % 4 + 1);
+        tasks.push(tokio::spawn(async move {
+            let institution = store
+                .institution(&ledger_core::InstitutionId::parse(&id).unwrap())
+                .await
+                .unwrap();
+            let draft = NoticeDraft {
+                alert_key: None,
+                finding: format!("finding {n}"),
+                required_action: "补足".into(),
+                due_on: support::day(2026, 12, 20),
+            };
+            rectification::issue(&store, &institution, draft, "t", today)
+                .await
+                .map(|n| n.record.seq)
+        }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.unwrap().expect("no issue fails for another's number"));
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=12).collect::<Vec<i32>>(), "neither collide nor skip");
+    server.stop().await;
+}
+
 both!(a_payee_change_waits_for_a_second_officer_in_the_console);
 async fn a_payee_change_waits_for_a_second_officer_in_the_console(backend: Backend) {
     let server = demo_server(backend).await;
