@@ -477,6 +477,35 @@ async fn notices_are_numbered_per_jurisdiction_and_year_and_fall_overdue(backend
         .await
         .is_err());
     assert_eq!(store.notices().await.unwrap().len(), before);
+    // Atomic with the alert it answers: a resolved alert cannot be asked
+    // to be rectified, so no notice is written and the alert stays resolved.
+    let resolved = store
+        .alerts(Some(&golden.id), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    store
+        .act_on_alert(
+            &golden.id,
+            &resolved.key,
+            &ledger_core::domain::alerts::AlertAction::Resolve,
+            "t",
+            None,
+        )
+        .await
+        .unwrap();
+    let mut on_resolved = draft(today);
+    on_resolved.alert_key = Some(resolved.key.clone());
+    let e = rectification::issue(store, &golden, on_resolved, "t", today)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_alert_transition");
+    assert_eq!(store.notices().await.unwrap().len(), before);
+    let after = store.alerts(Some(&golden.id), None).await.unwrap();
+    let same = after.iter().find(|a| a.key == resolved.key).unwrap();
+    assert_eq!(same.status.code(), "resolved");
 
     let first = rectification::issue(
         store,

@@ -4,6 +4,9 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::domain::alerts::{transition, AlertAction, AlertStatus};
+use crate::domain::error::LedgerError;
+use crate::store::rows::corrupt_as;
 use crate::store::{DbTime, Result, Store};
 
 /// A notice to write: the store gives it its number.
@@ -99,6 +102,19 @@ impl Store {
             dialect
                 .lock_key(&mut tx, &format!("notices:{}", new.jurisdiction), &year)
                 .await?;
+            // The alert it answers moves to "rectification requested" in
+            // the same transaction: both happen, or neither.
+            if let Some(key) = &new.alert_key {
+                act_on_alert_in!(
+                    tx,
+                    now,
+                    new.institution_id.as_str(),
+                    key.as_str(),
+                    &AlertAction::RequestRectification { due: new.due_on },
+                    new.issued_by.as_str(),
+                    Some(new.required_action.as_str())
+                );
+            }
             let seq: i32 = sqlx::query_scalar(next)
                 .bind(&new.jurisdiction)
                 .bind(new.year)
