@@ -97,7 +97,10 @@ fn hledger() -> Command {
             .output()
             .map(|o| o.status.success())
             .unwrap_or(false)
-            || (Command::new("apt-get").args(["update", "-qq"]).status().is_ok()
+            || (Command::new("apt-get")
+                .args(["update", "-qq"])
+                .status()
+                .is_ok()
                 && Command::new("apt-get")
                     .args(["install", "-y", "-qq", "hledger"])
                     .status()
@@ -123,7 +126,12 @@ fn each_institutions_journal_loads_in_hledger_with_the_ledgers_balances() {
         let file = dir.path().join(format!("{id}.journal"));
         std::fs::write(&file, &out.stdout).unwrap();
         // hledger loads it (every transaction balances) ...
-        let check = hledger().arg("-f").arg(&file).arg("check").output().unwrap();
+        let check = hledger()
+            .arg("-f")
+            .arg(&file)
+            .arg("check")
+            .output()
+            .unwrap();
         assert!(
             check.status.success(),
             "{id}: {}",
@@ -136,13 +144,20 @@ fn each_institutions_journal_loads_in_hledger_with_the_ledgers_balances() {
             .args(["bal", "--cleared", "--flat", "--no-total", "-O", "csv"])
             .output()
             .unwrap();
-        assert!(bal.status.success(), "{}", String::from_utf8_lossy(&bal.stderr));
+        assert!(
+            bal.status.success(),
+            "{}",
+            String::from_utf8_lossy(&bal.stderr)
+        );
         let mut theirs = std::collections::BTreeMap::new();
         let text = String::from_utf8(bal.stdout).unwrap();
         for line in text.lines().skip(1) {
             let cells: Vec<&str> = line.split(',').map(|c| c.trim_matches('"')).collect();
             let amount = cells[1].trim_end_matches(" CNY");
-            theirs.insert(cells[0].to_string(), amount.parse::<rust_decimal::Decimal>().unwrap());
+            theirs.insert(
+                cells[0].to_string(),
+                amount.parse::<rust_decimal::Decimal>().unwrap(),
+            );
         }
         let ours = run_json(&url, &["balances", "--institution", id, "--json"]);
         let mut expected = std::collections::BTreeMap::new();

@@ -366,8 +366,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Journal { institution } => {
             let store = open(url).await?;
-            let institution = store.institution(&InstitutionId::parse(&institution)?).await?;
-            print!("{}", crate::app::books::journal(&store, &institution).await?);
+            let institution = store
+                .institution(&InstitutionId::parse(&institution)?)
+                .await?;
+            print!(
+                "{}",
+                crate::app::books::journal(&store, &institution).await?
+            );
         }
         Command::Post { file, json } => {
             let store = open(url).await?;

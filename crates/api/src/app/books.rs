@@ -31,7 +31,10 @@ pub async fn enroll(store: &Store, enrollment: &Enrollment) -> AppResult<()> {
 pub async fn journal(store: &Store, institution: &ledger_core::Institution) -> AppResult<String> {
     let entries = crate::app::reconcile::all_entries(store, &institution.id).await?;
     Ok(ledger_core::domain::journal::hledger(
-        &format!("{} {} ({})", institution.id, institution.name, institution.jurisdiction),
+        &format!(
+            "{} {} ({})",
+            institution.id, institution.name, institution.jurisdiction
+        ),
         institution.currency,
         &entries,
     ))

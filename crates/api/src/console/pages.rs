@@ -763,7 +763,10 @@ pub async fn decisions(
     let more = async {
         let mut suggestions = Vec::new();
         if permits(s.officer.role, Action::WorkAlerts) {
-            for i in institutions.iter().filter(|i| caller.sees_institution(i, false)) {
+            for i in institutions
+                .iter()
+                .filter(|i| caller.sees_institution(i, false))
+            {
                 for m in crate::app::reconcile::suggestions(&state.store, &i.id).await? {
                     suggestions.push(views::SuggestionItem {
                         institution_id: i.id.to_string(),
@@ -1562,7 +1565,9 @@ fn coverage_basis(lang: Lang, c: &crate::app::oversight::CoverageOf) -> String {
             let closed = c
                 .closings
                 .iter()
-                .map(|(_, no, cl)| format!("{no} {} ({})", yuan(cl.balance_minor), date(lang, cl.date)))
+                .map(|(_, no, cl)| {
+                    format!("{no} {} ({})", yuan(cl.balance_minor), date(lang, cl.date))
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
             match lang {
@@ -1584,7 +1589,9 @@ fn coverage_basis(lang: Lang, c: &crate::app::oversight::CoverageOf) -> String {
         }
         Err(why) => match (lang, why) {
             (Lang::Zh, Unconfirmed::NoAccount(_)) => "未登记监管账户,银行尚未确认".into(),
-            (Lang::Zh, Unconfirmed::NoStatement(no)) => format!("账户 {no} 尚无银行对账单,银行尚未确认"),
+            (Lang::Zh, Unconfirmed::NoStatement(no)) => {
+                format!("账户 {no} 尚无银行对账单,银行尚未确认")
+            }
             (Lang::En, why) => format!("not confirmed by the bank: {}", why.reason()),
         },
     }
@@ -1641,15 +1648,23 @@ async fn institution_history(
         });
     }
     let entries = crate::app::reconcile::all_entries(store, &institution.id).await?;
-    for e in entries.iter().filter(|e| e.kind == EntryKind::ReleaseInstructed) {
+    for e in entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::ReleaseInstructed)
+    {
         let answer = entries
             .iter()
             .find(|a| a.refers_to_seq == Some(e.seq))
             .map(|a| a.kind);
         let (state, waiting) = match answer {
-            Some(EntryKind::PendingConfirmed) => (lang.t("银行已确认", "confirmed by the bank"), false),
+            Some(EntryKind::PendingConfirmed) => {
+                (lang.t("银行已确认", "confirmed by the bank"), false)
+            }
             Some(EntryKind::PendingVoided) => (lang.t("银行退回", "returned by the bank"), false),
-            _ => (lang.t("已发指令,待银行确认", "instructed, awaiting the bank"), true),
+            _ => (
+                lang.t("已发指令,待银行确认", "instructed, awaiting the bank"),
+                true,
+            ),
         };
         moves.push(views::MoneyMove {
             what: lang.t("拨付", "Release").to_string(),
@@ -1671,7 +1686,9 @@ async fn institution_history(
             id: a.id.clone(),
             amount: a.summary.clone(),
             date: date(lang, a.requested_at.date_naive()),
-            state: lang.t("待第二位审批人", "awaiting the second officer").to_string(),
+            state: lang
+                .t("待第二位审批人", "awaiting the second officer")
+                .to_string(),
             waiting: true,
         });
     }
@@ -1800,8 +1817,15 @@ pub async fn decide_suggestion(
         Err(e) => return failure(lang, &e),
     };
     let actor = format!("console:{} ({})", s.officer.login, s.officer.name);
-    match crate::app::reconcile::decide(&state.store, &institution.id, &match_id, decision, &actor, None)
-        .await
+    match crate::app::reconcile::decide(
+        &state.store,
+        &institution.id,
+        &match_id,
+        decision,
+        &actor,
+        None,
+    )
+    .await
     {
         Ok(()) => Redirect::to("/decisions#suggestions").into_response(),
         Err(e) => failure(lang, &e),

@@ -27,7 +27,13 @@ pub fn account_name(account: &AccountCode) -> String {
 /// a comment or a new line.
 fn clean(text: &str) -> String {
     text.chars()
-        .map(|c| if matches!(c, ';' | '(' | ')') || c.is_control() { ' ' } else { c })
+        .map(|c| {
+            if matches!(c, ';' | '(' | ')') || c.is_control() {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
