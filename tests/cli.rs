@@ -87,6 +87,98 @@ async fn the_demo_builds_a_county_whose_books_verify_on_postgres() {
     pg.drop().await;
 }
 
+/// Debian's hledger, installed when missing (as scripts/test installs
+/// chromium for the console's tests).
+fn hledger() -> Command {
+    let present = Command::new("hledger").arg("--version").output().is_ok();
+    if !present {
+        let installed = Command::new("apt-get")
+            .args(["install", "-y", "-qq", "hledger"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+            || (Command::new("apt-get")
+                .args(["update", "-qq"])
+                .status()
+                .is_ok()
+                && Command::new("apt-get")
+                    .args(["install", "-y", "-qq", "hledger"])
+                    .status()
+                    .is_ok_and(|s| s.success()));
+        assert!(installed, "hledger is missing: apt-get install hledger");
+    }
+    Command::new("hledger")
+}
+
+#[test]
+fn each_institutions_journal_loads_in_hledger_with_the_ledgers_balances() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    assert!(run(&url, &["demo", "--json"]).status.success());
+    for id in [
+        "INS-410922-001",
+        "INS-410922-002",
+        "INS-410922-003",
+        "INS-410922-004",
+    ] {
+        let out = run(&url, &["journal", "--institution", id]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let file = dir.path().join(format!("{id}.journal"));
+        std::fs::write(&file, &out.stdout).unwrap();
+        // hledger loads it (every transaction balances) ...
+        let check = hledger()
+            .arg("-f")
+            .arg(&file)
+            .arg("check")
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{id}: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        // ... and its cleared balances are the ledger's, account by account.
+        let bal = hledger()
+            .arg("-f")
+            .arg(&file)
+            .args(["bal", "--cleared", "--flat", "--no-total", "-O", "csv"])
+            .output()
+            .unwrap();
+        assert!(
+            bal.status.success(),
+            "{}",
+            String::from_utf8_lossy(&bal.stderr)
+        );
+        let mut theirs = std::collections::BTreeMap::new();
+        let text = String::from_utf8(bal.stdout).unwrap();
+        for line in text.lines().skip(1) {
+            let cells: Vec<&str> = line.split(',').map(|c| c.trim_matches('"')).collect();
+            let amount = cells[1].trim_end_matches(" CNY");
+            theirs.insert(
+                cells[0].to_string(),
+                amount.parse::<rust_decimal::Decimal>().unwrap(),
+            );
+        }
+        let ours = run_json(&url, &["balances", "--institution", id, "--json"]);
+        let mut expected = std::collections::BTreeMap::new();
+        for a in ours["accounts"].as_array().unwrap() {
+            let balance: rust_decimal::Decimal = a["balance"].as_str().unwrap().parse().unwrap();
+            if balance.is_zero() {
+                continue;
+            }
+            let (top, sign) = match a["type"].as_str().unwrap() {
+                "asset" => ("assets", rust_decimal::Decimal::ONE),
+                _ => ("liabilities", rust_decimal::Decimal::NEGATIVE_ONE),
+            };
+            let name = format!("{top}:{}", a["account"].as_str().unwrap().replace('/', ":"));
+            expected.insert(name, balance * sign);
+        }
+        theirs.retain(|_, v| !v.is_zero());
+        assert!(expected.len() > 3, "{id}: {expected:?}");
+        assert_eq!(theirs, expected, "{id}");
+    }
+}
+
 #[test]
 fn balances_show_one_institution_now_and_refuse_a_time_before_it_existed() {
     let dir = tempfile::tempdir().unwrap();

@@ -257,7 +257,10 @@ async fn every_form_refuses_a_post_without_its_csrf_token(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = v
-        .post("/approvals/AP0123456789ABCDEF0123/decide", &[("decision", "approve")])
+        .post(
+            "/approvals/AP0123456789ABCDEF0123/decide",
+            &[("decision", "approve")],
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // Sign-out wants it too.
@@ -477,6 +480,35 @@ async fn notices_are_numbered_per_jurisdiction_and_year_and_fall_overdue(backend
         .await
         .is_err());
     assert_eq!(store.notices().await.unwrap().len(), before);
+    // Atomic with the alert it answers: a resolved alert cannot be asked
+    // to be rectified, so no notice is written and the alert stays resolved.
+    let resolved = store
+        .alerts(Some(&golden.id), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    store
+        .act_on_alert(
+            &golden.id,
+            &resolved.key,
+            &ledger_core::domain::alerts::AlertAction::Resolve,
+            "t",
+            None,
+        )
+        .await
+        .unwrap();
+    let mut on_resolved = draft(today);
+    on_resolved.alert_key = Some(resolved.key.clone());
+    let e = rectification::issue(store, &golden, on_resolved, "t", today)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_alert_transition");
+    assert_eq!(store.notices().await.unwrap().len(), before);
+    let after = store.alerts(Some(&golden.id), None).await.unwrap();
+    let same = after.iter().find(|a| a.key == resolved.key).unwrap();
+    assert_eq!(same.status.code(), "resolved");
 
     let first = rectification::issue(
         store,
@@ -671,6 +703,32 @@ async fn the_overview_and_the_alerts_export_as_csv_for_excel(backend: Backend) {
     assert_eq!(rows[0][0], "INS-410922-004");
     assert_eq!(rows[0][4], "183380.22");
     assert_eq!(rows[0][7], "9.29", "coverage, the bank-confirmed figure");
+    // The same overview as an Excel workbook, read back.
+    let r = v
+        .client
+        .get(format!("{}/overview.xlsx", v.base))
+        .header("cookie", v.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    );
+    let bytes = r.bytes().await.unwrap().to_vec();
+    let sheet = {
+        use calamine::Reader;
+        let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+        assert_eq!(book.sheet_names(), ["overview-410922"]);
+        book.worksheet_range("overview-410922").unwrap()
+    };
+    let cells: Vec<Vec<String>> = sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    assert_eq!(cells[0], header, "the same columns as the CSV");
+    assert_eq!(cells[1..], rows[..], "the same rows as the CSV");
     let (status, text) = v.get("/alerts.csv").await;
     assert_eq!(status, StatusCode::OK);
     let (_, rows) = read(text);
@@ -721,10 +779,15 @@ async fn coverage_is_one_figure_on_the_command_line_the_api_the_console_and_in_r
     let officer = server
         .token(Role::Officer, Scope::Jurisdiction(code("410922")))
         .await;
-    let (status, overview) = server.get(&officer, "/v1/jurisdictions/410922/overview").await;
+    let (status, overview) = server
+        .get(&officer, "/v1/jurisdictions/410922/overview")
+        .await;
     assert_eq!(status, StatusCode::OK, "{overview}");
     let (status, api_risk) = server
-        .get(&officer, &format!("/v1/jurisdictions/410922/risk?as_of={today}"))
+        .get(
+            &officer,
+            &format!("/v1/jurisdictions/410922/risk?as_of={today}"),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{api_risk}");
     let mut v = Visitor::new(&server);
@@ -733,18 +796,35 @@ async fn coverage_is_one_figure_on_the_command_line_the_api_the_console_and_in_r
     assert_eq!(status, StatusCode::OK);
     let bytes = text.into_bytes();
     let mut r = csv::Reader::from_reader(&bytes[3..]);
-    let at = r.headers().unwrap().iter().position(|h| h == "coverage_percent").unwrap();
+    let at = r
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "coverage_percent")
+        .unwrap();
     let csv_rows: Vec<Vec<String>> = r
         .records()
         .map(|x| x.unwrap().iter().map(String::from).collect())
         .collect();
     let mut seen = Vec::new();
-    for id in ["INS-410922-001", "INS-410922-002", "INS-410922-003", "INS-410922-004"] {
+    for id in [
+        "INS-410922-001",
+        "INS-410922-002",
+        "INS-410922-003",
+        "INS-410922-004",
+    ] {
         let ratio = by_id(&balances["institutions"], id)["coverage_ratio"].clone();
-        let ratio = ratio.as_str().unwrap_or_else(|| panic!("{id}: {balances}")).to_string();
-        assert_eq!(by_id(&risk["institutions"], id)["coverage_ratio"], ratio, "risk, {id}");
-        let bp: rust_decimal::Decimal = ratio.parse::<rust_decimal::Decimal>().unwrap()
-            * rust_decimal::Decimal::from(10_000);
+        let ratio = ratio
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: {balances}"))
+            .to_string();
+        assert_eq!(
+            by_id(&risk["institutions"], id)["coverage_ratio"],
+            ratio,
+            "risk, {id}"
+        );
+        let bp: rust_decimal::Decimal =
+            ratio.parse::<rust_decimal::Decimal>().unwrap() * rust_decimal::Decimal::from(10_000);
         assert_eq!(
             by_id(&api_risk["institutions"], id)["coverage_bp"].to_string(),
             bp.normalize().to_string(),
@@ -755,10 +835,14 @@ async fn coverage_is_one_figure_on_the_command_line_the_api_the_console_and_in_r
             ratio,
             "the API, {id}"
         );
-        let percent: rust_decimal::Decimal = ratio.parse::<rust_decimal::Decimal>().unwrap()
-            * rust_decimal::Decimal::ONE_HUNDRED;
+        let percent: rust_decimal::Decimal =
+            ratio.parse::<rust_decimal::Decimal>().unwrap() * rust_decimal::Decimal::ONE_HUNDRED;
         let row = csv_rows.iter().find(|r| r[0] == id).unwrap();
-        assert_eq!(row[at], format!("{percent:.2}"), "the console's export, {id}");
+        assert_eq!(
+            row[at],
+            format!("{percent:.2}"),
+            "the console's export, {id}"
+        );
         let (status, page) = v.get(&format!("/institutions/{id}?lang=en")).await;
         assert_eq!(status, StatusCode::OK);
         assert!(
@@ -777,7 +861,13 @@ async fn coverage_is_one_figure_on_the_command_line_the_api_the_console_and_in_r
         .iter()
         .find(|s| s["kind"] == "shortfall")
         .unwrap();
-    assert!(shortfall["summary"].as_str().unwrap().contains("cover 9.29%"), "{shortfall}");
+    assert!(
+        shortfall["summary"]
+            .as_str()
+            .unwrap()
+            .contains("cover 9.29%"),
+        "{shortfall}"
+    );
     assert!(
         shortfall["evidence"]
             .as_array()
@@ -786,9 +876,83 @@ async fn coverage_is_one_figure_on_the_command_line_the_api_the_console_and_in_r
             .any(|e| e["name"] == "coverage" && e["bp"] == 929),
         "{shortfall}"
     );
+    // The books as a journal: the API's is the command line's.
+    let journal = Command::new(env!("CARGO_BIN_EXE_escrow-ledger"))
+        .env_remove("ESCROW_DATABASE_URL")
+        .args([
+            "--database-url",
+            &server.url,
+            "journal",
+            "--institution",
+            "INS-410922-004",
+        ])
+        .output()
+        .unwrap();
+    assert!(journal.status.success());
+    let r = server
+        .request(
+            reqwest::Method::GET,
+            Some(&officer),
+            "/v1/institutions/INS-410922-004/journal",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    assert_eq!(
+        r.text().await.unwrap(),
+        String::from_utf8(journal.stdout).unwrap()
+    );
     // The overview page says what coverage is.
     let (_, page) = v.get("/overview?lang=en").await;
     assert!(page.contains("money the bank confirms"), "{page}");
+    server.stop().await;
+}
+
+both!(notices_issued_at_once_take_consecutive_numbers);
+async fn notices_issued_at_once_take_consecutive_numbers(backend: Backend) {
+    use api::app::rectification::{self, NoticeDraft};
+    let server = demo_server(backend).await;
+    let store = server.store.clone();
+    let today = support::day(2026, 12, 5);
+    let mut tasks = Vec::new();
+    for n in 0..12 {
+        let store = store.clone();
+        let id = format!("INS-410922-00{}", n % 4 + 1);
+        tasks.push(tokio::spawn(async move {
+            let institution = store
+                .institution(&ledger_core::InstitutionId::parse(&id).unwrap())
+                .await
+                .unwrap();
+            let draft = NoticeDraft {
+                alert_key: None,
+                finding: format!("finding {n}"),
+                required_action: "补足".into(),
+                due_on: support::day(2026, 12, 20),
+            };
+            rectification::issue(&store, &institution, draft, "t", today)
+                .await
+                .map(|n| n.record.seq)
+        }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(
+            t.await
+                .unwrap()
+                .expect("no issue fails for another's number"),
+        );
+    }
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (1..=12).collect::<Vec<i32>>(),
+        "neither collide nor skip"
+    );
     server.stop().await;
 }
 
@@ -835,23 +999,35 @@ async fn a_payee_change_waits_for_a_second_officer_in_the_console(backend: Backe
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains(&row), "{page}");
     let csrf = hidden(&page, "csrf");
-    let (status, _) = v.post(&path, &[("csrf", &csrf), ("decision", "approve")]).await;
+    let (status, _) = v
+        .post(&path, &[("csrf", &csrf), ("decision", "approve")])
+        .await;
     assert!(status.is_client_error(), "{status}");
     assert_eq!(store.payee(&school.id).await.unwrap(), before);
 
     // A rejection without a reason is refused; 赵强 (zhao) approves.
     let mut z = Visitor::new(&server);
-    assert_eq!(z.sign_in("zhao", OTHER_PASSWORD).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        z.sign_in("zhao", OTHER_PASSWORD).await,
+        StatusCode::SEE_OTHER
+    );
     let (_, page) = z.get("/decisions").await;
     let csrf = hidden(&page, "csrf");
     let (status, _) = z
-        .post(&path, &[("csrf", &csrf), ("decision", "reject"), ("reason", " ")])
+        .post(
+            &path,
+            &[("csrf", &csrf), ("decision", "reject"), ("reason", " ")],
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let (status, _) = z.post(&path, &[("csrf", &csrf), ("decision", "approve")]).await;
+    let (status, _) = z
+        .post(&path, &[("csrf", &csrf), ("decision", "approve")])
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(store.payee(&school.id).await.unwrap(), Some(payee));
-    let decided = api::app::approvals::find(store, &approval.id).await.unwrap();
+    let decided = api::app::approvals::find(store, &approval.id)
+        .await
+        .unwrap();
     let decision = decided.decision.expect("decided");
     assert!(decision.approved);
     assert!(decision.by.contains("赵强"), "{}", decision.by);
@@ -862,7 +1038,9 @@ async fn a_payee_change_waits_for_a_second_officer_in_the_console(backend: Backe
     assert_eq!(h.sign_in("hu", PASSWORD).await, StatusCode::SEE_OTHER);
     let (_, page) = h.get("/decisions").await;
     let csrf = hidden(&page, "csrf");
-    let (status, _) = h.post(&path, &[("csrf", &csrf), ("decision", "approve")]).await;
+    let (status, _) = h
+        .post(&path, &[("csrf", &csrf), ("decision", "approve")])
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // An unknown suggestion is a precise 404 and changes nothing.
     let csrf = csrf_of(&mut z).await;
@@ -1114,9 +1292,11 @@ async fn officer_walk(server: &Server, c: &Client) {
     // The chart: owed, escrow in the books and the bank's closings as
     // lines, each day's movements as bars, the figures as a table too.
     for series in ["owed", "escrow", "bank"] {
-        c.find(Locator::Css(&format!("figure#chart svg polyline.series.{series}")))
-            .await
-            .unwrap_or_else(|_| panic!("no {series} line in the chart"));
+        c.find(Locator::Css(&format!(
+            "figure#chart svg polyline.series.{series}"
+        )))
+        .await
+        .unwrap_or_else(|_| panic!("no {series} line in the chart"));
     }
     assert!(!c
         .find_all(Locator::Css("figure#chart svg rect.inflow"))
@@ -1150,7 +1330,10 @@ async fn officer_walk(server: &Server, c: &Client) {
         .text()
         .await
         .unwrap();
-    assert!(moves.contains("拨付") && moves.contains("银行已确认"), "{moves}");
+    assert!(
+        moves.contains("拨付") && moves.contains("银行已确认"),
+        "{moves}"
+    );
     // The books behind the figures: every entry, anchored by its seq (the
     // target of an entry in an alert's evidence).
     c.find(Locator::LinkText("账簿分录"))
@@ -1167,7 +1350,13 @@ async fn officer_walk(server: &Server, c: &Client) {
         "/institutions/INS-410922-004/entries"
     );
     let row = c.find(Locator::Id("entry-1")).await.unwrap();
-    let first_cell = row.find(Locator::Css("td")).await.unwrap().text().await.unwrap();
+    let first_cell = row
+        .find(Locator::Css("td"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(first_cell, "1");
     shoot(c, "03b-entries").await;
     c.back().await.unwrap();

@@ -103,6 +103,7 @@ async fn operations_answer(backend: Backend) {
         "/v1/approvals/{id}/reject",
         "/v1/institutions/{id}/alerts/{key}",
         "/v1/institutions/{id}/alerts/{key}/actions",
+        "/v1/institutions/{id}/journal",
     ] {
         assert!(paths.contains(&p), "{p} missing from {paths:?}");
     }

@@ -66,6 +66,15 @@ fn endpoints() -> Vec<Endpoint> {
             success: StatusCode::OK,
         },
         Endpoint {
+            name: "journal",
+            method: Method::GET,
+            path: "/v1/institutions/{i}/journal",
+            target: Target::Institution,
+            allowed: READERS,
+            body: none,
+            success: StatusCode::OK,
+        },
+        Endpoint {
             name: "entries",
             method: Method::GET,
             path: "/v1/institutions/{i}/entries",

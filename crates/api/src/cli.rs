@@ -68,6 +68,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One institution's books as a plain-text double-entry journal
+    /// (hledger format; `hledger -f FILE bal --cleared` gives its posted
+    /// balances).
+    Journal {
+        /// The institution (its id, e.g. INS-410922-001).
+        #[arg(long)]
+        institution: String,
+    },
     /// Record requests from a JSON-lines file ("-" for stdin) in one
     /// all-or-nothing batch; amounts are decimal strings ("1234.50").
     Post {
@@ -430,6 +438,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 None => report::summary(&store, at, json).await?,
             }
+        }
+        Command::Journal { institution } => {
+            let store = open(url).await?;
+            let institution = store
+                .institution(&InstitutionId::parse(&institution)?)
+                .await?;
+            print!(
+                "{}",
+                crate::app::books::journal(&store, &institution).await?
+            );
         }
         Command::Post { file, json } => {
             let store = open(url).await?;

@@ -68,6 +68,8 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store, reads: Store) -> R
         .route("/overview", get(pages::overview))
         .route("/overview.csv", get(pages::overview_csv))
         .route("/alerts.csv", get(pages::alerts_csv))
+        .route("/overview.xlsx", get(pages::overview_xlsx))
+        .route("/alerts.xlsx", get(pages::alerts_xlsx))
         .route("/institutions/{id}", get(pages::institution))
         .route("/institutions/{id}/bank-lines", get(pages::bank_lines))
         .route("/institutions/{id}/entries", get(pages::entries))

@@ -16,6 +16,7 @@ pub mod error;
 pub mod feeds;
 pub mod history;
 pub mod ids;
+pub mod journal;
 pub mod lessons;
 pub mod money;
 pub mod policy;

@@ -106,6 +106,7 @@ macro_rules! seal_record {
 }
 
 mod access;
+#[macro_use]
 mod alerts;
 mod approvals;
 #[macro_use]

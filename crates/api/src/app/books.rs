@@ -38,3 +38,18 @@ pub async fn record_batch(store: &Store, requests: Vec<Request>) -> AppResult<Ve
 pub async fn enroll(store: &Store, enrollment: &Enrollment) -> AppResult<()> {
     Ok(store.create_enrollment(enrollment).await?)
 }
+
+/// An institution's books as an hledger journal (`domain::journal`):
+/// every entry in chain order; `hledger bal --cleared` gives its posted
+/// balances.
+pub async fn journal(store: &Store, institution: &ledger_core::Institution) -> AppResult<String> {
+    let entries = crate::app::reconcile::all_entries(store, &institution.id).await?;
+    Ok(ledger_core::domain::journal::hledger(
+        &format!(
+            "{} {} ({})",
+            institution.id, institution.name, institution.jurisdiction
+        ),
+        institution.currency,
+        &entries,
+    ))
+}

@@ -188,7 +188,9 @@ pub async fn history(
         Some(window) if *latest < window => *latest,
         _ => today,
     };
-    let first = last.checked_sub_days(span).map_or(*earliest, |w| w.max(*earliest));
+    let first = last
+        .checked_sub_days(span)
+        .map_or(*earliest, |w| w.max(*earliest));
     Ok(ledger_core::domain::history::daily(
         &entries, &closings, first, last,
     ))

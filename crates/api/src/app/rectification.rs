@@ -6,7 +6,6 @@
 //! date is overdue.
 
 use chrono::{Datelike, NaiveDate};
-use ledger_core::domain::alerts::AlertAction;
 use ledger_core::store::{NewNotice, NoticeAnswer, NoticeRecord};
 use ledger_core::{Institution, Store};
 
@@ -59,20 +58,10 @@ pub async fn issue(
             format!("the due date {} is before today, {today}", draft.due_on),
         ));
     }
+    // The alert it answers (the institution's own) moves to "rectification
+    // requested" in the notice's own transaction (`Store::issue_notice`):
+    // a notice refused leaves the alert as it was, and the reverse.
     let alert_key = draft.alert_key.filter(|k| !k.trim().is_empty());
-    if let Some(key) = &alert_key {
-        // The alert must be the institution's; its lifecycle says whether
-        // rectification may be requested now.
-        crate::app::alerts::act(
-            store,
-            &institution.id,
-            key,
-            &AlertAction::RequestRectification { due: draft.due_on },
-            issued_by,
-            Some(&required_action),
-        )
-        .await?;
-    }
     let record = store
         .issue_notice(&NewNotice {
             jurisdiction: institution.jurisdiction.to_string(),

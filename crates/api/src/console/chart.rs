@@ -34,7 +34,11 @@ fn x_of(n: usize, days: usize) -> i64 {
 }
 
 /// The points of one line; a day with no figure breaks the line.
-fn polylines(points: &[DayPoint], max: i64, figure: impl Fn(&DayPoint) -> Option<i64>) -> Vec<String> {
+fn polylines(
+    points: &[DayPoint],
+    max: i64,
+    figure: impl Fn(&DayPoint) -> Option<i64>,
+) -> Vec<String> {
     let mut lines = Vec::new();
     let mut current = String::new();
     for (n, p) in points.iter().enumerate() {
@@ -79,9 +83,21 @@ pub fn chart(lang: Lang, points: &[DayPoint]) -> Markup {
         "Owed to families, escrow in the books and the bank's closing balance, day by day, with inflows and outflows",
     );
     let lines = [
-        ("owed", lang.t("应退家长", "Owed to families"), polylines(points, max, |p| Some(p.owed_minor))),
-        ("escrow", lang.t("账簿监管余额", "Escrow (books)"), polylines(points, max, |p| Some(p.escrow_minor))),
-        ("bank", lang.t("银行日终余额", "Bank closing"), polylines(points, max, |p| p.bank_minor)),
+        (
+            "owed",
+            lang.t("应退家长", "Owed to families"),
+            polylines(points, max, |p| Some(p.owed_minor)),
+        ),
+        (
+            "escrow",
+            lang.t("账簿监管余额", "Escrow (books)"),
+            polylines(points, max, |p| Some(p.escrow_minor)),
+        ),
+        (
+            "bank",
+            lang.t("银行日终余额", "Bank closing"),
+            polylines(points, max, |p| p.bank_minor),
+        ),
     ];
     html! {
         figure.chart #chart {

@@ -763,7 +763,10 @@ pub async fn decisions(
     let more = async {
         let mut suggestions = Vec::new();
         if permits(s.officer.role, Action::WorkAlerts) {
-            for i in institutions.iter().filter(|i| caller.sees_institution(i, false)) {
+            for i in institutions
+                .iter()
+                .filter(|i| caller.sees_institution(i, false))
+            {
                 for m in crate::app::reconcile::suggestions(&state.store, &i.id).await? {
                     suggestions.push(views::SuggestionItem {
                         institution_id: i.id.to_string(),
@@ -1347,7 +1350,91 @@ fn plain(minor: i64) -> String {
 }
 
 /// The overview of the officer's jurisdiction, riskiest first, as CSV.
-pub async fn overview_csv(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
+pub async fn overview_csv(state: State<ConsoleState>, headers: HeaderMap) -> Response {
+    overview_export(state, headers, Sheet::Csv).await
+}
+
+pub async fn overview_xlsx(state: State<ConsoleState>, headers: HeaderMap) -> Response {
+    overview_export(state, headers, Sheet::Xlsx).await
+}
+
+pub async fn alerts_csv(state: State<ConsoleState>, headers: HeaderMap) -> Response {
+    alerts_export(state, headers, Sheet::Csv).await
+}
+
+pub async fn alerts_xlsx(state: State<ConsoleState>, headers: HeaderMap) -> Response {
+    alerts_export(state, headers, Sheet::Xlsx).await
+}
+
+/// How an export is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sheet {
+    /// CSV with a UTF-8 BOM (Excel on Chinese Windows reads it right).
+    Csv,
+    /// An Excel workbook of one sheet.
+    Xlsx,
+}
+
+/// Rows (the first one the header) as the file asked for, `name` without
+/// its extension.
+fn download(sheet: Sheet, name: &str, rows: Vec<Vec<String>>) -> Response {
+    match sheet {
+        Sheet::Csv => csv_download(&format!("{name}.csv"), rows),
+        Sheet::Xlsx => xlsx_download(name, rows),
+    }
+}
+
+/// One sheet: the header bold and frozen, every cell text (figures stay
+/// exact decimal strings, never binary floats), columns sized to fit.
+fn xlsx_download(name: &str, rows: Vec<Vec<String>>) -> Response {
+    use rust_xlsxwriter::{Format, Workbook};
+    let written = (|| {
+        let mut book = Workbook::new();
+        let sheet = book.add_worksheet();
+        sheet.set_name(name)?;
+        let bold = Format::new().set_bold();
+        for (r, row) in rows.iter().enumerate() {
+            let r = u32::try_from(r).unwrap_or(u32::MAX);
+            for (c, cell) in row.iter().enumerate() {
+                let c = u16::try_from(c).unwrap_or(u16::MAX);
+                if r == 0 {
+                    sheet.write_string_with_format(r, c, cell, &bold)?;
+                } else {
+                    sheet.write_string(r, c, cell)?;
+                }
+            }
+        }
+        sheet.set_freeze_panes(1, 0)?;
+        sheet.autofit();
+        book.save_to_buffer()
+    })();
+    match written {
+        Ok(bytes) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string(),
+                ),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}.xlsx\""),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "console xlsx");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+async fn overview_export(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    sheet: Sheet,
+) -> Response {
     let lang = lang(&headers, None);
     let s = match signed(&state, &headers).await {
         Ok(s) => s,
@@ -1397,11 +1484,15 @@ pub async fn overview_csv(State(state): State<ConsoleState>, headers: HeaderMap)
             r.yellow_alerts.to_string(),
         ]);
     }
-    csv_download(&format!("overview-{code}.csv"), out)
+    download(sheet, &format!("overview-{code}"), out)
 }
 
 /// Every alert of the institutions the officer sees, as CSV.
-pub async fn alerts_csv(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
+async fn alerts_export(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    sheet: Sheet,
+) -> Response {
     let lang = lang(&headers, None);
     let s = match signed(&state, &headers).await {
         Ok(s) => s,
@@ -1457,7 +1548,7 @@ pub async fn alerts_csv(State(state): State<ConsoleState>, headers: HeaderMap) -
             a.last_seen_on.to_string(),
         ]);
     }
-    csv_download("alerts.csv", out)
+    download(sheet, "alerts", out)
 }
 
 /// Coverage in basis points for display (`None`: unconfirmed, nothing owed).
@@ -1475,7 +1566,9 @@ fn coverage_basis(lang: Lang, c: &crate::app::oversight::CoverageOf) -> String {
             let closed = c
                 .closings
                 .iter()
-                .map(|(_, no, cl)| format!("{no} {} ({})", yuan(cl.balance_minor), date(lang, cl.date)))
+                .map(|(_, no, cl)| {
+                    format!("{no} {} ({})", yuan(cl.balance_minor), date(lang, cl.date))
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
             match lang {
@@ -1497,7 +1590,9 @@ fn coverage_basis(lang: Lang, c: &crate::app::oversight::CoverageOf) -> String {
         }
         Err(why) => match (lang, why) {
             (Lang::Zh, Unconfirmed::NoAccount(_)) => "未登记监管账户,银行尚未确认".into(),
-            (Lang::Zh, Unconfirmed::NoStatement(no)) => format!("账户 {no} 尚无银行对账单,银行尚未确认"),
+            (Lang::Zh, Unconfirmed::NoStatement(no)) => {
+                format!("账户 {no} 尚无银行对账单,银行尚未确认")
+            }
             (Lang::En, why) => format!("not confirmed by the bank: {}", why.reason()),
         },
     }
@@ -1554,15 +1649,23 @@ async fn institution_history(
         });
     }
     let entries = crate::app::reconcile::all_entries(store, &institution.id).await?;
-    for e in entries.iter().filter(|e| e.kind == EntryKind::ReleaseInstructed) {
+    for e in entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::ReleaseInstructed)
+    {
         let answer = entries
             .iter()
             .find(|a| a.refers_to_seq == Some(e.seq))
             .map(|a| a.kind);
         let (state, waiting) = match answer {
-            Some(EntryKind::PendingConfirmed) => (lang.t("银行已确认", "confirmed by the bank"), false),
+            Some(EntryKind::PendingConfirmed) => {
+                (lang.t("银行已确认", "confirmed by the bank"), false)
+            }
             Some(EntryKind::PendingVoided) => (lang.t("银行退回", "returned by the bank"), false),
-            _ => (lang.t("已发指令,待银行确认", "instructed, awaiting the bank"), true),
+            _ => (
+                lang.t("已发指令,待银行确认", "instructed, awaiting the bank"),
+                true,
+            ),
         };
         moves.push(views::MoneyMove {
             what: lang.t("拨付", "Release").to_string(),
@@ -1584,7 +1687,9 @@ async fn institution_history(
             id: a.id.clone(),
             amount: a.summary.clone(),
             date: date(lang, a.requested_at.date_naive()),
-            state: lang.t("待第二位审批人", "awaiting the second officer").to_string(),
+            state: lang
+                .t("待第二位审批人", "awaiting the second officer")
+                .to_string(),
             waiting: true,
         });
     }
@@ -1713,8 +1818,15 @@ pub async fn decide_suggestion(
         Err(e) => return failure(lang, &e),
     };
     let actor = format!("console:{} ({})", s.officer.login, s.officer.name);
-    match crate::app::reconcile::decide(&state.store, &institution.id, &match_id, decision, &actor, None)
-        .await
+    match crate::app::reconcile::decide(
+        &state.store,
+        &institution.id,
+        &match_id,
+        decision,
+        &actor,
+        None,
+    )
+    .await
     {
         Ok(()) => Redirect::to("/decisions#suggestions").into_response(),
         Err(e) => failure(lang, &e),

@@ -148,7 +148,9 @@ pub fn overview(
             button type="submit" { (lang.t("筛选", "Apply")) }
         }
         p.noprint { (lang.t("导出:", "Export: "))
+            a href="/overview.xlsx" { (lang.t("总览 Excel", "overview Excel")) } " · "
             a href="/overview.csv" { (lang.t("总览 CSV", "overview CSV")) } " · "
+            a href="/alerts.xlsx" { (lang.t("预警 Excel", "alerts Excel")) } " · "
             a href="/alerts.csv" { (lang.t("预警 CSV", "alerts CSV")) } }
         table #overview {
             caption.note { (lang.t("每行一家机构;颜色表示未解除的最高预警级别。", "One institution a row; the colour is its highest open alert.")) }

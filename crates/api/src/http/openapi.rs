@@ -236,7 +236,11 @@ fn fields(schema: &serde_json::Value) -> String {
             "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}{}</td></tr>",
             escape(name),
             type_words(p),
-            if required.contains(&name.as_str()) { "yes" } else { "no" },
+            if required.contains(&name.as_str()) {
+                "yes"
+            } else {
+                "no"
+            },
             escape(p.get("description").and_then(|d| d.as_str()).unwrap_or("")),
             example
         ));

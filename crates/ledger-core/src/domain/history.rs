@@ -100,7 +100,9 @@ mod tests {
         let points = daily(&[], &closings, d(1), d(5));
         let bank: Vec<Option<i64>> = points.iter().map(|p| p.bank_minor).collect();
         assert_eq!(bank, [None, None, Some(105), Some(85), Some(85)]);
-        assert!(points.iter().all(|p| p.owed_minor == 0 && p.inflow_minor == 0));
+        assert!(points
+            .iter()
+            .all(|p| p.owed_minor == 0 && p.inflow_minor == 0));
         assert!(daily(&[], &[], d(5), d(1)).is_empty());
         assert_eq!(daily(&[], &[], d(1), d(1))[0].bank_minor, None);
     }

@@ -71,6 +71,47 @@ macro_rules! event {
     }};
 }
 
+/// An officer's action on one alert inside the caller's transaction: the
+/// transition its lifecycle allows, and the event. Written once for
+/// `act_on_alert` and for a rectification notice, which moves the alert it
+/// answers in the same transaction as it is issued.
+macro_rules! act_on_alert_in {
+    ($tx:ident, $now:ident, $id:expr, $key:expr, $action:expr, $actor:expr, $comment:expr) => {{
+        let (id, key, action, actor, comment): (&str, &str, &AlertAction, &str, Option<&str>) =
+            ($id, $key, $action, $actor, $comment);
+        let status: Option<String> = sqlx::query_scalar(
+            "select status from alerts where institution_id = $1 and alert_key = $2",
+        )
+        .bind(id)
+        .bind(key)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        let Some(status) = status else {
+            return Err(LedgerError::UnknownAlert {
+                institution: id.to_string(),
+                key: key.to_string(),
+            }
+            .into());
+        };
+        let to = transition(
+            AlertStatus::parse(&status).map_err(corrupt_as("alert status"))?,
+            action,
+        )?;
+        let due = match action {
+            AlertAction::RequestRectification { due } => Some(*due),
+            _ => None,
+        };
+        sqlx::query(
+            "update alerts set status = $3, rectification_due = coalesce($4, rectification_due), updated_at = $5 \
+             where institution_id = $1 and alert_key = $2",
+        )
+        .bind(id).bind(key).bind(to.code()).bind(due).bind($now)
+        .execute(&mut *$tx)
+        .await?;
+        event!($tx, $now, id, key, actor, action.code(), comment);
+    }};
+}
+
 impl Store {
     /// Records a risk run's findings for one institution on `as_of`.
     pub async fn record_findings(
@@ -242,36 +283,7 @@ impl Store {
         }
         let id = institution.as_str();
         in_tx!(self, |tx, now| {
-            let status: Option<String> = sqlx::query_scalar(
-                "select status from alerts where institution_id = $1 and alert_key = $2",
-            )
-            .bind(id)
-            .bind(key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(status) = status else {
-                return Err(LedgerError::UnknownAlert {
-                    institution: id.to_string(),
-                    key: key.to_string(),
-                }
-                .into());
-            };
-            let to = transition(
-                AlertStatus::parse(&status).map_err(corrupt_as("alert status"))?,
-                action,
-            )?;
-            let due = match action {
-                AlertAction::RequestRectification { due } => Some(*due),
-                _ => None,
-            };
-            sqlx::query(
-                "update alerts set status = $3, rectification_due = coalesce($4, rectification_due), updated_at = $5 \
-                 where institution_id = $1 and alert_key = $2",
-            )
-            .bind(id).bind(key).bind(to.code()).bind(due).bind(now)
-            .execute(&mut *tx)
-            .await?;
-            event!(tx, now, id, key, actor, action.code(), comment);
+            act_on_alert_in!(tx, now, id, key, action, actor, comment);
         });
         self.alerts(Some(institution), None)
             .await?

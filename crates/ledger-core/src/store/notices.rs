@@ -4,6 +4,9 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::domain::alerts::{transition, AlertAction, AlertStatus};
+use crate::domain::error::LedgerError;
+use crate::store::rows::corrupt_as;
 use crate::store::{DbTime, Result, Store};
 
 /// A notice to write: the store gives it its number.
@@ -81,7 +84,9 @@ const NOTICE_COLUMNS: &str =
 
 impl Store {
     /// Writes a notice with the next number of its jurisdiction and year
-    /// (`{jurisdiction}-{year}-{seq:03}`).
+    /// (`{jurisdiction}-{year}-{seq:03}`): numbers are taken under a lock
+    /// per jurisdiction and year, so concurrent issues neither collide nor
+    /// skip.
     pub async fn issue_notice(&self, new: &NewNotice) -> Result<NoticeRecord> {
         let next = "select cast(coalesce(max(seq), 0) + 1 as integer) from rectification_notices \
                     where jurisdiction = $1 and year = $2";
@@ -89,7 +94,27 @@ impl Store {
              (notice_no, jurisdiction, year, seq, institution_id, alert_key, finding, \
               required_action, due_on, issued_by, issued_at) \
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-        let (notice_no, seq, issued_at) = in_tx!(self, |tx, now| {
+        let year = new.year.to_string();
+        let (notice_no, seq, issued_at) = in_tx!(self, |tx, now, dialect| {
+            // One issuer at a time per jurisdiction and year (PostgreSQL's
+            // advisory lock; SQLite's one writer): two officers issuing at
+            // once would otherwise read the same max and collide.
+            dialect
+                .lock_key(&mut tx, &format!("notices:{}", new.jurisdiction), &year)
+                .await?;
+            // The alert it answers moves to "rectification requested" in
+            // the same transaction: both happen, or neither.
+            if let Some(key) = &new.alert_key {
+                act_on_alert_in!(
+                    tx,
+                    now,
+                    new.institution_id.as_str(),
+                    key.as_str(),
+                    &AlertAction::RequestRectification { due: new.due_on },
+                    new.issued_by.as_str(),
+                    Some(new.required_action.as_str())
+                );
+            }
             let seq: i32 = sqlx::query_scalar(next)
                 .bind(&new.jurisdiction)
                 .bind(new.year)

@@ -19,6 +19,37 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(balances))
         .routes(routes!(entries))
+        .routes(routes!(journal))
+}
+
+/// The institution's books as a plain-text double-entry journal (hledger
+/// format): one transaction per entry; `hledger -f FILE bal --cleared`
+/// gives the posted balances of `GET …/balances`.
+#[utoipa::path(get, path = "/v1/institutions/{id}/journal", tag = "books",
+    params(("id" = String, Path, description = "Institution id")),
+    responses((status = 200, body = String, content_type = "text/plain", description = "hledger journal"),
+              (status = 404, body = Problem)))]
+async fn journal(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let i = guard::institution(&state, &caller, &id, Action::ReadBooks).await?;
+    let text = crate::app::books::journal(&state.store, &i).await?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/plain; charset=utf-8".to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}.journal\"", i.id),
+            ),
+        ],
+        text,
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -88,9 +88,9 @@ impl Unconfirmed {
     pub fn reason(&self) -> String {
         match self {
             Unconfirmed::NoAccount(kind) => format!("no {} account on file", kind.code()),
-            Unconfirmed::NoStatement(account_no) => format!(
-                "account {account_no} has sent no statement",
-            ),
+            Unconfirmed::NoStatement(account_no) => {
+                format!("account {account_no} has sent no statement",)
+            }
         }
     }
 }
