@@ -345,12 +345,12 @@ async fn simulate(
             Some(url) => url.clone(),
             None => format!("sqlite://{}", scratch.display()),
         };
-        let store = open(&url).await?;
         let mut options = crate::simulate::Options::new(seed);
+        let (store, clock) = crate::simulate::open(&url, &options).await?;
         options.healthy = healthy;
         options.days = days;
         let started = std::time::Instant::now();
-        let report = crate::simulate::run(&store, &options).await;
+        let report = crate::simulate::run(&store, &clock, &options).await;
         drop(store);
         if into.is_none() {
             for suffix in ["", "-wal", "-shm"] {

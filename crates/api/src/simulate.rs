@@ -16,6 +16,7 @@ use ledger_core::domain::alerts::Severity;
 use ledger_core::domain::feeds::{AccountKind, BankAccount};
 use ledger_core::domain::money::minor_to_decimal;
 use ledger_core::domain::refunds::Payee;
+use ledger_core::store::Clock;
 use ledger_core::{
     Amount, Category, ClientId, Command, Currency, Enrollment, EnrollmentId, Institution,
     InstitutionId, InstitutionStatus, JurisdictionCode, RefundSource, Request, RulePack,
@@ -352,8 +353,19 @@ impl Sim {
     }
 }
 
-/// Runs the simulation on `store` (an empty database).
-pub async fn run(store: &Store, options: &Options) -> anyhow::Result<Report> {
+/// A store for the simulation at `url`, migrated, whose clock the
+/// simulation moves day by day (registrations, requests and alerts are
+/// dated on the simulated days, not today).
+pub async fn open(url: &str, options: &Options) -> anyhow::Result<(Store, Clock)> {
+    let clock = Clock::manual(at(options.start, 0));
+    let store = Store::connect_with(url, clock.clone()).await?;
+    store.migrate().await?;
+    Ok((store, clock))
+}
+
+/// Runs the simulation on `store` (an empty database whose clock is
+/// manual, see [`open`]).
+pub async fn run(store: &Store, clock: &Clock, options: &Options) -> anyhow::Result<Report> {
     let mut rng = SmallRng::seed_from_u64(options.seed);
     let county = JurisdictionCode::parse(COUNTY)?;
     for (code, name, parent) in [
@@ -476,9 +488,11 @@ pub async fn run(store: &Store, options: &Options) -> anyhow::Result<Report> {
     let mut watches: Vec<Watch> = sims.iter().map(|_| Watch::default()).collect();
     for offset in 0..options.days {
         let day = options.start + Duration::days(i64::from(offset));
+        clock.set(at(day, 7));
         for sim in sims.iter_mut() {
             live_one_day(store, sim, day, &mut rng).await?;
         }
+        clock.set(at(day, 20));
         for sim in sims.iter_mut() {
             send_statements(store, sim, day, &mut rng).await?;
         }
@@ -563,7 +577,7 @@ async fn live_one_day(
     if has_deposit && (day.weekday() == Weekday::Mon || sim.deposit == 0) {
         let fees_30d: i64 = sim.collections_30d.iter().map(|(_, a)| a).sum();
         let expected = i64::from(sim.rate_milli) * 3_000 * 30 / 1_000;
-        let floor = fees_30d.max(expected) * 3 * 11 / 10;
+        let floor = fees_30d.max(expected) * 3 * 3 / 2;
         let withheld = running && p == Some(Pattern::DepositWithdrawn);
         if floor > sim.deposit && !withheld {
             let top_up = floor - sim.deposit;

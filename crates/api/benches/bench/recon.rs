@@ -209,6 +209,9 @@ fn risk_input(n: usize, as_of: NaiveDate) -> anyhow::Result<ledger_core::domain:
         refund_requests: vec![],
         cap_flags: vec![],
         events: vec![],
+        instructed_debits: vec![],
+        pending_instructions: vec![],
+        peers: None,
     })
 }
 
