@@ -92,7 +92,13 @@ pub struct Options {
     pub seed: u64,
     /// Healthy institutions (the run-offs, one per pattern, come on top).
     pub healthy: usize,
+    /// Days measured, after the warm-up.
     pub days: u32,
+    /// Days every institution trades before the measurement starts (all
+    /// open on the first day: an empty county is young all at once, which
+    /// the measurement of the healthy leaves out; run-offs are watched
+    /// from the first day).
+    pub warmup_days: u32,
     pub start: NaiveDate,
     /// Run-off patterns simulated (default: all).
     pub patterns: Vec<Pattern>,
@@ -103,7 +109,8 @@ impl Options {
         Options {
             seed,
             healthy: 32,
-            days: 300,
+            days: 240,
+            warmup_days: 60,
             start: NaiveDate::from_ymd_opt(2026, 1, 5).expect("a valid day"),
             patterns: Pattern::ALL.to_vec(),
         }
@@ -169,12 +176,14 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "seed {}: {} healthy + {} run-offs, {} days from {}\n",
+            "seed {}: {} healthy + {} run-offs, all opened {}; healthy measured over {} days from {} (after {} days' warm-up)\n",
             o.seed,
             self.healthy().count(),
             self.runoffs().count(),
+            o.start,
             o.days,
-            o.start
+            o.start + Duration::days(i64::from(o.warmup_days)),
+            o.warmup_days
         );
         out.push_str("| pattern | mode | onset | collapse | first red | lead (days) | first red signals |\n|---|---|---|---|---|---|---|\n");
         for s in self.runoffs() {
@@ -405,7 +414,8 @@ pub async fn run(store: &Store, clock: &Clock, options: &Options) -> anyhow::Res
         SupervisionMode::Deposit,
         SupervisionMode::Both,
     ];
-    let last = options.start + Duration::days(i64::from(options.days) - 1);
+    let measured = options.start + Duration::days(i64::from(options.warmup_days));
+    let last = measured + Duration::days(i64::from(options.days) - 1);
     let mut sims = Vec::new();
     let total = options.healthy + options.patterns.len();
     for n in 0..total {
@@ -417,7 +427,7 @@ pub async fn run(store: &Store, clock: &Clock, options: &Options) -> anyhow::Res
         // A collapse late enough to have a history, early enough to see.
         let span = i64::from(options.days);
         let collapse = match pattern {
-            Some(_) => options.start + Duration::days(rng.gen_range(span * 55 / 100..span - 5)),
+            Some(_) => measured + Duration::days(rng.gen_range(span * 55 / 100..span - 5)),
             None => last + Duration::days(1),
         };
         let onset = collapse - Duration::days(rng.gen_range(45..=70));
@@ -486,7 +496,7 @@ pub async fn run(store: &Store, clock: &Clock, options: &Options) -> anyhow::Res
     }
 
     let mut watches: Vec<Watch> = sims.iter().map(|_| Watch::default()).collect();
-    for offset in 0..options.days {
+    for offset in 0..options.warmup_days + options.days {
         let day = options.start + Duration::days(i64::from(offset));
         clock.set(at(day, 7));
         for sim in sims.iter_mut() {
@@ -502,6 +512,9 @@ pub async fn run(store: &Store, clock: &Clock, options: &Options) -> anyhow::Res
             let Some(k) = sims.iter().position(|s| s.institution.id == a.institution) else {
                 continue;
             };
+            if sims[k].pattern.is_none() && day < measured {
+                continue;
+            }
             let w = &mut watches[k];
             let worst = a.signals.iter().map(|s| s.severity).max();
             let Some(worst) = worst else { continue };
