@@ -555,12 +555,12 @@ fn each_signal_fires_on_the_first_day_its_evidence_allows_and_not_the_day_before
             before: None,
         },
         Case {
-            name: "unearned tuition reaches three months of the delivery rate",
+            name: "unearned tuition reaches six months of the delivery rate (twice the rule, no peers)",
             first_day: "2026-10-15",
             mutate: |i| {
                 for f in i.days.iter_mut() {
                     if f.date >= d("2026-09-16") {
-                        f.consumed_minor = DAILY / 2;
+                        f.consumed_minor = DAILY / 4;
                     }
                 }
             },

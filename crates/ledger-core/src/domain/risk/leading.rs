@@ -124,7 +124,9 @@ pub(super) fn months_text(bp: i128) -> String {
 
 /// Families hold many months of tuition at the pace lessons are now
 /// delivered (a pre-sell drive, or teaching that stopped), or far fewer
-/// than the peers (consumption reported faster than peers teach).
+/// than the peers (consumption reported faster than peers teach). Without
+/// enough peers only twice `liability_months_max_bp` counts: lumpy
+/// timetables make one institution's months noisy.
 pub(super) fn liability_months(ctx: &Ctx, out: &mut Out) {
     let kind = SignalKind::LiabilityMonths;
     let Some(max_bp) = ctx.p.liability_months_max_bp else {
@@ -135,7 +137,12 @@ pub(super) fn liability_months(ctx: &Ctx, out: &mut Out) {
     };
     let Some(recent) = ctx.recent else { return };
     let peers = peer(ctx, |p| p.liability_months_bp);
-    let high = months >= i128::from(max_bp) && peers.is_none_or(|p| months >= 2 * p.median);
+    // Against the peers (seasons move them all); alone, only an extreme
+    // counts: twice the rule.
+    let high = match peers {
+        Some(p) => months >= i128::from(max_bp) && months >= 2 * p.median,
+        None => months >= 2 * i128::from(max_bp),
+    };
     let low = match (peers, ctx.p.liability_peer_low_pct) {
         (Some(p), Some(pct)) => months * 100 < p.median * i128::from(pct),
         _ => false,
@@ -194,12 +201,17 @@ pub(super) fn liability_months(ctx: &Ctx, out: &mut Out) {
         ));
     } else {
         text.push_str(&format!(
-            " (rule: at most {} months{})",
-            months_text(max_bp.into()),
+            " (rule: {})",
             if peers.is_some() {
-                " or twice the peers' median"
+                format!(
+                    "at most {} months or twice the peers' median",
+                    months_text(max_bp.into())
+                )
             } else {
-                ""
+                format!(
+                    "without peers, at most twice {} months",
+                    months_text(max_bp.into())
+                )
             }
         ));
     }
