@@ -343,7 +343,7 @@ impl RuleParams {
         if matches!(self.release_reserve_bp, Some(b) if b > 10_000) {
             return Err(bad("release_reserve_bp must be 0 to 10000 basis points"));
         }
-        if matches!(self.schedule_pace_max_pct, Some(p) if p < 100 || p > 100_000) {
+        if matches!(self.schedule_pace_max_pct, Some(p) if !(100..=100_000).contains(&p)) {
             return Err(bad("schedule_pace_max_pct must be 100 to 100000"));
         }
         if matches!(self.max_hours_per_enrollment_day, Some(0)) {
