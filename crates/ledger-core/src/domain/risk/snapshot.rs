@@ -381,7 +381,8 @@ pub fn snapshot(records: &Records, as_of: NaiveDate) -> Result<RiskInput, Snapsh
         .map(|e| e.occurred_at.date_naive())
         .min()
         .unwrap_or(as_of);
-    let refund_requests = refund_requests(&records.refunds, &entries);
+    let books_now = BooksOn::replay(&entries, as_of);
+    let refund_requests = refund_requests(&records.refunds, &entries, &books_now);
     let rules = records.rules.clone();
     let enrollments = &records.enrollments;
     let packages = schedule::package_counts(
@@ -462,9 +463,13 @@ fn pending_instructions(entries: &[Entry]) -> Vec<PendingInstruction> {
 /// The refund workflow's requests as the risk engine sees them: when each
 /// was asked, approved (or deemed approved) and paid. Declined requests owe
 /// nothing; a returned one is still owed.
+///
+/// A request for "everything not yet consumed" that nobody has approved
+/// yet is worth the enrollment's unearned tuition on the day assessed.
 fn refund_requests(
     refunds: &[(Refund, Vec<RefundEvent>)],
     entries: &[Entry],
+    books: &BooksOn,
 ) -> Vec<RefundRequest> {
     let mut out = Vec::new();
     for (r, trail) in refunds {
@@ -485,7 +490,7 @@ fn refund_requests(
             amount_minor: approval
                 .map(|e| e.postings.first().map_or(0, |p| p.amount.minor()))
                 .or(r.amount_minor)
-                .unwrap_or(0),
+                .unwrap_or_else(|| books.balance(&format!("prepaid/{}", r.enrollment)).max(0)),
             requested_on: r.requested_on,
             approved_on: on(RefundState::Approved),
             paid_on: on(RefundState::Paid),
