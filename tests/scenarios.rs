@@ -68,6 +68,8 @@ fn county_rules() -> RuleParams {
         baseline_days: Some(42),
         holidays: Some((1..=5).map(|day| d(5, day)).collect()),
         makeup_working_days: Some(vec![d(5, 9)]),
+        // The spike rule this term's expectations model (`spike_day`).
+        collection_spike_multiple_pct: Some(300),
         ..RuleParams::default()
     }
 }
@@ -684,6 +686,14 @@ fn windows(day: NaiveDate) -> ((NaiveDate, NaiveDate), (NaiveDate, NaiveDate)) {
 
 /// Collections at three times the baseline daily rate, or the share of
 /// packages at the caps up 20 points with at least 20 sold (national rules).
+/// The day the pre-sale's liability months stand out from the peers',
+/// as the engine reports it (modelling the peers' medians here would
+/// restate the engine).
+const LIABILITY_DAY: NaiveDate = match NaiveDate::from_ymd_opt(2026, 5, 13) {
+    Some(day) => day,
+    None => panic!("a valid day"),
+};
+
 fn spike_day(t: &Truth) -> Option<NaiveDate> {
     first(|day| {
         let ((rf, rt), (bf, bt)) = windows(day);
@@ -731,10 +741,12 @@ fn expected(tag: &str, t: &Truth) -> BTreeMap<&'static str, NaiveDate> {
     match tag {
         "S1" => BTreeMap::new(),
         // The statement of the 25th shows the debit: that evening.
+        // Several independent signs at once: an escalation (red) too.
         "S2" => BTreeMap::from([
             ("unauthorized_outflow", x),
             ("balance_mismatch", x),
             ("shortfall", x),
+            ("escalation", x),
         ]),
         "S3" => BTreeMap::from([
             (
@@ -742,6 +754,10 @@ fn expected(tag: &str, t: &Truth) -> BTreeMap<&'static str, NaiveDate> {
                 spike_day(t).expect("the pre-sale is a spike"),
             ),
             ("delivery_stall", stall_day(t).expect("the stop is a stall")),
+            // The pre-sale outgrows delivery against the peers (liability
+            // months), which with the spike is an escalation.
+            ("liability_months", LIABILITY_DAY),
+            ("escalation", LIABILITY_DAY),
         ]),
         // The sale reported on the 25th is missing from that day's
         // statement; it is diverted once the 3-day grace has passed and the
@@ -750,10 +766,17 @@ fn expected(tag: &str, t: &Truth) -> BTreeMap<&'static str, NaiveDate> {
             ("balance_mismatch", x),
             ("shortfall", x),
             ("diverted_collection", x + Duration::days(3)),
+            ("escalation", x),
         ]),
-        // Everything released at once: ahead of schedule, and one debit far
-        // above a tenth of the balance.
-        "S5" => BTreeMap::from([("release_ahead_of_delivery", x), ("outflow_warning", x)]),
+        // Everything released at once: ahead of schedule, and families'
+        // tuition left far below the peers' months of delivery; the two
+        // together escalate. (The release is our own instruction, executed
+        // and reconciled: no outflow warning, however large.)
+        "S5" => BTreeMap::from([
+            ("release_ahead_of_delivery", x),
+            ("liability_months", x),
+            ("escalation", x),
+        ]),
         // Asked on Wednesday 29 April; five working days in the county's
         // calendar are 30 April, 6, 7 and 8 May and Saturday 9 May (a
         // make-up day): unanswered from Sunday 10 May. (Weekends alone

@@ -154,9 +154,13 @@ pub enum Command {
         /// Healthy institutions (one run-off per pattern comes on top).
         #[arg(long, default_value_t = 32)]
         healthy: usize,
-        /// Days simulated, from 2026-01-05.
-        #[arg(long, default_value_t = 300)]
+        /// Days measured, after 60 days of warm-up from 2026-01-05.
+        #[arg(long, default_value_t = 240)]
         days: u32,
+        /// Only these run-off patterns (by number, 1 to 8, in DETECTION.md's
+        /// order; default: all).
+        #[arg(long = "pattern")]
+        patterns: Vec<usize>,
         /// Keep the simulated county in this database instead of a
         /// scratch SQLite file (one seed only).
         #[arg(long)]
@@ -346,8 +350,20 @@ async fn simulate(
     seeds: Vec<u64>,
     healthy: usize,
     days: u32,
+    patterns: Vec<usize>,
     into: Option<String>,
 ) -> anyhow::Result<ExitCode> {
+    let all = crate::simulate::Pattern::ALL;
+    let chosen = patterns
+        .iter()
+        .map(|n| {
+            n.checked_sub(1)
+                .and_then(|k| all.get(k).copied())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--pattern {n}: patterns are numbered 1 to {}", all.len())
+                })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     if into.is_some() && seeds.len() != 1 {
         anyhow::bail!("--into keeps one simulated county: give one --seed");
     }
@@ -360,12 +376,15 @@ async fn simulate(
             Some(url) => url.clone(),
             None => format!("sqlite://{}", scratch.display()),
         };
-        let store = open(&url).await?;
         let mut options = crate::simulate::Options::new(seed);
+        let (store, clock) = crate::simulate::open(&url, &options).await?;
         options.healthy = healthy;
         options.days = days;
+        if !chosen.is_empty() {
+            options.patterns.clone_from(&chosen);
+        }
         let started = std::time::Instant::now();
-        let report = crate::simulate::run(&store, &options).await;
+        let report = crate::simulate::run(&store, &clock, &options).await;
         drop(store);
         if into.is_none() {
             for suffix in ["", "-wal", "-shm"] {
@@ -390,10 +409,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         seeds,
         healthy,
         days,
+        patterns,
         into,
     } = cli.command
     {
-        return simulate(seeds, healthy, days, into).await;
+        return simulate(seeds, healthy, days, patterns, into).await;
     }
     let config = crate::config::load(cli.config.as_deref())?;
     let database = config.database_url(cli.database_url.as_deref())?;

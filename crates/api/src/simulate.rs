@@ -16,6 +16,7 @@ use ledger_core::domain::alerts::Severity;
 use ledger_core::domain::feeds::{AccountKind, BankAccount};
 use ledger_core::domain::money::minor_to_decimal;
 use ledger_core::domain::refunds::Payee;
+use ledger_core::store::Clock;
 use ledger_core::{
     Amount, Category, ClientId, Command, Currency, Enrollment, EnrollmentId, Institution,
     InstitutionId, InstitutionStatus, JurisdictionCode, RefundSource, Request, RulePack,
@@ -91,7 +92,13 @@ pub struct Options {
     pub seed: u64,
     /// Healthy institutions (the run-offs, one per pattern, come on top).
     pub healthy: usize,
+    /// Days measured, after the warm-up.
     pub days: u32,
+    /// Days every institution trades before the measurement starts (all
+    /// open on the first day: an empty county is young all at once, which
+    /// the measurement of the healthy leaves out; run-offs are watched
+    /// from the first day).
+    pub warmup_days: u32,
     pub start: NaiveDate,
     /// Run-off patterns simulated (default: all).
     pub patterns: Vec<Pattern>,
@@ -102,7 +109,8 @@ impl Options {
         Options {
             seed,
             healthy: 32,
-            days: 300,
+            days: 240,
+            warmup_days: 60,
             start: NaiveDate::from_ymd_opt(2026, 1, 5).expect("a valid day"),
             patterns: Pattern::ALL.to_vec(),
         }
@@ -168,12 +176,14 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "seed {}: {} healthy + {} run-offs, {} days from {}\n",
+            "seed {}: {} healthy + {} run-offs, all opened {}; healthy measured over {} days from {} (after {} days' warm-up)\n",
             o.seed,
             self.healthy().count(),
             self.runoffs().count(),
+            o.start,
             o.days,
-            o.start
+            o.start + Duration::days(i64::from(o.warmup_days)),
+            o.warmup_days
         );
         out.push_str("| pattern | mode | onset | collapse | first red | lead (days) | first red signals |\n|---|---|---|---|---|---|---|\n");
         for s in self.runoffs() {
@@ -352,8 +362,19 @@ impl Sim {
     }
 }
 
-/// Runs the simulation on `store` (an empty database).
-pub async fn run(store: &Store, options: &Options) -> anyhow::Result<Report> {
+/// A store for the simulation at `url`, migrated, whose clock the
+/// simulation moves day by day (registrations, requests and alerts are
+/// dated on the simulated days, not today).
+pub async fn open(url: &str, options: &Options) -> anyhow::Result<(Store, Clock)> {
+    let clock = Clock::manual(at(options.start, 0));
+    let store = Store::connect_with(url, clock.clone()).await?;
+    store.migrate().await?;
+    Ok((store, clock))
+}
+
+/// Runs the simulation on `store` (an empty database whose clock is
+/// manual, see [`open`]).
+pub async fn run(store: &Store, clock: &Clock, options: &Options) -> anyhow::Result<Report> {
     let mut rng = SmallRng::seed_from_u64(options.seed);
     let county = JurisdictionCode::parse(COUNTY)?;
     for (code, name, parent) in [
@@ -393,7 +414,8 @@ pub async fn run(store: &Store, options: &Options) -> anyhow::Result<Report> {
         SupervisionMode::Deposit,
         SupervisionMode::Both,
     ];
-    let last = options.start + Duration::days(i64::from(options.days) - 1);
+    let measured = options.start + Duration::days(i64::from(options.warmup_days));
+    let last = measured + Duration::days(i64::from(options.days) - 1);
     let mut sims = Vec::new();
     let total = options.healthy + options.patterns.len();
     for n in 0..total {
@@ -405,7 +427,7 @@ pub async fn run(store: &Store, options: &Options) -> anyhow::Result<Report> {
         // A collapse late enough to have a history, early enough to see.
         let span = i64::from(options.days);
         let collapse = match pattern {
-            Some(_) => options.start + Duration::days(rng.gen_range(span * 55 / 100..span - 5)),
+            Some(_) => measured + Duration::days(rng.gen_range(span * 55 / 100..span - 5)),
             None => last + Duration::days(1),
         };
         let onset = collapse - Duration::days(rng.gen_range(45..=70));
@@ -474,11 +496,13 @@ pub async fn run(store: &Store, options: &Options) -> anyhow::Result<Report> {
     }
 
     let mut watches: Vec<Watch> = sims.iter().map(|_| Watch::default()).collect();
-    for offset in 0..options.days {
+    for offset in 0..options.warmup_days + options.days {
         let day = options.start + Duration::days(i64::from(offset));
+        clock.set(at(day, 7));
         for sim in sims.iter_mut() {
             live_one_day(store, sim, day, &mut rng).await?;
         }
+        clock.set(at(day, 20));
         for sim in sims.iter_mut() {
             send_statements(store, sim, day, &mut rng).await?;
         }
@@ -488,6 +512,9 @@ pub async fn run(store: &Store, options: &Options) -> anyhow::Result<Report> {
             let Some(k) = sims.iter().position(|s| s.institution.id == a.institution) else {
                 continue;
             };
+            if sims[k].pattern.is_none() && day < measured {
+                continue;
+            }
             let w = &mut watches[k];
             let worst = a.signals.iter().map(|s| s.severity).max();
             let Some(worst) = worst else { continue };
@@ -563,7 +590,7 @@ async fn live_one_day(
     if has_deposit && (day.weekday() == Weekday::Mon || sim.deposit == 0) {
         let fees_30d: i64 = sim.collections_30d.iter().map(|(_, a)| a).sum();
         let expected = i64::from(sim.rate_milli) * 3_000 * 30 / 1_000;
-        let floor = fees_30d.max(expected) * 3 * 11 / 10;
+        let floor = fees_30d.max(expected) * 3 * 3 / 2;
         let withheld = running && p == Some(Pattern::DepositWithdrawn);
         if floor > sim.deposit && !withheld {
             let top_up = floor - sim.deposit;

@@ -15,8 +15,9 @@ use ledger_core::domain::money::Amount;
 use ledger_core::domain::registry::Enrollment;
 use ledger_core::domain::risk::{
     evaluate, rank, score, Assessment, BalanceMismatch, BankLine, CapFlag, Closing, DayFigures,
-    EntryRef, EventKind, InstitutionEvent, LedgerFigures, PackageCounts, RefundRequest,
-    ReleaseFinding, ReleaseIssue, RiskInput, Severity, Signal, SignalKind, SupervisedAccount,
+    EntryRef, EventKind, Evidence, InstitutionEvent, LedgerFigures, PackageCounts,
+    PendingInstruction, RefundRequest, ReleaseFinding, ReleaseIssue, RiskInput, Severity, Signal,
+    SignalKind, SupervisedAccount,
 };
 use ledger_core::domain::risk::{ConfirmationFacts, ReleaseAsk};
 
@@ -168,6 +169,9 @@ fn healthy(as_of: NaiveDate) -> RiskInput {
         cap_flags: vec![],
         events: vec![],
         confirmations: steady_confirmations(),
+        instructed_debits: vec![],
+        pending_instructions: vec![],
+        peers: None,
     }
 }
 
@@ -356,13 +360,13 @@ fn each_signal_fires_on_the_first_day_its_evidence_allows_and_not_the_day_before
             before: None,
         },
         Case {
-            name: "deposit under three months of fees after a sales day",
+            name: "deposit under three months of fees a week after a sales day (the top-up grace)",
             first_day: "2026-10-15",
             mutate: |i| {
                 for c in &mut account_mut(i, DEPOSIT_NO).closings {
                     c.balance_minor = 92_000_000;
                 }
-                let day = day_mut(i, "2026-10-15");
+                let day = day_mut(i, "2026-10-08");
                 day.collections_reported_minor += DAILY;
                 day.collections_into_escrow_minor += DAILY;
             },
@@ -466,6 +470,9 @@ fn each_signal_fires_on_the_first_day_its_evidence_allows_and_not_the_day_before
             name: "teaching slows to a fifth from 20 September",
             first_day: "2026-10-08",
             mutate: |i| {
+                // The stall alone: families' months of tuition left (which a
+                // stall also raises) have their own case.
+                i.rules.params.liability_months_max_bp = None;
                 for f in i.days.iter_mut().filter(|f| f.date >= d("2026-09-20")) {
                     f.consumed_hours = 10;
                     f.consumed_minor = DAILY / 5;
@@ -479,6 +486,9 @@ fn each_signal_fires_on_the_first_day_its_evidence_allows_and_not_the_day_before
             name: "teaching stops on 10 September: red once a whole window is silent",
             first_day: "2026-10-09",
             mutate: |i| {
+                // The stall alone: families' months of tuition left (which a
+                // stall also raises) have their own case.
+                i.rules.params.liability_months_max_bp = None;
                 for f in i.days.iter_mut().filter(|f| f.date >= d("2026-09-10")) {
                     f.consumed_hours = 0;
                     f.consumed_minor = 0;
@@ -624,6 +634,37 @@ fn each_signal_fires_on_the_first_day_its_evidence_allows_and_not_the_day_before
             before: None,
         },
         Case {
+            name: "unearned tuition reaches six months of the delivery rate (twice the rule, no peers)",
+            first_day: "2026-10-15",
+            mutate: |i| {
+                for f in i.days.iter_mut() {
+                    if f.date >= d("2026-09-16") {
+                        f.consumed_minor = DAILY / 4;
+                    }
+                }
+            },
+            kind: SignalKind::LiabilityMonths,
+            severity: Yellow,
+            before: None,
+        },
+        Case {
+            name: "a refund instruction the bank has not executed in three working days",
+            first_day: "2026-10-15",
+            mutate: |i| {
+                i.pending_instructions.push(PendingInstruction {
+                    entry: entry(88),
+                    what: "refund",
+                    // Sent Friday 9 October; 3 working days: 10 (a make-up
+                    // Saturday), 12 and 13 October.
+                    date: d("2026-10-09"),
+                    amount_minor: 50_000,
+                })
+            },
+            kind: SignalKind::InstructionUnexecuted,
+            severity: Yellow,
+            before: None,
+        },
+        Case {
             name: "a new legal representative",
             first_day: "2026-10-15",
             mutate: |i| {
@@ -716,8 +757,12 @@ fn each_signal_fires_on_the_first_day_its_evidence_allows_and_not_the_day_before
     for case in &cases {
         check(case);
     }
-    // Every kind is exercised by at least one case.
-    for kind in SignalKind::ALL {
+    // Every kind is exercised by at least one case (an escalation, which
+    // comes with the signs it combines, by its own test).
+    for kind in SignalKind::ALL
+        .into_iter()
+        .filter(|k| *k != SignalKind::Escalation)
+    {
         assert!(cases.iter().any(|c| c.kind == kind), "{kind:?} has no case");
     }
 }
@@ -954,9 +999,11 @@ fn the_feed_silence_summary_says_since_when() {
 #[test]
 fn a_short_history_leaves_baseline_signals_unevaluated_rather_than_guessed() {
     let mut input = healthy(d("2026-10-15"));
-    input.history_from = d("2026-08-01");
+    // Less history before the recent window (from 2026-09-16) than the
+    // window is long: too little to compare with.
+    input.history_from = d("2026-09-01");
     // A new institution selling fast and not yet teaching much.
-    for f in input.days.iter_mut().filter(|f| f.date < d("2026-08-01")) {
+    for f in input.days.iter_mut().filter(|f| f.date < d("2026-09-01")) {
         *f = DayFigures {
             date: f.date,
             ..Default::default()
@@ -1065,6 +1112,56 @@ fn the_score_counts_each_kind_once_at_its_worst_and_caps_at_100() {
 }
 
 #[test]
+fn two_independent_yellow_signs_at_once_escalate_to_red_with_both_in_the_evidence() {
+    let mut input = healthy(d("2026-10-15"));
+    input.cap_flags.push(CapFlag {
+        entry: entry(77),
+        date: d("2026-10-15"),
+        rule: "max_hours_per_charge".into(),
+        enrollment: None,
+    });
+    let one = evaluate(&input);
+    assert_eq!(one.signals.len(), 1, "one sign alone stays yellow");
+    assert_eq!(one.signals[0].severity, Severity::Yellow);
+    input.events.push(InstitutionEvent {
+        kind: EventKind::LegalRepresentativeChange,
+        date: d("2026-10-01"),
+    });
+    let a = evaluate(&input);
+    let e = &a.signals[0];
+    assert_eq!(
+        (e.kind, e.severity),
+        (SignalKind::Escalation, Severity::Red)
+    );
+    assert_eq!(
+        e.summary,
+        "2 independent signs at once: cap_breach (yellow), institution_event (yellow) (rule: 2 or more different signs make red)"
+    );
+    let signs: Vec<_> = e
+        .evidence
+        .iter()
+        .filter_map(|ev| match ev {
+            Evidence::Sign { kind, key, .. } => Some((*kind, key.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        signs,
+        vec![
+            (SignalKind::CapBreach, "cap_breach"),
+            (
+                SignalKind::InstitutionEvent,
+                "institution_event:legal_representative_change:2026-10-01"
+            )
+        ]
+    );
+    assert!(e.evidence.contains(&Evidence::Rule {
+        name: "escalation_min_signs",
+        value: 2
+    }));
+}
+
+#[test]
 fn signals_list_red_first_and_evaluation_is_deterministic() {
     let mut input = healthy(d("2026-10-15"));
     input.cap_flags.push(CapFlag {
@@ -1087,10 +1184,12 @@ fn signals_list_red_first_and_evaluation_is_deterministic() {
         vec![
             "unauthorized_outflow:L-1",
             "unauthorized_outflow:L-2",
+            "escalation",
             "cap_breach"
         ]
     );
-    assert_eq!(a.score, 70);
+    // Two unauthorized outflows (60), their escalation (40), a cap breach (10).
+    assert_eq!(a.score, 100);
     assert_eq!(
         a.signals[0].summary,
         "1.00 left the escrow account on 2026-10-15 (bank ref REF-L-1) matching no \

@@ -210,6 +210,9 @@ fn risk_input(n: usize, as_of: NaiveDate) -> anyhow::Result<ledger_core::domain:
         cap_flags: vec![],
         events: vec![],
         confirmations: Default::default(),
+        instructed_debits: vec![],
+        pending_instructions: vec![],
+        peers: None,
     })
 }
 

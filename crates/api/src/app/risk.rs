@@ -244,11 +244,37 @@ pub async fn assess_loaded(
             records
         }
     };
-    let mut assessments = Vec::with_capacity(records.len());
+    let mut inputs = Vec::with_capacity(records.len());
     for r in &records {
-        assessments.push(risk::evaluate(&snapshot(r, as_of)?));
+        inputs.push(snapshot(r, as_of)?);
     }
-    Ok(risk::rank(assessments))
+    with_peers(&mut inputs);
+    Ok(risk::rank(inputs.iter().map(risk::evaluate).collect()))
+}
+
+/// Gives each snapshot the figures of its peers assessed with it: the
+/// institutions of the same jurisdiction and category on the same day.
+pub fn with_peers(inputs: &mut [RiskInput]) {
+    let mut groups: BTreeMap<(String, &'static str), Vec<usize>> = BTreeMap::new();
+    for (n, i) in inputs.iter().enumerate() {
+        groups
+            .entry((
+                i.institution.jurisdiction.to_string(),
+                i.institution.category.code(),
+            ))
+            .or_default()
+            .push(n);
+    }
+    for members in groups.values() {
+        let figures: Vec<_> = members
+            .iter()
+            .map(|n| risk::peer_figures(&inputs[*n]))
+            .collect();
+        let peers = risk::peer_stats(&figures);
+        for n in members {
+            inputs[*n].peers = Some(peers);
+        }
+    }
 }
 
 /// The alerts a run leaves: each signal as a finding keyed by its condition.
@@ -489,6 +515,22 @@ pub enum EvidenceView {
     Enrollment {
         id: String,
     },
+    /// An instruction of ours the bank had not executed by its deadline.
+    Instruction {
+        entry: EntryRefView,
+        /// `release`, `refund` or `deposit_return`.
+        what: String,
+        date: NaiveDate,
+        amount: String,
+        deadline: NaiveDate,
+    },
+    /// One sign an escalation combines, as its own signal said it.
+    Sign {
+        kind: String,
+        severity: String,
+        key: String,
+        summary: String,
+    },
 }
 
 /// Minor units of any width as a decimal string of the currency's scale.
@@ -603,6 +645,27 @@ impl EvidenceView {
                 },
             },
             Evidence::Enrollment { id } => EvidenceView::Enrollment { id: id.to_string() },
+            Evidence::Instruction {
+                instruction,
+                deadline,
+            } => EvidenceView::Instruction {
+                entry: (&instruction.entry).into(),
+                what: instruction.what.to_string(),
+                date: instruction.date,
+                amount: money_wide(instruction.amount_minor.into(), currency),
+                deadline: *deadline,
+            },
+            Evidence::Sign {
+                kind,
+                severity,
+                key,
+                summary,
+            } => EvidenceView::Sign {
+                kind: kind.code().to_string(),
+                severity: severity.code().to_string(),
+                key: key.clone(),
+                summary: summary.clone(),
+            },
         }
     }
 }

@@ -396,6 +396,9 @@ fn kind_words(lang: Lang, kind: &str) -> String {
         "outflow_warning" => "资金流出预警",
         "feed_silence" => "银行流水中断",
         "institution_event" => "机构重大事项",
+        "liability_months" => "预收费相对课消过高",
+        "instruction_unexecuted" => "指令未被银行执行",
+        "escalation" => "多项风险信号叠加",
         _ => "",
     };
     match (lang, zh) {

@@ -141,6 +141,47 @@ pub struct RuleParams {
     /// plus this share of them (0: any excess).
     #[serde(default)]
     pub release_request_excess_bp: Option<u32>,
+
+    // Detection (issue 15; DETECTION.md says how each was measured).
+    /// Deposit below floor: the institution has this many days to top its
+    /// deposit up after its fees rise (the floor is the lower of today's
+    /// and the one this many days ago).
+    #[serde(default)]
+    pub deposit_topup_grace_days: Option<u32>,
+    /// Release ahead of delivery: consumption counts as ahead of an
+    /// enrollment's schedule only beyond this percentage of the even pace
+    /// (200: twice as fast; intensive courses teach twice a week).
+    #[serde(default)]
+    pub schedule_pace_max_pct: Option<u32>,
+    /// Release ahead of delivery: more class hours than this recorded for
+    /// one enrollment on one day is beyond any timetable.
+    #[serde(default)]
+    pub max_hours_per_enrollment_day: Option<u32>,
+    /// Collection spike against peers: the multiple must also exceed the
+    /// peers' median by this many median absolute deviations.
+    #[serde(default)]
+    pub peer_mad_multiple: Option<u32>,
+    /// Instruction unexecuted: a release, refund or deposit-return
+    /// instruction the bank has not executed this many working days after
+    /// it was sent, while its statements run past that day.
+    #[serde(default)]
+    pub instruction_execute_working_days: Option<u32>,
+    /// Liability months: unearned tuition above this many months (bp) of the
+    /// recent delivery rate is yellow (and, with peers, above twice their
+    /// median) ...
+    #[serde(default)]
+    pub liability_months_max_bp: Option<u32>,
+    /// ... and, with peers, below this percentage of their median is yellow
+    /// too (consumption reported far faster than peers teach).
+    #[serde(default)]
+    pub liability_peer_low_pct: Option<u32>,
+    /// Peers: figures of at least this many peers are compared with.
+    #[serde(default)]
+    pub peer_min_count: Option<u32>,
+    /// Escalation: this many independent signs at once (yellow or red,
+    /// different kinds among the leading ones) make a red escalation.
+    #[serde(default)]
+    pub escalation_min_signs: Option<u32>,
 }
 
 impl RuleParams {
@@ -174,7 +215,7 @@ impl RuleParams {
             diverted_grace_days: Some(3),
             diverted_tolerance_bp: Some(200),
             diverted_red_bp: Some(2_000),
-            collection_spike_multiple_pct: Some(300),
+            collection_spike_multiple_pct: Some(200),
             cap_share_spike_bp: Some(2_000),
             cap_share_min_packages: Some(20),
             delivery_stall_drop_pct: Some(50),
@@ -199,6 +240,15 @@ impl RuleParams {
             deemed_share_max_bp: Some(5_000),
             lessons_ahead_days: Some(14),
             release_request_excess_bp: Some(0),
+            deposit_topup_grace_days: Some(7),
+            schedule_pace_max_pct: Some(300),
+            max_hours_per_enrollment_day: Some(4),
+            peer_mad_multiple: Some(3),
+            instruction_execute_working_days: Some(3),
+            liability_months_max_bp: Some(30_000),
+            liability_peer_low_pct: Some(40),
+            peer_min_count: Some(5),
+            escalation_min_signs: Some(2),
         }
     }
 
@@ -253,7 +303,16 @@ impl RuleParams {
             dispute_rate_max_bp,
             deemed_share_max_bp,
             lessons_ahead_days,
-            release_request_excess_bp
+            release_request_excess_bp,
+            deposit_topup_grace_days,
+            schedule_pace_max_pct,
+            max_hours_per_enrollment_day,
+            peer_mad_multiple,
+            instruction_execute_working_days,
+            liability_months_max_bp,
+            liability_peer_low_pct,
+            peer_min_count,
+            escalation_min_signs
         );
         if child.holidays.is_some() {
             self.holidays.clone_from(&child.holidays);
@@ -338,6 +397,27 @@ impl RuleParams {
         }
         if matches!(self.release_reserve_bp, Some(b) if b > 10_000) {
             return Err(bad("release_reserve_bp must be 0 to 10000 basis points"));
+        }
+        if matches!(self.schedule_pace_max_pct, Some(p) if !(100..=100_000).contains(&p)) {
+            return Err(bad("schedule_pace_max_pct must be 100 to 100000"));
+        }
+        if matches!(self.max_hours_per_enrollment_day, Some(0)) {
+            return Err(bad("max_hours_per_enrollment_day must be positive"));
+        }
+        if matches!(self.liability_peer_low_pct, Some(p) if p == 0 || p > 100) {
+            return Err(bad("liability_peer_low_pct must be 1 to 100"));
+        }
+        if matches!(self.escalation_min_signs, Some(n) if n < 2) {
+            return Err(bad("escalation_min_signs must be at least 2"));
+        }
+        if matches!(self.deposit_topup_grace_days, Some(d) if d > 366) {
+            return Err(bad("deposit_topup_grace_days must be 0 to 366"));
+        }
+        if matches!(self.instruction_execute_working_days, Some(d) if d == 0 || d > 366) {
+            return Err(bad("instruction_execute_working_days must be 1 to 366"));
+        }
+        if matches!(self.liability_months_max_bp, Some(b) if b == 0 || b > 1_200_000) {
+            return Err(bad("liability_months_max_bp must be 1 to 1200000"));
         }
         if matches!(self.delivery_stall_drop_pct, Some(p) if p == 0 || p > 100) {
             return Err(bad("delivery_stall_drop_pct must be 1 to 100"));

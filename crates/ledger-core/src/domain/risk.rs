@@ -21,6 +21,7 @@ mod duties;
 mod flows;
 mod funds;
 mod input;
+mod leading;
 pub mod schedule;
 pub mod snapshot;
 mod text;
@@ -33,9 +34,10 @@ use serde::Serialize;
 pub use confirmations::{ConfirmationFacts, ReleaseAsk};
 pub use input::{
     BalanceMismatch, BankLine, CapFlag, Closing, DayFigures, EntryRef, EventKind, InstitutionEvent,
-    LedgerFigures, PackageCounts, RefundRequest, ReleaseFinding, ReleaseIssue, RiskInput,
-    SupervisedAccount,
+    LedgerFigures, PackageCounts, PeerStat, Peers, PendingInstruction, RefundRequest,
+    ReleaseFinding, ReleaseIssue, RiskInput, SupervisedAccount,
 };
+pub use leading::{peer_figures, peer_stats, PeerFigures};
 pub use text::{amount as format_amount, percent as format_percent};
 
 use crate::domain::feeds::AccountKind;
@@ -64,10 +66,13 @@ pub enum SignalKind {
     DeemedCrowdingOut,
     LessonsAheadOfTimetable,
     ReleaseBeyondEarned,
+    LiabilityMonths,
+    InstructionUnexecuted,
+    Escalation,
 }
 
 impl SignalKind {
-    pub const ALL: [SignalKind; 18] = [
+    pub const ALL: [SignalKind; 21] = [
         SignalKind::Shortfall,
         SignalKind::UnauthorizedOutflow,
         SignalKind::DepositBelowFloor,
@@ -86,6 +91,9 @@ impl SignalKind {
         SignalKind::DeemedCrowdingOut,
         SignalKind::LessonsAheadOfTimetable,
         SignalKind::ReleaseBeyondEarned,
+        SignalKind::LiabilityMonths,
+        SignalKind::InstructionUnexecuted,
+        SignalKind::Escalation,
     ];
 
     pub fn code(self) -> &'static str {
@@ -108,6 +116,9 @@ impl SignalKind {
             SignalKind::DeemedCrowdingOut => "deemed_crowding_out",
             SignalKind::LessonsAheadOfTimetable => "lessons_ahead_of_timetable",
             SignalKind::ReleaseBeyondEarned => "release_beyond_earned",
+            SignalKind::LiabilityMonths => "liability_months",
+            SignalKind::InstructionUnexecuted => "instruction_unexecuted",
+            SignalKind::Escalation => "escalation",
         }
     }
 }
@@ -172,6 +183,18 @@ pub enum Evidence {
     },
     Enrollment {
         id: EnrollmentId,
+    },
+    /// An instruction of ours the bank had not executed by its deadline.
+    Instruction {
+        instruction: PendingInstruction,
+        deadline: NaiveDate,
+    },
+    /// One of the signs an escalation combines, as that signal said it.
+    Sign {
+        kind: SignalKind,
+        severity: Severity,
+        key: String,
+        summary: String,
     },
 }
 
@@ -263,6 +286,10 @@ pub fn evaluate(input: &RiskInput) -> Assessment {
     duties::feed_silence(&ctx, &mut out);
     duties::institution_event(&ctx, &mut out);
     confirmations::evaluate(&ctx, &mut out);
+    leading::liability_months(&ctx, &mut out);
+    leading::instruction_unexecuted(&ctx, &mut out);
+    // Last: it reads what the others found.
+    leading::escalation(&ctx, &mut out);
 
     let mut signals = out.signals;
     signals.sort_by(|a, b| (b.severity, a.kind, &a.key).cmp(&(a.severity, b.kind, &b.key)));
@@ -362,6 +389,11 @@ impl<'a> Ctx<'a> {
             .filter(|d| window.contains(d.date) && d.date <= self.as_of)
             .map(figure)
             .sum()
+    }
+
+    /// The baseline clipped to the history (see `leading::own_baseline`).
+    fn own_baseline(&self) -> Option<Window> {
+        leading::own_baseline(self)
     }
 
     /// Whether the ledger's history reaches back over the whole window.

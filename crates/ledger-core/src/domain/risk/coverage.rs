@@ -8,7 +8,9 @@
 //!   confirmed (money already promised to the institution);
 //! - **owed**: unearned tuition plus approved, unpaid refunds, from the
 //!   ledger at the end of the day those closings cover (sales recorded
-//!   since are not yet confirmed either way);
+//!   since are not yet confirmed either way), less the unearned tuition a
+//!   deposit-mode institution collected outside escrow by design (the
+//!   deposit's own rule covers that, not custody);
 //! - **coverage** = held ÷ owed in basis points, exact integer arithmetic,
 //!   rounded down (towards the more alarming figure); none when nothing is
 //!   owed, and not confirmed at all when an account the institution's
@@ -36,6 +38,9 @@ pub struct Coverage {
     pub unearned_minor: i128,
     /// Approved, unpaid refunds on `owed_on`.
     pub refund_payable_minor: i128,
+    /// Unearned tuition collected outside escrow (deposit mode), which
+    /// custody is not meant to hold.
+    pub outside_minor: i128,
     /// The day what is owed is read on: the closings' day when it is
     /// before `as_of`, else `as_of`.
     pub owed_on: NaiveDate,
@@ -47,9 +52,9 @@ impl Coverage {
         self.bank_minor - self.in_flight_minor
     }
 
-    /// What families are owed.
+    /// What families are owed from supervised money.
     pub fn owed_minor(&self) -> i128 {
-        self.unearned_minor + self.refund_payable_minor
+        self.unearned_minor + self.refund_payable_minor - self.outside_minor
     }
 
     /// held ÷ owed in basis points (10000 = 100%), rounded down; `None`
@@ -160,6 +165,9 @@ pub fn coverage(input: &RiskInput) -> Result<Coverage, Unconfirmed> {
         in_flight_minor: i128::from(ledger.pending_release_minor.max(0)),
         unearned_minor: i128::from(ledger.unearned_prepaid_minor),
         refund_payable_minor: i128::from(ledger.refund_payable_minor),
+        outside_minor: i128::from(ledger.unearned_prepaid_minor)
+            .min(i128::from(ledger.held_by_institution_minor))
+            .max(0),
         owed_on,
     })
 }

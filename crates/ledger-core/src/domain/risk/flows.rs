@@ -123,18 +123,22 @@ pub(super) fn diverted_collection(ctx: &Ctx, out: &mut Out) {
 /// a rising share of packages sold at the caps; both together are red.
 pub(super) fn collection_spike(ctx: &Ctx, out: &mut Out) {
     let kind = SignalKind::CollectionSpike;
-    let (Some(recent), Some(baseline)) = (ctx.recent, ctx.baseline) else {
+    let (Some(recent), Some(full)) = (ctx.recent, ctx.baseline) else {
         return;
     };
-    if !ctx.knows(baseline) {
+    // A young institution is compared with the part of the baseline it has.
+    let Some(baseline) = ctx.own_baseline() else {
         return out.skip(
             kind,
             format!(
-                "history starts {}, after the baseline start {}",
-                ctx.input.history_from, baseline.first
+                "history starts {}, less than {} days before the recent window (baseline from {})",
+                ctx.input.history_from, recent.days, full.first
             ),
         );
-    }
+    };
+    // A season lifts the whole county: the multiple must also stand out
+    // against the peers' median multiple over the same days.
+    let peers = super::leading::peer(ctx, |p| p.collections_multiple_bp);
     let mut evidence = Vec::new();
     let mut sentences = Vec::new();
 
@@ -142,14 +146,28 @@ pub(super) fn collection_spike(ctx: &Ctx, out: &mut Out) {
     let before = ctx.sum(baseline, |d| i128::from(d.collections_reported_minor));
     // Rates per day compared by cross-multiplying: now / recent days ≥
     // multiple × before / baseline days. No baseline, no spike to measure.
+    let peer_median = peers.map_or(10_000, |p| p.median.max(10_000));
     let rate_spike = match ctx.p.collection_spike_multiple_pct {
         Some(pct) if before > 0 => !less(
-            &[now, i128::from(baseline.days), 100],
-            &[before, i128::from(recent.days), i128::from(pct)],
+            &[now, i128::from(baseline.days), 100, 10_000],
+            &[
+                before,
+                i128::from(recent.days),
+                i128::from(pct),
+                peer_median,
+            ],
         )
         .unwrap_or(true),
         _ => false,
     };
+    // ... and stand out from the peers' spread (robust: the median absolute
+    // deviation), so that noise among small schools is not a spike.
+    let multiple_now = super::leading::collections_multiple_bp(ctx).map(|(m, ..)| m);
+    let rate_spike = rate_spike
+        && match (peers, ctx.p.peer_mad_multiple, multiple_now) {
+            (Some(p), Some(k), Some(m)) => m - p.median >= i128::from(k) * p.mad,
+            _ => true,
+        };
     if rate_spike {
         let pct = ctx.p.collection_spike_multiple_pct.unwrap_or_default();
         let multiple_bp = ratio_bp(
@@ -172,8 +190,29 @@ pub(super) fn collection_spike(ctx: &Ctx, out: &mut Out) {
             },
             rule("collection_spike_multiple_pct", pct),
         ]);
+        let peers_text = match peers {
+            Some(p) => {
+                evidence.extend([
+                    Evidence::Ratio {
+                        name: "peer_median_multiple",
+                        bp: p.median,
+                    },
+                    Evidence::Count {
+                        name: "peers",
+                        value: p.count.into(),
+                    },
+                ]);
+                format!(
+                    "; the median of {} peers is {}×, so the rule asks {}×",
+                    p.count,
+                    multiple_text(p.median),
+                    multiple_text(i128::from(pct) * peer_median / 100)
+                )
+            }
+            None => String::new(),
+        };
         sentences.push(format!(
-            "{} collected in the last {} days is {}× the daily rate of the {} days before ({} then; rule: {}×)",
+            "{} collected in the last {} days is {}× the daily rate of the {} days before ({} then; rule: {}×{peers_text})",
             ctx.money_wide(now),
             recent.days,
             multiple_text(multiple_bp),
@@ -328,20 +367,20 @@ pub(super) fn release_ahead_of_delivery(ctx: &Ctx, out: &mut Out) {
 /// deliver in the recent window; red when teaching stopped altogether.
 pub(super) fn delivery_stall(ctx: &Ctx, out: &mut Out) {
     let kind = SignalKind::DeliveryStall;
-    let (Some(recent), Some(baseline), Some(drop)) =
+    let (Some(recent), Some(full), Some(drop)) =
         (ctx.recent, ctx.baseline, ctx.p.delivery_stall_drop_pct)
     else {
         return;
     };
-    if !ctx.knows(baseline) {
+    let Some(baseline) = ctx.own_baseline() else {
         return out.skip(
             kind,
             format!(
-                "history starts {}, after the baseline start {}",
-                ctx.input.history_from, baseline.first
+                "history starts {}, less than {} days before the recent window (baseline from {})",
+                ctx.input.history_from, recent.days, full.first
             ),
         );
-    }
+    };
     let hours_now = ctx.sum(recent, |d| i128::from(d.consumed_hours));
     let hours_before = ctx.sum(baseline, |d| i128::from(d.consumed_hours));
     let earned_before = ctx.sum(baseline, |d| i128::from(d.consumed_minor));

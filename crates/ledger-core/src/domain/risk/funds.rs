@@ -48,6 +48,16 @@ pub(super) fn shortfall(ctx: &Ctx, out: &mut Out) {
     let in_flight = cov.in_flight_minor;
     let funds = cov.held_minor();
     let owed = cov.owed_minor();
+    // Tuition the institution collected outside escrow (deposit mode) is
+    // covered by the deposit's own rule (deposit below floor), not by
+    // custody: `coverage.rs` leaves it out of what is owed here.
+    let outside = cov.outside_minor;
+    if outside > 0 {
+        evidence.push(Evidence::Amount {
+            name: "unearned_collected_outside",
+            minor: outside,
+        });
+    }
     evidence.push(Evidence::Amount {
         name: "pending_release",
         minor: in_flight,
@@ -106,8 +116,16 @@ pub(super) fn shortfall(ctx: &Ctx, out: &mut Out) {
                 evidence.push(rule("coverage_red_bp", bp));
                 rules.push(format!("red below {}", percent(bp.into())));
             }
+            let whose = if outside > 0 {
+                format!(
+                    " from custody (the {} collected outside escrow aside)",
+                    ctx.money_wide(outside)
+                )
+            } else {
+                String::new()
+            };
             sentences.push(format!(
-                "{funds_text} cover {} of the {} families are owed (rule: {})",
+                "{funds_text} cover {} of the {} families are owed{whose} (rule: {})",
                 percent(coverage),
                 ctx.money_wide(owed),
                 rules.join(", ")
@@ -211,7 +229,24 @@ pub(super) fn deposit_below_floor(ctx: &Ctx, out: &mut Out) {
             )
         }
     };
-    let collected = ctx.sum(window, |d| i128::from(d.collections_reported_minor));
+    // Fees that just rose leave the institution `deposit_topup_grace_days`
+    // to top up: the floor is the lower of today's and the one then.
+    let mut collected = ctx.sum(window, |d| i128::from(d.collections_reported_minor));
+    let mut window = window;
+    if let Some(earlier) = ctx
+        .p
+        .deposit_topup_grace_days
+        .filter(|g| *g > 0)
+        .and_then(|g| ctx.as_of.checked_sub_days(chrono::Days::new(u64::from(g))))
+        .and_then(|last| Window::ending(last, window.days))
+        .filter(|w| ctx.knows(*w))
+    {
+        let then = ctx.sum(earlier, |d| i128::from(d.collections_reported_minor));
+        if then < collected {
+            collected = then;
+            window = earlier;
+        }
+    }
     let days = i128::from(window.days);
     let months = i128::from(months);
     let lhs = [deposit, 12, days];
@@ -261,12 +296,14 @@ pub(super) fn deposit_below_floor(ctx: &Ctx, out: &mut Out) {
         if red { Severity::Red } else { Severity::Yellow },
         "deposit_below_floor".into(),
         format!(
-            "risk deposit {} is below the {} of fees {} months require (estimated from {} collected in the last {} days)",
+            "risk deposit {} is below the {} of fees {} months require (estimated from {} collected in the {} days from {} to {})",
             ctx.money_wide(deposit),
             ctx.money_wide(floor),
             months,
             ctx.money_wide(collected),
-            window.days
+            window.days,
+            window.first,
+            window.last
         ),
         evidence,
     );
@@ -405,11 +442,14 @@ pub(super) fn outflow_warning(ctx: &Ctx, out: &mut Out) {
     let Some(share_bp) = ctx.p.single_debit_share_bp else {
         return;
     };
+    // The ledger's own instructions the bank executed (releases, refunds)
+    // are not suspicious however large: only debits nobody instructed.
     let unauthorized: BTreeSet<&str> = ctx
         .input
         .unauthorized_outflows
         .iter()
         .map(|l| l.line_id.as_str())
+        .chain(ctx.input.instructed_debits.iter().map(String::as_str))
         .collect();
     for line in ctx
         .input

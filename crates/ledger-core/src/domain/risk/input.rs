@@ -65,6 +65,46 @@ pub struct RiskInput {
     /// The families' answers to lesson records, the enrollments' timetables
     /// and manual release requests (`risk/confirmations.rs`).
     pub confirmations: super::ConfirmationFacts,
+    /// Bank debit lines (`BankLine::line_id`) that reconciliation matched
+    /// to an instruction of ours (a release, a refund, a deposit return):
+    /// the ledger's own actions, never a suspicious outflow.
+    pub instructed_debits: Vec<String>,
+    /// Release, refund and deposit-return instructions sent to the bank and
+    /// neither confirmed nor voided by `as_of`.
+    pub pending_instructions: Vec<PendingInstruction>,
+    /// How the institution's peers (same jurisdiction and category) stand on
+    /// the same day, when the caller assessed them together; `None` leaves
+    /// the institution judged against its own history only.
+    pub peers: Option<Peers>,
+}
+
+/// An instruction of ours the bank has not executed yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingInstruction {
+    pub entry: EntryRef,
+    /// `release`, `refund` or `deposit_return`.
+    pub what: &'static str,
+    pub date: NaiveDate,
+    pub amount_minor: i64,
+}
+
+/// Robust statistics (median and median absolute deviation) of a figure
+/// over the peers assessed on the same day, with how many peers had it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PeerStat {
+    pub median: i128,
+    pub mad: i128,
+    pub count: u32,
+}
+
+/// The peers' figures the engine compares an institution with; see
+/// [`super::peer_figures`] for what each one is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Peers {
+    /// Recent collections rate against the own baseline rate, in bp.
+    pub collections_multiple_bp: PeerStat,
+    /// Unearned tuition in months of the recent delivery rate, in bp.
+    pub liability_months_bp: PeerStat,
 }
 
 /// The ledger's balances at the end of `as_of` (posted, minor units).

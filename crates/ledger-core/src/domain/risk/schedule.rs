@@ -17,6 +17,10 @@ use crate::domain::risk::{EntryRef, PackageCounts, ReleaseFinding, ReleaseIssue,
 /// weekly, so a week's worth of lessons early is normal teaching.
 pub const SCHEDULE_SLACK_DAYS: u64 = 7;
 
+/// A release counts as ahead for this many days after an enrollment was
+/// booked beyond any timetable on one day.
+pub const BEYOND_TIMETABLE_DAYS: u64 = 30;
+
 /// Class hours (bonus included) the schedule allows delivered by the end of
 /// `day`: spread evenly from the course start to its end, rounded up.
 pub fn scheduled_hours(enrollment: &Enrollment, day: NaiveDate) -> u32 {
@@ -31,18 +35,29 @@ pub fn scheduled_hours(enrollment: &Enrollment, day: NaiveDate) -> u32 {
 }
 
 /// Releases instructed while some enrollment had been consumed more than a
-/// week ahead of its schedule: the tuition they release was earned on paper
-/// faster than lessons can be taught. Entries in any order; lesson
-/// reversals are not netted (they only make consumption look faster).
+/// week ahead of `pace_pct` percent of its even schedule (200: twice the
+/// even pace, what an intensive course of two lessons a week reaches): the
+/// tuition they release was earned on paper faster than lessons can be
+/// taught. Entries in any order; lesson reversals are not netted (they
+/// only make consumption look faster).
+///
+/// An enrollment with more than `max_day_hours` class hours recorded on
+/// one day (lessons booked far ahead of any timetable) counts as ahead from
+/// that day on, whatever its schedule says.
 pub fn releases_ahead_of_schedule(
     enrollments: &[Enrollment],
     entries: &[Entry],
+    pace_pct: u32,
+    max_day_hours: Option<u32>,
 ) -> Vec<ReleaseFinding> {
     let by_id: BTreeMap<&EnrollmentId, &Enrollment> =
         enrollments.iter().map(|e| (&e.id, e)).collect();
     let mut ordered: Vec<&Entry> = entries.iter().collect();
     ordered.sort_by_key(|e| (e.occurred_at, e.seq));
     let mut consumed: BTreeMap<&EnrollmentId, u32> = BTreeMap::new();
+    let mut on_day: BTreeMap<(&EnrollmentId, NaiveDate), u32> = BTreeMap::new();
+    // The last day some enrollment was booked beyond any timetable.
+    let mut beyond_timetable: Option<NaiveDate> = None;
     let mut findings = Vec::new();
     for e in ordered {
         let day = e.occurred_at.date_naive();
@@ -50,16 +65,25 @@ pub fn releases_ahead_of_schedule(
             EntryKind::LessonsConsumed => {
                 if let Some(id) = &e.enrollment {
                     *consumed.entry(id).or_default() += e.hours.unwrap_or(0);
+                    let today = on_day.entry((id, day)).or_default();
+                    *today += e.hours.unwrap_or(0);
+                    if max_day_hours.is_some_and(|max| *today > max) {
+                        beyond_timetable = Some(day);
+                    }
                 }
             }
             EntryKind::ReleaseInstructed => {
                 let slack = day.checked_add_days(Days::new(SCHEDULE_SLACK_DAYS));
-                let ahead = consumed.iter().any(|(id, hours)| {
-                    by_id
-                        .get(id)
-                        .zip(slack)
-                        .is_some_and(|(en, by)| *hours > scheduled_hours(en, by))
-                });
+                let recently_beyond = beyond_timetable
+                    .zip(day.checked_sub_days(Days::new(BEYOND_TIMETABLE_DAYS)))
+                    .is_some_and(|(last, since)| last >= since);
+                let ahead = recently_beyond
+                    || consumed.iter().any(|(id, hours)| {
+                        by_id.get(id).zip(slack).is_some_and(|(en, by)| {
+                            u64::from(*hours) * 100
+                                > u64::from(scheduled_hours(en, by)) * u64::from(pace_pct)
+                        })
+                    });
                 if ahead {
                     findings.push(ReleaseFinding {
                         entry: EntryRef {

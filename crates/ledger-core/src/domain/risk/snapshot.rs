@@ -20,7 +20,7 @@ use crate::domain::registry::{Enrollment, Institution};
 use crate::domain::replay::BooksOn;
 use crate::domain::risk::{
     schedule, BalanceMismatch, BankLine, CapFlag, Closing, DayFigures, EntryRef, InstitutionEvent,
-    LedgerFigures, RefundRequest, RiskInput, SupervisedAccount,
+    LedgerFigures, PendingInstruction, RefundRequest, RiskInput, SupervisedAccount,
 };
 
 /// One supervised account of an institution, what its bank reported, and
@@ -82,6 +82,8 @@ struct AccountSeen {
     /// arrived, instructions executed.
     settled: BTreeSet<i64>,
     debits: Vec<BankLine>,
+    /// Debit lines matched to an instruction of ours.
+    instructed: Vec<String>,
     unauthorized: Vec<BankLine>,
     /// (date, debits, credits) of each bank line.
     movements: Vec<(NaiveDate, i64)>,
@@ -148,10 +150,25 @@ fn account_seen(
             .flat_map(|m| m.transfers.iter().map(|t| *t as i64))
             .collect(),
         debits: Vec::new(),
+        instructed: Vec::new(),
         unauthorized: Vec::new(),
         movements: Vec::new(),
         mismatch: None,
     };
+    for m in matched
+        .outcome
+        .matches
+        .iter()
+        .chain(&matched.outcome.suggestions)
+        .filter(|m| !m.transfers.is_empty())
+    {
+        for id in &m.lines {
+            let i = *id as usize;
+            if lines.get(i).is_some_and(|l| l.amount_minor < 0) {
+                seen.instructed.extend(line_of(i).map(|l| l.line_id));
+            }
+        }
+    }
     for (i, l) in lines.iter().enumerate() {
         let Some(date) = l.booking_date.or(l.value_date) else {
             continue;
@@ -269,6 +286,7 @@ pub fn snapshot(records: &Records, as_of: NaiveDate) -> Result<RiskInput, Snapsh
     let mut accounts = Vec::new();
     let mut bank_debits = Vec::new();
     let mut unauthorized_outflows = Vec::new();
+    let mut instructed_debits = Vec::new();
     let mut balance_mismatches = Vec::new();
     let mut arrived = BTreeSet::new();
     let mut movements = Vec::new();
@@ -295,6 +313,7 @@ pub fn snapshot(records: &Records, as_of: NaiveDate) -> Result<RiskInput, Snapsh
         accounts.push(seen.account);
         bank_debits.extend(seen.debits);
         unauthorized_outflows.extend(seen.unauthorized);
+        instructed_debits.extend(seen.instructed);
         balance_mismatches.extend(seen.mismatch);
         movements.extend(seen.movements);
     }
@@ -366,7 +385,8 @@ pub fn snapshot(records: &Records, as_of: NaiveDate) -> Result<RiskInput, Snapsh
         .map(|e| e.occurred_at.date_naive())
         .min()
         .unwrap_or(as_of);
-    let refund_requests = refund_requests(&records.refunds, &entries);
+    let books_now = BooksOn::replay(&entries, as_of);
+    let refund_requests = refund_requests(&records.refunds, &entries, &books_now);
     let rules = records.rules.clone();
     let enrollments = &records.enrollments;
     let packages = schedule::package_counts(
@@ -374,8 +394,14 @@ pub fn snapshot(records: &Records, as_of: NaiveDate) -> Result<RiskInput, Snapsh
         as_of,
         &rules.params,
     );
-    let release_findings = schedule::releases_ahead_of_schedule(enrollments, &entries);
+    let release_findings = schedule::releases_ahead_of_schedule(
+        enrollments,
+        &entries,
+        rules.params.schedule_pace_max_pct.unwrap_or(100),
+        rules.params.max_hours_per_enrollment_day,
+    );
     let events = records.events.clone();
+    let pending_instructions = pending_instructions(&entries);
     Ok(RiskInput {
         as_of,
         institution: institution.clone(),
@@ -402,15 +428,57 @@ pub fn snapshot(records: &Records, as_of: NaiveDate) -> Result<RiskInput, Snapsh
             enrollments: records.enrollments.clone(),
             release_asks: records.release_asks.clone(),
         },
+        instructed_debits,
+        pending_instructions,
+        peers: None,
     })
+}
+
+/// Instructions sent to the bank that no confirmation or void has settled.
+fn pending_instructions(entries: &[Entry]) -> Vec<PendingInstruction> {
+    let settled: BTreeSet<i64> = entries
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EntryKind::PendingConfirmed | EntryKind::PendingVoided
+            )
+        })
+        .filter_map(|e| e.refers_to_seq)
+        .collect();
+    entries
+        .iter()
+        .filter(|e| !settled.contains(&e.seq))
+        .filter_map(|e| {
+            let what = match e.kind {
+                EntryKind::ReleaseInstructed => "release",
+                EntryKind::RefundPaymentInstructed => "refund",
+                EntryKind::DepositReturnInstructed => "deposit_return",
+                _ => return None,
+            };
+            Some(PendingInstruction {
+                entry: EntryRef {
+                    seq: e.seq,
+                    client_id: e.client_id.clone(),
+                },
+                what,
+                date: e.occurred_at.date_naive(),
+                amount_minor: e.postings.first().map_or(0, |p| p.amount.minor()),
+            })
+        })
+        .collect()
 }
 
 /// The refund workflow's requests as the risk engine sees them: when each
 /// was asked, approved (or deemed approved) and paid. Declined requests owe
 /// nothing; a returned one is still owed.
+///
+/// A request for "everything not yet consumed" that nobody has approved
+/// yet is worth the enrollment's unearned tuition on the day assessed.
 fn refund_requests(
     refunds: &[(Refund, Vec<RefundEvent>)],
     entries: &[Entry],
+    books: &BooksOn,
 ) -> Vec<RefundRequest> {
     let mut out = Vec::new();
     for (r, trail) in refunds {
@@ -431,7 +499,7 @@ fn refund_requests(
             amount_minor: approval
                 .map(|e| e.postings.first().map_or(0, |p| p.amount.minor()))
                 .or(r.amount_minor)
-                .unwrap_or(0),
+                .unwrap_or_else(|| books.balance(&format!("prepaid/{}", r.enrollment)).max(0)),
             requested_on: r.requested_on,
             approved_on: on(RefundState::Approved),
             paid_on: on(RefundState::Paid),
