@@ -956,6 +956,87 @@ async fn notices_issued_at_once_take_consecutive_numbers(backend: Backend) {
     server.stop().await;
 }
 
+both!(an_officer_cannot_approve_in_the_console_a_refund_she_asked_for);
+async fn an_officer_cannot_approve_in_the_console_a_refund_she_asked_for(backend: Backend) {
+    let server = demo_server(backend).await;
+    let store = &server.store;
+    let school = store
+        .institution(&ledger_core::InstitutionId::parse("INS-410922-001").unwrap())
+        .await
+        .unwrap();
+    let wang = api::access::Caller {
+        token_id: "console:wang".into(),
+        name: "王丽".into(),
+        role: Role::Officer,
+        scope: Scope::Jurisdiction(code("410922")),
+    };
+    let refund = api::app::refunds::request(
+        store,
+        &school,
+        api::app::refunds::RefundAsk {
+            enrollment: "410922-001-E003".into(),
+            amount: Some("100.00".into()),
+            payee: ledger_core::domain::refunds::Payee {
+                name: "张伟".into(),
+                account: "6214830100123456".into(),
+                bank: "CMBCCNBS".into(),
+            },
+            reason: Some("搬家".into()),
+        },
+        api::app::refunds::refund_id_for("console-test", "own-refund").unwrap(),
+        api::app::approvals::party(&wang).describe(),
+        api::app::jobs::today(store),
+    )
+    .await
+    .unwrap();
+    let path = format!("/refunds/{}/decide", refund.id);
+    let trail_before = store
+        .refund_trail(&school.id, refund.id.as_str())
+        .await
+        .unwrap();
+
+    // The console takes the same maker–checker path as the API: the
+    // officer who asked is refused, and nothing is decided.
+    let mut v = Visitor::new(&server);
+    assert_eq!(v.sign_in("wang", PASSWORD).await, StatusCode::SEE_OTHER);
+    let csrf = csrf_of(&mut v).await;
+    let (status, page) = v
+        .post(&path, &[("csrf", &csrf), ("decision", "approve")])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    let still = api::app::refunds::find(store, refund.id.as_str())
+        .await
+        .unwrap();
+    assert_eq!(still.state.code(), "requested");
+    assert_eq!(
+        store
+            .refund_trail(&school.id, refund.id.as_str())
+            .await
+            .unwrap(),
+        trail_before
+    );
+
+    // Another officer of the county may.
+    let mut z = Visitor::new(&server);
+    assert_eq!(
+        z.sign_in("zhao", OTHER_PASSWORD).await,
+        StatusCode::SEE_OTHER
+    );
+    let csrf = csrf_of(&mut z).await;
+    let (status, _) = z
+        .post(&path, &[("csrf", &csrf), ("decision", "approve")])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let decided = api::app::refunds::find(store, refund.id.as_str())
+        .await
+        .unwrap();
+    assert!(
+        !["requested", "declined"].contains(&decided.state.code()),
+        "{decided:?}"
+    );
+    server.stop().await;
+}
+
 both!(a_payee_change_waits_for_a_second_officer_in_the_console);
 async fn a_payee_change_waits_for_a_second_officer_in_the_console(backend: Backend) {
     let server = demo_server(backend).await;

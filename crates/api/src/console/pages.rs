@@ -833,8 +833,10 @@ pub struct DecisionForm {
     pub decision: String,
 }
 
-/// Approves or declines a requested refund through the refund use case
-/// (`app::refunds::decide`), as the API's officers do.
+/// Approves a requested refund through maker–checker
+/// (`app::approvals::approve_refund`: above the rule pack's threshold it
+/// waits for a second officer) or declines it (`app::refunds::decide`), as
+/// the API's officers do.
 pub async fn decide_refund(
     State(state): State<ConsoleState>,
     headers: HeaderMap,
@@ -873,10 +875,27 @@ pub async fn decide_refund(
             )
         }
     };
-    let actor = format!("console:{}", s.officer.login);
     let today = crate::app::jobs::today(&state.store);
-    match crate::app::refunds::decide(&state.store, &refund, decision, &actor, None, today).await {
-        Ok(_) => Redirect::to("/decisions").into_response(),
+    let done = match decision {
+        // Maker–checker, as for the API's officers: not the one who asked,
+        // and above the rule pack's threshold a second officer too.
+        crate::app::refunds::Decision::Approve => {
+            let by = crate::app::approvals::party(&s.officer.caller());
+            // One approval per officer and refund, whatever the clicks.
+            let key = format!("console\0{}", refund.id);
+            crate::app::approvals::approve_refund(&state.store, &refund, &by, None, &key, today)
+                .await
+                .map(|_| ())
+        }
+        crate::app::refunds::Decision::Decline => {
+            let actor = format!("console:{}", s.officer.login);
+            crate::app::refunds::decide(&state.store, &refund, decision, &actor, None, today)
+                .await
+                .map(|_| ())
+        }
+    };
+    match done {
+        Ok(()) => Redirect::to("/decisions").into_response(),
         Err(e) => failure(lang, &e),
     }
 }

@@ -15,8 +15,8 @@
 //! - thresholds are compared exactly on integers (cross-multiplied in
 //!   `i128`); percentages in summaries are display only.
 
-pub mod coverage;
 mod confirmations;
+pub mod coverage;
 mod duties;
 mod flows;
 mod funds;
