@@ -701,13 +701,15 @@ fn spike_day(t: &Truth) -> Option<NaiveDate> {
             return false;
         }
         let (now, before) = (sum(&t.sales_minor, rf, rt), sum(&t.sales_minor, bf, bt));
-        let rate = before > 0 && now * 42 * 100 >= before * 14 * 300;
         let count = |f, to| {
             t.packages.range(f..=to).fold((0i128, 0i128), |a, (_, p)| {
                 (a.0 + i128::from(p.0), a.1 + i128::from(p.1))
             })
         };
         let ((rs, ra), (bs, ba)) = (count(rf, rt), count(bf, bt));
+        // With peers to compare with, a rate spike needs 20 packages sold
+        // recently (`cap_share_min_packages`).
+        let rate = before > 0 && now * 42 * 100 >= before * 14 * 300 && rs >= 20;
         let caps = rs >= 20 && bs > 0 && (ra * bs - ba * rs) * 10_000 >= 2_000 * rs * bs;
         rate || caps
     })
@@ -748,17 +750,17 @@ fn expected(tag: &str, t: &Truth) -> BTreeMap<&'static str, NaiveDate> {
             ("shortfall", x),
             ("escalation", x),
         ]),
-        "S3" => BTreeMap::from([
-            (
-                "collection_spike",
-                spike_day(t).expect("the pre-sale is a spike"),
-            ),
-            ("delivery_stall", stall_day(t).expect("the stop is a stall")),
-            // The pre-sale outgrows delivery against the peers (liability
-            // months), which with the spike is an escalation.
-            ("liability_months", LIABILITY_DAY),
-            ("escalation", LIABILITY_DAY),
-        ]),
+        "S3" => {
+            let spike = spike_day(t).expect("the pre-sale is a spike");
+            BTreeMap::from([
+                ("collection_spike", spike),
+                ("delivery_stall", stall_day(t).expect("the stop is a stall")),
+                // The pre-sale outgrows delivery against the peers (liability
+                // months), which with the spike is an escalation.
+                ("liability_months", LIABILITY_DAY),
+                ("escalation", spike.max(LIABILITY_DAY)),
+            ])
+        }
         // The sale reported on the 25th is missing from that day's
         // statement; it is diverted once the 3-day grace has passed and the
         // bank has reported those days (the 28th).

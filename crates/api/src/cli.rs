@@ -387,7 +387,7 @@ async fn simulate(
         let report = crate::simulate::run(&store, &clock, &options).await;
         drop(store);
         if into.is_none() {
-            for suffix in ["", "-wal", "-shm"] {
+            for suffix in ["", "-wal", "-shm", "-migrate.lock"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", scratch.display()));
             }
         }

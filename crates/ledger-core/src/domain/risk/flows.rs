@@ -168,6 +168,15 @@ pub(super) fn collection_spike(ctx: &Ctx, out: &mut Out) {
             (Some(p), Some(k), Some(m)) => m - p.median >= i128::from(k) * p.mad,
             _ => true,
         };
+    // A multiple of a handful of sales is noise: with peers to compare
+    // with, a rate spike needs as many packages sold recently as the cap
+    // share does (`cap_share_min_packages`).
+    let rate_spike = rate_spike
+        && (peers.is_none()
+            || ctx
+                .p
+                .cap_share_min_packages
+                .is_none_or(|min| ctx.input.packages.recent_sold >= min));
     if rate_spike {
         let pct = ctx.p.collection_spike_multiple_pct.unwrap_or_default();
         let multiple_bp = ratio_bp(
