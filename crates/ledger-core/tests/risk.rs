@@ -1162,6 +1162,37 @@ fn two_independent_yellow_signs_at_once_escalate_to_red_with_both_in_the_evidenc
 }
 
 #[test]
+fn families_falling_silent_is_one_sign_however_many_signals_show_it() {
+    let mut input = healthy(d("2026-10-22"));
+    answer_from(&mut input, "2026-10-01", |l| {
+        vec![(LessonState::DeemedConfirmed, next(l.record.answer_by))]
+    });
+    let a = evaluate(&input);
+    let kinds: Vec<_> = a.signals.iter().map(|s| s.kind).collect();
+    assert!(
+        kinds.contains(&SignalKind::ConfirmationRateFalling)
+            && kinds.contains(&SignalKind::DeemedCrowdingOut),
+        "both show the silence: {kinds:?}"
+    );
+    assert!(
+        !kinds.contains(&SignalKind::Escalation),
+        "one sign seen twice does not escalate: {kinds:?}"
+    );
+    // With another, independent sign it does.
+    input.events.push(InstitutionEvent {
+        kind: EventKind::LegalRepresentativeChange,
+        date: d("2026-10-20"),
+    });
+    let a = evaluate(&input);
+    assert_eq!(a.signals[0].kind, SignalKind::Escalation);
+    assert!(
+        a.signals[0].summary.starts_with("2 independent signs"),
+        "{}",
+        a.signals[0].summary
+    );
+}
+
+#[test]
 fn signals_list_red_first_and_evaluation_is_deterministic() {
     let mut input = healthy(d("2026-10-15"));
     input.cap_flags.push(CapFlag {

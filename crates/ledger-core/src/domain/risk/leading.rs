@@ -310,6 +310,16 @@ fn counts(s: &Signal) -> bool {
     }
 }
 
+/// The sign a signal is evidence of: families answering less and deemed
+/// confirmations crowding out real ones are one sign (families no longer
+/// answering) seen twice, not two independent ones.
+fn sign_of(kind: SignalKind) -> SignalKind {
+    match kind {
+        SignalKind::DeemedCrowdingOut => SignalKind::ConfirmationRateFalling,
+        other => other,
+    }
+}
+
 /// Concurrent independent signs: `escalation_min_signs` different kinds
 /// of signal at once make a red escalation, whose evidence lists each sign
 /// (kind, severity, key, sentence).
@@ -319,7 +329,7 @@ pub(super) fn escalation(ctx: &Ctx, out: &mut Out) {
     };
     let mut worst: BTreeMap<SignalKind, &Signal> = BTreeMap::new();
     for s in out.signals.iter().filter(|s| counts(s)) {
-        let e = worst.entry(s.kind).or_insert(s);
+        let e = worst.entry(sign_of(s.kind)).or_insert(s);
         if s.severity > e.severity {
             *e = s;
         }
