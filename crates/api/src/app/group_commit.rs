@@ -230,7 +230,9 @@ async fn commit(store: &Store, batch: Vec<Job>) {
             }
         }
         Err(e) if items.len() == 1 => {
-            let _ = replies.into_iter().next().map(|r| r.send(Err(e)));
+            if let Some(reply) = replies.into_iter().next() {
+                let _ = reply.send(Err(e));
+            }
         }
         Err(e) => {
             tracing::warn!(error = %e, requests = items.len(), "a batch failed: writing its requests one by one");

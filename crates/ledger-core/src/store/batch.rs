@@ -442,7 +442,7 @@ async fn run(
                 changes.entries.push(entry);
                 answers.push(Answer::New(index));
             }
-            Ok(Outcome::Replayed(entry)) => answers.push(Answer::Replayed(entry)),
+            Ok(Outcome::Replayed(entry)) => answers.push(Answer::Replayed(Box::new(entry))),
             Err(error) if all_or_nothing => return Err(reject(i)(error)),
             Err(error) => answers.push(Answer::Refused(error)),
         }
@@ -473,7 +473,7 @@ async fn run(
     Ok(answers
         .into_iter()
         .map(|a| match a {
-            Answer::Replayed(replayed) => Ok(replayed),
+            Answer::Replayed(replayed) => Ok(*replayed),
             Answer::New(index) => Ok(written[index]
                 .take()
                 .expect("each new entry answers one request")),
@@ -486,6 +486,6 @@ async fn run(
 enum Answer {
     /// A new entry, by its index in the changes.
     New(usize),
-    Replayed(Entry),
+    Replayed(Box<Entry>),
     Refused(LedgerError),
 }
