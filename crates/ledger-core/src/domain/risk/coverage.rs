@@ -10,7 +10,8 @@
 //!   ledger at the end of the day those closings cover (sales recorded
 //!   since are not yet confirmed either way), less the unearned tuition a
 //!   deposit-mode institution collected outside escrow by design (the
-//!   deposit's own rule covers that, not custody);
+//!   deposit's own rule covers that, not custody; in "both" mode tuition
+//!   belongs in escrow and counts in full);
 //! - **coverage** = held ÷ owed in basis points, exact integer arithmetic,
 //!   rounded down (towards the more alarming figure); none when nothing is
 //!   owed, and not confirmed at all when an account the institution's
@@ -165,9 +166,16 @@ pub fn coverage(input: &RiskInput) -> Result<Coverage, Unconfirmed> {
         in_flight_minor: i128::from(ledger.pending_release_minor.max(0)),
         unearned_minor: i128::from(ledger.unearned_prepaid_minor),
         refund_payable_minor: i128::from(ledger.refund_payable_minor),
-        outside_minor: i128::from(ledger.unearned_prepaid_minor)
-            .min(i128::from(ledger.held_by_institution_minor))
-            .max(0),
+        // Only deposit mode holds tuition outside escrow by design; in
+        // custody and "both" modes tuition belongs in escrow, and money an
+        // institution kept is exactly what coverage must show missing.
+        outside_minor: if input.institution.mode == SupervisionMode::Deposit {
+            i128::from(ledger.unearned_prepaid_minor)
+                .min(i128::from(ledger.held_by_institution_minor))
+                .max(0)
+        } else {
+            0
+        },
         owed_on,
     })
 }
