@@ -476,7 +476,7 @@ async fn tell_lessons(
 ) -> anyhow::Result<()> {
     use ledger_core::domain::lessons::{LessonState, LessonStep};
     taught.sort_by(|a, b| (a.on, &a.key).cmp(&(b.on, &b.key)));
-    let clock = Clock::manual(Utc::now());
+    let clock = Clock::manual(store.now());
     let told = store.with_clock(clock.clone());
     let institution = told.institution(institution).await?;
     let mut deem_on = std::collections::BTreeSet::new();
