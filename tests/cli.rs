@@ -59,8 +59,15 @@ fn check_demo(url: &str) {
     let institutions = first["institutions"].as_array().unwrap();
     assert_eq!(institutions.len(), 4);
     for i in institutions {
-        let ratio: rust_decimal::Decimal = i["coverage_ratio"].as_str().unwrap().parse().unwrap();
         let running_off = i["id"] == "INS-410922-004";
+        // A deposit-mode school owes nothing from supervised money (its
+        // fees are outside escrow): no ratio, and no shortfall.
+        let Some(ratio) = i["coverage_ratio"].as_str() else {
+            assert_eq!(i["mode"], "deposit", "{i}");
+            assert!(!running_off);
+            continue;
+        };
+        let ratio: rust_decimal::Decimal = ratio.parse().unwrap();
         assert_eq!(ratio < rust_decimal::Decimal::ONE, running_off, "{i}");
     }
     // The demo is idempotent: a second run replays every request.
@@ -1352,6 +1359,108 @@ async fn serve_demo_gives_a_newcomer_a_token_real_balances_and_a_red_alert() {
             .any(|a| a["institution"] == "INS-410922-004" && a["kind"] == "shortfall"),
         "{red:?}"
     );
+    // The families' flow: families confirmed lessons, one disputed, one
+    // school's families never answered (deemed confirmed), and the printed
+    // family token reads its own account and answers its pending lessons.
+    let lessons = |institution: &str| {
+        let get = get(&format!("/v1/institutions/{institution}/lessons"));
+        async move {
+            let page: serde_json::Value = get.await.unwrap().json().await.unwrap();
+            page["items"].as_array().unwrap().clone()
+        }
+    };
+    let states = |items: &[serde_json::Value]| {
+        let mut s: Vec<String> = items
+            .iter()
+            .map(|l| l["state"].as_str().unwrap().to_string())
+            .collect();
+        s.sort();
+        s.dedup();
+        s
+    };
+    let sunrise = lessons("INS-410922-001").await;
+    assert_eq!(
+        states(&sunrise),
+        ["confirmed", "disputed", "pending"],
+        "{sunrise:?}"
+    );
+    let disputed = sunrise.iter().find(|l| l["state"] == "disputed").unwrap();
+    assert_eq!(disputed["enrollment"], "410922-001-E005");
+    assert!(disputed["trail"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("ill"));
+    let chess = lessons("INS-410922-003").await;
+    assert_eq!(states(&chess), ["deemed_confirmed"], "{chess:?}");
+    assert!(chess.iter().all(|l| l["trail"][0]["actor"] == "workflow"));
+
+    let family_line = served
+        .printed
+        .iter()
+        .find(|l| l.starts_with("family token"))
+        .expect("a family token is printed")
+        .clone();
+    let family = family_line.rsplit(' ').next().unwrap().to_string();
+    let account_path = "/v1/institutions/INS-410922-001/enrollments/410922-001-E001/account";
+    let account: serde_json::Value = client
+        .get(format!("http://{}{account_path}", served.addr))
+        .bearer_auth(&family)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(account["hours_pending"], 2, "{account}");
+    assert!(
+        account["hours_confirmed"].as_u64().unwrap() > 0,
+        "{account}"
+    );
+    let pending = account["lessons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["state"] == "pending")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        served
+            .printed
+            .iter()
+            .any(|l| l.contains(&family) && l.contains(&format!("/lessons/{pending}/confirm"))),
+        "{:?}",
+        served.printed
+    );
+    // Another family's account is out of its sight.
+    let other = client
+        .get(format!(
+            "http://{}/v1/institutions/INS-410922-001/enrollments/410922-001-E005/account",
+            served.addr
+        ))
+        .bearer_auth(&family)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), reqwest::StatusCode::NOT_FOUND);
+    let confirmed: serde_json::Value = client
+        .post(format!(
+            "http://{}/v1/institutions/INS-410922-001/lessons/{pending}/confirm",
+            served.addr
+        ))
+        .bearer_auth(&family)
+        .header("Idempotency-Key", "try-1")
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(confirmed["lesson"]["state"], "confirmed", "{confirmed}");
+    assert!(confirmed["entry"].is_object(), "posted: {confirmed}");
+
     let status = served.terminate();
     assert!(status.success(), "{status:?}");
 
@@ -1368,9 +1477,9 @@ async fn serve_demo_gives_a_newcomer_a_token_real_balances_and_a_red_alert() {
     let list = run(&url, &["token", "list", "--json"]);
     let tokens: serde_json::Value = serde_json::from_str(&stdout(&list)).unwrap();
     let tokens = tokens.as_array().unwrap();
-    assert_eq!(tokens.len(), 2);
+    assert_eq!(tokens.len(), 4, "an officer's and a family's per start");
     let active = tokens.iter().filter(|t| t["revoked_at"].is_null()).count();
-    assert_eq!(active, 1, "{tokens:?}");
+    assert_eq!(active, 2, "{tokens:?}");
     let old = client
         .get(format!(
             "http://{}/v1/jurisdictions/410922/overview",

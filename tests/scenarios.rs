@@ -959,3 +959,93 @@ async fn the_demo_ends_yesterday_on_any_date_and_its_bank_keeps_sending() {
         "{alive:?}"
     );
 }
+
+/// The demo's families' flow as the books and the lesson records keep it:
+/// Sunrise's families confirmed (each release after its confirmation), one
+/// family's dispute holds its enrollment, the term's last lessons wait,
+/// and Little Chess Masters' silent families were deemed confirmed on the
+/// day after the county's window closed, by the lessons job.
+async fn check_demo_families(store: &Store) {
+    use ledger_core::domain::lessons::LessonState;
+    api::demo::build(store).await.unwrap();
+    let lessons = |id: &str| {
+        let id = InstitutionId::parse(id).unwrap();
+        async move { store.lessons(&id, None).await.unwrap() }
+    };
+    let count = |ls: &[ledger_core::domain::lessons::Lesson], s: LessonState| {
+        ls.iter().filter(|l| l.state() == s).count()
+    };
+    let sunrise = lessons("INS-410922-001").await;
+    assert_eq!(count(&sunrise, LessonState::Confirmed), 28);
+    assert_eq!(count(&sunrise, LessonState::Disputed), 1);
+    assert_eq!(count(&sunrise, LessonState::Pending), 1);
+    let disputed = sunrise
+        .iter()
+        .find(|l| l.state() == LessonState::Disputed)
+        .unwrap();
+    assert_eq!(disputed.record.enrollment.as_str(), api::demo::DISPUTING.1);
+    let entries = store
+        .entries(
+            &InstitutionId::parse("INS-410922-001").unwrap(),
+            0,
+            i64::MAX,
+        )
+        .await
+        .unwrap();
+    for l in sunrise
+        .iter()
+        .filter(|l| l.state() == LessonState::Confirmed)
+    {
+        let posted = entries
+            .iter()
+            .find(|e| e.client_id.as_str() == l.client_id())
+            .unwrap_or_else(|| panic!("{} not posted", l.record.id));
+        assert_eq!(posted.hours, Some(l.record.hours));
+        let release = format!("release-{}-0", l.record.enrollment);
+        if let Some(r) = entries.iter().find(|e| e.client_id.as_str() == release) {
+            if l.record.occurred_on <= r.occurred_at.date_naive() {
+                assert!(
+                    posted.occurred_at <= r.occurred_at,
+                    "release before confirmation"
+                );
+            }
+        }
+    }
+    assert!(
+        !entries
+            .iter()
+            .any(|e| e.client_id.as_str() == disputed.client_id()),
+        "a disputed record is not in the books"
+    );
+    let chess = lessons(api::demo::SILENT).await;
+    assert_eq!(chess.len(), 16);
+    for l in &chess {
+        assert_eq!(l.state(), LessonState::DeemedConfirmed, "{l:?}");
+        let step = l.trail.last().unwrap();
+        assert_eq!(step.actor, "workflow");
+        assert_eq!(step.on_day, l.record.answer_by + Duration::days(1));
+    }
+    // A second build changes nothing.
+    api::demo::build(store).await.unwrap();
+    assert_eq!(lessons("INS-410922-001").await, sunrise);
+    assert_eq!(lessons(api::demo::SILENT).await, chess);
+}
+
+#[tokio::test]
+async fn the_demo_families_confirm_dispute_and_stay_silent_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    check_demo_families(&store).await;
+}
+
+#[tokio::test]
+async fn the_demo_families_confirm_dispute_and_stay_silent_on_postgres() {
+    let pg = ScratchPg::create(format!("el_test_demo_families_{}", std::process::id())).await;
+    let store = Store::connect(&pg.url).await.unwrap();
+    store.migrate().await.unwrap();
+    check_demo_families(&store).await;
+    store.close().await;
+    pg.drop().await;
+}

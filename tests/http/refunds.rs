@@ -1401,3 +1401,125 @@ async fn a_drop_folder_bank_gets_a_valid_file_and_its_statement_confirms_it(back
     s.stop().await;
 }
 both!(a_drop_folder_bank_gets_a_valid_file_and_its_statement_confirms_it);
+
+/// A bank that takes payment files over its API: the runner uploads the
+/// refund as a pain.001.001.09 file (`POST /v1/payments/pain001`,
+/// `application/xml`, the instruction id as Idempotency-Key and MsgId);
+/// the bank is down at first, then takes the file but its answer is lost,
+/// and the resend is answered from its idempotency record: paid exactly
+/// once, and the bank's status, asked by EndToEndId, settles it.
+async fn a_pain001_file_uploaded_to_a_failing_bank_is_paid_exactly_once(backend: Backend) {
+    let s = setup(backend).await;
+    let runner = || {
+        let mut banks = s.runner();
+        banks.upload_pain001_to("FAKE");
+        banks
+    };
+    let tick = || async {
+        tick_jobs(&s.server.store, &runner(), &[Job::Workflow])
+            .await
+            .unwrap()
+    };
+    let id = s.request().await["id"].as_str().unwrap().to_string();
+    let instruction = s.approve(&id).await["instruction_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The bank is down: nothing is paid, the runner will try again.
+    s.bank.fail_next(1, Failure::Status(503));
+    let t = tick().await;
+    assert_eq!((t.sent, t.send_failures), (0, 1), "{t:?}");
+    assert!(s.bank.payments().is_empty());
+    let item = &s.server.store.outbox(None).await.unwrap()[0];
+    assert_eq!((item.state, item.attempts), (OutboxState::Pending, 1));
+    assert!(
+        item.last_error.as_deref().unwrap().contains("503"),
+        "{item:?}"
+    );
+    assert_eq!(tick().await, Tick::default(), "not before the back-off");
+
+    // The bank takes the file, but its answer never arrives.
+    s.later(Duration::seconds(6));
+    s.bank.fail_next(1, Failure::Timeout);
+    assert_eq!(tick().await.send_failures, 1);
+    assert_eq!(s.bank.payments().len(), 1);
+    // The resend is the same file under the same key: the bank's receipt.
+    s.later(Duration::seconds(11));
+    let t = tick().await;
+    assert_eq!(t.sent, 1, "{t:?}");
+    let payments = s.bank.payments();
+    assert_eq!(payments.len(), 1, "paid twice: {payments:?}");
+    assert_eq!(payments[0].instruction_id, instruction);
+    assert_eq!(
+        (payments[0].amount.as_str(), payments[0].currency.as_str()),
+        ("3000.00", "CNY")
+    );
+    let uploads: Vec<_> = s
+        .bank
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/payments/pain001")
+        .collect();
+    assert_eq!(uploads.len(), 3, "{uploads:?}");
+    assert!(uploads
+        .iter()
+        .all(|r| r.idempotency_key.as_deref() == Some(instruction.as_str())));
+    assert_eq!(
+        s.bank.count_requests("POST", "/v1/instructions"),
+        0,
+        "no JSON"
+    );
+    // The file the bank kept is valid pain.001.001.09 (ISO 20022's schema).
+    let files = s.bank.pain001_files();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].0, instruction);
+    let xml = String::from_utf8(files[0].1.clone()).unwrap();
+    assert!(
+        xml.contains("<InstdAmt Ccy=\"CNY\">3000.00</InstdAmt>") && xml.contains("Zhang San"),
+        "{xml}"
+    );
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("upload.xml");
+    std::fs::write(&file, &xml).unwrap();
+    let schema = std::process::Command::new(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/iso20022-xsd"),
+    )
+    .output()
+    .unwrap();
+    assert!(
+        schema.status.success(),
+        "{}",
+        String::from_utf8_lossy(&schema.stderr)
+    );
+    let checked = std::process::Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(String::from_utf8(schema.stdout).unwrap().trim())
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    // Executed at the bank: asked by the instruction's EndToEndId, the
+    // books and the refund follow.
+    s.later(Duration::seconds(31));
+    assert_eq!(tick().await, Tick::default(), "not executed yet");
+    assert!(s
+        .bank
+        .set_instruction_status(&instruction, InstructionStatus::Executed, None));
+    s.later(Duration::seconds(31));
+    assert_eq!(tick().await.executed, 1);
+    let paid = s.refund(&id).await;
+    assert_eq!(paid["state"], "paid", "{paid}");
+    assert_eq!(s.balance("refund_payable").await, "0.00");
+    assert_eq!(s.balance("escrow").await, "1000.00");
+    s.later(Duration::hours(1));
+    assert_eq!(tick().await, Tick::default());
+    assert_eq!(s.bank.payments().len(), 1);
+    s.stop().await;
+}
+both!(a_pain001_file_uploaded_to_a_failing_bank_is_paid_exactly_once);

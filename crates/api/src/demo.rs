@@ -3,6 +3,7 @@
 //! idempotent: a second run replays every request and changes nothing.
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use ledger_core::store::Clock;
 use ledger_core::{
     Amount, Category, ClientId, Command, Currency, Enrollment, EnrollmentId, Institution,
     InstitutionId, InstitutionStatus, JurisdictionCode, RefundSource, Request, RulePack,
@@ -51,7 +52,48 @@ struct Plan {
     deposit_percent: i64,
     consumed_hours: std::ops::Range<u32>,
     price_yuan: std::ops::Range<i64>,
+    families: Families,
 }
+
+/// How an institution's lessons reach the books.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Families {
+    /// Posted straight into the books, as history imported from before
+    /// families confirmed lessons.
+    Imported,
+    /// Recorded as requests (课消确认) that each family confirms the next
+    /// morning; the release follows the confirmation. One family disputes
+    /// a lesson it says never happened, and the last lessons recorded
+    /// wait for their family's answer.
+    Confirm,
+    /// Recorded as requests nobody answers: deemed confirmed once the rule
+    /// pack's window of working days has passed.
+    Silent,
+}
+
+/// The enrollment whose family token `serve --demo` prints: its last
+/// lessons wait for the family's answer.
+pub const FAMILY: (&str, &str) = ("INS-410922-001", "410922-001-E001");
+/// The lesson record of the demo's family (`FAMILY`) still waiting for its
+/// answer, if any.
+pub async fn awaiting_family(store: &Store) -> anyhow::Result<Option<String>> {
+    let (institution, enrollment) = FAMILY;
+    let lessons = store
+        .lessons(
+            &InstitutionId::parse(institution)?,
+            Some(&EnrollmentId::parse(enrollment)?),
+        )
+        .await?;
+    Ok(lessons
+        .iter()
+        .find(|l| l.state() == ledger_core::domain::lessons::LessonState::Pending)
+        .map(|l| l.record.id.clone()))
+}
+
+/// The enrollment whose family disputes a lesson.
+pub const DISPUTING: (&str, &str) = ("INS-410922-001", "410922-001-E005");
+/// The institution whose families never answer.
+pub const SILENT: &str = "INS-410922-003";
 
 const PLANS: [Plan; 4] = [
     Plan {
@@ -63,6 +105,7 @@ const PLANS: [Plan; 4] = [
         deposit_percent: 10,
         consumed_hours: 8..24,
         price_yuan: 2_400..3_600,
+        families: Families::Confirm,
     },
     Plan {
         id: "INS-410922-002",
@@ -73,6 +116,7 @@ const PLANS: [Plan; 4] = [
         deposit_percent: 110,
         consumed_hours: 10..30,
         price_yuan: 1_800..3_000,
+        families: Families::Imported,
     },
     Plan {
         id: "INS-410922-003",
@@ -83,6 +127,7 @@ const PLANS: [Plan; 4] = [
         deposit_percent: 110,
         consumed_hours: 6..20,
         price_yuan: 2_000..2_800,
+        families: Families::Silent,
     },
     // Pre-sells heavily at the caps and keeps most of the money itself.
     Plan {
@@ -94,6 +139,7 @@ const PLANS: [Plan; 4] = [
         deposit_percent: 5,
         consumed_hours: 1..4,
         price_yuan: 4_600..5_001,
+        families: Families::Imported,
     },
 ];
 
@@ -152,8 +198,10 @@ async fn build_story(store: &Store, story: Story) -> anyhow::Result<()> {
         )
         .await?;
     }
-    // The county applies the 5,000 cap to subject training too, and charges
-    // may start at most one month before the course.
+    // The county applies the 5,000 cap to subject training too, charges
+    // may start at most one month before the course, and families answer
+    // for lessons within 7 working days (as some localities do; 15 is the
+    // national practice).
     crate::app::registry::publish_rule_pack(
         store,
         &RulePack {
@@ -166,6 +214,7 @@ async fn build_story(store: &Store, story: Story) -> anyhow::Result<()> {
                     limit: 1,
                     action: CapAction::Reject,
                 }),
+                lesson_confirm_working_days: Some(7),
                 ..Default::default()
             },
         },
@@ -258,7 +307,13 @@ async fn build_institution(
     // Lessons in two chunks; tuition paid into escrow is released chunk by
     // chunk the day after (the second chunk's earnings wait for the next
     // settlement, after the demo's term), and the bank confirms it the
-    // next day.
+    // next day. Where families answer, the lessons are requests until then
+    // (posted on the family's confirmation the morning after, before the
+    // release), and the releases and refunds follow them.
+    let asked = plan.families != Families::Imported;
+    let mut later = Vec::new();
+    let mut taught_lessons = Vec::new();
+    let mut hours_taught = vec![0u32; enrollments.len()];
     for (n, e) in enrollments.iter().enumerate() {
         let hours = rng.gen_range(plan.consumed_hours.clone());
         let escrowed = plan.into_escrow_every > 0 && n % plan.into_escrow_every == 0;
@@ -268,26 +323,40 @@ async fn build_institution(
                 continue;
             }
             let on = start + Duration::days(14 + 30 * k as i64 + n as i64 % 7);
-            requests.push(request(
-                format!("lessons-{}-{k}", e.id),
-                t(on, 18),
-                Command::ConsumeLessons {
+            if asked {
+                taught_lessons.push(Taught {
+                    key: format!("lessons-{}-{k}", e.id),
                     enrollment: e.id.clone(),
                     hours: chunk,
-                },
-            )?);
+                    on,
+                    answer: match plan.families {
+                        Families::Confirm => Answer::Confirm,
+                        _ => Answer::Silence,
+                    },
+                });
+            } else {
+                requests.push(request(
+                    format!("lessons-{}-{k}", e.id),
+                    t(on, 18),
+                    Command::ConsumeLessons {
+                        enrollment: e.id.clone(),
+                        hours: chunk,
+                    },
+                )?);
+            }
             let earned = e.earned_after(taught + chunk) - e.earned_after(taught);
             taught += chunk;
             if escrowed && earned > 0 && k == 0 {
                 let id = format!("release-{}-{k}", e.id);
-                requests.push(request(
+                let to = if asked { &mut later } else { &mut requests };
+                to.push(request(
                     id.clone(),
                     t(on + Duration::days(1), 16),
                     Command::InstructRelease {
                         amount: ledger_core::Amount::from_minor(earned)?,
                     },
                 )?);
-                requests.push(request(
+                to.push(request(
                     format!("{id}-confirmed"),
                     t(on + Duration::days(2), 12),
                     Command::ConfirmPending {
@@ -296,11 +365,29 @@ async fn build_institution(
                 )?);
             }
         }
+        hours_taught[n] = taught;
+    }
+    if plan.families == Families::Confirm {
+        // A make-up lesson the family says never happened, and the last
+        // lessons of the term, still waiting for the family's answer.
+        for ((_, enrollment), on, answer) in [
+            (DISPUTING, story.d(2026, 11, 2), Answer::Dispute),
+            (FAMILY, story.d(2026, 11, 6), Answer::Silence),
+        ] {
+            taught_lessons.push(Taught {
+                key: format!("lessons-{enrollment}-extra"),
+                enrollment: EnrollmentId::parse(enrollment)?,
+                hours: 2,
+                on,
+                answer,
+            });
+        }
     }
     // One family asks for its unconsumed tuition back.
     if let Some(e) = enrollments.last() {
+        let to = if asked { &mut later } else { &mut requests };
         let at = t(story.d(2026, 11, 3), 11);
-        requests.push(request(
+        to.push(request(
             format!("refund-{}", e.id),
             at,
             Command::ApproveRefund {
@@ -318,17 +405,9 @@ async fn build_institution(
             None
         };
         if let Some(source) = refundable {
-            let hours_used: u32 = requests
-                .iter()
-                .filter_map(|r| match &r.command {
-                    Command::ConsumeLessons { enrollment, hours } if enrollment == &e.id => {
-                        Some(*hours)
-                    }
-                    _ => None,
-                })
-                .sum();
+            let hours_used = hours_taught[enrollments.len() - 1];
             let amount = e.price.minor() - e.earned_after(hours_used);
-            requests.push(request(
+            to.push(request(
                 format!("refund-{}-paid", e.id),
                 at + Duration::days(2),
                 Command::InstructRefundPayment {
@@ -338,7 +417,7 @@ async fn build_institution(
             )?);
             // Golden Path never gets its refund paid: it stays pending.
             if plan.deposit_percent > 5 {
-                requests.push(request(
+                to.push(request(
                     format!("refund-{}-paid-confirmed", e.id),
                     at + Duration::days(3),
                     Command::ConfirmPending {
@@ -349,5 +428,114 @@ async fn build_institution(
         }
     }
     crate::app::books::record_batch(store, requests).await?;
+    if asked {
+        let (y, m, day) = LAST_DAY;
+        tell_lessons(
+            store,
+            &institution,
+            plan.name,
+            taught_lessons,
+            story.d(y, m, day),
+        )
+        .await?;
+        crate::app::books::record_batch(store, later).await?;
+    }
+    Ok(())
+}
+
+/// Lessons an institution recorded, and how their family answers.
+struct Taught {
+    key: String,
+    enrollment: EnrollmentId,
+    hours: u32,
+    on: NaiveDate,
+    answer: Answer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// The family confirms the next morning.
+    Confirm,
+    /// The family disputes the next evening.
+    Dispute,
+    /// Nobody answers.
+    Silence,
+}
+
+/// Records an institution's lessons as requests on the days they were
+/// given, the families' answers on the days they gave them, and the
+/// lessons job's passes on the days after the silent ones' windows closed,
+/// all through the store's clock set to the story's dates. A record
+/// answered already (a replay) is left as it is.
+async fn tell_lessons(
+    store: &Store,
+    institution: &InstitutionId,
+    name: &str,
+    mut taught: Vec<Taught>,
+    until: NaiveDate,
+) -> anyhow::Result<()> {
+    use ledger_core::domain::lessons::{LessonState, LessonStep};
+    taught.sort_by(|a, b| (a.on, &a.key).cmp(&(b.on, &b.key)));
+    let clock = Clock::manual(store.now());
+    let told = store.with_clock(clock.clone());
+    let institution = told.institution(institution).await?;
+    let mut deem_on = std::collections::BTreeSet::new();
+    for l in taught {
+        clock.set(t(l.on, 18));
+        let lesson = crate::app::lessons::record(
+            &told,
+            &institution,
+            crate::app::lessons::LessonAsk {
+                enrollment: l.enrollment.to_string(),
+                hours: i64::from(l.hours),
+                occurred_on: l.on,
+            },
+            &format!("{name} (institution)"),
+            Some(&l.key),
+            l.on,
+        )
+        .await?;
+        if lesson.state() != LessonState::Pending {
+            continue;
+        }
+        let family = format!("family of {}", l.enrollment);
+        let next = l.on + Duration::days(1);
+        let (step, at, reason) = match l.answer {
+            Answer::Confirm => (LessonStep::Confirm, t(next, 8), None),
+            Answer::Dispute => (
+                LessonStep::Dispute,
+                t(next, 20),
+                Some("our child was ill that day and missed the make-up lesson"),
+            ),
+            Answer::Silence => {
+                deem_on.insert(lesson.record.answer_by + Duration::days(1));
+                continue;
+            }
+        };
+        clock.set(at);
+        let answered = crate::app::lessons::answer(
+            &told,
+            &institution,
+            &lesson.record.id,
+            step,
+            &family,
+            reason,
+            next,
+        )
+        .await?;
+        if let Some(why) = answered.not_posted {
+            anyhow::bail!("demo lessons {} not posted: {why}", lesson.record.id);
+        }
+    }
+    // The lessons job runs each morning; within the story it has work on
+    // the days after a silent family's window closed (later ones are the
+    // job's to deem while the demo is served).
+    for on in deem_on.into_iter().filter(|on| *on <= until) {
+        clock.set(t(on, 2));
+        let pass = crate::app::lessons::deem_and_post(&told, on).await?;
+        if pass.not_posted > 0 {
+            anyhow::bail!("demo lessons deemed on {on} not posted");
+        }
+    }
     Ok(())
 }

@@ -99,6 +99,8 @@ impl JobArg {
 
 /// The holder named on the officer token `serve --demo` prints.
 pub const DEMO_TOKEN_NAME: &str = "demo county officer";
+/// The holder named on the family token `serve --demo` prints.
+pub const DEMO_FAMILY_TOKEN_NAME: &str = "demo county family";
 
 /// `serve`'s settings: each flag given wins over the configuration
 /// (environment, then file, then defaults).
@@ -168,7 +170,9 @@ pub async fn run(
         // again: it revokes the tokens earlier starts handed out and mints
         // one, so that only the token printed below opens the demo.
         for t in store.tokens().await? {
-            if t.name == DEMO_TOKEN_NAME && t.revoked_at.is_none() {
+            if (t.name == DEMO_TOKEN_NAME || t.name == DEMO_FAMILY_TOKEN_NAME)
+                && t.revoked_at.is_none()
+            {
                 store.revoke_token(&t.id).await?;
             }
         }
@@ -177,6 +181,18 @@ pub async fn run(
             Role::Officer,
             Scope::Jurisdiction(county.clone()),
             Some(DEMO_TOKEN_NAME.into()),
+        )
+        .await?;
+        // A family of the demo, whose last lessons wait for its answer.
+        let (institution, enrollment) = crate::demo::FAMILY;
+        let (family, _) = crate::token::create(
+            &store,
+            Role::Family,
+            Scope::Enrollment(
+                ledger_core::InstitutionId::parse(institution)?,
+                ledger_core::EnrollmentId::parse(enrollment)?,
+            ),
+            Some(DEMO_FAMILY_TOKEN_NAME.into()),
         )
         .await?;
         // The officer's first look: today's risk run, kept as alerts.
@@ -191,6 +207,11 @@ pub async fn run(
         println!(
             "  curl -s -H 'Authorization: Bearer {token}' '{scheme}://{addr}/v1/alerts?severity=red'"
         );
+        println!("family token of enrollment {enrollment} (shown once): {family}");
+        println!("  curl -s -H 'Authorization: Bearer {family}' {scheme}://{addr}/v1/institutions/{institution}/enrollments/{enrollment}/account");
+        if let Some(pending) = crate::demo::awaiting_family(&store).await? {
+            println!("  curl -s -X POST -H 'Authorization: Bearer {family}' -H 'Idempotency-Key: try-1' -H 'Content-Type: application/json' -d '{{}}' {scheme}://{addr}/v1/institutions/{institution}/lessons/{pending}/confirm");
+        }
         println!("API documentation: {scheme}://{addr}/docs");
     }
     println!("listening on {scheme}://{addr}");

@@ -42,6 +42,24 @@
 //! GET /v1/instructions/{id}   200 receipt | 404
 //! ```
 //!
+//! **Upload a pain.001 file** (the same instructions as an ISO 20022
+//! pain.001.001.09 payment file, for a bank that takes files over its API):
+//!
+//! ```text
+//! POST /v1/payments/pain001
+//! Idempotency-Key: {GrpHdr/MsgId}
+//! Content-Type: application/xml
+//! <Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.001.001.09">…
+//! 201 {"message_id", "bank_ref", "instructions": [receipt, …]}  first time, a
+//!     receipt (as above) per CdtTrfTxInf, keyed by its EndToEndId
+//! 200 (same answer)                       the same key with the same file again
+//! 409 {"code": "idempotency_key_reused"}  the same key with a different file
+//! 400 {"code": "invalid_pain001"}         not a pain.001 the bank can read
+//! ```
+//!
+//! Each instruction of the file is then asked after by its EndToEndId with
+//! `GET /v1/instructions/{id}`.
+//!
 //! # Retries
 //!
 //! Timeouts, connection errors, 5xx and unreadable success bodies (truncated
@@ -273,9 +291,11 @@ impl BankClient {
             request = request.query(query);
         }
         if let Some(body) = body {
-            request = request
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.to_vec());
+            // JSON unless the call names its own type (a pain.001 upload).
+            if !headers.contains_key(CONTENT_TYPE) {
+                request = request.header(CONTENT_TYPE, "application/json");
+            }
+            request = request.body(body.to_vec());
         }
         let mut response = request
             .send()

@@ -1,5 +1,6 @@
 //! A fake supervising bank: a real axum server on loopback that speaks the
-//! contract in the `client` module docs, remembers every request, and can be
+//! contract in the `client` module docs (JSON instructions and pain.001
+//! files uploaded over the API), remembers every request, and can be
 //! told to misbehave the way real banks do. Test support, behind the
 //! `fake-bank` feature.
 
@@ -82,6 +83,12 @@ pub(crate) struct StoredInstruction {
     pub receipt: InstructionReceipt,
 }
 
+/// A pain.001 file uploaded over the API, with the bank's answer.
+pub(crate) struct StoredFile {
+    pub content: Vec<u8>,
+    pub receipt: crate::instruction::Pain001Receipt,
+}
+
 #[derive(Default)]
 pub(crate) struct BankState {
     pub statements: BTreeMap<String, Vec<StoredItem>>,
@@ -91,6 +98,8 @@ pub(crate) struct BankState {
     pub requests: Vec<RecordedRequest>,
     pub instructions: HashMap<String, StoredInstruction>,
     pub payments: Vec<Payment>,
+    /// pain.001 files uploaded, by message id.
+    pub files: BTreeMap<String, StoredFile>,
 }
 
 pub(crate) struct Shared {
@@ -218,6 +227,16 @@ impl FakeBank {
             .iter()
             .filter(|r| r.method == method && r.path.starts_with(path_prefix))
             .count()
+    }
+
+    /// The pain.001 files uploaded over the API, by message id, as sent.
+    pub fn pain001_files(&self) -> Vec<(String, Vec<u8>)> {
+        self.shared
+            .lock()
+            .files
+            .iter()
+            .map(|(id, f)| (id.clone(), f.content.clone()))
+            .collect()
     }
 
     pub fn payments(&self) -> Vec<Payment> {

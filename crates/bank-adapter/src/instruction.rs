@@ -270,6 +270,18 @@ pub struct InstructionReceipt {
     pub replayed: bool,
 }
 
+/// A bank's answer to an uploaded pain.001 file: its reference for the
+/// file and a receipt per instruction in it (by EndToEndId).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pain001Receipt {
+    pub message_id: String,
+    pub bank_ref: String,
+    pub instructions: Vec<InstructionReceipt>,
+    /// True when the bank answered from its idempotency record (HTTP 200).
+    #[serde(skip)]
+    pub replayed: bool,
+}
+
 /// Formats minor units as a decimal string with exactly `exponent` digits
 /// after the point, from the integer alone.
 pub(crate) fn decimal_from_minor(minor: i128, exponent: u32) -> String {

@@ -580,3 +580,89 @@ async fn instruction_status_follows_the_bank_and_unknown_ids_are_named() {
     assert_eq!(error.code(), "unknown_instruction");
     assert!(error.to_string().contains("RF-9999"), "{error}");
 }
+
+fn pain001_of(instructions: &[Instruction], message_id: &str) -> String {
+    let at = chrono::DateTime::from_timestamp(1_790_000_000, 0).expect("valid time");
+    bank_adapter::instruction::pain001(instructions, message_id, at).expect("valid pain.001")
+}
+
+#[tokio::test]
+async fn a_pain001_file_uploaded_twice_pays_each_instruction_once_by_its_end_to_end_id() {
+    let bank = FakeBank::start().await;
+    let client = client(&bank, &[]);
+    let xml = pain001_of(
+        &[refund("RF-0101", 12_345), refund("RF-0102", 50_000)],
+        "MSG-0001",
+    );
+    // The bank takes the file, then the answer never reaches us in time:
+    // the client's retry is answered from the bank's idempotency record.
+    bank.fail_next(1, Failure::Timeout);
+    let receipt = client.upload_pain001("MSG-0001", &xml).await.expect("sent");
+    assert!(receipt.replayed);
+    assert_eq!(receipt.message_id, "MSG-0001");
+    let ids: Vec<&str> = receipt
+        .instructions
+        .iter()
+        .map(|r| r.instruction_id.as_str())
+        .collect();
+    assert_eq!(ids, ["RF-0101", "RF-0102"]);
+    let paid: Vec<(String, String)> = bank
+        .payments()
+        .into_iter()
+        .map(|p| (p.instruction_id, p.amount))
+        .collect();
+    assert_eq!(
+        paid,
+        [
+            ("RF-0101".to_string(), "123.45".to_string()),
+            ("RF-0102".to_string(), "500.00".to_string())
+        ]
+    );
+    assert_eq!(bank.count_requests("POST", "/v1/payments/pain001"), 2);
+    // Each instruction is asked after by its EndToEndId.
+    let status = client
+        .instruction_status(&InstructionId::parse("RF-0102").expect("id"))
+        .await
+        .expect("known");
+    assert_eq!(status.status, InstructionStatus::Accepted);
+    bank.stop().await;
+}
+
+#[tokio::test]
+async fn a_pain001_upload_the_bank_cannot_take_is_refused_precisely_and_pays_nothing() {
+    let bank = FakeBank::start().await;
+    let client = client(&bank, &[]);
+    let xml = pain001_of(&[refund("RF-0201", 10_000)], "MSG-0201");
+    // Not a pain.001 at all.
+    let error = client
+        .upload_pain001("MSG-0200", "<Document/>")
+        .await
+        .expect_err("no transaction");
+    assert!(error.to_string().contains("invalid_pain001"), "{error}");
+    // The key is not the file's MsgId.
+    let error = client
+        .upload_pain001("MSG-OTHER", &xml)
+        .await
+        .expect_err("key and MsgId differ");
+    assert!(
+        error
+            .to_string()
+            .contains("idempotency_key_does_not_match_msg_id"),
+        "{error}"
+    );
+    assert!(bank.payments().is_empty());
+    // The same MsgId with a different file: a conflict, not a payment.
+    client
+        .upload_pain001("MSG-0201", &xml)
+        .await
+        .expect("first");
+    let changed = pain001_of(&[refund("RF-0201", 99_900)], "MSG-0201");
+    let error = client
+        .upload_pain001("MSG-0201", &changed)
+        .await
+        .expect_err("changed file under the same key");
+    assert_eq!(error.code(), "instruction_conflict");
+    assert_eq!(bank.payments().len(), 1);
+    assert_eq!(bank.payments()[0].amount, "100.00");
+    bank.stop().await;
+}

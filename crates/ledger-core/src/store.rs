@@ -273,6 +273,18 @@ impl Store {
         }
     }
 
+    /// The same database (the same pool) with another clock: what the
+    /// demo tells its story through, on the story's own dates.
+    pub fn with_clock(&self, clock: Clock) -> Store {
+        match self {
+            Store::Postgres(s) => Store::Postgres(Pooled {
+                pool: s.pool.clone(),
+                clock,
+            }),
+            Store::Sqlite(s) => Store::Sqlite(s.with_clock(clock)),
+        }
+    }
+
     pub fn backend(&self) -> &'static str {
         dispatch!(self, _s => if matches!(self, Store::Postgres(_)) { "postgres" } else { "sqlite" })
     }

@@ -17,7 +17,9 @@ use crate::app::{AppError, AppResult};
 /// notifications are signed with (see `bank_adapter::signature`). A bank
 /// with a `drop_folder` takes its instructions as pain.001.001.09 files
 /// written there (its statement confirms them); `url` and `credential` are
-/// then optional.
+/// then optional. A bank with `"instructions": "pain001"` takes the same
+/// files uploaded over its API (`POST /v1/payments/pain001`), and is asked
+/// after each instruction as for JSON ones.
 #[derive(Default)]
 pub struct BankDirectory {
     clients: BTreeMap<String, BankClient>,
@@ -27,6 +29,19 @@ pub struct BankDirectory {
     pub(crate) pulls: BTreeMap<String, (BankConfig, std::path::PathBuf)>,
     /// Banks that take instructions as pain.001 files in a folder.
     drops: BTreeMap<String, std::path::PathBuf>,
+    /// Banks that take instructions as pain.001 files over their API.
+    pain001_uploads: std::collections::BTreeSet<String>,
+}
+
+/// How a bank with an API takes instructions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum InstructionFormat {
+    /// One JSON instruction per call (`POST /v1/instructions`).
+    #[default]
+    Json,
+    /// A pain.001.001.09 file per instruction (`POST /v1/payments/pain001`).
+    Pain001,
 }
 
 #[derive(Deserialize)]
@@ -40,6 +55,9 @@ struct BankEntry {
     /// Instructions to this bank as pain.001.001.09 files in this folder.
     #[serde(default)]
     drop_folder: Option<std::path::PathBuf>,
+    /// How instructions go over the API: `json` (default) or `pain001`.
+    #[serde(default)]
+    instructions: InstructionFormat,
     #[serde(default)]
     timeout_ms: Option<u64>,
     #[serde(default)]
@@ -80,8 +98,18 @@ impl BankDirectory {
                     )))
                 }
             };
+            if e.instructions == InstructionFormat::Pain001 && api.is_none() {
+                return Err(invalid(format!(
+                    "{}: bank {}: pain001 instructions are uploaded over the bank's API: give url and credential",
+                    path.display(),
+                    e.bank
+                )));
+            }
             if let Some((url, credential)) = api {
                 dir.add(&e.bank, url, credential, e.timeout_ms)?;
+                if e.instructions == InstructionFormat::Pain001 {
+                    dir.upload_pain001_to(&e.bank);
+                }
                 if let Some(checkpoint) = e.checkpoint {
                     dir.pull_from(&e.bank, url, credential, e.timeout_ms, checkpoint);
                 }
@@ -139,6 +167,16 @@ impl BankDirectory {
     /// `folder` (instead of its JSON API); its statement confirms them.
     pub fn drop_to(&mut self, bank: &str, folder: std::path::PathBuf) {
         self.drops.insert(bank.to_string(), folder);
+    }
+
+    /// Sends this bank's instructions as pain.001.001.09 files uploaded to
+    /// its API (`add` it too) instead of JSON.
+    pub fn upload_pain001_to(&mut self, bank: &str) {
+        self.pain001_uploads.insert(bank.to_string());
+    }
+
+    pub(crate) fn uploads_pain001(&self, bank: &str) -> bool {
+        self.pain001_uploads.contains(bank)
     }
 
     pub(crate) fn drop_folder(&self, bank: &str) -> Option<&Path> {
@@ -199,5 +237,25 @@ mod tests {
             assert_eq!(e.code(), "invalid_bank_directory", "{bad}");
             assert!(e.to_string().contains("bank PYB"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_bank_takes_pain001_files_over_its_api_only_when_it_has_one() {
+        let dir = load(
+            r#"[{"bank": "PYB", "url": "http://127.0.0.1:9", "credential": "c", "instructions": "pain001"},
+                {"bank": "ICBC", "url": "http://127.0.0.1:9", "credential": "c"}]"#,
+        )
+        .unwrap();
+        assert!(dir.uploads_pain001("PYB") && dir.get("PYB").is_some());
+        assert!(!dir.uploads_pain001("ICBC"));
+        let e = load(r#"[{"bank": "PYB", "drop_folder": "/x", "instructions": "pain001"}]"#)
+            .err()
+            .unwrap();
+        assert_eq!(e.code(), "invalid_bank_directory");
+        assert!(e.to_string().contains("give url and credential"), "{e}");
+        let e = load(r#"[{"bank": "PYB", "url": "http://127.0.0.1:9", "credential": "c", "instructions": "xml"}]"#)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("unknown variant"), "{e}");
     }
 }

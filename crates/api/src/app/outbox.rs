@@ -1,5 +1,6 @@
 //! The outbox dispatcher: instructions the books queued (pending entries)
-//! go to their bank under their idempotency key, and the bank's answer
+//! go to their bank under their idempotency key (as JSON or a pain.001
+//! file over its API, or a pain.001 file in its drop folder), and the bank's answer
 //! (executed, rejected, returned) is followed by the books, the refund and,
 //! on a return, an alert. A resend is answered with the original receipt.
 
@@ -128,6 +129,9 @@ enum Channel<'b> {
     /// A pain.001.001.09 file in the bank's drop folder; the bank's
     /// statement confirms it (through reconciliation).
     Drop(&'b std::path::Path),
+    /// A pain.001.001.09 file uploaded to the bank's API (status asked
+    /// after, by EndToEndId, as for JSON).
+    Pain001Api(&'b BankClient),
 }
 
 /// The supervised account an item is paid out of and the connection to its
@@ -158,7 +162,46 @@ async fn paying_bank<'b>(
             account.bank
         )));
     };
+    if banks.uploads_pain001(&account.bank) {
+        return Ok(Ok((account, Channel::Pain001Api(client))));
+    }
     Ok(Ok((account, Channel::Api(client))))
+}
+
+/// Uploads `instruction` as a pain.001.001.09 file of its own (its id is
+/// the message id and the EndToEndId) and returns the bank's receipt for
+/// it. The file is dated the day it is sent (midnight UTC), so a resend
+/// the same day is the same file, which the bank answers from its
+/// idempotency record.
+async fn upload_pain001(
+    client: &BankClient,
+    instruction: &Instruction,
+    today: NaiveDate,
+) -> Result<bank_adapter::instruction::InstructionReceipt, String> {
+    let id = instruction.id().as_str();
+    let created = today.and_time(chrono::NaiveTime::MIN).and_utc();
+    let xml = bank_adapter::instruction::pain001(std::slice::from_ref(instruction), id, created)
+        .map_err(|e| format!("[{}] {e}", e.code()))?;
+    let receipt = match client.upload_pain001(id, &xml).await {
+        Ok(r) => r,
+        Err(e @ ClientError::InstructionConflict { .. }) => {
+            return Err(format!(
+                "[{}] {e}: the bank holds a different file under this id; nothing was paid twice, a person must look",
+                e.code()
+            ))
+        }
+        Err(e) => return Err(format!("[{}] {e}", e.code())),
+    };
+    receipt
+        .instructions
+        .into_iter()
+        .find(|r| r.instruction_id == id)
+        .ok_or_else(|| {
+            format!(
+                "the bank's receipt for pain.001 {} does not name instruction {id}",
+                receipt.bank_ref
+            )
+        })
 }
 
 /// Writes `instruction` as a pain.001.001.09 file into a bank's drop
@@ -266,8 +309,12 @@ async fn send(
         remittance: Some(format!("{} {}", item.kind, item.instruction_id)),
     })
     .map_err(|e| bad_instruction(item, e))?;
-    let client = match channel {
-        Channel::Api(client) => client,
+    let sent = match channel {
+        Channel::Api(client) => client.send_instruction(&instruction).await,
+        Channel::Pain001Api(client) => match upload_pain001(client, &instruction, today).await {
+            Ok(receipt) => Ok(receipt),
+            Err(why) => return Ok(Err(why)),
+        },
         Channel::Drop(folder) => {
             return match drop_file(folder, &instruction, store.now()) {
                 Ok(file) => {
@@ -287,7 +334,7 @@ async fn send(
             };
         }
     };
-    match client.send_instruction(&instruction).await {
+    match sent {
         Ok(receipt) => {
             let state = match receipt.status {
                 InstructionStatus::Rejected => {
@@ -431,7 +478,7 @@ async fn outcome(
     item: &OutboxItem,
 ) -> AppResult<Result<(InstructionStatus, Option<String>), String>> {
     let client = match paying_bank(store, banks, item).await? {
-        Ok((_, Channel::Api(client))) => client,
+        Ok((_, Channel::Api(client) | Channel::Pain001Api(client))) => client,
         // A file has no status to ask: the bank's statement, reconciled,
         // posts or voids the pending entry.
         Ok((_, Channel::Drop(_))) => {

@@ -14,8 +14,10 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::client::pull::{StatementItem, StatementPage};
-use crate::fake_bank::{BankState, Failure, Payment, RecordedRequest, Shared, StoredInstruction};
-use crate::instruction::{InstructionReceipt, InstructionStatus};
+use crate::fake_bank::{
+    BankState, Failure, Payment, RecordedRequest, Shared, StoredFile, StoredInstruction,
+};
+use crate::instruction::{InstructionReceipt, InstructionStatus, Pain001Receipt};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 
@@ -24,6 +26,7 @@ pub(crate) fn app(shared: Arc<Shared>) -> Router {
         .route("/v1/accounts/{account}/statements", get(list_statements))
         .route("/v1/instructions", post(create_instruction))
         .route("/v1/instructions/{id}", get(get_instruction))
+        .route("/v1/payments/pain001", post(upload_pain001))
         .with_state(shared)
 }
 
@@ -208,6 +211,192 @@ async fn create_instruction(
         Ok(bytes) => finish(&shared, failure, status, bytes).await,
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "serialization_failed"),
     }
+}
+
+/// A pain.001 file over the API: read enough of it to pay each
+/// CdtTrfTxInf once (by its EndToEndId), keyed by the file's MsgId.
+async fn upload_pain001(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let failure = match admit(&shared, &method, &uri, &headers) {
+        Ok(failure) => failure,
+        Err((status, code)) => return error(status, code),
+    };
+    let Some(key) = idempotency_key(&headers) else {
+        return error(StatusCode::BAD_REQUEST, "missing_idempotency_key");
+    };
+    let xml_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/xml"));
+    if !xml_type {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected_application_xml",
+        );
+    }
+    let Some(file) = read_pain001(&body) else {
+        return error(StatusCode::BAD_REQUEST, "invalid_pain001");
+    };
+    if file.message_id != key {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "idempotency_key_does_not_match_msg_id",
+        );
+    }
+    // As for JSON instructions, the work happens before any injected delay.
+    let (status, receipt) = {
+        let mut state = shared.lock();
+        match state.files.get(&key) {
+            Some(stored) if stored.content == body.as_ref() => {
+                (StatusCode::OK, stored.receipt.clone())
+            }
+            Some(_) => return error(StatusCode::CONFLICT, "idempotency_key_reused"),
+            None => {
+                if file
+                    .transactions
+                    .iter()
+                    .any(|t| state.instructions.contains_key(&t.end_to_end_id))
+                {
+                    return error(StatusCode::CONFLICT, "end_to_end_id_reused");
+                }
+                let mut receipts = Vec::new();
+                for t in file.transactions {
+                    let bank_ref = format!("FB{:06}", state.payments.len() + 1);
+                    let receipt = InstructionReceipt {
+                        instruction_id: t.end_to_end_id.clone(),
+                        bank_ref: bank_ref.clone(),
+                        status: InstructionStatus::Accepted,
+                        reason: None,
+                        replayed: false,
+                    };
+                    let body = serde_json::json!({
+                        "message_id": key,
+                        "end_to_end_id": t.end_to_end_id,
+                        "amount": t.amount,
+                        "currency": t.currency,
+                    });
+                    state.payments.push(Payment {
+                        instruction_id: t.end_to_end_id.clone(),
+                        bank_ref,
+                        amount: t.amount,
+                        currency: t.currency,
+                        body: body.clone(),
+                    });
+                    state.instructions.insert(
+                        t.end_to_end_id,
+                        StoredInstruction {
+                            body,
+                            receipt: receipt.clone(),
+                        },
+                    );
+                    receipts.push(receipt);
+                }
+                let receipt = Pain001Receipt {
+                    message_id: key.clone(),
+                    bank_ref: format!("FBF{:06}", state.files.len() + 1),
+                    instructions: receipts,
+                    replayed: false,
+                };
+                state.files.insert(
+                    key,
+                    StoredFile {
+                        content: body.to_vec(),
+                        receipt: receipt.clone(),
+                    },
+                );
+                (StatusCode::CREATED, receipt)
+            }
+        }
+    };
+    match serde_json::to_vec(&receipt) {
+        Ok(bytes) => finish(&shared, failure, status, bytes).await,
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "serialization_failed"),
+    }
+}
+
+struct Pain001File {
+    message_id: String,
+    transactions: Vec<Pain001Transaction>,
+}
+
+struct Pain001Transaction {
+    end_to_end_id: String,
+    amount: String,
+    currency: String,
+}
+
+/// What the fake bank reads of a pain.001: `GrpHdr/MsgId`, and each
+/// `CdtTrfTxInf`'s `PmtId/EndToEndId` and `Amt/InstdAmt` (with `@Ccy`).
+/// `None` for anything it cannot read (or a file with no transaction).
+fn read_pain001(bytes: &[u8]) -> Option<Pain001File> {
+    use quick_xml::events::Event;
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut reader = quick_xml::Reader::from_str(text);
+    let mut path: Vec<String> = Vec::new();
+    let mut value = String::new();
+    let mut message_id = None;
+    let mut transactions = Vec::new();
+    let mut current: Option<Pain001Transaction> = None;
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) => {
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                if name == "CdtTrfTxInf" {
+                    current = Some(Pain001Transaction {
+                        end_to_end_id: String::new(),
+                        amount: String::new(),
+                        currency: String::new(),
+                    });
+                }
+                if name == "InstdAmt" {
+                    let ccy = e
+                        .attributes()
+                        .flatten()
+                        .find(|a| a.key.as_ref() == b"Ccy")
+                        .map(|a| String::from_utf8_lossy(&a.value).into_owned());
+                    if let (Some(t), Some(ccy)) = (current.as_mut(), ccy) {
+                        t.currency = ccy;
+                    }
+                }
+                path.push(name);
+                value.clear();
+            }
+            Event::Text(t) => value.push_str(&t.decode().ok()?),
+            Event::End(_) => {
+                let joined = path.join("/");
+                let v = value.trim().to_string();
+                if joined.ends_with("GrpHdr/MsgId") {
+                    message_id = Some(v);
+                } else if joined.ends_with("CdtTrfTxInf/PmtId/EndToEndId") {
+                    current.as_mut()?.end_to_end_id = v;
+                } else if joined.ends_with("CdtTrfTxInf/Amt/InstdAmt") {
+                    current.as_mut()?.amount = v;
+                } else if joined.ends_with("CdtTrfTxInf") {
+                    let t = current.take()?;
+                    if t.end_to_end_id.is_empty() || t.amount.is_empty() || t.currency.is_empty() {
+                        return None;
+                    }
+                    transactions.push(t);
+                }
+                value.clear();
+                path.pop();
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if transactions.is_empty() {
+        return None;
+    }
+    Some(Pain001File {
+        message_id: message_id?,
+        transactions,
+    })
 }
 
 async fn get_instruction(

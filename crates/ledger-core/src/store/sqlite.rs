@@ -315,6 +315,17 @@ impl BatchTx for BatchOn<'_, Sqlite> {
 }
 
 impl SqliteStore {
+    /// The same database and pool, read through another clock.
+    pub(crate) fn with_clock(&self, clock: Clock) -> SqliteStore {
+        SqliteStore {
+            pooled: Pooled {
+                pool: self.pooled.pool.clone(),
+                clock,
+            },
+            file: self.file.clone(),
+        }
+    }
+
     pub async fn connect(url: &str, clock: Clock) -> Result<SqliteStore> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
