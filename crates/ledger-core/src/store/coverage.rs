@@ -211,4 +211,36 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// The open (not resolved) alerts of each institution given, by
+    /// severity: (institution, red, yellow), counted by the database
+    /// (institutions without any are left out).
+    pub async fn open_alert_counts(
+        &self,
+        institutions: &[InstitutionId],
+    ) -> Result<HashMap<InstitutionId, (u32, u32)>> {
+        if institutions.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<(String, i64, i64)> = on_pool!(self, |pool, dialect| {
+            sqlx::query_as(&format!(
+                "select institution_id, \
+                   cast(sum(case when severity = 'red' then 1 else 0 end) as bigint), \
+                   cast(sum(case when severity = 'yellow' then 1 else 0 end) as bigint) \
+                 from alerts where institution_id {} and status <> 'resolved' \
+                 group by institution_id",
+                dialect.in_list(1)
+            ))
+            .bind(dialect.list(institutions.iter().map(InstitutionId::as_str)))
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(id, red, yellow)| {
+                let id = InstitutionId::parse(id).map_err(corrupt_as("alert"))?;
+                let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+                Ok((id, (count(red), count(yellow))))
+            })
+            .collect()
+    }
 }
