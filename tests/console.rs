@@ -1840,3 +1840,276 @@ async fn an_officer_finds_the_institution_at_risk_and_its_bank_line_in_chromium(
     server.stop().await;
     walk.expect("the browser walk took over 240 s");
 }
+
+/// A generated county beside the demo's: custody, deposit and both modes,
+/// statements closing on several days, a release still in flight, tuition
+/// recorded after the banks' last statement and one back-dated before it,
+/// an account with no statement yet and a mode missing its account.
+async fn generated_county(store: &ledger_core::Store) -> chrono::NaiveDate {
+    use chrono::{Days, NaiveDate, TimeZone, Utc};
+    use ledger_core::domain::feeds::{AccountKind, BankAccount, FeedLine, FeedStatement};
+    use ledger_core::{
+        Amount, Category, ClientId, Command as Cmd, Currency, Enrollment, EnrollmentId,
+        Institution, InstitutionId, InstitutionStatus, Request, SupervisionMode,
+    };
+    let bank = "GENBANK";
+    store.register_bank(bank, "Generated Bank").await.unwrap();
+    let day0 = NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
+    let on = |d: u64| day0 + Days::new(d);
+    let line = |amount_minor: i64, day: NaiveDate, n: String| FeedLine {
+        amount_minor,
+        booking_date: Some(day),
+        value_date: Some(day),
+        status: ledger_core::domain::feeds::LineStatus::Booked,
+        bank_ref: Some(n),
+        end_to_end_id: None,
+        remittance: None,
+        counterparty_name: None,
+        counterparty_account: None,
+        bank_tx_code: Some("NTRF".into()),
+        reversal: false,
+        return_reason: None,
+        details: "{}".into(),
+        source_line: None,
+        source_path: None,
+    };
+    let mut requests = Vec::new();
+    let mut feeds = Vec::new();
+    for k in 0..9usize {
+        let id = InstitutionId::parse(format!("GEN-{k:02}")).unwrap();
+        let mode = [
+            SupervisionMode::Custody,
+            SupervisionMode::Deposit,
+            SupervisionMode::Both,
+        ][k % 3];
+        store
+            .create_institution(&Institution {
+                id: id.clone(),
+                name: format!("generated {k}"),
+                licence_no: format!("L-GEN-{k}"),
+                jurisdiction: code(api::demo::COUNTY),
+                mode,
+                category: Category::Subject,
+                status: InstitutionStatus::Active,
+                currency: Currency::Cny,
+            })
+            .await
+            .unwrap();
+        let escrow = mode != SupervisionMode::Deposit;
+        // GEN-05 (both) has no deposit account on file.
+        let deposit = mode != SupervisionMode::Custody && k != 5;
+        for (kind, wanted) in [
+            (AccountKind::Escrow, escrow),
+            (AccountKind::Deposit, deposit),
+        ] {
+            if wanted {
+                store
+                    .register_bank_account(&BankAccount {
+                        institution: id.clone(),
+                        bank: bank.into(),
+                        account_no: format!("{}-{id}", kind.code()),
+                        kind,
+                        currency: Currency::Cny,
+                    })
+                    .await
+                    .unwrap();
+            }
+        }
+        store
+            .create_enrollment(&Enrollment {
+                institution: id.clone(),
+                id: EnrollmentId::parse("E").unwrap(),
+                student_ref: "S".into(),
+                hours_bought: 60,
+                bonus_hours: 0,
+                price: Amount::from_minor(480_000).unwrap(),
+                currency: Currency::Cny,
+                course_start: day0,
+                course_end: on(80),
+            })
+            .await
+            .unwrap();
+        let e = || EnrollmentId::parse("E").unwrap();
+        let amount = |m: i64| Amount::from_minor(m).unwrap();
+        let mut req = |client: &str, day: NaiveDate, command: Cmd| {
+            requests.push(Request {
+                institution: id.clone(),
+                client_id: ClientId::parse(client).unwrap(),
+                currency: Currency::Cny,
+                occurred_at: Utc.from_utc_datetime(&day.and_hms_opt(10, 0, 0).unwrap()),
+                external_ref: None,
+                command,
+            })
+        };
+        let paid = if escrow {
+            Cmd::PayTuition {
+                enrollment: e(),
+                amount: amount(300_000),
+            }
+        } else {
+            Cmd::CollectOutsideEscrow {
+                enrollment: e(),
+                amount: amount(300_000),
+            }
+        };
+        req("PAY", on(1), paid);
+        if deposit {
+            req(
+                "DEP",
+                on(1),
+                Cmd::PayInDeposit {
+                    amount: amount(200_000),
+                },
+            );
+        }
+        req(
+            "LES",
+            on(3),
+            Cmd::ConsumeLessons {
+                enrollment: e(),
+                hours: 6,
+            },
+        );
+        if escrow {
+            req(
+                "REL",
+                on(3),
+                Cmd::InstructRelease {
+                    amount: amount(20_000),
+                },
+            );
+            // Every other institution's release is still in flight.
+            if k % 2 == 0 {
+                req(
+                    "REL-OK",
+                    on(4),
+                    Cmd::ConfirmPending {
+                        pending: ClientId::parse("REL").unwrap(),
+                    },
+                );
+            }
+            req(
+                "PAY2",
+                on(7),
+                Cmd::PayTuition {
+                    enrollment: e(),
+                    amount: amount(100_000),
+                },
+            );
+        } else {
+            req(
+                "OUT2",
+                on(7),
+                Cmd::CollectOutsideEscrow {
+                    enrollment: e(),
+                    amount: amount(100_000),
+                },
+            );
+        }
+        // Recorded last, occurred before the statements' days.
+        req(
+            "LATE",
+            on(2),
+            Cmd::ConsumeLessons {
+                enrollment: e(),
+                hours: 2,
+            },
+        );
+        // GEN-06 has an escrow account that has sent nothing yet.
+        if k == 6 {
+            continue;
+        }
+        let mut chain = |account_no: String, days: Vec<(u64, u64, i64)>| {
+            let mut balance = 0;
+            for (n, (line_day, closing_day, amount_minor)) in days.into_iter().enumerate() {
+                let opening = balance;
+                balance += amount_minor;
+                feeds.push(FeedStatement {
+                    bank: bank.into(),
+                    account_no: account_no.clone(),
+                    format: "mt940".into(),
+                    statement_id: format!("S{n}"),
+                    sequence: Some(format!("{}/1", n + 1)),
+                    currency: Currency::Cny,
+                    provisional: false,
+                    opening: Some((opening, on(line_day))),
+                    closing: Some((balance, on(closing_day))),
+                    lines: vec![line(
+                        amount_minor,
+                        on(line_day),
+                        format!("{account_no}-{n}"),
+                    )],
+                    file_sha256: String::new(),
+                    message: n as u32,
+                });
+            }
+        };
+        if escrow {
+            // Statements closing on days 2, 4 and (every third) 6.
+            let mut days = vec![(1, 2, 300_000), (4, 4, -20_000)];
+            if k % 3 == 0 {
+                days.push((6, 6, 1_000));
+            }
+            chain(format!("escrow-{id}"), days);
+        }
+        if deposit {
+            chain(format!("deposit-{id}"), vec![(1, 3, 200_000)]);
+        }
+    }
+    store.execute_batch(requests).await.unwrap();
+    store
+        .ingest_file(bank, "generated", "mt940", 0, &feeds)
+        .await
+        .unwrap();
+    day0
+}
+
+both!(the_overview_computes_coverage_set_wise_exactly_as_each_institution_alone);
+async fn the_overview_computes_coverage_set_wise_exactly_as_each_institution_alone(
+    backend: Backend,
+) {
+    let server = Server::start(backend).await;
+    let store = &server.store;
+    api::demo::build(store).await.unwrap();
+    let day0 = generated_county(store).await;
+    let (y, m, d) = api::demo::LAST_DAY;
+    let last_day = chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    let institutions = store.institutions().await.unwrap();
+    assert!(institutions.len() >= 13, "{}", institutions.len());
+    let mut days: Vec<chrono::NaiveDate> = (0..10).map(|n| day0 + chrono::Days::new(n)).collect();
+    days.extend([
+        last_day - chrono::Days::new(3),
+        last_day,
+        api::app::jobs::today(store),
+    ]);
+    let mut seen = std::collections::BTreeSet::new();
+    for day in days {
+        let set_wise = api::app::oversight::coverages(store, &institutions, day)
+            .await
+            .unwrap();
+        assert_eq!(set_wise.len(), institutions.len());
+        for i in &institutions {
+            let alone = api::app::oversight::coverage_of(store, i, day)
+                .await
+                .unwrap();
+            assert_eq!(set_wise[&i.id], alone, "{} on {day}", i.id);
+            seen.insert(match &alone {
+                Ok(c) if c.owed_on < day => "owed read on the statements' day",
+                Ok(c) if c.in_flight_minor > 0 => "release in flight",
+                Ok(c) if c.outside_minor > 0 => "collected outside escrow",
+                Ok(_) => "confirmed",
+                Err(e) => e.code(),
+            });
+        }
+    }
+    // The cases the comparison must have met.
+    for case in [
+        "owed read on the statements' day",
+        "confirmed",
+        "no_bank_statement",
+        "no_supervised_account",
+    ] {
+        assert!(seen.contains(case), "{case} not met: {seen:?}");
+    }
+    server.stop().await;
+}

@@ -114,6 +114,7 @@ mod batch;
 mod bulk;
 mod claims;
 mod clock;
+mod coverage;
 mod delivery;
 mod feeds;
 mod group;
@@ -151,6 +152,7 @@ pub(crate) use batch::{
 pub use bulk::{AccountKey, EventRow};
 pub use claims::KeyClaim;
 pub use clock::Clock;
+pub use coverage::CoverageFacts;
 pub use group::{EachOutcome, KeepWith};
 pub use hosts::{mask_password, with_encoded_password};
 pub use lessons::{FreezeRecord, NewLesson};

@@ -8,6 +8,7 @@
 //! against loading one institution at a time), `bench http` (the service
 //! under load, against ledger-core directly).
 mod http;
+mod overview;
 mod parse;
 mod post;
 mod recon;
@@ -49,6 +50,9 @@ pub enum BenchCommand {
     /// The set-wise risk scan of N stored institutions, against loading
     /// one institution at a time.
     RiskStored(stored::RiskStoredArgs),
+    /// The jurisdiction overview of a province of N stored institutions,
+    /// p50/p99 over R requests, against a plain read of the institutions.
+    Overview(overview::OverviewArgs),
     /// The risk engine on N generated institutions, one snapshot at a time.
     Risk {
         /// How many institutions to generate.
@@ -156,6 +160,7 @@ async fn run(command: BenchCommand, url: &str) -> anyhow::Result<()> {
         BenchCommand::Risk { institutions } => recon::risk_bench(institutions),
         BenchCommand::ReconcileStored(args) => stored::reconcile_stored(args, url).await,
         BenchCommand::RiskStored(args) => stored::risk_stored(args, url).await,
+        BenchCommand::Overview(args) => overview::run(args, url).await,
         BenchCommand::ParseFile { file, format } => {
             let format = match format.as_str() {
                 "mt940" => bank_adapter::Format::Mt940,

@@ -55,7 +55,7 @@ fn day0() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 9, 1).unwrap_or_default()
 }
 
-fn secs(micros: u128) -> String {
+pub(super) fn secs(micros: u128) -> String {
     format!("{}.{:02}", micros / 1_000_000, (micros / 10_000) % 100)
 }
 
@@ -381,6 +381,21 @@ pub async fn risk_stored(args: RiskStoredArgs, url: &str) -> anyhow::Result<()> 
         set_rate / one_rate.max(1),
         peak_rss_mib()
     );
+    Ok(())
+}
+
+/// A province (410000, its institutions in county 410922) of `n`
+/// institutions as `risk-stored` generates them, four writers at once.
+pub(super) async fn generate_province(store: &Store, n: usize) -> anyhow::Result<()> {
+    county(store).await?;
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..4 {
+        let store = store.clone();
+        writers.spawn(async move { generate_institutions(&store, n, w, 4).await });
+    }
+    while let Some(done) = writers.join_next().await {
+        done??;
+    }
     Ok(())
 }
 

@@ -53,25 +53,29 @@ impl BooksOn {
     }
 
     fn apply(&mut self, e: &Entry) {
-        let accounts = &mut self.accounts;
-        {
-            for p in &e.postings {
-                let t = accounts.entry(p.account.to_string()).or_default();
-                let amount = p.amount.minor();
-                match (e.kind.phase(), p.side == Side::Debit) {
-                    (Phase::Posted, true) => t.posted_debits += amount,
-                    (Phase::Posted, false) => t.posted_credits += amount,
-                    (Phase::Pending, true) => t.pending_debits += amount,
-                    (Phase::Pending, false) => {}
-                    (Phase::PostPending, true) => {
-                        t.pending_debits -= amount;
-                        t.posted_debits += amount;
-                    }
-                    (Phase::PostPending, false) => t.posted_credits += amount,
-                    (Phase::VoidPending, true) => t.pending_debits -= amount,
-                    (Phase::VoidPending, false) => {}
-                }
+        for p in &e.postings {
+            let account = p.account.to_string();
+            self.add(&account, e.kind.phase(), p.side, p.amount.minor());
+        }
+    }
+
+    /// Adds postings of one account, one phase and one side (any number of
+    /// them summed into `amount`) as [`BooksOn::replay`] would: the way a
+    /// set-wise read feeds the books from totals the database summed.
+    pub fn add(&mut self, account: &str, phase: Phase, side: Side, amount: i64) {
+        let t = self.accounts.entry(account.to_string()).or_default();
+        match (phase, side == Side::Debit) {
+            (Phase::Posted, true) => t.posted_debits += amount,
+            (Phase::Posted, false) => t.posted_credits += amount,
+            (Phase::Pending, true) => t.pending_debits += amount,
+            (Phase::Pending, false) => {}
+            (Phase::PostPending, true) => {
+                t.pending_debits -= amount;
+                t.posted_debits += amount;
             }
+            (Phase::PostPending, false) => t.posted_credits += amount,
+            (Phase::VoidPending, true) => t.pending_debits -= amount,
+            (Phase::VoidPending, false) => {}
         }
     }
 

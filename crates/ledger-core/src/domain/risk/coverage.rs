@@ -21,6 +21,7 @@ use chrono::NaiveDate;
 
 use crate::domain::feeds::AccountKind;
 use crate::domain::registry::SupervisionMode;
+use crate::domain::replay::BooksOn;
 use crate::domain::risk::{latest_closing, Closing, LedgerFigures, RiskInput};
 
 /// The figures behind one institution's coverage on one day.
@@ -115,6 +116,69 @@ pub fn mode_requires(mode: SupervisionMode, kind: AccountKind) -> bool {
     )
 }
 
+/// The ledger figures coverage reads (minor units, at the end of one day).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OwedFigures {
+    /// Unearned tuition: every `prepaid/{enrollment}` together.
+    pub unearned_prepaid_minor: i64,
+    /// Approved, unpaid refunds.
+    pub refund_payable_minor: i64,
+    /// Releases instructed and not yet confirmed.
+    pub pending_release_minor: i64,
+    /// Tuition the institution holds itself (deposit mode).
+    pub held_by_institution_minor: i64,
+}
+
+impl OwedFigures {
+    /// The figures of the books as they stood at the end of a day.
+    pub fn of_books(books: &BooksOn) -> OwedFigures {
+        OwedFigures {
+            unearned_prepaid_minor: books.prepaid(),
+            refund_payable_minor: books.balance("refund_payable"),
+            pending_release_minor: books.pending_debits("releasable"),
+            held_by_institution_minor: books.balance("held_by_institution"),
+        }
+    }
+}
+
+impl From<&LedgerFigures> for OwedFigures {
+    fn from(l: &LedgerFigures) -> OwedFigures {
+        OwedFigures {
+            unearned_prepaid_minor: l.unearned_prepaid_minor,
+            refund_payable_minor: l.refund_payable_minor,
+            pending_release_minor: l.pending_release_minor,
+            held_by_institution_minor: l.held_by_institution_minor,
+        }
+    }
+}
+
+/// A supervised account and its bank's latest end-of-day closing on or
+/// before the day assessed (none: it has sent no statement by then).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountClosing {
+    pub kind: AccountKind,
+    pub account_no: String,
+    pub latest: Option<Closing>,
+}
+
+/// The day through which the banks have reported, when before `as_of`:
+/// the earliest of the escrow accounts' latest closings (the deposit
+/// accounts' for an institution without an escrow account that reported);
+/// what families are owed is read at the end of that day. The same day
+/// the risk snapshot reads `ledger_at_statements` on.
+pub fn statements_through(as_of: NaiveDate, accounts: &[AccountClosing]) -> Option<NaiveDate> {
+    let through = |kind: AccountKind| {
+        accounts
+            .iter()
+            .filter(|a| a.kind == kind)
+            .filter_map(|a| a.latest.map(|c| c.date))
+            .min()
+    };
+    through(AccountKind::Escrow)
+        .or_else(|| through(AccountKind::Deposit))
+        .filter(|day| *day < as_of)
+}
+
 /// The ledger figures what is owed is read from: at the end of the day the
 /// banks' latest closings cover when that is before the day assessed.
 pub fn owed_figures(input: &RiskInput) -> (NaiveDate, &LedgerFigures) {
@@ -126,14 +190,44 @@ pub fn owed_figures(input: &RiskInput) -> (NaiveDate, &LedgerFigures) {
 
 /// An institution's coverage on the snapshot's day.
 pub fn coverage(input: &RiskInput) -> Result<Coverage, Unconfirmed> {
+    let accounts: Vec<AccountClosing> = input
+        .accounts
+        .iter()
+        .map(|a| AccountClosing {
+            kind: a.kind,
+            account_no: a.account_no.clone(),
+            latest: latest_closing(a, input.as_of),
+        })
+        .collect();
+    let (owed_on, ledger) = owed_figures(input);
+    coverage_of(
+        input.institution.mode,
+        input.as_of,
+        &accounts,
+        owed_on,
+        &OwedFigures::from(ledger),
+    )
+}
+
+/// An institution's coverage on `as_of`, from its supervised accounts'
+/// latest closings (in the order of its accounts) and the ledger's figures
+/// on `owed_on`: the one computation the per-institution path (through
+/// the risk snapshot) and the set-wise path (the overview) share.
+pub fn coverage_of(
+    mode: SupervisionMode,
+    as_of: NaiveDate,
+    accounts: &[AccountClosing],
+    owed_on: NaiveDate,
+    ledger: &OwedFigures,
+) -> Result<Coverage, Unconfirmed> {
     let mut closings = Vec::new();
     let mut bank: i128 = 0;
     for kind in [AccountKind::Escrow, AccountKind::Deposit] {
-        let required = mode_requires(input.institution.mode, kind);
+        let required = mode_requires(mode, kind);
         let mut of_kind = Vec::new();
         let mut missing = None;
-        for account in input.accounts.iter().filter(|a| a.kind == kind) {
-            match latest_closing(account, input.as_of) {
+        for account in accounts.iter().filter(|a| a.kind == kind) {
+            match account.latest {
                 Some(c) => of_kind.push((kind, account.account_no.clone(), c)),
                 None => {
                     missing = Some(account.account_no.clone());
@@ -141,7 +235,7 @@ pub fn coverage(input: &RiskInput) -> Result<Coverage, Unconfirmed> {
                 }
             }
         }
-        let any = input.accounts.iter().any(|a| a.kind == kind);
+        let any = accounts.iter().any(|a| a.kind == kind);
         match (any, missing) {
             // An account the mode does not require adds nothing when it is
             // absent or silent; one it requires leaves coverage unconfirmed.
@@ -158,9 +252,8 @@ pub fn coverage(input: &RiskInput) -> Result<Coverage, Unconfirmed> {
             }
         }
     }
-    let (owed_on, ledger) = owed_figures(input);
     Ok(Coverage {
-        as_of: input.as_of,
+        as_of,
         closings,
         bank_minor: bank,
         in_flight_minor: i128::from(ledger.pending_release_minor.max(0)),
