@@ -262,7 +262,7 @@ pub fn coverage_of(
         // Only deposit mode holds tuition outside escrow by design; in
         // custody and "both" modes tuition belongs in escrow, and money an
         // institution kept is exactly what coverage must show missing.
-        outside_minor: if input.institution.mode == SupervisionMode::Deposit {
+        outside_minor: if mode == SupervisionMode::Deposit {
             i128::from(ledger.unearned_prepaid_minor)
                 .min(i128::from(ledger.held_by_institution_minor))
                 .max(0)
