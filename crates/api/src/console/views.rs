@@ -110,8 +110,8 @@ impl Explained {
 }
 
 pub const COVERAGE_EXPLAINED: Explained = Explained(
-    "覆盖率 = 银行确认的资金 ÷ 应退家长金额。银行确认的资金:监管账户与风险保证金账户最近一次银行日终余额之和,减去已发指令、银行尚未确认的拨付;应退家长金额:同一日未消课学费 + 已批未付退费。整数精确计算,向下取整。低于100%表示银行里的钱不足以退还全部家长;银行尚未发来对账单时显示“—”。风险预警、命令行与接口使用同一数值。",
-    "Coverage = money the bank confirms ÷ owed to families. Money the bank confirms: the latest end-of-day bank closings of the escrow and risk-deposit accounts, less releases instructed and not yet confirmed; owed: unearned tuition + approved, unpaid refunds on the same day. Exact integer arithmetic, rounded down. Below 100% the money in the bank cannot refund every family; “—” until the bank has sent a statement. The risk alerts, the command line and the API show the same figure.",
+    "覆盖率 = 银行确认的资金 ÷ 应退家长金额。银行确认的资金:监管账户与风险保证金账户最近一次银行日终余额之和,减去已发指令、银行尚未确认的拨付;应退家长金额:同一日未消课学费 + 已批未付退费(保证金模式的机构自收学费不计入,由保证金规则判断)。整数精确计算,向下取整。低于100%表示银行里的钱不足以退还全部家长;银行尚未发来对账单时,或保证金模式机构无应退款项时,显示“—”。风险预警、命令行与接口使用同一数值。",
+    "Coverage = money the bank confirms ÷ owed to families. Money the bank confirms: the latest end-of-day bank closings of the escrow and risk-deposit accounts, less releases instructed and not yet confirmed; owed: unearned tuition + approved, unpaid refunds on the same day. Exact integer arithmetic, rounded down. Below 100% the money in the bank cannot refund every family; “—” until the bank has sent a statement. A deposit-mode school collects its fees itself (its deposit's own rule judges it): that tuition is not counted as owed, and with nothing else owed it shows “—” too. The risk alerts, the command line and the API show the same figure.",
 );
 
 pub fn overview(
