@@ -482,3 +482,111 @@ async fn a_full_write_queue_answers_503_with_retry_after_over_http() {
     assert_eq!(server.store.entries(&a, 0, 100).await.unwrap().len(), 5);
     server.stop().await;
 }
+
+/// What an HTTP request keeps under `key` (caller `platform-token`), with
+/// `hash` standing for its body's hash.
+fn keep(key: &str, hash: &str) -> ledger_core::store::KeepWith {
+    ledger_core::store::KeepWith {
+        token_id: "platform-token".to_string(),
+        key: key.to_string(),
+        request_hash: hash.to_string(),
+        status: 201,
+        audit: ledger_core::store::AuditRecord {
+            request_id: format!("req-{key}-{hash}"),
+            token_id: Some("platform-token".to_string()),
+            role: Some("platform".to_string()),
+            method: "POST".to_string(),
+            path: "/v1/institutions/INS-A/payments".to_string(),
+            status: 201,
+            outcome: "ok".to_string(),
+        },
+        body: Box::new(|e| format!("{}@{}", e.client_id, e.occurred_at.to_rfc3339())),
+    }
+}
+
+/// When the database fails over, a claim on an Idempotency-Key (written
+/// without waiting for its flush) can be lost while its request still waits
+/// in the write queue. The client's retry then claims the key afresh, and
+/// the server fills in a later `occurred_at`: the same request (the same
+/// caller, key and body), but for that instant. It must get the first
+/// attempt's entry, not `409 exists_with_different_fields`, whether it
+/// meets the first attempt in the same batch or in a later one; a different
+/// body under that key is still refused.
+async fn a_retry_that_lost_its_claim_gets_the_first_attempts_entry(backend: Backend) {
+    let server = Server::start(backend).await;
+    jurisdictions(&server.store).await;
+    let a = institution(&server.store, "INS-A", "410922").await;
+    enrollment(&server.store, &a, "E-1", 40, 400_000).await;
+    let first_at = chrono::Utc::now() - chrono::Duration::seconds(30);
+    let attempt = |key: &str, seconds_later: i64| Request {
+        occurred_at: first_at + chrono::Duration::seconds(seconds_later),
+        ..payment("INS-A", key, "E-1", 10_000)
+    };
+    for (settings, key) in [
+        (patient(), "same-batch"),
+        (
+            GroupSettings {
+                max_batch: 1,
+                max_wait: Duration::ZERO,
+                partitions: 1,
+                ..GroupSettings::default()
+            },
+            "later-batch",
+        ),
+    ] {
+        let group = GroupCommit::start(server.store.clone(), settings);
+        // The first attempt waits behind a held writer, as behind a lost
+        // primary; the retry and a different request under the key queue
+        // behind it.
+        let hold = hold_writer(&server.store).await;
+        let mut futures: Vec<Pin<Box<dyn Future<Output = _> + Send>>> = Vec::new();
+        for (later, hash) in [(0, "body-1"), (6, "body-1"), (7, "body-2")] {
+            let (group, request) = (group.clone(), attempt(key, later));
+            futures.push(Box::pin(async move {
+                group.record(request, Some(keep(key, hash))).await
+            }));
+        }
+        let ((), outcomes) = tokio::join!(
+            async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                drop(hold);
+            },
+            in_order(futures)
+        );
+        let first = outcomes[0].as_ref().expect("the first attempt");
+        assert_eq!(
+            first.occurred_at,
+            ledger_core::domain::chain::truncate_to_micros(first_at)
+        );
+        let retry = outcomes[1].as_ref().expect("the retry is the same request");
+        assert_eq!(
+            retry, first,
+            "{key}: the retry answers with the first entry"
+        );
+        let other = outcomes[2].as_ref().expect_err("a different body");
+        assert_eq!(
+            other.code(),
+            "exists_with_different_fields",
+            "{key}: {other}"
+        );
+        let kept = server
+            .store
+            .kept_answer("platform-token", key)
+            .await
+            .unwrap()
+            .expect("an answer kept");
+        assert_eq!(kept.request_hash, "body-1");
+        assert_eq!(
+            kept.body,
+            format!("{key}@{}", first.occurred_at.to_rfc3339())
+        );
+        group.drain().await;
+    }
+    let entries = server.store.entries(&a, 0, 100).await.unwrap();
+    assert_eq!(entries.len(), 2, "one entry per key: {entries:?}");
+    let report = server.store.verify().await.unwrap();
+    assert!(report.ok(), "{report:?}");
+    server.stop().await;
+}
+
+both!(a_retry_that_lost_its_claim_gets_the_first_attempts_entry);

@@ -55,8 +55,11 @@ impl Store {
             // A claim need not wait for its own flush to disk: whatever is
             // done under it (an entry, a kept answer) commits later and
             // durably, and flushing that commit flushes the log up to it,
-            // the claim included. A claim lost in a crash had nothing done
-            // under it: the key is simply free again.
+            // the claim included. A claim lost in a crash or a failover is
+            // free again, though the service may still hold its request in
+            // a write queue: the retry that claims it afresh meets the first
+            // attempt's entry and kept answer, and a group commit answers it
+            // as a repeat (`settle_repeats` in `group.rs`).
             dialect.commit_without_flush_wait(&mut tx).await?;
             let inserted = sqlx::query(
                 "insert into idempotent_claims \

@@ -12,7 +12,7 @@ use crate::domain::chain::{audit_digest, link_hash, AuditFields, AUDIT_SCOPE};
 use crate::domain::entry::{Entry, Request};
 use crate::domain::error::LedgerError;
 use crate::store::{
-    run_batch_each, AuditRecord, BatchOn, DbTime, KeptAnswer, Result, Store, StoreError,
+    run_batch_each, AuditRecord, BatchOn, BatchTx, DbTime, KeptAnswer, Result, Store, StoreError,
 };
 
 /// What to keep for a request once its entry is known: the answer under
@@ -74,7 +74,14 @@ const FIRST_AUDIT_SEQ_LITE: &str = "select max(coalesce((select max(seq) from au
 macro_rules! write_kept {
     ($tx:ident, $now:ident, $kept:expr, $first_seq:expr) => {
         let kept: &[(&KeepWith, KeptAnswer)] = $kept;
-        for chunk in kept.chunks(ROWS_PER_INSERT) {
+        // A key answered twice in one batch (a repeat that met its first
+        // attempt there) is kept once; each attempt keeps its audit record.
+        let mut seen = std::collections::BTreeSet::new();
+        let answers: Vec<&(&KeepWith, KeptAnswer)> = kept
+            .iter()
+            .filter(|(keep, _)| seen.insert((keep.token_id.as_str(), keep.key.as_str())))
+            .collect();
+        for chunk in answers.chunks(ROWS_PER_INSERT) {
             let sql = format!(
                 "insert into idempotent_answers \
                    (token_id, idem_key, request_hash, status, body, created_at) \
@@ -82,7 +89,7 @@ macro_rules! write_kept {
                 placeholders(chunk.len(), 6)
             );
             let mut q = sqlx::query(&sql);
-            for (keep, answer) in chunk {
+            for &(keep, answer) in chunk {
                 q = q
                     .bind(&keep.token_id)
                     .bind(&keep.key)
@@ -173,6 +180,64 @@ macro_rules! write_kept {
     };
 }
 
+/// Turns into replays the requests refused as `exists_with_different_fields`
+/// that are in fact a repeat of the request that made the entry: the same
+/// caller, Idempotency-Key and request (hash) as an answer kept with that
+/// entry, or as an accepted request earlier in this batch `$b`. Such a
+/// repeat differs only in what the server filled in on its own (the
+/// `occurred_at` of an attempt whose claim on the key was lost while the
+/// first attempt still waited to be written, as when the database fails
+/// over): it is the same request and gets the first attempt's entry.
+macro_rules! settle_repeats {
+    ($b:ident, $requests:expr, $keeps:expr, $answers:expr) => {
+        let requests: &[Request] = $requests;
+        let keeps: &[Option<&KeepWith>] = $keeps;
+        let answers: &mut Vec<std::result::Result<Entry, LedgerError>> = $answers;
+        let mut in_batch: std::collections::BTreeMap<(&str, &str), (&str, Entry)> =
+            std::collections::BTreeMap::new();
+        for i in 0..answers.len() {
+            let Some(keep) = keeps[i] else { continue };
+            let id = (keep.token_id.as_str(), keep.key.as_str());
+            match &answers[i] {
+                Ok(entry) => {
+                    in_batch
+                        .entry(id)
+                        .or_insert_with(|| (keep.request_hash.as_str(), entry.clone()));
+                }
+                Err(LedgerError::ExistsWithDifferentFields { what: "entry", .. }) => {
+                    let first = match in_batch.get(&id) {
+                        Some((hash, entry)) => (*hash == keep.request_hash).then(|| entry.clone()),
+                        None => {
+                            let kept: Option<String> = sqlx::query_scalar(
+                                "select request_hash from idempotent_answers \
+                                 where token_id = $1 and idem_key = $2",
+                            )
+                            .bind(&keep.token_id)
+                            .bind(&keep.key)
+                            .fetch_optional(&mut *$b.tx)
+                            .await?;
+                            if kept.as_deref() == Some(keep.request_hash.as_str()) {
+                                let r = &requests[i];
+                                $b.load_entries(&[(r.institution.clone(), r.client_id.clone())])
+                                    .await?
+                                    .into_iter()
+                                    .next()
+                                    .map(|k| k.entry)
+                            } else {
+                                None
+                            }
+                        }
+                    };
+                    if let Some(entry) = first {
+                        answers[i] = Ok(entry);
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+    };
+}
+
 /// The answers to keep: one per accepted request that has a `KeepWith`.
 fn kept<'a>(
     answers: &[std::result::Result<Entry, LedgerError>],
@@ -251,7 +316,8 @@ impl Store {
                     tx: s.pool().begin().await?,
                 };
                 match run_batch_each(&mut b, requests, now).await {
-                    Ok(answers) => {
+                    Ok(mut answers) => {
+                        settle_repeats!(b, requests, keeps, &mut answers);
                         let kept = kept(&answers, keeps);
                         let mut tx = b.tx;
                         write_kept!(tx, db_now, &kept, FIRST_AUDIT_SEQ_PG);
@@ -277,7 +343,8 @@ impl Store {
                 let mut b = BatchOn {
                     tx: s.pool().begin_with("BEGIN IMMEDIATE").await?,
                 };
-                let answers = run_batch_each(&mut b, requests, now).await?;
+                let mut answers = run_batch_each(&mut b, requests, now).await?;
+                settle_repeats!(b, requests, keeps, &mut answers);
                 let kept = kept(&answers, keeps);
                 let mut tx = b.tx;
                 write_kept!(tx, db_now, &kept, FIRST_AUDIT_SEQ_LITE);
