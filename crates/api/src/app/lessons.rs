@@ -270,6 +270,12 @@ pub async fn answer(
 
 /// Posts an earned record's lessons into the books (a replay if posted).
 pub async fn post(store: &Store, institution: &Institution, lesson: &Lesson) -> AppResult<Entry> {
+    Ok(store.execute(consumption(institution, lesson)?).await?)
+}
+
+/// The entry an earned record's lessons make: consumed on the day they
+/// were earned (confirmed, or deemed so), under the record's own client id.
+fn consumption(institution: &Institution, lesson: &Lesson) -> AppResult<Request> {
     let at = lesson
         .trail
         .iter()
@@ -282,7 +288,7 @@ pub async fn post(store: &Store, institution: &Institution, lesson: &Lesson) -> 
                 format!("lesson record {} is not confirmed", lesson.record.id),
             )
         })?;
-    let request = Request {
+    Ok(Request {
         institution: institution.id.clone(),
         client_id: ClientId::parse(lesson.client_id())?,
         currency: institution.currency,
@@ -292,8 +298,7 @@ pub async fn post(store: &Store, institution: &Institution, lesson: &Lesson) -> 
             enrollment: lesson.record.enrollment.clone(),
             hours: lesson.record.hours,
         },
-    };
-    Ok(store.execute(request).await?)
+    })
 }
 
 /// What the lessons job did in one pass.
@@ -304,6 +309,9 @@ pub struct LessonPass {
     /// Earned records the books still refuse (tried again next pass).
     pub not_posted: u32,
 }
+
+/// Earned records written per transaction by the lessons job.
+const POST_CHUNK: usize = 500;
 
 /// The lessons job: records unanswered past their day are deemed confirmed;
 /// every earned record not yet in the books is posted.
@@ -344,15 +352,29 @@ pub async fn deem_and_post(store: &Store, today: NaiveDate) -> AppResult<LessonP
             .into_iter()
             .map(|e| e.client_id.to_string())
             .collect();
-        for l in earned.iter().filter(|l| !posted.contains(&l.client_id())) {
-            match post(store, &institution, l).await {
-                Ok(_) => pass.posted += 1,
-                Err(AppError::Refused { error, .. }) => {
-                    pass.not_posted += 1;
-                    tracing::warn!(institution = %institution.id, lesson = %l.record.id, %error,
-                        "confirmed lessons not posted; tried again next pass");
+        let unposted: Vec<&Lesson> = earned
+            .iter()
+            .filter(|l| !posted.contains(&l.client_id()))
+            .collect();
+        // An institution's earned lessons in one transaction, each with its
+        // own outcome (as group commit writes single requests): one the
+        // books refuse (hours exhausted) does not hold back the others.
+        let items = unposted
+            .iter()
+            .map(|l| Ok((consumption(&institution, l)?, None)))
+            .collect::<AppResult<Vec<_>>>()?;
+        for chunk in unposted.chunks(POST_CHUNK).zip(items.chunks(POST_CHUNK)) {
+            let (lessons, items) = chunk;
+            for (l, outcome) in lessons.iter().zip(store.execute_each(items).await?) {
+                match outcome.map_err(AppError::from) {
+                    Ok(_) => pass.posted += 1,
+                    Err(AppError::Refused { error, .. }) => {
+                        pass.not_posted += 1;
+                        tracing::warn!(institution = %institution.id, lesson = %l.record.id, %error,
+                            "confirmed lessons not posted; tried again next pass");
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
             }
         }
     }
