@@ -590,3 +590,60 @@ async fn a_retry_that_lost_its_claim_gets_the_first_attempts_entry(backend: Back
 }
 
 both!(a_retry_that_lost_its_claim_gets_the_first_attempts_entry);
+
+/// The service's store sends every single write (`Store::execute`: the
+/// releases, refund steps, lessons and outbox confirmations of the use
+/// cases, over HTTP and from the jobs) through group commit: with the
+/// writer held and a queue of one, a third write is refused at once as
+/// busy and changes nothing; let go, the two taken are written in order.
+async fn the_services_single_writes_all_go_through_group_commit(backend: Backend) {
+    let server = Server::start(backend).await;
+    jurisdictions(&server.store).await;
+    let a = institution(&server.store, "INS-A", "410922").await;
+    enrollment(&server.store, &a, "E-1", 40, 400_000).await;
+    let state = api::http::AppState::new(
+        server.store.clone(),
+        Config {
+            group: GroupSettings {
+                max_batch: 1,
+                max_wait: Duration::ZERO,
+                queue_depth: 1,
+                partitions: 1,
+            },
+            ..Config::default()
+        },
+    );
+    let hold = hold_writer(&server.store).await;
+    let mut futures: Vec<Pin<Box<dyn Future<Output = _> + Send>>> = Vec::new();
+    for n in 0..3u64 {
+        let store = state.store.clone();
+        futures.push(Box::pin(async move {
+            // One after another, so that the writer has taken the first
+            // (and waits on the hold) when the second is queued.
+            tokio::time::sleep(Duration::from_millis(200 * n)).await;
+            store
+                .execute(payment("INS-A", &format!("w-{n}"), "E-1", 100))
+                .await
+        }));
+    }
+    let ((), outcomes) = tokio::join!(
+        async {
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            drop(hold);
+        },
+        in_order(futures)
+    );
+    let refused = outcomes[2].as_ref().expect_err("the queue was full");
+    assert_eq!(refused.code(), "service_busy", "{refused}");
+    let seqs: Vec<i64> = outcomes[..2]
+        .iter()
+        .map(|o| o.as_ref().expect("taken").seq)
+        .collect();
+    assert_eq!(seqs, vec![1, 2]);
+    let entries = server.store.entries(&a, 0, 100).await.unwrap();
+    assert_eq!(entries.len(), 2, "the refused write changed nothing");
+    state.group.drain().await;
+    server.stop().await;
+}
+
+both!(the_services_single_writes_all_go_through_group_commit);

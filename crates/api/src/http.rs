@@ -83,12 +83,16 @@ impl AppState {
         config: Config,
         banks: crate::app::banks::BankDirectory,
     ) -> AppState {
+        let group = crate::app::group_commit::GroupCommit::start(store.clone(), config.group);
         AppState {
-            group: crate::app::group_commit::GroupCommit::start(store.clone(), config.group),
             tokens: Arc::new(auth::TokenCache::new(config.token_cache)),
             reads: store.clone(),
             replica: false,
-            store,
+            // Every single ledger write the service makes goes through
+            // group commit, not only the routes that keep their answer in
+            // the batch.
+            store: store.with_writer(Arc::new(group.clone())),
+            group,
             metrics: Arc::new(Metrics::default()),
             config: Arc::new(config),
             banks: Arc::new(banks),

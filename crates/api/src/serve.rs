@@ -237,6 +237,8 @@ pub async fn run(
         directory()?,
     );
     let group = state.group.clone();
+    // The jobs write through the service's group commit too.
+    let writes = state.store.clone();
     let state = match &reads {
         Some(replica) => state.with_reads(replica.clone()),
         None => state,
@@ -246,7 +248,7 @@ pub async fn run(
         let banks = directory()?;
         let metrics = state.metrics.clone();
         Some(tokio::spawn(jobs::run(
-            store.clone(),
+            writes,
             banks,
             jobs,
             Duration::from_secs(jobs_every_secs.max(1)),
@@ -278,12 +280,13 @@ pub async fn run(
         None => http::serve(listener, state, http::shutdown_signal()).await?,
     }
     crate::systemd::notify("STOPPING=1");
-    // The requests in flight are answered; what is still queued is written.
-    group.drain().await;
+    // The jobs stop first (their writes go through the group), then what
+    // is still queued is written.
     let _ = stop_jobs.send(true);
     if let Some(jobs) = jobs {
         let _ = jobs.await;
     }
+    group.drain().await;
     store.close().await;
     if let Some(replica) = reads {
         replica.close().await;

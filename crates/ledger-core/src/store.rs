@@ -135,6 +135,7 @@ mod webhooks;
 mod workflow;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use tracing::instrument;
@@ -184,6 +185,13 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// The writer's queue is full, or the service is stopping: nothing was
+    /// done; the same request may be sent again after `retry_after_secs`.
+    #[error("{detail}")]
+    Busy {
+        detail: String,
+        retry_after_secs: u64,
+    },
 }
 
 impl StoreError {
@@ -193,6 +201,7 @@ impl StoreError {
             StoreError::UnsupportedUrl { .. } => "unsupported_database_url",
             StoreError::Corrupt(_) => "corrupt_data",
             StoreError::Database(_) | StoreError::Migration(_) => "database_error",
+            StoreError::Busy { .. } => "service_busy",
         }
     }
 
@@ -219,6 +228,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Pooled<DB: sqlx::Database> {
     pool: sqlx::Pool<DB>,
     clock: Clock,
+    /// Where [`Store::execute`] sends single requests, when a service
+    /// gathers them into shared transactions (group commit).
+    writer: Option<Arc<dyn SingleWriter>>,
 }
 
 impl<DB: sqlx::Database> Clone for Pooled<DB> {
@@ -226,11 +238,31 @@ impl<DB: sqlx::Database> Clone for Pooled<DB> {
         Pooled {
             pool: self.pool.clone(),
             clock: self.clock.clone(),
+            writer: self.writer.clone(),
         }
     }
 }
 
+/// Writes single requests on a store's behalf: a group committer, which
+/// gathers concurrent callers' requests into one transaction and answers
+/// each with its own outcome (`Store::execute_each` on a store without a
+/// writer). [`Store::execute`] goes through it when one is attached.
+pub trait SingleWriter: Send + Sync {
+    fn write(
+        &self,
+        request: Request,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Entry>> + Send + '_>>;
+}
+
 impl<DB: sqlx::Database> Pooled<DB> {
+    pub(crate) fn new(pool: sqlx::Pool<DB>, clock: Clock) -> Pooled<DB> {
+        Pooled {
+            pool,
+            clock,
+            writer: None,
+        }
+    }
+
     pub fn pool(&self) -> &sqlx::Pool<DB> {
         &self.pool
     }
@@ -279,11 +311,20 @@ impl Store {
     /// demo tells its story through, on the story's own dates.
     pub fn with_clock(&self, clock: Clock) -> Store {
         match self {
-            Store::Postgres(s) => Store::Postgres(Pooled {
-                pool: s.pool.clone(),
-                clock,
-            }),
+            Store::Postgres(s) => Store::Postgres(Pooled { clock, ..s.clone() }),
             Store::Sqlite(s) => Store::Sqlite(s.with_clock(clock)),
+        }
+    }
+
+    /// The same store, its single requests ([`Store::execute`]) written by
+    /// `writer` (a group committer over this store without one).
+    pub fn with_writer(&self, writer: Arc<dyn SingleWriter>) -> Store {
+        match self {
+            Store::Postgres(s) => Store::Postgres(Pooled {
+                writer: Some(writer),
+                ..s.clone()
+            }),
+            Store::Sqlite(s) => Store::Sqlite(s.with_writer(writer)),
         }
     }
 
@@ -305,6 +346,9 @@ impl Store {
 
     /// Records one request (a batch of one).
     pub async fn execute(&self, request: Request) -> Result<Entry> {
+        if let Some(writer) = dispatch!(self, s => s.writer.clone()) {
+            return writer.write(request).await;
+        }
         let mut entries = self
             .execute_batch(vec![request])
             .await

@@ -184,6 +184,13 @@ impl From<StoreError> for AppError {
     fn from(error: StoreError) -> AppError {
         match error {
             StoreError::Rejected { index, error } => AppError::Refused { index, error },
+            StoreError::Busy {
+                detail,
+                retry_after_secs,
+            } => AppError::Busy {
+                detail,
+                retry_after_secs,
+            },
             other => AppError::Store(other),
         }
     }

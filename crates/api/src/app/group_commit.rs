@@ -7,7 +7,7 @@
 //! request keeps its own outcome (a refused one changes nothing and delays
 //! no other), and each caller hears its answer only after the commit.
 //!
-//! A full queue refuses at once ([`AppError::Busy`], which the HTTP API
+//! A full queue refuses at once (`service_busy`, which the HTTP API
 //! answers `503` with `Retry-After`): memory stays bounded. `drain` stops
 //! taking requests and lets the writers finish what is queued.
 
@@ -15,12 +15,12 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ledger_core::store::{EachOutcome, KeepWith};
+use ledger_core::store::{EachOutcome, KeepWith, SingleWriter};
 use ledger_core::{Entry, InstitutionId, Request, Store, StoreError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::app::{AppError, AppResult};
+use crate::app::AppResult;
 
 /// How batches are formed (`[group_commit]` in the configuration file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +108,10 @@ impl GroupCommit {
     /// partition, with the answer to keep for it (written with its entry);
     /// answers once the batch has committed.
     pub async fn record(&self, request: Request, keep: Option<KeepWith>) -> AppResult<Entry> {
+        Ok(self.submit(request, keep).await?)
+    }
+
+    async fn submit(&self, request: Request, keep: Option<KeepWith>) -> Result<Entry, StoreError> {
         if *self.inner.closing.borrow() {
             return Err(busy("the service is stopping"));
         }
@@ -126,7 +130,7 @@ impl GroupCommit {
                 mpsc::error::TrySendError::Closed(_) => busy("the service is stopping"),
             })?;
         match answer.await {
-            Ok(outcome) => Ok(outcome?),
+            Ok(outcome) => outcome,
             // The writer went away without answering (the runtime is
             // shutting down): whether it was written is unknown, and a
             // retry with the same key finds out.
@@ -153,8 +157,21 @@ impl GroupCommit {
     }
 }
 
-fn busy(detail: &str) -> AppError {
-    AppError::Busy {
+/// Every single request a store with this writer records
+/// ([`Store::execute`]: releases, refund steps, lessons, the outbox's
+/// confirmations, over HTTP and from the jobs) goes through group commit.
+impl SingleWriter for GroupCommit {
+    fn write(
+        &self,
+        request: Request,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Entry, StoreError>> + Send + '_>>
+    {
+        Box::pin(self.submit(request, None))
+    }
+}
+
+fn busy(detail: &str) -> StoreError {
+    StoreError::Busy {
         detail: detail.to_string(),
         retry_after_secs: RETRY_AFTER_SECS,
     }

@@ -381,7 +381,7 @@ impl PgStore {
             .max_connections(32)
             .connect_with(options)
             .await?;
-        Ok(Pooled { pool, clock })
+        Ok(Pooled::new(pool, clock))
     }
 
     /// A multi-host URL (see [`Hosts`]): the pool starts on the first
@@ -410,7 +410,7 @@ impl PgStore {
             .connect_with(hosts.options(current).clone())
             .await?;
         hosts.watch(pool.clone(), current);
-        Ok(Pooled { pool, clock })
+        Ok(Pooled::new(pool, clock))
     }
 
     pub async fn migrate(&self) -> Result<()> {

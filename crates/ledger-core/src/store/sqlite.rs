@@ -319,8 +319,22 @@ impl SqliteStore {
     pub(crate) fn with_clock(&self, clock: Clock) -> SqliteStore {
         SqliteStore {
             pooled: Pooled {
-                pool: self.pooled.pool.clone(),
                 clock,
+                ..self.pooled.clone()
+            },
+            file: self.file.clone(),
+        }
+    }
+
+    /// The same database and pool, its single requests written by `writer`.
+    pub(crate) fn with_writer(
+        &self,
+        writer: std::sync::Arc<dyn crate::store::SingleWriter>,
+    ) -> SqliteStore {
+        SqliteStore {
+            pooled: Pooled {
+                writer: Some(writer),
+                ..self.pooled.clone()
             },
             file: self.file.clone(),
         }
@@ -348,7 +362,7 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         Ok(SqliteStore {
-            pooled: Pooled { pool, clock },
+            pooled: Pooled::new(pool, clock),
             file,
         })
     }
