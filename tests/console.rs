@@ -1270,6 +1270,103 @@ async fn shoot(c: &Client, name: &str) {
     std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
 }
 
+/// axe.min.js of the pinned axe-core (scripts/axe-core fetches it from
+/// npm on first use, checked by its SHA-256), read once.
+fn axe_source() -> &'static str {
+    static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SOURCE.get_or_init(|| {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/axe-core");
+        let out = Command::new(&script)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/axe-core");
+        assert!(out.status.success(), "scripts/axe-core failed");
+        let path = String::from_utf8(out.stdout).unwrap();
+        std::fs::read_to_string(path.trim()).unwrap()
+    })
+}
+
+/// axe-core's violations of WCAG 2 A and AA (2.0, 2.1 and 2.2) and of its
+/// best practices on the page the browser shows: (rule, impact, help,
+/// elements with what fails in each).
+async fn axe_violations(c: &Client) -> Vec<(String, String, String, Vec<String>)> {
+    c.execute(&format!("{}\nreturn true;", axe_source()), vec![])
+        .await
+        .unwrap();
+    let found = c
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+            axe.run(document, {
+                runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice']},
+                resultTypes: ['violations'],
+            }).then(r => done(r.violations.map(v => ({
+                id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary),
+            })))).catch(e => done([{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}]));"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("").replace('\n', " ");
+    found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                text(&v["id"]),
+                text(&v["impact"]),
+                text(&v["help"]),
+                v["nodes"].as_array().unwrap().iter().map(text).collect(),
+            )
+        })
+        .collect()
+}
+
+/// The accessibility pass of the page the browser shows: every violation
+/// axe-core finds is printed; one of impact serious or critical fails the
+/// test with its rule, help and elements.
+async fn axe(c: &Client, page: &str) {
+    let mut grave = Vec::new();
+    for (id, impact, help, nodes) in axe_violations(c).await {
+        let line = format!(
+            "{page}: {id} ({impact}): {help}\n    {}",
+            nodes.join("\n    ")
+        );
+        eprintln!("axe: {line}");
+        if matches!(impact.as_str(), "serious" | "critical") {
+            grave.push(line);
+        }
+    }
+    assert!(
+        grave.is_empty(),
+        "accessibility violations (axe-core, WCAG 2 A/AA):\n{}",
+        grave.join("\n")
+    );
+}
+
+/// The pass sees what it should: an unlabelled field and text too faint
+/// to read, added to the page, are reported as serious or worse.
+async fn axe_sees_a_faulty_page(c: &Client) {
+    c.execute(
+        "document.querySelector('main').insertAdjacentHTML('beforeend', \
+         '<input type=\"text\" name=\"x\"><p style=\"color:#ddd;background:#fff\">faint</p>'); \
+         return true;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let found = axe_violations(c).await;
+    for rule in ["label", "color-contrast"] {
+        assert!(
+            found.iter().any(|(id, impact, _, _)| id == rule
+                && matches!(impact.as_str(), "serious" | "critical")),
+            "axe-core missed {rule}: {found:?}"
+        );
+    }
+    c.refresh().await.unwrap();
+}
+
 async fn sign_in_in_browser(c: &Client, base: &str, login: &str, password: &str) {
     c.goto(&format!("{base}/sign-in")).await.unwrap();
     c.find(Locator::Id("login"))
@@ -1300,6 +1397,8 @@ async fn officer_walk(server: &Server, c: &Client) {
     let label = c.find(Locator::Css("label[for=login]")).await.unwrap();
     assert_eq!(label.text().await.unwrap().trim(), "账号");
     shoot(c, "01-sign-in").await;
+    axe(c, "sign-in").await;
+    axe_sees_a_faulty_page(c).await;
 
     sign_in_in_browser(c, base, "wang", PASSWORD).await;
     c.wait()
@@ -1325,6 +1424,7 @@ async fn officer_walk(server: &Server, c: &Client) {
         assert_eq!(row.attr("class").await.unwrap().as_deref(), Some("green"));
     }
     shoot(c, "02-overview").await;
+    axe(c, "overview").await;
 
     // Search by licence number.
     let q = c.find(Locator::Id("q")).await.unwrap();
@@ -1375,6 +1475,7 @@ async fn officer_walk(server: &Server, c: &Client) {
         .unwrap();
     assert_eq!(h1, "Golden Path Education");
     shoot(c, "03-institution").await;
+    axe(c, "institution").await;
     let chart = c.find(Locator::Css("figure#chart")).await.unwrap();
     std::fs::write(
         screenshots().join("03a-chart.png"),
@@ -1451,6 +1552,7 @@ async fn officer_walk(server: &Server, c: &Client) {
         .unwrap();
     assert_eq!(first_cell, "1");
     shoot(c, "03b-entries").await;
+    axe(c, "entries").await;
     c.back().await.unwrap();
     c.wait()
         .for_element(Locator::Css("table#alerts"))
@@ -1479,6 +1581,7 @@ async fn officer_walk(server: &Server, c: &Client) {
         "the evidence link reaches its bank line"
     );
     shoot(c, "04-bank-line").await;
+    axe(c, "bank lines").await;
 
     // Acknowledge the first open alert.
     c.back().await.unwrap();
@@ -1539,6 +1642,7 @@ async fn officer_walk(server: &Server, c: &Client) {
         .unwrap();
     assert!(h1.contains("Jurisdiction overview"), "{h1}");
     shoot(c, "05-overview-en").await;
+    axe(c, "overview (English)").await;
 
     // Signing out.
     c.find(Locator::Css("header form button"))
@@ -1598,6 +1702,7 @@ async fn refund_walk(server: &Server, c: &Client) {
     assert!(text.contains("¥100.00"), "{text}");
     assert!(text.contains("officer wang"), "{text}");
     shoot(c, "06-decisions").await;
+    axe(c, "decisions").await;
     row.find(Locator::Css("button[type=submit]"))
         .await
         .unwrap()
@@ -1683,6 +1788,7 @@ async fn notice_walk(server: &Server, c: &Client, clock: &ledger_core::store::Cl
     );
     assert!(article.contains("30,000元退回"), "{article}");
     shoot(c, "07-notice").await;
+    axe(c, "notice").await;
     // The alert it answers now waits for rectification by that date.
     let alerts = server
         .store
@@ -1739,6 +1845,7 @@ async fn notice_walk(server: &Server, c: &Client, clock: &ledger_core::store::Cl
         .unwrap();
     assert!(banner.contains('1'), "{banner}");
     shoot(c, "08-notices-overdue").await;
+    axe(c, "notices").await;
 
     // The institution's answer, recorded: no longer overdue.
     c.find(Locator::LinkText(&format!("410922教整〔{year}〕1号")))
@@ -1820,6 +1927,87 @@ async fn lists_walk(server: &Server, c: &Client) {
         .unwrap()
         .is_empty());
     shoot(c, "09-public-lists").await;
+    axe(c, "public lists").await;
+}
+
+/// The element `css` once it shows, within 20 s.
+async fn shown(c: &Client, css: &str) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} did not show within 20 s: {e}"))
+}
+
+/// A developer tries a call in /docs (Swagger UI, served from the binary):
+/// authorizes with a bearer token, executes GET /v1/institutions and sees
+/// its 200 answer with the county's institutions.
+async fn docs_walk(server: &Server, c: &Client) {
+    let token = server
+        .token(Role::Officer, Scope::Jurisdiction(code("410922")))
+        .await;
+    c.goto(&format!("{}/docs", server.base)).await.unwrap();
+    shown(c, ".swagger-ui .information-container .title").await;
+    shown(c, ".scheme-container button.authorize")
+        .await
+        .click()
+        .await
+        .unwrap();
+    shown(c, ".dialog-ux .auth-container input")
+        .await
+        .send_keys(&token)
+        .await
+        .unwrap();
+    shown(c, ".dialog-ux .auth-btn-wrapper button.authorize")
+        .await
+        .click()
+        .await
+        .unwrap();
+    shown(c, ".dialog-ux button.btn-done")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let operation = ".opblock-get:has(.opblock-summary-path[data-path='/v1/institutions'])";
+    shown(c, &format!("{operation} .opblock-summary-control"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    shown(c, &format!("{operation} button.execute"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    let status = shown(
+        c,
+        &format!("{operation} .live-responses-table .response .response-col_status"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(status.trim(), "200", "GET /v1/institutions from /docs");
+    let body = shown(
+        c,
+        &format!("{operation} .live-responses-table .response-col_description pre"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(body.contains("INS-410922-004"), "{body}");
+    assert!(
+        !body.contains("INS-420922-001"),
+        "the token's county only: {body}"
+    );
+    c.execute(
+        "document.querySelector(arguments[0]).scrollIntoView({block: 'center'}); return true;",
+        vec![serde_json::json!(format!("{operation} .live-responses-table"))],
+    )
+    .await
+    .unwrap();
+    shoot(c, "10-docs-try-a-call").await;
 }
 
 #[tokio::test]
@@ -1833,6 +2021,7 @@ async fn an_officer_finds_the_institution_at_risk_and_its_bank_line_in_chromium(
         refund_walk(&server, &c).await;
         notice_walk(&server, &c, &clock).await;
         lists_walk(&server, &c).await;
+        docs_walk(&server, &c).await;
     })
     .await;
     let _ = c.close().await;
