@@ -741,6 +741,232 @@ async fn the_overview_and_the_alerts_export_as_csv_for_excel(backend: Backend) {
     server.stop().await;
 }
 
+/// A download's body, after a UTF-8 BOM check for CSV: (header, rows).
+fn csv_table(bytes: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
+    assert_eq!(&bytes[..3], b"\xEF\xBB\xBF", "a UTF-8 BOM for Excel");
+    let mut r = csv::Reader::from_reader(&bytes[3..]);
+    let header = r.headers().unwrap().iter().map(String::from).collect();
+    let rows = r
+        .records()
+        .map(|x| x.unwrap().iter().map(String::from).collect())
+        .collect();
+    (header, rows)
+}
+
+/// The only sheet of a workbook, read back with calamine: (header, rows).
+fn xlsx_table(bytes: Vec<u8>, sheet: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    use calamine::Reader;
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+    assert_eq!(book.sheet_names(), [sheet]);
+    let range = book.worksheet_range(sheet).unwrap();
+    let mut cells: Vec<Vec<String>> = range
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    let header = cells.remove(0);
+    (header, cells)
+}
+
+impl Visitor {
+    /// A download: status, content type and body.
+    async fn download(&mut self, path: &str) -> (StatusCode, String, Vec<u8>) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let ty = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (status, ty, r.bytes().await.unwrap().to_vec())
+    }
+
+    /// An institution's export as CSV and as .xlsx, checked to hold the
+    /// same table: (header, rows).
+    async fn export(&mut self, id: &str, what: &str) -> (Vec<String>, Vec<Vec<String>>) {
+        let (status, ty, bytes) = self
+            .download(&format!("/institutions/{id}/export/{what}.csv"))
+            .await;
+        assert_eq!(
+            (status, ty.as_str()),
+            (StatusCode::OK, "text/csv; charset=utf-8")
+        );
+        let csv = csv_table(&bytes);
+        let (status, ty, bytes) = self
+            .download(&format!("/institutions/{id}/export/{what}.xlsx"))
+            .await;
+        assert_eq!(
+            (status, ty.as_str()),
+            (
+                StatusCode::OK,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            )
+        );
+        let sheet: String = format!("{id}-{what}").chars().take(31).collect();
+        assert_eq!(
+            xlsx_table(bytes, &sheet),
+            csv,
+            "{what}: the workbook holds the CSV's table"
+        );
+        csv
+    }
+}
+
+both!(an_institutions_entries_balances_and_notices_export_for_excel);
+async fn an_institutions_entries_balances_and_notices_export_for_excel(backend: Backend) {
+    use api::app::rectification::{self, NoticeDraft};
+    let server = demo_server(backend).await;
+    let store = &server.store;
+    let golden_id = "INS-410922-004";
+    let golden = store
+        .institution(&ledger_core::InstitutionId::parse(golden_id).unwrap())
+        .await
+        .unwrap();
+    let today = api::app::jobs::today(store);
+    let notice = rectification::issue(
+        store,
+        &golden,
+        NoticeDraft {
+            alert_key: None,
+            finding: "监管账户资金不足,缺口 16.6 万元".into(),
+            required_action: "补足监管资金".into(),
+            due_on: today + chrono::Days::new(10),
+        },
+        "王丽",
+        today,
+    )
+    .await
+    .unwrap();
+    let token = server
+        .token(Role::Officer, Scope::Jurisdiction(code("410922")))
+        .await;
+    let mut v = Visitor::new(&server);
+    let (status, _, _) = v
+        .download(&format!("/institutions/{golden_id}/export/balances.csv"))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "no export without signing in"
+    );
+    assert_eq!(v.sign_in("wang", PASSWORD).await, StatusCode::SEE_OTHER);
+
+    // Balances: every account's figures as the API answers them.
+    let (header, rows) = v.export(golden_id, "balances").await;
+    let (status, api) = server
+        .get(&token, &format!("/v1/institutions/{golden_id}/balances"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let accounts = api["accounts"].as_array().unwrap();
+    assert_eq!(rows.len(), accounts.len());
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    for a in accounts {
+        let row = rows
+            .iter()
+            .find(|r| r[col("account")] == a["account"].as_str().unwrap())
+            .unwrap_or_else(|| panic!("{a} missing from {rows:?}"));
+        for field in ["balance", "available", "posted_debits", "posted_credits"] {
+            assert_eq!(
+                row[col(field)],
+                a[field].as_str().unwrap(),
+                "{field} of {a}"
+            );
+        }
+    }
+    assert!(
+        rows.iter().any(|r| r[col("balance")] != "0.00"),
+        "the demo's books are not empty: {rows:?}"
+    );
+
+    // Entries: one row per posting, every posting the API lists.
+    let (header, rows) = v.export(golden_id, "entries").await;
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let exported: Vec<(String, String, String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r[col("seq")].clone(),
+                r[col("account")].clone(),
+                r[col("side")].clone(),
+                r[col("amount")].clone(),
+            )
+        })
+        .collect();
+    let mut listed = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = server
+            .get(
+                &token,
+                &format!("/v1/institutions/{golden_id}/entries?limit=500{cursor}"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        for e in page["items"].as_array().unwrap() {
+            for p in e["postings"].as_array().unwrap() {
+                listed.push((
+                    e["seq"].to_string(),
+                    p["account"].as_str().unwrap().to_string(),
+                    p["side"].as_str().unwrap().to_string(),
+                    p["amount"].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert!(listed.len() > 10, "{listed:?}");
+    assert_eq!(
+        exported, listed,
+        "the export's postings are the API's, in order"
+    );
+
+    // Notices: the one issued, with its finding and due date.
+    let (header, rows) = v.export(golden_id, "notices").await;
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0][col("notice_no")], notice.record.notice_no);
+    assert_eq!(rows[0][col("finding")], "监管账户资金不足,缺口 16.6 万元");
+    assert_eq!(
+        rows[0][col("due_on")],
+        (today + chrono::Days::new(10)).to_string()
+    );
+    assert_eq!(rows[0][col("overdue")], "false");
+    let (header, rows) = v.export("INS-410922-001", "notices").await;
+    assert_eq!(
+        (header.len(), rows.len()),
+        (13, 0),
+        "another school's notices are not this one's"
+    );
+
+    // The institution page links every export.
+    let (_, page) = v.get(&format!("/institutions/{golden_id}")).await;
+    for what in ["entries", "balances", "notices"] {
+        for ext in ["xlsx", "csv"] {
+            let link = format!("href=\"/institutions/{golden_id}/export/{what}.{ext}\"");
+            assert!(page.contains(&link), "{link}");
+        }
+    }
+    // Another county's school, an unknown table, an unknown format: 404.
+    for path in [
+        "/institutions/INS-420922-001/export/entries.csv",
+        "/institutions/INS-410922-004/export/secrets.csv",
+        "/institutions/INS-410922-004/export/entries.pdf",
+        "/institutions/INS-410922-004/export/entries",
+    ] {
+        let (status, _, _) = v.download(path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+    server.stop().await;
+}
+
 both!(coverage_is_one_figure_on_the_command_line_the_api_the_console_and_in_risk);
 async fn coverage_is_one_figure_on_the_command_line_the_api_the_console_and_in_risk(
     backend: Backend,
@@ -2003,7 +2229,9 @@ async fn docs_walk(server: &Server, c: &Client) {
     );
     c.execute(
         "document.querySelector(arguments[0]).scrollIntoView({block: 'center'}); return true;",
-        vec![serde_json::json!(format!("{operation} .live-responses-table"))],
+        vec![serde_json::json!(format!(
+            "{operation} .live-responses-table"
+        ))],
     )
     .await
     .unwrap();

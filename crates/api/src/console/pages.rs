@@ -1413,7 +1413,9 @@ fn xlsx_download(name: &str, rows: Vec<Vec<String>>) -> Response {
     let written = (|| {
         let mut book = Workbook::new();
         let sheet = book.add_worksheet();
-        sheet.set_name(name)?;
+        // Excel refuses a sheet name over 31 characters; the file keeps
+        // the whole name.
+        sheet.set_name(name.chars().take(31).collect::<String>())?;
         let bold = Format::new().set_bold();
         for (r, row) in rows.iter().enumerate() {
             let r = u32::try_from(r).unwrap_or(u32::MAX);
@@ -1571,6 +1573,110 @@ async fn alerts_export(
         ]);
     }
     download(sheet, "alerts", out)
+}
+
+/// One institution's entries (a row per posting), balances or rectification
+/// notices, as `/institutions/{id}/export/{what}.{csv|xlsx}`. Entries and
+/// balances are the API's own tables (the same rows as its `format=csv`
+/// answers), so a spreadsheet and the API never disagree.
+pub async fn institution_export(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Path((id, file)): Path<(String, String)>,
+) -> Response {
+    use crate::http::views::{BalancesView, EntryView};
+    let lang = lang(&headers, None);
+    let sheet = match file.rsplit_once('.') {
+        Some((_, "csv")) => Sheet::Csv,
+        Some((_, "xlsx")) => Sheet::Xlsx,
+        _ => return not_found(lang),
+    };
+    let what = file.rsplit_once('.').map_or("", |(w, _)| w);
+    let s = match signed(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let institution = match visible(&state, &s, &id).await {
+        Ok(i) => i,
+        Err(e) => return failure(lang, &e),
+    };
+    let rows = match what {
+        "entries" => crate::app::reconcile::all_entries(&state.store, &institution.id)
+            .await
+            .map(|entries| {
+                EntryView::table(&entries.iter().map(EntryView::from).collect::<Vec<_>>())
+            }),
+        "balances" => state
+            .store
+            .balance_sheets(std::slice::from_ref(&institution))
+            .await
+            .map_err(AppError::from)
+            .and_then(|sheets| {
+                sheets
+                    .get(&institution.id)
+                    .map(|sheet| BalancesView::from(sheet).table())
+                    .ok_or_else(|| AppError::not_found("page"))
+            }),
+        "notices" => {
+            let today = crate::app::jobs::today(&state.store);
+            crate::app::rectification::all(&state.store, today)
+                .await
+                .map(|all| notices_table(&institution, &all))
+        }
+        _ => return not_found(lang),
+    };
+    match rows {
+        Ok(rows) => download(sheet, &format!("{}-{what}", institution.id), rows),
+        Err(e) => failure(lang, &e),
+    }
+}
+
+/// An institution's rectification notices, oldest first, with their latest
+/// answer.
+fn notices_table(
+    institution: &Institution,
+    all: &[crate::app::rectification::Notice],
+) -> Vec<Vec<String>> {
+    let mut rows = vec![[
+        "notice_no",
+        "institution",
+        "name",
+        "alert",
+        "finding",
+        "required_action",
+        "due_on",
+        "issued_by",
+        "issued_at",
+        "overdue",
+        "answers",
+        "last_answer",
+        "last_answered_at",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for n in all
+        .iter()
+        .filter(|n| n.record.institution_id == institution.id.as_str())
+    {
+        let r = &n.record;
+        let last = n.answers.last();
+        rows.push(vec![
+            r.notice_no.clone(),
+            institution.id.to_string(),
+            institution.name.clone(),
+            r.alert_key.clone().unwrap_or_default(),
+            r.finding.clone(),
+            r.required_action.clone(),
+            r.due_on.to_string(),
+            r.issued_by.clone(),
+            r.issued_at.to_rfc3339(),
+            n.overdue.to_string(),
+            n.answers.len().to_string(),
+            last.map(|a| a.answer.clone()).unwrap_or_default(),
+            last.map(|a| a.recorded_at.to_rfc3339()).unwrap_or_default(),
+        ]);
+    }
+    rows
 }
 
 /// Coverage in basis points for display (`None`: unconfirmed, nothing owed).

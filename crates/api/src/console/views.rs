@@ -239,6 +239,7 @@ pub fn institution(
         p { (lang.t("许可证号", "Licence")) ": " (licence_no) " · " (id) " · "
             a href={ "/institutions/" (id) "/bank-lines" } { (lang.t("银行流水", "Bank lines")) } " · "
             a href={ "/institutions/" (id) "/entries" } { (lang.t("账簿分录", "Ledger entries")) } }
+        (institution_exports(lang, id))
         h2 { (lang.t("资金情况", "Figures")) }
         dl.figures {
             (fig(lang.t("应退家长", "Owed to families"), yuan(figures.owed)))
@@ -358,10 +359,30 @@ pub struct EntryRow {
     pub postings: Vec<String>,
 }
 
+/// Links to an institution's entries, balances and notices as Excel and
+/// as CSV.
+fn institution_exports(lang: Lang, id: &str) -> Markup {
+    let files = [
+        ("entries", lang.t("分录", "entries")),
+        ("balances", lang.t("余额", "balances")),
+        ("notices", lang.t("整改通知书", "notices")),
+    ];
+    html! {
+        p.noprint.exports { (lang.t("导出:", "Export: "))
+            @for (n, (what, words)) in files.iter().enumerate() {
+                @if n > 0 { " · " }
+                a href={ "/institutions/" (id) "/export/" (what) ".xlsx" } { (words) " Excel" } " · "
+                a href={ "/institutions/" (id) "/export/" (what) ".csv" } { (words) " CSV" }
+            }
+        }
+    }
+}
+
 pub fn entries(lang: Lang, id: &str, name: &str, rows: &[EntryRow]) -> Markup {
     html! {
         p.noprint { a href={ "/institutions/" (id) } { "← " (name) } }
         h1 { (name) " · " (lang.t("账簿分录", "Ledger entries")) }
+        (institution_exports(lang, id))
         table #entries {
             thead { tr {
                 th scope="col" { (lang.t("序号", "Seq")) }
