@@ -1717,6 +1717,33 @@ async fn officer_walk(server: &Server, c: &Client) {
         .await
         .unwrap_or_else(|_| panic!("no {series} line in the chart"));
     }
+    // Its axes: a yuan scale from ¥0 with thousands separators, dates
+    // beneath, and the bank's last closing written at the end of its line.
+    let mut ticks = Vec::new();
+    for t in c
+        .find_all(Locator::Css("figure#chart svg text.tick"))
+        .await
+        .unwrap()
+    {
+        ticks.push(t.text().await.unwrap());
+    }
+    assert!(ticks.contains(&"¥0".to_string()), "{ticks:?}");
+    assert!(
+        ticks.iter().any(|t| t.starts_with('¥') && t.contains(',')),
+        "{ticks:?}"
+    );
+    assert!(
+        ticks.iter().filter(|t| t.ends_with('日')).count() >= 3,
+        "{ticks:?}"
+    );
+    let bank_end = c
+        .find(Locator::Css("figure#chart svg text.end.bank"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(bank_end, "银行 ¥7,483.32", "the escrow account's last closing");
     assert!(!c
         .find_all(Locator::Css("figure#chart svg rect.inflow"))
         .await
