@@ -1743,7 +1743,10 @@ async fn officer_walk(server: &Server, c: &Client) {
         .text()
         .await
         .unwrap();
-    assert_eq!(bank_end, "银行 ¥7,483.32", "the escrow account's last closing");
+    assert_eq!(
+        bank_end, "银行 ¥7,483.32",
+        "the escrow account's last closing"
+    );
     assert!(!c
         .find_all(Locator::Css("figure#chart svg rect.inflow"))
         .await
