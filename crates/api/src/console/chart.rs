@@ -10,6 +10,7 @@ use ledger_core::domain::history::DayPoint;
 use maud::{html, Markup};
 
 use crate::console::format::{date, yuan};
+use crate::console::views::{col, num, thead};
 use crate::console::Lang;
 
 const WIDTH: i64 = 760;
@@ -241,14 +242,14 @@ pub fn chart(lang: Lang, points: &[DayPoint]) -> Markup {
             details {
                 summary { (lang.t("逐日数据表", "The figures as a table")) }
                 table #chart-table {
-                    thead { tr {
-                        th scope="col" { (lang.t("日期", "Date")) }
-                        th.num scope="col" { (lang.t("应退家长", "Owed")) }
-                        th.num scope="col" { (lang.t("账簿监管余额", "Escrow (books)")) }
-                        th.num scope="col" { (lang.t("银行日终余额", "Bank closing")) }
-                        th.num scope="col" { (lang.t("流入", "In")) }
-                        th.num scope="col" { (lang.t("流出", "Out")) }
-                    } }
+                    (thead(lang, &[
+                        col("日期", "Date"),
+                        num("应退家长", "Owed"),
+                        num("账簿监管余额", "Escrow (books)"),
+                        num("银行日终余额", "Bank closing"),
+                        num("流入", "In"),
+                        num("流出", "Out"),
+                    ]))
                     tbody {
                         @for p in points.iter().rev() {
                             tr {
