@@ -741,6 +741,232 @@ async fn the_overview_and_the_alerts_export_as_csv_for_excel(backend: Backend) {
     server.stop().await;
 }
 
+/// A download's body, after a UTF-8 BOM check for CSV: (header, rows).
+fn csv_table(bytes: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
+    assert_eq!(&bytes[..3], b"\xEF\xBB\xBF", "a UTF-8 BOM for Excel");
+    let mut r = csv::Reader::from_reader(&bytes[3..]);
+    let header = r.headers().unwrap().iter().map(String::from).collect();
+    let rows = r
+        .records()
+        .map(|x| x.unwrap().iter().map(String::from).collect())
+        .collect();
+    (header, rows)
+}
+
+/// The only sheet of a workbook, read back with calamine: (header, rows).
+fn xlsx_table(bytes: Vec<u8>, sheet: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    use calamine::Reader;
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+    assert_eq!(book.sheet_names(), [sheet]);
+    let range = book.worksheet_range(sheet).unwrap();
+    let mut cells: Vec<Vec<String>> = range
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    let header = cells.remove(0);
+    (header, cells)
+}
+
+impl Visitor {
+    /// A download: status, content type and body.
+    async fn download(&mut self, path: &str) -> (StatusCode, String, Vec<u8>) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let ty = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (status, ty, r.bytes().await.unwrap().to_vec())
+    }
+
+    /// An institution's export as CSV and as .xlsx, checked to hold the
+    /// same table: (header, rows).
+    async fn export(&mut self, id: &str, what: &str) -> (Vec<String>, Vec<Vec<String>>) {
+        let (status, ty, bytes) = self
+            .download(&format!("/institutions/{id}/export/{what}.csv"))
+            .await;
+        assert_eq!(
+            (status, ty.as_str()),
+            (StatusCode::OK, "text/csv; charset=utf-8")
+        );
+        let csv = csv_table(&bytes);
+        let (status, ty, bytes) = self
+            .download(&format!("/institutions/{id}/export/{what}.xlsx"))
+            .await;
+        assert_eq!(
+            (status, ty.as_str()),
+            (
+                StatusCode::OK,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            )
+        );
+        let sheet: String = format!("{id}-{what}").chars().take(31).collect();
+        assert_eq!(
+            xlsx_table(bytes, &sheet),
+            csv,
+            "{what}: the workbook holds the CSV's table"
+        );
+        csv
+    }
+}
+
+both!(an_institutions_entries_balances_and_notices_export_for_excel);
+async fn an_institutions_entries_balances_and_notices_export_for_excel(backend: Backend) {
+    use api::app::rectification::{self, NoticeDraft};
+    let server = demo_server(backend).await;
+    let store = &server.store;
+    let golden_id = "INS-410922-004";
+    let golden = store
+        .institution(&ledger_core::InstitutionId::parse(golden_id).unwrap())
+        .await
+        .unwrap();
+    let today = api::app::jobs::today(store);
+    let notice = rectification::issue(
+        store,
+        &golden,
+        NoticeDraft {
+            alert_key: None,
+            finding: "监管账户资金不足,缺口 16.6 万元".into(),
+            required_action: "补足监管资金".into(),
+            due_on: today + chrono::Days::new(10),
+        },
+        "王丽",
+        today,
+    )
+    .await
+    .unwrap();
+    let token = server
+        .token(Role::Officer, Scope::Jurisdiction(code("410922")))
+        .await;
+    let mut v = Visitor::new(&server);
+    let (status, _, _) = v
+        .download(&format!("/institutions/{golden_id}/export/balances.csv"))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "no export without signing in"
+    );
+    assert_eq!(v.sign_in("wang", PASSWORD).await, StatusCode::SEE_OTHER);
+
+    // Balances: every account's figures as the API answers them.
+    let (header, rows) = v.export(golden_id, "balances").await;
+    let (status, api) = server
+        .get(&token, &format!("/v1/institutions/{golden_id}/balances"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let accounts = api["accounts"].as_array().unwrap();
+    assert_eq!(rows.len(), accounts.len());
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    for a in accounts {
+        let row = rows
+            .iter()
+            .find(|r| r[col("account")] == a["account"].as_str().unwrap())
+            .unwrap_or_else(|| panic!("{a} missing from {rows:?}"));
+        for field in ["balance", "available", "posted_debits", "posted_credits"] {
+            assert_eq!(
+                row[col(field)],
+                a[field].as_str().unwrap(),
+                "{field} of {a}"
+            );
+        }
+    }
+    assert!(
+        rows.iter().any(|r| r[col("balance")] != "0.00"),
+        "the demo's books are not empty: {rows:?}"
+    );
+
+    // Entries: one row per posting, every posting the API lists.
+    let (header, rows) = v.export(golden_id, "entries").await;
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let exported: Vec<(String, String, String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r[col("seq")].clone(),
+                r[col("account")].clone(),
+                r[col("side")].clone(),
+                r[col("amount")].clone(),
+            )
+        })
+        .collect();
+    let mut listed = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = server
+            .get(
+                &token,
+                &format!("/v1/institutions/{golden_id}/entries?limit=500{cursor}"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        for e in page["items"].as_array().unwrap() {
+            for p in e["postings"].as_array().unwrap() {
+                listed.push((
+                    e["seq"].to_string(),
+                    p["account"].as_str().unwrap().to_string(),
+                    p["side"].as_str().unwrap().to_string(),
+                    p["amount"].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert!(listed.len() > 10, "{listed:?}");
+    assert_eq!(
+        exported, listed,
+        "the export's postings are the API's, in order"
+    );
+
+    // Notices: the one issued, with its finding and due date.
+    let (header, rows) = v.export(golden_id, "notices").await;
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0][col("notice_no")], notice.record.notice_no);
+    assert_eq!(rows[0][col("finding")], "监管账户资金不足,缺口 16.6 万元");
+    assert_eq!(
+        rows[0][col("due_on")],
+        (today + chrono::Days::new(10)).to_string()
+    );
+    assert_eq!(rows[0][col("overdue")], "false");
+    let (header, rows) = v.export("INS-410922-001", "notices").await;
+    assert_eq!(
+        (header.len(), rows.len()),
+        (13, 0),
+        "another school's notices are not this one's"
+    );
+
+    // The institution page links every export.
+    let (_, page) = v.get(&format!("/institutions/{golden_id}")).await;
+    for what in ["entries", "balances", "notices"] {
+        for ext in ["xlsx", "csv"] {
+            let link = format!("href=\"/institutions/{golden_id}/export/{what}.{ext}\"");
+            assert!(page.contains(&link), "{link}");
+        }
+    }
+    // Another county's school, an unknown table, an unknown format: 404.
+    for path in [
+        "/institutions/INS-420922-001/export/entries.csv",
+        "/institutions/INS-410922-004/export/secrets.csv",
+        "/institutions/INS-410922-004/export/entries.pdf",
+        "/institutions/INS-410922-004/export/entries",
+    ] {
+        let (status, _, _) = v.download(path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+    server.stop().await;
+}
+
 both!(coverage_is_one_figure_on_the_command_line_the_api_the_console_and_in_risk);
 async fn coverage_is_one_figure_on_the_command_line_the_api_the_console_and_in_risk(
     backend: Backend,
@@ -1270,6 +1496,103 @@ async fn shoot(c: &Client, name: &str) {
     std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
 }
 
+/// axe.min.js of the pinned axe-core (scripts/axe-core fetches it from
+/// npm on first use, checked by its SHA-256), read once.
+fn axe_source() -> &'static str {
+    static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SOURCE.get_or_init(|| {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/axe-core");
+        let out = Command::new(&script)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/axe-core");
+        assert!(out.status.success(), "scripts/axe-core failed");
+        let path = String::from_utf8(out.stdout).unwrap();
+        std::fs::read_to_string(path.trim()).unwrap()
+    })
+}
+
+/// axe-core's violations of WCAG 2 A and AA (2.0, 2.1 and 2.2) and of its
+/// best practices on the page the browser shows: (rule, impact, help,
+/// elements with what fails in each).
+async fn axe_violations(c: &Client) -> Vec<(String, String, String, Vec<String>)> {
+    c.execute(&format!("{}\nreturn true;", axe_source()), vec![])
+        .await
+        .unwrap();
+    let found = c
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+            axe.run(document, {
+                runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice']},
+                resultTypes: ['violations'],
+            }).then(r => done(r.violations.map(v => ({
+                id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary),
+            })))).catch(e => done([{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}]));"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("").replace('\n', " ");
+    found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                text(&v["id"]),
+                text(&v["impact"]),
+                text(&v["help"]),
+                v["nodes"].as_array().unwrap().iter().map(text).collect(),
+            )
+        })
+        .collect()
+}
+
+/// The accessibility pass of the page the browser shows: every violation
+/// axe-core finds is printed; one of impact serious or critical fails the
+/// test with its rule, help and elements.
+async fn axe(c: &Client, page: &str) {
+    let mut grave = Vec::new();
+    for (id, impact, help, nodes) in axe_violations(c).await {
+        let line = format!(
+            "{page}: {id} ({impact}): {help}\n    {}",
+            nodes.join("\n    ")
+        );
+        eprintln!("axe: {line}");
+        if matches!(impact.as_str(), "serious" | "critical") {
+            grave.push(line);
+        }
+    }
+    assert!(
+        grave.is_empty(),
+        "accessibility violations (axe-core, WCAG 2 A/AA):\n{}",
+        grave.join("\n")
+    );
+}
+
+/// The pass sees what it should: an unlabelled field and text too faint
+/// to read, added to the page, are reported as serious or worse.
+async fn axe_sees_a_faulty_page(c: &Client) {
+    c.execute(
+        "document.querySelector('main').insertAdjacentHTML('beforeend', \
+         '<input type=\"text\" name=\"x\"><p style=\"color:#ddd;background:#fff\">faint</p>'); \
+         return true;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let found = axe_violations(c).await;
+    for rule in ["label", "color-contrast"] {
+        assert!(
+            found.iter().any(|(id, impact, _, _)| id == rule
+                && matches!(impact.as_str(), "serious" | "critical")),
+            "axe-core missed {rule}: {found:?}"
+        );
+    }
+    c.refresh().await.unwrap();
+}
+
 async fn sign_in_in_browser(c: &Client, base: &str, login: &str, password: &str) {
     c.goto(&format!("{base}/sign-in")).await.unwrap();
     c.find(Locator::Id("login"))
@@ -1300,6 +1623,8 @@ async fn officer_walk(server: &Server, c: &Client) {
     let label = c.find(Locator::Css("label[for=login]")).await.unwrap();
     assert_eq!(label.text().await.unwrap().trim(), "账号");
     shoot(c, "01-sign-in").await;
+    axe(c, "sign-in").await;
+    axe_sees_a_faulty_page(c).await;
 
     sign_in_in_browser(c, base, "wang", PASSWORD).await;
     c.wait()
@@ -1325,6 +1650,7 @@ async fn officer_walk(server: &Server, c: &Client) {
         assert_eq!(row.attr("class").await.unwrap().as_deref(), Some("green"));
     }
     shoot(c, "02-overview").await;
+    axe(c, "overview").await;
 
     // Search by licence number.
     let q = c.find(Locator::Id("q")).await.unwrap();
@@ -1375,6 +1701,7 @@ async fn officer_walk(server: &Server, c: &Client) {
         .unwrap();
     assert_eq!(h1, "Golden Path Education");
     shoot(c, "03-institution").await;
+    axe(c, "institution").await;
     let chart = c.find(Locator::Css("figure#chart")).await.unwrap();
     std::fs::write(
         screenshots().join("03a-chart.png"),
@@ -1390,6 +1717,36 @@ async fn officer_walk(server: &Server, c: &Client) {
         .await
         .unwrap_or_else(|_| panic!("no {series} line in the chart"));
     }
+    // Its axes: a yuan scale from ¥0 with thousands separators, dates
+    // beneath, and the bank's last closing written at the end of its line.
+    let mut ticks = Vec::new();
+    for t in c
+        .find_all(Locator::Css("figure#chart svg text.tick"))
+        .await
+        .unwrap()
+    {
+        ticks.push(t.text().await.unwrap());
+    }
+    assert!(ticks.contains(&"¥0".to_string()), "{ticks:?}");
+    assert!(
+        ticks.iter().any(|t| t.starts_with('¥') && t.contains(',')),
+        "{ticks:?}"
+    );
+    assert!(
+        ticks.iter().filter(|t| t.ends_with('日')).count() >= 3,
+        "{ticks:?}"
+    );
+    let bank_end = c
+        .find(Locator::Css("figure#chart svg text.end.bank"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        bank_end, "银行 ¥7,483.32",
+        "the escrow account's last closing"
+    );
     assert!(!c
         .find_all(Locator::Css("figure#chart svg rect.inflow"))
         .await
@@ -1451,6 +1808,7 @@ async fn officer_walk(server: &Server, c: &Client) {
         .unwrap();
     assert_eq!(first_cell, "1");
     shoot(c, "03b-entries").await;
+    axe(c, "entries").await;
     c.back().await.unwrap();
     c.wait()
         .for_element(Locator::Css("table#alerts"))
@@ -1479,6 +1837,7 @@ async fn officer_walk(server: &Server, c: &Client) {
         "the evidence link reaches its bank line"
     );
     shoot(c, "04-bank-line").await;
+    axe(c, "bank lines").await;
 
     // Acknowledge the first open alert.
     c.back().await.unwrap();
@@ -1539,6 +1898,7 @@ async fn officer_walk(server: &Server, c: &Client) {
         .unwrap();
     assert!(h1.contains("Jurisdiction overview"), "{h1}");
     shoot(c, "05-overview-en").await;
+    axe(c, "overview (English)").await;
 
     // Signing out.
     c.find(Locator::Css("header form button"))
@@ -1598,6 +1958,7 @@ async fn refund_walk(server: &Server, c: &Client) {
     assert!(text.contains("¥100.00"), "{text}");
     assert!(text.contains("officer wang"), "{text}");
     shoot(c, "06-decisions").await;
+    axe(c, "decisions").await;
     row.find(Locator::Css("button[type=submit]"))
         .await
         .unwrap()
@@ -1683,6 +2044,7 @@ async fn notice_walk(server: &Server, c: &Client, clock: &ledger_core::store::Cl
     );
     assert!(article.contains("30,000元退回"), "{article}");
     shoot(c, "07-notice").await;
+    axe(c, "notice").await;
     // The alert it answers now waits for rectification by that date.
     let alerts = server
         .store
@@ -1739,6 +2101,7 @@ async fn notice_walk(server: &Server, c: &Client, clock: &ledger_core::store::Cl
         .unwrap();
     assert!(banner.contains('1'), "{banner}");
     shoot(c, "08-notices-overdue").await;
+    axe(c, "notices").await;
 
     // The institution's answer, recorded: no longer overdue.
     c.find(Locator::LinkText(&format!("410922教整〔{year}〕1号")))
@@ -1820,6 +2183,89 @@ async fn lists_walk(server: &Server, c: &Client) {
         .unwrap()
         .is_empty());
     shoot(c, "09-public-lists").await;
+    axe(c, "public lists").await;
+}
+
+/// The element `css` once it shows, within 20 s.
+async fn shown(c: &Client, css: &str) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} did not show within 20 s: {e}"))
+}
+
+/// A developer tries a call in /docs (Swagger UI, served from the binary):
+/// authorizes with a bearer token, executes GET /v1/institutions and sees
+/// its 200 answer with the county's institutions.
+async fn docs_walk(server: &Server, c: &Client) {
+    let token = server
+        .token(Role::Officer, Scope::Jurisdiction(code("410922")))
+        .await;
+    c.goto(&format!("{}/docs", server.base)).await.unwrap();
+    shown(c, ".swagger-ui .information-container .title").await;
+    shown(c, ".scheme-container button.authorize")
+        .await
+        .click()
+        .await
+        .unwrap();
+    shown(c, ".dialog-ux .auth-container input")
+        .await
+        .send_keys(&token)
+        .await
+        .unwrap();
+    shown(c, ".dialog-ux .auth-btn-wrapper button.authorize")
+        .await
+        .click()
+        .await
+        .unwrap();
+    shown(c, ".dialog-ux button.btn-done")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let operation = ".opblock-get:has(.opblock-summary-path[data-path='/v1/institutions'])";
+    shown(c, &format!("{operation} .opblock-summary-control"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    shown(c, &format!("{operation} button.execute"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    let status = shown(
+        c,
+        &format!("{operation} .live-responses-table .response .response-col_status"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(status.trim(), "200", "GET /v1/institutions from /docs");
+    let body = shown(
+        c,
+        &format!("{operation} .live-responses-table .response-col_description pre"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(body.contains("INS-410922-004"), "{body}");
+    assert!(
+        !body.contains("INS-420922-001"),
+        "the token's county only: {body}"
+    );
+    c.execute(
+        "document.querySelector(arguments[0]).scrollIntoView({block: 'center'}); return true;",
+        vec![serde_json::json!(format!(
+            "{operation} .live-responses-table"
+        ))],
+    )
+    .await
+    .unwrap();
+    shoot(c, "10-docs-try-a-call").await;
 }
 
 #[tokio::test]
@@ -1833,6 +2279,7 @@ async fn an_officer_finds_the_institution_at_risk_and_its_bank_line_in_chromium(
         refund_walk(&server, &c).await;
         notice_walk(&server, &c, &clock).await;
         lists_walk(&server, &c).await;
+        docs_walk(&server, &c).await;
     })
     .await;
     let _ = c.close().await;

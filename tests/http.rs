@@ -121,7 +121,36 @@ async fn operations_answer(backend: Backend) {
     for root in ["Reconciliation", "RecordedDays", "Suggestion", "RiskList"] {
         typed_all_the_way_down(&doc, root);
     }
+    // /docs is Swagger UI, every file of it served from the binary and
+    // pointed at this document.
     let (status, page) = send(server.request(Method::GET, None, "/docs")).await;
+    assert_eq!(status, StatusCode::OK);
+    let page = page.as_str().unwrap();
+    assert!(page.contains("swagger-ui"), "{page}");
+    assert!(!page.contains("https://"), "nothing fetched from elsewhere");
+    for (file, kind) in [
+        ("swagger-ui.css", "text/css"),
+        ("swagger-ui-bundle.js", "javascript"),
+        ("swagger-ui-standalone-preset.js", "javascript"),
+        ("swagger-initializer.js", "javascript"),
+    ] {
+        let r = server
+            .request(Method::GET, None, &format!("/docs/{file}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{file}");
+        let ty = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ty.contains(kind), "{file}: {ty}");
+        let text = r.text().await.unwrap();
+        assert!(text.len() > 100, "{file}");
+        if file == "swagger-initializer.js" {
+            assert!(text.contains("\"/openapi.json\""), "{text}");
+            assert!(text.contains("\"validatorUrl\": \"none\""), "{text}");
+        }
+    }
+    // The plain reference keeps every operation on one page.
+    let (status, page) = send(server.request(Method::GET, None, "/docs/reference")).await;
     assert_eq!(status, StatusCode::OK);
     let page = page.as_str().unwrap();
     assert!(page.contains("/v1/institutions/{id}/balances"));

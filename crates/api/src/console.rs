@@ -74,6 +74,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store, reads: Store) -> R
         .route("/institutions/{id}/bank-lines", get(pages::bank_lines))
         .route("/institutions/{id}/entries", get(pages::entries))
         .route(
+            "/institutions/{id}/export/{file}",
+            get(pages::institution_export),
+        )
+        .route(
             "/suggestions/{id}/{match_id}/decide",
             post(pages::decide_suggestion),
         )

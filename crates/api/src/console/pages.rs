@@ -219,14 +219,10 @@ pub async fn sign_out(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let lang = lang(&headers, None);
-    let s = match signed(&state, &headers).await {
-        Ok(s) => s,
+    let (lang, s) = match signed_form(&state, &headers, &form.csrf, None).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    if !same_token(&form.csrf, &s.csrf) {
-        return forbidden_form(lang);
-    }
     if let Err(e) = crate::app::officers::sign_out(&state.store, &s.session_id).await {
         return failure(lang, &e);
     }
@@ -334,11 +330,29 @@ pub async fn overview(
     )
 }
 
-/// The institution if the officer may see it; 404 otherwise (whether it
-/// exists elsewhere is not told).
-/// The start of every form posted about one institution: a signed-in
-/// officer, the form's CSRF token, the institution in the officer's scope,
-/// and the action allowed to the role (else 404, as a page out of scope).
+/// The start of every console form: a signed-in officer (else the sign-in
+/// page), the form's CSRF token (else 403), and, when `action` is given,
+/// that action allowed to the officer's role (else 404, as a page out of
+/// scope).
+async fn signed_form(
+    state: &ConsoleState,
+    headers: &HeaderMap,
+    csrf: &str,
+    action: Option<Action>,
+) -> Result<(Lang, Signed), Response> {
+    let lang = lang(headers, None);
+    let s = signed(state, headers).await?;
+    if !same_token(csrf, &s.csrf) {
+        return Err(forbidden_form(lang));
+    }
+    if action.is_some_and(|a| !permits(s.officer.role, a)) {
+        return Err(not_found(lang));
+    }
+    Ok((lang, s))
+}
+
+/// The start of every form posted about one institution: [`signed_form`]
+/// and the institution in the officer's scope (else 404).
 async fn institution_form(
     state: &ConsoleState,
     headers: &HeaderMap,
@@ -346,20 +360,48 @@ async fn institution_form(
     id: &str,
     action: Action,
 ) -> Result<(Lang, Signed, Institution), Response> {
-    let lang = lang(headers, None);
-    let s = signed(state, headers).await?;
-    if !same_token(csrf, &s.csrf) {
-        return Err(forbidden_form(lang));
-    }
+    let (lang, s) = signed_form(state, headers, csrf, Some(action)).await?;
     let institution = visible(state, &s, id)
         .await
         .map_err(|e| failure(lang, &e))?;
-    if !permits(s.officer.role, action) {
-        return Err(not_found(lang));
-    }
     Ok((lang, s, institution))
 }
 
+/// Whose a record is, for the officer's scope.
+enum Owner {
+    Institution(String),
+    Jurisdiction(ledger_core::JurisdictionCode),
+}
+
+/// The twin of [`institution_form`] for a form about a record (a refund,
+/// an approval awaiting a second officer): [`signed_form`], then the record
+/// `find` loads, 404 unless its owner is in the officer's scope.
+async fn record_form<T>(
+    state: &ConsoleState,
+    headers: &HeaderMap,
+    csrf: &str,
+    action: Action,
+    find: impl std::future::Future<Output = Result<T, AppError>>,
+    owner: impl FnOnce(&T) -> Owner,
+) -> Result<(Lang, Signed, T), Response> {
+    let (lang, s) = signed_form(state, headers, csrf, Some(action)).await?;
+    let record = find.await.map_err(|e| failure(lang, &e))?;
+    match owner(&record) {
+        Owner::Institution(id) => {
+            visible(state, &s, &id)
+                .await
+                .map_err(|e| failure(lang, &e))?;
+        }
+        Owner::Jurisdiction(code) if !s.officer.caller().sees_jurisdiction(&code) => {
+            return Err(not_found(lang));
+        }
+        Owner::Jurisdiction(_) => {}
+    }
+    Ok((lang, s, record))
+}
+
+/// The institution if the officer may see it; 404 otherwise (whether it
+/// exists elsewhere is not told).
 async fn visible(state: &ConsoleState, s: &Signed, id: &str) -> Result<Institution, AppError> {
     let id = InstitutionId::parse(id).map_err(|_| AppError::not_found("page"))?;
     let institution = match state.store.institution(&id).await {
@@ -843,24 +885,19 @@ pub async fn decide_refund(
     Path(id): Path<String>,
     Form(form): Form<DecisionForm>,
 ) -> Response {
-    let lang = lang(&headers, None);
-    let s = match signed(&state, &headers).await {
-        Ok(s) => s,
+    let (lang, s, refund) = match record_form(
+        &state,
+        &headers,
+        &form.csrf,
+        Action::ApproveRefund,
+        crate::app::refunds::find(&state.store, &id),
+        |r| Owner::Institution(r.institution.to_string()),
+    )
+    .await
+    {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    if !same_token(&form.csrf, &s.csrf) {
-        return forbidden_form(lang);
-    }
-    if !permits(s.officer.role, Action::ApproveRefund) {
-        return not_found(lang);
-    }
-    let refund = match crate::app::refunds::find(&state.store, &id).await {
-        Ok(r) => r,
-        Err(e) => return failure(lang, &e),
-    };
-    if let Err(e) = visible(&state, &s, refund.institution.as_str()).await {
-        return failure(lang, &e);
-    }
     let decision = match form.decision.as_str() {
         "approve" => crate::app::refunds::Decision::Approve,
         "decline" => crate::app::refunds::Decision::Decline,
@@ -1101,14 +1138,10 @@ pub async fn answer_notice(
     Path(no): Path<String>,
     Form(form): Form<AnswerForm>,
 ) -> Response {
-    let lang = lang(&headers, None);
-    let s = match signed(&state, &headers).await {
-        Ok(s) => s,
+    let (lang, s) = match signed_form(&state, &headers, &form.csrf, None).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    if !same_token(&form.csrf, &s.csrf) {
-        return forbidden_form(lang);
-    }
     if let Err(e) = visible_notice(&state, &s, &no).await {
         return failure(lang, &e);
     }
@@ -1413,7 +1446,9 @@ fn xlsx_download(name: &str, rows: Vec<Vec<String>>) -> Response {
     let written = (|| {
         let mut book = Workbook::new();
         let sheet = book.add_worksheet();
-        sheet.set_name(name)?;
+        // Excel refuses a sheet name over 31 characters; the file keeps
+        // the whole name.
+        sheet.set_name(name.chars().take(31).collect::<String>())?;
         let bold = Format::new().set_bold();
         for (r, row) in rows.iter().enumerate() {
             let r = u32::try_from(r).unwrap_or(u32::MAX);
@@ -1571,6 +1606,110 @@ async fn alerts_export(
         ]);
     }
     download(sheet, "alerts", out)
+}
+
+/// One institution's entries (a row per posting), balances or rectification
+/// notices, as `/institutions/{id}/export/{what}.{csv|xlsx}`. Entries and
+/// balances are the API's own tables (the same rows as its `format=csv`
+/// answers), so a spreadsheet and the API never disagree.
+pub async fn institution_export(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    Path((id, file)): Path<(String, String)>,
+) -> Response {
+    use crate::http::views::{BalancesView, EntryView};
+    let lang = lang(&headers, None);
+    let sheet = match file.rsplit_once('.') {
+        Some((_, "csv")) => Sheet::Csv,
+        Some((_, "xlsx")) => Sheet::Xlsx,
+        _ => return not_found(lang),
+    };
+    let what = file.rsplit_once('.').map_or("", |(w, _)| w);
+    let s = match signed(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let institution = match visible(&state, &s, &id).await {
+        Ok(i) => i,
+        Err(e) => return failure(lang, &e),
+    };
+    let rows = match what {
+        "entries" => crate::app::reconcile::all_entries(&state.store, &institution.id)
+            .await
+            .map(|entries| {
+                EntryView::table(&entries.iter().map(EntryView::from).collect::<Vec<_>>())
+            }),
+        "balances" => state
+            .store
+            .balance_sheets(std::slice::from_ref(&institution))
+            .await
+            .map_err(AppError::from)
+            .and_then(|sheets| {
+                sheets
+                    .get(&institution.id)
+                    .map(|sheet| BalancesView::from(sheet).table())
+                    .ok_or_else(|| AppError::not_found("page"))
+            }),
+        "notices" => {
+            let today = crate::app::jobs::today(&state.store);
+            crate::app::rectification::all(&state.store, today)
+                .await
+                .map(|all| notices_table(&institution, &all))
+        }
+        _ => return not_found(lang),
+    };
+    match rows {
+        Ok(rows) => download(sheet, &format!("{}-{what}", institution.id), rows),
+        Err(e) => failure(lang, &e),
+    }
+}
+
+/// An institution's rectification notices, oldest first, with their latest
+/// answer.
+fn notices_table(
+    institution: &Institution,
+    all: &[crate::app::rectification::Notice],
+) -> Vec<Vec<String>> {
+    let mut rows = vec![[
+        "notice_no",
+        "institution",
+        "name",
+        "alert",
+        "finding",
+        "required_action",
+        "due_on",
+        "issued_by",
+        "issued_at",
+        "overdue",
+        "answers",
+        "last_answer",
+        "last_answered_at",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for n in all
+        .iter()
+        .filter(|n| n.record.institution_id == institution.id.as_str())
+    {
+        let r = &n.record;
+        let last = n.answers.last();
+        rows.push(vec![
+            r.notice_no.clone(),
+            institution.id.to_string(),
+            institution.name.clone(),
+            r.alert_key.clone().unwrap_or_default(),
+            r.finding.clone(),
+            r.required_action.clone(),
+            r.due_on.to_string(),
+            r.issued_by.clone(),
+            r.issued_at.to_rfc3339(),
+            n.overdue.to_string(),
+            n.answers.len().to_string(),
+            last.map(|a| a.answer.clone()).unwrap_or_default(),
+            last.map(|a| a.recorded_at.to_rfc3339()).unwrap_or_default(),
+        ]);
+    }
+    rows
 }
 
 /// Coverage in basis points for display (`None`: unconfirmed, nothing owed).
@@ -1820,21 +1959,11 @@ pub async fn decide_suggestion(
     Path((id, match_id)): Path<(String, String)>,
     Form(form): Form<SuggestionForm>,
 ) -> Response {
-    let lang = lang(&headers, None);
-    let s = match signed(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if !same_token(&form.csrf, &s.csrf) {
-        return forbidden_form(lang);
-    }
-    if !permits(s.officer.role, Action::WorkAlerts) {
-        return not_found(lang);
-    }
-    let institution = match visible(&state, &s, &id).await {
-        Ok(i) => i,
-        Err(e) => return failure(lang, &e),
-    };
+    let (lang, s, institution) =
+        match institution_form(&state, &headers, &form.csrf, &id, Action::WorkAlerts).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
     let decision = match crate::app::reconcile::Decision::parse(&form.decision) {
         Ok(d) => d,
         Err(e) => return failure(lang, &e),
@@ -1874,24 +2003,20 @@ pub async fn decide_approval(
     Path(id): Path<String>,
     Form(form): Form<ApprovalForm>,
 ) -> Response {
-    let lang = lang(&headers, None);
-    let s = match signed(&state, &headers).await {
-        Ok(s) => s,
+    let (lang, s, approval) = match record_form(
+        &state,
+        &headers,
+        &form.csrf,
+        Action::Approve,
+        crate::app::approvals::find(&state.store, &id),
+        |a| Owner::Jurisdiction(a.jurisdiction.clone()),
+    )
+    .await
+    {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    if !same_token(&form.csrf, &s.csrf) {
-        return forbidden_form(lang);
-    }
-    if !permits(s.officer.role, Action::Approve) {
-        return not_found(lang);
-    }
-    let caller = s.officer.caller();
-    let approval = match crate::app::approvals::find(&state.store, &id).await {
-        Ok(a) if caller.sees_jurisdiction(&a.jurisdiction) => a,
-        Ok(_) => return not_found(lang),
-        Err(e) => return failure(lang, &e),
-    };
-    let by = crate::app::approvals::party(&caller);
+    let by = crate::app::approvals::party(&s.officer.caller());
     let done = match form.decision.as_str() {
         "approve" => crate::app::approvals::approve(&state.store, &approval, &by).await,
         "reject" => crate::app::approvals::reject(&state.store, &approval, &by, &form.reason).await,

@@ -51,6 +51,33 @@ pub fn page(lang: Lang, title: &str, signed: Option<(&str, &str)>, body: Markup)
     }
 }
 
+/// A table's column: its heading in both languages, and whether it holds
+/// figures (right-aligned, as `td.num`).
+pub struct Col(&'static str, &'static str, bool);
+
+pub fn col(zh: &'static str, en: &'static str) -> Col {
+    Col(zh, en, false)
+}
+
+pub fn num(zh: &'static str, en: &'static str) -> Col {
+    Col(zh, en, true)
+}
+
+/// A table's heading row, every cell a column header.
+pub fn thead(lang: Lang, cols: &[Col]) -> Markup {
+    html! {
+        thead { tr {
+            @for Col(zh, en, figures) in cols {
+                @if *figures {
+                    th.num scope="col" { (lang.t(zh, en)) }
+                } @else {
+                    th scope="col" { (lang.t(zh, en)) }
+                }
+            }
+        } }
+    }
+}
+
 pub fn sign_in(lang: Lang, token: &str, error: Option<&str>) -> Markup {
     html! {
         h1 { (lang.t("监管人员登录", "Officer sign-in")) }
@@ -154,16 +181,16 @@ pub fn overview(
             a href="/alerts.csv" { (lang.t("预警 CSV", "alerts CSV")) } }
         table #overview {
             caption.note { (lang.t("每行一家机构;颜色表示未解除的最高预警级别。", "One institution a row; the colour is its highest open alert.")) }
-            thead { tr {
-                th scope="col" { (lang.t("状态", "Status")) }
-                th scope="col" { (lang.t("机构", "Institution")) }
-                th scope="col" { (lang.t("许可证号", "Licence")) }
-                th.num scope="col" { (lang.t("应退家长", "Owed to families")) }
-                th.num scope="col" { (lang.t("监管账户", "Escrow")) }
-                th.num scope="col" { (lang.t("风险保证金", "Deposit")) }
-                th.num scope="col" { (lang.t("覆盖率", "Coverage")) }
-                th.num scope="col" { (lang.t("红/黄预警", "Red / yellow")) }
-            } }
+            (thead(lang, &[
+                col("状态", "Status"),
+                col("机构", "Institution"),
+                col("许可证号", "Licence"),
+                num("应退家长", "Owed to families"),
+                num("监管账户", "Escrow"),
+                num("风险保证金", "Deposit"),
+                num("覆盖率", "Coverage"),
+                num("红/黄预警", "Red / yellow"),
+            ]))
             tbody {
                 @for r in rows {
                     @let (class, words) = light(lang, r.red, r.yellow);
@@ -239,6 +266,7 @@ pub fn institution(
         p { (lang.t("许可证号", "Licence")) ": " (licence_no) " · " (id) " · "
             a href={ "/institutions/" (id) "/bank-lines" } { (lang.t("银行流水", "Bank lines")) } " · "
             a href={ "/institutions/" (id) "/entries" } { (lang.t("账簿分录", "Ledger entries")) } }
+        (institution_exports(lang, id))
         h2 { (lang.t("资金情况", "Figures")) }
         dl.figures {
             (fig(lang.t("应退家长", "Owed to families"), yuan(figures.owed)))
@@ -257,13 +285,13 @@ pub fn institution(
             p { (lang.t("没有预警。", "No alerts.")) }
         } @else {
             table #alerts {
-                thead { tr {
-                    th scope="col" { (lang.t("级别", "Level")) }
-                    th scope="col" { (lang.t("预警与依据", "Alert and evidence")) }
-                    th scope="col" { (lang.t("状态", "Status")) }
-                    th scope="col" { (lang.t("发现 / 最近", "First / last seen")) }
-                    th scope="col" { (lang.t("处理", "Act")) }
-                } }
+                (thead(lang, &[
+                    col("级别", "Level"),
+                    col("预警与依据", "Alert and evidence"),
+                    col("状态", "Status"),
+                    col("发现 / 最近", "First / last seen"),
+                    col("处理", "Act"),
+                ]))
                 tbody {
                     @for a in alerts {
                         tr class=(a.severity) id={ "alert-" (a.key.replace(|c: char| !c.is_ascii_alphanumeric(), "-")) } {
@@ -323,15 +351,15 @@ pub fn bank_lines(lang: Lang, id: &str, name: &str, lines: &[LineRow]) -> Markup
         p.noprint { a href={ "/institutions/" (id) } { "← " (name) } }
         h1 { (name) " · " (lang.t("银行流水", "Bank lines")) }
         table #bank-lines {
-            thead { tr {
-                th scope="col" { (lang.t("流水", "Line")) }
-                th scope="col" { (lang.t("账号", "Account")) }
-                th scope="col" { (lang.t("日期", "Date")) }
-                th.num scope="col" { (lang.t("金额", "Amount")) }
-                th scope="col" { (lang.t("银行流水号", "Bank reference")) }
-                th scope="col" { (lang.t("对方", "Counterparty")) }
-                th scope="col" { (lang.t("附言", "Remittance")) }
-            } }
+            (thead(lang, &[
+                col("流水", "Line"),
+                col("账号", "Account"),
+                col("日期", "Date"),
+                num("金额", "Amount"),
+                col("银行流水号", "Bank reference"),
+                col("对方", "Counterparty"),
+                col("附言", "Remittance"),
+            ]))
             tbody {
                 @for l in lines {
                     tr id=(line_anchor(&l.line_id)) {
@@ -358,18 +386,38 @@ pub struct EntryRow {
     pub postings: Vec<String>,
 }
 
+/// Links to an institution's entries, balances and notices as Excel and
+/// as CSV.
+fn institution_exports(lang: Lang, id: &str) -> Markup {
+    let files = [
+        ("entries", lang.t("分录", "entries")),
+        ("balances", lang.t("余额", "balances")),
+        ("notices", lang.t("整改通知书", "notices")),
+    ];
+    html! {
+        p.noprint.exports { (lang.t("导出:", "Export: "))
+            @for (n, (what, words)) in files.iter().enumerate() {
+                @if n > 0 { " · " }
+                a href={ "/institutions/" (id) "/export/" (what) ".xlsx" } { (words) " Excel" } " · "
+                a href={ "/institutions/" (id) "/export/" (what) ".csv" } { (words) " CSV" }
+            }
+        }
+    }
+}
+
 pub fn entries(lang: Lang, id: &str, name: &str, rows: &[EntryRow]) -> Markup {
     html! {
         p.noprint { a href={ "/institutions/" (id) } { "← " (name) } }
         h1 { (name) " · " (lang.t("账簿分录", "Ledger entries")) }
+        (institution_exports(lang, id))
         table #entries {
-            thead { tr {
-                th scope="col" { (lang.t("序号", "Seq")) }
-                th scope="col" { (lang.t("日期", "Date")) }
-                th scope="col" { (lang.t("类别", "Kind")) }
-                th scope="col" { (lang.t("请求编号", "Client id")) }
-                th scope="col" { (lang.t("借贷", "Postings")) }
-            } }
+            (thead(lang, &[
+                col("序号", "Seq"),
+                col("日期", "Date"),
+                col("类别", "Kind"),
+                col("请求编号", "Client id"),
+                col("借贷", "Postings"),
+            ]))
             tbody {
                 @for r in rows {
                     tr id={ "entry-" (r.seq) } {
@@ -449,12 +497,12 @@ pub fn decisions(
             p { (lang.t("没有待确认的对账建议。", "No suggestion awaits a decision.")) }
         } @else {
             table #suggestion-list {
-                thead { tr {
-                    th scope="col" { (lang.t("机构", "Institution")) }
-                    th scope="col" { (lang.t("配对", "Match")) }
-                    th scope="col" { (lang.t("依据", "Why")) }
-                    th scope="col" { (lang.t("决定", "Decide")) }
-                } }
+                (thead(lang, &[
+                    col("机构", "Institution"),
+                    col("配对", "Match"),
+                    col("依据", "Why"),
+                    col("决定", "Decide"),
+                ]))
                 tbody {
                     @for m in suggestions {
                         tr id={ "suggestion-" (m.id) } {
@@ -484,12 +532,12 @@ pub fn decisions(
             p { (lang.t("没有待审批的申请。", "No request awaits a second officer.")) }
         } @else {
             table #approval-list {
-                thead { tr {
-                    th scope="col" { (lang.t("申请", "Request")) }
-                    th scope="col" { (lang.t("内容", "What")) }
-                    th scope="col" { (lang.t("申请人 / 日期", "Requested by / on")) }
-                    th scope="col" { (lang.t("决定", "Decide")) }
-                } }
+                (thead(lang, &[
+                    col("申请", "Request"),
+                    col("内容", "What"),
+                    col("申请人 / 日期", "Requested by / on"),
+                    col("决定", "Decide"),
+                ]))
                 tbody {
                     @for a in approvals {
                         tr id={ "approval-" (a.id) } {
@@ -531,17 +579,17 @@ fn refund_decisions(lang: Lang, refunds: &[RefundItem], csrf: &str) -> Markup {
             p { (lang.t("没有待审批的退费。", "No refund awaits a decision.")) }
         } @else {
             table #decisions {
-                thead { tr {
-                    th scope="col" { (lang.t("退费单", "Refund")) }
-                    th scope="col" { (lang.t("机构", "Institution")) }
-                    th scope="col" { (lang.t("报名", "Enrollment")) }
-                    th.num scope="col" { (lang.t("金额", "Amount")) }
-                    th scope="col" { (lang.t("收款人", "Payee")) }
-                    th scope="col" { (lang.t("原因", "Reason")) }
-                    th scope="col" { (lang.t("申请人 / 日期", "Requested by / on")) }
-                    th scope="col" { (lang.t("答复期限", "Answer by")) }
-                    th scope="col" { (lang.t("决定", "Decide")) }
-                } }
+                (thead(lang, &[
+                    col("退费单", "Refund"),
+                    col("机构", "Institution"),
+                    col("报名", "Enrollment"),
+                    num("金额", "Amount"),
+                    col("收款人", "Payee"),
+                    col("原因", "Reason"),
+                    col("申请人 / 日期", "Requested by / on"),
+                    col("答复期限", "Answer by"),
+                    col("决定", "Decide"),
+                ]))
                 tbody {
                     @for r in refunds {
                         tr id={ "refund-" (r.id) } {
@@ -631,13 +679,13 @@ pub fn notices(lang: Lang, rows: &[NoticeRow]) -> Markup {
             p { (lang.t("尚未下发整改通知书。", "No notice issued yet.")) }
         } @else {
             table #notices {
-                thead { tr {
-                    th scope="col" { (lang.t("文号", "Number")) }
-                    th scope="col" { (lang.t("机构", "Institution")) }
-                    th scope="col" { (lang.t("发现的问题", "Finding")) }
-                    th scope="col" { (lang.t("整改期限", "Due")) }
-                    th scope="col" { (lang.t("状态", "Status")) }
-                } }
+                (thead(lang, &[
+                    col("文号", "Number"),
+                    col("机构", "Institution"),
+                    col("发现的问题", "Finding"),
+                    col("整改期限", "Due"),
+                    col("状态", "Status"),
+                ]))
                 tbody {
                     @for r in rows {
                         @let class = if r.overdue { "red" } else if r.answered { "green" } else { "yellow" };
@@ -842,14 +890,14 @@ pub fn institution_history(
             p { (lang.t("尚无对账记录。", "No reconciliation recorded yet.")) }
         } @else {
             table #recon {
-                thead { tr {
-                    th scope="col" { (lang.t("日期", "Date")) }
-                    th scope="col" { (lang.t("账户", "Account")) }
-                    th.num scope="col" { (lang.t("银行日终余额", "Bank closing")) }
-                    th.num scope="col" { (lang.t("账簿余额", "Ledger")) }
-                    th.num scope="col" { (lang.t("差额(银行−账簿)", "Difference (bank − ledger)")) }
-                    th scope="col" { (lang.t("结果", "Result")) }
-                } }
+                (thead(lang, &[
+                    col("日期", "Date"),
+                    col("账户", "Account"),
+                    num("银行日终余额", "Bank closing"),
+                    num("账簿余额", "Ledger"),
+                    num("差额(银行−账簿)", "Difference (bank − ledger)"),
+                    col("结果", "Result"),
+                ]))
                 tbody {
                     @for d in days {
                         tr class=(if d.agrees { "" } else { "red" }) {
@@ -869,13 +917,13 @@ pub fn institution_history(
             p { (lang.t("没有退费或拨付。", "No refunds or releases.")) }
         } @else {
             table #money-moves {
-                thead { tr {
-                    th scope="col" { (lang.t("类别", "Kind")) }
-                    th scope="col" { (lang.t("编号", "Id")) }
-                    th.num scope="col" { (lang.t("金额", "Amount")) }
-                    th scope="col" { (lang.t("日期", "Date")) }
-                    th scope="col" { (lang.t("状态", "State")) }
-                } }
+                (thead(lang, &[
+                    col("类别", "Kind"),
+                    col("编号", "Id"),
+                    num("金额", "Amount"),
+                    col("日期", "Date"),
+                    col("状态", "State"),
+                ]))
                 tbody {
                     @for m in moves {
                         tr class=(if m.waiting { "yellow" } else { "" }) {

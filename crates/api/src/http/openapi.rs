@@ -15,7 +15,9 @@ use crate::http::problem::Problem;
         description = "Supervised prepaid-tuition escrow: books, bank feeds, reconciliation and run-off risk. \
                        Amounts are decimal strings in major units (\"1234.50\"). Errors are application/problem+json \
                        with a stable `code`. Every POST needs an `Idempotency-Key` header. Lists are paged with \
-                       `cursor` and `limit`; follow `next_cursor` until it is null."
+                       `cursor` and `limit`; follow `next_cursor` until it is null. \
+                       Try a call at /docs (Authorize with a bearer token from `escrow-ledger token create`); \
+                       every operation with its request body on one page: /docs/reference."
     ),
     components(schemas(Problem)),
     modifiers(&Bearer),

@@ -120,33 +120,8 @@ async fn balances(
         return Ok(Json(view).into_response());
     }
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "institution",
-        "currency",
-        "account",
-        "account_type",
-        "balance",
-        "available",
-        "posted_debits",
-        "posted_credits",
-        "pending_debits",
-        "pending_credits",
-    ])
-    .map_err(csv_error)?;
-    for a in &view.accounts {
-        w.write_record([
-            &view.institution,
-            &view.currency,
-            &a.account,
-            &a.account_type,
-            &a.balance,
-            &a.available,
-            &a.posted_debits,
-            &a.posted_credits,
-            &a.pending_debits,
-            &a.pending_credits,
-        ])
-        .map_err(csv_error)?;
+    for row in view.table() {
+        w.write_record(&row).map_err(csv_error)?;
     }
     let body = w.into_inner().map_err(csv_error)?;
     Ok(csv_response(&format!("{}-balances.csv", i.id), body))
@@ -236,39 +211,8 @@ async fn entries(
         return Ok(Json(EntryPage { items, next_cursor }).into_response());
     }
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "seq",
-        "client_id",
-        "kind",
-        "occurred_at",
-        "recorded_at",
-        "enrollment",
-        "hours",
-        "account",
-        "side",
-        "amount",
-        "currency",
-        "hash",
-    ])
-    .map_err(csv_error)?;
-    for e in &items {
-        for p in &e.postings {
-            w.write_record([
-                &e.seq.to_string(),
-                &e.client_id,
-                &e.kind,
-                &e.occurred_at.to_rfc3339(),
-                &e.recorded_at.to_rfc3339(),
-                e.enrollment.as_deref().unwrap_or(""),
-                &e.hours.map(|h| h.to_string()).unwrap_or_default(),
-                &p.account,
-                &p.side,
-                &p.amount,
-                &e.currency,
-                &e.hash,
-            ])
-            .map_err(csv_error)?;
-        }
+    for row in EntryView::table(&items) {
+        w.write_record(&row).map_err(csv_error)?;
     }
     let body = w.into_inner().map_err(csv_error)?;
     let mut response = csv_response(&format!("{}-entries.csv", i.id), body);

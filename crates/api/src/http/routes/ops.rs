@@ -1,4 +1,5 @@
-//! Operations: liveness, readiness, metrics, the API document and its page.
+//! Operations: liveness, readiness, metrics, the API document, Swagger UI
+//! over it (/docs) and a plain reference page (/docs/reference).
 
 use std::sync::Arc;
 
@@ -27,12 +28,30 @@ pub fn router(doc: Arc<OpenApi>) -> Router<AppState> {
             }),
         )
         .route(
-            "/docs",
+            "/docs/reference",
             get(move || {
                 let page = page.clone();
                 async move { Html(page) }
             }),
         )
+        .merge(swagger_ui())
+}
+
+/// Swagger UI at /docs (its files embedded in the binary by
+/// utoipa-swagger-ui's `vendored` feature), reading the same /openapi.json;
+/// "Authorize" takes a bearer token and "Try it out" sends it. The
+/// validator badge is off: it would fetch from validator.swagger.io, and
+/// the service must work with no way out of a bureau's network.
+fn swagger_ui<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    use utoipa_swagger_ui::{Config, SwaggerUi};
+    SwaggerUi::new("/docs")
+        .config(
+            Config::new(["/openapi.json"])
+                .validator_url("none")
+                .try_it_out_enabled(true)
+                .display_request_duration(true),
+        )
+        .into()
 }
 
 /// How long readiness waits for the database: probes give up after a
