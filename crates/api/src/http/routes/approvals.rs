@@ -34,7 +34,9 @@ pub struct ApprovalView {
     pub id: String,
     /// release, payee_change, refund or rule_pack.
     pub kind: String,
-    /// pending, approved or rejected.
+    /// pending, approving (an approval claimed, its effect under way or
+    /// cut short and completed by a retry or the workflow job), approved
+    /// or rejected.
     pub state: String,
     pub jurisdiction: String,
     pub institution: Option<String>,
