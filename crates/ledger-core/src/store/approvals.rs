@@ -102,6 +102,14 @@ const SELECT: &str = "select a.approval_id, a.kind, a.jurisdiction_code, a.insti
      from approvals a left join approval_claims c on c.approval_id = a.approval_id \
        left join approval_decisions d on d.approval_id = a.approval_id";
 
+/// A claim of a request not yet decided; the first one stands. Binds: the
+/// request, the decision, who, their token, when (also the run's lease).
+const CLAIM: &str = "insert into approval_claims \
+       (approval_id, decision, claimed_by, claimed_token, claimed_at, lease_at) \
+     select $1, $2, $3, $4, $5, $5 where not exists \
+       (select 1 from approval_decisions where approval_id = $1) \
+     on conflict do nothing";
+
 fn decision_code(approved: bool) -> &'static str {
     if approved {
         "approved"
@@ -212,21 +220,15 @@ impl Store {
         stale_before: DateTime<Utc>,
     ) -> Result<(Approval, Option<DateTime<Utc>>)> {
         let at = DbTime::from(c.at);
-        let inserted = on_pool!(self, |pool| sqlx::query(
-            "insert into approval_claims \
-               (approval_id, decision, claimed_by, claimed_token, claimed_at, lease_at) \
-             select $1, $2, $3, $4, $5, $5 where not exists \
-               (select 1 from approval_decisions where approval_id = $1) \
-             on conflict do nothing",
-        )
-        .bind(id)
-        .bind(decision_code(c.approved))
-        .bind(&c.by)
-        .bind(&c.token)
-        .bind(at)
-        .execute(pool)
-        .await?
-        .rows_affected())
+        let inserted = on_pool!(self, |pool| sqlx::query(CLAIM,)
+            .bind(id)
+            .bind(decision_code(c.approved))
+            .bind(&c.by)
+            .bind(&c.token)
+            .bind(at)
+            .execute(pool)
+            .await?
+            .rows_affected())
             == 1;
         let lease = if inserted {
             Some(at.utc())
@@ -304,20 +306,14 @@ impl Store {
             // An approval was claimed before its effect ran; a rejection,
             // which has none, is claimed here.
             if !d.approved {
-                sqlx::query(
-                    "insert into approval_claims \
-                       (approval_id, decision, claimed_by, claimed_token, claimed_at, lease_at) \
-                     select $1, $2, $3, $4, $5, $5 where not exists \
-                       (select 1 from approval_decisions where approval_id = $1) \
-                     on conflict do nothing",
-                )
-                .bind(id)
-                .bind(code)
-                .bind(&d.by)
-                .bind(&d.token)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(CLAIM)
+                    .bind(id)
+                    .bind(code)
+                    .bind(&d.by)
+                    .bind(&d.token)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
             }
             let inserted = sqlx::query(
                 "insert into approval_decisions (approval_id, decision, decided_by, decided_token, \
