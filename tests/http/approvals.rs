@@ -942,7 +942,12 @@ async fn an_approval_cut_short_after_its_claim_is_completed_once_and_never_rejec
         .await
         .unwrap();
     assert_eq!((claimed.state(), lease.is_some()), ("approving", true));
-    assert_eq!(o.state(&id).await["state"], "approving");
+    let seen = o.state(&id).await;
+    assert_eq!(
+        (seen["state"].as_str(), seen["claimed_by"].as_str()),
+        (Some("approving"), Some("Wang Fang (officer token cut)")),
+        "{seen}"
+    );
     assert_eq!(o.entries_under("REL-CUT").await, 0);
     let before = books(store).await;
     let (status, p) = o
