@@ -1056,3 +1056,106 @@ async fn an_approval_the_books_refuse_stays_pending_and_changes_nothing(backend:
     o.server.stop().await;
 }
 both!(an_approval_the_books_refuse_stays_pending_and_changes_nothing);
+
+/// A refund's second approval cut short after the refund moved (a crash
+/// between its effect and its decision): the retry (here the workflow
+/// job) sees the move this approval made and records the decision, rather
+/// than taking the approved refund for a refusal; the refund moved once.
+async fn a_refund_approval_cut_short_after_its_move_is_recorded_not_refused(backend: Backend) {
+    use ledger_core::domain::refunds::RefundState;
+    let o = setup(backend).await;
+    let store = &o.server.store;
+    let (status, p) = o
+        .server
+        .post(
+            &o.maker,
+            "/v1/jurisdictions/410922/rule-packs",
+            "rp-1",
+            json!({
+                "version": 1, "effective_from": "2026-01-01",
+                "params": {"refund_two_officers_above_minor": 100000}
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    let (status, r) = o
+        .server
+        .post(
+            &o.maker,
+            "/v1/institutions/INS-A/refunds",
+            "rf-large",
+            json!({
+                "enrollment": "E-1", "amount": "2000.00",
+                "payee": {"name": "张三", "account": "6214830100123456", "bank": "CMBCCNBS"}
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    let refund = r["id"].as_str().unwrap().to_string();
+    let (status, asked) = o
+        .server
+        .post(
+            &o.checker,
+            &format!("/v1/refunds/{refund}/approve"),
+            "b1",
+            json!({"comment": "family moved"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{asked}");
+    let id = asked["id"].as_str().unwrap().to_string();
+    let by = "Zhao Min (officer token cut)";
+    let at = chrono::Utc::now();
+    let (_, lease) = store
+        .claim_approval(
+            &id,
+            &ledger_core::domain::approvals::Claim {
+                approved: true,
+                by: by.into(),
+                token: "cut".into(),
+                at,
+            },
+            at - chrono::Duration::minutes(2),
+        )
+        .await
+        .unwrap();
+    assert!(lease.is_some());
+    // The effect, as the approval makes it, and then the crash.
+    assert!(store
+        .move_refund(
+            &o.institution,
+            &refund,
+            RefundState::Requested,
+            RefundState::Approved,
+            by,
+            Some(&format!(
+                "family moved; approved first by {} (approval {id})",
+                asked["requested_by"].as_str().unwrap()
+            )),
+            None,
+            None,
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        api::app::approvals::complete_stalled(store, chrono::Duration::zero())
+            .await
+            .unwrap(),
+        1
+    );
+    let done = o.state(&id).await;
+    assert_eq!(
+        (done["state"].as_str(), done["decided_by"].as_str()),
+        (Some("approved"), Some(by)),
+        "{done}"
+    );
+    let trail = store.refund_trail(&o.institution, &refund).await.unwrap();
+    assert_eq!(
+        trail.iter().filter(|e| e.state == "approved").count(),
+        1,
+        "{trail:?}"
+    );
+    let report = store.verify().await.unwrap();
+    assert!(report.ok(), "{:#?}", report.failures);
+    o.server.stop().await;
+}
+both!(a_refund_approval_cut_short_after_its_move_is_recorded_not_refused);
