@@ -93,6 +93,7 @@ async fn books(store: &ledger_core::Store) -> Vec<(String, i64)> {
         "refunds",
         "refund_events",
         "approvals",
+        "approval_claims",
         "approval_decisions",
     ] {
         let sql = format!("select cast(count(*) as bigint) from {t}");
@@ -762,3 +763,399 @@ async fn a_deemed_refund_above_the_threshold_waits_for_an_officer(backend: Backe
     o.server.stop().await;
 }
 both!(a_deemed_refund_above_the_threshold_waits_for_an_officer);
+
+impl Officers {
+    /// The payee on file (two officers), then a release of `amount` asked
+    /// for by Li Wei under `instruction`: the request's id.
+    async fn payee_and_release(&self, instruction: &str, amount: &str) -> String {
+        if self
+            .server
+            .store
+            .payee(&self.institution)
+            .await
+            .unwrap()
+            .is_none()
+        {
+            let (_, asked) = self.put_payee(&self.maker, "6222000011112222").await;
+            let id = asked["id"].as_str().unwrap().to_string();
+            let (status, done) = self
+                .answer(&self.checker, &id, "approve", "payee-ok", json!({}))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{done}");
+        }
+        let (status, asked) = self
+            .server
+            .post(
+                &self.maker,
+                "/v1/institutions/INS-A/releases",
+                instruction,
+                json!({"amount": amount}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{asked}");
+        asked["id"].as_str().unwrap().to_string()
+    }
+
+    async fn entries_under(&self, instruction: &str) -> usize {
+        self.server
+            .store
+            .entries(&self.institution, 0, i64::MAX)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.client_id.as_str() == instruction)
+            .count()
+    }
+
+    async fn state(&self, id: &str) -> Value {
+        let (status, a) = self
+            .server
+            .get(&self.checker, &format!("/v1/approvals/{id}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{a}");
+        a
+    }
+}
+
+/// Two eligible officers answer one release at once, several times each
+/// (Wang Fang approving, Zhao Min rejecting, every call its own key):
+/// exactly one decision wins, its taker gets it, every call of the other
+/// is a 409 naming the winner, and the release is in the books once or
+/// not at all.
+async fn concurrent_approvals_and_rejections_have_exactly_one_winner(backend: Backend) {
+    let o = setup(backend).await;
+    let store = &o.server.store;
+    let id = o.payee_and_release("REL-RACE", "600.00").await;
+    let approve = |i: u32| {
+        let id = id.clone();
+        let o = &o;
+        async move {
+            o.answer(
+                &o.checker,
+                &id,
+                "approve",
+                &format!("race-a-{i}"),
+                json!({}),
+            )
+            .await
+        }
+    };
+    let reject = |i: u32| {
+        let id = id.clone();
+        let o = &o;
+        async move {
+            o.answer(
+                &o.city,
+                &id,
+                "reject",
+                &format!("race-r-{i}"),
+                json!({"reason": "not yet taught"}),
+            )
+            .await
+        }
+    };
+    let (a1, r1, a2, r2, a3, r3) = tokio::join!(
+        approve(1),
+        reject(1),
+        approve(2),
+        reject(2),
+        approve(3),
+        reject(3)
+    );
+    let approvals = [a1, a2, a3];
+    let rejections = [r1, r2, r3];
+    let decided = o.state(&id).await;
+    let (won, lost, winner, loser_calls) = match decided["state"].as_str() {
+        Some("approved") => (&approvals, &rejections, "Wang Fang", "rejecting"),
+        Some("rejected") => (&rejections, &approvals, "Zhao Min", "approving"),
+        other => panic!("the approval is {other:?} after every answer: {decided}"),
+    };
+    // The winner's own calls get the decision, or (a repeat arriving
+    // while the effect of the first runs) a 409 saying it is under way.
+    for (status, body) in won {
+        assert!(
+            (*status == StatusCode::OK && body["state"] == decided["state"])
+                || (*status == StatusCode::CONFLICT
+                    && body["code"] == "approval_being_decided"
+                    && body.to_string().contains(winner)),
+            "{winner}'s call: {status} {body}"
+        );
+    }
+    assert!(
+        won.iter().any(|(status, _)| *status == StatusCode::OK),
+        "{won:?}"
+    );
+    for (status, body) in lost {
+        let code = body["code"].as_str().unwrap_or_default();
+        assert!(
+            *status == StatusCode::CONFLICT
+                && ["approval_already_decided", "approval_being_decided"].contains(&code),
+            "{loser_calls} after {winner} won: {status} {body}"
+        );
+        assert!(
+            body["detail"].as_str().unwrap_or_default().contains(winner),
+            "the 409 names the winner {winner}: {body}"
+        );
+    }
+    let expected = usize::from(decided["state"] == "approved");
+    assert_eq!(
+        o.entries_under("REL-RACE").await,
+        expected,
+        "the release is in the books {expected} time(s): {decided}"
+    );
+    let counts = books(store).await;
+    let count = |t: &str| counts.iter().find(|(n, _)| n == t).unwrap().1;
+    // The payee's approval and this one: one claim and one decision each.
+    assert_eq!(
+        (count("approval_claims"), count("approval_decisions")),
+        (2, 2)
+    );
+    let report = store.verify().await.unwrap();
+    assert!(report.ok(), "{:#?}", report.failures);
+    o.server.stop().await;
+}
+both!(concurrent_approvals_and_rejections_have_exactly_one_winner);
+
+/// An approval cut short between its claim and its effect (the claim is
+/// taken behind the server's back, as a crash right after it would leave
+/// it) shows as approving, refuses a rejection naming who is approving,
+/// and is completed once by the workflow job: the release is in the
+/// books once, and a second pass finds nothing to do.
+async fn an_approval_cut_short_after_its_claim_is_completed_once_and_never_rejected(
+    backend: Backend,
+) {
+    let o = setup(backend).await;
+    let store = &o.server.store;
+    let id = o.payee_and_release("REL-CUT", "300.00").await;
+    let at = chrono::Utc::now();
+    let (claimed, lease) = store
+        .claim_approval(
+            &id,
+            &ledger_core::domain::approvals::Claim {
+                approved: true,
+                by: "Wang Fang (officer token cut)".into(),
+                token: "cut".into(),
+                at,
+            },
+            at - chrono::Duration::minutes(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!((claimed.state(), lease.is_some()), ("approving", true));
+    let seen = o.state(&id).await;
+    assert_eq!(
+        (seen["state"].as_str(), seen["claimed_by"].as_str()),
+        (Some("approving"), Some("Wang Fang (officer token cut)")),
+        "{seen}"
+    );
+    assert_eq!(o.entries_under("REL-CUT").await, 0);
+    let before = books(store).await;
+    let (status, p) = o
+        .answer(
+            &o.city,
+            &id,
+            "reject",
+            "cut-r",
+            json!({"reason": "changed my mind"}),
+        )
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::CONFLICT, Some("approval_being_decided")),
+        "{p}"
+    );
+    assert!(p.to_string().contains("Wang Fang"), "{p}");
+    assert_eq!(
+        books(store).await,
+        before,
+        "a refused rejection changed something"
+    );
+    // Not yet stalled: the job leaves a live approver alone.
+    assert_eq!(
+        api::app::approvals::complete_stalled(store, chrono::Duration::hours(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        api::app::approvals::complete_stalled(store, chrono::Duration::zero())
+            .await
+            .unwrap(),
+        1
+    );
+    let done = o.state(&id).await;
+    assert_eq!(done["state"], "approved", "{done}");
+    assert!(done["decided_by"]
+        .as_str()
+        .unwrap()
+        .starts_with("Wang Fang"));
+    assert_eq!(o.entries_under("REL-CUT").await, 1);
+    assert_eq!(
+        api::app::approvals::complete_stalled(store, chrono::Duration::zero())
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(o.entries_under("REL-CUT").await, 1);
+    let report = store.verify().await.unwrap();
+    assert!(report.ok(), "{:#?}", report.failures);
+    o.server.stop().await;
+}
+both!(an_approval_cut_short_after_its_claim_is_completed_once_and_never_rejected);
+
+/// Two releases asked for while 1,000.00 was releasable, 800.00 each: the
+/// first approved is released; the second, approved after, is refused by
+/// the books with nothing changed (no entry, no claim, no decision) and
+/// stays pending, to be rejected.
+async fn an_approval_the_books_refuse_stays_pending_and_changes_nothing(backend: Backend) {
+    let o = setup(backend).await;
+    let store = &o.server.store;
+    let first = o.payee_and_release("REL-A", "800.00").await;
+    let second = o.payee_and_release("REL-B", "800.00").await;
+    let (status, done) = o
+        .answer(&o.checker, &first, "approve", "a-ok", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    let before = books(store).await;
+    let (status, p) = o
+        .answer(&o.checker, &second, "approve", "b-ok", json!({}))
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("release_exceeds_releasable")
+        ),
+        "{p}"
+    );
+    assert_eq!(
+        books(store).await,
+        before,
+        "a refused approval changed something"
+    );
+    assert_eq!(o.state(&second).await["state"], "pending");
+    assert_eq!(o.entries_under("REL-B").await, 0);
+    // Pending, so another officer may still reject it.
+    let (status, done) = o
+        .answer(
+            &o.city,
+            &second,
+            "reject",
+            "b-no",
+            json!({"reason": "nothing left to release"}),
+        )
+        .await;
+    assert_eq!(
+        (status, done["state"].as_str()),
+        (StatusCode::OK, Some("rejected")),
+        "{done}"
+    );
+    assert_eq!(o.entries_under("REL-A").await, 1);
+    let report = store.verify().await.unwrap();
+    assert!(report.ok(), "{:#?}", report.failures);
+    o.server.stop().await;
+}
+both!(an_approval_the_books_refuse_stays_pending_and_changes_nothing);
+
+/// A refund's second approval cut short after the refund moved (a crash
+/// between its effect and its decision): the retry (here the workflow
+/// job) sees the move this approval made and records the decision, rather
+/// than taking the approved refund for a refusal; the refund moved once.
+async fn a_refund_approval_cut_short_after_its_move_is_recorded_not_refused(backend: Backend) {
+    use ledger_core::domain::refunds::RefundState;
+    let o = setup(backend).await;
+    let store = &o.server.store;
+    let (status, p) = o
+        .server
+        .post(
+            &o.maker,
+            "/v1/jurisdictions/410922/rule-packs",
+            "rp-1",
+            json!({
+                "version": 1, "effective_from": "2026-01-01",
+                "params": {"refund_two_officers_above_minor": 100000}
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    let (status, r) = o
+        .server
+        .post(
+            &o.maker,
+            "/v1/institutions/INS-A/refunds",
+            "rf-large",
+            json!({
+                "enrollment": "E-1", "amount": "2000.00",
+                "payee": {"name": "张三", "account": "6214830100123456", "bank": "CMBCCNBS"}
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    let refund = r["id"].as_str().unwrap().to_string();
+    let (status, asked) = o
+        .server
+        .post(
+            &o.checker,
+            &format!("/v1/refunds/{refund}/approve"),
+            "b1",
+            json!({"comment": "family moved"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{asked}");
+    let id = asked["id"].as_str().unwrap().to_string();
+    let by = "Zhao Min (officer token cut)";
+    let at = chrono::Utc::now();
+    let (_, lease) = store
+        .claim_approval(
+            &id,
+            &ledger_core::domain::approvals::Claim {
+                approved: true,
+                by: by.into(),
+                token: "cut".into(),
+                at,
+            },
+            at - chrono::Duration::minutes(2),
+        )
+        .await
+        .unwrap();
+    assert!(lease.is_some());
+    // The effect, as the approval makes it, and then the crash.
+    assert!(store
+        .move_refund(
+            &o.institution,
+            &refund,
+            RefundState::Requested,
+            RefundState::Approved,
+            by,
+            Some(&format!(
+                "family moved; approved first by {} (approval {id})",
+                asked["requested_by"].as_str().unwrap()
+            )),
+            None,
+            None,
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        api::app::approvals::complete_stalled(store, chrono::Duration::zero())
+            .await
+            .unwrap(),
+        1
+    );
+    let done = o.state(&id).await;
+    assert_eq!(
+        (done["state"].as_str(), done["decided_by"].as_str()),
+        (Some("approved"), Some(by)),
+        "{done}"
+    );
+    let trail = store.refund_trail(&o.institution, &refund).await.unwrap();
+    assert_eq!(
+        trail.iter().filter(|e| e.state == "approved").count(),
+        1,
+        "{trail:?}"
+    );
+    let report = store.verify().await.unwrap();
+    assert!(report.ok(), "{:#?}", report.failures);
+    o.server.stop().await;
+}
+both!(a_refund_approval_cut_short_after_its_move_is_recorded_not_refused);

@@ -359,6 +359,7 @@ pub async fn counts(store: &Store) -> Vec<(String, i64)> {
         "api_tokens",
         "institution_payees",
         "approvals",
+        "approval_claims",
         "approval_decisions",
     ];
     let mut out = Vec::new();

@@ -336,8 +336,7 @@ impl Store {
     /// links the records written before them.
     pub async fn migrate(&self) -> Result<()> {
         dispatch!(self, s => s.migrate().await)?;
-        self.link_records_written_before_chains().await?;
-        self.link_lesson_records_written_before_chains().await
+        self.link_records_written_before_chains().await
     }
 
     pub async fn close(&self) {

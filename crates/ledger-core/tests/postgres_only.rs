@@ -185,11 +185,13 @@ async fn every_institution_table_is_keyed_by_institution_first_and_never_spans_t
         "audit_links",
         "record_backfill",
         "record_backfill_lessons",
+        "record_backfill_approvals",
         // Scheduled job runs: deployment-wide, not any institution's.
         "job_runs",
         // Maker–checker requests and decisions: a jurisdiction's (a rule
         // pack is no institution's), few, read by officers across a tree.
         "approvals",
+        "approval_claims",
         "approval_decisions",
         // The console's people: accounts, passwords, sign-in attempts and
         // sessions (keyed by login or session, not by institution).

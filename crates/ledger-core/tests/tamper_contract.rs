@@ -35,6 +35,7 @@ contract!(
     records_written_before_the_chains_are_linked_once_at_migration,
     entries_and_records_written_while_verify_runs_are_never_taken_for_tampering,
     lesson_records_their_answers_and_freezes_edited_are_named,
+    approval_requests_and_their_decisions_edited_are_named,
 );
 
 fn line(amount_minor: i64, e2e: &str) -> FeedLine {
@@ -820,5 +821,139 @@ async fn lesson_records_their_answers_and_freezes_edited_are_named(db: &TestDb) 
         "records",
         false,
         "freeze 1 (record link",
+    );
+}
+
+/// A release request of I1's, approved by a second officer; and a rule
+/// pack's request (no institution's, so in no record chain).
+async fn approvals(db: &TestDb) {
+    use ledger_core::domain::approvals::{Approval, ApprovalKind, Claim, Decision};
+    let s = &db.store;
+    let asked = |id: &str, kind, institution: Option<&str>| Approval {
+        id: id.into(),
+        kind,
+        jurisdiction: s_jurisdiction(),
+        institution: institution.map(iid),
+        subject: institution.unwrap_or("410922@7").into(),
+        payload: r#"{"instruction_id":"REL-1","amount":"600.00"}"#.into(),
+        summary: "release 600.00 CNY of I1 to its payee on file".into(),
+        requested_by: "Li Wei (officer token t1)".into(),
+        requested_token: "t1".into(),
+        requested_name: "Li Wei".into(),
+        requested_at: at(),
+        claim: None,
+        decision: None,
+    };
+    s.create_approval(&asked(
+        "AP0000000000000000000A",
+        ApprovalKind::Release,
+        Some("I1"),
+    ))
+    .await
+    .unwrap();
+    s.create_approval(&asked(
+        "AP0000000000000000000B",
+        ApprovalKind::RulePack,
+        None,
+    ))
+    .await
+    .unwrap();
+    let claim = Claim {
+        approved: true,
+        by: "Wang Fang (officer token t2)".into(),
+        token: "t2".into(),
+        at: at(),
+    };
+    let (_, lease) = s
+        .claim_approval("AP0000000000000000000A", &claim, at())
+        .await
+        .unwrap();
+    assert!(lease.is_some());
+    let decided = s
+        .decide_approval(
+            "AP0000000000000000000A",
+            &Decision {
+                approved: true,
+                by: claim.by.clone(),
+                token: claim.token.clone(),
+                reason: None,
+                at: at(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(decided.state(), "approved");
+}
+
+fn s_jurisdiction() -> ledger_core::JurisdictionCode {
+    institution("I1").jurisdiction
+}
+
+async fn approval_requests_and_their_decisions_edited_are_named(db: &TestDb) {
+    books(db).await;
+    approvals(db).await;
+    let report = db.store.verify().await.unwrap();
+    assert!(report.ok(), "{:#?}", report.failures);
+    // As a database from before migration 0027: the approvals' links gone
+    // (with every other), linked again at the next migrate.
+    as_superuser(
+        db,
+        "delete from record_links; delete from record_heads; delete from audit_links; \
+         update audit_head set last_seq = 0, last_hash = '0000000000000000000000000000000000000000000000000000000000000000'; \
+         delete from record_backfill; delete from record_backfill_lessons; \
+         delete from record_backfill_approvals;",
+    )
+    .await;
+    let report = db.store.verify().await.unwrap();
+    named(
+        &report,
+        "records",
+        false,
+        "approval request AP0000000000000000000A has no record link",
+    );
+    named(
+        &report,
+        "records",
+        false,
+        "approval decision AP0000000000000000000A has no record link",
+    );
+    db.store.migrate().await.unwrap();
+    let report = db.store.verify().await.unwrap();
+    assert!(report.ok(), "{:#?}", report.failures);
+    // The decider changed behind the application's back.
+    as_superuser(
+        db,
+        "update approval_decisions set decided_by = 'Li Wei (officer token t1)' \
+         where approval_id = 'AP0000000000000000000A'",
+    )
+    .await;
+    let report = db.store.verify().await.unwrap();
+    assert_eq!(report.failures.len(), 1, "{:#?}", report.failures);
+    named(
+        &report,
+        "records",
+        false,
+        "approval decision AP0000000000000000000A no longer matches the digest linked at record",
+    );
+    // And the amount asked for.
+    as_superuser(
+        db,
+        "update approvals set payload = replace(payload, '600.00', '6000.00') \
+         where approval_id = 'AP0000000000000000000A'",
+    )
+    .await;
+    named(
+        &db.store.verify().await.unwrap(),
+        "records",
+        false,
+        "approval request AP0000000000000000000A no longer matches the digest linked at record",
+    );
+    // A decision removed is named by its link.
+    as_superuser(db, "delete from approval_decisions").await;
+    named(
+        &db.store.verify().await.unwrap(),
+        "records",
+        false,
+        "approval decision AP0000000000000000000A (record link",
     );
 }

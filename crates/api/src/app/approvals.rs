@@ -5,16 +5,16 @@
 //! then, once) or rejects (with the reason). The rules of who may are
 //! `ledger_core::domain::approvals`; this is the use case.
 //!
-//! The effect runs before the decision is written: every effect is
-//! idempotent (a release under its instruction id, a payee already on
-//! file, a rule pack version, a refund's conditional move), so an approval
-//! whose decision was lost is completed by approving again, and one the
-//! books refuse (nothing left to release) stays pending, to be rejected.
+//! A decision is claimed before its effect runs, and recorded after (see
+//! [`approve`] for why): exactly one decider wins, an effect happens at
+//! most once, one cut short is completed by a retry or the workflow job,
+//! and one the books refuse (nothing left to release) leaves the request
+//! pending, to be rejected.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::domain::approvals::{
     check_approver, check_officer, refund_needs_second_officer, Approval, ApprovalKind,
-    ApprovalRefusal, Decision, Party, Standing,
+    ApprovalRefusal, Claim, Decision, Party, Standing,
 };
 use ledger_core::domain::policy::floors::{limit_changes, Loosening};
 use ledger_core::domain::refunds::{Payee, Refund, RefundState};
@@ -106,6 +106,7 @@ async fn record(
             requested_token: by.token_id.clone(),
             requested_name: by.name.clone(),
             requested_at: at,
+            claim: None,
             decision: None,
         })
         .await?)
@@ -471,21 +472,168 @@ pub async fn list(
     Ok((items, next))
 }
 
-/// A second officer approves: the effect happens (once), then the
-/// decision is recorded.
+/// A second officer approves: the decision is claimed, the effect happens
+/// (once), then the decision is recorded.
+///
+/// Why claim first rather than one transaction: the effects go through
+/// their own store paths, each one transaction of its own (a release
+/// through the group-committed books, a payee version, a refund's move, a
+/// rule pack), so the decision cannot join them. Running the effect and
+/// then writing the decision (as before) let a rejection land between the
+/// two, after the money moved, and let two approvers both run it. So the
+/// decision is claimed first, a compare-and-set on the request's one claim
+/// row: of concurrent approvals and rejections exactly one wins, and every
+/// other is refused with 409 `approval_being_decided` (naming who, since
+/// when) or `approval_already_decided`. The effect then runs under the
+/// claim; every effect is idempotent (a release under its instruction id
+/// and the claim's instant, a payee already on file, a refund moved by
+/// this approval, a rule pack version), so one cut short (a crash, a lost
+/// connection) is completed by the approver's retry or by the workflow
+/// job ([`complete_stalled`]), and until then the request shows as
+/// `approving`, never silently approved-but-not-done. An effect the books
+/// refuse withdraws the claim: nothing changed, the request is pending.
 pub async fn approve(store: &Store, approval: &Approval, by: &Party) -> AppResult<Approval> {
-    check_approver(approval, by).map_err(refused)?;
-    let today = crate::app::jobs::today(store);
+    if let Some(mine) = repeated(approval, by, true) {
+        return Ok(mine);
+    }
+    check_approver(approval, by).map_err(|e| refused_for(approval, e))?;
+    if approval.kind == ApprovalKind::Refund {
+        // The refund's own requester may not be the second officer either.
+        let p: RefundPayload = decode(approval)?;
+        let refund = refunds::find(store, &p.refund_id).await?;
+        check_officer(
+            &format!("refund {}", refund.id),
+            &approval.jurisdiction,
+            by,
+            by.is_described_by(&refund.requested_by),
+            &refund.requested_by,
+        )
+        .map_err(refused)?;
+    }
+    let asked = Claim {
+        approved: true,
+        by: by.describe(),
+        token: by.token_id.clone(),
+        at: store.now(),
+    };
+    let (claimed, lease) = store
+        .claim_approval(&approval.id, &asked, store.now() - APPROVAL_STALLED_AFTER)
+        .await?;
+    match (&claimed.decision, &claimed.claim, lease) {
+        // A retry of one's own approval, already recorded.
+        (Some(d), _, _) if d.approved && d.token == by.token_id => Ok(claimed),
+        // One's own claim, whose run is ours: new, or taken over from a
+        // run cut short. (A run of it still under way answers 409.)
+        (None, Some(c), Some(lease)) if c.approved && c.token == by.token_id => {
+            let claim = c.clone();
+            complete(store, &claimed, &claim, lease).await
+        }
+        _ => Err(lost(&claimed)),
+    }
+}
+
+/// How long the run of an approval's effect holds its claim before the
+/// approver's retry or the workflow job may take it over: far beyond any
+/// effect's own time (a release waits at most seconds in the write queue).
+pub const APPROVAL_STALLED_AFTER: chrono::Duration = chrono::Duration::minutes(2);
+
+/// The request, when `by` already gave it this very answer: a repeat is
+/// answered as the first was.
+fn repeated(approval: &Approval, by: &Party, approved: bool) -> Option<Approval> {
+    approval
+        .decision
+        .as_ref()
+        .filter(|d| d.approved == approved && d.token == by.token_id)
+        .map(|_| approval.clone())
+}
+
+/// A refusal of `approval`'s answer: a conflict names the decision that
+/// won (or the one under way), who took it and when.
+fn refused_for(approval: &Approval, e: ApprovalRefusal) -> AppError {
+    if e.is_conflict() {
+        lost(approval)
+    } else {
+        refused(e)
+    }
+}
+
+/// Why a decider lost: the decision that won, or the one under way.
+fn lost(a: &Approval) -> AppError {
+    let refusal = match (&a.decision, &a.claim) {
+        (None, Some(c)) => ApprovalRefusal::BeingDecided {
+            id: a.id.clone(),
+            state: if c.approved { "approved" } else { "rejected" },
+            by: c.by.clone(),
+            since: c.at,
+        },
+        _ => ApprovalRefusal::AlreadyDecided {
+            id: a.id.clone(),
+            state: a.state(),
+        },
+    };
+    match &a.decision {
+        Some(d) => AppError::conflict(
+            refusal.code(),
+            format!("{refusal} by {} at {}", d.by, d.at.to_rfc3339()),
+        ),
+        None => refused(refusal),
+    }
+}
+
+/// Runs a claimed approval's effect and records its decision; withdraws
+/// the claim when the books refuse the effect (the request is pending
+/// again). Any other failure keeps the claim: a retry completes it.
+async fn complete(
+    store: &Store,
+    approval: &Approval,
+    claim: &Claim,
+    lease: DateTime<Utc>,
+) -> AppResult<Approval> {
+    if let Err(e) = effect(store, approval, claim).await {
+        use crate::app::error::Kind;
+        if matches!(
+            e.kind(),
+            Kind::Invalid | Kind::Conflict | Kind::Forbidden | Kind::NotFound
+        ) {
+            store
+                .withdraw_approval_claim(&approval.id, &claim.token, lease)
+                .await?;
+        }
+        return Err(e);
+    }
+    let decided = store
+        .decide_approval(
+            &approval.id,
+            &Decision {
+                approved: true,
+                by: claim.by.clone(),
+                token: claim.token.clone(),
+                reason: None,
+                at: store.now(),
+            },
+        )
+        .await?;
+    match &decided.decision {
+        Some(d) if d.approved && d.token == claim.token => Ok(decided),
+        _ => Err(lost(&decided)),
+    }
+}
+
+/// What an approval does, idempotently, as its claim says (who, when).
+async fn effect(store: &Store, approval: &Approval, claim: &Claim) -> AppResult<()> {
+    let today = claim.at.date_naive();
     match approval.kind {
         ApprovalKind::Release => {
             let p: ReleasePayload = decode(approval)?;
             let institution = institution_of(store, approval).await?;
+            // The claim's instant: a retry asks the books for the very
+            // same entry, which they answer as a replay.
             releases::release(
                 store,
                 &institution,
                 ClientId::parse(p.instruction_id)?,
                 &p.amount,
-                store.now(),
+                claim.at,
             )
             .await?;
         }
@@ -494,9 +642,7 @@ pub async fn approve(store: &Store, approval: &Approval, by: &Party) -> AppResul
             let institution = institution_of(store, approval).await?;
             let set_by = format!(
                 "{}, approved by {} (approval {})",
-                approval.requested_by,
-                by.describe(),
-                approval.id
+                approval.requested_by, claim.by, approval.id
             );
             releases::set_payee(
                 store,
@@ -513,26 +659,30 @@ pub async fn approve(store: &Store, approval: &Approval, by: &Party) -> AppResul
         ApprovalKind::Refund => {
             let p: RefundPayload = decode(approval)?;
             let refund = refunds::find(store, &p.refund_id).await?;
-            // The refund's own requester may not be the second officer either.
-            check_officer(
-                &format!("refund {}", refund.id),
-                &approval.jurisdiction,
-                by,
-                by.is_described_by(&refund.requested_by),
-                &refund.requested_by,
-            )
-            .map_err(refused)?;
+            let mark = format!("(approval {})", approval.id);
+            if refund.state != RefundState::Requested
+                && store
+                    .refund_trail(&refund.institution, refund.id.as_str())
+                    .await?
+                    .iter()
+                    .any(|e| {
+                        e.state == RefundState::Approved.code()
+                            && e.detail.as_deref().is_some_and(|d| d.ends_with(&mark))
+                    })
+            {
+                // Moved by this approval before it was cut short.
+                return Ok(());
+            }
             let comment = format!(
-                "{}; approved first by {} (approval {})",
+                "{}; approved first by {} {mark}",
                 p.comment.as_deref().unwrap_or("approved"),
                 approval.requested_by,
-                approval.id
             );
             refunds::decide(
                 store,
                 &refund,
                 refunds::Decision::Approve,
-                &by.describe(),
+                &claim.by,
                 Some(&comment),
                 today,
             )
@@ -551,10 +701,40 @@ pub async fn approve(store: &Store, approval: &Approval, by: &Party) -> AppResul
             crate::app::registry::publish_rule_pack(store, &pack).await?;
         }
     }
-    decide(store, approval, by, true, None).await
+    Ok(())
 }
 
-/// A second officer rejects, with the reason: nothing happens, ever.
+/// Completes the approvals claimed more than `after` ago and not recorded
+/// (an approver's request cut short between its claim and its decision):
+/// the effect runs as the claim says, the decision is recorded; an effect
+/// the books refuse returns the request to pending. The workflow job runs
+/// this; each is safe to run again, and alongside a live approver.
+pub async fn complete_stalled(store: &Store, after: chrono::Duration) -> AppResult<u32> {
+    let mut completed = 0;
+    for a in store.approvals_claimed_before(store.now() - after).await? {
+        let Some(claim) = a.claim.clone() else {
+            continue;
+        };
+        // Another runner (the approver's retry, another job) took it.
+        let Some(lease) = store
+            .take_over_approval_claim(&a.id, &claim.token, store.now() - after)
+            .await?
+        else {
+            continue;
+        };
+        match complete(store, &a, &claim, lease).await {
+            Ok(_) => completed += 1,
+            Err(e) => {
+                tracing::warn!(approval = %a.id, error = %e, "stalled approval not completed")
+            }
+        }
+    }
+    Ok(completed)
+}
+
+/// A second officer rejects, with the reason: nothing happens, ever. The
+/// rejection is claimed and recorded in one transaction, so it is refused
+/// once an approval has been claimed (its effect may have run).
 pub async fn reject(
     store: &Store,
     approval: &Approval,
@@ -568,35 +748,25 @@ pub async fn reject(
             "a rejection says why: give a reason",
         ));
     }
-    check_approver(approval, by).map_err(refused)?;
-    decide(store, approval, by, false, Some(reason)).await
-}
-
-async fn decide(
-    store: &Store,
-    approval: &Approval,
-    by: &Party,
-    approved: bool,
-    reason: Option<&str>,
-) -> AppResult<Approval> {
+    if let Some(mine) = repeated(approval, by, false) {
+        return Ok(mine);
+    }
+    check_approver(approval, by).map_err(|e| refused_for(approval, e))?;
     let decided = store
         .decide_approval(
             &approval.id,
             &Decision {
-                approved,
+                approved: false,
                 by: by.describe(),
                 token: by.token_id.clone(),
-                reason: reason.map(str::to_string),
+                reason: Some(reason.to_string()),
                 at: store.now(),
             },
         )
         .await?;
     match &decided.decision {
-        Some(d) if d.approved == approved && d.token == by.token_id => Ok(decided),
-        _ => Err(AppError::conflict(
-            "approval_already_decided",
-            format!("approval {} is already {}", decided.id, decided.state()),
-        )),
+        Some(d) if !d.approved && d.token == by.token_id => Ok(decided),
+        _ => Err(lost(&decided)),
     }
 }
 

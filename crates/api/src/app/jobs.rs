@@ -98,6 +98,9 @@ pub struct Tick {
     pub webhooks_delivered: u32,
     /// Webhook attempts that failed (retried with backoff).
     pub webhook_failures: u32,
+    /// Approvals cut short between their claim and their decision, whose
+    /// effect this pass completed and recorded.
+    pub approvals_completed: u32,
 }
 
 /// One pass of every job.
@@ -226,6 +229,13 @@ async fn workflow(
     today: NaiveDate,
     t: &mut Tick,
 ) -> AppResult<()> {
+    // Approvals cut short between their claim and their decision, first:
+    // a refund they approve is taken up below in the same pass.
+    t.approvals_completed += crate::app::approvals::complete_stalled(
+        store,
+        crate::app::approvals::APPROVAL_STALLED_AFTER,
+    )
+    .await?;
     // Deemed approvals: unanswered past the deadline.
     for r in store.refunds(None, Some(RefundState::Requested)).await? {
         if r.answer_by >= today {

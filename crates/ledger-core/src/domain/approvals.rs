@@ -7,7 +7,8 @@
 //! rule pack that loosens a limit (`policy::floors`).
 //!
 //! Refusal precedence (the first that applies is the answer):
-//! `approval_already_decided`, `institution_cannot_approve`,
+//! `approval_already_decided`, `approval_being_decided`,
+//! `institution_cannot_approve`,
 //! `approver_not_an_officer`, `outside_approver_jurisdiction`,
 //! `same_person_cannot_approve`.
 
@@ -123,7 +124,24 @@ pub struct Approval {
     pub requested_token: String,
     pub requested_name: String,
     pub requested_at: DateTime<Utc>,
+    /// Who took the decision, before its effect ran: at most one per
+    /// request, so exactly one decider wins (see [`Claim`]).
+    pub claim: Option<Claim>,
     pub decision: Option<Decision>,
+}
+
+/// The decision taken, before its effect runs. One per request (the
+/// first wins); a rejection is claimed and recorded at once, an approval
+/// is claimed, its effect runs, then its decision is recorded. An
+/// approval claimed and not recorded is `approving`: its effect is under
+/// way, or was cut short and is completed by the approver's retry or the
+/// workflow job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub approved: bool,
+    pub by: String,
+    pub token: String,
+    pub at: DateTime<Utc>,
 }
 
 /// The one answer a request gets.
@@ -138,10 +156,12 @@ pub struct Decision {
 
 impl Approval {
     pub fn state(&self) -> &'static str {
-        match &self.decision {
-            None => "pending",
-            Some(d) if d.approved => "approved",
-            Some(_) => "rejected",
+        match (&self.decision, &self.claim) {
+            (Some(d), _) if d.approved => "approved",
+            (Some(_), _) => "rejected",
+            (None, Some(c)) if c.approved => "approving",
+            (None, Some(_)) => "rejecting",
+            (None, None) => "pending",
         }
     }
 }
@@ -151,6 +171,13 @@ impl Approval {
 pub enum ApprovalRefusal {
     #[error("approval {id} is already {state}")]
     AlreadyDecided { id: String, state: &'static str },
+    #[error("approval {id} is being {state} by {by} since {since}: that decision stands unless its effect is refused")]
+    BeingDecided {
+        id: String,
+        state: &'static str,
+        by: String,
+        since: DateTime<Utc>,
+    },
     #[error("an institution may not approve {what}")]
     InstitutionCannotApprove { what: String },
     #[error("only an officer may approve {what}; a {role} token may not")]
@@ -169,6 +196,7 @@ impl ApprovalRefusal {
     pub fn code(&self) -> &'static str {
         match self {
             ApprovalRefusal::AlreadyDecided { .. } => "approval_already_decided",
+            ApprovalRefusal::BeingDecided { .. } => "approval_being_decided",
             ApprovalRefusal::InstitutionCannotApprove { .. } => "institution_cannot_approve",
             ApprovalRefusal::NotAnOfficer { .. } => "approver_not_an_officer",
             ApprovalRefusal::OutsideJurisdiction { .. } => "outside_approver_jurisdiction",
@@ -178,7 +206,10 @@ impl ApprovalRefusal {
 
     /// A conflict with the record's state, or a refusal of the person.
     pub fn is_conflict(&self) -> bool {
-        matches!(self, ApprovalRefusal::AlreadyDecided { .. })
+        matches!(
+            self,
+            ApprovalRefusal::AlreadyDecided { .. } | ApprovalRefusal::BeingDecided { .. }
+        )
     }
 }
 
@@ -191,6 +222,20 @@ pub fn check_approver(approval: &Approval, approver: &Party) -> Result<(), Appro
         return Err(ApprovalRefusal::AlreadyDecided {
             id: approval.id.clone(),
             state: approval.state(),
+        });
+    }
+    // Another's decision under way; one's own is taken up again (a retry
+    // completes it).
+    if let Some(c) = approval
+        .claim
+        .as_ref()
+        .filter(|c| c.token != approver.token_id)
+    {
+        return Err(ApprovalRefusal::BeingDecided {
+            id: approval.id.clone(),
+            state: if c.approved { "approved" } else { "rejected" },
+            by: c.by.clone(),
+            since: c.at,
         });
     }
     check_officer(
@@ -270,6 +315,7 @@ mod tests {
             requested_token: by.token_id.clone(),
             requested_name: by.name.clone(),
             requested_at: DateTime::<Utc>::default(),
+            claim: None,
             decision: None,
         }
     }
@@ -319,6 +365,20 @@ mod tests {
             standing: Standing::Other("admin"),
         };
         check(&admin, &a, Err("approver_not_an_officer"));
+        a.claim = Some(Claim {
+            approved: true,
+            by: "Wang Fang (officer token t2)".into(),
+            token: "t2".into(),
+            at: DateTime::<Utc>::default(),
+        });
+        // Another's decision under way, whoever else asks; its taker goes on.
+        check(
+            &officer("t3", "Zhao Min", "410900"),
+            &a,
+            Err("approval_being_decided"),
+        );
+        check(&maker, &a, Err("approval_being_decided"));
+        check(&officer("t2", "Wang Fang", "410922"), &a, Ok(()));
         a.decision = Some(Decision {
             approved: false,
             by: "x".into(),

@@ -11,10 +11,13 @@
 //! each enrollment's contract (its counters are checked against the entries
 //! instead), each bank statement (with its lines, through the statement's
 //! content hash), each refund's fixed terms (its payee), each refund event
-//! and each payee version; and, deployment-wide, the audit log. A record's
+//! and each payee version, each lesson record, its steps and each freeze,
+//! each maker–checker request naming the institution and its decision;
+//! and, deployment-wide, the audit log. A record's
 //! digest is SHA-256 (hex) over its encoding (`enrollment/v1`,
-//! `statement/v1`, `refund/v1`, `refund_event/v1`, `payee/v1`, `audit/v1`,
-//! fields as below); a link's
+//! `statement/v1`, `refund/v1`, `refund_event/v1`, `payee/v1`, `lesson/v1`,
+//! `lesson_event/v1`, `freeze/v1`, `approval/v1`, `approval_decision/v1`,
+//! `audit/v1`, fields as below); a link's
 //! hash is SHA-256 over the previous link's hash (hex) followed by the
 //! encoding of `link/v1`, the scope (the institution id, or `audit`), the
 //! link's seq, the record's kind, its key and its digest. Dates are
@@ -321,6 +324,46 @@ pub fn freeze_digest(
         .field(reason)
         .field(actor)
         .field(&at_micros.to_string());
+    digest(&e)
+}
+
+/// A maker–checker request as asked (its decision is a record of its own).
+pub fn approval_digest(institution: &str, a: &crate::domain::approvals::Approval) -> String {
+    let mut e = Encoder(Vec::with_capacity(256));
+    e.field("approval/v1")
+        .field(institution)
+        .field(&a.id)
+        .field(a.kind.code())
+        .field(a.jurisdiction.as_str())
+        .field(&a.subject)
+        .field(&a.payload)
+        .field(&a.summary)
+        .field(&a.requested_by)
+        .field(&a.requested_token)
+        .field(&a.requested_name)
+        .field(
+            &truncate_to_micros(a.requested_at)
+                .timestamp_micros()
+                .to_string(),
+        );
+    digest(&e)
+}
+
+/// A request's one decision: approved or rejected, by whom, when, why.
+pub fn approval_decision_digest(
+    institution: &str,
+    approval: &str,
+    d: &crate::domain::approvals::Decision,
+) -> String {
+    let mut e = Encoder(Vec::with_capacity(128));
+    e.field("approval_decision/v1")
+        .field(institution)
+        .field(approval)
+        .field(if d.approved { "approved" } else { "rejected" })
+        .field(&d.by)
+        .field(&d.token)
+        .opt(d.reason.as_deref())
+        .field(&truncate_to_micros(d.at).timestamp_micros().to_string());
     digest(&e)
 }
 

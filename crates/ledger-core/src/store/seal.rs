@@ -9,15 +9,16 @@ use chrono::NaiveDate;
 use sqlx::Row;
 
 use crate::domain::accounts::Totals;
+use crate::domain::approvals::{Approval, ApprovalKind, Decision};
 use crate::domain::chain::{
-    audit_digest, enrollment_digest, freeze_digest, lesson_digest, lesson_event_digest,
-    lesson_event_key, link_hash, payee_digest, refund_digest, refund_event_digest,
-    refund_event_key, statement_digest, statement_key, AuditFields, EnrollmentFields, AUDIT_SCOPE,
-    GENESIS_HASH,
+    approval_decision_digest, approval_digest, audit_digest, enrollment_digest, freeze_digest,
+    lesson_digest, lesson_event_digest, lesson_event_key, link_hash, payee_digest, refund_digest,
+    refund_event_digest, refund_event_key, statement_digest, statement_key, AuditFields,
+    EnrollmentFields, AUDIT_SCOPE, GENESIS_HASH,
 };
 use crate::domain::checkpoint::ChainPosition;
 use crate::domain::feeds::{FeedLine, FeedStatement, LineStatus};
-use crate::domain::ids::{EnrollmentId, InstitutionId, RefundId};
+use crate::domain::ids::{EnrollmentId, InstitutionId, JurisdictionCode, RefundId};
 use crate::domain::money::Currency;
 use crate::domain::refunds::{Payee, Refund, RefundState};
 use crate::store::report::VerifyFailure;
@@ -190,6 +191,8 @@ fn describe(kind: &str) -> &'static str {
         "lesson" => "lesson record",
         "lesson_event" => "lesson record step",
         "freeze" => "freeze",
+        "approval" => "approval request",
+        "approval_decision" => "approval decision",
         _ => "record",
     }
 }
@@ -204,6 +207,8 @@ fn changed_hint(kind: &str) -> &'static str {
         "lesson" => "its hours, enrollment or dates were changed",
         "lesson_event" => "the family's or officer's answer was edited",
         "freeze" => "the freeze was edited",
+        "approval" => "its terms (what, how much, to whom, who asked) were changed",
+        "approval_decision" => "the decision (approved or rejected, by whom, when, why) was edited",
         _ => "it was edited",
     }
 }
@@ -568,7 +573,80 @@ impl Snap {
         for (kind, key, digest) in self.stored_lesson_records(id).await? {
             records.insert((kind.to_string(), key), plain(digest));
         }
+        for (kind, key, digest) in self.stored_approval_records(id).await? {
+            records.insert((kind.to_string(), key), plain(digest));
+        }
         Ok((records, states))
+    }
+
+    /// The maker–checker requests naming the institution and their
+    /// decisions, as the rows say now: (kind, key, digest).
+    async fn stored_approval_records(
+        &mut self,
+        id: &str,
+    ) -> Result<Vec<(&'static str, String, String)>> {
+        let mut out: Vec<(&'static str, String, String)> = load!(self,
+            "select approval_id, kind, jurisdiction_code, subject, payload, summary, requested_by, \
+               requested_token, requested_name, requested_at \
+             from approvals where institution_id = $1",
+            [id],
+            |r| {
+                let approval: String = r.try_get("approval_id")?;
+                let kind: String = r.try_get("kind")?;
+                let jurisdiction: String = r.try_get("jurisdiction_code")?;
+                // A kind or code no version wrote cannot match its digest.
+                let digest = match (
+                    ApprovalKind::parse(&kind),
+                    JurisdictionCode::parse(jurisdiction),
+                ) {
+                    (Some(kind), Ok(jurisdiction)) => approval_digest(
+                        id,
+                        &Approval {
+                            id: approval.clone(),
+                            kind,
+                            jurisdiction,
+                            institution: None,
+                            subject: r.try_get("subject")?,
+                            payload: r.try_get("payload")?,
+                            summary: r.try_get("summary")?,
+                            requested_by: r.try_get("requested_by")?,
+                            requested_token: r.try_get("requested_token")?,
+                            requested_name: r.try_get("requested_name")?,
+                            requested_at: r.try_get::<DbTime, _>("requested_at")?.utc(),
+                            claim: None,
+                            decision: None,
+                        },
+                    ),
+                    _ => String::new(),
+                };
+                ("approval", approval, digest)
+            }
+        );
+        let decisions: Vec<(&'static str, String, String)> = load!(self,
+            "select d.approval_id, d.decision, d.decided_by, d.decided_token, d.reason, d.decided_at \
+             from approval_decisions d join approvals a on a.approval_id = d.approval_id \
+             where a.institution_id = $1",
+            [id],
+            |r| {
+                let approval: String = r.try_get("approval_id")?;
+                let decision: String = r.try_get("decision")?;
+                let digest = approval_decision_digest(
+                    id,
+                    &approval,
+                    &Decision {
+                        // Anything but "approved" as written is no approval.
+                        approved: decision == "approved",
+                        by: r.try_get("decided_by")?,
+                        token: r.try_get("decided_token")?,
+                        reason: r.try_get("reason")?,
+                        at: r.try_get::<DbTime, _>("decided_at")?.utc(),
+                    },
+                );
+                ("approval_decision", approval, digest)
+            }
+        );
+        out.extend(decisions);
+        Ok(out)
     }
 
     /// Lesson records, their steps and freezes, as the rows say now:
@@ -936,16 +1014,30 @@ impl Store {
         Ok(counters)
     }
 
-    /// Links the records written before the record chains existed, once:
-    /// the first `migrate` after migration 0012 claims `record_backfill` and
-    /// links every record that has no link yet (statements, refunds, their
-    /// events and payees per institution; the audit log in seq order).
+    /// Links the records written before their kinds joined the record
+    /// chains, once per backfill (see [`BACKFILLS`]), in order.
     pub(crate) async fn link_records_written_before_chains(&self) -> Result<()> {
+        for backfill in &BACKFILLS {
+            self.link_records_written_before(backfill).await?;
+        }
+        Ok(())
+    }
+
+    /// One backfill: the first `migrate` after its migration claims its
+    /// table and links every record that has no link yet, per institution
+    /// in the order they were most likely written in (and with the first,
+    /// the audit log in seq order). Later ones find nothing left to link,
+    /// and claim theirs; a record added behind the application's back
+    /// after that stays unlinked, and is named by `verify`.
+    async fn link_records_written_before(&self, backfill: &Backfill) -> Result<()> {
         let institutions = self.institutions().await?;
         let mut snap = self.snapshot().await?;
         let claimed = snap
             .stored_head(
-                "select cast(count(*) as bigint), '' from record_backfill",
+                &format!(
+                    "select cast(count(*) as bigint), '' from {}",
+                    backfill.table
+                ),
                 None,
             )
             .await?
@@ -964,47 +1056,46 @@ impl Store {
                 .map(|l| (l.kind, l.key))
                 .collect();
             let (records, _) = snap.stored_records(&id).await?;
-            let todo: Vec<((String, String), String)> = records
+            let mut todo: Vec<((String, String), String)> = records
                 .into_iter()
                 .filter(|(k, _)| !linked.contains(k))
                 .map(|(k, r)| (k, r.digest))
                 .collect();
+            // By kind as below, then by key as numbered (shorter first).
+            todo.sort_by(|((ka, a), _), ((kb, b), _)| {
+                (written_rank(ka), a.len(), a).cmp(&(written_rank(kb), b.len(), b))
+            });
             per_institution.push((id, todo));
         }
-        let linked_audit: BTreeSet<i64> = snap
-            .audit_links(0, i64::MAX)
-            .await?
-            .iter()
-            .map(|l| l.seq)
-            .collect();
-        let audit: Vec<(i64, String)> = snap
-            .audit_records(0, i64::MAX)
-            .await?
-            .into_iter()
-            .filter(|(seq, _)| !linked_audit.contains(seq))
-            .collect();
+        let audit: Vec<(i64, String)> = if backfill.audit {
+            let linked_audit: BTreeSet<i64> = snap
+                .audit_links(0, i64::MAX)
+                .await?
+                .iter()
+                .map(|l| l.seq)
+                .collect();
+            snap.audit_records(0, i64::MAX)
+                .await?
+                .into_iter()
+                .filter(|(seq, _)| !linked_audit.contains(seq))
+                .collect()
+        } else {
+            vec![]
+        };
         snap.close().await?;
+        let claim = format!(
+            "insert into {} (id, linked_at) values (1, $1) on conflict (id) do nothing",
+            backfill.table
+        );
         in_tx!(self, |tx, now| {
-            let first = sqlx::query(
-                "insert into record_backfill (id, linked_at) values (1, $1) on conflict (id) do nothing",
-            )
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
+            let first = sqlx::query(&claim)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
                 == 1;
             if first {
-                // Enrollments, statements, refunds before their events, then
-                // payees: the order they were most likely written in.
-                let rank = |kind: &str| match kind {
-                    "enrollment" => 0,
-                    "statement" => 1,
-                    "refund" => 2,
-                    "refund_event" => 3,
-                    _ => 4,
-                };
-                for (id, mut todo) in per_institution {
-                    todo.sort_by(|a, b| (rank(&a.0 .0), &a.0 .1).cmp(&(rank(&b.0 .0), &b.0 .1)));
+                for (id, todo) in per_institution {
                     for ((kind, key), digest) in todo {
                         seal_record!(tx, &id, &kind, key, digest);
                     }
@@ -1036,62 +1127,49 @@ impl Store {
         });
         Ok(())
     }
+}
 
-    /// Links the lesson records, their steps and freezes written before
-    /// they joined the record chains, once: the first `migrate` after
-    /// migration 0026 claims `record_backfill_lessons`.
-    pub(crate) async fn link_lesson_records_written_before_chains(&self) -> Result<()> {
-        let institutions = self.institutions().await?;
-        let mut snap = self.snapshot().await?;
-        let claimed = snap
-            .stored_head(
-                "select cast(count(*) as bigint), '' from record_backfill_lessons",
-                None,
-            )
-            .await?
-            .is_some_and(|(n, _)| n > 0);
-        if claimed {
-            snap.close().await?;
-            return Ok(());
-        }
-        let mut per_institution = Vec::new();
-        for institution in institutions {
-            let id = institution.id.to_string();
-            let linked: BTreeSet<(String, String)> = snap
-                .record_links(&id)
-                .await?
-                .into_iter()
-                .map(|l| (l.kind, l.key))
-                .collect();
-            let mut todo: Vec<(&'static str, String, String)> = snap
-                .stored_lesson_records(&id)
-                .await?
-                .into_iter()
-                .filter(|(kind, key, _)| !linked.contains(&(kind.to_string(), key.clone())))
-                .collect();
-            // Records before their steps, in the order they were numbered.
-            todo.sort_by_key(|(kind, key, _)| (*kind != "lesson", key.len(), key.clone()));
-            per_institution.push((id, todo));
-        }
-        snap.close().await?;
-        in_tx!(self, |tx, now| {
-            let first = sqlx::query(
-                "insert into record_backfill_lessons (id, linked_at) values (1, $1) \
-                 on conflict (id) do nothing",
-            )
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if first {
-                for (id, todo) in per_institution {
-                    for (kind, key, digest) in todo {
-                        seal_record!(tx, &id, kind, key, digest);
-                    }
-                }
-            }
-        });
-        Ok(())
+/// A one-time linking of the records written before their kinds joined
+/// the record chains: the table the first `migrate` after its migration
+/// claims, and whether the audit log's chain comes with it.
+pub(crate) struct Backfill {
+    table: &'static str,
+    audit: bool,
+}
+
+/// Every backfill, oldest first: the record chains and the audit log
+/// (migration 0012), lesson records, their steps and freezes (0026),
+/// approval requests and their decisions (0027).
+const BACKFILLS: [Backfill; 3] = [
+    Backfill {
+        table: "record_backfill",
+        audit: true,
+    },
+    Backfill {
+        table: "record_backfill_lessons",
+        audit: false,
+    },
+    Backfill {
+        table: "record_backfill_approvals",
+        audit: false,
+    },
+];
+
+/// Records before what refers to them: enrollments, statements, refunds
+/// before their events, payees, lessons before their steps, freezes,
+/// requests before their decisions.
+fn written_rank(kind: &str) -> u8 {
+    match kind {
+        "enrollment" => 0,
+        "statement" => 1,
+        "refund" => 2,
+        "refund_event" => 3,
+        "payee" => 4,
+        "lesson" => 5,
+        "lesson_event" => 6,
+        "freeze" => 7,
+        "approval" => 8,
+        "approval_decision" => 9,
+        _ => 10,
     }
 }

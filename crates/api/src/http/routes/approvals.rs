@@ -34,7 +34,9 @@ pub struct ApprovalView {
     pub id: String,
     /// release, payee_change, refund or rule_pack.
     pub kind: String,
-    /// pending, approved or rejected.
+    /// pending, approving (an approval claimed, its effect under way or
+    /// cut short and completed by a retry or the workflow job), approved
+    /// or rejected.
     pub state: String,
     pub jurisdiction: String,
     pub institution: Option<String>,
@@ -43,6 +45,10 @@ pub struct ApprovalView {
     pub summary: String,
     pub requested_by: String,
     pub requested_at: chrono::DateTime<chrono::Utc>,
+    /// Who took the decision and when, before its effect ran (while
+    /// approving: who is approving it).
+    pub claimed_by: Option<String>,
+    pub claimed_at: Option<chrono::DateTime<chrono::Utc>>,
     pub decided_by: Option<String>,
     pub decided_at: Option<chrono::DateTime<chrono::Utc>>,
     pub reason: Option<String>,
@@ -60,6 +66,8 @@ impl From<&Approval> for ApprovalView {
             summary: a.summary.clone(),
             requested_by: a.requested_by.clone(),
             requested_at: a.requested_at,
+            claimed_by: a.claim.as_ref().map(|c| c.by.clone()),
+            claimed_at: a.claim.as_ref().map(|c| c.at),
             decided_by: a.decision.as_ref().map(|d| d.by.clone()),
             decided_at: a.decision.as_ref().map(|d| d.at),
             reason: a.decision.as_ref().and_then(|d| d.reason.clone()),
@@ -156,7 +164,10 @@ pub struct ApprovalAnswer {
 }
 
 /// Approve another officer's request: its effect (the release, the payee,
-/// the refund, the rule pack) happens now, once.
+/// the refund, the rule pack) happens now, once. The decision is claimed
+/// first: an answer crossing another gets 409 naming the winner
+/// (`approval_being_decided`, `approval_already_decided`); an effect the
+/// books refuse changes nothing and leaves the request pending.
 #[utoipa::path(post, path = "/v1/approvals/{id}/approve", tag = "approvals", request_body = ApprovalAnswer,
     params(("id" = String, Path, description = "Approval id"),
            ("Idempotency-Key" = String, Header, description = "Repeats get the first answer")),
@@ -174,6 +185,7 @@ async fn approve(
 }
 
 /// Reject another officer's request, with the reason: nothing happens.
+/// Refused with 409 once an approval is claimed or recorded.
 #[utoipa::path(post, path = "/v1/approvals/{id}/reject", tag = "approvals", request_body = ApprovalAnswer,
     params(("id" = String, Path, description = "Approval id"),
            ("Idempotency-Key" = String, Header, description = "Repeats get the first answer")),
