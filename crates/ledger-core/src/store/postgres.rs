@@ -15,8 +15,8 @@ use tracing::instrument;
 
 use crate::domain::accounts::{AccountCode, Totals};
 use crate::domain::books::ChainHead;
-use crate::domain::ids::{EnrollmentId, InstitutionId};
 use crate::domain::entry::{Entry, Request};
+use crate::domain::ids::{EnrollmentId, InstitutionId};
 use crate::store::batch::{ENTRY_WRITE_COLUMNS, POSTING_WRITE_COLUMNS};
 use crate::store::feeds::{LinesOf, BANK_LINE_COLUMNS};
 use crate::store::hosts::{accepts_writes, Hosts};
@@ -240,7 +240,10 @@ impl BatchTx for BatchOn<'_, Postgres> {
         let e = &c.entries;
         let mut of = BTreeMap::<&str, Of<'_>>::new();
         for x in e {
-            of.entry(x.institution.as_str()).or_default().entries.push(x);
+            of.entry(x.institution.as_str())
+                .or_default()
+                .entries
+                .push(x);
         }
         for x in &c.postings {
             of.entry(e[x.0].institution.as_str())
@@ -357,11 +360,31 @@ impl Of<'_> {
                  where a.institution_id = $1 and a.account_code = u.account_code",
             )
             .bind(institution)
-            .bind(a.iter().map(|(_, code, _)| code.to_string()).collect::<Vec<_>>())
-            .bind(a.iter().map(|(_, _, t)| t.posted_debits_minor).collect::<Vec<_>>())
-            .bind(a.iter().map(|(_, _, t)| t.posted_credits_minor).collect::<Vec<_>>())
-            .bind(a.iter().map(|(_, _, t)| t.pending_debits_minor).collect::<Vec<_>>())
-            .bind(a.iter().map(|(_, _, t)| t.pending_credits_minor).collect::<Vec<_>>())
+            .bind(
+                a.iter()
+                    .map(|(_, code, _)| code.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                a.iter()
+                    .map(|(_, _, t)| t.posted_debits_minor)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                a.iter()
+                    .map(|(_, _, t)| t.posted_credits_minor)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                a.iter()
+                    .map(|(_, _, t)| t.pending_debits_minor)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                a.iter()
+                    .map(|(_, _, t)| t.pending_credits_minor)
+                    .collect::<Vec<_>>(),
+            )
             .execute(&mut **tx)
             .await?;
         }
