@@ -3,10 +3,10 @@
 //! read — are captured from a real PostgreSQL (a scratch cluster with
 //! `pg_stat_statements`), and each one that touches a distributed table
 //! (one whose primary key leads with `institution_id`) must filter one
-//! institution by equality (`institution_id = $n`), so that Citus routes
-//! it to one shard; the reads' generic plans must find that institution
-//! through an index. The statements known not to follow the rule yet are
-//! named in deploy/citus/README.md and here, each with what must change.
+//! institution by equality (`institution_id = $n`), or insert rows of the
+//! one institution bound as a parameter, so that Citus routes it to one
+//! shard; the reads' generic plans must find that institution through an
+//! index. There are no exceptions: a statement of any other shape fails.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -123,7 +123,6 @@ async fn the_hot_statements_filter_one_institution_by_equality_through_its_index
     .await
     .unwrap();
     let mut routed = Vec::new();
-    let mut blockers = Vec::new();
     for statement in &statements {
         let lower = statement.to_lowercase();
         let touched: Vec<&str> = distributed
@@ -138,27 +137,14 @@ async fn the_hot_statements_filter_one_institution_by_equality_through_its_index
         if touched.is_empty() {
             continue;
         }
-        if filters_one_institution(&lower) {
-            routed.push(statement.clone());
-        } else if lower.contains("unnest(") || lower.contains("= any(") {
-            // The batch shapes deploy/citus/README.md lists under "What
-            // must change": one institution's rows, bound as arrays.
-            blockers.push(format!("{touched:?}: {}", first_words(statement)));
-        } else {
-            panic!(
-                "{touched:?} without an equality on institution_id nor a known batch shape: \
-                 Citus would send it to every shard:\n{statement}"
-            );
-        }
+        assert!(
+            filters_one_institution(&lower) || inserts_for_one_institution(&lower),
+            "{touched:?} without an equality on institution_id: Citus would send it to \
+             every shard (or refuse it):\n{statement}"
+        );
+        routed.push(statement.clone());
     }
-    eprintln!(
-        "{} statements route to one shard; {} batch statements still to change for Citus:",
-        routed.len(),
-        blockers.len()
-    );
-    for b in &blockers {
-        eprintln!("  {b}");
-    }
+    eprintln!("{} statements, each routed to one shard", routed.len());
     assert!(
         routed.len() >= 5,
         "the hot path ran too few statements to judge: {statements:#?}"
@@ -242,6 +228,69 @@ fn filters_one_institution(lower: &str) -> bool {
     false
 }
 
-fn first_words(statement: &str) -> String {
-    statement.chars().take(90).collect()
+/// `insert into t (institution_id, …) values ($n, …)` or `… select $n,
+/// …`: every row the statement inserts is of the one institution bound at
+/// `$n`, so Citus writes it to that institution's shard.
+fn inserts_for_one_institution(lower: &str) -> bool {
+    let Some(rest) = lower.trim_start().strip_prefix("insert into") else {
+        return false;
+    };
+    let Some((_, columns)) = rest.split_once('(') else {
+        return false;
+    };
+    if !columns.trim_start().starts_with("institution_id") {
+        return false;
+    }
+    let Some((_, rows)) = columns.split_once(')') else {
+        return false;
+    };
+    let rows = rows.trim_start();
+    let first = if let Some(values) = rows.strip_prefix("values") {
+        values.trim_start().strip_prefix('(')
+    } else {
+        rows.strip_prefix("select")
+    };
+    let Some(first) = first.map(str::trim_start) else {
+        return false;
+    };
+    if !first.starts_with('$') {
+        return false;
+    }
+    // A multi-row `values` whose rows bind different institutions would
+    // span shards: each row's first value must be that same parameter.
+    let first_of = |row: &str| -> String {
+        row.trim_start()
+            .trim_start_matches("values")
+            .trim_start()
+            .trim_start_matches('(')
+            .chars()
+            .take_while(|c| !matches!(c, ',' | ')'))
+            .collect::<String>()
+            .trim()
+            .to_string()
+    };
+    let param = first_of(first);
+    !rows.starts_with("values") || rows.split("),").all(|row| first_of(row) == param)
+}
+
+#[test]
+fn the_insert_rule_accepts_one_institution_and_refuses_a_mix() {
+    assert!(inserts_for_one_institution(
+        "insert into entries (institution_id, seq) select $1, * from unnest($2::bigint[])"
+    ));
+    assert!(inserts_for_one_institution(
+        "insert into outbox (institution_id, instruction_id) values ($1, $2)"
+    ));
+    assert!(inserts_for_one_institution(
+        "insert into lessons (institution_id, id) values ($1, $2), ($1, $3)"
+    ));
+    assert!(!inserts_for_one_institution(
+        "insert into lessons (institution_id, id) values ($1, $2), ($3, $4)"
+    ));
+    assert!(!inserts_for_one_institution(
+        "insert into entries (institution_id, seq) select * from unnest($1::text[], $2::bigint[])"
+    ));
+    assert!(!inserts_for_one_institution(
+        "insert into entries (seq, institution_id) values ($1, $2)"
+    ));
 }

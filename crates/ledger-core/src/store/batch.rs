@@ -54,19 +54,27 @@ macro_rules! batch_reads {
             ids: &[$crate::domain::ids::InstitutionId],
         ) -> $crate::store::Result<Vec<$crate::store::LockedInstitution>> {
             let d = $dialect;
-            // Heads are locked in institution id order (SQLite's BEGIN
-            // IMMEDIATE already holds its one write lock), so two batches
-            // over overlapping institutions can never deadlock.
-            let found: Vec<$crate::store::rows::LockedRow> = sqlx::query_as(&format!(
+            // One statement per institution, in institution id order: a
+            // statement locking one institution by equality is what a
+            // sharded PostgreSQL (Citus) routes to one shard and lets lock
+            // (`= any(…) for update` it refuses); the order means two
+            // batches over overlapping institutions can never deadlock.
+            // (SQLite's BEGIN IMMEDIATE already holds its one write lock.)
+            let sql = format!(
                 "select i.*, h.last_seq, h.last_hash, h.last_recorded_at \
                  from chain_heads h join institutions i on i.institution_id = h.institution_id \
-                 where h.institution_id {} order by h.institution_id{}",
-                d.in_list(1),
+                 where h.institution_id = $1{}",
                 d.lock_rows_of("h"),
-            ))
-            .bind(d.list(ids.iter().map(|i| i.as_str())))
-            .fetch_all(&mut *self.tx)
-            .await?;
+            );
+            let mut found: Vec<$crate::store::rows::LockedRow> = Vec::with_capacity(ids.len());
+            for id in ids {
+                found.extend(
+                    sqlx::query_as::<_, $crate::store::rows::LockedRow>(&sql)
+                        .bind(id.as_str())
+                        .fetch_optional(&mut *self.tx)
+                        .await?,
+                );
+            }
             $crate::store::rows::convert(found)
         }
 
@@ -81,17 +89,20 @@ macro_rules! batch_reads {
             )>,
         > {
             let d = $dialect;
-            let keys: Vec<(&str, &str)> = keys.iter().map(|(i, c)| (i.as_str(), c.as_str())).collect();
-            let found: Vec<$crate::store::rows::AccountRow> = d
-                .bind_pairs(
-                    sqlx::query_as(&format!(
-                        "select a.* from {}",
-                        d.join_pairs(1, "accounts a", "a.institution_id", "a.account_code"),
-                    )),
-                    &keys,
-                )
-                .fetch_all(&mut *self.tx)
-                .await?;
+            let sql = format!(
+                "select a.* from accounts a where a.institution_id = $1 and a.account_code {}",
+                d.in_list(2)
+            );
+            let mut found: Vec<$crate::store::rows::AccountRow> = Vec::with_capacity(keys.len());
+            for of_one in keys.chunk_by(|x, y| x.0 == y.0) {
+                found.extend(
+                    sqlx::query_as::<_, $crate::store::rows::AccountRow>(&sql)
+                        .bind(of_one[0].0.as_str())
+                        .bind(d.list(of_one.iter().map(|(_, c)| c.as_str())))
+                        .fetch_all(&mut *self.tx)
+                        .await?,
+                );
+            }
             $crate::store::rows::convert(found)
         }
 
@@ -100,17 +111,20 @@ macro_rules! batch_reads {
             keys: &[($crate::domain::ids::InstitutionId, $crate::domain::ids::EnrollmentId)],
         ) -> $crate::store::Result<Vec<$crate::domain::books::EnrollmentBook>> {
             let d = $dialect;
-            let keys: Vec<(&str, &str)> = keys.iter().map(|(i, e)| (i.as_str(), e.as_str())).collect();
-            let found: Vec<$crate::store::rows::EnrollmentRow> = d
-                .bind_pairs(
-                    sqlx::query_as(&format!(
-                        "select e.* from {}",
-                        d.join_pairs(1, "enrollments e", "e.institution_id", "e.enrollment_id"),
-                    )),
-                    &keys,
-                )
-                .fetch_all(&mut *self.tx)
-                .await?;
+            let sql = format!(
+                "select e.* from enrollments e where e.institution_id = $1 and e.enrollment_id {}",
+                d.in_list(2)
+            );
+            let mut found: Vec<$crate::store::rows::EnrollmentRow> = Vec::with_capacity(keys.len());
+            for of_one in keys.chunk_by(|x, y| x.0 == y.0) {
+                found.extend(
+                    sqlx::query_as::<_, $crate::store::rows::EnrollmentRow>(&sql)
+                        .bind(of_one[0].0.as_str())
+                        .bind(d.list(of_one.iter().map(|(_, e)| e.as_str())))
+                        .fetch_all(&mut *self.tx)
+                        .await?,
+                );
+            }
             $crate::store::rows::convert(found)
         }
 
@@ -119,36 +133,40 @@ macro_rules! batch_reads {
             keys: &[($crate::domain::ids::InstitutionId, $crate::domain::ids::ClientId)],
         ) -> $crate::store::Result<Vec<$crate::domain::books::KnownEntry>> {
             let d = $dialect;
-            let keys: Vec<(&str, &str)> = keys.iter().map(|(i, c)| (i.as_str(), c.as_str())).collect();
-            let found: Vec<$crate::store::rows::EntryRow> = d
-                .bind_pairs(
-                    sqlx::query_as(&format!(
-                        "select {}, \
-                           (select r.kind from entries r where r.institution_id = e.institution_id \
-                              and r.refers_to_seq = e.seq) as referred_by \
-                         from {}",
-                        $crate::store::rows::ENTRY_COLUMNS,
-                        d.join_pairs(1, "entries e", "e.institution_id", "e.client_id"),
-                    )),
-                    &keys,
-                )
-                .fetch_all(&mut *self.tx)
-                .await?;
-            if found.is_empty() {
-                return Ok(vec![]);
+            let entries_sql = format!(
+                "select {}, \
+                   (select r.kind from entries r where r.institution_id = e.institution_id \
+                      and r.refers_to_seq = e.seq) as referred_by \
+                 from entries e where e.institution_id = $1 and e.client_id {}",
+                $crate::store::rows::ENTRY_COLUMNS,
+                d.in_list(2),
+            );
+            let postings_sql = format!(
+                "select p.institution_id, p.seq, p.account_code, p.side, p.amount_minor \
+                 from postings p where p.institution_id = $1 and p.seq {} order by p.seq, p.leg",
+                d.in_list(2),
+            );
+            let mut found: Vec<$crate::store::rows::EntryRow> = Vec::new();
+            let mut postings: Vec<$crate::store::rows::PostingRow> = Vec::new();
+            for of_one in keys.chunk_by(|x, y| x.0 == y.0) {
+                let institution = of_one[0].0.as_str();
+                let rows: Vec<$crate::store::rows::EntryRow> = sqlx::query_as(&entries_sql)
+                    .bind(institution)
+                    .bind(d.list(of_one.iter().map(|(_, c)| c.as_str())))
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                if rows.is_empty() {
+                    continue;
+                }
+                postings.extend(
+                    sqlx::query_as::<_, $crate::store::rows::PostingRow>(&postings_sql)
+                        .bind(institution)
+                        .bind(d.seqs(rows.iter().map(|r| r.seq)))
+                        .fetch_all(&mut *self.tx)
+                        .await?,
+                );
+                found.extend(rows);
             }
-            let seqs: Vec<(&str, i64)> = found.iter().map(|r| (r.institution_id.as_str(), r.seq)).collect();
-            let postings: Vec<$crate::store::rows::PostingRow> = d
-                .bind_seqs(
-                    sqlx::query_as(&format!(
-                        "select p.institution_id, p.seq, p.account_code, p.side, p.amount_minor \
-                         from {} order by p.institution_id, p.seq, p.leg",
-                        d.join_seqs(1, "postings p", "p.institution_id", "p.seq"),
-                    )),
-                    &seqs,
-                )
-                .fetch_all(&mut *self.tx)
-                .await?;
             $crate::store::rows::assemble(found, postings, |r, p| r.into_known(p))
         }
 

@@ -1,18 +1,22 @@
 //! The PostgreSQL dialect: the system of record. Only what PostgreSQL does
 //! its own way lives here: connecting, the batch's row locks
 //! (`for update`), key sets bound as arrays (`unnest`, `= any`), and a
-//! batch written in a fixed number of statements whatever its size; every
+//! batch written in a fixed number of statements per institution whatever
+//! its size, each filtering that one institution by equality (the rule
+//! that lets Citus route it to one shard, see ARCHITECTURE.md); every
 //! other query is written once for both dialects.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions};
-use sqlx::query::QueryAs;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 use tracing::instrument;
 
-use crate::domain::accounts::Totals;
+use crate::domain::accounts::{AccountCode, Totals};
+use crate::domain::books::ChainHead;
 use crate::domain::entry::{Entry, Request};
+use crate::domain::ids::{EnrollmentId, InstitutionId};
 use crate::store::batch::{ENTRY_WRITE_COLUMNS, POSTING_WRITE_COLUMNS};
 use crate::store::feeds::{LinesOf, BANK_LINE_COLUMNS};
 use crate::store::hosts::{accepts_writes, Hosts};
@@ -42,35 +46,9 @@ impl Pg {
         format!(" for update of {alias}")
     }
 
-    /// The rows of `table` (with its alias) whose columns `a` and `b` are
-    /// one of the text pairs bound at `$n` and `$n+1` as two arrays (by
-    /// [`Pg::bind_pairs`]).
-    pub fn join_pairs(self, n: usize, table: &str, a: &str, b: &str) -> String {
-        join_unnest(n, "text", table, a, b)
-    }
-
-    /// [`Pg::join_pairs`] for pairs of a text and a bigint (bound by
-    /// [`Pg::bind_seqs`]).
-    pub fn join_seqs(self, n: usize, table: &str, a: &str, b: &str) -> String {
-        join_unnest(n, "bigint", table, a, b)
-    }
-
-    pub fn bind_pairs<'q, O>(
-        self,
-        query: QueryAs<'q, Postgres, O, PgArguments>,
-        keys: &[(&'q str, &'q str)],
-    ) -> QueryAs<'q, Postgres, O, PgArguments> {
-        let (a, b): (Vec<&str>, Vec<&str>) = keys.iter().copied().unzip();
-        query.bind(a).bind(b)
-    }
-
-    pub fn bind_seqs<'q, O>(
-        self,
-        query: QueryAs<'q, Postgres, O, PgArguments>,
-        keys: &[(&'q str, i64)],
-    ) -> QueryAs<'q, Postgres, O, PgArguments> {
-        let (a, b): (Vec<&str>, Vec<i64>) = keys.iter().copied().unzip();
-        query.bind(a).bind(b)
+    /// A list of integers as PostgreSQL binds it: an array.
+    pub fn seqs(self, items: impl Iterator<Item = i64>) -> Vec<i64> {
+        items.collect()
     }
 
     /// Serialises the requests under one (caller, Idempotency-Key) until
@@ -181,26 +159,55 @@ impl Pg {
     }
 
     /// Claims the outbox items `c` names, skipping the rows another runner
-    /// holds.
+    /// holds: institution by institution (those with the oldest due items
+    /// first), each claim locking and leasing one institution's items by
+    /// equality. Only finding which institutions have due items reads
+    /// across institutions, without locking anything.
     pub async fn claim_outbox(
         self,
         pool: &sqlx::PgPool,
         c: &OutboxClaim<'_>,
     ) -> Result<Vec<OutboxRow>> {
-        Ok(sqlx::query_as(&format!(
-            "update outbox set lease_until = $1 where (institution_id, instruction_id) in ( \
-               select institution_id, instruction_id from outbox \
-               where state = $2 and next_attempt_at <= $3 \
-                 and (lease_until is null or lease_until <= $3) \
-               order by next_attempt_at limit $4 for update skip locked) \
-             returning {OUTBOX_FIELDS}"
-        ))
-        .bind(c.until)
+        let due: Vec<String> = sqlx::query_scalar(
+            "select institution_id from outbox where state = $1 and next_attempt_at <= $2 \
+               and (lease_until is null or lease_until <= $2) \
+             group by institution_id order by min(next_attempt_at), institution_id limit $3",
+        )
         .bind(c.state)
         .bind(c.now)
         .bind(c.limit)
         .fetch_all(pool)
-        .await?)
+        .await?;
+        let mut claimed: Vec<OutboxRow> = Vec::new();
+        for institution in &due {
+            let left = c.limit - i64::try_from(claimed.len()).unwrap_or(i64::MAX);
+            if left <= 0 {
+                break;
+            }
+            // The CTE is materialized so that its `limit … for update skip
+            // locked` runs once: as `in (subquery)` a planner may re-run
+            // it per row and claim more than the limit.
+            claimed.extend(
+                sqlx::query_as::<_, OutboxRow>(&format!(
+                    "with due as materialized ( \
+                       select instruction_id as due_id from outbox \
+                       where institution_id = $1 and state = $2 and next_attempt_at <= $3 \
+                         and (lease_until is null or lease_until <= $3) \
+                       order by next_attempt_at limit $4 for update skip locked) \
+                     update outbox set lease_until = $5 from due \
+                     where institution_id = $1 and instruction_id = due.due_id \
+                     returning {OUTBOX_FIELDS}"
+                ))
+                .bind(institution)
+                .bind(c.state)
+                .bind(c.now)
+                .bind(left)
+                .bind(c.until)
+                .fetch_all(pool)
+                .await?,
+            );
+        }
+        Ok(claimed)
     }
 
     /// Each account of institution `$1` with its totals after its last
@@ -221,70 +228,116 @@ impl Pg {
     }
 }
 
-fn join_unnest(n: usize, second: &str, table: &str, a: &str, b: &str) -> String {
-    let m = n + 1;
-    format!(
-        "unnest(${n}::text[], ${m}::{second}[]) as k(a, b) join {table} on {a} = k.a and {b} = k.b"
-    )
-}
-
 impl BatchTx for BatchOn<'_, Postgres> {
     batch_reads!(Pg);
 
     async fn write(&mut self, c: &Changes) -> Result<()> {
         insert_outbox!(self.tx, c.entries);
+        // Institution by institution, each statement with its institution
+        // bound once (`$1`) and its rows as arrays: a fixed number of
+        // statements per institution whatever the batch's size, and each
+        // one routed to that institution's shard on Citus.
         let e = &c.entries;
-        sqlx::query(&format!(
-            "insert into entries ({ENTRY_WRITE_COLUMNS}) \
-             select * from unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], \
-               $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::int[], \
-               $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[])"
-        ))
-        .bind(e.iter().map(|x| x.institution.as_str()).collect::<Vec<_>>())
-        .bind(e.iter().map(|x| x.seq).collect::<Vec<_>>())
-        .bind(e.iter().map(|x| x.client_id.as_str()).collect::<Vec<_>>())
-        .bind(e.iter().map(|x| x.kind.code()).collect::<Vec<_>>())
-        .bind(e.iter().map(|x| x.currency.code()).collect::<Vec<_>>())
-        .bind(e.iter().map(|x| x.occurred_at).collect::<Vec<_>>())
-        .bind(e.iter().map(|x| x.recorded_at).collect::<Vec<_>>())
-        .bind(
-            e.iter()
-                .map(|x| x.external_ref.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            e.iter()
-                .map(|x| x.enrollment.as_ref().map(|v| v.as_str()))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            e.iter()
-                .map(|x| x.hours.map(|h| h as i32))
-                .collect::<Vec<_>>(),
-        )
-        .bind(e.iter().map(|x| x.refers_to_seq).collect::<Vec<_>>())
-        .bind(e.iter().map(|x| x.rule_pack.as_deref()).collect::<Vec<_>>())
-        .bind(e.iter().map(|x| x.flags.join(",")).collect::<Vec<_>>())
-        .bind(
-            e.iter()
-                .map(|x| x.request_hash.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(e.iter().map(|x| x.prev_hash.as_str()).collect::<Vec<_>>())
-        .bind(e.iter().map(|x| x.hash.as_str()).collect::<Vec<_>>())
-        .execute(&mut *self.tx)
-        .await?;
+        let mut of = BTreeMap::<&str, Of<'_>>::new();
+        for x in e {
+            of.entry(x.institution.as_str())
+                .or_default()
+                .entries
+                .push(x);
+        }
+        for x in &c.postings {
+            of.entry(e[x.0].institution.as_str())
+                .or_default()
+                .postings
+                .push(x);
+        }
+        for x in &c.accounts {
+            of.entry(x.0.as_str()).or_default().accounts.push(x);
+        }
+        for x in &c.enrollments {
+            of.entry(x.0.as_str()).or_default().enrollments.push(x);
+        }
+        for x in &c.heads {
+            of.entry(x.0.as_str()).or_default().head = Some(&x.1);
+        }
+        for (institution, one) in &of {
+            one.write(&mut self.tx, institution, e).await?;
+        }
+        Ok(())
+    }
+}
 
-        let p = &c.postings;
+/// One institution's share of a batch's changes.
+#[derive(Default)]
+struct Of<'a> {
+    entries: Vec<&'a Entry>,
+    postings: Vec<&'a (usize, usize, Totals)>,
+    accounts: Vec<&'a (InstitutionId, AccountCode, Totals)>,
+    enrollments: Vec<&'a (InstitutionId, EnrollmentId, u32, i64)>,
+    head: Option<&'a ChainHead>,
+}
+
+impl Of<'_> {
+    async fn write(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        institution: &str,
+        all: &[Entry],
+    ) -> Result<()> {
+        let e = &self.entries;
+        if !e.is_empty() {
+            sqlx::query(&format!(
+                "insert into entries ({ENTRY_WRITE_COLUMNS}) \
+                 select $1, * from unnest($2::bigint[], $3::text[], $4::text[], $5::text[], \
+                   $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::int[], \
+                   $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[])"
+            ))
+            .bind(institution)
+            .bind(e.iter().map(|x| x.seq).collect::<Vec<_>>())
+            .bind(e.iter().map(|x| x.client_id.as_str()).collect::<Vec<_>>())
+            .bind(e.iter().map(|x| x.kind.code()).collect::<Vec<_>>())
+            .bind(e.iter().map(|x| x.currency.code()).collect::<Vec<_>>())
+            .bind(e.iter().map(|x| x.occurred_at).collect::<Vec<_>>())
+            .bind(e.iter().map(|x| x.recorded_at).collect::<Vec<_>>())
+            .bind(
+                e.iter()
+                    .map(|x| x.external_ref.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                e.iter()
+                    .map(|x| x.enrollment.as_ref().map(|v| v.as_str()))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                e.iter()
+                    .map(|x| x.hours.map(|h| h as i32))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(e.iter().map(|x| x.refers_to_seq).collect::<Vec<_>>())
+            .bind(e.iter().map(|x| x.rule_pack.as_deref()).collect::<Vec<_>>())
+            .bind(e.iter().map(|x| x.flags.join(",")).collect::<Vec<_>>())
+            .bind(
+                e.iter()
+                    .map(|x| x.request_hash.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(e.iter().map(|x| x.prev_hash.as_str()).collect::<Vec<_>>())
+            .bind(e.iter().map(|x| x.hash.as_str()).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await?;
+        }
+
+        let p = &self.postings;
         if !p.is_empty() {
-            let posting = |(i, leg, _): &(usize, usize, Totals)| &e[*i].postings[*leg];
+            let posting = |(i, leg, _): &&(usize, usize, Totals)| &all[*i].postings[*leg];
             sqlx::query(&format!(
                 "insert into postings ({POSTING_WRITE_COLUMNS}) \
-                 select * from unnest($1::text[], $2::bigint[], $3::smallint[], $4::text[], \
+                 select $1, * from unnest($2::bigint[], $3::smallint[], $4::text[], \
                    $5::bpchar[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])"
             ))
-            .bind(p.iter().map(|(i, _, _)| e[*i].institution.as_str()).collect::<Vec<_>>())
-            .bind(p.iter().map(|(i, _, _)| e[*i].seq).collect::<Vec<_>>())
+            .bind(institution)
+            .bind(p.iter().map(|(i, _, _)| all[*i].seq).collect::<Vec<_>>())
             .bind(p.iter().map(|(_, leg, _)| *leg as i16).collect::<Vec<_>>())
             .bind(p.iter().map(|x| posting(x).account.to_string()).collect::<Vec<_>>())
             .bind(p.iter().map(|x| posting(x).side.code()).collect::<Vec<_>>())
@@ -293,58 +346,76 @@ impl BatchTx for BatchOn<'_, Postgres> {
             .bind(p.iter().map(|(_, _, t)| t.posted_credits_minor).collect::<Vec<_>>())
             .bind(p.iter().map(|(_, _, t)| t.pending_debits_minor).collect::<Vec<_>>())
             .bind(p.iter().map(|(_, _, t)| t.pending_credits_minor).collect::<Vec<_>>())
-            .execute(&mut *self.tx)
+            .execute(&mut **tx)
             .await?;
         }
 
-        let a = &c.accounts;
+        let a = &self.accounts;
         if !a.is_empty() {
             sqlx::query(
                 "update accounts a set posted_debits_minor = u.pd, posted_credits_minor = u.pc, \
                    pending_debits_minor = u.qd, pending_credits_minor = u.qc \
-                 from unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) \
-                   as u(institution_id, account_code, pd, pc, qd, qc) \
-                 where a.institution_id = u.institution_id and a.account_code = u.account_code",
+                 from unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) \
+                   as u(account_code, pd, pc, qd, qc) \
+                 where a.institution_id = $1 and a.account_code = u.account_code",
             )
-            .bind(a.iter().map(|(i, _, _)| i.as_str()).collect::<Vec<_>>())
-            .bind(a.iter().map(|(_, code, _)| code.to_string()).collect::<Vec<_>>())
-            .bind(a.iter().map(|(_, _, t)| t.posted_debits_minor).collect::<Vec<_>>())
-            .bind(a.iter().map(|(_, _, t)| t.posted_credits_minor).collect::<Vec<_>>())
-            .bind(a.iter().map(|(_, _, t)| t.pending_debits_minor).collect::<Vec<_>>())
-            .bind(a.iter().map(|(_, _, t)| t.pending_credits_minor).collect::<Vec<_>>())
-            .execute(&mut *self.tx)
+            .bind(institution)
+            .bind(
+                a.iter()
+                    .map(|(_, code, _)| code.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                a.iter()
+                    .map(|(_, _, t)| t.posted_debits_minor)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                a.iter()
+                    .map(|(_, _, t)| t.posted_credits_minor)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                a.iter()
+                    .map(|(_, _, t)| t.pending_debits_minor)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                a.iter()
+                    .map(|(_, _, t)| t.pending_credits_minor)
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut **tx)
             .await?;
         }
 
-        let n = &c.enrollments;
+        let n = &self.enrollments;
         if !n.is_empty() {
             sqlx::query(
                 "update enrollments e set hours_consumed = u.hours, paid_minor = u.paid \
-                 from unnest($1::text[], $2::text[], $3::int[], $4::bigint[]) \
-                   as u(institution_id, enrollment_id, hours, paid) \
-                 where e.institution_id = u.institution_id and e.enrollment_id = u.enrollment_id",
+                 from unnest($2::text[], $3::int[], $4::bigint[]) as u(enrollment_id, hours, paid) \
+                 where e.institution_id = $1 and e.enrollment_id = u.enrollment_id",
             )
-            .bind(n.iter().map(|x| x.0.as_str()).collect::<Vec<_>>())
+            .bind(institution)
             .bind(n.iter().map(|x| x.1.as_str()).collect::<Vec<_>>())
             .bind(n.iter().map(|x| x.2 as i32).collect::<Vec<_>>())
             .bind(n.iter().map(|x| x.3).collect::<Vec<_>>())
-            .execute(&mut *self.tx)
+            .execute(&mut **tx)
             .await?;
         }
 
-        let h = &c.heads;
-        sqlx::query(
-            "update chain_heads h set last_seq = u.seq, last_hash = u.hash, last_recorded_at = u.at \
-             from unnest($1::text[], $2::bigint[], $3::text[], $4::timestamptz[]) \
-               as u(institution_id, seq, hash, at) \
-             where h.institution_id = u.institution_id",
-        )
-        .bind(h.iter().map(|x| x.0.as_str()).collect::<Vec<_>>())
-        .bind(h.iter().map(|x| x.1.last_seq).collect::<Vec<_>>())
-        .bind(h.iter().map(|x| x.1.last_hash.as_str()).collect::<Vec<_>>())
-        .bind(h.iter().map(|x| x.1.last_recorded_at).collect::<Vec<_>>())
-        .execute(&mut *self.tx)
-        .await?;
+        if let Some(h) = self.head {
+            sqlx::query(
+                "update chain_heads set last_seq = $2, last_hash = $3, last_recorded_at = $4 \
+                 where institution_id = $1",
+            )
+            .bind(institution)
+            .bind(h.last_seq)
+            .bind(h.last_hash.as_str())
+            .bind(h.last_recorded_at)
+            .execute(&mut **tx)
+            .await?;
+        }
         Ok(())
     }
 }

@@ -8,10 +8,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::query::QueryAs;
-use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, Transaction};
 use tracing::instrument;
 
@@ -90,36 +87,9 @@ impl Lite {
         String::new()
     }
 
-    /// The rows of `table` (with its alias) whose columns `a` and `b` are
-    /// one of the pairs bound at `$n` as one JSON array of pairs (by
-    /// [`Lite::bind_pairs`]).
-    pub fn join_pairs(self, n: usize, table: &str, a: &str, b: &str) -> String {
-        format!(
-            "json_each(${n}) k join {table} on {a} = json_extract(k.value, '$[0]') \
-               and {b} = json_extract(k.value, '$[1]')"
-        )
-    }
-
-    /// [`Lite::join_pairs`] for pairs of a text and an integer (bound by
-    /// [`Lite::bind_seqs`]).
-    pub fn join_seqs(self, n: usize, table: &str, a: &str, b: &str) -> String {
-        self.join_pairs(n, table, a, b)
-    }
-
-    pub fn bind_pairs<'q, O>(
-        self,
-        query: QueryAs<'q, Sqlite, O, SqliteArguments<'q>>,
-        keys: &[(&'q str, &'q str)],
-    ) -> QueryAs<'q, Sqlite, O, SqliteArguments<'q>> {
-        query.bind(json(&keys))
-    }
-
-    pub fn bind_seqs<'q, O>(
-        self,
-        query: QueryAs<'q, Sqlite, O, SqliteArguments<'q>>,
-        keys: &[(&'q str, i64)],
-    ) -> QueryAs<'q, Sqlite, O, SqliteArguments<'q>> {
-        query.bind(json(&keys))
+    /// A list of integers as SQLite binds it: a JSON array.
+    pub fn seqs(self, items: impl Iterator<Item = i64>) -> String {
+        json(&items.collect::<Vec<_>>())
     }
 
     /// Writes a statement's lines, row by row (one writer, no arrays).
