@@ -330,37 +330,26 @@ macro_rules! upsert_figures {
     }};
 }
 
-/// Recomputes the kept rows of the institutions `$ids` from the set-wise
-/// read, inside the writer's transaction `$tx` (either dialect, `$dialect`
-/// its marker), after locking the rows (PostgreSQL), so that an entry
-/// batch either committed before (and is read) or waits and adds to the
-/// refreshed row.
-macro_rules! refresh_figures {
-    ($tx:ident, $dialect:ident, $now:expr, $ids:expr) => {{
-        let ids: &[$crate::domain::ids::InstitutionId] = $ids;
-        if !ids.is_empty() {
+/// The kept rows of the institutions `$ids` as the set-wise read computes
+/// them on `$exec` (`&mut *tx` of a transaction, either dialect, `$dialect`
+/// its marker), written nowhere: what [`refresh_figures!`] writes and what
+/// `verify` compares the kept rows with.
+macro_rules! kept_rows_on {
+    ($exec:expr, $dialect:expr, $ids:expr) => {
+        async {
+            let ids: &[$crate::domain::ids::InstitutionId] = $ids;
             let d = $dialect;
             let list = || ids.iter().map(|i| i.as_str());
-            if d.takes_row_locks() {
-                sqlx::query(&format!(
-                    "select institution_id from institution_figures where institution_id {} \
-                     order by institution_id for update",
-                    d.in_list(1)
-                ))
-                .bind(d.list(list()))
-                .execute(&mut *$tx)
-                .await?;
-            }
             let institutions: Vec<(String, String, String)> = sqlx::query_as(&format!(
                 "select institution_id, jurisdiction_code, mode from institutions \
                  where institution_id {}",
                 d.in_list(1)
             ))
             .bind(d.list(list()))
-            .fetch_all(&mut *$tx)
+            .fetch_all($exec)
             .await?;
             let facts =
-                coverage_facts_on!(&mut *$tx, d, ids, $crate::store::figures::KEPT_AS_OF).await?;
+                coverage_facts_on!($exec, d, ids, $crate::store::figures::KEPT_AS_OF).await?;
             let accounts: Vec<$crate::store::rows::AccountRow> = sqlx::query_as(&format!(
                 "select * from accounts where institution_id {} \
                  and (account_code in ('escrow_cash', 'deposit_cash', 'refund_payable') \
@@ -368,7 +357,7 @@ macro_rules! refresh_figures {
                 d.in_list(1)
             ))
             .bind(d.list(list()))
-            .fetch_all(&mut *$tx)
+            .fetch_all($exec)
             .await?;
             let alerts: Vec<(String, i64, i64)> = sqlx::query_as(&format!(
                 "select institution_id, \
@@ -379,15 +368,40 @@ macro_rules! refresh_figures {
                 d.in_list(1)
             ))
             .bind(d.list(list()))
-            .fetch_all(&mut *$tx)
+            .fetch_all($exec)
             .await?;
-            let rows = $crate::store::figures::kept_rows(institutions, &facts, accounts, alerts)?;
+            $crate::store::figures::kept_rows(institutions, &facts, accounts, alerts)
+        }
+    };
+}
+
+/// Recomputes the kept rows of the institutions `$ids` from the set-wise
+/// read, inside the writer's transaction `$tx` (either dialect, `$dialect`
+/// its marker), after locking the rows (PostgreSQL), so that an entry
+/// batch either committed before (and is read) or waits and adds to the
+/// refreshed row.
+macro_rules! refresh_figures {
+    ($tx:ident, $dialect:ident, $now:expr, $ids:expr) => {{
+        let ids: &[$crate::domain::ids::InstitutionId] = $ids;
+        if !ids.is_empty() {
+            let d = $dialect;
+            if d.takes_row_locks() {
+                sqlx::query(&format!(
+                    "select institution_id from institution_figures where institution_id {} \
+                     order by institution_id for update",
+                    d.in_list(1)
+                ))
+                .bind(d.list(ids.iter().map(|i| i.as_str())))
+                .execute(&mut *$tx)
+                .await?;
+            }
+            let rows = kept_rows_on!(&mut *$tx, d, ids).await?;
             upsert_figures!($tx, $now, &rows);
         }
     }};
 }
 
-/// The kept rows from what [`refresh_figures!`] read.
+/// The kept rows from what [`kept_rows_on!`] read.
 pub(crate) fn kept_rows(
     institutions: Vec<(String, String, String)>,
     facts: &HashMap<InstitutionId, CoverageFacts>,
@@ -647,7 +661,8 @@ impl crate::store::Store {
                     on i.institution_id = f.institution_id";
         let paged = match q.limit {
             Some(limit) => format!(" limit {limit} offset {}", q.offset),
-            None if q.offset > 0 => format!(" limit -1 offset {}", q.offset),
+            // Both dialects take an offset after a limit only.
+            None if q.offset > 0 => format!(" limit {} offset {}", i64::MAX, q.offset),
             None => String::new(),
         };
         let rows_sql = format!(
@@ -728,6 +743,62 @@ impl crate::store::Store {
             refresh_figures!(tx, dialect, now, &ids);
         });
         Ok(ids.len() as u64)
+    }
+
+    /// Every kept row against its recomputation from the set-wise read, in
+    /// one snapshot (a write meanwhile is in both or in neither): a row
+    /// that differs, or is missing, is a `figures` failure of `verify`
+    /// ([`Store::rebuild_figures`] repairs it).
+    pub(crate) async fn verify_figures(
+        &self,
+        failures: &mut Vec<crate::store::VerifyFailure>,
+    ) -> Result<()> {
+        use crate::store::seal::Snap;
+        let ids: Vec<InstitutionId> = self
+            .institutions()
+            .await?
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let read = format!("select {FIGURES_COLUMNS} from institution_figures");
+        let mut snap = self.snapshot().await?;
+        let (fresh, kept): (Vec<KeptFigures>, Vec<FiguresRow>) = match &mut snap {
+            Snap::Pg(tx) => {
+                let d = crate::store::postgres::Pg;
+                let fresh = kept_rows_on!(&mut **tx, d, &ids).await?;
+                (fresh, sqlx::query_as(&read).fetch_all(&mut **tx).await?)
+            }
+            Snap::Lite(tx) => {
+                let d = crate::store::sqlite::Lite;
+                let fresh = kept_rows_on!(&mut **tx, d, &ids).await?;
+                (fresh, sqlx::query_as(&read).fetch_all(&mut **tx).await?)
+            }
+        };
+        snap.close().await?;
+        let kept: Vec<KeptFigures> = crate::store::rows::convert(kept)?;
+        let kept: HashMap<InstitutionId, KeptFigures> = kept
+            .into_iter()
+            .map(|k| (k.institution.clone(), k))
+            .collect();
+        for f in fresh {
+            let reason = match kept.get(&f.institution) {
+                None => "the overview has no kept figures for it".to_string(),
+                Some(k) if *k != f => format!("kept figures {k:?} differ from the books' {f:?}"),
+                Some(_) => continue,
+            };
+            failures.push(crate::store::VerifyFailure {
+                institution: Some(f.institution.to_string()),
+                chain: "figures".into(),
+                seq: None,
+                client_id: None,
+                reason,
+                checkpoint: false,
+            });
+        }
+        Ok(())
     }
 
     /// Gives every institution created before the kept figures existed its
