@@ -245,6 +245,9 @@ pub fn coverage_of(
     Ok(assemble(mode, as_of, closings, bank, owed_on, ledger))
 }
 
+/// The closings counted for an institution's coverage, escrow first.
+pub type Counted = Vec<(AccountKind, String, Closing)>;
+
 /// The closings counted for an institution's coverage and their sum, or
 /// why its banks have not confirmed it: the bank side of [`coverage_of`],
 /// which changes only when a statement or an account arrives (the
@@ -252,7 +255,7 @@ pub fn coverage_of(
 pub fn confirmed(
     mode: SupervisionMode,
     accounts: &[AccountClosing],
-) -> Result<(Vec<(AccountKind, String, Closing)>, i128), Unconfirmed> {
+) -> Result<(Counted, i128), Unconfirmed> {
     let mut closings = Vec::new();
     let mut bank: i128 = 0;
     for kind in [AccountKind::Escrow, AccountKind::Deposit] {
@@ -294,7 +297,7 @@ pub fn confirmed(
 pub fn assemble(
     mode: SupervisionMode,
     as_of: NaiveDate,
-    closings: Vec<(AccountKind, String, Closing)>,
+    closings: Counted,
     bank_minor: i128,
     owed_on: NaiveDate,
     ledger: &OwedFigures,
