@@ -2378,17 +2378,16 @@ async fn the_kept_figures_follow_a_random_mix_of_writes_exactly_as_a_rebuild(bac
         }
         kept_rows_agree(store, seed, round).await;
     }
-    // `verify` finds no drift, then finds a row that drifted, and the
+    // The check finds no drift, then finds a row that drifted, and the
     // rebuild repairs it.
-    let figures_failures = |r: &ledger_core::store::VerifyReport| {
-        r.failures
-            .iter()
+    let figures_failures = |r: &Vec<ledger_core::store::VerifyFailure>| {
+        r.iter()
             .filter(|f| f.chain == "figures")
             .map(|f| f.institution.clone().unwrap_or_default())
             .collect::<Vec<_>>()
     };
     assert_eq!(
-        figures_failures(&store.verify().await.unwrap()),
+        figures_failures(&store.verify_figures().await.unwrap()),
         Vec::<String>::new()
     );
     let drift = "update institution_figures set owed_minor = owed_minor + 1 \
@@ -2399,12 +2398,12 @@ async fn the_kept_figures_follow_a_random_mix_of_writes_exactly_as_a_rebuild(bac
     }
     .unwrap();
     assert_eq!(
-        figures_failures(&store.verify().await.unwrap()),
+        figures_failures(&store.verify_figures().await.unwrap()),
         vec!["GEN-01".to_string()]
     );
     store.rebuild_figures(None).await.unwrap();
     assert_eq!(
-        figures_failures(&store.verify().await.unwrap()),
+        figures_failures(&store.verify_figures().await.unwrap()),
         Vec::<String>::new()
     );
     server.stop().await;

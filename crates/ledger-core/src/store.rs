@@ -389,7 +389,6 @@ impl Store {
                 checkpoint: true,
             });
         }
-        self.verify_figures(&mut report.failures).await?;
         let audit = self
             .verify_audit(checkpoint.map(|c| c.audit.seq), &mut report.failures)
             .await?;

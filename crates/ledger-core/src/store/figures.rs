@@ -746,14 +746,14 @@ impl crate::store::Store {
     }
 
     /// Every kept row against its recomputation from the set-wise read, in
-    /// one snapshot (a write meanwhile is in both or in neither): a row
-    /// that differs, or is missing, is a `figures` failure of `verify`
-    /// ([`Store::rebuild_figures`] repairs it).
-    pub(crate) async fn verify_figures(
-        &self,
-        failures: &mut Vec<crate::store::VerifyFailure>,
-    ) -> Result<()> {
+    /// one snapshot (a write meanwhile is in both or in neither): each row
+    /// that differs, or is missing, as a failure of chain `figures`
+    /// ([`Store::rebuild_figures`] repairs it). Kept apart from
+    /// [`Store::verify`], whose findings are about the chains: books edited
+    /// behind the application's back also make every kept row differ.
+    pub async fn verify_figures(&self) -> Result<Vec<crate::store::VerifyFailure>> {
         use crate::store::seal::Snap;
+        let mut failures = Vec::new();
         let ids: Vec<InstitutionId> = self
             .institutions()
             .await?
@@ -761,7 +761,7 @@ impl crate::store::Store {
             .map(|i| i.id)
             .collect();
         if ids.is_empty() {
-            return Ok(());
+            return Ok(failures);
         }
         let read = format!("select {FIGURES_COLUMNS} from institution_figures");
         let mut snap = self.snapshot().await?;
@@ -798,7 +798,7 @@ impl crate::store::Store {
                 checkpoint: false,
             });
         }
-        Ok(())
+        Ok(failures)
     }
 
     /// Gives every institution created before the kept figures existed its

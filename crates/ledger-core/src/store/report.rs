@@ -98,7 +98,8 @@ pub struct VerifyFailure {
     /// Which chain: `entries`, `enrollments` (counters against the entries),
     /// `records` (statements and lines, refunds, refund events, payees),
     /// `audit`, `institutions` (one in the checkpoint is gone), or
-    /// `figures` (the overview's kept row differs from the books).
+    /// `figures` (`Store::verify_figures`: the overview's kept row differs
+    /// from the books).
     pub chain: String,
     /// The first entry or link that does not match, where there is one.
     pub seq: Option<i64>,
