@@ -2135,6 +2135,108 @@ async fn officers_see_risk_and_work_alerts(backend: Backend) {
 }
 both!(officers_see_risk_and_work_alerts);
 
+both!(the_overview_pages_sorted_by_coverage_with_the_totals_of_every_page);
+async fn the_overview_pages_sorted_by_coverage_with_the_totals_of_every_page(backend: Backend) {
+    let server = Server::start(backend).await;
+    api::demo::build(&server.store).await.unwrap();
+    let county = code(api::demo::COUNTY);
+    let officer = server
+        .token(Role::Officer, Scope::Jurisdiction(county.clone()))
+        .await;
+    let (status, all) = server
+        .get(
+            &officer,
+            "/v1/jurisdictions/410922/overview?sort=coverage&limit=500",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(all["matched"], 4);
+    assert_eq!(all["next_cursor"], serde_json::Value::Null);
+    let rows = all["institutions"].as_array().unwrap();
+    // Lowest coverage first; none (unconfirmed, nothing owed) last.
+    let ratios: Vec<Option<rust_decimal::Decimal>> = rows
+        .iter()
+        .map(|r| r["coverage"]["ratio"].as_str().map(|s| s.parse().unwrap()))
+        .collect();
+    let mut sorted = ratios.clone();
+    sorted.sort_by_key(|r| (r.is_none(), *r));
+    assert_eq!(ratios, sorted, "{all}");
+    assert!(ratios[0].is_some(), "{all}");
+
+    // One a page: the same institutions in the same order, each page
+    // carrying the totals of all of them.
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    while paged.len() < 10 {
+        let path = match &cursor {
+            Some(c) => {
+                format!("/v1/jurisdictions/410922/overview?sort=coverage&limit=1&cursor={c}")
+            }
+            None => "/v1/jurisdictions/410922/overview?sort=coverage&limit=1".to_string(),
+        };
+        let (status, page) = server.get(&officer, &path).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["institutions"].as_array().unwrap().len(), 1, "{page}");
+        assert_eq!(page["totals"], all["totals"]);
+        assert_eq!(page["matched"], 4);
+        paged.push(page["institutions"][0]["institution"]["id"].clone());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    let ids: Vec<_> = rows
+        .iter()
+        .map(|r| r["institution"]["id"].clone())
+        .collect();
+    assert_eq!(paged, ids);
+
+    // A search reaches beyond the first page; a filter narrows the totals.
+    let last = &rows[3];
+    let licence = last["institution"]["licence_no"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    let (status, found) = server
+        .get(
+            &officer,
+            &format!("/v1/jurisdictions/410922/overview?sort=coverage&limit=1&q={licence}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["matched"], 1);
+    assert_eq!(
+        found["institutions"][0]["institution"]["id"],
+        last["institution"]["id"]
+    );
+    assert_eq!(
+        found["totals"][0]["owed_to_families"],
+        last["figures"]["owed_to_families"]
+    );
+
+    for (query, field) in [
+        ("sort=riskiest", "sort"),
+        ("level=orange", "level"),
+        ("cursor=abc", "cursor"),
+        ("limit=0", "limit"),
+    ] {
+        let (status, problem) = server
+            .get(
+                &officer,
+                &format!("/v1/jurisdictions/410922/overview?{query}"),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{query}: {problem}"
+        );
+        assert_eq!(problem["code"], "invalid_field", "{problem}");
+        assert!(problem.to_string().contains(field), "{query}: {problem}");
+    }
+    server.stop().await;
+}
+
 #[path = "http/approvals.rs"]
 mod approvals;
 #[path = "http/exactly_once.rs"]

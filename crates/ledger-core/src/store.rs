@@ -114,8 +114,11 @@ mod batch;
 mod bulk;
 mod claims;
 mod clock;
+#[macro_use]
 mod coverage;
 mod delivery;
+#[macro_use]
+mod figures;
 mod feeds;
 mod group;
 mod hosts;
@@ -154,6 +157,9 @@ pub use bulk::{AccountKey, EventRow};
 pub use claims::KeyClaim;
 pub use clock::Clock;
 pub use coverage::CoverageFacts;
+pub use figures::{
+    AlertLevel, FiguresPage, FiguresQuery, FiguresSort, FiguresTotals, KeptFigures, KEPT_AS_OF,
+};
 pub use group::{EachOutcome, KeepWith};
 pub use hosts::{mask_password, with_encoded_password};
 pub use lessons::{FreezeRecord, NewLesson};
@@ -336,7 +342,8 @@ impl Store {
     /// links the records written before them.
     pub async fn migrate(&self) -> Result<()> {
         dispatch!(self, s => s.migrate().await)?;
-        self.link_records_written_before_chains().await
+        self.link_records_written_before_chains().await?;
+        self.keep_figures_written_before().await
     }
 
     pub async fn close(&self) {

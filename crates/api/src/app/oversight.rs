@@ -14,9 +14,10 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 use ledger_core::domain::alerts::{Alert, AlertStatus};
+use ledger_core::domain::feeds::AccountKind;
 use ledger_core::domain::risk::coverage::{self, Coverage, Unconfirmed};
-use ledger_core::store::BalanceSheet;
-use ledger_core::{Institution, InstitutionId, Jurisdiction, JurisdictionCode, Store};
+use ledger_core::store::{AlertLevel, BalanceSheet, FiguresQuery, FiguresSort, FiguresTotals};
+use ledger_core::{Currency, Institution, InstitutionId, Jurisdiction, JurisdictionCode, Store};
 
 use crate::app::risk::{records_all, records_of, snapshot, SET_WISE_FROM};
 use crate::app::{AppError, AppResult};
@@ -129,48 +130,108 @@ pub fn is_open(a: &Alert) -> bool {
     a.status != AlertStatus::Resolved
 }
 
-/// The overview of a jurisdiction and everything below it.
-pub async fn overview(store: &Store, code: &JurisdictionCode) -> AppResult<Overview> {
+/// Which institutions of the overview, in what order, how many.
+#[derive(Debug, Clone, Default)]
+pub struct OverviewQuery {
+    /// A part of the name or licence number (over the whole jurisdiction).
+    pub search: Option<String>,
+    pub level: Option<AlertLevel>,
+    pub sort: FiguresSort,
+    pub offset: u64,
+    /// `None`: every institution (the exports).
+    pub limit: Option<u64>,
+}
+
+/// A page of the overview, with the totals of every institution the query
+/// selects (not only the page's).
+#[derive(Debug, Clone)]
+pub struct OverviewPage {
+    pub jurisdiction: Jurisdiction,
+    /// The day coverage is read on.
+    pub as_of: NaiveDate,
+    /// In the order asked for.
+    pub rows: Vec<OverviewRow>,
+    /// Per currency, over every page.
+    pub totals: Vec<(Currency, FiguresTotals)>,
+    /// How many institutions the query selects, over every page.
+    pub matched: u64,
+}
+
+/// A page of the overview of a jurisdiction and everything below it, read
+/// from the kept figures ([`ledger_core::store::KeptFigures`]): one indexed
+/// read for the page, one for the totals, the page's balance sheets;
+/// nothing is summed from postings or alerts per request. A row not valid
+/// today (a closing dated after it) is computed the set-wise way.
+pub async fn overview_page(
+    store: &Store,
+    code: &JurisdictionCode,
+    q: &OverviewQuery,
+) -> AppResult<OverviewPage> {
     let jurisdiction = store
         .jurisdictions()
         .await?
         .into_iter()
         .find(|j| &j.code == code)
         .ok_or_else(|| AppError::not_found(format!("jurisdiction {code}")))?;
-    let covered: Vec<Institution> = store
-        .institutions()
-        .await?
-        .into_iter()
-        .filter(|i| code.covers(&i.jurisdiction))
-        .collect();
-    let ids: Vec<InstitutionId> = covered.iter().map(|i| i.id.clone()).collect();
-    // Counted by the database: the overview reads no alert itself.
-    let alerts = store.open_alert_counts(&ids).await?;
-    let sheets = store.balance_sheets(&covered).await?;
+    let page = store
+        .figures_page(&FiguresQuery {
+            jurisdiction: code.clone(),
+            search: q.search.clone(),
+            level: q.level,
+            sort: q.sort,
+            offset: q.offset,
+            limit: q.limit,
+        })
+        .await?;
+    let institutions: Vec<Institution> = page.rows.iter().map(|(i, _)| i.clone()).collect();
+    let mut sheets = store.balance_sheets(&institutions).await?;
     let as_of = crate::app::jobs::today(store);
-    let mut coverages = coverages(store, &covered, as_of).await?;
-    let mut rows = Vec::new();
-    for i in covered {
-        let Some(sheet) = sheets.get(&i.id) else {
+    let stale: Vec<Institution> = page
+        .rows
+        .iter()
+        .filter(|(i, k)| k.coverage_on(i.mode, as_of).is_none())
+        .map(|(i, _)| i.clone())
+        .collect();
+    let mut computed = coverages(store, &stale, as_of).await?;
+    let mut rows = Vec::with_capacity(page.rows.len());
+    for (i, k) in page.rows {
+        let Some(sheet) = sheets.remove(&i.id) else {
             continue;
         };
-        let (red, yellow) = alerts.get(&i.id).copied().unwrap_or((0, 0));
-        rows.push(OverviewRow {
-            open_alerts: red + yellow,
-            red_alerts: red,
-            yellow_alerts: yellow,
-            sheet: sheet.clone(),
-            coverage: coverages
+        let coverage = match k.coverage_on(i.mode, as_of) {
+            Some(c) => c,
+            None => computed
                 .remove(&i.id)
-                .unwrap_or(Err(Unconfirmed::NoAccount(
-                    ledger_core::domain::feeds::AccountKind::Escrow,
-                ))),
+                .unwrap_or(Err(Unconfirmed::NoAccount(AccountKind::Escrow))),
+        };
+        rows.push(OverviewRow {
+            open_alerts: k.red_alerts + k.yellow_alerts,
+            red_alerts: k.red_alerts,
+            yellow_alerts: k.yellow_alerts,
+            sheet,
+            coverage,
             institution: i,
         });
     }
-    Ok(Overview {
+    let matched = page.totals.iter().map(|(_, t)| t.institutions).sum();
+    Ok(OverviewPage {
         jurisdiction,
         as_of,
+        rows,
+        totals: page.totals,
+        matched,
+    })
+}
+
+/// The overview of a jurisdiction and everything below it, every
+/// institution (the exports), in the order of their ids.
+pub async fn overview(store: &Store, code: &JurisdictionCode) -> AppResult<Overview> {
+    let page = overview_page(store, code, &OverviewQuery::default()).await?;
+    let mut rows = page.rows;
+    rows.sort_by(|a, b| a.institution.id.as_str().cmp(b.institution.id.as_str()));
+    Ok(Overview {
+        jurisdiction: page.jurisdiction,
+        as_of: page.as_of,
         rows,
     })
 }

@@ -243,13 +243,19 @@ pub struct OverviewQuery {
     pub sort: String,
     #[serde(default)]
     pub level: String,
+    /// 1-based; absent or unreadable is the first.
+    pub page: Option<String>,
 }
+
+/// Institutions on one page of the console's overview.
+pub const OVERVIEW_PAGE_SIZE: u64 = 50;
 
 pub async fn overview(
     State(state): State<ConsoleState>,
     headers: HeaderMap,
     Query(q): Query<OverviewQuery>,
 ) -> Response {
+    use ledger_core::store::{AlertLevel, FiguresSort};
     let lang = lang(&headers, q.lang.as_deref());
     let s = match signed(&state, &headers).await {
         Ok(s) => s,
@@ -265,32 +271,28 @@ pub async fn overview(
             Err(e) => return failure(lang, &AppError::from(e)),
         },
     };
-    let overview = match crate::app::oversight::overview(&state.reads, &code).await {
+    // A form's choices: anything else shows the default, as before.
+    let sort = FiguresSort::parse(&q.sort).unwrap_or_default();
+    let page = q
+        .page
+        .as_deref()
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let query = crate::app::oversight::OverviewQuery {
+        search: Some(q.q.clone()).filter(|n| !n.trim().is_empty()),
+        level: AlertLevel::parse(&q.level),
+        sort,
+        offset: (page - 1).saturating_mul(OVERVIEW_PAGE_SIZE),
+        limit: Some(OVERVIEW_PAGE_SIZE),
+    };
+    let overview = match crate::app::oversight::overview_page(&state.reads, &code, &query).await {
         Ok(o) => o,
         Err(e) => return failure(lang, &e),
     };
-    let mut rows = overview.rows;
-    rows.sort_by(crate::app::oversight::OverviewRow::risk_order);
-    match q.sort.as_str() {
-        "coverage" => rows.sort_by_key(|r| coverage_bp(&r.coverage).unwrap_or(i128::MAX)),
-        "owed" => rows.sort_by_key(|r| std::cmp::Reverse(r.sheet.owed_to_families_minor())),
-        "name" => rows.sort_by(|a, b| a.institution.name.cmp(&b.institution.name)),
-        _ => {}
-    }
-    let needle = q.q.trim().to_lowercase();
-    let shown: Vec<views::Row> = rows
+    let shown: Vec<views::Row> = overview
+        .rows
         .iter()
-        .filter(|r| {
-            needle.is_empty()
-                || r.institution.name.to_lowercase().contains(&needle)
-                || r.institution.licence_no.to_lowercase().contains(&needle)
-        })
-        .filter(|r| match q.level.as_str() {
-            "red" => r.red_alerts > 0,
-            "yellow" => r.red_alerts == 0 && r.yellow_alerts > 0,
-            "green" => r.red_alerts == 0 && r.yellow_alerts == 0,
-            _ => true,
-        })
         .map(|r| views::Row {
             id: r.institution.id.to_string(),
             name: r.institution.name.clone(),
@@ -303,25 +305,32 @@ pub async fn overview(
             yellow: r.yellow_alerts,
         })
         .collect();
-    let totals = shown.iter().fold((0i64, 0i64, 0i64, 0u32, 0u32), |t, r| {
-        (
-            t.0.saturating_add(r.owed),
-            t.1.saturating_add(r.escrow),
-            t.2.saturating_add(r.deposit),
-            t.3 + r.red,
-            t.4 + r.yellow,
-        )
-    });
+    // Over every page the filters select, not only this one.
+    let totals = overview
+        .totals
+        .iter()
+        .fold(views::Totals::default(), |t, (_, c)| views::Totals {
+            institutions: t.institutions + c.institutions,
+            owed: t.owed.saturating_add(c.owed_minor),
+            escrow: t.escrow.saturating_add(c.escrow_minor),
+            deposit: t.deposit.saturating_add(c.deposit_minor),
+            red: t.red + c.red_alerts,
+            yellow: t.yellow + c.yellow_alerts,
+        });
     let title = format!(
         "{} {}",
         overview.jurisdiction.name, overview.jurisdiction.code
     );
+    let pages = overview.matched.div_ceil(OVERVIEW_PAGE_SIZE).max(1);
     let filters = views::Filters {
         q: &q.q,
-        sort: if q.sort.is_empty() { "risk" } else { &q.sort },
-        level: &q.level,
+        sort: sort.code(),
+        level: AlertLevel::parse(&q.level).map_or("", |_| q.level.as_str()),
+        lang: q.lang.as_deref(),
+        page: page.min(pages),
+        pages,
     };
-    let body = views::overview(lang, &title, &shown, totals, &filters);
+    let body = views::overview(lang, &title, &shown, &totals, &filters);
     render(
         &headers,
         q.lang.as_deref(),

@@ -125,6 +125,41 @@ pub struct Filters<'a> {
     pub q: &'a str,
     pub sort: &'a str,
     pub level: &'a str,
+    /// The `lang` asked for in the address, kept in the page links.
+    pub lang: Option<&'a str>,
+    /// 1-based, of `pages`.
+    pub page: u64,
+    pub pages: u64,
+}
+
+impl Filters<'_> {
+    /// The address of another page with the same search, filter and sort.
+    pub fn page_href(&self, page: u64) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        if !self.q.is_empty() {
+            q.append_pair("q", self.q);
+        }
+        q.append_pair("sort", self.sort);
+        if !self.level.is_empty() {
+            q.append_pair("level", self.level);
+        }
+        if let Some(lang) = self.lang {
+            q.append_pair("lang", lang);
+        }
+        q.append_pair("page", &page.to_string());
+        format!("/overview?{}", q.finish())
+    }
+}
+
+/// The totals of every institution the overview's filters select.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Totals {
+    pub institutions: u64,
+    pub owed: i64,
+    pub escrow: i64,
+    pub deposit: i64,
+    pub red: u64,
+    pub yellow: u64,
 }
 
 /// What coverage means, as the overview and the institution page explain it.
@@ -145,7 +180,7 @@ pub fn overview(
     lang: Lang,
     jurisdiction: &str,
     rows: &[Row],
-    totals: (i64, i64, i64, u32, u32),
+    totals: &Totals,
     f: &Filters<'_>,
 ) -> Markup {
     let selected = |v: &str, cur: &str| v == cur;
@@ -153,6 +188,7 @@ pub fn overview(
         h1 { (jurisdiction) " · " (lang.t("辖区总览", "Jurisdiction overview")) }
         p.note { (COVERAGE_EXPLAINED.pick(lang)) }
         form.filters method="get" action="/overview" role="search" {
+            @if let Some(l) = f.lang { input type="hidden" name="lang" value=(l); }
             label for="q" { (lang.t("机构名称或许可证号", "Name or licence number"))
                 input #q type="search" name="q" value=(f.q);
             }
@@ -210,15 +246,26 @@ pub fn overview(
                 }
             }
             tfoot { tr {
-                td colspan="3" { (lang.t("合计", "Totals")) " (" (rows.len()) ")" }
-                td.num { (yuan(totals.0)) }
-                td.num { (yuan(totals.1)) }
-                td.num { (yuan(totals.2)) }
+                td colspan="3" { (lang.t("合计(所有页)", "Totals (all pages)")) " (" (totals.institutions) ")" }
+                td.num { (yuan(totals.owed)) }
+                td.num { (yuan(totals.escrow)) }
+                td.num { (yuan(totals.deposit)) }
                 // Coverage is an institution's figure (its own bank's
                 // closings); a sum of the books' columns would be another.
                 td.num { "—" }
-                td.num { (totals.3) " / " (totals.4) }
+                td.num { (totals.red) " / " (totals.yellow) }
             } }
+        }
+        nav.pages aria-label=(lang.t("分页", "Pages")) {
+            @if f.page > 1 {
+                a rel="prev" href=(f.page_href(f.page - 1)) { "← " (lang.t("上一页", "Previous")) }
+                " "
+            }
+            span { (lang.t("第", "Page ")) (f.page) (lang.t(" 页,共 ", " of ")) (f.pages) (lang.t(" 页", "")) }
+            @if f.page < f.pages {
+                " "
+                a rel="next" href=(f.page_href(f.page + 1)) { (lang.t("下一页", "Next")) " →" }
+            }
         }
     }
 }

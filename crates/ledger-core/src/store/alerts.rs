@@ -109,6 +109,27 @@ macro_rules! act_on_alert_in {
         .execute(&mut *$tx)
         .await?;
         event!($tx, $now, id, key, actor, action.code(), comment);
+        recount_alerts!($tx, $now, id);
+    }};
+}
+
+/// Recounts the open alerts of institution `$id` on its overview row, in
+/// the alerts' transaction `$tx` (either dialect).
+macro_rules! recount_alerts {
+    ($tx:ident, $now:expr, $id:expr) => {{
+        sqlx::query(
+            "update institution_figures set \
+               red_alerts = (select count(*) from alerts a where a.institution_id = $1 \
+                 and a.status <> 'resolved' and a.severity = 'red'), \
+               yellow_alerts = (select count(*) from alerts a where a.institution_id = $1 \
+                 and a.status <> 'resolved' and a.severity = 'yellow'), \
+               updated_at = $2 \
+             where institution_id = $1",
+        )
+        .bind($id)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?;
     }};
 }
 
@@ -183,6 +204,7 @@ impl Store {
                     );
                 }
             }
+            recount_alerts!(tx, now, id);
         });
         Ok(report)
     }
@@ -260,6 +282,12 @@ impl Store {
                     );
                     resolved += 1;
                 }
+            }
+            let mut touched: Vec<&str> = open.iter().map(|a| a.institution.as_str()).collect();
+            touched.sort_unstable();
+            touched.dedup();
+            for id in touched {
+                recount_alerts!(tx, now, id);
             }
         });
         Ok(resolved)

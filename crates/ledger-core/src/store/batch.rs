@@ -3,7 +3,7 @@
 //! once here (`batch_reads!`, expanded into both dialects' [`BatchTx`]);
 //! each dialect writes the changes its own way.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
@@ -15,7 +15,8 @@ use crate::domain::entry::{Entry, Request};
 use crate::domain::error::LedgerError;
 use crate::domain::ids::{ClientId, EnrollmentId, InstitutionId, JurisdictionCode};
 use crate::domain::policy::RulePack;
-use crate::domain::registry::Institution;
+use crate::domain::registry::{Institution, SupervisionMode};
+use crate::store::figures::{self, KeptFigures};
 use crate::store::{Result, StoreError};
 
 /// Puts every pending entry of `$entries` (money the bank must move) into
@@ -182,6 +183,26 @@ macro_rules! batch_reads {
                     .await?;
             $crate::store::rows::rule_context(found)
         }
+
+        async fn load_figures(
+            &mut self,
+            ids: &[$crate::domain::ids::InstitutionId],
+        ) -> $crate::store::Result<Vec<$crate::store::figures::KeptFigures>> {
+            let d = $dialect;
+            // Locked after the chain heads (a statement's refresh locks
+            // only these rows), so the batch adds to the latest refresh.
+            let found: Vec<$crate::store::figures::FiguresRow> = sqlx::query_as(&format!(
+                "select {} from institution_figures where institution_id {} \
+                 order by institution_id{}",
+                $crate::store::figures::FIGURES_COLUMNS,
+                d.in_list(1),
+                d.lock_rows_of("institution_figures"),
+            ))
+            .bind(d.list(ids.iter().map(|i| i.as_str())))
+            .fetch_all(&mut *self.tx)
+            .await?;
+            $crate::store::rows::convert(found)
+        }
     };
 }
 
@@ -247,6 +268,10 @@ pub(crate) trait BatchTx {
         Vec<RulePack>,
     )>;
     async fn write(&mut self, changes: &Changes) -> Result<()>;
+    /// The overview's kept rows of `ids` (sorted), locked.
+    async fn load_figures(&mut self, ids: &[InstitutionId]) -> Result<Vec<KeptFigures>>;
+    /// Writes the kept rows a batch changed, set-wise.
+    async fn write_figures(&mut self, rows: &[KeptFigures], now: DateTime<Utc>) -> Result<()>;
 }
 
 /// Each jurisdiction whose code is `membership` (a dialect's list of the
@@ -486,6 +511,25 @@ async fn run(
     }
     if !changes.entries.is_empty() {
         tx.write(&changes).await?;
+        // The overview's kept rows move with the books, in this transaction.
+        let touched: BTreeSet<InstitutionId> = changes
+            .entries
+            .iter()
+            .map(|e| e.institution.clone())
+            .collect();
+        let touched: Vec<InstitutionId> = touched.into_iter().collect();
+        let modes: HashMap<InstitutionId, SupervisionMode> = touched
+            .iter()
+            .filter_map(|id| {
+                let book = books.institutions.get(id)?;
+                Some((id.clone(), book.institution.mode))
+            })
+            .collect();
+        let kept = tx.load_figures(&touched).await?;
+        let rows = figures::after_batch(kept, &modes, &changes.entries)?;
+        if !rows.is_empty() {
+            tx.write_figures(&rows, now).await?;
+        }
     }
     let mut written: Vec<Option<Entry>> = changes.entries.into_iter().map(Some).collect();
     Ok(answers

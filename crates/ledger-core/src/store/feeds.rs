@@ -175,20 +175,23 @@ impl Store {
             }
             None => {}
         }
-        let now = DbTime::from(self.now());
-        on_pool!(self, |pool| sqlx::query(
-            "insert into bank_accounts (institution_id, bank_id, account_no, kind, currency, \
-               created_at) values ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(a.institution.as_str())
-        .bind(&a.bank)
-        .bind(&a.account_no)
-        .bind(a.kind.code())
-        .bind(a.currency.code())
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
+        in_tx!(self, |tx, now, dialect| {
+            sqlx::query(
+                "insert into bank_accounts (institution_id, bank_id, account_no, kind, currency, \
+                   created_at) values ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(a.institution.as_str())
+            .bind(&a.bank)
+            .bind(&a.account_no)
+            .bind(a.kind.code())
+            .bind(a.currency.code())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            // A new account the mode requires leaves coverage unconfirmed
+            // until it reports.
+            refresh_figures!(tx, dialect, now, std::slice::from_ref(&a.institution));
+        });
         Ok(())
     }
 
@@ -397,6 +400,11 @@ impl Store {
                 report.statements_stored += 1;
                 report.lines_stored += s.lines.len() as u64;
             }
+            // The overview's coverage moves with the banks' closings.
+            let mut touched: Vec<InstitutionId> = owners.clone();
+            touched.sort_unstable();
+            touched.dedup();
+            refresh_figures!(tx, dialect, now, &touched);
         });
         Ok(report)
     }

@@ -231,6 +231,40 @@ impl Pg {
 impl BatchTx for BatchOn<'_, Postgres> {
     batch_reads!(Pg);
 
+    async fn write_figures(
+        &mut self,
+        rows: &[crate::store::figures::KeptFigures],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        // One statement for the batch, whatever its size: only what a batch
+        // changes (the books now, the ledger side, coverage).
+        sqlx::query(
+            "update institution_figures f set owed_minor = u.owed, escrow_minor = u.escrow, \
+               deposit_minor = u.deposit, unearned_minor = u.unearned, \
+               refund_payable_minor = u.refund, pending_release_minor = u.pending, \
+               held_by_institution_minor = u.held, coverage_bp = u.bp, \
+               coverage_sort = u.sort, updated_at = $11 \
+             from unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], \
+               $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[]) \
+               as u(institution_id, owed, escrow, deposit, unearned, refund, pending, held, bp, sort) \
+             where f.institution_id = u.institution_id",
+        )
+        .bind(rows.iter().map(|k| k.institution.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|k| k.owed_minor).collect::<Vec<_>>())
+        .bind(rows.iter().map(|k| k.escrow_minor).collect::<Vec<_>>())
+        .bind(rows.iter().map(|k| k.deposit_minor).collect::<Vec<_>>())
+        .bind(rows.iter().map(|k| k.figures.unearned_prepaid_minor).collect::<Vec<_>>())
+        .bind(rows.iter().map(|k| k.figures.refund_payable_minor).collect::<Vec<_>>())
+        .bind(rows.iter().map(|k| k.figures.pending_release_minor).collect::<Vec<_>>())
+        .bind(rows.iter().map(|k| k.figures.held_by_institution_minor).collect::<Vec<_>>())
+        .bind(rows.iter().map(|k| k.coverage_bp).collect::<Vec<_>>())
+        .bind(rows.iter().map(|k| k.coverage_sort()).collect::<Vec<_>>())
+        .bind(crate::store::DbTime::from(now))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
     async fn write(&mut self, c: &Changes) -> Result<()> {
         insert_outbox!(self.tx, c.entries);
         // Institution by institution, each statement with its institution

@@ -115,7 +115,7 @@ impl Store {
     pub async fn create_institution(&self, institution: &Institution) -> Result<()> {
         institution.validate()?;
         let i = institution;
-        let created = in_tx!(self, |tx, now| {
+        let created = in_tx!(self, |tx, now, dialect| {
             let inserted = sqlx::query(
                 "insert into institutions (institution_id, name, licence_no, jurisdiction_code, mode, \
                    category, status, currency, created_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -159,6 +159,7 @@ impl Store {
                 .bind(GENESIS_HASH)
                 .execute(&mut *tx)
                 .await?;
+                refresh_figures!(tx, dialect, now, std::slice::from_ref(&i.id));
             }
             created
         });

@@ -97,7 +97,9 @@ pub struct VerifyFailure {
     pub institution: Option<String>,
     /// Which chain: `entries`, `enrollments` (counters against the entries),
     /// `records` (statements and lines, refunds, refund events, payees),
-    /// `audit`, or `institutions` (one in the checkpoint is gone).
+    /// `audit`, `institutions` (one in the checkpoint is gone), or
+    /// `figures` (`Store::verify_figures`: the overview's kept row differs
+    /// from the books).
     pub chain: String,
     /// The first entry or link that does not match, where there is one.
     pub seq: Option<i64>,

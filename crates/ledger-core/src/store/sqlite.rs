@@ -194,6 +194,17 @@ async fn lock_beside(db: &std::path::Path) -> Result<std::fs::File> {
 impl BatchTx for BatchOn<'_, Sqlite> {
     batch_reads!(Lite);
 
+    async fn write_figures(
+        &mut self,
+        rows: &[crate::store::figures::KeptFigures],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        // One short statement per institution, as the rest of a batch is
+        // written here: SQLite runs in the process, nothing to round-trip.
+        upsert_figures!(self.tx, DbTime::from(now), rows);
+        Ok(())
+    }
+
     async fn write(&mut self, c: &Changes) -> Result<()> {
         insert_outbox!(self.tx, c.entries);
         let insert_entry = format!(

@@ -211,9 +211,15 @@ pub struct OverviewRow {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Overview {
     pub jurisdiction: JurisdictionView,
-    /// Totals per currency, over the institutions below.
+    /// Totals per currency, over every institution the query selects (all
+    /// pages), not only this page's.
     pub totals: Vec<CurrencyTotals>,
+    /// How many institutions the query selects, over all pages.
+    pub matched: u64,
+    /// This page, in the order asked for.
     pub institutions: Vec<OverviewRow>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -222,52 +228,120 @@ pub struct CurrencyTotals {
     pub owed_to_families: String,
     pub escrow: String,
     pub deposit: String,
-    pub open_alerts: u32,
+    pub open_alerts: u64,
 }
 
-/// Totals and per-institution owed / escrow / deposit / coverage / open
-/// alerts for a jurisdiction and everything below it.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OverviewParams {
+    /// `risk` (the default: most open red alerts first, then yellow, then
+    /// the lowest coverage), `coverage` (lowest first; none counts as fully
+    /// covered), `owed` (most owed to families first) or `name`; ties by
+    /// institution id.
+    pub sort: Option<String>,
+    /// Only institutions whose name or licence number contains this, any
+    /// case (searched over the whole jurisdiction, not the page).
+    pub q: Option<String>,
+    /// Only `red` (an open red alert), `yellow` (open yellow, no red) or
+    /// `green` (none open).
+    pub level: Option<String>,
+    /// Opaque: the `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// 1 to 500; default 50.
+    pub limit: Option<u32>,
+}
+
+impl OverviewParams {
+    fn query(&self) -> Result<crate::app::oversight::OverviewQuery, ApiError> {
+        use ledger_core::store::{AlertLevel, FiguresSort};
+        let sort = match self.sort.as_deref() {
+            None | Some("") => FiguresSort::Risk,
+            Some(s) => FiguresSort::parse(s).ok_or_else(|| {
+                ApiError::invalid(
+                    "sort",
+                    format!("sort {s:?} is not risk, coverage, owed or name"),
+                )
+            })?,
+        };
+        let level = match self.level.as_deref() {
+            None | Some("") => None,
+            Some(l) => Some(AlertLevel::parse(l).ok_or_else(|| {
+                ApiError::invalid("level", format!("level {l:?} is not red, yellow or green"))
+            })?),
+        };
+        let offset = match self.cursor.as_deref() {
+            None | Some("") => 0,
+            Some(c) => c.parse::<u64>().map_err(|_| {
+                ApiError::invalid(
+                    "cursor",
+                    format!("cursor {c:?} is not a next_cursor this list gave"),
+                )
+            })?,
+        };
+        let limit = PageParams {
+            cursor: None,
+            limit: self.limit,
+        }
+        .limit()?;
+        Ok(crate::app::oversight::OverviewQuery {
+            search: self.q.clone().filter(|q| !q.trim().is_empty()),
+            level,
+            sort,
+            offset,
+            limit: Some(limit as u64),
+        })
+    }
+}
+
+/// A page of the institutions of a jurisdiction and everything below it,
+/// each with owed / escrow / deposit / coverage / open alerts, sorted and
+/// filtered over the whole jurisdiction, with the totals of all pages.
+/// Read from figures kept up to date as entries, statements and alerts
+/// arrive, not recomputed per request.
 #[utoipa::path(get, path = "/v1/jurisdictions/{code}/overview", tag = "oversight",
-    params(("code" = String, Path, description = "Jurisdiction code")),
-    responses((status = 200, body = Overview), (status = 404, body = Problem)))]
+    params(("code" = String, Path, description = "Jurisdiction code"), OverviewParams),
+    responses((status = 200, body = Overview), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn overview(
     State(state): State<AppState>,
     caller: Caller,
     Path(code): Path<String>,
+    Query(params): Query<OverviewParams>,
 ) -> ApiResult<Json<Overview>> {
     let j = guard::jurisdiction(&state, &caller, &code, Action::Oversee).await?;
-    let overview = crate::app::oversight::overview(&state.reads, &j.code).await?;
-    let mut rows = Vec::new();
-    let mut totals: std::collections::BTreeMap<Currency, (i64, i64, i64, u32)> = Default::default();
-    for row in &overview.rows {
-        let (i, sheet) = (&row.institution, &row.sheet);
-        let t = totals.entry(i.currency).or_default();
-        t.0 += sheet.owed_to_families_minor();
-        t.1 += sheet.escrow_minor();
-        t.2 += sheet.deposit_minor();
-        t.3 += row.open_alerts;
-        rows.push(OverviewRow {
-            institution: InstitutionView::from(i),
-            figures: Figures::from(sheet),
-            coverage: CoverageView::of(&row.coverage, overview.as_of, i.currency),
-            open_alerts: row.open_alerts,
-            red_alerts: row.red_alerts,
-        });
-    }
+    let query = params.query()?;
+    let page = crate::app::oversight::overview_page(&state.reads, &j.code, &query).await?;
+    let rows = page
+        .rows
+        .iter()
+        .map(|row| {
+            let i = &row.institution;
+            OverviewRow {
+                institution: InstitutionView::from(i),
+                figures: Figures::from(&row.sheet),
+                coverage: CoverageView::of(&row.coverage, page.as_of, i.currency),
+                open_alerts: row.open_alerts,
+                red_alerts: row.red_alerts,
+            }
+        })
+        .collect::<Vec<_>>();
+    let next = query.offset + rows.len() as u64;
     let money = crate::http::views::money;
     Ok(Json(Overview {
         jurisdiction: JurisdictionView::from(&j),
-        totals: totals
-            .into_iter()
+        totals: page
+            .totals
+            .iter()
             .map(|(c, t)| CurrencyTotals {
                 currency: c.code().to_string(),
-                owed_to_families: money(t.0, c),
-                escrow: money(t.1, c),
-                deposit: money(t.2, c),
-                open_alerts: t.3,
+                owed_to_families: money(t.owed_minor, *c),
+                escrow: money(t.escrow_minor, *c),
+                deposit: money(t.deposit_minor, *c),
+                open_alerts: t.red_alerts + t.yellow_alerts,
             })
             .collect(),
+        matched: page.matched,
         institutions: rows,
+        next_cursor: (next < page.matched).then(|| next.to_string()),
     }))
 }
 

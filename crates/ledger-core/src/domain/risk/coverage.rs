@@ -141,6 +141,26 @@ impl OwedFigures {
     }
 }
 
+impl OwedFigures {
+    /// These figures with `delta`'s added (`None` beyond exact arithmetic).
+    pub fn plus(&self, delta: &OwedFigures) -> Option<OwedFigures> {
+        Some(OwedFigures {
+            unearned_prepaid_minor: self
+                .unearned_prepaid_minor
+                .checked_add(delta.unearned_prepaid_minor)?,
+            refund_payable_minor: self
+                .refund_payable_minor
+                .checked_add(delta.refund_payable_minor)?,
+            pending_release_minor: self
+                .pending_release_minor
+                .checked_add(delta.pending_release_minor)?,
+            held_by_institution_minor: self
+                .held_by_institution_minor
+                .checked_add(delta.held_by_institution_minor)?,
+        })
+    }
+}
+
 impl From<&LedgerFigures> for OwedFigures {
     fn from(l: &LedgerFigures) -> OwedFigures {
         OwedFigures {
@@ -212,7 +232,8 @@ pub fn coverage(input: &RiskInput) -> Result<Coverage, Unconfirmed> {
 /// An institution's coverage on `as_of`, from its supervised accounts'
 /// latest closings (in the order of its accounts) and the ledger's figures
 /// on `owed_on`: the one computation the per-institution path (through
-/// the risk snapshot) and the set-wise path (the overview) share.
+/// the risk snapshot), the set-wise path and the overview's kept figures
+/// share ([`confirmed`] then [`assemble`]).
 pub fn coverage_of(
     mode: SupervisionMode,
     as_of: NaiveDate,
@@ -220,6 +241,21 @@ pub fn coverage_of(
     owed_on: NaiveDate,
     ledger: &OwedFigures,
 ) -> Result<Coverage, Unconfirmed> {
+    let (closings, bank) = confirmed(mode, accounts)?;
+    Ok(assemble(mode, as_of, closings, bank, owed_on, ledger))
+}
+
+/// The closings counted for an institution's coverage, escrow first.
+pub type Counted = Vec<(AccountKind, String, Closing)>;
+
+/// The closings counted for an institution's coverage and their sum, or
+/// why its banks have not confirmed it: the bank side of [`coverage_of`],
+/// which changes only when a statement or an account arrives (the
+/// overview keeps it).
+pub fn confirmed(
+    mode: SupervisionMode,
+    accounts: &[AccountClosing],
+) -> Result<(Counted, i128), Unconfirmed> {
     let mut closings = Vec::new();
     let mut bank: i128 = 0;
     for kind in [AccountKind::Escrow, AccountKind::Deposit] {
@@ -252,10 +288,24 @@ pub fn coverage_of(
             }
         }
     }
-    Ok(Coverage {
+    Ok((closings, bank))
+}
+
+/// Coverage from its confirmed bank side (`closings` summing to
+/// `bank_minor`) and the ledger's figures on `owed_on`: the ledger side of
+/// [`coverage_of`].
+pub fn assemble(
+    mode: SupervisionMode,
+    as_of: NaiveDate,
+    closings: Counted,
+    bank_minor: i128,
+    owed_on: NaiveDate,
+    ledger: &OwedFigures,
+) -> Coverage {
+    Coverage {
         as_of,
         closings,
-        bank_minor: bank,
+        bank_minor,
         in_flight_minor: i128::from(ledger.pending_release_minor.max(0)),
         unearned_minor: i128::from(ledger.unearned_prepaid_minor),
         refund_payable_minor: i128::from(ledger.refund_payable_minor),
@@ -270,7 +320,7 @@ pub fn coverage_of(
             0
         },
         owed_on,
-    })
+    }
 }
 
 #[cfg(test)]
