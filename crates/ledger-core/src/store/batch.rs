@@ -191,16 +191,25 @@ macro_rules! batch_reads {
             let d = $dialect;
             // Locked after the chain heads (a statement's refresh locks
             // only these rows), so the batch adds to the latest refresh.
-            let found: Vec<$crate::store::figures::FiguresRow> = sqlx::query_as(&format!(
-                "select {} from institution_figures where institution_id {} \
-                 order by institution_id{}",
+            // One institution per statement, in id order, as the chain
+            // heads (the Citus rule: routed to one shard, lockable there).
+            let sql = format!(
+                "select {} from institution_figures where institution_id = $1{}",
                 $crate::store::figures::FIGURES_COLUMNS,
-                d.in_list(1),
                 d.lock_rows_of("institution_figures"),
-            ))
-            .bind(d.list(ids.iter().map(|i| i.as_str())))
-            .fetch_all(&mut *self.tx)
-            .await?;
+            );
+            let mut ids: Vec<&$crate::domain::ids::InstitutionId> = ids.iter().collect();
+            ids.sort();
+            ids.dedup();
+            let mut found: Vec<$crate::store::figures::FiguresRow> = Vec::with_capacity(ids.len());
+            for id in ids {
+                found.extend(
+                    sqlx::query_as::<_, $crate::store::figures::FiguresRow>(&sql)
+                        .bind(id.as_str())
+                        .fetch_optional(&mut *self.tx)
+                        .await?,
+                );
+            }
             $crate::store::rows::convert(found)
         }
     };

@@ -236,32 +236,31 @@ impl BatchTx for BatchOn<'_, Postgres> {
         rows: &[crate::store::figures::KeptFigures],
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<()> {
-        // One statement for the batch, whatever its size: only what a batch
-        // changes (the books now, the ledger side, coverage).
-        sqlx::query(
-            "update institution_figures f set owed_minor = u.owed, escrow_minor = u.escrow, \
-               deposit_minor = u.deposit, unearned_minor = u.unearned, \
-               refund_payable_minor = u.refund, pending_release_minor = u.pending, \
-               held_by_institution_minor = u.held, coverage_bp = u.bp, \
-               coverage_sort = u.sort, updated_at = $11 \
-             from unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], \
-               $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[]) \
-               as u(institution_id, owed, escrow, deposit, unearned, refund, pending, held, bp, sort) \
-             where f.institution_id = u.institution_id",
-        )
-        .bind(rows.iter().map(|k| k.institution.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|k| k.owed_minor).collect::<Vec<_>>())
-        .bind(rows.iter().map(|k| k.escrow_minor).collect::<Vec<_>>())
-        .bind(rows.iter().map(|k| k.deposit_minor).collect::<Vec<_>>())
-        .bind(rows.iter().map(|k| k.figures.unearned_prepaid_minor).collect::<Vec<_>>())
-        .bind(rows.iter().map(|k| k.figures.refund_payable_minor).collect::<Vec<_>>())
-        .bind(rows.iter().map(|k| k.figures.pending_release_minor).collect::<Vec<_>>())
-        .bind(rows.iter().map(|k| k.figures.held_by_institution_minor).collect::<Vec<_>>())
-        .bind(rows.iter().map(|k| k.coverage_bp).collect::<Vec<_>>())
-        .bind(rows.iter().map(|k| k.coverage_sort()).collect::<Vec<_>>())
-        .bind(crate::store::DbTime::from(now))
-        .execute(&mut *self.tx)
-        .await?;
+        // One statement per institution, bound by equality (the Citus rule:
+        // routed to its shard): only what a batch changes (the books now,
+        // the ledger side, coverage).
+        for k in rows {
+            sqlx::query(
+                "update institution_figures set owed_minor = $2, escrow_minor = $3, \
+                   deposit_minor = $4, unearned_minor = $5, refund_payable_minor = $6, \
+                   pending_release_minor = $7, held_by_institution_minor = $8, \
+                   coverage_bp = $9, coverage_sort = $10, updated_at = $11 \
+                 where institution_id = $1",
+            )
+            .bind(k.institution.as_str())
+            .bind(k.owed_minor)
+            .bind(k.escrow_minor)
+            .bind(k.deposit_minor)
+            .bind(k.figures.unearned_prepaid_minor)
+            .bind(k.figures.refund_payable_minor)
+            .bind(k.figures.pending_release_minor)
+            .bind(k.figures.held_by_institution_minor)
+            .bind(k.coverage_bp)
+            .bind(k.coverage_sort())
+            .bind(crate::store::DbTime::from(now))
+            .execute(&mut *self.tx)
+            .await?;
+        }
         Ok(())
     }
 
