@@ -193,8 +193,10 @@ impl Report {
         );
         let at = |day: u32| self.costs.iter().find(|c| c.day == day);
         let Some(base) = at(10) else { return out };
+        // In tenths, rounded down, in integers (no floats in this crate).
         let ratio = |a: std::time::Duration, b: std::time::Duration| {
-            format!("{:.1}", a.as_secs_f64() / b.as_secs_f64().max(1e-9))
+            let tenths = a.as_micros() * 10 / b.as_micros().max(1);
+            format!("{}.{}", tenths / 10, tenths % 10)
         };
         for c in [10, 50, 100, 200, 300].into_iter().filter_map(at) {
             let _ = writeln!(

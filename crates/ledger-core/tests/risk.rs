@@ -15,8 +15,8 @@ use ledger_core::domain::money::Amount;
 use ledger_core::domain::registry::Enrollment;
 use ledger_core::domain::risk::{
     evaluate, rank, score, Assessment, BalanceMismatch, BankLine, CapFlag, Closing, DayFigures,
-    EntryRef, EventKind, Evidence, InstitutionEvent, LedgerFigures, PackageCounts, PeerStat,
-    Peers, PendingInstruction, RefundRequest, ReleaseFinding, ReleaseIssue, RiskInput, Severity, Signal,
+    EntryRef, EventKind, Evidence, InstitutionEvent, LedgerFigures, PackageCounts, PeerStat, Peers,
+    PendingInstruction, RefundRequest, ReleaseFinding, ReleaseIssue, RiskInput, Severity, Signal,
     SignalKind, SupervisedAccount,
 };
 use ledger_core::domain::risk::{ConfirmationFacts, ReleaseAsk};
