@@ -391,8 +391,13 @@ async fn simulate(
                 let _ = std::fs::remove_file(format!("{}{suffix}", scratch.display()));
             }
         }
-        print!("{}", report?.markdown());
+        let report = report?;
+        print!("{}", report.markdown());
         println!("\n({} s)\n", started.elapsed().as_secs());
+        println!(
+            "daily jobs' cost (seed {seed}):\n\n{}",
+            report.costs_markdown()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

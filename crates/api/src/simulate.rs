@@ -148,10 +148,23 @@ impl Subject {
     }
 }
 
+/// What one simulated day's jobs cost in wall-clock time.
+#[derive(Debug, Clone, Copy)]
+pub struct DayCost {
+    /// Days since the first (1 is the first day).
+    pub day: u32,
+    /// `reconcile --record` over the county.
+    pub reconcile: std::time::Duration,
+    /// `risk --record` over the county.
+    pub risk: std::time::Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct Report {
     pub options: Options,
     pub subjects: Vec<Subject>,
+    /// Each day's job times, for the growth with history (BENCHMARKS.md).
+    pub costs: Vec<DayCost>,
 }
 
 impl Report {
@@ -168,6 +181,35 @@ impl Report {
         self.runoffs()
             .filter(|s| s.lead_days().is_some_and(|d| d >= lead))
             .count()
+    }
+
+    /// The daily jobs' cost on days 10, 50, 100, 200 and 300 of the run
+    /// (those it has), each against day 10: whether a day costs more as
+    /// history grows. Wall-clock times of one run; not part of
+    /// [`Report::markdown`], which a seed reproduces exactly.
+    pub fn costs_markdown(&self) -> String {
+        let mut out = String::from(
+            "| day | reconcile --record (ms) | risk --record (ms) | reconcile / day 10 | risk / day 10 |\n|---|---|---|---|---|\n",
+        );
+        let at = |day: u32| self.costs.iter().find(|c| c.day == day);
+        let Some(base) = at(10) else { return out };
+        // In tenths, rounded down, in integers (no floats in this crate).
+        let ratio = |a: std::time::Duration, b: std::time::Duration| {
+            let tenths = a.as_micros() * 10 / b.as_micros().max(1);
+            format!("{}.{}", tenths / 10, tenths % 10)
+        };
+        for c in [10, 50, 100, 200, 300].into_iter().filter_map(at) {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                c.day,
+                c.reconcile.as_millis(),
+                c.risk.as_millis(),
+                ratio(c.reconcile, base.reconcile),
+                ratio(c.risk, base.risk)
+            );
+        }
+        out
     }
 
     /// The markdown tables: one row per run-off, then the healthy.
@@ -496,6 +538,7 @@ pub async fn run(store: &Store, clock: &Clock, options: &Options) -> anyhow::Res
     }
 
     let mut watches: Vec<Watch> = sims.iter().map(|_| Watch::default()).collect();
+    let mut costs = Vec::new();
     for offset in 0..options.warmup_days + options.days {
         let day = options.start + Duration::days(i64::from(offset));
         clock.set(at(day, 7));
@@ -506,8 +549,15 @@ pub async fn run(store: &Store, clock: &Clock, options: &Options) -> anyhow::Res
         for sim in sims.iter_mut() {
             send_statements(store, sim, day, &mut rng).await?;
         }
+        let started = std::time::Instant::now();
         crate::app::reconcile::record(store, None, Some(day)).await?;
+        let reconciled = std::time::Instant::now();
         let scan = crate::app::risk::scan(store, Some(county.clone()), Some(day), true).await?;
+        costs.push(DayCost {
+            day: offset + 1,
+            reconcile: reconciled - started,
+            risk: reconciled.elapsed(),
+        });
         for a in &scan.ranked {
             let Some(k) = sims.iter().position(|s| s.institution.id == a.institution) else {
                 continue;
@@ -565,6 +615,7 @@ pub async fn run(store: &Store, clock: &Clock, options: &Options) -> anyhow::Res
     Ok(Report {
         options: options.clone(),
         subjects,
+        costs,
     })
 }
 

@@ -15,7 +15,7 @@ use ledger_core::domain::money::Amount;
 use ledger_core::domain::registry::Enrollment;
 use ledger_core::domain::risk::{
     evaluate, rank, score, Assessment, BalanceMismatch, BankLine, CapFlag, Closing, DayFigures,
-    EntryRef, EventKind, Evidence, InstitutionEvent, LedgerFigures, PackageCounts,
+    EntryRef, EventKind, Evidence, InstitutionEvent, LedgerFigures, PackageCounts, PeerStat, Peers,
     PendingInstruction, RefundRequest, ReleaseFinding, ReleaseIssue, RiskInput, Severity, Signal,
     SignalKind, SupervisedAccount,
 };
@@ -879,6 +879,54 @@ fn the_share_of_packages_at_the_caps_counts_only_with_enough_sales_and_a_baselin
     check(counts(20, 20, 300, 30), true);
     check(counts(19, 19, 300, 30), false); // too few sales to mean anything
     check(counts(100, 100, 0, 0), false); // no baseline to rise from
+                                          // A rise of 28 points in 20 packages is chance (z ≈ 2.5 < 3: one
+                                          // healthy school of the simulated county, DETECTION.md); the same
+                                          // shares in three times the packages are not (z ≈ 4.4).
+    check(counts(20, 8, 42, 5), false);
+    check(counts(60, 24, 126, 15), true);
+    // 44% against 22% of 25 and 50 packages: z ≈ 2.
+    check(counts(25, 11, 50, 11), false);
+}
+
+#[test]
+fn a_rise_of_the_share_at_the_caps_must_also_stand_out_from_the_peers_share() {
+    #[track_caller]
+    fn check(peer_median_bp: i128, packages: PackageCounts, fires: bool) {
+        let mut input = healthy(d("2026-10-15"));
+        input.packages = packages;
+        input.peers = Some(Peers {
+            cap_share_bp: PeerStat {
+                median: peer_median_bp,
+                mad: 0,
+                count: 10,
+            },
+            ..Peers::default()
+        });
+        let a = evaluate(&input);
+        let spike = a
+            .signals
+            .iter()
+            .find(|s| s.kind == SignalKind::CollectionSpike);
+        assert_eq!(spike.is_some(), fires, "{packages:?}: {}", describe(&a));
+        if let Some(s) = spike {
+            let peers = format!("the median share of 10 peers, {}.00%", peer_median_bp / 100);
+            assert!(s.summary.contains(&peers), "{}", s.summary);
+        }
+    }
+    let counts = |recent_sold, recent_at_cap, baseline_sold, baseline_at_cap| PackageCounts {
+        recent_sold,
+        recent_at_cap,
+        baseline_sold,
+        baseline_at_cap,
+    };
+    // 45% of 20 against 9.75% of 41 before is significant against the own
+    // baseline (z ≈ 3.15), but the peers sell a quarter at the caps: 45%
+    // of 20 is 1.9 standard errors above them, chance.
+    check(2_500, counts(20, 9, 41, 4), false);
+    // Without peers that sell so many at the caps, it stands out.
+    check(500, counts(20, 9, 41, 4), true);
+    // A drive of packages at the caps stands out from both.
+    check(2_500, counts(20, 16, 40, 10), true);
 }
 
 #[test]

@@ -79,6 +79,12 @@ pub struct RuleParams {
     pub cap_share_spike_bp: Option<u32>,
     /// ... counted only once this many packages were sold recently.
     pub cap_share_min_packages: Option<u32>,
+    /// ... and a rise of the share of packages sold at the caps
+    /// counts only when it is this many tenths of a standard error above
+    /// chance (a two-proportion z-score: 30 is z ≥ 3), so that the share
+    /// of a few dozen packages, which wanders by chance, is not a spike.
+    #[serde(default)]
+    pub cap_share_min_z_tenths: Option<u32>,
     /// Delivery stall: the recent daily rate of consumed hours fell by at
     /// least this percentage of the baseline rate.
     pub delivery_stall_drop_pct: Option<u32>,
@@ -217,6 +223,7 @@ impl RuleParams {
             diverted_red_bp: Some(2_000),
             collection_spike_multiple_pct: Some(200),
             cap_share_spike_bp: Some(2_000),
+            cap_share_min_z_tenths: Some(30),
             cap_share_min_packages: Some(20),
             delivery_stall_drop_pct: Some(50),
             refund_answer_working_days: Some(5),
@@ -284,6 +291,7 @@ impl RuleParams {
             diverted_red_bp,
             collection_spike_multiple_pct,
             cap_share_spike_bp,
+            cap_share_min_z_tenths,
             cap_share_min_packages,
             delivery_stall_drop_pct,
             refund_answer_working_days,
@@ -403,6 +411,9 @@ impl RuleParams {
         }
         if matches!(self.max_hours_per_enrollment_day, Some(0)) {
             return Err(bad("max_hours_per_enrollment_day must be positive"));
+        }
+        if matches!(self.cap_share_min_z_tenths, Some(z) if z == 0 || z > 100) {
+            return Err(bad("cap_share_min_z_tenths must be 1 to 100"));
         }
         if matches!(self.liability_peer_low_pct, Some(p) if p == 0 || p > 100) {
             return Err(bad("liability_peer_low_pct must be 1 to 100"));
@@ -922,6 +933,20 @@ mod tests {
                 ..Default::default()
             },
             "release_reserve_bp must be 0 to 10000 basis points",
+        );
+        check(
+            RuleParams {
+                cap_share_min_z_tenths: Some(0),
+                ..Default::default()
+            },
+            "cap_share_min_z_tenths must be 1 to 100",
+        );
+        check(
+            RuleParams {
+                cap_share_min_z_tenths: Some(101),
+                ..Default::default()
+            },
+            "cap_share_min_z_tenths must be 1 to 100",
         );
         check(
             RuleParams {

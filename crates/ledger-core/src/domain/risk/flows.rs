@@ -232,12 +232,24 @@ pub(super) fn collection_spike(ctx: &Ctx, out: &mut Out) {
     }
 
     let k = ctx.input.packages;
+    // The share at the caps must also stand out from the peers' (median)
+    // share in the same window: the own baseline is a few dozen packages
+    // whose share wanders by chance, the county's is steadier.
+    let peer_share = super::leading::peer(ctx, |p| p.cap_share_bp);
     let cap_spike = match (ctx.p.cap_share_spike_bp, ctx.p.cap_share_min_packages) {
         (Some(spike), min) if k.recent_sold >= min.unwrap_or(1).max(1) && k.baseline_sold > 0 => {
             // recent_at_cap / recent_sold − baseline_at_cap / baseline_sold ≥ spike / 10000
             let (ra, rs) = (i128::from(k.recent_at_cap), i128::from(k.recent_sold));
             let (ba, bs) = (i128::from(k.baseline_at_cap), i128::from(k.baseline_sold));
             (ra * bs - ba * rs) * 10_000 >= i128::from(spike) * rs * bs
+                && ctx
+                    .p
+                    .cap_share_min_z_tenths
+                    .is_none_or(|z| cap_share_rise_significant(ra, rs, ba, bs, z))
+                && match (peer_share, ctx.p.cap_share_min_z_tenths) {
+                    (Some(p), Some(z)) => share_above_significant(ra, rs, p.median, z),
+                    _ => true,
+                }
         }
         _ => false,
     };
@@ -268,11 +280,36 @@ pub(super) fn collection_spike(ctx: &Ctx, out: &mut Out) {
                 ctx.p.cap_share_spike_bp.unwrap_or_default(),
             ),
         ]);
+        let mut chance = match ctx.p.cap_share_min_z_tenths {
+            Some(z) => {
+                evidence.push(rule("cap_share_min_z_tenths", z));
+                format!(", {}.{} standard errors above chance", z / 10, z % 10)
+            }
+            None => String::new(),
+        };
+        if let (Some(p), Some(_)) = (peer_share, ctx.p.cap_share_min_z_tenths) {
+            evidence.extend([
+                Evidence::Ratio {
+                    name: "peer_median_cap_share",
+                    bp: p.median,
+                },
+                Evidence::Count {
+                    name: "peers",
+                    value: p.count.into(),
+                },
+            ]);
+            chance.push_str(&format!(
+                ", against its own baseline and the median share of {} peers, {}",
+                p.count,
+                percent(p.median)
+            ));
+        }
         sentences.push(format!(
-            "{} of the {} packages sold recently are at the caps, against {} before (rule: a rise of {})",
+            "{} of the {} packages sold recently are at the caps, against {} of the {} before (rule: a rise of {}{chance})",
             percent(recent_share),
             k.recent_sold,
             percent(baseline_share),
+            k.baseline_sold,
             percent(ctx.p.cap_share_spike_bp.unwrap_or_default().into())
         ));
     }
@@ -291,6 +328,43 @@ pub(super) fn collection_spike(ctx: &Ctx, out: &mut Out) {
         sentences.join("; "),
         evidence,
     );
+}
+
+/// Whether the share `ra / rs` rose above `ba / bs` by at least
+/// `z_tenths / 10` standard errors of the difference (the two-proportion
+/// z-test with the pooled share p = A / N, A = ra + ba, N = rs + bs):
+/// (ra/rs − ba/bs)² ≥ z² · p(1 − p) · (1/rs + 1/bs), cross-multiplied by
+/// (rs·bs)²·N² / (N·rs·bs) so that it stays in integers:
+/// (ra·bs − ba·rs)² · N ≥ z² · A(N − A) · rs · bs. Twenty packages with a
+/// quarter at the caps give a share that wanders by ±10% from one month to
+/// the next; a rise of 20% in such a sample is chance, not pre-selling.
+pub(super) fn cap_share_rise_significant(
+    ra: i128,
+    rs: i128,
+    ba: i128,
+    bs: i128,
+    z_tenths: u32,
+) -> bool {
+    let diff = ra * bs - ba * rs;
+    if diff <= 0 || rs <= 0 || bs <= 0 {
+        return false;
+    }
+    let (a, n) = (ra + ba, rs + bs);
+    let z = i128::from(z_tenths);
+    diff * diff * n * 100 >= z * z * a * (n - a) * rs * bs
+}
+
+/// Whether the share `ra / rs` stands above the share `p_bp` (bp) by at
+/// least `z_tenths / 10` standard errors of a sample of `rs` (the one-sample
+/// binomial z-test, squared and in integers):
+/// (ra·10000 − p·rs)² · 100 ≥ z_tenths² · p(10000 − p) · rs.
+pub(super) fn share_above_significant(ra: i128, rs: i128, p_bp: i128, z_tenths: u32) -> bool {
+    let diff = ra * 10_000 - p_bp * rs;
+    if diff <= 0 || rs <= 0 {
+        return false;
+    }
+    let z = i128::from(z_tenths);
+    diff * diff * 100 >= z * z * p_bp * (10_000 - p_bp) * rs
 }
 
 /// `31250` bp → `"3.12"`: a multiple with two decimals, rounded down.

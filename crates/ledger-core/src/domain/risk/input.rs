@@ -105,6 +105,8 @@ pub struct Peers {
     pub collections_multiple_bp: PeerStat,
     /// Unearned tuition in months of the recent delivery rate, in bp.
     pub liability_months_bp: PeerStat,
+    /// Share of the recent window's packages sold at the caps, in bp.
+    pub cap_share_bp: PeerStat,
 }
 
 /// The ledger's balances at the end of `as_of` (posted, minor units).

@@ -24,6 +24,9 @@ pub struct PeerFigures {
     /// Unearned tuition in months of the recent window's delivery, in bp
     /// (10000: one month).
     pub liability_months_bp: Option<i128>,
+    /// Share of the recent window's packages sold at the caps, in bp, once
+    /// `cap_share_min_packages` were sold (a share of a handful is noise).
+    pub cap_share_bp: Option<i128>,
 }
 
 /// What [`PeerFigures`] says of one snapshot.
@@ -32,6 +35,12 @@ pub fn peer_figures(input: &RiskInput) -> PeerFigures {
     PeerFigures {
         collections_multiple_bp: collections_multiple_bp(&ctx).map(|(m, ..)| m),
         liability_months_bp: liability_months_bp(&ctx).map(|(m, _, _)| m),
+        cap_share_bp: {
+            let k = input.packages;
+            let min = ctx.p.cap_share_min_packages.unwrap_or(1).max(1);
+            (k.recent_sold >= min)
+                .then(|| i128::from(k.recent_at_cap) * 10_000 / i128::from(k.recent_sold))
+        },
     }
 }
 
@@ -60,6 +69,7 @@ pub fn peer_stats(figures: &[PeerFigures]) -> Peers {
                 .filter_map(|f| f.liability_months_bp)
                 .collect(),
         ),
+        cap_share_bp: stat(figures.iter().filter_map(|f| f.cap_share_bp).collect()),
     }
 }
 
