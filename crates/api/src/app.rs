@@ -26,6 +26,7 @@ pub mod refunds;
 pub mod registry;
 pub mod releases;
 pub mod risk;
+pub mod tables;
 pub mod webhooks;
 
 pub use error::{AppError, AppResult, Kind};

@@ -1626,7 +1626,6 @@ pub async fn institution_export(
     headers: HeaderMap,
     Path((id, file)): Path<(String, String)>,
 ) -> Response {
-    use crate::http::views::{BalancesView, EntryView};
     let lang = lang(&headers, None);
     let sheet = match file.rsplit_once('.') {
         Some((_, "csv")) => Sheet::Csv,
@@ -1645,9 +1644,7 @@ pub async fn institution_export(
     let rows = match what {
         "entries" => crate::app::reconcile::all_entries(&state.store, &institution.id)
             .await
-            .map(|entries| {
-                EntryView::table(&entries.iter().map(EntryView::from).collect::<Vec<_>>())
-            }),
+            .map(|entries| crate::app::tables::entries(&entries)),
         "balances" => state
             .store
             .balance_sheets(std::slice::from_ref(&institution))
@@ -1656,7 +1653,7 @@ pub async fn institution_export(
             .and_then(|sheets| {
                 sheets
                     .get(&institution.id)
-                    .map(|sheet| BalancesView::from(sheet).table())
+                    .map(crate::app::tables::balances)
                     .ok_or_else(|| AppError::not_found("page"))
             }),
         "notices" => {

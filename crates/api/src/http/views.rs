@@ -192,42 +192,6 @@ pub struct BalancesView {
     pub accounts: Vec<AccountView>,
 }
 
-impl BalancesView {
-    /// The accounts as a table, its header first: the API's CSV answer and
-    /// the console's exports write these same rows.
-    pub fn table(&self) -> Vec<Vec<String>> {
-        let mut rows = vec![[
-            "institution",
-            "currency",
-            "account",
-            "account_type",
-            "balance",
-            "available",
-            "posted_debits",
-            "posted_credits",
-            "pending_debits",
-            "pending_credits",
-        ]
-        .map(String::from)
-        .to_vec()];
-        for a in &self.accounts {
-            rows.push(vec![
-                self.institution.clone(),
-                self.currency.clone(),
-                a.account.clone(),
-                a.account_type.clone(),
-                a.balance.clone(),
-                a.available.clone(),
-                a.posted_debits.clone(),
-                a.posted_credits.clone(),
-                a.pending_debits.clone(),
-                a.pending_credits.clone(),
-            ]);
-        }
-        rows
-    }
-}
-
 impl From<&BalanceSheet> for BalancesView {
     fn from(s: &BalanceSheet) -> Self {
         let c = s.currency;
@@ -285,48 +249,6 @@ pub struct EntryView {
     pub postings: Vec<PostingView>,
     pub prev_hash: String,
     pub hash: String,
-}
-
-impl EntryView {
-    /// Entries as a table of one row per posting, its header first: the
-    /// API's CSV answer and the console's exports write these same rows.
-    pub fn table(entries: &[EntryView]) -> Vec<Vec<String>> {
-        let mut rows = vec![[
-            "seq",
-            "client_id",
-            "kind",
-            "occurred_at",
-            "recorded_at",
-            "enrollment",
-            "hours",
-            "account",
-            "side",
-            "amount",
-            "currency",
-            "hash",
-        ]
-        .map(String::from)
-        .to_vec()];
-        for e in entries {
-            for p in &e.postings {
-                rows.push(vec![
-                    e.seq.to_string(),
-                    e.client_id.clone(),
-                    e.kind.clone(),
-                    e.occurred_at.to_rfc3339(),
-                    e.recorded_at.to_rfc3339(),
-                    e.enrollment.clone().unwrap_or_default(),
-                    e.hours.map(|h| h.to_string()).unwrap_or_default(),
-                    p.account.clone(),
-                    p.side.clone(),
-                    p.amount.clone(),
-                    e.currency.clone(),
-                    e.hash.clone(),
-                ]);
-            }
-        }
-        rows
-    }
 }
 
 impl From<&Entry> for EntryView {

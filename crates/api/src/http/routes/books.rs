@@ -120,7 +120,7 @@ async fn balances(
         return Ok(Json(view).into_response());
     }
     let mut w = csv::Writer::from_writer(Vec::new());
-    for row in view.table() {
+    for row in crate::app::tables::balances(&sheet) {
         w.write_record(&row).map_err(csv_error)?;
     }
     let body = w.into_inner().map_err(csv_error)?;
@@ -188,6 +188,7 @@ async fn entries(
     // Filters are applied while scanning the chain, so a page is full
     // unless the chain ends; the cursor is the last sequence scanned.
     let mut items = Vec::new();
+    let mut kept = Vec::new();
     let mut exhausted = false;
     while items.len() < limit {
         let batch = state.reads.entries(&i.id, after, 500).await?;
@@ -199,6 +200,9 @@ async fn entries(
             after = e.seq;
             if keep(e) {
                 items.push(EntryView::from(e));
+                if csv {
+                    kept.push(e.clone());
+                }
                 if items.len() == limit {
                     break;
                 }
@@ -211,7 +215,7 @@ async fn entries(
         return Ok(Json(EntryPage { items, next_cursor }).into_response());
     }
     let mut w = csv::Writer::from_writer(Vec::new());
-    for row in EntryView::table(&items) {
+    for row in crate::app::tables::entries(&kept) {
         w.write_record(&row).map_err(csv_error)?;
     }
     let body = w.into_inner().map_err(csv_error)?;
