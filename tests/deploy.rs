@@ -27,6 +27,8 @@ mod scratch_pg;
 mod served;
 #[path = "deploy/tls.rs"]
 mod tls;
+#[path = "deploy/traces.rs"]
+mod traces;
 pub use served::Served;
 
 /// The binary with no `ESCROW_*` variable of the caller's environment.
@@ -37,6 +39,8 @@ pub fn bin() -> Command {
             c.env_remove(name);
         }
     }
+    // (The OpenTelemetry SDKs' variable would turn traces on.)
+    c.env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
     c.env("RUST_LOG", "error");
     c
 }

@@ -357,3 +357,77 @@ fn a_read_replica_takes_the_primary_password_masked_and_must_be_postgres() {
     );
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+#[test]
+fn the_otlp_endpoint_comes_from_the_file_or_either_variable_and_a_bad_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = good_file(dir.path());
+    let out = run(&["config", "check", &good], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        line(&stdout(&out), "otlp_endpoint").contains("(none: traces off)"),
+        "off by default: {}",
+        stdout(&out)
+    );
+    let file = dir.path().join("traced.toml");
+    std::fs::write(
+        &file,
+        "[telemetry]\notlp_endpoint = \"http://collector.internal:4318/\"\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let check = |env: &[(&str, &str)]| {
+        let out = run(&["config", "check", file], env);
+        assert!(out.status.success(), "{}", stderr(&out));
+        line(&stdout(&out), "otlp_endpoint").to_string()
+    };
+    let from_file = check(&[]);
+    assert!(
+        from_file.contains("\"http://collector.internal:4318\"") && from_file.ends_with(file),
+        "{from_file}"
+    );
+    let standard = check(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel:4318")]);
+    assert!(
+        standard.contains("\"http://otel:4318\"")
+            && standard.ends_with("# OTEL_EXPORTER_OTLP_ENDPOINT"),
+        "{standard}"
+    );
+    let ours = check(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel:4318"),
+        ("ESCROW_OTLP_ENDPOINT", "https://ours:4318"),
+    ]);
+    assert!(
+        ours.contains("\"https://ours:4318\"") && ours.ends_with("# ESCROW_OTLP_ENDPOINT"),
+        "ours wins over the standard variable: {ours}"
+    );
+
+    for (value, why) in [
+        ("collector:4318", "not an http:// or https:// URL"),
+        ("grpc://collector:4317", "not an http:// or https:// URL"),
+        ("http://", "is not a URL"),
+    ] {
+        let out = run(
+            &["config", "check", &good],
+            &[("ESCROW_OTLP_ENDPOINT", value)],
+        );
+        assert!(!out.status.success(), "{value} accepted");
+        let err = stderr(&out);
+        assert!(
+            err.contains("ESCROW_OTLP_ENDPOINT: key telemetry.otlp_endpoint") && err.contains(why),
+            "{value}: {err}"
+        );
+        // `serve` refuses it the same way, before listening.
+        let out = run(
+            &[
+                "--database-url",
+                &sqlite_url(dir.path(), "refused.db"),
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            &[("ESCROW_OTLP_ENDPOINT", value)],
+        );
+        assert!(!out.status.success(), "serve took {value}");
+        assert!(stderr(&out).contains("telemetry.otlp_endpoint"), "{}", stderr(&out));
+    }
+}

@@ -406,6 +406,20 @@ pub async fn open(url: &str) -> anyhow::Result<Store> {
     Ok(crate::app::open_store(url).await?)
 }
 
+/// Where `serve` and `jobs` send their traces (`telemetry.otlp_endpoint`),
+/// before logging is set up. Other commands trace nothing; a configuration
+/// that does not load is reported by [`run`].
+pub fn otlp_endpoint(cli: &Cli) -> Option<String> {
+    if !matches!(cli.command, Command::Serve(_) | Command::Jobs { .. }) {
+        return None;
+    }
+    crate::config::load(cli.config.as_deref())
+        .ok()?
+        .settings
+        .telemetry
+        .otlp_endpoint
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Config { what } = cli.command {
         return ops::run(what);

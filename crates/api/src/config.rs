@@ -43,7 +43,12 @@ pub const ENV: &[(&str, &str)] = &[
     ("ESCROW_ATTEST_KEY", "attest.key_file"),
     ("ESCROW_TLS_CERT_FILE", "tls.cert_file"),
     ("ESCROW_TLS_KEY_FILE", "tls.key_file"),
+    ("ESCROW_OTLP_ENDPOINT", "telemetry.otlp_endpoint"),
 ];
+
+/// The OpenTelemetry SDKs' own variable for the collector's base URL:
+/// honoured too, under `ESCROW_OTLP_ENDPOINT`.
+pub const OTEL_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
 /// Keys that would hold a secret: refused in the file, wherever they are.
 const SECRET_KEYS: &[&str] = &[
@@ -111,6 +116,44 @@ pub struct Settings {
     pub banks: Banks,
     pub attest: Attest,
     pub tls: Tls,
+    pub telemetry: Telemetry,
+}
+
+/// Traces: `serve` and `jobs` export their spans (requests with method,
+/// route and status; job passes) over OTLP/HTTP to a collector when
+/// `otlp_endpoint` is set; off by default.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Telemetry {
+    /// The collector's base URL (`http://collector:4318`); spans go to
+    /// `/v1/traces` under it, as the OpenTelemetry SDKs do with
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    #[serde(deserialize_with = "http_url")]
+    pub otlp_endpoint: Option<String>,
+}
+
+/// An `http://` or `https://` URL with a host, or nothing (an empty text
+/// from the environment is nothing).
+fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let parsed = url::Url::parse(text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not a URL ({e}): give the collector's base URL, e.g. http://collector:4318"
+        ))
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(serde::de::Error::custom(format!(
+            "{text:?} is not an http:// or https:// URL with a host: OTLP is exported over HTTP, \
+             e.g. http://collector:4318"
+        )));
+    }
+    Ok(Some(text.trim_end_matches('/').to_string()))
 }
 
 /// Group commit: how `serve` gathers single ledger writes (payments,
@@ -324,6 +367,12 @@ pub fn load(file: Option<&Path>) -> Result<Loaded, ConfigError> {
             .find(|(name, _)| k == *name)
             .map(|(_, key)| (*key).into())
     });
+    // The standard variable first, so that ours wins when both are set.
+    figment = figment.merge(
+        Env::raw()
+            .only(&[OTEL_ENDPOINT_ENV])
+            .map(|_| "telemetry.otlp_endpoint".into()),
+    );
     figment = figment.merge(env);
     let settings: Settings = figment.extract().map_err(|e| invalid(e, file))?;
     Ok(Loaded {
@@ -408,6 +457,13 @@ fn invalid(error: figment::Error, file: Option<&Path>) -> ConfigError {
 impl Loaded {
     pub fn source_of(&self, key: &str) -> String {
         match self.figment.find_metadata(key) {
+            Some(m)
+                if m.name.contains("environment")
+                    && key == "telemetry.otlp_endpoint"
+                    && std::env::var_os("ESCROW_OTLP_ENDPOINT").is_none() =>
+            {
+                OTEL_ENDPOINT_ENV.into()
+            }
             Some(m) if m.name.contains("environment") => ENV
                 .iter()
                 .find(|(_, k)| *k == key)

@@ -183,14 +183,38 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn(limits::problem_bodies))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                let id = request
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    let id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    // The route template, not the path: one name for all
+                    // the institutions' payments (a trace backend groups
+                    // by it; ids stay out of span names).
+                    let route = request
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map_or("(no route)", |m| m.as_str());
+                    let method = request.method();
+                    tracing::info_span!(
+                        "request",
+                        otel.name = %format_args!("{method} {route}"),
+                        otel.kind = "server",
+                        http.request.method = %method,
+                        http.route = route,
+                        http.response.status_code = tracing::field::Empty,
+                        method = %method,
+                        path = %request.uri().path(),
+                        request_id = %id,
+                    )
+                })
+                .on_response(
+                    |response: &axum::http::Response<_>, _: std::time::Duration, span: &tracing::Span| {
+                        span.record("http.response.status_code", response.status().as_u16());
+                    },
+                ),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))

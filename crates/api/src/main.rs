@@ -1,5 +1,6 @@
-//! The `escrow-ledger` binary: parses the command line, sets up logging and
-//! hands over to the command.
+//! The `escrow-ledger` binary: parses the command line, sets up logging
+//! (and traces, for the service), hands over to the command, and sends the
+//! traces still queued before it exits.
 
 use api::{cli, telemetry};
 use clap::Parser;
@@ -8,14 +9,16 @@ use clap::Parser;
 async fn main() -> std::process::ExitCode {
     quiet_on_closed_stdout();
     let cli = cli::Cli::parse();
-    telemetry::init();
-    match cli::run(cli).await {
+    let telemetry = telemetry::init(cli::otlp_endpoint(&cli).as_deref());
+    let code = match cli::run(cli).await {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {}", cli::error_chain(&error));
             std::process::ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown().await;
+    code
 }
 
 /// `escrow-ledger … | head` closes our stdout early. Rust ignores SIGPIPE,

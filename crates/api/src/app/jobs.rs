@@ -110,6 +110,10 @@ pub async fn tick(store: &Store, banks: &BankDirectory) -> AppResult<Tick> {
 
 /// One pass over everything due, for the given jobs. Safe to run from
 /// several processes at once and again after a crash anywhere.
+#[tracing::instrument(name = "jobs", skip_all, fields(
+    otel.name = "jobs pass",
+    jobs = %jobs.iter().map(|j| crate::config::job_name(*j)).collect::<Vec<_>>().join(","),
+))]
 pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> AppResult<Tick> {
     let mut t = Tick::default();
     let today = store.now().date_naive();

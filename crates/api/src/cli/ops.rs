@@ -131,6 +131,14 @@ pub fn run(what: ConfigCommand) -> anyhow::Result<ExitCode> {
     if s.tls.cert_file.is_none() {
         println!("# plain HTTP: TLS ends at a reverse proxy in front (see deploy/README.md)");
     }
+    println!("\n[telemetry]");
+    line(
+        "telemetry.otlp_endpoint",
+        s.telemetry
+            .otlp_endpoint
+            .as_deref()
+            .map_or("(none: traces off)".into(), text),
+    );
     eprintln!("configuration {} is valid", file.display());
     Ok(ExitCode::SUCCESS)
 }
