@@ -428,6 +428,10 @@ fn the_otlp_endpoint_comes_from_the_file_or_either_variable_and_a_bad_one_is_ref
             &[("ESCROW_OTLP_ENDPOINT", value)],
         );
         assert!(!out.status.success(), "serve took {value}");
-        assert!(stderr(&out).contains("telemetry.otlp_endpoint"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("telemetry.otlp_endpoint"),
+            "{}",
+            stderr(&out)
+        );
     }
 }

@@ -138,7 +138,10 @@ async fn the_service_exports_its_request_spans_to_the_otlp_collector_and_flushes
             .flatten()
             .any(|a| a["key"] == "service.name" && a["value"]["stringValue"] == "escrow-ledger")
     });
-    assert!(service, "no service.name=escrow-ledger resource: {bodies:#?}");
+    assert!(
+        service,
+        "no service.name=escrow-ledger resource: {bodies:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -167,7 +167,10 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(routes::ops::router(doc))
-        .merge(crate::console::router(state.store.clone(), state.reads.clone()))
+        .merge(crate::console::router(
+            state.store.clone(),
+            state.reads.clone(),
+        ))
         .merge(api)
         .merge(pushed)
         .fallback(routes::ops::not_found)
@@ -211,7 +214,9 @@ pub fn router(state: AppState) -> Router {
                     )
                 })
                 .on_response(
-                    |response: &axum::http::Response<_>, _: std::time::Duration, span: &tracing::Span| {
+                    |response: &axum::http::Response<_>,
+                     _: std::time::Duration,
+                     span: &tracing::Span| {
                         span.record("http.response.status_code", response.status().as_u16());
                     },
                 ),

@@ -106,7 +106,11 @@ fn provider(endpoint: &str) -> anyhow::Result<SdkTracerProvider> {
             failing: AtomicBool::new(false),
             endpoint: endpoint.to_string(),
         })
-        .with_resource(Resource::builder().with_service_name("escrow-ledger").build())
+        .with_resource(
+            Resource::builder()
+                .with_service_name("escrow-ledger")
+                .build(),
+        )
         .build())
 }
 
