@@ -286,20 +286,8 @@ pub struct Tls {
     pub key_file: Option<PathBuf>,
 }
 
-pub fn job_name(job: Job) -> &'static str {
-    match job {
-        Job::Workflow => "workflow",
-        Job::Risk => "risk",
-        Job::Reconcile => "reconcile",
-        Job::Pull => "pull",
-        Job::Lessons => "lessons",
-        Job::Release => "release",
-        Job::Webhooks => "webhooks",
-    }
-}
-
 fn job_names<S: serde::Serializer>(jobs: &[Job], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(jobs.iter().map(|j| job_name(*j)))
+    s.collect_seq(jobs.iter().map(|j| j.name()))
 }
 
 /// `["workflow", "risk"]` in the file, `workflow,risk` in the environment.
@@ -318,7 +306,7 @@ fn job_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Job>, D::Error> {
     for name in names.iter().filter(|n| !n.is_empty()) {
         let job = Job::ALL
             .into_iter()
-            .find(|j| job_name(*j) == name.to_ascii_lowercase())
+            .find(|j| j.name() == name.to_ascii_lowercase())
             .ok_or_else(|| {
                 serde::de::Error::custom(format!(
                     "unknown job {name:?}: the jobs are workflow, risk, reconcile, pull, lessons, release and webhooks"

@@ -55,6 +55,19 @@ impl Job {
         Job::Reconcile,
         Job::Webhooks,
     ];
+
+    /// The job's name in the configuration, the CLI and the traces.
+    pub fn name(self) -> &'static str {
+        match self {
+            Job::Workflow => "workflow",
+            Job::Risk => "risk",
+            Job::Reconcile => "reconcile",
+            Job::Pull => "pull",
+            Job::Lessons => "lessons",
+            Job::Release => "release",
+            Job::Webhooks => "webhooks",
+        }
+    }
 }
 
 /// What one pass of the runner did, for logs and tests.
@@ -112,7 +125,7 @@ pub async fn tick(store: &Store, banks: &BankDirectory) -> AppResult<Tick> {
 /// several processes at once and again after a crash anywhere.
 #[tracing::instrument(name = "jobs", skip_all, fields(
     otel.name = "jobs pass",
-    jobs = %jobs.iter().map(|j| crate::config::job_name(*j)).collect::<Vec<_>>().join(","),
+    jobs = %jobs.iter().map(|j| j.name()).collect::<Vec<_>>().join(","),
 ))]
 pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> AppResult<Tick> {
     let mut t = Tick::default();

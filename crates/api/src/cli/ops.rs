@@ -106,12 +106,7 @@ pub fn run(what: ConfigCommand) -> anyhow::Result<ExitCode> {
     line("group_commit.partitions", g.partitions.to_string());
     println!("\n[jobs]");
     line("jobs.in_serve", s.jobs.in_serve.to_string());
-    let names: Vec<String> = s
-        .jobs
-        .run
-        .iter()
-        .map(|j| text(config::job_name(*j)))
-        .collect();
+    let names: Vec<String> = s.jobs.run.iter().map(|j| text(j.name())).collect();
     line("jobs.run", format!("[{}]", names.join(", ")));
     line("jobs.every_secs", s.jobs.every_secs.to_string());
     println!("\n[banks]");
