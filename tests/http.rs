@@ -2237,6 +2237,69 @@ async fn the_overview_pages_sorted_by_coverage_with_the_totals_of_every_page(bac
     server.stop().await;
 }
 
+both!(the_overview_shows_every_write_at_once_whoever_made_it);
+/// The overview answers a repeated page from what it kept (issue 18's
+/// aim for 64 officers at once), so it must see every write at once: the
+/// service's own, and another process's on the same database (a
+/// command-line ingest, a second instance), which no in-process signal
+/// would reach.
+async fn the_overview_shows_every_write_at_once_whoever_made_it(backend: Backend) {
+    let server = Server::start(backend).await;
+    jurisdictions(&server.store).await;
+    let a = institution(&server.store, "INS-A", "410922").await;
+    enrollment(&server.store, &a, "E-1", 40, 400_000).await;
+    let officer = server
+        .token(Role::Officer, Scope::Jurisdiction(code("410922")))
+        .await;
+    let page = "/v1/jurisdictions/410922/overview?sort=coverage&limit=10";
+    let owed = |overview: &Value| {
+        (
+            overview["matched"].as_u64().unwrap(),
+            overview["totals"][0]["owed_to_families"]
+                .as_str()
+                .unwrap_or("none")
+                .to_string(),
+        )
+    };
+    let (status, before) = server.get(&officer, page).await;
+    assert_eq!(status, StatusCode::OK, "{before}");
+    assert_eq!(owed(&before), (1, "0.00".to_string()), "{before}");
+    // Asked again, unchanged.
+    let (_, again) = server.get(&officer, page).await;
+    assert_eq!(again, before);
+
+    // The service's own write (group commit).
+    let admin = server.admin().await;
+    let (status, body) = server
+        .post(
+            &admin,
+            "/v1/institutions/INS-A/payments",
+            "pay-1",
+            json!({"enrollment": "E-1", "amount": "100.00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, after) = server.get(&officer, page).await;
+    assert_eq!(owed(&after), (1, "100.00".to_string()), "{after}");
+
+    // Another process's writes: a payment, then a new institution.
+    let other = ledger_core::Store::connect(&server.url).await.unwrap();
+    pay(&other, &a, "E-1", "elsewhere-1", 5_000).await;
+    let (_, after) = server.get(&officer, page).await;
+    assert_eq!(owed(&after), (1, "150.00".to_string()), "{after}");
+    institution(&other, "INS-B", "410922").await;
+    let (_, after) = server.get(&officer, page).await;
+    assert_eq!(owed(&after), (2, "150.00".to_string()), "{after}");
+    let ids: Vec<&str> = after["institutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["institution"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["INS-A", "INS-B"], "{after}");
+    server.stop().await;
+}
+
 #[path = "http/approvals.rs"]
 mod approvals;
 #[path = "http/exactly_once.rs"]

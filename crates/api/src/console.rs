@@ -20,8 +20,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use ledger_core::Store;
+use std::sync::Arc;
 
 use crate::app::officers::Officer;
+use crate::app::oversight::OverviewPages;
 
 /// The console's language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +54,8 @@ pub struct ConsoleState {
     pub store: Store,
     /// The overview's source: a read replica when one is configured.
     pub reads: Store,
+    /// The overview pages answered lately (shared with the API).
+    pub overviews: Arc<OverviewPages>,
 }
 
 pub const SESSION_COOKIE: &str = "el_session";
@@ -59,7 +63,11 @@ pub const FORM_COOKIE: &str = "el_form";
 pub const LANG_COOKIE: &str = "el_lang";
 
 /// The console's routes (the API's router merges them; they need no token).
-pub fn router<S: Clone + Send + Sync + 'static>(store: Store, reads: Store) -> Router<S> {
+pub fn router<S: Clone + Send + Sync + 'static>(
+    store: Store,
+    reads: Store,
+    overviews: Arc<OverviewPages>,
+) -> Router<S> {
     Router::new()
         .route("/", get(pages::home))
         .route("/console.css", get(pages::stylesheet))
@@ -93,7 +101,11 @@ pub fn router<S: Clone + Send + Sync + 'static>(store: Store, reads: Store) -> R
         .route("/notices/{no}/answer", post(pages::answer_notice))
         .route("/refunds/{id}/decide", post(pages::decide_refund))
         .route("/institutions/{id}/alerts/{key}", post(pages::act_on_alert))
-        .with_state(ConsoleState { store, reads })
+        .with_state(ConsoleState {
+            store,
+            reads,
+            overviews,
+        })
 }
 
 /// A cookie's value from the request.

@@ -71,6 +71,8 @@ pub struct AppState {
     pub group: crate::app::group_commit::GroupCommit,
     /// Bearer tokens verified lately.
     pub tokens: Arc<auth::TokenCache>,
+    /// The overview pages answered lately (shared with the console).
+    pub overviews: Arc<crate::app::oversight::OverviewPages>,
 }
 
 impl AppState {
@@ -86,6 +88,7 @@ impl AppState {
         let group = crate::app::group_commit::GroupCommit::start(store.clone(), config.group);
         AppState {
             tokens: Arc::new(auth::TokenCache::new(config.token_cache)),
+            overviews: Arc::default(),
             reads: store.clone(),
             replica: false,
             // Every single ledger write the service makes goes through
@@ -170,6 +173,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::console::router(
             state.store.clone(),
             state.reads.clone(),
+            state.overviews.clone(),
         ))
         .merge(api)
         .merge(pushed)

@@ -158,7 +158,8 @@ pub use claims::KeyClaim;
 pub use clock::Clock;
 pub use coverage::CoverageFacts;
 pub use figures::{
-    AlertLevel, FiguresPage, FiguresQuery, FiguresSort, FiguresTotals, KeptFigures, KEPT_AS_OF,
+    AlertLevel, FiguresPage, FiguresQuery, FiguresSort, FiguresStamp, FiguresTotals, KeptFigures,
+    KEPT_AS_OF,
 };
 pub use group::{EachOutcome, KeepWith};
 pub use hosts::{mask_password, with_encoded_password};

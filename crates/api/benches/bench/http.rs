@@ -54,6 +54,14 @@ pub struct HttpArgs {
     /// Only the single-request phases and their baseline.
     #[arg(long)]
     pub single_only: bool,
+    /// Only the overview phases (after the balances' paced phase, the
+    /// baseline of the same run).
+    #[arg(long)]
+    pub overview_only: bool,
+    /// Payments per second a writer posts to the county during the
+    /// "overview while payments arrive" phase.
+    #[arg(long, default_value_t = 50)]
+    pub overview_writes: u64,
     /// Group commit: requests per transaction at most.
     #[arg(long)]
     pub max_batch: Option<usize>,
@@ -282,18 +290,30 @@ impl Latencies {
 
 /// `clients` tasks GET `paths` round-robin for `seconds`; `pace` spaces
 /// each client's requests (None: as fast as answers come).
+/// How a load phase's requests say who asks: an API token, or the
+/// console's session cookie (`el_session=…`).
+#[derive(Debug, Clone)]
+enum Auth {
+    Bearer(String),
+    Cookie(String),
+}
+
 async fn load(
     base: &str,
-    token: &str,
+    auth: impl Into<Auth>,
     paths: &[String],
     clients: usize,
     seconds: u64,
     pace: Option<Duration>,
 ) -> anyhow::Result<Latencies> {
+    // A redirect (to the console's sign-in page) is a failure, not a
+    // page.
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
+        .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let paths = Arc::new(paths.to_vec());
+    let auth: Auth = auth.into();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
@@ -301,7 +321,7 @@ async fn load(
         let client = client.clone();
         let paths = paths.clone();
         let base = base.to_string();
-        let token = token.to_string();
+        let auth = auth.clone();
         tasks.push(tokio::spawn(async move {
             let mut micros = Vec::new();
             let mut errors = 0usize;
@@ -318,9 +338,12 @@ async fn load(
                 let path = &paths[k % paths.len()];
                 k += 1;
                 let sent = Instant::now();
-                let ok = client
-                    .get(format!("{base}{path}"))
-                    .bearer_auth(&token)
+                let request = client.get(format!("{base}{path}"));
+                let request = match &auth {
+                    Auth::Bearer(token) => request.bearer_auth(token),
+                    Auth::Cookie(cookie) => request.header(reqwest::header::COOKIE, cookie),
+                };
+                let ok = request
                     .send()
                     .await
                     .map(|r| r.status().is_success())
@@ -347,6 +370,55 @@ async fn load(
     all.elapsed = started.elapsed();
     all.micros.sort_unstable();
     Ok(all)
+}
+
+/// A writer posting `per_second` single payments to the county's "BD"
+/// institutions (directly, as a bank's batch job would) until aborted, and
+/// how many it wrote.
+impl From<&String> for Auth {
+    fn from(token: &String) -> Auth {
+        Auth::Bearer(token.clone())
+    }
+}
+
+fn paced_payments(
+    store: &Store,
+    per_second: u64,
+    institutions: usize,
+) -> (
+    tokio::task::JoinHandle<()>,
+    Arc<std::sync::atomic::AtomicU64>,
+) {
+    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = written.clone();
+    let store = store.clone();
+    let task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / per_second.max(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        for n in 0usize.. {
+            tick.tick().await;
+            let (institution, _) = payment("BD", 0, n, institutions);
+            let Ok(request) = (|| -> anyhow::Result<Request> {
+                Ok(Request {
+                    institution: InstitutionId::parse(institution)?,
+                    client_id: ClientId::parse(format!("ow-{n}"))?,
+                    currency: Currency::Cny,
+                    occurred_at: Utc::now(),
+                    external_ref: None,
+                    command: Command::PayTuition {
+                        enrollment: EnrollmentId::parse("E")?,
+                        amount: ledger_core::Amount::from_minor(100)?,
+                    },
+                })
+            })() else {
+                return;
+            };
+            if store.execute(request).await.is_ok() {
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    (task, written)
 }
 
 fn payment(prefix: &str, b: usize, i: usize, institutions: usize) -> (String, String) {
@@ -444,6 +516,74 @@ pub async fn run(args: HttpArgs, url: &str) -> anyhow::Result<()> {
         &format!("overview of a {county}-institution county, as fast as answered"),
         &ov,
     );
+    // The same while a bank pushes payments to the county: every payment
+    // changes the county's figures, so the pages kept are read afresh
+    // after each.
+    let (writes, written) = paced_payments(&store, args.overview_writes, args.institutions);
+    let busy = load(&base, &token, &overview, args.clients, args.seconds, None).await?;
+    writes.abort();
+    row(
+        &format!(
+            "overview of the county while {} payments/s arrive ({} written), as fast as answered",
+            args.overview_writes,
+            written.load(std::sync::atomic::Ordering::Relaxed)
+        ),
+        &busy,
+    );
+    let paced_overview = load(
+        &base,
+        &token,
+        &overview,
+        args.clients,
+        args.seconds,
+        Some(Duration::from_secs(1)),
+    )
+    .await?;
+    row(
+        &format!(
+            "overview of the county, {} officers each asking once a second",
+            args.clients
+        ),
+        &paced_overview,
+    );
+    // The console's overview page, signed in as a county officer: the
+    // session read, the page rendered as HTML.
+    let login = "bench-officer";
+    let password = "bench-officer-password-1";
+    api::app::officers::add(
+        &store,
+        api::app::officers::NewOfficer {
+            login: login.into(),
+            name: "Bench Officer".into(),
+            role: Role::Officer,
+            scope: Scope::Jurisdiction(JurisdictionCode::parse(api::demo::COUNTY)?),
+        },
+        password,
+    )
+    .await?;
+    let session = api::app::officers::sign_in(&store, login, password).await?;
+    let page = load(
+        &base,
+        Auth::Cookie(format!(
+            "{}={}",
+            api::console::SESSION_COOKIE,
+            session.session_id
+        )),
+        &["/overview".to_string()],
+        args.clients,
+        args.seconds,
+        None,
+    )
+    .await?;
+    row(
+        "console overview page of the county (HTML, signed in), as fast as answered",
+        &page,
+    );
+    if args.overview_only {
+        let _ = stop.send(());
+        let _ = server.await;
+        return Ok(());
+    }
 
     // Batched payments: directly through ledger-core, then over HTTP.
     let occurred = Utc

@@ -11,12 +11,15 @@
 //! is where every surface (API, console, command line) gets it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use ledger_core::domain::alerts::{Alert, AlertStatus};
 use ledger_core::domain::feeds::AccountKind;
 use ledger_core::domain::risk::coverage::{self, Coverage, Unconfirmed};
-use ledger_core::store::{AlertLevel, BalanceSheet, FiguresQuery, FiguresSort, FiguresTotals};
+use ledger_core::store::{
+    AlertLevel, BalanceSheet, FiguresQuery, FiguresSort, FiguresStamp, FiguresTotals,
+};
 use ledger_core::{Currency, Institution, InstitutionId, Jurisdiction, JurisdictionCode, Store};
 
 use crate::app::risk::{records_all, records_of, snapshot, SET_WISE_FROM};
@@ -168,10 +171,8 @@ pub async fn overview_page(
     q: &OverviewQuery,
 ) -> AppResult<OverviewPage> {
     let jurisdiction = store
-        .jurisdictions()
+        .jurisdiction(code)
         .await?
-        .into_iter()
-        .find(|j| &j.code == code)
         .ok_or_else(|| AppError::not_found(format!("jurisdiction {code}")))?;
     let page = store
         .figures_page(&FiguresQuery {
@@ -221,6 +222,135 @@ pub async fn overview_page(
         totals: page.totals,
         matched,
     })
+}
+
+/// Overview pages answered lately, each kept with the stamp of the
+/// jurisdiction's kept rows it was read under
+/// ([`Store::figures_stamp`]). A request reads the stamp (one indexed
+/// aggregate) and gets the kept page when the stamp is unchanged and the
+/// day is the same; any write to a row of the jurisdiction, by this
+/// process or another (a command-line ingest, another instance), changes
+/// the stamp, so a page is never older than the figures it shows. Shared
+/// by the API and the console.
+#[derive(Debug, Default)]
+pub struct OverviewPages {
+    kept: std::sync::Mutex<HashMap<PageKey, (FiguresStamp, Slot)>>,
+}
+
+/// A page being read or read: the requests that find the same stamp while
+/// it is read wait for that one read (64 officers after a bank's payment
+/// make one read, not 64).
+type Slot = Arc<tokio::sync::OnceCell<Arc<KeptPage>>>;
+
+/// A page as kept, and the bytes an adapter rendered of it once (the
+/// API's JSON), so that a page asked for again is not rendered again.
+#[derive(Debug)]
+pub struct KeptPage {
+    pub page: OverviewPage,
+    rendered: std::sync::OnceLock<Vec<u8>>,
+}
+
+impl KeptPage {
+    fn new(page: OverviewPage) -> KeptPage {
+        KeptPage {
+            page,
+            rendered: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// What an adapter rendered of this page, if it did.
+    pub fn rendered(&self) -> Option<&[u8]> {
+        self.rendered.get().map(Vec::as_slice)
+    }
+
+    /// Keeps an adapter's rendering of this page (the first one kept
+    /// stays: every rendering of one page is the same).
+    pub fn keep_rendered(&self, bytes: Vec<u8>) -> &[u8] {
+        self.rendered.get_or_init(|| bytes)
+    }
+}
+
+impl std::ops::Deref for KeptPage {
+    type Target = OverviewPage;
+
+    fn deref(&self) -> &OverviewPage {
+        &self.page
+    }
+}
+
+/// Pages kept at most (each a few tens of KiB): past it, all are dropped
+/// and the next requests read afresh.
+const PAGES_KEPT: usize = 512;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PageKey {
+    code: JurisdictionCode,
+    search: Option<String>,
+    level: Option<AlertLevel>,
+    sort: FiguresSort,
+    offset: u64,
+    limit: Option<u64>,
+    as_of: NaiveDate,
+}
+
+impl OverviewPages {
+    /// [`overview_page`], from the kept pages when nothing it shows has
+    /// changed. Whole overviews (no limit, the exports) are not kept.
+    pub async fn page(
+        &self,
+        store: &Store,
+        code: &JurisdictionCode,
+        q: &OverviewQuery,
+    ) -> AppResult<Arc<KeptPage>> {
+        if q.limit.is_none() {
+            return Ok(Arc::new(KeptPage::new(
+                overview_page(store, code, q).await?,
+            )));
+        }
+        // The stamp before the page: a write between the two leaves a page
+        // newer than its stamp, which the next request reads again.
+        let stamp = store.figures_stamp(code).await?;
+        let key = PageKey {
+            code: code.clone(),
+            search: q.search.clone(),
+            level: q.level,
+            sort: q.sort,
+            offset: q.offset,
+            limit: q.limit,
+            as_of: crate::app::jobs::today(store),
+        };
+        let slot = {
+            let mut kept = self.lock();
+            match kept.get(&key) {
+                Some((kept_under, slot)) if *kept_under == stamp => slot.clone(),
+                _ => {
+                    if kept.len() >= PAGES_KEPT {
+                        kept.clear();
+                    }
+                    let slot = Slot::default();
+                    kept.insert(key, (stamp, slot.clone()));
+                    slot
+                }
+            }
+        };
+        // A read that fails leaves the slot empty: the next request reads.
+        let page = slot
+            .get_or_try_init(|| async {
+                Ok::<_, AppError>(Arc::new(KeptPage::new(
+                    overview_page(store, code, q).await?,
+                )))
+            })
+            .await?;
+        Ok(page.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PageKey, (FiguresStamp, Slot)>> {
+        // A panic while holding the map leaves it whole (inserts and
+        // clears only): keep using it.
+        self.kept
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// The overview of a jurisdiction and everything below it, every

@@ -286,7 +286,7 @@ pub async fn overview(
         offset: (page - 1).saturating_mul(OVERVIEW_PAGE_SIZE),
         limit: Some(OVERVIEW_PAGE_SIZE),
     };
-    let overview = match crate::app::oversight::overview_page(&state.reads, &code, &query).await {
+    let overview = match state.overviews.page(&state.reads, &code, &query).await {
         Ok(o) => o,
         Err(e) => return failure(lang, &e),
     };

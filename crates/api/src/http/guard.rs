@@ -133,10 +133,8 @@ pub async fn jurisdiction(
     }
     let jurisdiction = state
         .store
-        .jurisdictions()
+        .jurisdiction(&code)
         .await?
-        .into_iter()
-        .find(|j| j.code == code)
         .ok_or_else(not_found)?;
     permitted(caller, action)?;
     Ok(jurisdiction)

@@ -354,17 +354,30 @@ impl Store {
         let sql = "select code, name, parent_code from jurisdictions order by code";
         let rows: Vec<(String, String, Option<String>)> =
             on_pool!(self, |pool| sqlx::query_as(sql).fetch_all(pool).await?);
-        rows.into_iter()
-            .map(|(code, name, parent)| {
-                Ok(Jurisdiction {
-                    code: JurisdictionCode::parse(code).map_err(corrupt_as("jurisdiction"))?,
-                    name,
-                    parent: parent
-                        .map(JurisdictionCode::parse)
-                        .transpose()
-                        .map_err(corrupt_as("jurisdiction"))?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(jurisdiction_of).collect()
     }
+
+    /// One jurisdiction by its code (a country has thousands: a request
+    /// about one reads one).
+    pub async fn jurisdiction(&self, code: &JurisdictionCode) -> Result<Option<Jurisdiction>> {
+        let sql = "select code, name, parent_code from jurisdictions where code = $1";
+        let row: Option<(String, String, Option<String>)> = on_pool!(self, |pool| {
+            sqlx::query_as(sql)
+                .bind(code.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(jurisdiction_of).transpose()
+    }
+}
+
+fn jurisdiction_of((code, name, parent): (String, String, Option<String>)) -> Result<Jurisdiction> {
+    Ok(Jurisdiction {
+        code: JurisdictionCode::parse(code).map_err(corrupt_as("jurisdiction"))?,
+        name,
+        parent: parent
+            .map(JurisdictionCode::parse)
+            .transpose()
+            .map_err(corrupt_as("jurisdiction"))?,
+    })
 }

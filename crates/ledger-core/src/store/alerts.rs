@@ -123,7 +123,7 @@ macro_rules! recount_alerts {
                  and a.status <> 'resolved' and a.severity = 'red'), \
                yellow_alerts = (select count(*) from alerts a where a.institution_id = $1 \
                  and a.status <> 'resolved' and a.severity = 'yellow'), \
-               updated_at = $2 \
+               updated_at = $2, revision = revision + 1 \
              where institution_id = $1",
         )
         .bind($id)

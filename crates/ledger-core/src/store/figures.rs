@@ -302,7 +302,8 @@ macro_rules! upsert_figures {
                    held_by_institution_minor = excluded.held_by_institution_minor, \
                    coverage_bp = excluded.coverage_bp, red_alerts = excluded.red_alerts, \
                    yellow_alerts = excluded.yellow_alerts, \
-                   coverage_sort = excluded.coverage_sort, updated_at = excluded.updated_at",
+                   coverage_sort = excluded.coverage_sort, updated_at = excluded.updated_at, \
+                   revision = institution_figures.revision + 1",
                 $crate::store::figures::FIGURES_COLUMNS
             ))
             .bind(k.institution.as_str())
@@ -458,7 +459,7 @@ pub(crate) fn kept_rows(
 }
 
 /// How the overview's institutions are ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum FiguresSort {
     /// Riskiest first: more open red alerts, then more yellow, then the
     /// lower coverage, then by id.
@@ -505,7 +506,7 @@ impl FiguresSort {
 }
 
 /// Which institutions by their open alerts: the overview's traffic light.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AlertLevel {
     /// An open red alert.
     Red,
@@ -558,6 +559,16 @@ pub struct FiguresTotals {
     pub deposit_minor: i64,
     pub red_alerts: u64,
     pub yellow_alerts: u64,
+}
+
+/// The state of a jurisdiction's kept rows, as [`Store::figures_stamp`]
+/// reads it: equal stamps, equal rows.
+///
+/// [`Store::figures_stamp`]: crate::store::Store::figures_stamp
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FiguresStamp {
+    pub rows: i64,
+    pub revisions: i64,
 }
 
 /// A page of kept rows with their institutions.
@@ -718,6 +729,29 @@ impl crate::store::Store {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(FiguresPage { rows, totals })
+    }
+
+    /// What changes whenever a kept row of the jurisdiction (or below it)
+    /// is written or added: how many rows, and the sum of their revisions
+    /// (every write adds one to its row's). Read before a page, an equal
+    /// stamp later means the page would read the same rows: one indexed
+    /// aggregate, cheaper than the page and its balance sheets.
+    pub async fn figures_stamp(&self, jurisdiction: &JurisdictionCode) -> Result<FiguresStamp> {
+        let (filter, _) = page_filter(&FiguresQuery {
+            jurisdiction: jurisdiction.clone(),
+            search: None,
+            level: None,
+            sort: FiguresSort::default(),
+            offset: 0,
+            limit: None,
+        });
+        let sql = format!(
+            "select cast(count(*) as bigint), cast(coalesce(sum(f.revision), 0) as bigint) \
+             from institution_figures f {filter}"
+        );
+        let (rows, revisions): (i64, i64) =
+            on_pool!(self, |pool| sqlx::query_as(&sql).fetch_one(pool).await?);
+        Ok(FiguresStamp { rows, revisions })
     }
 
     /// Recomputes the kept rows of the institutions given (every one when

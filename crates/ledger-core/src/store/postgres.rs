@@ -244,7 +244,8 @@ impl BatchTx for BatchOn<'_, Postgres> {
                 "update institution_figures set owed_minor = $2, escrow_minor = $3, \
                    deposit_minor = $4, unearned_minor = $5, refund_payable_minor = $6, \
                    pending_release_minor = $7, held_by_institution_minor = $8, \
-                   coverage_bp = $9, coverage_sort = $10, updated_at = $11 \
+                   coverage_bp = $9, coverage_sort = $10, updated_at = $11, \
+                   revision = revision + 1 \
                  where institution_id = $1",
             )
             .bind(k.institution.as_str())

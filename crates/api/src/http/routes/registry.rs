@@ -3,6 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::Extension;
 use ledger_core::{
     Category, Currency, Institution, InstitutionId, InstitutionStatus, Jurisdiction,
@@ -306,10 +307,35 @@ async fn overview(
     caller: Caller,
     Path(code): Path<String>,
     Query(params): Query<OverviewParams>,
-) -> ApiResult<Json<Overview>> {
+) -> ApiResult<axum::response::Response> {
     let j = guard::jurisdiction(&state, &caller, &code, Action::Oversee).await?;
     let query = params.query()?;
-    let page = crate::app::oversight::overview_page(&state.reads, &j.code, &query).await?;
+    let kept = state.overviews.page(&state.reads, &j.code, &query).await?;
+    // A page asked for again is sent as it was rendered the first time.
+    let body = match kept.rendered() {
+        Some(body) => body,
+        None => kept.keep_rendered(
+            serde_json::to_vec(&overview_view(&kept, &j, &query)).map_err(|e| {
+                tracing::error!(error = %e, "the overview as JSON");
+                ApiError::internal()
+            })?,
+        ),
+    };
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body.to_vec(),
+    )
+        .into_response())
+}
+
+fn overview_view(
+    page: &crate::app::oversight::OverviewPage,
+    j: &ledger_core::Jurisdiction,
+    query: &crate::app::oversight::OverviewQuery,
+) -> Overview {
     let rows = page
         .rows
         .iter()
@@ -326,8 +352,8 @@ async fn overview(
         .collect::<Vec<_>>();
     let next = query.offset + rows.len() as u64;
     let money = crate::http::views::money;
-    Ok(Json(Overview {
-        jurisdiction: JurisdictionView::from(&j),
+    Overview {
+        jurisdiction: JurisdictionView::from(j),
         totals: page
             .totals
             .iter()
@@ -342,7 +368,7 @@ async fn overview(
         matched: page.matched,
         institutions: rows,
         next_cursor: (next < page.matched).then(|| next.to_string()),
-    }))
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
