@@ -710,13 +710,13 @@ fn spike_day(t: &Truth) -> Option<NaiveDate> {
         // With peers to compare with, a rate spike needs 20 packages sold
         // recently (`cap_share_min_packages`).
         let rate = before > 0 && now * 42 * 100 >= before * 14 * 300 && rs >= 20;
-        // ... and a rise of the share 3 standard errors above chance
+        // ... and a rise of the share 4 standard errors above chance
         // (`cap_share_min_z_tenths`, the two-proportion z-test).
         let (a, n) = (ra + ba, rs + bs);
         let caps = rs >= 20
             && bs > 0
             && (ra * bs - ba * rs) * 10_000 >= 2_000 * rs * bs
-            && (ra * bs - ba * rs).pow(2) * n * 100 >= 900 * a * (n - a) * rs * bs;
+            && (ra * bs - ba * rs).pow(2) * n * 100 >= 1_600 * a * (n - a) * rs * bs;
         rate || caps
     })
 }

@@ -919,12 +919,16 @@ fn a_rise_of_the_share_at_the_caps_must_also_stand_out_from_the_peers_share() {
         baseline_sold,
         baseline_at_cap,
     };
-    // 45% of 20 against 9.75% of 41 before is significant against the own
-    // baseline (z ≈ 3.15), but the peers sell a quarter at the caps: 45%
-    // of 20 is 1.9 standard errors above them, chance.
-    check(2_500, counts(20, 9, 41, 4), false);
+    // 60% of 20 against 9.75% of 41 before is significant against the own
+    // baseline (z ≈ 4.2), but the peers sell half at the caps: 60% of 20
+    // is 0.9 standard errors above them, chance.
+    check(5_000, counts(20, 12, 41, 4), false);
     // Without peers that sell so many at the caps, it stands out.
-    check(500, counts(20, 9, 41, 4), true);
+    check(500, counts(20, 12, 41, 4), true);
+    // 45% of 20 against 9.75% of 41 is z ≈ 3.15 against the own baseline:
+    // below the bar of 4 (a test made daily on every school meets z ≥ 3
+    // by chance), whatever the peers.
+    check(500, counts(20, 9, 41, 4), false);
     // A drive of packages at the caps stands out from both.
     check(2_500, counts(20, 16, 40, 10), true);
 }

@@ -81,8 +81,12 @@ pub struct RuleParams {
     pub cap_share_min_packages: Option<u32>,
     /// ... and a rise of the share of packages sold at the caps
     /// counts only when it is this many tenths of a standard error above
-    /// chance (a two-proportion z-score: 30 is z ≥ 3), so that the share
+    /// chance (a two-proportion z-score: 40 is z ≥ 4), so that the share
     /// of a few dozen packages, which wanders by chance, is not a spike.
+    /// The bar is high because the test is made every day on every
+    /// school: over a term's thousands of tests, z ≥ 3 (one in 740 by
+    /// chance) still flagged healthy schools; a pre-sell drive of 16 of 20
+    /// packages at the caps against a quarter is z ≈ 5.7.
     #[serde(default)]
     pub cap_share_min_z_tenths: Option<u32>,
     /// Delivery stall: the recent daily rate of consumed hours fell by at
@@ -223,7 +227,7 @@ impl RuleParams {
             diverted_red_bp: Some(2_000),
             collection_spike_multiple_pct: Some(200),
             cap_share_spike_bp: Some(2_000),
-            cap_share_min_z_tenths: Some(30),
+            cap_share_min_z_tenths: Some(40),
             cap_share_min_packages: Some(20),
             delivery_stall_drop_pct: Some(50),
             refund_answer_working_days: Some(5),
