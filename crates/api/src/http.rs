@@ -73,6 +73,8 @@ pub struct AppState {
     pub tokens: Arc<auth::TokenCache>,
     /// The overview pages answered lately (shared with the console).
     pub overviews: Arc<crate::app::oversight::OverviewPages>,
+    /// Jurisdictions as read once (they never change).
+    pub jurisdictions: Arc<crate::app::jurisdictions::KnownJurisdictions>,
 }
 
 impl AppState {
@@ -89,6 +91,7 @@ impl AppState {
         AppState {
             tokens: Arc::new(auth::TokenCache::new(config.token_cache)),
             overviews: Arc::default(),
+            jurisdictions: Arc::default(),
             reads: store.clone(),
             replica: false,
             // Every single ledger write the service makes goes through

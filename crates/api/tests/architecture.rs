@@ -253,3 +253,54 @@ fn every_schema_in_the_api_document_has_a_name_of_its_own() {
     }
     assert!(seen.contains_key("Problem"), "{seen:?}");
 }
+
+/// `app::jurisdictions::KnownJurisdictions` keeps a jurisdiction once read:
+/// true only while nothing updates or deletes one (a registration that
+/// finds its code taken does nothing).
+#[test]
+fn jurisdictions_are_never_changed_once_registered() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = Vec::new();
+    rust_files(&root.join("crates/ledger-core/src"), &mut files);
+    rust_files(&src(), &mut files);
+    for dialect in ["postgres", "sqlite"] {
+        for entry in fs::read_dir(root.join("migrations").join(dialect)).unwrap() {
+            files.push(entry.unwrap().path());
+        }
+    }
+    assert!(files.len() > 50, "{} files", files.len());
+    let mut registrations = 0;
+    for file in &files {
+        // Whitespace and line continuations folded, any case.
+        let text = fs::read_to_string(file)
+            .unwrap()
+            .to_lowercase()
+            .replace("\\\n", " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        for changes in [
+            "update jurisdictions",
+            "delete from jurisdictions",
+            "alter table jurisdictions",
+        ] {
+            assert!(
+                !text.contains(changes),
+                "{} changes registered jurisdictions ({changes:?}): KnownJurisdictions would keep them stale",
+                file.display()
+            );
+        }
+        if text.contains("insert into jurisdictions") {
+            registrations += 1;
+            assert!(
+                text.contains("on conflict (code) do nothing"),
+                "{}: a registration over a taken code must do nothing",
+                file.display()
+            );
+        }
+    }
+    assert!(
+        registrations >= 1,
+        "no registration found: is the scan looking in the right place?"
+    );
+}

@@ -111,3 +111,41 @@ mod tests {
         check("410900", None, "  ", Err("1 to 100 characters"));
     }
 }
+
+/// Jurisdictions as read once. A jurisdiction is registered and never
+/// changed or removed (no statement updates or deletes a row of
+/// `jurisdictions`: `jurisdictions_are_never_changed_once_registered`
+/// holds the migrations and the store to that), so a row read once stays
+/// true; a code not known yet is read each time it is asked, so a new
+/// registration is seen at once. Every request about a jurisdiction asks
+/// (the guard, the overview).
+#[derive(Debug, Default)]
+pub struct KnownJurisdictions {
+    known: std::sync::RwLock<std::collections::HashMap<JurisdictionCode, Jurisdiction>>,
+}
+
+impl KnownJurisdictions {
+    pub async fn get(
+        &self,
+        store: &Store,
+        code: &JurisdictionCode,
+    ) -> AppResult<Option<Jurisdiction>> {
+        let cached = self
+            .known
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(code)
+            .cloned();
+        if let Some(j) = cached {
+            return Ok(Some(j));
+        }
+        let read = store.jurisdiction(code).await?;
+        if let Some(j) = &read {
+            self.known
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .insert(code.clone(), j.clone());
+        }
+        Ok(read)
+    }
+}

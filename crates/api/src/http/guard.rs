@@ -132,8 +132,8 @@ pub async fn jurisdiction(
         return Err(not_found());
     }
     let jurisdiction = state
-        .store
-        .jurisdiction(&code)
+        .jurisdictions
+        .get(&state.store, &code)
         .await?
         .ok_or_else(not_found)?;
     permitted(caller, action)?;
