@@ -326,8 +326,11 @@ async fn load(
             let mut micros = Vec::new();
             let mut errors = 0usize;
             let mut k = c;
+            // Paced clients start spread over one period, as people do,
+            // not all in the same instant.
             let mut ticker = pace.map(|p| {
-                let mut t = tokio::time::interval(p);
+                let spread = p.checked_div(clients as u32).unwrap_or_default() * c as u32;
+                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + spread, p);
                 t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 t
             });
@@ -343,11 +346,12 @@ async fn load(
                     Auth::Bearer(token) => request.bearer_auth(token),
                     Auth::Cookie(cookie) => request.header(reqwest::header::COOKIE, cookie),
                 };
-                let ok = request
-                    .send()
-                    .await
-                    .map(|r| r.status().is_success())
-                    .unwrap_or(false);
+                // The whole answer is read, as a browser or a client
+                // would (and a body left unread costs the connection).
+                let ok = match request.send().await {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
                 if ok {
                     micros.push(u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX));
                 } else {
@@ -372,53 +376,68 @@ async fn load(
     Ok(all)
 }
 
-/// A writer posting `per_second` single payments to the county's "BD"
-/// institutions (directly, as a bank's batch job would) until aborted, and
-/// how many it wrote.
 impl From<&String> for Auth {
     fn from(token: &String) -> Auth {
         Auth::Bearer(token.clone())
     }
 }
 
+/// A writer posting `per_second` single payments to the county's "BD"
+/// institutions (directly, as a bank's batch job would) until stopped, on
+/// a thread and runtime of its own (so that the load generator's tasks do
+/// not starve it), and how many it wrote.
 fn paced_payments(
     store: &Store,
     per_second: u64,
     institutions: usize,
 ) -> (
-    tokio::task::JoinHandle<()>,
+    Arc<std::sync::atomic::AtomicBool>,
     Arc<std::sync::atomic::AtomicU64>,
 ) {
-    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let count = written.clone();
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let written = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (count, stopped) = (written.clone(), stop.clone());
     let store = store.clone();
-    let task = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / per_second.max(1)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        for n in 0usize.. {
-            tick.tick().await;
-            let (institution, _) = payment("BD", 0, n, institutions);
-            let Ok(request) = (|| -> anyhow::Result<Request> {
-                Ok(Request {
-                    institution: InstitutionId::parse(institution)?,
-                    client_id: ClientId::parse(format!("ow-{n}"))?,
-                    currency: Currency::Cny,
-                    occurred_at: Utc::now(),
-                    external_ref: None,
-                    command: Command::PayTuition {
-                        enrollment: EnrollmentId::parse("E")?,
-                        amount: ledger_core::Amount::from_minor(100)?,
-                    },
-                })
-            })() else {
-                return;
-            };
-            if store.execute(request).await.is_ok() {
-                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async move {
+            let mut tick =
+                tokio::time::interval(Duration::from_micros(1_000_000 / per_second.max(1)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            for n in 0usize.. {
+                tick.tick().await;
+                if stopped.load(Ordering::Relaxed) {
+                    return;
+                }
+                let (institution, _) = payment("BD", 0, n, institutions);
+                let Ok(request) = (|| -> anyhow::Result<Request> {
+                    Ok(Request {
+                        institution: InstitutionId::parse(institution)?,
+                        client_id: ClientId::parse(format!("ow-{n}"))?,
+                        currency: Currency::Cny,
+                        occurred_at: Utc::now(),
+                        external_ref: None,
+                        command: Command::PayTuition {
+                            enrollment: EnrollmentId::parse("E")?,
+                            amount: ledger_core::Amount::from_minor(100)?,
+                        },
+                    })
+                })() else {
+                    return;
+                };
+                if store.execute(request).await.is_ok() {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
             }
-        }
+        });
     });
-    (task, written)
+    (stop, written)
 }
 
 fn payment(prefix: &str, b: usize, i: usize, institutions: usize) -> (String, String) {
@@ -521,7 +540,7 @@ pub async fn run(args: HttpArgs, url: &str) -> anyhow::Result<()> {
     // after each.
     let (writes, written) = paced_payments(&store, args.overview_writes, args.institutions);
     let busy = load(&base, &token, &overview, args.clients, args.seconds, None).await?;
-    writes.abort();
+    writes.store(true, std::sync::atomic::Ordering::Relaxed);
     row(
         &format!(
             "overview of the county while {} payments/s arrive ({} written), as fast as answered",
