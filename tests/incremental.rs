@@ -185,6 +185,28 @@ fn plan(n: i64) -> (Vec<Enrollment>, Day) {
         d.lines.push((-50_000, None, "转账 transfer".into(), false));
     }
     let mut enrollments = vec![enrollment];
+    if n == 10 {
+        // Paid on day 7, booked only today, when a run through day 5 comes
+        // first: it must not take the entry as counted for days 7 to 9.
+        let late = Enrollment {
+            id: EnrollmentId::parse("T1-ELATE2".to_string()).unwrap(),
+            student_ref: "T1-late2".into(),
+            price: Amount::from_minor(40_000).unwrap(),
+            ..enrollments[0].clone()
+        };
+        d.requests.push(request(
+            "PT1-LATE2".into(),
+            day(7),
+            10,
+            Command::PayTuition {
+                enrollment: late.id.clone(),
+                amount: Amount::from_minor(40_000).unwrap(),
+            },
+        ));
+        d.lines
+            .push((40_000, None, "学费 订单 PT1-LATE2".into(), false));
+        enrollments.push(late);
+    }
     if n == 9 {
         // Paid on day 4, booked only today: days 4 to 8, already recorded,
         // change.
@@ -302,9 +324,14 @@ async fn twins(full: &Store, incremental: &Store, clock: &Clock) {
         live(full, &enrollments, &d, &bank).await;
         live(incremental, &enrollments, &d, &bank).await;
         // Some runs as the daily job runs them (through today), some with
-        // everything; each twice (the second finds nothing new).
-        let until = (n % 3 != 0).then(|| day(n));
+        // everything; each twice (the second finds nothing new). On day 10
+        // the first run looks back through day 5 only, with days 6 to 9
+        // kept.
         for run in 0..2 {
+            let until = match (n, run) {
+                (10, 0) => Some(day(5)),
+                _ => (n % 3 != 0).then(|| day(n)),
+            };
             clock.set(at(day(n), 20 + run));
             let by_full = api::app::reconcile::record_account_full(full, &account(), until)
                 .await
@@ -328,11 +355,18 @@ async fn twins(full: &Store, incremental: &Store, clock: &Clock) {
     // The history did exercise what it is meant to.
     assert!(totals.iter().all(|t| *t > 0), "{totals:?}");
     let history = full.recon_day_history(&institution()).await.unwrap();
-    assert!(
+    let changed_on = |d: i64, on: i64| {
         history
             .iter()
-            .any(|r| r.day.day == day(5) && r.recorded_at.date_naive() == day(9)),
+            .any(|r| r.day.day == day(d) && r.recorded_at.date_naive() == day(on))
+    };
+    assert!(
+        changed_on(5, 9),
         "the entry booked on day 9 for day 4 changed day 5"
+    );
+    assert!(
+        changed_on(8, 10),
+        "the entry booked on day 10 for day 7 changed day 8"
     );
     let statuses: Vec<&str> = history
         .iter()
