@@ -659,16 +659,37 @@ pub async fn record_account(
         .earliest_occurred_after(institution, watermark.unwrap_or(0))
         .await?;
     let from = days::recompute_from(&stored.statements, &kept, changed_from);
-    let (books_before, since) = match from {
-        Some(day) => (
-            store.books_before(institution, day).await?,
-            store.entries_occurred_from(institution, day).await?,
-        ),
-        None => (BooksOn::default(), Vec::new()),
+    // The window starts after the latest kept day before `from` when there
+    // is one (its figures hold, and the figures add up), else at `from`
+    // with the books before it summed by the database.
+    let anchor = from.and_then(|from| {
+        stored
+            .statements
+            .iter()
+            .filter_map(|s| {
+                let k = kept.get(&s.key)?;
+                (s.closing.map(|c| c.1) == Some(k.day) && k.day < from).then_some(*k)
+            })
+            .max_by_key(|k| k.day)
+            .and_then(|k| Some((k.day.succ_opt()?, k)))
+    });
+    let mut books_before = BooksOn::default();
+    let (window_from, figures_before) = match (from, anchor) {
+        (_, Some((next, k))) => (Some(next), (k.ledger_balance_minor, k.owed_minor)),
+        (Some(day), None) => {
+            books_before = store.books_before(institution, day).await?;
+            (Some(day), (0, 0))
+        }
+        (None, None) => (None, (0, 0)),
     };
-    let window = from.map(|from| days::Window {
+    let since = match window_from {
+        Some(day) => store.entries_occurred_from(institution, day).await?,
+        None => Vec::new(),
+    };
+    let window = window_from.map(|from| days::Window {
         from,
         books_before: &books_before,
+        figures_before,
         entries: &since,
     });
     let days: Vec<ReconDay> = days::statement_days_since(

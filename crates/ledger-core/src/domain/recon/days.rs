@@ -80,6 +80,7 @@ pub fn statement_days(
     let window = Window {
         from: NaiveDate::MIN,
         books_before: &nothing_before,
+        figures_before: (0, 0),
         entries,
     };
     statement_days_since(
@@ -125,11 +126,15 @@ pub fn recompute_from(
 
 /// What a recording run recomputes: the days from `from` on, with the
 /// books at the end of the day before it and the entries that occurred on
-/// or after it.
+/// or after it. The figures are linear in the postings, so the books
+/// before may also be left empty and the figures at the end of the day
+/// before given instead (`figures_before`: ledger balance and owed, as a
+/// kept day holds them).
 #[derive(Debug, Clone, Copy)]
 pub struct Window<'a> {
     pub from: NaiveDate,
     pub books_before: &'a BooksOn,
+    pub figures_before: (i64, i64),
     pub entries: &'a [Entry],
 }
 
@@ -164,11 +169,10 @@ pub fn statement_days_since(
         Some(w) => days
             .iter()
             .copied()
-            .zip(
-                w.books_before
-                    .clone()
-                    .moved_on(w.entries, &days, |books| figures(books, kind)),
-            )
+            .zip(w.books_before.clone().moved_on(w.entries, &days, |books| {
+                let (ledger, owed) = figures(books, kind);
+                (ledger + w.figures_before.0, owed + w.figures_before.1)
+            }))
             .collect(),
         None => BTreeMap::new(),
     };
@@ -311,6 +315,7 @@ mod tests {
         let window = Window {
             from: d(2),
             books_before: &books,
+            figures_before: (0, 0),
             entries: &[],
         };
         let quarantined = ["S1".to_string()].into();
