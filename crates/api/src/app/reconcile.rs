@@ -617,9 +617,10 @@ fn quarantined_statements(held: Option<&Quarantine>) -> std::collections::BTreeS
 /// them), selected by the database; the statement days are recomputed from
 /// the first day that can have changed ([`days::recompute_from`]: a day
 /// not kept yet, or the earliest day an entry written since the account's
-/// watermark moved money on), from the books the database sums up to that
-/// day, and the days before read as they were kept. It records exactly
-/// what [`record_account_full`] records.
+/// watermark moved money on), moved on from the latest kept day before it
+/// (or from the books the database sums, with none kept), and the days
+/// before read as they were kept. It records exactly what
+/// [`record_account_full`] records.
 pub async fn record_account(
     store: &Store,
     account: &BankAccount,
