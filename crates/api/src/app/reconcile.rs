@@ -502,31 +502,31 @@ fn match_record(account: &BankAccount, kept: booking::KeptMatch) -> MatchRecord 
     }
 }
 
-/// `reconcile --record` on one account: keeps its automatic matches (their
-/// claims make a re-run skip what is settled) and its suggestions for an
-/// officer, books unattributed credits to suspense, confirms the pending
-/// instructions the bank executed and voids those it returned (raising an
-/// alert first), and keeps each statement day's figures; from end-of-day
-/// lines outside quarantine only.
-pub async fn record_account(
+/// What the booking steps of a recording run did.
+struct Booked {
+    kept: ledger_core::store::RecordedMatches,
+    confirmed: u64,
+    suspended: u64,
+    voided: u64,
+    unauthorized_outflows: u64,
+    /// The entries it booked.
+    entries: Vec<Entry>,
+}
+
+/// The booking steps of a recording run over the lines of an account and
+/// the institution's entries (claimed ones are left out of the matcher):
+/// keep the matches and suggestions, book unattributed credits to
+/// suspense, confirm what the bank executed and void (alert first) what it
+/// returned.
+async fn book(
     store: &Store,
     account: &BankAccount,
-    until: Option<NaiveDate>,
-) -> AppResult<RecordedAccount> {
-    let entries: Vec<Entry> = all_entries(store, &account.institution)
-        .await?
-        .into_iter()
-        .filter(|e| until.is_none_or(|d| e.occurred_at.date_naive() <= d))
-        .collect();
-    let (claimed_lines, claimed_entries) = store
-        .claimed(&account.institution, &account.bank, &account.account_no)
-        .await?;
-    let mut stored = store.statement_lines(account).await?;
-    if let Some(day) = until {
-        stored.cut_at(day);
-    }
-    let held = Quarantine::of(&stored.statements);
-    let open_lines = booking::open_lines(&stored.lines, &claimed_lines, held.as_ref());
+    lines: &[StatementLine],
+    (claimed_lines, claimed_entries): &ledger_core::store::Claimed,
+    held: Option<&Quarantine>,
+    entries: &[Entry],
+) -> AppResult<Booked> {
+    let open_lines = booking::open_lines(lines, claimed_lines, held);
     let open_entries = entries.iter().filter(|e| !claimed_entries.contains(&e.seq));
     let (_, outcome) =
         ledger_core::domain::recon::account::run_matcher(&open_lines, open_entries, account.kind)
@@ -538,7 +538,6 @@ pub async fn record_account(
 
     let receipts = booking::suspense_receipts(account, &open_lines, &outcome)?;
     let suspended = receipts.len() as u64;
-    // What this run books, for the day figures kept at the end.
     let mut booked: Vec<Entry> = Vec::new();
     if !receipts.is_empty() {
         let posted = store
@@ -551,11 +550,11 @@ pub async fn record_account(
     }
     let kept = store.record_matches(&account.institution, &records).await?;
 
-    let mut requests = booking::confirmations(account, &open_lines, &outcome, &entries)?;
+    let mut requests = booking::confirmations(account, &open_lines, &outcome, entries)?;
     let confirmed = requests.len() as u64;
-    let voids = booking::voids(account, &outcome, &entries)?;
+    let voids = booking::voids(account, &outcome, entries)?;
     let voided = voids.len() as u64;
-    let returned = booking::returned_findings(account, &voids, &entries);
+    let returned = booking::returned_findings(account, &voids, entries);
     requests.extend(voids);
     // The alert first: if the run died after the voids, the next run would
     // no longer see them as returned and the alert would never be raised.
@@ -567,43 +566,213 @@ pub async fn record_account(
     if !requests.is_empty() {
         booked.extend(store.execute_batch(requests).await?);
     }
+    Ok(Booked {
+        kept,
+        confirmed,
+        suspended,
+        voided,
+        unauthorized_outflows: outcome
+            .unmatched_lines
+            .iter()
+            .filter(|(_, r)| r.is_unauthorized_outflow())
+            .count() as u64,
+        entries: booked,
+    })
+}
+
+fn recorded(
+    account: &BankAccount,
+    booked: &Booked,
+    held: Option<&Quarantine>,
+    days_recorded: u32,
+) -> RecordedAccount {
+    RecordedAccount {
+        institution: account.institution.to_string(),
+        bank: account.bank.clone(),
+        account: account.account_no.clone(),
+        matches_kept: booked.kept.stored,
+        matches_already_kept: booked.kept.already_held,
+        instructions_confirmed: booked.confirmed,
+        credits_to_suspense: booked.suspended,
+        instructions_voided_as_returned: booked.voided,
+        unauthorized_outflows: booked.unauthorized_outflows,
+        quarantined_from: held.map(|q| q.chain_break.quarantined_from),
+        days_recorded,
+    }
+}
+
+fn quarantined_statements(held: Option<&Quarantine>) -> std::collections::BTreeSet<String> {
+    held.map(|q| q.statements.clone()).unwrap_or_default()
+}
+
+/// `reconcile --record` on one account: keeps its automatic matches (their
+/// claims make a re-run skip what is settled) and its suggestions for an
+/// officer, books unattributed credits to suspense, confirms the pending
+/// instructions the bank executed and voids those it returned (raising an
+/// alert first), and keeps each statement day's figures; from end-of-day
+/// lines outside quarantine only.
+///
+/// It costs what is new and open, not the history: the matcher reads the
+/// lines and transfers no kept match claims (with the entries that settle
+/// them), selected by the database; the statement days are recomputed from
+/// the first day that can have changed ([`days::recompute_from`]: a day
+/// not kept yet, or the earliest day an entry written since the account's
+/// watermark moved money on), moved on from the latest kept day before it
+/// (or from the books the database sums, with none kept), and the days
+/// before read as they were kept. It records exactly what
+/// [`record_account_full`] records.
+pub async fn record_account(
+    store: &Store,
+    account: &BankAccount,
+    until: Option<NaiveDate>,
+) -> AppResult<RecordedAccount> {
+    let institution = &account.institution;
+    let entries: Vec<Entry> = store
+        .open_transfer_entries(institution)
+        .await?
+        .into_iter()
+        .filter(|e| until.is_none_or(|d| e.occurred_at.date_naive() <= d))
+        .collect();
+    let mut stored = store.open_statement_lines(account).await?;
+    if let Some(day) = until {
+        stored.cut_at(day);
+    }
+    let held = Quarantine::of(&stored.statements);
+    let booked = book(
+        store,
+        account,
+        &stored.lines,
+        &Default::default(),
+        held.as_ref(),
+        &entries,
+    )
+    .await?;
+
+    // Each statement day's figures, with the books as this run leaves them.
+    // Read before anything else: every entry up to it is counted below.
+    let seen = store.last_seq(institution).await?;
+    let (bank, account_no) = (&account.bank, &account.account_no);
+    let watermark = store.recon_watermark(institution, bank, account_no).await?;
+    let kept = store
+        .recon_kept_figures(institution, bank, account_no)
+        .await?;
+    let changed_from = store
+        .earliest_occurred_after(institution, watermark.unwrap_or(0))
+        .await?;
+    let from = days::recompute_from(&stored.statements, &kept, changed_from);
+    // The window starts after the latest kept day before `from` when there
+    // is one (its figures hold, and the figures add up), else at `from`
+    // with the books before it summed by the database.
+    let anchor = from.and_then(|from| {
+        stored
+            .statements
+            .iter()
+            .filter_map(|s| {
+                let k = kept.get(&s.key)?;
+                (s.closing.map(|c| c.1) == Some(k.day) && k.day < from).then_some(*k)
+            })
+            .max_by_key(|k| k.day)
+            .and_then(|k| Some((k.day.succ_opt()?, k)))
+    });
+    let mut books_before = BooksOn::default();
+    let (window_from, figures_before) = match (from, anchor) {
+        (_, Some((next, k))) => (Some(next), (k.ledger_balance_minor, k.owed_minor)),
+        (Some(day), None) => {
+            books_before = store.books_before(institution, day).await?;
+            (Some(day), (0, 0))
+        }
+        (None, None) => (None, (0, 0)),
+    };
+    let since = match window_from {
+        Some(day) => store.entries_occurred_from(institution, day).await?,
+        None => Vec::new(),
+    };
+    let window = window_from.map(|from| days::Window {
+        from,
+        books_before: &books_before,
+        figures_before,
+        entries: &since,
+    });
+    let days: Vec<ReconDay> = days::statement_days_since(
+        account.kind,
+        &stored.statements,
+        &quarantined_statements(held.as_ref()),
+        &kept,
+        window.as_ref(),
+    )
+    .iter()
+    .map(recon_day)
+    .collect();
+    // Days kept beyond `until` are not recomputed by this run: the
+    // watermark cannot move past entries that may change them.
+    let beyond = until.is_some_and(|u| kept.values().any(|k| k.day > u));
+    let days_recorded = store
+        .record_days(
+            institution,
+            bank,
+            account_no,
+            &days,
+            (!beyond).then_some(seen),
+        )
+        .await?;
+    Ok(recorded(account, &booked, held.as_ref(), days_recorded))
+}
+
+/// [`record_account`] the way it was first written, from the whole
+/// history: every entry of the institution, every line of the account,
+/// every statement day replayed. It records the same; it stays as the
+/// reference the incremental run is tested against, and as a way to
+/// rebuild the days from scratch (it leaves the watermark as it is, so the
+/// next incremental run is never less careful).
+pub async fn record_account_full(
+    store: &Store,
+    account: &BankAccount,
+    until: Option<NaiveDate>,
+) -> AppResult<RecordedAccount> {
+    let entries: Vec<Entry> = all_entries(store, &account.institution)
+        .await?
+        .into_iter()
+        .filter(|e| until.is_none_or(|d| e.occurred_at.date_naive() <= d))
+        .collect();
+    let claimed = store
+        .claimed(&account.institution, &account.bank, &account.account_no)
+        .await?;
+    let mut stored = store.statement_lines(account).await?;
+    if let Some(day) = until {
+        stored.cut_at(day);
+    }
+    let held = Quarantine::of(&stored.statements);
+    let booked = book(
+        store,
+        account,
+        &stored.lines,
+        &claimed,
+        held.as_ref(),
+        &entries,
+    )
+    .await?;
     // Each statement day's figures, with the books as this run leaves them.
     let mut after = entries;
-    after.extend(booked);
-    let quarantined = held
-        .as_ref()
-        .map(|q| q.statements.clone())
-        .unwrap_or_default();
-    let days: Vec<ReconDay> =
-        days::statement_days(account.kind, &stored.statements, &quarantined, &after)
-            .iter()
-            .map(recon_day)
-            .collect();
+    after.extend(booked.entries.iter().cloned());
+    let days: Vec<ReconDay> = days::statement_days(
+        account.kind,
+        &stored.statements,
+        &quarantined_statements(held.as_ref()),
+        &after,
+    )
+    .iter()
+    .map(recon_day)
+    .collect();
     let days_recorded = store
         .record_days(
             &account.institution,
             &account.bank,
             &account.account_no,
             &days,
+            None,
         )
         .await?;
-    Ok(RecordedAccount {
-        institution: account.institution.to_string(),
-        bank: account.bank.clone(),
-        account: account.account_no.clone(),
-        matches_kept: kept.stored,
-        matches_already_kept: kept.already_held,
-        instructions_confirmed: confirmed,
-        credits_to_suspense: suspended,
-        instructions_voided_as_returned: voided,
-        unauthorized_outflows: outcome
-            .unmatched_lines
-            .iter()
-            .filter(|(_, r)| r.is_unauthorized_outflow())
-            .count() as u64,
-        quarantined_from: held.map(|q| q.chain_break.quarantined_from),
-        days_recorded,
-    })
+    Ok(recorded(account, &booked, held.as_ref(), days_recorded))
 }
 
 /// [`record_account`] on the supervised accounts of one institution (or

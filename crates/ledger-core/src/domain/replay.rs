@@ -38,9 +38,23 @@ impl BooksOn {
     /// The books at the end of each of `days` (ascending), in one pass over
     /// the entries: `f` reads what it needs from each day's books.
     pub fn at_each<T>(entries: &[Entry], days: &[NaiveDate], f: impl Fn(&BooksOn) -> T) -> Vec<T> {
+        BooksOn::default().moved_on(entries, days, f)
+    }
+
+    /// These books moved on by `entries` (any order): the books at the end
+    /// of each of `days` (ascending), in one pass. With the books at the
+    /// end of the day before some day D and the entries that occurred on or
+    /// after D, it gives each day from D on without replaying what came
+    /// before.
+    pub fn moved_on<T>(
+        self,
+        entries: &[Entry],
+        days: &[NaiveDate],
+        f: impl Fn(&BooksOn) -> T,
+    ) -> Vec<T> {
         let mut ordered: Vec<&Entry> = entries.iter().collect();
         ordered.sort_by_key(|e| e.occurred_at);
-        let mut books = BooksOn::default();
+        let mut books = self;
         let mut next = ordered.into_iter().peekable();
         days.iter()
             .map(|day| {

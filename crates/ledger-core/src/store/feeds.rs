@@ -501,6 +501,86 @@ impl Store {
         })
     }
 
+    /// What a recording run of reconciliation reads of an account: the
+    /// lines of its end-of-day statements no kept match claims (in the
+    /// order of [`Store::statement_lines`]), every statement's balances
+    /// (the chain check and the days: one row a statement) and the latest
+    /// closing; no intraday lines (nothing is booked from them).
+    pub async fn open_statement_lines(&self, account: &BankAccount) -> Result<AccountStatements> {
+        let key = (
+            account.institution.as_str(),
+            account.bank.as_str(),
+            account.account_no.as_str(),
+        );
+        let mut held = self.statement_balances(account).await?;
+        let found: Vec<LineRow> = on_pool!(self, |pool| {
+            sqlx::query_as(&format!(
+                "select {LINE_COLUMNS} from bank_lines l join bank_statements s \
+                   on s.institution_id = l.institution_id and s.bank_id = l.bank_id \
+                   and s.account_no = l.account_no and s.statement_key = l.statement_key \
+                 where l.institution_id = $1 and l.bank_id = $2 and l.account_no = $3 \
+                   and not s.provisional \
+                   and not exists (select 1 from recon_line_claims c \
+                     where c.institution_id = l.institution_id and c.bank_id = l.bank_id \
+                       and c.account_no = l.account_no and c.statement_key = l.statement_key \
+                       and c.line_no = l.line_no) \
+                 order by s.provisional, s.closing_date, l.statement_key, l.line_no"
+            ))
+            .bind(key.0)
+            .bind(key.1)
+            .bind(key.2)
+            .fetch_all(pool)
+            .await?
+        });
+        held.lines = found
+            .into_iter()
+            .map(StatementLine::try_from)
+            .collect::<Result<_>>()?;
+        Ok(held)
+    }
+
+    /// An account's latest closing and every end-of-day statement's
+    /// balances, without lines.
+    async fn statement_balances(&self, account: &BankAccount) -> Result<AccountStatements> {
+        let key = (
+            account.institution.as_str(),
+            account.bank.as_str(),
+            account.account_no.as_str(),
+        );
+        on_pool!(self, |pool| {
+            let closing: ClosingRow = sqlx::query_as(
+                "select statement_key, closing_minor, closing_date from bank_statements \
+                 where institution_id = $1 and bank_id = $2 and account_no = $3 \
+                   and not provisional and closing_minor is not null \
+                 order by closing_date desc, received_at desc limit 1",
+            )
+            .bind(key.0)
+            .bind(key.1)
+            .bind(key.2)
+            .fetch_optional(pool)
+            .await?;
+            let statements: Vec<BalancesRow> = sqlx::query_as(
+                "select statement_key, opening_minor, opening_date, closing_minor, closing_date \
+                 from bank_statements where institution_id = $1 and bank_id = $2 \
+                   and account_no = $3 and not provisional order by closing_date, statement_key",
+            )
+            .bind(key.0)
+            .bind(key.1)
+            .bind(key.2)
+            .fetch_all(pool)
+            .await?;
+            Ok(AccountStatements {
+                lines: Vec::new(),
+                closing: closing.map(last_closing),
+                statements: statements
+                    .into_iter()
+                    .map(StatementBalances::from)
+                    .collect(),
+                intraday: Vec::new(),
+            })
+        })
+    }
+
     /// Number of bank lines held for an institution (all its accounts).
     pub async fn bank_line_count(&self, institution: &InstitutionId) -> Result<i64> {
         Ok(on_pool!(self, |pool| sqlx::query_scalar(

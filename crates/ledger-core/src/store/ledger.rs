@@ -3,14 +3,17 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::domain::accounts::{AccountCode, Totals};
 use crate::domain::books::ChainHead;
-use crate::domain::entry::Entry;
+use crate::domain::entry::{Entry, EntryKind};
 use crate::domain::error::LedgerError;
 use crate::domain::ids::InstitutionId;
+use crate::domain::recon::transfers::{transfer_kinds, SETTLING_KINDS};
 use crate::domain::registry::Institution;
+use crate::domain::replay::BooksOn;
+use crate::store::coverage::{add_to, ACCOUNT_GROUP};
 use crate::store::report::{AccountBalance, BalanceSheet};
 use crate::store::rows::{
     self, AccountRow, EntryRow, HeadRow, InstitutionRow, PostingRow, TotalsRow, ENTRY_COLUMNS,
@@ -250,6 +253,142 @@ impl Store {
             .await?;
             rows::assemble(found, postings, |r, p| r.into_entry(p))
         })
+    }
+
+    /// An institution's entries a condition on `e` selects (binding `$1`
+    /// to the institution and, with `since`, `$2` to that instant), in
+    /// chain order, with their postings.
+    async fn entries_where(
+        &self,
+        id: &InstitutionId,
+        condition: &str,
+        since: Option<DbTime>,
+    ) -> Result<Vec<Entry>> {
+        on_pool!(self, |pool| {
+            let sql = format!(
+                "select {ENTRY_COLUMNS} from entries e where e.institution_id = $1 and ({condition}) \
+                 order by e.seq"
+            );
+            let query = sqlx::query_as(&sql).bind(id.as_str());
+            let query = match since {
+                Some(t) => query.bind(t),
+                None => query,
+            };
+            let found: Vec<EntryRow> = query.fetch_all(pool).await?;
+            let sql = format!(
+                "select {POSTING_COLUMNS} from postings \
+                 where institution_id = $1 and seq in \
+                   (select e.seq from entries e where e.institution_id = $1 and ({condition})) \
+                 order by seq, leg"
+            );
+            let query = sqlx::query_as(&sql).bind(id.as_str());
+            let query = match since {
+                Some(t) => query.bind(t),
+                None => query,
+            };
+            let postings: Vec<PostingRow> = query.fetch_all(pool).await?;
+            rows::assemble(found, postings, |r, p| r.into_entry(p))
+        })
+    }
+
+    /// The entries reconciliation can still match, in chain order: every
+    /// transfer (money in or out of a supervised account) no kept match
+    /// claims, and the entries that confirm, void or reverse one of them.
+    /// The rest of the history (lessons, claimed transfers) stays in the
+    /// database.
+    pub async fn open_transfer_entries(&self, id: &InstitutionId) -> Result<Vec<Entry>> {
+        let codes = |kinds: &[EntryKind]| {
+            kinds
+                .iter()
+                .map(|k| format!("'{}'", k.code()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let transfers = codes(&transfer_kinds());
+        let settling = codes(&SETTLING_KINDS);
+        let open = |e: &str| {
+            format!(
+                "{e}.kind in ({transfers}) and not exists (select 1 from recon_entry_claims c \
+                   where c.institution_id = {e}.institution_id and c.entry_seq = {e}.seq)"
+            )
+        };
+        let condition = format!(
+            "({open_e}) or (e.kind in ({settling}) and exists (select 1 from entries t \
+               where t.institution_id = e.institution_id and t.seq = e.refers_to_seq \
+               and {open_t}))",
+            open_e = open("e"),
+            open_t = open("t"),
+        );
+        self.entries_where(id, &condition, None).await
+    }
+
+    /// An institution's entries that occurred on or after `day` (UTC), in
+    /// chain order.
+    pub async fn entries_occurred_from(
+        &self,
+        id: &InstitutionId,
+        day: NaiveDate,
+    ) -> Result<Vec<Entry>> {
+        let Some(from) = day.and_hms_opt(0, 0, 0) else {
+            return Ok(vec![]);
+        };
+        let from = DbTime::from(from.and_utc());
+        self.entries_where(id, "e.occurred_at >= $2", Some(from))
+            .await
+    }
+
+    /// The greatest seq of an institution's entries (0 before any): every
+    /// entry up to it is committed, since entries are chained in seq order
+    /// under the chain head's lock.
+    pub async fn last_seq(&self, id: &InstitutionId) -> Result<i64> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "select cast(coalesce(max(seq), 0) as bigint) from entries where institution_id = $1"
+        )
+        .bind(id.as_str())
+        .fetch_one(pool)
+        .await?))
+    }
+
+    /// The earliest day (UTC) an entry after `after_seq` occurred on.
+    pub async fn earliest_occurred_after(
+        &self,
+        id: &InstitutionId,
+        after_seq: i64,
+    ) -> Result<Option<NaiveDate>> {
+        let at: Option<DbTime> = on_pool!(self, |pool| sqlx::query_scalar(
+            "select min(occurred_at) from entries where institution_id = $1 and seq > $2"
+        )
+        .bind(id.as_str())
+        .bind(after_seq)
+        .fetch_one(pool)
+        .await?);
+        Ok(at.map(|t| t.utc().date_naive()))
+    }
+
+    /// The books at the end of the day before `day` (by the day the money
+    /// moved), summed by the database: what [`BooksOn::replay`] gives from
+    /// every entry, every `prepaid/{enrollment}` as one.
+    pub async fn books_before(&self, id: &InstitutionId, day: NaiveDate) -> Result<BooksOn> {
+        let mut books = BooksOn::default();
+        let Some(from) = day.and_hms_opt(0, 0, 0) else {
+            return Ok(books);
+        };
+        let sql = format!(
+            "select e.kind, p.side, min(p.account_code), cast(sum(p.amount_minor) as bigint) \
+             from postings p join entries e \
+               on e.institution_id = p.institution_id and e.seq = p.seq \
+             where e.institution_id = $1 and e.occurred_at < $2 \
+             group by e.kind, p.side, {ACCOUNT_GROUP}"
+        );
+        let sums: Vec<(String, String, String, i64)> = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(id.as_str())
+            .bind(DbTime::from(from.and_utc()))
+            .fetch_all(pool)
+            .await?);
+        for (kind, side, account, amount) in sums {
+            add_to(&mut books, &kind, &side, &account, amount)?;
+        }
+        Ok(books)
     }
 
     /// Each posting's running totals (seq, leg, totals after it) of the

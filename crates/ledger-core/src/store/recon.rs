@@ -2,12 +2,13 @@
 //! claims that keep every bank line and every entry matched at most once.
 //! The database's primary keys enforce it; a conflicting claim is refused.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 use crate::domain::error::LedgerError;
 use crate::domain::ids::InstitutionId;
+use crate::domain::recon::days::KeptFigures;
 use crate::store::{Result, Store, StoreError};
 
 /// One match to keep: automatic ones claim their lines and entries,
@@ -204,17 +205,37 @@ async fn postgres_bulk(
 impl Store {
     /// Keeps each statement day's figures: a day seen for the first time is
     /// version 1; a day whose figures changed since its latest version gets
-    /// the next one; an unchanged day adds nothing. Returns the versions added.
+    /// the next one; an unchanged day adds nothing. Returns the versions
+    /// added. With them, in the same transaction, the account's watermark
+    /// when given: `seen_seq`, an entry seq every entry up to which the
+    /// figures were computed with (later ones may have been too); without
+    /// it the watermark stays as it is.
     pub async fn record_days(
         &self,
         institution: &InstitutionId,
         bank: &str,
         account_no: &str,
         days: &[ReconDay],
+        seen_seq: Option<i64>,
     ) -> Result<u32> {
         let id = institution.as_str();
         let mut added = 0;
         in_tx!(self, |tx, now| {
+            if let Some(seen_seq) = seen_seq {
+                sqlx::query(
+                "insert into recon_watermarks (institution_id, bank_id, account_no, entry_seq, updated_at) \
+                 values ($1, $2, $3, $4, $5) \
+                 on conflict (institution_id, bank_id, account_no) \
+                 do update set entry_seq = excluded.entry_seq, updated_at = excluded.updated_at",
+            )
+            .bind(id)
+            .bind(bank)
+            .bind(account_no)
+                .bind(seen_seq)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
             // The latest version of every day of the account, in one read.
             type Held = (String, i64, i64, i64, i64, String);
             let mut latest: std::collections::HashMap<String, Held> =
@@ -268,6 +289,60 @@ impl Store {
             }
         });
         Ok(added)
+    }
+
+    /// The greatest entry seq the kept days of an account were computed
+    /// with (see [`Store::record_days`]); `None` before any run kept them.
+    pub async fn recon_watermark(
+        &self,
+        institution: &InstitutionId,
+        bank: &str,
+        account_no: &str,
+    ) -> Result<Option<i64>> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "select entry_seq from recon_watermarks \
+             where institution_id = $1 and bank_id = $2 and account_no = $3"
+        )
+        .bind(institution.as_str())
+        .bind(bank)
+        .bind(account_no)
+        .fetch_optional(pool)
+        .await?))
+    }
+
+    /// The ledger figures of the latest version of each kept day of one
+    /// account, by statement key.
+    pub async fn recon_kept_figures(
+        &self,
+        institution: &InstitutionId,
+        bank: &str,
+        account_no: &str,
+    ) -> Result<BTreeMap<String, KeptFigures>> {
+        type Row = (String, i64, chrono::NaiveDate, i64, i64);
+        let rows: Vec<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(
+            "select statement_key, cast(version as bigint), day, ledger_balance_minor, owed_minor \
+             from recon_days where institution_id = $1 and bank_id = $2 and account_no = $3 \
+             order by statement_key, version"
+        )
+        .bind(institution.as_str())
+        .bind(bank)
+        .bind(account_no)
+        .fetch_all(pool)
+        .await?
+        });
+        // Versions ascend within a key: the last one read stays.
+        Ok(rows
+            .into_iter()
+            .map(|(key, _, day, ledger_balance_minor, owed_minor)| {
+                let figures = KeptFigures {
+                    day,
+                    ledger_balance_minor,
+                    owed_minor,
+                };
+                (key, figures)
+            })
+            .collect())
     }
 
     /// Every recorded version of every statement day of an institution's

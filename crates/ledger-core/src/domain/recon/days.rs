@@ -3,7 +3,7 @@
 //! owed, and whether the day agrees, differs or cannot be trusted
 //! (quarantined from a chain break on).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -68,12 +68,88 @@ pub fn figures(books: &BooksOn, kind: AccountKind) -> (i64, i64) {
     }
 }
 
-/// Each end-of-day statement's day, in issue order.
+/// Each end-of-day statement's day, in issue order, every figure replayed
+/// from `entries` (all of them).
 pub fn statement_days(
     kind: AccountKind,
     statements_held: &[StatementBalances],
     quarantined: &BTreeSet<String>,
     entries: &[Entry],
+) -> Vec<StatementDay> {
+    let nothing_before = BooksOn::default();
+    let window = Window {
+        from: NaiveDate::MIN,
+        books_before: &nothing_before,
+        figures_before: (0, 0),
+        entries,
+    };
+    statement_days_since(
+        kind,
+        statements_held,
+        quarantined,
+        &BTreeMap::new(),
+        Some(&window),
+    )
+}
+
+/// A statement day's ledger figures as a recording run kept them (the
+/// latest version of the day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeptFigures {
+    pub day: NaiveDate,
+    pub ledger_balance_minor: i64,
+    pub owed_minor: i64,
+}
+
+/// The first day whose ledger figures a recording run must compute
+/// afresh: the earliest of the day of a closed statement with no kept
+/// figures (new, or closed since), and `changed_from`, the earliest day an
+/// entry written since the figures were kept moved money on (an entry
+/// booked late for an earlier day moves it back). `None`: the figures kept
+/// for every day still hold. Figures depend only on the entries that
+/// occurred by their day, so a day before this one reads as it was kept.
+pub fn recompute_from(
+    statements_held: &[StatementBalances],
+    kept: &BTreeMap<String, KeptFigures>,
+    changed_from: Option<NaiveDate>,
+) -> Option<NaiveDate> {
+    statements_held
+        .iter()
+        .filter_map(|s| {
+            let (_, day) = s.closing?;
+            let held = kept.get(&s.key).is_some_and(|k| k.day == day);
+            (!held).then_some(day)
+        })
+        .chain(changed_from)
+        .min()
+}
+
+/// What a recording run recomputes: the days from `from` on, with the
+/// books at the end of the day before it and the entries that occurred on
+/// or after it. The figures are linear in the postings, so the books
+/// before may also be left empty and the figures at the end of the day
+/// before given instead (`figures_before`: ledger balance and owed, as a
+/// kept day holds them).
+#[derive(Debug, Clone, Copy)]
+pub struct Window<'a> {
+    pub from: NaiveDate,
+    pub books_before: &'a BooksOn,
+    pub figures_before: (i64, i64),
+    pub entries: &'a [Entry],
+}
+
+/// Each end-of-day statement's day, in issue order: the ledger figures of
+/// a day before the window (every day, without one) as `kept` holds them,
+/// those of a day in it from the window's books moved on by its entries.
+/// The status is decided afresh for every day (a gap filled or opened
+/// changes it without any entry). `kept` must hold every day before the
+/// window, as [`recompute_from`] chooses it.
+pub fn statement_days_since(
+    kind: AccountKind,
+    statements_held: &[StatementBalances],
+    quarantined: &BTreeSet<String>,
+    kept: &BTreeMap<String, KeptFigures>,
+    window: Option<&Window<'_>>,
 ) -> Vec<StatementDay> {
     let mut ordered = statements_held.to_vec();
     statements::in_order(&mut ordered);
@@ -81,18 +157,49 @@ pub fn statement_days(
         .iter()
         .filter_map(|s| s.closing.map(|(minor, date)| (s, minor, date)))
         .collect();
-    let days: Vec<NaiveDate> = closing.iter().map(|c| c.2).collect();
-    let figures = BooksOn::at_each(entries, &days, |books| figures(books, kind));
+    let in_window = |day: NaiveDate| window.is_some_and(|w| day >= w.from);
+    let mut days: Vec<NaiveDate> = closing
+        .iter()
+        .map(|c| c.2)
+        .filter(|d| in_window(*d))
+        .collect();
+    days.sort_unstable();
+    days.dedup();
+    let computed: BTreeMap<NaiveDate, (i64, i64)> = match window {
+        Some(w) => days
+            .iter()
+            .copied()
+            .zip(w.books_before.clone().moved_on(w.entries, &days, |books| {
+                let (ledger, owed) = figures(books, kind);
+                (ledger + w.figures_before.0, owed + w.figures_before.1)
+            }))
+            .collect(),
+        None => BTreeMap::new(),
+    };
     closing
         .into_iter()
-        .zip(figures)
-        .map(|((s, bank, day), (ledger_minor, owed))| StatementDay {
-            statement_key: s.key.clone(),
-            day,
-            bank_closing_minor: bank,
-            ledger_balance_minor: ledger_minor,
-            owed_minor: owed,
-            status: DayStatus::of(quarantined.contains(&s.key), bank, ledger_minor),
+        .map(|(s, bank, day)| {
+            let (ledger_minor, owed) = if in_window(day) {
+                computed.get(&day).copied()
+            } else {
+                kept.get(&s.key)
+                    .filter(|k| k.day == day)
+                    .map(|k| (k.ledger_balance_minor, k.owed_minor))
+            }
+            .unwrap_or_else(|| {
+                panic!(
+                    "statement {} of {day}: no figures kept before the window",
+                    s.key
+                )
+            });
+            StatementDay {
+                statement_key: s.key.clone(),
+                day,
+                bank_closing_minor: bank,
+                ledger_balance_minor: ledger_minor,
+                owed_minor: owed,
+                status: DayStatus::of(quarantined.contains(&s.key), bank, ledger_minor),
+            }
         })
         .collect()
 }
@@ -144,6 +251,88 @@ mod tests {
         assert_eq!(
             seen,
             [("S1", DayStatus::Differs), ("S2", DayStatus::Quarantined)]
+        );
+    }
+    fn closed(key: &str, on: u32) -> StatementBalances {
+        let d = NaiveDate::from_ymd_opt(2026, 5, on).unwrap();
+        StatementBalances {
+            key: key.into(),
+            opening: Some((0, d)),
+            closing: Some((0, d)),
+        }
+    }
+
+    #[track_caller]
+    fn check_from(kept: &[(&str, u32)], changed_from: Option<u32>, expected: Option<u32>) {
+        let d = |n| NaiveDate::from_ymd_opt(2026, 5, n).unwrap();
+        let held = vec![closed("S1", 1), closed("S2", 2), closed("S3", 3)];
+        let kept = kept
+            .iter()
+            .map(|(key, on)| {
+                let figures = KeptFigures {
+                    day: d(*on),
+                    ledger_balance_minor: 0,
+                    owed_minor: 0,
+                };
+                (key.to_string(), figures)
+            })
+            .collect();
+        assert_eq!(
+            recompute_from(&held, &kept, changed_from.map(d)),
+            expected.map(d)
+        );
+    }
+
+    #[test]
+    fn a_run_recomputes_from_the_first_day_not_kept_or_moved_by_a_new_entry() {
+        let all = [("S1", 1), ("S2", 2), ("S3", 3)];
+        check_from(&all, None, None);
+        check_from(&all, Some(2), Some(2));
+        check_from(&all[..2], None, Some(3));
+        check_from(&all[..2], Some(1), Some(1));
+        // A statement that arrived late for an earlier day.
+        check_from(&[("S1", 1), ("S3", 3)], None, Some(2));
+        check_from(&[], Some(3), Some(1));
+        // Kept under another day: recomputed.
+        check_from(&[("S1", 1), ("S2", 3), ("S3", 3)], None, Some(2));
+    }
+
+    #[test]
+    fn days_before_the_window_read_as_kept_and_their_status_is_decided_afresh() {
+        let d = |n| NaiveDate::from_ymd_opt(2026, 5, n).unwrap();
+        let mut held = vec![closed("S1", 1), closed("S2", 2)];
+        held[0].closing = Some((70, d(1)));
+        let kept = [(
+            "S1".to_string(),
+            KeptFigures {
+                day: d(1),
+                ledger_balance_minor: 70,
+                owed_minor: 65,
+            },
+        )]
+        .into();
+        let books = BooksOn::default();
+        let window = Window {
+            from: d(2),
+            books_before: &books,
+            figures_before: (0, 0),
+            entries: &[],
+        };
+        let quarantined = ["S1".to_string()].into();
+        let days = statement_days_since(
+            AccountKind::Escrow,
+            &held,
+            &quarantined,
+            &kept,
+            Some(&window),
+        );
+        let seen: Vec<(i64, i64, DayStatus)> = days
+            .iter()
+            .map(|d| (d.ledger_balance_minor, d.owed_minor, d.status))
+            .collect();
+        assert_eq!(
+            seen,
+            [(70, 65, DayStatus::Quarantined), (0, 0, DayStatus::Agrees)]
         );
     }
 }

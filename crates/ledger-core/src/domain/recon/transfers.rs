@@ -46,6 +46,37 @@ pub fn cash_account(kind: AccountKind) -> &'static str {
     }
 }
 
+/// What an entry of a kind moves through a supervised account, if anything.
+fn transfer_kind(kind: EntryKind) -> Option<TransferKind> {
+    match kind {
+        EntryKind::TuitionPaid | EntryKind::UnidentifiedReceipt | EntryKind::DepositPaidIn => {
+            Some(TransferKind::Receipt)
+        }
+        EntryKind::ReleaseInstructed => Some(TransferKind::Release),
+        EntryKind::RefundPaymentInstructed => Some(TransferKind::Refund),
+        EntryKind::DepositReturnInstructed => Some(TransferKind::DepositReturn),
+        _ => None,
+    }
+}
+
+/// The kinds of entry that can be a transfer: the only entries (with
+/// those of [`SETTLING_KINDS`] that refer to them) the matcher and a
+/// recording run read, so the store can load just those.
+pub fn transfer_kinds() -> Vec<EntryKind> {
+    EntryKind::ALL
+        .into_iter()
+        .filter(|k| transfer_kind(*k).is_some())
+        .collect()
+}
+
+/// The kinds of entry that settle a transfer by referring to it: a
+/// confirmed or voided instruction, a reversed receipt.
+pub const SETTLING_KINDS: [EntryKind; 3] = [
+    EntryKind::PendingConfirmed,
+    EntryKind::PendingVoided,
+    EntryKind::Reversal,
+];
+
 /// The ledger transfers through one supervised account: entries that post
 /// to its cash account (`escrow_cash` or `deposit_cash`), less what was
 /// voided or reversed; transfer ids are entry seqs.
@@ -66,14 +97,8 @@ pub fn transfers<'a>(
         if undone.contains(&e.seq) {
             continue;
         }
-        let transfer_kind = match e.kind {
-            EntryKind::TuitionPaid | EntryKind::UnidentifiedReceipt | EntryKind::DepositPaidIn => {
-                TransferKind::Receipt
-            }
-            EntryKind::ReleaseInstructed => TransferKind::Release,
-            EntryKind::RefundPaymentInstructed => TransferKind::Refund,
-            EntryKind::DepositReturnInstructed => TransferKind::DepositReturn,
-            _ => continue,
+        let Some(transfer_kind) = transfer_kind(e.kind) else {
+            continue;
         };
         let Some(posting) = e.postings.iter().find(|p| p.account == cash) else {
             continue;
