@@ -237,7 +237,7 @@ pub struct OverviewPages {
     kept: std::sync::Mutex<HashMap<PageKey, (FiguresStamp, Slot)>>,
 }
 
-/// A page being read or read: the requests that find the same stamp while
+/// A page being read, or read: the requests that find the same stamp while
 /// it is read wait for that one read (64 officers after a bank's payment
 /// make one read, not 64).
 type Slot = Arc<tokio::sync::OnceCell<Arc<KeptPage>>>;
@@ -278,9 +278,11 @@ impl std::ops::Deref for KeptPage {
     }
 }
 
-/// Pages kept at most (each a few tens of KiB): past it, all are dropped
-/// and the next requests read afresh.
-const PAGES_KEPT: usize = 512;
+/// Pages kept at most: past it, all are dropped and the next requests read
+/// afresh. A page has at most 500 rows (the API's largest `limit`), so
+/// the kept pages hold tens of MiB at worst, whatever searches callers
+/// send; the console's pages of 50 a few MiB.
+const PAGES_KEPT: usize = 128;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct PageKey {
