@@ -447,8 +447,9 @@ impl Store {
             account.bank.as_str(),
             account.account_no.as_str(),
         );
-        on_pool!(self, |pool| {
-            let found: Vec<LineRow> = sqlx::query_as(&format!(
+        let mut held = self.statement_balances(account).await?;
+        let found: Vec<LineRow> = on_pool!(self, |pool| {
+            sqlx::query_as(&format!(
                 "select {LINE_COLUMNS} from bank_lines l join bank_statements s \
                    on s.institution_id = l.institution_id and s.bank_id = l.bank_id \
                    and s.account_no = l.account_no and s.statement_key = l.statement_key \
@@ -459,46 +460,19 @@ impl Store {
             .bind(key.1)
             .bind(key.2)
             .fetch_all(pool)
-            .await?;
-            let closing: ClosingRow = sqlx::query_as(
-                "select statement_key, closing_minor, closing_date from bank_statements \
-                 where institution_id = $1 and bank_id = $2 and account_no = $3 \
-                   and not provisional and closing_minor is not null \
-                 order by closing_date desc, received_at desc limit 1",
-            )
-            .bind(key.0)
-            .bind(key.1)
-            .bind(key.2)
-            .fetch_optional(pool)
-            .await?;
-            let statements: Vec<BalancesRow> = sqlx::query_as(
-                "select statement_key, opening_minor, opening_date, closing_minor, closing_date \
-                 from bank_statements where institution_id = $1 and bank_id = $2 \
-                   and account_no = $3 and not provisional order by closing_date, statement_key",
-            )
-            .bind(key.0)
-            .bind(key.1)
-            .bind(key.2)
-            .fetch_all(pool)
-            .await?;
-            let (intraday, lines): (Vec<LineRow>, Vec<LineRow>) =
-                found.into_iter().partition(|l| l.provisional);
-            Ok(AccountStatements {
-                lines: lines
-                    .into_iter()
-                    .map(StatementLine::try_from)
-                    .collect::<Result<_>>()?,
-                closing: closing.map(last_closing),
-                statements: statements
-                    .into_iter()
-                    .map(StatementBalances::from)
-                    .collect(),
-                intraday: intraday
-                    .into_iter()
-                    .map(StatementLine::try_from)
-                    .collect::<Result<_>>()?,
-            })
-        })
+            .await?
+        });
+        let (intraday, lines): (Vec<LineRow>, Vec<LineRow>) =
+            found.into_iter().partition(|l| l.provisional);
+        held.lines = lines
+            .into_iter()
+            .map(StatementLine::try_from)
+            .collect::<Result<_>>()?;
+        held.intraday = intraday
+            .into_iter()
+            .map(StatementLine::try_from)
+            .collect::<Result<_>>()?;
+        Ok(held)
     }
 
     /// What a recording run of reconciliation reads of an account: the
