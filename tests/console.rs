@@ -354,6 +354,65 @@ async fn signing_in_makes_a_new_session_and_signing_out_ends_it(backend: Backend
     server.stop().await;
 }
 
+both!(the_overview_page_is_each_officers_own_in_her_language_and_shows_writes_at_once);
+/// The console keeps the overview's table of a page once per language
+/// (issue 18's aim for 64 officers): the officer's name and form token are
+/// still her own on every request, each language still its own, and a
+/// write anyone makes shows at once.
+async fn the_overview_page_is_each_officers_own_in_her_language_and_shows_writes_at_once(
+    backend: Backend,
+) {
+    let server = demo_server(backend).await;
+    let mut wang = Visitor::new(&server);
+    let mut zhao = Visitor::new(&server);
+    assert_eq!(wang.sign_in("wang", PASSWORD).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        zhao.sign_in("zhao", OTHER_PASSWORD).await,
+        StatusCode::SEE_OTHER
+    );
+
+    let (status, first) = wang.get("/overview").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(first.contains("王丽") && first.contains("辖区总览"));
+    let (status, other) = zhao.get("/overview").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(other.contains("赵强"), "zhao's own name");
+    assert!(!other.contains("王丽"), "not the first officer's page");
+    assert_ne!(hidden(&other, "csrf"), hidden(&first, "csrf"));
+    // zhao's token is the one his forms are checked against: signing out
+    // with it works.
+    let csrf = hidden(&other, "csrf");
+
+    // The same page in English, then again in Chinese for the other.
+    let (_, english) = wang.get("/overview?lang=en").await;
+    assert!(
+        english.contains("Jurisdiction overview"),
+        "English asked for"
+    );
+    assert!(!english.contains("辖区总览"));
+    let (_, chinese) = zhao.get("/overview").await;
+    assert!(chinese.contains("辖区总览"), "zhao did not switch language");
+    assert!(!chinese.contains("Jurisdiction overview"));
+
+    // A write from another process shows on the next request.
+    let other_store = ledger_core::Store::connect(&server.url).await.unwrap();
+    assert!(!chinese.contains("INS-410922-099 School"));
+    support::institution(&other_store, "INS-410922-099", "410922").await;
+    let (_, after) = zhao.get("/overview").await;
+    assert!(
+        after.contains("INS-410922-099 School"),
+        "the new institution"
+    );
+    let (_, after) = wang.get("/overview?lang=en").await;
+    assert!(after.contains("INS-410922-099 School"), "in English too");
+
+    let (status, _) = zhao.post("/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _) = zhao.get("/overview").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "signed out");
+    server.stop().await;
+}
+
 both!(a_county_officer_reaching_another_countys_institution_gets_404);
 async fn a_county_officer_reaching_another_countys_institution_gets_404(backend: Backend) {
     let server = demo_server(backend).await;

@@ -598,6 +598,26 @@ pub async fn run(args: HttpArgs, url: &str) -> anyhow::Result<()> {
         "console overview page of the county (HTML, signed in), as fast as answered",
         &page,
     );
+    let paced_page = load(
+        &base,
+        Auth::Cookie(format!(
+            "{}={}",
+            api::console::SESSION_COOKIE,
+            session.session_id
+        )),
+        &["/overview".to_string()],
+        args.clients,
+        args.seconds,
+        Some(Duration::from_secs(1)),
+    )
+    .await?;
+    row(
+        &format!(
+            "console overview page of the county, {} officers each asking once a second",
+            args.clients
+        ),
+        &paced_page,
+    );
     if args.overview_only {
         let _ = stop.send(());
         let _ = server.await;

@@ -303,10 +303,7 @@ pub async fn session(store: &Store, session_id: &str) -> AppResult<Option<(Offic
     if s.ended_at.is_some() || s.expires_at <= store.now() {
         return Ok(None);
     }
-    let Some(record) = store.officer(&s.login).await? else {
-        return Ok(None);
-    };
-    Ok(Some((officer_of(record)?, s.csrf_token)))
+    Ok(Some((officer_of(s.officer)?, s.csrf_token)))
 }
 
 /// Ends a session: its cookie opens nothing any more.

@@ -242,31 +242,52 @@ pub struct OverviewPages {
 /// make one read, not 64).
 type Slot = Arc<tokio::sync::OnceCell<Arc<KeptPage>>>;
 
-/// A page as kept, and the bytes an adapter rendered of it once (the
-/// API's JSON), so that a page asked for again is not rendered again.
+/// A page as kept, and what adapters rendered of it (the API's JSON, the
+/// console's table per language), so that a page asked for again is not
+/// rendered again.
 #[derive(Debug)]
 pub struct KeptPage {
     pub page: OverviewPage,
-    rendered: std::sync::OnceLock<Vec<u8>>,
+    renderings: std::sync::Mutex<HashMap<String, Arc<str>>>,
 }
+
+/// Renderings kept per page at most: the keys come from callers' queries
+/// (a language, a search as typed), so past this a rendering is made and
+/// sent but not kept.
+const RENDERINGS_KEPT: usize = 8;
 
 impl KeptPage {
     fn new(page: OverviewPage) -> KeptPage {
         KeptPage {
             page,
-            rendered: std::sync::OnceLock::new(),
+            renderings: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
-    /// What an adapter rendered of this page, if it did.
-    pub fn rendered(&self) -> Option<&[u8]> {
-        self.rendered.get().map(Vec::as_slice)
-    }
-
-    /// Keeps an adapter's rendering of this page (the first one kept
-    /// stays: every rendering of one page is the same).
-    pub fn keep_rendered(&self, bytes: Vec<u8>) -> &[u8] {
-        self.rendered.get_or_init(|| bytes)
+    /// What an adapter rendered of this page under `key`, rendering it with
+    /// `render` the first time. Every rendering under one key is the same
+    /// (the key names all it depends on besides the page), so a race keeps
+    /// either.
+    pub fn rendered<E>(
+        &self,
+        key: &str,
+        render: impl FnOnce(&OverviewPage) -> Result<String, E>,
+    ) -> Result<Arc<str>, E> {
+        let lock = || {
+            self.renderings
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(bytes) = lock().get(key) {
+            return Ok(bytes.clone());
+        }
+        // Rendered outside the lock: a page of 500 rows takes a while.
+        let bytes: Arc<str> = render(&self.page)?.into();
+        let mut kept = lock();
+        if kept.len() < RENDERINGS_KEPT {
+            kept.entry(key.to_string()).or_insert_with(|| bytes.clone());
+        }
+        Ok(bytes)
     }
 }
 

@@ -286,10 +286,40 @@ pub async fn overview(
         offset: (page - 1).saturating_mul(OVERVIEW_PAGE_SIZE),
         limit: Some(OVERVIEW_PAGE_SIZE),
     };
-    let overview = match state.overviews.page(&state.reads, &code, &query).await {
+    let kept = match state.overviews.page(&state.reads, &code, &query).await {
         Ok(o) => o,
         Err(e) => return failure(lang, &e),
     };
+    // The table is the officer's own only through the page and the query:
+    // kept once per language and search as typed, the officer's name and
+    // form token are put around it per request.
+    let key = format!("console/{lang:?}/{:?}/{}", q.lang, q.q);
+    let table = kept.rendered(&key, |overview| {
+        Ok::<_, std::convert::Infallible>(
+            overview_table(lang, &q, sort, page, overview).into_string(),
+        )
+    });
+    let body = match table {
+        Ok(html) => maud::PreEscaped(html.to_string()),
+        Err(never) => match never {},
+    };
+    render(
+        &headers,
+        q.lang.as_deref(),
+        StatusCode::OK,
+        signed_page(lang, lang.t("辖区总览", "Overview"), &s, body),
+    )
+}
+
+/// The overview's table, filters and totals for one kept page.
+fn overview_table(
+    lang: Lang,
+    q: &OverviewQuery,
+    sort: ledger_core::store::FiguresSort,
+    page: u64,
+    overview: &crate::app::oversight::OverviewPage,
+) -> Markup {
+    use ledger_core::store::AlertLevel;
     let shown: Vec<views::Row> = overview
         .rows
         .iter()
@@ -330,13 +360,7 @@ pub async fn overview(
         page: page.min(pages),
         pages,
     };
-    let body = views::overview(lang, &title, &shown, &totals, &filters);
-    render(
-        &headers,
-        q.lang.as_deref(),
-        StatusCode::OK,
-        signed_page(lang, lang.t("辖区总览", "Overview"), &s, body),
-    )
+    views::overview(lang, &title, &shown, &totals, &filters)
 }
 
 /// The start of every console form: a signed-in officer (else the sign-in

@@ -29,6 +29,9 @@ pub struct SessionRecord {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// The session's officer, read with it (every console page asks for
+    /// both: one round trip, not two).
+    pub officer: OfficerRecord,
 }
 
 #[derive(sqlx::FromRow)]
@@ -48,6 +51,11 @@ struct SessionRow {
     created_at: DbTime,
     expires_at: DbTime,
     ended_at: Option<DbTime>,
+    name: String,
+    role: String,
+    scope_kind: String,
+    scope_id: Option<String>,
+    officer_created_at: DbTime,
 }
 
 impl Store {
@@ -191,8 +199,10 @@ impl Store {
     }
 
     pub async fn session(&self, session_hash: &str) -> Result<Option<SessionRecord>> {
-        let sql = "select s.login, s.csrf_token, s.created_at, s.expires_at, e.ended_at \
+        let sql = "select s.login, s.csrf_token, s.created_at, s.expires_at, e.ended_at, \
+                   o.name, o.role, o.scope_kind, o.scope_id, o.created_at as officer_created_at \
                    from console_sessions s \
+                   join officer_accounts o on o.login = s.login \
                    left join console_session_ends e on e.session_hash = s.session_hash \
                    where s.session_hash = $1";
         let row: Option<SessionRow> = on_pool!(self, |pool| sqlx::query_as(sql)
@@ -200,6 +210,14 @@ impl Store {
             .fetch_optional(pool)
             .await?);
         Ok(row.map(|r| SessionRecord {
+            officer: OfficerRecord {
+                login: r.login.clone(),
+                name: r.name,
+                role: r.role,
+                scope_kind: r.scope_kind,
+                scope_id: r.scope_id,
+                created_at: r.officer_created_at.utc(),
+            },
             login: r.login,
             csrf_token: r.csrf_token,
             created_at: r.created_at.utc(),

@@ -312,21 +312,18 @@ async fn overview(
     let query = params.query()?;
     let kept = state.overviews.page(&state.reads, &j.code, &query).await?;
     // A page asked for again is sent as it was rendered the first time.
-    let body = match kept.rendered() {
-        Some(body) => body,
-        None => kept.keep_rendered(
-            serde_json::to_vec(&overview_view(&kept, &j, &query)).map_err(|e| {
-                tracing::error!(error = %e, "the overview as JSON");
-                ApiError::internal()
-            })?,
-        ),
-    };
+    let body = kept.rendered("api/json", |page| {
+        serde_json::to_string(&overview_view(page, &j, &query)).map_err(|e| {
+            tracing::error!(error = %e, "the overview as JSON");
+            ApiError::internal()
+        })
+    })?;
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
             axum::http::HeaderValue::from_static("application/json"),
         )],
-        body.to_vec(),
+        body.to_string(),
     )
         .into_response())
 }
