@@ -78,6 +78,14 @@ impl Pg {
         Ok(())
     }
 
+    /// A one-row source for `insert … select … from` whose statement, run
+    /// on its own, commits without waiting for the flush (as
+    /// [`Pg::commit_without_flush_wait`], in the statement's own
+    /// transaction).
+    pub fn unflushed_source(self) -> &'static str {
+        "(select set_config('synchronous_commit', 'off', true) as setting) as unflushed"
+    }
+
     /// Whether a writer locks the rows it reads (`for update`).
     pub fn takes_row_locks(self) -> bool {
         true

@@ -142,6 +142,12 @@ impl Lite {
         Ok(())
     }
 
+    /// A one-row source for `insert … select … from` (a commit here never
+    /// waits for a flush).
+    pub fn unflushed_source(self) -> &'static str {
+        "(select 1 as setting) as unflushed"
+    }
+
     /// Whether a writer locks the rows it reads: no, `BEGIN IMMEDIATE`
     /// already holds the database's one write lock.
     pub fn takes_row_locks(self) -> bool {
