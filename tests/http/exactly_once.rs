@@ -403,3 +403,97 @@ async fn a_retry_after_a_lost_answer_finds_the_first_effect(backend: Backend) {
     server.stop().await;
 }
 both!(a_retry_after_a_lost_answer_finds_the_first_effect);
+
+/// Runs one statement on the test's database, past the service.
+async fn run_sql(store: &ledger_core::Store, sql: &str, key: &str) -> u64 {
+    match store {
+        ledger_core::Store::Postgres(s) => sqlx::query(sql)
+            .bind(key)
+            .execute(s.pool())
+            .await
+            .unwrap()
+            .rows_affected(),
+        ledger_core::Store::Sqlite(s) => sqlx::query(sql)
+            .bind(key)
+            .execute(s.pool())
+            .await
+            .unwrap()
+            .rows_affected(),
+    }
+}
+
+/// A key is claimed in one statement when seen for the first time, and its
+/// kept answer is looked for only when it was claimed before: a repeat long
+/// after the first answer (the claim's lease run out, so the repeat takes
+/// the claim over) must still get that answer and act no more, also for a
+/// write no ledger key would catch a second time (an institution event).
+async fn a_repeat_after_the_claims_lease_ran_out_gets_the_kept_answer(backend: Backend) {
+    let server = Server::start(backend).await;
+    jurisdictions(&server.store).await;
+    let institution = institution(&server.store, "INS-A", "410922").await;
+    enrollment(&server.store, &institution, "E-1", 40, 400_000).await;
+    let officer = server
+        .token(Role::Officer, Scope::Jurisdiction(code("410922")))
+        .await;
+    let admin = server.admin().await;
+    let cases: Vec<(&str, &str, &str, Value, &str)> = vec![
+        (
+            &officer,
+            "/v1/institutions/INS-A/events",
+            "late-ev",
+            json!({"kind": "closure_notice", "occurred_on": "2026-10-01", "note": "posted on the door"}),
+            "institution_events",
+        ),
+        (
+            &admin,
+            "/v1/institutions/INS-A/payments",
+            "late-pay",
+            json!({"enrollment": "E-1", "amount": "100.00"}),
+            "entries",
+        ),
+    ];
+    for (token, path, key, body, table) in cases {
+        let (status, first) = server.post(token, path, key, body.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{path}: {first}");
+        let before = effects(&server.store).await;
+        let expire = "update idempotent_claims set lease_until = accepted_at where idem_key = $1";
+        assert_eq!(
+            run_sql(&server.store, expire, key).await,
+            1,
+            "{key}'s claim"
+        );
+        let r = server
+            .request(Method::POST, Some(token), path)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.headers().get("idempotent-replayed").map(|v| v.as_bytes()),
+            Some(&b"true"[..]),
+            "{path}: the kept answer, not a second run of the handler"
+        );
+        let status = r.status();
+        let again: Value = r.json().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{path}: {again}");
+        assert_eq!(again, first, "{path}: the repeat answers as the first did");
+        let after = effects(&server.store).await;
+        assert_eq!(
+            row_count(&after, table),
+            row_count(&before, table),
+            "{path}: the repeat acted a second time"
+        );
+        // The key stays bound to its first request.
+        let mut other = body.clone();
+        other["note"] = json!("another request");
+        other["amount"] = json!("1.00");
+        let (status, refused) = server.post(token, path, key, other).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{path}: {refused}");
+        assert_eq!(refused["code"], "idempotency_key_reused", "{refused}");
+    }
+    let report = server.store.verify().await.unwrap();
+    assert!(report.ok(), "{report:?}");
+    server.stop().await;
+}
+both!(a_repeat_after_the_claims_lease_ran_out_gets_the_kept_answer);

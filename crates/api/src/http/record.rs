@@ -133,13 +133,6 @@ async fn idempotent_inner(
     hasher.update(&bytes);
     let request_hash = hex::encode(hasher.finalize());
 
-    if let Some(kept) = state
-        .store
-        .kept_answer(&caller.token_id, key.as_str())
-        .await?
-    {
-        return replay(kept, &request_hash, key.as_str(), &caller);
-    }
     let accepted_at = match claim(&state, &caller, &key, &request_hash).await? {
         Claimed::Held(at) => at,
         Claimed::Answered(kept) => return replay(kept, &request_hash, key.as_str(), &caller),
@@ -310,17 +303,30 @@ async fn claim(
             .claim_key(&caller.token_id, key.as_str(), request_hash, lease)
             .await?
         {
+            // Claimed afresh: every kept answer has its claim (migration
+            // 0032), so none is kept for this key.
+            KeyClaim::Held {
+                accepted_at,
+                attempt: 1,
+            } => return Ok(Claimed::Held(accepted_at)),
+            // Claimed before, its lease run out: the earlier attempt may
+            // have answered after all.
             KeyClaim::Held {
                 accepted_at,
                 attempt,
             } => {
-                if attempt > 1 {
-                    tracing::warn!(
-                        key = key.as_str(),
-                        attempt,
-                        "an Idempotency-Key whose earlier attempt did not answer is taken over"
-                    );
+                if let Some(kept) = state
+                    .store
+                    .kept_answer(&caller.token_id, key.as_str())
+                    .await?
+                {
+                    return Ok(Claimed::Answered(kept));
                 }
+                tracing::warn!(
+                    key = key.as_str(),
+                    attempt,
+                    "an Idempotency-Key whose earlier attempt did not answer is taken over"
+                );
                 return Ok(Claimed::Held(accepted_at));
             }
             KeyClaim::Busy {
