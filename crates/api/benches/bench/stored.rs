@@ -277,7 +277,7 @@ pub async fn reconcile_stored(args: ReconcileStoredArgs, url: &str) -> anyhow::R
     }
     eprintln!("generated in {} s", secs(started.elapsed().as_micros()));
 
-    let accounts = store.supervised_accounts_all().await?;
+    let accounts = store.supervised_accounts_in(None).await?;
     // Baseline: the matcher alone, on what the accounts hold.
     let (mut load, mut engine, mut line_count, mut entry_count) = (0u128, 0u128, 0usize, 0usize);
     for account in &accounts {
