@@ -88,7 +88,18 @@ pub async fn records_all(
     institutions: Vec<Institution>,
     as_of: NaiveDate,
 ) -> AppResult<Vec<Records>> {
-    records_in(store, institutions, None, as_of).await
+    records_in(store, institutions, None, as_of, Kinds::All).await
+}
+
+/// The kinds of record a set-wise read loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kinds {
+    All,
+    /// What [`risk::peer_figures`] reads of a snapshot: the entries, the
+    /// enrollments and the rules (a snapshot of these alone has the same
+    /// peer figures; the bank's records and the workflows feed other
+    /// checks).
+    PeerFigures,
 }
 
 /// The records of the institutions given, set-wise: one query per kind of
@@ -99,6 +110,7 @@ pub async fn records_in(
     institutions: Vec<Institution>,
     span: Option<IdSpan<'_>>,
     as_of: NaiveDate,
+    kinds: Kinds,
 ) -> AppResult<Vec<Records>> {
     let wanted: HashMap<String, usize> = institutions
         .iter()
@@ -138,6 +150,14 @@ pub async fn records_in(
             }
         }
     }
+    for e in store.enrollments_in(span).await? {
+        if let Some(n) = slot(e.institution.as_str()) {
+            records[n].enrollments.push(e);
+        }
+    }
+    if kinds == Kinds::PeerFigures {
+        return Ok(records);
+    }
     let mut lines = store.statement_lines_in(span).await?;
     let registered = store.account_registrations(span).await?;
     for account in store.supervised_accounts_in(span).await? {
@@ -153,11 +173,6 @@ pub async fn records_in(
         }
     }
     drop(lines);
-    for e in store.enrollments_in(span).await? {
-        if let Some(n) = slot(e.institution.as_str()) {
-            records[n].enrollments.push(e);
-        }
-    }
     let mut trails = store.refund_trails_in(span).await?;
     for r in store.refunds_in(span).await? {
         if let Some(n) = slot(r.institution.as_str()) {
@@ -308,8 +323,9 @@ impl Slice {
 ///
 /// A peer group met in one chunk gets its statistics there. One spread
 /// over several chunks (a jurisdiction larger than a chunk) is read twice:
-/// first every member's peer figures, chunk by chunk, then the evaluation
-/// with the statistics of the whole group. Statistics per chunk would
+/// first every member's peer figures, chunk by chunk (entries, enrollments
+/// and rules only, [`Kinds::PeerFigures`]), then the evaluation with the
+/// statistics of the whole group. Statistics per chunk would
 /// judge an institution against whichever neighbours its id falls among.
 pub async fn assess_streamed(
     store: &Store,
@@ -365,7 +381,9 @@ pub async fn assess_streamed(
         if members.is_empty() {
             continue;
         }
-        for r in records_in(store, members, Some(slice.ids()), as_of).await? {
+        let records =
+            records_in(store, members, Some(slice.ids()), as_of, Kinds::PeerFigures).await?;
+        for r in records {
             let figure = risk::peer_figures(&snapshot(&r, as_of)?);
             figures
                 .entry(peer_group(&r.institution))
@@ -388,7 +406,7 @@ pub async fn assess_streamed(
             first: &first,
             last: &last,
         };
-        let records = records_in(store, members, Some(ids), as_of).await?;
+        let records = records_in(store, members, Some(ids), as_of, Kinds::All).await?;
         let mut inputs = Vec::with_capacity(records.len());
         for r in &records {
             inputs.push(snapshot(r, as_of)?);
