@@ -388,6 +388,11 @@ pub async fn risk_stored(args: RiskStoredArgs, url: &str) -> anyhow::Result<()> 
     });
     anyhow::ensure!(same, "streamed and one-by-one loading disagree");
     let flagged = streamed.iter().filter(|a| a.score > 0).count();
+    let mut kinds: std::collections::BTreeMap<&str, usize> = Default::default();
+    for s in streamed.iter().flat_map(|a| &a.signals) {
+        *kinds.entry(s.kind.code()).or_default() += 1;
+    }
+    eprintln!("signals by kind: {kinds:?}");
     println!("| institutions | chunk | flagged | streamed seconds | streamed peak RSS MiB (resident before) | at once seconds | at once peak RSS MiB (resident before) | streamed / at once, time | streamed / at once, peak | one at a time, institutions/s (sample of {}) |", args.sample);
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     println!(
