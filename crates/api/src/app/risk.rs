@@ -233,8 +233,8 @@ pub fn snapshot(records: &Records, as_of: NaiveDate) -> AppResult<RiskInput> {
 pub const SET_WISE_FROM: usize = 50;
 
 /// Institutions of the store a streamed scan loads at a time: their
-/// records and snapshots are what it holds besides the assessments
-/// (tens of MiB at most at today's records per institution).
+/// records and snapshots are what it holds besides the listing of
+/// institutions and the assessments (BENCHMARKS.md, `bench risk-stored`).
 pub const STREAM_CHUNK: usize = 2_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,6 +327,9 @@ impl Slice {
 /// and rules only, [`Kinds::PeerFigures`]), then the evaluation with the
 /// statistics of the whole group. Statistics per chunk would
 /// judge an institution against whichever neighbours its id falls among.
+/// Like the reads of the scan at once (several queries, no common
+/// transaction), the two reads need not see the same instant: a write
+/// landing between them counts in the evaluation, not in the figures.
 pub async fn assess_streamed(
     store: &Store,
     scope: &JurisdictionCode,
