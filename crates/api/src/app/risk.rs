@@ -339,24 +339,25 @@ pub async fn assess_streamed(
     assert!(chunk > 0, "a chunk holds at least one institution");
     // Chunks of the store rather than of the scope: a span of ids then
     // holds at most `chunk` institutions whatever the scope.
-    let all = store.institutions().await?;
-    let slices: Vec<Slice> = all
-        .chunks(chunk)
-        .filter_map(|c| {
-            let members: Vec<Institution> = c
-                .iter()
-                .filter(|i| scope.covers(&i.jurisdiction))
-                .cloned()
-                .collect();
-            let (first, last) = (c.first()?, c.last()?);
-            (!members.is_empty()).then(|| Slice {
-                first: first.id.to_string(),
-                last: last.id.to_string(),
+    let mut slices: Vec<Slice> = Vec::new();
+    let mut all = store.institutions().await?.into_iter().peekable();
+    while let Some(first) = all.peek().map(|i| i.id.to_string()) {
+        let mut last = first.clone();
+        let mut members = Vec::new();
+        for i in all.by_ref().take(chunk) {
+            last = i.id.to_string();
+            if scope.covers(&i.jurisdiction) {
+                members.push(i);
+            }
+        }
+        if !members.is_empty() {
+            slices.push(Slice {
+                first,
+                last,
                 members,
-            })
-        })
-        .collect();
-    drop(all);
+            });
+        }
+    }
     let mut met_in: HashMap<PeerGroup, usize> = HashMap::new();
     let mut spread: BTreeSet<PeerGroup> = BTreeSet::new();
     for (n, slice) in slices.iter().enumerate() {
