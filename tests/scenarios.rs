@@ -636,6 +636,15 @@ async fn live_the_term(store: &Store, clock: &Clock) -> (Seen, BTreeMap<String, 
             .unwrap();
             assert_eq!(set_wise, assessed, "set-wise loading differs on {day}");
         }
+        if day.weekday() == chrono::Weekday::Sun || day == LIABILITY_DAY {
+            // Streamed in chunks of three: the county's peers spread over
+            // three chunks, and its statements, lessons and refunds are
+            // read a span of ids at a time.
+            let streamed = api::app::risk::assess_streamed(store, &scope, day, 3)
+                .await
+                .unwrap();
+            assert_eq!(streamed, assessed, "the streamed scan differs on {day}");
+        }
         for a in assessed {
             let signals = a
                 .signals

@@ -58,6 +58,17 @@ macro_rules! on_pool {
     };
 }
 
+/// Binds a span's ends to a query whose SQL `bulk::within` wrote (nothing
+/// without one).
+macro_rules! bind_span {
+    ($q:expr, $span:expr) => {
+        match $span {
+            Some(s) => $q.bind(s.first).bind(s.last),
+            None => $q,
+        }
+    };
+}
+
 /// Appends the link of a record just written to its institution's record
 /// chain, in the writer's transaction `$tx` (either dialect): moves the
 /// institution's record head (its row lock serialises the chain), chains the
@@ -153,7 +164,7 @@ pub use access::{AuditRecord, KeptAnswer, TokenRecord};
 pub(crate) use batch::{
     run_batch, run_batch_each, BatchOn, BatchTx, Chains, Changes, LockedInstitution,
 };
-pub use bulk::{AccountKey, EventRow};
+pub use bulk::{AccountKey, EventRow, IdSpan};
 pub use claims::KeyClaim;
 pub use clock::Clock;
 pub use coverage::CoverageFacts;

@@ -13,18 +13,39 @@ use ledger_core::domain::recon::{
     self, BankLine, LedgerTransfer, LineStatus, MatchConfig, TransferKind,
 };
 
-pub(super) fn peak_rss_mib() -> u64 {
+/// A figure of /proc/self/status (`VmHWM`, `VmRSS`), in MiB.
+fn status_mib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<u64>().ok())
-            })
+            s.lines()
+                .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                })
         })
         .unwrap_or(0)
         / 1024
+}
+
+/// The process's peak resident memory since it started, or since
+/// [`reset_peak_rss`].
+pub(super) fn peak_rss_mib() -> u64 {
+    status_mib("VmHWM")
+}
+
+/// The process's resident memory now.
+pub(super) fn rss_mib() -> u64 {
+    status_mib("VmRSS")
+}
+
+/// Starts the peak over from the memory resident now (Linux: "5" written
+/// to /proc/self/clear_refs), so a phase's own peak can be read; false
+/// where the kernel does not allow it.
+pub(super) fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 pub(super) fn rate(n: usize, micros: u128) -> u128 {

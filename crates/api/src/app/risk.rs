@@ -14,7 +14,7 @@ use ledger_core::domain::risk::{
     self, Assessment, EntryRef, EventKind, Evidence, InstitutionEvent, ReleaseIssue, RiskInput,
     SignalKind,
 };
-use ledger_core::store::{AccountKey, EventRow};
+use ledger_core::store::{AccountKey, EventRow, IdSpan};
 use ledger_core::{Currency, Institution, InstitutionId, JurisdictionCode, Store, StoreError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -50,7 +50,9 @@ pub async fn records_of(
     as_of: NaiveDate,
 ) -> AppResult<Records> {
     let mut accounts = Vec::new();
-    let registered = store.account_registrations(Some(&institution.id)).await?;
+    let registered = store
+        .account_registrations(Some(IdSpan::one(&institution.id)))
+        .await?;
     for account in store.supervised_accounts(&institution.id).await? {
         let statements = store.statement_lines(&account).await?;
         let registered_on = registered.get(&account_key(&account)).copied();
@@ -80,11 +82,35 @@ pub async fn records_of(
 
 /// The records of every institution given, set-wise: one query per kind
 /// of record for the whole store, whatever the number of institutions
-/// (the national daily scan).
+/// (the national scan loaded at once).
 pub async fn records_all(
     store: &Store,
     institutions: Vec<Institution>,
     as_of: NaiveDate,
+) -> AppResult<Vec<Records>> {
+    records_in(store, institutions, None, as_of, Kinds::All).await
+}
+
+/// The kinds of record a set-wise read loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kinds {
+    All,
+    /// What [`risk::peer_figures`] reads of a snapshot: the entries, the
+    /// enrollments and the rules (a snapshot of these alone has the same
+    /// peer figures; the bank's records and the workflows feed other
+    /// checks).
+    PeerFigures,
+}
+
+/// The records of the institutions given, set-wise: one query per kind of
+/// record for the span of ids (the whole store without one); rows of
+/// institutions not given are dropped as they are read.
+pub async fn records_in(
+    store: &Store,
+    institutions: Vec<Institution>,
+    span: Option<IdSpan<'_>>,
+    as_of: NaiveDate,
+    kinds: Kinds,
 ) -> AppResult<Vec<Records>> {
     let wanted: HashMap<String, usize> = institutions
         .iter()
@@ -114,7 +140,7 @@ pub async fn records_all(
     let mut after: Option<(String, i64)> = None;
     loop {
         let page = store
-            .entries_all(after.as_ref().map(|(i, s)| (i.as_str(), *s)), 50_000)
+            .entries_in(span, after.as_ref().map(|(i, s)| (i.as_str(), *s)), 50_000)
             .await?;
         let Some(last) = page.last() else { break };
         after = Some((last.institution.to_string(), last.seq));
@@ -124,9 +150,17 @@ pub async fn records_all(
             }
         }
     }
-    let mut lines = store.statement_lines_all().await?;
-    let registered = store.account_registrations(None).await?;
-    for account in store.supervised_accounts_all().await? {
+    for e in store.enrollments_in(span).await? {
+        if let Some(n) = slot(e.institution.as_str()) {
+            records[n].enrollments.push(e);
+        }
+    }
+    if kinds == Kinds::PeerFigures {
+        return Ok(records);
+    }
+    let mut lines = store.statement_lines_in(span).await?;
+    let registered = store.account_registrations(span).await?;
+    for account in store.supervised_accounts_in(span).await? {
         if let Some(n) = slot(account.institution.as_str()) {
             let key = account_key(&account);
             let statements = lines.remove(&key).unwrap_or_default();
@@ -138,13 +172,9 @@ pub async fn records_all(
             });
         }
     }
-    for e in store.enrollments_all().await? {
-        if let Some(n) = slot(e.institution.as_str()) {
-            records[n].enrollments.push(e);
-        }
-    }
-    let mut trails = store.refund_trails_all().await?;
-    for r in store.refunds(None, None).await? {
+    drop(lines);
+    let mut trails = store.refund_trails_in(span).await?;
+    for r in store.refunds_in(span).await? {
         if let Some(n) = slot(r.institution.as_str()) {
             let trail = trails
                 .remove(&(r.institution.to_string(), r.id.to_string()))
@@ -152,21 +182,24 @@ pub async fn records_all(
             records[n].refunds.push((r, trail));
         }
     }
-    for (institution, events) in store.events_all().await? {
+    for (institution, events) in store.events_in(span).await? {
         if let Some(n) = slot(&institution) {
             records[n].events = risk_events(&events);
         }
     }
-    // Lesson records per institution (no set-wise read yet), release
-    // requests in one read.
-    let approvals = store.approvals(None, false).await?;
-    for r in &mut records {
-        r.lessons = store.lessons(&r.institution.id, None).await?;
-        r.release_asks = approvals
-            .iter()
-            .filter(|a| a.institution.as_ref() == Some(&r.institution.id))
-            .filter_map(|a| crate::app::approvals::release_ask(a, r.institution.currency))
-            .collect();
+    for (institution, lessons) in store.lessons_in(span).await? {
+        if let Some(n) = slot(&institution) {
+            records[n].lessons = lessons;
+        }
+    }
+    for a in store.approvals_in(span).await? {
+        let Some(n) = a.institution.as_ref().and_then(|i| slot(i.as_str())) else {
+            continue;
+        };
+        let currency = records[n].institution.currency;
+        if let Some(ask) = crate::app::approvals::release_ask(&a, currency) {
+            records[n].release_asks.push(ask);
+        }
     }
     Ok(records)
 }
@@ -199,14 +232,21 @@ pub fn snapshot(records: &Records, as_of: NaiveDate) -> AppResult<RiskInput> {
 /// the whole store instead of a dozen per institution.
 pub const SET_WISE_FROM: usize = 50;
 
+/// Institutions of the store a streamed scan loads at a time: their
+/// records and snapshots are what it holds besides the listing of
+/// institutions and the assessments (BENCHMARKS.md, `bench risk-stored`).
+pub const STREAM_CHUNK: usize = 2_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Loading {
     PerInstitution,
+    /// Every record of every institution at once (what the streamed scan
+    /// must equal).
     SetWise,
 }
 
 /// Every institution in `scope` (and below it) evaluated as of a day,
-/// riskiest first.
+/// riskiest first: one at a time for a few, streamed beyond.
 pub async fn assess(
     store: &Store,
     scope: &JurisdictionCode,
@@ -218,12 +258,10 @@ pub async fn assess(
         .into_iter()
         .filter(|i| scope.covers(&i.jurisdiction))
         .collect();
-    let loading = if institutions.len() > SET_WISE_FROM {
-        Loading::SetWise
-    } else {
-        Loading::PerInstitution
-    };
-    assess_loaded(store, institutions, as_of, loading).await
+    if institutions.len() > SET_WISE_FROM {
+        return assess_streamed(store, scope, as_of, STREAM_CHUNK).await;
+    }
+    assess_loaded(store, institutions, as_of, Loading::PerInstitution).await
 }
 
 /// The institutions given, evaluated as of a day, riskiest first, their
@@ -250,6 +288,143 @@ pub async fn assess_loaded(
     }
     with_peers(&mut inputs);
     Ok(risk::rank(inputs.iter().map(risk::evaluate).collect()))
+}
+
+/// Peers are the institutions of one jurisdiction and category.
+type PeerGroup = (String, &'static str);
+
+fn peer_group(i: &Institution) -> PeerGroup {
+    (i.jurisdiction.to_string(), i.category.code())
+}
+
+/// `chunk` consecutive institutions of the store (in its order of ids)
+/// and those of them in scope.
+struct Slice {
+    first: String,
+    last: String,
+    members: Vec<Institution>,
+}
+
+impl Slice {
+    fn ids(&self) -> IdSpan<'_> {
+        IdSpan {
+            first: &self.first,
+            last: &self.last,
+        }
+    }
+}
+
+/// [`assess`] of a scope of any size in bounded memory: the store's
+/// institutions are read `chunk` at a time (in id order, one query per
+/// kind of record for the chunk's span of ids) and each chunk's records
+/// and snapshots are dropped once evaluated; the scan keeps the
+/// assessments and, for peers, three figures per institution. Equal to
+/// [`assess_loaded`] of the scope's institutions either way.
+///
+/// A peer group met in one chunk gets its statistics there. One spread
+/// over several chunks (a jurisdiction larger than a chunk) is read twice:
+/// first every member's peer figures, chunk by chunk (entries, enrollments
+/// and rules only, [`Kinds::PeerFigures`]), then the evaluation with the
+/// statistics of the whole group. Statistics per chunk would
+/// judge an institution against whichever neighbours its id falls among.
+/// Like the reads of the scan at once (several queries, no common
+/// transaction), the two reads need not see the same instant: a write
+/// landing between them counts in the evaluation, not in the figures.
+pub async fn assess_streamed(
+    store: &Store,
+    scope: &JurisdictionCode,
+    as_of: NaiveDate,
+    chunk: usize,
+) -> AppResult<Vec<Assessment>> {
+    assert!(chunk > 0, "a chunk holds at least one institution");
+    // Chunks of the store rather than of the scope: a span of ids then
+    // holds at most `chunk` institutions whatever the scope.
+    let mut slices: Vec<Slice> = Vec::new();
+    let mut all = store.institutions().await?.into_iter().peekable();
+    while let Some(first) = all.peek().map(|i| i.id.to_string()) {
+        let mut last = first.clone();
+        let mut members = Vec::new();
+        for i in all.by_ref().take(chunk) {
+            last = i.id.to_string();
+            if scope.covers(&i.jurisdiction) {
+                members.push(i);
+            }
+        }
+        if !members.is_empty() {
+            slices.push(Slice {
+                first,
+                last,
+                members,
+            });
+        }
+    }
+    let mut met_in: HashMap<PeerGroup, usize> = HashMap::new();
+    let mut spread: BTreeSet<PeerGroup> = BTreeSet::new();
+    for (n, slice) in slices.iter().enumerate() {
+        for i in &slice.members {
+            let group = peer_group(i);
+            match met_in.get(&group) {
+                Some(m) if *m != n => {
+                    spread.insert(group);
+                }
+                Some(_) => {}
+                None => {
+                    met_in.insert(group, n);
+                }
+            }
+        }
+    }
+    let mut figures: HashMap<PeerGroup, Vec<risk::PeerFigures>> = HashMap::new();
+    for slice in &slices {
+        let members: Vec<Institution> = slice
+            .members
+            .iter()
+            .filter(|i| spread.contains(&peer_group(i)))
+            .cloned()
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        let records =
+            records_in(store, members, Some(slice.ids()), as_of, Kinds::PeerFigures).await?;
+        for r in records {
+            let figure = risk::peer_figures(&snapshot(&r, as_of)?);
+            figures
+                .entry(peer_group(&r.institution))
+                .or_default()
+                .push(figure);
+        }
+    }
+    let peers: HashMap<PeerGroup, risk::Peers> = figures
+        .into_iter()
+        .map(|(group, f)| (group, risk::peer_stats(&f)))
+        .collect();
+    let mut assessed = Vec::new();
+    for Slice {
+        first,
+        last,
+        members,
+    } in slices
+    {
+        let ids = IdSpan {
+            first: &first,
+            last: &last,
+        };
+        let records = records_in(store, members, Some(ids), as_of, Kinds::All).await?;
+        let mut inputs = Vec::with_capacity(records.len());
+        for r in &records {
+            inputs.push(snapshot(r, as_of)?);
+        }
+        drop(records);
+        with_peers(&mut inputs);
+        for input in &mut inputs {
+            if let Some(p) = peers.get(&peer_group(&input.institution)) {
+                input.peers = Some(*p);
+            }
+        }
+        assessed.extend(inputs.iter().map(risk::evaluate));
+    }
+    Ok(risk::rank(assessed))
 }
 
 /// Gives each snapshot the figures of its peers assessed with it: the

@@ -14,9 +14,10 @@ use crate::domain::chain::{approval_decision_digest, approval_digest};
 use crate::domain::error::LedgerError;
 use crate::domain::ids::{InstitutionId, JurisdictionCode};
 use crate::domain::policy::RulePack;
+use crate::store::bulk::within;
 use crate::store::rows::corrupt;
 use crate::store::{BatchOn, BatchTx};
-use crate::store::{DbTime, Result, Store};
+use crate::store::{DbTime, IdSpan, Result, Store};
 
 #[derive(sqlx::FromRow)]
 struct ApprovalRow {
@@ -201,6 +202,19 @@ impl Store {
         let rows: Vec<ApprovalRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(after)
             .bind(i32::from(pending_only))
+            .fetch_all(pool)
+            .await?);
+        rows.into_iter().map(Approval::try_from).collect()
+    }
+
+    /// Every request naming an institution (of a span, or any), oldest
+    /// first.
+    pub async fn approvals_in(&self, span: Option<IdSpan<'_>>) -> Result<Vec<Approval>> {
+        let sql = format!(
+            "{SELECT} where a.institution_id is not null{} order by a.approval_id",
+            within(span, "and", "a.institution_id", 1)
+        );
+        let rows: Vec<ApprovalRow> = on_pool!(self, |pool| bind_span!(sqlx::query_as(&sql), span)
             .fetch_all(pool)
             .await?);
         rows.into_iter().map(Approval::try_from).collect()

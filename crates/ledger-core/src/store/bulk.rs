@@ -1,7 +1,8 @@
-//! Set-wise reads for jobs that look at every institution at once (the
-//! daily risk scan): one query per kind of record for the whole store,
-//! grouped by institution in memory, instead of a dozen round trips per
-//! institution. Both dialects; the SQL is shared.
+//! Set-wise reads for jobs that look at many institutions at once (the
+//! daily risk scan): one query per kind of record for the whole store, or
+//! for a span of institution ids (a streamed scan reads one span at a
+//! time), grouped by institution in memory, instead of a dozen round trips
+//! per institution. Both dialects; the SQL is shared.
 
 use std::collections::HashMap;
 
@@ -44,11 +45,40 @@ pub type AccountKey = (String, String, String);
 /// An institution's events: (seq, kind, day, note, recorded by).
 pub type EventRow = (i64, String, NaiveDate, Option<String>, String);
 
-/// Runs `$sql` on either dialect and reads each row with the `row!`
-/// macro in scope.
+/// The institutions whose ids lie between `first` and `last`, both
+/// included, in the database's order of ids (the order
+/// [`Store::institutions`] lists them in; PostgreSQL's collation need not
+/// be Rust's): the slice of the store a streamed scan reads at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdSpan<'a> {
+    pub first: &'a str,
+    pub last: &'a str,
+}
+
+impl<'a> IdSpan<'a> {
+    /// One institution's records.
+    pub fn one(id: &'a InstitutionId) -> Self {
+        IdSpan {
+            first: id.as_str(),
+            last: id.as_str(),
+        }
+    }
+}
+
+/// The condition that keeps `column` within a span (binding `$n` and
+/// `$n + 1`), prefixed by `glue` (`where`, `and`); nothing without one.
+pub(crate) fn within(span: Option<IdSpan<'_>>, glue: &str, column: &str, n: usize) -> String {
+    match span {
+        Some(_) => format!(" {glue} {column} between ${n} and ${}", n + 1),
+        None => String::new(),
+    }
+}
+
+/// Runs `$sql` on either dialect, the span's ends bound, and reads each
+/// row with the `row!` macro in scope.
 macro_rules! fetch_all {
-    ($store:expr, $sql:expr) => {
-        on_pool!($store, |pool| sqlx::query($sql)
+    ($store:expr, $sql:expr, $span:expr) => {
+        on_pool!($store, |pool| bind_span!(sqlx::query($sql), $span)
             .fetch_all(pool)
             .await?
             .into_iter()
@@ -58,10 +88,17 @@ macro_rules! fetch_all {
 }
 
 impl Store {
-    /// Every supervised account, by institution, bank and number.
-    pub async fn supervised_accounts_all(&self) -> Result<Vec<BankAccount>> {
-        let sql = "select institution_id, bank_id, account_no, kind, currency from bank_accounts \
-                   order by institution_id, bank_id, account_no";
+    /// Every supervised account (of a span, or all), by institution, bank
+    /// and number.
+    pub async fn supervised_accounts_in(
+        &self,
+        span: Option<IdSpan<'_>>,
+    ) -> Result<Vec<BankAccount>> {
+        let sql = format!(
+            "select institution_id, bank_id, account_no, kind, currency from bank_accounts{} \
+             order by institution_id, bank_id, account_no",
+            within(span, "where", "institution_id", 1)
+        );
         macro_rules! row {
             ($r:expr) => {{
                 let r = $r;
@@ -79,7 +116,7 @@ impl Store {
                 })
             }};
         }
-        Ok(fetch_all!(self, sql))
+        Ok(fetch_all!(self, &sql, span))
     }
 
     /// The day each supervised account was registered, by (institution,
@@ -87,20 +124,16 @@ impl Store {
     /// before its first statement is missing.
     pub async fn account_registrations(
         &self,
-        institution: Option<&InstitutionId>,
+        span: Option<IdSpan<'_>>,
     ) -> Result<HashMap<AccountKey, NaiveDate>> {
-        let all = "select institution_id, bank_id, account_no, created_at from bank_accounts";
-        let one = "select institution_id, bank_id, account_no, created_at from bank_accounts \
-                   where institution_id = $1";
-        let sql = if institution.is_some() { one } else { all };
+        let sql = format!(
+            "select institution_id, bank_id, account_no, created_at from bank_accounts{}",
+            within(span, "where", "institution_id", 1)
+        );
         let rows: Vec<(String, String, String, DbTime)> = on_pool!(self, |pool| {
-            let q = sqlx::query_as(sql);
-            // Bound only when the statement names it.
-            let q = match institution {
-                Some(i) => q.bind(i.as_str()),
-                None => q,
-            };
-            q.fetch_all(pool).await?
+            bind_span!(sqlx::query_as(&sql), span)
+                .fetch_all(pool)
+                .await?
         });
         Ok(rows
             .into_iter()
@@ -108,29 +141,37 @@ impl Store {
             .collect())
     }
 
-    /// [`Store::statement_lines`] of every account at once.
-    pub async fn statement_lines_all(&self) -> Result<HashMap<AccountKey, AccountStatements>> {
+    /// [`Store::statement_lines`] of every account (of a span, or all) at
+    /// once.
+    pub async fn statement_lines_in(
+        &self,
+        span: Option<IdSpan<'_>>,
+    ) -> Result<HashMap<AccountKey, AccountStatements>> {
+        let lines_sql = format!(
+            "select l.institution_id, l.bank_id, l.account_no, {LINE_COLUMNS} \
+             from bank_lines l join bank_statements s \
+               on s.institution_id = l.institution_id and s.bank_id = l.bank_id \
+               and s.account_no = l.account_no and s.statement_key = l.statement_key{} \
+             order by l.institution_id, l.bank_id, l.account_no, s.provisional, \
+               s.closing_date, l.statement_key, l.line_no",
+            within(span, "where", "l.institution_id", 1)
+        );
+        let statements_sql = format!(
+            "select institution_id, bank_id, account_no, statement_key, opening_minor, \
+               opening_date, closing_minor, closing_date from bank_statements \
+             where not provisional{} \
+             order by institution_id, bank_id, account_no, closing_date, received_at, \
+               statement_key",
+            within(span, "and", "institution_id", 1)
+        );
         let (lines, statements): (Vec<Keyed<LineRow>>, Vec<Keyed<BalancesRow>>) =
             on_pool!(self, |pool| (
-                sqlx::query_as(&format!(
-                    "select l.institution_id, l.bank_id, l.account_no, {LINE_COLUMNS} \
-                     from bank_lines l join bank_statements s \
-                       on s.institution_id = l.institution_id and s.bank_id = l.bank_id \
-                       and s.account_no = l.account_no and s.statement_key = l.statement_key \
-                     order by l.institution_id, l.bank_id, l.account_no, s.provisional, \
-                       s.closing_date, l.statement_key, l.line_no"
-                ))
-                .fetch_all(pool)
-                .await?,
-                sqlx::query_as(
-                    "select institution_id, bank_id, account_no, statement_key, opening_minor, \
-                       opening_date, closing_minor, closing_date from bank_statements \
-                     where not provisional \
-                     order by institution_id, bank_id, account_no, closing_date, received_at, \
-                       statement_key",
-                )
-                .fetch_all(pool)
-                .await?,
+                bind_span!(sqlx::query_as(&lines_sql), span)
+                    .fetch_all(pool)
+                    .await?,
+                bind_span!(sqlx::query_as(&statements_sql), span)
+                    .fetch_all(pool)
+                    .await?,
             ));
         let mut all: HashMap<AccountKey, AccountStatements> = HashMap::new();
         for l in lines {
@@ -164,13 +205,21 @@ impl Store {
         Ok(all)
     }
 
-    /// Every refund's moves, by (institution, refund id), oldest first.
-    pub async fn refund_trails_all(&self) -> Result<HashMap<(String, String), Vec<RefundEvent>>> {
-        let sql =
+    /// Every refund's moves (of a span's institutions, or all), by
+    /// (institution, refund id), oldest first.
+    pub async fn refund_trails_in(
+        &self,
+        span: Option<IdSpan<'_>>,
+    ) -> Result<HashMap<(String, String), Vec<RefundEvent>>> {
+        let sql = format!(
             "select institution_id, refund_id, cast(seq as bigint), at, actor, state, detail \
-                   from refund_events order by institution_id, refund_id, seq";
+             from refund_events{} order by institution_id, refund_id, seq",
+            within(span, "where", "institution_id", 1)
+        );
         type Row = (String, String, i64, DbTime, String, String, Option<String>);
-        let rows: Vec<Row> = on_pool!(self, |pool| sqlx::query_as(sql).fetch_all(pool).await?);
+        let rows: Vec<Row> = on_pool!(self, |pool| bind_span!(sqlx::query_as(&sql), span)
+            .fetch_all(pool)
+            .await?);
         let rows = rows.into_iter().map(|r| {
             (
                 (r.0, r.1),
@@ -190,11 +239,17 @@ impl Store {
         Ok(all)
     }
 
-    /// Every institution's events, by institution, oldest first.
-    pub async fn events_all(&self) -> Result<HashMap<String, Vec<EventRow>>> {
-        let sql =
+    /// Every institution's events (of a span, or all), by institution,
+    /// oldest first.
+    pub async fn events_in(
+        &self,
+        span: Option<IdSpan<'_>>,
+    ) -> Result<HashMap<String, Vec<EventRow>>> {
+        let sql = format!(
             "select institution_id, cast(seq as bigint), kind, occurred_on, note, recorded_by \
-                   from institution_events order by institution_id, seq";
+             from institution_events{} order by institution_id, seq",
+            within(span, "where", "institution_id", 1)
+        );
         macro_rules! row {
             ($r:expr) => {{
                 let r = $r;
@@ -210,7 +265,7 @@ impl Store {
                 ))
             }};
         }
-        let rows: Vec<(String, EventRow)> = fetch_all!(self, sql);
+        let rows: Vec<(String, EventRow)> = fetch_all!(self, &sql, span);
         let mut all: HashMap<String, Vec<EventRow>> = HashMap::new();
         for (institution, event) in rows {
             all.entry(institution).or_default().push(event);

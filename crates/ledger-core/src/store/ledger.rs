@@ -13,12 +13,13 @@ use crate::domain::ids::InstitutionId;
 use crate::domain::recon::transfers::{transfer_kinds, SETTLING_KINDS};
 use crate::domain::registry::Institution;
 use crate::domain::replay::BooksOn;
+use crate::store::bulk::within;
 use crate::store::coverage::{add_to, ACCOUNT_GROUP};
 use crate::store::report::{AccountBalance, BalanceSheet};
 use crate::store::rows::{
     self, AccountRow, EntryRow, HeadRow, InstitutionRow, PostingRow, TotalsRow, ENTRY_COLUMNS,
 };
-use crate::store::{DbTime, Result, Store};
+use crate::store::{DbTime, IdSpan, Result, Store};
 
 /// An institution joined with one of its accounts (none for an institution
 /// without accounts).
@@ -192,18 +193,31 @@ impl Store {
         })
     }
 
-    /// A page of every institution's entries in (institution, seq) order,
-    /// after the given institution and seq (from the start without one).
-    pub async fn entries_all(&self, after: Option<(&str, i64)>, limit: i64) -> Result<Vec<Entry>> {
-        let (from_id, from_seq) = after.unwrap_or(("", 0));
+    /// A page of every institution's entries (of a span, or all) in
+    /// (institution, seq) order, after the given institution and seq (from
+    /// the span's start, or the store's, without one).
+    pub async fn entries_in(
+        &self,
+        span: Option<IdSpan<'_>>,
+        after: Option<(&str, i64)>,
+        limit: i64,
+    ) -> Result<Vec<Entry>> {
+        // Seqs start at 1: (first, 0) precedes the span's first entry.
+        let start = span.map_or(("", 0), |s| (s.first, 0));
+        let (from_id, from_seq) = after.unwrap_or(start);
+        let sql = format!(
+            "select {ENTRY_COLUMNS} from entries e where (e.institution_id, e.seq) > ($1, $2){} \
+             order by e.institution_id, e.seq limit $3",
+            within(span, "and", "e.institution_id", 4)
+        );
         on_pool!(self, |pool| {
-            let found: Vec<EntryRow> = sqlx::query_as(&format!(
-                "select {ENTRY_COLUMNS} from entries e where (e.institution_id, e.seq) > ($1, $2) \
-                 order by e.institution_id, e.seq limit $3"
-            ))
-            .bind(from_id)
-            .bind(from_seq)
-            .bind(limit)
+            let found: Vec<EntryRow> = bind_span!(
+                sqlx::query_as(&sql)
+                    .bind(from_id)
+                    .bind(from_seq)
+                    .bind(limit),
+                span
+            )
             .fetch_all(pool)
             .await?;
             let Some(last) = found.last() else {

@@ -3,7 +3,7 @@
 //! of the trail, numbered after the last one the caller saw, so of two
 //! racing answers exactly one is written (the other meets the primary key).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -11,8 +11,9 @@ use crate::domain::chain::{freeze_digest, lesson_digest, lesson_event_digest, le
 use crate::domain::error::LedgerError;
 use crate::domain::ids::{EnrollmentId, InstitutionId};
 use crate::domain::lessons::{Lesson, LessonEvent, LessonRecord, LessonState};
+use crate::store::bulk::within;
 use crate::store::rows::corrupt_as;
-use crate::store::{DbTime, Result, Store, StoreError};
+use crate::store::{DbTime, IdSpan, Result, Store, StoreError};
 
 const LESSON_COLUMNS: &str = "select institution_id, lesson_id, enrollment_id, \
     cast(hours as bigint) as hours, occurred_on, recorded_by, recorded_at, answer_by from lessons";
@@ -43,6 +44,14 @@ impl TryFrom<LessonRow> for LessonRecord {
             answer_by: r.answer_by,
         })
     }
+}
+
+/// A row with the institution it belongs to, for reads across many.
+#[derive(sqlx::FromRow)]
+struct OfInstitution<T> {
+    institution_id: String,
+    #[sqlx(flatten)]
+    row: T,
 }
 
 #[derive(sqlx::FromRow)]
@@ -248,6 +257,53 @@ impl Store {
         .fetch_all(pool)
         .await?);
         self.with_trails(rows).await
+    }
+
+    /// Every institution's lesson records (of a span, or all), each with
+    /// its trail, by institution, in the order recorded: [`Store::lessons`]
+    /// of many institutions in two queries.
+    pub async fn lessons_in(
+        &self,
+        span: Option<IdSpan<'_>>,
+    ) -> Result<HashMap<String, Vec<Lesson>>> {
+        let records_sql = format!(
+            "{LESSON_COLUMNS}{} order by institution_id, recorded_at, lesson_id",
+            within(span, "where", "institution_id", 1)
+        );
+        let events_sql = format!(
+            "select institution_id, lesson_id, cast(seq as bigint) as seq, at, on_day, actor, \
+               state, reason from lesson_events{} order by institution_id, lesson_id, seq",
+            within(span, "where", "institution_id", 1)
+        );
+        let (rows, events): (Vec<LessonRow>, Vec<OfInstitution<LessonEventRow>>) =
+            on_pool!(self, |pool| (
+                bind_span!(sqlx::query_as(&records_sql), span)
+                    .fetch_all(pool)
+                    .await?,
+                bind_span!(sqlx::query_as(&events_sql), span)
+                    .fetch_all(pool)
+                    .await?,
+            ));
+        let mut trails: BTreeMap<(String, String), Vec<LessonEvent>> = BTreeMap::new();
+        for e in events {
+            let (id, event) = <(String, LessonEvent)>::try_from(e.row)?;
+            trails
+                .entry((e.institution_id, id))
+                .or_default()
+                .push(event);
+        }
+        let mut all: HashMap<String, Vec<Lesson>> = HashMap::new();
+        for r in rows {
+            let institution = r.institution_id.clone();
+            let record = LessonRecord::try_from(r)?;
+            let trail = trails
+                .remove(&(institution.clone(), record.id.clone()))
+                .unwrap_or_default();
+            all.entry(institution)
+                .or_default()
+                .push(Lesson { record, trail });
+        }
+        Ok(all)
     }
 
     /// Records nobody has answered yet, of every institution: what the

@@ -12,8 +12,9 @@ use crate::domain::error::LedgerError;
 use crate::domain::ids::InstitutionId;
 use crate::domain::policy::RulePack;
 use crate::domain::registry::{Enrollment, Institution, Jurisdiction};
+use crate::store::bulk::within;
 use crate::store::rows::{self, EnrollmentRow, InstitutionRow, RulePackRow};
-use crate::store::{DbTime, Result, Store, StoreError};
+use crate::store::{DbTime, IdSpan, Result, Store, StoreError};
 
 /// Whether `e` is the database refusing a row for breaking a constraint of
 /// `kind` (the same on both dialects).
@@ -278,13 +279,17 @@ impl Store {
         rows::convert(found)
     }
 
-    /// Every institution's enrollments, by institution and id.
-    pub async fn enrollments_all(&self) -> Result<Vec<Enrollment>> {
-        let found: Vec<EnrollmentRow> = on_pool!(self, |pool| sqlx::query_as(
-            "select * from enrollments order by institution_id, enrollment_id"
-        )
-        .fetch_all(pool)
-        .await?);
+    /// Every institution's enrollments (of a span, or all), by institution
+    /// and id.
+    pub async fn enrollments_in(&self, span: Option<IdSpan<'_>>) -> Result<Vec<Enrollment>> {
+        let sql = format!(
+            "select * from enrollments{} order by institution_id, enrollment_id",
+            within(span, "where", "institution_id", 1)
+        );
+        let found: Vec<EnrollmentRow> =
+            on_pool!(self, |pool| bind_span!(sqlx::query_as(&sql), span)
+                .fetch_all(pool)
+                .await?);
         rows::convert(found)
     }
 }

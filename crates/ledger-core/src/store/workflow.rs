@@ -11,8 +11,9 @@ use crate::domain::chain::{payee_digest, refund_digest};
 use crate::domain::error::LedgerError;
 use crate::domain::ids::{EnrollmentId, InstitutionId, RefundId};
 use crate::domain::refunds::{OutboxItem, OutboxState, Payee, Refund, RefundEvent, RefundState};
+use crate::store::bulk::within;
 use crate::store::rows::corrupt_as;
-use crate::store::{DbTime, Result, Store, StoreError};
+use crate::store::{DbTime, IdSpan, Result, Store, StoreError};
 
 macro_rules! refund_event {
     ($tx:ident, $now:ident, $institution:expr, $refund:expr, $actor:expr, $state:expr, $detail:expr) => {{
@@ -254,6 +255,18 @@ impl Store {
         let rows: Vec<RefundRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(i)
             .bind(st)
+            .fetch_all(pool)
+            .await?);
+        crate::store::rows::convert(rows)
+    }
+
+    /// Every refund (of a span's institutions, or all), oldest first.
+    pub async fn refunds_in(&self, span: Option<IdSpan<'_>>) -> Result<Vec<Refund>> {
+        let sql = format!(
+            "{REFUND_COLUMNS}{} order by requested_on, institution_id, refund_id",
+            within(span, "where", "institution_id", 1)
+        );
+        let rows: Vec<RefundRow> = on_pool!(self, |pool| bind_span!(sqlx::query_as(&sql), span)
             .fetch_all(pool)
             .await?);
         crate::store::rows::convert(rows)
