@@ -554,6 +554,28 @@ fn each_signal_fires_on_the_first_day_its_evidence_allows_and_not_the_day_before
             before: Some(Yellow),
         },
         Case {
+            name: "three families left unanswered at once: refunds refused by silence",
+            // Answers due 8, 10 and 14 September (5 working days each); the
+            // third is overdue on the 15th, long before any is due for
+            // payment (29 September at the earliest).
+            first_day: "2026-09-15",
+            mutate: |i| {
+                for (n, on) in [(7, "2026-09-01"), (8, "2026-09-03"), (9, "2026-09-07")] {
+                    i.refund_requests.push(RefundRequest {
+                        enrollment: EnrollmentId::parse(format!("E-{n}")).unwrap(),
+                        amount_minor: 80_000,
+                        requested_on: d(on),
+                        approved_on: None,
+                        paid_on: None,
+                        entry: None,
+                    })
+                }
+            },
+            kind: SignalKind::RefundBacklog,
+            severity: Red,
+            before: Some(Yellow),
+        },
+        Case {
             name: "a flagged charge above the amount cap",
             first_day: "2026-10-15",
             mutate: |i| {
@@ -1211,6 +1233,50 @@ fn two_independent_yellow_signs_at_once_escalate_to_red_with_both_in_the_evidenc
         name: "escalation_min_signs",
         value: 2
     }));
+}
+
+#[test]
+fn refunds_refused_by_silence_say_how_many_families_wait_and_the_rule() {
+    let mut input = healthy(d("2026-09-15"));
+    for (n, on) in [(7, "2026-09-01"), (8, "2026-09-03"), (9, "2026-09-07")] {
+        input.refund_requests.push(RefundRequest {
+            enrollment: EnrollmentId::parse(format!("E-{n}")).unwrap(),
+            amount_minor: 80_000,
+            requested_on: d(on),
+            approved_on: None,
+            paid_on: None,
+            entry: None,
+        });
+    }
+    let a = evaluate(&input);
+    let s = only(&a);
+    assert_eq!(
+        s.summary,
+        "3 refunds unanswered past 5 working days (2,400.00, oldest requested 2026-09-01); \
+         rule: 3 or more unanswered at once are refunds refused by silence"
+    );
+    assert_eq!(s.severity, Severity::Red);
+    assert!(s.evidence.contains(&Evidence::Rule {
+        name: "refund_unanswered_red_count",
+        value: 3
+    }));
+    let overdue = s
+        .evidence
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Evidence::Refund {
+                    overdue: "unanswered",
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(overdue, 3, "each family's request is evidence");
+    // A bureau that sets no count keeps them yellow.
+    input.rules.params.refund_unanswered_red_count = None;
+    assert_eq!(only(&evaluate(&input)).severity, Severity::Yellow);
 }
 
 #[test]

@@ -192,6 +192,11 @@ pub struct RuleParams {
     /// different kinds among the leading ones) make a red escalation.
     #[serde(default)]
     pub escalation_min_signs: Option<u32>,
+    /// Refund backlog: this many requests, each from a family, unanswered
+    /// past `refund_answer_working_days` at once are red, not yellow: one
+    /// can be a slip of the office, several are refunds refused by silence.
+    #[serde(default)]
+    pub refund_unanswered_red_count: Option<u32>,
 }
 
 impl RuleParams {
@@ -260,6 +265,7 @@ impl RuleParams {
             liability_peer_low_pct: Some(40),
             peer_min_count: Some(5),
             escalation_min_signs: Some(2),
+            refund_unanswered_red_count: Some(3),
         }
     }
 
@@ -324,7 +330,8 @@ impl RuleParams {
             liability_months_max_bp,
             liability_peer_low_pct,
             peer_min_count,
-            escalation_min_signs
+            escalation_min_signs,
+            refund_unanswered_red_count
         );
         if child.holidays.is_some() {
             self.holidays.clone_from(&child.holidays);
@@ -424,6 +431,9 @@ impl RuleParams {
         }
         if matches!(self.escalation_min_signs, Some(n) if n < 2) {
             return Err(bad("escalation_min_signs must be at least 2"));
+        }
+        if matches!(self.refund_unanswered_red_count, Some(n) if n < 2 || n > 1_000) {
+            return Err(bad("refund_unanswered_red_count must be 2 to 1000"));
         }
         if matches!(self.deposit_topup_grace_days, Some(d) if d > 366) {
             return Err(bad("deposit_topup_grace_days must be 0 to 366"));
@@ -982,5 +992,14 @@ mod tests {
             },
             "min_balance_fixed_minor must be positive",
         );
+        for n in [1, 1_001] {
+            check(
+                RuleParams {
+                    refund_unanswered_red_count: Some(n),
+                    ..Default::default()
+                },
+                "refund_unanswered_red_count must be 2 to 1000",
+            );
+        }
     }
 }

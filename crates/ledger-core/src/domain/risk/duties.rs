@@ -11,7 +11,8 @@ use crate::domain::risk::{
 
 /// Refund requests unanswered past `refund_answer_working_days` (yellow:
 /// the institution is then deemed to agree) and approved (or deemed
-/// agreed) refunds unpaid past `refund_pay_working_days` (red). Working
+/// agreed) refunds unpaid past `refund_pay_working_days` (red), and red
+/// too once `refund_unanswered_red_count` requests are unanswered. Working
 /// days follow the rule pack's holiday calendar; a deadline day is still
 /// in time, the day after it is overdue.
 pub(super) fn refund_backlog(ctx: &Ctx, out: &mut Out) {
@@ -86,9 +87,21 @@ pub(super) fn refund_backlog(ctx: &Ctx, out: &mut Out) {
     });
     evidence.push(rule("refund_answer_working_days", answer_days));
     evidence.push(rule("refund_pay_working_days", pay_days));
+    // Several families unanswered at once are refunds refused by silence,
+    // not a slip of the office.
+    let refused = ctx
+        .p
+        .refund_unanswered_red_count
+        .filter(|n| unanswered.len() >= *n as usize);
+    if let Some(n) = refused {
+        evidence.push(rule("refund_unanswered_red_count", n));
+        sentences.push(format!(
+            "rule: {n} or more unanswered at once are refunds refused by silence"
+        ));
+    }
     out.signal(
         kind,
-        if unpaid.is_empty() {
+        if unpaid.is_empty() && refused.is_none() {
             Severity::Yellow
         } else {
             Severity::Red
