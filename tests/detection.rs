@@ -26,17 +26,16 @@ async fn a_small_county_has_its_run_offs_red_a_month_ahead_and_its_healthy_left_
     let (store, clock) = simulate::open(&url, &options).await.unwrap();
     let report = simulate::run(&store, &clock, &options).await.unwrap();
     let table = report.markdown();
-    // Recall: each run-off red before its collapse; three of the four a
-    // month ahead or more (this seed's unpaid refunds show their second sign
-    // 19 days after the first request goes unanswered: 27 days' lead).
+    // Recall: each run-off red a month or more before its collapse (the
+    // aim; on this seed the tightest, the bank falling silent, is 39 days).
     for s in report.runoffs() {
         assert!(
-            s.lead_days().is_some(),
-            "{:?} never red before collapse:\n{table}",
+            s.lead_days().is_some_and(|d| d >= 30),
+            "{:?} not red 30 days before collapse:\n{table}",
             s.pattern
         );
     }
-    assert!(report.caught_with_lead(30) >= 3, "{table}");
+    assert_eq!(report.caught_with_lead(30), 4, "{table}");
     // False alarms: no healthy institution red, none yellow, any day.
     for s in report.healthy() {
         assert_eq!(

@@ -19,7 +19,6 @@ use ledger_core::{Currency, Institution, InstitutionId, JurisdictionCode, Store,
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::reconcile::all_entries;
 use crate::app::{AppError, AppResult};
 
 fn account_key(a: &ledger_core::domain::feeds::BankAccount) -> AccountKey {
@@ -43,41 +42,26 @@ fn risk_events(events: &[EventRow]) -> Vec<InstitutionEvent> {
         .collect()
 }
 
-/// One institution's records, a few queries each.
+/// One institution's records: the set-wise read ([`records_in`]) over its
+/// own span of ids, one query per kind of record (none of them reads
+/// another institution's rows).
 pub async fn records_of(
     store: &Store,
     institution: &Institution,
     as_of: NaiveDate,
 ) -> AppResult<Records> {
-    let mut accounts = Vec::new();
-    let registered = store
-        .account_registrations(Some(IdSpan::one(&institution.id)))
-        .await?;
-    for account in store.supervised_accounts(&institution.id).await? {
-        let statements = store.statement_lines(&account).await?;
-        let registered_on = registered.get(&account_key(&account)).copied();
-        accounts.push(AccountRecords {
-            account,
-            statements,
-            registered_on,
-        });
-    }
-    let mut refunds = Vec::new();
-    for r in store.refunds(Some(&institution.id), None).await? {
-        let trail = store.refund_trail(&r.institution, r.id.as_str()).await?;
-        refunds.push((r, trail));
-    }
-    Ok(Records {
-        institution: institution.clone(),
-        entries: all_entries(store, &institution.id).await?,
-        accounts,
-        enrollments: store.enrollments(&institution.id).await?,
-        refunds,
-        events: risk_events(&store.events(&institution.id).await?),
-        rules: store.rules_for(institution, as_of).await?,
-        lessons: store.lessons(&institution.id, None).await?,
-        release_asks: release_asks(store, institution).await?,
-    })
+    let span = IdSpan::one(&institution.id);
+    let mut records = records_in(
+        store,
+        vec![institution.clone()],
+        Some(span),
+        as_of,
+        Kinds::All,
+    )
+    .await?;
+    records
+        .pop()
+        .ok_or_else(|| AppError::Store(StoreError::Corrupt("no records read".into())))
 }
 
 /// The records of every institution given, set-wise: one query per kind
@@ -202,20 +186,6 @@ pub async fn records_in(
         }
     }
     Ok(records)
-}
-
-/// An institution's manual release requests, as the risk engine reads them.
-async fn release_asks(
-    store: &Store,
-    institution: &Institution,
-) -> AppResult<Vec<ledger_core::domain::risk::ReleaseAsk>> {
-    Ok(store
-        .approvals(None, false)
-        .await?
-        .iter()
-        .filter(|a| a.institution.as_ref() == Some(&institution.id))
-        .filter_map(|a| crate::app::approvals::release_ask(a, institution.currency))
-        .collect())
 }
 
 /// The snapshot of one institution on one day, from its records.
