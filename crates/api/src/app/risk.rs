@@ -198,8 +198,8 @@ pub fn snapshot(records: &Records, as_of: NaiveDate) -> AppResult<RiskInput> {
     })
 }
 
-/// Beyond this many institutions a scan loads set-wise: a few queries for
-/// the whole store instead of a dozen per institution.
+/// Beyond this many institutions a scan loads set-wise: one query per kind
+/// of record for a span of institutions instead of one per kind for each.
 pub const SET_WISE_FROM: usize = 50;
 
 /// Institutions of the store a streamed scan loads at a time: their
