@@ -192,9 +192,9 @@ pub struct RuleParams {
     /// different kinds among the leading ones) make a red escalation.
     #[serde(default)]
     pub escalation_min_signs: Option<u32>,
-    /// Refund backlog: this many requests, each from a family, unanswered
-    /// past `refund_answer_working_days` at once are red, not yellow: one
-    /// can be a slip of the office, several are refunds refused by silence.
+    /// Refund backlog: this many families' refund requests unanswered past
+    /// `refund_answer_working_days` at once are red, not yellow: one can be
+    /// a slip of the office, several are refunds refused by silence.
     #[serde(default)]
     pub refund_unanswered_red_count: Option<u32>,
 }
