@@ -432,7 +432,7 @@ impl RuleParams {
         if matches!(self.escalation_min_signs, Some(n) if n < 2) {
             return Err(bad("escalation_min_signs must be at least 2"));
         }
-        if matches!(self.refund_unanswered_red_count, Some(n) if n < 2 || n > 1_000) {
+        if matches!(self.refund_unanswered_red_count, Some(n) if !(2..=1_000).contains(&n)) {
             return Err(bad("refund_unanswered_red_count must be 2 to 1000"));
         }
         if matches!(self.deposit_topup_grace_days, Some(d) if d > 366) {
