@@ -62,6 +62,10 @@ pub struct HttpArgs {
     /// "overview while payments arrive" phase.
     #[arg(long, default_value_t = 50)]
     pub overview_writes: u64,
+    /// Payments per second a writer posts during the "balances while
+    /// posting" phase (as many as it manages, one at a time, below that).
+    #[arg(long, default_value_t = 200)]
+    pub posting_writes: u64,
     /// Group commit: requests per transaction at most.
     #[arg(long)]
     pub max_batch: Option<usize>,
@@ -385,9 +389,11 @@ impl From<&String> for Auth {
 /// A writer posting `per_second` single payments to the county's "BD"
 /// institutions (directly, as a bank's batch job would) until stopped, on
 /// a thread and runtime of its own (so that the load generator's tasks do
-/// not starve it), and how many it wrote.
+/// not starve it), and how many it wrote. `tag` begins the payments'
+/// client ids, so that two phases never post the same one.
 fn paced_payments(
     store: &Store,
+    tag: &'static str,
     per_second: u64,
     institutions: usize,
 ) -> (
@@ -419,7 +425,7 @@ fn paced_payments(
                 let Ok(request) = (|| -> anyhow::Result<Request> {
                     Ok(Request {
                         institution: InstitutionId::parse(institution)?,
-                        client_id: ClientId::parse(format!("ow-{n}"))?,
+                        client_id: ClientId::parse(format!("{tag}-{n}"))?,
                         currency: Currency::Cny,
                         occurred_at: Utc::now(),
                         external_ref: None,
@@ -529,6 +535,29 @@ pub async fn run(args: HttpArgs, url: &str) -> anyhow::Result<()> {
     )
     .await?;
     row("balances, as fast as answered", &open);
+    // The paced balances again while payments are being posted: the
+    // institution's page a family or a bank looks at during a busy day.
+    let (writes, written) = paced_payments(&store, "bw", args.posting_writes, args.institutions);
+    let posting = load(
+        &base,
+        &token,
+        &institutions,
+        args.clients,
+        args.seconds,
+        Some(pace),
+    )
+    .await?;
+    writes.store(true, std::sync::atomic::Ordering::Relaxed);
+    row(
+        &format!(
+            "balances, paced at {}/s, while payments are posted ({} written in {} s, aimed at {}/s)",
+            args.rate,
+            written.load(std::sync::atomic::Ordering::Relaxed),
+            args.seconds,
+            args.posting_writes
+        ),
+        &posting,
+    );
     let ov = load(&base, &token, &overview, args.clients, args.seconds, None).await?;
     let county = store.institutions().await?.len();
     row(
@@ -538,7 +567,7 @@ pub async fn run(args: HttpArgs, url: &str) -> anyhow::Result<()> {
     // The same while a bank pushes payments to the county: every payment
     // changes the county's figures, so the pages kept are read afresh
     // after each.
-    let (writes, written) = paced_payments(&store, args.overview_writes, args.institutions);
+    let (writes, written) = paced_payments(&store, "ow", args.overview_writes, args.institutions);
     let busy = load(&base, &token, &overview, args.clients, args.seconds, None).await?;
     writes.store(true, std::sync::atomic::Ordering::Relaxed);
     row(
