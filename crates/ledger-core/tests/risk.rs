@@ -559,18 +559,7 @@ fn each_signal_fires_on_the_first_day_its_evidence_allows_and_not_the_day_before
             // third is overdue on the 15th, long before any is due for
             // payment (29 September at the earliest).
             first_day: "2026-09-15",
-            mutate: |i| {
-                for (n, on) in [(7, "2026-09-01"), (8, "2026-09-03"), (9, "2026-09-07")] {
-                    i.refund_requests.push(RefundRequest {
-                        enrollment: EnrollmentId::parse(format!("E-{n}")).unwrap(),
-                        amount_minor: 80_000,
-                        requested_on: d(on),
-                        approved_on: None,
-                        paid_on: None,
-                        entry: None,
-                    })
-                }
-            },
+            mutate: three_families_unanswered,
             kind: SignalKind::RefundBacklog,
             severity: Red,
             before: Some(Yellow),
@@ -1235,9 +1224,9 @@ fn two_independent_yellow_signs_at_once_escalate_to_red_with_both_in_the_evidenc
     }));
 }
 
-#[test]
-fn refunds_refused_by_silence_say_how_many_families_wait_and_the_rule() {
-    let mut input = healthy(d("2026-09-15"));
+/// Three families ask for refunds on 1, 3 and 7 September and nobody
+/// answers (5 working days each: due 8, 10 and 14 September).
+fn three_families_unanswered(input: &mut RiskInput) {
     for (n, on) in [(7, "2026-09-01"), (8, "2026-09-03"), (9, "2026-09-07")] {
         input.refund_requests.push(RefundRequest {
             enrollment: EnrollmentId::parse(format!("E-{n}")).unwrap(),
@@ -1248,6 +1237,12 @@ fn refunds_refused_by_silence_say_how_many_families_wait_and_the_rule() {
             entry: None,
         });
     }
+}
+
+#[test]
+fn refunds_refused_by_silence_say_how_many_families_wait_and_the_rule() {
+    let mut input = healthy(d("2026-09-15"));
+    three_families_unanswered(&mut input);
     let a = evaluate(&input);
     let s = only(&a);
     assert_eq!(

@@ -610,13 +610,14 @@ pub async fn run(args: HttpArgs, url: &str) -> anyhow::Result<()> {
     )
     .await?;
     let session = api::app::officers::sign_in(&store, login, password).await?;
+    let signed_in = Auth::Cookie(format!(
+        "{}={}",
+        api::console::SESSION_COOKIE,
+        session.session_id
+    ));
     let page = load(
         &base,
-        Auth::Cookie(format!(
-            "{}={}",
-            api::console::SESSION_COOKIE,
-            session.session_id
-        )),
+        signed_in.clone(),
         &["/overview".to_string()],
         args.clients,
         args.seconds,
@@ -629,11 +630,7 @@ pub async fn run(args: HttpArgs, url: &str) -> anyhow::Result<()> {
     );
     let paced_page = load(
         &base,
-        Auth::Cookie(format!(
-            "{}={}",
-            api::console::SESSION_COOKIE,
-            session.session_id
-        )),
+        signed_in.clone(),
         &["/overview".to_string()],
         args.clients,
         args.seconds,
