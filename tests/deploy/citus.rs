@@ -1,12 +1,19 @@
 //! Ready to shard by institution (deploy/citus/): the statements the hot
 //! path runs — a payment posted over HTTP, the balances and the entries
-//! read — are captured from a real PostgreSQL (a scratch cluster with
-//! `pg_stat_statements`), and each one that touches a distributed table
-//! (one whose primary key leads with `institution_id`) must filter one
-//! institution by equality (`institution_id = $n`), or insert rows of the
-//! one institution bound as a parameter, so that Citus routes it to one
-//! shard; the reads' generic plans must find that institution through an
-//! index. There are no exceptions: a statement of any other shape fails.
+//! read, a batch over two institutions — are captured from a real
+//! PostgreSQL (a scratch cluster with `pg_stat_statements`), and each one
+//! that touches a distributed table (one whose primary key leads with
+//! `institution_id`) must filter one institution by equality
+//! (`institution_id = $n`), or insert rows of the one institution bound as
+//! a parameter, so that Citus routes it to one shard; the reads' generic
+//! plans must find that institution through an index. There are no
+//! exceptions: a statement of any other shape fails.
+//!
+//! The service and the CLI are told to write as on a sharded server
+//! (`ESCROW_BATCH_STATEMENTS=per-institution`, what they pick by themselves
+//! where the `citus` extension is installed); on one server a batch over
+//! several institutions is written set-wise, statements the rule does not
+//! allow.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -60,7 +67,7 @@ async fn the_hot_statements_filter_one_institution_by_equality_through_its_index
     let (platform, officer) = (token_for("platform"), token_for("officer"));
     let served = serve(
         &["--database-url", &url, "serve", "--listen", "127.0.0.1:0"],
-        &[],
+        &[("ESCROW_BATCH_STATEMENTS", "per-institution")],
     );
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -74,6 +81,20 @@ async fn the_hot_statements_filter_one_institution_by_equality_through_its_index
         .json(&serde_json::json!({"id": "E-CITUS", "student_ref": "S-C",
             "hours_bought": 40, "price": "4000.00",
             "course_start": "2026-09-01", "course_end": "2026-11-30"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(enrolled.status(), reqwest::StatusCode::CREATED);
+    let other = format!("http://{}/v1/institutions/INS-410922-002", served.addr);
+    let enrolled = client
+        .post(format!("{other}/enrollments"))
+        .bearer_auth(&platform)
+        .header("Idempotency-Key", "citus-enr-2")
+        .json(
+            &serde_json::json!({"id": "E-CITUS-2", "student_ref": "S-C2",
+            "hours_bought": 40, "price": "4000.00",
+            "course_start": "2026-09-01", "course_end": "2026-11-30"}),
+        )
         .send()
         .await
         .unwrap();
@@ -102,6 +123,26 @@ async fn the_hot_statements_filter_one_institution_by_equality_through_its_index
             assert_eq!(r.status(), reqwest::StatusCode::OK);
         }
     }
+    // A batch over two institutions (a feed job's), which one server
+    // writes set-wise but for the setting.
+    let batch = client
+        .post(format!("http://{}/v1/batches", served.addr))
+        .bearer_auth(&platform)
+        .header("Idempotency-Key", "citus-batch")
+        .json(&serde_json::json!({"items": [
+            {"institution": INSTITUTION, "client_id": "citus-b1", "op": "pay_tuition",
+             "enrollment": "E-CITUS", "amount": "1.00", "occurred_at": "2026-09-01T10:00:00Z"},
+            {"institution": "INS-410922-002", "client_id": "citus-b2", "op": "pay_tuition",
+             "enrollment": "E-CITUS-2", "amount": "1.00", "occurred_at": "2026-09-01T10:00:00Z"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        batch.status(),
+        reqwest::StatusCode::CREATED,
+        "{:?}",
+        batch.text().await
+    );
     assert!(served.terminate().success());
 
     let distributed: BTreeSet<String> = sqlx::query_scalar(

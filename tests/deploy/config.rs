@@ -435,3 +435,32 @@ fn the_otlp_endpoint_comes_from_the_file_or_either_variable_and_a_bad_one_is_ref
         );
     }
 }
+
+#[test]
+fn batch_statements_come_from_the_environment_and_a_bad_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = good_file(dir.path());
+    let out = run(
+        &["config", "check", &file],
+        &[("ESCROW_BATCH_STATEMENTS", "per-institution")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let line = line(&text, "batch_statements");
+    assert!(
+        line.contains("\"per-institution\"") && line.ends_with("# ESCROW_BATCH_STATEMENTS"),
+        "{line}"
+    );
+    let out = run(
+        &["config", "check", &file],
+        &[("ESCROW_BATCH_STATEMENTS", "sharded")],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("ESCROW_BATCH_STATEMENTS: key database.batch_statements")
+            && err.contains("set-wise")
+            && err.contains("per-institution"),
+        "{err}"
+    );
+}

@@ -31,8 +31,13 @@ pub mod webhooks;
 
 pub use error::{AppError, AppResult, Kind};
 
-/// Opens the store at `url` and brings its schema up to date.
-pub async fn open_store(url: &str) -> AppResult<ledger_core::Store> {
+/// Opens the store at `url` and brings its schema up to date; its batches
+/// are written the way `statements` says, or as the server calls for
+/// (`Store::connect`) when it says nothing.
+pub async fn open_store(
+    url: &str,
+    statements: Option<ledger_core::store::BatchStatements>,
+) -> AppResult<ledger_core::Store> {
     let unavailable = |what: String| AppError::Unavailable {
         code: "database_unavailable",
         detail: what,
@@ -47,7 +52,10 @@ pub async fn open_store(url: &str) -> AppResult<ledger_core::Store> {
         .migrate()
         .await
         .map_err(|e| unavailable(format!("cannot migrate the database: {e}")))?;
-    Ok(store)
+    Ok(match statements {
+        Some(statements) => store.with_batch_statements(statements),
+        None => store,
+    })
 }
 
 /// A URL as it may be shown: its password (if any) replaced by stars.

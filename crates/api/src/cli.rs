@@ -402,8 +402,8 @@ async fn simulate(
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn open(url: &str) -> anyhow::Result<Store> {
-    Ok(crate::app::open_store(url).await?)
+pub async fn open(url: &str, settings: &crate::config::Settings) -> anyhow::Result<Store> {
+    Ok(crate::app::open_store(url, settings.database.batch_statements).await?)
 }
 
 /// Where `serve` and `jobs` send their traces (`telemetry.otlp_endpoint`),
@@ -449,11 +449,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Migrate => {
-            open(url).await?;
+            open(url, &config.settings).await?;
             println!("database at {database} is migrated");
         }
         Command::Demo { json } => {
-            let store = open(url).await?;
+            let store = open(url, &config.settings).await?;
             demo::build(&store).await?;
             report::summary(&store, None, json).await?;
             if !json {
@@ -469,7 +469,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             at,
             json,
         } => {
-            let store = open(url).await?;
+            let store = open(url, &config.settings).await?;
             match institution {
                 Some(id) => {
                     let id = InstitutionId::parse(id)?;
@@ -479,7 +479,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Journal { institution } => {
-            let store = open(url).await?;
+            let store = open(url, &config.settings).await?;
             let institution = store
                 .institution(&InstitutionId::parse(&institution)?)
                 .await?;
@@ -489,7 +489,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Post { file, json } => {
-            let store = open(url).await?;
+            let store = open(url, &config.settings).await?;
             return post(&store, &file, json).await;
         }
         Command::Verify {
@@ -497,7 +497,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             checkpoint,
             public_key,
         } => {
-            let store = open(url).await?;
+            let store = open(url, &config.settings).await?;
             let given = checkpoint.as_deref().zip(public_key.as_deref());
             return attest::verify(&store, given, json).await;
         }
@@ -505,12 +505,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return match (args.what, args.key) {
                 (Some(attest::AttestCommand::Keygen { out }), _) => attest::keygen(&out),
                 (None, Some(key)) => {
-                    let store = open(url).await?;
+                    let store = open(url, &config.settings).await?;
                     attest::attest(&store, &key, args.out.as_deref()).await
                 }
                 (None, None) if config.settings.attest.key_file.is_some() => {
                     let key = config.settings.attest.key_file.clone().unwrap_or_default();
-                    let store = open(url).await?;
+                    let store = open(url, &config.settings).await?;
                     attest::attest(&store, &key, args.out.as_deref()).await
                 }
                 (None, None) => {
@@ -534,7 +534,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 JobArg::jobs(&only)
             };
-            let store = open(url).await?;
+            let store = open(url, &config.settings).await?;
             let banks = match banks.or_else(|| config.settings.banks.file.clone()) {
                 Some(path) => BankDirectory::load(&path)?,
                 None => BankDirectory::default(),
@@ -561,19 +561,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Officer { what } => {
-            let store = open(url).await?;
+            let store = open(url, &config.settings).await?;
             return crate::cli::officer::run(&store, what).await;
         }
         Command::Webhook { what } => {
-            let store = open(url).await?;
+            let store = open(url, &config.settings).await?;
             return crate::cli::webhook::run(&store, what).await;
         }
         Command::Token { what } => {
-            let store = open(url).await?;
+            let store = open(url, &config.settings).await?;
             return crate::token::run(&store, what).await;
         }
         Command::Jurisdiction { what } => {
-            let store = open(url).await?;
+            let store = open(url, &config.settings).await?;
             match what {
                 JurisdictionCommand::Add { code, name, parent } => {
                     let new = crate::app::jurisdictions::NewJurisdiction {
@@ -634,7 +634,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     retries,
                     mapping,
                 } => {
-                    let store = open(url).await?;
+                    let store = open(url, &config.settings).await?;
                     let pull = feed::Pull {
                         bank,
                         url: bank_url,
@@ -655,7 +655,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     encoding,
                     json,
                 } => {
-                    let store = open(url).await?;
+                    let store = open(url, &config.settings).await?;
                     feed::ingest(&store, &bank, files, format, mapping, encoding, json).await
                 }
             };
@@ -666,7 +666,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             record,
             json,
         } => {
-            let store = open(url).await?;
+            let store = open(url, &config.settings).await?;
             return if record {
                 reconcile::record(&store, institution, date, json).await
             } else {
@@ -680,11 +680,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             fail_on,
         } => {
-            let store = open(url).await?;
+            let store = open(url, &config.settings).await?;
             return risk::run_and_record(&store, jurisdiction, as_of, json, record, fail_on).await;
         }
         Command::Suggestion { what } => {
-            let store = open(url).await?;
+            let store = open(url, &config.settings).await?;
             let (institution, match_id, actor, comment, confirm) = match what {
                 SuggestionCommand::List { institution } => {
                     let id = InstitutionId::parse(institution)?;
@@ -721,11 +721,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Alert { what } => {
-            let store = open(url).await?;
+            let store = open(url, &config.settings).await?;
             return alerts::run(&store, what).await;
         }
         Command::Bank { what } => {
-            let store = open(url).await?;
+            let store = open(url, &config.settings).await?;
             return feed::bank(&store, what).await;
         }
     }

@@ -27,6 +27,7 @@ pub const ENV: &[(&str, &str)] = &[
     ("ESCROW_DATABASE_PASSWORD", "database.password"),
     ("ESCROW_DATABASE_PASSWORD_FILE", "database.password_file"),
     ("ESCROW_READ_DATABASE_URL", "database.read_url"),
+    ("ESCROW_BATCH_STATEMENTS", "database.batch_statements"),
     ("ESCROW_LISTEN", "http.listen"),
     ("ESCROW_REQUEST_TIMEOUT_SECS", "http.request_timeout_secs"),
     ("ESCROW_MAX_BODY_BYTES", "http.max_body_bytes"),
@@ -210,6 +211,11 @@ pub struct Database {
     /// overview, balances, entries, risk, alerts, the console's overview,
     /// the public lists. Same user and password as `url`. Writes always go to `url`.
     pub read_url: Option<String>,
+    /// PostgreSQL: how a batch's statements address its institutions,
+    /// `set-wise` (one server) or `per-institution` (a sharded server).
+    /// Unset: found at start, `per-institution` where the `citus`
+    /// extension is installed.
+    pub batch_statements: Option<ledger_core::store::BatchStatements>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -143,7 +143,7 @@ pub async fn run(
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let url = database.expose();
-    let store = crate::app::open_store(url).await?;
+    let store = crate::app::open_store(url, config.database.batch_statements).await?;
     // The replica is a standby: connected to, never migrated (the primary's
     // migrations reach it by replication).
     let reads = match read_replica {

@@ -137,6 +137,7 @@ mod ledger;
 mod lessons;
 mod notices;
 mod officers;
+mod pg_setwise;
 mod postgres;
 mod recon;
 mod registry;
@@ -161,6 +162,7 @@ use crate::domain::error::LedgerError;
 use crate::domain::registry::Institution;
 
 pub use access::{AuditRecord, KeptAnswer, TokenRecord};
+pub use batch::BatchStatements;
 pub(crate) use batch::{
     run_batch, run_batch_each, BatchOn, BatchTx, Chains, Changes, LockedInstitution,
 };
@@ -249,6 +251,8 @@ pub struct Pooled<DB: sqlx::Database> {
     /// Where [`Store::execute`] sends single requests, when a service
     /// gathers them into shared transactions (group commit).
     writer: Option<Arc<dyn SingleWriter>>,
+    /// How a batch's statements address its institutions (PostgreSQL).
+    statements: BatchStatements,
 }
 
 impl<DB: sqlx::Database> Clone for Pooled<DB> {
@@ -257,6 +261,7 @@ impl<DB: sqlx::Database> Clone for Pooled<DB> {
             pool: self.pool.clone(),
             clock: self.clock.clone(),
             writer: self.writer.clone(),
+            statements: self.statements,
         }
     }
 }
@@ -278,11 +283,25 @@ impl<DB: sqlx::Database> Pooled<DB> {
             pool,
             clock,
             writer: None,
+            statements: BatchStatements::default(),
         }
     }
 
     pub fn pool(&self) -> &sqlx::Pool<DB> {
         &self.pool
+    }
+
+    /// How this store's batches address their institutions.
+    pub fn batch_statements(&self) -> BatchStatements {
+        self.statements
+    }
+
+    /// Writes batches the way given: [`BatchStatements::PerInstitution`]
+    /// for a sharded PostgreSQL (found by itself at connect), or to prove
+    /// both ways on one server.
+    pub fn with_batch_statements(mut self, statements: BatchStatements) -> Self {
+        self.statements = statements;
+        self
     }
 
     pub fn clock(&self) -> &Clock {
@@ -331,6 +350,17 @@ impl Store {
         match self {
             Store::Postgres(s) => Store::Postgres(Pooled { clock, ..s.clone() }),
             Store::Sqlite(s) => Store::Sqlite(s.with_clock(clock)),
+        }
+    }
+
+    /// The same store, its batches on PostgreSQL written the way given
+    /// (found by itself at connect: per institution on a sharded server,
+    /// set-wise otherwise). SQLite's one in-process writer always writes
+    /// per institution, so it is the same store there.
+    pub fn with_batch_statements(self, statements: BatchStatements) -> Store {
+        match self {
+            Store::Postgres(s) => Store::Postgres(s.with_batch_statements(statements)),
+            sqlite => sqlite,
         }
     }
 
@@ -471,9 +501,7 @@ impl Store {
     ) -> Result<crate::domain::policy::ResolvedRules> {
         let jurisdictions = vec![institution.jurisdiction.clone()];
         let (chains, packs) = on_pool!(self, |pool| {
-            let mut read = BatchOn {
-                tx: pool.begin().await?,
-            };
+            let mut read = BatchOn::new(pool.begin().await?, Default::default());
             read.load_rules(&jurisdictions).await?
         });
         let chain = chains

@@ -644,6 +644,13 @@ async fn the_postgres_store_agrees_with_the_model_at_every_step() {
     run_model(Backend::Postgres).await;
 }
 
+/// The statements a sharded server needs (one institution each), on the
+/// same server: the same books.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_store_writing_per_institution_agrees_with_the_model_at_every_step() {
+    run_model(Backend::PostgresPerInstitution).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sqlite_store_agrees_with_the_model_at_every_step() {
     run_model(Backend::Sqlite).await;

@@ -597,7 +597,7 @@ async fn verify_passes_on_sound_books_and_names_a_tampered_entry(db: &TestDb) {
     assert!(refused, "postings are append-only in the database");
     // ... so the tamperer removes the guard first, and verify still finds it.
     match db.backend {
-        Backend::Postgres => {
+        Backend::Postgres | Backend::PostgresPerInstitution => {
             db.raw("alter table postings disable trigger postings_append_only")
                 .await;
             db.raw("update postings set amount_minor = 99999 where institution_id = 'I1' and seq = 2 and leg = 0").await;

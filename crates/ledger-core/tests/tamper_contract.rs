@@ -182,7 +182,7 @@ async fn books(db: &TestDb) -> Heads {
 /// every trigger dropped and foreign keys off.
 async fn as_superuser(db: &TestDb, sql: &str) {
     match db.backend {
-        Backend::Postgres => {
+        Backend::Postgres | Backend::PostgresPerInstitution => {
             let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
             conn.execute(format!("set session_replication_role = replica; {sql}").as_str())
                 .await
@@ -281,7 +281,7 @@ async fn untouched_books_that_grew_since_the_checkpoint_extend_it(db: &TestDb) {
     // The audit log's seqs may skip (a rolled-back request burns one),
     // here past a page of the walk.
     match db.backend {
-        Backend::Postgres => {
+        Backend::Postgres | Backend::PostgresPerInstitution => {
             db.raw("select setval(pg_get_serial_sequence('audit_log', 'seq'), 25000)")
                 .await
         }

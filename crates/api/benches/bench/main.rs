@@ -70,6 +70,23 @@ pub enum BenchCommand {
     },
 }
 
+/// `--per-institution`, for every store the benchmarks open.
+static PER_INSTITUTION: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The store at `url`, writing batches the way `--per-institution` says.
+pub async fn connect(url: &str) -> anyhow::Result<Store> {
+    let store = Store::connect(url).await?;
+    Ok(match store {
+        Store::Postgres(pg) if PER_INSTITUTION.load(std::sync::atomic::Ordering::Relaxed) => {
+            eprintln!("batches written one institution per statement (--per-institution)");
+            Store::Postgres(
+                pg.with_batch_statements(ledger_core::store::BatchStatements::PerInstitution),
+            )
+        }
+        other => other,
+    })
+}
+
 /// A scratch store for a benchmark: schema `name` on PostgreSQL (dropped
 /// and made afresh), a sibling file `<db>.<name>` on SQLite.
 pub async fn scratch(url: &str, name: &str) -> anyhow::Result<Store> {
@@ -98,7 +115,7 @@ pub async fn scratch(url: &str, name: &str) -> anyhow::Result<Store> {
         }
         format!("sqlite://{file}")
     };
-    let store = Store::connect(&url).await?;
+    let store = connect(&url).await?;
     store.migrate().await?;
     Ok(store)
 }
@@ -120,6 +137,10 @@ struct Args {
         default_value = ledger_core::store::DEFAULT_DATABASE_URL
     )]
     database_url: String,
+    /// PostgreSQL: write each batch one institution per statement, as on a
+    /// sharded server (Citus), instead of set-wise: the two side by side.
+    #[arg(long, global = true)]
+    per_institution: bool,
     /// Passed by `cargo bench`; nothing to do with us.
     #[arg(long, global = true, hide = true)]
     bench: bool,
@@ -135,6 +156,7 @@ fn main() -> std::process::ExitCode {
         println!("no benchmark named: cargo bench -p api --bench bench -- --help");
         return std::process::ExitCode::SUCCESS;
     };
+    PER_INSTITUTION.store(args.per_institution, std::sync::atomic::Ordering::Relaxed);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

@@ -118,7 +118,7 @@ pub(crate) async fn scratch(url: &str) -> anyhow::Result<Scratch> {
             format!("sqlite://{}", files[1]),
         )
     };
-    let ledger = Store::connect(&ledger_url).await?;
+    let ledger = super::connect(&ledger_url).await?;
     let baseline = Store::connect(&baseline_url).await?;
     for s in [&ledger, &baseline] {
         s.migrate().await?;

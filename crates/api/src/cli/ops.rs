@@ -86,6 +86,12 @@ pub fn run(what: ConfigCommand) -> anyhow::Result<ExitCode> {
         "database.read_url",
         replica.map_or("(none)".into(), |r| text(&r.to_string())),
     );
+    line(
+        "database.batch_statements",
+        s.database
+            .batch_statements
+            .map_or("(none: found at start)".into(), |b| text(b.code())),
+    );
     if s.database.password.is_some() {
         line("database.password", "\"********\"".into());
     }

@@ -395,9 +395,7 @@ impl Store {
     ) -> Result<(Vec<JurisdictionCode>, Vec<RulePack>)> {
         let jurisdictions = vec![code.clone()];
         let (chains, packs) = on_pool!(self, |pool| {
-            let mut read = BatchOn {
-                tx: pool.begin().await?,
-            };
+            let mut read = BatchOn::new(pool.begin().await?, Default::default());
             read.load_rules(&jurisdictions).await?
         });
         let chain = chains.get(code).cloned().unwrap_or_default();

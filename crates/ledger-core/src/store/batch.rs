@@ -220,6 +220,43 @@ macro_rules! batch_reads {
 /// own.
 pub(crate) struct BatchOn<'a, DB: sqlx::Database> {
     pub tx: sqlx::Transaction<'a, DB>,
+    pub statements: BatchStatements,
+}
+
+impl<'a, DB: sqlx::Database> BatchOn<'a, DB> {
+    pub fn new(tx: sqlx::Transaction<'a, DB>, statements: BatchStatements) -> Self {
+        BatchOn { tx, statements }
+    }
+}
+
+/// How the statements of a batch on PostgreSQL address the institutions
+/// it touches. Either way a batch is one transaction with the same locks,
+/// taken in institution id order, and writes the same rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BatchStatements {
+    /// Each statement covers every institution of the batch at once: about
+    /// ten statements per batch whatever it touches. For one PostgreSQL
+    /// server (the default). Rows of a single institution are still read
+    /// and written with it bound once, the cheaper statement for them.
+    #[default]
+    SetWise,
+    /// Each statement names one institution by equality: about ten
+    /// statements per institution touched. What a sharded PostgreSQL
+    /// (Citus) routes to one shard and lets lock; chosen by itself when
+    /// the `citus` extension is installed. (SQLite, one writer in process,
+    /// always writes this way: its statements cost no round trip.)
+    PerInstitution,
+}
+
+impl BatchStatements {
+    /// As the configuration writes it.
+    pub fn code(self) -> &'static str {
+        match self {
+            BatchStatements::SetWise => "set-wise",
+            BatchStatements::PerInstitution => "per-institution",
+        }
+    }
 }
 
 /// The columns of an entry as a batch writes them.

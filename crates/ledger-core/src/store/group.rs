@@ -12,7 +12,8 @@ use crate::domain::chain::{audit_digest, link_hash, AuditFields, AUDIT_SCOPE};
 use crate::domain::entry::{Entry, Request};
 use crate::domain::error::LedgerError;
 use crate::store::{
-    run_batch_each, AuditRecord, BatchOn, BatchTx, DbTime, KeptAnswer, Result, Store, StoreError,
+    run_batch_each, AuditRecord, BatchOn, BatchStatements, BatchTx, DbTime, KeptAnswer, Result,
+    Store, StoreError,
 };
 
 /// What to keep for a request once its entry is known: the answer under
@@ -312,9 +313,7 @@ impl Store {
             Store::Postgres(s) => loop {
                 let now: DateTime<Utc> = s.clock().now();
                 let db_now = DbTime::from(now);
-                let mut b = BatchOn {
-                    tx: s.pool().begin().await?,
-                };
+                let mut b = BatchOn::new(s.pool().begin().await?, s.batch_statements());
                 match run_batch_each(&mut b, requests, now).await {
                     Ok(mut answers) => {
                         settle_repeats!(b, requests, keeps, &mut answers);
@@ -340,9 +339,10 @@ impl Store {
             Store::Sqlite(s) => {
                 let now: DateTime<Utc> = s.clock().now();
                 let db_now = DbTime::from(now);
-                let mut b = BatchOn {
-                    tx: s.pool().begin_with("BEGIN IMMEDIATE").await?,
-                };
+                let mut b = BatchOn::new(
+                    s.pool().begin_with("BEGIN IMMEDIATE").await?,
+                    BatchStatements::PerInstitution,
+                );
                 let mut answers = run_batch_each(&mut b, requests, now).await?;
                 settle_repeats!(b, requests, keeps, &mut answers);
                 let kept = kept(&answers, keeps);

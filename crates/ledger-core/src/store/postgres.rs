@@ -1,10 +1,12 @@
 //! The PostgreSQL dialect: the system of record. Only what PostgreSQL does
 //! its own way lives here: connecting, the batch's row locks
 //! (`for update`), key sets bound as arrays (`unnest`, `= any`), and a
-//! batch written in a fixed number of statements per institution whatever
-//! its size, each filtering that one institution by equality (the rule
-//! that lets Citus route it to one shard, see ARCHITECTURE.md); every
-//! other query is written once for both dialects.
+//! batch's statements, which come two ways (see [`BatchStatements`]): on
+//! one server set-wise (`pg_setwise.rs`, a fixed number of statements per
+//! batch), on a sharded one a fixed number per institution, each filtering
+//! that one institution by equality (the rule that lets Citus route it to
+//! one shard, see ARCHITECTURE.md). Every other query is written once for
+//! both dialects.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -20,8 +22,13 @@ use crate::domain::ids::{EnrollmentId, InstitutionId};
 use crate::store::batch::{ENTRY_WRITE_COLUMNS, POSTING_WRITE_COLUMNS};
 use crate::store::feeds::{LinesOf, BANK_LINE_COLUMNS};
 use crate::store::hosts::{accepts_writes, Hosts};
+use crate::store::pg_setwise::{
+    bind_account_columns, bind_entry_columns, bind_posting_columns, SetWise,
+};
 use crate::store::workflow::{OutboxClaim, OutboxRow, OUTBOX_FIELDS};
-use crate::store::{run_batch, BatchOn, BatchTx, Changes, Clock, Pooled, Result, StoreError};
+use crate::store::{
+    run_batch, BatchOn, BatchStatements, BatchTx, Changes, Clock, Pooled, Result, StoreError,
+};
 
 /// The PostgreSQL backend: its pool and the store's clock.
 pub type PgStore = Pooled<Postgres>;
@@ -236,9 +243,114 @@ impl Pg {
     }
 }
 
-impl BatchTx for BatchOn<'_, Postgres> {
-    batch_reads!(Pg);
+impl<'c> BatchOn<'c, Postgres> {
+    /// The set-wise statements, when the store writes that way and the
+    /// rows at hand are of more than one institution: for one, the
+    /// statement with the institution bound once is the cheaper (measured:
+    /// BENCHMARKS.md, "Set-wise batches").
+    fn set_wise<'k>(
+        &mut self,
+        mut institutions: impl Iterator<Item = &'k str>,
+    ) -> Option<SetWise<'_>> {
+        let first = institutions.next();
+        let several = institutions.any(|i| Some(i) != first);
+        (self.statements == BatchStatements::SetWise && several)
+            .then(|| SetWise { tx: &mut self.tx })
+    }
 
+    fn per_institution(&mut self) -> PerInstitution<'_> {
+        PerInstitution { tx: &mut self.tx }
+    }
+}
+
+/// Each batch statement goes where [`BatchOn::statements`] says: set-wise
+/// (`pg_setwise.rs`) or one institution at a time ([`PerInstitution`]).
+impl BatchTx for BatchOn<'_, Postgres> {
+    async fn lock_institutions(
+        &mut self,
+        ids: &[InstitutionId],
+    ) -> Result<Vec<crate::store::LockedInstitution>> {
+        match self.set_wise(ids.iter().map(|i| i.as_str())) {
+            Some(mut s) => s.lock_institutions(ids).await,
+            None => self.per_institution().lock_institutions(ids).await,
+        }
+    }
+
+    async fn load_accounts(
+        &mut self,
+        keys: &[(InstitutionId, String)],
+    ) -> Result<Vec<(InstitutionId, AccountCode, Totals)>> {
+        match self.set_wise(keys.iter().map(|k| k.0.as_str())) {
+            Some(mut s) => s.load_accounts(keys).await,
+            None => self.per_institution().load_accounts(keys).await,
+        }
+    }
+
+    async fn load_enrollments(
+        &mut self,
+        keys: &[(InstitutionId, EnrollmentId)],
+    ) -> Result<Vec<crate::domain::books::EnrollmentBook>> {
+        match self.set_wise(keys.iter().map(|k| k.0.as_str())) {
+            Some(mut s) => s.load_enrollments(keys).await,
+            None => self.per_institution().load_enrollments(keys).await,
+        }
+    }
+
+    async fn load_entries(
+        &mut self,
+        keys: &[(InstitutionId, crate::domain::ids::ClientId)],
+    ) -> Result<Vec<crate::domain::books::KnownEntry>> {
+        match self.set_wise(keys.iter().map(|k| k.0.as_str())) {
+            Some(mut s) => s.load_entries(keys).await,
+            None => self.per_institution().load_entries(keys).await,
+        }
+    }
+
+    async fn load_rules(
+        &mut self,
+        jurisdictions: &[crate::domain::ids::JurisdictionCode],
+    ) -> Result<(crate::store::Chains, Vec<crate::domain::policy::RulePack>)> {
+        // One statement either way.
+        self.per_institution().load_rules(jurisdictions).await
+    }
+
+    async fn write(&mut self, c: &Changes) -> Result<()> {
+        match self.set_wise(c.entries.iter().map(|e| e.institution.as_str())) {
+            Some(mut s) => s.write(c).await,
+            None => self.per_institution().write(c).await,
+        }
+    }
+
+    async fn load_figures(
+        &mut self,
+        ids: &[InstitutionId],
+    ) -> Result<Vec<crate::store::figures::KeptFigures>> {
+        match self.set_wise(ids.iter().map(|i| i.as_str())) {
+            Some(mut s) => s.load_figures(ids).await,
+            None => self.per_institution().load_figures(ids).await,
+        }
+    }
+
+    async fn write_figures(
+        &mut self,
+        rows: &[crate::store::figures::KeptFigures],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        match self.set_wise(rows.iter().map(|r| r.institution.as_str())) {
+            Some(mut s) => s.write_figures(rows, now).await,
+            None => self.per_institution().write_figures(rows, now).await,
+        }
+    }
+}
+
+/// A batch's statements one institution at a time, each filtering it by
+/// equality (the Citus rule), for a sharded server.
+struct PerInstitution<'t> {
+    tx: &'t mut sqlx::PgConnection,
+}
+
+impl PerInstitution<'_> {
+    batch_reads!(Pg);
     async fn write_figures(
         &mut self,
         rows: &[crate::store::figures::KeptFigures],
@@ -303,7 +415,7 @@ impl BatchTx for BatchOn<'_, Postgres> {
             of.entry(x.0.as_str()).or_default().head = Some(&x.1);
         }
         for (institution, one) in &of {
-            one.write(&mut self.tx, institution, e).await?;
+            one.write(&mut *self.tx, institution, e).await?;
         }
         Ok(())
     }
@@ -322,113 +434,46 @@ struct Of<'a> {
 impl Of<'_> {
     async fn write(
         &self,
-        tx: &mut Transaction<'_, Postgres>,
+        tx: &mut sqlx::PgConnection,
         institution: &str,
         all: &[Entry],
     ) -> Result<()> {
         let e = &self.entries;
         if !e.is_empty() {
-            sqlx::query(&format!(
+            let sql = format!(
                 "insert into entries ({ENTRY_WRITE_COLUMNS}) \
                  select $1, * from unnest($2::bigint[], $3::text[], $4::text[], $5::text[], \
                    $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[], $10::int[], \
                    $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[])"
-            ))
-            .bind(institution)
-            .bind(e.iter().map(|x| x.seq).collect::<Vec<_>>())
-            .bind(e.iter().map(|x| x.client_id.as_str()).collect::<Vec<_>>())
-            .bind(e.iter().map(|x| x.kind.code()).collect::<Vec<_>>())
-            .bind(e.iter().map(|x| x.currency.code()).collect::<Vec<_>>())
-            .bind(e.iter().map(|x| x.occurred_at).collect::<Vec<_>>())
-            .bind(e.iter().map(|x| x.recorded_at).collect::<Vec<_>>())
-            .bind(
-                e.iter()
-                    .map(|x| x.external_ref.as_deref())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                e.iter()
-                    .map(|x| x.enrollment.as_ref().map(|v| v.as_str()))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                e.iter()
-                    .map(|x| x.hours.map(|h| h as i32))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(e.iter().map(|x| x.refers_to_seq).collect::<Vec<_>>())
-            .bind(e.iter().map(|x| x.rule_pack.as_deref()).collect::<Vec<_>>())
-            .bind(e.iter().map(|x| x.flags.join(",")).collect::<Vec<_>>())
-            .bind(
-                e.iter()
-                    .map(|x| x.request_hash.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(e.iter().map(|x| x.prev_hash.as_str()).collect::<Vec<_>>())
-            .bind(e.iter().map(|x| x.hash.as_str()).collect::<Vec<_>>())
-            .execute(&mut **tx)
-            .await?;
+            );
+            bind_entry_columns(sqlx::query(&sql).bind(institution), e)
+                .execute(&mut *tx)
+                .await?;
         }
 
         let p = &self.postings;
         if !p.is_empty() {
-            let posting = |(i, leg, _): &&(usize, usize, Totals)| &all[*i].postings[*leg];
-            sqlx::query(&format!(
+            let sql = format!(
                 "insert into postings ({POSTING_WRITE_COLUMNS}) \
                  select $1, * from unnest($2::bigint[], $3::smallint[], $4::text[], \
                    $5::bpchar[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])"
-            ))
-            .bind(institution)
-            .bind(p.iter().map(|(i, _, _)| all[*i].seq).collect::<Vec<_>>())
-            .bind(p.iter().map(|(_, leg, _)| *leg as i16).collect::<Vec<_>>())
-            .bind(p.iter().map(|x| posting(x).account.to_string()).collect::<Vec<_>>())
-            .bind(p.iter().map(|x| posting(x).side.code()).collect::<Vec<_>>())
-            .bind(p.iter().map(|x| posting(x).amount.minor()).collect::<Vec<_>>())
-            .bind(p.iter().map(|(_, _, t)| t.posted_debits_minor).collect::<Vec<_>>())
-            .bind(p.iter().map(|(_, _, t)| t.posted_credits_minor).collect::<Vec<_>>())
-            .bind(p.iter().map(|(_, _, t)| t.pending_debits_minor).collect::<Vec<_>>())
-            .bind(p.iter().map(|(_, _, t)| t.pending_credits_minor).collect::<Vec<_>>())
-            .execute(&mut **tx)
-            .await?;
+            );
+            bind_posting_columns(sqlx::query(&sql).bind(institution), p, all)
+                .execute(&mut *tx)
+                .await?;
         }
 
         let a = &self.accounts;
         if !a.is_empty() {
-            sqlx::query(
+            let q = sqlx::query(
                 "update accounts a set posted_debits_minor = u.pd, posted_credits_minor = u.pc, \
                    pending_debits_minor = u.qd, pending_credits_minor = u.qc \
                  from unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) \
                    as u(account_code, pd, pc, qd, qc) \
                  where a.institution_id = $1 and a.account_code = u.account_code",
             )
-            .bind(institution)
-            .bind(
-                a.iter()
-                    .map(|(_, code, _)| code.to_string())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                a.iter()
-                    .map(|(_, _, t)| t.posted_debits_minor)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                a.iter()
-                    .map(|(_, _, t)| t.posted_credits_minor)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                a.iter()
-                    .map(|(_, _, t)| t.pending_debits_minor)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                a.iter()
-                    .map(|(_, _, t)| t.pending_credits_minor)
-                    .collect::<Vec<_>>(),
-            )
-            .execute(&mut **tx)
-            .await?;
+            .bind(institution);
+            bind_account_columns(q, a).execute(&mut *tx).await?;
         }
 
         let n = &self.enrollments;
@@ -442,7 +487,7 @@ impl Of<'_> {
             .bind(n.iter().map(|x| x.1.as_str()).collect::<Vec<_>>())
             .bind(n.iter().map(|x| x.2 as i32).collect::<Vec<_>>())
             .bind(n.iter().map(|x| x.3).collect::<Vec<_>>())
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
 
@@ -455,7 +500,7 @@ impl Of<'_> {
             .bind(h.last_seq)
             .bind(h.last_hash.as_str())
             .bind(h.last_recorded_at)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
         Ok(())
@@ -494,7 +539,24 @@ impl PgStore {
             .max_connections(32)
             .connect_with(options)
             .await?;
-        Ok(Pooled::new(pool, clock))
+        Self::for_layout(pool, clock).await
+    }
+
+    /// The store over `pool`, its batches addressing institutions one by
+    /// one when the database is sharded (the `citus` extension installed),
+    /// set-wise otherwise.
+    async fn for_layout(pool: sqlx::PgPool, clock: Clock) -> Result<PgStore> {
+        let sharded: bool = sqlx::query_scalar(
+            "select exists (select 1 from pg_extension where extname = 'citus')",
+        )
+        .fetch_one(&pool)
+        .await?;
+        let statements = if sharded {
+            BatchStatements::PerInstitution
+        } else {
+            BatchStatements::SetWise
+        };
+        Ok(Pooled::new(pool, clock).with_batch_statements(statements))
     }
 
     /// A multi-host URL (see [`Hosts`]): the pool starts on the first
@@ -523,7 +585,7 @@ impl PgStore {
             .connect_with(hosts.options(current).clone())
             .await?;
         hosts.watch(pool.clone(), current);
-        Ok(Pooled::new(pool, clock))
+        Self::for_layout(pool, clock).await
     }
 
     pub async fn migrate(&self) -> Result<()> {
@@ -536,7 +598,7 @@ impl PgStore {
     pub(crate) async fn execute_batch(&self, requests: &[Request]) -> Result<Vec<Entry>> {
         loop {
             let tx = self.pool.begin().await?;
-            let mut tx = BatchOn { tx };
+            let mut tx = BatchOn::new(tx, self.batch_statements());
             match run_batch(&mut tx, requests, self.clock.now()).await {
                 Ok(entries) => match tx.tx.commit().await {
                     Ok(()) => return Ok(entries),

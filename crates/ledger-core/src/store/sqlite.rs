@@ -17,7 +17,8 @@ use crate::store::batch::{ENTRY_WRITE_COLUMNS, POSTING_WRITE_COLUMNS};
 use crate::store::feeds::{LinesOf, BANK_LINE_COLUMNS};
 use crate::store::workflow::{OutboxClaim, OutboxRow, OUTBOX_FIELDS};
 use crate::store::{
-    run_batch, BatchOn, BatchTx, Changes, Clock, DbTime, Pooled, Result, StoreError,
+    run_batch, BatchOn, BatchStatements, BatchTx, Changes, Clock, DbTime, Pooled, Result,
+    StoreError,
 };
 
 /// The SQLite backend: its pool, the store's clock, and the database file.
@@ -371,7 +372,7 @@ impl SqliteStore {
     #[instrument(skip_all, fields(requests = requests.len()))]
     pub(crate) async fn execute_batch(&self, requests: &[Request]) -> Result<Vec<Entry>> {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut tx = BatchOn { tx };
+        let mut tx = BatchOn::new(tx, BatchStatements::PerInstitution);
         let entries = run_batch(&mut tx, requests, self.clock.now()).await?;
         tx.tx.commit().await?;
         Ok(entries)

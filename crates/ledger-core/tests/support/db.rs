@@ -13,6 +13,9 @@ use sqlx::{Connection, Executor, PgConnection};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Postgres,
+    /// PostgreSQL with each batch statement naming one institution, as on
+    /// a sharded server (`BatchStatements::PerInstitution`).
+    PostgresPerInstitution,
     Sqlite,
 }
 
@@ -40,7 +43,7 @@ impl TestDb {
     pub async fn new(backend: Backend) -> TestDb {
         let clock = Clock::manual(start_of_term());
         let (url, pg_name, dir) = match backend {
-            Backend::Postgres => {
+            Backend::Postgres | Backend::PostgresPerInstitution => {
                 let name = format!(
                     "el_test_{}_{}",
                     std::process::id(),
@@ -67,7 +70,15 @@ impl TestDb {
                 (format!("sqlite://{}", path.display()), None, Some(dir))
             }
         };
-        let store = Store::connect_with(&url, clock.clone()).await.unwrap();
+        let mut store = Store::connect_with(&url, clock.clone()).await.unwrap();
+        if backend == Backend::PostgresPerInstitution {
+            let Store::Postgres(pg) = store else {
+                unreachable!("a PostgreSQL url")
+            };
+            store = Store::Postgres(
+                pg.with_batch_statements(ledger_core::store::BatchStatements::PerInstitution),
+            );
+        }
         store.migrate().await.unwrap();
         TestDb {
             backend,
