@@ -135,6 +135,7 @@ mod group;
 mod hosts;
 mod ledger;
 mod lessons;
+mod lite_setwise;
 mod notices;
 mod officers;
 mod pg_setwise;

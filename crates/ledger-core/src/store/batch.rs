@@ -1,7 +1,8 @@
 //! One batch, one transaction: the one place where the books are loaded,
-//! changed by the domain and written back. The batch's reads are written
-//! once here (`batch_reads!`, expanded into both dialects' [`BatchTx`]);
-//! each dialect writes the changes its own way.
+//! changed by the domain and written back (`run`); each dialect reads and
+//! writes the rows its own way ([`BatchTx`]): set-wise on one server
+//! (`pg_setwise.rs`, `lite_setwise.rs`), one institution per statement on
+//! a sharded PostgreSQL (`batch_reads!` here, `postgres.rs`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -20,7 +21,8 @@ use crate::store::figures::{self, KeptFigures};
 use crate::store::{Result, StoreError};
 
 /// Puts every pending entry of `$entries` (money the bank must move) into
-/// the outbox, in the batch's transaction `$tx` (either dialect).
+/// the outbox, in the batch's transaction `$tx`, one row per statement
+/// (the per-institution writes).
 macro_rules! insert_outbox {
     ($tx:expr, $entries:expr) => {
         for e in $entries
@@ -45,9 +47,9 @@ macro_rules! insert_outbox {
     };
 }
 
-/// The reads of a batch inside a dialect's `impl BatchTx` (its
-/// transaction in `self.tx`), written once: `$dialect` is the dialect's
-/// marker, which says how a key set is bound and whether rows are locked.
+/// The reads of a batch one institution per statement (its connection in
+/// `self.tx`), for a sharded PostgreSQL: `$dialect` is the dialect's
+/// marker, which says how a key set is bound and how rows are locked.
 macro_rules! batch_reads {
     ($dialect:expr) => {
         async fn lock_institutions(

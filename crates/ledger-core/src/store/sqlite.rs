@@ -2,8 +2,9 @@
 //! way lives here: connecting (one connection writes: SQLite allows one
 //! writer, a second would only wait; batches run inside `BEGIN IMMEDIATE`),
 //! taking turns at migrating one file, key sets bound as JSON (`json_each`;
-//! SQLite has no arrays), and a batch written row by row; every other query
-//! is written once for both dialects.
+//! SQLite has no arrays), and a batch written set-wise with multi-row
+//! `values` (`lite_setwise.rs`); every other query is written once for
+//! both dialects.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -12,13 +13,14 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, Transaction};
 use tracing::instrument;
 
+use crate::domain::accounts::{AccountCode, Totals};
 use crate::domain::entry::{Entry, Request};
-use crate::store::batch::{ENTRY_WRITE_COLUMNS, POSTING_WRITE_COLUMNS};
+use crate::domain::ids::{EnrollmentId, InstitutionId};
 use crate::store::feeds::{LinesOf, BANK_LINE_COLUMNS};
+use crate::store::lite_setwise::LiteSetWise;
 use crate::store::workflow::{OutboxClaim, OutboxRow, OUTBOX_FIELDS};
 use crate::store::{
-    run_batch, BatchOn, BatchStatements, BatchTx, Changes, Clock, DbTime, Pooled, Result,
-    StoreError,
+    run_batch, BatchOn, BatchStatements, BatchTx, Changes, Clock, Pooled, Result, StoreError,
 };
 
 /// The SQLite backend: its pool, the store's clock, and the database file.
@@ -80,16 +82,6 @@ impl Lite {
 
     /// A list of texts as SQLite binds it: a JSON array.
     pub fn list<'a>(self, items: impl Iterator<Item = &'a str>) -> String {
-        json(&items.collect::<Vec<_>>())
-    }
-
-    /// No row locks: `BEGIN IMMEDIATE` holds the database's one write lock.
-    pub fn lock_rows_of(self, _alias: &str) -> String {
-        String::new()
-    }
-
-    /// A list of integers as SQLite binds it: a JSON array.
-    pub fn seqs(self, items: impl Iterator<Item = i64>) -> String {
         json(&items.collect::<Vec<_>>())
     }
 
@@ -198,107 +190,75 @@ async fn lock_beside(db: &std::path::Path) -> Result<std::fs::File> {
         .map_err(io)
 }
 
+/// SQLite writes every batch set-wise (`lite_setwise.rs`): its one
+/// writer has no shards to route to.
 impl BatchTx for BatchOn<'_, Sqlite> {
-    batch_reads!(Lite);
+    async fn lock_institutions(
+        &mut self,
+        ids: &[InstitutionId],
+    ) -> Result<Vec<crate::store::LockedInstitution>> {
+        self.set_wise().lock_institutions(ids).await
+    }
+
+    async fn load_accounts(
+        &mut self,
+        keys: &[(InstitutionId, String)],
+    ) -> Result<Vec<(InstitutionId, AccountCode, Totals)>> {
+        self.set_wise().load_accounts(keys).await
+    }
+
+    async fn load_enrollments(
+        &mut self,
+        keys: &[(InstitutionId, EnrollmentId)],
+    ) -> Result<Vec<crate::domain::books::EnrollmentBook>> {
+        self.set_wise().load_enrollments(keys).await
+    }
+
+    async fn load_entries(
+        &mut self,
+        keys: &[(InstitutionId, crate::domain::ids::ClientId)],
+    ) -> Result<Vec<crate::domain::books::KnownEntry>> {
+        self.set_wise().load_entries(keys).await
+    }
+
+    async fn load_rules(
+        &mut self,
+        jurisdictions: &[crate::domain::ids::JurisdictionCode],
+    ) -> Result<(crate::store::Chains, Vec<crate::domain::policy::RulePack>)> {
+        let found: Vec<crate::store::rows::RuleContextRow> =
+            sqlx::query_as(&crate::store::batch::rules_sql(&Lite.in_list(1)))
+                .bind(Lite.list(jurisdictions.iter().map(|j| j.as_str())))
+                .fetch_all(&mut *self.tx)
+                .await?;
+        crate::store::rows::rule_context(found)
+    }
+
+    async fn write(&mut self, c: &Changes) -> Result<()> {
+        self.set_wise().write(c).await
+    }
+
+    async fn load_figures(
+        &mut self,
+        ids: &[InstitutionId],
+    ) -> Result<Vec<crate::store::figures::KeptFigures>> {
+        let mut ids = ids.to_vec();
+        ids.sort();
+        ids.dedup();
+        self.set_wise().load_figures(&ids).await
+    }
 
     async fn write_figures(
         &mut self,
         rows: &[crate::store::figures::KeptFigures],
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<()> {
-        // One short statement per institution, as the rest of a batch is
-        // written here: SQLite runs in the process, nothing to round-trip.
-        upsert_figures!(self.tx, DbTime::from(now), rows);
-        Ok(())
+        self.set_wise().write_figures(rows, now).await
     }
+}
 
-    async fn write(&mut self, c: &Changes) -> Result<()> {
-        insert_outbox!(self.tx, c.entries);
-        let insert_entry = format!(
-            "insert into entries ({ENTRY_WRITE_COLUMNS}) \
-             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        );
-        for e in &c.entries {
-            sqlx::query(&insert_entry)
-                .bind(e.institution.as_str())
-                .bind(e.seq)
-                .bind(e.client_id.as_str())
-                .bind(e.kind.code())
-                .bind(e.currency.code())
-                .bind(DbTime::from(e.occurred_at))
-                .bind(DbTime::from(e.recorded_at))
-                .bind(e.external_ref.as_deref())
-                .bind(e.enrollment.as_ref().map(|v| v.as_str()))
-                .bind(e.hours.map(i64::from))
-                .bind(e.refers_to_seq)
-                .bind(e.rule_pack.as_deref())
-                .bind(e.flags.join(","))
-                .bind(&e.request_hash)
-                .bind(&e.prev_hash)
-                .bind(&e.hash)
-                .execute(&mut *self.tx)
-                .await?;
-        }
-        let insert_posting = format!(
-            "insert into postings ({POSTING_WRITE_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        );
-        for (i, leg, t) in &c.postings {
-            let e = &c.entries[*i];
-            let p = &e.postings[*leg];
-            sqlx::query(&insert_posting)
-                .bind(e.institution.as_str())
-                .bind(e.seq)
-                .bind(*leg as i64)
-                .bind(p.account.to_string())
-                .bind(p.side.code())
-                .bind(p.amount.minor())
-                .bind(t.posted_debits_minor)
-                .bind(t.posted_credits_minor)
-                .bind(t.pending_debits_minor)
-                .bind(t.pending_credits_minor)
-                .execute(&mut *self.tx)
-                .await?;
-        }
-        for (i, code, t) in &c.accounts {
-            sqlx::query(
-                "update accounts set posted_debits_minor = ?, posted_credits_minor = ?, \
-                   pending_debits_minor = ?, pending_credits_minor = ? \
-                 where institution_id = ? and account_code = ?",
-            )
-            .bind(t.posted_debits_minor)
-            .bind(t.posted_credits_minor)
-            .bind(t.pending_debits_minor)
-            .bind(t.pending_credits_minor)
-            .bind(i.as_str())
-            .bind(code.to_string())
-            .execute(&mut *self.tx)
-            .await?;
-        }
-        for (i, e, hours, paid) in &c.enrollments {
-            sqlx::query(
-                "update enrollments set hours_consumed = ?, paid_minor = ? \
-                 where institution_id = ? and enrollment_id = ?",
-            )
-            .bind(i64::from(*hours))
-            .bind(*paid)
-            .bind(i.as_str())
-            .bind(e.as_str())
-            .execute(&mut *self.tx)
-            .await?;
-        }
-        for (i, head) in &c.heads {
-            sqlx::query(
-                "update chain_heads set last_seq = ?, last_hash = ?, last_recorded_at = ? \
-                 where institution_id = ?",
-            )
-            .bind(head.last_seq)
-            .bind(&head.last_hash)
-            .bind(head.last_recorded_at.map(DbTime::from))
-            .bind(i.as_str())
-            .execute(&mut *self.tx)
-            .await?;
-        }
-        Ok(())
+impl BatchOn<'_, Sqlite> {
+    fn set_wise(&mut self) -> LiteSetWise<'_> {
+        LiteSetWise { tx: &mut self.tx }
     }
 }
 
