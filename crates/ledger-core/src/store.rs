@@ -252,7 +252,8 @@ pub struct Pooled<DB: sqlx::Database> {
     /// Where [`Store::execute`] sends single requests, when a service
     /// gathers them into shared transactions (group commit).
     writer: Option<Arc<dyn SingleWriter>>,
-    /// How a batch's statements address its institutions (PostgreSQL).
+    /// How a batch's statements address its institutions on PostgreSQL
+    /// (SQLite always writes set-wise).
     statements: BatchStatements,
 }
 
@@ -356,8 +357,8 @@ impl Store {
 
     /// The same store, its batches on PostgreSQL written the way given
     /// (found by itself at connect: per institution on a sharded server,
-    /// set-wise otherwise). SQLite's one in-process writer always writes
-    /// per institution, so it is the same store there.
+    /// set-wise otherwise). SQLite, one writer and no shards, always writes
+    /// set-wise, so it is the same store there.
     pub fn with_batch_statements(self, statements: BatchStatements) -> Store {
         match self {
             Store::Postgres(s) => Store::Postgres(s.with_batch_statements(statements)),

@@ -232,7 +232,7 @@ impl<'a, DB: sqlx::Database> BatchOn<'a, DB> {
 }
 
 /// How the statements of a batch on PostgreSQL address the institutions
-/// it touches. Either way a batch is one transaction with the same locks,
+/// it touches (SQLite always writes set-wise). Either way a batch is one transaction with the same locks,
 /// taken in institution id order, and writes the same rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -246,8 +246,8 @@ pub enum BatchStatements {
     /// Each statement names one institution by equality: about ten
     /// statements per institution touched. What a sharded PostgreSQL
     /// (Citus) routes to one shard and lets lock; chosen by itself when
-    /// the `citus` extension is installed. (SQLite, one writer in process,
-    /// always writes this way: its statements cost no round trip.)
+    /// the `citus` extension is installed. (SQLite, one writer and no
+    /// shards, always writes set-wise, `lite_setwise.rs`.)
     PerInstitution,
 }
 

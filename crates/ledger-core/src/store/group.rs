@@ -341,7 +341,7 @@ impl Store {
                 let db_now = DbTime::from(now);
                 let mut b = BatchOn::new(
                     s.pool().begin_with("BEGIN IMMEDIATE").await?,
-                    BatchStatements::PerInstitution,
+                    BatchStatements::SetWise,
                 );
                 let mut answers = run_batch_each(&mut b, requests, now).await?;
                 settle_repeats!(b, requests, keeps, &mut answers);

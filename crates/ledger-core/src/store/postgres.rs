@@ -247,7 +247,7 @@ impl<'c> BatchOn<'c, Postgres> {
     /// The set-wise statements, when the store writes that way and the
     /// rows at hand are of more than one institution: for one, the
     /// statement with the institution bound once is the cheaper (measured:
-    /// BENCHMARKS.md, "Set-wise batches").
+    /// BENCHMARKS.md, "Set-wise batches on one server").
     fn set_wise<'k>(
         &mut self,
         mut institutions: impl Iterator<Item = &'k str>,

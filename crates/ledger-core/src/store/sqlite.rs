@@ -332,7 +332,7 @@ impl SqliteStore {
     #[instrument(skip_all, fields(requests = requests.len()))]
     pub(crate) async fn execute_batch(&self, requests: &[Request]) -> Result<Vec<Entry>> {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut tx = BatchOn::new(tx, BatchStatements::PerInstitution);
+        let mut tx = BatchOn::new(tx, BatchStatements::SetWise);
         let entries = run_batch(&mut tx, requests, self.clock.now()).await?;
         tx.tx.commit().await?;
         Ok(entries)
