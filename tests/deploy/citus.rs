@@ -9,8 +9,8 @@
 //! plans must find that institution through an index. There are no
 //! exceptions: a statement of any other shape fails.
 //!
-//! The service and the CLI are told to write as on a sharded server
-//! (`ESCROW_BATCH_STATEMENTS=per-institution`, what they pick by themselves
+//! The service is told to write as on a sharded server
+//! (`ESCROW_BATCH_STATEMENTS=per-institution`, what it picks by itself
 //! where the `citus` extension is installed); on one server a batch over
 //! several institutions is written set-wise, statements the rule does not
 //! allow.

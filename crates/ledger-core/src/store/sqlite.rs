@@ -241,10 +241,7 @@ impl BatchTx for BatchOn<'_, Sqlite> {
         &mut self,
         ids: &[InstitutionId],
     ) -> Result<Vec<crate::store::figures::KeptFigures>> {
-        let mut ids = ids.to_vec();
-        ids.sort();
-        ids.dedup();
-        self.set_wise().load_figures(&ids).await
+        self.set_wise().load_figures(ids).await
     }
 
     async fn write_figures(
