@@ -13,6 +13,8 @@ mod backup;
 mod citus;
 #[path = "deploy/config.rs"]
 mod config;
+#[path = "deploy/crash.rs"]
+mod crash;
 #[path = "deploy/failover.rs"]
 mod failover;
 #[path = "deploy/files.rs"]

@@ -114,6 +114,17 @@ impl Pair {
         self.started.push(name);
     }
 
+    /// Stops `name` as a crash would (`-m immediate`: every process quits
+    /// at once, nothing more is written, what was only in shared memory,
+    /// the log's unwritten tail included, is gone); [`Pair::start`] again
+    /// recovers it from what reached the files.
+    pub fn crash(&self, name: &str) {
+        self.tool(
+            "pg_ctl",
+            &["-D", &self.path(name), "-m", "immediate", "-w", "stop"],
+        );
+    }
+
     /// `initdb` of the primary (trust on loopback, UTF-8, no locale).
     pub fn init_primary(&self) {
         let primary_dir = self.path("primary");

@@ -264,7 +264,9 @@ impl Store {
             .collect()
     }
 
-    /// The answer kept for this caller's key, if any.
+    /// The answer kept for this caller's key, if any, once it is durable:
+    /// a group commit's batch is visible before its flush (`group.rs`), and
+    /// a repeat must not be told of a write a crash could still undo.
     pub async fn kept_answer(&self, token_id: &str, key: &str) -> Result<Option<KeptAnswer>> {
         let sql = "select request_hash, status, body from idempotent_answers \
                    where token_id = $1 and idem_key = $2";
@@ -273,6 +275,9 @@ impl Store {
             .bind(key)
             .fetch_optional(pool)
             .await?);
+        if let (Some(_), Store::Postgres(s)) = (&row, self) {
+            crate::store::postgres::Pg.flush_log(s.pool()).await?;
+        }
         row.map(|(request_hash, stored, body)| {
             Ok(KeptAnswer {
                 request_hash,

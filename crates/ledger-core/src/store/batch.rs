@@ -240,13 +240,16 @@ pub enum BatchStatements {
     /// Each statement covers every institution of the batch at once: about
     /// ten statements per batch whatever it touches. For one PostgreSQL
     /// server (the default). Rows of a single institution are still read
-    /// and written with it bound once, the cheaper statement for them.
+    /// and written with it bound once, the cheaper statement for them. A
+    /// group commit's batch lets go of its locks at its commit and awaits
+    /// its flush after (`group.rs`): one server's log covers it.
     #[default]
     SetWise,
     /// Each statement names one institution by equality: about ten
     /// statements per institution touched. What a sharded PostgreSQL
     /// (Citus) routes to one shard and lets lock; chosen by itself when
-    /// the `citus` extension is installed. (SQLite, one writer and no
+    /// the `citus` extension is installed. Commits wait for their flush
+    /// (the nodes' logs are not one). (SQLite, one writer and no
     /// shards, always writes set-wise, `lite_setwise.rs`.)
     PerInstitution,
 }

@@ -320,7 +320,28 @@ impl Store {
                         let kept = kept(&answers, keeps);
                         let mut tx = b.tx;
                         write_kept!(tx, db_now, &kept, FIRST_AUDIT_SEQ_PG);
+                        // Every batch locks the audit chain's head, so a
+                        // commit that waited for its flush holding it made
+                        // the batches take turns through the disk. On one
+                        // server the commit lets go at once and the flush
+                        // is awaited after, before anyone is answered:
+                        // concurrent batches then share flushes. Another
+                        // reader may see the batch before it is durable,
+                        // as it may any unacknowledged write; nothing acts
+                        // on it outside the database unflushed (a repeat's
+                        // kept answer and the outbox's claims flush first).
+                        // A sharded server's commit spans its nodes' logs,
+                        // which one node's flush does not cover.
+                        let early = s.batch_statements() == BatchStatements::SetWise;
+                        if early {
+                            crate::store::postgres::Pg
+                                .commit_without_flush_wait(&mut tx)
+                                .await?;
+                        }
                         tx.commit().await?;
+                        if early {
+                            crate::store::postgres::Pg.flush_log(s.pool()).await?;
+                        }
                         return Ok(answers);
                     }
                     // A concurrent first write of the same client id raced

@@ -85,6 +85,21 @@ impl Pg {
         Ok(())
     }
 
+    /// Returns once the write-ahead log is on disk at least up to where it
+    /// stood when called, so every commit made before (one that did not
+    /// wait for its flush included): a transaction of its own writes one
+    /// record (a logical message nobody decodes) and commits waiting for
+    /// its flush, and the log is flushed in order. (A transaction that
+    /// writes nothing commits without a flush, hence the record.) Under
+    /// synchronous replication the commit also waits for the standby,
+    /// which receives the log in the same order.
+    pub async fn flush_log(self, pool: &sqlx::PgPool) -> Result<()> {
+        sqlx::query("select pg_logical_emit_message(true, 'escrow-ledger/flush', '')")
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
+
     /// A one-row source for `insert … select … from` whose statement, run
     /// on its own, commits without waiting for the flush (as
     /// [`Pg::commit_without_flush_wait`], in the statement's own
