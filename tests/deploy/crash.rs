@@ -9,7 +9,9 @@
 //! shared memory until somebody flushes it. An immediate stop drops it,
 //! as a power cut drops what the disk had not been told to keep; had the
 //! service answered before the flush, the batch written last would be
-//! missing after recovery.
+//! missing after recovery. The same holds for a request written outside
+//! group commit (its kept answer and audit record) and for the audit record
+//! of a refusal.
 
 use std::time::Duration;
 
@@ -97,6 +99,32 @@ async fn acknowledged_payments_survive_a_crash_of_the_database() {
         assert_eq!(status, reqwest::StatusCode::CREATED, "payment {n}");
         acknowledged.push(format!("crash-pay-{n}"));
     }
+    // Last before the crash, two answers written outside group commit:
+    // an enrollment (its kept answer and audit record commit together)
+    // and a payment refused (only its audit record is written).
+    let enrolled = client
+        .post(format!("{base}/enrollments"))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "crash-enr-2")
+        .json(
+            &serde_json::json!({"id": "E-CRASH-2", "student_ref": "S-C2",
+            "hours_bought": 20, "price": "2000.00",
+            "course_start": "2026-09-01", "course_end": "2026-11-30"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(enrolled.status(), reqwest::StatusCode::CREATED);
+    let refused = client
+        .post(format!("{base}/payments"))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "crash-pay-unknown")
+        .json(&serde_json::json!({"enrollment": "E-NOBODY", "amount": "10.00"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(refused.status().is_client_error(), "{}", refused.status());
+    let refused_status = i32::from(refused.status().as_u16());
     // The database dies the moment the last answer is in.
     pair.crash("primary");
     served.kill();
@@ -114,6 +142,20 @@ async fn acknowledged_payments_survive_a_crash_of_the_database() {
         kept, acknowledged,
         "every acknowledged payment is in the books after the crash"
     );
+    let second: i64 =
+        sqlx::query_scalar("select count(*) from enrollments where enrollment_id = 'E-CRASH-2'")
+            .fetch_one(&mut books)
+            .await
+            .unwrap();
+    assert_eq!(second, 1, "the acknowledged enrollment is kept");
+    let refusals: i64 = sqlx::query_scalar(
+        "select count(*) from audit_log where path like '%/payments' and status = $1",
+    )
+    .bind(refused_status)
+    .fetch_one(&mut books)
+    .await
+    .unwrap();
+    assert_eq!(refusals, 1, "the refusal answered is in the audit log");
     books.close().await.unwrap();
     let out = run(&["--database-url", &url, "verify"], &[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));

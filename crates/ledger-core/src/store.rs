@@ -366,6 +366,27 @@ impl Store {
         }
     }
 
+    /// Whether a transaction that locks the audit chain's head commits
+    /// without waiting for its flush, its caller awaiting
+    /// [`Store::flush_log`] after, before it answers anyone: on one
+    /// PostgreSQL server, so that the head is not held through the disk's
+    /// answer and concurrent writers share their flushes. A sharded
+    /// server's commit spans its nodes' logs, which one flush does not
+    /// cover; SQLite has one writer, nobody to share with.
+    pub fn commits_before_flush(&self) -> bool {
+        matches!(self, Store::Postgres(s) if s.batch_statements() == BatchStatements::SetWise)
+    }
+
+    /// Returns once everything committed before the call is durable
+    /// (PostgreSQL: [`postgres::Pg::flush_log`]; SQLite's commits always
+    /// are).
+    pub async fn flush_log(&self) -> Result<()> {
+        match self {
+            Store::Postgres(s) => postgres::Pg.flush_log(s.pool()).await,
+            Store::Sqlite(_) => Ok(()),
+        }
+    }
+
     /// The same store, its single requests ([`Store::execute`]) written by
     /// `writer` (a group committer over this store without one).
     pub fn with_writer(&self, writer: Arc<dyn SingleWriter>) -> Store {

@@ -226,9 +226,16 @@ impl Store {
     /// audit log's hash chain in the same transaction (the chain's head row
     /// serialises audit writes).
     pub async fn append_audit(&self, record: &AuditRecord) -> Result<()> {
-        in_tx!(self, |tx, now| {
+        let early = self.commits_before_flush();
+        in_tx!(self, |tx, now, dialect| {
+            if early {
+                dialect.commit_without_flush_wait(&mut tx).await?;
+            }
             append_audit!(tx, now, record);
         });
+        if early {
+            self.flush_log().await?;
+        }
         Ok(())
     }
 
@@ -275,8 +282,8 @@ impl Store {
             .bind(key)
             .fetch_optional(pool)
             .await?);
-        if let (Some(_), Store::Postgres(s)) = (&row, self) {
-            crate::store::postgres::Pg.flush_log(s.pool()).await?;
+        if row.is_some() {
+            self.flush_log().await?;
         }
         row.map(|(request_hash, stored, body)| {
             Ok(KeptAnswer {
@@ -301,8 +308,14 @@ impl Store {
                    (token_id, idem_key, request_hash, status, body, created_at) \
                    values ($1, $2, $3, $4, $5, $6) on conflict (token_id, idem_key) do nothing";
         // The answer and the audit record of the request that earned it
-        // commit together: one is never kept without the other.
-        in_tx!(self, |tx, now| {
+        // commit together: one is never kept without the other. The head
+        // is let go at the commit where the server allows it; the answer
+        // is read back below once durable.
+        let early = self.commits_before_flush();
+        in_tx!(self, |tx, now, dialect| {
+            if early {
+                dialect.commit_without_flush_wait(&mut tx).await?;
+            }
             sqlx::query(sql)
                 .bind(token_id)
                 .bind(key)

@@ -330,9 +330,7 @@ impl Store {
                         // as it may any unacknowledged write; nothing acts
                         // on it outside the database unflushed (a repeat's
                         // kept answer and the outbox's claims flush first).
-                        // A sharded server's commit spans its nodes' logs,
-                        // which one node's flush does not cover.
-                        let early = s.batch_statements() == BatchStatements::SetWise;
+                        let early = self.commits_before_flush();
                         if early {
                             crate::store::postgres::Pg
                                 .commit_without_flush_wait(&mut tx)
@@ -340,7 +338,7 @@ impl Store {
                         }
                         tx.commit().await?;
                         if early {
-                            crate::store::postgres::Pg.flush_log(s.pool()).await?;
+                            self.flush_log().await?;
                         }
                         return Ok(answers);
                     }
