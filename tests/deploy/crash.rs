@@ -157,6 +157,41 @@ async fn acknowledged_payments_survive_a_crash_of_the_database() {
     .unwrap();
     assert_eq!(refusals, 1, "the refusal answered is in the audit log");
     books.close().await.unwrap();
+
+    // Again, with a request written outside group commit the very last:
+    // its kept answer is what a repeat would be told.
+    let served = serve(
+        &["--database-url", &url, "serve", "--listen", "127.0.0.1:0"],
+        &[],
+    );
+    let enrolled = client
+        .post(format!(
+            "http://{}/v1/institutions/{INSTITUTION}/enrollments",
+            served.addr
+        ))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "crash-enr-3")
+        .json(
+            &serde_json::json!({"id": "E-CRASH-3", "student_ref": "S-C3",
+            "hours_bought": 20, "price": "2000.00",
+            "course_start": "2026-09-01", "course_end": "2026-11-30"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(enrolled.status(), reqwest::StatusCode::CREATED);
+    pair.crash("primary");
+    served.kill();
+    pair.start("primary", pair.primary_port, lazy_log_writer);
+    let mut books = PgConnection::connect(&url).await.unwrap();
+    let kept: i64 = sqlx::query_scalar(
+        "select count(*) from idempotent_answers where idem_key = 'crash-enr-3' and status = 201",
+    )
+    .fetch_one(&mut books)
+    .await
+    .unwrap();
+    assert_eq!(kept, 1, "the acknowledged enrollment's answer is kept");
+    books.close().await.unwrap();
     let out = run(&["--database-url", &url, "verify"], &[]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
 }
