@@ -272,8 +272,9 @@ impl Store {
     }
 
     /// The answer kept for this caller's key, if any, once it is durable:
-    /// a group commit's batch is visible before its flush (`group.rs`), and
-    /// a repeat must not be told of a write a crash could still undo.
+    /// where writes commit before their flush ([`Store::commits_before_flush`])
+    /// an answer is visible before it is durable, and a repeat must not be
+    /// told of a write a crash could still undo.
     pub async fn kept_answer(&self, token_id: &str, key: &str) -> Result<Option<KeptAnswer>> {
         let sql = "select request_hash, status, body from idempotent_answers \
                    where token_id = $1 and idem_key = $2";
@@ -282,7 +283,7 @@ impl Store {
             .bind(key)
             .fetch_optional(pool)
             .await?);
-        if row.is_some() {
+        if row.is_some() && self.commits_before_flush() {
             self.flush_log().await?;
         }
         row.map(|(request_hash, stored, body)| {
