@@ -55,6 +55,28 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     c.args(args).output().unwrap()
 }
 
+/// A new API token of `role` scoped to the demo county (410922), made
+/// with the CLI against `url`.
+pub fn demo_token(url: &str, role: &str) -> String {
+    let out = run(
+        &[
+            "--database-url",
+            url,
+            "token",
+            "create",
+            "--role",
+            role,
+            "--jurisdiction",
+            "410922",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    token["token"].as_str().unwrap().to_string()
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use sqlx::{Connection, Executor, PgConnection};
 
 use crate::replica::Pair;
-use crate::{run, serve, stderr, stdout};
+use crate::{run, serve, stderr};
 
 const INSTITUTION: &str = "INS-410922-001";
 
@@ -45,25 +45,7 @@ async fn the_hot_statements_filter_one_institution_by_equality_through_its_index
         .unwrap();
     let out = run(&["--database-url", &url, "demo"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let token_for = |role: &str| {
-        let out = run(
-            &[
-                "--database-url",
-                &url,
-                "token",
-                "create",
-                "--role",
-                role,
-                "--jurisdiction",
-                "410922",
-                "--json",
-            ],
-            &[],
-        );
-        assert!(out.status.success(), "{}", stderr(&out));
-        let token: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-        token["token"].as_str().unwrap().to_string()
-    };
+    let token_for = |role: &str| crate::demo_token(&url, role);
     let (platform, officer) = (token_for("platform"), token_for("officer"));
     let served = serve(
         &["--database-url", &url, "serve", "--listen", "127.0.0.1:0"],

@@ -23,6 +23,24 @@ use crate::{run, serve, stderr, stdout};
 const INSTITUTION: &str = "INS-410922-001";
 const PAYMENTS: usize = 48;
 
+/// Enrolls `id` (20 hours for 2,000.00, its id as its Idempotency-Key)
+/// at the institution's API `base`, acknowledged.
+async fn enroll(client: &reqwest::Client, base: &str, token: &str, id: &str) {
+    let enrolled = client
+        .post(format!("{base}/enrollments"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", id)
+        .json(
+            &serde_json::json!({"id": id, "student_ref": format!("S-{id}"),
+            "hours_bought": 20, "price": "2000.00",
+            "course_start": "2026-09-01", "course_end": "2026-11-30"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(enrolled.status(), reqwest::StatusCode::CREATED, "{id}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_payments_survive_a_crash_of_the_database() {
     let mut pair = Pair::new();
@@ -37,23 +55,7 @@ async fn acknowledged_payments_survive_a_crash_of_the_database() {
     let url = pair.primary("escrow");
     let out = run(&["--database-url", &url, "demo"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = run(
-        &[
-            "--database-url",
-            &url,
-            "token",
-            "create",
-            "--role",
-            "platform",
-            "--jurisdiction",
-            "410922",
-            "--json",
-        ],
-        &[],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let token: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let token = token["token"].as_str().unwrap().to_string();
+    let token = crate::demo_token(&url, "platform");
 
     let served = serve(
         &["--database-url", &url, "serve", "--listen", "127.0.0.1:0"],
@@ -64,17 +66,7 @@ async fn acknowledged_payments_survive_a_crash_of_the_database() {
         .build()
         .unwrap();
     let base = format!("http://{}/v1/institutions/{INSTITUTION}", served.addr);
-    let enrolled = client
-        .post(format!("{base}/enrollments"))
-        .bearer_auth(&token)
-        .header("Idempotency-Key", "crash-enr")
-        .json(&serde_json::json!({"id": "E-CRASH", "student_ref": "S-C",
-            "hours_bought": 40, "price": "4000.00",
-            "course_start": "2026-09-01", "course_end": "2026-11-30"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(enrolled.status(), reqwest::StatusCode::CREATED);
+    enroll(&client, &base, &token, "E-CRASH").await;
 
     // Concurrent single payments, so that the service gathers them into
     // batches; every one acknowledged.
@@ -102,19 +94,7 @@ async fn acknowledged_payments_survive_a_crash_of_the_database() {
     // Last before the crash, two answers written outside group commit:
     // an enrollment (its kept answer and audit record commit together)
     // and a payment refused (only its audit record is written).
-    let enrolled = client
-        .post(format!("{base}/enrollments"))
-        .bearer_auth(&token)
-        .header("Idempotency-Key", "crash-enr-2")
-        .json(
-            &serde_json::json!({"id": "E-CRASH-2", "student_ref": "S-C2",
-            "hours_bought": 20, "price": "2000.00",
-            "course_start": "2026-09-01", "course_end": "2026-11-30"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(enrolled.status(), reqwest::StatusCode::CREATED);
+    enroll(&client, &base, &token, "E-CRASH-2").await;
     let refused = client
         .post(format!("{base}/payments"))
         .bearer_auth(&token)
@@ -164,28 +144,19 @@ async fn acknowledged_payments_survive_a_crash_of_the_database() {
         &["--database-url", &url, "serve", "--listen", "127.0.0.1:0"],
         &[],
     );
-    let enrolled = client
-        .post(format!(
-            "http://{}/v1/institutions/{INSTITUTION}/enrollments",
-            served.addr
-        ))
-        .bearer_auth(&token)
-        .header("Idempotency-Key", "crash-enr-3")
-        .json(
-            &serde_json::json!({"id": "E-CRASH-3", "student_ref": "S-C3",
-            "hours_bought": 20, "price": "2000.00",
-            "course_start": "2026-09-01", "course_end": "2026-11-30"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(enrolled.status(), reqwest::StatusCode::CREATED);
+    enroll(
+        &client,
+        &format!("http://{}/v1/institutions/{INSTITUTION}", served.addr),
+        &token,
+        "E-CRASH-3",
+    )
+    .await;
     pair.crash("primary");
     served.kill();
     pair.start("primary", pair.primary_port, lazy_log_writer);
     let mut books = PgConnection::connect(&url).await.unwrap();
     let kept: i64 = sqlx::query_scalar(
-        "select count(*) from idempotent_answers where idem_key = 'crash-enr-3' and status = 201",
+        "select count(*) from idempotent_answers where idem_key = 'E-CRASH-3' and status = 201",
     )
     .fetch_one(&mut books)
     .await

@@ -235,25 +235,7 @@ async fn officers_reads_come_from_the_read_replica_and_writes_from_the_primary()
     // enrollment to pay into.
     let out = run(&["--database-url", &primary, "demo"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let token_for = |role: &str| {
-        let out = run(
-            &[
-                "--database-url",
-                &primary,
-                "token",
-                "create",
-                "--role",
-                role,
-                "--jurisdiction",
-                "410922",
-                "--json",
-            ],
-            &[],
-        );
-        assert!(out.status.success(), "{}", stderr(&out));
-        let token: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-        token["token"].as_str().unwrap().to_string()
-    };
+    let token_for = |role: &str| crate::demo_token(&primary, role);
     // The platform writes (enrollments, payments); the officer reads.
     let (token, officer) = (token_for("platform"), token_for("officer"));
     eventually("the standby to catch up", || caught_up(&primary, &standby)).await;
