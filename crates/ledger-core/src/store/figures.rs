@@ -140,6 +140,21 @@ impl KeptFigures {
         self.coverage_bp.unwrap_or(i64::MAX)
     }
 
+    /// This row's values for [`BATCH_COLUMNS`], in that order.
+    pub(crate) fn batch_values(&self) -> [Option<i64>; BATCH_COLUMNS.len()] {
+        [
+            Some(self.owed_minor),
+            Some(self.escrow_minor),
+            Some(self.deposit_minor),
+            Some(self.figures.unearned_prepaid_minor),
+            Some(self.figures.refund_payable_minor),
+            Some(self.figures.pending_release_minor),
+            Some(self.figures.held_by_institution_minor),
+            self.coverage_bp,
+            Some(self.coverage_sort()),
+        ]
+    }
+
     /// The row after a batch's new entries of this institution: each adds
     /// to the books now, and to the figures at the end of `owed_on` when it
     /// occurred by then.
@@ -214,6 +229,32 @@ pub(crate) struct FiguresRow {
 }
 
 /// The columns of a kept row, in [`FiguresRow`]'s order, as written.
+/// The columns of a kept row that a batch changes (the books now, the
+/// ledger side, coverage): each dialect's writer sets these, from
+/// [`KeptFigures::batch_values`], and moves `updated_at` and `revision`.
+pub(crate) const BATCH_COLUMNS: [&str; 9] = [
+    "owed_minor",
+    "escrow_minor",
+    "deposit_minor",
+    "unearned_minor",
+    "refund_payable_minor",
+    "pending_release_minor",
+    "held_by_institution_minor",
+    "coverage_bp",
+    "coverage_sort",
+];
+
+/// `column = <value>, …` for [`BATCH_COLUMNS`], each value written by
+/// `value(index, column)` in the writer's own placeholders.
+pub(crate) fn batch_assignments(value: impl Fn(usize, &str) -> String) -> String {
+    BATCH_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = {}", value(i, c)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(crate) const FIGURES_COLUMNS: &str = "institution_id, jurisdiction_code, owed_minor, \
     escrow_minor, deposit_minor, owed_on, closings_through, bank_minor, unconfirmed, \
     unconfirmed_detail, unearned_minor, refund_payable_minor, pending_release_minor, \

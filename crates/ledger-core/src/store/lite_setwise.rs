@@ -14,7 +14,7 @@ use crate::domain::books::{EnrollmentBook, KnownEntry};
 use crate::domain::entry::{Entry, Phase};
 use crate::domain::ids::{ClientId, EnrollmentId, InstitutionId};
 use crate::store::batch::{ENTRY_WRITE_COLUMNS, POSTING_WRITE_COLUMNS};
-use crate::store::figures::{FiguresRow, KeptFigures, FIGURES_COLUMNS};
+use crate::store::figures::{self, FiguresRow, KeptFigures, FIGURES_COLUMNS};
 use crate::store::rows::{self, AccountRow, EnrollmentRow, EntryRow, LockedRow, PostingRow};
 use crate::store::{Changes, DbTime, LockedInstitution, Result};
 
@@ -177,27 +177,17 @@ impl LiteSetWise<'_> {
     ) -> Result<()> {
         for chunk in rows.chunks(ROWS) {
             let sql = format!(
-                "update institution_figures set owed_minor = u.column2, escrow_minor = u.column3, \
-                   deposit_minor = u.column4, unearned_minor = u.column5, \
-                   refund_payable_minor = u.column6, pending_release_minor = u.column7, \
-                   held_by_institution_minor = u.column8, coverage_bp = u.column9, \
-                   coverage_sort = u.column10, updated_at = ?, revision = revision + 1 \
+                "update institution_figures set {}, updated_at = ?, revision = revision + 1 \
                  from (values {}) as u where institution_figures.institution_id = u.column1",
-                values(chunk.len(), 10)
+                figures::batch_assignments(|i, _| format!("u.column{}", i + 2)),
+                values(chunk.len(), figures::BATCH_COLUMNS.len() + 1)
             );
             let mut q = sqlx::query(&sql).bind(DbTime::from(now));
             for k in chunk {
-                q = q
-                    .bind(k.institution.as_str())
-                    .bind(k.owed_minor)
-                    .bind(k.escrow_minor)
-                    .bind(k.deposit_minor)
-                    .bind(k.figures.unearned_prepaid_minor)
-                    .bind(k.figures.refund_payable_minor)
-                    .bind(k.figures.pending_release_minor)
-                    .bind(k.figures.held_by_institution_minor)
-                    .bind(k.coverage_bp)
-                    .bind(k.coverage_sort());
+                q = q.bind(k.institution.as_str());
+                for v in k.batch_values() {
+                    q = q.bind(v);
+                }
             }
             q.execute(&mut *self.tx).await?;
         }

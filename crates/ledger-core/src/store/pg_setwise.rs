@@ -14,7 +14,7 @@ use crate::domain::books::{EnrollmentBook, KnownEntry};
 use crate::domain::entry::{Entry, Phase};
 use crate::domain::ids::{ClientId, EnrollmentId, InstitutionId};
 use crate::store::batch::{ENTRY_WRITE_COLUMNS, POSTING_WRITE_COLUMNS};
-use crate::store::figures::{FiguresRow, KeptFigures, FIGURES_COLUMNS};
+use crate::store::figures::{self, FiguresRow, KeptFigures, FIGURES_COLUMNS};
 use crate::store::rows::{self, AccountRow, EnrollmentRow, EntryRow, LockedRow, PostingRow};
 use crate::store::{Changes, LockedInstitution, Result};
 
@@ -264,51 +264,33 @@ impl SetWise<'_> {
         rows: &[KeptFigures],
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<()> {
-        sqlx::query(
-            "update institution_figures f set owed_minor = u.owed, escrow_minor = u.escrow, \
-               deposit_minor = u.deposit, unearned_minor = u.unearned, \
-               refund_payable_minor = u.refund_payable, pending_release_minor = u.pending_release, \
-               held_by_institution_minor = u.held, coverage_bp = u.coverage, \
-               coverage_sort = u.sort, updated_at = $10, revision = f.revision + 1 \
-             from unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], \
-                 $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $11::bigint[]) \
-               as u(institution_id, owed, escrow, deposit, unearned, refund_payable, \
-                    pending_release, held, coverage, sort) \
-             where f.institution_id = u.institution_id",
-        )
-        .bind(
-            rows.iter()
-                .map(|k| k.institution.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(rows.iter().map(|k| k.owed_minor).collect::<Vec<_>>())
-        .bind(rows.iter().map(|k| k.escrow_minor).collect::<Vec<_>>())
-        .bind(rows.iter().map(|k| k.deposit_minor).collect::<Vec<_>>())
-        .bind(
-            rows.iter()
-                .map(|k| k.figures.unearned_prepaid_minor)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|k| k.figures.refund_payable_minor)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|k| k.figures.pending_release_minor)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|k| k.figures.held_by_institution_minor)
-                .collect::<Vec<_>>(),
-        )
-        .bind(rows.iter().map(|k| k.coverage_bp).collect::<Vec<_>>())
-        .bind(crate::store::DbTime::from(now))
-        .bind(rows.iter().map(|k| k.coverage_sort()).collect::<Vec<_>>())
-        .execute(&mut *self.tx)
-        .await?;
+        // One array per column, unnested side by side.
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "update institution_figures f set {}, updated_at = $2, \
+                   revision = f.revision + 1 \
+                 from unnest($1::text[], {}) as u(institution_id, {}) \
+                 where f.institution_id = u.institution_id",
+                figures::batch_assignments(|_, c| format!("u.{c}")),
+                (0..figures::BATCH_COLUMNS.len())
+                    .map(|i| format!("${}::bigint[]", i + 3))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                figures::BATCH_COLUMNS.join(", "),
+            )
+        });
+        let values: Vec<_> = rows.iter().map(KeptFigures::batch_values).collect();
+        let mut q = sqlx::query(SQL.as_str())
+            .bind(
+                rows.iter()
+                    .map(|k| k.institution.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(crate::store::DbTime::from(now));
+        for i in 0..figures::BATCH_COLUMNS.len() {
+            q = q.bind(values.iter().map(|v| v[i]).collect::<Vec<_>>());
+        }
+        q.execute(&mut *self.tx).await?;
         Ok(())
     }
 

@@ -374,28 +374,21 @@ impl PerInstitution<'_> {
         // One statement per institution, bound by equality (the Citus rule:
         // routed to its shard): only what a batch changes (the books now,
         // the ledger side, coverage).
-        for k in rows {
-            sqlx::query(
-                "update institution_figures set owed_minor = $2, escrow_minor = $3, \
-                   deposit_minor = $4, unearned_minor = $5, refund_payable_minor = $6, \
-                   pending_release_minor = $7, held_by_institution_minor = $8, \
-                   coverage_bp = $9, coverage_sort = $10, updated_at = $11, \
-                   revision = revision + 1 \
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "update institution_figures set {}, updated_at = $2, revision = revision + 1 \
                  where institution_id = $1",
+                crate::store::figures::batch_assignments(|i, _| format!("${}", i + 3)),
             )
-            .bind(k.institution.as_str())
-            .bind(k.owed_minor)
-            .bind(k.escrow_minor)
-            .bind(k.deposit_minor)
-            .bind(k.figures.unearned_prepaid_minor)
-            .bind(k.figures.refund_payable_minor)
-            .bind(k.figures.pending_release_minor)
-            .bind(k.figures.held_by_institution_minor)
-            .bind(k.coverage_bp)
-            .bind(k.coverage_sort())
-            .bind(crate::store::DbTime::from(now))
-            .execute(&mut *self.tx)
-            .await?;
+        });
+        for k in rows {
+            let mut q = sqlx::query(SQL.as_str())
+                .bind(k.institution.as_str())
+                .bind(crate::store::DbTime::from(now));
+            for v in k.batch_values() {
+                q = q.bind(v);
+            }
+            q.execute(&mut *self.tx).await?;
         }
         Ok(())
     }
