@@ -144,6 +144,7 @@ mod recon;
 mod registry;
 mod report;
 mod rows;
+mod rule_cache;
 mod seal;
 mod sqlite;
 mod time;
@@ -255,6 +256,8 @@ pub struct Pooled<DB: sqlx::Database> {
     /// How a batch's statements address its institutions on PostgreSQL
     /// (SQLite always writes set-wise).
     statements: BatchStatements,
+    /// Rule packs kept between batches (`rule_cache.rs`).
+    rules: Arc<rule_cache::RuleCache>,
 }
 
 impl<DB: sqlx::Database> Clone for Pooled<DB> {
@@ -264,6 +267,7 @@ impl<DB: sqlx::Database> Clone for Pooled<DB> {
             clock: self.clock.clone(),
             writer: self.writer.clone(),
             statements: self.statements,
+            rules: self.rules.clone(),
         }
     }
 }
@@ -286,7 +290,13 @@ impl<DB: sqlx::Database> Pooled<DB> {
             clock,
             writer: None,
             statements: BatchStatements::default(),
+            rules: Arc::default(),
         }
+    }
+
+    /// The rule packs this store's batches and reads keep.
+    pub(crate) fn rule_cache(&self) -> &rule_cache::RuleCache {
+        &self.rules
     }
 
     pub fn pool(&self) -> &sqlx::Pool<DB> {
@@ -523,15 +533,24 @@ impl Store {
         day: chrono::NaiveDate,
     ) -> Result<crate::domain::policy::ResolvedRules> {
         let jurisdictions = vec![institution.jurisdiction.clone()];
-        let (chains, packs) = on_pool!(self, |pool| {
-            let mut read = BatchOn::new(pool.begin().await?, Default::default());
-            read.load_rules(&jurisdictions).await?
-        });
+        let (chains, packs) = self.rule_context_of(&jurisdictions).await?;
         let chain = chains
             .get(&institution.jurisdiction)
             .cloned()
             .unwrap_or_default();
         Ok(crate::domain::policy::resolve(&chain, &packs, day))
+    }
+
+    /// What a batch's [`BatchTx::load_rules`] answers, through the kept
+    /// rule packs, in a read transaction of its own.
+    pub(crate) async fn rule_context_of(
+        &self,
+        jurisdictions: &[crate::domain::ids::JurisdictionCode],
+    ) -> Result<(Chains, Vec<crate::domain::policy::RulePack>)> {
+        Ok(dispatch!(self, s => {
+            let mut read = BatchOn::new(s.pool().begin().await?, Default::default());
+            s.rule_cache().load(&mut read, jurisdictions).await?
+        }))
     }
 
     /// The store's clock (the system clock, or a test's).

@@ -303,6 +303,9 @@ async fn every_institution_table_is_keyed_by_institution_first_and_never_spans_t
     let reference: BTreeSet<&str> = [
         "jurisdictions",
         "rule_packs",
+        // The count of rule-pack changes that kept rule packs are checked
+        // against (one row, moved with `rule_packs`).
+        "rule_pack_generation",
         "banks",
         "feed_files",
         // API access: tokens, the audit log, kept idempotent answers and the

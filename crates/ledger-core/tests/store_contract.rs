@@ -22,6 +22,7 @@ contract!(
     a_batch_is_all_or_nothing,
     registration_is_idempotent_and_conflicts_are_refused,
     rule_packs_flag_or_reject_charges_and_entries_record_the_version,
+    a_rule_pack_added_through_another_process_binds_the_next_charge,
     balances_at_past_instants_are_exact_and_never_invented,
     verify_passes_on_sound_books_and_names_a_tampered_entry,
     reversals_mirror_the_original_and_happen_once,
@@ -529,6 +530,67 @@ async fn rule_packs_flag_or_reject_charges_and_entries_record_the_version(db: &T
         .await
         .unwrap_err();
     assert_eq!(err.code(), "exists_with_different_fields");
+}
+
+/// Batches keep the rule packs they read; a pack added by another
+/// service process on the same database must bind this process's very
+/// next charge all the same.
+async fn a_rule_pack_added_through_another_process_binds_the_next_charge(db: &TestDb) {
+    let s = &db.store;
+    seeded(s).await;
+    s.create_enrollment(&enrollment("I1", "BIG", 600_000))
+        .await
+        .unwrap();
+    // This batch reads the national rules (and keeps them).
+    let err = s
+        .execute(req("I1", "big-1", pay("BIG", 100)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "charge_exceeds_cap");
+    let other = ledger_core::Store::connect_with(&db.url, db.clock.clone())
+        .await
+        .unwrap();
+    let county_pack = |version, action| RulePack {
+        jurisdiction: jc(COUNTY),
+        version,
+        effective_from: day("2026-08-01"),
+        params: RuleParams {
+            max_amount_per_charge_minor: Some(Cap {
+                limit: 500_000,
+                action,
+            }),
+            ..Default::default()
+        },
+    };
+    other
+        .put_rule_pack(&county_pack(1, CapAction::Flag))
+        .await
+        .unwrap();
+    let entry = s
+        .execute(req("I1", "big-2", pay("BIG", 100)))
+        .await
+        .unwrap();
+    assert_eq!(entry.flags, vec!["max_amount_per_charge"]);
+    assert_eq!(
+        entry.rule_pack.as_deref(),
+        Some("national@builtin>410922@1")
+    );
+    // The next version takes over from the one just kept.
+    other
+        .put_rule_pack(&county_pack(2, CapAction::Reject))
+        .await
+        .unwrap();
+    let err = s
+        .execute(req("I1", "big-3", pay("BIG", 100)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "charge_exceeds_cap");
+    assert!(err.to_string().contains("410922@2"), "{err}");
+    // Reads of the rules in force see it too.
+    let institution = s.institution(&iid("I1")).await.unwrap();
+    let rules = s.rules_for(&institution, day("2026-08-02")).await.unwrap();
+    assert_eq!(rules.version, "national@builtin>410922@2");
+    other.close().await;
 }
 
 async fn balances_at_past_instants_are_exact_and_never_invented(db: &TestDb) {

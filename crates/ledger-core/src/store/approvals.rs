@@ -16,7 +16,6 @@ use crate::domain::ids::{InstitutionId, JurisdictionCode};
 use crate::domain::policy::RulePack;
 use crate::store::bulk::within;
 use crate::store::rows::corrupt;
-use crate::store::{BatchOn, BatchTx};
 use crate::store::{DbTime, IdSpan, Result, Store};
 
 #[derive(sqlx::FromRow)]
@@ -394,10 +393,7 @@ impl Store {
         code: &JurisdictionCode,
     ) -> Result<(Vec<JurisdictionCode>, Vec<RulePack>)> {
         let jurisdictions = vec![code.clone()];
-        let (chains, packs) = on_pool!(self, |pool| {
-            let mut read = BatchOn::new(pool.begin().await?, Default::default());
-            read.load_rules(&jurisdictions).await?
-        });
+        let (chains, packs) = self.rule_context_of(&jurisdictions).await?;
         let chain = chains.get(code).cloned().unwrap_or_default();
         Ok((chain, packs))
     }

@@ -18,6 +18,7 @@ use crate::domain::ids::{ClientId, EnrollmentId, InstitutionId, JurisdictionCode
 use crate::domain::policy::RulePack;
 use crate::domain::registry::{Institution, SupervisionMode};
 use crate::store::figures::{self, KeptFigures};
+use crate::store::rule_cache::RuleCache;
 use crate::store::{Result, StoreError};
 
 /// Puts every pending entry of `$entries` (money the bank must move) into
@@ -186,6 +187,12 @@ macro_rules! batch_reads {
             $crate::store::rows::rule_context(found)
         }
 
+        async fn rule_pack_generation(&mut self) -> $crate::store::Result<i64> {
+            Ok(sqlx::query_scalar($crate::store::batch::RULE_PACK_GENERATION_SQL)
+                .fetch_one(&mut *self.tx)
+                .await?)
+        }
+
         async fn load_figures(
             &mut self,
             ids: &[$crate::domain::ids::InstitutionId],
@@ -318,12 +325,18 @@ pub(crate) trait BatchTx {
         BTreeMap<JurisdictionCode, Vec<JurisdictionCode>>,
         Vec<RulePack>,
     )>;
+    /// The count of rule-pack changes ([`crate::store::rule_cache`]).
+    async fn rule_pack_generation(&mut self) -> Result<i64>;
     async fn write(&mut self, changes: &Changes) -> Result<()>;
     /// The overview's kept rows of `ids` (sorted), locked.
     async fn load_figures(&mut self, ids: &[InstitutionId]) -> Result<Vec<KeptFigures>>;
     /// Writes the kept rows a batch changed, set-wise.
     async fn write_figures(&mut self, rows: &[KeptFigures], now: DateTime<Utc>) -> Result<()>;
 }
+
+/// The count of rule-pack changes, one row by its key (both dialects).
+pub(crate) const RULE_PACK_GENERATION_SQL: &str =
+    "select generation from rule_pack_generation where only_row = 1";
 
 /// Each jurisdiction whose code is `membership` (a dialect's list of the
 /// codes asked for) with its ancestry and their rule packs, root first, in
@@ -345,10 +358,11 @@ pub(crate) fn rules_sql(membership: &str) -> String {
 /// refusal fails the batch (naming its item) and nothing is written.
 pub(crate) async fn run_batch(
     tx: &mut impl BatchTx,
+    rules: &RuleCache,
     requests: &[Request],
     now: DateTime<Utc>,
 ) -> Result<Vec<Entry>> {
-    run(tx, requests, now, true)
+    run(tx, rules, requests, now, true)
         .await?
         .into_iter()
         .enumerate()
@@ -367,10 +381,11 @@ pub(crate) async fn run_batch(
 /// and answered with its own refusal, and does not affect the others.
 pub(crate) async fn run_batch_each(
     tx: &mut impl BatchTx,
+    rules: &RuleCache,
     requests: &[Request],
     now: DateTime<Utc>,
 ) -> Result<Vec<std::result::Result<Entry, LedgerError>>> {
-    run(tx, requests, now, false).await
+    run(tx, rules, requests, now, false).await
 }
 
 /// The one place where the books are loaded, changed by the domain and
@@ -378,6 +393,7 @@ pub(crate) async fn run_batch_each(
 /// anything is written.
 async fn run(
     tx: &mut impl BatchTx,
+    rules: &RuleCache,
     requests: &[Request],
     now: DateTime<Utc>,
     all_or_nothing: bool,
@@ -505,7 +521,7 @@ async fn run(
             .map(|id| books.institutions[id].institution.jurisdiction.clone())
             .collect();
         let jurisdictions: Vec<_> = jurisdictions.into_iter().collect();
-        let (chains, packs) = tx.load_rules(&jurisdictions).await?;
+        let (chains, packs) = rules.load(tx, &jurisdictions).await?;
         for id in charged {
             let book = books.institutions.get_mut(&id).expect("locked above");
             let chain = chains

@@ -314,7 +314,7 @@ impl Store {
                 let now: DateTime<Utc> = s.clock().now();
                 let db_now = DbTime::from(now);
                 let mut b = BatchOn::new(s.pool().begin().await?, s.batch_statements());
-                match run_batch_each(&mut b, requests, now).await {
+                match run_batch_each(&mut b, s.rule_cache(), requests, now).await {
                     Ok(mut answers) => {
                         settle_repeats!(b, requests, keeps, &mut answers);
                         let kept = kept(&answers, keeps);
@@ -362,7 +362,7 @@ impl Store {
                     s.pool().begin_with("BEGIN IMMEDIATE").await?,
                     BatchStatements::SetWise,
                 );
-                let mut answers = run_batch_each(&mut b, requests, now).await?;
+                let mut answers = run_batch_each(&mut b, s.rule_cache(), requests, now).await?;
                 settle_repeats!(b, requests, keeps, &mut answers);
                 let kept = kept(&answers, keeps);
                 let mut tx = b.tx;

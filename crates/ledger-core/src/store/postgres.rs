@@ -329,6 +329,10 @@ impl BatchTx for BatchOn<'_, Postgres> {
         self.per_institution().load_rules(jurisdictions).await
     }
 
+    async fn rule_pack_generation(&mut self) -> Result<i64> {
+        self.per_institution().rule_pack_generation().await
+    }
+
     async fn write(&mut self, c: &Changes) -> Result<()> {
         match self.set_wise(c.entries.iter().map(|e| e.institution.as_str())) {
             Some(mut s) => s.write(c).await,
@@ -607,7 +611,7 @@ impl PgStore {
         loop {
             let tx = self.pool.begin().await?;
             let mut tx = BatchOn::new(tx, self.batch_statements());
-            match run_batch(&mut tx, requests, self.clock.now()).await {
+            match run_batch(&mut tx, self.rule_cache(), requests, self.clock.now()).await {
                 Ok(entries) => match tx.tx.commit().await {
                     Ok(()) => return Ok(entries),
                     Err(e) => return Err(e.into()),

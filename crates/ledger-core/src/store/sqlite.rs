@@ -233,6 +233,14 @@ impl BatchTx for BatchOn<'_, Sqlite> {
         crate::store::rows::rule_context(found)
     }
 
+    async fn rule_pack_generation(&mut self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar(crate::store::batch::RULE_PACK_GENERATION_SQL)
+                .fetch_one(&mut *self.tx)
+                .await?,
+        )
+    }
+
     async fn write(&mut self, c: &Changes) -> Result<()> {
         self.set_wise().write(c).await
     }
@@ -330,7 +338,7 @@ impl SqliteStore {
     pub(crate) async fn execute_batch(&self, requests: &[Request]) -> Result<Vec<Entry>> {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut tx = BatchOn::new(tx, BatchStatements::SetWise);
-        let entries = run_batch(&mut tx, requests, self.clock.now()).await?;
+        let entries = run_batch(&mut tx, self.rule_cache(), requests, self.clock.now()).await?;
         tx.tx.commit().await?;
         Ok(entries)
     }
