@@ -15,6 +15,7 @@ pub mod feeds;
 pub mod group_commit;
 pub mod jobs;
 pub mod jurisdictions;
+pub mod key_claims;
 pub mod lessons;
 pub mod lists;
 pub mod officers;

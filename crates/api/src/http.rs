@@ -75,6 +75,10 @@ pub struct AppState {
     pub overviews: Arc<crate::app::oversight::OverviewPages>,
     /// Jurisdictions as read once (they never change).
     pub jurisdictions: Arc<crate::app::jurisdictions::KnownJurisdictions>,
+    /// Institutions as read once (they never change).
+    pub institutions: Arc<crate::app::registry::KnownInstitutions>,
+    /// Idempotency-Key claims of concurrent requests, gathered.
+    pub claims: crate::app::key_claims::KeyClaims,
 }
 
 impl AppState {
@@ -92,11 +96,13 @@ impl AppState {
             tokens: Arc::new(auth::TokenCache::new(config.token_cache)),
             overviews: Arc::default(),
             jurisdictions: Arc::default(),
+            institutions: Arc::default(),
             reads: store.clone(),
             replica: false,
             // Every single ledger write the service makes goes through
             // group commit, not only the routes that keep their answer in
             // the batch.
+            claims: crate::app::key_claims::KeyClaims::start(store.clone()),
             store: store.with_writer(Arc::new(group.clone())),
             group,
             metrics: Arc::new(Metrics::default()),

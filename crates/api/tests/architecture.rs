@@ -254,11 +254,12 @@ fn every_schema_in_the_api_document_has_a_name_of_its_own() {
     assert!(seen.contains_key("Problem"), "{seen:?}");
 }
 
-/// `app::jurisdictions::KnownJurisdictions` keeps a jurisdiction once read:
-/// true only while nothing updates or deletes one (a registration that
-/// finds its code taken does nothing).
+/// `app::jurisdictions::KnownJurisdictions` keeps a jurisdiction once read,
+/// and `app::registry::KnownInstitutions` an institution: true only while
+/// nothing updates or deletes one (a registration that finds its code
+/// taken does nothing).
 #[test]
-fn jurisdictions_are_never_changed_once_registered() {
+fn jurisdictions_and_institutions_are_never_changed_once_registered() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut files = Vec::new();
     rust_files(&root.join("crates/ledger-core/src"), &mut files);
@@ -283,10 +284,13 @@ fn jurisdictions_are_never_changed_once_registered() {
             "update jurisdictions",
             "delete from jurisdictions",
             "alter table jurisdictions",
+            "update institutions",
+            "delete from institutions",
+            "alter table institutions",
         ] {
             assert!(
                 !text.contains(changes),
-                "{} changes registered jurisdictions ({changes:?}): KnownJurisdictions would keep them stale",
+                "{} changes registered jurisdictions or institutions ({changes:?}): KnownJurisdictions and KnownInstitutions would keep them stale",
                 file.display()
             );
         }

@@ -29,6 +29,7 @@ contract!(
     unidentified_receipts_wait_in_suspense_until_attributed,
     entries_page_in_chain_order,
     malformed_wire_requests_are_refused_before_the_books,
+    keys_claimed_together_are_each_held_by_one_request,
 );
 
 async fn payments_lessons_and_releases_move_money_through_the_books(db: &TestDb) {
@@ -866,5 +867,47 @@ async fn malformed_wire_requests_are_refused_before_the_books(db: &TestDb) {
         };
         assert_eq!(got, code, "{rest}");
         assert_eq!(db.dump().await, before, "{rest} changed the books");
+    }
+}
+
+/// Concurrent requests' Idempotency-Keys are claimed in one statement: each
+/// free key is held by the first request that asks for it, and nothing
+/// else is held (a key already claimed, or asked for twice at once, is left
+/// to `claim_key`, which says who holds it).
+async fn keys_claimed_together_are_each_held_by_one_request(db: &TestDb) {
+    use ledger_core::store::KeyClaim;
+    let s = &db.store;
+    let lease = std::time::Duration::from_secs(30);
+    assert!(matches!(
+        s.claim_key("t1", "k0", "h0", lease).await.unwrap(),
+        KeyClaim::Held { attempt: 1, .. }
+    ));
+    let asks = [
+        ("t1", "k1", "h1"),
+        ("t1", "k2", "h2"),
+        // Another caller's key of the same name is its own.
+        ("t2", "k1", "h9"),
+        // The same key asked twice at once: the first ask holds it.
+        ("t1", "k1", "h1"),
+        // Claimed before, alone.
+        ("t1", "k0", "h0"),
+    ];
+    let got = s.claim_fresh_keys(&asks, lease).await.unwrap();
+    let now = db.clock.now();
+    assert_eq!(got, vec![Some(now), Some(now), Some(now), None, None]);
+    // The second ask of k1 then learns that the first holds it.
+    match s.claim_key("t1", "k1", "h1", lease).await.unwrap() {
+        KeyClaim::Busy { request_hash, .. } => assert_eq!(request_hash, "h1"),
+        other => panic!("{other:?}"),
+    }
+    // Held keys stay held: asking again holds nothing.
+    let again = s.claim_fresh_keys(&asks[..3], lease).await.unwrap();
+    assert_eq!(again, vec![None, None, None]);
+    // Each held by its own request.
+    for (token, key, hash) in [("t1", "k2", "h2"), ("t2", "k1", "h9")] {
+        match s.claim_key(token, key, "another", lease).await.unwrap() {
+            KeyClaim::Busy { request_hash, .. } => assert_eq!(request_hash, hash),
+            other => panic!("{token} {key}: {other:?}"),
+        }
     }
 }

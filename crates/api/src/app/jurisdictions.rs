@@ -114,7 +114,7 @@ mod tests {
 
 /// Jurisdictions as read once. A jurisdiction is registered and never
 /// changed or removed (no statement updates or deletes a row of
-/// `jurisdictions`: `jurisdictions_are_never_changed_once_registered`
+/// `jurisdictions`: `jurisdictions_and_institutions_are_never_changed_once_registered`
 /// holds the migrations and the store to that), so a row read once stays
 /// true; a code not known yet is read each time it is asked, so a new
 /// registration is seen at once. Every request about a jurisdiction asks

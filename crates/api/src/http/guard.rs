@@ -56,7 +56,7 @@ pub async fn institution(
 ) -> ApiResult<Institution> {
     let not_found = || ApiError::not_found(format!("institution {id:?}"));
     let parsed = InstitutionId::parse(id).map_err(|_| not_found())?;
-    let institution = match state.store.institution(&parsed).await {
+    let institution = match state.institutions.get(&state.store, &parsed).await {
         Ok(i) => i,
         Err(e)
             if e.rejection()

@@ -299,8 +299,8 @@ async fn claim(
     let started = tokio::time::Instant::now();
     loop {
         match state
-            .store
-            .claim_key(&caller.token_id, key.as_str(), request_hash, lease)
+            .claims
+            .claim(&caller.token_id, key.as_str(), request_hash, lease)
             .await?
         {
             // Claimed afresh: every kept answer has its claim (migration

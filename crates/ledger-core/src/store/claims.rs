@@ -28,6 +28,10 @@ pub enum KeyClaim {
     },
 }
 
+/// Asks per statement of [`Store::claim_fresh_keys`] (three bound values
+/// each, with SQLite's limit of 32,766 far off).
+const CLAIMS_PER_STATEMENT: usize = 1_000;
+
 fn lease_end(now: DateTime<Utc>, lease: Duration) -> Result<DateTime<Utc>> {
     chrono::Duration::from_std(lease)
         .ok()
@@ -146,6 +150,80 @@ impl Store {
                 lease_until,
             },
         })
+    }
+
+    /// Claims many keys seen for the first time in one statement: what
+    /// [`Store::claim_key`] does first, for a group of concurrent requests
+    /// (`asks`: token id, key, request hash). Each ask whose key was free
+    /// is held from now, attempt 1 (`Some(accepted_at)`); `None` for a key
+    /// already claimed, and for a key asked twice in the group past its
+    /// first ask: those go through [`Store::claim_key`], which says who
+    /// holds them.
+    pub async fn claim_fresh_keys(
+        &self,
+        asks: &[(&str, &str, &str)],
+        lease: Duration,
+    ) -> Result<Vec<Option<DateTime<Utc>>>> {
+        let now = DbTime::from(self.now());
+        let until = DbTime::from(lease_end(now.utc(), lease)?);
+        let mut first = std::collections::HashSet::new();
+        let fresh: Vec<usize> = (0..asks.len())
+            .filter(|&i| first.insert((asks[i].0, asks[i].1)))
+            .collect();
+        let mut held = std::collections::HashSet::new();
+        // Within SQLite's limit on bound values (three per ask).
+        for chunk in fresh.chunks(CLAIMS_PER_STATEMENT) {
+            let rows: Vec<(String, String)> = match self {
+                Store::Postgres(s) => {
+                    sqlx::query_as(&format!(
+                        "insert into idempotent_claims \
+                           (token_id, idem_key, request_hash, accepted_at, lease_until) \
+                         select u.token_id, u.idem_key, u.request_hash, $4, $5 \
+                         from unnest($1::text[], $2::text[], $3::text[]) \
+                           as u(token_id, idem_key, request_hash), {} \
+                         where unflushed.setting is not null \
+                         on conflict (token_id, idem_key) do nothing \
+                         returning token_id, idem_key",
+                        crate::store::postgres::Pg.unflushed_source()
+                    ))
+                    .bind(chunk.iter().map(|&i| asks[i].0).collect::<Vec<_>>())
+                    .bind(chunk.iter().map(|&i| asks[i].1).collect::<Vec<_>>())
+                    .bind(chunk.iter().map(|&i| asks[i].2).collect::<Vec<_>>())
+                    .bind(now)
+                    .bind(until)
+                    .fetch_all(s.pool())
+                    .await?
+                }
+                Store::Sqlite(s) => {
+                    let values = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+                    let sql = format!(
+                        "insert into idempotent_claims \
+                           (token_id, idem_key, request_hash, accepted_at, lease_until) \
+                         select u.column1, u.column2, u.column3, ?, ? \
+                         from (values {values}) as u, {} \
+                         where unflushed.setting is not null \
+                         on conflict (token_id, idem_key) do nothing \
+                         returning token_id, idem_key",
+                        crate::store::sqlite::Lite.unflushed_source()
+                    );
+                    let mut q = sqlx::query_as(&sql).bind(now).bind(until);
+                    for &i in chunk {
+                        q = q.bind(asks[i].0).bind(asks[i].1).bind(asks[i].2);
+                    }
+                    q.fetch_all(s.pool()).await?
+                }
+            };
+            held.extend(rows);
+        }
+        let mut answered = std::collections::HashSet::new();
+        Ok(asks
+            .iter()
+            .map(|(token, key, _)| {
+                let pair = (token.to_string(), key.to_string());
+                // Only the first ask of a key holds it.
+                (held.contains(&pair) && answered.insert(pair)).then(|| now.utc())
+            })
+            .collect())
     }
 
     /// Gives a claim back after a refusal (which changed nothing), so the
