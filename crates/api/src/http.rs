@@ -53,8 +53,23 @@ impl Default for Config {
     }
 }
 
+/// What every handler and middleware is given: one shared [`Services`]
+/// (axum clones the state for each extractor of each request, so the
+/// clone is one reference count, not one per service).
 #[derive(Clone)]
 pub struct AppState {
+    services: Arc<Services>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.services
+    }
+}
+
+#[derive(Clone)]
+pub struct Services {
     /// The system of record: every write, and every read that decides one.
     pub store: Store,
     /// Where officers' reads go (overview, balances, entries, risk,
@@ -92,22 +107,25 @@ impl AppState {
         banks: crate::app::banks::BankDirectory,
     ) -> AppState {
         let group = crate::app::group_commit::GroupCommit::start(store.clone(), config.group);
-        AppState {
+        let services = Services {
             tokens: Arc::new(auth::TokenCache::new(config.token_cache)),
             overviews: Arc::default(),
             jurisdictions: Arc::default(),
             institutions: Arc::default(),
+            claims: crate::app::key_claims::KeyClaims::start(store.clone()),
             reads: store.clone(),
             replica: false,
             // Every single ledger write the service makes goes through
             // group commit, not only the routes that keep their answer in
             // the batch.
-            claims: crate::app::key_claims::KeyClaims::start(store.clone()),
             store: store.with_writer(Arc::new(group.clone())),
             group,
             metrics: Arc::new(Metrics::default()),
             config: Arc::new(config),
             banks: Arc::new(banks),
+        };
+        AppState {
+            services: Arc::new(services),
         }
     }
 }
@@ -115,8 +133,9 @@ impl AppState {
 impl AppState {
     /// Officers' reads go to `reads` (a read replica).
     pub fn with_reads(mut self, reads: Store) -> AppState {
-        self.reads = reads;
-        self.replica = true;
+        let services = Arc::make_mut(&mut self.services);
+        services.reads = reads;
+        services.replica = true;
         self
     }
 }

@@ -28,7 +28,7 @@ use crate::store::{
 pub struct SqliteStore {
     pooled: Pooled<Sqlite>,
     /// The database file (none for an in-memory database).
-    file: Option<std::path::PathBuf>,
+    file: Option<std::sync::Arc<std::path::Path>>,
 }
 
 impl std::ops::Deref for SqliteStore {
@@ -302,7 +302,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let file = options.get_filename();
         let file = (!file.as_os_str().is_empty() && file != std::path::Path::new(":memory:"))
-            .then(|| file.to_path_buf());
+            .then(|| std::sync::Arc::from(file));
         // The first connection creates the file and switches it to WAL,
         // which SQLite refuses (busy, without waiting) while another
         // process is doing the same: take turns.
