@@ -549,7 +549,7 @@ impl Store {
     ) -> Result<(Chains, Vec<crate::domain::policy::RulePack>)> {
         Ok(dispatch!(self, s => {
             let mut read = BatchOn::new(s.pool().begin().await?, Default::default());
-            s.rule_cache().load(&mut read, jurisdictions).await?
+            s.rule_cache().load(&mut read, None, jurisdictions).await?
         }))
     }
 

@@ -65,7 +65,9 @@ macro_rules! batch_reads {
             // batches over overlapping institutions can never deadlock.
             // (SQLite's BEGIN IMMEDIATE already holds its one write lock.)
             let sql = format!(
-                "select i.*, h.last_seq, h.last_hash, h.last_recorded_at \
+                "select i.*, h.last_seq, h.last_hash, h.last_recorded_at, \
+                   (select generation from rule_pack_generation where only_row = 1) \
+                     as rule_pack_generation \
                  from chain_heads h join institutions i on i.institution_id = h.institution_id \
                  where h.institution_id = $1{}",
                 d.lock_rows_of("h"),
@@ -300,6 +302,10 @@ pub(crate) struct LockedInstitution {
     pub institution: Institution,
     pub created_at: DateTime<Utc>,
     pub head: ChainHead,
+    /// The count of rule-pack changes, read in the same statement (so a
+    /// batch that charges reads its kept rule packs without a round trip
+    /// of its own: `rule_cache.rs`).
+    pub rule_pack_generation: i64,
 }
 
 /// What a dialect does inside one batch transaction.
@@ -408,6 +414,7 @@ async fn run(
     let ids: BTreeSet<InstitutionId> = requests.iter().map(|r| r.institution.clone()).collect();
     let ids: Vec<InstitutionId> = ids.into_iter().collect();
     let locked = tx.lock_institutions(&ids).await?;
+    let rule_pack_generation = locked.first().map(|l| l.rule_pack_generation);
     let mut books = Books::default();
     let mut loaded_seq = BTreeMap::new();
     for l in locked {
@@ -521,7 +528,7 @@ async fn run(
             .map(|id| books.institutions[id].institution.jurisdiction.clone())
             .collect();
         let jurisdictions: Vec<_> = jurisdictions.into_iter().collect();
-        let (chains, packs) = rules.load(tx, &jurisdictions).await?;
+        let (chains, packs) = rules.load(tx, rule_pack_generation, &jurisdictions).await?;
         for id in charged {
             let book = books.institutions.get_mut(&id).expect("locked above");
             let chain = chains

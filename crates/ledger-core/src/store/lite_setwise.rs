@@ -44,7 +44,9 @@ impl LiteSetWise<'_> {
         for chunk in ids.chunks(ROWS) {
             let sql = format!(
                 "with k(institution_id) as (values {}) \
-                 select i.*, h.last_seq, h.last_hash, h.last_recorded_at \
+                 select i.*, h.last_seq, h.last_hash, h.last_recorded_at, \
+                   (select generation from rule_pack_generation where only_row = 1) \
+                     as rule_pack_generation \
                  from k join chain_heads h on h.institution_id = k.institution_id \
                    join institutions i on i.institution_id = h.institution_id",
                 values(chunk.len(), 1)

@@ -158,7 +158,9 @@ impl SetWise<'_> {
         ids: &[InstitutionId],
     ) -> Result<Vec<LockedInstitution>> {
         let found: Vec<LockedRow> = sqlx::query_as(
-            "select i.*, h.last_seq, h.last_hash, h.last_recorded_at \
+            "select i.*, h.last_seq, h.last_hash, h.last_recorded_at, \
+               (select generation from rule_pack_generation where only_row = 1) \
+                 as rule_pack_generation \
              from chain_heads h join institutions i on i.institution_id = h.institution_id \
              where h.institution_id = any($1) order by h.institution_id for update of h",
         )

@@ -66,6 +66,7 @@ pub(crate) struct LockedRow {
     pub created_at: DbTime,
     #[sqlx(flatten)]
     pub head: HeadRow,
+    pub rule_pack_generation: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -381,6 +382,7 @@ impl TryFrom<LockedRow> for crate::store::LockedInstitution {
             institution: r.institution.try_into()?,
             created_at: r.created_at.utc(),
             head: r.head.into(),
+            rule_pack_generation: r.rule_pack_generation,
         })
     }
 }

@@ -6,9 +6,10 @@
 //! kept here, keyed by the jurisdiction asked for, and used for as long as
 //! the database's count of rule-pack changes (`rule_pack_generation`,
 //! migration 0033: moved by a trigger in the very transaction that adds a
-//! pack) stays what it was when they were read. Reading the count is one
-//! row by its key; a new pack is seen by the next batch that starts after
-//! it commits, in every process sharing the database.
+//! pack) stays what it was when they were read. The count is one row by
+//! its key, which a batch reads in the statement that takes its locks (no
+//! round trip of its own); a new pack is seen by the next batch that
+//! starts after it commits, in every process sharing the database.
 //!
 //! Why this is exact: jurisdictions are never changed once registered (an
 //! architecture test holds every statement to that), so an ancestry read
@@ -48,13 +49,19 @@ impl RuleCache {
     }
 
     /// What [`BatchTx::load_rules`] answers for `jurisdictions`, read from
-    /// the database only for those not kept at the current count.
+    /// the database only for those not kept at the current count
+    /// (`generation` when the caller read it already, in this
+    /// transaction, as a batch does with its locks).
     pub async fn load(
         &self,
         tx: &mut impl BatchTx,
+        generation: Option<i64>,
         jurisdictions: &[JurisdictionCode],
     ) -> Result<(Chains, Vec<RulePack>)> {
-        let generation = tx.rule_pack_generation().await?;
+        let generation = match generation {
+            Some(g) => g,
+            None => tx.rule_pack_generation().await?,
+        };
         let missing: Vec<JurisdictionCode> = {
             let mut kept = self.kept();
             if kept.generation != Some(generation) {
