@@ -11,7 +11,12 @@
 //! service answered before the flush, the batch written last would be
 //! missing after recovery. The same holds for a request written outside
 //! group commit (its kept answer and audit record) and for the audit record
-//! of a refusal.
+//! of a refusal. Each kind is crashed right after its own answer, so that
+//! no later write's flush covers for it (an earlier version ended the
+//! payments with an enrollment, whose flush hid a batch answered unflushed;
+//! the group committer's own flush is now what this test holds).
+//! The group committer answers a batch from a task of its own once its
+//! flush returns, while the writer goes on to the next batch.
 
 use std::time::Duration;
 
@@ -41,6 +46,14 @@ async fn enroll(client: &reqwest::Client, base: &str, token: &str, id: &str) {
     assert_eq!(enrolled.status(), reqwest::StatusCode::CREATED, "{id}");
 }
 
+/// An immediate stop of the scratch server and a restart; the service
+/// (whose connections died with it) is started again by the caller.
+fn crash_and_restart(pair: &mut Pair, served: crate::Served, settings: &str) {
+    pair.crash("primary");
+    served.kill();
+    pair.start("primary", pair.primary_port, settings);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_payments_survive_a_crash_of_the_database() {
     let mut pair = Pair::new();
@@ -56,20 +69,23 @@ async fn acknowledged_payments_survive_a_crash_of_the_database() {
     let out = run(&["--database-url", &url, "demo"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let token = crate::demo_token(&url, "platform");
-
-    let served = serve(
-        &["--database-url", &url, "serve", "--listen", "127.0.0.1:0"],
-        &[],
-    );
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap();
-    let base = format!("http://{}/v1/institutions/{INSTITUTION}", served.addr);
-    enroll(&client, &base, &token, "E-CRASH").await;
+    let serve_here = || {
+        let served = serve(
+            &["--database-url", &url, "serve", "--listen", "127.0.0.1:0"],
+            &[],
+        );
+        let base = format!("http://{}/v1/institutions/{INSTITUTION}", served.addr);
+        (served, base)
+    };
 
-    // Concurrent single payments, so that the service gathers them into
-    // batches; every one acknowledged.
+    // 1. Payments through group commit, the crash as soon as the last is
+    // acknowledged: nothing written after them flushes the log for them.
+    let (served, base) = serve_here();
+    enroll(&client, &base, &token, "E-CRASH").await;
     let mut sent = tokio::task::JoinSet::new();
     for n in 0..PAYMENTS {
         let (client, token, base) = (client.clone(), token.clone(), base.clone());
@@ -91,25 +107,7 @@ async fn acknowledged_payments_survive_a_crash_of_the_database() {
         assert_eq!(status, reqwest::StatusCode::CREATED, "payment {n}");
         acknowledged.push(format!("crash-pay-{n}"));
     }
-    // Last before the crash, two answers written outside group commit:
-    // an enrollment (its kept answer and audit record commit together)
-    // and a payment refused (only its audit record is written).
-    enroll(&client, &base, &token, "E-CRASH-2").await;
-    let refused = client
-        .post(format!("{base}/payments"))
-        .bearer_auth(&token)
-        .header("Idempotency-Key", "crash-pay-unknown")
-        .json(&serde_json::json!({"enrollment": "E-NOBODY", "amount": "10.00"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(refused.status().is_client_error(), "{}", refused.status());
-    let refused_status = i32::from(refused.status().as_u16());
-    // The database dies the moment the last answer is in.
-    pair.crash("primary");
-    served.kill();
-    pair.start("primary", pair.primary_port, lazy_log_writer);
-
+    crash_and_restart(&mut pair, served, lazy_log_writer);
     let mut books = PgConnection::connect(&url).await.unwrap();
     let kept: Vec<String> = sqlx::query_scalar(
         "select client_id from entries where client_id like 'crash-pay-%' order by client_id",
@@ -122,12 +120,22 @@ async fn acknowledged_payments_survive_a_crash_of_the_database() {
         kept, acknowledged,
         "every acknowledged payment is in the books after the crash"
     );
-    let second: i64 =
-        sqlx::query_scalar("select count(*) from enrollments where enrollment_id = 'E-CRASH-2'")
-            .fetch_one(&mut books)
-            .await
-            .unwrap();
-    assert_eq!(second, 1, "the acknowledged enrollment is kept");
+    books.close().await.unwrap();
+
+    // 2. A refused payment: its audit record, the only thing it writes.
+    let (served, base) = serve_here();
+    let refused = client
+        .post(format!("{base}/payments"))
+        .bearer_auth(&token)
+        .header("Idempotency-Key", "crash-pay-unknown")
+        .json(&serde_json::json!({"enrollment": "E-NOBODY", "amount": "10.00"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(refused.status().is_client_error(), "{}", refused.status());
+    let refused_status = i32::from(refused.status().as_u16());
+    crash_and_restart(&mut pair, served, lazy_log_writer);
+    let mut books = PgConnection::connect(&url).await.unwrap();
     let refusals: i64 = sqlx::query_scalar(
         "select count(*) from audit_log where path like '%/payments' and status = $1",
     )
@@ -138,23 +146,18 @@ async fn acknowledged_payments_survive_a_crash_of_the_database() {
     assert_eq!(refusals, 1, "the refusal answered is in the audit log");
     books.close().await.unwrap();
 
-    // Again, with a request written outside group commit the very last:
-    // its kept answer is what a repeat would be told.
-    let served = serve(
-        &["--database-url", &url, "serve", "--listen", "127.0.0.1:0"],
-        &[],
-    );
-    enroll(
-        &client,
-        &format!("http://{}/v1/institutions/{INSTITUTION}", served.addr),
-        &token,
-        "E-CRASH-3",
-    )
-    .await;
-    pair.crash("primary");
-    served.kill();
-    pair.start("primary", pair.primary_port, lazy_log_writer);
+    // 3. An enrollment, answered outside group commit: it and its kept
+    // answer.
+    let (served, base) = serve_here();
+    enroll(&client, &base, &token, "E-CRASH-3").await;
+    crash_and_restart(&mut pair, served, lazy_log_writer);
     let mut books = PgConnection::connect(&url).await.unwrap();
+    let enrolled: i64 =
+        sqlx::query_scalar("select count(*) from enrollments where enrollment_id = 'E-CRASH-3'")
+            .fetch_one(&mut books)
+            .await
+            .unwrap();
+    assert_eq!(enrolled, 1, "the acknowledged enrollment is kept");
     let kept: i64 = sqlx::query_scalar(
         "select count(*) from idempotent_answers where idem_key = 'E-CRASH-3' and status = 201",
     )

@@ -176,7 +176,7 @@ pub use figures::{
     AlertLevel, FiguresPage, FiguresQuery, FiguresSort, FiguresStamp, FiguresTotals, KeptFigures,
     KEPT_AS_OF,
 };
-pub use group::{EachOutcome, KeepWith};
+pub use group::{EachOutcome, Flush, KeepWith};
 pub use hosts::{mask_password, with_encoded_password};
 pub use lessons::{FreezeRecord, NewLesson};
 pub use notices::{ListChange, NewNotice, NoticeAnswer, NoticeRecord};

@@ -15,9 +15,9 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ledger_core::store::{EachOutcome, KeepWith, SingleWriter};
+use ledger_core::store::{EachOutcome, Flush, KeepWith, SingleWriter};
 use ledger_core::{Entry, InstitutionId, Request, Store, StoreError};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::app::AppResult;
@@ -46,6 +46,10 @@ impl Default for GroupSettings {
         }
     }
 }
+
+/// Batches of one partition committed and awaiting their flush at most,
+/// while its writer goes on (each holds a connection for its flush).
+const FLUSHES_IN_FLIGHT: usize = 2;
 
 /// What a full queue asks the caller to wait before trying again.
 const RETRY_AFTER_SECS: u64 = 1;
@@ -192,6 +196,7 @@ async fn write(
     settings: GroupSettings,
     mut closed: watch::Receiver<bool>,
 ) {
+    let flushes = Arc::new(Semaphore::new(FLUSHES_IN_FLIGHT));
     let mut closing = false;
     loop {
         let first = if closing {
@@ -227,24 +232,53 @@ async fn write(
                 Ok(None) | Err(_) => break,
             }
         }
-        commit(&store, batch).await;
+        commit(&store, batch, &flushes).await;
     }
+    // Every batch answered before the writer is done (`drain`).
+    let _ = flushes.acquire_many(FLUSHES_IN_FLIGHT as u32).await;
 }
 
 /// Writes one batch and answers its callers. If the database fails the
 /// batch as a whole, each request is tried alone, so that one request's
 /// failure is only its own.
-async fn commit(store: &Store, batch: Vec<Job>) {
+///
+/// A batch committed before its flush (one PostgreSQL server) is answered
+/// by a task of its own once [`Store::flush_log`] returns, and the writer
+/// goes on to its next batch meanwhile: one partition's batches (a hot
+/// institution's) then follow each other at the speed of their statements,
+/// not of the disk. The flushes in flight are bounded by `flushes`; a
+/// later batch's flush also covers the earlier ones (the log is flushed in
+/// order), and each caller hears only after its own batch is durable.
+async fn commit(store: &Store, batch: Vec<Job>, flushes: &Arc<Semaphore>) {
     let (items, replies): (Vec<_>, Vec<_>) = batch
         .into_iter()
         .map(|j| ((j.request, j.keep), j.reply))
         .unzip();
-    match store.execute_each(&items).await {
-        Ok(outcomes) => {
-            for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                // A caller that gave up (timed out) finds its answer kept.
-                let _ = reply.send(outcome);
-            }
+    match store.execute_each_unflushed(&items).await {
+        Ok((outcomes, Flush::Done)) => answer(replies, outcomes),
+        Ok((outcomes, Flush::Owed)) => {
+            let permit = flushes
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the flush semaphore is never closed");
+            let store = store.clone();
+            tokio::spawn(async move {
+                match store.flush_log().await {
+                    Ok(()) => answer(replies, outcomes),
+                    Err(e) => {
+                        // Committed, but not known durable: a retry under
+                        // the same key finds the kept answer if it is.
+                        tracing::error!(error = %e, requests = replies.len(), "a batch's flush failed");
+                        for reply in replies {
+                            let _ = reply.send(Err(busy(
+                                "the write was not confirmed durable; retry with the same Idempotency-Key to learn its outcome",
+                            )));
+                        }
+                    }
+                }
+                drop(permit);
+            });
         }
         Err(e) if items.len() == 1 => {
             if let Some(reply) = replies.into_iter().next() {
@@ -263,5 +297,12 @@ async fn commit(store: &Store, batch: Vec<Job>) {
                 let _ = reply.send(outcome);
             }
         }
+    }
+}
+
+fn answer(replies: Vec<oneshot::Sender<EachOutcome>>, outcomes: Vec<EachOutcome>) {
+    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+        // A caller that gave up (timed out) finds its answer kept.
+        let _ = reply.send(outcome);
     }
 }

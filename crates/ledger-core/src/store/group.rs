@@ -239,6 +239,17 @@ macro_rules! settle_repeats {
     };
 }
 
+/// Whether a committed batch is durable yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// Its commit waited for its flush (or needs none).
+    Done,
+    /// It committed without waiting (one PostgreSQL server: the chain and
+    /// audit heads are let go at once); [`Store::flush_log`] makes it
+    /// durable, and nobody may be answered before.
+    Owed,
+}
+
 /// The answers to keep: one per accepted request that has a `KeepWith`.
 fn kept<'a>(
     answers: &[std::result::Result<Entry, LedgerError>],
@@ -273,6 +284,22 @@ impl Store {
         &self,
         items: &[(Request, Option<KeepWith>)],
     ) -> Result<Vec<EachOutcome>> {
+        let (outcomes, flush) = self.execute_each_unflushed(items).await?;
+        if flush == Flush::Owed {
+            self.flush_log().await?;
+        }
+        Ok(outcomes)
+    }
+
+    /// [`Store::execute_each`] up to its commit: when the answer is
+    /// [`Flush::Owed`] the batch is committed but not yet known durable,
+    /// and its callers may be answered only after [`Store::flush_log`].
+    /// What a group committer uses to write its next batch while this one's
+    /// flush is under way.
+    pub async fn execute_each_unflushed(
+        &self,
+        items: &[(Request, Option<KeepWith>)],
+    ) -> Result<(Vec<EachOutcome>, Flush)> {
         let mut outcomes: Vec<Option<EachOutcome>> = Vec::with_capacity(items.len());
         let mut requests = Vec::with_capacity(items.len());
         let mut keeps = Vec::with_capacity(items.len());
@@ -286,13 +313,13 @@ impl Store {
                 Err(error) => outcomes.push(Some(Err(error.into()))),
             }
         }
-        let answers = if requests.is_empty() {
-            vec![]
+        let (answers, flush) = if requests.is_empty() {
+            (vec![], Flush::Done)
         } else {
             self.run_each(&requests, &keeps).await?
         };
         let mut answers = answers.into_iter();
-        Ok(outcomes
+        let outcomes = outcomes
             .into_iter()
             .map(|o| match o {
                 Some(refused) => refused,
@@ -301,14 +328,15 @@ impl Store {
                     .expect("one answer per valid request")
                     .map_err(StoreError::from),
             })
-            .collect())
+            .collect();
+        Ok((outcomes, flush))
     }
 
     async fn run_each(
         &self,
         requests: &[Request],
         keeps: &[Option<&KeepWith>],
-    ) -> Result<Vec<std::result::Result<Entry, LedgerError>>> {
+    ) -> Result<(Vec<std::result::Result<Entry, LedgerError>>, Flush)> {
         match self {
             Store::Postgres(s) => loop {
                 let now: DateTime<Utc> = s.clock().now();
@@ -324,8 +352,10 @@ impl Store {
                         // commit that waited for its flush holding it made
                         // the batches take turns through the disk. On one
                         // server the commit lets go at once and the flush
-                        // is awaited after, before anyone is answered:
-                        // concurrent batches then share flushes. Another
+                        // is awaited after (`Flush::Owed`), before anyone
+                        // is answered: concurrent batches then share
+                        // flushes, and a group committer writes its next
+                        // batch while this one's flush is under way. Another
                         // reader may see the batch before it is durable,
                         // as it may any unacknowledged write; nothing acts
                         // on it outside the database unflushed (a repeat's
@@ -337,10 +367,8 @@ impl Store {
                                 .await?;
                         }
                         tx.commit().await?;
-                        if early {
-                            self.flush_log().await?;
-                        }
-                        return Ok(answers);
+                        let flush = if early { Flush::Owed } else { Flush::Done };
+                        return Ok((answers, flush));
                     }
                     // A concurrent first write of the same client id raced
                     // us past the lock-free registration paths: retry sees it.
@@ -368,7 +396,7 @@ impl Store {
                 let mut tx = b.tx;
                 write_kept!(tx, db_now, &kept, FIRST_AUDIT_SEQ_LITE);
                 tx.commit().await?;
-                Ok(answers)
+                Ok((answers, Flush::Done))
             }
         }
     }
