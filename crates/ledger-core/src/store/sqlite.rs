@@ -171,6 +171,9 @@ fn json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).expect("strings and integers always serialize")
 }
 
+/// Rows the connection's thread may read ahead of their reader.
+const ROW_CHANNEL: usize = 1024;
+
 /// An exclusive lock on a file beside the database (`<db>-migrate.lock`),
 /// held until the returned file is dropped: how processes opening one
 /// database file take turns at creating and migrating it.
@@ -299,7 +302,13 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // The connection's thread hands rows over through a channel of
+            // this many; when it is full the thread sleeps until the task
+            // reading them wakes, then the task sleeps until it is woken:
+            // a batch's loads over many institutions (hundreds of rows)
+            // paid those hand-offs several times over at the default 50.
+            .row_buffer_size(ROW_CHANNEL);
         let file = options.get_filename();
         let file = (!file.as_os_str().is_empty() && file != std::path::Path::new(":memory:"))
             .then(|| std::sync::Arc::from(file));
