@@ -3,9 +3,11 @@
 //! id; each partition has one writer task fed by a bounded queue, so one
 //! institution's requests are written in the order they were taken. A
 //! batch closes when it holds `max_batch` requests or `max_wait` after its
-//! first one arrived; it is written with [`Store::execute_each`], so each
-//! request keeps its own outcome (a refused one changes nothing and delays
-//! no other), and each caller hears its answer only after the commit.
+//! first one arrived; it is written with [`Store::execute_each_unflushed`],
+//! so each request keeps its own outcome (a refused one changes nothing
+//! and delays no other), and each caller hears its answer only once the
+//! commit is durable (on one PostgreSQL server after the flush that
+//! follows it, while the writer already writes the next batch).
 //!
 //! A full queue refuses at once (`service_busy`, which the HTTP API
 //! answers `503` with `Retry-After`): memory stays bounded. `drain` stops
