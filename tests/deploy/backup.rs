@@ -21,23 +21,7 @@ const INSTITUTION: &str = "INS-410922-001";
 /// A platform token for the demo county on `url`, and four enrollments
 /// to pay into (through the service at `addr`).
 async fn prepare(url: &str, client: &reqwest::Client, addr: &str) -> (String, String) {
-    let out = run(
-        &[
-            "--database-url",
-            url,
-            "token",
-            "create",
-            "--role",
-            "platform",
-            "--jurisdiction",
-            "410922",
-            "--json",
-        ],
-        &[],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let token: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let token = token["token"].as_str().unwrap().to_string();
+    let token = crate::demo_token(url, "platform");
     let base = format!("http://{addr}/v1/institutions/{INSTITUTION}");
     for e in 0..4 {
         let r = client

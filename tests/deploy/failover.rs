@@ -430,23 +430,7 @@ async fn the_service_survives_losing_its_primary_with_no_acknowledged_payment_lo
     );
     let out = run(&["--database-url", &url, "demo"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = run(
-        &[
-            "--database-url",
-            &url,
-            "token",
-            "create",
-            "--role",
-            "platform",
-            "--jurisdiction",
-            "410922",
-            "--json",
-        ],
-        &[],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let token: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let token = token["token"].as_str().unwrap().to_string();
+    let token = crate::demo_token(&url, "platform");
     // A request cut off by the loss holds its Idempotency-Key for the
     // request timeout: a short one keeps the test short.
     let served = serve(
