@@ -481,6 +481,23 @@ async fn registration_is_idempotent_and_conflicts_are_refused(db: &TestDb) {
     assert_eq!(db.dump().await, before);
 }
 
+/// The county's pack `version`: a 5,000.00 cap per charge from
+/// 2026-08-01, acted on by `action`.
+fn county_charge_cap(version: u32, action: CapAction) -> RulePack {
+    RulePack {
+        jurisdiction: jc(COUNTY),
+        version,
+        effective_from: day("2026-08-01"),
+        params: RuleParams {
+            max_amount_per_charge_minor: Some(Cap {
+                limit: 500_000,
+                action,
+            }),
+            ..Default::default()
+        },
+    }
+}
+
 async fn rule_packs_flag_or_reject_charges_and_entries_record_the_version(db: &TestDb) {
     let s = &db.store;
     seeded(s).await;
@@ -496,20 +513,9 @@ async fn rule_packs_flag_or_reject_charges_and_entries_record_the_version(db: &T
     assert!(err.to_string().contains("national@builtin"), "{err}");
 
     // The county relaxes it to a flag from 2026-08-01.
-    s.put_rule_pack(&RulePack {
-        jurisdiction: jc(COUNTY),
-        version: 1,
-        effective_from: day("2026-08-01"),
-        params: RuleParams {
-            max_amount_per_charge_minor: Some(Cap {
-                limit: 500_000,
-                action: CapAction::Flag,
-            }),
-            ..Default::default()
-        },
-    })
-    .await
-    .unwrap();
+    s.put_rule_pack(&county_charge_cap(1, CapAction::Flag))
+        .await
+        .unwrap();
     let entry = s
         .execute(req("I1", "big-2", pay("BIG", 100)))
         .await
@@ -551,20 +557,8 @@ async fn a_rule_pack_added_through_another_process_binds_the_next_charge(db: &Te
     let other = ledger_core::Store::connect_with(&db.url, db.clock.clone())
         .await
         .unwrap();
-    let county_pack = |version, action| RulePack {
-        jurisdiction: jc(COUNTY),
-        version,
-        effective_from: day("2026-08-01"),
-        params: RuleParams {
-            max_amount_per_charge_minor: Some(Cap {
-                limit: 500_000,
-                action,
-            }),
-            ..Default::default()
-        },
-    };
     other
-        .put_rule_pack(&county_pack(1, CapAction::Flag))
+        .put_rule_pack(&county_charge_cap(1, CapAction::Flag))
         .await
         .unwrap();
     let entry = s
@@ -578,7 +572,7 @@ async fn a_rule_pack_added_through_another_process_binds_the_next_charge(db: &Te
     );
     // The next version takes over from the one just kept.
     other
-        .put_rule_pack(&county_pack(2, CapAction::Reject))
+        .put_rule_pack(&county_charge_cap(2, CapAction::Reject))
         .await
         .unwrap();
     let err = s
