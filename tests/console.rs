@@ -1760,6 +1760,31 @@ async fn officer_walk(server: &Server, c: &Client) {
         .unwrap();
     assert_eq!(h1, "Golden Path Education");
     shoot(c, "03-institution").await;
+    // The alerts table fits the window and its buttons keep their labels
+    // on one line (a squeezed column used to break "确认知悉" character
+    // by character, and a long line id pushed the table off the page).
+    let layout = c
+        .execute(
+            "const page = document.documentElement; \
+             const broken = [...document.querySelectorAll('table#alerts button')] \
+               .filter(b => b.getBoundingClientRect().height > 2 * parseFloat(getComputedStyle(b).lineHeight)) \
+               .map(b => b.textContent); \
+             return [page.scrollWidth <= page.clientWidth, broken];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        layout,
+        serde_json::json!([true, []]),
+        "[fits the window, buttons whose label wraps]"
+    );
+    let alerts = c.find(Locator::Css("table#alerts")).await.unwrap();
+    std::fs::write(
+        screenshots().join("03c-alerts.png"),
+        alerts.screenshot().await.unwrap(),
+    )
+    .unwrap();
     axe(c, "institution").await;
     let chart = c.find(Locator::Css("figure#chart")).await.unwrap();
     std::fs::write(

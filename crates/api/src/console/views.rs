@@ -344,14 +344,14 @@ pub fn institution(
                         tr class=(a.severity) id={ "alert-" (a.key.replace(|c: char| !c.is_ascii_alphanumeric(), "-")) } {
                             td { span class={ "badge " (a.severity) } {
                                 @if a.severity == "red" { (lang.t("红色", "Red")) } @else { (lang.t("黄色", "Yellow")) } } }
-                            td {
+                            td.prose {
                                 strong { (a.summary) } br;
                                 span.note { (a.kind) }
                                 ul.evidence { @for e in &a.evidence { li { (e) } } }
                             }
                             td.nowrap { (a.status) }
                             td.nowrap { (a.first_seen) br; (a.last_seen) }
-                            td {
+                            td.actions {
                                 @if a.open {
                                     form.inline method="post" action={ "/institutions/" (id) "/alerts/" (a.key) } {
                                         input type="hidden" name="csrf" value=(csrf);
