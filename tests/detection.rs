@@ -5,7 +5,11 @@
 //! must stay green. A regression of the engine's recall or of its false
 //! alarms fails it. The full county, on several seeds, is DETECTION.md's.
 
+use api::app::risk::{self, Lessons, Loading};
 use api::simulate::{self, Options, Pattern};
+use chrono::{Duration, NaiveDate};
+use ledger_core::domain::risk::snapshot;
+use ledger_core::{JurisdictionCode, RulePack, RuleParams, Store};
 
 #[tokio::test]
 async fn a_small_county_has_its_run_offs_red_a_month_ahead_and_its_healthy_left_in_peace() {
@@ -25,6 +29,8 @@ async fn a_small_county_has_its_run_offs_red_a_month_ahead_and_its_healthy_left_
     ];
     let (store, clock) = simulate::open(&url, &options).await.unwrap();
     let report = simulate::run(&store, &clock, &options).await.unwrap();
+    // The county's history then serves the scan's summed lessons (below).
+    summing_old_lessons_changes_no_assessment(&store, &options).await;
     let table = report.markdown();
     // Recall: each run-off red a month or more before its collapse (the
     // aim; on this seed the tightest, the bank falling silent, is 39 days).
@@ -45,4 +51,86 @@ async fn a_small_county_has_its_run_offs_red_a_month_ahead_and_its_healthy_left_
             s.id
         );
     }
+}
+
+/// The daily scan reads the lessons consumed before the days the risk
+/// engine looks at summed per enrollment by the database
+/// (`Lessons::SummedBeforeWindows`); the assessments must be exactly those
+/// of every lesson listed. With the county's windows narrowed to 7 and 14
+/// days (a rule pack added after the run), the lessons of all but the last
+/// seven weeks are summed; every fourth day of the run, each institution's
+/// records read both ways give the same assessment, the store's sums are
+/// what `snapshot::sum_lessons_before` makes of the listed records, and the
+/// whole county (peers included) ranks the same.
+async fn summing_old_lessons_changes_no_assessment(store: &Store, options: &Options) {
+    let county = JurisdictionCode::parse(simulate::COUNTY).unwrap();
+    store
+        .put_rule_pack(&RulePack {
+            jurisdiction: county.clone(),
+            version: 2,
+            effective_from: options.start,
+            params: RuleParams {
+                amount_cap_applies_to_subject: Some(true),
+                lookback_days: Some(7),
+                baseline_days: Some(14),
+                ..Default::default()
+            },
+        })
+        .await
+        .unwrap();
+    let institutions = store.institutions().await.unwrap();
+    let last = options.start + Duration::days(i64::from(options.warmup_days + options.days) - 1);
+    let mut summed_lessons = 0;
+    let mut day: NaiveDate = options.start + Duration::days(50);
+    while day <= last {
+        for institution in &institutions {
+            let listed = risk::records_of(store, institution, day, Lessons::Listed)
+                .await
+                .unwrap();
+            let summed = risk::records_of(store, institution, day, Lessons::SummedBeforeWindows)
+                .await
+                .unwrap();
+            let from = snapshot::lessons_listed_from(&listed.rules, &listed.accounts, day)
+                .expect("the county's pack has both windows");
+            let mut by_hand = listed.clone();
+            snapshot::sum_lessons_before(&mut by_hand, from);
+            assert_eq!(
+                summed, by_hand,
+                "{} on {day}: the store's sums",
+                institution.id
+            );
+            summed_lessons += summed.lessons_summed.len();
+            let evaluate = |r: &snapshot::Records| {
+                ledger_core::domain::risk::evaluate(&risk::snapshot(r, day).unwrap())
+            };
+            assert_eq!(
+                evaluate(&summed),
+                evaluate(&listed),
+                "{} on {day}: summed lessons change the assessment",
+                institution.id
+            );
+        }
+        let scope = JurisdictionCode::national();
+        let listed = risk::assess_loaded(
+            store,
+            institutions.clone(),
+            day,
+            Loading::SetWise,
+            Lessons::Listed,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            risk::assess(store, &scope, day).await.unwrap(),
+            listed,
+            "{day}"
+        );
+        day += Duration::days(4);
+    }
+    // The sums were there to be compared: each institution's enrollments
+    // taught before the last seven weeks, on most of the days.
+    assert!(
+        summed_lessons > institutions.len() * 10,
+        "only {summed_lessons} enrollments' lessons were summed"
+    );
 }

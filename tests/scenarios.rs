@@ -631,6 +631,7 @@ async fn live_the_term(store: &Store, clock: &Clock) -> (Seen, BTreeMap<String, 
                 institutions,
                 day,
                 api::app::risk::Loading::SetWise,
+                api::app::risk::Lessons::Listed,
             )
             .await
             .unwrap();

@@ -16,7 +16,7 @@ use ledger_core::{
     SupervisionMode,
 };
 
-use api::app::risk::{assess, assess_loaded, assess_streamed, Loading};
+use api::app::risk::{assess, assess_loaded, assess_streamed, Lessons, Loading};
 
 #[path = "support/scratch_pg.rs"]
 mod scratch_pg;
@@ -187,6 +187,7 @@ async fn streamed_scans_equal_the_scan_at_once(store: &Store) {
         store.institutions().await.unwrap(),
         as_of(),
         Loading::SetWise,
+        Lessons::Listed,
     )
     .await
     .unwrap();
@@ -201,6 +202,7 @@ async fn streamed_scans_equal_the_scan_at_once(store: &Store) {
         store.institutions().await.unwrap(),
         as_of(),
         Loading::PerInstitution,
+        Lessons::SummedBeforeWindows,
     )
     .await
     .unwrap();
@@ -222,9 +224,10 @@ async fn streamed_scans_equal_the_scan_at_once(store: &Store) {
         .into_iter()
         .filter(|i| county.covers(&i.jurisdiction))
         .collect();
-    let county_at_once = assess_loaded(store, in_county, as_of(), Loading::SetWise)
-        .await
-        .unwrap();
+    let county_at_once =
+        assess_loaded(store, in_county, as_of(), Loading::SetWise, Lessons::Listed)
+            .await
+            .unwrap();
     assert_eq!(county_at_once.len(), TAUGHT.len());
     for chunk in [2, 4] {
         let streamed = assess_streamed(store, &county, as_of(), chunk)

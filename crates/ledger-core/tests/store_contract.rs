@@ -7,7 +7,7 @@ mod support {
 
 use ledger_core::store::StoreError;
 use ledger_core::{
-    Cap, CapAction, Command, Currency, EntryKind, RefundSource, RulePack, RuleParams,
+    Cap, CapAction, Command, Currency, EntryKind, RefundSource, Request, RulePack, RuleParams,
 };
 use support::county::*;
 use support::db::{Backend, TestDb};
@@ -30,6 +30,7 @@ contract!(
     entries_page_in_chain_order,
     malformed_wire_requests_are_refused_before_the_books,
     keys_claimed_together_are_each_held_by_one_request,
+    lessons_before_a_day_are_read_summed_as_the_domain_sums_them,
 );
 
 async fn payments_lessons_and_releases_move_money_through_the_books(db: &TestDb) {
@@ -904,4 +905,123 @@ async fn keys_claimed_together_are_each_held_by_one_request(db: &TestDb) {
             other => panic!("{token} {key}: {other:?}"),
         }
     }
+}
+
+/// The risk scan's read of lessons consumed before a day: the store leaves
+/// them out of the entries and sums them per enrollment, exactly as
+/// `snapshot::sum_lessons_before` sums the entries listed (hours, postings
+/// by account and side, the first instant and seq), a bonus hour (no
+/// posting) and an institution outside the span included.
+async fn lessons_before_a_day_are_read_summed_as_the_domain_sums_them(db: &TestDb) {
+    use ledger_core::domain::risk::snapshot::{sum_lessons_before, Records};
+    use ledger_core::store::IdSpan;
+    let s = &db.store;
+    seeded(s).await;
+    s.create_institution(&institution("I2")).await.unwrap();
+    let mut e3 = enrollment("I1", "E3", 100_000);
+    e3.hours_bought = 2;
+    e3.bonus_hours = 1;
+    s.create_enrollment(&e3).await.unwrap();
+    s.create_enrollment(&enrollment("I2", "E1", 400_000))
+        .await
+        .unwrap();
+    let on = |r: Request, d: &str| Request {
+        occurred_at: format!("{d}T10:00:00Z").parse().unwrap(),
+        ..r
+    };
+    let mut batch = vec![
+        on(req("I1", "p1", pay("E1", 400_000)), "2026-08-01"),
+        on(req("I1", "p2", pay("E2", 300_000)), "2026-08-01"),
+        on(req("I1", "p3", pay("E3", 100_000)), "2026-08-01"),
+        on(req("I2", "p1", pay("E1", 400_000)), "2026-08-01"),
+    ];
+    for (n, d) in ["2026-08-03", "2026-08-09", "2026-08-10", "2026-08-20"]
+        .iter()
+        .enumerate()
+    {
+        batch.push(on(req("I1", &format!("a{n}"), consume("E1", 2)), d));
+        batch.push(on(req("I1", &format!("b{n}"), consume("E2", 1)), d));
+        batch.push(on(req("I2", &format!("a{n}"), consume("E1", 3)), d));
+    }
+    // E3: two paid hours, then the bonus hour (no posting), all early.
+    for (n, d) in ["2026-08-02", "2026-08-04", "2026-08-05"]
+        .iter()
+        .enumerate()
+    {
+        batch.push(on(req("I1", &format!("c{n}"), consume("E3", 1)), d));
+    }
+    s.execute_batch(batch).await.unwrap();
+
+    let before = day("2026-08-10");
+    let instant = before.and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let i1 = iid("I1");
+    let span = IdSpan::one(&i1);
+    let all = s.entries_in(Some(span), None, 1_000, None).await.unwrap();
+    let mut listed = Records {
+        institution: institution("I1"),
+        entries: all,
+        accounts: vec![],
+        enrollments: vec![],
+        refunds: vec![],
+        events: vec![],
+        rules: ledger_core::domain::policy::resolve(&[jc("000000")], &[], before),
+        lessons: vec![],
+        release_asks: vec![],
+        lessons_summed: vec![],
+    };
+    sum_lessons_before(&mut listed, before);
+    // Paged, as the scan reads: pages of 3 cross the left-out lessons.
+    let mut entries = vec![];
+    loop {
+        let after = entries
+            .last()
+            .map(|e: &ledger_core::Entry| (e.institution.as_str().to_string(), e.seq));
+        let page = s
+            .entries_in(
+                Some(span),
+                after.as_ref().map(|(i, n)| (i.as_str(), *n)),
+                3,
+                Some(instant),
+            )
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        entries.extend(page);
+    }
+    assert_eq!(entries, listed.entries, "the entries left listed");
+    let summed: Vec<_> = s
+        .lessons_summed_in(Some(span), instant)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(institution, sum)| {
+            assert_eq!(institution, iid("I1"), "a lesson of another institution");
+            sum
+        })
+        .collect();
+    assert_eq!(summed, listed.lessons_summed);
+    let hours: Vec<_> = summed
+        .iter()
+        .map(|l| {
+            (
+                l.enrollment.as_ref().unwrap().to_string(),
+                l.hours,
+                l.postings.len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hours,
+        [
+            ("E1".into(), 4, 2),
+            ("E2".into(), 2, 2),
+            ("E3".into(), 3, 2)
+        ],
+        "(enrollment, hours, postings by account and side) before {before}"
+    );
+    // The whole store: the other institution's are summed too.
+    let everyone = s.lessons_summed_in(None, instant).await.unwrap();
+    assert_eq!(everyone.len(), 4);
 }

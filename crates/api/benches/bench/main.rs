@@ -90,7 +90,15 @@ pub async fn connect(url: &str) -> anyhow::Result<Store> {
 /// A scratch store for a benchmark: schema `name` on PostgreSQL (dropped
 /// and made afresh), a sibling file `<db>.<name>` on SQLite.
 pub async fn scratch(url: &str, name: &str) -> anyhow::Result<Store> {
-    let url = if url.starts_with("postgres") {
+    let store = connect(&scratch_url(url, name).await?).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// The address of an empty scratch store `name` beside `url`'s (a schema
+/// on PostgreSQL, a file on SQLite), emptied first.
+pub async fn scratch_url(url: &str, name: &str) -> anyhow::Result<String> {
+    Ok(if url.starts_with("postgres") {
         let admin = sqlx::PgPool::connect(url).await?;
         admin
             .execute(format!("drop schema if exists {name} cascade").as_str())
@@ -114,10 +122,7 @@ pub async fn scratch(url: &str, name: &str) -> anyhow::Result<Store> {
             let _ = std::fs::remove_file(format!("{file}{suffix}"));
         }
         format!("sqlite://{file}")
-    };
-    let store = connect(&url).await?;
-    store.migrate().await?;
-    Ok(store)
+    })
 }
 
 /// `cargo bench -p api --bench bench -- <benchmark> [options]`; figures and

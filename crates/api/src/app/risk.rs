@@ -49,6 +49,7 @@ pub async fn records_of(
     store: &Store,
     institution: &Institution,
     as_of: NaiveDate,
+    lessons: Lessons,
 ) -> AppResult<Records> {
     let span = IdSpan::one(&institution.id);
     let mut records = records_in(
@@ -57,6 +58,7 @@ pub async fn records_of(
         Some(span),
         as_of,
         Kinds::All,
+        lessons,
     )
     .await?;
     records
@@ -71,8 +73,9 @@ pub async fn records_all(
     store: &Store,
     institutions: Vec<Institution>,
     as_of: NaiveDate,
+    lessons: Lessons,
 ) -> AppResult<Vec<Records>> {
-    records_in(store, institutions, None, as_of, Kinds::All).await
+    records_in(store, institutions, None, as_of, Kinds::All, lessons).await
 }
 
 /// The kinds of record a set-wise read loads.
@@ -86,6 +89,18 @@ pub enum Kinds {
     PeerFigures,
 }
 
+/// How a read gives the lessons consumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lessons {
+    /// Every one listed: what a page, an export or coverage shows.
+    Listed,
+    /// Those before the days the risk engine reads summed per enrollment by
+    /// the database (`snapshot::lessons_listed_from`): the assessment is
+    /// the same and a daily scan does not read the whole history of
+    /// lessons, four in five of an institution's entries.
+    SummedBeforeWindows,
+}
+
 /// The records of the institutions given, set-wise: one query per kind of
 /// record for the span of ids (the whole store without one); rows of
 /// institutions not given are dropped as they are read.
@@ -95,6 +110,7 @@ pub async fn records_in(
     span: Option<IdSpan<'_>>,
     as_of: NaiveDate,
     kinds: Kinds,
+    lessons: Lessons,
 ) -> AppResult<Vec<Records>> {
     let wanted: HashMap<String, usize> = institutions
         .iter()
@@ -118,13 +134,61 @@ pub async fn records_in(
             events: Vec::new(),
             lessons: Vec::new(),
             release_asks: Vec::new(),
+            lessons_summed: Vec::new(),
         });
     }
     let slot = |id: &str| wanted.get(id).copied();
+    // The bank's records first: how far back lessons are listed depends on
+    // the latest statement of each account.
+    if kinds == Kinds::All {
+        let mut lines = store.statement_lines_in(span).await?;
+        let registered = store.account_registrations(span).await?;
+        for account in store.supervised_accounts_in(span).await? {
+            if let Some(n) = slot(account.institution.as_str()) {
+                let key = account_key(&account);
+                let statements = lines.remove(&key).unwrap_or_default();
+                let registered_on = registered.get(&key).copied();
+                records[n].accounts.push(AccountRecords {
+                    account,
+                    statements,
+                    registered_on,
+                });
+            }
+        }
+    }
+    // One day for the whole read (the earliest any institution needs):
+    // summing from an earlier day than one needs changes nothing.
+    let lessons_from = match lessons {
+        Lessons::Listed => None,
+        Lessons::SummedBeforeWindows => records
+            .iter()
+            .map(|r| snapshot::lessons_listed_from(&r.rules, &r.accounts, as_of))
+            .try_fold(None::<NaiveDate>, |earliest, from| {
+                from.map(|d| Some(earliest.map_or(d, |e| e.min(d))))
+            })
+            .flatten(),
+    }
+    .map(|day| day.and_time(chrono::NaiveTime::MIN).and_utc());
+    if let Some(before) = lessons_from {
+        for (institution, summed) in store.lessons_summed_in(span, before).await? {
+            if let Some(n) = slot(institution.as_str()) {
+                records[n].lessons_summed.push(summed);
+            }
+        }
+        for r in &mut records {
+            r.lessons_summed
+                .sort_by(|a, b| a.enrollment.cmp(&b.enrollment));
+        }
+    }
     let mut after: Option<(String, i64)> = None;
     loop {
         let page = store
-            .entries_in(span, after.as_ref().map(|(i, s)| (i.as_str(), *s)), 50_000)
+            .entries_in(
+                span,
+                after.as_ref().map(|(i, s)| (i.as_str(), *s)),
+                50_000,
+                lessons_from,
+            )
             .await?;
         let Some(last) = page.last() else { break };
         after = Some((last.institution.to_string(), last.seq));
@@ -142,21 +206,6 @@ pub async fn records_in(
     if kinds == Kinds::PeerFigures {
         return Ok(records);
     }
-    let mut lines = store.statement_lines_in(span).await?;
-    let registered = store.account_registrations(span).await?;
-    for account in store.supervised_accounts_in(span).await? {
-        if let Some(n) = slot(account.institution.as_str()) {
-            let key = account_key(&account);
-            let statements = lines.remove(&key).unwrap_or_default();
-            let registered_on = registered.get(&key).copied();
-            records[n].accounts.push(AccountRecords {
-                account,
-                statements,
-                registered_on,
-            });
-        }
-    }
-    drop(lines);
     let mut trails = store.refund_trails_in(span).await?;
     for r in store.refunds_in(span).await? {
         if let Some(n) = slot(r.institution.as_str()) {
@@ -231,23 +280,31 @@ pub async fn assess(
     if institutions.len() > SET_WISE_FROM {
         return assess_streamed(store, scope, as_of, STREAM_CHUNK).await;
     }
-    assess_loaded(store, institutions, as_of, Loading::PerInstitution).await
+    assess_loaded(
+        store,
+        institutions,
+        as_of,
+        Loading::PerInstitution,
+        Lessons::SummedBeforeWindows,
+    )
+    .await
 }
 
 /// The institutions given, evaluated as of a day, riskiest first, their
-/// records loaded as asked (both ways give the same answer).
+/// records loaded as asked (every way gives the same answer).
 pub async fn assess_loaded(
     store: &Store,
     institutions: Vec<Institution>,
     as_of: NaiveDate,
     loading: Loading,
+    lessons: Lessons,
 ) -> AppResult<Vec<Assessment>> {
     let records = match loading {
-        Loading::SetWise => records_all(store, institutions, as_of).await?,
+        Loading::SetWise => records_all(store, institutions, as_of, lessons).await?,
         Loading::PerInstitution => {
             let mut records = Vec::with_capacity(institutions.len());
             for institution in &institutions {
-                records.push(records_of(store, institution, as_of).await?);
+                records.push(records_of(store, institution, as_of, lessons).await?);
             }
             records
         }
@@ -355,8 +412,15 @@ pub async fn assess_streamed(
         if members.is_empty() {
             continue;
         }
-        let records =
-            records_in(store, members, Some(slice.ids()), as_of, Kinds::PeerFigures).await?;
+        let records = records_in(
+            store,
+            members,
+            Some(slice.ids()),
+            as_of,
+            Kinds::PeerFigures,
+            Lessons::SummedBeforeWindows,
+        )
+        .await?;
         for r in records {
             let figure = risk::peer_figures(&snapshot(&r, as_of)?);
             figures
@@ -380,7 +444,15 @@ pub async fn assess_streamed(
             first: &first,
             last: &last,
         };
-        let records = records_in(store, members, Some(ids), as_of, Kinds::All).await?;
+        let records = records_in(
+            store,
+            members,
+            Some(ids),
+            as_of,
+            Kinds::All,
+            Lessons::SummedBeforeWindows,
+        )
+        .await?;
         let mut inputs = Vec::with_capacity(records.len());
         for r in &records {
             inputs.push(snapshot(r, as_of)?);

@@ -7,11 +7,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{Duration, NaiveDate};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-use crate::domain::entry::{Entry, EntryKind};
+use crate::domain::accounts::{AccountCode, Side};
+use crate::domain::entry::{Entry, EntryKind, Posting};
 use crate::domain::error::LedgerError;
 use crate::domain::feeds::{AccountKind, BankAccount};
+use crate::domain::ids::{ClientId, EnrollmentId};
+use crate::domain::money::Amount;
 use crate::domain::policy::{self, ResolvedRules};
 use crate::domain::recon::account::{match_account, AccountStatements};
 use crate::domain::recon::ReconcileError;
@@ -50,6 +53,161 @@ pub struct Records {
     pub lessons: Vec<crate::domain::lessons::Lesson>,
     /// Manual release requests and when each was decided.
     pub release_asks: Vec<crate::domain::risk::ReleaseAsk>,
+    /// Lessons consumed before a day no check reads, summed per enrollment
+    /// instead of listed in `entries` (empty when every lesson is listed):
+    /// see [`lessons_listed_from`].
+    pub lessons_summed: Vec<LessonsSummed>,
+}
+
+/// One enrollment's lessons consumed before a day, summed: what a snapshot
+/// needs of lessons whose days no check reads. They still count in every
+/// balance (the books, unearned tuition, what is releasable), in each
+/// enrollment's hours consumed so far (the pace of releases) and in the
+/// day the institution's history begins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LessonsSummed {
+    pub enrollment: Option<EnrollmentId>,
+    /// When the first of them occurred, and its seq.
+    pub first_at: DateTime<Utc>,
+    pub first_seq: i64,
+    pub hours: u32,
+    pub postings: SummedPostings,
+}
+
+/// Postings summed by account and side (minor units), in that order.
+pub type SummedPostings = Vec<(AccountCode, Side, i64)>;
+
+impl LessonsSummed {
+    /// The sums as one entry of lessons consumed on the first one's day,
+    /// which the snapshot folds in as it does the listed entries. Its
+    /// client id names what it stands for; nothing reads its hash.
+    fn as_entry(&self, institution: &Institution) -> Entry {
+        let client_id = format!(
+            "lessons-summed-{}-{}",
+            self.enrollment.as_ref().map_or("", |e| e.as_str()),
+            self.first_seq
+        );
+        Entry {
+            institution: institution.id.clone(),
+            seq: self.first_seq,
+            client_id: ClientId::parse(client_id)
+                .unwrap_or_else(|_| ClientId::parse("lessons-summed").expect("a valid id")),
+            kind: EntryKind::LessonsConsumed,
+            currency: institution.currency,
+            occurred_at: self.first_at,
+            recorded_at: self.first_at,
+            external_ref: None,
+            enrollment: self.enrollment.clone(),
+            hours: Some(self.hours),
+            refers_to_seq: None,
+            rule_pack: None,
+            flags: vec![],
+            postings: self
+                .postings
+                .iter()
+                .filter_map(|(account, side, minor)| {
+                    Some(Posting {
+                        account: account.clone(),
+                        side: *side,
+                        amount: Amount::from_minor(*minor).ok()?,
+                    })
+                })
+                .collect(),
+            request_hash: String::new(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+}
+
+/// Beyond these days before the recent window, no check reads a day's
+/// lessons: the baseline window, or the span in which a lesson beyond any
+/// timetable marks the releases after it (`schedule::BEYOND_TIMETABLE_DAYS`),
+/// whichever is longer, and a week to spare.
+const LESSONS_SPARE_DAYS: u64 = 7;
+
+/// The first day from which a snapshot on `as_of` must have the lessons
+/// consumed listed one by one; before it they may come summed per
+/// enrollment ([`LessonsSummed`]) with every figure the risk engine reads
+/// unchanged. `None`: every lesson must be listed (a rule pack without the
+/// recent or baseline window reads the whole history).
+///
+/// What reads lessons, and how far back: the daily figures in the recent
+/// and baseline windows (`lookback_days`, `baseline_days`); releases in the
+/// recent window, against each enrollment's hours so far (sums keep them)
+/// and any day beyond a timetable in the 30 days before each release; and
+/// the books on the day of each account's latest statement closing, which
+/// can be older than the windows (a bank gone silent): the day returned is
+/// never after it. `tests/risk_lessons_summed.rs` (api) holds the snapshot
+/// equal either way, day by day over a simulated county.
+pub fn lessons_listed_from(
+    rules: &ResolvedRules,
+    accounts: &[AccountRecords],
+    as_of: NaiveDate,
+) -> Option<NaiveDate> {
+    let p = &rules.params;
+    let recent = u64::from(p.lookback_days?);
+    let before = u64::from(p.baseline_days?).max(schedule::BEYOND_TIMETABLE_DAYS);
+    let mut from =
+        as_of.checked_sub_days(chrono::Days::new(recent + before + LESSONS_SPARE_DAYS))?;
+    for a in accounts {
+        let mut seen = a.statements.clone();
+        seen.cut_at(as_of);
+        let closings = seen
+            .statements
+            .iter()
+            .filter_map(|s| s.closing.map(|(_, d)| d))
+            .chain(seen.closing.as_ref().map(|c| c.date));
+        if let Some(latest) = closings.max() {
+            from = from.min(latest);
+        }
+        if let Some(closing) = &seen.closing {
+            from = from.min(closing.date);
+        }
+    }
+    Some(from)
+}
+
+/// Moves the lessons consumed before `from` out of `records.entries` into
+/// per-enrollment sums: what the store's set-wise read does in the
+/// database (`Store::lessons_summed_in`), done on records already loaded.
+pub fn sum_lessons_before(records: &mut Records, from: NaiveDate) {
+    let (before, kept): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut records.entries)
+        .into_iter()
+        .partition(|e| e.kind == EntryKind::LessonsConsumed && e.occurred_at.date_naive() < from);
+    records.entries = kept;
+    let mut sums: BTreeMap<Option<EnrollmentId>, LessonsSummed> = BTreeMap::new();
+    for e in before {
+        let s = sums
+            .entry(e.enrollment.clone())
+            .or_insert_with(|| LessonsSummed {
+                enrollment: e.enrollment.clone(),
+                first_at: e.occurred_at,
+                first_seq: e.seq,
+                hours: 0,
+                postings: vec![],
+            });
+        if (e.occurred_at, e.seq) < (s.first_at, s.first_seq) {
+            (s.first_at, s.first_seq) = (e.occurred_at, e.seq);
+        }
+        s.hours += e.hours.unwrap_or(0);
+        for p in &e.postings {
+            match s
+                .postings
+                .iter_mut()
+                .find(|(a, side, _)| *a == p.account && *side == p.side)
+            {
+                Some((_, _, minor)) => *minor += p.amount.minor(),
+                None => s
+                    .postings
+                    .push((p.account.clone(), p.side, p.amount.minor())),
+            }
+        }
+    }
+    for s in sums.values_mut() {
+        s.postings.sort();
+    }
+    records.lessons_summed.extend(sums.into_values());
 }
 
 /// Why a snapshot could not be made: the rule pack's calendar contradicts
@@ -275,12 +433,22 @@ fn ledger_figures(entries: &[Entry], day: NaiveDate) -> LedgerFigures {
 pub fn snapshot(records: &Records, as_of: NaiveDate) -> Result<RiskInput, SnapshotError> {
     let institution = &records.institution;
     // Nothing after the day assessed: a past day reads as it was lived.
-    let entries: Vec<Entry> = records
+    let mut entries: Vec<Entry> = records
         .entries
         .iter()
         .filter(|e| e.occurred_at.date_naive() <= as_of)
         .cloned()
+        .chain(
+            records
+                .lessons_summed
+                .iter()
+                .filter(|s| s.first_at.date_naive() <= as_of)
+                .map(|s| s.as_entry(institution)),
+        )
         .collect();
+    if !records.lessons_summed.is_empty() {
+        entries.sort_by_key(|e| e.seq);
+    }
     let by_seq: BTreeMap<i64, &Entry> = entries.iter().map(|e| (e.seq, e)).collect();
 
     let mut accounts = Vec::new();
@@ -517,9 +685,7 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
-    use crate::domain::accounts::Side;
-    use crate::domain::entry::Posting;
-    use crate::domain::ids::{ClientId, InstitutionId, JurisdictionCode};
+    use crate::domain::ids::{InstitutionId, JurisdictionCode};
     use crate::domain::money::Currency;
     use crate::domain::recon::account::{LastClosing, StatementLine};
     use crate::domain::recon::LineStatus;
@@ -643,6 +809,7 @@ mod tests {
             }],
             lessons: vec![],
             release_asks: vec![],
+            lessons_summed: vec![],
             rules: policy::resolve(&chain, &[], day(6)),
         }
     }
