@@ -120,10 +120,8 @@ impl LessonsSummed {
     }
 }
 
-/// Beyond these days before the recent window, no check reads a day's
-/// lessons: the baseline window, or the span in which a lesson beyond any
-/// timetable marks the releases after it (`schedule::BEYOND_TIMETABLE_DAYS`),
-/// whichever is longer, and a week to spare.
+/// A week to spare beyond the longest span over which the engine reads
+/// lessons day by day (see [`lessons_listed_from`]).
 const LESSONS_SPARE_DAYS: u64 = 7;
 
 /// The first day from which a snapshot on `as_of` must have the lessons
@@ -138,8 +136,8 @@ const LESSONS_SPARE_DAYS: u64 = 7;
 /// and any day beyond a timetable in the 30 days before each release; and
 /// the books on the day of each account's latest statement closing, which
 /// can be older than the windows (a bank gone silent): the day returned is
-/// never after it. `tests/risk_lessons_summed.rs` (api) holds the snapshot
-/// equal either way, day by day over a simulated county.
+/// never after it. `tests/detection.rs` (api) holds the assessment equal
+/// either way, day by day over a simulated county.
 pub fn lessons_listed_from(
     rules: &ResolvedRules,
     accounts: &[AccountRecords],
@@ -151,18 +149,24 @@ pub fn lessons_listed_from(
     let mut from =
         as_of.checked_sub_days(chrono::Days::new(recent + before + LESSONS_SPARE_DAYS))?;
     for a in accounts {
-        let mut seen = a.statements.clone();
-        seen.cut_at(as_of);
-        let closings = seen
+        // As `AccountStatements::cut_at(as_of)` leaves them, without
+        // copying the lines: the latest closing of the statements known by
+        // then (the day the books are compared on), and the account's last
+        // closing (the balance mismatch's day).
+        let s = &a.statements;
+        let known = s
             .statements
             .iter()
-            .filter_map(|s| s.closing.map(|(_, d)| d))
-            .chain(seen.closing.as_ref().map(|c| c.date));
-        if let Some(latest) = closings.max() {
-            from = from.min(latest);
-        }
-        if let Some(closing) = &seen.closing {
-            from = from.min(closing.date);
+            .filter(|st| st.opening.or(st.closing).is_none_or(|(_, d)| d <= as_of))
+            .filter_map(|st| st.closing.map(|(_, d)| d))
+            .filter(|d| *d <= as_of)
+            .max();
+        let last = match &s.closing {
+            Some(c) if c.date <= as_of => Some(c.date),
+            _ => known,
+        };
+        for day in [known, last].into_iter().flatten() {
+            from = from.min(day);
         }
     }
     Some(from)
