@@ -169,17 +169,12 @@ pub async fn records_in(
             .flatten(),
     }
     .map(|day| day.and_time(chrono::NaiveTime::MIN).and_utc());
-    if let Some(before) = lessons_from {
-        for (institution, summed) in store.lessons_summed_in(span, before).await? {
-            if let Some(n) = slot(institution.as_str()) {
-                records[n].lessons_summed.push(summed);
-            }
-        }
-        for r in &mut records {
-            r.lessons_summed
-                .sort_by(|a, b| a.enrollment.cmp(&b.enrollment));
-        }
-    }
+    // Nothing to sum (a young store, or a day early in its history): the
+    // entries' plain read, which needs no join to leave lessons out.
+    let lessons_from = match lessons_from {
+        Some(before) if store.lessons_summed_in(span, before).await?.is_empty() => None,
+        other => other,
+    };
     let mut after: Option<(String, i64)> = None;
     loop {
         let page = store
@@ -196,6 +191,19 @@ pub async fn records_in(
             if let Some(n) = slot(e.institution.as_str()) {
                 records[n].entries.push(e);
             }
+        }
+    }
+    // The sums after the entries: a lesson booked late, between the two
+    // reads, is then in the sums and not in the entries, never in neither.
+    if let Some(before) = lessons_from {
+        for (institution, summed) in store.lessons_summed_in(span, before).await? {
+            if let Some(n) = slot(institution.as_str()) {
+                records[n].lessons_summed.push(summed);
+            }
+        }
+        for r in &mut records {
+            r.lessons_summed
+                .sort_by(|a, b| a.enrollment.cmp(&b.enrollment));
         }
     }
     for e in store.enrollments_in(span).await? {
@@ -254,7 +262,7 @@ pub const SET_WISE_FROM: usize = 50;
 /// Institutions of the store a streamed scan loads at a time: their
 /// records and snapshots are what it holds besides the listing of
 /// institutions and the assessments (BENCHMARKS.md, `bench risk-stored`).
-pub const STREAM_CHUNK: usize = 2_000;
+pub const STREAM_CHUNK: usize = 1_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Loading {
