@@ -1024,4 +1024,13 @@ async fn lessons_before_a_day_are_read_summed_as_the_domain_sums_them(db: &TestD
     // The whole store: the other institution's are summed too.
     let everyone = s.lessons_summed_in(None, instant).await.unwrap();
     assert_eq!(everyone.len(), 4);
+    // Whether there is anything to sum, asked before reading the sums.
+    let first = day("2026-08-02").and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let exist = |span, at| s.lessons_before_exist(span, at);
+    assert!(exist(Some(span), instant).await.unwrap());
+    assert!(exist(None, instant).await.unwrap());
+    assert!(
+        !exist(Some(span), first).await.unwrap(),
+        "nothing was taught before 2026-08-02"
+    );
 }

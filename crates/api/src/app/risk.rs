@@ -172,7 +172,7 @@ pub async fn records_in(
     // Nothing to sum (a young store, or a day early in its history): the
     // entries' plain read, which needs no join to leave lessons out.
     let lessons_from = match lessons_from {
-        Some(before) if store.lessons_summed_in(span, before).await?.is_empty() => None,
+        Some(before) if !store.lessons_before_exist(span, before).await? => None,
         other => other,
     };
     let mut after: Option<(String, i64)> = None;

@@ -298,6 +298,29 @@ impl Store {
         })
     }
 
+    /// Whether any lesson consumed before `before` is stored (of a span of
+    /// institutions, or all): whether [`Store::lessons_summed_in`] has
+    /// anything to sum, without summing it.
+    pub async fn lessons_before_exist(
+        &self,
+        span: Option<IdSpan<'_>>,
+        before: DateTime<Utc>,
+    ) -> Result<bool> {
+        let sql = format!(
+            "select exists (select 1 from entries e \
+               where e.kind = '{}' and e.occurred_at < $1 {})",
+            EntryKind::LessonsConsumed.code(),
+            within(span, "and", "e.institution_id", 2)
+        );
+        let before = DbTime::from(before);
+        Ok(on_pool!(self, |pool| bind_span!(
+            sqlx::query_scalar::<_, bool>(&sql).bind(before),
+            span
+        )
+        .fetch_one(pool)
+        .await?))
+    }
+
     /// Each enrollment's lessons consumed before `before` (of a span of
     /// institutions, or all), summed: their first instant and seq, their
     /// hours, their postings by account and side. What
