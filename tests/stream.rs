@@ -9,14 +9,16 @@
 
 use chrono::{Days, NaiveDate, TimeZone, Utc};
 use ledger_core::domain::feeds::{AccountKind, BankAccount};
-use ledger_core::domain::risk::{Assessment, SignalKind};
+use ledger_core::domain::risk::{self, Assessment, SignalKind};
 use ledger_core::{
     Amount, Category, ClientId, Command, Currency, Enrollment, EnrollmentId, Institution,
     InstitutionId, InstitutionStatus, Jurisdiction, JurisdictionCode, Request, Store,
     SupervisionMode,
 };
 
-use api::app::risk::{assess, assess_loaded, assess_streamed, Lessons, Loading};
+use api::app::risk::{
+    assess, assess_loaded, assess_streamed, records_all, snapshot, Lessons, Loading,
+};
 
 #[path = "support/scratch_pg.rs"]
 mod scratch_pg;
@@ -165,6 +167,45 @@ async fn populate(store: &Store) {
     }
 }
 
+/// The scan at once as the domain states it, with nothing of the
+/// application's peer grouping: every snapshot given by hand the
+/// statistics of its jurisdiction and category, then [`risk::evaluate`].
+async fn judged_by_hand(store: &Store) -> Vec<Assessment> {
+    let records = records_all(
+        store,
+        store.institutions().await.unwrap(),
+        as_of(),
+        Lessons::Listed,
+    )
+    .await
+    .unwrap();
+    let mut inputs: Vec<risk::RiskInput> = records
+        .iter()
+        .map(|r| snapshot(r, as_of()).unwrap())
+        .collect();
+    let group = |i: &risk::RiskInput| {
+        (
+            i.institution.jurisdiction.clone(),
+            i.institution.category.code(),
+        )
+    };
+    let stats: Vec<risk::Peers> = inputs
+        .iter()
+        .map(|i| {
+            let figures: Vec<risk::PeerFigures> = inputs
+                .iter()
+                .filter(|peer| group(peer) == group(i))
+                .map(risk::peer_figures)
+                .collect();
+            risk::peer_stats(&figures)
+        })
+        .collect();
+    for (input, peers) in inputs.iter_mut().zip(stats) {
+        input.peers = Some(peers);
+    }
+    risk::rank(inputs.iter().map(risk::evaluate).collect())
+}
+
 fn flagged_for_liability(ranked: &[Assessment]) -> Vec<String> {
     let mut ids: Vec<String> = ranked
         .iter()
@@ -197,6 +238,11 @@ async fn streamed_scans_equal_the_scan_at_once(store: &Store) {
         .collect();
     outliers.sort();
     assert_eq!(flagged_for_liability(&at_once), outliers);
+    assert_eq!(
+        at_once,
+        judged_by_hand(store).await,
+        "the domain's own judgement differs"
+    );
     let one_by_one = assess_loaded(
         store,
         store.institutions().await.unwrap(),

@@ -52,15 +52,8 @@ pub async fn records_of(
     lessons: Lessons,
 ) -> AppResult<Records> {
     let span = IdSpan::one(&institution.id);
-    let mut records = records_in(
-        store,
-        vec![institution.clone()],
-        Some(span),
-        as_of,
-        Kinds::All,
-        lessons,
-    )
-    .await?;
+    let mut records =
+        records_in(store, vec![institution.clone()], Some(span), as_of, lessons).await?;
     records
         .pop()
         .ok_or_else(|| AppError::Store(StoreError::Corrupt("no records read".into())))
@@ -75,18 +68,7 @@ pub async fn records_all(
     as_of: NaiveDate,
     lessons: Lessons,
 ) -> AppResult<Vec<Records>> {
-    records_in(store, institutions, None, as_of, Kinds::All, lessons).await
-}
-
-/// The kinds of record a set-wise read loads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kinds {
-    All,
-    /// What [`risk::peer_figures`] reads of a snapshot: the entries, the
-    /// enrollments and the rules (a snapshot of these alone has the same
-    /// peer figures; the bank's records and the workflows feed other
-    /// checks).
-    PeerFigures,
+    records_in(store, institutions, None, as_of, lessons).await
 }
 
 /// How a read gives the lessons consumed.
@@ -109,7 +91,6 @@ pub async fn records_in(
     institutions: Vec<Institution>,
     span: Option<IdSpan<'_>>,
     as_of: NaiveDate,
-    kinds: Kinds,
     lessons: Lessons,
 ) -> AppResult<Vec<Records>> {
     let wanted: HashMap<String, usize> = institutions
@@ -140,20 +121,18 @@ pub async fn records_in(
     let slot = |id: &str| wanted.get(id).copied();
     // The bank's records first: how far back lessons are listed depends on
     // the latest statement of each account.
-    if kinds == Kinds::All {
-        let mut lines = store.statement_lines_in(span).await?;
-        let registered = store.account_registrations(span).await?;
-        for account in store.supervised_accounts_in(span).await? {
-            if let Some(n) = slot(account.institution.as_str()) {
-                let key = account_key(&account);
-                let statements = lines.remove(&key).unwrap_or_default();
-                let registered_on = registered.get(&key).copied();
-                records[n].accounts.push(AccountRecords {
-                    account,
-                    statements,
-                    registered_on,
-                });
-            }
+    let mut lines = store.statement_lines_in(span).await?;
+    let registered = store.account_registrations(span).await?;
+    for account in store.supervised_accounts_in(span).await? {
+        if let Some(n) = slot(account.institution.as_str()) {
+            let key = account_key(&account);
+            let statements = lines.remove(&key).unwrap_or_default();
+            let registered_on = registered.get(&key).copied();
+            records[n].accounts.push(AccountRecords {
+                account,
+                statements,
+                registered_on,
+            });
         }
     }
     // One day for the whole read (the earliest any institution needs):
@@ -210,9 +189,6 @@ pub async fn records_in(
         if let Some(n) = slot(e.institution.as_str()) {
             records[n].enrollments.push(e);
         }
-    }
-    if kinds == Kinds::PeerFigures {
-        return Ok(records);
     }
     let mut trails = store.refund_trails_in(span).await?;
     for r in store.refunds_in(span).await? {
@@ -317,12 +293,14 @@ pub async fn assess_loaded(
             records
         }
     };
-    let mut inputs = Vec::with_capacity(records.len());
+    let mut pending = Vec::with_capacity(records.len());
     for r in &records {
-        inputs.push(snapshot(r, as_of)?);
+        pending.push((
+            peer_group(&r.institution),
+            risk::evaluate_before_peers(&snapshot(r, as_of)?),
+        ));
     }
-    with_peers(&mut inputs);
-    Ok(risk::rank(inputs.iter().map(risk::evaluate).collect()))
+    Ok(risk::rank(judged_with_peers(pending)))
 }
 
 /// Peers are the institutions of one jurisdiction and category.
@@ -340,31 +318,18 @@ struct Slice {
     members: Vec<Institution>,
 }
 
-impl Slice {
-    fn ids(&self) -> IdSpan<'_> {
-        IdSpan {
-            first: &self.first,
-            last: &self.last,
-        }
-    }
-}
-
 /// [`assess`] of a scope of any size in bounded memory: the store's
 /// institutions are read `chunk` at a time (in id order, one query per
-/// kind of record for the chunk's span of ids) and each chunk's records
-/// and snapshots are dropped once evaluated; the scan keeps the
-/// assessments and, for peers, three figures per institution. Equal to
-/// [`assess_loaded`] of the scope's institutions either way.
+/// kind of record for the chunk's span of ids), each read once. Each
+/// chunk's records and snapshots are dropped once every check that needs
+/// no peers has run ([`risk::BeforePeers`]: those checks' signals and the
+/// few figures the rest read); when every chunk is in, each peer group's
+/// statistics are taken and its members judged against them. Equal to
+/// [`assess_loaded`] of the scope's institutions.
 ///
-/// A peer group met in one chunk gets its statistics there. One spread
-/// over several chunks (a jurisdiction larger than a chunk) is read twice:
-/// first every member's peer figures, chunk by chunk (entries, enrollments
-/// and rules only, [`Kinds::PeerFigures`]), then the evaluation with the
-/// statistics of the whole group. Statistics per chunk would
-/// judge an institution against whichever neighbours its id falls among.
 /// Like the reads of the scan at once (several queries, no common
-/// transaction), the two reads need not see the same instant: a write
-/// landing between them counts in the evaluation, not in the figures.
+/// transaction), the chunks need not see the same instant: a write
+/// landing between two chunks' reads counts in the later one.
 pub async fn assess_streamed(
     store: &Store,
     scope: &JurisdictionCode,
@@ -393,61 +358,13 @@ pub async fn assess_streamed(
             });
         }
     }
-    let mut met_in: HashMap<PeerGroup, usize> = HashMap::new();
-    let mut spread: BTreeSet<PeerGroup> = BTreeSet::new();
-    for (n, slice) in slices.iter().enumerate() {
-        for i in &slice.members {
-            let group = peer_group(i);
-            match met_in.get(&group) {
-                Some(m) if *m != n => {
-                    spread.insert(group);
-                }
-                Some(_) => {}
-                None => {
-                    met_in.insert(group, n);
-                }
-            }
-        }
-    }
-    let mut figures: HashMap<PeerGroup, Vec<risk::PeerFigures>> = HashMap::new();
-    for slice in &slices {
-        let members: Vec<Institution> = slice
-            .members
-            .iter()
-            .filter(|i| spread.contains(&peer_group(i)))
-            .cloned()
-            .collect();
-        if members.is_empty() {
-            continue;
-        }
-        let records = records_in(
-            store,
+    let mut pending = Vec::new();
+    for slice in slices {
+        let Slice {
+            first,
+            last,
             members,
-            Some(slice.ids()),
-            as_of,
-            Kinds::PeerFigures,
-            Lessons::SummedBeforeWindows,
-        )
-        .await?;
-        for r in records {
-            let figure = risk::peer_figures(&snapshot(&r, as_of)?);
-            figures
-                .entry(peer_group(&r.institution))
-                .or_default()
-                .push(figure);
-        }
-    }
-    let peers: HashMap<PeerGroup, risk::Peers> = figures
-        .into_iter()
-        .map(|(group, f)| (group, risk::peer_stats(&f)))
-        .collect();
-    let mut assessed = Vec::new();
-    for Slice {
-        first,
-        last,
-        members,
-    } in slices
-    {
+        } = slice;
         let ids = IdSpan {
             first: &first,
             last: &last,
@@ -457,49 +374,35 @@ pub async fn assess_streamed(
             members,
             Some(ids),
             as_of,
-            Kinds::All,
             Lessons::SummedBeforeWindows,
         )
         .await?;
-        let mut inputs = Vec::with_capacity(records.len());
         for r in &records {
-            inputs.push(snapshot(r, as_of)?);
+            pending.push((
+                peer_group(&r.institution),
+                risk::evaluate_before_peers(&snapshot(r, as_of)?),
+            ));
         }
-        drop(records);
-        with_peers(&mut inputs);
-        for input in &mut inputs {
-            if let Some(p) = peers.get(&peer_group(&input.institution)) {
-                input.peers = Some(*p);
-            }
-        }
-        assessed.extend(inputs.iter().map(risk::evaluate));
     }
-    Ok(risk::rank(assessed))
+    Ok(risk::rank(judged_with_peers(pending)))
 }
 
-/// Gives each snapshot the figures of its peers assessed with it: the
-/// institutions of the same jurisdiction and category on the same day.
-pub fn with_peers(inputs: &mut [RiskInput]) {
-    let mut groups: BTreeMap<(String, &'static str), Vec<usize>> = BTreeMap::new();
-    for (n, i) in inputs.iter().enumerate() {
-        groups
-            .entry((
-                i.institution.jurisdiction.to_string(),
-                i.institution.category.code(),
-            ))
-            .or_default()
-            .push(n);
+/// Judges each institution against the statistics of its peers among
+/// those given: the institutions of the same jurisdiction and category on
+/// the same day.
+fn judged_with_peers(pending: Vec<(PeerGroup, risk::BeforePeers)>) -> Vec<Assessment> {
+    let mut figures: HashMap<&PeerGroup, Vec<risk::PeerFigures>> = HashMap::new();
+    for (group, p) in &pending {
+        figures.entry(group).or_default().push(p.peer_figures());
     }
-    for members in groups.values() {
-        let figures: Vec<_> = members
-            .iter()
-            .map(|n| risk::peer_figures(&inputs[*n]))
-            .collect();
-        let peers = risk::peer_stats(&figures);
-        for n in members {
-            inputs[*n].peers = Some(peers);
-        }
-    }
+    let peers: HashMap<PeerGroup, risk::Peers> = figures
+        .into_iter()
+        .map(|(group, f)| (group.clone(), risk::peer_stats(&f)))
+        .collect();
+    pending
+        .into_iter()
+        .map(|(group, p)| p.with_peers(peers.get(&group)))
+        .collect()
 }
 
 /// The alerts a run leaves: each signal as a finding keyed by its condition.

@@ -264,8 +264,34 @@ pub fn score(signals: &[Signal]) -> u32 {
         .min(100)
 }
 
-/// Evaluates every signal of DESIGN.md for one institution on one day.
+/// Evaluates every signal of DESIGN.md for one institution on one day,
+/// against the peers the snapshot carries.
 pub fn evaluate(input: &RiskInput) -> Assessment {
+    evaluate_before_peers(input).with_peers(input.peers.as_ref())
+}
+
+/// An institution's assessment before the checks that compare it with its
+/// peers (the collection spike, liability months) and the escalation that
+/// reads them: every other check done, and the few figures those need.
+/// A scan that must see every peer before it can judge one (a streamed
+/// national scan) keeps this instead of the snapshot.
+#[derive(Debug, Clone)]
+pub struct BeforePeers {
+    institution: InstitutionId,
+    name: String,
+    jurisdiction: JurisdictionCode,
+    as_of: NaiveDate,
+    coverage_bp: Option<i128>,
+    out: Out,
+    rules: leading::PeerRules,
+    currency: Currency,
+    spike: Option<flows::SpikeFigures>,
+    liability: Option<leading::LiabilityFigures>,
+    packages: PackageCounts,
+}
+
+/// Every check of [`evaluate`] that needs no peers.
+pub fn evaluate_before_peers(input: &RiskInput) -> BeforePeers {
     let ctx = Ctx::new(input);
     let mut out = Out {
         signals: Vec::new(),
@@ -278,7 +304,15 @@ pub fn evaluate(input: &RiskInput) -> Assessment {
     funds::balance_mismatch(&ctx, &mut out);
     funds::outflow_warning(&ctx, &mut out);
     flows::diverted_collection(&ctx, &mut out);
-    flows::collection_spike(&ctx, &mut out);
+    // Judged with the peers; a history too short is said here, in order.
+    let spike = match flows::SpikeFigures::of(&ctx) {
+        Some(Ok(figures)) => Some(figures),
+        Some(Err(reason)) => {
+            out.skip(SignalKind::CollectionSpike, reason);
+            None
+        }
+        None => None,
+    };
     flows::release_ahead_of_delivery(&ctx, &mut out);
     flows::delivery_stall(&ctx, &mut out);
     duties::refund_backlog(&ctx, &mut out);
@@ -286,14 +320,8 @@ pub fn evaluate(input: &RiskInput) -> Assessment {
     duties::feed_silence(&ctx, &mut out);
     duties::institution_event(&ctx, &mut out);
     confirmations::evaluate(&ctx, &mut out);
-    leading::liability_months(&ctx, &mut out);
     leading::instruction_unexecuted(&ctx, &mut out);
-    // Last: it reads what the others found.
-    leading::escalation(&ctx, &mut out);
-
-    let mut signals = out.signals;
-    signals.sort_by(|a, b| (b.severity, a.kind, &a.key).cmp(&(a.severity, b.kind, &b.key)));
-    Assessment {
+    BeforePeers {
         institution: input.institution.id.clone(),
         name: input.institution.name.clone(),
         jurisdiction: input.institution.jurisdiction.clone(),
@@ -301,9 +329,53 @@ pub fn evaluate(input: &RiskInput) -> Assessment {
         coverage_bp: coverage::coverage(input)
             .ok()
             .and_then(|c| c.basis_points()),
-        score: score(&signals),
-        signals,
-        not_evaluated: out.not_evaluated,
+        out,
+        rules: leading::PeerRules::of(ctx.p),
+        currency: ctx.currency,
+        spike,
+        liability: leading::LiabilityFigures::of(&ctx),
+        packages: input.packages,
+    }
+}
+
+impl BeforePeers {
+    /// The figures this institution adds to its peers' statistics: the
+    /// same as [`peer_figures`] of its snapshot.
+    pub fn peer_figures(&self) -> PeerFigures {
+        PeerFigures::of(
+            self.spike.as_ref(),
+            self.liability.as_ref(),
+            self.packages,
+            &self.rules,
+        )
+    }
+
+    /// The assessment, the peers' statistics given (`None`: judged alone).
+    /// Each check adds at most one signal of its own kind, and the
+    /// escalation counts kinds, so judging these two last changes nothing.
+    pub fn with_peers(self, peers: Option<&Peers>) -> Assessment {
+        let mut out = self.out;
+        if let Some(f) = &self.spike {
+            flows::collection_spike(f, &self.rules, self.currency, peers, &mut out);
+        }
+        if let Some(f) = &self.liability {
+            leading::liability_months(f, &self.rules, self.currency, peers, &mut out);
+        }
+        // Last: it reads what the others found.
+        leading::escalation(self.rules.escalation_min_signs, &mut out);
+
+        let mut signals = out.signals;
+        signals.sort_by(|a, b| (b.severity, a.kind, &a.key).cmp(&(a.severity, b.kind, &b.key)));
+        Assessment {
+            institution: self.institution,
+            name: self.name,
+            jurisdiction: self.jurisdiction,
+            as_of: self.as_of,
+            coverage_bp: self.coverage_bp,
+            score: score(&signals),
+            signals,
+            not_evaluated: out.not_evaluated,
+        }
     }
 }
 
@@ -445,6 +517,7 @@ pub(crate) fn latest_closing(account: &SupervisedAccount, as_of: NaiveDate) -> O
 }
 
 /// Where the checks put what they find.
+#[derive(Debug, Clone)]
 struct Out {
     signals: Vec<Signal>,
     not_evaluated: Vec<NotEvaluated>,

@@ -4,9 +4,12 @@
 use chrono::Days;
 
 use crate::domain::feeds::AccountKind;
-use crate::domain::risk::text::{percent, ratio_bp};
+use crate::domain::money::Currency;
+use crate::domain::risk::leading::PeerRules;
+use crate::domain::risk::text::{self, percent, ratio_bp};
 use crate::domain::risk::{
-    less, rule, Ctx, Evidence, Out, ReleaseIssue, Severity, SignalKind, Window,
+    less, rule, Ctx, Evidence, Out, PackageCounts, Peers, ReleaseIssue, Severity, SignalKind,
+    Window,
 };
 
 /// Reported sales that never reached the supervised account: over the
@@ -119,35 +122,79 @@ pub(super) fn diverted_collection(ctx: &Ctx, out: &mut Out) {
     );
 }
 
-/// Recent collections far above the institution's own baseline rate, and
-/// a rising share of packages sold at the caps; both together are red.
-pub(super) fn collection_spike(ctx: &Ctx, out: &mut Out) {
-    let kind = SignalKind::CollectionSpike;
-    let (Some(recent), Some(full)) = (ctx.recent, ctx.baseline) else {
-        return;
-    };
-    // A young institution is compared with the part of the baseline it has.
-    let Some(baseline) = ctx.own_baseline() else {
-        return out.skip(
-            kind,
-            format!(
+/// What the collection spike reads of a snapshot: the windows, the
+/// collections over them and the packages sold. A streamed scan keeps these
+/// while it waits for the statistics of every peer (`super::BeforePeers`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SpikeFigures {
+    recent: Window,
+    /// The baseline clipped to the history (`Ctx::own_baseline`).
+    baseline: Window,
+    now: i128,
+    before: i128,
+    packages: PackageCounts,
+}
+
+impl SpikeFigures {
+    /// `None` when the rules set no windows; the reason when the history is
+    /// too short to have a baseline.
+    pub(super) fn of(ctx: &Ctx) -> Option<Result<SpikeFigures, String>> {
+        let (Some(recent), Some(full)) = (ctx.recent, ctx.baseline) else {
+            return None;
+        };
+        // A young institution is compared with the part of the baseline it has.
+        let Some(baseline) = ctx.own_baseline() else {
+            return Some(Err(format!(
                 "history starts {}, less than {} days before the recent window (baseline from {})",
                 ctx.input.history_from, recent.days, full.first
-            ),
-        );
-    };
+            )));
+        };
+        Some(Ok(SpikeFigures {
+            recent,
+            baseline,
+            now: ctx.sum(recent, |d| i128::from(d.collections_reported_minor)),
+            before: ctx.sum(baseline, |d| i128::from(d.collections_reported_minor)),
+            packages: ctx.input.packages,
+        }))
+    }
+
+    /// Recent rate over the own baseline rate, in bp; none without a
+    /// baseline to measure against.
+    pub(super) fn multiple_bp(&self) -> Option<i128> {
+        (self.before > 0).then(|| {
+            self.now * i128::from(self.baseline.days) * 10_000
+                / (self.before * i128::from(self.recent.days))
+        })
+    }
+}
+
+/// Recent collections far above the institution's own baseline rate, and
+/// a rising share of packages sold at the caps; both together are red.
+pub(super) fn collection_spike(
+    f: &SpikeFigures,
+    r: &PeerRules,
+    currency: Currency,
+    peers: Option<&Peers>,
+    out: &mut Out,
+) {
+    let kind = SignalKind::CollectionSpike;
+    let SpikeFigures {
+        recent,
+        baseline,
+        now,
+        before,
+        packages: k,
+    } = *f;
     // A season lifts the whole county: the multiple must also stand out
     // against the peers' median multiple over the same days.
-    let peers = super::leading::peer(ctx, |p| p.collections_multiple_bp);
+    let peers_multiple = r.peer(peers, |p| p.collections_multiple_bp);
     let mut evidence = Vec::new();
     let mut sentences = Vec::new();
 
-    let now = ctx.sum(recent, |d| i128::from(d.collections_reported_minor));
-    let before = ctx.sum(baseline, |d| i128::from(d.collections_reported_minor));
     // Rates per day compared by cross-multiplying: now / recent days ≥
     // multiple × before / baseline days. No baseline, no spike to measure.
-    let peer_median = peers.map_or(10_000, |p| p.median.max(10_000));
-    let rate_spike = match ctx.p.collection_spike_multiple_pct {
+    let peer_median = peers_multiple.map_or(10_000, |p| p.median.max(10_000));
+    let rate_spike = match r.collection_spike_multiple_pct {
         Some(pct) if before > 0 => !less(
             &[now, i128::from(baseline.days), 100, 10_000],
             &[
@@ -162,9 +209,9 @@ pub(super) fn collection_spike(ctx: &Ctx, out: &mut Out) {
     };
     // ... and stand out from the peers' spread (robust: the median absolute
     // deviation), so that noise among small schools is not a spike.
-    let multiple_now = super::leading::collections_multiple_bp(ctx).map(|(m, ..)| m);
+    let multiple_now = f.multiple_bp();
     let rate_spike = rate_spike
-        && match (peers, ctx.p.peer_mad_multiple, multiple_now) {
+        && match (peers_multiple, r.peer_mad_multiple, multiple_now) {
             (Some(p), Some(k), Some(m)) => m - p.median >= i128::from(k) * p.mad,
             _ => true,
         };
@@ -172,13 +219,11 @@ pub(super) fn collection_spike(ctx: &Ctx, out: &mut Out) {
     // with, a rate spike needs as many packages sold recently as the cap
     // share does (`cap_share_min_packages`).
     let rate_spike = rate_spike
-        && (peers.is_none()
-            || ctx
-                .p
-                .cap_share_min_packages
-                .is_none_or(|min| ctx.input.packages.recent_sold >= min));
+        && (peers_multiple.is_none()
+            || r.cap_share_min_packages
+                .is_none_or(|min| k.recent_sold >= min));
     if rate_spike {
-        let pct = ctx.p.collection_spike_multiple_pct.unwrap_or_default();
+        let pct = r.collection_spike_multiple_pct.unwrap_or_default();
         let multiple_bp = ratio_bp(
             now * i128::from(baseline.days),
             before * i128::from(recent.days),
@@ -199,7 +244,7 @@ pub(super) fn collection_spike(ctx: &Ctx, out: &mut Out) {
             },
             rule("collection_spike_multiple_pct", pct),
         ]);
-        let peers_text = match peers {
+        let peers_text = match peers_multiple {
             Some(p) => {
                 evidence.extend([
                     Evidence::Ratio {
@@ -222,31 +267,28 @@ pub(super) fn collection_spike(ctx: &Ctx, out: &mut Out) {
         };
         sentences.push(format!(
             "{} collected in the last {} days is {}× the daily rate of the {} days before ({} then; rule: {}×{peers_text})",
-            ctx.money_wide(now),
+            text::amount_wide(now, currency),
             recent.days,
             multiple_text(multiple_bp),
             baseline.days,
-            ctx.money_wide(before),
+            text::amount_wide(before, currency),
             multiple_text(i128::from(pct) * 100)
         ));
     }
 
-    let k = ctx.input.packages;
     // The share at the caps must also stand out from the peers' (median)
     // share in the same window: the own baseline is a few dozen packages
     // whose share wanders by chance, the county's is steadier.
-    let peer_share = super::leading::peer(ctx, |p| p.cap_share_bp);
-    let cap_spike = match (ctx.p.cap_share_spike_bp, ctx.p.cap_share_min_packages) {
+    let peer_share = r.peer(peers, |p| p.cap_share_bp);
+    let cap_spike = match (r.cap_share_spike_bp, r.cap_share_min_packages) {
         (Some(spike), min) if k.recent_sold >= min.unwrap_or(1).max(1) && k.baseline_sold > 0 => {
             // recent_at_cap / recent_sold − baseline_at_cap / baseline_sold ≥ spike / 10000
             let (ra, rs) = (i128::from(k.recent_at_cap), i128::from(k.recent_sold));
             let (ba, bs) = (i128::from(k.baseline_at_cap), i128::from(k.baseline_sold));
             (ra * bs - ba * rs) * 10_000 >= i128::from(spike) * rs * bs
-                && ctx
-                    .p
-                    .cap_share_min_z_tenths
+                && r.cap_share_min_z_tenths
                     .is_none_or(|z| cap_share_rise_significant(ra, rs, ba, bs, z))
-                && match (peer_share, ctx.p.cap_share_min_z_tenths) {
+                && match (peer_share, r.cap_share_min_z_tenths) {
                     (Some(p), Some(z)) => share_above_significant(ra, rs, p.median, z),
                     _ => true,
                 }
@@ -277,17 +319,17 @@ pub(super) fn collection_spike(ctx: &Ctx, out: &mut Out) {
             },
             rule(
                 "cap_share_spike_bp",
-                ctx.p.cap_share_spike_bp.unwrap_or_default(),
+                r.cap_share_spike_bp.unwrap_or_default(),
             ),
         ]);
-        let mut chance = match ctx.p.cap_share_min_z_tenths {
+        let mut chance = match r.cap_share_min_z_tenths {
             Some(z) => {
                 evidence.push(rule("cap_share_min_z_tenths", z));
                 format!(", {}.{} standard errors above chance", z / 10, z % 10)
             }
             None => String::new(),
         };
-        if let (Some(p), Some(_)) = (peer_share, ctx.p.cap_share_min_z_tenths) {
+        if let (Some(p), Some(_)) = (peer_share, r.cap_share_min_z_tenths) {
             evidence.extend([
                 Evidence::Ratio {
                     name: "peer_median_cap_share",
@@ -310,7 +352,7 @@ pub(super) fn collection_spike(ctx: &Ctx, out: &mut Out) {
             k.recent_sold,
             percent(baseline_share),
             k.baseline_sold,
-            percent(ctx.p.cap_share_spike_bp.unwrap_or_default().into())
+            percent(r.cap_share_spike_bp.unwrap_or_default().into())
         ));
     }
 

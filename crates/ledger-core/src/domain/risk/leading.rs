@@ -6,9 +6,13 @@
 
 use std::collections::BTreeMap;
 
-use crate::domain::risk::text::percent;
+use crate::domain::money::Currency;
+use crate::domain::policy::RuleParams;
+use crate::domain::risk::flows::SpikeFigures;
+use crate::domain::risk::text::{self, percent};
 use crate::domain::risk::{
-    rule, Ctx, Evidence, Out, PeerStat, Peers, RiskInput, Severity, Signal, SignalKind, Window,
+    rule, Ctx, Evidence, Out, PackageCounts, PeerStat, Peers, RiskInput, Severity, Signal,
+    SignalKind, Window,
 };
 
 /// Months are counted as 30 days.
@@ -18,8 +22,8 @@ const MONTH_DAYS: i128 = 30;
 /// (none when its history cannot say). They read the ledger's side of a
 /// snapshot only (its days' collections and consumption, its unearned
 /// tuition, the packages sold, the rules), never the bank's records or the
-/// workflows: a streamed scan computes them from entries, enrollments and
-/// rules alone (`app::risk::Kinds::PeerFigures`).
+/// workflows (a streamed scan keeps them, with the signals judged without
+/// peers, in `BeforePeers`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PeerFigures {
     /// Collections of the recent window against the own baseline, as rates
@@ -36,15 +40,71 @@ pub struct PeerFigures {
 /// What [`PeerFigures`] says of one snapshot.
 pub fn peer_figures(input: &RiskInput) -> PeerFigures {
     let ctx = Ctx::new(input);
-    PeerFigures {
-        collections_multiple_bp: collections_multiple_bp(&ctx).map(|(m, ..)| m),
-        liability_months_bp: liability_months_bp(&ctx).map(|(m, _, _)| m),
-        cap_share_bp: {
-            let k = input.packages;
-            let min = ctx.p.cap_share_min_packages.unwrap_or(1).max(1);
-            (k.recent_sold >= min)
-                .then(|| i128::from(k.recent_at_cap) * 10_000 / i128::from(k.recent_sold))
-        },
+    let spike = SpikeFigures::of(&ctx).and_then(Result::ok);
+    PeerFigures::of(
+        spike.as_ref(),
+        LiabilityFigures::of(&ctx).as_ref(),
+        input.packages,
+        &PeerRules::of(ctx.p),
+    )
+}
+
+impl PeerFigures {
+    pub(super) fn of(
+        spike: Option<&SpikeFigures>,
+        liability: Option<&LiabilityFigures>,
+        packages: PackageCounts,
+        r: &PeerRules,
+    ) -> PeerFigures {
+        let min = r.cap_share_min_packages.unwrap_or(1).max(1);
+        PeerFigures {
+            collections_multiple_bp: spike.and_then(SpikeFigures::multiple_bp),
+            liability_months_bp: liability.map(|l| l.months),
+            cap_share_bp: (packages.recent_sold >= min).then(|| {
+                i128::from(packages.recent_at_cap) * 10_000 / i128::from(packages.recent_sold)
+            }),
+        }
+    }
+}
+
+/// The rules the checks that compare with peers read (a few numbers of
+/// the pack, kept with each institution a streamed scan holds back).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PeerRules {
+    pub collection_spike_multiple_pct: Option<u32>,
+    pub peer_mad_multiple: Option<u32>,
+    pub cap_share_min_packages: Option<u32>,
+    pub cap_share_spike_bp: Option<u32>,
+    pub cap_share_min_z_tenths: Option<u32>,
+    pub peer_min_count: Option<u32>,
+    pub liability_months_max_bp: Option<u32>,
+    pub liability_peer_low_pct: Option<u32>,
+    pub escalation_min_signs: Option<u32>,
+}
+
+impl PeerRules {
+    pub(super) fn of(p: &RuleParams) -> PeerRules {
+        PeerRules {
+            collection_spike_multiple_pct: p.collection_spike_multiple_pct,
+            peer_mad_multiple: p.peer_mad_multiple,
+            cap_share_min_packages: p.cap_share_min_packages,
+            cap_share_spike_bp: p.cap_share_spike_bp,
+            cap_share_min_z_tenths: p.cap_share_min_z_tenths,
+            peer_min_count: p.peer_min_count,
+            liability_months_max_bp: p.liability_months_max_bp,
+            liability_peer_low_pct: p.liability_peer_low_pct,
+            escalation_min_signs: p.escalation_min_signs,
+        }
+    }
+
+    /// The peers' figure when enough of them have it.
+    pub(super) fn peer(
+        &self,
+        peers: Option<&Peers>,
+        pick: impl Fn(&Peers) -> PeerStat,
+    ) -> Option<PeerStat> {
+        let min = self.peer_min_count?;
+        peers.map(pick).filter(|s| s.count >= min.max(1))
     }
 }
 
@@ -90,44 +150,36 @@ fn median_of(mut values: Vec<i128>) -> i128 {
     }
 }
 
-/// Recent rate over the own baseline rate, in bp, with the sums and
-/// windows behind it.
-pub(super) fn collections_multiple_bp(ctx: &Ctx) -> Option<(i128, i128, i128, Window, Window)> {
-    let recent = ctx.recent?;
-    let baseline = ctx.own_baseline()?;
-    let now = ctx.sum(recent, |d| i128::from(d.collections_reported_minor));
-    let before = ctx.sum(baseline, |d| i128::from(d.collections_reported_minor));
-    if before <= 0 {
-        return None;
-    }
-    let multiple = now * i128::from(baseline.days) * 10_000 / (before * i128::from(recent.days));
-    Some((multiple, now, before, recent, baseline))
+/// Unearned tuition over the recent delivery rate (what liability months
+/// reads of a snapshot).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LiabilityFigures {
+    recent: Window,
+    /// In bp of months.
+    months: i128,
+    unearned: i128,
+    earned: i128,
 }
 
-/// Unearned tuition over the recent delivery rate, in bp of months, with
-/// the unearned and the delivered figures.
-fn liability_months_bp(ctx: &Ctx) -> Option<(i128, i128, i128)> {
-    let recent = ctx.recent?;
-    if !ctx.knows(recent) {
-        return None;
+impl LiabilityFigures {
+    pub(super) fn of(ctx: &Ctx) -> Option<LiabilityFigures> {
+        let recent = ctx.recent?;
+        if !ctx.knows(recent) {
+            return None;
+        }
+        let earned = ctx.sum(recent, |d| i128::from(d.consumed_minor));
+        let unearned = i128::from(ctx.input.ledger.unearned_prepaid_minor);
+        if earned <= 0 || unearned <= 0 {
+            return None;
+        }
+        let months = unearned * i128::from(recent.days) * 10_000 / (earned * MONTH_DAYS);
+        Some(LiabilityFigures {
+            recent,
+            months,
+            unearned,
+            earned,
+        })
     }
-    let earned = ctx.sum(recent, |d| i128::from(d.consumed_minor));
-    let unearned = i128::from(ctx.input.ledger.unearned_prepaid_minor);
-    if earned <= 0 || unearned <= 0 {
-        return None;
-    }
-    let months = unearned * i128::from(recent.days) * 10_000 / (earned * MONTH_DAYS);
-    Some((months, unearned, earned))
-}
-
-/// The peers' figure when enough of them have it.
-pub(super) fn peer(ctx: &Ctx, pick: impl Fn(&Peers) -> PeerStat) -> Option<PeerStat> {
-    let min = ctx.p.peer_min_count?;
-    ctx.input
-        .peers
-        .as_ref()
-        .map(pick)
-        .filter(|s| s.count >= min.max(1))
 }
 
 /// `2.50` for 25000 bp.
@@ -141,23 +193,31 @@ pub(super) fn months_text(bp: i128) -> String {
 /// than the peers (consumption reported faster than peers teach). Without
 /// enough peers only twice `liability_months_max_bp` counts: lumpy
 /// timetables make one institution's months noisy.
-pub(super) fn liability_months(ctx: &Ctx, out: &mut Out) {
+pub(super) fn liability_months(
+    f: &LiabilityFigures,
+    r: &PeerRules,
+    currency: Currency,
+    peers: Option<&Peers>,
+    out: &mut Out,
+) {
     let kind = SignalKind::LiabilityMonths;
-    let Some(max_bp) = ctx.p.liability_months_max_bp else {
+    let Some(max_bp) = r.liability_months_max_bp else {
         return;
     };
-    let Some((months, unearned, earned)) = liability_months_bp(ctx) else {
-        return;
-    };
-    let Some(recent) = ctx.recent else { return };
-    let peers = peer(ctx, |p| p.liability_months_bp);
+    let LiabilityFigures {
+        recent,
+        months,
+        unearned,
+        earned,
+    } = *f;
+    let peers = r.peer(peers, |p| p.liability_months_bp);
     // Against the peers (seasons move them all); alone, only an extreme
     // counts: twice the rule.
     let high = match peers {
         Some(p) => months >= i128::from(max_bp) && months >= 2 * p.median,
         None => months >= 2 * i128::from(max_bp),
     };
-    let low = match (peers, ctx.p.liability_peer_low_pct) {
+    let low = match (peers, r.liability_peer_low_pct) {
         (Some(p), Some(pct)) => months * 100 < p.median * i128::from(pct),
         _ => false,
     };
@@ -185,9 +245,9 @@ pub(super) fn liability_months(ctx: &Ctx, out: &mut Out) {
     ];
     let mut text = format!(
         "families hold {} of unconsumed tuition, {} months of the {} of lessons delivered in the last {} days",
-        ctx.money_wide(unearned),
+        text::amount_wide(unearned, currency),
         months_text(months),
-        ctx.money_wide(earned),
+        text::amount_wide(earned, currency),
         recent.days
     );
     if let Some(p) = peers {
@@ -207,7 +267,7 @@ pub(super) fn liability_months(ctx: &Ctx, out: &mut Out) {
             months_text(p.median)
         ));
     }
-    if let Some(pct) = ctx.p.liability_peer_low_pct.filter(|_| low) {
+    if let Some(pct) = r.liability_peer_low_pct.filter(|_| low) {
         evidence.push(rule("liability_peer_low_pct", pct));
         text.push_str(&format!(
             " (rule: below {} of the peers' median, lessons are reported faster than peers teach)",
@@ -337,8 +397,8 @@ fn sign_of(kind: SignalKind) -> SignalKind {
 /// Concurrent independent signs: `escalation_min_signs` different kinds
 /// of signal at once make a red escalation, whose evidence lists each sign
 /// (kind, severity, key, sentence).
-pub(super) fn escalation(ctx: &Ctx, out: &mut Out) {
-    let Some(min) = ctx.p.escalation_min_signs else {
+pub(super) fn escalation(min: Option<u32>, out: &mut Out) {
+    let Some(min) = min else {
         return;
     };
     let mut worst: BTreeMap<SignalKind, &Signal> = BTreeMap::new();
