@@ -293,12 +293,12 @@ pub async fn assess_loaded(
             records
         }
     };
-    let mut pending = Vec::with_capacity(records.len());
+    let mut pending = Pending::new();
     for r in &records {
-        pending.push((
-            peer_group(&r.institution),
-            risk::evaluate_before_peers(&snapshot(r, as_of)?),
-        ));
+        pending
+            .entry(peer_group(&r.institution))
+            .or_default()
+            .push(risk::evaluate_before_peers(&snapshot(r, as_of)?));
     }
     Ok(risk::rank(judged_with_peers(pending)))
 }
@@ -358,7 +358,7 @@ pub async fn assess_streamed(
             });
         }
     }
-    let mut pending = Vec::new();
+    let mut pending = Pending::new();
     for slice in slices {
         let Slice {
             first,
@@ -378,31 +378,32 @@ pub async fn assess_streamed(
         )
         .await?;
         for r in &records {
-            pending.push((
-                peer_group(&r.institution),
-                risk::evaluate_before_peers(&snapshot(r, as_of)?),
-            ));
+            pending
+                .entry(peer_group(&r.institution))
+                .or_default()
+                .push(risk::evaluate_before_peers(&snapshot(r, as_of)?));
         }
     }
     Ok(risk::rank(judged_with_peers(pending)))
 }
 
+/// Institutions evaluated but for their peers, by peer group.
+type Pending = HashMap<PeerGroup, Vec<risk::BeforePeers>>;
+
 /// Judges each institution against the statistics of its peers among
 /// those given: the institutions of the same jurisdiction and category on
-/// the same day.
-fn judged_with_peers(pending: Vec<(PeerGroup, risk::BeforePeers)>) -> Vec<Assessment> {
-    let mut figures: HashMap<&PeerGroup, Vec<risk::PeerFigures>> = HashMap::new();
-    for (group, p) in &pending {
-        figures.entry(group).or_default().push(p.peer_figures());
+/// the same day. Each group's holdings are freed as it is judged.
+fn judged_with_peers(pending: Pending) -> Vec<Assessment> {
+    let mut judged = Vec::with_capacity(pending.values().map(Vec::len).sum());
+    for members in pending.into_values() {
+        let figures: Vec<risk::PeerFigures> = members
+            .iter()
+            .map(risk::BeforePeers::peer_figures)
+            .collect();
+        let peers = risk::peer_stats(&figures);
+        judged.extend(members.into_iter().map(|p| p.with_peers(Some(&peers))));
     }
-    let peers: HashMap<PeerGroup, risk::Peers> = figures
-        .into_iter()
-        .map(|(group, f)| (group.clone(), risk::peer_stats(&f)))
-        .collect();
-    pending
-        .into_iter()
-        .map(|(group, p)| p.with_peers(peers.get(&group)))
-        .collect()
+    judged
 }
 
 /// The alerts a run leaves: each signal as a finding keyed by its condition.
