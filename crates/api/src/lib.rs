@@ -1,6 +1,14 @@
 //! The `escrow-ledger` binary's library: the command line, the HTTP service
 //! and the reports they share. `main.rs` only parses and dispatches.
 
+/// The process's allocator, for the binary, the benchmarks and the tests
+/// alike. A scan builds and drops millions of small values (rows, entries,
+/// postings, strings), and under glibc's allocator its bookkeeping
+/// (`_int_malloc`, `unlink_chunk`, `malloc_consolidate`) took about 40% of
+/// the national risk scan's CPU (BENCHMARKS.md, "A faster allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod access;
 pub mod app;
 pub mod cli;
