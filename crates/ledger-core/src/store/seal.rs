@@ -940,18 +940,29 @@ impl Store {
         let mut snap = self.snapshot().await?;
         let rows = load!(
             &mut snap,
-            "select a.account_code, \
-               a.posted_debits_minor as a_pd, a.posted_credits_minor as a_pc, \
-               a.pending_debits_minor as a_nd, a.pending_credits_minor as a_nc, \
+            // The last posting's key is found once per account, each part
+            // by an index's maximum (materialized, so that no planner
+            // re-evaluates it for every posting of the account: a join
+            // condition holding the subquery made this quadratic in an
+            // account's postings, 43 s for one of 26,000).
+            "with a as materialized ( \
+               select a.account_code, \
+                 a.posted_debits_minor as a_pd, a.posted_credits_minor as a_pc, \
+                 a.pending_debits_minor as a_nd, a.pending_credits_minor as a_nc, \
+                 (select max(q.seq) from postings q where q.institution_id = a.institution_id \
+                    and q.account_code = a.account_code) as last_seq \
+               from accounts a where a.institution_id = $1), \
+             l as materialized ( \
+               select a.*, (select max(r.leg) from postings r where r.institution_id = $1 \
+                   and r.seq = a.last_seq and r.account_code = a.account_code) as last_leg \
+               from a) \
+             select l.account_code, l.a_pd, l.a_pc, l.a_nd, l.a_nc, \
                cast(p.seq as bigint) as p_seq, \
                p.posted_debits_after_minor as p_pd, p.posted_credits_after_minor as p_pc, \
                p.pending_debits_after_minor as p_nd, p.pending_credits_after_minor as p_nc \
-             from accounts a left join postings p \
-               on p.institution_id = a.institution_id and p.account_code = a.account_code \
-              and (p.seq, p.leg) = (select q.seq, q.leg from postings q \
-                   where q.institution_id = a.institution_id and q.account_code = a.account_code \
-                   order by q.seq desc, q.leg desc limit 1) \
-             where a.institution_id = $1 order by a.account_code",
+             from l left join postings p \
+               on p.institution_id = $1 and p.seq = l.last_seq and p.leg = l.last_leg \
+             order by l.account_code",
             [id],
             |r| {
                 let stored = Totals {
