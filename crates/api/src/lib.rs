@@ -6,6 +6,11 @@
 /// postings, strings), and under glibc's allocator its bookkeeping
 /// (`_int_malloc`, `unlink_chunk`, `malloc_consolidate`) took about 40% of
 /// the national risk scan's CPU (BENCHMARKS.md, "A faster allocator").
+/// Its `override` feature makes it the C code's `malloc` too: the SQLite
+/// that sqlx bundles allocates every row's values on the connection's
+/// thread and the reading task frees them, which under glibc took a
+/// quarter of a daily risk scan's CPU (BENCHMARKS.md, "SQLite without its
+/// allocation counter").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
