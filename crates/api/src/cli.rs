@@ -165,6 +165,12 @@ pub enum Command {
         /// scratch SQLite file (one seed only).
         #[arg(long)]
         into: Option<String>,
+        /// Level sales all year (no summer surge) and no run-offs unless
+        /// --pattern names some: a county whose daily activity stops
+        /// growing once its courses are under way, to time the daily jobs
+        /// against the length of history alone.
+        #[arg(long)]
+        steady: bool,
     },
     /// Reconciliation suggestions: list them, confirm or reject them.
     Suggestion {
@@ -352,6 +358,7 @@ async fn simulate(
     days: u32,
     patterns: Vec<usize>,
     into: Option<String>,
+    steady: bool,
 ) -> anyhow::Result<ExitCode> {
     let all = crate::simulate::Pattern::ALL;
     let chosen = patterns
@@ -380,7 +387,10 @@ async fn simulate(
         let (store, clock) = crate::simulate::open(&url, &options).await?;
         options.healthy = healthy;
         options.days = days;
-        if !chosen.is_empty() {
+        if steady {
+            options.seasons = false;
+            options.patterns.clone_from(&chosen);
+        } else if !chosen.is_empty() {
             options.patterns.clone_from(&chosen);
         }
         let started = std::time::Instant::now();
@@ -430,9 +440,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         days,
         patterns,
         into,
+        steady,
     } = cli.command
     {
-        return simulate(seeds, healthy, days, patterns, into).await;
+        return simulate(seeds, healthy, days, patterns, into, steady).await;
     }
     let config = crate::config::load(cli.config.as_deref())?;
     let database = config.database_url(cli.database_url.as_deref())?;
