@@ -1058,4 +1058,33 @@ mod tests {
         let march = NaiveDate::from_ymd_opt(2026, 3, 15).unwrap();
         assert!(season_pct(july, true) > season_pct(march, true));
     }
+
+    #[test]
+    fn a_cost_is_the_median_of_the_five_days_around_it_so_one_slow_day_is_not_a_trend() {
+        let ms = std::time::Duration::from_millis;
+        // Risk costs 100 ms a day up to day 12, 200 ms from day 48 on, and
+        // one busy moment makes day 50 take 5 s and day 10 take 1 s.
+        let costs = (1..=60)
+            .map(|day| DayCost {
+                day,
+                reconcile: ms(50),
+                risk: match day {
+                    10 => ms(1_000),
+                    50 => ms(5_000),
+                    d if d >= 48 => ms(200),
+                    _ => ms(100),
+                },
+            })
+            .collect();
+        let report = Report {
+            options: Options::new(1),
+            subjects: vec![],
+            costs,
+        };
+        let table = report.costs_markdown();
+        assert!(table.contains("| 10 | 50 | 100 | 1.0 | 1.0 |"), "{table}");
+        assert!(table.contains("| 50 | 50 | 200 | 1.0 | 2.0 |"), "{table}");
+        // Days the run does not have are left out.
+        assert!(!table.lines().any(|l| l.starts_with("| 100 |")), "{table}");
+    }
 }
