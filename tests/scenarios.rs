@@ -631,7 +631,7 @@ async fn live_the_term(store: &Store, clock: &Clock) -> (Seen, BTreeMap<String, 
                 institutions,
                 day,
                 api::app::risk::Loading::SetWise,
-                api::app::risk::Lessons::Listed,
+                api::app::risk::Reading::Whole,
             )
             .await
             .unwrap();

@@ -17,7 +17,7 @@ use ledger_core::{
 };
 
 use api::app::risk::{
-    assess, assess_loaded, assess_streamed, records_all, snapshot, Lessons, Loading,
+    assess, assess_loaded, assess_streamed, records_all, snapshot, Loading, Reading,
 };
 
 #[path = "support/scratch_pg.rs"]
@@ -175,7 +175,7 @@ async fn judged_by_hand(store: &Store) -> Vec<Assessment> {
         store,
         store.institutions().await.unwrap(),
         as_of(),
-        Lessons::Listed,
+        Reading::Whole,
     )
     .await
     .unwrap();
@@ -228,7 +228,7 @@ async fn streamed_scans_equal_the_scan_at_once(store: &Store) {
         store.institutions().await.unwrap(),
         as_of(),
         Loading::SetWise,
-        Lessons::Listed,
+        Reading::Whole,
     )
     .await
     .unwrap();
@@ -248,7 +248,7 @@ async fn streamed_scans_equal_the_scan_at_once(store: &Store) {
         store.institutions().await.unwrap(),
         as_of(),
         Loading::PerInstitution,
-        Lessons::SummedBeforeWindows,
+        Reading::Windowed,
     )
     .await
     .unwrap();
@@ -270,10 +270,9 @@ async fn streamed_scans_equal_the_scan_at_once(store: &Store) {
         .into_iter()
         .filter(|i| county.covers(&i.jurisdiction))
         .collect();
-    let county_at_once =
-        assess_loaded(store, in_county, as_of(), Loading::SetWise, Lessons::Listed)
-            .await
-            .unwrap();
+    let county_at_once = assess_loaded(store, in_county, as_of(), Loading::SetWise, Reading::Whole)
+        .await
+        .unwrap();
     assert_eq!(county_at_once.len(), TAUGHT.len());
     for chunk in [2, 4] {
         let streamed = assess_streamed(store, &county, as_of(), chunk)

@@ -171,6 +171,11 @@ pub enum Command {
         /// against the length of history alone.
         #[arg(long)]
         steady: bool,
+        /// Each day, read every institution's records both whole and as
+        /// the daily scan reads them (windowed, with reconciliation's kept
+        /// matches) and stop at the first day they assess differently.
+        #[arg(long)]
+        check_reads: bool,
     },
     /// Reconciliation suggestions: list them, confirm or reject them.
     Suggestion {
@@ -359,6 +364,7 @@ async fn simulate(
     patterns: Vec<usize>,
     into: Option<String>,
     steady: bool,
+    check_reads: bool,
 ) -> anyhow::Result<ExitCode> {
     let all = crate::simulate::Pattern::ALL;
     let chosen = patterns
@@ -387,6 +393,7 @@ async fn simulate(
         let (store, clock) = crate::simulate::open(&url, &options).await?;
         options.healthy = healthy;
         options.days = days;
+        options.check_reads = check_reads;
         if steady {
             options.seasons = false;
             options.patterns.clone_from(&chosen);
@@ -403,6 +410,14 @@ async fn simulate(
         }
         let report = report?;
         print!("{}", report.markdown());
+        if check_reads {
+            let c = report.reads_checked;
+            println!(
+                "\nreads checked: {} institution-days assessed the same whole and windowed \
+                 ({} with reconciliation's kept matches, {} bank lines left in the database)",
+                c.assessments, c.with_kept_matches, c.lines_left_out
+            );
+        }
         println!("\n({} s)\n", started.elapsed().as_secs());
         println!(
             "daily jobs' cost (seed {seed}):\n\n{}",
@@ -441,9 +456,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         patterns,
         into,
         steady,
+        check_reads,
     } = cli.command
     {
-        return simulate(seeds, healthy, days, patterns, into, steady).await;
+        return simulate(seeds, healthy, days, patterns, into, steady, check_reads).await;
     }
     let config = crate::config::load(cli.config.as_deref())?;
     let database = config.database_url(cli.database_url.as_deref())?;

@@ -16,6 +16,7 @@ use ledger_core::domain::alerts::Severity;
 use ledger_core::domain::feeds::{AccountKind, BankAccount};
 use ledger_core::domain::money::minor_to_decimal;
 use ledger_core::domain::refunds::Payee;
+use ledger_core::domain::risk::{self, snapshot::Records};
 use ledger_core::store::Clock;
 use ledger_core::{
     Amount, Category, ClientId, Command, Currency, Enrollment, EnrollmentId, Institution,
@@ -107,6 +108,14 @@ pub struct Options {
     /// its first courses are under way: what the daily jobs' cost against
     /// history alone is measured on (BENCHMARKS.md).
     pub seasons: bool,
+    /// The county's recent and baseline windows in days, when not the
+    /// national defaults (30 and 90): narrowed, the daily scan's windowed
+    /// read leaves most of a short run's history in the database.
+    pub windows: Option<(u32, u32)>,
+    /// Each day, after the scan, every institution's records are read
+    /// whole and windowed (`Reading`) and must assess the same; a
+    /// difference stops the run with the institution and the day.
+    pub check_reads: bool,
 }
 
 impl Options {
@@ -119,6 +128,8 @@ impl Options {
             start: NaiveDate::from_ymd_opt(2026, 1, 5).expect("a valid day"),
             patterns: Pattern::ALL.to_vec(),
             seasons: true,
+            windows: None,
+            check_reads: false,
         }
     }
 }
@@ -171,6 +182,22 @@ pub struct Report {
     pub subjects: Vec<Subject>,
     /// Each day's job times, for the growth with history (BENCHMARKS.md).
     pub costs: Vec<DayCost>,
+    /// With `check_reads`: what the windowed reads left out, summed over
+    /// the days and institutions checked.
+    pub reads_checked: ReadsChecked,
+}
+
+/// What `Options::check_reads` compared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadsChecked {
+    /// Institution-days read both ways (each assessed the same).
+    pub assessments: u64,
+    /// Institution-days whose windowed read used reconciliation's kept
+    /// matches (the others read every line: data dated after the day).
+    pub with_kept_matches: u64,
+    /// Bank lines (end-of-day) the whole reads held and the windowed ones
+    /// left in the database.
+    pub lines_left_out: u64,
 }
 
 impl Report {
@@ -473,6 +500,8 @@ pub async fn run(store: &Store, clock: &Clock, options: &Options) -> anyhow::Res
             effective_from: options.start - Duration::days(365),
             params: RuleParams {
                 amount_cap_applies_to_subject: Some(true),
+                lookback_days: options.windows.map(|w| w.0),
+                baseline_days: options.windows.map(|w| w.1),
                 ..Default::default()
             },
         },
@@ -569,6 +598,7 @@ pub async fn run(store: &Store, clock: &Clock, options: &Options) -> anyhow::Res
 
     let mut watches: Vec<Watch> = sims.iter().map(|_| Watch::default()).collect();
     let mut costs = Vec::new();
+    let mut reads_checked = ReadsChecked::default();
     for offset in 0..options.warmup_days + options.days {
         let day = options.start + Duration::days(i64::from(offset));
         clock.set(at(day, 7));
@@ -588,6 +618,11 @@ pub async fn run(store: &Store, clock: &Clock, options: &Options) -> anyhow::Res
             reconcile: reconciled - started,
             risk: reconciled.elapsed(),
         });
+        if options.check_reads {
+            for sim in &sims {
+                check_reads(store, &sim.institution, day, &mut reads_checked).await?;
+            }
+        }
         for a in &scan.ranked {
             let Some(k) = sims.iter().position(|s| s.institution.id == a.institution) else {
                 continue;
@@ -646,7 +681,41 @@ pub async fn run(store: &Store, clock: &Clock, options: &Options) -> anyhow::Res
         options: options.clone(),
         subjects,
         costs,
+        reads_checked,
     })
+}
+
+/// One institution's records read whole and windowed on `day`: the two
+/// assessments must be the same (`Options::check_reads`).
+async fn check_reads(
+    store: &Store,
+    institution: &Institution,
+    day: NaiveDate,
+    checked: &mut ReadsChecked,
+) -> anyhow::Result<()> {
+    use crate::app::risk::{records_of, snapshot, Reading};
+    let whole = records_of(store, institution, day, Reading::Whole).await?;
+    let windowed = records_of(store, institution, day, Reading::Windowed).await?;
+    let assess = |r: &Records| -> anyhow::Result<_> { Ok(risk::evaluate(&snapshot(r, day)?)) };
+    let (a, b) = (assess(&whole)?, assess(&windowed)?);
+    if a != b {
+        anyhow::bail!(
+            "{} on {day}: the windowed read assesses {b:#?}\nwhere the whole history assesses {a:#?}",
+            institution.id
+        );
+    }
+    let lines = |r: &Records| -> u64 {
+        r.accounts
+            .iter()
+            .map(|a| a.statements.lines.len() as u64)
+            .sum()
+    };
+    checked.assessments += 1;
+    if windowed.accounts.iter().any(|a| a.kept.is_some()) {
+        checked.with_kept_matches += 1;
+    }
+    checked.lines_left_out += lines(&whole).saturating_sub(lines(&windowed));
+    Ok(())
 }
 
 /// One day of one institution: sales, lessons, releases, refunds, and
@@ -1080,6 +1149,7 @@ mod tests {
             options: Options::new(1),
             subjects: vec![],
             costs,
+            reads_checked: ReadsChecked::default(),
         };
         let table = report.costs_markdown();
         assert!(table.contains("| 10 | 50 | 100 | 1.0 | 1.0 |"), "{table}");

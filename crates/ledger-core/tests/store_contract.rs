@@ -968,6 +968,7 @@ async fn lessons_before_a_day_are_read_summed_as_the_domain_sums_them(db: &TestD
         lessons: vec![],
         release_asks: vec![],
         lessons_summed: vec![],
+        open_entries: None,
     };
     sum_lessons_before(&mut listed, before);
     // Paged, as the scan reads: pages of 3 cross the left-out lessons.

@@ -420,7 +420,7 @@ async fn analyze_schema(url: &str, schema: &str) -> anyhow::Result<()> {
 
 /// The three scans of `risk-stored` over what the store holds.
 async fn scan_stored(store: &Store, args: &RiskStoredArgs) -> anyhow::Result<()> {
-    use api::app::risk::{assess_loaded, assess_streamed, Lessons, Loading};
+    use api::app::risk::{assess_loaded, assess_streamed, Loading, Reading};
     let store = store.clone();
 
     let as_of = day0() + Days::new(60);
@@ -446,7 +446,7 @@ async fn scan_stored(store: &Store, args: &RiskStoredArgs) -> anyhow::Result<()>
         institutions.clone(),
         as_of,
         Loading::SetWise,
-        Lessons::Listed,
+        Reading::Whole,
     )
     .await?;
     let at_once_time = started.elapsed().as_micros();
@@ -461,7 +461,7 @@ async fn scan_stored(store: &Store, args: &RiskStoredArgs) -> anyhow::Result<()>
         sample.clone(),
         as_of,
         Loading::PerInstitution,
-        Lessons::SummedBeforeWindows,
+        Reading::Windowed,
     )
     .await?;
     let per_institution = started.elapsed().as_micros();

@@ -22,7 +22,7 @@ use ledger_core::store::{
 };
 use ledger_core::{Currency, Institution, InstitutionId, Jurisdiction, JurisdictionCode, Store};
 
-use crate::app::risk::{records_all, records_of, snapshot, Lessons, SET_WISE_FROM};
+use crate::app::risk::{records_all, records_of, snapshot, Reading, SET_WISE_FROM};
 use crate::app::{AppError, AppResult};
 
 /// An institution's coverage on a day, or why the banks have not confirmed it.
@@ -68,11 +68,11 @@ pub async fn coverages_by_records(
     as_of: NaiveDate,
 ) -> AppResult<HashMap<InstitutionId, CoverageOf>> {
     let records = if institutions.len() > SET_WISE_FROM {
-        records_all(store, institutions.to_vec(), as_of, Lessons::Listed).await?
+        records_all(store, institutions.to_vec(), as_of, Reading::Whole).await?
     } else {
         let mut records = Vec::with_capacity(institutions.len());
         for i in institutions {
-            records.push(records_of(store, i, as_of, Lessons::Listed).await?);
+            records.push(records_of(store, i, as_of, Reading::Whole).await?);
         }
         records
     };
@@ -90,7 +90,7 @@ pub async fn coverage_of(
     institution: &Institution,
     as_of: NaiveDate,
 ) -> AppResult<CoverageOf> {
-    let records = records_of(store, institution, as_of, Lessons::Listed).await?;
+    let records = records_of(store, institution, as_of, Reading::Whole).await?;
     Ok(coverage::coverage(&snapshot(&records, as_of)?))
 }
 

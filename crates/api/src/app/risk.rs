@@ -49,11 +49,11 @@ pub async fn records_of(
     store: &Store,
     institution: &Institution,
     as_of: NaiveDate,
-    lessons: Lessons,
+    reading: Reading,
 ) -> AppResult<Records> {
     let span = IdSpan::one(&institution.id);
     let mut records =
-        records_in(store, vec![institution.clone()], Some(span), as_of, lessons).await?;
+        records_in(store, vec![institution.clone()], Some(span), as_of, reading).await?;
     records
         .pop()
         .ok_or_else(|| AppError::Store(StoreError::Corrupt("no records read".into())))
@@ -66,21 +66,28 @@ pub async fn records_all(
     store: &Store,
     institutions: Vec<Institution>,
     as_of: NaiveDate,
-    lessons: Lessons,
+    reading: Reading,
 ) -> AppResult<Vec<Records>> {
-    records_in(store, institutions, None, as_of, lessons).await
+    records_in(store, institutions, None, as_of, reading).await
 }
 
-/// How a read gives the lessons consumed.
+/// How much of the history a read brings back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lessons {
-    /// Every one listed: what a page, an export or coverage shows.
-    Listed,
-    /// Those before the days the risk engine reads summed per enrollment by
-    /// the database (`snapshot::lessons_listed_from`): the assessment is
-    /// the same and a daily scan does not read the whole history of
-    /// lessons, four in five of an institution's entries.
-    SummedBeforeWindows,
+pub enum Reading {
+    /// Every entry and every bank line: what a page, an export or coverage
+    /// shows, and the reference the windowed read is held to.
+    Whole,
+    /// What the risk engine's windows need (`snapshot::lessons_listed_from`
+    /// gives the day they start), with the assessment unchanged:
+    /// - the lessons consumed before that day summed per enrollment by the
+    ///   database (four in five of an institution's entries);
+    /// - the banks' lines matched as reconciliation kept them
+    ///   (`snapshot::KeptAccount`): only the lines of statements closing
+    ///   from that day, and those of statements holding a line no kept
+    ///   match claims, are read; the matcher runs on what is left open.
+    ///   When anything is dated after the day assessed (a past day), the
+    ///   lines are read whole and matched afresh as of that day.
+    Windowed,
 }
 
 /// The records of the institutions given, set-wise: one query per kind of
@@ -91,7 +98,7 @@ pub async fn records_in(
     institutions: Vec<Institution>,
     span: Option<IdSpan<'_>>,
     as_of: NaiveDate,
-    lessons: Lessons,
+    reading: Reading,
 ) -> AppResult<Vec<Records>> {
     let wanted: HashMap<String, usize> = institutions
         .iter()
@@ -116,38 +123,56 @@ pub async fn records_in(
             lessons: Vec::new(),
             release_asks: Vec::new(),
             lessons_summed: Vec::new(),
+            open_entries: None,
         });
     }
     let slot = |id: &str| wanted.get(id).copied();
-    // The bank's records first: how far back lessons are listed depends on
-    // the latest statement of each account.
-    let mut lines = store.statement_lines_in(span).await?;
+    // The banks' statements first, without their lines: how far back the
+    // windows reach depends on the latest statement of each account.
     let registered = store.account_registrations(span).await?;
+    let mut balances = store.statement_balances_in(span).await?;
     for account in store.supervised_accounts_in(span).await? {
         if let Some(n) = slot(account.institution.as_str()) {
             let key = account_key(&account);
-            let statements = lines.remove(&key).unwrap_or_default();
-            let registered_on = registered.get(&key).copied();
             records[n].accounts.push(AccountRecords {
+                statements: balances.remove(&key).unwrap_or_default(),
+                registered_on: registered.get(&key).copied(),
                 account,
-                statements,
-                registered_on,
+                kept: None,
             });
         }
     }
     // One day for the whole read (the earliest any institution needs):
-    // summing from an earlier day than one needs changes nothing.
-    let lessons_from = match lessons {
-        Lessons::Listed => None,
-        Lessons::SummedBeforeWindows => records
+    // reading from an earlier day than one needs changes nothing.
+    let windows_from = match reading {
+        Reading::Whole => None,
+        Reading::Windowed => records
             .iter()
             .map(|r| snapshot::lessons_listed_from(&r.rules, &r.accounts, as_of))
             .try_fold(None::<NaiveDate>, |earliest, from| {
                 from.map(|d| Some(earliest.map_or(d, |e| e.min(d))))
             })
             .flatten(),
+    };
+    match windows_from {
+        Some(from) => {
+            let mut lines = store.statement_lines_kept_in(span, from).await?;
+            for r in &mut records {
+                for a in &mut r.accounts {
+                    let (read, kept) = lines.remove(&account_key(&a.account)).unwrap_or_default();
+                    a.statements.lines = read.lines;
+                    a.statements.intraday = read.intraday;
+                    a.kept = Some(kept);
+                }
+            }
+            let mut open = store.open_transfer_seqs_in(span).await?;
+            for r in &mut records {
+                r.open_entries = Some(open.remove(r.institution.id.as_str()).unwrap_or_default());
+            }
+        }
+        None => read_every_line(store, span, &mut records).await?,
     }
-    .map(|day| day.and_time(chrono::NaiveTime::MIN).and_utc());
+    let lessons_from = windows_from.map(|day| day.and_time(chrono::NaiveTime::MIN).and_utc());
     // Nothing to sum (a young store, or a day early in its history): the
     // entries' plain read, which needs no join to leave lessons out.
     let lessons_from = match lessons_from {
@@ -171,6 +196,12 @@ pub async fn records_in(
                 records[n].entries.push(e);
             }
         }
+    }
+    // Reconciliation's kept matches stand for a re-run of the matcher only
+    // when nothing is dated after the day assessed (a past day reads the
+    // whole history of the banks' lines, matched afresh as of that day).
+    if windows_from.is_some() && records.iter().any(|r| recorded_after(r, as_of)) {
+        read_every_line(store, span, &mut records).await?;
     }
     // The sums after the entries: a lesson booked late, between the two
     // reads, is then in the sums and not in the entries, never in neither.
@@ -221,6 +252,40 @@ pub async fn records_in(
     Ok(records)
 }
 
+/// Every line of every account of the records, to be matched afresh
+/// (without reconciliation's kept matches).
+async fn read_every_line(
+    store: &Store,
+    span: Option<IdSpan<'_>>,
+    records: &mut [Records],
+) -> AppResult<()> {
+    let mut lines = store.statement_lines_in(span).await?;
+    for r in records.iter_mut() {
+        r.open_entries = None;
+        for a in &mut r.accounts {
+            a.statements = lines.remove(&account_key(&a.account)).unwrap_or_default();
+            a.kept = None;
+        }
+    }
+    Ok(())
+}
+
+/// Whether an institution's records hold an entry, a bank line or a
+/// statement dated after `day`.
+fn recorded_after(r: &Records, day: NaiveDate) -> bool {
+    r.entries.iter().any(|e| e.occurred_at.date_naive() > day)
+        || r.accounts.iter().any(|a| {
+            let s = &a.statements;
+            s.lines
+                .iter()
+                .chain(&s.intraday)
+                .any(|l| l.day().is_some_and(|d| d > day))
+                || s.statements
+                    .iter()
+                    .any(|st| st.opening.or(st.closing).is_some_and(|(_, d)| d > day))
+        })
+}
+
 /// The snapshot of one institution on one day, from its records.
 pub fn snapshot(records: &Records, as_of: NaiveDate) -> AppResult<RiskInput> {
     snapshot::snapshot(records, as_of).map_err(|e| match e {
@@ -269,7 +334,7 @@ pub async fn assess(
         institutions,
         as_of,
         Loading::PerInstitution,
-        Lessons::SummedBeforeWindows,
+        Reading::Windowed,
     )
     .await
 }
@@ -281,14 +346,14 @@ pub async fn assess_loaded(
     institutions: Vec<Institution>,
     as_of: NaiveDate,
     loading: Loading,
-    lessons: Lessons,
+    reading: Reading,
 ) -> AppResult<Vec<Assessment>> {
     let records = match loading {
-        Loading::SetWise => records_all(store, institutions, as_of, lessons).await?,
+        Loading::SetWise => records_all(store, institutions, as_of, reading).await?,
         Loading::PerInstitution => {
             let mut records = Vec::with_capacity(institutions.len());
             for institution in &institutions {
-                records.push(records_of(store, institution, as_of, lessons).await?);
+                records.push(records_of(store, institution, as_of, reading).await?);
             }
             records
         }
@@ -369,14 +434,7 @@ pub async fn assess_streamed(
             first: &first,
             last: &last,
         };
-        let records = records_in(
-            store,
-            members,
-            Some(ids),
-            as_of,
-            Lessons::SummedBeforeWindows,
-        )
-        .await?;
+        let records = records_in(store, members, Some(ids), as_of, Reading::Windowed).await?;
         for r in &records {
             pending
                 .entry(peer_group(&r.institution))

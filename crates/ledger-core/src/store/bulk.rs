@@ -14,6 +14,7 @@ use crate::domain::ids::InstitutionId;
 use crate::domain::money::Currency;
 use crate::domain::recon::account::{AccountStatements, LastClosing, StatementLine};
 use crate::domain::refunds::RefundEvent;
+use crate::domain::risk::snapshot::KeptAccount;
 use crate::domain::statements::StatementBalances;
 use crate::store::feeds::{BalancesRow, LineRow, LINE_COLUMNS};
 use crate::store::rows::corrupt_as;
@@ -41,6 +42,16 @@ impl<T> Keyed<T> {
 
 /// (institution, bank, account number)
 pub type AccountKey = (String, String, String);
+
+/// A line as [`Store::statement_lines_kept_in`] reads it: whether a kept
+/// match claims it, and whether that match settles entries.
+#[derive(sqlx::FromRow)]
+struct KeptLineRow {
+    #[sqlx(flatten)]
+    line: Keyed<LineRow>,
+    claimed: bool,
+    settles: bool,
+}
 
 /// An institution's events: (seq, kind, day, note, recorded by).
 pub type EventRow = (i64, String, NaiveDate, Option<String>, String);
@@ -156,24 +167,11 @@ impl Store {
                s.closing_date, l.statement_key, l.line_no",
             within(span, "where", "l.institution_id", 1)
         );
-        let statements_sql = format!(
-            "select institution_id, bank_id, account_no, statement_key, opening_minor, \
-               opening_date, closing_minor, closing_date from bank_statements \
-             where not provisional{} \
-             order by institution_id, bank_id, account_no, closing_date, received_at, \
-               statement_key",
-            within(span, "and", "institution_id", 1)
-        );
-        let (lines, statements): (Vec<Keyed<LineRow>>, Vec<Keyed<BalancesRow>>) =
-            on_pool!(self, |pool| (
-                bind_span!(sqlx::query_as(&lines_sql), span)
-                    .fetch_all(pool)
-                    .await?,
-                bind_span!(sqlx::query_as(&statements_sql), span)
-                    .fetch_all(pool)
-                    .await?,
-            ));
-        let mut all: HashMap<AccountKey, AccountStatements> = HashMap::new();
+        let lines: Vec<Keyed<LineRow>> =
+            on_pool!(self, |pool| bind_span!(sqlx::query_as(&lines_sql), span)
+                .fetch_all(pool)
+                .await?);
+        let mut all = self.statement_balances_in(span).await?;
         for l in lines {
             let s = all.entry(l.key()).or_default();
             if l.row.provisional {
@@ -182,6 +180,30 @@ impl Store {
                 s.lines.push(StatementLine::try_from(l.row)?);
             }
         }
+        Ok(all)
+    }
+
+    /// Every end-of-day statement's balances and the latest closing of
+    /// every account (of a span, or all) with statements, without lines.
+    pub async fn statement_balances_in(
+        &self,
+        span: Option<IdSpan<'_>>,
+    ) -> Result<HashMap<AccountKey, AccountStatements>> {
+        let statements_sql = format!(
+            "select institution_id, bank_id, account_no, statement_key, opening_minor, \
+               opening_date, closing_minor, closing_date from bank_statements \
+             where not provisional{} \
+             order by institution_id, bank_id, account_no, closing_date, received_at, \
+               statement_key",
+            within(span, "and", "institution_id", 1)
+        );
+        let statements: Vec<Keyed<BalancesRow>> = on_pool!(self, |pool| bind_span!(
+            sqlx::query_as(&statements_sql),
+            span
+        )
+        .fetch_all(pool)
+        .await?);
+        let mut all: HashMap<AccountKey, AccountStatements> = HashMap::new();
         for b in statements {
             let s = all.entry(b.key()).or_default();
             let statement = StatementBalances::from(b.row);
@@ -201,6 +223,95 @@ impl Store {
                 let day = |x: &StatementBalances| x.closing.map(|c| c.1);
                 day(a).cmp(&day(b)).then_with(|| a.key.cmp(&b.key))
             });
+        }
+        Ok(all)
+    }
+
+    /// What the daily scan reads of the banks' records beside
+    /// reconciliation's kept matches ([`KeptAccount`]), for every account
+    /// (of a span, or all): the lines of the statements that are intraday,
+    /// that close on or after `from`, or that hold a line no kept match
+    /// claims (each of them whole); which of those lines a kept match
+    /// claims, and whether that match settles entries; and the entries on
+    /// or after `from` a kept match on the account claims. Claimed lines of
+    /// statements closing before `from` stay in the database. The
+    /// statements' balances are [`Store::statement_balances_in`]'s: the
+    /// lines come without them.
+    pub async fn statement_lines_kept_in(
+        &self,
+        span: Option<IdSpan<'_>>,
+        from: NaiveDate,
+    ) -> Result<HashMap<AccountKey, (AccountStatements, KeptAccount)>> {
+        let line_of = |t: &str, l: &str| {
+            format!(
+                "{t}.institution_id = {l}.institution_id and {t}.bank_id = {l}.bank_id \
+                 and {t}.account_no = {l}.account_no and {t}.statement_key = {l}.statement_key"
+            )
+        };
+        let lines_sql = format!(
+            "with open_statements as (\
+               select distinct o.institution_id, o.bank_id, o.account_no, o.statement_key \
+               from bank_lines o where not exists (select 1 from recon_line_claims oc \
+                 where {oc_o} and oc.line_no = o.line_no){span_o}) \
+             select l.institution_id, l.bank_id, l.account_no, {LINE_COLUMNS}, \
+               c.match_id is not null as claimed, \
+               (c.match_id is not null and exists (select 1 from recon_entry_claims ec \
+                 where ec.institution_id = c.institution_id and ec.match_id = c.match_id)) \
+                 as settles \
+             from bank_lines l join bank_statements s on {s_l} \
+               left join recon_line_claims c on {c_l} and c.line_no = l.line_no \
+             where (s.provisional or s.closing_date is null or s.closing_date >= $1 \
+               or exists (select 1 from open_statements os where {os_l})){span_l} \
+             order by l.institution_id, l.bank_id, l.account_no, s.provisional, \
+               s.closing_date, l.statement_key, l.line_no",
+            oc_o = line_of("oc", "o"),
+            s_l = line_of("s", "l"),
+            c_l = line_of("c", "l"),
+            os_l = line_of("os", "l"),
+            span_o = within(span, "and", "o.institution_id", 2),
+            span_l = within(span, "and", "l.institution_id", 2),
+        );
+        let settled_sql = format!(
+            "select e.institution_id, m.bank_id, m.account_no, e.seq from entries e \
+               join recon_entry_claims c on c.institution_id = e.institution_id \
+                 and c.entry_seq = e.seq \
+               join recon_matches m on m.institution_id = c.institution_id \
+                 and m.match_id = c.match_id \
+             where e.occurred_at >= $1{}",
+            within(span, "and", "e.institution_id", 2)
+        );
+        let since = DbTime::from(from.and_time(chrono::NaiveTime::MIN).and_utc());
+        // (institution, bank, account number, entry seq)
+        type SettledRow = (String, String, String, i64);
+        let (lines, settled): (Vec<KeptLineRow>, Vec<SettledRow>) = on_pool!(self, |pool| (
+            bind_span!(sqlx::query_as(&lines_sql).bind(from), span)
+                .fetch_all(pool)
+                .await?,
+            bind_span!(sqlx::query_as(&settled_sql).bind(since), span)
+                .fetch_all(pool)
+                .await?,
+        ));
+        let mut all: HashMap<AccountKey, (AccountStatements, KeptAccount)> = HashMap::new();
+        for l in lines {
+            let (s, kept) = all.entry(l.line.key()).or_default();
+            let provisional = l.line.row.provisional;
+            let line = StatementLine::try_from(l.line.row)?;
+            if l.claimed {
+                let key = (line.statement_key.clone(), line.line_no);
+                if l.settles && line.amount_minor < 0 {
+                    kept.instructed.insert(key.clone());
+                }
+                kept.claimed.insert(key);
+            }
+            if provisional {
+                s.intraday.push(line);
+            } else {
+                s.lines.push(line);
+            }
+        }
+        for (institution, bank, account_no, seq) in settled {
+            let (_, kept) = all.entry((institution, bank, account_no)).or_default();
+            kept.settled.insert(seq);
         }
         Ok(all)
     }

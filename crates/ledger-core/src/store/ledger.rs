@@ -1,7 +1,7 @@
 //! The books read back, both dialects: balances now and at a past instant,
 //! entries with their postings, running totals and chain heads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -472,29 +472,32 @@ impl Store {
     /// The rest of the history (lessons, claimed transfers) stays in the
     /// database.
     pub async fn open_transfer_entries(&self, id: &InstitutionId) -> Result<Vec<Entry>> {
-        let codes = |kinds: &[EntryKind]| {
-            kinds
-                .iter()
-                .map(|k| format!("'{}'", k.code()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let transfers = codes(&transfer_kinds());
-        let settling = codes(&SETTLING_KINDS);
-        let open = |e: &str| {
-            format!(
-                "{e}.kind in ({transfers}) and not exists (select 1 from recon_entry_claims c \
-                   where c.institution_id = {e}.institution_id and c.entry_seq = {e}.seq)"
-            )
-        };
-        let condition = format!(
-            "({open_e}) or (e.kind in ({settling}) and exists (select 1 from entries t \
-               where t.institution_id = e.institution_id and t.seq = e.refers_to_seq \
-               and {open_t}))",
-            open_e = open("e"),
-            open_t = open("t"),
+        self.entries_where(id, &open_transfer_condition(), None)
+            .await
+    }
+
+    /// The seqs of [`Store::open_transfer_entries`] of a span of
+    /// institutions (or all), by institution: what the daily scan's
+    /// matcher may still match beside reconciliation's kept matches.
+    pub async fn open_transfer_seqs_in(
+        &self,
+        span: Option<IdSpan<'_>>,
+    ) -> Result<HashMap<String, BTreeSet<i64>>> {
+        let sql = format!(
+            "select e.institution_id, e.seq from entries e where ({}){}",
+            open_transfer_condition(),
+            within(span, "and", "e.institution_id", 1)
         );
-        self.entries_where(id, &condition, None).await
+        let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
+            bind_span!(sqlx::query_as(&sql), span)
+                .fetch_all(pool)
+                .await?
+        });
+        let mut open: HashMap<String, BTreeSet<i64>> = HashMap::new();
+        for (institution, seq) in rows {
+            open.entry(institution).or_default().insert(seq);
+        }
+        Ok(open)
     }
 
     /// An institution's entries that occurred on or after `day` (UTC), in
@@ -602,4 +605,31 @@ impl Store {
         .await?);
         Ok(head.into())
     }
+}
+
+/// Entries (`e`) reconciliation can still match: transfers no kept match
+/// claims, and the entries that confirm, void or reverse one of them.
+fn open_transfer_condition() -> String {
+    let codes = |kinds: &[EntryKind]| {
+        kinds
+            .iter()
+            .map(|k| format!("'{}'", k.code()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let transfers = codes(&transfer_kinds());
+    let settling = codes(&SETTLING_KINDS);
+    let open = |e: &str| {
+        format!(
+            "{e}.kind in ({transfers}) and not exists (select 1 from recon_entry_claims c \
+               where c.institution_id = {e}.institution_id and c.entry_seq = {e}.seq)"
+        )
+    };
+    format!(
+        "({open_e}) or (e.kind in ({settling}) and exists (select 1 from entries t \
+           where t.institution_id = e.institution_id and t.seq = e.refers_to_seq \
+           and {open_t}))",
+        open_e = open("e"),
+        open_t = open("t"),
+    )
 }

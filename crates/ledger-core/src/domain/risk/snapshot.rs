@@ -16,7 +16,7 @@ use crate::domain::feeds::{AccountKind, BankAccount};
 use crate::domain::ids::{ClientId, EnrollmentId};
 use crate::domain::money::Amount;
 use crate::domain::policy::{self, ResolvedRules};
-use crate::domain::recon::account::{match_account, AccountStatements};
+use crate::domain::recon::account::{match_account, AccountStatements, StatementLine};
 use crate::domain::recon::ReconcileError;
 use crate::domain::refunds::{Refund, RefundEvent, RefundState};
 use crate::domain::registry::{Enrollment, Institution};
@@ -33,6 +33,32 @@ pub struct AccountRecords {
     pub account: BankAccount,
     pub statements: AccountStatements,
     pub registered_on: Option<NaiveDate>,
+    /// What reconciliation keeps of the lines given, when the read left
+    /// out the lines it settled before the windows (see [`KeptAccount`]);
+    /// `None`: the lines are the whole history, matched afresh.
+    pub kept: Option<KeptAccount>,
+}
+
+/// Reconciliation's kept matches on one account, as the daily scan reads
+/// them instead of re-matching the whole history: the matcher then runs
+/// only on the lines no kept match claims against the entries
+/// reconciliation can still match ([`Records::open_entries`]), as
+/// `reconcile --record` does, and a claimed line counts as the kept match
+/// says. The lines read are then every line of the statements that close
+/// on or after the day the windows start, and every statement holding an
+/// unclaimed line (whole: a line's balance before it needs its
+/// statement's lines before it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeptAccount {
+    /// The lines read (statement key, line number) a kept match claims.
+    pub claimed: BTreeSet<(String, i64)>,
+    /// Of them, the debits whose match settles entries of ours: money out
+    /// that we instructed.
+    pub instructed: BTreeSet<(String, i64)>,
+    /// Entries on or after the day the windows start that a kept match on
+    /// this account claims: tuition that reached it, instructions it
+    /// executed.
+    pub settled: BTreeSet<i64>,
 }
 
 /// Everything the risk engine reads about one institution.
@@ -57,6 +83,10 @@ pub struct Records {
     /// instead of listed in `entries` (empty when every lesson is listed):
     /// see [`lessons_listed_from`].
     pub lessons_summed: Vec<LessonsSummed>,
+    /// With the accounts' kept matches ([`KeptAccount`]): the entries
+    /// reconciliation can still match (transfers no kept match claims, and
+    /// the entries that confirm, void or reverse them).
+    pub open_entries: Option<BTreeSet<i64>>,
 }
 
 /// One enrollment's lessons consumed before a day, summed: what a snapshot
@@ -252,47 +282,81 @@ struct AccountSeen {
     mismatch: Option<BalanceMismatch>,
 }
 
-fn account_seen(
+/// The line of an account the risk engine reads, with the balance before it.
+fn bank_line(
     account: &BankAccount,
-    stored: &AccountStatements,
-    entries: &[Entry],
-    as_of: NaiveDate,
-) -> Result<AccountSeen, ReconcileError> {
-    let matched = match_account(stored.clone(), account.kind, entries, Some(as_of))?;
-    let lines = &matched.statements.lines;
-    // The balance before each line: its statement's opening plus the lines
-    // before it on that statement (lines come in statement order).
-    let openings: BTreeMap<&str, i64> = matched
-        .statements
+    l: &StatementLine,
+    before: &BTreeMap<(&str, i64), i64>,
+) -> Option<BankLine> {
+    Some(BankLine {
+        line_id: format!("{}/{}#{}", account.account_no, l.statement_key, l.line_no),
+        account: account.kind,
+        bank_ref: l.bank_ref.clone(),
+        date: l.booking_date.or(l.value_date)?,
+        amount_minor: -l.amount_minor,
+        balance_before_minor: before.get(&(l.statement_key.as_str(), l.line_no)).copied(),
+    })
+}
+
+/// The balance before each line: its statement's opening plus the lines
+/// before it on that statement (lines come in statement order, and a
+/// statement's lines are read all or none).
+fn balances_before(statements: &AccountStatements) -> BTreeMap<(&str, i64), i64> {
+    let openings: BTreeMap<&str, i64> = statements
         .statements
         .iter()
         .filter_map(|s| s.opening.map(|(minor, _)| (s.key.as_str(), minor)))
         .collect();
     let mut running: BTreeMap<&str, i64> = BTreeMap::new();
-    let mut before = Vec::with_capacity(lines.len());
-    for l in lines {
-        let start = openings.get(l.statement_key.as_str()).copied();
-        let so_far = running.entry(l.statement_key.as_str()).or_insert(0);
-        before.push(start.map(|o| o + *so_far));
+    let mut before = BTreeMap::new();
+    for l in &statements.lines {
+        let key = l.statement_key.as_str();
+        let so_far = running.entry(key).or_insert(0);
+        if let Some(opening) = openings.get(key) {
+            before.insert((key, l.line_no), opening + *so_far);
+        }
         *so_far += l.amount_minor;
     }
-    let line_of = |i: usize| -> Option<BankLine> {
-        let l = lines.get(i)?;
-        Some(BankLine {
-            line_id: format!("{}/{}#{}", account.account_no, l.statement_key, l.line_no),
-            account: account.kind,
-            bank_ref: l.bank_ref.clone(),
-            date: l.booking_date.or(l.value_date)?,
-            amount_minor: -l.amount_minor,
-            balance_before_minor: before.get(i).copied().flatten(),
-        })
+    before
+}
+
+fn account_seen(
+    account: &BankAccount,
+    stored: &AccountStatements,
+    kept: Option<&KeptAccount>,
+    entries: &[Entry],
+    open_entries: Option<&BTreeSet<i64>>,
+    as_of: NaiveDate,
+) -> Result<AccountSeen, ReconcileError> {
+    let mut lines_seen = stored.clone();
+    lines_seen.cut_at(as_of);
+    // With what reconciliation keeps, the matcher runs on what it left
+    // open (as `reconcile --record` does); without, on the whole history.
+    let (to_match, claimed_settled, claimed_instructed) = match kept {
+        Some(k) => {
+            let mut open = lines_seen.clone();
+            open.lines
+                .retain(|l| !k.claimed.contains(&(l.statement_key.clone(), l.line_no)));
+            (open, k.settled.clone(), Some(&k.instructed))
+        }
+        None => (lines_seen.clone(), BTreeSet::new(), None),
     };
+    let matcher_entries: Vec<Entry> = match open_entries.filter(|_| kept.is_some()) {
+        Some(open) => entries
+            .iter()
+            .filter(|e| open.contains(&e.seq))
+            .cloned()
+            .collect(),
+        None => entries.to_vec(),
+    };
+    let matched = match_account(to_match, account.kind, &matcher_entries, Some(as_of))?;
+    let before = balances_before(&lines_seen);
+    let open_lines = &matched.statements.lines;
     let mut seen = AccountSeen {
         account: SupervisedAccount {
             kind: account.kind,
             account_no: account.account_no.clone(),
-            closings: matched
-                .statements
+            closings: lines_seen
                 .statements
                 .iter()
                 .filter_map(|s| s.closing)
@@ -310,6 +374,7 @@ fn account_seen(
             .iter()
             .chain(&matched.outcome.suggestions)
             .flat_map(|m| m.transfers.iter().map(|t| *t as i64))
+            .chain(claimed_settled)
             .collect(),
         debits: Vec::new(),
         instructed: Vec::new(),
@@ -325,28 +390,35 @@ fn account_seen(
         .filter(|m| !m.transfers.is_empty())
     {
         for id in &m.lines {
-            let i = *id as usize;
-            if lines.get(i).is_some_and(|l| l.amount_minor < 0) {
-                seen.instructed.extend(line_of(i).map(|l| l.line_id));
+            if let Some(l) = open_lines.get(*id as usize).filter(|l| l.amount_minor < 0) {
+                seen.instructed
+                    .extend(bank_line(account, l, &before).map(|l| l.line_id));
             }
         }
     }
-    for (i, l) in lines.iter().enumerate() {
+    for l in &lines_seen.lines {
         let Some(date) = l.booking_date.or(l.value_date) else {
             continue;
         };
         seen.movements.push((date, l.amount_minor));
         if l.amount_minor < 0 {
-            seen.debits.extend(line_of(i));
+            seen.debits.extend(bank_line(account, l, &before));
+            if claimed_instructed.is_some_and(|i| i.contains(&(l.statement_key.clone(), l.line_no)))
+            {
+                seen.instructed
+                    .extend(bank_line(account, l, &before).map(|l| l.line_id));
+            }
         }
     }
     for (id, reason) in &matched.outcome.unmatched_lines {
         if reason.is_unauthorized_outflow() {
-            seen.unauthorized.extend(line_of(*id as usize));
+            if let Some(l) = open_lines.get(*id as usize) {
+                seen.unauthorized.extend(bank_line(account, l, &before));
+            }
         }
     }
     // The latest statement day, against the ledger at the end of that day.
-    if let Some(closing) = &matched.statements.closing {
+    if let Some(closing) = &lines_seen.closing {
         let (bank, date) = (&closing.balance_minor, &closing.date);
         let books = BooksOn::replay(entries, *date);
         let ledger = match account.kind {
@@ -471,9 +543,11 @@ pub fn snapshot(records: &Records, as_of: NaiveDate) -> Result<RiskInput, Snapsh
         account,
         statements,
         registered_on,
+        kept,
     } in &records.accounts
     {
-        let mut seen = account_seen(account, statements, &entries, as_of)?;
+        let open = records.open_entries.as_ref();
+        let mut seen = account_seen(account, statements, kept.as_ref(), &entries, open, as_of)?;
         seen.account.registered_on = *registered_on;
         if let Some(latest) = seen.account.closings.iter().map(|c| c.date).max() {
             let slot = &mut through[usize::from(account.kind == AccountKind::Deposit)];
@@ -804,6 +878,7 @@ mod tests {
                 },
                 statements,
                 registered_on: Some(day(1)),
+                kept: None,
             }],
             enrollments: vec![],
             refunds: vec![],
@@ -814,6 +889,7 @@ mod tests {
             lessons: vec![],
             release_asks: vec![],
             lessons_summed: vec![],
+            open_entries: None,
             rules: policy::resolve(&chain, &[], day(6)),
         }
     }
