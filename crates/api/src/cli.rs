@@ -176,6 +176,11 @@ pub enum Command {
         /// matches) and stop at the first day they assess differently.
         #[arg(long)]
         check_reads: bool,
+        /// The county's recent and baseline windows in days (default: the
+        /// national 30 and 90), e.g. `7,14`: narrowed, most of a run lies
+        /// before them, which is what --check-reads wants to see.
+        #[arg(long, value_parser = windows_arg)]
+        windows: Option<(u32, u32)>,
     },
     /// Reconciliation suggestions: list them, confirm or reject them.
     Suggestion {
@@ -357,6 +362,20 @@ pub fn error_chain(error: &anyhow::Error) -> String {
     out
 }
 
+/// `--windows L,B`: two whole numbers of days, each at least 1.
+fn windows_arg(text: &str) -> Result<(u32, u32), String> {
+    let days = |part: &str| match part.trim().parse::<u32>() {
+        Ok(d) if d >= 1 => Ok(d),
+        _ => Err(format!("{part:?} is not a number of days (1 or more)")),
+    };
+    match text.split_once(',') {
+        Some((recent, baseline)) => Ok((days(recent)?, days(baseline)?)),
+        None => Err(format!(
+            "{text:?}: give the recent and the baseline window in days, as in 7,14"
+        )),
+    }
+}
+
 async fn simulate(
     seeds: Vec<u64>,
     healthy: usize,
@@ -364,8 +383,9 @@ async fn simulate(
     patterns: Vec<usize>,
     into: Option<String>,
     steady: bool,
-    check_reads: bool,
+    check: (bool, Option<(u32, u32)>),
 ) -> anyhow::Result<ExitCode> {
+    let (check_reads, windows) = check;
     let all = crate::simulate::Pattern::ALL;
     let chosen = patterns
         .iter()
@@ -394,6 +414,7 @@ async fn simulate(
         options.healthy = healthy;
         options.days = days;
         options.check_reads = check_reads;
+        options.windows = windows;
         if steady {
             options.seasons = false;
             options.patterns.clone_from(&chosen);
@@ -457,9 +478,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         into,
         steady,
         check_reads,
+        windows,
     } = cli.command
     {
-        return simulate(seeds, healthy, days, patterns, into, steady, check_reads).await;
+        let check = (check_reads, windows);
+        return simulate(seeds, healthy, days, patterns, into, steady, check).await;
     }
     let config = crate::config::load(cli.config.as_deref())?;
     let database = config.database_url(cli.database_url.as_deref())?;
@@ -839,5 +862,31 @@ mod tests {
         let mut missing = Vec::new();
         walk(&super::Cli::command(), "escrow-ledger", &mut missing);
         assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
+
+    /// `simulate --windows` takes the recent and the baseline window in
+    /// days and refuses anything else with what was wrong.
+    #[test]
+    fn simulate_windows_are_two_numbers_of_days() {
+        use clap::Parser;
+        let parse = |w: &str| {
+            super::Cli::try_parse_from(["escrow-ledger", "simulate", "--windows", w])
+                .map(|cli| match cli.command {
+                    super::Command::Simulate { windows, .. } => windows,
+                    _ => None,
+                })
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(parse("7,14"), Ok(Some((7, 14))));
+        assert_eq!(parse(" 30 , 90 "), Ok(Some((30, 90))));
+        for (bad, says) in [
+            ("7", "give the recent and the baseline window in days"),
+            ("0,14", "\"0\" is not a number of days"),
+            ("7,-1", "\"-1\" is not a number of days"),
+            ("a,b", "\"a\" is not a number of days"),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 }

@@ -156,6 +156,14 @@ pub async fn records_in(
     };
     match windows_from {
         Some(from) => {
+            // The open entries before the lines: a match kept in between
+            // then leaves an entry open with its line claimed (harmless:
+            // nothing is left for it to match), never a line open without
+            // the entry it settles (an unauthorized outflow).
+            let mut open = store.open_transfer_seqs_in(span).await?;
+            for r in &mut records {
+                r.open_entries = Some(open.remove(r.institution.id.as_str()).unwrap_or_default());
+            }
             let mut lines = store.statement_lines_kept_in(span, from).await?;
             for r in &mut records {
                 for a in &mut r.accounts {
@@ -164,10 +172,6 @@ pub async fn records_in(
                     a.statements.intraday = read.intraday;
                     a.kept = Some(kept);
                 }
-            }
-            let mut open = store.open_transfer_seqs_in(span).await?;
-            for r in &mut records {
-                r.open_entries = Some(open.remove(r.institution.id.as_str()).unwrap_or_default());
             }
         }
         None => read_every_line(store, span, &mut records).await?,
