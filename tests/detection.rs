@@ -1,6 +1,7 @@
 //! The detection bound (issue 15, DETECTION.md): a small simulated county
 //! (`escrow_ledger::simulate`) replayed day by day through ingest,
-//! reconciliation and the risk scan on SQLite, whose run-offs must turn red
+//! reconciliation and the risk scan (on SQLite; the kept matches' read on
+//! PostgreSQL too), whose run-offs must turn red
 //! at least 30 days before they collapse and whose healthy institutions
 //! must stay green. A regression of the engine's recall or of its false
 //! alarms fails it. The full county, on several seeds, is DETECTION.md's.
@@ -10,6 +11,10 @@ use api::simulate::{self, Options, Pattern};
 use chrono::{Duration, NaiveDate};
 use ledger_core::domain::risk::snapshot;
 use ledger_core::{JurisdictionCode, RulePack, RuleParams, Store};
+
+#[path = "support/scratch_pg.rs"]
+mod scratch_pg;
+use scratch_pg::ScratchPg;
 
 #[tokio::test]
 async fn a_small_county_has_its_run_offs_red_a_month_ahead_and_its_healthy_left_in_peace() {
@@ -60,11 +65,19 @@ async fn a_small_county_has_its_run_offs_red_a_month_ahead_and_its_healthy_left_
 /// windows narrowed to 7 and 14 days (so that most of the run lies before
 /// them), right after that day's reconciliation and scan, each
 /// institution's records read that way must assess exactly as the whole
-/// history matched afresh does, evidence and sentences included.
+/// history matched afresh does, evidence and sentences included; on both
+/// dialects, whose SQL picks the lines and the kept matches.
 #[tokio::test]
 async fn the_daily_scan_reads_kept_matches_and_assesses_as_the_whole_history() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("county.db").display());
+    kept_matches_assess_as_the_whole_history(&url).await;
+    let pg = ScratchPg::create(format!("el_test_detection_{}", std::process::id())).await;
+    kept_matches_assess_as_the_whole_history(&pg.url).await;
+    pg.drop().await;
+}
+
+async fn kept_matches_assess_as_the_whole_history(url: &str) {
     let mut options = Options::new(11);
     options.healthy = 3;
     options.warmup_days = 30;
@@ -77,21 +90,25 @@ async fn the_daily_scan_reads_kept_matches_and_assesses_as_the_whole_history() {
     ];
     options.windows = Some((7, 14));
     options.check_reads = true;
-    let (store, clock) = simulate::open(&url, &options).await.unwrap();
+    let (store, clock) = simulate::open(url, &options).await.unwrap();
     let report = simulate::run(&store, &clock, &options).await.unwrap();
     let checked = report.reads_checked;
     let institution_days = 70 * 7;
-    assert_eq!(checked.assessments, institution_days, "{checked:?}");
+    assert_eq!(checked.assessments, institution_days, "{url}: {checked:?}");
     // The reads compared were the kept matches' (nothing in the county is
     // dated after the day scanned), and they left lines out.
-    assert_eq!(checked.with_kept_matches, institution_days, "{checked:?}");
-    assert!(checked.lines_left_out > 1_000, "{checked:?}");
+    assert_eq!(
+        checked.with_kept_matches, institution_days,
+        "{url}: {checked:?}"
+    );
+    assert!(checked.lines_left_out > 1_000, "{url}: {checked:?}");
     // The run-offs were there to be told apart: red on some day.
     assert!(
         report.runoffs().all(|s| s.watch.first_red.is_some()),
-        "{}",
+        "{url}:\n{}",
         report.markdown()
     );
+    store.close().await;
 }
 
 /// The daily scan reads the lessons consumed before the days the risk
