@@ -134,6 +134,7 @@ mod feeds;
 mod group;
 mod hosts;
 mod ledger;
+mod lesson_sums;
 mod lessons;
 mod lite_setwise;
 mod notices;
@@ -178,6 +179,7 @@ pub use figures::{
 };
 pub use group::{EachOutcome, Flush, KeepWith};
 pub use hosts::{mask_password, with_encoded_password};
+pub use lesson_sums::KeptLessonSums;
 pub use lessons::{FreezeRecord, NewLesson};
 pub use notices::{ListChange, NewNotice, NoticeAnswer, NoticeRecord};
 pub use officers::{OfficerRecord, SessionRecord};

@@ -31,6 +31,7 @@ contract!(
     malformed_wire_requests_are_refused_before_the_books,
     keys_claimed_together_are_each_held_by_one_request,
     lessons_before_a_day_are_read_summed_as_the_domain_sums_them,
+    kept_lesson_sums_read_as_the_sums_of_every_lesson_booked_late_or_not,
 );
 
 async fn payments_lessons_and_releases_move_money_through_the_books(db: &TestDb) {
@@ -1034,4 +1035,133 @@ async fn lessons_before_a_day_are_read_summed_as_the_domain_sums_them(db: &TestD
         !exist(Some(span), first).await.unwrap(),
         "nothing was taught before 2026-08-02"
     );
+}
+
+/// The lesson sums the daily job keeps: a read on top of them equals the
+/// sums of every lesson before the day (as `sum_lessons_before` sums the
+/// entries), whatever was booked after the mark, back-dated before it or
+/// not; keeping again (the same day, a later one, an earlier one) changes
+/// no read; a read before the mark sums the history afresh.
+async fn kept_lesson_sums_read_as_the_sums_of_every_lesson_booked_late_or_not(db: &TestDb) {
+    use ledger_core::domain::risk::snapshot::{sum_lessons_before, Records};
+    use ledger_core::store::IdSpan;
+    let s = &db.store;
+    seeded(s).await;
+    s.create_institution(&institution("I2")).await.unwrap();
+    s.create_enrollment(&enrollment("I2", "E1", 400_000))
+        .await
+        .unwrap();
+    let on = |r: Request, d: &str| Request {
+        occurred_at: format!("{d}T10:00:00Z").parse().unwrap(),
+        ..r
+    };
+    let at = |d: &str| day(d).and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let mut batch = vec![
+        on(req("I1", "p1", pay("E1", 400_000)), "2026-08-01"),
+        on(req("I1", "p2", pay("E2", 300_000)), "2026-08-01"),
+        on(req("I2", "p1", pay("E1", 400_000)), "2026-08-01"),
+    ];
+    for (n, d) in ["2026-08-03", "2026-08-06", "2026-08-09"]
+        .iter()
+        .enumerate()
+    {
+        batch.push(on(req("I1", &format!("a{n}"), consume("E1", 2)), d));
+        batch.push(on(req("I2", &format!("a{n}"), consume("E1", 3)), d));
+    }
+    s.execute_batch(batch).await.unwrap();
+    // What the domain sums from every entry, per institution.
+    let expected = |before: &str| {
+        let before = day(before);
+        async move {
+            let mut all = vec![];
+            for i in ["I1", "I2"] {
+                let mut r = Records {
+                    institution: institution(i),
+                    entries: s
+                        .entries_in(Some(IdSpan::one(&iid(i))), None, 1_000, None)
+                        .await
+                        .unwrap(),
+                    accounts: vec![],
+                    enrollments: vec![],
+                    refunds: vec![],
+                    events: vec![],
+                    rules: ledger_core::domain::policy::resolve(&[jc("000000")], &[], before),
+                    lessons: vec![],
+                    release_asks: vec![],
+                    lessons_summed: vec![],
+                    open_entries: None,
+                };
+                sum_lessons_before(&mut r, before);
+                all.extend(r.lessons_summed.into_iter().map(|l| (iid(i), l)));
+            }
+            all
+        }
+    };
+    let read = |before: &str| s.lessons_summed_in(None, at(before));
+
+    let kept = s.keep_lesson_sums(None, at("2026-08-05")).await.unwrap();
+    assert_eq!(kept.marked, 2, "both institutions marked");
+    assert_eq!(
+        read("2026-08-10").await.unwrap(),
+        expected("2026-08-10").await
+    );
+    // Booked after the mark: one back-dated before it, one after it.
+    s.execute_batch(vec![
+        on(req("I1", "late-1", consume("E1", 1)), "2026-08-02"),
+        on(req("I1", "late-2", consume("E2", 4)), "2026-08-07"),
+    ])
+    .await
+    .unwrap();
+    let want = expected("2026-08-10").await;
+    assert_eq!(
+        want.iter().map(|(_, l)| l.hours).collect::<Vec<_>>(),
+        [7, 4, 9],
+        "(I1 E1, I1 E2, I2 E1) hours before 2026-08-10"
+    );
+    assert_eq!(
+        read("2026-08-10").await.unwrap(),
+        want,
+        "late lessons on top of the kept sums"
+    );
+    for keep in ["2026-08-08", "2026-08-08", "2026-08-04"] {
+        s.keep_lesson_sums(None, at(keep)).await.unwrap();
+        assert_eq!(
+            read("2026-08-10").await.unwrap(),
+            want,
+            "after keeping at {keep}"
+        );
+        assert_eq!(
+            read("2026-08-08").await.unwrap(),
+            expected("2026-08-08").await,
+            "on the mark, after keeping at {keep}"
+        );
+    }
+    // Before the mark: summed afresh.
+    assert_eq!(
+        read("2026-08-04").await.unwrap(),
+        expected("2026-08-04").await
+    );
+    // One institution's span reads its own, kept or not.
+    let i2 = iid("I2");
+    let own = s
+        .lessons_summed_in(Some(IdSpan::one(&i2)), at("2026-08-10"))
+        .await
+        .unwrap();
+    assert_eq!(
+        own,
+        want.into_iter()
+            .filter(|(i, _)| *i == i2)
+            .collect::<Vec<_>>()
+    );
+    // The read stands on the kept sums (it does not sum the history
+    // afresh): an hour added to them by hand shows in it.
+    db.raw("update lesson_sums set hours = hours + 1 where institution_id = 'I2'")
+        .await;
+    let hours: Vec<u32> = read("2026-08-10")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, l)| l.hours)
+        .collect();
+    assert_eq!(hours, [7, 4, 10]);
 }

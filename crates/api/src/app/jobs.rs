@@ -222,9 +222,9 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> Ap
             .claim_job_run("risk_scan", &today.to_string(), &me)
             .await?
     {
-        let national = ledger_core::JurisdictionCode::national();
-        let ranked = crate::app::risk::assess(store, &national, today).await?;
-        crate::app::risk::record_alerts(store, &ranked, today).await?;
+        // The same use case as `risk --record`: alerts kept, lesson sums
+        // moved on.
+        crate::app::risk::scan(store, None, Some(today), true).await?;
         t.risk_scans = 1;
     }
     if jobs.contains(&Job::Workflow) {

@@ -519,6 +519,39 @@ pub async fn record_alerts(
     Ok(recorded)
 }
 
+/// The daily job's last step: the lessons before the day the windows of
+/// `as_of` start kept summed (the earliest day of every rule pack in force,
+/// so that no institution's read starts before its mark), so that the next
+/// scan reads a day's lessons on top of the sums instead of summing the
+/// history again ([`Store::keep_lesson_sums`]). Every institution is kept,
+/// whatever the scope scanned: the sums are a cache of the books, equal
+/// whoever moves them.
+async fn keep_lesson_sums(store: &Store, as_of: NaiveDate) -> AppResult<()> {
+    let mut jurisdictions: BTreeMap<String, Institution> = BTreeMap::new();
+    for i in store.institutions().await? {
+        jurisdictions.entry(i.jurisdiction.to_string()).or_insert(i);
+    }
+    let mut before: Option<NaiveDate> = None;
+    for institution in jurisdictions.values() {
+        let rules = store.rules_for(institution, as_of).await?;
+        if let Some(day) = snapshot::lessons_windows_from(&rules, as_of) {
+            before = Some(before.map_or(day, |b| b.min(day)));
+        }
+    }
+    if let Some(day) = before {
+        let kept = store
+            .keep_lesson_sums(None, day.and_time(chrono::NaiveTime::MIN).and_utc())
+            .await?;
+        tracing::info!(
+            before = %day,
+            institutions = kept.marked,
+            enrollments = kept.enrollments,
+            "lesson sums kept"
+        );
+    }
+    Ok(())
+}
+
 /// What one scan found (and, when asked, kept).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scan {
@@ -551,7 +584,9 @@ pub async fn scan(
     };
     let ranked = assess(store, &scope, as_of).await?;
     let recorded = if record {
-        record_alerts(store, &ranked, as_of).await?
+        let recorded = record_alerts(store, &ranked, as_of).await?;
+        keep_lesson_sums(store, as_of).await?;
+        recorded
     } else {
         Vec::new()
     };

@@ -5,15 +5,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::domain::accounts::{AccountCode, Side, Totals};
+use crate::domain::accounts::{AccountCode, Totals};
 use crate::domain::books::ChainHead;
 use crate::domain::entry::{Entry, EntryKind};
 use crate::domain::error::LedgerError;
-use crate::domain::ids::{EnrollmentId, InstitutionId};
+use crate::domain::ids::InstitutionId;
 use crate::domain::recon::transfers::{transfer_kinds, SETTLING_KINDS};
 use crate::domain::registry::Institution;
 use crate::domain::replay::BooksOn;
-use crate::domain::risk::snapshot::{LessonsSummed, SummedPostings};
 use crate::store::bulk::within;
 use crate::store::coverage::{add_to, ACCOUNT_GROUP};
 use crate::store::report::{AccountBalance, BalanceSheet};
@@ -41,27 +40,6 @@ fn listed(param: usize) -> String {
         "(${param} is null or e.kind <> '{lessons}' or e.occurred_at >= ${param})",
         lessons = EntryKind::LessonsConsumed.code()
     )
-}
-
-/// One enrollment's lessons consumed before a day: when they began, their
-/// hours.
-#[derive(sqlx::FromRow)]
-struct LessonsHeadRow {
-    institution_id: String,
-    enrollment_id: Option<String>,
-    first_at: DbTime,
-    first_seq: i64,
-    hours: i64,
-}
-
-/// Their postings on one account and side, summed.
-#[derive(sqlx::FromRow)]
-struct LessonsSumRow {
-    institution_id: String,
-    enrollment_id: Option<String>,
-    account_code: String,
-    side: String,
-    amount_minor: i64,
 }
 
 /// A posting's running totals, by its place in the chain.
@@ -319,84 +297,6 @@ impl Store {
         )
         .fetch_one(pool)
         .await?))
-    }
-
-    /// Each enrollment's lessons consumed before `before` (of a span of
-    /// institutions, or all), summed: their first instant and seq, their
-    /// hours, their postings by account and side. What
-    /// [`Store::entries_in`] leaves out with `lessons_from`.
-    pub async fn lessons_summed_in(
-        &self,
-        span: Option<IdSpan<'_>>,
-        before: DateTime<Utc>,
-    ) -> Result<Vec<(InstitutionId, LessonsSummed)>> {
-        let before = DbTime::from(before);
-        let heads = format!(
-            "select e.institution_id, e.enrollment_id, min(e.occurred_at) as first_at, \
-               min(e.seq) as first_seq, cast(sum(coalesce(e.hours, 0)) as bigint) as hours \
-             from entries e where e.kind = '{}' and e.occurred_at < $1 {} \
-             group by e.institution_id, e.enrollment_id \
-             order by e.institution_id, e.enrollment_id",
-            EntryKind::LessonsConsumed.code(),
-            within(span, "and", "e.institution_id", 2)
-        );
-        let sums = format!(
-            "select e.institution_id, e.enrollment_id, p.account_code, p.side, \
-               cast(sum(p.amount_minor) as bigint) as amount_minor \
-             from entries e join postings p \
-               on p.institution_id = e.institution_id and p.seq = e.seq \
-             where e.kind = '{}' and e.occurred_at < $1 {} \
-             group by e.institution_id, e.enrollment_id, p.account_code, p.side",
-            EntryKind::LessonsConsumed.code(),
-            within(span, "and", "e.institution_id", 2)
-        );
-        let (heads, sums): (Vec<LessonsHeadRow>, Vec<LessonsSumRow>) = on_pool!(self, |pool| {
-            let heads = bind_span!(sqlx::query_as(&heads).bind(before), span)
-                .fetch_all(pool)
-                .await?;
-            let sums = bind_span!(sqlx::query_as(&sums).bind(before), span)
-                .fetch_all(pool)
-                .await?;
-            (heads, sums)
-        });
-        let mut postings: BTreeMap<(String, Option<String>), SummedPostings> = BTreeMap::new();
-        for r in sums {
-            let account = AccountCode::parse(&r.account_code)
-                .map_err(|_| rows::corrupt("posting account", &r.account_code))?;
-            let side =
-                Side::parse(&r.side).ok_or_else(|| rows::corrupt("posting side", &r.side))?;
-            postings
-                .entry((r.institution_id, r.enrollment_id))
-                .or_default()
-                .push((account, side, r.amount_minor));
-        }
-        heads
-            .into_iter()
-            .map(|h| {
-                let mut summed = postings
-                    .remove(&(h.institution_id.clone(), h.enrollment_id.clone()))
-                    .unwrap_or_default();
-                summed.sort();
-                Ok((
-                    InstitutionId::parse(h.institution_id.clone())
-                        .map_err(|_| rows::corrupt("institution id", &h.institution_id))?,
-                    LessonsSummed {
-                        enrollment: h
-                            .enrollment_id
-                            .map(|id| {
-                                EnrollmentId::parse(id.clone())
-                                    .map_err(|_| rows::corrupt("enrollment id", id))
-                            })
-                            .transpose()?,
-                        first_at: h.first_at.utc(),
-                        first_seq: h.first_seq,
-                        hours: u32::try_from(h.hours)
-                            .map_err(|_| rows::corrupt("lesson hours", h.hours))?,
-                        postings: summed,
-                    },
-                ))
-            })
-            .collect()
     }
 
     /// An institution's entries in chain order, after `after_seq`, at most `limit`.

@@ -141,6 +141,12 @@ impl Lite {
         "(select 1 as setting) as unflushed"
     }
 
+    /// Holds the kept lesson sums for one keeper reading one instant: the
+    /// immediate transaction already does both.
+    pub async fn hold_lesson_sums(self, _: &mut Transaction<'_, Sqlite>) -> Result<()> {
+        Ok(())
+    }
+
     /// Whether a writer locks the rows it reads: no, `BEGIN IMMEDIATE`
     /// already holds the database's one write lock.
     pub fn takes_row_locks(self) -> bool {

@@ -97,8 +97,10 @@ pub struct Records {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LessonsSummed {
     pub enrollment: Option<EnrollmentId>,
-    /// When the first of them occurred, and its seq.
+    /// When the first of them occurred.
     pub first_at: DateTime<Utc>,
+    /// The first of them booked (the least seq: a lesson booked late can
+    /// have occurred first).
     pub first_seq: i64,
     pub hours: u32,
     pub postings: SummedPostings,
@@ -173,11 +175,7 @@ pub fn lessons_listed_from(
     accounts: &[AccountRecords],
     as_of: NaiveDate,
 ) -> Option<NaiveDate> {
-    let p = &rules.params;
-    let recent = u64::from(p.lookback_days?);
-    let before = u64::from(p.baseline_days?).max(schedule::BEYOND_TIMETABLE_DAYS);
-    let mut from =
-        as_of.checked_sub_days(chrono::Days::new(recent + before + LESSONS_SPARE_DAYS))?;
+    let mut from = lessons_windows_from(rules, as_of)?;
     for a in accounts {
         // As `AccountStatements::cut_at(as_of)` leaves them, without
         // copying the lines: the latest closing of the statements known by
@@ -202,6 +200,17 @@ pub fn lessons_listed_from(
     Some(from)
 }
 
+/// The day the windows of a snapshot on `as_of` start, whatever the
+/// accounts' statements: [`lessons_listed_from`] is never after it, so
+/// lessons kept summed before it (`Store::keep_lesson_sums`) serve that
+/// day's scan and every later one. `None` for a pack without both windows.
+pub fn lessons_windows_from(rules: &ResolvedRules, as_of: NaiveDate) -> Option<NaiveDate> {
+    let p = &rules.params;
+    let recent = u64::from(p.lookback_days?);
+    let before = u64::from(p.baseline_days?).max(schedule::BEYOND_TIMETABLE_DAYS);
+    as_of.checked_sub_days(chrono::Days::new(recent + before + LESSONS_SPARE_DAYS))
+}
+
 /// Moves the lessons consumed before `from` out of `records.entries` into
 /// per-enrollment sums: what the store's set-wise read does in the
 /// database (`Store::lessons_summed_in`), done on records already loaded.
@@ -221,9 +230,10 @@ pub fn sum_lessons_before(records: &mut Records, from: NaiveDate) {
                 hours: 0,
                 postings: vec![],
             });
-        if (e.occurred_at, e.seq) < (s.first_at, s.first_seq) {
-            (s.first_at, s.first_seq) = (e.occurred_at, e.seq);
-        }
+        // Each the least of its own: sums kept by the database grow by
+        // taking the least of each, whatever order lessons are booked in.
+        s.first_at = s.first_at.min(e.occurred_at);
+        s.first_seq = s.first_seq.min(e.seq);
         s.hours += e.hours.unwrap_or(0);
         for p in &e.postings {
             match s
