@@ -257,8 +257,9 @@ impl Store {
              select f.institution_id, coalesce(f.enrollment_id, ''), p.account_code, \
                cast(p.side as text), cast(sum(p.amount_minor) as bigint) \
              from fresh f cross join postings p \
-             where p.institution_id = f.institution_id and p.seq = f.seq group by f.institution_id, coalesce(f.enrollment_id, ''), \
-               p.account_code, cast(p.side as text) \
+             where p.institution_id = f.institution_id and p.seq = f.seq \
+             group by f.institution_id, coalesce(f.enrollment_id, ''), p.account_code, \
+               cast(p.side as text) \
              on conflict (institution_id, enrollment_key, account_code, side) do update set \
                amount_minor = lesson_sum_postings.amount_minor + excluded.amount_minor"
         );
