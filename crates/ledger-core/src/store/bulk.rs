@@ -283,13 +283,25 @@ impl Store {
         let since = DbTime::from(from.and_time(chrono::NaiveTime::MIN).and_utc());
         // (institution, bank, account number, entry seq)
         type SettledRow = (String, String, String, i64);
+        // Planned afresh for their parameters on each run (`persistent(false)`,
+        // as every read of the daily scan that joins kept matches or sums):
+        // run once a day, a plan cached on a connection while the tables
+        // were small is kept as long as no ANALYZE invalidates it, and on
+        // PostgreSQL took seconds a statement (BENCHMARKS.md, "The old
+        // lessons' sums kept").
         let (lines, settled): (Vec<KeptLineRow>, Vec<SettledRow>) = on_pool!(self, |pool| (
-            bind_span!(sqlx::query_as(&lines_sql).bind(from), span)
-                .fetch_all(pool)
-                .await?,
-            bind_span!(sqlx::query_as(&settled_sql).bind(since), span)
-                .fetch_all(pool)
-                .await?,
+            bind_span!(
+                sqlx::query_as(&lines_sql).persistent(false).bind(from),
+                span
+            )
+            .fetch_all(pool)
+            .await?,
+            bind_span!(
+                sqlx::query_as(&settled_sql).persistent(false).bind(since),
+                span
+            )
+            .fetch_all(pool)
+            .await?,
         ));
         let mut all: HashMap<AccountKey, (AccountStatements, KeptAccount)> = HashMap::new();
         for l in lines {

@@ -389,7 +389,7 @@ impl Store {
             within(span, "and", "e.institution_id", 1)
         );
         let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
-            bind_span!(sqlx::query_as(&sql), span)
+            bind_span!(sqlx::query_as(&sql).persistent(false), span)
                 .fetch_all(pool)
                 .await?
         });

@@ -153,8 +153,9 @@ impl Store {
             fresh = fresh_lessons(span, Unmarked::Unusable, false)
         );
         let before = DbTime::from(before);
+        // Planned afresh for its parameters (see `statement_lines_kept_in`).
         let found: Vec<SumRow> = on_pool!(self, |pool| bind_span!(
-            sqlx::query_as(&sql).bind(before),
+            sqlx::query_as(&sql).persistent(false).bind(before),
             span
         )
         .fetch_all(pool)
@@ -278,20 +279,20 @@ impl Store {
             dialect.hold_lesson_sums(&mut tx).await?;
             for table in ["lesson_sum_postings", "lesson_sums"] {
                 let sql = unmarked(table);
-                bind_span!(sqlx::query(&sql), span)
+                bind_span!(sqlx::query(&sql).persistent(false), span)
                     .execute(&mut *tx)
                     .await?;
             }
             // The postings before the heads: both read the marks as they
             // stood, which move last.
-            bind_span!(sqlx::query(&postings).bind(before), span)
+            bind_span!(sqlx::query(&postings).persistent(false).bind(before), span)
                 .execute(&mut *tx)
                 .await?;
-            let enrollments = bind_span!(sqlx::query(&heads).bind(before), span)
+            let enrollments = bind_span!(sqlx::query(&heads).persistent(false).bind(before), span)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            let marked = bind_span!(sqlx::query(&marks).bind(before), span)
+            let marked = bind_span!(sqlx::query(&marks).persistent(false).bind(before), span)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
