@@ -254,12 +254,18 @@ impl Store {
                     .await?
                 }
                 Some(_) => {
+                    // The page's range on both sides of the join: with it
+                    // on the postings alone, PostgreSQL hashed every entry
+                    // of the store for each page (BENCHMARKS.md, "The old
+                    // lessons' sums kept").
                     sqlx::query_as(&format!(
                         "select p.institution_id, p.seq, p.account_code, p.side, p.amount_minor \
                          from postings p join entries e \
                            on e.institution_id = p.institution_id and e.seq = p.seq \
                          where (p.institution_id, p.seq) > ($1, $2) \
-                           and (p.institution_id, p.seq) <= ($3, $4) and {} \
+                           and (p.institution_id, p.seq) <= ($3, $4) \
+                           and (e.institution_id, e.seq) > ($1, $2) \
+                           and (e.institution_id, e.seq) <= ($3, $4) and {} \
                          order by p.institution_id, p.seq, p.leg",
                         listed(5)
                     ))
