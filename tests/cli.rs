@@ -2343,10 +2343,13 @@ fn feed_parse_streams_a_large_mt940_file_in_memory_that_does_not_grow_with_it() 
     );
     assert_eq!(out.matches("\"statement_id\":\"LARGE").count() as u64, n);
     // Twelve times the file, twelve times the output: memory stays within
-    // an eighth of the file of what the 2 MiB file needed.
+    // a quarter of the file of what the 2 MiB file needed. Holding the
+    // file would cost all of it (24 MiB) and more; an eighth (3 MiB) was
+    // once exceeded by 0.8 MiB on an unchanged parser, the two runs'
+    // allocator arenas and threads differing by that much.
     let size_kib = (size / 1024) as u64;
     assert!(
-        peak < baseline + size_kib / 8,
+        peak < baseline + size_kib / 4,
         "feed parse held {peak} KiB for a {size_kib} KiB file, {baseline} KiB for a 2048 KiB one"
     );
 }
