@@ -196,8 +196,7 @@ pub async fn run(
         )
         .await?;
         // The officer's first look: today's risk run, kept as alerts.
-        let ranked = crate::app::risk::assess(&store, &county, today).await?;
-        crate::app::risk::record_alerts(&store, &ranked, today).await?;
+        crate::app::risk::scan(&store, Some(county.clone()), Some(today), true).await?;
         tokio::spawn(demo_bank_keeps_sending(store.clone()));
         println!("demo county {county} is ready on {database}");
         println!("officer token (shown once): {token}");
