@@ -203,15 +203,13 @@ pub async fn tick_jobs(store: &Store, banks: &BankDirectory, jobs: &[Job]) -> Ap
     if jobs.contains(&Job::Reconcile) {
         let hour = store.now().format("%Y-%m-%dT%H").to_string();
         if store.claim_job_run("reconcile", &hour, &me).await? {
-            for i in store.institutions().await? {
-                for account in store.supervised_accounts(&i.id).await? {
-                    let report =
-                        crate::app::reconcile::record_account(store, &account, None).await?;
-                    t.reconciled_accounts += 1;
-                    for (outcome, n) in report.outcomes() {
-                        if n > 0 {
-                            *t.reconcile_outcomes.entry(outcome.to_string()).or_default() += n;
-                        }
+            // The same use case as `reconcile --record`: every account,
+            // then the open transfers kept.
+            for report in crate::app::reconcile::record(store, None, None).await? {
+                t.reconciled_accounts += 1;
+                for (outcome, n) in report.outcomes() {
+                    if n > 0 {
+                        *t.reconcile_outcomes.entry(outcome.to_string()).or_default() += n;
                     }
                 }
             }

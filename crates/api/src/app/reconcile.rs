@@ -16,7 +16,7 @@ use ledger_core::domain::recon::account::{match_account, Quarantine, StatementLi
 use ledger_core::domain::recon::days::{self, StatementDay};
 use ledger_core::domain::recon::{booking, Match, ReconcileError, ReconcileOutcome};
 use ledger_core::domain::replay::BooksOn;
-use ledger_core::store::{MatchRecord, ReconDay};
+use ledger_core::store::{IdSpan, MatchRecord, ReconDay};
 use ledger_core::{Currency, Entry, InstitutionId, Store, StoreError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -776,7 +776,9 @@ pub async fn record_account_full(
 }
 
 /// [`record_account`] on the supervised accounts of one institution (or
-/// of all).
+/// of all), then the open transfers kept as this run leaves them
+/// ([`Store::keep_open_transfers`]): the next run reads what is open and
+/// new, not the history.
 pub async fn record(
     store: &Store,
     institution: Option<&InstitutionId>,
@@ -786,6 +788,15 @@ pub async fn record(
     for account in accounts_in_scope(store, institution).await? {
         reports.push(record_account(store, &account, until).await?);
     }
+    let kept = store
+        .keep_open_transfers(institution.map(IdSpan::one))
+        .await?;
+    tracing::debug!(
+        marked = kept.marked,
+        listed = kept.listed,
+        claimed = kept.claimed,
+        "open transfers kept"
+    );
     Ok(reports)
 }
 

@@ -1,7 +1,7 @@
 //! The books read back, both dialects: balances now and at a past instant,
 //! entries with their postings, running totals and chain heads.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -10,7 +10,6 @@ use crate::domain::books::ChainHead;
 use crate::domain::entry::{Entry, EntryKind};
 use crate::domain::error::LedgerError;
 use crate::domain::ids::InstitutionId;
-use crate::domain::recon::transfers::{transfer_kinds, SETTLING_KINDS};
 use crate::domain::registry::Institution;
 use crate::domain::replay::BooksOn;
 use crate::store::bulk::within;
@@ -372,40 +371,6 @@ impl Store {
         })
     }
 
-    /// The entries reconciliation can still match, in chain order: every
-    /// transfer (money in or out of a supervised account) no kept match
-    /// claims, and the entries that confirm, void or reverse one of them.
-    /// The rest of the history (lessons, claimed transfers) stays in the
-    /// database.
-    pub async fn open_transfer_entries(&self, id: &InstitutionId) -> Result<Vec<Entry>> {
-        self.entries_where(id, &open_transfer_condition(), None)
-            .await
-    }
-
-    /// The seqs of [`Store::open_transfer_entries`] of a span of
-    /// institutions (or all), by institution: what the daily scan's
-    /// matcher may still match beside reconciliation's kept matches.
-    pub async fn open_transfer_seqs_in(
-        &self,
-        span: Option<IdSpan<'_>>,
-    ) -> Result<HashMap<String, BTreeSet<i64>>> {
-        let sql = format!(
-            "select e.institution_id, e.seq from entries e where ({}){}",
-            open_transfer_condition(),
-            within(span, "and", "e.institution_id", 1)
-        );
-        let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
-            bind_span!(sqlx::query_as(&sql).persistent(false), span)
-                .fetch_all(pool)
-                .await?
-        });
-        let mut open: HashMap<String, BTreeSet<i64>> = HashMap::new();
-        for (institution, seq) in rows {
-            open.entry(institution).or_default().insert(seq);
-        }
-        Ok(open)
-    }
-
     /// An institution's entries that occurred on or after `day` (UTC), in
     /// chain order.
     pub async fn entries_occurred_from(
@@ -511,31 +476,4 @@ impl Store {
         .await?);
         Ok(head.into())
     }
-}
-
-/// Entries (`e`) reconciliation can still match: transfers no kept match
-/// claims, and the entries that confirm, void or reverse one of them.
-fn open_transfer_condition() -> String {
-    let codes = |kinds: &[EntryKind]| {
-        kinds
-            .iter()
-            .map(|k| format!("'{}'", k.code()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let transfers = codes(&transfer_kinds());
-    let settling = codes(&SETTLING_KINDS);
-    let open = |e: &str| {
-        format!(
-            "{e}.kind in ({transfers}) and not exists (select 1 from recon_entry_claims c \
-               where c.institution_id = {e}.institution_id and c.entry_seq = {e}.seq)"
-        )
-    };
-    format!(
-        "({open_e}) or (e.kind in ({settling}) and exists (select 1 from entries t \
-           where t.institution_id = e.institution_id and t.seq = e.refers_to_seq \
-           and {open_t}))",
-        open_e = open("e"),
-        open_t = open("t"),
-    )
 }

@@ -276,7 +276,7 @@ impl Store {
         let kept = in_tx!(self, |tx, _now, dialect| {
             // One keeper at a time, each reading one instant: the sums
             // written must be exactly those the marks then say.
-            dialect.hold_lesson_sums(&mut tx).await?;
+            dialect.hold_keeping(&mut tx, "lesson_sum_marks").await?;
             for table in ["lesson_sum_postings", "lesson_sums"] {
                 let sql = unmarked(table);
                 bind_span!(sqlx::query(&sql).persistent(false), span)

@@ -108,16 +108,21 @@ impl Pg {
         "(select set_config('synchronous_commit', 'off', true) as setting) as unflushed"
     }
 
-    /// Holds the kept lesson sums for one keeper reading one instant: the
-    /// table lock (its mode conflicts with itself) waits for any other
-    /// keeper, and the snapshot, taken at the first query after it, holds
-    /// for every statement of the keeping: the sums added and the marks
-    /// moved then stand for the same booked lessons.
-    pub async fn hold_lesson_sums(self, tx: &mut Transaction<'_, Postgres>) -> Result<()> {
+    /// Holds kept state (lesson sums, open transfers) for one keeper
+    /// reading one instant: the lock on its marks table (the mode
+    /// conflicts with itself) waits for any other keeper, and the
+    /// snapshot, taken at the first query after it, holds for every
+    /// statement of the keeping: what is added and the marks moved then
+    /// stand for the same booked entries.
+    pub async fn hold_keeping(
+        self,
+        tx: &mut Transaction<'_, Postgres>,
+        marks: &'static str,
+    ) -> Result<()> {
         sqlx::query("set transaction isolation level repeatable read")
             .execute(&mut **tx)
             .await?;
-        sqlx::query("lock table lesson_sum_marks in share row exclusive mode")
+        sqlx::query(&format!("lock table {marks} in share row exclusive mode"))
             .execute(&mut **tx)
             .await?;
         Ok(())

@@ -141,9 +141,13 @@ impl Lite {
         "(select 1 as setting) as unflushed"
     }
 
-    /// Holds the kept lesson sums for one keeper reading one instant: the
-    /// immediate transaction already does both.
-    pub async fn hold_lesson_sums(self, _: &mut Transaction<'_, Sqlite>) -> Result<()> {
+    /// Holds kept state for one keeper reading one instant: the immediate
+    /// transaction already does both.
+    pub async fn hold_keeping(
+        self,
+        _: &mut Transaction<'_, Sqlite>,
+        _marks: &'static str,
+    ) -> Result<()> {
         Ok(())
     }
 
