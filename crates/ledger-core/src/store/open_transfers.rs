@@ -30,13 +30,41 @@ fn codes(kinds: &[EntryKind]) -> String {
         .join(", ")
 }
 
-/// `marks` (each institution of the span with its mark, 0 without one) and
+/// Which institutions a statement reads.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    /// One, by equality at `$1`: what a sharded server routes to one shard.
+    One(&'a InstitutionId),
+    /// A span of them (its ends at `$1`, `$2`), or all.
+    Span(Option<IdSpan<'a>>),
+}
+
+impl Scope<'_> {
+    fn condition(self, column: &str) -> String {
+        match self {
+            Scope::One(_) => format!(" and {column} = $1"),
+            Scope::Span(span) => within(span, "and", column, 1),
+        }
+    }
+}
+
+/// Binds a [`Scope`]'s parameters to a query.
+macro_rules! bind_scope {
+    ($query:expr, $scope:expr) => {
+        match $scope {
+            Scope::One(id) => $query.bind(id.as_str()),
+            Scope::Span(span) => bind_span!($query, span),
+        }
+    };
+}
+
+/// `marks` (each institution of the scope with its mark, 0 without one) and
 /// `candidates` (the transfers after each mark and those kept unclaimed at
-/// or below it), with the span's ends at `$1`, `$2`. `bounded`: only what
+/// or below it). `bounded`: only what
 /// was booked by the institution's chain head when the statement runs
 /// (what a keeping can stand for). `cross join` keeps SQLite's planner to
 /// the institutions outside, each a range of the primary key inside.
-fn candidates(span: Option<IdSpan<'_>>, bounded: bool) -> String {
+fn candidates(scope: Scope<'_>, bounded: bool) -> String {
     let head = if bounded {
         "join chain_heads h on h.institution_id = e.institution_id and e.seq <= h.last_seq"
     } else {
@@ -54,7 +82,7 @@ fn candidates(span: Option<IdSpan<'_>>, bounded: bool) -> String {
            union all \
            select o.institution_id, o.seq from marks k cross join recon_open_transfers o \
            where o.institution_id = k.institution_id and o.seq <= k.through_seq)",
-        span_i = within(span, "and", "i.institution_id", 1),
+        span_i = scope.condition("i.institution_id"),
         transfers = codes(&transfer_kinds()),
     )
 }
@@ -65,8 +93,8 @@ const UNCLAIMED: &str = "open_transfers as materialized (select t.institution_id
          where c.institution_id = t.institution_id and c.entry_seq = t.seq))";
 
 /// The CTEs down to `open_seqs` (institution, seq): the open transfers of
-/// the span and the entries that confirm, void or reverse one of them.
-fn open_seqs(span: Option<IdSpan<'_>>) -> String {
+/// the scope and the entries that confirm, void or reverse one of them.
+fn open_seqs(scope: Scope<'_>) -> String {
     format!(
         "{candidates}, {UNCLAIMED}, \
          open_seqs as (select institution_id, seq from open_transfers \
@@ -74,7 +102,7 @@ fn open_seqs(span: Option<IdSpan<'_>>) -> String {
            select s.institution_id, s.seq from open_transfers t cross join entries s \
            where s.institution_id = t.institution_id and s.refers_to_seq = t.seq \
              and s.kind in ({settling}))",
-        candidates = candidates(span, false),
+        candidates = candidates(scope, false),
         settling = codes(&SETTLING_KINDS),
     )
 }
@@ -97,8 +125,8 @@ impl Store {
     /// The rest of the history (lessons, claimed transfers) stays in the
     /// database, and is not walked where the open transfers are kept.
     pub async fn open_transfer_entries(&self, id: &InstitutionId) -> Result<Vec<Entry>> {
-        let span = Some(IdSpan::one(id));
-        let open = open_seqs(span);
+        let scope = Scope::One(id);
+        let open = open_seqs(scope);
         let entries = format!(
             "{open} select {ENTRY_COLUMNS} from open_seqs o cross join entries e \
              where e.institution_id = o.institution_id and e.seq = o.seq order by e.seq"
@@ -109,10 +137,10 @@ impl Store {
              where p.institution_id = o.institution_id and p.seq = o.seq order by p.seq, p.leg"
         );
         on_pool!(self, |pool| {
-            let found: Vec<EntryRow> = bind_span!(sqlx::query_as(&entries), span)
+            let found: Vec<EntryRow> = bind_scope!(sqlx::query_as(&entries), scope)
                 .fetch_all(pool)
                 .await?;
-            let postings: Vec<PostingRow> = bind_span!(sqlx::query_as(&postings), span)
+            let postings: Vec<PostingRow> = bind_scope!(sqlx::query_as(&postings), scope)
                 .fetch_all(pool)
                 .await?;
             rows::assemble(found, postings, |r, p| r.into_entry(p))
@@ -128,7 +156,7 @@ impl Store {
     ) -> Result<HashMap<String, BTreeSet<i64>>> {
         let sql = format!(
             "{} select institution_id, seq from open_seqs",
-            open_seqs(span)
+            open_seqs(Scope::Span(span))
         );
         let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
             // Planned afresh for its parameters (see `statement_lines_kept_in`).
@@ -164,7 +192,7 @@ impl Store {
              select t.institution_id, t.seq from open_transfers t cross join marks k \
              where k.institution_id = t.institution_id and t.seq > k.through_seq \
              on conflict (institution_id, seq) do nothing",
-            candidates = candidates(span, true),
+            candidates = candidates(Scope::Span(span), true),
         );
         let marks = format!(
             "insert into recon_open_marks (institution_id, through_seq) \
