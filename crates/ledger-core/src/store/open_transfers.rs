@@ -60,9 +60,8 @@ macro_rules! bind_scope {
 
 /// `marks` (each institution of the scope with its mark, 0 without one) and
 /// `candidates` (the transfers after each mark and those kept unclaimed at
-/// or below it). `bounded`: only what
-/// was booked by the institution's chain head when the statement runs
-/// (what a keeping can stand for). `cross join` keeps SQLite's planner to
+/// or below it). `bounded`: only what was booked by the institution's
+/// chain head when the statement runs (what a keeping can stand for). `cross join` keeps SQLite's planner to
 /// the institutions outside, each a range of the primary key inside.
 fn candidates(scope: Scope<'_>, bounded: bool) -> String {
     let head = if bounded {
