@@ -6,7 +6,8 @@
 //! voids), the same kept matches and claims, the same alerts, and every
 //! version of every statement day alike; the history includes what the
 //! incremental run must be careful with: an entry booked late for a day
-//! already recorded, a statement that arrives late (a gap, then filled),
+//! already recorded, a statement that arrives late (a gap, then filled;
+//! a page for a day long settled),
 //! instructions executed and returned, a credit nobody can attribute.
 //! The incremental twin also keeps its open transfers after each run (as
 //! `reconcile --record` does), and reads them as the other reads them from
@@ -236,7 +237,8 @@ fn plan(n: i64) -> (Vec<Enrollment>, Day) {
 }
 
 /// The bank's end-of-day statements sent on day `n`: day 11's is held
-/// back and arrives on day 14 (after 12 and 13: a gap, then filled).
+/// back and arrives on day 14 (after 12 and 13: a gap, then filled). A
+/// second page of day 2 arrives on day 15 as well.
 fn statements_sent(n: i64) -> Vec<i64> {
     match n {
         11 => vec![],
@@ -292,12 +294,30 @@ async fn live(store: &Store, enrollments: &[Enrollment], d: &Day, bank: &Bank) {
         store.create_enrollment(e).await.unwrap();
     }
     store.execute_batch(d.requests.clone()).await.unwrap();
-    for n in statements_sent(d.n) {
-        let bytes = bank_adapter::render::camt053::camt053(&[bank.days[&n].clone()]);
+    let mut sent: Vec<Statement> = statements_sent(d.n)
+        .into_iter()
+        .map(|n| bank.days[&n].clone())
+        .collect();
+    if d.n == 15 {
+        sent.push(second_page_of_day_2(bank));
+    }
+    for statement in sent {
+        let bytes = bank_adapter::render::camt053::camt053(&[statement]);
         api::app::feeds::ingest_bytes(store, BANK, bytes.as_bytes())
             .await
             .unwrap();
     }
+}
+
+/// A page the bank sends late for day 2, long settled: no lines, so it
+/// chains (it opens and closes at day 2's closing) and books nothing; only
+/// its own statement day is new.
+fn second_page_of_day_2(bank: &Bank) -> Statement {
+    let mut page = bank.days[&2].clone();
+    page.sequence = Some("2/2".into());
+    page.lines.clear();
+    page.opening_balance = page.closing_balance.clone();
+    page
 }
 
 /// Everything a recording run leaves behind, to compare.
@@ -356,6 +376,28 @@ async fn twins(full: &Store, incremental: &Store, clock: &Clock) {
                 full.open_transfer_entries(&institution()).await.unwrap(),
                 "day {n}, run {run}: open transfers"
             );
+            // The chain the run leaves settled holds for the next run (no
+            // statement has come since), so that one reads from its day.
+            let mark = incremental
+                .recon_watermark(&institution(), BANK, ACCOUNT)
+                .await
+                .unwrap()
+                .and_then(|w| w.chain)
+                .expect("a settled chain");
+            assert_eq!(
+                incremental
+                    .statements_issued_through(&account(), mark.through)
+                    .await
+                    .unwrap(),
+                mark.statements,
+                "day {n}, run {run}: {mark:?}"
+            );
+            let whole_through = match n {
+                11..=13 => day(10),
+                10 if run == 0 => day(9),
+                _ => day(n),
+            };
+            assert_eq!(mark.through, whole_through, "day {n}, run {run}");
             let (a, b) = (kept(incremental).await, kept(full).await);
             assert!(
                 a == b,
@@ -394,6 +436,12 @@ async fn twins(full: &Store, incremental: &Store, clock: &Clock) {
         "day 12 waited for day 11: {statuses:?}"
     );
     assert_ne!(statuses.last(), Some(&"quarantined"), "{statuses:?}");
+    assert!(
+        history
+            .iter()
+            .any(|r| r.day.statement_key.ends_with("#2/2") && r.recorded_at.date_naive() == day(15)),
+        "the page that came late for day 2 was kept on day 15"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

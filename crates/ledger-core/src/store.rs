@@ -186,7 +186,7 @@ pub use notices::{ListChange, NewNotice, NoticeAnswer, NoticeRecord};
 pub use officers::{OfficerRecord, SessionRecord};
 pub use open_transfers::KeptOpenTransfers;
 pub use postgres::PgStore;
-pub use recon::{Claimed, MatchRecord, ReconDay, RecordedDay, RecordedMatches};
+pub use recon::{Claimed, MatchRecord, ReconDay, RecordedDay, RecordedMatches, Watermark};
 pub use report::{AccountBalance, BalanceSheet, VerifyFailure, VerifyReport};
 pub use sqlite::SqliteStore;
 pub(crate) use time::DbTime;

@@ -13,10 +13,10 @@ use chrono::NaiveDate;
 use ledger_core::domain::feeds::BankAccount;
 use ledger_core::domain::money::format_minor;
 use ledger_core::domain::recon::account::{match_account, Quarantine, StatementLine};
-use ledger_core::domain::recon::days::{self, StatementDay};
+use ledger_core::domain::recon::days::{self, SettledChain, StatementDay};
 use ledger_core::domain::recon::{booking, Match, ReconcileError, ReconcileOutcome};
 use ledger_core::domain::replay::BooksOn;
-use ledger_core::store::{IdSpan, MatchRecord, ReconDay};
+use ledger_core::store::{IdSpan, MatchRecord, ReconDay, Watermark};
 use ledger_core::{Currency, Entry, InstitutionId, Store, StoreError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -614,12 +614,16 @@ fn quarantined_statements(held: Option<&Quarantine>) -> std::collections::BTreeS
 ///
 /// It costs what is new and open, not the history: the matcher reads the
 /// lines and transfers no kept match claims (with the entries that settle
-/// them), selected by the database; the statement days are recomputed from
-/// the first day that can have changed ([`days::recompute_from`]: a day
-/// not kept yet, or the earliest day an entry written since the account's
-/// watermark moved money on), moved on from the latest kept day before it
-/// (or from the books the database sums, with none kept), and the days
-/// before read as they were kept. It records exactly what
+/// them), selected by the database; the statements and kept days are read
+/// from the day the account's chain is settled through
+/// ([`SettledChain`], kept with the watermark: before it the chain cannot
+/// break and the days cannot change while no statement arrives for them
+/// and no entry moves money on them); the statement days are recomputed
+/// from the first day that can have changed ([`days::recompute_from`]: a
+/// day not kept yet, or the earliest day an entry written since the
+/// account's watermark moved money on), moved on from the latest kept day
+/// before it (or from the books the database sums, with none kept), and
+/// the days before read as they were kept. It records exactly what
 /// [`record_account_full`] records.
 pub async fn record_account(
     store: &Store,
@@ -627,13 +631,19 @@ pub async fn record_account(
     until: Option<NaiveDate>,
 ) -> AppResult<RecordedAccount> {
     let institution = &account.institution;
+    let (bank, account_no) = (&account.bank, &account.account_no);
     let entries: Vec<Entry> = store
         .open_transfer_entries(institution)
         .await?
         .into_iter()
         .filter(|e| until.is_none_or(|d| e.occurred_at.date_naive() <= d))
         .collect();
-    let mut stored = store.open_statement_lines(account).await?;
+    let watermark = store.recon_watermark(institution, bank, account_no).await?;
+    let settled = settled_chain(store, account, watermark, until).await?;
+    let mut stored = store
+        .open_statement_lines(account, settled.map(|c| c.through))
+        .await?;
+    let mut read = stored.statements.clone();
     if let Some(day) = until {
         stored.cut_at(day);
     }
@@ -651,21 +661,34 @@ pub async fn record_account(
     // Each statement day's figures, with the books as this run leaves them.
     // Read before anything else: every entry up to it is counted below.
     let seen = store.last_seq(institution).await?;
-    let (bank, account_no) = (&account.bank, &account.account_no);
-    let watermark = store.recon_watermark(institution, bank, account_no).await?;
-    let kept = store
-        .recon_kept_figures(institution, bank, account_no)
-        .await?;
     let changed_from = store
-        .earliest_occurred_after(institution, watermark.unwrap_or(0))
+        .earliest_occurred_after(institution, watermark.map_or(0, |w| w.entry_seq))
         .await?;
-    let from = days::recompute_from(&stored.statements, &kept, changed_from);
+    let mut statements = stored.statements;
+    // An entry written since that moved money before the settled day (this
+    // run's bookings included) changes days kept before it: the chain is
+    // read whole again (it breaks where it broke: only the days move).
+    let settled = match settled {
+        Some(c) if changed_from.is_some_and(|d| d < c.through) => {
+            let mut whole = store.statement_balances(account, None).await?;
+            read = whole.statements.clone();
+            if let Some(day) = until {
+                whole.cut_at(day);
+            }
+            statements = whole.statements;
+            None
+        }
+        kept => kept,
+    };
+    let kept = store
+        .recon_kept_figures(institution, bank, account_no, settled.map(|c| c.through))
+        .await?;
+    let from = days::recompute_from(&statements, &kept, changed_from);
     // The window starts after the latest kept day before `from` when there
     // is one (its figures hold, and the figures add up), else at `from`
     // with the books before it summed by the database.
     let anchor = from.and_then(|from| {
-        stored
-            .statements
+        statements
             .iter()
             .filter_map(|s| {
                 let k = kept.get(&s.key)?;
@@ -695,7 +718,7 @@ pub async fn record_account(
     });
     let days: Vec<ReconDay> = days::statement_days_since(
         account.kind,
-        &stored.statements,
+        &statements,
         &quarantined_statements(held.as_ref()),
         &kept,
         window.as_ref(),
@@ -706,16 +729,35 @@ pub async fn record_account(
     // Days kept beyond `until` are not recomputed by this run: the
     // watermark cannot move past entries that may change them.
     let beyond = until.is_some_and(|u| kept.values().any(|k| k.day > u));
+    let watermark = (!beyond).then(|| Watermark {
+        entry_seq: seen,
+        chain: SettledChain::after_run(settled, &read, &statements),
+    });
     let days_recorded = store
-        .record_days(
-            institution,
-            bank,
-            account_no,
-            &days,
-            (!beyond).then_some(seen),
-        )
+        .record_days(institution, bank, account_no, &days, watermark)
         .await?;
     Ok(recorded(account, &booked, held.as_ref(), days_recorded))
+}
+
+/// The chain the runs before settled (see [`SettledChain`]), while it
+/// holds for this run: it looks at least that far, and the store holds
+/// no statement for those days that the count kept with it leaves out.
+async fn settled_chain(
+    store: &Store,
+    account: &BankAccount,
+    watermark: Option<Watermark>,
+    until: Option<NaiveDate>,
+) -> AppResult<Option<SettledChain>> {
+    let Some(chain) = watermark.and_then(|w| w.chain) else {
+        return Ok(None);
+    };
+    if until.is_some_and(|u| u < chain.through) {
+        return Ok(None);
+    }
+    let held = store
+        .statements_issued_through(account, chain.through)
+        .await?;
+    Ok((held == chain.statements).then_some(chain))
 }
 
 /// [`record_account`] the way it was first written, from the whole

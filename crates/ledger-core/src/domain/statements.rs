@@ -15,6 +15,14 @@ pub struct StatementBalances {
     pub closing: Option<(i64, NaiveDate)>,
 }
 
+impl StatementBalances {
+    /// The day that places the statement in the chain: its closing day,
+    /// else its opening day (none for a statement without balances).
+    pub fn issue_day(&self) -> Option<NaiveDate> {
+        self.closing.map(|c| c.1).or(self.opening.map(|o| o.1))
+    }
+}
+
 /// The first place the chain breaks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChainBreak {
@@ -34,9 +42,8 @@ pub struct ChainBreak {
 /// key with its numbers compared as numbers (page 10 after page 2).
 pub fn in_order(statements: &mut [StatementBalances]) {
     statements.sort_by(|a, b| {
-        let day = |s: &StatementBalances| s.closing.map(|c| c.1).or(s.opening.map(|o| o.1));
-        day(a)
-            .cmp(&day(b))
+        a.issue_day()
+            .cmp(&b.issue_day())
             .then_with(|| natural(&a.key).cmp(&natural(&b.key)))
     });
 }
@@ -94,6 +101,20 @@ pub fn first_break(statements: &[StatementBalances]) -> Option<ChainBreak> {
     None
 }
 
+/// The last day through which the chain of `statements` is whole: the
+/// closing day of the last statement before its first break, or of the
+/// latest statement when it does not break; `None` when no statement
+/// closes.
+pub fn whole_through(statements: &[StatementBalances]) -> Option<NaiveDate> {
+    match first_break(statements) {
+        Some(b) => Some(b.after_closing_date),
+        None => statements
+            .iter()
+            .filter_map(|s| s.closing.map(|c| c.1))
+            .max(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,12 +158,14 @@ mod tests {
         ];
         let b = first_break(&chain).unwrap();
         assert_eq!((b.after.as_str(), b.before.as_str()), ("S1", "S3"));
+        assert_eq!(whole_through(&chain), Some(day(1)));
         assert_eq!((b.after_closing_minor, b.opening_minor), (100, 40));
         assert_eq!(b.quarantined_from, day(2));
         // Filling the gap heals the chain.
         let mut filled = chain.clone();
         filled.push(s("S2", (100, 2), (40, 2)));
         assert_eq!(first_break(&filled), None);
+        assert_eq!(whole_through(&filled), Some(day(4)));
     }
 
     #[test]

@@ -447,7 +447,7 @@ impl Store {
             account.bank.as_str(),
             account.account_no.as_str(),
         );
-        let mut held = self.statement_balances(account).await?;
+        let mut held = self.statement_balances(account, None).await?;
         let found: Vec<LineRow> = on_pool!(self, |pool| {
             sqlx::query_as(&format!(
                 "select {LINE_COLUMNS} from bank_lines l join bank_statements s \
@@ -477,16 +477,21 @@ impl Store {
 
     /// What a recording run of reconciliation reads of an account: the
     /// lines of its end-of-day statements no kept match claims (in the
-    /// order of [`Store::statement_lines`]), every statement's balances
-    /// (the chain check and the days: one row a statement) and the latest
-    /// closing; no intraday lines (nothing is booked from them).
-    pub async fn open_statement_lines(&self, account: &BankAccount) -> Result<AccountStatements> {
+    /// order of [`Store::statement_lines`]), the statements' balances (the
+    /// chain check and the days: one row a statement) issued on or after
+    /// `from` (every one without it) and the latest closing; no intraday
+    /// lines (nothing is booked from them).
+    pub async fn open_statement_lines(
+        &self,
+        account: &BankAccount,
+        from: Option<NaiveDate>,
+    ) -> Result<AccountStatements> {
         let key = (
             account.institution.as_str(),
             account.bank.as_str(),
             account.account_no.as_str(),
         );
-        let mut held = self.statement_balances(account).await?;
+        let mut held = self.statement_balances(account, from).await?;
         let found: Vec<LineRow> = on_pool!(self, |pool| {
             sqlx::query_as(&format!(
                 "select {LINE_COLUMNS} from bank_lines l join bank_statements s \
@@ -513,36 +518,56 @@ impl Store {
         Ok(held)
     }
 
-    /// An account's latest closing and every end-of-day statement's
-    /// balances, without lines.
-    async fn statement_balances(&self, account: &BankAccount) -> Result<AccountStatements> {
+    /// An account's latest closing and the balances of its end-of-day
+    /// statements issued on or after `from` (by
+    /// [`StatementBalances::issue_day`]; every one without it), without
+    /// lines.
+    pub async fn statement_balances(
+        &self,
+        account: &BankAccount,
+        from: Option<NaiveDate>,
+    ) -> Result<AccountStatements> {
         let key = (
             account.institution.as_str(),
             account.bank.as_str(),
             account.account_no.as_str(),
         );
+        // A statement's issue day is its closing date, else its opening
+        // date: ingest stores each balance's amount and date together.
+        let (closing_from, issued_from) = match from {
+            Some(_) => (
+                " and closing_date >= $4",
+                " and (closing_date >= $4 or (closing_date is null and opening_date >= $4))",
+            ),
+            None => ("", ""),
+        };
         on_pool!(self, |pool| {
-            let closing: ClosingRow = sqlx::query_as(
+            let closing_sql = format!(
                 "select statement_key, closing_minor, closing_date from bank_statements \
                  where institution_id = $1 and bank_id = $2 and account_no = $3 \
-                   and not provisional and closing_minor is not null \
+                   and not provisional and closing_minor is not null{closing_from} \
                  order by closing_date desc, received_at desc limit 1",
-            )
-            .bind(key.0)
-            .bind(key.1)
-            .bind(key.2)
-            .fetch_optional(pool)
-            .await?;
-            let statements: Vec<BalancesRow> = sqlx::query_as(
+            );
+            let mut closing = sqlx::query_as(&closing_sql)
+                .bind(key.0)
+                .bind(key.1)
+                .bind(key.2);
+            let statements_sql = format!(
                 "select statement_key, opening_minor, opening_date, closing_minor, closing_date \
                  from bank_statements where institution_id = $1 and bank_id = $2 \
-                   and account_no = $3 and not provisional order by closing_date, statement_key",
-            )
-            .bind(key.0)
-            .bind(key.1)
-            .bind(key.2)
-            .fetch_all(pool)
-            .await?;
+                   and account_no = $3 and not provisional{issued_from} \
+                 order by closing_date, statement_key",
+            );
+            let mut statements = sqlx::query_as(&statements_sql)
+                .bind(key.0)
+                .bind(key.1)
+                .bind(key.2);
+            if let Some(day) = from {
+                closing = closing.bind(day);
+                statements = statements.bind(day);
+            }
+            let closing: ClosingRow = closing.fetch_optional(pool).await?;
+            let statements: Vec<BalancesRow> = statements.fetch_all(pool).await?;
             Ok(AccountStatements {
                 lines: Vec::new(),
                 closing: closing.map(last_closing),
@@ -553,6 +578,28 @@ impl Store {
                 intraday: Vec::new(),
             })
         })
+    }
+
+    /// How many end-of-day statements of an account are issued on or
+    /// before a day (those without balances included): what a settled
+    /// chain counted when it was kept.
+    pub async fn statements_issued_through(
+        &self,
+        account: &BankAccount,
+        day: NaiveDate,
+    ) -> Result<i64> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "select count(*) from bank_statements \
+             where institution_id = $1 and bank_id = $2 and account_no = $3 and not provisional \
+               and (closing_date <= $4 \
+                 or (closing_date is null and (opening_date is null or opening_date <= $4)))"
+        )
+        .bind(account.institution.as_str())
+        .bind(account.bank.as_str())
+        .bind(account.account_no.as_str())
+        .bind(day)
+        .fetch_one(pool)
+        .await?))
     }
 
     /// Number of bank lines held for an institution (all its accounts).

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::domain::error::LedgerError;
 use crate::domain::ids::InstitutionId;
-use crate::domain::recon::days::KeptFigures;
+use crate::domain::recon::days::{KeptFigures, SettledChain};
 use crate::store::{Result, Store, StoreError};
 
 /// One match to keep: automatic ones claim their lines and entries,
@@ -110,6 +110,16 @@ pub struct RecordedDay {
     pub day: ReconDay,
 }
 
+/// How far a recording run has taken one account: `entry_seq`, an entry
+/// seq every entry up to which its kept days were computed with (later
+/// ones may have been too), and the part of its statement chain that is
+/// settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watermark {
+    pub entry_seq: i64,
+    pub chain: Option<SettledChain>,
+}
+
 /// [`Store::record_matches`] in five statements whatever the number of
 /// matches; `None` when a claim conflicts (nothing was kept).
 async fn postgres_bulk(
@@ -207,50 +217,62 @@ impl Store {
     /// version 1; a day whose figures changed since its latest version gets
     /// the next one; an unchanged day adds nothing. Returns the versions
     /// added. With them, in the same transaction, the account's watermark
-    /// when given: `seen_seq`, an entry seq every entry up to which the
-    /// figures were computed with (later ones may have been too); without
-    /// it the watermark stays as it is.
+    /// when given; without it the watermark stays as it is.
     pub async fn record_days(
         &self,
         institution: &InstitutionId,
         bank: &str,
         account_no: &str,
         days: &[ReconDay],
-        seen_seq: Option<i64>,
+        watermark: Option<Watermark>,
     ) -> Result<u32> {
         let id = institution.as_str();
         let mut added = 0;
         in_tx!(self, |tx, now| {
-            if let Some(seen_seq) = seen_seq {
+            if let Some(mark) = watermark {
                 sqlx::query(
-                "insert into recon_watermarks (institution_id, bank_id, account_no, entry_seq, updated_at) \
-                 values ($1, $2, $3, $4, $5) \
-                 on conflict (institution_id, bank_id, account_no) \
-                 do update set entry_seq = excluded.entry_seq, updated_at = excluded.updated_at",
-            )
-            .bind(id)
-            .bind(bank)
-            .bind(account_no)
-                .bind(seen_seq)
+                    "insert into recon_watermarks (institution_id, bank_id, account_no, entry_seq, \
+                       updated_at, chain_through, statements_through) \
+                     values ($1, $2, $3, $4, $5, $6, $7) \
+                     on conflict (institution_id, bank_id, account_no) \
+                     do update set entry_seq = excluded.entry_seq, updated_at = excluded.updated_at, \
+                       chain_through = excluded.chain_through, \
+                       statements_through = excluded.statements_through",
+                )
+                .bind(id)
+                .bind(bank)
+                .bind(account_no)
+                .bind(mark.entry_seq)
                 .bind(now)
+                .bind(mark.chain.map(|c| c.through))
+                .bind(mark.chain.map(|c| c.statements))
                 .execute(&mut *tx)
                 .await?;
             }
-            // The latest version of every day of the account, in one read.
+            // The latest version of every day given, in one read of the
+            // account's days from the earliest of them on.
             type Held = (String, i64, i64, i64, i64, String);
             let mut latest: std::collections::HashMap<String, Held> =
                 std::collections::HashMap::new();
-            for row in sqlx::query_as::<_, Held>(
-                "select statement_key, cast(version as bigint), bank_closing_minor, \
-                   ledger_balance_minor, owed_minor, status from recon_days \
-                 where institution_id = $1 and bank_id = $2 and account_no = $3",
-            )
-            .bind(id)
-            .bind(bank)
-            .bind(account_no)
-            .fetch_all(&mut *tx)
-            .await?
-            {
+            let from = days.iter().map(|d| d.day).min();
+            let held: Vec<Held> = match from {
+                Some(from) => {
+                    sqlx::query_as(
+                        "select statement_key, cast(version as bigint), bank_closing_minor, \
+                           ledger_balance_minor, owed_minor, status from recon_days \
+                         where institution_id = $1 and bank_id = $2 and account_no = $3 \
+                           and day >= $4",
+                    )
+                    .bind(id)
+                    .bind(bank)
+                    .bind(account_no)
+                    .bind(from)
+                    .fetch_all(&mut *tx)
+                    .await?
+                }
+                None => Vec::new(),
+            };
+            for row in held {
                 if latest.get(&row.0).is_none_or(|held| held.1 < row.1) {
                     latest.insert(row.0.clone(), row);
                 }
@@ -291,45 +313,61 @@ impl Store {
         Ok(added)
     }
 
-    /// The greatest entry seq the kept days of an account were computed
-    /// with (see [`Store::record_days`]); `None` before any run kept them.
+    /// How far the recording runs have taken an account (see
+    /// [`Store::record_days`]); `None` before any run kept its days.
     pub async fn recon_watermark(
         &self,
         institution: &InstitutionId,
         bank: &str,
         account_no: &str,
-    ) -> Result<Option<i64>> {
-        Ok(on_pool!(self, |pool| sqlx::query_scalar(
-            "select entry_seq from recon_watermarks \
+    ) -> Result<Option<Watermark>> {
+        type Row = (i64, Option<chrono::NaiveDate>, Option<i64>);
+        let row: Option<Row> = on_pool!(self, |pool| sqlx::query_as(
+            "select entry_seq, chain_through, statements_through from recon_watermarks \
              where institution_id = $1 and bank_id = $2 and account_no = $3"
         )
         .bind(institution.as_str())
         .bind(bank)
         .bind(account_no)
         .fetch_optional(pool)
-        .await?))
+        .await?);
+        Ok(row.map(|(entry_seq, through, statements)| Watermark {
+            entry_seq,
+            chain: through
+                .zip(statements)
+                .map(|(through, statements)| SettledChain {
+                    through,
+                    statements,
+                }),
+        }))
     }
 
     /// The ledger figures of the latest version of each kept day of one
-    /// account, by statement key.
+    /// account, by statement key: the days on or after `from`, or every
+    /// one without it.
     pub async fn recon_kept_figures(
         &self,
         institution: &InstitutionId,
         bank: &str,
         account_no: &str,
+        from: Option<chrono::NaiveDate>,
     ) -> Result<BTreeMap<String, KeptFigures>> {
         type Row = (String, i64, chrono::NaiveDate, i64, i64);
-        let rows: Vec<Row> = on_pool!(self, |pool| {
-            sqlx::query_as(
+        let from_day = if from.is_some() { " and day >= $4" } else { "" };
+        let sql = format!(
             "select statement_key, cast(version as bigint), day, ledger_balance_minor, owed_minor \
-             from recon_days where institution_id = $1 and bank_id = $2 and account_no = $3 \
+             from recon_days where institution_id = $1 and bank_id = $2 and account_no = $3{from_day} \
              order by statement_key, version"
-        )
-        .bind(institution.as_str())
-        .bind(bank)
-        .bind(account_no)
-        .fetch_all(pool)
-        .await?
+        );
+        let rows: Vec<Row> = on_pool!(self, |pool| {
+            let mut query = sqlx::query_as(&sql)
+                .bind(institution.as_str())
+                .bind(bank)
+                .bind(account_no);
+            if let Some(day) = from {
+                query = query.bind(day);
+            }
+            query.fetch_all(pool).await?
         });
         // Versions ascend within a key: the last one read stays.
         Ok(rows

@@ -101,6 +101,51 @@ pub struct KeptFigures {
     pub owed_minor: i64,
 }
 
+/// How far an account's statement chain is settled, as a recording run
+/// keeps it with its watermark: every statement issued on or before
+/// `through` (by [`StatementBalances::issue_day`]) chains to the one
+/// before it and has its day kept, and `statements` of them (those
+/// without balances included) were held when it was kept. While the store
+/// still holds that many, and no entry written since the watermark moved
+/// money before `through`, a run reads the statements and kept days from
+/// `through` on: the chain breaks, and the days change, only after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettledChain {
+    pub through: NaiveDate,
+    pub statements: i64,
+}
+
+impl SettledChain {
+    /// The chain a run leaves settled: whole through the last day before
+    /// the first break in the statements it took (`taken`, cut at the
+    /// day it runs to), counted over the statements it read (`read`, as
+    /// the store holds them: those issued from `since`'s day on, or every
+    /// one without it). `None` when nothing closes.
+    pub fn after_run(
+        since: Option<SettledChain>,
+        read: &[StatementBalances],
+        taken: &[StatementBalances],
+    ) -> Option<SettledChain> {
+        let through = statements::whole_through(taken)?;
+        let issued = |s: &&StatementBalances| s.issue_day().is_none_or(|d| d <= through);
+        let statements = match since {
+            Some(c) => {
+                let later = |s: &&StatementBalances| s.issue_day().is_some_and(|d| d > c.through);
+                c.statements + count(read.iter().filter(later).filter(issued))
+            }
+            None => count(read.iter().filter(issued)),
+        };
+        Some(SettledChain {
+            through,
+            statements,
+        })
+    }
+}
+
+fn count<T>(items: impl Iterator<Item = T>) -> i64 {
+    i64::try_from(items.count()).unwrap_or(i64::MAX)
+}
+
 /// The first day whose ledger figures a recording run must compute
 /// afresh: the earliest of the day of a closed statement with no kept
 /// figures (new, or closed since), and `changed_from`, the earliest day an
@@ -295,6 +340,38 @@ mod tests {
         check_from(&[], Some(3), Some(1));
         // Kept under another day: recomputed.
         check_from(&[("S1", 1), ("S2", 3), ("S3", 3)], None, Some(2));
+    }
+
+    #[test]
+    fn a_chain_is_settled_through_the_last_day_before_its_break_and_counted_as_read() {
+        let d = |n| NaiveDate::from_ymd_opt(2026, 5, n).unwrap();
+        let bare = StatementBalances {
+            key: "BARE".into(),
+            opening: None,
+            closing: None,
+        };
+        let mut s4 = closed("S4", 4);
+        s4.opening = Some((9, d(4)));
+        let whole = vec![bare, closed("S1", 1), closed("S2", 2), closed("S3", 3)];
+        // Read whole: every statement through the last day is counted, the
+        // one without balances too.
+        let first = SettledChain::after_run(None, &whole, &whole).unwrap();
+        assert_eq!((first.through, first.statements), (d(3), 4));
+        // Read from day 3 on: what was counted before, plus the statements
+        // after day 3 up to the new end; S4 breaks the chain, so it stays
+        // at day 3 and S4 is not counted.
+        let from_3 = vec![closed("S3", 3), s4.clone()];
+        let next = SettledChain::after_run(Some(first), &from_3, &from_3).unwrap();
+        assert_eq!((next.through, next.statements), (d(3), 4));
+        let healed = vec![closed("S3", 3), closed("S4", 4), closed("S5", 5)];
+        let next = SettledChain::after_run(Some(first), &healed, &healed).unwrap();
+        assert_eq!((next.through, next.statements), (d(5), 6));
+        // A run cut at day 4 settles through day 4 and counts by what the
+        // store holds, not by the cut.
+        let cut = &healed[..2];
+        let next = SettledChain::after_run(Some(first), &healed, cut).unwrap();
+        assert_eq!((next.through, next.statements), (d(4), 5));
+        assert_eq!(SettledChain::after_run(None, &[], &[]), None);
     }
 
     #[test]
