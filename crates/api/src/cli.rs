@@ -376,16 +376,29 @@ fn windows_arg(text: &str) -> Result<(u32, u32), String> {
     }
 }
 
-async fn simulate(
+/// What `simulate` was asked for, as its flags give it.
+struct SimulateRun {
     seeds: Vec<u64>,
     healthy: usize,
     days: u32,
     patterns: Vec<usize>,
     into: Option<String>,
     steady: bool,
-    check: (bool, Option<(u32, u32)>),
-) -> anyhow::Result<ExitCode> {
-    let (check_reads, windows) = check;
+    check_reads: bool,
+    windows: Option<(u32, u32)>,
+}
+
+async fn simulate(run: SimulateRun) -> anyhow::Result<ExitCode> {
+    let SimulateRun {
+        seeds,
+        healthy,
+        days,
+        patterns,
+        into,
+        steady,
+        check_reads,
+        windows,
+    } = run;
     let all = crate::simulate::Pattern::ALL;
     let chosen = patterns
         .iter()
@@ -481,8 +494,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         windows,
     } = cli.command
     {
-        let check = (check_reads, windows);
-        return simulate(seeds, healthy, days, patterns, into, steady, check).await;
+        return simulate(SimulateRun {
+            seeds,
+            healthy,
+            days,
+            patterns,
+            into,
+            steady,
+            check_reads,
+            windows,
+        })
+        .await;
     }
     let config = crate::config::load(cli.config.as_deref())?;
     let database = config.database_url(cli.database_url.as_deref())?;

@@ -908,13 +908,35 @@ async fn keys_claimed_together_are_each_held_by_one_request(db: &TestDb) {
     }
 }
 
+/// An institution's records with only its entries, under the national
+/// rules on `on`: what the domain sums lessons from.
+fn entries_only(
+    id: &str,
+    entries: Vec<ledger_core::Entry>,
+    on: chrono::NaiveDate,
+) -> ledger_core::domain::risk::snapshot::Records {
+    ledger_core::domain::risk::snapshot::Records {
+        institution: institution(id),
+        entries,
+        accounts: vec![],
+        enrollments: vec![],
+        refunds: vec![],
+        events: vec![],
+        rules: ledger_core::domain::policy::resolve(&[jc("000000")], &[], on),
+        lessons: vec![],
+        release_asks: vec![],
+        lessons_summed: vec![],
+        open_entries: None,
+    }
+}
+
 /// The risk scan's read of lessons consumed before a day: the store leaves
 /// them out of the entries and sums them per enrollment, exactly as
 /// `snapshot::sum_lessons_before` sums the entries listed (hours, postings
 /// by account and side, the first instant and seq), a bonus hour (no
 /// posting) and an institution outside the span included.
 async fn lessons_before_a_day_are_read_summed_as_the_domain_sums_them(db: &TestDb) {
-    use ledger_core::domain::risk::snapshot::{sum_lessons_before, Records};
+    use ledger_core::domain::risk::snapshot::sum_lessons_before;
     use ledger_core::store::IdSpan;
     let s = &db.store;
     seeded(s).await;
@@ -958,19 +980,7 @@ async fn lessons_before_a_day_are_read_summed_as_the_domain_sums_them(db: &TestD
     let i1 = iid("I1");
     let span = IdSpan::one(&i1);
     let all = s.entries_in(Some(span), None, 1_000, None).await.unwrap();
-    let mut listed = Records {
-        institution: institution("I1"),
-        entries: all,
-        accounts: vec![],
-        enrollments: vec![],
-        refunds: vec![],
-        events: vec![],
-        rules: ledger_core::domain::policy::resolve(&[jc("000000")], &[], before),
-        lessons: vec![],
-        release_asks: vec![],
-        lessons_summed: vec![],
-        open_entries: None,
-    };
+    let mut listed = entries_only("I1", all, before);
     sum_lessons_before(&mut listed, before);
     // Paged, as the scan reads: pages of 3 cross the left-out lessons.
     let mut entries = vec![];
@@ -1043,7 +1053,7 @@ async fn lessons_before_a_day_are_read_summed_as_the_domain_sums_them(db: &TestD
 /// not; keeping again (the same day, a later one, an earlier one) changes
 /// no read; a read before the mark sums the history afresh.
 async fn kept_lesson_sums_read_as_the_sums_of_every_lesson_booked_late_or_not(db: &TestDb) {
-    use ledger_core::domain::risk::snapshot::{sum_lessons_before, Records};
+    use ledger_core::domain::risk::snapshot::sum_lessons_before;
     use ledger_core::store::IdSpan;
     let s = &db.store;
     seeded(s).await;
@@ -1075,22 +1085,11 @@ async fn kept_lesson_sums_read_as_the_sums_of_every_lesson_booked_late_or_not(db
         async move {
             let mut all = vec![];
             for i in ["I1", "I2"] {
-                let mut r = Records {
-                    institution: institution(i),
-                    entries: s
-                        .entries_in(Some(IdSpan::one(&iid(i))), None, 1_000, None)
-                        .await
-                        .unwrap(),
-                    accounts: vec![],
-                    enrollments: vec![],
-                    refunds: vec![],
-                    events: vec![],
-                    rules: ledger_core::domain::policy::resolve(&[jc("000000")], &[], before),
-                    lessons: vec![],
-                    release_asks: vec![],
-                    lessons_summed: vec![],
-                    open_entries: None,
-                };
+                let entries = s
+                    .entries_in(Some(IdSpan::one(&iid(i))), None, 1_000, None)
+                    .await
+                    .unwrap();
+                let mut r = entries_only(i, entries, before);
                 sum_lessons_before(&mut r, before);
                 all.extend(r.lessons_summed.into_iter().map(|l| (iid(i), l)));
             }
