@@ -2696,3 +2696,22 @@ async fn acknowledged_group_commits_survive_a_kill_on_postgres() {
     acknowledged_group_commits_survive_a_kill(&pg.url).await;
     pg.drop().await;
 }
+
+#[test]
+fn simulate_refuses_too_few_days_for_its_run_offs_and_creates_no_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let into = sqlite_url(dir.path());
+    let out = bin()
+        .args(["simulate", "--seed", "3", "--healthy", "2", "--days", "5"])
+        .args(["--pattern", "1", "--into", &into])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = stderr(&out);
+    assert!(
+        said.contains("--days 5: a county with run-offs needs at least 12 measured days"),
+        "{said}"
+    );
+    assert!(!said.contains("panicked"), "{said}");
+    assert!(!dir.path().join("county.db").exists());
+}

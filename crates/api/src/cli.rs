@@ -423,7 +423,6 @@ async fn simulate(run: SimulateRun) -> anyhow::Result<ExitCode> {
             None => format!("sqlite://{}", scratch.display()),
         };
         let mut options = crate::simulate::Options::new(seed);
-        let (store, clock) = crate::simulate::open(&url, &options).await?;
         options.healthy = healthy;
         options.days = days;
         options.check_reads = check_reads;
@@ -434,6 +433,9 @@ async fn simulate(run: SimulateRun) -> anyhow::Result<ExitCode> {
         } else if !chosen.is_empty() {
             options.patterns.clone_from(&chosen);
         }
+        // Before any database is opened: a refused run leaves none behind.
+        options.check()?;
+        let (store, clock) = crate::simulate::open(&url, &options).await?;
         let started = std::time::Instant::now();
         let report = crate::simulate::run(&store, &clock, &options).await;
         drop(store);

@@ -132,7 +132,25 @@ impl Options {
             check_reads: false,
         }
     }
+
+    /// Refuses options no county can be simulated with: a run-off
+    /// collapses between 55% of the measured days and 5 days before their
+    /// end, so with run-offs there must be room for that.
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.patterns.is_empty() || self.days >= MIN_DAYS_WITH_RUN_OFFS,
+            "--days {}: a county with run-offs needs at least {MIN_DAYS_WITH_RUN_OFFS} measured \
+             days (each collapses between 55% of them and 5 days before their end); \
+             give more days, or --steady for none",
+            self.days
+        );
+        Ok(())
+    }
 }
+
+/// The fewest measured days a county with run-offs can have (see
+/// [`Options::check`]).
+pub const MIN_DAYS_WITH_RUN_OFFS: u32 = 12;
 
 /// What the risk scan said of one institution over the run.
 #[derive(Debug, Clone, Default)]
@@ -474,6 +492,7 @@ pub async fn open(url: &str, options: &Options) -> anyhow::Result<(Store, Clock)
 /// Runs the simulation on `store` (an empty database whose clock is
 /// manual, see [`open`]).
 pub async fn run(store: &Store, clock: &Clock, options: &Options) -> anyhow::Result<Report> {
+    options.check()?;
     let mut rng = SmallRng::seed_from_u64(options.seed);
     let county = JurisdictionCode::parse(COUNTY)?;
     for (code, name, parent) in [
