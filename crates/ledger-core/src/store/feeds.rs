@@ -492,6 +492,11 @@ impl Store {
             account.account_no.as_str(),
         );
         let mut held = self.statement_balances(account, from).await?;
+        // The claim is probed line by line through its primary key (a
+        // scalar subquery with a limit, which no planner turns into a
+        // join): as `not exists`, PostgreSQL without statistics joined
+        // every line of the account with every claim of it (BENCHMARKS.md,
+        // "The statement chain settled", on PostgreSQL).
         let found: Vec<LineRow> = on_pool!(self, |pool| {
             sqlx::query_as(&format!(
                 "select {LINE_COLUMNS} from bank_lines l join bank_statements s \
@@ -499,10 +504,10 @@ impl Store {
                    and s.account_no = l.account_no and s.statement_key = l.statement_key \
                  where l.institution_id = $1 and l.bank_id = $2 and l.account_no = $3 \
                    and not s.provisional \
-                   and not exists (select 1 from recon_line_claims c \
+                   and (select 1 from recon_line_claims c \
                      where c.institution_id = l.institution_id and c.bank_id = l.bank_id \
                        and c.account_no = l.account_no and c.statement_key = l.statement_key \
-                       and c.line_no = l.line_no) \
+                       and c.line_no = l.line_no limit 1) is null \
                  order by s.provisional, s.closing_date, l.statement_key, l.line_no"
             ))
             .bind(key.0)

@@ -404,8 +404,15 @@ impl Store {
         id: &InstitutionId,
         after_seq: i64,
     ) -> Result<Option<NaiveDate>> {
+        // The entries after the seq first (a range of the primary key),
+        // then their earliest day: asked for `min(occurred_at)` directly,
+        // PostgreSQL walks the institution's entries by day from the first
+        // one until it meets a seq past the watermark, which is nearly
+        // every entry once the history is long.
         let at: Option<DbTime> = on_pool!(self, |pool| sqlx::query_scalar(
-            "select min(occurred_at) from entries where institution_id = $1 and seq > $2"
+            "with since as materialized (select occurred_at from entries \
+               where institution_id = $1 and seq > $2) \
+             select min(occurred_at) from since"
         )
         .bind(id.as_str())
         .bind(after_seq)
