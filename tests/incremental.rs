@@ -301,12 +301,31 @@ async fn live(store: &Store, enrollments: &[Enrollment], d: &Day, bank: &Bank) {
     if d.n == 15 {
         sent.push(second_page_of_day_2(bank));
     }
+    if d.n == 16 {
+        sent.push(opening_only_page_of_day_16(bank));
+    }
     for statement in sent {
         let bytes = bank_adapter::render::camt053::camt053(&[statement]);
         api::app::feeds::ingest_bytes(store, BANK, bytes.as_bytes())
             .await
             .unwrap();
     }
+}
+
+/// A second page for day 16 with an opening balance only, and not the one
+/// the first page closed at: the chain breaks after day 16 (nothing is
+/// quarantined but the days after it). A statement without a closing is
+/// placed in the chain by its opening day, which the run reading from the
+/// settled day must find too.
+fn opening_only_page_of_day_16(bank: &Bank) -> Statement {
+    let mut page = bank.days[&16].clone();
+    page.sequence = Some("16/2".into());
+    page.lines.clear();
+    page.closing_balance = None;
+    if let Some(opening) = page.opening_balance.as_mut() {
+        opening.amount += rust_decimal::Decimal::ONE;
+    }
+    page
 }
 
 /// A page the bank sends late for day 2, long settled: no lines, so it
@@ -366,6 +385,13 @@ async fn twins(full: &Store, incremental: &Store, clock: &Clock) {
                     .await
                     .unwrap();
             assert_eq!(by_incremental, vec![by_full.clone()], "day {n}, run {run}");
+            if n == 16 {
+                assert_eq!(
+                    by_full.quarantined_from,
+                    Some(day(17)),
+                    "the page of day 16"
+                );
+            }
             // What the next run will match from: the kept open transfers
             // read as the whole history reads them.
             assert_eq!(
