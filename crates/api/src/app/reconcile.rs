@@ -716,10 +716,14 @@ pub async fn record_account(
         figures_before,
         entries: &since,
     });
+    // The quarantine of the statements the days are computed from: the
+    // same as `held` unless the chain was read again above and a statement
+    // came in between (then the next run matches its lines).
+    let days_held = Quarantine::of(&statements);
     let days: Vec<ReconDay> = days::statement_days_since(
         account.kind,
         &statements,
-        &quarantined_statements(held.as_ref()),
+        &quarantined_statements(days_held.as_ref()),
         &kept,
         window.as_ref(),
     )
