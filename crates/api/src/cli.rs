@@ -147,41 +147,7 @@ pub enum Command {
     /// run-off pattern) through ingest, reconciliation and the risk scan,
     /// in a scratch SQLite database, and print how early each run-off
     /// turned red and how often the healthy were flagged (markdown).
-    Simulate {
-        /// RNG seeds, one run each (e.g. --seed 1 --seed 2 --seed 3).
-        #[arg(long = "seed", default_values_t = [1_u64])]
-        seeds: Vec<u64>,
-        /// Healthy institutions (one run-off per pattern comes on top).
-        #[arg(long, default_value_t = 32)]
-        healthy: usize,
-        /// Days measured, after 60 days of warm-up from 2026-01-05.
-        #[arg(long, default_value_t = 240)]
-        days: u32,
-        /// Only these run-off patterns (by number, 1 to 8, in DETECTION.md's
-        /// order; default: all).
-        #[arg(long = "pattern")]
-        patterns: Vec<usize>,
-        /// Keep the simulated county in this database instead of a
-        /// scratch SQLite file (one seed only).
-        #[arg(long)]
-        into: Option<String>,
-        /// Level sales all year (no summer surge) and no run-offs unless
-        /// --pattern names some: a county whose daily activity stops
-        /// growing once its courses are under way, to time the daily jobs
-        /// against the length of history alone.
-        #[arg(long)]
-        steady: bool,
-        /// Each day, read every institution's records both whole and as
-        /// the daily scan reads them (windowed, with reconciliation's kept
-        /// matches) and stop at the first day they assess differently.
-        #[arg(long)]
-        check_reads: bool,
-        /// The county's recent and baseline windows in days (default: the
-        /// national 30 and 90), e.g. `7,14`: narrowed, most of a run lies
-        /// before them, which is what --check-reads wants to see.
-        #[arg(long, value_parser = windows_arg)]
-        windows: Option<(u32, u32)>,
-    },
+    Simulate(SimulateArgs),
     /// Reconciliation suggestions: list them, confirm or reject them.
     Suggestion {
         #[command(subcommand)]
@@ -377,19 +343,45 @@ fn windows_arg(text: &str) -> Result<(u32, u32), String> {
 }
 
 /// What `simulate` was asked for, as its flags give it.
-struct SimulateRun {
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// RNG seeds, one run each (e.g. --seed 1 --seed 2 --seed 3).
+    #[arg(long = "seed", default_values_t = [1_u64])]
     seeds: Vec<u64>,
+    /// Healthy institutions (one run-off per pattern comes on top).
+    #[arg(long, default_value_t = 32)]
     healthy: usize,
+    /// Days measured, after 60 days of warm-up from 2026-01-05.
+    #[arg(long, default_value_t = 240)]
     days: u32,
+    /// Only these run-off patterns (by number, 1 to 8, in DETECTION.md's
+    /// order; default: all).
+    #[arg(long = "pattern")]
     patterns: Vec<usize>,
+    /// Keep the simulated county in this database instead of a
+    /// scratch SQLite file (one seed only).
+    #[arg(long)]
     into: Option<String>,
+    /// Level sales all year (no summer surge) and no run-offs unless
+    /// --pattern names some: a county whose daily activity stops
+    /// growing once its courses are under way, to time the daily jobs
+    /// against the length of history alone.
+    #[arg(long)]
     steady: bool,
+    /// Each day, read every institution's records both whole and as
+    /// the daily scan reads them (windowed, with reconciliation's kept
+    /// matches) and stop at the first day they assess differently.
+    #[arg(long)]
     check_reads: bool,
+    /// The county's recent and baseline windows in days (default: the
+    /// national 30 and 90), e.g. `7,14`: narrowed, most of a run lies
+    /// before them, which is what --check-reads wants to see.
+    #[arg(long, value_parser = windows_arg)]
     windows: Option<(u32, u32)>,
 }
 
-async fn simulate(run: SimulateRun) -> anyhow::Result<ExitCode> {
-    let SimulateRun {
+async fn simulate(run: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let SimulateArgs {
         seeds,
         healthy,
         days,
@@ -485,34 +477,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Config { what } = cli.command {
         return ops::run(what);
     }
-    if let Command::Simulate {
-        seeds,
-        healthy,
-        days,
-        patterns,
-        into,
-        steady,
-        check_reads,
-        windows,
-    } = cli.command
-    {
-        return simulate(SimulateRun {
-            seeds,
-            healthy,
-            days,
-            patterns,
-            into,
-            steady,
-            check_reads,
-            windows,
-        })
-        .await;
+    if let Command::Simulate(run) = cli.command {
+        return simulate(run).await;
     }
     let config = crate::config::load(cli.config.as_deref())?;
     let database = config.database_url(cli.database_url.as_deref())?;
     let url = database.expose();
     match cli.command {
-        Command::Config { .. } | Command::Simulate { .. } => unreachable!("handled above"),
+        Command::Config { .. } | Command::Simulate(_) => unreachable!("handled above"),
         Command::Backup { to } => backup::run(&database, &to).await?,
         Command::Probe { url, timeout_secs } => {
             let url = url.unwrap_or_else(|| ops::readiness_url(&config));
@@ -896,7 +868,7 @@ mod tests {
         let parse = |w: &str| {
             super::Cli::try_parse_from(["escrow-ledger", "simulate", "--windows", w])
                 .map(|cli| match cli.command {
-                    super::Command::Simulate { windows, .. } => windows,
+                    super::Command::Simulate(run) => run.windows,
                     _ => None,
                 })
                 .map_err(|e| e.to_string())
