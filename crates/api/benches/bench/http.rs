@@ -77,6 +77,9 @@ pub struct HttpArgs {
     pub partitions: Option<usize>,
 }
 
+/// The scratch schema on PostgreSQL.
+const HTTP_SCHEMA: &str = "bench_http";
+
 /// Entries whose client id starts with `prefix`: what was written, whatever
 /// the status codes said.
 async fn entries_like(store: &Store, prefix: &str) -> anyhow::Result<i64> {
@@ -187,6 +190,7 @@ async fn single_phases(
     for &connections in &args.connections {
         for (what, institutions) in [("spread", args.single_institutions), ("one institution", 1)] {
             let tag = format!("s{connections}-{institutions}");
+            super::analyze_schema(url, HTTP_SCHEMA).await?;
             let (l, written) = single_requests(
                 base,
                 token,
@@ -214,6 +218,7 @@ async fn single_phases(
     // same rows the ledger writes (bench post's baseline).
     let scratch = super::post::scratch(url).await?;
     super::post::setup(&scratch.baseline, "raw", args.single_institutions).await?;
+    super::analyze_schema(url, super::post::BASELINE_SCHEMA).await?;
     let took = super::post::run_baseline(
         &scratch.baseline,
         "raw",
@@ -452,7 +457,7 @@ fn payment(prefix: &str, b: usize, i: usize, institutions: usize) -> (String, St
 }
 
 pub async fn run(args: HttpArgs, url: &str) -> anyhow::Result<()> {
-    let store = super::scratch(url, "bench_http").await?;
+    let store = super::scratch(url, HTTP_SCHEMA).await?;
     api::demo::build(&store).await?;
     payees(&store, "BH", args.institutions).await?;
     payees(&store, "BD", args.institutions).await?;
@@ -461,6 +466,7 @@ pub async fn run(args: HttpArgs, url: &str) -> anyhow::Result<()> {
     }
     let (token, _) =
         api::token::create(&store, Role::Admin, Scope::All, Some("bench".into())).await?;
+    super::analyze_schema(url, HTTP_SCHEMA).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

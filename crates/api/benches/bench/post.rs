@@ -70,6 +70,10 @@ fn occurred() -> DateTime<Utc> {
 
 /// The scratch books for one run: the ledger's and the baseline's, with
 /// identical schemas.
+/// The scratch schemas on PostgreSQL: the ledger's and the raw baseline's.
+pub(crate) const LEDGER_SCHEMA: &str = "bench_ledger";
+pub(crate) const BASELINE_SCHEMA: &str = "bench_baseline";
+
 pub(crate) struct Scratch {
     pub backend: &'static str,
     pub ledger: Store,
@@ -79,7 +83,7 @@ pub(crate) struct Scratch {
 pub(crate) async fn scratch(url: &str) -> anyhow::Result<Scratch> {
     let (backend, ledger_url, baseline_url) = if url.starts_with("postgres") {
         let admin = PgPool::connect(url).await?;
-        for schema in ["bench_ledger", "bench_baseline"] {
+        for schema in [LEDGER_SCHEMA, BASELINE_SCHEMA] {
             admin
                 .execute(format!("drop schema if exists {schema} cascade").as_str())
                 .await?;
@@ -92,8 +96,8 @@ pub(crate) async fn scratch(url: &str) -> anyhow::Result<Scratch> {
         let with_path = |schema: &str| format!("{url}{sep}options=-c%20search_path%3D{schema}");
         (
             "postgres",
-            with_path("bench_ledger"),
-            with_path("bench_baseline"),
+            with_path(LEDGER_SCHEMA),
+            with_path(BASELINE_SCHEMA),
         )
     } else {
         let path = url
@@ -549,6 +553,11 @@ pub async fn run(args: PostArgs, url: &str) -> anyhow::Result<()> {
             eprintln!("[{backend}] batch {b}, writers {w}: registering {institutions} institutions on each side …");
             setup(&store, &prefix, institutions).await?;
             setup(&baseline_store, &prefix, institutions).await?;
+            // Both sides planned on their tables as set up (see
+            // `analyze_schema`), as a server running with autovacuum is.
+            for schema in [LEDGER_SCHEMA, BASELINE_SCHEMA] {
+                super::analyze_schema(url, schema).await?;
+            }
             eprintln!("[{backend}] batch {b}, writers {w}: posting {entries} entries through the ledger …");
             let ledger_s = run_ledger(&store, &prefix, entries, institutions, b, w).await?;
             eprintln!("[{backend}] batch {b}, writers {w}: posting the same rows with raw SQL …");

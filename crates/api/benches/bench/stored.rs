@@ -348,7 +348,7 @@ pub async fn risk_stored(args: RiskStoredArgs, url: &str) -> anyhow::Result<()> 
         let held = store.institutions().await.map(|i| i.len()).unwrap_or(0);
         if held == n {
             eprintln!("reusing the {n} institutions of the bench_risk schema");
-            analyze_schema(url, "bench_risk").await?;
+            super::analyze_schema(url, "bench_risk").await?;
             return scan_stored(&store, &args).await;
         }
         eprintln!("bench_risk holds {held} institutions, not {n}: generating afresh");
@@ -382,7 +382,7 @@ pub async fn risk_stored(args: RiskStoredArgs, url: &str) -> anyhow::Result<()> 
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(30)).await;
-                if let Err(e) = analyze_schema(&url, "bench_risk").await {
+                if let Err(e) = super::analyze_schema(&url, "bench_risk").await {
                     eprintln!("analyze during generation failed: {e}");
                 }
             }
@@ -393,29 +393,10 @@ pub async fn risk_stored(args: RiskStoredArgs, url: &str) -> anyhow::Result<()> 
     }
     if let Some(task) = analyzing {
         task.abort();
-        analyze_schema(&url, "bench_risk").await?;
+        super::analyze_schema(&url, "bench_risk").await?;
     }
     eprintln!("generated in {} s", secs(started.elapsed().as_micros()));
     scan_stored(&store, &args).await
-}
-
-/// `analyze` on every table of `schema` (PostgreSQL), so that the scans
-/// are planned on the tables as generated.
-async fn analyze_schema(url: &str, schema: &str) -> anyhow::Result<()> {
-    use sqlx::Executor;
-    let admin = sqlx::PgPool::connect(url.split('?').next().unwrap_or(url)).await?;
-    let tables: Vec<String> = sqlx::query_scalar(
-        "select format('analyze %I.%I', schemaname, relname) from pg_stat_user_tables \
-         where schemaname = $1",
-    )
-    .bind(schema)
-    .fetch_all(&admin)
-    .await?;
-    for analyze in tables {
-        admin.execute(analyze.as_str()).await?;
-    }
-    admin.close().await;
-    Ok(())
 }
 
 /// The three scans of `risk-stored` over what the store holds.
