@@ -2715,3 +2715,40 @@ fn simulate_refuses_too_few_days_for_its_run_offs_and_creates_no_database() {
     assert!(!said.contains("panicked"), "{said}");
     assert!(!dir.path().join("county.db").exists());
 }
+
+/// `jobs` (as `serve`) says at start when PostgreSQL will not keep the
+/// planner's statistics (autovacuum off: plans made for small tables stay
+/// in use as they grow), and what to do; on a server that keeps them, and
+/// on SQLite, it says nothing of it.
+#[tokio::test]
+async fn jobs_warn_at_start_when_postgres_keeps_no_planner_statistics() {
+    let pg = ScratchPg::create(format!("el_test_cli_autovacuum_{}", std::process::id())).await;
+    let mut conn = PgConnection::connect(&pg.url).await.unwrap();
+    let keeps: bool = sqlx::query_scalar(
+        "select current_setting('autovacuum') = 'on' and current_setting('track_counts') = 'on'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let jobs = |url: &str| {
+        let out = bin()
+            .env("RUST_LOG", "warn")
+            .arg("--database-url")
+            .arg(url)
+            .args(["jobs", "--only", "risk"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "jobs: {}", stderr(&out));
+        stderr(&out)
+    };
+    let said = jobs(&pg.url);
+    assert_eq!(
+        said.contains("autovacuum (or track_counts) off") && said.contains("ANALYZE"),
+        !keeps,
+        "autovacuum kept: {keeps}; jobs said: {said}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    assert!(!jobs(&sqlite_url(dir.path())).contains("autovacuum"));
+    pg.drop().await;
+}

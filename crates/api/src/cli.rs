@@ -581,6 +581,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 JobArg::jobs(&only)
             };
             let store = open(url, &config.settings).await?;
+            crate::app::warn_if_statistics_go_stale(&store).await;
             let banks = match banks.or_else(|| config.settings.banks.file.clone()) {
                 Some(path) => BankDirectory::load(&path)?,
                 None => BankDirectory::default(),

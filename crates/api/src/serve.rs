@@ -215,6 +215,7 @@ pub async fn run(
     }
     println!("listening on {scheme}://{addr}");
     tracing::info!(%addr, backend = store.backend(), "serving");
+    crate::app::warn_if_statistics_go_stale(&store).await;
     if let Some(replica) = read_replica {
         tracing::info!(%replica, "officers' reads go to the read replica");
     }

@@ -401,6 +401,28 @@ impl Store {
         }
     }
 
+    /// Whether the server keeps its planner statistics by itself: `false`
+    /// when PostgreSQL runs with autovacuum off (SQLite: always `true`,
+    /// its planner does without). Plans made while a table was empty are
+    /// then kept by every pooled connection while the table grows, the
+    /// foreign-key checks' included: one hot institution's batches were
+    /// 2.5 times slower for it (BENCHMARKS.md, "Plans made for empty
+    /// tables"). `serve` and `jobs` warn about it at start.
+    pub async fn keeps_planner_statistics(&self) -> Result<bool> {
+        match self {
+            Store::Postgres(s) => {
+                let on: bool = sqlx::query_scalar(
+                    "select current_setting('autovacuum') = 'on' \
+                       and current_setting('track_counts') = 'on'",
+                )
+                .fetch_one(s.pool())
+                .await?;
+                Ok(on)
+            }
+            Store::Sqlite(_) => Ok(true),
+        }
+    }
+
     /// The same store, its single requests ([`Store::execute`]) written by
     /// `writer` (a group committer over this store without one).
     pub fn with_writer(&self, writer: Arc<dyn SingleWriter>) -> Store {
