@@ -17,6 +17,7 @@ use crate::store::coverage::{add_to, ACCOUNT_GROUP};
 use crate::store::report::{AccountBalance, BalanceSheet};
 use crate::store::rows::{
     self, AccountRow, EntryRow, HeadRow, InstitutionRow, PostingRow, TotalsRow, ENTRY_COLUMNS,
+    ENTRY_COLUMNS_UNCHAINED,
 };
 use crate::store::{DbTime, IdSpan, Result, Store};
 
@@ -206,7 +207,9 @@ impl Store {
     /// (institution, seq) order, after the given institution and seq (from
     /// the span's start, or the store's, without one). With `lessons_from`,
     /// lessons consumed that occurred before it are left out (the risk
-    /// scan reads them summed, [`Store::lessons_summed_in`]).
+    /// scan reads them summed, [`Store::lessons_summed_in`]). The entries
+    /// come without their request and chain hashes (empty): what the risk
+    /// engine judges, not what `verify` checks.
     pub async fn entries_in(
         &self,
         span: Option<IdSpan<'_>>,
@@ -218,8 +221,12 @@ impl Store {
         let start = span.map_or(("", 0), |s| (s.first, 0));
         let (from_id, from_seq) = after.unwrap_or(start);
         let from = lessons_from.map(DbTime::from);
+        // Without the chain's hashes, which nothing the risk engine reads
+        // looks at: three 64-character strings an entry, most of a row
+        // that has to cross from the database into the process.
         let sql = format!(
-            "select {ENTRY_COLUMNS} from entries e where (e.institution_id, e.seq) > ($1, $2) \
+            "select {ENTRY_COLUMNS_UNCHAINED} from entries e \
+             where (e.institution_id, e.seq) > ($1, $2) \
              and {} {} order by e.institution_id, e.seq limit $3",
             listed(4),
             within(span, "and", "e.institution_id", 5)
