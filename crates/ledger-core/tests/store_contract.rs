@@ -980,6 +980,22 @@ async fn lessons_before_a_day_are_read_summed_as_the_domain_sums_them(db: &TestD
     let i1 = iid("I1");
     let span = IdSpan::one(&i1);
     let all = s.entries_in(Some(span), None, 1_000, None).await.unwrap();
+    // The scan's read brings each entry as the chain's own read does, its
+    // postings in leg order, without the hashes nothing there reads.
+    let chained: Vec<_> = s
+        .entries(&i1, 0, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| ledger_core::Entry {
+            request_hash: String::new(),
+            prev_hash: String::new(),
+            hash: String::new(),
+            ..e
+        })
+        .collect();
+    assert!(chained.iter().any(|e| e.postings.len() > 1));
+    assert_eq!(all, chained, "the scan's read of the entries");
     let mut listed = entries_only("I1", all, before);
     sum_lessons_before(&mut listed, before);
     // Paged, as the scan reads: pages of 3 cross the left-out lessons.

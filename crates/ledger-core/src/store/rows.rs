@@ -212,6 +212,38 @@ pub(crate) struct EntryRow {
     pub referred_by: Option<String>,
 }
 
+/// An entry with its postings as one JSON array of `[account, side,
+/// amount]`, in leg order: a read that brings one row an entry instead of
+/// one more a posting (SQLite, where each row costs a hand-off between
+/// threads).
+#[derive(sqlx::FromRow)]
+pub(crate) struct EntryPostingsRow {
+    #[sqlx(flatten)]
+    pub entry: EntryRow,
+    pub postings_json: String,
+}
+
+impl EntryPostingsRow {
+    pub fn into_entry(self) -> Result<Entry> {
+        let legs: Vec<(String, String, i64)> = serde_json::from_str(&self.postings_json)
+            .map_err(|e| corrupt("postings of an entry", e))?;
+        let postings = legs
+            .into_iter()
+            .map(|(account_code, side, amount_minor)| {
+                PostingRow {
+                    institution_id: String::new(),
+                    seq: self.entry.seq,
+                    account_code,
+                    side,
+                    amount_minor,
+                }
+                .into_posting()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.entry.into_entry(postings)
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct PostingRow {
     pub institution_id: String,
