@@ -402,16 +402,27 @@ pub(crate) fn rule_context(
     Ok((chains, packs.into_values().collect()))
 }
 
+/// The columns of an entry row before its hashes (a macro, for `concat!`).
+macro_rules! entry_columns_but_hashes {
+    () => {
+        "e.institution_id, e.seq, e.client_id, e.kind, e.currency, e.occurred_at, \
+         e.recorded_at, e.external_ref, e.enrollment_id, e.hours, e.refers_to_seq, e.rule_pack, \
+         e.flags"
+    };
+}
+
 /// The columns of an entry row, for queries that alias `entries` as `e`.
-pub(crate) const ENTRY_COLUMNS: &str = "e.institution_id, e.seq, e.client_id, e.kind, e.currency, \
-     e.occurred_at, e.recorded_at, e.external_ref, e.enrollment_id, e.hours, e.refers_to_seq, \
-     e.rule_pack, e.flags, e.request_hash, e.prev_hash, e.hash";
+pub(crate) const ENTRY_COLUMNS: &str = concat!(
+    entry_columns_but_hashes!(),
+    ", e.request_hash, e.prev_hash, e.hash"
+);
 
 /// [`ENTRY_COLUMNS`] with the request hash and the chain's hashes left
 /// empty: for reads whose entries are judged, never verified or shown.
-pub(crate) const ENTRY_COLUMNS_UNCHAINED: &str = "e.institution_id, e.seq, e.client_id, e.kind, \
-     e.currency, e.occurred_at, e.recorded_at, e.external_ref, e.enrollment_id, e.hours, \
-     e.refers_to_seq, e.rule_pack, e.flags, '' as request_hash, '' as prev_hash, '' as hash";
+pub(crate) const ENTRY_COLUMNS_UNCHAINED: &str = concat!(
+    entry_columns_but_hashes!(),
+    ", '' as request_hash, '' as prev_hash, '' as hash"
+);
 
 impl TryFrom<LockedRow> for crate::store::LockedInstitution {
     type Error = StoreError;
