@@ -221,103 +221,96 @@ impl Store {
         let start = span.map_or(("", 0), |s| (s.first, 0));
         let (from_id, from_seq) = after.unwrap_or(start);
         let from = lessons_from.map(DbTime::from);
-        if let Store::Sqlite(lite) = self {
-            // SQLite hands each row from its connection's thread to ours, a
-            // cost per row that dominated this read (two postings an entry
-            // on average): there each entry brings its postings along, one
-            // JSON array in leg order. PostgreSQL reads them below, as a
-            // range of the postings' key.
-            let sql = format!(
-                "select {ENTRY_COLUMNS_UNCHAINED}, \
-                   (select json_group_array(json_array(p.account_code, p.side, p.amount_minor) \
-                      order by p.leg) \
-                    from postings p where p.institution_id = e.institution_id \
-                      and p.seq = e.seq) as postings_json \
-                 from entries e where (e.institution_id, e.seq) > ($1, $2) \
-                 and {} {} order by e.institution_id, e.seq limit $3",
-                listed(4),
-                within(span, "and", "e.institution_id", 5)
-            );
-            let found: Vec<EntryPostingsRow> = bind_span!(
-                sqlx::query_as(&sql)
-                    .bind(from_id)
-                    .bind(from_seq)
-                    .bind(limit)
-                    .bind(from),
-                span
-            )
-            .fetch_all(lite.pool())
-            .await?;
-            return found
-                .into_iter()
-                .map(EntryPostingsRow::into_entry)
-                .collect();
-        }
         // Without the chain's hashes, which nothing the risk engine reads
         // looks at: three 64-character strings an entry, most of a row
-        // that has to cross from the database into the process.
+        // that has to cross from the database into the process. SQLite
+        // hands each row from its connection's thread to ours, a cost per
+        // row that dominated this read (two postings an entry on average):
+        // there each entry brings its postings along, one JSON array in leg
+        // order. PostgreSQL reads them after, as a range of their key.
+        let postings_json = match self {
+            Store::Sqlite(_) => {
+                ", (select json_group_array(json_array(p.account_code, p.side, p.amount_minor) \
+                     order by p.leg) \
+                   from postings p where p.institution_id = e.institution_id \
+                     and p.seq = e.seq) as postings_json"
+            }
+            Store::Postgres(_) => "",
+        };
         let sql = format!(
-            "select {ENTRY_COLUMNS_UNCHAINED} from entries e \
+            "select {ENTRY_COLUMNS_UNCHAINED}{postings_json} from entries e \
              where (e.institution_id, e.seq) > ($1, $2) \
              and {} {} order by e.institution_id, e.seq limit $3",
             listed(4),
             within(span, "and", "e.institution_id", 5)
         );
-        on_pool!(self, |pool| {
-            let found: Vec<EntryRow> = bind_span!(
-                sqlx::query_as(&sql)
-                    .bind(from_id)
-                    .bind(from_seq)
-                    .bind(limit)
-                    .bind(from),
-                span
-            )
-            .fetch_all(pool)
-            .await?;
-            let Some(last) = found.last() else {
-                return Ok(vec![]);
+        macro_rules! page {
+            ($row:ty, $pool:expr) => {
+                bind_span!(
+                    sqlx::query_as::<_, $row>(&sql)
+                        .bind(from_id)
+                        .bind(from_seq)
+                        .bind(limit)
+                        .bind(from),
+                    span
+                )
+                .fetch_all($pool)
+                .await?
             };
-            let postings: Vec<PostingRow> = match from {
-                None => {
-                    sqlx::query_as(&format!(
-                        "select {POSTING_COLUMNS} from postings \
-                         where (institution_id, seq) > ($1, $2) and (institution_id, seq) <= ($3, $4) \
-                         order by institution_id, seq, leg"
-                    ))
-                    .bind(from_id)
-                    .bind(from_seq)
-                    .bind(&last.institution_id)
-                    .bind(last.seq)
-                    .fetch_all(pool)
-                    .await?
-                }
-                Some(_) => {
-                    // The page's range on both sides of the join: with it
-                    // on the postings alone, PostgreSQL hashed every entry
-                    // of the store for each page (BENCHMARKS.md, "The old
-                    // lessons' sums kept").
-                    sqlx::query_as(&format!(
-                        "select p.institution_id, p.seq, p.account_code, p.side, p.amount_minor \
-                         from postings p join entries e \
-                           on e.institution_id = p.institution_id and e.seq = p.seq \
-                         where (p.institution_id, p.seq) > ($1, $2) \
-                           and (p.institution_id, p.seq) <= ($3, $4) \
-                           and (e.institution_id, e.seq) > ($1, $2) \
-                           and (e.institution_id, e.seq) <= ($3, $4) and {} \
-                         order by p.institution_id, p.seq, p.leg",
-                        listed(5)
-                    ))
-                    .bind(from_id)
-                    .bind(from_seq)
-                    .bind(&last.institution_id)
-                    .bind(last.seq)
-                    .bind(from)
-                    .fetch_all(pool)
-                    .await?
-                }
-            };
-            rows::assemble(found, postings, |r, p| r.into_entry(p))
-        })
+        }
+        let pool = match self {
+            Store::Sqlite(lite) => {
+                return page!(EntryPostingsRow, lite.pool())
+                    .into_iter()
+                    .map(EntryPostingsRow::into_entry)
+                    .collect();
+            }
+            Store::Postgres(pg) => pg.pool(),
+        };
+        let found = page!(EntryRow, pool);
+        let Some(last) = found.last() else {
+            return Ok(vec![]);
+        };
+        let postings: Vec<PostingRow> = match from {
+            None => {
+                sqlx::query_as(&format!(
+                    "select {POSTING_COLUMNS} from postings \
+                     where (institution_id, seq) > ($1, $2) and (institution_id, seq) <= ($3, $4) \
+                     order by institution_id, seq, leg"
+                ))
+                .bind(from_id)
+                .bind(from_seq)
+                .bind(&last.institution_id)
+                .bind(last.seq)
+                .fetch_all(pool)
+                .await?
+            }
+            Some(_) => {
+                // The page's range on both sides of the join: with it
+                // on the postings alone, PostgreSQL hashed every entry
+                // of the store for each page (BENCHMARKS.md, "The old
+                // lessons' sums kept").
+                sqlx::query_as(&format!(
+                    "select p.institution_id, p.seq, p.account_code, p.side, p.amount_minor \
+                     from postings p join entries e \
+                       on e.institution_id = p.institution_id and e.seq = p.seq \
+                     where (p.institution_id, p.seq) > ($1, $2) \
+                       and (p.institution_id, p.seq) <= ($3, $4) \
+                       and (e.institution_id, e.seq) > ($1, $2) \
+                       and (e.institution_id, e.seq) <= ($3, $4) and {} \
+                     order by p.institution_id, p.seq, p.leg",
+                    listed(5)
+                ))
+                .bind(from_id)
+                .bind(from_seq)
+                .bind(&last.institution_id)
+                .bind(last.seq)
+                .bind(from)
+                .fetch_all(pool)
+                .await?
+            }
+        };
+        rows::assemble(found, postings, |r, p| r.into_entry(p))
     }
 
     /// Whether any lesson consumed before `before` is stored (of a span of
