@@ -39,18 +39,38 @@ macro_rules! in_tx {
 /// with `$pool` the dialect's pool and, when asked for, `$dialect` its
 /// [`Dialect`] marker for the few fragments of SQL text that differ.
 macro_rules! on_pool {
-    ($store:expr, |$pool:ident| $body:expr) => {
-        on_pool!($store, |$pool, _dialect| $body)
+    ($store:expr, |$pool:ident $(, $dialect:ident)?| $body:expr) => {
+        on_connections!($store, pool, |$pool $(, $dialect)?| $body)
     };
-    ($store:expr, |$pool:ident, $dialect:ident| $body:expr) => {
+}
+
+/// [`on_pool!`] for a body that only reads: `$pool` is the dialect's
+/// readers. On SQLite those are connections of their own, so that a read
+/// (a long scan, a page of the console, a request's lookups) neither waits
+/// for the one writing connection nor holds it up; they refuse to write
+/// (`query_only`), so a write sent here by mistake fails loudly. On
+/// PostgreSQL the readers are the pool.
+macro_rules! on_reader {
+    ($store:expr, |$pool:ident $(, $dialect:ident)?| $body:expr) => {
+        on_connections!($store, reader, |$pool $(, $dialect)?| $body)
+    };
+}
+
+/// `on_pool!` and `on_reader!`: `$which` names the `Pooled` method that
+/// gives the connections.
+macro_rules! on_connections {
+    ($store:expr, $which:ident, |$pool:ident| $body:expr) => {
+        on_connections!($store, $which, |$pool, _dialect| $body)
+    };
+    ($store:expr, $which:ident, |$pool:ident, $dialect:ident| $body:expr) => {
         match $store {
             $crate::store::Store::Postgres(s) => {
-                let $pool = s.pool();
+                let $pool = s.$which();
                 let $dialect = $crate::store::postgres::Pg;
                 $body
             }
             $crate::store::Store::Sqlite(s) => {
-                let $pool = s.pool();
+                let $pool = s.$which();
                 let $dialect = $crate::store::sqlite::Lite;
                 $body
             }
@@ -253,6 +273,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// adds its file).
 pub struct Pooled<DB: sqlx::Database> {
     pool: sqlx::Pool<DB>,
+    /// Where reads go (`on_reader!`): the pool itself, or on a SQLite file
+    /// read-only connections beside its one writer.
+    readers: sqlx::Pool<DB>,
     clock: Clock,
     /// Where [`Store::execute`] sends single requests, when a service
     /// gathers them into shared transactions (group commit).
@@ -268,6 +291,7 @@ impl<DB: sqlx::Database> Clone for Pooled<DB> {
     fn clone(&self) -> Self {
         Pooled {
             pool: self.pool.clone(),
+            readers: self.readers.clone(),
             clock: self.clock.clone(),
             writer: self.writer.clone(),
             statements: self.statements,
@@ -290,6 +314,7 @@ pub trait SingleWriter: Send + Sync {
 impl<DB: sqlx::Database> Pooled<DB> {
     pub(crate) fn new(pool: sqlx::Pool<DB>, clock: Clock) -> Pooled<DB> {
         Pooled {
+            readers: pool.clone(),
             pool,
             clock,
             writer: None,
@@ -305,6 +330,17 @@ impl<DB: sqlx::Database> Pooled<DB> {
 
     pub fn pool(&self) -> &sqlx::Pool<DB> {
         &self.pool
+    }
+
+    /// The connections reads go to (see `on_reader!`).
+    pub fn reader(&self) -> &sqlx::Pool<DB> {
+        &self.readers
+    }
+
+    /// Sends reads to `readers` instead of the pool.
+    pub(crate) fn with_readers(mut self, readers: sqlx::Pool<DB>) -> Self {
+        self.readers = readers;
+        self
     }
 
     /// How this store's batches address their institutions.
@@ -448,7 +484,10 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        on_pool!(self, |pool| pool.close().await)
+        dispatch!(self, s => {
+            s.reader().close().await;
+            s.pool().close().await;
+        })
     }
 
     /// Records one request (a batch of one).

@@ -32,6 +32,7 @@ contract!(
     keys_claimed_together_are_each_held_by_one_request,
     lessons_before_a_day_are_read_summed_as_the_domain_sums_them,
     kept_lesson_sums_read_as_the_sums_of_every_lesson_booked_late_or_not,
+    a_read_in_progress_neither_holds_up_a_write_nor_sees_it,
 );
 
 async fn payments_lessons_and_releases_move_money_through_the_books(db: &TestDb) {
@@ -1179,4 +1180,70 @@ async fn kept_lesson_sums_read_as_the_sums_of_every_lesson_booked_late_or_not(db
         .map(|(_, l)| l.hours)
         .collect();
     assert_eq!(hours, [7, 4, 10]);
+}
+
+/// A long read (the daily scan, a page of the console) holds its
+/// connection for a while. On SQLite, where one connection writes, a read
+/// used to hold up every write behind it. Now a write goes ahead while a
+/// read is open, the open read keeps the instant it began at, the next
+/// read sees the acknowledged write, and the readers refuse to write.
+async fn a_read_in_progress_neither_holds_up_a_write_nor_sees_it(db: &TestDb) {
+    use std::time::Duration;
+    let s = &db.store;
+    seeded(s).await;
+    s.execute(req("I1", "pay-1", pay("E1", 400_000)))
+        .await
+        .unwrap();
+    let count = "select count(*) from entries where institution_id = 'I1'";
+
+    macro_rules! while_reading {
+        ($reader:expr, $isolation:expr) => {{
+            let mut reading = $reader.begin().await.unwrap();
+            if let Some(isolation) = $isolation {
+                sqlx::query(isolation).execute(&mut *reading).await.unwrap();
+            }
+            let before: i64 = sqlx::query_scalar(count)
+                .fetch_one(&mut *reading)
+                .await
+                .unwrap();
+            let written = tokio::time::timeout(
+                Duration::from_secs(10),
+                s.execute(req("I1", "pay-2", pay("E2", 100_000))),
+            )
+            .await
+            .expect("a write waited for a read in progress")
+            .unwrap();
+            assert_eq!(written.seq, 2);
+            let during: i64 = sqlx::query_scalar(count)
+                .fetch_one(&mut *reading)
+                .await
+                .unwrap();
+            assert_eq!((before, during), (1, 1), "an open read sees one instant");
+            reading.rollback().await.unwrap();
+        }};
+    }
+    match s {
+        ledger_core::Store::Postgres(pg) => {
+            while_reading!(
+                pg.reader(),
+                Some("set transaction isolation level repeatable read")
+            )
+        }
+        ledger_core::Store::Sqlite(lite) => {
+            while_reading!(lite.reader(), None::<&str>);
+            let refused = sqlx::query("delete from entries")
+                .execute(lite.reader())
+                .await;
+            let e = refused.expect_err("a reader refuses to write").to_string();
+            assert!(e.contains("readonly"), "{e}");
+        }
+    }
+    let b = s.balances(&iid("I1")).await.unwrap();
+    assert_eq!(
+        b.balance("prepaid/E2"),
+        100_000,
+        "the next read sees the write"
+    );
+    assert_eq!(s.entries(&iid("I1"), 0, 10).await.unwrap().len(), 2);
+    assert!(s.verify().await.unwrap().ok());
 }

@@ -1,7 +1,7 @@
 //! Idempotency-Key claims of concurrent requests, gathered: every POST
 //! claims its key before it acts (`http/record.rs`), and nearly every key is
 //! new. One claim per statement made the claim a round trip per request,
-//! which on SQLite's one connection is a turn at the only writer (and two
+//! which on SQLite is a turn at the one writing connection (and two
 //! thread hand-offs). A single task takes the claims waiting when it is
 //! free and claims the new keys among them in one statement
 //! ([`Store::claim_fresh_keys`]); nothing waits for company, so a lone

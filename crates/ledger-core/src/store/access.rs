@@ -197,7 +197,7 @@ impl Store {
     }
 
     async fn tokens_where(&self, sql: &str, arg: Option<&str>) -> Result<Vec<TokenRecord>> {
-        let rows: Vec<TokenRow> = on_pool!(self, |pool| {
+        let rows: Vec<TokenRow> = on_reader!(self, |pool| {
             let mut q = sqlx::query_as(sql);
             if let Some(arg) = arg {
                 q = q.bind(arg);
@@ -247,7 +247,7 @@ impl Store {
     ) -> Result<Vec<(i64, DateTime<Utc>, AuditRecord)>> {
         let sql = "select seq, at, request_id, token_id, role, method, path, status, outcome \
                    from audit_log where seq > $1 order by seq limit $2";
-        let rows: Vec<AuditRow> = on_pool!(self, |pool| sqlx::query_as(sql)
+        let rows: Vec<AuditRow> = on_reader!(self, |pool| sqlx::query_as(sql)
             .bind(after)
             .bind(limit)
             .fetch_all(pool)
@@ -278,7 +278,7 @@ impl Store {
     pub async fn kept_answer(&self, token_id: &str, key: &str) -> Result<Option<KeptAnswer>> {
         let sql = "select request_hash, status, body from idempotent_answers \
                    where token_id = $1 and idem_key = $2";
-        let row: Option<(String, i32, String)> = on_pool!(self, |pool| sqlx::query_as(sql)
+        let row: Option<(String, i32, String)> = on_reader!(self, |pool| sqlx::query_as(sql)
             .bind(token_id)
             .bind(key)
             .fetch_optional(pool)
@@ -363,7 +363,7 @@ impl Store {
     /// The ids of every registered bank.
     pub async fn banks(&self) -> Result<Vec<String>> {
         let sql = "select bank_id from banks order by bank_id";
-        Ok(on_pool!(self, |pool| sqlx::query_scalar(sql)
+        Ok(on_reader!(self, |pool| sqlx::query_scalar(sql)
             .fetch_all(pool)
             .await?))
     }
@@ -372,7 +372,7 @@ impl Store {
     pub async fn jurisdictions(&self) -> Result<Vec<Jurisdiction>> {
         let sql = "select code, name, parent_code from jurisdictions order by code";
         let rows: Vec<(String, String, Option<String>)> =
-            on_pool!(self, |pool| sqlx::query_as(sql).fetch_all(pool).await?);
+            on_reader!(self, |pool| sqlx::query_as(sql).fetch_all(pool).await?);
         rows.into_iter().map(jurisdiction_of).collect()
     }
 
@@ -380,7 +380,7 @@ impl Store {
     /// about one reads one).
     pub async fn jurisdiction(&self, code: &JurisdictionCode) -> Result<Option<Jurisdiction>> {
         let sql = "select code, name, parent_code from jurisdictions where code = $1";
-        let row: Option<(String, String, Option<String>)> = on_pool!(self, |pool| {
+        let row: Option<(String, String, Option<String>)> = on_reader!(self, |pool| {
             sqlx::query_as(sql)
                 .bind(code.as_str())
                 .fetch_optional(pool)

@@ -332,7 +332,7 @@ impl Store {
         );
         let i = institution.map(|i| i.as_str().to_string());
         let st = status.map(|s| s.code().to_string());
-        let rows: Vec<AlertRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<AlertRow> = on_reader!(self, |pool| sqlx::query_as(&sql)
             .bind(i)
             .bind(st)
             .fetch_all(pool)
@@ -349,7 +349,7 @@ impl Store {
         let sql = "select seq, actor, action, comment from alert_events \
                    where institution_id = $1 and alert_key = $2 order by seq";
         let rows: Vec<(i32, String, String, Option<String>)> =
-            on_pool!(self, |pool| sqlx::query_as(sql)
+            on_reader!(self, |pool| sqlx::query_as(sql)
                 .bind(institution.as_str())
                 .bind(key)
                 .fetch_all(pool)

@@ -181,7 +181,7 @@ impl Store {
 
     pub async fn approval(&self, id: &str) -> Result<Option<Approval>> {
         let sql = format!("{SELECT} where a.approval_id = $1");
-        let row: Option<ApprovalRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let row: Option<ApprovalRow> = on_reader!(self, |pool| sqlx::query_as(&sql)
             .bind(id)
             .fetch_optional(pool)
             .await?);
@@ -198,7 +198,7 @@ impl Store {
             "{SELECT} where ($1 is null or a.approval_id > $1) \
                and ($2 = 0 or d.approval_id is null) order by a.approval_id"
         );
-        let rows: Vec<ApprovalRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<ApprovalRow> = on_reader!(self, |pool| sqlx::query_as(&sql)
             .bind(after)
             .bind(i32::from(pending_only))
             .fetch_all(pool)
@@ -213,9 +213,10 @@ impl Store {
             "{SELECT} where a.institution_id is not null{} order by a.approval_id",
             within(span, "and", "a.institution_id", 1)
         );
-        let rows: Vec<ApprovalRow> = on_pool!(self, |pool| bind_span!(sqlx::query_as(&sql), span)
-            .fetch_all(pool)
-            .await?);
+        let rows: Vec<ApprovalRow> =
+            on_reader!(self, |pool| bind_span!(sqlx::query_as(&sql), span)
+                .fetch_all(pool)
+                .await?);
         rows.into_iter().map(Approval::try_from).collect()
     }
 
@@ -378,7 +379,7 @@ impl Store {
             "{SELECT} where d.approval_id is null and c.approval_id is not null \
                and c.decision = 'approved' and c.lease_at < $1 order by a.approval_id"
         );
-        let rows: Vec<ApprovalRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<ApprovalRow> = on_reader!(self, |pool| sqlx::query_as(&sql)
             .bind(DbTime::from(before))
             .fetch_all(pool)
             .await?);

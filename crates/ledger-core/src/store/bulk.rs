@@ -141,7 +141,7 @@ impl Store {
             "select institution_id, bank_id, account_no, created_at from bank_accounts{}",
             within(span, "where", "institution_id", 1)
         );
-        let rows: Vec<(String, String, String, DbTime)> = on_pool!(self, |pool| {
+        let rows: Vec<(String, String, String, DbTime)> = on_reader!(self, |pool| {
             bind_span!(sqlx::query_as(&sql), span)
                 .fetch_all(pool)
                 .await?
@@ -168,7 +168,7 @@ impl Store {
             within(span, "where", "l.institution_id", 1)
         );
         let lines: Vec<Keyed<LineRow>> =
-            on_pool!(self, |pool| bind_span!(sqlx::query_as(&lines_sql), span)
+            on_reader!(self, |pool| bind_span!(sqlx::query_as(&lines_sql), span)
                 .fetch_all(pool)
                 .await?);
         let mut all = self.statement_balances_in(span).await?;
@@ -197,7 +197,7 @@ impl Store {
                statement_key",
             within(span, "and", "institution_id", 1)
         );
-        let statements: Vec<Keyed<BalancesRow>> = on_pool!(self, |pool| bind_span!(
+        let statements: Vec<Keyed<BalancesRow>> = on_reader!(self, |pool| bind_span!(
             sqlx::query_as(&statements_sql),
             span
         )
@@ -289,7 +289,7 @@ impl Store {
         // were small is kept as long as no ANALYZE invalidates it, and on
         // PostgreSQL took seconds a statement (BENCHMARKS.md, "The old
         // lessons' sums kept").
-        let (lines, settled): (Vec<KeptLineRow>, Vec<SettledRow>) = on_pool!(self, |pool| (
+        let (lines, settled): (Vec<KeptLineRow>, Vec<SettledRow>) = on_reader!(self, |pool| (
             bind_span!(
                 sqlx::query_as(&lines_sql).persistent(false).bind(from),
                 span
@@ -340,7 +340,7 @@ impl Store {
             within(span, "where", "institution_id", 1)
         );
         type Row = (String, String, i64, DbTime, String, String, Option<String>);
-        let rows: Vec<Row> = on_pool!(self, |pool| bind_span!(sqlx::query_as(&sql), span)
+        let rows: Vec<Row> = on_reader!(self, |pool| bind_span!(sqlx::query_as(&sql), span)
             .fetch_all(pool)
             .await?);
         let rows = rows.into_iter().map(|r| {

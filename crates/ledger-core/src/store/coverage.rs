@@ -240,7 +240,7 @@ impl Store {
         institutions: &[InstitutionId],
         as_of: NaiveDate,
     ) -> Result<HashMap<InstitutionId, CoverageFacts>> {
-        on_pool!(self, |pool, dialect| coverage_facts_on!(
+        on_reader!(self, |pool, dialect| coverage_facts_on!(
             pool,
             dialect,
             institutions,
@@ -259,7 +259,7 @@ impl Store {
         if institutions.is_empty() {
             return Ok(HashMap::new());
         }
-        let rows: Vec<(String, i64, i64)> = on_pool!(self, |pool, dialect| {
+        let rows: Vec<(String, i64, i64)> = on_reader!(self, |pool, dialect| {
             sqlx::query_as(&format!(
                 "select institution_id, \
                    cast(sum(case when severity = 'red' then 1 else 0 end) as bigint), \

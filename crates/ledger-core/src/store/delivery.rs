@@ -20,7 +20,7 @@ impl Store {
         let sql = "select r.kind from entries p join entries r \
                      on r.institution_id = p.institution_id and r.refers_to_seq = p.seq \
                    where p.institution_id = $1 and p.client_id = $2";
-        let kinds: Vec<String> = on_pool!(self, |pool| sqlx::query_scalar(sql)
+        let kinds: Vec<String> = on_reader!(self, |pool| sqlx::query_scalar(sql)
             .bind(institution.as_str())
             .bind(client_id)
             .fetch_all(pool)

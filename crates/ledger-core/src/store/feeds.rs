@@ -196,7 +196,7 @@ impl Store {
     }
 
     async fn bank_exists(&self, bank: &str) -> Result<bool> {
-        let n: i64 = on_pool!(self, |pool| sqlx::query_scalar(
+        let n: i64 = on_reader!(self, |pool| sqlx::query_scalar(
             "select count(*) from banks where bank_id = $1"
         )
         .bind(bank)
@@ -207,7 +207,7 @@ impl Store {
 
     /// The supervised account with this number at this bank, if registered.
     pub async fn bank_account(&self, bank: &str, account_no: &str) -> Result<Option<BankAccount>> {
-        let row: Option<(String, String, String)> = on_pool!(self, |pool| sqlx::query_as(
+        let row: Option<(String, String, String)> = on_reader!(self, |pool| sqlx::query_as(
             "select institution_id, kind, currency from bank_accounts \
              where bank_id = $1 and account_no = $2",
         )
@@ -414,7 +414,7 @@ impl Store {
         &self,
         institution: &InstitutionId,
     ) -> Result<Vec<BankAccount>> {
-        let rows: Vec<(String, String, String, String)> = on_pool!(self, |pool| {
+        let rows: Vec<(String, String, String, String)> = on_reader!(self, |pool| {
             sqlx::query_as(
                 "select bank_id, account_no, kind, currency from bank_accounts \
                  where institution_id = $1 order by bank_id, account_no",
@@ -448,7 +448,7 @@ impl Store {
             account.account_no.as_str(),
         );
         let mut held = self.statement_balances(account, None).await?;
-        let found: Vec<LineRow> = on_pool!(self, |pool| {
+        let found: Vec<LineRow> = on_reader!(self, |pool| {
             sqlx::query_as(&format!(
                 "select {LINE_COLUMNS} from bank_lines l join bank_statements s \
                    on s.institution_id = l.institution_id and s.bank_id = l.bank_id \
@@ -497,7 +497,7 @@ impl Store {
         // join): as `not exists`, PostgreSQL without statistics joined
         // every line of the account with every claim of it (BENCHMARKS.md,
         // "The statement chain settled", on PostgreSQL).
-        let found: Vec<LineRow> = on_pool!(self, |pool| {
+        let found: Vec<LineRow> = on_reader!(self, |pool| {
             sqlx::query_as(&format!(
                 "select {LINE_COLUMNS} from bank_lines l join bank_statements s \
                    on s.institution_id = l.institution_id and s.bank_id = l.bank_id \
@@ -546,7 +546,7 @@ impl Store {
             ),
             None => ("", ""),
         };
-        on_pool!(self, |pool| {
+        on_reader!(self, |pool| {
             let closing_sql = format!(
                 "select statement_key, closing_minor, closing_date from bank_statements \
                  where institution_id = $1 and bank_id = $2 and account_no = $3 \
@@ -593,7 +593,7 @@ impl Store {
         account: &BankAccount,
         day: NaiveDate,
     ) -> Result<i64> {
-        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+        Ok(on_reader!(self, |pool| sqlx::query_scalar(
             "select count(*) from bank_statements \
              where institution_id = $1 and bank_id = $2 and account_no = $3 and not provisional \
                and (closing_date <= $4 \
@@ -609,7 +609,7 @@ impl Store {
 
     /// Number of bank lines held for an institution (all its accounts).
     pub async fn bank_line_count(&self, institution: &InstitutionId) -> Result<i64> {
-        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+        Ok(on_reader!(self, |pool| sqlx::query_scalar(
             "select count(*) from bank_lines where institution_id = $1"
         )
         .bind(institution.as_str())

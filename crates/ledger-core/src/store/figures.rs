@@ -688,7 +688,7 @@ impl crate::store::Store {
         if institutions.is_empty() {
             return Ok(HashMap::new());
         }
-        let found: Vec<FiguresRow> = on_pool!(self, |pool, dialect| {
+        let found: Vec<FiguresRow> = on_reader!(self, |pool, dialect| {
             sqlx::query_as(&format!(
                 "select {FIGURES_COLUMNS} from institution_figures where institution_id {}",
                 dialect.in_list(1)
@@ -731,7 +731,7 @@ impl crate::store::Store {
              {from} {filter} group by i.currency order by i.currency"
         );
         type TotalsRow = (String, i64, i64, i64, i64, i64, i64);
-        let (found, totals): (Vec<PageRow>, Vec<TotalsRow>) = on_pool!(self, |pool| {
+        let (found, totals): (Vec<PageRow>, Vec<TotalsRow>) = on_reader!(self, |pool| {
             let mut rows = sqlx::query_as(&rows_sql);
             let mut sums = sqlx::query_as(&totals_sql);
             if let Some(p) = &pattern {
@@ -791,7 +791,7 @@ impl crate::store::Store {
              from institution_figures f {filter}"
         );
         let (rows, revisions): (i64, i64) =
-            on_pool!(self, |pool| sqlx::query_as(&sql).fetch_one(pool).await?);
+            on_reader!(self, |pool| sqlx::query_as(&sql).fetch_one(pool).await?);
         Ok(FiguresStamp { rows, revisions })
     }
 

@@ -74,7 +74,7 @@ impl Store {
         &self,
         id: &InstitutionId,
     ) -> Result<(Institution, BalanceSheet)> {
-        let found: Vec<InstitutionAccountRow> = on_pool!(self, |pool| sqlx::query_as(
+        let found: Vec<InstitutionAccountRow> = on_reader!(self, |pool| sqlx::query_as(
             "select i.*, a.account_code, \
                coalesce(a.posted_debits_minor, 0) as posted_debits_minor, \
                coalesce(a.posted_credits_minor, 0) as posted_credits_minor, \
@@ -148,7 +148,7 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let found: Vec<AccountRow> = on_pool!(self, |pool, dialect| {
+        let found: Vec<AccountRow> = on_reader!(self, |pool, dialect| {
             sqlx::query_as(&format!(
                 "select * from accounts where institution_id {} \
                  order by institution_id, account_code",
@@ -164,7 +164,7 @@ impl Store {
     /// Balances as the books stood at instant `at` (by recorded time).
     pub async fn balances_at(&self, id: &InstitutionId, at: DateTime<Utc>) -> Result<BalanceSheet> {
         let institution = self.institution(id).await?;
-        let created_at: DbTime = on_pool!(self, |pool| sqlx::query_scalar(
+        let created_at: DbTime = on_reader!(self, |pool| sqlx::query_scalar(
             "select created_at from institutions where institution_id = $1"
         )
         .bind(id.as_str())
@@ -179,7 +179,7 @@ impl Store {
             .into());
         }
         // Each account's totals after its last posting recorded by `at`.
-        let found: Vec<AccountRow> = on_pool!(self, |pool, dialect| {
+        let found: Vec<AccountRow> = on_reader!(self, |pool, dialect| {
             sqlx::query_as(dialect.balances_at_sql())
                 .bind(id.as_str())
                 .bind(DbTime::from(at))
@@ -260,12 +260,12 @@ impl Store {
         }
         let pool = match self {
             Store::Sqlite(lite) => {
-                return page!(EntryPostingsRow, lite.pool())
+                return page!(EntryPostingsRow, lite.reader())
                     .into_iter()
                     .map(EntryPostingsRow::into_entry)
                     .collect();
             }
-            Store::Postgres(pg) => pg.pool(),
+            Store::Postgres(pg) => pg.reader(),
         };
         let found = page!(EntryRow, pool);
         let Some(last) = found.last() else {
@@ -328,7 +328,7 @@ impl Store {
             within(span, "and", "e.institution_id", 2)
         );
         let before = DbTime::from(before);
-        Ok(on_pool!(self, |pool| bind_span!(
+        Ok(on_reader!(self, |pool| bind_span!(
             sqlx::query_scalar::<_, bool>(&sql).bind(before),
             span
         )
@@ -343,7 +343,7 @@ impl Store {
         after_seq: i64,
         limit: i64,
     ) -> Result<Vec<Entry>> {
-        on_pool!(self, |pool| {
+        on_reader!(self, |pool| {
             let found: Vec<EntryRow> = sqlx::query_as(&format!(
                 "select {ENTRY_COLUMNS} from entries e where e.institution_id = $1 and e.seq > $2 \
                  order by e.seq limit $3"
@@ -376,7 +376,7 @@ impl Store {
         condition: &str,
         since: Option<DbTime>,
     ) -> Result<Vec<Entry>> {
-        on_pool!(self, |pool| {
+        on_reader!(self, |pool| {
             let sql = format!(
                 "select {ENTRY_COLUMNS} from entries e where e.institution_id = $1 and ({condition}) \
                  order by e.seq"
@@ -422,7 +422,7 @@ impl Store {
     /// entry up to it is committed, since entries are chained in seq order
     /// under the chain head's lock.
     pub async fn last_seq(&self, id: &InstitutionId) -> Result<i64> {
-        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+        Ok(on_reader!(self, |pool| sqlx::query_scalar(
             "select cast(coalesce(max(seq), 0) as bigint) from entries where institution_id = $1"
         )
         .bind(id.as_str())
@@ -441,7 +441,7 @@ impl Store {
         // PostgreSQL walks the institution's entries by day from the first
         // one until it meets a seq past the watermark, which is nearly
         // every entry once the history is long.
-        let at: Option<DbTime> = on_pool!(self, |pool| sqlx::query_scalar(
+        let at: Option<DbTime> = on_reader!(self, |pool| sqlx::query_scalar(
             "with since as materialized (select occurred_at from entries \
                where institution_id = $1 and seq > $2) \
              select min(occurred_at) from since"
@@ -468,11 +468,12 @@ impl Store {
              where e.institution_id = $1 and e.occurred_at < $2 \
              group by e.kind, p.side, {ACCOUNT_GROUP}"
         );
-        let sums: Vec<(String, String, String, i64)> = on_pool!(self, |pool| sqlx::query_as(&sql)
-            .bind(id.as_str())
-            .bind(DbTime::from(from.and_utc()))
-            .fetch_all(pool)
-            .await?);
+        let sums: Vec<(String, String, String, i64)> =
+            on_reader!(self, |pool| sqlx::query_as(&sql)
+                .bind(id.as_str())
+                .bind(DbTime::from(from.and_utc()))
+                .fetch_all(pool)
+                .await?);
         for (kind, side, account, amount) in sums {
             add_to(&mut books, &kind, &side, &account, amount)?;
         }
@@ -487,7 +488,7 @@ impl Store {
         after_seq: i64,
         limit: i64,
     ) -> Result<Vec<(i64, i64, Totals)>> {
-        let found: Vec<SnapshotRow> = on_pool!(self, |pool| sqlx::query_as(
+        let found: Vec<SnapshotRow> = on_reader!(self, |pool| sqlx::query_as(
             "select seq, leg, posted_debits_after_minor as posted_debits_minor, \
                posted_credits_after_minor as posted_credits_minor, \
                pending_debits_after_minor as pending_debits_minor, \
@@ -506,7 +507,7 @@ impl Store {
     }
 
     pub(crate) async fn head(&self, id: &InstitutionId) -> Result<ChainHead> {
-        let head: HeadRow = on_pool!(self, |pool| sqlx::query_as(
+        let head: HeadRow = on_reader!(self, |pool| sqlx::query_as(
             "select last_seq, last_hash, last_recorded_at from chain_heads \
              where institution_id = $1"
         )

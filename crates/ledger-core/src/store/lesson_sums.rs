@@ -154,7 +154,7 @@ impl Store {
         );
         let before = DbTime::from(before);
         // Planned afresh for its parameters (see `statement_lines_kept_in`).
-        let found: Vec<SumRow> = on_pool!(self, |pool| bind_span!(
+        let found: Vec<SumRow> = on_reader!(self, |pool| bind_span!(
             sqlx::query_as(&sql).persistent(false).bind(before),
             span
         )

@@ -200,7 +200,7 @@ impl Store {
         institution: &InstitutionId,
         key: &str,
     ) -> Result<Option<String>> {
-        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+        Ok(on_reader!(self, |pool| sqlx::query_scalar(
             "select lesson_id from lessons where institution_id = $1 and request_key = $2"
         )
         .bind(institution.as_str())
@@ -210,7 +210,7 @@ impl Store {
     }
 
     async fn lesson_record(&self, institution: &InstitutionId, id: &str) -> Result<LessonRecord> {
-        let row: Option<LessonRow> = on_pool!(self, |pool| sqlx::query_as(&format!(
+        let row: Option<LessonRow> = on_reader!(self, |pool| sqlx::query_as(&format!(
             "{LESSON_COLUMNS} where institution_id = $1 and lesson_id = $2"
         ))
         .bind(institution.as_str())
@@ -228,7 +228,7 @@ impl Store {
 
     /// One lesson record with its trail.
     pub async fn lesson(&self, institution: &InstitutionId, id: &str) -> Result<Option<Lesson>> {
-        let row: Option<LessonRow> = on_pool!(self, |pool| sqlx::query_as(&format!(
+        let row: Option<LessonRow> = on_reader!(self, |pool| sqlx::query_as(&format!(
             "{LESSON_COLUMNS} where institution_id = $1 and lesson_id = $2"
         ))
         .bind(institution.as_str())
@@ -248,7 +248,7 @@ impl Store {
         enrollment: Option<&EnrollmentId>,
     ) -> Result<Vec<Lesson>> {
         let e = enrollment.map(|e| e.as_str().to_string());
-        let rows: Vec<LessonRow> = on_pool!(self, |pool| sqlx::query_as(&format!(
+        let rows: Vec<LessonRow> = on_reader!(self, |pool| sqlx::query_as(&format!(
             "{LESSON_COLUMNS} where institution_id = $1 and ($2 is null or enrollment_id = $2) \
              order by recorded_at, lesson_id"
         ))
@@ -276,7 +276,7 @@ impl Store {
             within(span, "where", "institution_id", 1)
         );
         let (rows, events): (Vec<LessonRow>, Vec<OfInstitution<LessonEventRow>>) =
-            on_pool!(self, |pool| (
+            on_reader!(self, |pool| (
                 bind_span!(sqlx::query_as(&records_sql), span)
                     .fetch_all(pool)
                     .await?,
@@ -309,7 +309,7 @@ impl Store {
     /// Records nobody has answered yet, of every institution: what the
     /// lessons job deems confirmed once their day has passed.
     pub async fn unanswered_lessons(&self) -> Result<Vec<LessonRecord>> {
-        let rows: Vec<LessonRow> = on_pool!(self, |pool| sqlx::query_as(&format!(
+        let rows: Vec<LessonRow> = on_reader!(self, |pool| sqlx::query_as(&format!(
             "{LESSON_COLUMNS} l where not exists (select 1 from lesson_events e \
                where e.institution_id = l.institution_id and e.lesson_id = l.lesson_id) \
              order by institution_id, recorded_at, lesson_id"
@@ -324,7 +324,7 @@ impl Store {
             return Ok(Vec::new());
         };
         let institution = first.institution_id.clone();
-        let events: Vec<LessonEventRow> = on_pool!(self, |pool| sqlx::query_as(
+        let events: Vec<LessonEventRow> = on_reader!(self, |pool| sqlx::query_as(
             "select lesson_id, cast(seq as bigint) as seq, at, on_day, actor, state, reason \
              from lesson_events where institution_id = $1 order by lesson_id, seq",
         )
@@ -443,7 +443,7 @@ impl Store {
 
     /// Every freeze and lift of the institution, in order.
     pub async fn freezes(&self, institution: &InstitutionId) -> Result<Vec<FreezeRecord>> {
-        let rows: Vec<FreezeRow> = on_pool!(self, |pool| sqlx::query_as(
+        let rows: Vec<FreezeRow> = on_reader!(self, |pool| sqlx::query_as(
             "select cast(seq as bigint) as seq, frozen, reason, actor, at \
              from institution_freezes where institution_id = $1 order by seq",
         )

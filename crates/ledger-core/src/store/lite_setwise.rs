@@ -3,9 +3,9 @@
 //! multi-row `values`, up to [`ROWS`] rows a statement), where statement by
 //! statement a batch paid a dozen statements per entry. SQLite runs in the
 //! process, but each statement still costs a trip to the connection's
-//! thread and a parse; on the embedded default every request of the
-//! service goes through its one connection, so that is the bill. No row
-//! locks: `BEGIN IMMEDIATE` holds the database's one write lock.
+//! thread and a parse; on the embedded default every write of the
+//! service goes through its one writing connection, so that is the bill.
+//! No row locks: `BEGIN IMMEDIATE` holds the database's one write lock.
 
 use sqlx::{Sqlite, SqliteConnection};
 

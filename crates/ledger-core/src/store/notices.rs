@@ -156,13 +156,13 @@ impl Store {
     pub async fn notices(&self) -> Result<Vec<NoticeRecord>> {
         let sql = format!("{NOTICE_COLUMNS} order by issued_at, notice_no");
         let rows: Vec<NoticeRow> =
-            on_pool!(self, |pool| sqlx::query_as(&sql).fetch_all(pool).await?);
+            on_reader!(self, |pool| sqlx::query_as(&sql).fetch_all(pool).await?);
         Ok(rows.into_iter().map(NoticeRecord::from).collect())
     }
 
     pub async fn notice(&self, notice_no: &str) -> Result<Option<NoticeRecord>> {
         let sql = format!("{NOTICE_COLUMNS} where notice_no = $1");
-        let row: Option<NoticeRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let row: Option<NoticeRow> = on_reader!(self, |pool| sqlx::query_as(&sql)
             .bind(notice_no)
             .fetch_optional(pool)
             .await?);
@@ -196,7 +196,7 @@ impl Store {
         let sql = "select notice_no, answer, recorded_by, recorded_at from rectification_answers \
                    order by seq";
         let rows: Vec<(String, String, String, DbTime)> =
-            on_pool!(self, |pool| sqlx::query_as(sql).fetch_all(pool).await?);
+            on_reader!(self, |pool| sqlx::query_as(sql).fetch_all(pool).await?);
         Ok(rows
             .into_iter()
             .map(|(notice_no, answer, recorded_by, at)| NoticeAnswer {
@@ -281,7 +281,7 @@ impl Store {
         let sql = "select jurisdiction, version, institution_id, list, reason, published_by, \
                    published_at from list_changes order by jurisdiction, version";
         let rows: Vec<ListChangeRow> =
-            on_pool!(self, |pool| sqlx::query_as(sql).fetch_all(pool).await?);
+            on_reader!(self, |pool| sqlx::query_as(sql).fetch_all(pool).await?);
         Ok(rows
             .into_iter()
             .map(|r| ListChange {

@@ -117,7 +117,7 @@ impl Store {
     pub async fn officer(&self, login: &str) -> Result<Option<OfficerRecord>> {
         let sql = "select login, name, role, scope_kind, scope_id, created_at \
                    from officer_accounts where login = $1";
-        let row: Option<OfficerRow> = on_pool!(self, |pool| sqlx::query_as(sql)
+        let row: Option<OfficerRow> = on_reader!(self, |pool| sqlx::query_as(sql)
             .bind(login)
             .fetch_optional(pool)
             .await?);
@@ -135,7 +135,7 @@ impl Store {
     pub async fn officer_password(&self, login: &str) -> Result<Option<String>> {
         let sql = "select password_hash from officer_passwords where login = $1 \
                    order by seq desc limit 1";
-        Ok(on_pool!(self, |pool| sqlx::query_scalar(sql)
+        Ok(on_reader!(self, |pool| sqlx::query_scalar(sql)
             .bind(login)
             .fetch_optional(pool)
             .await?))
@@ -163,7 +163,7 @@ impl Store {
         let sql = "select at, succeeded from sign_in_attempts where login = $1 and at >= $2 \
                    order by seq desc";
         let since = DbTime::from(since);
-        let rows: Vec<(DbTime, i32)> = on_pool!(self, |pool| sqlx::query_as(sql)
+        let rows: Vec<(DbTime, i32)> = on_reader!(self, |pool| sqlx::query_as(sql)
             .bind(login)
             .bind(since)
             .fetch_all(pool)
@@ -205,7 +205,7 @@ impl Store {
                    join officer_accounts o on o.login = s.login \
                    left join console_session_ends e on e.session_hash = s.session_hash \
                    where s.session_hash = $1";
-        let row: Option<SessionRow> = on_pool!(self, |pool| sqlx::query_as(sql)
+        let row: Option<SessionRow> = on_reader!(self, |pool| sqlx::query_as(sql)
             .bind(session_hash)
             .fetch_optional(pool)
             .await?);

@@ -153,7 +153,7 @@ impl Store {
              from open_seqs o cross join postings p \
              where p.institution_id = o.institution_id and p.seq = o.seq order by p.seq, p.leg"
         );
-        on_pool!(self, |pool| {
+        on_reader!(self, |pool| {
             let found: Vec<EntryRow> = bind_scope!(sqlx::query_as(&entries), scope)
                 .fetch_all(pool)
                 .await?;
@@ -175,7 +175,7 @@ impl Store {
             "{} select institution_id, seq from open_seqs",
             open_seqs(Scope::Span(span))
         );
-        let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
+        let rows: Vec<(String, i64)> = on_reader!(self, |pool| {
             // Planned afresh for its parameters (see `statement_lines_kept_in`).
             bind_span!(sqlx::query_as(&sql).persistent(false), span)
                 .fetch_all(pool)

@@ -322,7 +322,7 @@ impl Store {
         account_no: &str,
     ) -> Result<Option<Watermark>> {
         type Row = (i64, Option<chrono::NaiveDate>, Option<i64>);
-        let row: Option<Row> = on_pool!(self, |pool| sqlx::query_as(
+        let row: Option<Row> = on_reader!(self, |pool| sqlx::query_as(
             "select entry_seq, chain_through, statements_through from recon_watermarks \
              where institution_id = $1 and bank_id = $2 and account_no = $3"
         )
@@ -359,7 +359,7 @@ impl Store {
              from recon_days where institution_id = $1 and bank_id = $2 and account_no = $3{from_day} \
              order by statement_key, version"
         );
-        let rows: Vec<Row> = on_pool!(self, |pool| {
+        let rows: Vec<Row> = on_reader!(self, |pool| {
             let mut query = sqlx::query_as(&sql)
                 .bind(institution.as_str())
                 .bind(bank)
@@ -403,7 +403,7 @@ impl Store {
             i64,
             String,
         );
-        let rows: Vec<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
+        let rows: Vec<Row> = on_reader!(self, |pool| sqlx::query_as(sql)
             .bind(institution.as_str())
             .fetch_all(pool)
             .await?);
@@ -455,7 +455,7 @@ impl Store {
         let lines_sql = "select statement_key, cast(line_no as bigint) from recon_line_claims \
                          where institution_id = $1 and bank_id = $2 and account_no = $3";
         let entries_sql = "select entry_seq from recon_entry_claims where institution_id = $1";
-        let (lines, entries): (Vec<(String, i64)>, Vec<i64>) = on_pool!(self, |pool| (
+        let (lines, entries): (Vec<(String, i64)>, Vec<i64>) = on_reader!(self, |pool| (
             sqlx::query_as(lines_sql)
                 .bind(id)
                 .bind(bank)
@@ -620,7 +620,7 @@ impl Store {
     ) -> Result<Vec<(String, String, String)>> {
         let sql = "select match_id, pass, explanation from recon_matches \
                    where institution_id = $1 and status = 'suggested' order by match_id";
-        Ok(on_pool!(self, |pool| sqlx::query_as(sql)
+        Ok(on_reader!(self, |pool| sqlx::query_as(sql)
             .bind(institution.as_str())
             .fetch_all(pool)
             .await?))

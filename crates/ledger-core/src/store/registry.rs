@@ -247,7 +247,7 @@ impl Store {
     }
 
     pub async fn institution(&self, id: &InstitutionId) -> Result<Institution> {
-        let row: Option<InstitutionRow> = on_pool!(self, |pool| {
+        let row: Option<InstitutionRow> = on_reader!(self, |pool| {
             sqlx::query_as("select * from institutions where institution_id = $1")
                 .bind(id.as_str())
                 .fetch_optional(pool)
@@ -260,7 +260,7 @@ impl Store {
     }
 
     pub async fn institutions(&self) -> Result<Vec<Institution>> {
-        let found: Vec<InstitutionRow> = on_pool!(self, |pool| {
+        let found: Vec<InstitutionRow> = on_reader!(self, |pool| {
             sqlx::query_as("select * from institutions order by institution_id")
                 .fetch_all(pool)
                 .await?
@@ -270,7 +270,7 @@ impl Store {
 
     /// An institution's enrollments (contracts), by id.
     pub async fn enrollments(&self, id: &InstitutionId) -> Result<Vec<Enrollment>> {
-        let found: Vec<EnrollmentRow> = on_pool!(self, |pool| sqlx::query_as(
+        let found: Vec<EnrollmentRow> = on_reader!(self, |pool| sqlx::query_as(
             "select * from enrollments where institution_id = $1 order by enrollment_id",
         )
         .bind(id.as_str())
@@ -287,7 +287,7 @@ impl Store {
             within(span, "where", "institution_id", 1)
         );
         let found: Vec<EnrollmentRow> =
-            on_pool!(self, |pool| bind_span!(sqlx::query_as(&sql), span)
+            on_reader!(self, |pool| bind_span!(sqlx::query_as(&sql), span)
                 .fetch_all(pool)
                 .await?);
         rows::convert(found)

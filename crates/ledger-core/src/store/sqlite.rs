@@ -1,6 +1,8 @@
 //! The SQLite dialect: the embedded default. Only what SQLite does its own
 //! way lives here: connecting (one connection writes: SQLite allows one
-//! writer, a second would only wait; batches run inside `BEGIN IMMEDIATE`),
+//! writer, a second would only wait; batches run inside `BEGIN IMMEDIATE`;
+//! reads have read-only connections of their own, WAL lets them run beside
+//! the writer),
 //! taking turns at migrating one file, key sets bound as JSON (`json_each`;
 //! SQLite has no arrays), and a batch written set-wise with multi-row
 //! `values` (`lite_setwise.rs`); every other query is written once for
@@ -184,6 +186,10 @@ fn json(value: &impl serde::Serialize) -> String {
 /// Rows the connection's thread may read ahead of their reader.
 const ROW_CHANNEL: usize = 1024;
 
+/// Read-only connections beside the writer: enough that a long scan and a
+/// page of the console leave room for the service's lookups.
+const READERS: u32 = 4;
+
 /// An exclusive lock on a file beside the database (`<db>-migrate.lock`),
 /// held until the returned file is dropped: how processes opening one
 /// database file take turns at creating and migrating it.
@@ -331,12 +337,19 @@ impl SqliteStore {
         };
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        Ok(SqliteStore {
-            pooled: Pooled::new(pool, clock),
-            file,
-        })
+        let mut pooled = Pooled::new(pool, clock);
+        // WAL lets readers work beside the writer, each on the last commit
+        // it saw. An in-memory database is private to its connection:
+        // there the one connection reads too.
+        if file.is_some() {
+            let readers = SqlitePoolOptions::new()
+                .max_connections(READERS)
+                .connect_lazy_with(options.pragma("query_only", "ON"));
+            pooled = pooled.with_readers(readers);
+        }
+        Ok(SqliteStore { pooled, file })
     }
 
     /// Applies the migrations this build knows. SQLite has no advisory

@@ -216,13 +216,13 @@ impl Store {
     pub async fn subscriptions(&self) -> Result<Vec<Subscription>> {
         let sql = format!("{SUBSCRIPTION_COLUMNS} order by created_at, subscription_id");
         let rows: Vec<SubscriptionRow> =
-            on_pool!(self, |pool| sqlx::query_as(&sql).fetch_all(pool).await?);
+            on_reader!(self, |pool| sqlx::query_as(&sql).fetch_all(pool).await?);
         crate::store::rows::convert(rows)
     }
 
     /// Up to where a subscription's events are queued.
     pub async fn subscription_scanned_to(&self, id: &str) -> Result<Option<DateTime<Utc>>> {
-        let at: Option<DbTime> = on_pool!(self, |pool| sqlx::query_scalar(
+        let at: Option<DbTime> = on_reader!(self, |pool| sqlx::query_scalar(
             "select scanned_to from webhook_subscriptions where subscription_id = $1"
         )
         .bind(id)
@@ -240,7 +240,7 @@ impl Store {
         let (from, to) = (DbTime::from(from), DbTime::from(to));
         let mut out = Vec::new();
         for (kind, sql) in EVENT_SOURCES {
-            let rows: Vec<EventRow> = on_pool!(self, |pool| sqlx::query_as(sql)
+            let rows: Vec<EventRow> = on_reader!(self, |pool| sqlx::query_as(sql)
                 .bind(from)
                 .bind(to)
                 .fetch_all(pool)
@@ -384,7 +384,7 @@ impl Store {
             "select {DELIVERY_COLUMNS} from webhook_deliveries where subscription_id = $1 \
              order by occurred_at desc, event_id"
         );
-        let rows: Vec<DeliveryRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<DeliveryRow> = on_reader!(self, |pool| sqlx::query_as(&sql)
             .bind(subscription)
             .fetch_all(pool)
             .await?);
@@ -397,7 +397,7 @@ impl Store {
                 #[sqlx(flatten)]
                 attempt: AttemptRow,
             }
-            let rows: Vec<Row> = on_pool!(self, |pool| sqlx::query_as(
+            let rows: Vec<Row> = on_reader!(self, |pool| sqlx::query_as(
                 "select institution_id, event_id, cast(attempt as bigint) as attempt, at, \
                    cast(status as bigint) as status, error, replayed_by \
                  from webhook_attempts where subscription_id = $1 order by attempt"

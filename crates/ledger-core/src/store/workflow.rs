@@ -219,7 +219,7 @@ impl Store {
     }
 
     pub async fn refund(&self, institution: &InstitutionId, id: &str) -> Result<Option<Refund>> {
-        let row: Option<RefundRow> = on_pool!(self, |pool| sqlx::query_as(&format!(
+        let row: Option<RefundRow> = on_reader!(self, |pool| sqlx::query_as(&format!(
             "{REFUND_COLUMNS} where institution_id = $1 and refund_id = $2"
         ))
         .bind(institution.as_str())
@@ -231,7 +231,7 @@ impl Store {
 
     /// A refund by its id alone (ids are unique across institutions).
     pub async fn refund_by_id(&self, id: &str) -> Result<Option<Refund>> {
-        let row: Option<RefundRow> = on_pool!(self, |pool| sqlx::query_as(&format!(
+        let row: Option<RefundRow> = on_reader!(self, |pool| sqlx::query_as(&format!(
             "{REFUND_COLUMNS} where refund_id = $1"
         ))
         .bind(id)
@@ -252,7 +252,7 @@ impl Store {
         );
         let i = institution.map(|i| i.as_str().to_string());
         let st = state.map(|s| s.code());
-        let rows: Vec<RefundRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<RefundRow> = on_reader!(self, |pool| sqlx::query_as(&sql)
             .bind(i)
             .bind(st)
             .fetch_all(pool)
@@ -266,7 +266,7 @@ impl Store {
             "{REFUND_COLUMNS}{} order by requested_on, institution_id, refund_id",
             within(span, "where", "institution_id", 1)
         );
-        let rows: Vec<RefundRow> = on_pool!(self, |pool| bind_span!(sqlx::query_as(&sql), span)
+        let rows: Vec<RefundRow> = on_reader!(self, |pool| bind_span!(sqlx::query_as(&sql), span)
             .fetch_all(pool)
             .await?);
         crate::store::rows::convert(rows)
@@ -324,7 +324,7 @@ impl Store {
         institution: &InstitutionId,
         id: &str,
     ) -> Result<Vec<RefundEvent>> {
-        let rows: Vec<RefundEventRow> = on_pool!(self, |pool| sqlx::query_as(
+        let rows: Vec<RefundEventRow> = on_reader!(self, |pool| sqlx::query_as(
             "select cast(seq as bigint) as seq, at, actor, state, detail from refund_events \
              where institution_id = $1 and refund_id = $2 order by seq",
         )
@@ -462,7 +462,7 @@ impl Store {
     pub async fn payee(&self, institution: &InstitutionId) -> Result<Option<Payee>> {
         let sql = "select name, account, bank from institution_payees where institution_id = $1 \
                    order by version desc limit 1";
-        let row: Option<(String, String, String)> = on_pool!(self, |pool| sqlx::query_as(sql)
+        let row: Option<(String, String, String)> = on_reader!(self, |pool| sqlx::query_as(sql)
             .bind(institution.as_str())
             .fetch_optional(pool)
             .await?);
@@ -486,7 +486,7 @@ impl Store {
                      on e.institution_id = p.institution_id and e.seq = p.seq \
                    where e.institution_id = $1 and e.client_id = $2 and p.side = 'C' \
                      and p.account_code in ('escrow_cash', 'deposit_cash')";
-        Ok(on_pool!(self, |pool| sqlx::query_scalar(sql)
+        Ok(on_reader!(self, |pool| sqlx::query_scalar(sql)
             .bind(institution.as_str())
             .bind(client_id)
             .fetch_optional(pool)
@@ -558,7 +558,7 @@ impl Store {
     ) -> Result<Vec<(i64, String, NaiveDate, Option<String>, String)>> {
         let sql = "select cast(seq as bigint), kind, occurred_on, note, recorded_by \
                    from institution_events where institution_id = $1 order by seq";
-        Ok(on_pool!(self, |pool| sqlx::query_as(sql)
+        Ok(on_reader!(self, |pool| sqlx::query_as(sql)
             .bind(institution.as_str())
             .fetch_all(pool)
             .await?))
@@ -585,7 +585,7 @@ impl Store {
     /// Outbox items, of one institution or all, by instruction id.
     pub async fn outbox(&self, institution: Option<&InstitutionId>) -> Result<Vec<OutboxItem>> {
         let i = institution.map(|i| i.as_str().to_string());
-        let rows: Vec<OutboxRow> = on_pool!(self, |pool| sqlx::query_as(&format!(
+        let rows: Vec<OutboxRow> = on_reader!(self, |pool| sqlx::query_as(&format!(
             "select {OUTBOX_FIELDS} from outbox where ($1 is null or institution_id = $1) \
              order by institution_id, instruction_id"
         ))
