@@ -129,9 +129,12 @@ pub async fn records_in(
     let slot = |id: &str| wanted.get(id).copied();
     // The banks' statements first, without their lines: how far back the
     // windows reach depends on the latest statement of each account.
-    let registered = store.account_registrations(span).await?;
-    let mut balances = store.statement_balances_in(span).await?;
-    for account in store.supervised_accounts_in(span).await? {
+    let (registered, mut balances, accounts) = tokio::try_join!(
+        store.account_registrations(span),
+        store.statement_balances_in(span),
+        store.supervised_accounts_in(span),
+    )?;
+    for account in accounts {
         if let Some(n) = slot(account.institution.as_str()) {
             let key = account_key(&account);
             records[n].accounts.push(AccountRecords {
@@ -207,10 +210,28 @@ pub async fn records_in(
     if windows_from.is_some() && records.iter().any(|r| recorded_after(r, as_of)) {
         read_every_line(store, span, &mut records).await?;
     }
-    // The sums after the entries: a lesson booked late, between the two
-    // reads, is then in the sums and not in the entries, never in neither.
-    if let Some(before) = lessons_from {
-        for (institution, summed) in store.lessons_summed_in(span, before).await? {
+    // The rest at once, each read on a connection of its own (SQLite's
+    // readers, PostgreSQL's pool): none depends on another, and all come
+    // after the entries. The sums after the entries: a lesson booked late,
+    // between the two reads, is then in the sums and not in the entries,
+    // never in neither.
+    let summed = async {
+        match lessons_from {
+            Some(before) => store.lessons_summed_in(span, before).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let (summed, enrollments, mut trails, refunds, events, lessons, approvals) = tokio::try_join!(
+        summed,
+        store.enrollments_in(span),
+        store.refund_trails_in(span),
+        store.refunds_in(span),
+        store.events_in(span),
+        store.lessons_in(span),
+        store.approvals_in(span),
+    )?;
+    if let Some(summed) = summed {
+        for (institution, summed) in summed {
             if let Some(n) = slot(institution.as_str()) {
                 records[n].lessons_summed.push(summed);
             }
@@ -220,13 +241,12 @@ pub async fn records_in(
                 .sort_by(|a, b| a.enrollment.cmp(&b.enrollment));
         }
     }
-    for e in store.enrollments_in(span).await? {
+    for e in enrollments {
         if let Some(n) = slot(e.institution.as_str()) {
             records[n].enrollments.push(e);
         }
     }
-    let mut trails = store.refund_trails_in(span).await?;
-    for r in store.refunds_in(span).await? {
+    for r in refunds {
         if let Some(n) = slot(r.institution.as_str()) {
             let trail = trails
                 .remove(&(r.institution.to_string(), r.id.to_string()))
@@ -234,17 +254,17 @@ pub async fn records_in(
             records[n].refunds.push((r, trail));
         }
     }
-    for (institution, events) in store.events_in(span).await? {
+    for (institution, events) in events {
         if let Some(n) = slot(&institution) {
             records[n].events = risk_events(&events);
         }
     }
-    for (institution, lessons) in store.lessons_in(span).await? {
+    for (institution, lessons) in lessons {
         if let Some(n) = slot(&institution) {
             records[n].lessons = lessons;
         }
     }
-    for a in store.approvals_in(span).await? {
+    for a in approvals {
         let Some(n) = a.institution.as_ref().and_then(|i| slot(i.as_str())) else {
             continue;
         };
@@ -300,6 +320,10 @@ pub fn snapshot(records: &Records, as_of: NaiveDate) -> AppResult<RiskInput> {
     })
 }
 
+/// Institutions whose records a scan one at a time reads at once: as
+/// many as SQLite has readers.
+const READ_AT_ONCE: usize = 4;
+
 /// Beyond this many institutions a scan loads set-wise: one query per kind
 /// of record for a span of institutions instead of one per kind for each.
 pub const SET_WISE_FROM: usize = 50;
@@ -318,7 +342,8 @@ pub enum Loading {
 }
 
 /// Every institution in `scope` (and below it) evaluated as of a day,
-/// riskiest first: one at a time for a few, streamed beyond.
+/// riskiest first: a few institutions read at once for a few dozen,
+/// streamed beyond.
 pub async fn assess(
     store: &Store,
     scope: &JurisdictionCode,
@@ -354,12 +379,20 @@ pub async fn assess_loaded(
 ) -> AppResult<Vec<Assessment>> {
     let records = match loading {
         Loading::SetWise => records_all(store, institutions, as_of, reading).await?,
+        // A few institutions at once, each read on connections of its own
+        // (SQLite's readers, PostgreSQL's pool), kept in their order.
         Loading::PerInstitution => {
-            let mut records = Vec::with_capacity(institutions.len());
-            for institution in &institutions {
-                records.push(records_of(store, institution, as_of, reading).await?);
-            }
-            records
+            use futures_util::{StreamExt, TryStreamExt};
+            // The futures made first: a stream that maps borrowed
+            // institutions makes a future the spawned jobs cannot prove Send.
+            let reads: Vec<_> = institutions
+                .iter()
+                .map(|institution| records_of(store, institution, as_of, reading))
+                .collect();
+            futures_util::stream::iter(reads)
+                .buffered(READ_AT_ONCE)
+                .try_collect()
+                .await?
         }
     };
     let mut pending = Pending::new();
