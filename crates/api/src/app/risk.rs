@@ -320,8 +320,8 @@ pub fn snapshot(records: &Records, as_of: NaiveDate) -> AppResult<RiskInput> {
     })
 }
 
-/// Institutions whose records a scan one at a time reads at once: as
-/// many as SQLite has readers.
+/// Institutions a scan of a few dozen (each institution its own span)
+/// reads at once: as many as SQLite has readers.
 const READ_AT_ONCE: usize = 4;
 
 /// Beyond this many institutions a scan loads set-wise: one query per kind
