@@ -90,6 +90,9 @@ async fn kept_matches_assess_as_the_whole_history(url: &str) {
     ];
     options.windows = Some((7, 14));
     options.check_reads = true;
+    // The families confirm lessons, so that records of every age (and
+    // disputes upheld) are read too.
+    options.families_confirm = true;
     let (store, clock) = simulate::open(url, &options).await.unwrap();
     let report = simulate::run(&store, &clock, &options).await.unwrap();
     let checked = report.reads_checked;
@@ -102,6 +105,7 @@ async fn kept_matches_assess_as_the_whole_history(url: &str) {
         "{url}: {checked:?}"
     );
     assert!(checked.lines_left_out > 1_000, "{url}: {checked:?}");
+    assert!(checked.lesson_records_left_out > 200, "{url}: {checked:?}");
     // The run-offs were there to be told apart: red on some day.
     assert!(
         report.runoffs().all(|s| s.watch.first_red.is_some()),

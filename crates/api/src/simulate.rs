@@ -110,12 +110,21 @@ pub struct Options {
     pub seasons: bool,
     /// The county's recent and baseline windows in days, when not the
     /// national defaults (30 and 90): narrowed, the daily scan's windowed
-    /// read leaves most of a short run's history in the database.
+    /// read leaves most of a short run's history in the database (the
+    /// families' answer window is then 3 working days, not 15).
     pub windows: Option<(u32, u32)>,
     /// Each day, after the scan, every institution's records are read
     /// whole and windowed (`Reading`) and must assess the same; a
     /// difference stops the run with the institution and the day.
     pub check_reads: bool,
+    /// Lessons go through the families' confirmation (`app::lessons`):
+    /// the school records each and the family confirms it the same day,
+    /// which posts its entry; one record in 25 is an hour the school did
+    /// not give, disputed by the family at once and upheld by an officer
+    /// two weeks later. A package sold that day has its lessons posted
+    /// directly (its payment is in the day's batch, after them). Off, the
+    /// lessons are posted directly, in the day's batch.
+    pub families_confirm: bool,
 }
 
 impl Options {
@@ -130,6 +139,7 @@ impl Options {
             seasons: true,
             windows: None,
             check_reads: false,
+            families_confirm: false,
         }
     }
 
@@ -216,6 +226,9 @@ pub struct ReadsChecked {
     /// Bank lines (end-of-day) the whole reads held and the windowed ones
     /// left in the database.
     pub lines_left_out: u64,
+    /// Lesson records the whole reads listed and the windowed ones summed
+    /// at rest in the database.
+    pub lesson_records_left_out: u64,
 }
 
 impl Report {
@@ -404,6 +417,9 @@ struct Sim {
     counter: u64,
     collections_30d: VecDeque<(NaiveDate, i64)>,
     deposit: i64,
+    /// Disputed records of hours not given: the record, its enrollment and
+    /// the day an officer upholds it (`Options::families_confirm`).
+    phantoms: Vec<(String, EnrollmentId, NaiveDate)>,
 }
 
 fn at(day: NaiveDate, hour: u32) -> DateTime<Utc> {
@@ -521,6 +537,9 @@ pub async fn run(store: &Store, clock: &Clock, options: &Options) -> anyhow::Res
                 amount_cap_applies_to_subject: Some(true),
                 lookback_days: options.windows.map(|w| w.0),
                 baseline_days: options.windows.map(|w| w.1),
+                // Narrowed windows narrow the families' answer window too:
+                // a record comes to rest once due (`confirmations::at_rest`).
+                lesson_confirm_working_days: options.windows.map(|_| 3),
                 ..Default::default()
             },
         },
@@ -612,6 +631,7 @@ pub async fn run(store: &Store, clock: &Clock, options: &Options) -> anyhow::Res
             counter: 0,
             collections_30d: VecDeque::new(),
             deposit: 0,
+            phantoms: Vec::new(),
         });
     }
 
@@ -622,7 +642,7 @@ pub async fn run(store: &Store, clock: &Clock, options: &Options) -> anyhow::Res
         let day = options.start + Duration::days(i64::from(offset));
         clock.set(at(day, 7));
         for sim in sims.iter_mut() {
-            live_one_day(store, sim, day, options.seasons, &mut rng).await?;
+            live_one_day(store, sim, day, options, &mut rng).await?;
         }
         clock.set(at(day, 20));
         for sim in sims.iter_mut() {
@@ -734,6 +754,8 @@ async fn check_reads(
         checked.with_kept_matches += 1;
     }
     checked.lines_left_out += lines(&whole).saturating_sub(lines(&windowed));
+    checked.lesson_records_left_out +=
+        (whole.lessons.len() as u64).saturating_sub(windowed.lessons.len() as u64);
     Ok(())
 }
 
@@ -743,9 +765,11 @@ async fn live_one_day(
     store: &Store,
     sim: &mut Sim,
     day: NaiveDate,
-    seasons: bool,
+    options: &Options,
     rng: &mut SmallRng,
 ) -> anyhow::Result<()> {
+    let seasons = options.seasons;
+    let sold_before_today = sim.enrollments.len();
     let mut requests = Vec::new();
     let p = sim.pattern;
     let running = p.is_some() && day >= sim.onset;
@@ -906,17 +930,25 @@ async fn live_one_day(
             lessons.push((k, hours));
         }
     }
+    if options.families_confirm {
+        uphold_phantoms_due(store, sim, day).await?;
+    }
     for (k, hours) in lessons {
         let s = &mut sim.enrollments[k];
         let earned = s.e.earned_after(s.consumed + hours) - s.e.earned_after(s.consumed);
         s.consumed += hours;
-        let command = Command::ConsumeLessons {
-            enrollment: s.e.id.clone(),
-            hours,
-        };
+        let (id, left) = (s.e.id.clone(), s.e.hours_bought - s.consumed);
         if s.spend == Spend::Escrow {
             sim.releasable += earned;
         }
+        if options.families_confirm && k < sold_before_today {
+            confirmed_by_family(store, sim, &id, hours, left, day, rng).await?;
+            continue;
+        }
+        let command = Command::ConsumeLessons {
+            enrollment: id,
+            hours,
+        };
         let r = sim.request(day, 18, "lesson", command);
         requests.push(r);
     }
@@ -1052,6 +1084,90 @@ async fn live_one_day(
 
     if !requests.is_empty() {
         crate::app::books::record_batch(store, requests).await?;
+    }
+    Ok(())
+}
+
+/// A lesson through the families' confirmation (`Options::families_confirm`):
+/// recorded by the school and confirmed by the family, which posts it; now
+/// and then an hour not given recorded beside it and disputed at once.
+async fn confirmed_by_family(
+    store: &Store,
+    sim: &mut Sim,
+    enrollment: &EnrollmentId,
+    hours: u32,
+    hours_left: u32,
+    day: NaiveDate,
+    rng: &mut SmallRng,
+) -> anyhow::Result<()> {
+    use crate::app::lessons::{answer, record, LessonAsk};
+    use ledger_core::domain::lessons::LessonStep;
+    let institution = &sim.institution;
+    let ask = |hours: u32| LessonAsk {
+        enrollment: enrollment.to_string(),
+        hours: i64::from(hours),
+        occurred_on: day,
+    };
+    let given = record(store, institution, ask(hours), "school", None, day).await?;
+    let id = &given.record.id;
+    let answered = answer(
+        store,
+        institution,
+        id,
+        LessonStep::Confirm,
+        "family",
+        None,
+        day,
+    )
+    .await?;
+    if let Some(why) = answered.not_posted {
+        anyhow::bail!(
+            "{}: lesson {id} confirmed but not posted: {why}",
+            institution.id
+        );
+    }
+    // The record disputed waits two weeks for its officer, counted against
+    // the hours left meanwhile: one at a time, and only with more hours
+    // left than two weeks of lessons can take (two a week, four hours at
+    // most each).
+    let disputed = sim.phantoms.iter().any(|(_, e, _)| e == enrollment);
+    if hours_left >= 18 && !disputed && rng.gen_range(0..25) == 0 {
+        let phantom = record(store, institution, ask(1), "school", None, day).await?;
+        let id = phantom.record.id;
+        let reason = Some("no lesson that day");
+        answer(
+            store,
+            institution,
+            &id,
+            LessonStep::Dispute,
+            "family",
+            reason,
+            day,
+        )
+        .await?;
+        sim.phantoms
+            .push((id, enrollment.clone(), day + Duration::days(14)));
+    }
+    Ok(())
+}
+
+/// An officer upholds the disputes due: the hours were not given.
+async fn uphold_phantoms_due(store: &Store, sim: &mut Sim, day: NaiveDate) -> anyhow::Result<()> {
+    use ledger_core::domain::lessons::LessonStep;
+    let (due, later): (Vec<_>, Vec<_>) = sim.phantoms.drain(..).partition(|(_, _, on)| *on <= day);
+    sim.phantoms = later;
+    let reason = Some("the school showed no register for the day");
+    for (id, ..) in due {
+        crate::app::lessons::answer(
+            store,
+            &sim.institution,
+            &id,
+            LessonStep::Uphold,
+            "officer",
+            reason,
+            day,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -201,7 +201,7 @@ pub use figures::{
 pub use group::{EachOutcome, Flush, KeepWith};
 pub use hosts::{mask_password, with_encoded_password};
 pub use lesson_sums::KeptLessonSums;
-pub use lessons::{FreezeRecord, NewLesson};
+pub use lessons::{FreezeRecord, LessonsRead, NewLesson};
 pub use notices::{ListChange, NewNotice, NoticeAnswer, NoticeRecord};
 pub use officers::{OfficerRecord, SessionRecord};
 pub use open_transfers::KeptOpenTransfers;

@@ -3,7 +3,7 @@
 //! first day its evidence allows, at the right severity, alone, and not the
 //! day before.
 
-use chrono::{Days, NaiveDate};
+use chrono::{Datelike, Days, NaiveDate};
 use ledger_core::domain::feeds::AccountKind;
 use ledger_core::domain::ids::{ClientId, EnrollmentId, InstitutionId, JurisdictionCode};
 use ledger_core::domain::money::Currency;
@@ -232,6 +232,7 @@ fn steady_confirmations() -> ConfirmationFacts {
             .collect(),
         enrollments: vec![timetabled()],
         release_asks: vec![],
+        at_rest: vec![],
     }
 }
 
@@ -1093,18 +1094,25 @@ fn sales_collected_outside_escrow_are_expected_in_deposit_mode() {
     assert!(a.signals.is_empty(), "{}", describe(&a));
 }
 
-#[test]
-fn a_county_rule_pack_moves_the_deadline_and_is_named_on_the_signal() {
+/// The county of [`healthy`] and its own rule pack (version 2, in force
+/// all year) with `params`.
+fn county_pack(params: RuleParams) -> (JurisdictionCode, [RulePack; 1]) {
     let county = JurisdictionCode::parse("410922").unwrap();
-    let packs = [RulePack {
+    let pack = RulePack {
         jurisdiction: county.clone(),
         version: 2,
         effective_from: d("2026-01-01"),
-        params: RuleParams {
-            refund_answer_working_days: Some(7),
-            ..Default::default()
-        },
-    }];
+        params,
+    };
+    (county, [pack])
+}
+
+#[test]
+fn a_county_rule_pack_moves_the_deadline_and_is_named_on_the_signal() {
+    let (county, packs) = county_pack(RuleParams {
+        refund_answer_working_days: Some(7),
+        ..Default::default()
+    });
     let request = RefundRequest {
         enrollment: EnrollmentId::parse("E-3").unwrap(),
         amount_minor: 250_000,
@@ -1387,4 +1395,103 @@ fn a_delivery_stall_fires_exactly_at_half_the_baseline_pace() {
     }
     check(false, true);
     check(true, false);
+}
+
+/// Lesson records at rest (`confirmations::at_rest`: recorded, due and
+/// settled for good before a day no later than the windows' start) summed
+/// per enrollment, instead of listed, change nothing the engine says, on
+/// any day: half a year of records of every fate (confirmed late or soon,
+/// deemed, disputes upheld, rejected, decided two months on or still open,
+/// never answered; some due 40 days on), a
+/// July recorded three hours a day against a timetable of one (lessons
+/// ahead of the timetable, for weeks), windows narrowed to 7 and 14 days
+/// so that most records come to rest, and the day they rest from moved
+/// back by up to nine days (a scan of many institutions reads from the
+/// earliest any of them needs).
+#[test]
+fn lesson_records_at_rest_summed_assess_as_every_record_listed() {
+    use ledger_core::domain::risk::confirmations::split_at_rest;
+    use ledger_core::domain::risk::snapshot::lessons_windows_from;
+    let (county, packs) = county_pack(RuleParams {
+        lookback_days: Some(7),
+        baseline_days: Some(14),
+        // The rates judged on the few records a week holds.
+        confirmation_min_records: Some(3),
+        ..Default::default()
+    });
+    // A fixed sequence of fates (a linear congruential walk, no seed to
+    // forget).
+    let mut roll = 17u64;
+    let mut next_roll = move || {
+        roll = (roll * 1_103_515_245 + 12_345) % 2_147_483_648;
+        roll % 100
+    };
+    use LessonState::*;
+    let records: Vec<Lesson> = days_from("2026-07-01", d("2026-12-31"))
+        .enumerate()
+        .map(|(n, day)| {
+            let hours = if day.month0() == 6 {
+                3
+            } else {
+                1 + u32::from(n % 9 == 0)
+            };
+            let after = |k: u64| day.checked_add_days(Days::new(k)).unwrap();
+            let fate = next_roll();
+            let steps: Vec<(LessonState, NaiveDate)> = match fate {
+                0..=69 => vec![(Confirmed, after(fate % 6))],
+                70..=79 => vec![(DeemedConfirmed, after(11))],
+                80..=87 => vec![(Disputed, after(2)), (Upheld, after(9))],
+                88..=92 => vec![(Disputed, after(2)), (DisputeRejected, after(6))],
+                93..=95 => vec![(Disputed, after(2))],
+                96..=98 => vec![(Disputed, after(2)), (Upheld, after(60))],
+                _ => vec![],
+            };
+            let mut l = lesson(n + 1, day, hours, &steps);
+            // A county with a long answer window: due well after the family
+            // answered.
+            if n % 7 == 3 {
+                l.record.answer_by = after(40);
+            }
+            l
+        })
+        .collect();
+    let (mut days_with_rest, mut ahead_with_rest) = (0, 0);
+    for as_of in days_from("2026-08-01", d("2026-12-31")) {
+        let mut whole = healthy(as_of);
+        whole.rules = resolve(
+            &[JurisdictionCode::national(), county.clone()],
+            &packs,
+            as_of,
+        );
+        whole.confirmations.lessons = records.clone();
+        let back = u64::from(as_of.ordinal() % 10);
+        let from = lessons_windows_from(&whole.rules, as_of)
+            .and_then(|d| d.checked_sub_days(Days::new(back)))
+            .unwrap();
+        let mut summed = whole.clone();
+        let (listed, at_rest) = split_at_rest(records.clone(), from);
+        summed.confirmations.lessons = listed;
+        summed.confirmations.at_rest = at_rest;
+        let a = evaluate(&whole);
+        assert_eq!(a, evaluate(&summed), "{as_of}, at rest before {from}");
+        if !summed.confirmations.at_rest.is_empty() {
+            days_with_rest += 1;
+            if a.signals
+                .iter()
+                .any(|s| s.kind == SignalKind::LessonsAheadOfTimetable)
+            {
+                ahead_with_rest += 1;
+            }
+        }
+    }
+    // The comparison meant something: records were at rest on most days,
+    // and on some of them their hours were what put the enrollment ahead.
+    assert!(
+        days_with_rest > 100,
+        "{days_with_rest} days with records at rest"
+    );
+    assert!(
+        ahead_with_rest > 5,
+        "{ahead_with_rest} days ahead with records at rest"
+    );
 }

@@ -33,6 +33,7 @@ contract!(
     lessons_before_a_day_are_read_summed_as_the_domain_sums_them,
     kept_lesson_sums_read_as_the_sums_of_every_lesson_booked_late_or_not,
     a_read_in_progress_neither_holds_up_a_write_nor_sees_it,
+    lesson_records_at_rest_are_read_summed_as_the_domain_splits_them,
 );
 
 async fn payments_lessons_and_releases_move_money_through_the_books(db: &TestDb) {
@@ -927,6 +928,7 @@ fn entries_only(
         lessons: vec![],
         release_asks: vec![],
         lessons_summed: vec![],
+        lessons_at_rest: vec![],
         open_entries: None,
     }
 }
@@ -1246,4 +1248,90 @@ async fn a_read_in_progress_neither_holds_up_a_write_nor_sees_it(db: &TestDb) {
     );
     assert_eq!(s.entries(&iid("I1"), 0, 10).await.unwrap().len(), 2);
     assert!(s.verify().await.unwrap().ok());
+}
+
+/// The risk scan's read of the families' lesson records leaves those at
+/// rest in the database, summed per enrollment (`Store::lessons_in` with a
+/// day): on both dialects, for every day they may rest from, it lists and
+/// sums exactly what the domain's split of every record does
+/// (`confirmations::split_at_rest`, the reference the risk tests hold to
+/// the whole read), for one institution's span and for all.
+async fn lesson_records_at_rest_are_read_summed_as_the_domain_splits_them(db: &TestDb) {
+    use chrono::{Days, NaiveDate};
+    use ledger_core::domain::lessons::LessonState::{self, *};
+    use ledger_core::domain::risk::confirmations::split_at_rest;
+    use ledger_core::store::{IdSpan, NewLesson};
+    let s = &db.store;
+    seeded(s).await;
+    let start = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    let day = |n: u64| start.checked_add_days(Days::new(n)).unwrap();
+    for n in 0..42u64 {
+        db.clock
+            .set(day(n).and_hms_opt(10, 0, 0).unwrap().and_utc());
+        let due = day(n + if n % 7 == 3 { 30 } else { 5 });
+        let record = s
+            .record_lesson(
+                &NewLesson {
+                    institution: iid("I1"),
+                    enrollment: eid(if n % 2 == 0 { "E1" } else { "E2" }),
+                    hours: 1 + (n % 3) as u32,
+                    occurred_on: day(n),
+                    recorded_by: "school".into(),
+                    answer_by: due,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let steps: Vec<(LessonState, NaiveDate)> = match n % 6 {
+            0 => vec![(Confirmed, day(n))],
+            1 => vec![(Confirmed, day(n + 3))],
+            2 => vec![(Disputed, day(n + 1)), (Upheld, day(n + 20))],
+            3 => vec![(Disputed, day(n + 1))],
+            4 => vec![],
+            _ => vec![(DeemedConfirmed, due.succ_opt().unwrap())],
+        };
+        for (k, (state, on)) in steps.into_iter().enumerate() {
+            assert!(s
+                .append_lesson_event(
+                    &iid("I1"),
+                    &record.id,
+                    k as i64,
+                    state,
+                    "family",
+                    Some("why"),
+                    on
+                )
+                .await
+                .unwrap());
+        }
+    }
+    let every = s.lessons_in(None, None).await.unwrap();
+    assert!(every["I1"].at_rest.is_empty());
+    assert_eq!(every["I1"].listed.len(), 42);
+    let (mut listed_and_summed, mut upheld_left_out) = (0, false);
+    for n in 0..90 {
+        let from = day(n);
+        let (listed, at_rest) = split_at_rest(every["I1"].listed.clone(), from);
+        for span in [None, Some(IdSpan::one(&iid("I1")))] {
+            let read = s.lessons_in(span, Some(from)).await.unwrap();
+            let read = read.get("I1").cloned().unwrap_or_default();
+            assert_eq!(read.listed, listed, "listed, at rest from {from}");
+            assert_eq!(read.at_rest, at_rest, "summed, at rest from {from}");
+        }
+        if !listed.is_empty() && !at_rest.is_empty() {
+            listed_and_summed += 1;
+        }
+        let recorded: u64 = every["I1"]
+            .listed
+            .iter()
+            .filter(|l| ledger_core::domain::risk::confirmations::at_rest(l, from))
+            .map(|l| u64::from(l.record.hours))
+            .sum();
+        upheld_left_out |= at_rest.iter().map(|r| r.hours).sum::<u64>() < recorded;
+    }
+    // Days on which the read both listed and summed, and sums that left an
+    // upheld dispute's hours out: the comparison held something.
+    assert!(listed_and_summed > 30, "{listed_and_summed}");
+    assert!(upheld_left_out);
 }

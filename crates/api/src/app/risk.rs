@@ -86,7 +86,11 @@ pub enum Reading {
     ///   from that day, and those of statements holding a line no kept
     ///   match claims, are read; the matcher runs on what is left open.
     ///   When anything is dated after the day assessed (a past day), the
-    ///   lines are read whole and matched afresh as of that day.
+    ///   lines are read whole and matched afresh as of that day;
+    /// - the families' lesson records at rest before that day (recorded,
+    ///   due and every step taken before it: `confirmations::at_rest`)
+    ///   summed per enrollment by the database, the rest listed with their
+    ///   trails.
     Windowed,
 }
 
@@ -123,6 +127,7 @@ pub async fn records_in(
             lessons: Vec::new(),
             release_asks: Vec::new(),
             lessons_summed: Vec::new(),
+            lessons_at_rest: Vec::new(),
             open_entries: None,
         });
     }
@@ -227,7 +232,7 @@ pub async fn records_in(
         store.refund_trails_in(span),
         store.refunds_in(span),
         store.events_in(span),
-        store.lessons_in(span),
+        store.lessons_in(span, windows_from),
         store.approvals_in(span),
     )?;
     if let Some(summed) = summed {
@@ -261,7 +266,8 @@ pub async fn records_in(
     }
     for (institution, lessons) in lessons {
         if let Some(n) = slot(&institution) {
-            records[n].lessons = lessons;
+            records[n].lessons = lessons.listed;
+            records[n].lessons_at_rest = lessons.at_rest;
         }
     }
     for a in approvals {

@@ -15,7 +15,7 @@
 //! - thresholds are compared exactly on integers (cross-multiplied in
 //!   `i128`); percentages in summaries are display only.
 
-mod confirmations;
+pub mod confirmations;
 pub mod coverage;
 mod duties;
 mod flows;

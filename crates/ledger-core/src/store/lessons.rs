@@ -11,6 +11,7 @@ use crate::domain::chain::{freeze_digest, lesson_digest, lesson_event_digest, le
 use crate::domain::error::LedgerError;
 use crate::domain::ids::{EnrollmentId, InstitutionId};
 use crate::domain::lessons::{Lesson, LessonEvent, LessonRecord, LessonState};
+use crate::domain::risk::confirmations::RecordsAtRest;
 use crate::store::bulk::within;
 use crate::store::rows::corrupt_as;
 use crate::store::{DbTime, IdSpan, Result, Store, StoreError};
@@ -52,6 +53,83 @@ struct OfInstitution<T> {
     institution_id: String,
     #[sqlx(flatten)]
     row: T,
+}
+
+/// One institution's lesson records as the risk scan reads them
+/// ([`Store::lessons_in`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LessonsRead {
+    /// The records read one by one, each with its trail, in the order
+    /// recorded.
+    pub listed: Vec<Lesson>,
+    /// The records at rest, summed per enrollment (in enrollment order):
+    /// none when every record is listed.
+    pub at_rest: Vec<RecordsAtRest>,
+}
+
+/// A listed record with one step of its trail (none: no step yet).
+#[derive(sqlx::FromRow)]
+struct ListedRow {
+    #[sqlx(flatten)]
+    record: LessonRow,
+    event_seq: Option<i64>,
+    event_at: Option<DbTime>,
+    event_on_day: Option<NaiveDate>,
+    event_actor: Option<String>,
+    event_state: Option<String>,
+    event_reason: Option<String>,
+}
+
+impl ListedRow {
+    fn event(&self) -> Result<Option<LessonEvent>> {
+        let (Some(seq), Some(at), Some(on_day), Some(actor), Some(state)) = (
+            self.event_seq,
+            self.event_at,
+            self.event_on_day,
+            self.event_actor.clone(),
+            self.event_state.as_deref(),
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(LessonEvent {
+            seq,
+            at: at.utc(),
+            on_day,
+            actor,
+            state: LessonState::parse(state).map_err(corrupt_as("lesson state"))?,
+            reason: self.event_reason.clone(),
+        }))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SummedRow {
+    institution_id: String,
+    enrollment_id: String,
+    records: i64,
+    hours: i64,
+}
+
+/// The state of the last step of the record `l` (null: none yet).
+fn last_state_sql() -> &'static str {
+    "select e.state from lesson_events e \
+     where e.institution_id = l.institution_id and e.lesson_id = l.lesson_id \
+     order by e.seq desc limit 1"
+}
+
+/// [`at_rest`](crate::domain::risk::confirmations::at_rest) of the record
+/// `l` in SQL, the day bound at `$n` as its first instant and at `$n + 1`
+/// as a date; never null, so that `not` of it is exactly the rest. The
+/// cheap tests come first: a record recorded or due from the day on is
+/// listed without a look at its trail.
+fn at_rest_sql(n: usize) -> String {
+    format!(
+        "(l.recorded_at < ${n} and l.answer_by < ${m} \
+          and not exists (select 1 from lesson_events e \
+                          where e.institution_id = l.institution_id and e.lesson_id = l.lesson_id \
+                            and e.on_day >= ${m}))",
+        m = n + 1
+    )
 }
 
 #[derive(sqlx::FromRow)]
@@ -261,11 +339,90 @@ impl Store {
 
     /// Every institution's lesson records (of a span, or all), each with
     /// its trail, by institution, in the order recorded: [`Store::lessons`]
-    /// of many institutions in two queries.
+    /// of many institutions, read at one instant.
+    ///
+    /// With `at_rest_from`, the records at rest from that day on
+    /// ([`at_rest`](crate::domain::risk::confirmations::at_rest):
+    /// recorded, due and answered before it) are not listed but summed per
+    /// enrollment by the database, so that the risk scan's read of the
+    /// families' answers does not bring every record ever kept across.
+    /// The database still judges each older record (a probe of its
+    /// trail's key, and one more to sum it).
     pub async fn lessons_in(
         &self,
         span: Option<IdSpan<'_>>,
-    ) -> Result<HashMap<String, Vec<Lesson>>> {
+        at_rest_from: Option<NaiveDate>,
+    ) -> Result<HashMap<String, LessonsRead>> {
+        let Some(from) = at_rest_from else {
+            return self.every_lesson_in(span).await;
+        };
+        let at_rest = at_rest_sql(1);
+        let span_sql = within(span, "and", "l.institution_id", 3);
+        let listed_sql = format!(
+            "select l.institution_id, l.lesson_id, l.enrollment_id, cast(l.hours as bigint) as hours, \
+               l.occurred_on, l.recorded_by, l.recorded_at, l.answer_by, \
+               cast(e.seq as bigint) as event_seq, e.at as event_at, e.on_day as event_on_day, \
+               e.actor as event_actor, e.state as event_state, e.reason as event_reason \
+             from lessons l left join lesson_events e \
+               on e.institution_id = l.institution_id and e.lesson_id = l.lesson_id \
+             where not {at_rest}{span_sql} \
+             order by l.institution_id, l.recorded_at, l.lesson_id, e.seq"
+        );
+        let summed_sql = format!(
+            "select l.institution_id, l.enrollment_id, cast(count(*) as bigint) as records, \
+               cast(coalesce(sum(case when ({}) = '{}' then 0 else l.hours end), 0) as bigint) as hours \
+             from lessons l where {at_rest}{span_sql} \
+             group by l.institution_id, l.enrollment_id order by l.institution_id, l.enrollment_id",
+            last_state_sql(),
+            LessonState::Upheld.code()
+        );
+        let since = DbTime::from(from.and_time(chrono::NaiveTime::MIN).and_utc());
+        // One instant for both: a record that settles between them would
+        // otherwise be listed and summed, or neither.
+        let (listed, summed): (Vec<ListedRow>, Vec<SummedRow>) =
+            on_reader!(self, |pool, dialect| {
+                let mut tx = pool.begin_with(dialect.read_snapshot()).await?;
+                let listed = bind_span!(sqlx::query_as(&listed_sql).bind(since).bind(from), span)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let summed = bind_span!(sqlx::query_as(&summed_sql).bind(since).bind(from), span)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.rollback().await?;
+                (listed, summed)
+            });
+        let mut all: HashMap<String, LessonsRead> = HashMap::new();
+        for row in listed {
+            let institution = row.record.institution_id.clone();
+            let read = all.entry(institution).or_default();
+            let event = row.event()?;
+            match read.listed.last_mut() {
+                Some(l) if l.record.id == row.record.lesson_id => l.trail.extend(event),
+                _ => read.listed.push(Lesson {
+                    record: LessonRecord::try_from(row.record)?,
+                    trail: event.into_iter().collect(),
+                }),
+            }
+        }
+        for row in summed {
+            all.entry(row.institution_id)
+                .or_default()
+                .at_rest
+                .push(RecordsAtRest {
+                    enrollment: EnrollmentId::parse(row.enrollment_id)
+                        .map_err(corrupt_as("lesson"))?,
+                    records: u64::try_from(row.records).map_err(corrupt_as("lesson count"))?,
+                    hours: u64::try_from(row.hours).map_err(corrupt_as("lesson hours"))?,
+                });
+        }
+        Ok(all)
+    }
+
+    /// [`Store::lessons_in`] without records at rest: every record.
+    async fn every_lesson_in(
+        &self,
+        span: Option<IdSpan<'_>>,
+    ) -> Result<HashMap<String, LessonsRead>> {
         let records_sql = format!(
             "{LESSON_COLUMNS}{} order by institution_id, recorded_at, lesson_id",
             within(span, "where", "institution_id", 1)
@@ -276,14 +433,17 @@ impl Store {
             within(span, "where", "institution_id", 1)
         );
         let (rows, events): (Vec<LessonRow>, Vec<OfInstitution<LessonEventRow>>) =
-            on_reader!(self, |pool| (
-                bind_span!(sqlx::query_as(&records_sql), span)
-                    .fetch_all(pool)
-                    .await?,
-                bind_span!(sqlx::query_as(&events_sql), span)
-                    .fetch_all(pool)
-                    .await?,
-            ));
+            on_reader!(self, |pool, dialect| {
+                let mut tx = pool.begin_with(dialect.read_snapshot()).await?;
+                let rows = bind_span!(sqlx::query_as(&records_sql), span)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let events = bind_span!(sqlx::query_as(&events_sql), span)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.rollback().await?;
+                (rows, events)
+            });
         let mut trails: BTreeMap<(String, String), Vec<LessonEvent>> = BTreeMap::new();
         for e in events {
             let (id, event) = <(String, LessonEvent)>::try_from(e.row)?;
@@ -292,7 +452,7 @@ impl Store {
                 .or_default()
                 .push(event);
         }
-        let mut all: HashMap<String, Vec<Lesson>> = HashMap::new();
+        let mut all: HashMap<String, LessonsRead> = HashMap::new();
         for r in rows {
             let institution = r.institution_id.clone();
             let record = LessonRecord::try_from(r)?;
@@ -301,6 +461,7 @@ impl Store {
                 .unwrap_or_default();
             all.entry(institution)
                 .or_default()
+                .listed
                 .push(Lesson { record, trail });
         }
         Ok(all)

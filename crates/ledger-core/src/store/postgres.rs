@@ -38,6 +38,11 @@ pub type PgStore = Pooled<Postgres>;
 pub(crate) struct Pg;
 
 impl Pg {
+    /// Begins a transaction that only reads, at one instant (repeatable read, so that each statement sees the instant of the first).
+    pub fn read_snapshot(self) -> &'static str {
+        "begin isolation level repeatable read, read only"
+    }
+
     /// Membership in the list bound at `$n` (by [`Pg::list`]).
     pub fn in_list(self, n: usize) -> String {
         format!("= any(${n})")

@@ -45,6 +45,11 @@ impl std::ops::Deref for SqliteStore {
 pub(crate) struct Lite;
 
 impl Lite {
+    /// Begins a transaction that only reads, at one instant (deferred: the first read takes the WAL snapshot every later one sees).
+    pub fn read_snapshot(self) -> &'static str {
+        "begin"
+    }
+
     /// Claims the outbox items `c` names; the immediate transaction is the
     /// lock (one writer at a time).
     pub async fn claim_outbox(

@@ -25,12 +25,71 @@ use crate::domain::risk::{rule, Ctx, Evidence, Out, Severity, SignalKind, Window
 /// one institution.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConfirmationFacts {
-    /// Every lesson record with its trail (later ones are ignored).
+    /// The lesson records with their trails (later ones are ignored):
+    /// every one, or those not [`at_rest`] when `at_rest` sums the rest.
     pub lessons: Vec<Lesson>,
+    /// The records at rest ([`at_rest`]) summed per enrollment, when the
+    /// read left them out of `lessons`.
+    pub at_rest: Vec<RecordsAtRest>,
     /// The enrollments the records are for (their timetables).
     pub enrollments: Vec<Enrollment>,
     /// Manual release requests (maker–checker), with their decision day.
     pub release_asks: Vec<ReleaseAsk>,
+}
+
+/// One enrollment's lesson records at rest ([`at_rest`]), summed: all that
+/// any check still reads of them is the hours they count against the
+/// enrollment's timetable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordsAtRest {
+    pub enrollment: EnrollmentId,
+    /// How many records the sum stands for.
+    pub records: u64,
+    /// Their hours, less those of disputes upheld (not given, ever).
+    pub hours: u64,
+}
+
+/// Whether a lesson record is at rest from `from` on: recorded, due and
+/// every step of its trail taken before that day. A check on a day whose
+/// windows start on or after `from` then reads nothing of it but its hours,
+/// whatever the day: the rates read records due, recorded or answered
+/// within the windows, and the timetable check counts a record's hours by
+/// its last step by the day, which is then its last step of all. The store
+/// sums such records in the database ([`RecordsAtRest`]) rather than bring
+/// every record ever kept into the scan.
+pub fn at_rest(l: &Lesson, from: NaiveDate) -> bool {
+    l.record.recorded_at.date_naive() < from
+        && l.record.answer_by < from
+        && l.trail.iter().all(|e| e.on_day < from)
+}
+
+/// What [`at_rest`] makes of an institution's records: those still read
+/// one by one, and the rest summed per enrollment (the sums in enrollment
+/// order). The store computes the same split in SQL; this is its
+/// reference.
+pub fn split_at_rest(lessons: Vec<Lesson>, from: NaiveDate) -> (Vec<Lesson>, Vec<RecordsAtRest>) {
+    let mut sums: BTreeMap<EnrollmentId, (u64, u64)> = BTreeMap::new();
+    let mut listed = Vec::new();
+    for l in lessons {
+        if at_rest(&l, from) {
+            let sum = sums.entry(l.record.enrollment.clone()).or_default();
+            sum.0 += 1;
+            if l.state() != LessonState::Upheld {
+                sum.1 += u64::from(l.record.hours);
+            }
+        } else {
+            listed.push(l);
+        }
+    }
+    let sums = sums
+        .into_iter()
+        .map(|(enrollment, (records, hours))| RecordsAtRest {
+            enrollment,
+            records,
+            hours,
+        })
+        .collect();
+    (listed, sums)
 }
 
 /// A manual release asked for, waiting for a second officer until decided.
@@ -239,8 +298,13 @@ fn lessons_ahead_of_timetable(ctx: &Ctx, out: &mut Out) {
     let Some(horizon) = ctx.as_of.checked_add_days(Days::new(u64::from(ahead))) else {
         return;
     };
-    let mut recorded: BTreeMap<&EnrollmentId, u64> = BTreeMap::new();
-    for l in &ctx.input.confirmations.lessons {
+    let facts = &ctx.input.confirmations;
+    let mut recorded: BTreeMap<&EnrollmentId, u64> = facts
+        .at_rest
+        .iter()
+        .map(|r| (&r.enrollment, r.hours))
+        .collect();
+    for l in &facts.lessons {
         match state_on(l, ctx.as_of) {
             None | Some((LessonState::Upheld, _)) => {}
             Some(_) => {

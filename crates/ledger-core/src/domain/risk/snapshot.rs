@@ -75,8 +75,11 @@ pub struct Records {
     pub events: Vec<InstitutionEvent>,
     /// The rule pack in force on the day assessed.
     pub rules: ResolvedRules,
-    /// Lesson records with their trails (families' answers).
+    /// Lesson records with their trails (families' answers): every one,
+    /// or those not at rest when `lessons_at_rest` sums the rest
+    /// (`confirmations::at_rest`).
     pub lessons: Vec<crate::domain::lessons::Lesson>,
+    pub lessons_at_rest: Vec<crate::domain::risk::confirmations::RecordsAtRest>,
     /// Manual release requests and when each was decided.
     pub release_asks: Vec<crate::domain::risk::ReleaseAsk>,
     /// Lessons consumed before a day no check reads, summed per enrollment
@@ -681,6 +684,7 @@ pub fn snapshot(records: &Records, as_of: NaiveDate) -> Result<RiskInput, Snapsh
         events,
         confirmations: crate::domain::risk::ConfirmationFacts {
             lessons: records.lessons.clone(),
+            at_rest: records.lessons_at_rest.clone(),
             enrollments: records.enrollments.clone(),
             release_asks: records.release_asks.clone(),
         },
@@ -899,6 +903,7 @@ mod tests {
             lessons: vec![],
             release_asks: vec![],
             lessons_summed: vec![],
+            lessons_at_rest: vec![],
             open_entries: None,
             rules: policy::resolve(&chain, &[], day(6)),
         }
