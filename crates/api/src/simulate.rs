@@ -198,6 +198,10 @@ impl Subject {
 pub struct DayCost {
     /// Days since the first (1 is the first day).
     pub day: u32,
+    /// The institutions living the day through the application layer:
+    /// sales, lessons (through the families' confirmation with
+    /// `Options::families_confirm`), releases, refunds.
+    pub writes: std::time::Duration,
     /// `reconcile --record` over the county.
     pub reconcile: std::time::Duration,
     /// `risk --record` over the county.
@@ -255,7 +259,7 @@ impl Report {
     /// part of [`Report::markdown`], which a seed reproduces exactly.
     pub fn costs_markdown(&self) -> String {
         let mut out = String::from(
-            "| day | reconcile --record (ms) | risk --record (ms) | reconcile / day 10 | risk / day 10 |\n|---|---|---|---|---|\n",
+            "| day | the day's writes (ms) | reconcile --record (ms) | risk --record (ms) | writes / day 10 | reconcile / day 10 | risk / day 10 |\n|---|---|---|---|---|---|---|\n",
         );
         let median = |day: u32, of: fn(&DayCost) -> std::time::Duration| {
             let mut around: Vec<std::time::Duration> = self
@@ -271,12 +275,13 @@ impl Report {
             self.costs.iter().any(|c| c.day == day).then(|| {
                 (
                     day,
+                    median(day, |c| c.writes).unwrap_or_default(),
                     median(day, |c| c.reconcile).unwrap_or_default(),
                     median(day, |c| c.risk).unwrap_or_default(),
                 )
             })
         };
-        let Some((_, base_reconcile, base_risk)) = at(10) else {
+        let Some((_, base_writes, base_reconcile, base_risk)) = at(10) else {
             return out;
         };
         // In tenths, rounded down, in integers (no floats in this crate).
@@ -284,12 +289,16 @@ impl Report {
             let tenths = a.as_micros() * 10 / b.as_micros().max(1);
             format!("{}.{}", tenths / 10, tenths % 10)
         };
-        for (day, reconcile, risk) in [10, 50, 100, 150, 200, 250, 300].into_iter().filter_map(at) {
+        for (day, writes, reconcile, risk) in
+            [10, 50, 100, 150, 200, 250, 300].into_iter().filter_map(at)
+        {
             let _ = writeln!(
                 out,
-                "| {day} | {} | {} | {} | {} |",
+                "| {day} | {} | {} | {} | {} | {} | {} |",
+                writes.as_millis(),
                 reconcile.as_millis(),
                 risk.as_millis(),
+                ratio(writes, base_writes),
                 ratio(reconcile, base_reconcile),
                 ratio(risk, base_risk)
             );
@@ -641,9 +650,11 @@ pub async fn run(store: &Store, clock: &Clock, options: &Options) -> anyhow::Res
     for offset in 0..options.warmup_days + options.days {
         let day = options.start + Duration::days(i64::from(offset));
         clock.set(at(day, 7));
+        let living = std::time::Instant::now();
         for sim in sims.iter_mut() {
             live_one_day(store, sim, day, options, &mut rng).await?;
         }
+        let writes = living.elapsed();
         clock.set(at(day, 20));
         for sim in sims.iter_mut() {
             send_statements(store, sim, day, &mut rng).await?;
@@ -654,6 +665,7 @@ pub async fn run(store: &Store, clock: &Clock, options: &Options) -> anyhow::Res
         let scan = crate::app::risk::scan(store, Some(county.clone()), Some(day), true).await?;
         costs.push(DayCost {
             day: offset + 1,
+            writes,
             reconcile: reconciled - started,
             risk: reconciled.elapsed(),
         });
@@ -1271,6 +1283,7 @@ mod tests {
         let costs = (1..=60)
             .map(|day| DayCost {
                 day,
+                writes: ms(20),
                 reconcile: ms(50),
                 risk: match day {
                     10 => ms(1_000),
@@ -1287,8 +1300,14 @@ mod tests {
             reads_checked: ReadsChecked::default(),
         };
         let table = report.costs_markdown();
-        assert!(table.contains("| 10 | 50 | 100 | 1.0 | 1.0 |"), "{table}");
-        assert!(table.contains("| 50 | 50 | 200 | 1.0 | 2.0 |"), "{table}");
+        assert!(
+            table.contains("| 10 | 20 | 50 | 100 | 1.0 | 1.0 | 1.0 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| 50 | 20 | 50 | 200 | 1.0 | 1.0 | 2.0 |"),
+            "{table}"
+        );
         // Days the run does not have are left out.
         assert!(!table.lines().any(|l| l.starts_with("| 100 |")), "{table}");
     }

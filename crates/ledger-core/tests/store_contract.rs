@@ -34,6 +34,7 @@ contract!(
     kept_lesson_sums_read_as_the_sums_of_every_lesson_booked_late_or_not,
     a_read_in_progress_neither_holds_up_a_write_nor_sees_it,
     lesson_records_at_rest_are_read_summed_as_the_domain_splits_them,
+    an_enrollments_hours_used_count_its_records_not_upheld_and_lessons_posted_directly,
 );
 
 async fn payments_lessons_and_releases_move_money_through_the_books(db: &TestDb) {
@@ -1334,4 +1335,100 @@ async fn lesson_records_at_rest_are_read_summed_as_the_domain_splits_them(db: &T
     // upheld dispute's hours out: the comparison held something.
     assert!(listed_and_summed > 30, "{listed_and_summed}");
     assert!(upheld_left_out);
+}
+
+/// What recording a lesson counts against the package, read from the
+/// enrollment's own rows: its records not upheld (pending, disputed,
+/// confirmed) and its lessons posted straight into the books; neither a
+/// record's own posted entry (`lesson-` client id, counted as the record)
+/// nor another enrollment's records or lessons.
+async fn an_enrollments_hours_used_count_its_records_not_upheld_and_lessons_posted_directly(
+    db: &TestDb,
+) {
+    use chrono::NaiveDate;
+    use ledger_core::domain::lessons::LessonState;
+    use ledger_core::store::NewLesson;
+    let s = &db.store;
+    seeded(s).await;
+    s.execute(req("I1", "pay-1", pay("E1", 400_000)))
+        .await
+        .unwrap();
+    s.execute(req("I1", "pay-2", pay("E2", 300_000)))
+        .await
+        .unwrap();
+    let on = NaiveDate::from_ymd_opt(2026, 8, 25).unwrap();
+    let mut ids = Vec::new();
+    for (enrollment, hours) in [("E1", 1), ("E1", 2), ("E1", 4), ("E1", 8), ("E2", 16)] {
+        let r = s
+            .record_lesson(
+                &NewLesson {
+                    institution: iid("I1"),
+                    enrollment: eid(enrollment),
+                    hours,
+                    occurred_on: on,
+                    recorded_by: "school".into(),
+                    answer_by: on,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        ids.push(r.id);
+    }
+    // E1: 1 h pending, 2 h confirmed, 4 h disputed, 8 h disputed then upheld.
+    let step = |id: &str, seq: i64, state: LessonState| {
+        let id = id.to_string();
+        async move {
+            assert!(s
+                .append_lesson_event(&iid("I1"), &id, seq, state, "family", Some("why"), on)
+                .await
+                .unwrap());
+        }
+    };
+    step(&ids[1], 0, LessonState::Confirmed).await;
+    step(&ids[2], 0, LessonState::Disputed).await;
+    step(&ids[3], 0, LessonState::Disputed).await;
+    step(&ids[3], 1, LessonState::Upheld).await;
+    assert_eq!(
+        s.lesson_hours_recorded(&iid("I1"), &eid("E1"))
+            .await
+            .unwrap(),
+        7
+    );
+    assert_eq!(
+        s.lesson_hours_recorded(&iid("I1"), &eid("E2"))
+            .await
+            .unwrap(),
+        16
+    );
+    // The confirmed record posted under its own client id, and 3 + 5
+    // hours posted directly (one of them to E2).
+    let posted = format!("lesson-{}", ids[1]);
+    s.execute(req("I1", &posted, consume("E1", 2)))
+        .await
+        .unwrap();
+    s.execute(req("I1", "les-1", consume("E1", 3)))
+        .await
+        .unwrap();
+    s.execute(req("I1", "les-2", consume("E2", 5)))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.lesson_hours_posted_directly(&iid("I1"), &eid("E1"))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        s.lesson_hours_posted_directly(&iid("I1"), &eid("E2"))
+            .await
+            .unwrap(),
+        5
+    );
+    assert_eq!(
+        s.lesson_hours_recorded(&iid("I1"), &eid("E1"))
+            .await
+            .unwrap(),
+        7
+    );
 }

@@ -153,29 +153,19 @@ async fn kept(
 }
 
 /// Hours an enrollment has used up: every lesson record not upheld, and
-/// lessons posted straight into the books (imported history).
+/// lessons posted straight into the books (imported history). Both summed
+/// by the database over the enrollment's own rows.
 async fn hours_counted(
     store: &Store,
     institution: &Institution,
     enrollment: &EnrollmentId,
 ) -> AppResult<u32> {
-    let recorded: u32 = store
-        .lessons(&institution.id, Some(enrollment))
-        .await?
-        .iter()
-        .filter(|l| l.state() != LessonState::Upheld)
-        .map(|l| l.record.hours)
-        .fold(0u32, u32::saturating_add);
-    let imported: u32 = entries(store, institution)
-        .await?
-        .iter()
-        .filter(|e| {
-            e.kind == EntryKind::LessonsConsumed
-                && e.enrollment.as_ref() == Some(enrollment)
-                && !e.client_id.as_str().starts_with("lesson-")
-        })
-        .filter_map(|e| e.hours)
-        .fold(0u32, u32::saturating_add);
+    let recorded = store
+        .lesson_hours_recorded(&institution.id, enrollment)
+        .await?;
+    let imported = store
+        .lesson_hours_posted_directly(&institution.id, enrollment)
+        .await?;
     Ok(recorded.saturating_add(imported))
 }
 

@@ -55,6 +55,17 @@ struct OfInstitution<T> {
     row: T,
 }
 
+/// Which trails [`Store::with_trails`] reads.
+#[derive(Clone, Copy)]
+enum Trails<'a> {
+    /// One record's.
+    Of(&'a str),
+    /// The records of one enrollment.
+    OfEnrollment(&'a EnrollmentId),
+    /// Every record of the institution.
+    All,
+}
+
 /// One institution's lesson records as the risk scan reads them
 /// ([`Store::lessons_in`]).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -314,7 +325,7 @@ impl Store {
         .fetch_optional(pool)
         .await?);
         let Some(row) = row else { return Ok(None) };
-        let mut lessons = self.with_trails(vec![row]).await?;
+        let mut lessons = self.with_trails(vec![row], Trails::Of(id)).await?;
         Ok(lessons.pop())
     }
 
@@ -334,7 +345,50 @@ impl Store {
         .bind(e)
         .fetch_all(pool)
         .await?);
-        self.with_trails(rows).await
+        let trails = enrollment.map_or(Trails::All, Trails::OfEnrollment);
+        self.with_trails(rows, trails).await
+    }
+
+    /// The hours of an enrollment's lesson records not upheld (pending,
+    /// disputed or earned): what they count against its package.
+    pub async fn lesson_hours_recorded(
+        &self,
+        institution: &InstitutionId,
+        enrollment: &EnrollmentId,
+    ) -> Result<u32> {
+        let sql = format!(
+            "select cast(coalesce(sum(l.hours), 0) as bigint) from lessons l \
+             where l.institution_id = $1 and l.enrollment_id = $2 \
+               and coalesce(({}), '') <> '{}'",
+            last_state_sql(),
+            LessonState::Upheld.code()
+        );
+        let hours: i64 = on_reader!(self, |pool| sqlx::query_scalar(&sql)
+            .bind(institution.as_str())
+            .bind(enrollment.as_str())
+            .fetch_one(pool)
+            .await?);
+        u32::try_from(hours).map_err(corrupt_as("lesson hours"))
+    }
+
+    /// The hours of an enrollment's lessons posted straight into the books
+    /// (imported history), not through a lesson record (whose entries
+    /// carry the record's `lesson-` client id).
+    pub async fn lesson_hours_posted_directly(
+        &self,
+        institution: &InstitutionId,
+        enrollment: &EnrollmentId,
+    ) -> Result<u32> {
+        let hours: i64 = on_reader!(self, |pool| sqlx::query_scalar(
+            "select cast(coalesce(sum(hours), 0) as bigint) from entries \
+             where institution_id = $1 and enrollment_id = $2 and kind = 'lessons_consumed' \
+               and client_id not like 'lesson-%'",
+        )
+        .bind(institution.as_str())
+        .bind(enrollment.as_str())
+        .fetch_one(pool)
+        .await?);
+        u32::try_from(hours).map_err(corrupt_as("lesson hours"))
     }
 
     /// Every institution's lesson records (of a span, or all), each with
@@ -480,18 +534,32 @@ impl Store {
         crate::store::rows::convert(rows)
     }
 
-    async fn with_trails(&self, rows: Vec<LessonRow>) -> Result<Vec<Lesson>> {
+    /// The records `rows` (of one institution) with their trails, read for
+    /// what `of` names only: a record's trail, an enrollment's or all.
+    async fn with_trails(&self, rows: Vec<LessonRow>, of: Trails<'_>) -> Result<Vec<Lesson>> {
         let Some(first) = rows.first() else {
             return Ok(Vec::new());
         };
         let institution = first.institution_id.clone();
-        let events: Vec<LessonEventRow> = on_reader!(self, |pool| sqlx::query_as(
-            "select lesson_id, cast(seq as bigint) as seq, at, on_day, actor, state, reason \
-             from lesson_events where institution_id = $1 order by lesson_id, seq",
-        )
-        .bind(&institution)
-        .fetch_all(pool)
-        .await?);
+        let (filter, key) = match of {
+            Trails::Of(id) => ("e.lesson_id = $2", Some(id)),
+            Trails::OfEnrollment(e) => (
+                "e.lesson_id in (select l.lesson_id from lessons l \
+                   where l.institution_id = $1 and l.enrollment_id = $2)",
+                Some(e.as_str()),
+            ),
+            Trails::All => ("$2 is null", None),
+        };
+        let sql = format!(
+            "select e.lesson_id, cast(e.seq as bigint) as seq, e.at, e.on_day, e.actor, e.state, \
+               e.reason from lesson_events e where e.institution_id = $1 and {filter} \
+             order by e.lesson_id, e.seq"
+        );
+        let events: Vec<LessonEventRow> = on_reader!(self, |pool| sqlx::query_as(&sql)
+            .bind(&institution)
+            .bind(key)
+            .fetch_all(pool)
+            .await?);
         let mut trails: BTreeMap<String, Vec<LessonEvent>> = BTreeMap::new();
         for e in events {
             let (id, event) = <(String, LessonEvent)>::try_from(e)?;
