@@ -1341,7 +1341,8 @@ async fn lesson_records_at_rest_are_read_summed_as_the_domain_splits_them(db: &T
 /// enrollment's own rows: its records not upheld (pending, disputed,
 /// confirmed) and its lessons posted straight into the books; neither a
 /// record's own posted entry (`lesson-` client id, counted as the record)
-/// nor another enrollment's records or lessons.
+/// nor another enrollment's records or lessons. And what the lessons job
+/// posts: earned records without their entry, until it is written.
 async fn an_enrollments_hours_used_count_its_records_not_upheld_and_lessons_posted_directly(
     db: &TestDb,
 ) {
@@ -1401,12 +1402,20 @@ async fn an_enrollments_hours_used_count_its_records_not_upheld_and_lessons_post
             .unwrap(),
         16
     );
+    // What the lessons job posts: the one earned record, with its trail.
+    let unposted = s.earned_lessons_unposted().await.unwrap();
+    let earned: Vec<_> = unposted["I1"]
+        .iter()
+        .map(|l| (l.record.id.clone(), l.state()))
+        .collect();
+    assert_eq!(earned, [(ids[1].clone(), LessonState::Confirmed)]);
     // The confirmed record posted under its own client id, and 3 + 5
     // hours posted directly (one of them to E2).
     let posted = format!("lesson-{}", ids[1]);
     s.execute(req("I1", &posted, consume("E1", 2)))
         .await
         .unwrap();
+    assert!(s.earned_lessons_unposted().await.unwrap().is_empty());
     s.execute(req("I1", "les-1", consume("E1", 3)))
         .await
         .unwrap();

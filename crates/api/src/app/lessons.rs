@@ -327,25 +327,11 @@ pub async fn deem_and_post(store: &Store, today: NaiveDate) -> AppResult<LessonP
             pass.deemed_confirmed += 1;
         }
     }
+    let mut unposted = store.earned_lessons_unposted().await?;
     for institution in store.institutions().await? {
-        let earned: Vec<Lesson> = store
-            .lessons(&institution.id, None)
-            .await?
-            .into_iter()
-            .filter(|l| l.state().is_earned())
-            .collect();
-        if earned.is_empty() {
+        let Some(unposted) = unposted.remove(institution.id.as_str()) else {
             continue;
-        }
-        let posted: BTreeSet<String> = entries(store, &institution)
-            .await?
-            .into_iter()
-            .map(|e| e.client_id.to_string())
-            .collect();
-        let unposted: Vec<&Lesson> = earned
-            .iter()
-            .filter(|l| !posted.contains(&l.client_id()))
-            .collect();
+        };
         // An institution's earned lessons in one transaction, each with its
         // own outcome (as group commit writes single requests): one the
         // books refuse (hours exhausted) does not hold back the others.

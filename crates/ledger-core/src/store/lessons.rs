@@ -10,7 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::domain::chain::{freeze_digest, lesson_digest, lesson_event_digest, lesson_event_key};
 use crate::domain::error::LedgerError;
 use crate::domain::ids::{EnrollmentId, InstitutionId};
-use crate::domain::lessons::{Lesson, LessonEvent, LessonRecord, LessonState};
+use crate::domain::lessons::{lesson_client_id, Lesson, LessonEvent, LessonRecord, LessonState};
 use crate::domain::risk::confirmations::RecordsAtRest;
 use crate::store::bulk::within;
 use crate::store::rows::corrupt_as;
@@ -119,6 +119,39 @@ struct SummedRow {
     enrollment_id: String,
     records: i64,
     hours: i64,
+}
+
+/// Lesson records `l` meeting `filter`, one row per step of each (one row
+/// with no step for a record without), in the order [`with_steps`] reads.
+fn with_steps_sql(filter: &str) -> String {
+    format!(
+        "select l.institution_id, l.lesson_id, l.enrollment_id, cast(l.hours as bigint) as hours, \
+           l.occurred_on, l.recorded_by, l.recorded_at, l.answer_by, \
+           cast(e.seq as bigint) as event_seq, e.at as event_at, e.on_day as event_on_day, \
+           e.actor as event_actor, e.state as event_state, e.reason as event_reason \
+         from lessons l left join lesson_events e \
+           on e.institution_id = l.institution_id and e.lesson_id = l.lesson_id \
+         where {filter} \
+         order by l.institution_id, l.recorded_at, l.lesson_id, e.seq"
+    )
+}
+
+/// The records of [`with_steps_sql`]'s rows, each with its trail, by
+/// institution, in the order recorded.
+fn with_steps(rows: Vec<ListedRow>) -> Result<HashMap<String, Vec<Lesson>>> {
+    let mut all: HashMap<String, Vec<Lesson>> = HashMap::new();
+    for row in rows {
+        let listed = all.entry(row.record.institution_id.clone()).or_default();
+        let event = row.event()?;
+        match listed.last_mut() {
+            Some(l) if l.record.id == row.record.lesson_id => l.trail.extend(event),
+            _ => listed.push(Lesson {
+                record: LessonRecord::try_from(row.record)?,
+                trail: event.into_iter().collect(),
+            }),
+        }
+    }
+    Ok(all)
 }
 
 /// The state of the last step of the record `l` (null: none yet).
@@ -412,16 +445,7 @@ impl Store {
         };
         let at_rest = at_rest_sql(1);
         let span_sql = within(span, "and", "l.institution_id", 3);
-        let listed_sql = format!(
-            "select l.institution_id, l.lesson_id, l.enrollment_id, cast(l.hours as bigint) as hours, \
-               l.occurred_on, l.recorded_by, l.recorded_at, l.answer_by, \
-               cast(e.seq as bigint) as event_seq, e.at as event_at, e.on_day as event_on_day, \
-               e.actor as event_actor, e.state as event_state, e.reason as event_reason \
-             from lessons l left join lesson_events e \
-               on e.institution_id = l.institution_id and e.lesson_id = l.lesson_id \
-             where not {at_rest}{span_sql} \
-             order by l.institution_id, l.recorded_at, l.lesson_id, e.seq"
-        );
+        let listed_sql = with_steps_sql(&format!("not {at_rest}{span_sql}"));
         let summed_sql = format!(
             "select l.institution_id, l.enrollment_id, cast(count(*) as bigint) as records, \
                cast(coalesce(sum(case when ({}) = '{}' then 0 else l.hours end), 0) as bigint) as hours \
@@ -446,17 +470,8 @@ impl Store {
                 (listed, summed)
             });
         let mut all: HashMap<String, LessonsRead> = HashMap::new();
-        for row in listed {
-            let institution = row.record.institution_id.clone();
-            let read = all.entry(institution).or_default();
-            let event = row.event()?;
-            match read.listed.last_mut() {
-                Some(l) if l.record.id == row.record.lesson_id => l.trail.extend(event),
-                _ => read.listed.push(Lesson {
-                    record: LessonRecord::try_from(row.record)?,
-                    trail: event.into_iter().collect(),
-                }),
-            }
+        for (institution, listed) in with_steps(listed)? {
+            all.entry(institution).or_default().listed = listed;
         }
         for row in summed {
             all.entry(row.institution_id)
@@ -519,6 +534,31 @@ impl Store {
                 .push(Lesson { record, trail });
         }
         Ok(all)
+    }
+
+    /// Earned records (confirmed, deemed confirmed, dispute rejected) whose
+    /// lessons are not in the books yet (no entry under the record's
+    /// `lesson-` client id), of every institution, with their trails: what
+    /// the lessons job posts. The database judges each record (a probe of
+    /// its trail and one of the entries' client ids); only those found
+    /// cross, where the job read every record and entry of every
+    /// institution on each pass.
+    pub async fn earned_lessons_unposted(&self) -> Result<HashMap<String, Vec<Lesson>>> {
+        let earned: Vec<String> = LessonState::ALL
+            .iter()
+            .filter(|s| s.is_earned())
+            .map(|s| format!("'{}'", s.code()))
+            .collect();
+        let sql = with_steps_sql(&format!(
+            "({last}) in ({earned}) and not exists (select 1 from entries p \
+               where p.institution_id = l.institution_id and p.client_id = '{prefix}' || l.lesson_id)",
+            last = last_state_sql(),
+            earned = earned.join(", "),
+            prefix = lesson_client_id(""),
+        ));
+        let rows: Vec<ListedRow> =
+            on_reader!(self, |pool| sqlx::query_as(&sql).fetch_all(pool).await?);
+        with_steps(rows)
     }
 
     /// Records nobody has answered yet, of every institution: what the
