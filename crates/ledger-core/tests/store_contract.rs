@@ -79,6 +79,10 @@ async fn payments_lessons_and_releases_move_money_through_the_books(db: &TestDb)
     assert_eq!(b.escrow_minor() + b.deposit_minor(), 400_000);
     assert_eq!(b.imbalance_minor(), 0);
     assert!(s.verify().await.unwrap().ok());
+    // An entry looked up by its client id, in its institution only.
+    assert!(s.has_entry(&iid("I1"), "rel-1").await.unwrap());
+    assert!(!s.has_entry(&iid("I1"), "rel-2").await.unwrap());
+    assert!(!s.has_entry(&iid("I2"), "rel-1").await.unwrap());
 }
 
 async fn lesson_consumption_releases_tuition_at_the_price_actually_paid(db: &TestDb) {

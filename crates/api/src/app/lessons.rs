@@ -600,11 +600,7 @@ pub async fn release_cycle(
         return Ok(None);
     };
     let instruction = cycle_instruction_id(institution, &cycle);
-    if entries(store, institution)
-        .await?
-        .iter()
-        .any(|e| e.client_id.as_str() == instruction)
-    {
+    if store.has_entry(&institution.id, &instruction).await? {
         return Ok(None);
     }
     if store.payee(&institution.id).await?.is_none() {

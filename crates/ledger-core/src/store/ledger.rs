@@ -336,6 +336,19 @@ impl Store {
         .await?))
     }
 
+    /// Whether the institution's books hold an entry under `client_id`
+    /// (one probe of the client ids' unique key).
+    pub async fn has_entry(&self, institution: &InstitutionId, client_id: &str) -> Result<bool> {
+        Ok(on_reader!(self, |pool| sqlx::query_scalar::<_, i64>(
+            "select cast(1 as bigint) from entries where institution_id = $1 and client_id = $2"
+        )
+        .bind(institution.as_str())
+        .bind(client_id)
+        .fetch_optional(pool)
+        .await?)
+        .is_some())
+    }
+
     /// An institution's entries in chain order, after `after_seq`, at most `limit`.
     pub async fn entries(
         &self,

@@ -412,15 +412,18 @@ impl Store {
         institution: &InstitutionId,
         enrollment: &EnrollmentId,
     ) -> Result<u32> {
-        let hours: i64 = on_reader!(self, |pool| sqlx::query_scalar(
+        let sql = format!(
             "select cast(coalesce(sum(hours), 0) as bigint) from entries \
-             where institution_id = $1 and enrollment_id = $2 and kind = 'lessons_consumed' \
-               and client_id not like 'lesson-%'",
-        )
-        .bind(institution.as_str())
-        .bind(enrollment.as_str())
-        .fetch_one(pool)
-        .await?);
+             where institution_id = $1 and enrollment_id = $2 and kind = '{kind}' \
+               and client_id not like '{prefix}%'",
+            kind = crate::domain::entry::EntryKind::LessonsConsumed.code(),
+            prefix = lesson_client_id("")
+        );
+        let hours: i64 = on_reader!(self, |pool| sqlx::query_scalar(&sql)
+            .bind(institution.as_str())
+            .bind(enrollment.as_str())
+            .fetch_one(pool)
+            .await?);
         u32::try_from(hours).map_err(corrupt_as("lesson hours"))
     }
 
@@ -455,8 +458,8 @@ impl Store {
             LessonState::Upheld.code()
         );
         let since = DbTime::from(from.and_time(chrono::NaiveTime::MIN).and_utc());
-        // One instant for both: a record that settles between them would
-        // otherwise be listed and summed, or neither.
+        // One instant for both: a step taken between them would otherwise
+        // leave its record listed and summed, or neither.
         let (listed, summed): (Vec<ListedRow>, Vec<SummedRow>) =
             on_reader!(self, |pool, dialect| {
                 let mut tx = pool.begin_with(dialect.read_snapshot()).await?;
