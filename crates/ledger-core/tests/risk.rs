@@ -727,15 +727,24 @@ fn each_signal_fires_on_the_first_day_its_evidence_allows_and_not_the_day_before
             before: None,
         },
         Case {
-            name: "twenty hours recorded at once, beyond two weeks of timetable",
-            first_day: "2026-10-20",
+            // E-N's timetable, an hour a day from 14 September, allows 16
+            // hours by the 29th; three times that (the national pace
+            // allowance, which an intensive course may reach) is 48.
+            name: "fifty hours recorded at once, beyond three times two weeks of a new course's timetable",
+            first_day: "2026-09-15",
             mutate: |i| {
-                let extra = lesson(
+                let mut e = timetabled();
+                e.id = EnrollmentId::parse("E-N").unwrap();
+                e.course_start = d("2026-09-14");
+                e.hours_bought = 109;
+                let mut extra = lesson(
                     999,
-                    d("2026-10-20"),
-                    20,
-                    &[(LessonState::Confirmed, d("2026-10-21"))],
+                    d("2026-09-15"),
+                    50,
+                    &[(LessonState::Confirmed, d("2026-09-16"))],
                 );
+                extra.record.enrollment = e.id.clone();
+                i.confirmations.enrollments.push(e);
                 i.confirmations.lessons.push(extra);
             },
             kind: SignalKind::LessonsAheadOfTimetable,
@@ -1415,8 +1424,10 @@ fn lesson_records_at_rest_summed_assess_as_every_record_listed() {
     let (county, packs) = county_pack(RuleParams {
         lookback_days: Some(7),
         baseline_days: Some(14),
-        // The rates judged on the few records a week holds.
+        // The rates judged on the few records a week holds, and the
+        // timetable at its even pace.
         confirmation_min_records: Some(3),
+        schedule_pace_max_pct: Some(100),
         ..Default::default()
     });
     // A fixed sequence of fates (a linear congruential walk, no seed to

@@ -289,7 +289,9 @@ fn deemed_crowding_out(ctx: &Ctx, out: &mut Out) {
 
 /// An enrollment whose recorded hours (records recorded by `as_of`, not
 /// upheld disputes) exceed what its timetable allows `lessons_ahead_days`
-/// after `as_of`.
+/// after `as_of`, at the pace the rule pack allows beyond the even one
+/// (`schedule_pace_max_pct`, as the release pace is judged: an intensive
+/// course teaches twice a week what its term spreads over one lesson).
 fn lessons_ahead_of_timetable(ctx: &Ctx, out: &mut Out) {
     let kind = SignalKind::LessonsAheadOfTimetable;
     let Some(ahead) = ctx.p.lessons_ahead_days else {
@@ -298,6 +300,7 @@ fn lessons_ahead_of_timetable(ctx: &Ctx, out: &mut Out) {
     let Some(horizon) = ctx.as_of.checked_add_days(Days::new(u64::from(ahead))) else {
         return;
     };
+    let pace = ctx.p.schedule_pace_max_pct.unwrap_or(100);
     let facts = &ctx.input.confirmations;
     let mut recorded: BTreeMap<&EnrollmentId, u64> = facts
         .at_rest
@@ -317,7 +320,8 @@ fn lessons_ahead_of_timetable(ctx: &Ctx, out: &mut Out) {
             continue;
         };
         let allowed = u64::from(scheduled_hours(e, horizon));
-        if hours <= allowed {
+        // hours > allowed × pace / 100, exactly.
+        if hours * 100 <= allowed * u64::from(pace) {
             continue;
         }
         out.signal(
@@ -325,7 +329,7 @@ fn lessons_ahead_of_timetable(ctx: &Ctx, out: &mut Out) {
             Severity::Yellow,
             format!("{}:{}", kind.code(), e.id),
             format!(
-                "enrollment {}: {hours} hours recorded by {}, but its timetable ({} to {}) allows {allowed} even {ahead} days later",
+                "enrollment {}: {hours} hours recorded by {}, beyond {pace}% of the {allowed} its timetable ({} to {}) allows even {ahead} days later",
                 e.id, ctx.as_of, e.course_start, e.course_end
             ),
             vec![
@@ -334,6 +338,7 @@ fn lessons_ahead_of_timetable(ctx: &Ctx, out: &mut Out) {
                 Evidence::Count { name: "hours_scheduled", value: allowed },
                 Evidence::Date { name: "horizon", date: horizon },
                 rule("lessons_ahead_days", ahead),
+                rule("schedule_pace_max_pct", pace),
             ],
         );
     }
