@@ -379,8 +379,8 @@ pub struct SimulateArgs {
     #[arg(long, value_parser = windows_arg)]
     windows: Option<(u32, u32)>,
     /// Lessons go through the families' confirmation: recorded by the
-    /// school, confirmed by the family the same day; one in 25 an hour not
-    /// given, disputed and upheld two weeks later.
+    /// school, confirmed by the family the same day; at a healthy school
+    /// one in 25 an hour not given, disputed and upheld two weeks later.
     #[arg(long)]
     families_confirm: bool,
 }

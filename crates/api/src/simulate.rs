@@ -119,9 +119,9 @@ pub struct Options {
     pub check_reads: bool,
     /// Lessons go through the families' confirmation (`app::lessons`):
     /// the school records each and the family confirms it the same day,
-    /// which posts its entry; one record in 25 is an hour the school did
-    /// not give, disputed by the family at once and upheld by an officer
-    /// two weeks later. A package sold that day has its lessons posted
+    /// which posts its entry; at a healthy school one record in 25 is an
+    /// hour it did not give, disputed by the family at once and upheld by
+    /// an officer two weeks later. A package sold that day has its lessons posted
     /// directly (its payment is in the day's batch, after them). Off, the
     /// lessons are posted directly, in the day's batch.
     pub families_confirm: bool,
@@ -1139,11 +1139,13 @@ async fn confirmed_by_family(
         );
     }
     // The record disputed waits two weeks for its officer, counted against
-    // the hours left meanwhile: one at a time, and only with more hours
-    // left than two weeks of lessons can take (two a week, four hours at
-    // most each).
+    // the hours left meanwhile: one at a time, at a healthy school (a
+    // run-off over-reporting lessons could use more), and only with more
+    // hours left than two weeks of its lessons can take (two a week, four
+    // hours at most each).
     let disputed = sim.phantoms.iter().any(|(_, e, _)| e == enrollment);
-    if hours_left >= 18 && !disputed && rng.gen_range(0..25) == 0 {
+    let healthy = sim.pattern.is_none();
+    if healthy && hours_left >= 18 && !disputed && rng.gen_range(0..25) == 0 {
         let phantom = record(store, institution, ask(1), "school", None, day).await?;
         let id = phantom.record.id;
         let reason = Some("no lesson that day");
