@@ -396,12 +396,7 @@ impl Store {
             last_state_sql(),
             LessonState::Upheld.code()
         );
-        let hours: i64 = on_reader!(self, |pool| sqlx::query_scalar(&sql)
-            .bind(institution.as_str())
-            .bind(enrollment.as_str())
-            .fetch_one(pool)
-            .await?);
-        u32::try_from(hours).map_err(corrupt_as("lesson hours"))
+        self.hours_of(&sql, institution, enrollment).await
     }
 
     /// The hours of an enrollment's lessons posted straight into the books
@@ -419,7 +414,18 @@ impl Store {
             kind = crate::domain::entry::EntryKind::LessonsConsumed.code(),
             prefix = lesson_client_id("")
         );
-        let hours: i64 = on_reader!(self, |pool| sqlx::query_scalar(&sql)
+        self.hours_of(&sql, institution, enrollment).await
+    }
+
+    /// An enrollment's hours as `sql` sums them (`$1` the institution, `$2`
+    /// the enrollment).
+    async fn hours_of(
+        &self,
+        sql: &str,
+        institution: &InstitutionId,
+        enrollment: &EnrollmentId,
+    ) -> Result<u32> {
+        let hours: i64 = on_reader!(self, |pool| sqlx::query_scalar(sql)
             .bind(institution.as_str())
             .bind(enrollment.as_str())
             .fetch_one(pool)
