@@ -14,10 +14,10 @@ use ledger_core::domain::lessons::{Lesson, LessonEvent, LessonRecord, LessonStat
 use ledger_core::domain::money::Amount;
 use ledger_core::domain::registry::Enrollment;
 use ledger_core::domain::risk::{
-    evaluate, rank, score, Assessment, BalanceMismatch, BankLine, CapFlag, Closing, DayFigures,
-    EntryRef, EventKind, Evidence, InstitutionEvent, LedgerFigures, PackageCounts, PeerStat, Peers,
-    PendingInstruction, RefundRequest, ReleaseFinding, ReleaseIssue, RiskInput, Severity, Signal,
-    SignalKind, SupervisedAccount,
+    evaluate, family_counts, peer_figures, rank, score, Assessment, BalanceMismatch, BankLine,
+    CapFlag, Closing, DayFigures, EntryRef, EventKind, Evidence, FamilyCounts, InstitutionEvent,
+    LedgerFigures, PackageCounts, PeerStat, Peers, PendingInstruction, RefundRequest,
+    ReleaseFinding, ReleaseIssue, RiskInput, Severity, Signal, SignalKind, SupervisedAccount,
 };
 use ledger_core::domain::risk::{ConfirmationFacts, ReleaseAsk};
 
@@ -139,6 +139,13 @@ fn healthy(as_of: NaiveDate) -> RiskInput {
             recent_at_cap: 10,
             baseline_sold: 300,
             baseline_at_cap: 30,
+        },
+        // One family of 200 left this month, four of 400 before.
+        families: FamilyCounts {
+            recent_leaving: vec![EnrollmentId::parse("E-1").unwrap()],
+            recent_live: 200,
+            baseline_leaving: 4,
+            baseline_live: 400,
         },
         bank_debits: days_from("2026-09-01", d("2026-12-31"))
             .map(|date| debit(&format!("REL-{date}"), date, DAILY, ESCROW_BALANCE + DAILY))
@@ -774,6 +781,35 @@ fn each_signal_fires_on_the_first_day_its_evidence_allows_and_not_the_day_before
             severity: Red,
             before: None,
         },
+        Case {
+            name: "a fourth family of sixty asks for its money back within a month",
+            // Sixty families sold on 1 August; asks on 1, 5, 9 and 15
+            // October. Three of sixty against the floor of 1% is chance
+            // (z ≈ 3.1), four is not (z ≈ 4.4).
+            first_day: "2026-10-15",
+            mutate: |i| {
+                let ids: Vec<String> = (0..60).map(|k| format!("E-F{k:02}")).collect();
+                let enrollments: Vec<Enrollment> = ids
+                    .iter()
+                    .map(|id| {
+                        let mut e = timetabled();
+                        e.id = EnrollmentId::parse(id.as_str()).unwrap();
+                        e.course_start = d("2026-08-01");
+                        e
+                    })
+                    .collect();
+                let sold = ids.iter().map(|id| (id.as_str(), d("2026-08-01"))).collect();
+                let asked = ["2026-10-01", "2026-10-05", "2026-10-09", "2026-10-15"]
+                    .iter()
+                    .zip(&ids)
+                    .map(|(on, id)| (id.as_str(), d(on)))
+                    .collect();
+                i.families = family_counts(&enrollments, &sold, &asked, i.as_of, &i.rules.params);
+            },
+            kind: SignalKind::FamiliesLeaving,
+            severity: Yellow,
+            before: None,
+        },
     ];
     for case in &cases {
         check(case);
@@ -1189,6 +1225,134 @@ fn the_score_counts_each_kind_once_at_its_worst_and_caps_at_100() {
         60,
     );
     check(&[(Shortfall, Red), (UnauthorizedOutflow, Red)], 100);
+}
+
+/// `n` families of `live` left in the recent window; 4 of 400 in the
+/// baseline (0.33% per 30 days).
+fn leaving(n: usize, live: u32) -> FamilyCounts {
+    FamilyCounts {
+        recent_leaving: (0..n)
+            .map(|k| EnrollmentId::parse(format!("E-L{k}")).unwrap())
+            .collect(),
+        recent_live: live,
+        baseline_leaving: 4,
+        baseline_live: 400,
+    }
+}
+
+fn peers_leaving(median: i128) -> Peers {
+    Peers {
+        families_leaving_bp: PeerStat {
+            median,
+            mad: 0,
+            count: 10,
+        },
+        ..Peers::default()
+    }
+}
+
+#[test]
+fn families_leaving_name_each_family_and_what_was_expected() {
+    let mut input = healthy(d("2026-10-15"));
+    input.families = leaving(6, 60);
+    assert_eq!(peer_figures(&input).families_leaving_bp, Some(1_000));
+    input.peers = Some(peers_leaving(150));
+    let a = evaluate(&input);
+    let s = only(&a);
+    assert_eq!(
+        (s.kind, s.severity),
+        (SignalKind::FamiliesLeaving, Severity::Yellow)
+    );
+    assert_eq!(
+        s.summary,
+        "6 of 60 families (10.00%) asked for their money back in the last 30 days, \
+         against 1.50% expected (the highest of the rule's floor of 1.00%, the own 90 days \
+         before at 0.33% per 30 days, the median of 10 peers at 1.50%) (rule: at least 3 \
+         families, 4.0 standard errors above the expected share)"
+    );
+    let families: Vec<&str> = s
+        .evidence
+        .iter()
+        .filter_map(|e| match e {
+            Evidence::Enrollment { id } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(families, ["E-L0", "E-L1", "E-L2", "E-L3", "E-L4", "E-L5"]);
+    for (name, bp) in [
+        ("leaving_share", 1_000),
+        ("expected_share", 150),
+        ("own_baseline_share", 33),
+        ("peer_median_leaving_share", 150),
+    ] {
+        assert!(
+            s.evidence.contains(&Evidence::Ratio { name, bp }),
+            "{name}: {:?}",
+            s.evidence
+        );
+    }
+    // Nobody could have left: no figure for the peers, no check.
+    input.families = leaving(0, 0);
+    assert_eq!(peer_figures(&input).families_leaving_bp, None);
+    assert!(evaluate(&input).signals.is_empty());
+}
+
+#[test]
+fn families_leaving_must_stand_above_the_floor_the_own_history_and_the_peers() {
+    #[track_caller]
+    fn check(families: FamilyCounts, peer_median: Option<i128>, fires: bool) {
+        let mut input = healthy(d("2026-10-15"));
+        input.families = families.clone();
+        input.peers = peer_median.map(peers_leaving);
+        let a = evaluate(&input);
+        assert_eq!(
+            !a.signals.is_empty(),
+            fires,
+            "{families:?}: {}",
+            describe(&a)
+        );
+    }
+    check(leaving(4, 60), None, true); // z ≈ 4.4 against the floor of 1%
+    check(leaving(3, 60), None, false); // z ≈ 3.1: chance
+    check(leaving(3, 5), None, true); // three of five families
+    check(leaving(2, 5), None, false); // fewer than three families
+                                       // A county where one family in thirty leaves this month (a season).
+    check(leaving(4, 60), Some(300), false);
+    check(leaving(9, 60), Some(300), true);
+    // A school whose own families leave that often.
+    let own = FamilyCounts {
+        baseline_leaving: 60,
+        baseline_live: 400, // 5% per 30 days
+        ..leaving(6, 60)
+    };
+    check(own.clone(), None, false);
+    check(leaving(6, 60), None, true);
+    // A pack that sets no floor turns the check off.
+    let mut input = healthy(d("2026-10-15"));
+    input.families = leaving(30, 60);
+    input.rules.params.families_leaving_floor_bp = None;
+    assert!(evaluate(&input).signals.is_empty());
+}
+
+#[test]
+fn families_leaving_while_their_refunds_go_unanswered_escalate_to_red() {
+    let mut input = healthy(d("2026-10-15"));
+    input.families = leaving(5, 60);
+    input.refund_requests.push(RefundRequest {
+        enrollment: EnrollmentId::parse("E-L0").unwrap(),
+        amount_minor: 80_000,
+        requested_on: d("2026-10-01"),
+        approved_on: None,
+        paid_on: None,
+        entry: None,
+    });
+    let a = evaluate(&input);
+    let e = &a.signals[0];
+    assert_eq!(
+        e.summary,
+        "2 independent signs at once: refund_backlog (yellow), families_leaving (yellow) (rule: 2 or more different signs make red)"
+    );
+    assert_eq!(e.severity, Severity::Red);
 }
 
 #[test]

@@ -212,6 +212,7 @@ fn risk_input(n: usize, as_of: NaiveDate) -> anyhow::Result<ledger_core::domain:
             baseline_sold: 300,
             baseline_at_cap: 30,
         },
+        families: Default::default(),
         bank_debits: vec![],
         unauthorized_outflows: if n % 100 == 7 {
             vec![RiskLine {

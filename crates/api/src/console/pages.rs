@@ -473,6 +473,7 @@ fn kind_words(lang: Lang, kind: &str) -> String {
         "institution_event" => "机构重大事项",
         "liability_months" => "预收费相对课消过高",
         "instruction_unexecuted" => "指令未被银行执行",
+        "families_leaving" => "家长集中申请退费",
         "escalation" => "多项风险信号叠加",
         _ => "",
     };

@@ -197,6 +197,19 @@ pub struct RuleParams {
     /// a slip of the office, several are refunds refused by silence.
     #[serde(default)]
     pub refund_unanswered_red_count: Option<u32>,
+    /// Families leaving: the share of families expected to ask for their
+    /// money back in a recent window is never taken below this (bp), so that
+    /// peers who saw nobody leave this month do not make one family a run.
+    #[serde(default)]
+    pub families_leaving_floor_bp: Option<u32>,
+    /// ... at least this many families must have asked ...
+    #[serde(default)]
+    pub families_leaving_min_count: Option<u32>,
+    /// ... and their share must stand this many tenths of a standard error
+    /// above the expected share (the highest of the floor, the own baseline
+    /// and the peers' median).
+    #[serde(default)]
+    pub families_leaving_min_z_tenths: Option<u32>,
 }
 
 impl RuleParams {
@@ -266,6 +279,11 @@ impl RuleParams {
             peer_min_count: Some(5),
             escalation_min_signs: Some(2),
             refund_unanswered_red_count: Some(3),
+            // About one family in a hundred leaves a school in a month for
+            // its own reasons; three at least, four standard errors above.
+            families_leaving_floor_bp: Some(100),
+            families_leaving_min_count: Some(3),
+            families_leaving_min_z_tenths: Some(40),
         }
     }
 
@@ -331,7 +349,10 @@ impl RuleParams {
             liability_peer_low_pct,
             peer_min_count,
             escalation_min_signs,
-            refund_unanswered_red_count
+            refund_unanswered_red_count,
+            families_leaving_floor_bp,
+            families_leaving_min_count,
+            families_leaving_min_z_tenths
         );
         if child.holidays.is_some() {
             self.holidays.clone_from(&child.holidays);
@@ -434,6 +455,17 @@ impl RuleParams {
         }
         if matches!(self.refund_unanswered_red_count, Some(n) if !(2..=1_000).contains(&n)) {
             return Err(bad("refund_unanswered_red_count must be 2 to 1000"));
+        }
+        if matches!(self.families_leaving_floor_bp, Some(b) if b == 0 || b >= 10_000) {
+            return Err(bad(
+                "families_leaving_floor_bp must be 1 to 9999 basis points",
+            ));
+        }
+        if matches!(self.families_leaving_min_count, Some(n) if n == 0 || n > 100_000) {
+            return Err(bad("families_leaving_min_count must be 1 to 100000"));
+        }
+        if matches!(self.families_leaving_min_z_tenths, Some(z) if z == 0 || z > 100) {
+            return Err(bad("families_leaving_min_z_tenths must be 1 to 100"));
         }
         if matches!(self.deposit_topup_grace_days, Some(d) if d > 366) {
             return Err(bad("deposit_topup_grace_days must be 0 to 366"));
@@ -1000,6 +1032,31 @@ mod tests {
                 },
                 "refund_unanswered_red_count must be 2 to 1000",
             );
+        }
+        for (params, message) in [
+            (
+                RuleParams {
+                    families_leaving_floor_bp: Some(10_000),
+                    ..Default::default()
+                },
+                "families_leaving_floor_bp must be 1 to 9999 basis points",
+            ),
+            (
+                RuleParams {
+                    families_leaving_min_count: Some(0),
+                    ..Default::default()
+                },
+                "families_leaving_min_count must be 1 to 100000",
+            ),
+            (
+                RuleParams {
+                    families_leaving_min_z_tenths: Some(0),
+                    ..Default::default()
+                },
+                "families_leaving_min_z_tenths must be 1 to 100",
+            ),
+        ] {
+            check(params, message);
         }
     }
 }

@@ -22,6 +22,7 @@ mod flows;
 mod funds;
 mod input;
 mod leading;
+mod leaving;
 pub mod schedule;
 pub mod snapshot;
 mod text;
@@ -33,11 +34,12 @@ use serde::Serialize;
 
 pub use confirmations::{ConfirmationFacts, ReleaseAsk};
 pub use input::{
-    BalanceMismatch, BankLine, CapFlag, Closing, DayFigures, EntryRef, EventKind, InstitutionEvent,
-    LedgerFigures, PackageCounts, PeerStat, Peers, PendingInstruction, RefundRequest,
-    ReleaseFinding, ReleaseIssue, RiskInput, SupervisedAccount,
+    BalanceMismatch, BankLine, CapFlag, Closing, DayFigures, EntryRef, EventKind, FamilyCounts,
+    InstitutionEvent, LedgerFigures, PackageCounts, PeerStat, Peers, PendingInstruction,
+    RefundRequest, ReleaseFinding, ReleaseIssue, RiskInput, SupervisedAccount,
 };
 pub use leading::{peer_figures, peer_stats, PeerFigures};
+pub use leaving::family_counts;
 pub use text::{amount as format_amount, percent as format_percent};
 
 use crate::domain::feeds::AccountKind;
@@ -68,11 +70,12 @@ pub enum SignalKind {
     ReleaseBeyondEarned,
     LiabilityMonths,
     InstructionUnexecuted,
+    FamiliesLeaving,
     Escalation,
 }
 
 impl SignalKind {
-    pub const ALL: [SignalKind; 21] = [
+    pub const ALL: [SignalKind; 22] = [
         SignalKind::Shortfall,
         SignalKind::UnauthorizedOutflow,
         SignalKind::DepositBelowFloor,
@@ -93,6 +96,7 @@ impl SignalKind {
         SignalKind::ReleaseBeyondEarned,
         SignalKind::LiabilityMonths,
         SignalKind::InstructionUnexecuted,
+        SignalKind::FamiliesLeaving,
         SignalKind::Escalation,
     ];
 
@@ -118,6 +122,7 @@ impl SignalKind {
             SignalKind::ReleaseBeyondEarned => "release_beyond_earned",
             SignalKind::LiabilityMonths => "liability_months",
             SignalKind::InstructionUnexecuted => "instruction_unexecuted",
+            SignalKind::FamiliesLeaving => "families_leaving",
             SignalKind::Escalation => "escalation",
         }
     }
@@ -271,7 +276,7 @@ pub fn evaluate(input: &RiskInput) -> Assessment {
 }
 
 /// An institution's assessment before the checks that compare it with its
-/// peers (the collection spike, liability months) and the escalation that
+/// peers (the collection spike, liability months, families leaving) and the escalation that
 /// reads them: every other check done, and the few figures those need.
 /// A scan that must see every peer before it can judge one (a streamed
 /// national scan) keeps this instead of the snapshot.
@@ -287,6 +292,7 @@ pub struct BeforePeers {
     currency: Currency,
     spike: Option<flows::SpikeFigures>,
     liability: Option<leading::LiabilityFigures>,
+    leaving: Option<leaving::LeavingFigures>,
     packages: PackageCounts,
 }
 
@@ -334,6 +340,7 @@ pub fn evaluate_before_peers(input: &RiskInput) -> BeforePeers {
         currency: ctx.currency,
         spike,
         liability: leading::LiabilityFigures::of(&ctx),
+        leaving: leaving::LeavingFigures::of(&ctx),
         packages: input.packages,
     }
 }
@@ -345,6 +352,7 @@ impl BeforePeers {
         PeerFigures::of(
             self.spike.as_ref(),
             self.liability.as_ref(),
+            self.leaving.as_ref(),
             self.packages,
             &self.rules,
         )
@@ -352,7 +360,7 @@ impl BeforePeers {
 
     /// The assessment, the peers' statistics given (`None`: judged alone).
     /// Each check adds at most one signal of its own kind, and the
-    /// escalation counts kinds, so judging these two last changes nothing.
+    /// escalation counts kinds, so judging these three last changes nothing.
     pub fn with_peers(self, peers: Option<&Peers>) -> Assessment {
         let mut out = self.out;
         if let Some(f) = &self.spike {
@@ -360,6 +368,9 @@ impl BeforePeers {
         }
         if let Some(f) = &self.liability {
             leading::liability_months(f, &self.rules, self.currency, peers, &mut out);
+        }
+        if let Some(f) = &self.leaving {
+            leaving::families_leaving(f, &self.rules, peers, &mut out);
         }
         // Last: it reads what the others found.
         leading::escalation(self.rules.escalation_min_signs, &mut out);

@@ -44,6 +44,9 @@ pub struct RiskInput {
     /// before `as_of`; a day absent here had no activity in the ledger.
     pub days: Vec<DayFigures>,
     pub packages: PackageCounts,
+    /// Families who asked for their money back, and the families who could
+    /// have, in the recent and the baseline windows.
+    pub families: FamilyCounts,
     /// Individual bank debits on supervised accounts over at least the
     /// outflow period (for the single-debit warning).
     pub bank_debits: Vec<BankLine>,
@@ -107,6 +110,9 @@ pub struct Peers {
     pub liability_months_bp: PeerStat,
     /// Share of the recent window's packages sold at the caps, in bp.
     pub cap_share_bp: PeerStat,
+    /// Families who asked for a refund in the recent window, in bp of the
+    /// families who could have.
+    pub families_leaving_bp: PeerStat,
 }
 
 /// The ledger's balances at the end of `as_of` (posted, minor units).
@@ -184,6 +190,20 @@ pub struct PackageCounts {
     pub recent_at_cap: u32,
     pub baseline_sold: u32,
     pub baseline_at_cap: u32,
+}
+
+/// Families leaving: in each window, the enrollments whose family first
+/// asked for a refund in it (through the refund workflow, or by an approval
+/// entry where no request came first), of the enrollments whose family
+/// could have (sold by the window's last day, course not ended before its
+/// first, no refund asked before it). An enrollment is one family.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FamilyCounts {
+    /// The recent window's leaving families, by enrollment id.
+    pub recent_leaving: Vec<EnrollmentId>,
+    pub recent_live: u32,
+    pub baseline_leaving: u32,
+    pub baseline_live: u32,
 }
 
 /// One bank statement line that took money out of a supervised account.

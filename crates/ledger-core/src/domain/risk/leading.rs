@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use crate::domain::money::Currency;
 use crate::domain::policy::RuleParams;
 use crate::domain::risk::flows::SpikeFigures;
+use crate::domain::risk::leaving::LeavingFigures;
 use crate::domain::risk::text::{self, percent};
 use crate::domain::risk::{
     rule, Ctx, Evidence, Out, PackageCounts, PeerStat, Peers, RiskInput, Severity, Signal,
@@ -35,6 +36,9 @@ pub struct PeerFigures {
     /// Share of the recent window's packages sold at the caps, in bp, once
     /// `cap_share_min_packages` were sold (a share of a handful is noise).
     pub cap_share_bp: Option<i128>,
+    /// Families who asked for a refund in the recent window, in bp of the
+    /// families who could have.
+    pub families_leaving_bp: Option<i128>,
 }
 
 /// What [`PeerFigures`] says of one snapshot.
@@ -44,6 +48,7 @@ pub fn peer_figures(input: &RiskInput) -> PeerFigures {
     PeerFigures::of(
         spike.as_ref(),
         LiabilityFigures::of(&ctx).as_ref(),
+        LeavingFigures::of(&ctx).as_ref(),
         input.packages,
         &PeerRules::of(ctx.p),
     )
@@ -53,6 +58,7 @@ impl PeerFigures {
     pub(super) fn of(
         spike: Option<&SpikeFigures>,
         liability: Option<&LiabilityFigures>,
+        leaving: Option<&LeavingFigures>,
         packages: PackageCounts,
         r: &PeerRules,
     ) -> PeerFigures {
@@ -63,6 +69,7 @@ impl PeerFigures {
             cap_share_bp: (packages.recent_sold >= min).then(|| {
                 i128::from(packages.recent_at_cap) * 10_000 / i128::from(packages.recent_sold)
             }),
+            families_leaving_bp: leaving.map(LeavingFigures::share_bp),
         }
     }
 }
@@ -80,6 +87,9 @@ pub(super) struct PeerRules {
     pub liability_months_max_bp: Option<u32>,
     pub liability_peer_low_pct: Option<u32>,
     pub escalation_min_signs: Option<u32>,
+    pub families_leaving_floor_bp: Option<u32>,
+    pub families_leaving_min_count: Option<u32>,
+    pub families_leaving_min_z_tenths: Option<u32>,
 }
 
 impl PeerRules {
@@ -94,6 +104,9 @@ impl PeerRules {
             liability_months_max_bp: p.liability_months_max_bp,
             liability_peer_low_pct: p.liability_peer_low_pct,
             escalation_min_signs: p.escalation_min_signs,
+            families_leaving_floor_bp: p.families_leaving_floor_bp,
+            families_leaving_min_count: p.families_leaving_min_count,
+            families_leaving_min_z_tenths: p.families_leaving_min_z_tenths,
         }
     }
 
@@ -134,6 +147,12 @@ pub fn peer_stats(figures: &[PeerFigures]) -> Peers {
                 .collect(),
         ),
         cap_share_bp: stat(figures.iter().filter_map(|f| f.cap_share_bp).collect()),
+        families_leaving_bp: stat(
+            figures
+                .iter()
+                .filter_map(|f| f.families_leaving_bp)
+                .collect(),
+        ),
     }
 }
 

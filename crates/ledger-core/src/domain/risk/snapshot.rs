@@ -456,23 +456,8 @@ fn packages_sold(
     institution: &Institution,
     rules: &ResolvedRules,
     enrollments: &[Enrollment],
-    entries: &[Entry],
+    first_charge: &BTreeMap<&str, NaiveDate>,
 ) -> Vec<schedule::PackageSold> {
-    let mut first_charge: BTreeMap<&str, NaiveDate> = BTreeMap::new();
-    for e in entries {
-        if matches!(
-            e.kind,
-            EntryKind::TuitionPaid | EntryKind::TuitionCollectedOutside
-        ) {
-            if let Some(id) = &e.enrollment {
-                let day = e.occurred_at.date_naive();
-                first_charge
-                    .entry(id.as_str())
-                    .and_modify(|d| *d = (*d).min(day))
-                    .or_insert(day);
-            }
-        }
-    }
     enrollments
         .iter()
         .filter_map(|en| {
@@ -482,6 +467,55 @@ fn packages_sold(
             })
         })
         .collect()
+}
+
+/// Each enrollment's first charge (tuition paid or collected outside), by
+/// occurred date: the day its package was sold.
+fn first_charges(entries: &[Entry]) -> BTreeMap<&str, NaiveDate> {
+    let mut first: BTreeMap<&str, NaiveDate> = BTreeMap::new();
+    for e in entries.iter().filter(|e| {
+        matches!(
+            e.kind,
+            EntryKind::TuitionPaid | EntryKind::TuitionCollectedOutside
+        )
+    }) {
+        if let Some(id) = &e.enrollment {
+            let day = e.occurred_at.date_naive();
+            first
+                .entry(id.as_str())
+                .and_modify(|d| *d = (*d).min(day))
+                .or_insert(day);
+        }
+    }
+    first
+}
+
+/// The day each family first asked for its money back: a refund request
+/// through the workflow (declined ones too: the family still asked), or a
+/// refund approval entry where no request came first.
+fn first_asks<'a>(
+    refunds: &'a [(Refund, Vec<RefundEvent>)],
+    entries: &'a [Entry],
+) -> BTreeMap<&'a str, NaiveDate> {
+    let mut first: BTreeMap<&str, NaiveDate> = BTreeMap::new();
+    let asks = refunds
+        .iter()
+        .map(|(r, _)| (r.enrollment.as_str(), r.requested_on))
+        .chain(
+            entries
+                .iter()
+                .filter(|e| e.kind == EntryKind::RefundApproved)
+                .filter_map(|e| {
+                    Some((e.enrollment.as_ref()?.as_str(), e.occurred_at.date_naive()))
+                }),
+        );
+    for (id, day) in asks {
+        first
+            .entry(id)
+            .and_modify(|d| *d = (*d).min(day))
+            .or_insert(day);
+    }
+    first
 }
 
 /// The ledger's figures at the end of `day` (entries by occurred date).
@@ -648,8 +682,16 @@ pub fn snapshot(records: &Records, as_of: NaiveDate) -> Result<RiskInput, Snapsh
     let refund_requests = refund_requests(&records.refunds, &entries, &books_now);
     let rules = records.rules.clone();
     let enrollments = &records.enrollments;
+    let first_charge = first_charges(&entries);
     let packages = schedule::package_counts(
-        &packages_sold(institution, &rules, enrollments, &entries),
+        &packages_sold(institution, &rules, enrollments, &first_charge),
+        as_of,
+        &rules.params,
+    );
+    let families = crate::domain::risk::family_counts(
+        enrollments,
+        &first_charge,
+        &first_asks(&records.refunds, &entries),
         as_of,
         &rules.params,
     );
@@ -675,6 +717,7 @@ pub fn snapshot(records: &Records, as_of: NaiveDate) -> Result<RiskInput, Snapsh
         accounts,
         days: days.into_values().collect(),
         packages,
+        families,
         bank_debits,
         unauthorized_outflows,
         balance_mismatches,
@@ -943,6 +986,89 @@ mod tests {
         );
         assert_eq!(input.events.len(), 1);
         assert_eq!(input.ledger_at_statements.map(|(d, _)| d), Some(day(5)));
+    }
+
+    /// A family's first ask is a workflow request or, where none came
+    /// first, an approval entry; a family counts as could-have-left in a
+    /// window when its package was sold by the window's end, its course
+    /// had not ended before it began and it had not asked before it.
+    #[test]
+    fn families_leaving_count_each_family_once_by_its_first_ask() {
+        let on = |y: i32, m: u32, d: u32| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let at = |d: NaiveDate| Utc.from_utc_datetime(&d.and_hms_opt(9, 0, 0).unwrap());
+        let mut r = records();
+        r.entries.clear();
+        let mut seq = 0;
+        let mut entry = |kind: EntryKind, id: &str, d: NaiveDate| {
+            seq += 1;
+            let mut e = tuition(seq, 4, 100);
+            e.kind = kind;
+            e.enrollment = Some(EnrollmentId::parse(id).unwrap());
+            e.occurred_at = at(d);
+            e.recorded_at = at(d);
+            e
+        };
+        let sold = |id: &str, d: NaiveDate, end: NaiveDate| Enrollment {
+            institution: institution().id,
+            id: EnrollmentId::parse(id).unwrap(),
+            student_ref: "S".into(),
+            hours_bought: 20,
+            bonus_hours: 0,
+            price: crate::Amount::from_minor(100).unwrap(),
+            currency: Currency::Cny,
+            course_start: d,
+            course_end: end,
+        };
+        let july = on(2026, 7, 31);
+        // (enrollment, sold, course end)
+        for (id, d, end) in [
+            ("E-1", on(2026, 5, 4), july),
+            ("E-2", on(2026, 5, 4), july),
+            ("E-3", on(2026, 5, 4), july),
+            ("E-5", on(2026, 4, 1), on(2026, 4, 30)), // ended before the window
+            ("E-6", on(2026, 5, 4), july),            // asks after the day assessed
+            ("E-7", on(2026, 6, 1), july),            // sold after it
+            ("E-8", on(2026, 4, 1), july),            // asked before the window
+        ] {
+            r.entries.push(entry(EntryKind::TuitionPaid, id, d));
+            r.enrollments.push(sold(id, d, end));
+        }
+        // E-1 asks through the workflow, then is approved: one family.
+        r.entries
+            .push(entry(EntryKind::RefundApproved, "E-1", on(2026, 5, 22)));
+        // E-2 is approved with no request: the approval is the ask.
+        r.entries
+            .push(entry(EntryKind::RefundApproved, "E-2", on(2026, 5, 25)));
+        let request = |id: &str, d: NaiveDate| Refund {
+            institution: institution().id,
+            id: crate::domain::ids::RefundId::parse(format!("RF{}", id.replace('-', ""))).unwrap(),
+            enrollment: EnrollmentId::parse(id).unwrap(),
+            amount_minor: None,
+            payee: crate::domain::refunds::Payee {
+                name: "P".into(),
+                account: "1".into(),
+                bank: "B".into(),
+            },
+            reason: None,
+            requested_by: "family".into(),
+            requested_on: d,
+            answer_by: d,
+            state: RefundState::Requested,
+            pay_by: None,
+            instruction_id: None,
+        };
+        r.refunds = vec![
+            (request("E-1", on(2026, 5, 20)), vec![]),
+            (request("E-6", on(2026, 6, 2)), vec![]),
+            (request("E-8", on(2026, 4, 20)), vec![]),
+        ];
+        let input = snapshot(&r, day(31)).unwrap();
+        let f = &input.families;
+        let leaving: Vec<&str> = f.recent_leaving.iter().map(|e| e.as_str()).collect();
+        // Recent window 2–31 May: E-1, E-2, E-3 and E-6 could have left.
+        assert_eq!((leaving, f.recent_live), (vec!["E-1", "E-2"], 4));
+        // Baseline 1 February – 1 May: E-5 and E-8 (sold in April); E-8 left.
+        assert_eq!((f.baseline_leaving, f.baseline_live), (1, 2));
     }
 
     #[test]
