@@ -14,7 +14,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use ledger_core::domain::lessons::ReleaseCadence;
 use ledger_core::domain::refunds::Payee;
 use ledger_core::store::Clock;
-use ledger_core::{EntryKind, InstitutionId, RulePack, RuleParams};
+use ledger_core::{
+    ClientId, Command, Currency, EnrollmentId, EntryKind, InstitutionId, Request, RulePack,
+    RuleParams,
+};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -618,6 +621,99 @@ async fn families_confirm_dispute_and_stay_silent_and_releases_follow(backend: B
     t.server.stop().await;
 }
 crate::both!(families_confirm_dispute_and_stay_silent_and_releases_follow);
+
+/// A family's account is its enrollment's own rows: the counters the
+/// books keep for it (tuition paid net of a reversed payment, hours
+/// consumed, imported ones included), its prepaid balance and its own
+/// refunds, whatever else the school's books hold.
+async fn a_family_account_shows_its_own_books_net_of_a_reversed_payment(backend: Backend) {
+    let t = term(backend).await;
+    let (status, body) = t
+        .server
+        .post(
+            &t.school,
+            "/v1/institutions/INS-A/enrollments",
+            "enr-E-4",
+            json!({"id": "E-4", "student_ref": "S-E-4", "hours_bought": 40,
+                   "price": "4000.00", "course_start": "2026-09-01", "course_end": "2026-11-30"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let family = body["family_token"].as_str().unwrap().to_string();
+    let store = &t.server.store;
+    pay(store, &t.institution, "E-4", "pay-E-4a", 100_000).await;
+    pay(store, &t.institution, "E-4", "pay-E-4b", 50_000).await;
+    let request = |client_id: &str, command: Command| Request {
+        institution: t.institution.clone(),
+        client_id: ClientId::parse(client_id).unwrap(),
+        currency: Currency::Cny,
+        occurred_at: at(9, 3, 8),
+        external_ref: None,
+        command,
+    };
+    // The second payment bounced; three hours taught before the families'
+    // flow came in were imported straight into the books.
+    for r in [
+        request(
+            "rev-E-4b",
+            Command::Reverse {
+                entry: ClientId::parse("pay-E-4b").unwrap(),
+            },
+        ),
+        request(
+            "imp-E-4",
+            Command::ConsumeLessons {
+                enrollment: EnrollmentId::parse("E-4").unwrap(),
+                hours: 3,
+            },
+        ),
+    ] {
+        store.execute(r).await.unwrap();
+    }
+    // Another family asks for its money back: not E-4's refund.
+    let (status, rf) = t
+        .server
+        .post(
+            &t.family[0],
+            "/v1/institutions/INS-A/refunds",
+            "rf-E-1",
+            json!({
+                "enrollment": "E-1",
+                "payee": {"name": "Zhang San", "account": "6214830100123456", "bank": "CMBCCNBS"}
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{rf}");
+    let (status, account) = t
+        .server
+        .get(&family, "/v1/institutions/INS-A/enrollments/E-4/account")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{account}");
+    // 3 of 40 hours of 4,000.00 earned 300.00 of the 1,000.00 paid.
+    assert_eq!(
+        (
+            account["paid"].as_str(),
+            account["refundable"].as_str(),
+            account["hours_consumed"].as_u64()
+        ),
+        (Some("1000.00"), Some("700.00"), Some(3)),
+        "{account}"
+    );
+    assert_eq!(account["refunds"], json!([]), "{account}");
+    assert_eq!(account["release_frozen"], false, "{account}");
+    let (_, e1) = t
+        .server
+        .get(
+            &t.family[0],
+            "/v1/institutions/INS-A/enrollments/E-1/account",
+        )
+        .await;
+    assert_eq!(e1["refunds"][0]["state"], "requested", "{e1}");
+    assert_eq!(e1["paid"], "4000.00", "{e1}");
+    t.bank.stop().await;
+    t.server.stop().await;
+}
+crate::both!(a_family_account_shows_its_own_books_net_of_a_reversed_payment);
 
 /// Per-lesson cadence with a 10% reserve: an officer rejecting a dispute
 /// earns the lessons; of two answers racing on one record exactly one is

@@ -18,7 +18,8 @@ use ledger_core::domain::money::format_minor;
 use ledger_core::domain::refunds::RefundState;
 use ledger_core::store::{FreezeRecord, NewLesson};
 use ledger_core::{
-    ClientId, Command, EnrollmentId, Entry, EntryKind, Institution, LedgerError, Request, Store,
+    AccountCode, ClientId, Command, EnrollmentId, Entry, EntryKind, Institution, LedgerError,
+    Request, Store,
 };
 
 use crate::app::{AppError, AppResult};
@@ -78,10 +79,9 @@ pub async fn record(
         ));
     }
     let Some(e) = store
-        .enrollments(&institution.id)
+        .enrollment_book(&institution.id, &enrollment)
         .await?
-        .into_iter()
-        .find(|e| e.id == enrollment)
+        .map(|b| b.state.enrollment)
     else {
         return Err(LedgerError::UnknownEnrollment {
             institution: institution.id.to_string(),
@@ -386,46 +386,25 @@ pub async fn account(
         .into()
     };
     let id = EnrollmentId::parse(enrollment).map_err(|_| unknown())?;
-    let e = store
-        .enrollments(&institution.id)
+    // The enrollment's own rows only: its counters (kept by the books, so
+    // paid is net of reversed payments), its prepaid account, its lesson
+    // records and refunds; never the institution's whole history.
+    let book = store
+        .enrollment_book(&institution.id, &id)
         .await?
-        .into_iter()
-        .find(|e| e.id == id)
         .ok_or_else(unknown)?;
-    let mut paid_minor = 0i64;
-    let mut hours_consumed = 0u32;
-    for entry in entries(store, institution).await? {
-        if entry.enrollment.as_ref() != Some(&id) {
-            continue;
-        }
-        match entry.kind {
-            EntryKind::TuitionPaid
-            | EntryKind::TuitionCollectedOutside
-            | EntryKind::ReceiptAttributed => {
-                paid_minor += entry.postings.first().map_or(0, |p| p.amount.minor());
-            }
-            EntryKind::LessonsConsumed => {
-                hours_consumed = hours_consumed.saturating_add(entry.hours.unwrap_or(0));
-            }
-            _ => {}
-        }
-    }
-    let sheet = store.balances(&institution.id).await?;
-    let refundable_minor = sheet.balance(&format!("prepaid/{id}"));
+    let refundable_minor = store
+        .account_balance(&institution.id, &AccountCode::Prepaid(id.clone()))
+        .await?;
     let lessons = store.lessons(&institution.id, Some(&id)).await?;
-    let refunds: Vec<_> = store
-        .refunds(Some(&institution.id), None)
-        .await?
-        .into_iter()
-        .filter(|r| r.enrollment == id)
-        .collect();
+    let refunds = store.refunds_of(&institution.id, &id).await?;
     let release_frozen = lessons.iter().any(|l| l.state().freezes_enrollment())
         || refunds.iter().any(|r| holds_release(r.state));
     Ok(EnrollmentAccount {
-        enrollment: e,
-        paid_minor,
+        enrollment: book.state.enrollment,
+        paid_minor: book.paid_minor,
         refundable_minor,
-        hours_consumed,
+        hours_consumed: book.state.hours_consumed,
         lessons,
         refunds,
         release_frozen,

@@ -69,6 +69,29 @@ impl Store {
         })
     }
 
+    /// The current posted balance of one account (zero when it has no
+    /// postings yet): one row, where [`Store::balances`] reads them all.
+    pub async fn account_balance(
+        &self,
+        institution: &InstitutionId,
+        account: &AccountCode,
+    ) -> Result<i64> {
+        let found: Option<AccountRow> = on_reader!(self, |pool| sqlx::query_as(
+            "select * from accounts where institution_id = $1 and account_code = $2",
+        )
+        .bind(institution.as_str())
+        .bind(account.to_string())
+        .fetch_optional(pool)
+        .await?);
+        Ok(match found {
+            Some(row) => {
+                let (_, code, totals) = <(InstitutionId, AccountCode, Totals)>::try_from(row)?;
+                AccountBalance::new(&code, totals).balance_minor
+            }
+            None => 0,
+        })
+    }
+
     /// An institution and its current balances, in one round trip.
     pub async fn institution_with_balances(
         &self,

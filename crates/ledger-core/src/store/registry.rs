@@ -7,9 +7,10 @@
 use sqlx::error::ErrorKind;
 
 use crate::domain::accounts::{AccountCode, AccountType};
+use crate::domain::books::EnrollmentBook;
 use crate::domain::chain::{enrollment_record_digest, GENESIS_HASH};
 use crate::domain::error::LedgerError;
-use crate::domain::ids::InstitutionId;
+use crate::domain::ids::{EnrollmentId, InstitutionId};
 use crate::domain::policy::RulePack;
 use crate::domain::registry::{Enrollment, Institution, Jurisdiction};
 use crate::store::bulk::within;
@@ -277,6 +278,24 @@ impl Store {
         .fetch_all(pool)
         .await?);
         rows::convert(found)
+    }
+
+    /// One enrollment with the counters the books keep beside it (hours
+    /// consumed, tuition paid net of reversals): one row, however long the
+    /// institution's history.
+    pub async fn enrollment_book(
+        &self,
+        institution: &InstitutionId,
+        enrollment: &EnrollmentId,
+    ) -> Result<Option<EnrollmentBook>> {
+        let row: Option<EnrollmentRow> = on_reader!(self, |pool| sqlx::query_as(
+            "select * from enrollments where institution_id = $1 and enrollment_id = $2",
+        )
+        .bind(institution.as_str())
+        .bind(enrollment.as_str())
+        .fetch_optional(pool)
+        .await?);
+        row.map(EnrollmentBook::try_from).transpose()
     }
 
     /// Every institution's enrollments (of a span, or all), by institution

@@ -260,6 +260,24 @@ impl Store {
         crate::store::rows::convert(rows)
     }
 
+    /// One enrollment's refunds, oldest first.
+    pub async fn refunds_of(
+        &self,
+        institution: &InstitutionId,
+        enrollment: &EnrollmentId,
+    ) -> Result<Vec<Refund>> {
+        let sql = format!(
+            "{REFUND_COLUMNS} where institution_id = $1 and enrollment_id = $2 \
+             order by requested_on, refund_id"
+        );
+        let rows: Vec<RefundRow> = on_reader!(self, |pool| sqlx::query_as(&sql)
+            .bind(institution.as_str())
+            .bind(enrollment.as_str())
+            .fetch_all(pool)
+            .await?);
+        crate::store::rows::convert(rows)
+    }
+
     /// Every refund (of a span's institutions, or all), oldest first.
     pub async fn refunds_in(&self, span: Option<IdSpan<'_>>) -> Result<Vec<Refund>> {
         let sql = format!(
