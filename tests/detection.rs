@@ -47,6 +47,18 @@ async fn a_small_county_has_its_run_offs_red_a_month_ahead_and_its_healthy_left_
         );
     }
     assert_eq!(report.caught_with_lead(30), 4, "{table}");
+    // The families leaving the school whose refunds go unpaid (half ask
+    // through the workflow, half are approved) are a sign of their own,
+    // read from the store's requests and approval entries.
+    let unpaid = report
+        .runoffs()
+        .find(|s| s.pattern == Some(Pattern::RefundsUnpaid))
+        .unwrap();
+    assert!(
+        unpaid.watch.seen.contains("families_leaving"),
+        "{:?}",
+        unpaid.watch.seen
+    );
     // False alarms: no healthy institution red, none yellow, any day.
     for s in report.healthy() {
         assert_eq!(

@@ -172,6 +172,9 @@ pub struct Watch {
     pub days_yellow: u32,
     /// Days each signal kind was the institution's worst, per severity.
     pub kinds: BTreeMap<(String, &'static str), u32>,
+    /// Every signal kind the scan showed on any day watched, at any
+    /// severity (a yellow an escalation combined included).
+    pub seen: BTreeSet<&'static str>,
 }
 
 #[derive(Debug, Clone)]
@@ -682,6 +685,7 @@ pub async fn run(store: &Store, clock: &Clock, options: &Options) -> anyhow::Res
                 continue;
             }
             let w = &mut watches[k];
+            w.seen.extend(a.signals.iter().map(|s| s.kind.code()));
             let worst = a.signals.iter().map(|s| s.severity).max();
             let Some(worst) = worst else { continue };
             for s in a.signals.iter().filter(|s| s.severity == worst) {
