@@ -35,6 +35,7 @@ contract!(
     a_read_in_progress_neither_holds_up_a_write_nor_sees_it,
     lesson_records_at_rest_are_read_summed_as_the_domain_splits_them,
     an_enrollments_hours_used_count_its_records_not_upheld_and_lessons_posted_directly,
+    the_lessons_job_reads_the_records_waiting_for_an_answer_and_numbers_come_from_a_kept_count,
 );
 
 async fn payments_lessons_and_releases_move_money_through_the_books(db: &TestDb) {
@@ -1443,5 +1444,119 @@ async fn an_enrollments_hours_used_count_its_records_not_upheld_and_lessons_post
             .await
             .unwrap(),
         7
+    );
+}
+
+/// The lessons job reads the records no family has answered from a queue
+/// they enter when recorded and leave at their first step (migration
+/// 0040): on both dialects that is exactly the records whose trail is
+/// empty, whichever step came first and whoever took it, across
+/// institutions, in the order recorded. Records are numbered from a kept
+/// count: in order, one number each, none taken by a replay or by a record
+/// the store refuses.
+async fn the_lessons_job_reads_the_records_waiting_for_an_answer_and_numbers_come_from_a_kept_count(
+    db: &TestDb,
+) {
+    use chrono::NaiveDate;
+    use ledger_core::domain::lessons::LessonState::*;
+    use ledger_core::store::NewLesson;
+    let s = &db.store;
+    seeded(s).await;
+    s.create_institution(&institution("I2")).await.unwrap();
+    s.create_enrollment(&enrollment("I2", "E9", 300_000))
+        .await
+        .unwrap();
+    let on = NaiveDate::from_ymd_opt(2026, 8, 25).unwrap();
+    let new = |institution: &str, enrollment: &str| NewLesson {
+        institution: iid(institution),
+        enrollment: eid(enrollment),
+        hours: 1,
+        occurred_on: on,
+        recorded_by: "school".into(),
+        answer_by: on,
+    };
+    let mut ids = Vec::new();
+    for (k, (i, e)) in [
+        ("I1", "E1"),
+        ("I1", "E2"),
+        ("I2", "E9"),
+        ("I1", "E1"),
+        ("I1", "E2"),
+        ("I2", "E9"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let key = format!("rec-{k}");
+        let r = s.record_lesson(&new(i, e), Some(&key)).await.unwrap();
+        // A repeat of the request is the same record, with no new number.
+        let again = s.record_lesson(&new(i, e), Some(&key)).await.unwrap();
+        assert_eq!(again.id, r.id);
+        ids.push((i, r.id));
+    }
+    // A record for an enrollment the institution does not have is refused
+    // and takes no number.
+    let refused = s.record_lesson(&new("I1", "E9"), None).await;
+    assert!(refused.is_err(), "{refused:?}");
+    let later = s.record_lesson(&new("I1", "E1"), None).await.unwrap();
+    ids.push(("I1", later.id));
+    let numbers: Vec<(&str, &str)> = ids.iter().map(|(i, id)| (*i, id.as_str())).collect();
+    assert_eq!(
+        numbers,
+        [
+            ("I1", "L1"),
+            ("I1", "L2"),
+            ("I2", "L1"),
+            ("I1", "L3"),
+            ("I1", "L4"),
+            ("I2", "L2"),
+            ("I1", "L5")
+        ]
+    );
+    // Steps: the family confirms, disputes (then an officer upholds), the
+    // job deems one confirmed; a racing second first step writes nothing.
+    for (i, id, state) in [
+        ("I1", "L1", Confirmed),
+        ("I1", "L3", Disputed),
+        ("I2", "L2", DeemedConfirmed),
+    ] {
+        assert!(s
+            .append_lesson_event(&iid(i), id, 0, state, "family", Some("why"), on)
+            .await
+            .unwrap());
+    }
+    assert!(!s
+        .append_lesson_event(&iid("I1"), "L1", 0, Disputed, "family", Some("late"), on)
+        .await
+        .unwrap());
+    assert!(s
+        .append_lesson_event(&iid("I1"), "L3", 1, Upheld, "officer", Some("ok"), on)
+        .await
+        .unwrap());
+    let waiting: Vec<(String, String)> = s
+        .unanswered_lessons()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.institution.to_string(), r.id))
+        .collect();
+    // The reference: every record whose trail is empty, from the whole read.
+    let every = s.lessons_in(None, None).await.unwrap();
+    let mut empty_trail: Vec<(String, String)> = Vec::new();
+    for i in ["I1", "I2"] {
+        for l in &every[i].listed {
+            if l.trail.is_empty() {
+                empty_trail.push((i.to_string(), l.record.id.clone()));
+            }
+        }
+    }
+    assert_eq!(waiting, empty_trail);
+    let waiting: Vec<(&str, &str)> = waiting
+        .iter()
+        .map(|(i, id)| (i.as_str(), id.as_str()))
+        .collect();
+    assert_eq!(
+        waiting,
+        [("I1", "L2"), ("I1", "L4"), ("I1", "L5"), ("I2", "L1")]
     );
 }

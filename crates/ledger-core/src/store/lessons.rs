@@ -266,8 +266,13 @@ impl Store {
             if let Some(id) = kept {
                 id
             } else {
+                // The institution's kept count, not a count of its records;
+                // a record refused below rolls the count back with it.
                 let n: i64 = sqlx::query_scalar(
-                    "select cast(count(*) + 1 as bigint) from lessons where institution_id = $1",
+                    "insert into lesson_numbers (institution_id, recorded) values ($1, 1) \
+                     on conflict (institution_id) do update \
+                       set recorded = lesson_numbers.recorded + 1 \
+                     returning cast(recorded as bigint)",
                 )
                 .bind(institution)
                 .fetch_one(&mut *tx)
@@ -310,6 +315,15 @@ impl Store {
                     new.answer_by,
                 );
                 seal_record!(tx, institution, "lesson", id.clone(), digest);
+                sqlx::query(
+                    "insert into lessons_unanswered (institution_id, lesson_id, answer_by) \
+                     values ($1, $2, $3)",
+                )
+                .bind(institution)
+                .bind(&id)
+                .bind(new.answer_by)
+                .execute(&mut *tx)
+                .await?;
                 id
             }
         });
@@ -571,13 +585,19 @@ impl Store {
     }
 
     /// Records nobody has answered yet, of every institution: what the
-    /// lessons job deems confirmed once their day has passed.
+    /// lessons job deems confirmed once their day has passed. Read from
+    /// the queue the records enter when recorded and leave at their first
+    /// step (migration 0040), so a pass reads what waits, not every record.
     pub async fn unanswered_lessons(&self) -> Result<Vec<LessonRecord>> {
-        let rows: Vec<LessonRow> = on_reader!(self, |pool| sqlx::query_as(&format!(
-            "{LESSON_COLUMNS} l where not exists (select 1 from lesson_events e \
-               where e.institution_id = l.institution_id and e.lesson_id = l.lesson_id) \
-             order by institution_id, recorded_at, lesson_id"
-        ))
+        // Driven from the queue: each waiting record is one key lookup.
+        let rows: Vec<LessonRow> = on_reader!(self, |pool| sqlx::query_as(
+            "select l.institution_id, l.lesson_id, l.enrollment_id, \
+               cast(l.hours as bigint) as hours, l.occurred_on, l.recorded_by, l.recorded_at, \
+               l.answer_by \
+             from lessons_unanswered u join lessons l \
+               on l.institution_id = u.institution_id and l.lesson_id = u.lesson_id \
+             order by l.institution_id, l.recorded_at, l.lesson_id"
+        )
         .fetch_all(pool)
         .await?);
         crate::store::rows::convert(rows)
@@ -659,6 +679,14 @@ impl Store {
                 .rows_affected()
                 > 0;
             if written {
+                // Answered (or deemed so): out of the lessons job's queue.
+                sqlx::query(
+                    "delete from lessons_unanswered where institution_id = $1 and lesson_id = $2",
+                )
+                .bind(id)
+                .bind(lesson)
+                .execute(&mut *tx)
+                .await?;
                 let digest = lesson_event_digest(
                     id,
                     lesson,
