@@ -585,6 +585,19 @@ pub async fn release_cycle(
     if store.payee(&institution.id).await?.is_none() {
         return Ok(None);
     }
+    // What may be released is computed from every lesson record and
+    // earning of the institution, and this runs on each pass of a release
+    // day until the cycle is instructed: first the two cheap reads that
+    // say nothing can be (a frozen institution; nothing in `releasable`,
+    // whose posted balance bounds what is available).
+    if is_frozen(&store.freezes(&institution.id).await?)
+        || store
+            .account_balance(&institution.id, &AccountCode::Releasable)
+            .await?
+            <= 0
+    {
+        return Ok(None);
+    }
     let r = releasable(store, institution, &cutoff, today).await?;
     if r.releasable_minor <= 0 {
         return Ok(None);
