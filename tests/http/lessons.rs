@@ -715,6 +715,257 @@ async fn a_family_account_shows_its_own_books_net_of_a_reversed_payment(backend:
 }
 crate::both!(a_family_account_shows_its_own_books_net_of_a_reversed_payment);
 
+/// What may be released, as the release job reads it (the unreleased
+/// earnings only, newest first until they cover the `releasable`
+/// account), equals the oldest-first walk over every earning of the
+/// institution that it replaced: after imported lessons, confirmed,
+/// disputed, pending and deemed ones, a manual release that covers part
+/// of an earning, a refund request, the job's weekly release, for two
+/// cut-offs, reading the earnings one, two and five hundred at a time.
+async fn what_may_be_released_is_read_from_the_unreleased_earnings_alone(backend: Backend) {
+    let t = term(backend).await;
+    let store = &t.server.store;
+    let institution = store.institution(&t.institution).await.unwrap();
+    let check = |label: &'static str| same_releasable(&t, &institution, label);
+    let nothing = check("before any lesson").await;
+    assert_eq!(nothing.unreleased_minor, 0);
+    // Lessons taught before the families' flow, imported straight into
+    // the books: 3 hours of E-1 (300.00).
+    t.clock.set(at(9, 14, 17));
+    store
+        .execute(Request {
+            institution: t.institution.clone(),
+            client_id: ClientId::parse("imp-E-1").unwrap(),
+            currency: Currency::Cny,
+            occurred_at: at(9, 11, 17),
+            external_ref: None,
+            command: Command::ConsumeLessons {
+                enrollment: EnrollmentId::parse("E-1").unwrap(),
+                hours: 3,
+            },
+        })
+        .await
+        .unwrap();
+    check("imported").await;
+    // Friday 18 September: E-1 and E-2 confirm 2 hours each, E-2 disputes
+    // an hour, E-3's 2 hours wait for an answer.
+    t.clock.set(at(9, 18, 17));
+    t.record("r-1", "E-1", 2, "2026-09-18").await;
+    t.record("r-2", "E-2", 2, "2026-09-18").await;
+    t.record("r-3", "E-2", 1, "2026-09-18").await;
+    t.record("r-4", "E-3", 2, "2026-09-18").await;
+    for (family, lesson, what, body) in [
+        (0, "L1", "confirm", json!({})),
+        (1, "L2", "confirm", json!({})),
+        (1, "L3", "dispute", json!({"reason": "no lesson that day"})),
+    ] {
+        let (status, body) = t
+            .step(
+                &t.family[family],
+                lesson,
+                what,
+                &format!("s-{lesson}"),
+                body,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let held = check("a dispute holds E-2").await;
+    assert!(held.frozen_minor > 0, "{held:?}");
+    // A manual release of 250.00 pays for most of the imported 300.00.
+    t.clock.set(at(9, 21, 10));
+    let (status, body) = t
+        .server
+        .post(
+            &t.officer,
+            "/v1/institutions/INS-A/releases",
+            "REL-M1",
+            json!({"amount": "250.00"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let checker = t
+        .server
+        .token_named(
+            Role::Officer,
+            Scope::Jurisdiction(code("410922")),
+            "Wang Fang",
+        )
+        .await;
+    let (status, done) = t
+        .server
+        .post(
+            &checker,
+            &format!("/v1/approvals/{}/approve", body["id"].as_str().unwrap()),
+            "ok-rel-m1",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    let partly = check("part of an earning released").await;
+    assert!(partly.unreleased_minor > 0, "{partly:?}");
+    // E-3's family asks for its money back; E-1 records more, confirmed.
+    let (status, rf) = t
+        .server
+        .post(
+            &t.family[2],
+            "/v1/institutions/INS-A/refunds",
+            "rf-E-3",
+            json!({
+                "enrollment": "E-3",
+                "payee": {"name": "Li Si", "account": "6214830100654321", "bank": "CMBCCNBS"}
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{rf}");
+    t.clock.set(at(9, 25, 17));
+    t.record("r-5", "E-1", 2, "2026-09-25").await;
+    let (status, body) = t
+        .step(&t.family[0], "L5", "confirm", "s-L5", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    check("a refund request holds E-3").await;
+    // The weeks go by: E-3's silence is deemed a confirmation, the job
+    // releases the cycle's confirmed earnings.
+    for day in [28, 29, 30] {
+        t.clock.set(at(9, day, 10));
+        t.jobs().await;
+        check("the jobs ran").await;
+    }
+    // From October the county keeps a tenth of unearned tuition back.
+    store
+        .put_rule_pack(&RulePack {
+            jurisdiction: code("410922"),
+            version: 2,
+            effective_from: day(2026, 10, 1),
+            params: RuleParams {
+                holidays: Some((1..=7).map(|d| day(2026, 10, d)).collect()),
+                makeup_working_days: Some(vec![day(2026, 9, 27), day(2026, 10, 10)]),
+                lesson_confirm_working_days: Some(7),
+                release_cadence: Some(ReleaseCadence::Weekly),
+                release_reserve_bp: Some(1_000),
+                ..RuleParams::default()
+            },
+        })
+        .await
+        .unwrap();
+    for d in [8, 12, 13] {
+        t.clock.set(at(10, d, 10));
+        t.jobs().await;
+        let r = check("the jobs ran, a reserve kept").await;
+        assert!(r.reserve_minor > 0, "{r:?}");
+    }
+    // The manual release and the job's cycles were instructed on the way.
+    let releases = store
+        .entries(&t.institution, 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::ReleaseInstructed)
+        .count();
+    assert!(releases >= 2, "{releases} releases");
+    t.bank.stop().await;
+    t.server.stop().await;
+}
+crate::both!(what_may_be_released_is_read_from_the_unreleased_earnings_alone);
+
+/// What may be released, read from the unreleased earnings (one, two and
+/// five hundred a page), equals the walk over every earning, for two
+/// cut-offs; the walk's answer for today.
+async fn same_releasable(
+    t: &Term,
+    institution: &ledger_core::Institution,
+    label: &str,
+) -> ledger_core::domain::lessons::Releasable {
+    use api::app::lessons::releasable_paged;
+    use ledger_core::domain::lessons::CutOff;
+    let store = &t.server.store;
+    let today = t.clock.now().date_naive();
+    for cutoff in [
+        CutOff::Day(today),
+        CutOff::Day(today - chrono::Duration::days(3)),
+    ] {
+        let whole = releasable_from_everything(store, institution, &cutoff, today).await;
+        for page in [1, 2, 500] {
+            let read = releasable_paged(store, institution, &cutoff, today, page)
+                .await
+                .unwrap();
+            assert_eq!(read, whole, "{label}, {cutoff:?}, {page} a page");
+        }
+    }
+    releasable_from_everything(store, institution, &CutOff::Day(today), today).await
+}
+
+/// The walk over every earning of the institution, as the release job
+/// read it before (every lesson record, every entry, every account): the
+/// reference for the read of the unreleased earnings alone.
+async fn releasable_from_everything(
+    store: &ledger_core::Store,
+    institution: &ledger_core::Institution,
+    cutoff: &ledger_core::domain::lessons::CutOff,
+    today: chrono::NaiveDate,
+) -> ledger_core::domain::lessons::Releasable {
+    use ledger_core::domain::lessons::{self, Earning, ReleaseInput};
+    use ledger_core::domain::refunds::RefundState;
+    use std::collections::{BTreeMap, BTreeSet};
+    let id = &institution.id;
+    let all = store.lessons(id, None).await.unwrap();
+    let earned_on: BTreeMap<String, chrono::NaiveDate> = all
+        .iter()
+        .filter_map(|l| l.earned_on().map(|d| (l.client_id(), d)))
+        .collect();
+    let mut frozen: BTreeSet<EnrollmentId> = all
+        .iter()
+        .filter(|l| l.state().freezes_enrollment())
+        .map(|l| l.record.enrollment.clone())
+        .collect();
+    for r in store.refunds(Some(id), None).await.unwrap() {
+        if matches!(r.state, RefundState::Requested | RefundState::Approved) {
+            frozen.insert(r.enrollment);
+        }
+    }
+    let earnings: Vec<Earning> = store
+        .entries(id, 0, i64::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::LessonsConsumed && !e.postings.is_empty())
+        .filter_map(|e| {
+            Some(Earning {
+                enrollment: e.enrollment.clone()?,
+                amount_minor: e.postings.first().map_or(0, |p| p.amount.minor()),
+                confirmed_on: earned_on
+                    .get(e.client_id.as_str())
+                    .copied()
+                    .unwrap_or_else(|| e.occurred_at.date_naive()),
+            })
+        })
+        .collect();
+    let earned_total: i64 = earnings.iter().map(|e| e.amount_minor).sum();
+    let sheet = store.balances(id).await.unwrap();
+    let available_minor = sheet
+        .accounts
+        .iter()
+        .find(|a| a.account == "releasable")
+        .map_or(0, |a| a.available_minor);
+    let rules = store.rules_for(institution, today).await.unwrap();
+    lessons::releasable(&ReleaseInput {
+        earnings: &earnings,
+        released_minor: earned_total - available_minor,
+        available_minor,
+        frozen: &frozen,
+        cutoff,
+        unearned_minor: sheet.prepaid_minor(),
+        reserve_bp: rules.params.release_reserve_bp.unwrap_or(0),
+        institution_frozen: store
+            .freezes(id)
+            .await
+            .unwrap()
+            .last()
+            .is_some_and(|f| f.frozen),
+    })
+}
+
 /// Per-lesson cadence with a 10% reserve: an officer rejecting a dispute
 /// earns the lessons; of two answers racing on one record exactly one is
 /// taken; the release keeps the reserve out, to the fen.

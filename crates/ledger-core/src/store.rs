@@ -170,6 +170,7 @@ mod rule_cache;
 mod seal;
 mod sqlite;
 mod time;
+mod unreleased;
 mod webhooks;
 mod workflow;
 
@@ -210,6 +211,7 @@ pub use recon::{Claimed, MatchRecord, ReconDay, RecordedDay, RecordedMatches, Wa
 pub use report::{AccountBalance, BalanceSheet, VerifyFailure, VerifyReport};
 pub use sqlite::SqliteStore;
 pub(crate) use time::DbTime;
+pub use unreleased::EarningRow;
 pub use webhooks::{AttemptOutcome, QueuedEvent};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://escrow-ledger.db";

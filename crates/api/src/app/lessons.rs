@@ -8,7 +8,7 @@
 //! of frozen enrollments (an open dispute or refund request), less the rule
 //! pack's reserve; nothing while an officer has frozen the institution.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_core::domain::lessons::{
@@ -18,8 +18,7 @@ use ledger_core::domain::money::format_minor;
 use ledger_core::domain::refunds::RefundState;
 use ledger_core::store::{FreezeRecord, NewLesson};
 use ledger_core::{
-    AccountCode, ClientId, Command, EnrollmentId, Entry, EntryKind, Institution, LedgerError,
-    Request, Store,
+    AccountCode, ClientId, Command, EnrollmentId, Entry, Institution, LedgerError, Request, Store,
 };
 
 use crate::app::{AppError, AppResult};
@@ -167,10 +166,6 @@ async fn hours_counted(
         .lesson_hours_posted_directly(&institution.id, enrollment)
         .await?;
     Ok(recorded.saturating_add(imported))
-}
-
-async fn entries(store: &Store, institution: &Institution) -> AppResult<Vec<Entry>> {
-    Ok(store.entries(&institution.id, 0, i64::MAX).await?)
 }
 
 /// One lesson record with its trail.
@@ -394,8 +389,9 @@ pub async fn account(
         .await?
         .ok_or_else(unknown)?;
     let refundable_minor = store
-        .account_balance(&institution.id, &AccountCode::Prepaid(id.clone()))
-        .await?;
+        .account(&institution.id, &AccountCode::Prepaid(id.clone()))
+        .await?
+        .balance_minor;
     let lessons = store.lessons(&institution.id, Some(&id)).await?;
     let refunds = store.refunds_of(&institution.id, &id).await?;
     let release_frozen = lessons.iter().any(|l| l.state().freezes_enrollment())
@@ -454,63 +450,104 @@ fn is_frozen(freezes: &[FreezeRecord]) -> bool {
     freezes.last().is_some_and(|f| f.frozen)
 }
 
+/// Earnings read per round trip while looking for the unreleased ones.
+const EARNINGS_PAGE: i64 = 500;
+
 /// What may be released now for the confirmations `cutoff` admits.
+///
+/// Read from the unreleased earnings only: released oldest first, what
+/// the `releasable` account still holds (less releases in flight) is the
+/// newest earnings that add up to it, the oldest of them perhaps partly
+/// released. So the earnings are read newest first until they cover that
+/// balance, and the domain's oldest-first walk runs over those alone with
+/// what was released of them; the result is the walk over every earning
+/// (`tests/http/lessons.rs` holds the two equal). Before, each pass of a
+/// release day read every lesson record and entry of the institution.
 pub async fn releasable(
     store: &Store,
     institution: &Institution,
     cutoff: &CutOff,
     today: NaiveDate,
 ) -> AppResult<Releasable> {
-    let all_lessons = store.lessons(&institution.id, None).await?;
-    let earned_on: BTreeMap<String, NaiveDate> = all_lessons
+    releasable_paged(store, institution, cutoff, today, EARNINGS_PAGE).await
+}
+
+/// [`releasable`], reading the earnings `page` at a time (the tests read
+/// them one and two at a time, so that a page ends inside the walk).
+pub async fn releasable_paged(
+    store: &Store,
+    institution: &Institution,
+    cutoff: &CutOff,
+    today: NaiveDate,
+    page: i64,
+) -> AppResult<Releasable> {
+    let id = &institution.id;
+    let available_minor = store
+        .account(id, &AccountCode::Releasable)
+        .await?
+        .available_minor;
+    let mut newest_first = Vec::new();
+    let mut unreleased: i64 = 0;
+    let mut before = None;
+    while unreleased < available_minor {
+        let read = store.earnings_newest_first(id, before, page).await?;
+        let Some(last) = read.last() else {
+            break;
+        };
+        before = Some(last.seq);
+        for e in read {
+            unreleased = unreleased.saturating_add(e.amount_minor);
+            newest_first.push(e);
+            if unreleased >= available_minor {
+                break;
+            }
+        }
+    }
+    let records: Vec<&str> = newest_first
         .iter()
-        .filter_map(|l| l.earned_on().map(|d| (l.client_id(), d)))
+        .filter_map(|e| e.client_id.strip_prefix(&lessons::lesson_client_id("")))
         .collect();
-    let mut frozen: BTreeSet<EnrollmentId> = all_lessons
-        .iter()
-        .filter(|l| l.state().freezes_enrollment())
-        .map(|l| l.record.enrollment.clone())
-        .collect();
-    for r in store.refunds(Some(&institution.id), None).await? {
-        if holds_release(r.state) {
+    let earned_on = store.lessons_earned_on(id, &records).await?;
+    let enrollments: BTreeSet<&str> = newest_first.iter().map(|e| e.enrollment.as_str()).collect();
+    let enrollments: Vec<&str> = enrollments.into_iter().collect();
+    let mut frozen = store.enrollments_held_by_disputes(id, &enrollments).await?;
+    // The states `holds_release` names.
+    for state in [RefundState::Requested, RefundState::Approved] {
+        for r in store.refunds(Some(id), Some(state)).await? {
             frozen.insert(r.enrollment);
         }
     }
-    let earnings: Vec<Earning> = entries(store, institution)
-        .await?
-        .into_iter()
-        .filter(|e| e.kind == EntryKind::LessonsConsumed && !e.postings.is_empty())
-        .filter_map(|e| {
-            let enrollment = e.enrollment.clone()?;
-            let confirmed_on = earned_on
-                .get(e.client_id.as_str())
-                .copied()
-                .unwrap_or_else(|| e.occurred_at.date_naive());
-            Some(Earning {
-                enrollment,
-                amount_minor: e.postings.first().map_or(0, |p| p.amount.minor()),
-                confirmed_on,
-            })
+    let earnings: Vec<Earning> = newest_first
+        .iter()
+        .rev()
+        .map(|e| Earning {
+            enrollment: e.enrollment.clone(),
+            amount_minor: e.amount_minor,
+            confirmed_on: e
+                .client_id
+                .strip_prefix(&lessons::lesson_client_id(""))
+                .and_then(|record| earned_on.get(record).copied())
+                .unwrap_or(e.occurred_on),
         })
         .collect();
-    let earned_total: i64 = earnings.iter().map(|e| e.amount_minor).sum();
-    let sheet = store.balances(&institution.id).await?;
-    let available_minor = sheet
-        .accounts
-        .iter()
-        .find(|a| a.account == "releasable")
-        .map_or(0, |a| a.available_minor);
     let rules = store.rules_for(institution, today).await?;
+    let reserve_bp = rules.params.release_reserve_bp.unwrap_or(0);
     Ok(lessons::releasable(&ReleaseInput {
         earnings: &earnings,
-        // What left `releasable` (instructed or paid) paid for earnings.
-        released_minor: earned_total - available_minor,
+        // Of the earnings read, what releases (instructed or paid) paid
+        // for: the oldest read may be partly released.
+        released_minor: unreleased - available_minor,
         available_minor,
         frozen: &frozen,
         cutoff,
-        unearned_minor: sheet.prepaid_minor(),
-        reserve_bp: rules.params.release_reserve_bp.unwrap_or(0),
-        institution_frozen: is_frozen(&store.freezes(&institution.id).await?),
+        // Only the reserve reads it.
+        unearned_minor: if reserve_bp > 0 {
+            store.prepaid_total(id).await?
+        } else {
+            0
+        },
+        reserve_bp,
+        institution_frozen: is_frozen(&store.freezes(id).await?),
     }))
 }
 
@@ -592,8 +629,9 @@ pub async fn release_cycle(
     // whose posted balance bounds what is available).
     if is_frozen(&store.freezes(&institution.id).await?)
         || store
-            .account_balance(&institution.id, &AccountCode::Releasable)
+            .account(&institution.id, &AccountCode::Releasable)
             .await?
+            .balance_minor
             <= 0
     {
         return Ok(None);

@@ -69,13 +69,13 @@ impl Store {
         })
     }
 
-    /// The current posted balance of one account (zero when it has no
-    /// postings yet): one row, where [`Store::balances`] reads them all.
-    pub async fn account_balance(
+    /// One account's current balances (all zero when it has no postings
+    /// yet): one row, where [`Store::balances`] reads them all.
+    pub async fn account(
         &self,
         institution: &InstitutionId,
         account: &AccountCode,
-    ) -> Result<i64> {
+    ) -> Result<AccountBalance> {
         let found: Option<AccountRow> = on_reader!(self, |pool| sqlx::query_as(
             "select * from accounts where institution_id = $1 and account_code = $2",
         )
@@ -86,9 +86,9 @@ impl Store {
         Ok(match found {
             Some(row) => {
                 let (_, code, totals) = <(InstitutionId, AccountCode, Totals)>::try_from(row)?;
-                AccountBalance::new(&code, totals).balance_minor
+                AccountBalance::new(&code, totals)
             }
-            None => 0,
+            None => AccountBalance::new(account, Totals::default()),
         })
     }
 
