@@ -795,11 +795,18 @@ fn expected(tag: &str, t: &Truth) -> BTreeMap<&'static str, NaiveDate> {
             ("liability_months", x),
             ("escalation", x),
         ]),
-        // Asked on Wednesday 29 April; five working days in the county's
-        // calendar are 30 April, 6, 7 and 8 May and Saturday 9 May (a
-        // make-up day): unanswered from Sunday 10 May. (Weekends alone
-        // would have said 7 May.)
-        "S6" => BTreeMap::from([("refund_backlog", d(5, 10))]),
+        // Three families ask for their money back on Wednesday 29 April:
+        // families leaving that day (three at once, far above one in a
+        // hundred of the school's families a month). Five working days in
+        // the county's calendar are 30 April, 6, 7 and 8 May and Saturday
+        // 9 May (a make-up day): unanswered from Sunday 10 May, and with
+        // the families leaving, an escalation. (Weekends alone would have
+        // said 7 May.)
+        "S6" => BTreeMap::from([
+            ("families_leaving", d(4, 29)),
+            ("refund_backlog", d(5, 10)),
+            ("escalation", d(5, 10)),
+        ]),
         // The last statement is of the 24th: silent more than 3 days on the 28th.
         "S7" => BTreeMap::from([("feed_silence", x + Duration::days(3))]),
         other => panic!("no expectation for {other}"),
