@@ -877,7 +877,7 @@ async fn same_releasable(
     institution: &ledger_core::Institution,
     label: &str,
 ) -> ledger_core::domain::lessons::Releasable {
-    use api::app::lessons::releasable_paged;
+    use api::app::lessons::{releasable_from_every_earning, releasable_paged};
     use ledger_core::domain::lessons::CutOff;
     let store = &t.server.store;
     let today = t.clock.now().date_naive();
@@ -885,7 +885,9 @@ async fn same_releasable(
         CutOff::Day(today),
         CutOff::Day(today - chrono::Duration::days(3)),
     ] {
-        let whole = releasable_from_everything(store, institution, &cutoff, today).await;
+        let whole = releasable_from_every_earning(store, institution, &cutoff, today)
+            .await
+            .unwrap();
         for page in [1, 2, 500] {
             let read = releasable_paged(store, institution, &cutoff, today, page)
                 .await
@@ -893,77 +895,9 @@ async fn same_releasable(
             assert_eq!(read, whole, "{label}, {cutoff:?}, {page} a page");
         }
     }
-    releasable_from_everything(store, institution, &CutOff::Day(today), today).await
-}
-
-/// The walk over every earning of the institution, as the release job
-/// read it before (every lesson record, every entry, every account): the
-/// reference for the read of the unreleased earnings alone.
-async fn releasable_from_everything(
-    store: &ledger_core::Store,
-    institution: &ledger_core::Institution,
-    cutoff: &ledger_core::domain::lessons::CutOff,
-    today: chrono::NaiveDate,
-) -> ledger_core::domain::lessons::Releasable {
-    use ledger_core::domain::lessons::{self, Earning, ReleaseInput};
-    use ledger_core::domain::refunds::RefundState;
-    use std::collections::{BTreeMap, BTreeSet};
-    let id = &institution.id;
-    let all = store.lessons(id, None).await.unwrap();
-    let earned_on: BTreeMap<String, chrono::NaiveDate> = all
-        .iter()
-        .filter_map(|l| l.earned_on().map(|d| (l.client_id(), d)))
-        .collect();
-    let mut frozen: BTreeSet<EnrollmentId> = all
-        .iter()
-        .filter(|l| l.state().freezes_enrollment())
-        .map(|l| l.record.enrollment.clone())
-        .collect();
-    for r in store.refunds(Some(id), None).await.unwrap() {
-        if matches!(r.state, RefundState::Requested | RefundState::Approved) {
-            frozen.insert(r.enrollment);
-        }
-    }
-    let earnings: Vec<Earning> = store
-        .entries(id, 0, i64::MAX)
+    releasable_from_every_earning(store, institution, &CutOff::Day(today), today)
         .await
         .unwrap()
-        .into_iter()
-        .filter(|e| e.kind == EntryKind::LessonsConsumed && !e.postings.is_empty())
-        .filter_map(|e| {
-            Some(Earning {
-                enrollment: e.enrollment.clone()?,
-                amount_minor: e.postings.first().map_or(0, |p| p.amount.minor()),
-                confirmed_on: earned_on
-                    .get(e.client_id.as_str())
-                    .copied()
-                    .unwrap_or_else(|| e.occurred_at.date_naive()),
-            })
-        })
-        .collect();
-    let earned_total: i64 = earnings.iter().map(|e| e.amount_minor).sum();
-    let sheet = store.balances(id).await.unwrap();
-    let available_minor = sheet
-        .accounts
-        .iter()
-        .find(|a| a.account == "releasable")
-        .map_or(0, |a| a.available_minor);
-    let rules = store.rules_for(institution, today).await.unwrap();
-    lessons::releasable(&ReleaseInput {
-        earnings: &earnings,
-        released_minor: earned_total - available_minor,
-        available_minor,
-        frozen: &frozen,
-        cutoff,
-        unearned_minor: sheet.prepaid_minor(),
-        reserve_bp: rules.params.release_reserve_bp.unwrap_or(0),
-        institution_frozen: store
-            .freezes(id)
-            .await
-            .unwrap()
-            .last()
-            .is_some_and(|f| f.frozen),
-    })
 }
 
 /// Per-lesson cadence with a 10% reserve: an officer rejecting a dispute

@@ -209,6 +209,10 @@ pub struct DayCost {
     pub reconcile: std::time::Duration,
     /// `risk --record` over the county.
     pub risk: std::time::Duration,
+    /// With `Options::families_confirm`: what may be released, for every
+    /// institution, as the release job reads it (the unreleased earnings
+    /// alone), and as the walk over every earning that it replaced.
+    pub release_read: Option<(std::time::Duration, std::time::Duration)>,
 }
 
 #[derive(Debug, Clone)]
@@ -287,6 +291,19 @@ impl Report {
         let Some((_, base_writes, base_reconcile, base_risk)) = at(10) else {
             return out;
         };
+        let release = |day: u32,
+                       pick: fn(
+            (std::time::Duration, std::time::Duration),
+        ) -> std::time::Duration| {
+            let mut around: Vec<std::time::Duration> = self
+                .costs
+                .iter()
+                .filter(|c| c.day + 2 >= day && c.day <= day + 2)
+                .filter_map(|c| c.release_read.map(pick))
+                .collect();
+            around.sort();
+            around.get(around.len() / 2).copied()
+        };
         // In tenths, rounded down, in integers (no floats in this crate).
         let ratio = |a: std::time::Duration, b: std::time::Duration| {
             let tenths = a.as_micros() * 10 / b.as_micros().max(1);
@@ -305,6 +322,25 @@ impl Report {
                 ratio(reconcile, base_reconcile),
                 ratio(risk, base_risk)
             );
+        }
+        if self.costs.iter().any(|c| c.release_read.is_some()) {
+            out.push_str(
+                "\nwhat may be released, every institution (the release job's read; the walk over every earning it replaced):\n\n\
+                 | day | unreleased earnings (ms) | every earning (ms) | every earning / unreleased |\n|---|---|---|---|\n",
+            );
+            for day in [10, 50, 100, 150, 200, 250, 300] {
+                let (Some(read), Some(walk)) = (release(day, |r| r.0), release(day, |r| r.1))
+                else {
+                    continue;
+                };
+                let _ = writeln!(
+                    out,
+                    "| {day} | {} | {} | {} |",
+                    read.as_millis(),
+                    walk.as_millis(),
+                    ratio(walk, read)
+                );
+            }
         }
         out
     }
@@ -510,6 +546,36 @@ impl Sim {
 /// A store for the simulation at `url`, migrated, whose clock the
 /// simulation moves day by day (registrations, requests and alerts are
 /// dated on the simulated days, not today).
+/// What may be released for every institution on `day`, read as the
+/// release job reads it and as the walk over every earning (the same
+/// answers, or the run stops): the two times.
+async fn time_release_reads(
+    store: &Store,
+    sims: &[Sim],
+    day: NaiveDate,
+) -> anyhow::Result<(std::time::Duration, std::time::Duration)> {
+    use crate::app::lessons::{releasable, releasable_from_every_earning};
+    use ledger_core::domain::lessons::CutOff;
+    let cutoff = CutOff::Day(day);
+    let mut read = Vec::with_capacity(sims.len());
+    let started = std::time::Instant::now();
+    for sim in sims {
+        read.push(releasable(store, &sim.institution, &cutoff, day).await?);
+    }
+    let reading = started.elapsed();
+    let started = std::time::Instant::now();
+    let mut walked = Vec::with_capacity(sims.len());
+    for sim in sims {
+        walked.push(releasable_from_every_earning(store, &sim.institution, &cutoff, day).await?);
+    }
+    let walking = started.elapsed();
+    anyhow::ensure!(
+        read == walked,
+        "{day}: what may be released read from the unreleased earnings differs from the walk over every earning"
+    );
+    Ok((reading, walking))
+}
+
 pub async fn open(url: &str, options: &Options) -> anyhow::Result<(Store, Clock)> {
     let clock = Clock::manual(at(options.start, 0));
     let store = Store::connect_with(url, clock.clone()).await?;
@@ -658,6 +724,11 @@ pub async fn run(store: &Store, clock: &Clock, options: &Options) -> anyhow::Res
             live_one_day(store, sim, day, options, &mut rng).await?;
         }
         let writes = living.elapsed();
+        let release_read = if options.families_confirm {
+            Some(time_release_reads(store, &sims, day).await?)
+        } else {
+            None
+        };
         clock.set(at(day, 20));
         for sim in sims.iter_mut() {
             send_statements(store, sim, day, &mut rng).await?;
@@ -671,6 +742,7 @@ pub async fn run(store: &Store, clock: &Clock, options: &Options) -> anyhow::Res
             writes,
             reconcile: reconciled - started,
             risk: reconciled.elapsed(),
+            release_read,
         });
         if options.check_reads {
             for sim in &sims {
@@ -1297,6 +1369,7 @@ mod tests {
                     d if d >= 48 => ms(200),
                     _ => ms(100),
                 },
+                release_read: None,
             })
             .collect();
         let report = Report {

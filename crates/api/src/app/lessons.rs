@@ -461,7 +461,8 @@ const EARNINGS_PAGE: i64 = 500;
 /// released. So the earnings are read newest first until they cover that
 /// balance, and the domain's oldest-first walk runs over those alone with
 /// what was released of them; the result is the walk over every earning
-/// (`tests/http/lessons.rs` holds the two equal). Before, each pass of a
+/// (`tests/http/lessons.rs` holds it equal to
+/// [`releasable_from_every_earning`]). Before, each pass of a
 /// release day read every lesson record and entry of the institution.
 pub async fn releasable(
     store: &Store,
@@ -547,6 +548,70 @@ pub async fn releasable_paged(
             0
         },
         reserve_bp,
+        institution_frozen: is_frozen(&store.freezes(id).await?),
+    }))
+}
+
+/// [`releasable`] as the release job computed it before: the walk over
+/// every earning of the institution, from every lesson record, entry and
+/// account. Kept as the reference the tests hold the read of the
+/// unreleased earnings to, and that `simulate --families-confirm` times it
+/// against; nothing in the service calls it.
+pub async fn releasable_from_every_earning(
+    store: &Store,
+    institution: &Institution,
+    cutoff: &CutOff,
+    today: NaiveDate,
+) -> AppResult<Releasable> {
+    let id = &institution.id;
+    let all = store.lessons(id, None).await?;
+    let earned_on: std::collections::BTreeMap<String, NaiveDate> = all
+        .iter()
+        .filter_map(|l| l.earned_on().map(|d| (l.client_id(), d)))
+        .collect();
+    let mut frozen: BTreeSet<EnrollmentId> = all
+        .iter()
+        .filter(|l| l.state().freezes_enrollment())
+        .map(|l| l.record.enrollment.clone())
+        .collect();
+    for r in store.refunds(Some(id), None).await? {
+        if holds_release(r.state) {
+            frozen.insert(r.enrollment);
+        }
+    }
+    let earnings: Vec<Earning> = store
+        .entries(id, 0, i64::MAX)
+        .await?
+        .into_iter()
+        .filter(|e| e.kind == ledger_core::EntryKind::LessonsConsumed && !e.postings.is_empty())
+        .filter_map(|e| {
+            Some(Earning {
+                enrollment: e.enrollment.clone()?,
+                amount_minor: e.postings.first().map_or(0, |p| p.amount.minor()),
+                confirmed_on: earned_on
+                    .get(e.client_id.as_str())
+                    .copied()
+                    .unwrap_or_else(|| e.occurred_at.date_naive()),
+            })
+        })
+        .collect();
+    let earned_total: i64 = earnings.iter().map(|e| e.amount_minor).sum();
+    let sheet = store.balances(id).await?;
+    let available_minor = sheet
+        .accounts
+        .iter()
+        .find(|a| a.account == "releasable")
+        .map_or(0, |a| a.available_minor);
+    let rules = store.rules_for(institution, today).await?;
+    Ok(lessons::releasable(&ReleaseInput {
+        earnings: &earnings,
+        // What left `releasable` (instructed or paid) paid for earnings.
+        released_minor: earned_total - available_minor,
+        available_minor,
+        frozen: &frozen,
+        cutoff,
+        unearned_minor: sheet.prepaid_minor(),
+        reserve_bp: rules.params.release_reserve_bp.unwrap_or(0),
         institution_frozen: is_frozen(&store.freezes(id).await?),
     }))
 }
