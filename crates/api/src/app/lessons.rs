@@ -652,6 +652,28 @@ pub async fn check_manual_release(
     Ok(())
 }
 
+/// Whether a release could be made at all: not while the institution is
+/// frozen, nor with nothing in `releasable` (its posted balance bounds
+/// what is available), nor without escrow cash to pay it from (a school
+/// in deposit mode keeps its families' tuition itself; the books would
+/// refuse the instruction). Three one-row reads, where what may be
+/// released reads the unreleased earnings, all of them for such a school,
+/// on each pass of a release day until the cycle is instructed.
+pub async fn may_release(store: &Store, institution: &Institution) -> AppResult<bool> {
+    let id = &institution.id;
+    Ok(!is_frozen(&store.freezes(id).await?)
+        && store
+            .account(id, &AccountCode::Releasable)
+            .await?
+            .balance_minor
+            > 0
+        && store
+            .account(id, &AccountCode::EscrowCash)
+            .await?
+            .available_minor
+            > 0)
+}
+
 /// The bank instruction id of an institution's release cycle: the end-to-end
 /// id the bank sees and dedupes on, so unique across institutions (eight hex
 /// digits of the SHA-256 of the institution id) and fixed by the cycle
@@ -687,18 +709,7 @@ pub async fn release_cycle(
     if store.payee(&institution.id).await?.is_none() {
         return Ok(None);
     }
-    // What may be released is computed from every lesson record and
-    // earning of the institution, and this runs on each pass of a release
-    // day until the cycle is instructed: first the two cheap reads that
-    // say nothing can be (a frozen institution; nothing in `releasable`,
-    // whose posted balance bounds what is available).
-    if is_frozen(&store.freezes(&institution.id).await?)
-        || store
-            .account(&institution.id, &AccountCode::Releasable)
-            .await?
-            .balance_minor
-            <= 0
-    {
+    if !may_release(store, institution).await? {
         return Ok(None);
     }
     let r = releasable(store, institution, &cutoff, today).await?;
