@@ -1066,3 +1066,95 @@ async fn a_rejected_dispute_is_earned_and_the_reserve_stays_in_escrow(backend: B
     server.stop().await;
 }
 crate::both!(a_rejected_dispute_is_earned_and_the_reserve_stays_in_escrow);
+
+/// The release job computes what may be released only where a release
+/// could be made. A school in deposit mode keeps its families' tuition
+/// itself: its lessons fill `releasable`, and there is no escrow cash to
+/// pay them from. Its release day passes with no instruction and no
+/// refusal, and nothing is computed (it would read every earning it ever
+/// made). A custody school with escrow and earnings is computed and
+/// released on the same day.
+async fn a_school_without_escrow_cash_is_not_computed_on_its_release_day(backend: Backend) {
+    use api::app::lessons::{may_release, release_cycle};
+    let t = term(backend).await;
+    let store = &t.server.store;
+    let deposit = InstitutionId::parse("INS-D").unwrap();
+    store
+        .create_institution(&ledger_core::Institution {
+            id: deposit.clone(),
+            name: "INS-D School".into(),
+            licence_no: "L-INS-D".into(),
+            jurisdiction: code("410922"),
+            mode: ledger_core::SupervisionMode::Deposit,
+            category: ledger_core::Category::NonSubject,
+            status: ledger_core::InstitutionStatus::Active,
+            currency: Currency::Cny,
+        })
+        .await
+        .unwrap();
+    enrollment(store, &deposit, "D-1", 40, 400_000).await;
+    let payee = Payee {
+        name: "INS-D School".into(),
+        account: "6222000011114444".into(),
+        bank: "CMBCCNBS".into(),
+    };
+    store.set_payee(&deposit, &payee, "setup").await.unwrap();
+    let request = |institution: &InstitutionId, client_id: &str, command: Command| Request {
+        institution: institution.clone(),
+        client_id: ClientId::parse(client_id).unwrap(),
+        currency: Currency::Cny,
+        occurred_at: at(9, 21, 17),
+        external_ref: None,
+        command,
+    };
+    for r in [
+        request(
+            &deposit,
+            "out-D-1",
+            Command::CollectOutsideEscrow {
+                enrollment: EnrollmentId::parse("D-1").unwrap(),
+                amount: ledger_core::Amount::from_minor(400_000).unwrap(),
+            },
+        ),
+        request(
+            &deposit,
+            "les-D-1",
+            Command::ConsumeLessons {
+                enrollment: EnrollmentId::parse("D-1").unwrap(),
+                hours: 4,
+            },
+        ),
+        request(
+            &t.institution,
+            "les-E-1",
+            Command::ConsumeLessons {
+                enrollment: EnrollmentId::parse("E-1").unwrap(),
+                hours: 4,
+            },
+        ),
+    ] {
+        store.execute(r).await.unwrap();
+    }
+    // Monday 28 September, a release day of the weekly cadence.
+    t.clock.set(at(9, 28, 10));
+    let today = t.clock.now().date_naive();
+    let custody = store.institution(&t.institution).await.unwrap();
+    let deposit = store.institution(&deposit).await.unwrap();
+    assert!(may_release(store, &custody).await.unwrap());
+    assert!(!may_release(store, &deposit).await.unwrap());
+    let none = release_cycle(store, &deposit, today, t.clock.now()).await;
+    assert!(matches!(none, Ok(None)), "{none:?}");
+    let made = release_cycle(store, &custody, today, t.clock.now())
+        .await
+        .unwrap()
+        .expect("the custody school's cycle is instructed");
+    assert_eq!(made.kind, EntryKind::ReleaseInstructed);
+    assert_eq!(
+        made.postings[0].amount.minor(),
+        40_000,
+        "4 of 40 hours of 4,000.00"
+    );
+    t.bank.stop().await;
+    t.server.stop().await;
+}
+crate::both!(a_school_without_escrow_cash_is_not_computed_on_its_release_day);
