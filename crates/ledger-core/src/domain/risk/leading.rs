@@ -21,10 +21,10 @@ const MONTH_DAYS: i128 = 30;
 
 /// The figures an institution is compared with its peers on, on one day
 /// (none when its history cannot say). They read the ledger's side of a
-/// snapshot only (its days' collections and consumption, its unearned
-/// tuition, the packages sold, the rules), never the bank's records or the
-/// workflows (a streamed scan keeps them, with the signals judged without
-/// peers, in `BeforePeers`).
+/// snapshot (its days' collections and consumption, its unearned tuition,
+/// the packages sold, the rules) and the families' refund asks, never the
+/// bank's records (a streamed scan keeps them, with the signals judged
+/// without peers, in `BeforePeers`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PeerFigures {
     /// Collections of the recent window against the own baseline, as rates
