@@ -419,6 +419,21 @@ impl Window {
     fn contains(&self, day: NaiveDate) -> bool {
         self.first <= day && day <= self.last
     }
+
+    /// The engine's two windows ending on `as_of`, as the rule pack sets
+    /// them: `lookback_days` ending on it (recent), and `baseline_days`
+    /// ending the day before that starts (none without the recent one).
+    fn of_engine(as_of: NaiveDate, p: &RuleParams) -> (Option<Window>, Option<Window>) {
+        let recent = p.lookback_days.and_then(|days| Window::ending(as_of, days));
+        let baseline = match (recent, p.baseline_days) {
+            (Some(r), Some(days)) => r
+                .first
+                .pred_opt()
+                .and_then(|last| Window::ending(last, days)),
+            _ => None,
+        };
+        (recent, baseline)
+    }
 }
 
 /// What every check reads: the input, its rules and the windows.
@@ -436,16 +451,7 @@ struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     fn new(input: &'a RiskInput) -> Self {
         let p = &input.rules.params;
-        let recent = p
-            .lookback_days
-            .and_then(|days| Window::ending(input.as_of, days));
-        let baseline = match (recent, p.baseline_days) {
-            (Some(r), Some(days)) => r
-                .first
-                .pred_opt()
-                .and_then(|last| Window::ending(last, days)),
-            _ => None,
-        };
+        let (recent, baseline) = Window::of_engine(input.as_of, p);
         Ctx {
             input,
             p,

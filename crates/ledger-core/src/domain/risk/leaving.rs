@@ -36,13 +36,7 @@ pub fn family_counts(
     as_of: NaiveDate,
     p: &RuleParams,
 ) -> FamilyCounts {
-    let recent = p.lookback_days.and_then(|d| Window::ending(as_of, d));
-    let baseline = recent.and_then(|r| {
-        r.first
-            .pred_opt()
-            .zip(p.baseline_days)
-            .and_then(|(last, d)| Window::ending(last, d))
-    });
+    let (recent, baseline) = Window::of_engine(as_of, p);
     let mut counts = FamilyCounts::default();
     for en in enrollments {
         let id = en.id.as_str();

@@ -113,13 +113,7 @@ pub struct PackageSold {
 /// The packages sold in the engine's recent and baseline windows ending on
 /// `as_of` (windows as the rule pack sets them; none without them).
 pub fn package_counts(sold: &[PackageSold], as_of: NaiveDate, p: &RuleParams) -> PackageCounts {
-    let recent = p.lookback_days.and_then(|d| Window::ending(as_of, d));
-    let baseline = recent.and_then(|r| {
-        r.first
-            .pred_opt()
-            .zip(p.baseline_days)
-            .and_then(|(last, d)| Window::ending(last, d))
-    });
+    let (recent, baseline) = Window::of_engine(as_of, p);
     let mut counts = PackageCounts::default();
     for s in sold {
         if recent.is_some_and(|w| w.contains(s.date)) {
