@@ -99,6 +99,33 @@ impl Term {
         body
     }
 
+    /// A second officer of the county approves a pending request (a
+    /// manual release waits for one).
+    async fn approve_as_second_officer(&self, pending: &Value, key: &str) {
+        let checker = self
+            .server
+            .token_named(
+                Role::Officer,
+                Scope::Jurisdiction(code("410922")),
+                "Wang Fang",
+            )
+            .await;
+        let (status, done) = self
+            .server
+            .post(
+                &checker,
+                &format!("/v1/approvals/{}/approve", pending["id"].as_str().unwrap()),
+                key,
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            (status, done["state"].as_str()),
+            (StatusCode::OK, Some("approved")),
+            "{done}"
+        );
+    }
+
     /// Amounts of the lessons_consumed entries in the books, in fen.
     async fn earned_minor(&self) -> i64 {
         self.server
@@ -536,28 +563,7 @@ async fn families_confirm_dispute_and_stay_silent_and_releases_follow(backend: B
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{part}");
-    let checker = t
-        .server
-        .token_named(
-            Role::Officer,
-            Scope::Jurisdiction(code("410922")),
-            "Wang Fang",
-        )
-        .await;
-    let (status, done) = t
-        .server
-        .post(
-            &checker,
-            &format!("/v1/approvals/{}/approve", part["id"].as_str().unwrap()),
-            "ok-rel-m3",
-            json!({}),
-        )
-        .await;
-    assert_eq!(
-        (status, done["state"].as_str()),
-        (StatusCode::OK, Some("approved")),
-        "{done}"
-    );
+    t.approve_as_second_officer(&part, "ok-rel-m3").await;
 
     // The family asks for a refund: the rest of E-1's earnings are held
     // until it is decided.
@@ -784,24 +790,7 @@ async fn what_may_be_released_is_read_from_the_unreleased_earnings_alone(backend
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let checker = t
-        .server
-        .token_named(
-            Role::Officer,
-            Scope::Jurisdiction(code("410922")),
-            "Wang Fang",
-        )
-        .await;
-    let (status, done) = t
-        .server
-        .post(
-            &checker,
-            &format!("/v1/approvals/{}/approve", body["id"].as_str().unwrap()),
-            "ok-rel-m1",
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{done}");
+    t.approve_as_second_officer(&body, "ok-rel-m1").await;
     let partly = check("part of an earning released").await;
     assert!(partly.unreleased_minor > 0, "{partly:?}");
     // E-3's family asks for its money back; E-1 records more, confirmed.
@@ -1078,20 +1067,7 @@ async fn a_school_without_escrow_cash_is_not_computed_on_its_release_day(backend
     use api::app::lessons::{may_release, release_cycle};
     let t = term(backend).await;
     let store = &t.server.store;
-    let deposit = InstitutionId::parse("INS-D").unwrap();
-    store
-        .create_institution(&ledger_core::Institution {
-            id: deposit.clone(),
-            name: "INS-D School".into(),
-            licence_no: "L-INS-D".into(),
-            jurisdiction: code("410922"),
-            mode: ledger_core::SupervisionMode::Deposit,
-            category: ledger_core::Category::NonSubject,
-            status: ledger_core::InstitutionStatus::Active,
-            currency: Currency::Cny,
-        })
-        .await
-        .unwrap();
+    let deposit = deposit_school(store).await;
     enrollment(store, &deposit, "D-1", 40, 400_000).await;
     let payee = Payee {
         name: "INS-D School".into(),

@@ -1275,26 +1275,6 @@ async fn held_by_institution(store: &ledger_core::Store, i: &InstitutionId) -> i
         .balance("held_by_institution")
 }
 
-/// INS-D, a school of the county in risk-deposit mode: it collects tuition
-/// itself, escrow holds none of it.
-async fn deposit_school(store: &ledger_core::Store) -> InstitutionId {
-    let id = InstitutionId::parse("INS-D").unwrap();
-    store
-        .create_institution(&ledger_core::Institution {
-            id: id.clone(),
-            name: "INS-D School".into(),
-            licence_no: "L-INS-D".into(),
-            jurisdiction: code("410922"),
-            mode: ledger_core::SupervisionMode::Deposit,
-            category: ledger_core::Category::NonSubject,
-            status: ledger_core::InstitutionStatus::Active,
-            currency: Currency::Cny,
-        })
-        .await
-        .unwrap();
-    id
-}
-
 /// A bank that takes payment files: the runner writes the refund as a
 /// pain.001.001.09 file into the bank's drop folder (valid against ISO
 /// 20022's schema), and the bank's statement, reconciled, confirms it as

@@ -236,6 +236,21 @@ pub async fn jurisdictions(store: &Store) {
 }
 
 pub async fn institution(store: &Store, id: &str, county: &str) -> InstitutionId {
+    institution_in_mode(store, id, county, SupervisionMode::Custody).await
+}
+
+/// INS-D, a school of county 410922 in risk-deposit mode: it collects
+/// tuition itself, escrow holds none of it.
+pub async fn deposit_school(store: &Store) -> InstitutionId {
+    institution_in_mode(store, "INS-D", "410922", SupervisionMode::Deposit).await
+}
+
+pub async fn institution_in_mode(
+    store: &Store,
+    id: &str,
+    county: &str,
+    mode: SupervisionMode,
+) -> InstitutionId {
     let id = InstitutionId::parse(id).unwrap();
     store
         .create_institution(&Institution {
@@ -243,7 +258,7 @@ pub async fn institution(store: &Store, id: &str, county: &str) -> InstitutionId
             name: format!("{id} School"),
             licence_no: format!("L-{id}"),
             jurisdiction: code(county),
-            mode: SupervisionMode::Custody,
+            mode,
             category: Category::NonSubject,
             status: InstitutionStatus::Active,
             currency: Currency::Cny,
