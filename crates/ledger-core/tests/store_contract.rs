@@ -1450,8 +1450,8 @@ async fn an_enrollments_hours_used_count_its_records_not_upheld_and_lessons_post
 /// The lessons job reads the records no family has answered from a queue
 /// they enter when recorded and leave at their first step (migration
 /// 0040): on both dialects that is exactly the records whose trail is
-/// empty, whichever step came first and whoever took it, across
-/// institutions, in the order recorded. Records are numbered from a kept
+/// empty and whose answer-by day has passed, whichever step came first and
+/// whoever took it, across institutions, in the order recorded. Records are numbered from a kept
 /// count: in order, one number each, none taken by a replay or by a record
 /// the store refuses.
 async fn the_lessons_job_reads_the_records_waiting_for_an_answer_and_numbers_come_from_a_kept_count(
@@ -1498,7 +1498,10 @@ async fn the_lessons_job_reads_the_records_waiting_for_an_answer_and_numbers_com
     // and takes no number.
     let refused = s.record_lesson(&new("I1", "E9"), None).await;
     assert!(refused.is_err(), "{refused:?}");
-    let later = s.record_lesson(&new("I1", "E1"), None).await.unwrap();
+    // Its family has a week longer to answer.
+    let mut longer = new("I1", "E1");
+    longer.answer_by = on + chrono::Duration::days(7);
+    let later = s.record_lesson(&longer, None).await.unwrap();
     ids.push(("I1", later.id));
     let numbers: Vec<(&str, &str)> = ids.iter().map(|(i, id)| (*i, id.as_str())).collect();
     assert_eq!(
@@ -1533,30 +1536,43 @@ async fn the_lessons_job_reads_the_records_waiting_for_an_answer_and_numbers_com
         .append_lesson_event(&iid("I1"), "L3", 1, Upheld, "officer", Some("ok"), on)
         .await
         .unwrap());
+    // The reference: every record whose trail is empty, from the whole
+    // read, and past its answer-by day on the day the job runs.
+    let every = s.lessons_in(None, None).await.unwrap();
+    for today in [
+        on,
+        on + chrono::Duration::days(1),
+        on + chrono::Duration::days(8),
+    ] {
+        let waiting: Vec<(String, String)> = s
+            .unanswered_lessons(today)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.institution.to_string(), r.id))
+            .collect();
+        let mut due: Vec<(String, String)> = Vec::new();
+        for i in ["I1", "I2"] {
+            for l in &every[i].listed {
+                if l.trail.is_empty() && l.record.answer_by < today {
+                    due.push((i.to_string(), l.record.id.clone()));
+                }
+            }
+        }
+        assert_eq!(waiting, due, "on {today}");
+    }
     let waiting: Vec<(String, String)> = s
-        .unanswered_lessons()
+        .unanswered_lessons(on + chrono::Duration::days(1))
         .await
         .unwrap()
         .into_iter()
         .map(|r| (r.institution.to_string(), r.id))
         .collect();
-    // The reference: every record whose trail is empty, from the whole read.
-    let every = s.lessons_in(None, None).await.unwrap();
-    let mut empty_trail: Vec<(String, String)> = Vec::new();
-    for i in ["I1", "I2"] {
-        for l in &every[i].listed {
-            if l.trail.is_empty() {
-                empty_trail.push((i.to_string(), l.record.id.clone()));
-            }
-        }
-    }
-    assert_eq!(waiting, empty_trail);
     let waiting: Vec<(&str, &str)> = waiting
         .iter()
         .map(|(i, id)| (i.as_str(), id.as_str()))
         .collect();
-    assert_eq!(
-        waiting,
-        [("I1", "L2"), ("I1", "L4"), ("I1", "L5"), ("I2", "L1")]
-    );
+    // L5's family still has a week.
+    assert_eq!(waiting, [("I1", "L2"), ("I1", "L4"), ("I2", "L1")]);
+    assert!(s.unanswered_lessons(on).await.unwrap().is_empty());
 }

@@ -302,22 +302,22 @@ const POST_CHUNK: usize = 500;
 /// every earned record not yet in the books is posted.
 pub async fn deem_and_post(store: &Store, today: NaiveDate) -> AppResult<LessonPass> {
     let mut pass = LessonPass::default();
-    for r in store.unanswered_lessons().await? {
-        if lessons::is_due(r.answer_by, today)
-            && store
-                .append_lesson_event(
-                    &r.institution,
-                    &r.id,
-                    0,
-                    LessonState::DeemedConfirmed,
-                    "workflow",
-                    Some(&format!(
-                        "deemed confirmed: the family did not answer by {}",
-                        r.answer_by
-                    )),
-                    today,
-                )
-                .await?
+    for r in store.unanswered_lessons(today).await? {
+        debug_assert!(lessons::is_due(r.answer_by, today));
+        if store
+            .append_lesson_event(
+                &r.institution,
+                &r.id,
+                0,
+                LessonState::DeemedConfirmed,
+                "workflow",
+                Some(&format!(
+                    "deemed confirmed: the family did not answer by {}",
+                    r.answer_by
+                )),
+                today,
+            )
+            .await?
         {
             pass.deemed_confirmed += 1;
         }

@@ -584,11 +584,12 @@ impl Store {
         with_steps(rows)
     }
 
-    /// Records nobody has answered yet, of every institution: what the
-    /// lessons job deems confirmed once their day has passed. Read from
-    /// the queue the records enter when recorded and leave at their first
-    /// step (migration 0040), so a pass reads what waits, not every record.
-    pub async fn unanswered_lessons(&self) -> Result<Vec<LessonRecord>> {
+    /// Records nobody has answered whose answer-by day is before `today`
+    /// (past their day), of every institution: what the lessons job deems
+    /// confirmed. Read from the queue the records enter when recorded and
+    /// leave at their first step (migration 0040), so a pass reads what is
+    /// due, not every record.
+    pub async fn unanswered_lessons(&self, today: NaiveDate) -> Result<Vec<LessonRecord>> {
         // Driven from the queue: each waiting record is one key lookup.
         let rows: Vec<LessonRow> = on_reader!(self, |pool| sqlx::query_as(
             "select l.institution_id, l.lesson_id, l.enrollment_id, \
@@ -596,8 +597,10 @@ impl Store {
                l.answer_by \
              from lessons_unanswered u join lessons l \
                on l.institution_id = u.institution_id and l.lesson_id = u.lesson_id \
+             where u.answer_by < $1 \
              order by l.institution_id, l.recorded_at, l.lesson_id"
         )
+        .bind(today)
         .fetch_all(pool)
         .await?);
         crate::store::rows::convert(rows)
