@@ -516,6 +516,8 @@ async fn setup(server: &Server, cases: usize) -> Vec<(Role, String)> {
                 .unwrap();
         }
         pay(&server.store, &id, "E-USE", "prepay", 500_000).await;
+        // Paid, so that its family has something to ask back.
+        pay(&server.store, &id, "E-FAM", "prepay-fam", 500_000).await;
         let taught = ledger_core::Request {
             institution: id.clone(),
             client_id: ledger_core::ClientId::parse("taught").unwrap(),

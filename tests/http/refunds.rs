@@ -538,6 +538,45 @@ async fn only_the_right_people_move_a_refund(backend: Backend) {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("payee.name")),
         "{p}"
     );
+    // More than E-1 can get back (3,000.00 paid and not consumed), or an
+    // account a pain.001 cannot carry: refused when asked, nothing kept
+    // (an open request would stop the enrollment's releases).
+    let before = s.server.store.refunds(None, None).await.unwrap();
+    for (key, amount, account, field, says) in [
+        (
+            "x8",
+            "99999999.00",
+            "6214830100123456",
+            "amount",
+            "is more than enrollment E-1 can get back now: 3000.00 CNY",
+        ),
+        ("x9", "3000.01", "6214830100123456", "amount", "3000.00 CNY"),
+        (
+            "x10",
+            "100.00",
+            "6214 8301 0012 3456",
+            "payee.account",
+            "may only hold ASCII letters and digits",
+        ),
+    ] {
+        let (status, p) = s
+            .server
+            .post(
+                &s.school,
+                "/v1/institutions/INS-A/refunds",
+                key,
+                json!({"enrollment": "E-1", "amount": amount,
+                       "payee": {"name": "Zhang San", "account": account, "bank": "CMBCCNBS"}}),
+            )
+            .await;
+        assert_eq!(
+            (status, p["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{p}"
+        );
+        assert!(p["detail"].as_str().unwrap().contains(says), "{p}");
+    }
+    assert_eq!(s.server.store.refunds(None, None).await.unwrap(), before);
     let (status, declined) = s
         .server
         .post(
@@ -868,6 +907,31 @@ async fn a_deposit_return_goes_out_of_the_deposit_account(backend: Backend) {
         .clone()
         .unwrap();
     assert!(error.contains("no payee account is on file"), "{error}");
+    // A payee the instruction cannot carry (kept before payees were checked
+    // as strictly as pain.001 needs; the API refuses it now) is noted on
+    // the item and tried again later: the pass goes on.
+    let kept_before = ledger_core::domain::refunds::Payee {
+        name: "INS-A School".into(),
+        account: "6222 0000 1111 2222".into(),
+        bank: "CMBCCNBS".into(),
+    };
+    s.server
+        .store
+        .set_payee(&s.institution, &kept_before, "officer")
+        .await
+        .unwrap();
+    s.later(Duration::seconds(6));
+    let t = s.tick().await;
+    assert_eq!((t.sent, t.send_failures), (0, 1), "{t:?}");
+    let error = s.server.store.outbox(None).await.unwrap()[0]
+        .last_error
+        .clone()
+        .unwrap();
+    assert!(
+        error.contains("creditor.account may only hold ASCII letters and digits"),
+        "{error}"
+    );
+    assert!(s.bank.payments().is_empty());
     let payee = ledger_core::domain::refunds::Payee {
         name: "INS-A School".into(),
         account: "6222000011112222".into(),
@@ -878,7 +942,8 @@ async fn a_deposit_return_goes_out_of_the_deposit_account(backend: Backend) {
         .set_payee(&s.institution, &payee, "officer")
         .await
         .unwrap();
-    s.later(Duration::seconds(6));
+    // The second failure waits 10 s.
+    s.later(Duration::seconds(11));
     assert_eq!(s.tick().await.sent, 1);
     let paid = s.bank.payments();
     assert_eq!((paid.len(), paid[0].amount.as_str()), (1, "400.00"));

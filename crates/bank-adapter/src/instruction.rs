@@ -126,6 +126,19 @@ pub struct Creditor {
     pub bank: String,
 }
 
+impl Creditor {
+    /// Whether the creditor fits a pain.001 and our HTTP contract: the
+    /// field that does not (`name`, `account`, `bank`) and why. The same
+    /// rules [`Instruction::new`] applies, so that a payee can be refused
+    /// when it is given rather than when its instruction is built.
+    pub fn check(&self) -> Result<(), (&'static str, &'static str)> {
+        check_text(&self.name).map_err(|r| ("name", r))?;
+        check_account(&self.account).map_err(|r| ("account", r))?;
+        check_bank(&self.bank).map_err(|r| ("bank", r))?;
+        Ok(())
+    }
+}
+
 /// Everything needed to build an [`Instruction`]; plain data, unchecked.
 #[derive(Debug, Clone)]
 pub struct InstructionSpec {
@@ -168,9 +181,16 @@ impl Instruction {
             return Err(invalid("institution", "is longer than 35 characters"));
         }
         check_account(&spec.debtor_account).map_err(|r| invalid("debtor_account", r))?;
-        check_account(&spec.creditor.account).map_err(|r| invalid("creditor.account", r))?;
-        check_text(&spec.creditor.name).map_err(|r| invalid("creditor.name", r))?;
-        check_bank(&spec.creditor.bank).map_err(|r| invalid("creditor.bank", r))?;
+        spec.creditor.check().map_err(|(field, r)| {
+            invalid(
+                match field {
+                    "name" => "creditor.name",
+                    "account" => "creditor.account",
+                    _ => "creditor.bank",
+                },
+                r,
+            )
+        })?;
         if let Some(remittance) = &spec.remittance {
             check_text(remittance).map_err(|r| invalid("remittance", r))?;
         }

@@ -18,7 +18,7 @@ use ledger_core::{AccountCode, Amount, ClientId, Command, Currency, LedgerError,
 use crate::app::banks::BankDirectory;
 use crate::app::evidence::{self, Evidence};
 use crate::app::jobs::Tick;
-use crate::app::{AppError, AppResult};
+use crate::app::AppResult;
 
 /// One pass of the outbox: due instructions sent, accepted ones asked
 /// after. A bank that fails is noted on the item and retried later with
@@ -99,12 +99,8 @@ async fn look_again(
 
 /// An outbox item the instruction rules refuse: the books queued something
 /// no bank can be sent.
-fn bad_instruction(item: &OutboxItem, e: impl std::fmt::Display) -> AppError {
-    AppError::invalid(
-        "invalid_instruction",
-        "instruction_id",
-        format!("instruction {} cannot be sent: {e}", item.instruction_id),
-    )
+fn bad_instruction(item: &OutboxItem, e: impl std::fmt::Display) -> String {
+    format!("{} {} cannot be sent: {e}", item.kind, item.instruction_id)
 }
 
 /// The supervised account an instruction is paid out of: the one its
@@ -296,9 +292,16 @@ async fn send(
         }
     };
     let currency: Currency = item.currency.parse()?;
-    let instruction = Instruction::new(InstructionSpec {
-        id: InstructionId::parse(item.instruction_id.clone())
-            .map_err(|e| bad_instruction(item, e))?,
+    let id = match InstructionId::parse(item.instruction_id.clone()) {
+        Ok(id) => id,
+        Err(e) => return Ok(Err(bad_instruction(item, e))),
+    };
+    // An instruction the bank's format cannot carry (a payee kept before
+    // payees were checked as strictly) is noted on its item and looked at
+    // again later, like a bank that fails: it must not stop the pass for
+    // every other instruction behind it.
+    let instruction = match Instruction::new(InstructionSpec {
+        id,
         kind: instruction_kind,
         institution: item.institution.clone(),
         debtor_account: account.account_no.clone(),
@@ -307,8 +310,10 @@ async fn send(
         currency,
         requested_date: today,
         remittance: Some(format!("{} {}", item.kind, item.instruction_id)),
-    })
-    .map_err(|e| bad_instruction(item, e))?;
+    }) {
+        Ok(instruction) => instruction,
+        Err(e) => return Ok(Err(bad_instruction(item, e))),
+    };
     let sent = match channel {
         Channel::Api(client) => client.send_instruction(&instruction).await,
         Channel::Pain001Api(client) => match upload_pain001(client, &instruction, today).await {
@@ -498,8 +503,10 @@ async fn outcome(
         }
         Err(why) => return Ok(Err(why)),
     };
-    let id =
-        InstructionId::parse(item.instruction_id.clone()).map_err(|e| bad_instruction(item, e))?;
+    let id = match InstructionId::parse(item.instruction_id.clone()) {
+        Ok(id) => id,
+        Err(e) => return Ok(Err(bad_instruction(item, e))),
+    };
     Ok(match client.instruction_status(&id).await {
         Ok(r) => Ok((r.status, r.reason)),
         Err(e) => Err(format!("[{}] {e}", e.code())),

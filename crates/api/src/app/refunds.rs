@@ -358,6 +358,7 @@ pub async fn request(
     if let Some(made) = store.refund_by_id(refund_id.as_str()).await? {
         return Ok(made);
     }
+    check_refundable(store, institution, &enrollment, amount_minor).await?;
     let refund = Refund {
         institution: institution.id.clone(),
         id: refund_id,
@@ -374,6 +375,62 @@ pub async fn request(
     };
     store.create_refund(&refund).await?;
     Ok(refund)
+}
+
+/// Refuses a request the books could never approve as asked: for an
+/// enrollment the institution does not have, or for more than its tuition
+/// paid and not yet consumed (its `prepaid` account, less what is already
+/// on its way out), or for "everything" when nothing is left. Approval
+/// checks it again against the books of its own day; a request is held to
+/// it when made because an open request stops the enrollment's releases.
+async fn check_refundable(
+    store: &Store,
+    institution: &Institution,
+    enrollment: &ledger_core::EnrollmentId,
+    amount_minor: Option<i64>,
+) -> AppResult<()> {
+    if store
+        .enrollment_book(&institution.id, enrollment)
+        .await?
+        .is_none()
+    {
+        return Err(ledger_core::LedgerError::UnknownEnrollment {
+            institution: institution.id.to_string(),
+            enrollment: enrollment.to_string(),
+        }
+        .into());
+    }
+    let refundable = store
+        .account(
+            &institution.id,
+            &ledger_core::AccountCode::Prepaid(enrollment.clone()),
+        )
+        .await?
+        .available_minor;
+    let money = |minor| ledger_core::domain::money::format_minor(minor, institution.currency);
+    let refused = |detail: String| {
+        Err(AppError::invalid(
+            "refund_exceeds_refundable",
+            "amount",
+            detail,
+        ))
+    };
+    match amount_minor {
+        None if refundable <= 0 => refused(format!(
+            "enrollment {enrollment} has no tuition left to refund: everything paid is consumed or already on its way back"
+        )),
+        Some(asked) if asked <= 0 => refused(format!(
+            "amount {} is not a refund: it must be more than zero",
+            money(asked)
+        )),
+        Some(asked) if asked > refundable => refused(format!(
+            "amount {} is more than enrollment {enrollment} can get back now: {} {} (tuition paid and not yet consumed)",
+            money(asked),
+            money(refundable),
+            institution.currency.code()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A refund by its id. Refund ids are ours ("RF" and hex): anything else
@@ -501,25 +558,23 @@ pub async fn settle(
     }
 }
 
-/// Where money goes: a name, an account and a bank, each 1 to 70
-/// characters (what a pain.001 creditor holds). `prefix` names the fields
-/// as the caller sent them (`payee.name`).
+/// Where money goes: a name (up to 140 characters, none a control
+/// character), an account and a bank (ASCII letters and digits, up to 34
+/// and 35): what a pain.001 creditor holds. The bank adapter's own rule
+/// ([`bank_adapter::instruction::Creditor::check`]), applied when the payee
+/// is given, so that a payee the instruction could not carry is refused
+/// before anything is stored rather than found when the outbox sends it.
+/// `prefix` names the fields as the caller sent them (`payee.name`).
 pub fn check_payee(payee: &Payee, prefix: &str) -> AppResult<()> {
-    for (name, value) in [
-        ("name", &payee.name),
-        ("account", &payee.account),
-        ("bank", &payee.bank),
-    ] {
-        if value.trim().is_empty() || value.len() > 70 {
-            let field = format!("{prefix}{name}");
-            return Err(AppError::invalid(
-                "invalid_field",
-                field.clone(),
-                format!("{field} must be 1 to 70 characters"),
-            ));
-        }
-    }
-    Ok(())
+    let creditor = bank_adapter::instruction::Creditor {
+        name: payee.name.clone(),
+        account: payee.account.clone(),
+        bank: payee.bank.clone(),
+    };
+    creditor.check().map_err(|(name, reason)| {
+        let field = format!("{prefix}{name}");
+        AppError::invalid("invalid_field", field.clone(), format!("{field} {reason}"))
+    })
 }
 
 /// The bank's reference of a payment: 1 to 64 characters, none a control
@@ -565,12 +620,21 @@ mod tests {
         for (p, field) in [
             (payee(" ", "6222", "CMB"), "payee.name"),
             (payee("张三", "", "CMB"), "payee.account"),
-            (payee("张三", "6222", &"B".repeat(71)), "payee.bank"),
+            (payee("张三", "6222", &"B".repeat(36)), "payee.bank"),
+            // What a pain.001 could not carry is refused when given, not
+            // when the outbox builds the instruction.
+            (payee("张三", "6214 8301 0012 3456", "CMB"), "payee.account"),
+            (payee("张三", &"6".repeat(35), "CMB"), "payee.account"),
+            (payee("张三", "6222", "招商银行"), "payee.bank"),
+            (payee("张\u{7}三", "6222", "CMB"), "payee.name"),
+            (payee(&"名".repeat(141), "6222", "CMB"), "payee.name"),
         ] {
             let e = check_payee(&p, "payee.").unwrap_err();
             assert_eq!(e.field().as_deref(), Some(field), "{e}");
             assert_eq!(e.code(), "invalid_field");
+            assert!(e.to_string().contains(field), "{e}");
         }
+        assert!(check_payee(&payee(&"名".repeat(140), &"6".repeat(34), "CMBCCNBS"), "").is_ok());
         // The institution's own payee is sent without a prefix.
         let e = check_payee(&payee("", "1", "B"), "").unwrap_err();
         assert_eq!(e.field().as_deref(), Some("name"));
