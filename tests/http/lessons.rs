@@ -230,6 +230,26 @@ async fn families_confirm_dispute_and_stay_silent_and_releases_follow(backend: B
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_ne!(again["family_token"], t.family[0].as_str(), "{again}");
+    // The same enrollment under a new key is refused: no second family
+    // token, which would be one more key to the family's money.
+    let tokens = t.server.store.tokens().await.unwrap().len();
+    let (status, p) = t
+        .server
+        .post(
+            &t.school,
+            "/v1/institutions/INS-A/enrollments",
+            "enr-E-1-again",
+            json!({"id": "E-1", "student_ref": "S-E-1", "hours_bought": 40,
+                   "price": "4000.00", "course_start": "2026-09-01", "course_end": "2026-11-30"}),
+        )
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (StatusCode::CONFLICT, Some("enrollment_exists")),
+        "{p}"
+    );
+    assert!(p.get("family_token").is_none(), "{p}");
+    assert_eq!(t.server.store.tokens().await.unwrap().len(), tokens);
 
     // Friday 18 September: lessons of E-1 and E-2, both confirmed.
     t.clock.set(at(9, 18, 17));

@@ -102,12 +102,7 @@ pub async fn create(
             store.institution(id).await?;
         }
         Scope::Enrollment(id, enrollment) => {
-            if !store
-                .enrollments(id)
-                .await?
-                .iter()
-                .any(|e| e.id == *enrollment)
-            {
+            if store.enrollment_book(id, enrollment).await?.is_none() {
                 anyhow::bail!("institution {id} has no enrollment {enrollment}");
             }
         }

@@ -28,6 +28,7 @@ contract!(
     reversals_mirror_the_original_and_happen_once,
     unidentified_receipts_wait_in_suspense_until_attributed,
     entries_page_in_chain_order,
+    enrollments_page_by_byte_order_of_their_ids,
     malformed_wire_requests_are_refused_before_the_books,
     keys_claimed_together_are_each_held_by_one_request,
     lessons_before_a_day_are_read_summed_as_the_domain_sums_them,
@@ -816,6 +817,52 @@ async fn entries_page_in_chain_order(db: &TestDb) {
     }
     let expected: Vec<String> = (0..25).map(|i| format!("p{i}")).collect();
     assert_eq!(seen, expected);
+}
+
+async fn enrollments_page_by_byte_order_of_their_ids(db: &TestDb) {
+    let s = &db.store;
+    seeded(s).await;
+    s.create_institution(&institution("I2")).await.unwrap();
+    s.create_enrollment(&enrollment("I2", "E-0", 1_000))
+        .await
+        .unwrap();
+    // Ids whose order differs between bytes and a language's collation:
+    // case, punctuation, digits compared as text.
+    for id in ["E-10", "E-7", "e-2", "E_5", "E.9", "Z1"] {
+        s.create_enrollment(&enrollment("I1", id, 1_000))
+            .await
+            .unwrap();
+    }
+    let mut seen: Vec<String> = vec![];
+    let mut after: Option<ledger_core::EnrollmentId> = None;
+    let mut pages = 0;
+    loop {
+        let page = s
+            .enrollments_page(&iid("I1"), after.as_ref(), 3)
+            .await
+            .unwrap();
+        assert!(page.len() <= 3);
+        pages += 1;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        seen.extend(page.iter().map(|e| e.id.to_string()));
+    }
+    let mut expected: Vec<String> = ["E1", "E2", "E-10", "E-7", "e-2", "E_5", "E.9", "Z1"]
+        .map(String::from)
+        .to_vec();
+    expected.sort();
+    assert_eq!(seen, expected);
+    assert_eq!(pages, 4, "three full pages, then an empty one");
+    assert!(s
+        .enrollments_page(&iid("I1"), Some(&eid("e-2")), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s
+        .enrollments_page(&iid("I9"), None, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn malformed_wire_requests_are_refused_before_the_books(db: &TestDb) {

@@ -34,8 +34,9 @@ pub async fn record_batch(store: &Store, requests: Vec<Request>) -> AppResult<Ve
 }
 
 /// Records an enrollment (a package of class hours sold); the same one
-/// again is a no-op, a different one under its id is refused.
-pub async fn enroll(store: &Store, enrollment: &Enrollment) -> AppResult<()> {
+/// again is a no-op (`false`: not new), a different one under its id is
+/// refused.
+pub async fn enroll(store: &Store, enrollment: &Enrollment) -> AppResult<bool> {
     Ok(store.create_enrollment(enrollment).await?)
 }
 

@@ -38,6 +38,12 @@ pub type PgStore = Pooled<Postgres>;
 pub(crate) struct Pg;
 
 impl Pg {
+    /// What makes a text column compare by bytes (the order Rust and the
+    /// API's cursors compare in): the C collation; the database's own may differ.
+    pub fn bytewise(self) -> &'static str {
+        " collate \"C\""
+    }
+
     /// Begins a transaction that only reads, at one instant (repeatable read, so that each statement sees the instant of the first).
     pub fn read_snapshot(self) -> &'static str {
         "begin isolation level repeatable read, read only"

@@ -176,8 +176,9 @@ impl Store {
     }
 
     /// Registers an enrollment and opens its `prepaid/{enrollment}` account
-    /// (idempotent).
-    pub async fn create_enrollment(&self, enrollment: &Enrollment) -> Result<()> {
+    /// (idempotent): whether it is new (`false`: the same enrollment was
+    /// registered before, with the same terms).
+    pub async fn create_enrollment(&self, enrollment: &Enrollment) -> Result<bool> {
         enrollment.validate()?;
         let e = enrollment;
         let institution = self.institution(&e.institution).await?;
@@ -223,7 +224,7 @@ impl Store {
                     }
                     .into());
                 }
-                return Ok(());
+                return Ok(false);
             }
             sqlx::query(
                 "insert into accounts (institution_id, account_code, account_type, currency, created_at) \
@@ -244,7 +245,7 @@ impl Store {
                 digest
             );
         });
-        Ok(())
+        Ok(true)
     }
 
     pub async fn institution(&self, id: &InstitutionId) -> Result<Institution> {
@@ -269,14 +270,30 @@ impl Store {
         rows::convert(found)
     }
 
-    /// An institution's enrollments (contracts), by id.
-    pub async fn enrollments(&self, id: &InstitutionId) -> Result<Vec<Enrollment>> {
-        let found: Vec<EnrollmentRow> = on_reader!(self, |pool| sqlx::query_as(
-            "select * from enrollments where institution_id = $1 order by enrollment_id",
-        )
-        .bind(id.as_str())
-        .fetch_all(pool)
-        .await?);
+    /// A page of an institution's enrollments: at most `limit` after the id
+    /// `after` names, by byte order of the id (the order a cursor compares
+    /// in, whatever the database's collation).
+    pub async fn enrollments_page(
+        &self,
+        id: &InstitutionId,
+        after: Option<&EnrollmentId>,
+        limit: usize,
+    ) -> Result<Vec<Enrollment>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let found: Vec<EnrollmentRow> = on_reader!(self, |pool, d| {
+            let sql = format!(
+                "select * from enrollments where institution_id = $1 \
+                   and ($2 is null or enrollment_id{c} > $2) \
+                 order by enrollment_id{c} limit $3",
+                c = d.bytewise()
+            );
+            sqlx::query_as(&sql)
+                .bind(id.as_str())
+                .bind(after.map(EnrollmentId::as_str))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        });
         rows::convert(found)
     }
 

@@ -45,6 +45,12 @@ impl std::ops::Deref for SqliteStore {
 pub(crate) struct Lite;
 
 impl Lite {
+    /// What makes a text column compare by bytes (the order Rust and the
+    /// API's cursors compare in): SQLite's default collation already does.
+    pub fn bytewise(self) -> &'static str {
+        ""
+    }
+
     /// Begins a transaction that only reads, at one instant (deferred: the first read takes the WAL snapshot every later one sees).
     pub fn read_snapshot(self) -> &'static str {
         "begin"

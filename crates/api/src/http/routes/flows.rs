@@ -74,7 +74,17 @@ async fn create_enrollment(
         course_start: body.course_start,
         course_end: body.course_end,
     };
-    books::enroll(&state.store, &enrollment).await?;
+    if !books::enroll(&state.store, &enrollment).await? {
+        // Sent again under a new key: the family's token was given with the
+        // first answer, and another would be one more key to its money.
+        return Err(ApiError::from(crate::app::AppError::Conflict {
+            code: "enrollment_exists",
+            detail: format!(
+                "institution {} already has enrollment {} with these terms; its family token was shown once, when it was recorded (a repeat under that request's Idempotency-Key shows the first answer)",
+                i.id, enrollment.id
+            ),
+        }));
+    }
     // The family's own token, scoped to this enrollment: shown once, kept
     // only as a hash (a repeat of this request shows it redacted).
     let (token, _) = crate::token::create(
@@ -137,23 +147,15 @@ async fn list_enrollments(
         })
         .transpose()?;
     let i = guard::institution(&state, &caller, &id, Action::ReadBooks).await?;
-    // An institution sells thousands of packages, not millions: read them
-    // all and page in memory, by byte order of the id (a database
-    // collation may order differently, and the cursor compares bytes).
-    let mut all = state.store.enrollments(&i.id).await?;
-    all.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
-    let rest: Vec<&Enrollment> = all
-        .iter()
-        .filter(|e| after.as_ref().is_none_or(|a| e.id.as_str() > a.as_str()))
-        .collect();
-    let items: Vec<EnrollmentView> = rest
-        .iter()
-        .take(limit)
-        .map(|e| EnrollmentView::from(*e))
-        .collect();
-    let next_cursor = (rest.len() > limit)
-        .then(|| items.last().map(|e| e.id.clone()))
-        .flatten();
+    // One more than the page: whether there is a next one.
+    let mut found = state
+        .store
+        .enrollments_page(&i.id, after.as_ref(), limit.saturating_add(1))
+        .await?;
+    let more = found.len() > limit;
+    found.truncate(limit);
+    let items: Vec<EnrollmentView> = found.iter().map(EnrollmentView::from).collect();
+    let next_cursor = more.then(|| items.last().map(|e| e.id.clone())).flatten();
     Ok(Json(EnrollmentPage { items, next_cursor }))
 }
 
