@@ -1096,7 +1096,15 @@ fn recorded_risk_runs_keep_one_alert_per_condition_that_officers_work() {
         .success());
     let out = act("rectify", &[]);
     assert!(stderr(&out).contains("[missing_field]"), "{}", stderr(&out));
-    assert!(act("rectify", &["--due", "2026-11-20"]).status.success());
+    let past = (chrono::Utc::now().date_naive() - chrono::Duration::days(1)).to_string();
+    let out = act("rectify", &["--due", &past]);
+    assert!(
+        stderr(&out).contains("[due_in_the_past]"),
+        "{}",
+        stderr(&out)
+    );
+    let due = (chrono::Utc::now().date_naive() + chrono::Duration::days(30)).to_string();
+    assert!(act("rectify", &["--due", &due]).status.success());
     assert!(act("resolve", &["--comment", "money returned"])
         .status
         .success());

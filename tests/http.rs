@@ -997,6 +997,63 @@ async fn bad_input_is_refused_precisely_and_changes_nothing(backend: Backend) {
             "invalid_id",
             Some("external_ref"),
         ),
+        (
+            "a control character in text",
+            pay_path,
+            Some("b30"),
+            json!({"enrollment": "E-1", "amount": "1.00", "external_ref": "A\u{7}B"}),
+            422,
+            "invalid_text",
+            Some("external_ref"),
+        ),
+        (
+            "a reason longer than any text kept",
+            "/v1/institutions/INS-A/refunds",
+            Some("b31"),
+            json!({"enrollment": "E-1", "reason": "x".repeat(2001),
+                   "payee": {"name": "Zhang San", "account": "6214830100123456", "bank": "CMBCCNBS"}}),
+            422,
+            "invalid_text",
+            Some("reason"),
+        ),
+        (
+            "a control character deep in a batch",
+            "/v1/batches",
+            Some("b32"),
+            json!({"items": [{"institution": "INS-A", "client_id": "c1", "op": "pay_tuition",
+                              "enrollment": "E-1", "amount": "1.00", "external_ref": "\u{c}"}]}),
+            422,
+            "invalid_text",
+            Some("items[0].external_ref"),
+        ),
+        (
+            "a student reference over 128 characters",
+            "/v1/institutions/INS-A/enrollments",
+            Some("b33"),
+            json!({"id": "E-9", "student_ref": "S".repeat(129), "hours_bought": 10, "price": "100.00", "course_start": "2026-09-01", "course_end": "2026-12-01"}),
+            422,
+            "invalid_enrollment",
+            None,
+        ),
+        (
+            "lessons given in year 1",
+            "/v1/institutions/INS-A/lessons",
+            Some("b28"),
+            json!({"enrollment": "E-1", "hours": 2, "occurred_on": "0001-01-01"}),
+            422,
+            "invalid_field",
+            Some("occurred_on"),
+        ),
+        (
+            "a refund of more than was paid",
+            "/v1/institutions/INS-A/refunds",
+            Some("b29"),
+            json!({"enrollment": "E-1", "amount": "4000.01",
+                   "payee": {"name": "Zhang San", "account": "6214830100123456", "bank": "CMBCCNBS"}}),
+            422,
+            "refund_exceeds_refundable",
+            Some("amount"),
+        ),
     ];
     for (what, path, key, body, status, code, field) in cases {
         let token = if path == "/v1/institutions" {
@@ -1072,6 +1129,27 @@ async fn bad_input_is_refused_precisely_and_changes_nothing(backend: Backend) {
     }
     assert_eq!(answered, Some(StatusCode::PAYLOAD_TOO_LARGE));
     for (path, field) in [
+        // Filters that could match nothing, and days outside the business
+        // dates.
+        ("/v1/institutions/INS-A/entries?kind=tuition_payd", "kind"),
+        (
+            "/v1/institutions/INS-A/entries?enrollment=a%20b",
+            "enrollment",
+        ),
+        (
+            "/v1/institutions/INS-A/entries?from=2026-09-02T00:00:00Z&to=2026-09-01T00:00:00Z",
+            "to",
+        ),
+        (
+            "/v1/institutions/INS-A/lessons?enrollment=a%20b",
+            "enrollment",
+        ),
+        ("/v1/jurisdictions/410922/risk?as_of=0001-01-01", "as_of"),
+        ("/v1/jurisdictions/410922/risk?as_of=9999-12-31", "as_of"),
+        (
+            "/v1/institutions/INS-A/reconciliation?date=0001-01-01",
+            "date",
+        ),
         ("/v1/institutions?limit=0", "limit"),
         ("/v1/institutions?status=open", "status"),
         ("/v1/institutions/INS-A/entries?cursor=abc", "cursor"),
@@ -1169,7 +1247,8 @@ async fn limits_hold_and_answer_as_problems(backend: Backend) {
     assert_eq!(receipt["lines_stored"], 20_000);
 
     // A JSON body of 10 MB is read whole (the JSON limit is 16 MiB) and
-    // refused for what it says, not for its size.
+    // refused for what it says (a text over 2,000 characters), not for
+    // its size.
     let (status, p) = server
         .post(
             &c.platform,
@@ -1182,7 +1261,7 @@ async fn limits_hold_and_answer_as_problems(backend: Backend) {
         (status, p["code"].as_str(), p["field"].as_str()),
         (
             StatusCode::UNPROCESSABLE_ENTITY,
-            Some("invalid_id"),
+            Some("invalid_text"),
             Some("external_ref")
         ),
         "{p}"
@@ -2032,13 +2111,42 @@ async fn officers_see_risk_and_work_alerts(backend: Backend) {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("due")),
         "{p}"
     );
+    // A due day already past, or beyond the business dates, is refused.
+    let today = server.store.now().date_naive();
+    for (key, due, code) in [
+        (
+            "a1-past",
+            (today - chrono::Duration::days(1)).to_string(),
+            "due_in_the_past",
+        ),
+        ("a1-far", "9999-12-31".to_string(), "invalid_field"),
+    ] {
+        let (status, p) = server
+            .post(
+                &officer,
+                &format!("{alert_path}/actions"),
+                key,
+                json!({"action": "request_rectification", "due": due}),
+            )
+            .await;
+        assert_eq!(
+            (status, p["code"].as_str(), p["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(code), Some("due")),
+            "{p}"
+        );
+    }
+    let due = (today + chrono::Duration::days(30)).to_string();
     let (status, acted) = server
-        .post(&officer, &format!("{alert_path}/actions"), "a2",
-              json!({"action": "request_rectification", "due": "2026-11-30", "comment": "top up escrow"}))
+        .post(
+            &officer,
+            &format!("{alert_path}/actions"),
+            "a2",
+            json!({"action": "request_rectification", "due": due, "comment": "top up escrow"}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{acted}");
     assert_eq!(acted["alert"]["status"], "rectification_requested");
-    assert_eq!(acted["alert"]["rectification_due"], "2026-11-30");
+    assert_eq!(acted["alert"]["rectification_due"], due.as_str());
     let last = acted["trail"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["action"], "rectification_requested");
     assert_eq!(last["comment"], "top up escrow");

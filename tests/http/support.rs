@@ -376,6 +376,17 @@ pub async fn counts(store: &Store) -> Vec<(String, i64)> {
         "approvals",
         "approval_claims",
         "approval_decisions",
+        "refunds",
+        "refund_events",
+        "lessons",
+        "lesson_events",
+        "lessons_unanswered",
+        "institution_events",
+        "institution_freezes",
+        "rule_packs",
+        "outbox",
+        "webhook_subscriptions",
+        "rectification_notices",
     ];
     let mut out = Vec::new();
     for t in tables {

@@ -67,6 +67,7 @@ pub async fn record(
         field: Some("enrollment".into()),
         detail: e.to_string(),
     })?;
+    ledger_core::domain::bounds::check_day("occurred_on", ask.occurred_on)?;
     if ask.occurred_on > today {
         return Err(AppError::invalid(
             "lessons_in_the_future",

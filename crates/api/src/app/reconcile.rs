@@ -443,6 +443,9 @@ pub async fn report(
     institution: Option<&InstitutionId>,
     until: Option<NaiveDate>,
 ) -> AppResult<Vec<AccountReconciliation>> {
+    if let Some(day) = until {
+        ledger_core::domain::bounds::check_day("date", day)?;
+    }
     let mut reports = Vec::new();
     for account in accounts_in_scope(store, institution).await? {
         reports.push(report_account(store, &account, until).await?);

@@ -612,6 +612,7 @@ pub async fn scan(
     record: bool,
 ) -> AppResult<Scan> {
     let as_of = as_of.unwrap_or_else(|| store.now().date_naive());
+    ledger_core::domain::bounds::check_day("as_of", as_of)?;
     let scope = match jurisdiction {
         Some(code) => {
             if !store.jurisdictions().await?.iter().any(|j| j.code == code) {
@@ -986,6 +987,7 @@ pub async fn risk_list(
     scope: &JurisdictionCode,
     as_of: NaiveDate,
 ) -> AppResult<RiskList> {
+    ledger_core::domain::bounds::check_day("as_of", as_of)?;
     let ranked = assess(store, scope, as_of).await?;
     let currencies: BTreeMap<String, Currency> = store
         .institutions()

@@ -282,8 +282,9 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-/// `axum::Json`, with refusals as problems, and text that no database can
-/// hold (NUL characters) refused with where it was.
+/// `axum::Json`, with refusals as problems, and text that cannot be kept
+/// ([`text_refusal`]: NUL, control characters, over-long) refused with
+/// where it was.
 #[derive(Debug)]
 pub struct Json<T>(pub T);
 
@@ -312,17 +313,21 @@ where
         let bytes = axum::body::Bytes::from_request(request, state)
             .await
             .map_err(|e| ApiError::bad_request("unreadable_body", e.body_text()))?;
-        let nul = bytes
-            .windows(6)
-            .any(|w| w == b"\\u0000")
+        // Only a body with an escaped control character, or long enough to
+        // hold an over-long string, is read twice.
+        let suspect = bytes.len() > MAX_TEXT_CHARS
+            || [&b"\\u00"[..], b"\\b", b"\\f"]
+                .iter()
+                .any(|escape| bytes.windows(escape.len()).any(|w| w == *escape));
+        let bad = suspect
             .then(|| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
             .flatten()
-            .and_then(|v| nul_path(&v, String::new()));
-        if let Some(field) = nul {
+            .and_then(|v| bad_text(&v, String::new()));
+        if let Some((field, why)) = bad {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_text",
-                format!("{field}: text may not contain NUL (\\u0000) characters"),
+                format!("{field}: {why}"),
             )
             .on_field(field));
         }
@@ -332,25 +337,50 @@ where
     }
 }
 
-/// Where in a JSON document a string holds a NUL character.
-fn nul_path(value: &serde_json::Value, at: String) -> Option<String> {
+/// The most characters any one text of a request body may hold: far
+/// beyond a name, a reason or a note, far below what would make every
+/// listing that shows it heavy.
+pub const MAX_TEXT_CHARS: usize = 2_000;
+
+/// Why a text cannot be kept as sent, if it cannot: NUL (no database holds
+/// it), another control character (none is text; line breaks and tabs
+/// are), or more than [`MAX_TEXT_CHARS`].
+fn text_refusal(s: &str) -> Option<String> {
+    if s.contains('\0') {
+        Some("text may not contain NUL (\\u0000) characters".into())
+    } else if s
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        Some("text may not contain control characters other than line breaks and tabs".into())
+    } else if s.chars().count() > MAX_TEXT_CHARS {
+        Some(format!(
+            "text may not be longer than {MAX_TEXT_CHARS} characters"
+        ))
+    } else {
+        None
+    }
+}
+
+/// Where in a JSON document a text (a value or a key) cannot be kept, and
+/// why ([`text_refusal`]).
+fn bad_text(value: &serde_json::Value, at: String) -> Option<(String, String)> {
     use serde_json::Value;
     match value {
-        Value::String(s) if s.contains('\0') => Some(at),
+        Value::String(s) => text_refusal(s).map(|why| (at, why)),
         Value::Array(items) => items
             .iter()
             .enumerate()
-            .find_map(|(i, v)| nul_path(v, format!("{at}[{i}]"))),
+            .find_map(|(i, v)| bad_text(v, format!("{at}[{i}]"))),
         Value::Object(fields) => fields.iter().find_map(|(k, v)| {
             let path = if at.is_empty() {
                 k.clone()
             } else {
                 format!("{at}.{k}")
             };
-            if k.contains('\0') {
-                Some(path)
-            } else {
-                nul_path(v, path)
+            match text_refusal(k) {
+                Some(why) => Some((path, why)),
+                None => bad_text(v, path),
             }
         }),
         _ => None,

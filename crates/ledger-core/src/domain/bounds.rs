@@ -19,6 +19,18 @@ pub const LATEST_YEAR: i32 = 2099;
 /// width of the hours columns.
 pub const MAX_HOURS: u32 = 100_000;
 
+/// Why a short text (a name, a reference) cannot be kept: a control
+/// character, or more than `max` characters. `None` when it can.
+pub fn text_refusal(value: &str, max: usize) -> Option<String> {
+    if value.chars().any(char::is_control) {
+        Some("contains a control character".into())
+    } else if value.chars().count() > max {
+        Some(format!("is longer than {max} characters"))
+    } else {
+        None
+    }
+}
+
 fn window() -> String {
     format!("{EARLIEST_YEAR}-01-01 to {LATEST_YEAR}-12-31")
 }

@@ -92,6 +92,16 @@ impl Institution {
                 reason: "licence number is empty".into(),
             });
         }
+        for (what, value, max) in [
+            ("name", &self.name, 200),
+            ("licence number", &self.licence_no, 64),
+        ] {
+            if let Some(why) = bounds::text_refusal(value, max) {
+                return Err(LedgerError::InvalidInstitution {
+                    reason: format!("{what} {why}"),
+                });
+            }
+        }
         Ok(())
     }
 }
@@ -131,6 +141,9 @@ impl Enrollment {
         }
         if self.student_ref.trim().is_empty() {
             return Err(invalid("student_ref is empty"));
+        }
+        if let Some(why) = bounds::text_refusal(&self.student_ref, 128) {
+            return Err(invalid(&format!("student_ref {why}")));
         }
         Ok(())
     }

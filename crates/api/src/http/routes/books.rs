@@ -171,17 +171,42 @@ async fn entries(
             )
         })?,
     };
+    // A filter that could match nothing is a mistake to point at, not an
+    // empty page (reached after scanning the whole chain).
+    let kind: Option<ledger_core::EntryKind> = q
+        .kind
+        .as_deref()
+        .map(|k| {
+            serde_json::from_value(serde_json::Value::String(k.to_string())).map_err(|_| {
+                ApiError::invalid(
+                    "kind",
+                    format!("{k:?} is not an entry kind (e.g. tuition_paid, lessons_consumed)"),
+                )
+            })
+        })
+        .transpose()?;
+    let enrollment = q
+        .enrollment
+        .as_deref()
+        .map(|x| {
+            ledger_core::EnrollmentId::parse(x)
+                .map_err(|e| ApiError::from(e).on_field("enrollment"))
+        })
+        .transpose()?;
+    if let (Some(from), Some(to)) = (q.from, q.to) {
+        if from >= to {
+            return Err(ApiError::invalid(
+                "to",
+                format!("to ({to}) must be after from ({from}): no instant lies between them"),
+            ));
+        }
+    }
     let i = guard::institution(&state, &caller, &id, Action::ReadBooks).await?;
     let keep = |e: &ledger_core::Entry| {
-        q.kind.as_deref().is_none_or(|k| {
-            serde_json::to_value(e.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(|s| s == k))
-                == Some(true)
-        }) && q
-            .enrollment
-            .as_deref()
-            .is_none_or(|x| e.enrollment.as_ref().is_some_and(|en| en.as_str() == x))
+        kind.is_none_or(|k| e.kind == k)
+            && enrollment
+                .as_ref()
+                .is_none_or(|x| e.enrollment.as_ref() == Some(x))
             && q.from.is_none_or(|f| e.occurred_at >= f)
             && q.to.is_none_or(|t| e.occurred_at < t)
     };

@@ -191,7 +191,8 @@ async fn record_lessons(
 /// Lesson records of the institution (a family: of its enrollment only).
 #[utoipa::path(get, path = "/v1/institutions/{id}/lessons", tag = "lessons",
     params(("id" = String, Path, description = "Institution id"), LessonFilter),
-    responses((status = 200, body = LessonPage), (status = 404, body = Problem)))]
+    responses((status = 200, body = LessonPage), (status = 404, body = Problem),
+              (status = 422, body = Problem)))]
 async fn list_lessons(
     State(state): State<AppState>,
     caller: Caller,
@@ -211,13 +212,12 @@ async fn list_lessons(
         Action::ReadEnrollment,
     )
     .await?;
-    let enrollment = match wanted {
-        Some(e) => match ledger_core::EnrollmentId::parse(e) {
-            Ok(e) => Some(e),
-            Err(_) => return Ok(Json(LessonPage { items: vec![] })),
-        },
-        None => None,
-    };
+    let enrollment = wanted
+        .map(|e| {
+            ledger_core::EnrollmentId::parse(e)
+                .map_err(|e| ApiError::from(e).on_field("enrollment"))
+        })
+        .transpose()?;
     let items = state
         .store
         .lessons(&i.id, enrollment.as_ref())

@@ -36,7 +36,8 @@ pub struct RiskQuery {
 /// rule pack, riskiest first.
 #[utoipa::path(get, path = "/v1/jurisdictions/{code}/risk", tag = "oversight",
     params(("code" = String, Path, description = "Jurisdiction code"), RiskQuery),
-    responses((status = 200, body = RiskList), (status = 404, body = Problem)))]
+    responses((status = 200, body = RiskList), (status = 404, body = Problem),
+              (status = 422, body = Problem)))]
 async fn risk(
     State(state): State<AppState>,
     caller: Caller,

@@ -43,7 +43,8 @@ pub struct ReconciliationQuery {
 /// statement day by statement day (a report: it records nothing).
 #[utoipa::path(get, path = "/v1/institutions/{id}/reconciliation", tag = "oversight",
     params(("id" = String, Path, description = "Institution id"), ReconciliationQuery),
-    responses((status = 200, body = Reconciliation), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = Reconciliation), (status = 400, body = Problem), (status = 404, body = Problem),
+              (status = 422, body = Problem)))]
 async fn reconciliation(
     State(state): State<AppState>,
     caller: Caller,
