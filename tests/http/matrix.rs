@@ -413,7 +413,7 @@ fn endpoints() -> Vec<Endpoint> {
             allowed: &[Officer, Platform, Admin],
             body: |f, _| {
                 Some(
-                    json!({"url": "http://127.0.0.1:9/hooks", "events": ["alert.red"],
+                    json!({"url": "http://127.0.0.1:9/hooks", "events": ["release.executed"],
                             "institution": f.target_institution}),
                 )
             },

@@ -198,6 +198,36 @@ async fn webhooks_reach_a_failing_receiver_once_per_event_signed(backend: Backen
     assert_eq!(status, StatusCode::CREATED, "{sub}");
     let secret = sub["secret"].as_str().unwrap().to_string();
     receiver.seen.lock().unwrap().secret = Some(secret);
+    // Red alerts are the bureau's: a platform token may neither subscribe
+    // to them nor see a subscription that carries them.
+    let platform = server
+        .token(Role::Platform, Scope::Jurisdiction(code("410922")))
+        .await;
+    let (status, body) = server
+        .post(
+            &platform,
+            "/v1/webhooks",
+            "wh-p",
+            json!({"url": receiver.url, "events": ["refund.state_changed", "alert.red"], "jurisdiction": "410922"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::FORBIDDEN, Some("events")),
+        "{body}"
+    );
+    assert!(
+        body["detail"].as_str().unwrap().contains("alert.red"),
+        "{body}"
+    );
+    let (status, list) = server.get(&platform, "/v1/webhooks").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["items"], json!([]), "{list}");
+    let sub_id = sub["id"].as_str().unwrap();
+    let (status, _) = server
+        .get(&platform, &format!("/v1/webhooks/{sub_id}/deliveries"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let sub_id = sub["id"].as_str().unwrap().to_string();
     let (status, sub_b) = server
         .post(

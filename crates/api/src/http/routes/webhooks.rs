@@ -6,13 +6,15 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use ledger_core::domain::webhooks::{Attempt, Delivery, Subscription, SubscriptionScope};
+use ledger_core::domain::webhooks::{
+    Attempt, Delivery, EventType, Subscription, SubscriptionScope,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::access::{Action, Caller, Scope};
+use crate::access::{permits, Action, Caller, Scope};
 use crate::app::webhooks::{self, SubscriptionAsk};
 use crate::http::problem::{ApiError, ApiResult, Json, Problem};
 use crate::http::{guard, AppState};
@@ -140,9 +142,14 @@ pub struct DeliveryList {
     pub items: Vec<DeliveryView>,
 }
 
-/// Whether the caller sees the subscription's scope: its jurisdiction, or
-/// the jurisdiction of its institution, is covered by the caller's.
+/// Whether the caller sees the subscription: its jurisdiction, or the
+/// jurisdiction of its institution, is covered by the caller's, and the
+/// caller may read every kind of event it carries.
 async fn sees(state: &AppState, caller: &Caller, s: &Subscription) -> ApiResult<bool> {
+    // Red alerts' deliveries carry what only the bureau reads.
+    if s.events.contains(&EventType::RedAlert) && !permits(caller.role, Action::Oversee) {
+        return Ok(false);
+    }
     Ok(match (&caller.scope, &s.scope) {
         (Scope::All, _) => true,
         (Scope::Jurisdiction(mine), SubscriptionScope::Jurisdiction(theirs)) => mine.covers(theirs),
@@ -181,6 +188,17 @@ async fn subscribe(
     caller: Caller,
     Json(body): Json<NewSubscription>,
 ) -> ApiResult<(StatusCode, Json<SubscriptionView>)> {
+    if body.events.iter().any(|e| e == "alert.red") && !permits(caller.role, Action::Oversee) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "a {} token may not subscribe to alert.red: a red alert is the bureau's to verify and act on (GET /v1/alerts is an officer's too); refund.state_changed, lessons.awaiting_confirmation and release.executed are open to it",
+                caller.role.as_str()
+            ),
+        )
+        .on_field("events"));
+    }
     let scope = match (&body.jurisdiction, &body.institution) {
         (Some(code), None) => {
             let j = guard::jurisdiction(&state, &caller, code, Action::ManageWebhooks).await?;
