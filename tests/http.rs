@@ -1150,6 +1150,8 @@ async fn bad_input_is_refused_precisely_and_changes_nothing(backend: Backend) {
             "/v1/institutions/INS-A/reconciliation?date=0001-01-01",
             "date",
         ),
+        ("/v1/institutions?cursor=a%20b", "cursor"),
+        ("/v1/approvals?cursor=AP-not-ours", "cursor"),
         ("/v1/institutions?limit=0", "limit"),
         ("/v1/institutions?status=open", "status"),
         ("/v1/institutions/INS-A/entries?cursor=abc", "cursor"),

@@ -1,7 +1,8 @@
 //! The authorization matrix: every endpoint × every role × a target in the
 //! token's scope and one outside it, generated from two tables written down
 //! from the specification (who may do what; who can see what), not from the
-//! code. Outside the scope must look exactly like absent (404).
+//! code. Outside the scope must look exactly like absent (404), and a
+//! refused write leaves every table as it was.
 
 use api::access::{Role, Scope};
 use ledger_core::domain::alerts::Finding;
@@ -623,6 +624,12 @@ async fn every_endpoint_by_every_role_in_and_out_of_scope(backend: Backend) {
                             .body(if inside { IN_FILE } else { OUT_FILE }),
                     };
                 }
+                let refusable = e.method != Method::GET;
+                let before = if refusable {
+                    Some(counts(&server.store).await)
+                } else {
+                    None
+                };
                 let (status, body) = send(request).await;
                 let visible = *role == Admin
                     || e.target == Target::Nothing
@@ -640,6 +647,19 @@ async fn every_endpoint_by_every_role_in_and_out_of_scope(backend: Backend) {
                         e.name,
                         if inside { "inside" } else { "outside" }
                     ));
+                }
+                if let Some(before) = before.filter(|_| status.is_client_error()) {
+                    // A refusal leaves everything as it was.
+                    let after = counts(&server.store).await;
+                    if after != before {
+                        let changed: Vec<_> =
+                            before.iter().zip(&after).filter(|(b, a)| b != a).collect();
+                        failures.push(format!(
+                            "{} as {role:?} {}: refused with {status} but changed {changed:?}",
+                            e.name,
+                            if inside { "inside" } else { "outside" }
+                        ));
+                    }
                 }
                 if status == StatusCode::NOT_FOUND {
                     // Out of scope says nothing an absent thing would not.

@@ -438,10 +438,15 @@ pub fn party(caller: &crate::access::Caller) -> Party {
     }
 }
 
+/// Whether `id` has the shape of ours: "AP" and 20 hex digits.
+fn is_approval_id(id: &str) -> bool {
+    id.len() == 22 && id.starts_with("AP") && id[2..].chars().all(|c| c.is_ascii_hexdigit())
+}
+
 /// A request by its id (ours: "AP" and hex; anything else is not looked up).
 pub async fn find(store: &Store, id: &str) -> AppResult<Approval> {
     let not_found = || AppError::not_found(format!("approval {id:?}"));
-    if !(id.len() == 22 && id.starts_with("AP")) {
+    if !is_approval_id(id) {
         return Err(not_found());
     }
     store.approval(id).await?.ok_or_else(not_found)
@@ -456,6 +461,14 @@ pub async fn list(
     cursor: Option<&str>,
     limit: usize,
 ) -> AppResult<(Vec<Approval>, Option<String>)> {
+    // The cursor is a request's id, which is ours ([`find`]).
+    if let Some(c) = cursor.filter(|c| !is_approval_id(c)) {
+        return Err(AppError::invalid(
+            "invalid_field",
+            "cursor",
+            format!("cursor {c:?} is not one this API gave out"),
+        ));
+    }
     let mut items: Vec<Approval> = store
         .approvals(cursor, pending_only)
         .await?

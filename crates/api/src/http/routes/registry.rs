@@ -411,6 +411,15 @@ async fn list_institutions(
         .as_deref()
         .map(|s| parse_text::<SupervisionMode>("mode", s, "custody, deposit or both"))
         .transpose()?;
+    // The cursor is the last institution id of the previous page.
+    if let Some(c) = filter.cursor.as_deref() {
+        InstitutionId::parse(c).map_err(|_| {
+            ApiError::invalid(
+                "cursor",
+                format!("cursor {c:?} is not one this API gave out"),
+            )
+        })?;
+    }
     let mut visible: Vec<Institution> = guard::visible_institutions(&state, &caller)
         .await?
         .into_iter()
