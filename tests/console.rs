@@ -1319,6 +1319,24 @@ async fn an_officer_cannot_approve_in_the_console_a_refund_she_asked_for(backend
         StatusCode::SEE_OTHER
     );
     let csrf = csrf_of(&mut z).await;
+    // A decline says why (the family reads it): without a reason it is
+    // refused and nothing moves.
+    let (status, page) = z
+        .post(
+            &path,
+            &[("csrf", &csrf), ("decision", "decline"), ("reason", "  ")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("reason"), "{page}");
+    assert_eq!(
+        api::app::refunds::find(store, refund.id.as_str())
+            .await
+            .unwrap()
+            .state
+            .code(),
+        "requested"
+    );
     let (status, _) = z
         .post(&path, &[("csrf", &csrf), ("decision", "approve")])
         .await;

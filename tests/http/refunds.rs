@@ -577,6 +577,24 @@ async fn only_the_right_people_move_a_refund(backend: Backend) {
         assert!(p["detail"].as_str().unwrap().contains(says), "{p}");
     }
     assert_eq!(s.server.store.refunds(None, None).await.unwrap(), before);
+    let (status, p) = s
+        .server
+        .post(
+            &s.officer,
+            &format!("/v1/refunds/{id}/decline"),
+            "x6-bare",
+            json!({"comment": " "}),
+        )
+        .await;
+    assert_eq!(
+        (status, p["code"].as_str(), p["field"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("reason_required"),
+            Some("comment")
+        ),
+        "{p}"
+    );
     let (status, declined) = s
         .server
         .post(

@@ -452,8 +452,9 @@ pub enum Decision {
 }
 
 /// Decides a requested refund. An approval takes it into the books at
-/// once (or sets it aside, see [`Instructed`]); a refund already decided is
-/// refused. Returns the refund as it now stands.
+/// once (or sets it aside, see [`Instructed`]); a decline needs a reason
+/// (`comment`); a refund already decided is refused. Returns the refund as
+/// it now stands.
 pub async fn decide(
     store: &Store,
     refund: &Refund,
@@ -466,6 +467,18 @@ pub async fn decide(
         Decision::Approve => RefundState::Approved,
         Decision::Decline => RefundState::Declined,
     };
+    let comment = comment.map(str::trim).filter(|c| !c.is_empty());
+    if decision == Decision::Decline && comment.is_none() {
+        // The family's money stays with the school: the family reads why.
+        return Err(AppError::invalid(
+            "reason_required",
+            "comment",
+            format!(
+                "refund {} is declined with a reason: give a comment the family can read",
+                refund.id
+            ),
+        ));
+    }
     let moved = refund.state == RefundState::Requested
         && store
             .move_refund(

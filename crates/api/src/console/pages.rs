@@ -907,6 +907,9 @@ pub struct DecisionForm {
     pub csrf: String,
     #[serde(default)]
     pub decision: String,
+    /// Why a refund is declined (the family reads it).
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// Approves a requested refund through maker–checker
@@ -960,9 +963,16 @@ pub async fn decide_refund(
         }
         crate::app::refunds::Decision::Decline => {
             let actor = format!("console:{}", s.officer.login);
-            crate::app::refunds::decide(&state.store, &refund, decision, &actor, None, today)
-                .await
-                .map(|_| ())
+            crate::app::refunds::decide(
+                &state.store,
+                &refund,
+                decision,
+                &actor,
+                Some(&form.reason),
+                today,
+            )
+            .await
+            .map(|_| ())
         }
     };
     match done {

@@ -658,6 +658,10 @@ fn refund_decisions(lang: Lang, refunds: &[RefundItem], csrf: &str) -> Markup {
                                 form.inline method="post" action={ "/refunds/" (r.id) "/decide" } {
                                     input type="hidden" name="csrf" value=(csrf);
                                     input type="hidden" name="decision" value="decline";
+                                    label for={ "decline-reason-" (r.id) } { (lang.t("驳回理由", "Reason to decline")) }
+                                    " "
+                                    input id={ "decline-reason-" (r.id) } type="text" name="reason" required;
+                                    " "
                                     button.secondary type="submit" { (lang.t("驳回", "Decline")) }
                                 }
                             }

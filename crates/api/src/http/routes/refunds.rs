@@ -212,6 +212,7 @@ async fn get_refund(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
+    /// Why: required to decline (the family reads it), optional to approve.
     pub comment: Option<String>,
 }
 
@@ -245,7 +246,8 @@ async fn approve_refund(
 #[utoipa::path(post, path = "/v1/refunds/{id}/decline", tag = "refunds", request_body = Decision,
     params(("id" = String, Path, description = "Refund id"),
            ("Idempotency-Key" = String, Header, description = "Repeats get the first answer")),
-    responses((status = 200, body = RefundView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 200, body = RefundView), (status = 404, body = Problem), (status = 409, body = Problem),
+              (status = 422, body = Problem)))]
 async fn decline_refund(
     State(state): State<AppState>,
     caller: Caller,
