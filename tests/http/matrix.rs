@@ -26,7 +26,8 @@ struct Endpoint {
     name: &'static str,
     method: Method,
     /// `{i}` institution, `{j}` jurisdiction or city, `{b}` bank, `{n}` a
-    /// number unique to the case.
+    /// number unique to the case, `{l}` a pending lesson record, `{r}` a
+    /// requested refund.
     path: &'static str,
     target: Target,
     /// The roles the specification lets do this.
@@ -44,6 +45,16 @@ const FAMILY_READERS: &[Role] = &[Officer, Platform, Institution, Admin, Family]
 /// Pending lesson records of E-FAM per institution: one for each use of
 /// `{l}` (every role, inside and out, of the two endpoints that answer).
 const LESSONS_PER_INSTITUTION: usize = 2 * 6;
+
+/// Requested refunds of E-FAM per institution: one for each use of `{r}`
+/// (every role of the three refund endpoints), so that each case meets a
+/// refund waiting for its decision.
+const REFUNDS_PER_INSTITUTION: usize = 3 * 6;
+
+/// The `k`-th requested refund of an institution.
+fn refund_id(institution: &str, k: usize) -> ledger_core::RefundId {
+    api::app::refunds::refund_id_for("matrix-setup", &format!("{institution}-{k}")).unwrap()
+}
 
 fn endpoints() -> Vec<Endpoint> {
     let none = |_: &Fixture, _: usize| None;
@@ -245,6 +256,33 @@ fn endpoints() -> Vec<Endpoint> {
                 )
             },
             success: StatusCode::CREATED,
+        },
+        Endpoint {
+            name: "get refund",
+            method: Method::GET,
+            path: "/v1/refunds/{r}",
+            target: Target::Institution,
+            allowed: READERS,
+            body: none,
+            success: StatusCode::OK,
+        },
+        Endpoint {
+            name: "approve refund",
+            method: Method::POST,
+            path: "/v1/refunds/{r}/approve",
+            target: Target::Institution,
+            allowed: &[Officer, Admin],
+            body: |_, _| Some(json!({})),
+            success: StatusCode::OK,
+        },
+        Endpoint {
+            name: "decline refund",
+            method: Method::POST,
+            path: "/v1/refunds/{r}/decline",
+            target: Target::Institution,
+            allowed: &[Officer, Admin],
+            body: |_, _| Some(json!({"comment": "the course was given in full"})),
+            success: StatusCode::OK,
         },
         Endpoint {
             name: "batch",
@@ -519,6 +557,28 @@ async fn setup(server: &Server, cases: usize) -> Vec<(Role, String)> {
         pay(&server.store, &id, "E-USE", "prepay", 500_000).await;
         // Paid, so that its family has something to ask back.
         pay(&server.store, &id, "E-FAM", "prepay-fam", 500_000).await;
+        let school = server.store.institution(&id).await.unwrap();
+        for k in 1..=REFUNDS_PER_INSTITUTION {
+            api::app::refunds::request(
+                &server.store,
+                &school,
+                api::app::refunds::RefundAsk {
+                    enrollment: "E-FAM".into(),
+                    amount: Some("1.00".into()),
+                    payee: ledger_core::domain::refunds::Payee {
+                        name: "Li".into(),
+                        account: "6222".into(),
+                        bank: "CMBCCNBS".into(),
+                    },
+                    reason: None,
+                },
+                refund_id(f.target_institution, k),
+                "setup".into(),
+                server.store.now().date_naive(),
+            )
+            .await
+            .unwrap();
+        }
         let taught = ledger_core::Request {
             institution: id.clone(),
             client_id: ledger_core::ClientId::parse("taught").unwrap(),
@@ -586,8 +646,10 @@ async fn every_endpoint_by_every_role_in_and_out_of_scope(backend: Backend) {
     let cases = endpoints.len() * Role::ALL.len() * 2;
     let tokens = setup(&server, cases).await;
     let mut n = 0;
-    // The next pending lesson record of each institution, for `{l}`.
+    // The next pending lesson record of each institution, for `{l}`, and
+    // the next requested refund, for `{r}`.
     let mut lesson = [0usize; 2];
+    let mut refund = [0usize; 2];
     let mut failures = Vec::new();
     for e in &endpoints {
         for (role, token) in &tokens {
@@ -611,6 +673,14 @@ async fn every_endpoint_by_every_role_in_and_out_of_scope(backend: Backend) {
                     *next += 1;
                     assert!(*next <= LESSONS_PER_INSTITUTION);
                     path.replace("{l}", &format!("L{next}"))
+                } else {
+                    path
+                };
+                let path = if path.contains("{r}") {
+                    let next = &mut refund[usize::from(!inside)];
+                    *next += 1;
+                    assert!(*next <= REFUNDS_PER_INSTITUTION);
+                    path.replace("{r}", refund_id(f.target_institution, *next).as_str())
                 } else {
                     path
                 };
