@@ -648,6 +648,60 @@ async fn families_confirm_dispute_and_stay_silent_and_releases_follow(backend: B
 }
 crate::both!(families_confirm_dispute_and_stay_silent_and_releases_follow);
 
+/// A family that lost its token gets a new one from its school, and the
+/// old one stops working; nobody else's token moves.
+async fn a_family_that_lost_its_token_gets_a_new_one_and_the_old_stops(backend: Backend) {
+    let t = term(backend).await;
+    let account = |e: &str| format!("/v1/institutions/INS-A/enrollments/{e}/account");
+    let path = "/v1/institutions/INS-A/enrollments/E-1/family-token";
+    assert_eq!(
+        t.server.get(&t.family[0], &account("E-1")).await.0,
+        StatusCode::OK
+    );
+    // A family may not mint tokens; an enrollment the school lacks is absent.
+    let (status, p) = t.server.post(&t.family[0], path, "ft-0", json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{p}");
+    let (status, p) = t
+        .server
+        .post(
+            &t.school,
+            "/v1/institutions/INS-A/enrollments/E-404/family-token",
+            "ft-404",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{p}");
+    let tokens = t.server.store.tokens().await.unwrap().len();
+
+    let (status, body) = t.server.post(&t.school, path, "ft-1", json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let new = body["family_token"].as_str().unwrap().to_string();
+    assert_eq!(body["revoked"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(t.server.store.tokens().await.unwrap().len(), tokens + 1);
+    // The old token stops at once in this process; the new one reads the
+    // account; the other family's token is untouched.
+    let (status, p) = t.server.get(&t.family[0], &account("E-1")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{p}");
+    assert_eq!(t.server.get(&new, &account("E-1")).await.0, StatusCode::OK);
+    assert_eq!(
+        t.server.get(&t.family[1], &account("E-2")).await.0,
+        StatusCode::OK
+    );
+    // The new token is for its enrollment only.
+    assert_eq!(
+        t.server.get(&new, &account("E-2")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // A repeat of the request shows the secret redacted and mints nothing.
+    let (status, again) = t.server.post(&t.school, path, "ft-1", json!({})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_ne!(again["family_token"], new.as_str(), "{again}");
+    assert_eq!(t.server.store.tokens().await.unwrap().len(), tokens + 1);
+    t.bank.stop().await;
+    t.server.stop().await;
+}
+crate::both!(a_family_that_lost_its_token_gets_a_new_one_and_the_old_stops);
+
 /// A family's account is its enrollment's own rows: the counters the
 /// books keep for it (tuition paid net of a reversed payment, hours
 /// consumed, imported ones included), its prepaid balance and its own

@@ -105,6 +105,15 @@ fn endpoints() -> Vec<Endpoint> {
             success: StatusCode::OK,
         },
         Endpoint {
+            name: "reissue a family token",
+            method: Method::POST,
+            path: "/v1/institutions/{i}/enrollments/E-PAY/family-token",
+            target: Target::Institution,
+            allowed: &[Institution, Platform, Admin],
+            body: |_, _| Some(json!({})),
+            success: StatusCode::CREATED,
+        },
+        Endpoint {
             name: "enrollments",
             method: Method::GET,
             path: "/v1/institutions/{i}/enrollments",

@@ -85,6 +85,37 @@ pub fn mint(
     Ok((token, record))
 }
 
+/// A family's new token for its enrollment, in place of every one it had
+/// (lost, or in the wrong hands): the new one is kept first, then the
+/// others are revoked, so that the family is never left without one.
+/// Returns the new token and the ids of those revoked.
+pub async fn reissue_family(
+    store: &Store,
+    institution: &ledger_core::InstitutionId,
+    enrollment: &ledger_core::EnrollmentId,
+) -> anyhow::Result<(String, Vec<String>)> {
+    let scope = Scope::Enrollment(institution.clone(), enrollment.clone());
+    let (kind, id) = (scope.kind(), scope.id().unwrap_or_default());
+    let before = store.live_tokens_of(kind, &id).await?;
+    let (token, record) = create(
+        store,
+        Role::Family,
+        scope,
+        Some(format!("family of {enrollment} at {institution}")),
+    )
+    .await?;
+    let mut revoked = Vec::new();
+    for old in before
+        .iter()
+        .filter(|t| t.role == Role::Family.as_str() && t.id != record.id)
+    {
+        if store.revoke_token(&old.id).await? {
+            revoked.push(old.id.clone());
+        }
+    }
+    Ok((token, revoked))
+}
+
 /// Creates and keeps a token; returns the token itself.
 pub async fn create(
     store: &Store,

@@ -125,6 +125,13 @@ impl TokenCache {
             .map(|(_, record)| record.clone())
     }
 
+    /// Drops the tokens `ids` names: revoked by this process, they stop
+    /// working here at once (elsewhere within `ttl`).
+    pub fn forget(&self, ids: &[String]) {
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        verified.retain(|_, (_, record)| !ids.contains(&record.id));
+    }
+
     fn put(&self, hash: String, record: TokenRecord) {
         if self.ttl.is_zero() {
             return;

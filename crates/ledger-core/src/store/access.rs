@@ -196,6 +196,22 @@ impl Store {
         self.tokens_where(&sql, None).await
     }
 
+    /// The tokens of one scope not revoked (`kind` and `id` as
+    /// [`TokenRecord`] keeps them), oldest first.
+    pub async fn live_tokens_of(&self, kind: &str, id: &str) -> Result<Vec<TokenRecord>> {
+        let rows: Vec<TokenRow> = on_reader!(self, |pool| {
+            sqlx::query_as(&format!(
+                "{TOKEN_COLUMNS} where scope_kind = $1 and scope_id = $2 and revoked_at is null \
+                 order by created_at, token_id"
+            ))
+            .bind(kind)
+            .bind(id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(TokenRecord::from).collect())
+    }
+
     async fn tokens_where(&self, sql: &str, arg: Option<&str>) -> Result<Vec<TokenRecord>> {
         let rows: Vec<TokenRow> = on_reader!(self, |pool| {
             let mut q = sqlx::query_as(sql);

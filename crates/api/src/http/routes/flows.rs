@@ -25,6 +25,7 @@ use crate::http::{guard, AppState};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_enrollment, list_enrollments))
+        .routes(routes!(reissue_family_token))
         .routes(routes!(record_payment))
         .routes(routes!(record_consumption))
         .routes(routes!(post_batch))
@@ -80,8 +81,8 @@ async fn create_enrollment(
         return Err(ApiError::from(crate::app::AppError::Conflict {
             code: "enrollment_exists",
             detail: format!(
-                "institution {} already has enrollment {} with these terms; its family token was shown once, when it was recorded (a repeat under that request's Idempotency-Key shows the first answer)",
-                i.id, enrollment.id
+                "institution {} already has enrollment {} with these terms; its family token was shown once, when it was recorded (a repeat under that request's Idempotency-Key shows the first answer; POST …/enrollments/{}/family-token issues a new one and revokes the old)",
+                i.id, enrollment.id, enrollment.id
             ),
         }));
     }
@@ -119,6 +120,62 @@ pub struct NewEnrollmentView {
     /// institution hands it over. Shown once; a repeat of the request shows
     /// it redacted.
     pub family_token: String,
+}
+
+/// A family's new token for its enrollment, when the one it had is lost or
+/// in the wrong hands.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct FamilyTokenView {
+    pub institution: String,
+    pub enrollment: String,
+    /// The new bearer token (role `family`, this enrollment only): shown
+    /// once; a repeat of the request shows it redacted.
+    pub family_token: String,
+    /// The ids of the family's earlier tokens, revoked (they stop working
+    /// within `http.token_cache_ms`).
+    pub revoked: Vec<String>,
+}
+
+/// Issue the family of an enrollment a new token and revoke every one it
+/// had: the way back for a family that lost its token (an enrollment sent
+/// again gets none).
+#[utoipa::path(post, path = "/v1/institutions/{id}/enrollments/{enrollment}/family-token", tag = "flows",
+    params(("id" = String, Path, description = "Institution id"),
+           ("enrollment" = String, Path, description = "Enrollment id"),
+           ("Idempotency-Key" = String, Header, description = "Repeats get the first answer")),
+    responses((status = 201, body = FamilyTokenView), (status = 403, body = Problem),
+              (status = 404, body = Problem)))]
+async fn reissue_family_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, enrollment)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let i = guard::institution(&state, &caller, &id, Action::RecordTeaching).await?;
+    let not_found = || ApiError::not_found(format!("enrollment {enrollment:?}"));
+    let e = EnrollmentId::parse(enrollment.clone()).map_err(|_| not_found())?;
+    if state.store.enrollment_book(&i.id, &e).await?.is_none() {
+        return Err(not_found());
+    }
+    let (token, revoked) = crate::token::reissue_family(&state.store, &i.id, &e)
+        .await
+        .map_err(|err| {
+            tracing::error!(error = %err, "family token not reissued");
+            ApiError::internal()
+        })?;
+    state.tokens.forget(&revoked);
+    tracing::info!(institution = %i.id, enrollment = %e, revoked = revoked.len(), "family token reissued");
+    let mut response = (
+        StatusCode::CREATED,
+        Json(FamilyTokenView {
+            institution: i.id.to_string(),
+            enrollment: e.to_string(),
+            family_token: token.clone(),
+            revoked,
+        }),
+    )
+        .into_response();
+    response.extensions_mut().insert(ShownOnce(token));
+    Ok(response)
 }
 
 /// The institution's enrollments (packages of class hours sold), by id, a
