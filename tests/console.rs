@@ -533,6 +533,30 @@ async fn notices_are_numbered_per_jurisdiction_and_year_and_fall_overdue(backend
         (e.code(), e.to_string().contains("finding")),
         ("invalid_field", true)
     );
+    // A due day beyond the business dates would never fall due; a NUL in
+    // a finding no database keeps alike.
+    let e = rectification::issue(
+        store,
+        &golden,
+        draft(support::day(9999, 12, 31)),
+        "t",
+        today,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        (e.code(), e.field().as_deref()),
+        ("invalid_field", Some("due_on"))
+    );
+    let mut nul = draft(today);
+    nul.finding = "资金\u{0}缺口".into();
+    let e = rectification::issue(store, &golden, nul, "t", today)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), e.field().as_deref()),
+        ("invalid_text", Some("finding"))
+    );
     let mut foreign = draft(today);
     foreign.alert_key = Some("no such alert".into());
     assert!(rectification::issue(store, &golden, foreign, "t", today)
@@ -1328,7 +1352,21 @@ async fn an_officer_cannot_approve_in_the_console_a_refund_she_asked_for(backend
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
-    assert!(page.contains("reason"), "{page}");
+    assert!(
+        page.contains("reason") || page.contains("comment"),
+        "{page}"
+    );
+    let (status, page) = z
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("decision", "decline"),
+                ("reason", "no\u{0}"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
     assert_eq!(
         api::app::refunds::find(store, refund.id.as_str())
             .await

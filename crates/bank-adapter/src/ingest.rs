@@ -41,11 +41,27 @@ pub fn to_feed(bank: &str, s: &Statement) -> Result<FeedStatement, Box<ConvertEr
     let currency: Currency = s.currency.parse().map_err(|e| fail(None, e))?;
     let minor =
         |line: Option<usize>, value| decimal_to_minor(value, currency).map_err(|e| fail(line, e));
-    let balance = |b: &Option<crate::model::Balance>| -> Result<Option<(i64, chrono::NaiveDate)>, Box<ConvertError>> {
-        b.as_ref().map(|b| Ok((minor(None, b.amount)?, b.date))).transpose()
+    // Dates outside the business window (bounds.rs) would become an
+    // account's latest closing, or a day reconciliation keeps, for ever.
+    let day = |line: Option<usize>, field: &'static str, d: Option<chrono::NaiveDate>| {
+        d.map_or(Ok(()), |d| {
+            ledger_core::domain::bounds::check_day(field, d).map_err(|e| fail(line, e))
+        })
+    };
+    let balance = |b: &Option<crate::model::Balance>,
+                   field: &'static str|
+     -> Result<Option<(i64, chrono::NaiveDate)>, Box<ConvertError>> {
+        b.as_ref()
+            .map(|b| {
+                day(None, field, Some(b.date))?;
+                Ok((minor(None, b.amount)?, b.date))
+            })
+            .transpose()
     };
     let mut lines = Vec::with_capacity(s.lines.len());
     for (i, l) in s.lines.iter().enumerate() {
+        day(Some(i), "booking_date", l.booking_date)?;
+        day(Some(i), "value_date", l.value_date)?;
         let details = serde_json::json!({ "children": l.children, "structured": l.structured });
         lines.push(FeedLine {
             amount_minor: minor(Some(i), l.amount)?,
@@ -77,8 +93,8 @@ pub fn to_feed(bank: &str, s: &Statement) -> Result<FeedStatement, Box<ConvertEr
         sequence: s.sequence.clone(),
         currency,
         provisional: is_provisional(s.format),
-        opening: balance(&s.opening_balance)?,
-        closing: balance(&s.closing_balance)?,
+        opening: balance(&s.opening_balance, "opening_date")?,
+        closing: balance(&s.closing_balance, "closing_date")?,
         lines,
         file_sha256: s.source.file_sha256.clone(),
         message: s.source.message,

@@ -209,3 +209,43 @@ proptest::proptest! {
         }
     }
 }
+
+fn read_bytes(bytes: &[u8], mapping: CsvMapping) -> Result<ParseOutput, ParseError> {
+    let options = ParseOptions {
+        format: Some(Format::Csv),
+        csv: Some(mapping),
+        ..ParseOptions::default()
+    };
+    parse(bytes, &options)
+}
+
+fn utf8_fixture() -> String {
+    std::fs::read_to_string(dir().join("tests/fixtures/csv/cn_direction_utf8_bom.csv")).unwrap()
+}
+
+#[test]
+fn an_export_of_no_rows_is_refused_not_kept_as_a_file_seen() {
+    let text = utf8_fixture();
+    let header_only: String = text.split_inclusive('\n').take(2).collect();
+    let err = read_bytes(header_only.as_bytes(), mapping("cn-direction.json"))
+        .expect_err("a header is not a statement");
+    assert_eq!(err.code(), "malformed_feed", "{err}");
+    assert!(err.to_string().contains("no rows"), "{err}");
+}
+
+#[test]
+fn a_row_dated_outside_the_business_dates_is_refused_when_it_becomes_a_feed() {
+    let text = utf8_fixture().replacen("2026/09/01", "2999/09/01", 1);
+    let out = read_bytes(text.as_bytes(), mapping("cn-direction.json")).unwrap();
+    let err = bank_adapter::ingest::to_feed("PYRCB", &out.statements[0])
+        .expect_err("2999 is no business date");
+    assert_eq!(err.code(), "invalid_field", "{err}");
+    let said = err.to_string();
+    assert!(
+        said.contains("booking_date") && said.contains("2999-09-01"),
+        "{said}"
+    );
+    // The export as it was is a feed.
+    let out = read_bytes(utf8_fixture().as_bytes(), mapping("cn-direction.json")).unwrap();
+    assert!(bank_adapter::ingest::to_feed("PYRCB", &out.statements[0]).is_ok());
+}

@@ -157,6 +157,24 @@ async fn the_same_statement_in_two_files_is_held_once_and_other_content_is_refus
     assert_eq!(err.code(), "exists_with_different_fields");
     assert!(err.to_string().contains("S1"), "{err}");
     assert_eq!(db.dump().await, before);
+    // S1 re-sent under a new reference (and another format's key): what
+    // the bank said is held already, so its lines are not stored twice.
+    let mut resent = statement("S1", 0, &[500], "2026-09-01");
+    resent.statement_id = "S1-RESENT".into();
+    resent.format = "mt940".into();
+    let report = s
+        .ingest_file("ICBC-PY", "f4", "mt940", 100, &[resent])
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            report.statements_stored,
+            report.statements_already_held,
+            report.lines_stored
+        ),
+        (0, 1, 0)
+    );
+    assert_eq!(s.bank_line_count(&iid("I1")).await.unwrap(), 2);
 }
 
 async fn statements_of_unregistered_accounts_or_currencies_store_nothing(db: &TestDb) {

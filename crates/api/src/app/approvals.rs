@@ -754,6 +754,7 @@ pub async fn reject(
     by: &Party,
     reason: &str,
 ) -> AppResult<Approval> {
+    crate::app::error::note("reason", reason)?;
     if reason.trim().is_empty() {
         return Err(AppError::invalid(
             "invalid_field",

@@ -198,6 +198,26 @@ impl From<StoreError> for AppError {
 
 pub type AppResult<T> = Result<T, AppError>;
 
+/// A free text given to a use case (a reason, a comment, an answer),
+/// trimmed, `None` when empty; refused, naming `field`, when it cannot be
+/// kept (`bounds::note_refusal`: NUL, control characters, over-long). The
+/// JSON API refuses the same before a handler runs; the console's forms
+/// and the CLI meet it here.
+pub fn note(field: &str, value: &str) -> AppResult<Option<String>> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if let Some(why) = ledger_core::domain::bounds::note_refusal(value) {
+        return Err(AppError::invalid(
+            "invalid_text",
+            field.to_string(),
+            format!("{field}: {why}"),
+        ));
+    }
+    Ok(Some(value.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

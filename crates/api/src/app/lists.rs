@@ -48,6 +48,7 @@ pub async fn publish(
     reason: &str,
     published_by: &str,
 ) -> AppResult<ListChange> {
+    crate::app::error::note("reason", reason)?;
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
         return Err(AppError::invalid(

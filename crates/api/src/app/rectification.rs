@@ -30,6 +30,7 @@ pub struct NoticeDraft {
 }
 
 fn text(field: &'static str, value: &str) -> AppResult<String> {
+    crate::app::error::note(field, value)?;
     let value = value.trim();
     if value.is_empty() || value.chars().count() > 2000 {
         return Err(AppError::invalid(
@@ -51,6 +52,7 @@ pub async fn issue(
 ) -> AppResult<Notice> {
     let finding = text("finding", &draft.finding)?;
     let required_action = text("required_action", &draft.required_action)?;
+    ledger_core::domain::bounds::check_day("due_on", draft.due_on)?;
     if draft.due_on < today {
         return Err(AppError::invalid(
             "due_in_the_past",

@@ -467,7 +467,8 @@ pub async fn decide(
         Decision::Approve => RefundState::Approved,
         Decision::Decline => RefundState::Declined,
     };
-    let comment = comment.map(str::trim).filter(|c| !c.is_empty());
+    let comment = crate::app::error::note("comment", comment.unwrap_or(""))?;
+    let comment = comment.as_deref();
     if decision == Decision::Decline && comment.is_none() {
         // The family's money stays with the school: the family reads why.
         return Err(AppError::invalid(

@@ -7,6 +7,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use ledger_core::domain::bounds::{note_refusal, MAX_NOTE_CHARS};
 use ledger_core::domain::error::ErrorKind;
 use ledger_core::{LedgerError, StoreError};
 use serde::Serialize;
@@ -283,7 +284,7 @@ impl From<QueryRejection> for ApiError {
 }
 
 /// `axum::Json`, with refusals as problems, and text that cannot be kept
-/// ([`text_refusal`]: NUL, control characters, over-long) refused with
+/// (`bounds::note_refusal`: NUL, control characters, over-long) refused with
 /// where it was.
 #[derive(Debug)]
 pub struct Json<T>(pub T);
@@ -315,7 +316,7 @@ where
             .map_err(|e| ApiError::bad_request("unreadable_body", e.body_text()))?;
         // Only a body with an escaped control character, or long enough to
         // hold an over-long string, is read twice.
-        let suspect = bytes.len() > MAX_TEXT_CHARS
+        let suspect = bytes.len() > MAX_NOTE_CHARS
             || [&b"\\u00"[..], b"\\b", b"\\f"]
                 .iter()
                 .any(|escape| bytes.windows(escape.len()).any(|w| w == *escape));
@@ -337,37 +338,12 @@ where
     }
 }
 
-/// The most characters any one text of a request body may hold: far
-/// beyond a name, a reason or a note, far below what would make every
-/// listing that shows it heavy.
-pub const MAX_TEXT_CHARS: usize = 2_000;
-
-/// Why a text cannot be kept as sent, if it cannot: NUL (no database holds
-/// it), another control character (none is text; line breaks and tabs
-/// are), or more than [`MAX_TEXT_CHARS`].
-fn text_refusal(s: &str) -> Option<String> {
-    if s.contains('\0') {
-        Some("text may not contain NUL (\\u0000) characters".into())
-    } else if s
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
-        Some("text may not contain control characters other than line breaks and tabs".into())
-    } else if s.chars().count() > MAX_TEXT_CHARS {
-        Some(format!(
-            "text may not be longer than {MAX_TEXT_CHARS} characters"
-        ))
-    } else {
-        None
-    }
-}
-
 /// Where in a JSON document a text (a value or a key) cannot be kept, and
-/// why ([`text_refusal`]).
+/// why (`bounds::note_refusal`).
 fn bad_text(value: &serde_json::Value, at: String) -> Option<(String, String)> {
     use serde_json::Value;
     match value {
-        Value::String(s) => text_refusal(s).map(|why| (at, why)),
+        Value::String(s) => note_refusal(s).map(|why| (at, why)),
         Value::Array(items) => items
             .iter()
             .enumerate()
@@ -378,7 +354,7 @@ fn bad_text(value: &serde_json::Value, at: String) -> Option<(String, String)> {
             } else {
                 format!("{at}.{k}")
             };
-            match text_refusal(k) {
+            match note_refusal(k) {
                 Some(why) => Some((path, why)),
                 None => bad_text(v, path),
             }

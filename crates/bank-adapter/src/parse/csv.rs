@@ -462,6 +462,14 @@ pub fn parse(
         group.0.push(line);
     }
 
+    if order.is_empty() {
+        // An export of no rows says nothing about any account: refused as
+        // an empty camt or MT940 file is, rather than kept as a file seen.
+        return Err(err(
+            "file",
+            "the export holds no rows (only its header): nothing to ingest",
+        ));
+    }
     let mut out = ParseOutput::default();
     for (n, key) in order.into_iter().enumerate() {
         let Some((mut lines, balances)) = groups.remove(&key) else {

@@ -19,6 +19,31 @@ pub const LATEST_YEAR: i32 = 2099;
 /// width of the hours columns.
 pub const MAX_HOURS: u32 = 100_000;
 
+/// The most characters any one free text (a reason, a comment, a note,
+/// any text of a request) may hold: far beyond what an officer or a family
+/// writes, far below what would make every listing that shows it heavy.
+pub const MAX_NOTE_CHARS: usize = 2_000;
+
+/// Why a free text cannot be kept as given, if it cannot: NUL (no database
+/// holds it), another control character (none is text; line breaks and
+/// tabs are), or more than [`MAX_NOTE_CHARS`].
+pub fn note_refusal(value: &str) -> Option<String> {
+    if value.contains('\0') {
+        Some("text may not contain NUL (\\u0000) characters".into())
+    } else if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        Some("text may not contain control characters other than line breaks and tabs".into())
+    } else if value.chars().count() > MAX_NOTE_CHARS {
+        Some(format!(
+            "text may not be longer than {MAX_NOTE_CHARS} characters"
+        ))
+    } else {
+        None
+    }
+}
+
 /// Why a short text (a name, a reference) cannot be kept: a control
 /// character, or more than `max` characters. `None` when it can.
 pub fn text_refusal(value: &str, max: usize) -> Option<String> {

@@ -230,8 +230,9 @@ impl Store {
     }
 
     /// Stores one file's statements in one transaction: a file seen before
-    /// changes nothing; a statement already held with the same content is
-    /// skipped, with other content refused.
+    /// changes nothing; a statement already held with the same content
+    /// (under its own key or another) is skipped, its key held with other
+    /// content refused.
     pub async fn ingest_file(
         &self,
         bank: &str,
@@ -343,6 +344,23 @@ impl Store {
                     }
                     Some(_) => return Err(duplicate(s)),
                     None => {}
+                }
+                // The same statement under another id or page (a bank that
+                // re-sends a day with a new reference): held already, its
+                // lines not stored twice.
+                let same: Option<String> = sqlx::query_scalar(
+                    "select statement_key from bank_statements where institution_id = $1 \
+                       and bank_id = $2 and account_no = $3 and content_hash = $4 limit 1",
+                )
+                .bind(account.0)
+                .bind(account.1)
+                .bind(account.2)
+                .bind(&hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if same.is_some() {
+                    report.statements_already_held += 1;
+                    continue;
                 }
                 if !s.provisional {
                     let last: ClosingRow = sqlx::query_as(LAST_CLOSING)
