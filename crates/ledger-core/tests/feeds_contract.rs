@@ -323,4 +323,21 @@ async fn an_intraday_report_and_the_end_of_day_statement_are_both_kept_apart(db:
     assert_eq!(eod.statements_stored, 1);
     assert!(eod.warnings.is_empty(), "{:?}", eod.warnings);
     assert_eq!(s.bank_line_count(&iid("I1")).await.unwrap(), 1 + 1 + 2);
+    // An end of day that says exactly what a report said (the same
+    // content) is not the report held again: it is what confirms it.
+    let mut report = statement("RPT-0902-1", 478_100, &[700], "2026-09-02");
+    report.format = "camt052".into();
+    report.provisional = true;
+    let mut confirming = report.clone();
+    confirming.format = "camt053".into();
+    confirming.provisional = false;
+    confirming.statement_id = "S2".into();
+    s.ingest_file("ICBC-PY", "f3", "camt052", 1, &[report])
+        .await
+        .unwrap();
+    let r = s
+        .ingest_file("ICBC-PY", "f4", "camt053", 1, &[confirming])
+        .await
+        .unwrap();
+    assert_eq!((r.statements_stored, r.statements_already_held), (1, 0));
 }

@@ -347,15 +347,19 @@ impl Store {
                 }
                 // The same statement under another id or page (a bank that
                 // re-sends a day with a new reference): held already, its
-                // lines not stored twice.
+                // lines not stored twice. Only of its own kind: an end of
+                // day that says what the intraday report said still
+                // confirms it, and is kept.
                 let same: Option<String> = sqlx::query_scalar(
                     "select statement_key from bank_statements where institution_id = $1 \
-                       and bank_id = $2 and account_no = $3 and content_hash = $4 limit 1",
+                       and bank_id = $2 and account_no = $3 and content_hash = $4 \
+                       and provisional = $5 limit 1",
                 )
                 .bind(account.0)
                 .bind(account.1)
                 .bind(account.2)
                 .bind(&hash)
+                .bind(s.provisional)
                 .fetch_optional(&mut *tx)
                 .await?;
                 if same.is_some() {
