@@ -2395,6 +2395,20 @@ fn feed_ingest_stores_each_statement_of_one_message_under_its_own_account() {
     let doc = run_json(&url, &["feed", "ingest", "--bank", "PYB", "--json", &file]);
     assert_eq!(doc[0]["report"]["statements_stored"], 2, "{doc}");
     assert_eq!(doc[0]["report"]["lines_stored"], 2, "{doc}");
+    // Several files, the last refused: the JSON still says what became of
+    // the ones before it, and the refusal names the file.
+    let junk = dir.path().join("junk.sta");
+    std::fs::write(&junk, "not a statement\n").unwrap();
+    let junk = junk.to_str().unwrap();
+    let out = run(
+        &url,
+        &["feed", "ingest", "--bank", "PYB", "--json", &file, junk],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("junk.sta"), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc.as_array().map(Vec::len), Some(1), "{doc}");
+    assert_eq!(doc[0]["report"]["file_seen_before"], true, "{doc}");
 }
 
 #[test]

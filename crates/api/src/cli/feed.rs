@@ -514,25 +514,42 @@ pub async fn ingest(
     let mut reports = Vec::new();
     for file in &files {
         bar.set_message(file.display().to_string());
-        let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        // The file is known by what the bank sent, before any transcoding.
-        let sha256 = bank_adapter::parse::FileContext::of(&raw).sha256;
-        let len = raw.len() as u64;
-        let bytes = transcode(raw, encoding, &options).map_err(|e| {
-            anyhow::anyhow!("{}: {e}; nothing from this file was stored", file.display())
-        })?;
-        let receipt = app::feeds::ingest(
-            store,
-            StatementFile {
-                bank,
-                bytes: &bytes,
-                sha256,
-                len,
-                options: &options,
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{}: [{}] {e}", file.display(), e.code()))?;
+        let stored = async {
+            let raw =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            // The file is known by what the bank sent, before any transcoding.
+            let sha256 = bank_adapter::parse::FileContext::of(&raw).sha256;
+            let len = raw.len() as u64;
+            let bytes = transcode(raw, encoding, &options).map_err(|e| {
+                anyhow::anyhow!("{}: {e}; nothing from this file was stored", file.display())
+            })?;
+            let receipt = app::feeds::ingest(
+                store,
+                StatementFile {
+                    bank,
+                    bytes: &bytes,
+                    sha256,
+                    len,
+                    options: &options,
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: [{}] {e}", file.display(), e.code()))?;
+            anyhow::Ok((receipt, len))
+        }
+        .await;
+        let (receipt, len) = match stored {
+            Ok(stored) => stored,
+            Err(e) => {
+                // The files before this one are stored: say so before the
+                // refusal, in JSON as in text (which printed them already).
+                bar.finish_and_clear();
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&reports)?);
+                }
+                return Err(e);
+            }
+        };
         bar.inc(len);
         if !json {
             bar.suspend(|| {
