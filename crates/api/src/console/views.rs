@@ -648,7 +648,7 @@ fn refund_decisions(lang: Lang, refunds: &[RefundItem], csrf: &str) -> Markup {
                             td { (r.reason) }
                             td { (r.requested_by) br; span.nowrap { (r.requested_on) } }
                             td.nowrap { (r.answer_by) }
-                            td.nowrap {
+                            td {
                                 form.inline method="post" action={ "/refunds/" (r.id) "/decide" } {
                                     input type="hidden" name="csrf" value=(csrf);
                                     input type="hidden" name="decision" value="approve";
@@ -660,7 +660,7 @@ fn refund_decisions(lang: Lang, refunds: &[RefundItem], csrf: &str) -> Markup {
                                     input type="hidden" name="decision" value="decline";
                                     label for={ "decline-reason-" (r.id) } { (lang.t("驳回理由", "Reason to decline")) }
                                     " "
-                                    input id={ "decline-reason-" (r.id) } type="text" name="reason" required;
+                                    input id={ "decline-reason-" (r.id) } type="text" name="reason" size="16" required;
                                     " "
                                     button.secondary type="submit" { (lang.t("驳回", "Decline")) }
                                 }
