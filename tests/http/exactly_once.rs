@@ -116,13 +116,7 @@ async fn every_post_acts_once_under_concurrent_repeats(backend: Backend) {
     .await;
     // A new payee waits for a second officer.
     assert_eq!(status, StatusCode::ACCEPTED, "{p}");
-    let checker = server
-        .token_named(
-            Role::Officer,
-            Scope::Jurisdiction(code("410922")),
-            "Wang Fang",
-        )
-        .await;
+    let checker = server.second_officer().await;
     let (status, done) = server
         .post(
             &checker,

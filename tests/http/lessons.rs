@@ -102,14 +102,7 @@ impl Term {
     /// A second officer of the county approves a pending request (a
     /// manual release waits for one).
     async fn approve_as_second_officer(&self, pending: &Value, key: &str) {
-        let checker = self
-            .server
-            .token_named(
-                Role::Officer,
-                Scope::Jurisdiction(code("410922")),
-                "Wang Fang",
-            )
-            .await;
+        let checker = self.server.second_officer().await;
         let (status, done) = self
             .server
             .post(

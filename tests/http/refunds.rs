@@ -690,14 +690,7 @@ async fn a_release_is_paid_to_the_payee_on_file(backend: Backend) {
         (StatusCode::ACCEPTED, Some("pending")),
         "{asked}"
     );
-    let checker = s
-        .server
-        .token_named(
-            Role::Officer,
-            Scope::Jurisdiction(code("410922")),
-            "Wang Fang",
-        )
-        .await;
+    let checker = s.server.second_officer().await;
     let approve = |token: String, id: String, key: &'static str| {
         let path = format!("/v1/approvals/{id}/approve");
         let server = &s.server;

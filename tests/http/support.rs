@@ -149,6 +149,17 @@ impl Server {
             .0
     }
 
+    /// An officer of county 410922 other than the one who asks: the
+    /// checker maker–checker needs.
+    pub async fn second_officer(&self) -> String {
+        self.token_named(
+            Role::Officer,
+            Scope::Jurisdiction(code("410922")),
+            "Wang Fang",
+        )
+        .await
+    }
+
     pub async fn admin(&self) -> String {
         self.token(Role::Admin, Scope::All).await
     }
