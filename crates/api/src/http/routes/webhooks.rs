@@ -188,7 +188,8 @@ async fn subscribe(
     caller: Caller,
     Json(body): Json<NewSubscription>,
 ) -> ApiResult<(StatusCode, Json<SubscriptionView>)> {
-    if body.events.iter().any(|e| e == "alert.red") && !permits(caller.role, Action::Oversee) {
+    let red = |e: &String| EventType::parse(e) == Some(EventType::RedAlert);
+    if body.events.iter().any(red) && !permits(caller.role, Action::Oversee) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
